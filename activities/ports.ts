@@ -1,0 +1,139 @@
+/**
+ * Ports: what activities need from the outside world. Connectors (infra/connectors/<kind>) implement them;
+ * unit tests pass typed fakes. Every create carries an `idempotencyKey` derived from the business event and step;
+ * an implementation MUST look the key up in the external system before creating, so a retry after a lost
+ * response returns the existing document instead of making a second one (reliability.md §2.5).
+ *
+ * Implementations throw `ExternalSystemError` (infra/connectors/errors.ts) so activities can classify failures.
+ */
+
+export interface MesLot {
+  lotId: string;
+  sku: string;
+  workOrder: string;
+  quantity: number;
+  unit: string;
+  status: string;
+  /** Vendor of purchased material; absent for lots made in-house. */
+  supplier?: string;
+  /** Where the ERP keeps this lot: plant, storage location and batch. */
+  erpPlant: string;
+  storageLocation: string;
+  batch: string;
+}
+
+export interface MesHoldRequest {
+  idempotencyKey: string;
+  lotId: string;
+  workOrder: string;
+  reason: string;
+  defectClass: string;
+  line: string;
+  station: string;
+}
+
+export interface MesQualityEventRequest {
+  idempotencyKey: string;
+  workOrder: string;
+  lotId: string;
+  partId: string;
+  defectClass: string;
+  nonconformingQuantity: number;
+}
+
+export interface MesWorkOrderQuality {
+  qualityEventId: string;
+  workOrder: string;
+  qualityStatus: string;
+  nonconformingQuantity: number;
+  goodQuantity: number;
+}
+
+export type MesLotDisposition = 'use-as-is' | 'rework' | 'scrap' | 'return-to-vendor';
+
+export interface MesReleaseRequest {
+  idempotencyKey: string;
+  holdId: string;
+  lotId: string;
+  disposition: MesLotDisposition;
+  comment: string;
+}
+
+export interface MesPort {
+  readonly system: string;
+  getLot(lotId: string): Promise<MesLot>;
+  /** Puts the lot on hold; returns the existing hold when one with this key already exists. */
+  holdLot(req: MesHoldRequest): Promise<{ holdId: string }>;
+  /** Records a nonconforming part against the work order and returns the order's quality status and counts. */
+  recordQualityEvent(req: MesQualityEventRequest): Promise<MesWorkOrderQuality>;
+  /** Closes the hold with the disposition's effect on the lot (released, rework, scrapped, returned). */
+  releaseHold(req: MesReleaseRequest): Promise<{ lotStatus: string }>;
+}
+
+export interface ErpDefectItem {
+  idempotencyKey: string;
+  /** SAP defect code (catalog 9 code group / code); Holdfast maps vision classes onto it. */
+  defectCodeGroup: string;
+  defectCode: string;
+  text: string;
+}
+
+export interface ErpQualityNotificationRequest {
+  idempotencyKey: string;
+  notificationType: string;
+  text: string;
+  material: string;
+  plant: string;
+  batch: string;
+  supplier?: string;
+  quantity: number;
+  unit: string;
+  firstItem: ErpDefectItem;
+}
+
+export type ErpMovementType = '344' | '343' | '555' | '122';
+
+export interface ErpGoodsMovementRequest {
+  idempotencyKey: string;
+  movementType: ErpMovementType;
+  material: string;
+  plant: string;
+  storageLocation: string;
+  batch: string;
+  quantity: number;
+  unit: string;
+  headerText: string;
+  supplier?: string;
+}
+
+export interface ErpMaterialDocument {
+  materialDocument: string;
+  materialDocumentYear: string;
+}
+
+export interface ErpPort {
+  readonly system: string;
+  /** Creates the notification with its first defect item, or returns the one already made with this key. */
+  raiseQualityNotification(req: ErpQualityNotificationRequest): Promise<{ notification: string; item: string }>;
+  /** Adds a defect item to an existing notification, or returns the item already added with this key. */
+  addNotificationItem(notification: string, item: ErpDefectItem): Promise<{ item: string }>;
+  /** Posts a transfer posting (GoodsMovementCode 04) or return, or returns the document already posted with this key. */
+  postGoodsMovement(req: ErpGoodsMovementRequest): Promise<ErpMaterialDocument>;
+  /** Sets the notification to completed; completing a completed notification is not an error. */
+  completeNotification(notification: string): Promise<void>;
+}
+
+/** Where escalations go: a webhook, a log line, or (later) e-mail / MES andon. */
+export interface EscalationPort {
+  escalate(message: EscalationMessage): Promise<void>;
+}
+
+export interface EscalationMessage {
+  idempotencyKey: string;
+  site: string;
+  line: string;
+  lotId: string;
+  lotCaseWorkflowId: string;
+  waitingSince: string;
+  text: string;
+}

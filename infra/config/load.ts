@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { SitePolicy } from '../../workflows/contracts';
+import { HoldfastConfig, type SiteConfig } from './schema';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Where the topology lives: HOLDFAST_CONFIG, else temporal.yaml at the repository root. */
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.HOLDFAST_CONFIG ?? resolve(__dirname, '../../temporal.yaml'));
+}
+
+/** Reads and validates temporal.yaml; a bad file fails with messages that name each offending key. */
+export function loadConfig(path = configPath()): HoldfastConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config ${path}: ${(err as Error).message}`);
+  }
+  return parseConfig(text, path);
+}
+
+export function parseConfig(text: string, source = 'temporal.yaml'): HoldfastConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${source} is not valid YAML: ${(err as Error).message}`);
+  }
+  const parsed = HoldfastConfig.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(`${source} is invalid:\n${formatIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
+}
+
+/** Resolves `${env:NAME}`; a missing variable is a configuration error naming the key and the variable. */
+export function resolveEnvRef(value: string, key: string, env: NodeJS.ProcessEnv = process.env): string {
+  const m = /^\$\{env:([A-Z_][A-Z0-9_]*)\}$/.exec(value);
+  if (!m) return value;
+  const name = m[1]!;
+  const v = env[name];
+  if (v === undefined || v === '') throw new ConfigError(`${key}: environment variable ${name} is not set`);
+  return v;
+}
+
+export function findSite(config: HoldfastConfig, siteId: string): SiteConfig | undefined {
+  return config.sites.find((s) => s.id === siteId);
+}
+
+/** The slice of a site's configuration that workflows receive as input (recorded in history at start). */
+export function sitePolicy(config: HoldfastConfig, site: SiteConfig): SitePolicy {
+  return {
+    site: site.id,
+    blockQuantity: site.policy.blockQuantity,
+    notificationType: site.policy.notificationType,
+    dispositionTimeout: site.policy.dispositionTimeout,
+    presets: config.activityPresets,
+  };
+}

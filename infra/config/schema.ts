@@ -1,0 +1,140 @@
+import { z } from 'zod';
+
+/** Temporal duration strings as accepted by the SDK ('250ms', '30s', '5m', '72h', '2d'). */
+const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 500ms, 30s, 5m, 4h or 2d');
+
+/** `${env:NAME}` reads a secret from the environment at start; secrets never live in the file. */
+export const EnvRef = z.string().regex(/^\$\{env:[A-Z_][A-Z0-9_]*\}$/, 'expected ${env:NAME}');
+
+const Retry = z.strictObject({
+  initialInterval: Duration,
+  backoffCoefficient: z.number().min(1).max(10),
+  maximumInterval: Duration,
+  maximumAttempts: z.number().int().positive().optional(),
+});
+
+const ActivityPreset = z.strictObject({
+  startToCloseTimeout: Duration,
+  scheduleToCloseTimeout: Duration.optional(),
+  retry: Retry,
+});
+
+const Temporal = z.strictObject({
+  /** host:port of the frontend. Absent: the embedded dev server started by `npm start`. */
+  address: z.string().min(1).optional(),
+  namespace: z.string().min(1).default('default'),
+  /** TLS for a self-hosted cluster or Temporal Cloud (mTLS); paths or env references. */
+  tls: z
+    .strictObject({
+      serverName: z.string().optional(),
+      clientCertPath: z.string().optional(),
+      clientKeyPath: z.string().optional(),
+      serverRootCaCertPath: z.string().optional(),
+    })
+    .optional(),
+  /** Temporal Cloud API key, always from the environment. */
+  apiKey: EnvRef.optional(),
+  devServer: z
+    .strictObject({
+      port: z.number().int().min(1).max(65535).default(7233),
+      uiPort: z.number().int().min(1).max(65535).default(8233),
+      /** SQLite file under the data directory, so workflows survive a restart. */
+      dbFile: z.string().default('temporal.sqlite'),
+    })
+    .prefault({}),
+});
+
+const WorkerPool = z.strictObject({
+  name: z.string().min(1),
+  taskQueue: z.string().min(1),
+  workflows: z.boolean().default(true),
+  activities: z.boolean().default(true),
+  maxConcurrentActivityTaskExecutions: z.number().int().positive().default(100),
+  maxConcurrentWorkflowTaskExecutions: z.number().int().positive().default(40),
+  maxCachedWorkflows: z.number().int().nonnegative().default(1000),
+});
+
+const Connector = z.looseObject({
+  kind: z.string().min(1),
+});
+
+const Escalation = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('log') }),
+  z.strictObject({ kind: z.literal('webhook'), url: z.url() }),
+]);
+
+const Station = z.strictObject({ id: z.string().min(1), name: z.string().optional() });
+const Line = z.strictObject({ id: z.string().min(1), name: z.string().optional(), stations: z.array(Station).min(1) });
+
+const Site = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only (used in workflow ids)'),
+  name: z.string().optional(),
+  timezone: z.string().default('UTC'),
+  /** Names of entries under `connectors`. */
+  mes: z.string().min(1),
+  erp: z.string().min(1),
+  lines: z.array(Line).min(1),
+  policy: z
+    .strictObject({
+      blockQuantity: z.enum(['defective-parts', 'whole-lot']).default('defective-parts'),
+      notificationType: z.string().min(1).default('F3'),
+      dispositionTimeout: Duration.default('4h'),
+      escalation: Escalation.default({ kind: 'log' }),
+    })
+    .prefault({}),
+});
+
+export const HoldfastConfig = z
+  .strictObject({
+    temporal: Temporal.prefault({}),
+    taskQueues: z.strictObject({ quality: z.string().min(1).default('holdfast-quality') }).prefault({}),
+    workerPools: z.array(WorkerPool).min(1),
+    activityPresets: z.strictObject({
+      mesCall: ActivityPreset,
+      erpPost: ActivityPreset,
+      traceWrite: ActivityPreset,
+      notify: ActivityPreset,
+    }),
+    outbox: z
+      .strictObject({
+        pollInterval: Duration.default('200ms'),
+        batchSize: z.number().int().positive().max(1000).default(50),
+        maxBackoff: Duration.default('30s'),
+      })
+      .prefault({}),
+    api: z
+      .strictObject({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(3000),
+        /** Base URL of the Temporal Web UI, for links in API responses. */
+        temporalUiUrl: z.url().default('http://127.0.0.1:8233'),
+        bodyLimitBytes: z.number().int().positive().default(1_048_576),
+        maxBatch: z.number().int().positive().default(500),
+      })
+      .prefault({}),
+    connectors: z.record(z.string().regex(/^[a-z0-9-]+$/), Connector),
+    sites: z.array(Site).min(1),
+  })
+  .superRefine((cfg, ctx) => {
+    cfg.sites.forEach((site, i) => {
+      for (const role of ['mes', 'erp'] as const) {
+        if (!(site[role] in cfg.connectors)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['sites', i, role],
+            message: `connector "${site[role]}" is not declared under connectors`,
+          });
+        }
+      }
+    });
+    if (!cfg.workerPools.some((p) => p.taskQueue === cfg.taskQueues.quality && p.workflows)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workerPools'],
+        message: `no worker pool runs workflows on the quality task queue "${cfg.taskQueues.quality}"`,
+      });
+    }
+  });
+
+export type HoldfastConfig = z.infer<typeof HoldfastConfig>;
+export type SiteConfig = HoldfastConfig['sites'][number];

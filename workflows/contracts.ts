@@ -121,7 +121,12 @@ export interface LotCaseInput {
   sku: string;
   workOrder: string;
   policy: SitePolicy;
+  /** Parts that arrived while the previous case of this lot was executing its disposition: they open this one. */
+  carriedParts?: PartDefect[];
 }
+
+/** A defective part handed to its lot case by the part's defect workflow. */
+export type PartDefect = DefectDetection & { defectWorkflowId: string };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Dispositions
@@ -141,6 +146,8 @@ export interface DispositionRequest {
 }
 
 export interface DispositionOutcome {
+  /** completed: every follow-up ran; needs-attention: a follow-up failed for good and waits for retryFailedStep. */
+  status: 'completed' | 'needs-attention';
   decision: DispositionDecision;
   decidedBy: string;
   reason: string;
@@ -158,7 +165,8 @@ export interface DispositionOutcome {
  * Stages of a lot case. Legal moves: containing → awaiting-disposition → executing-disposition → closed;
  * any stage → needs-attention when a step fails for good; needs-attention → (retry) the stage it failed in.
  */
-export type LotCaseStage = 'containing' | 'awaiting-disposition' | 'executing-disposition' | 'needs-attention' | 'closed';
+export type LotCaseStage =
+  'containing' | 'awaiting-disposition' | 'executing-disposition' | 'needs-attention' | 'closed';
 
 export interface MaterialDocumentRef {
   materialDocument: string;
@@ -223,7 +231,7 @@ export interface DefectWorkflowResult {
   containment: PartContainment;
 }
 
-export const partDefectSignal = defineSignal<[DefectDetection & { defectWorkflowId: string }]>('partDefect');
+export const partDefectSignal = defineSignal<[PartDefect]>('partDefect');
 export const partContainedSignal = defineSignal<[PartContainment]>('partContained');
 export const dispositionUpdate = defineUpdate<DispositionOutcome, [DispositionRequest]>('disposition');
 export const retryFailedStepUpdate = defineUpdate<{ retrying: string }, [{ requestedBy: string }]>('retryFailedStep');

@@ -1,0 +1,45 @@
+import type { LotCaseInput, PartDefect, SitePolicy } from '../../workflows/contracts';
+
+/** Starts the lot's case workflow if none is running and hands it the part (Temporal signal-with-start). */
+export interface LotCaseStarter {
+  enrol(args: {
+    workflowId: string;
+    taskQueue: string;
+    input: LotCaseInput;
+    part: PartDefect;
+  }): Promise<{ runId: string }>;
+}
+
+export interface LotCaseDeps {
+  lotCases: LotCaseStarter;
+}
+
+export const createLotCaseActivities = ({ lotCases }: LotCaseDeps) => ({
+  /**
+   * Signal-with-start is the only way to reach a workflow that may not exist yet; workflow code cannot do it,
+   * so it lives in an activity. A retry may deliver the part twice: the lot case ignores event ids it has seen.
+   */
+  async joinLotCase({
+    part,
+    policy,
+    taskQueue,
+    lotCaseWorkflowId,
+  }: {
+    part: PartDefect;
+    policy: SitePolicy;
+    taskQueue: string;
+    lotCaseWorkflowId: string;
+  }): Promise<{ runId: string }> {
+    const input: LotCaseInput = {
+      site: part.site,
+      line: part.line,
+      lotId: part.lotId,
+      sku: part.sku,
+      workOrder: part.workOrder,
+      policy,
+    };
+    return lotCases.enrol({ workflowId: lotCaseWorkflowId, taskQueue, input, part });
+  },
+});
+
+export type LotCaseActivities = ReturnType<typeof createLotCaseActivities>;

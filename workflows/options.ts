@@ -1,0 +1,17 @@
+import type { ActivityOptions } from '@temporalio/workflow';
+import { NON_RETRYABLE_ERROR_TYPES, type ActivityPreset } from './contracts';
+
+/** A named preset from temporal.yaml as Temporal activity options; business rejections are never retried. */
+export function activityOptions(preset: ActivityPreset): ActivityOptions {
+  return {
+    startToCloseTimeout: preset.startToCloseTimeout,
+    ...(preset.scheduleToCloseTimeout ? { scheduleToCloseTimeout: preset.scheduleToCloseTimeout } : {}),
+    retry: {
+      initialInterval: preset.retry.initialInterval,
+      backoffCoefficient: preset.retry.backoffCoefficient,
+      maximumInterval: preset.retry.maximumInterval,
+      ...(preset.retry.maximumAttempts ? { maximumAttempts: preset.retry.maximumAttempts } : {}),
+      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+    },
+  };
+}

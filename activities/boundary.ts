@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType, type ErrorTypeName } from '../workflows/contracts';
+import { ConfigError } from '../infra/config/load';
 import { ExternalSystemError, type ExternalErrorKind } from '../infra/connectors/errors';
 
 const NON_RETRYABLE: Record<Exclude<ExternalErrorKind, 'transient'>, ErrorTypeName> = {
@@ -23,6 +24,7 @@ export async function atBoundary<T>(operation: string, fn: () => Promise<T>): Pr
 
 export function classify(operation: string, err: unknown): Error {
   if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ConfigError) return configurationFailure(`${operation}: ${err.message}`);
   if (err instanceof ExternalSystemError) {
     if (err.kind === 'transient') return err;
     return ApplicationFailure.create({

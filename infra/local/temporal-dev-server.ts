@@ -1,0 +1,121 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { TypedSearchAttributes, type SearchAttributeType } from '@temporalio/common';
+import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
+import { describeExit, failOnExit, findFreePort, sleep, spawnManaged, type ManagedProcess } from './managed-process';
+
+export interface TemporalDevServerOptions {
+  cliPath: string;
+  ip?: string;
+  /** gRPC frontend port; 0 or absent picks a free one. */
+  port?: number;
+  /** Web UI port; false runs headless; 0 or absent picks a free one. */
+  uiPort?: number | false;
+  /** SQLite file so workflows survive a restart; absent keeps everything in memory. */
+  dbFile?: string;
+  namespace?: string;
+  searchAttributes: SearchAttributeKey<SearchAttributeType>[];
+  log?: (line: string) => void;
+  /** How long to wait for the frontend and the search attributes (60 s unless told). */
+  readyTimeoutMs?: number;
+}
+
+export interface TemporalDevServer {
+  address: string;
+  uiUrl?: string;
+  namespace: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Runs `temporal server start-dev` and resolves once the namespace answers with every search attribute registered. */
+export async function startTemporalDevServer(opts: TemporalDevServerOptions): Promise<TemporalDevServer> {
+  const ip = opts.ip ?? '127.0.0.1';
+  const namespace = opts.namespace ?? 'default';
+  const port = opts.port || (await findFreePort(ip));
+  const uiPort = opts.uiPort === false ? undefined : opts.uiPort || (await findFreePort(ip));
+  const log = opts.log ?? (() => undefined);
+
+  const args = ['server', 'start-dev', '--ip', ip, '--port', String(port)];
+  args.push(...(uiPort === undefined ? ['--headless'] : ['--ui-port', String(uiPort)]));
+  if (opts.dbFile) {
+    const dbFile = resolve(opts.dbFile);
+    await mkdir(dirname(dbFile), { recursive: true });
+    // WAL + synchronous=OFF is what the SDK's own CI uses: without them file persistence is too slow
+    // (sdk-typescript PR #1572). An application crash loses nothing in WAL mode; only an OS crash can.
+    args.push('--db-filename', dbFile, '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF');
+  }
+  args.push('--namespace', namespace, '--log-level', 'warn');
+  // Eager activity dispatch is off by default in server 1.29.1 (temporal.md §9).
+  args.push('--dynamic-config-value', 'system.enableActivityEagerExecution=true');
+  for (const key of opts.searchAttributes) {
+    args.push('--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`);
+  }
+
+  const address = `${ip}:${port}`;
+  log(`starting Temporal dev server on ${address}${opts.dbFile ? ` (${opts.dbFile})` : ' (in memory)'}`);
+  const proc = spawnManaged({
+    name: 'temporal',
+    command: opts.cliPath,
+    args,
+    onLine: (line) => log(line),
+  });
+
+  const stop = async (): Promise<void> => {
+    const exit = await proc.stop({ signal: 'SIGTERM', graceMs: 10_000 });
+    log(`Temporal dev server stopped (${describeExit(exit)})`);
+  };
+
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  try {
+    await Promise.race([
+      waitUntilReady(address, namespace, opts.searchAttributes, deadline),
+      failOnExit(proc, (exit) => `Temporal dev server ${describeExit(exit)} while starting`),
+    ]);
+  } catch (err) {
+    await proc.stop({ signal: 'SIGKILL' });
+    throw new Error(`${(err as Error).message}\n${failureContext(proc, opts.cliPath, args)}`);
+  }
+
+  return {
+    address,
+    uiUrl: uiPort === undefined ? undefined : `http://${ip}:${uiPort}`,
+    namespace,
+    pid: proc.pid,
+    stop,
+  };
+}
+
+function failureContext(proc: ManagedProcess, cliPath: string, args: string[]): string {
+  const tail = proc.outputTail();
+  return `command: ${cliPath} ${args.join(' ')}\n--- server output (tail) ---\n${tail || '(no output)'}`;
+}
+
+async function waitUntilReady(
+  address: string,
+  namespace: string,
+  searchAttributes: SearchAttributeKey<SearchAttributeType>[],
+  deadline: number,
+): Promise<void> {
+  let lastError = 'no answer yet';
+  while (Date.now() < deadline) {
+    let connection: Connection | undefined;
+    try {
+      connection = await Connection.connect({ address, connectTimeout: 2_000 });
+      const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+      const missing = searchAttributes.filter((k) => !(k.name in (customAttributes ?? {})));
+      if (missing.length === 0) {
+        await connection.workflowService.describeNamespace({ namespace });
+        return;
+      }
+      lastError = `search attributes not registered yet: ${missing.map((k) => k.name).join(', ')}`;
+    } catch (err) {
+      lastError = (err as Error).message;
+    } finally {
+      await connection?.close().catch(() => undefined);
+    }
+    await sleep(250);
+  }
+  throw new Error(`Temporal dev server at ${address} was not ready before the deadline (last: ${lastError})`);
+}

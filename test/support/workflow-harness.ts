@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  bundleWorkflowCode,
+  type Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import type { Pool } from 'pg';
+import { createActivities } from '../../activities';
+import type { ErpPort, EscalationPort, MesPort } from '../../activities/ports';
+import { loadConfig, sitePolicy } from '../../infra/config/load';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import { createTemporalLotCaseStarter } from '../../infra/temporal/lot-case-starter';
+import { createQualityWorkers } from '../../workers/quality-workers';
+import type { DefectDetection, DefectWorkflowInput, SitePolicy } from '../../workflows/contracts';
+import { readTestEnv, testPool } from './test-env';
+
+/** Shared Temporal + PostgreSQL plumbing for tests that run real workflows against the jest dev server. */
+export class WorkflowHarness {
+  readonly config: HoldfastConfig = loadConfig();
+  pool!: Pool;
+  client!: Client;
+  native!: NativeConnection;
+  namespace!: string;
+  private connection!: Connection;
+  private bundle!: WorkflowBundleWithSourceMap;
+
+  async setUp(): Promise<void> {
+    const env = readTestEnv();
+    installQuietRuntime();
+    this.namespace = env.namespace;
+    this.pool = testPool();
+    this.native = await NativeConnection.connect({ address: env.temporalAddress });
+    this.connection = await Connection.connect({ address: env.temporalAddress });
+    this.client = new Client({ connection: this.connection, namespace: env.namespace });
+    this.bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+  }
+
+  async tearDown(): Promise<void> {
+    await this.native?.close();
+    await this.connection?.close();
+    await this.pool?.end();
+  }
+
+  /** A worker on a task queue of its own, with activities over the given ports. */
+  async worker(ports: {
+    mes: MesPort;
+    erp: ErpPort;
+    escalation: EscalationPort;
+  }): Promise<{ worker: Worker; taskQueue: string }> {
+    const taskQueue = `test-${randomUUID()}`;
+    const activities = createActivities({
+      pool: this.pool,
+      mesFor: () => ports.mes,
+      erpFor: () => ports.erp,
+      escalationFor: () => ({ target: 'test', port: ports.escalation }),
+      lotCases: createTemporalLotCaseStarter(this.client),
+    });
+    const [worker] = await createQualityWorkers({
+      config: this.config,
+      connection: this.native,
+      namespace: this.namespace,
+      activities,
+      workflowBundle: this.bundle,
+      taskQueue,
+    });
+    return { worker: worker!, taskQueue };
+  }
+
+  policy(overrides: Partial<SitePolicy> = {}): SitePolicy {
+    return { ...sitePolicy(this.config, this.config.sites[0]!), ...overrides };
+  }
+}
+
+/** Worker state changes at INFO drown test output; keep warnings. Runtime is per jest module registry. */
+export function installQuietRuntime(): void {
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // Already installed in this module registry.
+  }
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
+let seq = 0;
+export function detection(overrides: Partial<DefectDetection> = {}): DefectDetection {
+  seq++;
+  return {
+    eventId: `evt-${randomUUID()}`,
+    site: 'PLANT1',
+    line: 'L1',
+    station: 'S1',
+    partId: `P-${seq}-${randomUUID().slice(0, 8)}`,
+    sku: 'BRKT-200',
+    lotId: `L-${randomUUID().slice(0, 8)}`,
+    workOrder: '1000100',
+    defects: [{ class: 'scratch', score: 0.93, bbox: { x: 10, y: 20, width: 30, height: 8 } }],
+    modelVersion: 'vision-1.0.0',
+    recipeVersion: 'BRKT-200@3',
+    inspectedAt: new Date().toISOString(),
+    ...overrides,
+  };
+}
+
+export function defectInput(d: DefectDetection, policy: SitePolicy, taskQueue: string): DefectWorkflowInput {
+  return { detection: d, policy, taskQueue };
+}

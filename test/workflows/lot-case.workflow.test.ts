@@ -1,0 +1,307 @@
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { ExternalSystemError } from '../../infra/connectors/errors';
+import { defectWorkflow } from '../../workflows';
+import {
+  SearchAttributes,
+  defectWorkflowId,
+  dispositionUpdate,
+  lotCaseStateQuery,
+  lotCaseWorkflowId,
+  retryFailedStepUpdate,
+  type DefectDetection,
+  type DispositionDecision,
+  type LotCaseState,
+  type SitePolicy,
+} from '../../workflows/contracts';
+import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
+import { WorkflowHarness, defectInput, detection } from '../support/workflow-harness';
+
+const harness = new WorkflowHarness();
+beforeAll(() => harness.setUp());
+afterAll(() => harness.tearDown());
+
+interface Rig {
+  mes: FakeMes;
+  erp: FakeErp;
+  escalation: RecordingEscalation;
+  worker: Worker;
+  taskQueue: string;
+  policy: SitePolicy;
+}
+
+async function rig(policy: Partial<SitePolicy> = {}): Promise<Rig> {
+  const mes = new FakeMes();
+  const erp = new FakeErp();
+  const escalation = new RecordingEscalation();
+  const { worker, taskQueue } = await harness.worker({ mes, erp, escalation });
+  return { mes, erp, escalation, worker, taskQueue, policy: harness.policy(policy) };
+}
+
+function startDefect(r: Rig, d: DefectDetection) {
+  return harness.client.workflow.start(defectWorkflow, {
+    workflowId: defectWorkflowId(d.eventId),
+    taskQueue: r.taskQueue,
+    args: [defectInput(d, r.policy, r.taskQueue)],
+  });
+}
+
+async function waitForStage(site: string, lotId: string, stage: LotCaseState['stage']): Promise<LotCaseState> {
+  const handle = harness.client.workflow.getHandle(lotCaseWorkflowId(site, lotId));
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const state = await handle.query(lotCaseStateQuery);
+      if (state.stage === stage) return state;
+      if (Date.now() > deadline) throw new Error(`lot ${lotId} stuck in ${state.stage}, expected ${stage}`);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function disposition(decision: DispositionDecision, requestId = `req-${Math.random()}`) {
+  return { decision, reason: 'MRB decision 42', decidedBy: 'qe.jane', requestId };
+}
+
+test('many defective parts of one lot give one hold, one notification with one item per part, one block per part', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}`;
+  r.mes.addLot({ lotId, quantity: 200 });
+  await r.worker.runUntil(async () => {
+    const parts = [0, 1, 2].map(() => detection({ lotId }));
+    const handles = await Promise.all(parts.map((d) => startDefect(r, d)));
+    const results = await Promise.all(handles.map((h) => h.result()));
+
+    expect(r.mes.holds.size).toBe(1);
+    expect(r.erp.notifications.size).toBe(1);
+    const [qn] = [...r.erp.notifications.values()];
+    expect(qn!.items).toHaveLength(3);
+    expect(r.erp.documents.map((d) => [d.movementType, d.quantity])).toEqual([
+      ['344', 1],
+      ['344', 1],
+      ['344', 1],
+    ]);
+    expect(r.mes.qualityEvents.size).toBe(3);
+    expect(new Set(results.map((x) => x.containment.holdId))).toEqual(new Set(['H-1']));
+    expect(results.every((x) => x.containment.notification === qn!.number)).toBe(true);
+
+    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    expect(state.blockedQuantity).toBe(3);
+    expect(state.parts.map((p) => p.eventId).sort()).toEqual(parts.map((p) => p.eventId).sort());
+
+    // The durable projection and the trace graph have the documents.
+    const { rows } = await harness.pool.query(
+      'SELECT stage, hold_id, notification FROM holdfast.lot_case WHERE workflow_id = $1',
+      [lotCaseWorkflowId('PLANT1', lotId)],
+    );
+    expect(rows).toEqual([{ stage: 'awaiting-disposition', hold_id: 'H-1', notification: qn!.number }]);
+    const links = await harness.pool.query(
+      "SELECT relation, to_kind FROM holdfast.trace_link WHERE from_kind = 'lot' AND from_id = $1 ORDER BY relation",
+      [`PLANT1/${lotId}`],
+    );
+    expect(links.rows.filter((l) => l.relation === 'blocked-by')).toHaveLength(3);
+    expect(links.rows.filter((l) => l.relation === 'held-by')).toHaveLength(1);
+  });
+});
+
+test('whole-lot policy blocks the lot quantity once, however many parts fail', async () => {
+  const r = await rig({ blockQuantity: 'whole-lot' });
+  const lotId = `L-${Date.now()}-w`;
+  r.mes.addLot({ lotId, quantity: 250 });
+  await r.worker.runUntil(async () => {
+    const handles = await Promise.all([detection({ lotId }), detection({ lotId })].map((d) => startDefect(r, d)));
+    await Promise.all(handles.map((h) => h.result()));
+    expect(r.erp.documents.map((d) => [d.movementType, d.quantity])).toEqual([['344', 250]]);
+  });
+});
+
+test.each([
+  ['use-as-is', '343', 'RELEASED', undefined],
+  ['rework', '343', 'REWORK', undefined],
+  ['scrap', '555', 'SCRAPPED', undefined],
+  ['return-to-vendor', '122', 'RETURNED', '17300001'],
+] as const)(
+  'disposition %s posts %s, sets the lot %s and closes the notification',
+  async (decision, mvt, lotStatus, supplier) => {
+    const r = await rig();
+    const lotId = `L-${Date.now()}-${decision}`;
+    r.mes.addLot({ lotId, ...(supplier ? { supplier } : {}) });
+    await r.worker.runUntil(async () => {
+      const d = detection({ lotId });
+      await (await startDefect(r, d)).result();
+      await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+      const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
+      const outcome = await handle.executeUpdate(dispositionUpdate, { args: [disposition(decision)] });
+      expect(outcome).toMatchObject({ status: 'completed', decision, lotStatus, notificationClosed: true });
+      expect(outcome.materialDocuments).toEqual([expect.objectContaining({ movementType: mvt, quantity: 1 })]);
+      expect(r.erp.documents.map((x) => x.movementType)).toEqual(['344', mvt]);
+      if (supplier) expect(r.erp.documents[1]!.supplier).toBe(supplier);
+      expect([...r.erp.notifications.values()][0]!.completed).toBe(true);
+      expect(r.mes.lots.get(lotId)!.status).toBe(lotStatus);
+      const final = await handle.result();
+      expect(final.stage).toBe('closed');
+      const described = await handle.describe();
+      expect(described.typedSearchAttributes.get(SearchAttributes.dispositionState)).toBe(decision);
+    });
+  },
+);
+
+test('illegal transitions are rejected synchronously and change nothing', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-ill`;
+  r.mes.addLot({ lotId }); // made in-house: no supplier
+  await r.worker.runUntil(async () => {
+    await (await startDefect(r, detection({ lotId }))).result();
+    await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
+
+    await expect(handle.executeUpdate(dispositionUpdate, { args: [disposition('return-to-vendor')] })).rejects.toThrow(
+      WorkflowUpdateFailedError,
+    );
+    await expect(
+      handle.executeUpdate(dispositionUpdate, { args: [{ ...disposition('scrap'), reason: '  ' }] }),
+    ).rejects.toThrow(WorkflowUpdateFailedError);
+    await expect(handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'op' }] })).rejects.toThrow(
+      WorkflowUpdateFailedError,
+    );
+    expect(r.erp.documents).toHaveLength(1);
+
+    const same = disposition('scrap', 'req-fixed');
+    const first = await handle.executeUpdate(dispositionUpdate, { args: [same], updateId: same.requestId });
+    // The same update id is answered from history, not run twice.
+    const again = await handle.executeUpdate(dispositionUpdate, { args: [same], updateId: same.requestId });
+    expect(again).toEqual(first);
+    await handle.result();
+    expect(r.erp.documents.map((x) => x.movementType)).toEqual(['344', '555']);
+    // A second, different decision after the first is refused (the case is closed).
+    await expect(handle.executeUpdate(dispositionUpdate, { args: [disposition('use-as-is')] })).rejects.toThrow();
+  });
+});
+
+test('a business rejection parks the case in needs-attention until an operator retries', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-na`;
+  r.mes.addLot({ lotId });
+  r.erp.failures.set(
+    'postGoodsMovement',
+    new ExternalSystemError('fake-erp', 'rejected', 'Deficit of SL Unrestricted-use 1 PC', 400),
+  );
+  await r.worker.runUntil(async () => {
+    const defect = await startDefect(r, detection({ lotId }));
+    const parked = await waitForStage('PLANT1', lotId, 'needs-attention');
+    expect(parked.failure).toMatchObject({ step: 'erp-stock-block', errorType: 'HoldfastBusinessRejection' });
+    expect(parked.failure!.message).toContain('Deficit');
+    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
+    const listed = await harness.client.workflow.count(
+      `Lot = '${lotId}' AND DispositionState = 'needs-attention' AND ExecutionStatus = 'Running'`,
+    );
+    expect(listed.count).toBe(1);
+    await expect(handle.executeUpdate(dispositionUpdate, { args: [disposition('scrap')] })).rejects.toThrow(
+      WorkflowUpdateFailedError,
+    );
+
+    expect(await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] })).toEqual({
+      retrying: 'erp-stock-block',
+    });
+    const result = await defect.result();
+    expect(result.containment.materialDocument?.movementType).toBe('344');
+    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    expect(state.failure).toBeUndefined();
+    expect(r.erp.documents).toHaveLength(1);
+  });
+});
+
+test('transient faults are retried by Temporal and still give exactly one document', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-tr`;
+  r.mes.addLot({ lotId });
+  r.mes.failures.set('holdLot', new ExternalSystemError('fake-mes', 'transient', 'ECONNRESET', undefined));
+  r.erp.failures.set('raiseQualityNotification', new ExternalSystemError('fake-erp', 'transient', 'HTTP 503', 503));
+  await r.worker.runUntil(async () => {
+    await (await startDefect(r, detection({ lotId }))).result();
+    expect(r.mes.calls.filter((c) => c.startsWith('holdLot'))).toHaveLength(2);
+    expect(r.mes.holds.size).toBe(1);
+    expect(r.erp.notifications.size).toBe(1);
+  });
+});
+
+test('no disposition within the configured time escalates once; a decision is still accepted afterwards', async () => {
+  const r = await rig({ dispositionTimeout: '2s' });
+  const lotId = `L-${Date.now()}-esc`;
+  r.mes.addLot({ lotId });
+  await r.worker.runUntil(async () => {
+    await (await startDefect(r, detection({ lotId }))).result();
+    const deadline = Date.now() + 15_000;
+    while (r.escalation.messages.length === 0 && Date.now() < deadline) await new Promise((x) => setTimeout(x, 200));
+    expect(r.escalation.messages).toHaveLength(1);
+    expect(r.escalation.messages[0]).toMatchObject({ lotId, site: 'PLANT1' });
+    const rows = await harness.pool.query('SELECT lot_id FROM holdfast.escalation WHERE lot_id = $1', [lotId]);
+    expect(rows.rowCount).toBe(1);
+    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
+    const outcome = await handle.executeUpdate(dispositionUpdate, { args: [disposition('use-as-is')] });
+    expect(outcome.status).toBe('completed');
+    expect(r.escalation.messages).toHaveLength(1);
+  });
+});
+
+test('a part that arrives after the lot was dispositioned opens the next case of the lot', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-next`;
+  r.mes.addLot({ lotId });
+  await r.worker.runUntil(async () => {
+    await (await startDefect(r, detection({ lotId }))).result();
+    await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
+    await handle.executeUpdate(dispositionUpdate, { args: [disposition('use-as-is')] });
+    await handle.result();
+    r.mes.lots.get(lotId)!.status = 'RELEASED';
+    await (await startDefect(r, detection({ lotId }))).result();
+    await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    expect(r.mes.holds.size).toBe(2);
+    expect(r.erp.notifications.size).toBe(2);
+    const { rows } = await harness.pool.query(
+      'SELECT stage FROM holdfast.lot_case WHERE lot_id = $1 ORDER BY opened_at',
+      [lotId],
+    );
+    expect(rows.map((x) => x.stage)).toEqual(['closed', 'awaiting-disposition']);
+  });
+});
+
+test('the same detection started twice runs once', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-dup`;
+  r.mes.addLot({ lotId });
+  await r.worker.runUntil(async () => {
+    const d = detection({ lotId });
+    const first = await startDefect(r, d);
+    await expect(startDefect(r, d)).rejects.toThrow(/already started/i);
+    await first.result();
+    expect(r.mes.qualityEvents.size).toBe(1);
+  });
+});
+
+test('workflows are listable by business search attributes', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-sa`;
+  r.mes.addLot({ lotId });
+  await r.worker.runUntil(async () => {
+    const d = detection({ lotId, line: 'L3', station: 'S1' });
+    await (await startDefect(r, d)).result();
+    await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    const deadline = Date.now() + 10_000;
+    let ids: string[] = [];
+    while (Date.now() < deadline) {
+      ids = [];
+      for await (const wf of harness.client.workflow.list({
+        query: `Line = 'L3' AND Lot = '${lotId}' AND DispositionState = 'awaiting-disposition'`,
+      })) {
+        ids.push(wf.workflowId);
+      }
+      if (ids.length > 0) break;
+      await new Promise((x) => setTimeout(x, 250));
+    }
+    expect(ids).toEqual([lotCaseWorkflowId('PLANT1', lotId)]);
+  });
+});

@@ -1,0 +1,160 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import type { Pool } from 'pg';
+import { createActivities } from '../../activities';
+import { ConfigError } from '../../infra/config/load';
+import { ExternalSystemError } from '../../infra/connectors/errors';
+import { ErrorType } from '../../workflows/contracts';
+import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
+
+/** A pool stand-in that records SQL: these units check the activity boundary, not PostgreSQL (integration does). */
+function recordingPool(rows: unknown[] = []) {
+  const queries: { text: string; values: unknown[] }[] = [];
+  const pool = {
+    query: async (text: string, values: unknown[] = []) => {
+      queries.push({ text, values });
+      return { rows, rowCount: rows.length };
+    },
+  } as unknown as Pool;
+  return { pool, queries };
+}
+
+function build(overrides: { mes?: FakeMes; erp?: FakeErp; pool?: Pool; escalation?: RecordingEscalation } = {}) {
+  const mes = overrides.mes ?? new FakeMes();
+  const erp = overrides.erp ?? new FakeErp();
+  const escalation = overrides.escalation ?? new RecordingEscalation();
+  const activities = createActivities({
+    pool: overrides.pool ?? recordingPool().pool,
+    mesFor: (site) => {
+      if (site !== 'PLANT1') throw new ConfigError(`site "${site}" has no MES configured in temporal.yaml`);
+      return mes;
+    },
+    erpFor: () => erp,
+    escalationFor: () => ({ target: 'test', port: escalation }),
+    lotCases: { enrol: async () => ({ runId: 'run-1' }) },
+  });
+  return { activities, mes, erp, escalation };
+}
+
+const env = () => new MockActivityEnvironment();
+
+test.each([
+  ['validation', ErrorType.Validation],
+  ['rejected', ErrorType.BusinessRejection],
+  ['not-found', ErrorType.NotFound],
+] as const)('a %s error from a connector becomes a non-retryable %s failure', async (kind, type) => {
+  const { activities, erp } = build();
+  erp.failures.set('postGoodsMovement', new ExternalSystemError('sap', kind, 'Material BRKT-9 does not exist', 400));
+  const run = env().run(activities.postGoodsMovement, {
+    site: 'PLANT1',
+    idempotencyKey: 'evt-1:block-344',
+    movementType: '344',
+    material: 'BRKT-9',
+    plant: '1010',
+    storageLocation: '0001',
+    batch: 'B1',
+    quantity: 1,
+    unit: 'PC',
+    headerText: 'Hold L-1',
+  });
+  const failure = await run.catch((e: unknown) => e);
+  expect(failure).toBeInstanceOf(ApplicationFailure);
+  expect(failure).toMatchObject({ type, nonRetryable: true });
+  expect((failure as Error).message).toContain('ERP goods movement 344 for batch B1');
+  expect((failure as Error).message).toContain('BRKT-9 does not exist');
+});
+
+test('a transient error stays retryable (Temporal retries it with the preset backoff)', async () => {
+  const { activities, mes } = build();
+  mes.addLot({ lotId: 'L-1' });
+  mes.failures.set('holdLot', new ExternalSystemError('mes', 'transient', 'socket hang up'));
+  const failure = await env()
+    .run(activities.holdLot, {
+      site: 'PLANT1',
+      idempotencyKey: 'k',
+      lotId: 'L-1',
+      workOrder: 'W',
+      reason: 'r',
+      defectClass: 'scratch',
+      line: 'L1',
+      station: 'S1',
+    })
+    .catch((e: unknown) => e);
+  expect(failure).toBeInstanceOf(ExternalSystemError);
+  expect(failure).not.toBeInstanceOf(ApplicationFailure);
+});
+
+test('an unknown site is a non-retryable configuration failure', async () => {
+  const { activities } = build();
+  const failure = await env()
+    .run(activities.fetchLot, { site: 'NOPE', lotId: 'L-1' })
+    .catch((e: unknown) => e);
+  expect(failure).toMatchObject({ type: ErrorType.Configuration, nonRetryable: true });
+});
+
+test('holdLot passes the idempotency key through, so a retry finds the first hold', async () => {
+  const { activities, mes } = build();
+  mes.addLot({ lotId: 'L-2' });
+  const req = {
+    site: 'PLANT1',
+    idempotencyKey: 'PLANT1:L-2:evt-9:mes-hold',
+    lotId: 'L-2',
+    workOrder: 'W',
+    reason: 'r',
+    defectClass: 'dent',
+    line: 'L1',
+    station: 'S1',
+  };
+  const first = await env().run(activities.holdLot, req);
+  const second = await env().run(activities.holdLot, req);
+  expect(second).toEqual(first);
+  expect(mes.holds.size).toBe(1);
+});
+
+test('escalation is sent once per key: a recorded escalation is not sent again', async () => {
+  const escalation = new RecordingEscalation();
+  const fresh = recordingPool([]);
+  const { activities } = build({ escalation, pool: fresh.pool });
+  const message = {
+    idempotencyKey: 'PLANT1:L-3:evt-1:escalation',
+    site: 'PLANT1',
+    line: 'L1',
+    lotId: 'L-3',
+    lotCaseWorkflowId: 'lot-PLANT1-L-3',
+    waitingSince: '2026-11-25T00:00:00Z',
+    text: 'waiting',
+  };
+  expect(await env().run(activities.escalateDisposition, message)).toEqual({ sent: true });
+  expect(fresh.queries.map((q) => q.text.trim().split(/\s+/)[0])).toEqual(['SELECT', 'INSERT']);
+
+  const already = recordingPool([{ '?column?': 1 }]);
+  const again = build({ escalation, pool: already.pool });
+  expect(await env().run(again.activities.escalateDisposition, message)).toEqual({ sent: false });
+  expect(escalation.messages).toHaveLength(1);
+});
+
+test('linkInspection writes the inspection edges in one idempotent statement', async () => {
+  const { pool, queries } = recordingPool();
+  const { activities } = build({ pool });
+  await env().run(activities.linkInspection, {
+    defectWorkflowId: 'defect-evt-1',
+    detection: {
+      eventId: 'evt-1',
+      site: 'PLANT1',
+      line: 'L1',
+      station: 'S1',
+      partId: 'P-1',
+      sku: 'BRKT-200',
+      lotId: 'L-1',
+      workOrder: '1000100',
+      defects: [{ class: 'scratch', score: 0.9 }],
+      modelVersion: 'm1',
+      recipeVersion: 'r1',
+      inspectedAt: '2026-11-25T00:00:00Z',
+    },
+  });
+  expect(queries).toHaveLength(1);
+  expect(queries[0]!.text).toContain('ON CONFLICT (from_kind, from_id, relation, to_kind, to_id) DO NOTHING');
+  expect(queries[0]!.values[2]).toEqual(['part-of-lot', 'inspects-part', 'counted-on', 'handled-by']);
+  expect(queries[0]!.values[4]).toEqual(['PLANT1/L-1', 'P-1', '1000100', 'defect-evt-1']);
+});

@@ -1,0 +1,57 @@
+import { z } from 'zod';
+
+/**
+ * What the connector needs from holdfast-mes-rest responses. Loose on purpose: unknown fields and new status
+ * values pass, so a newer MES does not break an older connector; missing or mistyped fields are 'validation'.
+ */
+
+const Id = z.string().min(1);
+
+export const MesHoldResponse = z.object({
+  holdId: Id,
+  lotId: Id,
+  status: z.string(),
+  externalReference: z.string(),
+  disposition: z.string().nullish(),
+});
+export type MesHoldResponse = z.infer<typeof MesHoldResponse>;
+
+export const MesHoldList = z.object({ items: z.array(MesHoldResponse) });
+
+export const MesHoldReleasedResponse = MesHoldResponse.extend({ lotStatus: z.string().min(1) });
+
+export const MesLotResponse = z.object({
+  lotId: Id,
+  sku: z.string(),
+  workOrder: z.string(),
+  quantity: z.number(),
+  unit: z.string(),
+  status: z.string().min(1),
+  supplier: z.string().nullish(),
+  erpPlant: z.string(),
+  storageLocation: z.string(),
+  batch: z.string(),
+});
+
+export const MesWorkOrderResponse = z.object({
+  workOrder: Id,
+  qualityStatus: z.string().min(1),
+  nonconformingQuantity: z.number(),
+  goodQuantity: z.number(),
+});
+
+export const MesQualityEventResponse = z.object({
+  qualityEventId: Id,
+  workOrder: Id,
+  lotId: z.string(),
+  partId: z.string(),
+  externalReference: z.string(),
+});
+
+export const MesQualityEventList = z.object({ items: z.array(MesQualityEventResponse) });
+
+export const MesQualityEventCreatedResponse = MesQualityEventResponse.extend({
+  workOrderQuality: MesWorkOrderResponse,
+});
+
+export const MesHealthResponse = z.unknown();

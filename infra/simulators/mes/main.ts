@@ -1,0 +1,50 @@
+import { Pool } from 'pg';
+import { buildMesSimulator } from './mes.simulator';
+
+/**
+ * Runs the reference MES on 127.0.0.1 (`npm run start:sim:mes`).
+ * DATABASE_URL (required), MES_API_KEY (optional; then requests need X-API-Key), MES_SIM_PORT (default 4010).
+ */
+async function main(): Promise<void> {
+  const databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) throw new Error('DATABASE_URL is not set (PostgreSQL connection string for the MES simulator)');
+  const port = Number(process.env.MES_SIM_PORT ?? 4010);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`MES_SIM_PORT must be a port number, got "${process.env.MES_SIM_PORT}"`);
+  }
+  const apiKey = process.env.MES_API_KEY || undefined;
+
+  const pool = new Pool({ connectionString: databaseUrl, max: 10 });
+  let app: Awaited<ReturnType<typeof buildMesSimulator>>;
+  try {
+    app = await buildMesSimulator({ pool, apiKey, seedDemo: true, logger: true });
+    await app.listen({ port, host: '127.0.0.1' });
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal }, 'MES simulator stopping');
+    app
+      .close()
+      .then(() => pool.end())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          app.log.error({ err }, 'MES simulator did not stop cleanly');
+          process.exit(1);
+        },
+      );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

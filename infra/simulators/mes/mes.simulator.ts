@@ -1,0 +1,207 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { Pool } from 'pg';
+import { z } from 'zod';
+import { registerFaultInjection } from '../shared/faults';
+import {
+  Counts,
+  Hold,
+  HoldBody,
+  HoldParams,
+  HoldQuery,
+  HoldReleased,
+  Lot,
+  LotParams,
+  type Problem,
+  QualityEvent,
+  QualityEventBody,
+  QualityEventCreated,
+  QualityEventQuery,
+  ReleaseBody,
+  SimLotBody,
+  SimWorkOrderBody,
+  WorkOrder,
+  WorkOrderParams,
+} from './mes.schemas';
+import { createMesStore, MesProblem } from './mes.store';
+
+export interface MesSimulatorOptions {
+  pool: Pool;
+  /** PostgreSQL schema holding the simulator's state; tests pass a unique one. */
+  schema?: string;
+  /** When set, every request except GET /health must carry it in X-API-Key. */
+  apiKey?: string;
+  seedDemo?: boolean;
+  logger?: boolean;
+}
+
+export const MES_SIMULATOR_SYSTEM = 'holdfast-mes-rest';
+const DEFAULT_SCHEMA = 'mes_sim';
+const API = '/api/v1';
+
+const PROBLEM_TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  500: 'Internal Server Error',
+};
+
+/** RFC 9457 problem details, plus the MES error `code` clients branch on. */
+function sendProblem(reply: FastifyReply, status: number, code: string, detail: string, errors?: Problem['errors']) {
+  const problem: Problem = {
+    type: 'about:blank',
+    title: PROBLEM_TITLES[status] ?? 'Error',
+    status,
+    code,
+    detail,
+    ...(errors ? { errors } : {}),
+  };
+  return reply.code(status).type('application/problem+json').send(problem);
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/**
+ * Holdfast's reference MES ("holdfast-mes-rest"): lots, holds, work orders and quality events over REST, state in
+ * PostgreSQL, fault injection under /__faults. Like most MES it does not de-duplicate repeated POSTs: clients
+ * must look up by externalReference before creating.
+ */
+export async function buildMesSimulator(opts: MesSimulatorOptions): Promise<FastifyInstance> {
+  const store = createMesStore(opts.pool, opts.schema ?? DEFAULT_SCHEMA);
+  await store.migrate();
+  if (opts.seedDemo) await store.seedDemo();
+
+  const app = Fastify({ logger: opts.logger ?? false });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  if (opts.apiKey) {
+    const expected = digest(opts.apiKey);
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.method === 'GET' && req.url === '/health') return;
+      const given = req.headers['x-api-key'];
+      // Compare digests so the comparison time does not depend on how much of the key matched.
+      if (typeof given !== 'string' || !timingSafeEqual(digest(given), expected)) {
+        return sendProblem(reply, 401, 'UNAUTHORIZED', 'missing or wrong X-API-Key header');
+      }
+    });
+  }
+  registerFaultInjection(app);
+
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'NOT_FOUND', `no route ${req.method} ${req.url}`));
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof MesProblem) return sendProblem(reply, err.status, err.code, err.message);
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const where = err.validationContext ?? 'request';
+      const errors = err.validation.map((v) => {
+        const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
+        return { field: path ? `${where}.${path}` : where, message: v.message ?? 'invalid' };
+      });
+      const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+      return sendProblem(reply, 400, 'INVALID_REQUEST', detail, errors);
+    }
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return sendProblem(
+        reply,
+        err.statusCode,
+        err.statusCode === 400 ? 'INVALID_REQUEST' : 'BAD_REQUEST',
+        err.message,
+      );
+    }
+    req.log.error({ err }, 'MES simulator request failed');
+    return sendProblem(reply, 500, 'INTERNAL', 'internal error');
+  });
+
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.get('/health', { schema: { response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({
+    status: 'ok' as const,
+  }));
+
+  // Lots and holds ----------------------------------------------------------------------------------------------
+
+  r.get(`${API}/lots/:lotId`, { schema: { params: LotParams, response: { 200: Lot } } }, async (req) =>
+    store.getLot(req.params.lotId),
+  );
+
+  r.post(
+    `${API}/lots/:lotId/holds`,
+    { schema: { params: LotParams, body: HoldBody, response: { 201: Hold } } },
+    async (req, reply) => reply.code(201).send(await store.holdLot(req.params.lotId, req.body)),
+  );
+
+  r.get(
+    `${API}/holds`,
+    { schema: { querystring: HoldQuery, response: { 200: z.object({ items: z.array(Hold) }) } } },
+    async (req) => ({
+      items: await store.findHolds(req.query),
+    }),
+  );
+
+  r.get(`${API}/holds/:holdId`, { schema: { params: HoldParams, response: { 200: Hold } } }, async (req) =>
+    store.getHold(req.params.holdId),
+  );
+
+  r.post(
+    `${API}/holds/:holdId/release`,
+    { schema: { params: HoldParams, body: ReleaseBody, response: { 200: HoldReleased } } },
+    async (req) => store.releaseHold(req.params.holdId, req.body),
+  );
+
+  // Work orders and quality events ----------------------------------------------------------------------------
+
+  r.get(
+    `${API}/work-orders/:workOrder`,
+    { schema: { params: WorkOrderParams, response: { 200: WorkOrder } } },
+    async (req) => store.getWorkOrder(req.params.workOrder),
+  );
+
+  r.post(
+    `${API}/work-orders/:workOrder/quality-events`,
+    { schema: { params: WorkOrderParams, body: QualityEventBody, response: { 201: QualityEventCreated } } },
+    async (req, reply) => reply.code(201).send(await store.recordQualityEvent(req.params.workOrder, req.body)),
+  );
+
+  r.get(
+    `${API}/work-orders/:workOrder/quality-events`,
+    {
+      schema: {
+        params: WorkOrderParams,
+        querystring: QualityEventQuery,
+        response: { 200: z.object({ items: z.array(QualityEvent) }) },
+      },
+    },
+    async (req) => ({ items: await store.findQualityEvents(req.params.workOrder, req.query) }),
+  );
+
+  // Admin, for tests, benchmarks and the camera simulator -----------------------------------------------------
+
+  r.post(
+    '/__sim/work-orders',
+    { schema: { body: SimWorkOrderBody, response: { 200: WorkOrder, 201: WorkOrder } } },
+    async (req, reply) => {
+      const { created, workOrder } = await store.createWorkOrder(req.body);
+      return reply.code(created ? 201 : 200).send(workOrder);
+    },
+  );
+
+  r.post('/__sim/lots', { schema: { body: SimLotBody, response: { 200: Lot, 201: Lot } } }, async (req, reply) => {
+    const { created, lot } = await store.createLot(req.body);
+    return reply.code(created ? 201 : 200).send(lot);
+  });
+
+  r.get('/__sim/counts', { schema: { response: { 200: Counts } } }, async () => store.counts());
+
+  return app;
+}

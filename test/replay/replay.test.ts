@@ -1,0 +1,27 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { installQuietRuntime } from '../support/workflow-harness';
+
+const dir = join(__dirname, 'histories');
+const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+/** Every recorded history must replay on today's workflow code without a non-determinism error. */
+test('recorded histories exist for both workflow types', () => {
+  expect(files.some((f) => f.startsWith('defect-'))).toBe(true);
+  expect(files.some((f) => f.startsWith('lot-case-'))).toBe(true);
+});
+
+test.each(files)('%s replays deterministically', async (file) => {
+  installQuietRuntime();
+  const history = historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
+  const workflowType = file.startsWith('defect-') ? 'defectWorkflow' : 'lotCaseWorkflow';
+  await expect(
+    Worker.runReplayHistory(
+      { workflowsPath: require.resolve('../../workflows'), replayName: file },
+      history,
+      `${workflowType}-${file}`,
+    ),
+  ).resolves.toBeUndefined();
+});

@@ -48,7 +48,7 @@ test.each([
   const run = env().run(activities.postGoodsMovement, {
     site: 'PLANT1',
     idempotencyKey: 'evt-1:block-344',
-    movementType: '344',
+    movementType: '344' as const,
     material: 'BRKT-9',
     plant: '1010',
     storageLocation: '0001',

@@ -1,0 +1,167 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/worker';
+import type { FastifyInstance } from 'fastify';
+import type { Pool } from 'pg';
+import { createActivities } from '../../activities';
+import { buildApp } from '../../api/app';
+import { openSiteConnectors, type SiteConnectors } from '../../workers/connectors';
+import { createQualityWorkers } from '../../workers/quality-workers';
+import { loadConfig } from '../config/load';
+import type { HoldfastConfig } from '../config/schema';
+import type { ConnectorLogger } from '../connectors/define';
+import { startOutboxDispatcher, type OutboxDispatcher } from '../outbox/dispatcher';
+import { buildMesSimulator } from '../simulators/mes/mes.simulator';
+import { buildSapS4Simulator } from '../simulators/sap-s4/sap-s4.simulator';
+import { createTemporalWorkflowGateway, type WorkflowGateway } from '../temporal/gateway';
+import { createTemporalLotCaseStarter } from '../temporal/lot-case-starter';
+
+export interface StackOptions {
+  pool: Pool;
+  temporalAddress: string;
+  namespace: string;
+  /** Base topology (default: temporal.yaml); connector URLs and task queues are rewritten to this stack's. */
+  config?: HoldfastConfig;
+  /** Default: a unique queue, so stacks sharing one Temporal server never steal each other's tasks. */
+  taskQueue?: string;
+  /** Simulator schemas get this suffix; default a random one (isolated state per stack). */
+  schemaSuffix?: string;
+  seedDemo?: boolean;
+  /** false: no in-process worker (a test runs worker processes itself). */
+  worker?: boolean;
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  log?: ConnectorLogger;
+}
+
+export interface HoldfastStack {
+  config: HoldfastConfig;
+  taskQueue: string;
+  api: FastifyInstance;
+  sap: FastifyInstance;
+  mes: FastifyInstance;
+  sapUrl: string;
+  mesUrl: string;
+  /** SAP_USER / SAP_PASSWORD for connectors and worker processes of this stack. */
+  sapEnv: { SAP_USER: string; SAP_PASSWORD: string };
+  client: Client;
+  gateway: WorkflowGateway;
+  dispatcher: OutboxDispatcher;
+  workers: Worker[];
+  connectors: SiteConnectors;
+  /** Resolves when the in-process workers have stopped (after stop()). */
+  stop(): Promise<void>;
+}
+
+const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/**
+ * All of Holdfast in one process over a given PostgreSQL and Temporal server: both simulators, the worker, the
+ * API and the outbox dispatcher, wired exactly as the separate processes of `npm start` are. Integration tests
+ * and benchmarks use it; everything it starts is closed by stop(), in reverse order.
+ */
+export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastStack> {
+  const base = opts.config ?? loadConfig();
+  const suffix = opts.schemaSuffix ?? randomBytes(4).toString('hex');
+  const taskQueue = opts.taskQueue ?? `holdfast-${randomUUID()}`;
+  const log = opts.log ?? quiet;
+  const closers: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+  };
+
+  try {
+    const sapEnv = { SAP_USER: 'HOLDFAST', SAP_PASSWORD: randomBytes(12).toString('base64url') };
+    const sap = await buildSapS4Simulator({
+      pool: opts.pool,
+      schema: `sap_${suffix}`,
+      credentials: { username: sapEnv.SAP_USER, password: sapEnv.SAP_PASSWORD },
+      seedDemo: opts.seedDemo ?? true,
+    });
+    closers.push(() => sap.close());
+    const mes = await buildMesSimulator({ pool: opts.pool, schema: `mes_${suffix}`, seedDemo: opts.seedDemo ?? true });
+    closers.push(() => mes.close());
+    const sapUrl = await sap.listen({ host: '127.0.0.1', port: 0 });
+    const mesUrl = await mes.listen({ host: '127.0.0.1', port: 0 });
+
+    const config = pointConfigAt(base, { sapUrl, mesUrl, taskQueue });
+    const connection = await Connection.connect({ address: opts.temporalAddress });
+    closers.push(() => connection.close());
+    const client = new Client({ connection, namespace: opts.namespace });
+    const gateway = createTemporalWorkflowGateway(client, { taskQueue });
+
+    const connectors = await openSiteConnectors(config, log, { ...process.env, ...sapEnv });
+    closers.push(() => connectors.close());
+    let workers: Worker[] = [];
+    if (opts.worker !== false) {
+      const native = await NativeConnection.connect({ address: opts.temporalAddress });
+      closers.push(() => native.close());
+      const activities = createActivities({
+        pool: opts.pool,
+        mesFor: connectors.mesFor,
+        erpFor: connectors.erpFor,
+        escalationFor: connectors.escalationFor,
+        lotCases: createTemporalLotCaseStarter(client),
+      });
+      workers = await createQualityWorkers({
+        config,
+        connection: native,
+        namespace: opts.namespace,
+        activities,
+        ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
+      });
+      const running = workers.map((w) => w.run());
+      closers.push(async () => {
+        workers.forEach((w) => w.shutdown());
+        await Promise.allSettled(running);
+      });
+    }
+
+    const api = await buildApp({ pool: opts.pool, gateway, config, namespace: opts.namespace });
+    closers.push(() => api.close());
+    const dispatcher = startOutboxDispatcher({ pool: opts.pool, gateway, config });
+    closers.push(() => dispatcher.stop());
+
+    return {
+      config,
+      taskQueue,
+      api,
+      sap,
+      mes,
+      sapUrl,
+      mesUrl,
+      sapEnv,
+      client,
+      gateway,
+      dispatcher,
+      workers,
+      connectors,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** The same topology with this stack's simulator URLs and task queue. */
+export function pointConfigAt(
+  base: HoldfastConfig,
+  at: { sapUrl: string; mesUrl: string; taskQueue: string },
+): HoldfastConfig {
+  const connectors = Object.fromEntries(
+    Object.entries(base.connectors).map(([name, c]) => [
+      name,
+      c.kind === 'sap-s4-odata'
+        ? { ...c, baseUrl: at.sapUrl }
+        : c.kind === 'holdfast-mes-rest'
+          ? { ...c, baseUrl: at.mesUrl }
+          : c,
+    ]),
+  );
+  return {
+    ...base,
+    connectors,
+    taskQueues: { quality: at.taskQueue },
+    workerPools: base.workerPools.map((p) => ({ ...p, taskQueue: at.taskQueue })),
+  };
+}

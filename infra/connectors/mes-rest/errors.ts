@@ -40,7 +40,7 @@ export function mesTransportError(
   timeoutMs: number,
 ): ExternalSystemError {
   if (err instanceof ExternalSystemError) return err;
-  const name = err instanceof Error ? err.name : '';
+  const name = errorName(err);
   if (name === 'TimeoutError') {
     return new ExternalSystemError(
       system,
@@ -95,10 +95,20 @@ export function mesMalformedResponse(
 function describeNetworkError(err: unknown): string {
   const parts: string[] = [];
   let current: unknown = err;
-  for (let depth = 0; current instanceof Error && depth < 4; depth++) {
-    const code = (current as { code?: unknown }).code;
-    parts.push(typeof code === 'string' ? `${code} ${current.message}` : current.message);
+  // Duck-typed rather than instanceof Error: fetch's errors may come from another realm (vm contexts, test runners).
+  for (let depth = 0; isErrorLike(current) && depth < 4; depth++) {
+    parts.push(typeof current.code === 'string' ? `${current.code} ${current.message}` : current.message);
     current = current.cause;
   }
   return parts.length ? parts.join(' <- ') : String(err);
+}
+
+function isErrorLike(value: unknown): value is { message: string; code?: unknown; cause?: unknown } {
+  return typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string';
+}
+
+function errorName(value: unknown): string {
+  return typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string'
+    ? (value as { name: string }).name
+    : '';
 }

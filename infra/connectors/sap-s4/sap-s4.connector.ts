@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import type { ErpPort } from '../../../activities/ports';
+import { resolveEnvRef } from '../../config/load';
+import { defineConnector } from '../define';
+import { SapODataClient } from './client';
+import { createSapS4ErpPort } from './sap-s4.port';
+
+export const SAP_S4_KIND = 'sap-s4-odata';
+
+/** One `connectors:` entry in temporal.yaml. The `kind` key is accepted so the block can be passed as written. */
+export const SapS4Config = z.strictObject({
+  kind: z.literal(SAP_S4_KIND).optional(),
+  /** Scheme, host and port of the SAP Gateway (the connector appends /sap/opu/odata/sap/…). */
+  baseUrl: z
+    .url({ protocol: /^https?$/ })
+    .refine(
+      (u) => !new URL(u).username && !new URL(u).password,
+      'credentials belong in username/password, not the URL',
+    ),
+  /** SAP client (mandant), three digits, e.g. '100'. */
+  sapClient: z.string().regex(/^\d{3}$/, 'expected a three-digit SAP client such as "100"'),
+  /** Plain, or `${env:NAME}` to read it from the environment at connect time. */
+  username: z.string().min(1),
+  password: z.string().min(1),
+  timeoutMs: z.number().int().positive().max(120_000).default(10_000),
+});
+export type SapS4Config = z.infer<typeof SapS4Config>;
+
+export default defineConnector<typeof SapS4Config, ErpPort>({
+  kind: SAP_S4_KIND,
+  role: 'erp',
+  configSchema: SapS4Config,
+  async connect(config, ctx) {
+    const client = new SapODataClient({
+      system: ctx.name,
+      baseUrl: config.baseUrl,
+      sapClient: config.sapClient,
+      username: resolveEnvRef(config.username, `connectors.${ctx.name}.username`, ctx.env),
+      password: resolveEnvRef(config.password, `connectors.${ctx.name}.password`, ctx.env),
+      timeoutMs: config.timeoutMs,
+    });
+    return {
+      port: createSapS4ErpPort(client),
+      async healthCheck() {
+        await client.refreshCsrfToken('API_QUALITYNOTIFICATION', 'healthCheck');
+      },
+      // Node's fetch pools sockets in its global dispatcher; closing aborts in-flight calls and drops the session.
+      async close() {
+        client.close();
+      },
+    };
+  },
+});

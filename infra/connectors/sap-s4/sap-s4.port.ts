@@ -1,0 +1,216 @@
+import type {
+  ErpDefectItem,
+  ErpGoodsMovementRequest,
+  ErpMaterialDocument,
+  ErpPort,
+  ErpQualityNotificationRequest,
+} from '../../../activities/ports';
+import { ExternalSystemError } from '../errors';
+import { odataString, type SapODataClient } from './client';
+import { idempotencyToken, textWithToken } from './idempotency-token';
+import {
+  MaterialDocumentRecord,
+  QualityNotificationItemRecord,
+  QualityNotificationRecord,
+  type QualityNotificationItemRecord as ItemRecord,
+} from './sap-s4.schemas';
+
+const QUALITY_NOTIFICATION = 'API_QUALITYNOTIFICATION';
+const MATERIAL_DOCUMENT = 'API_MATERIAL_DOCUMENT_SRV';
+const ITEMS_NAV = 'to_QualityNotificationItem';
+const MATERIAL_DOCUMENT_ITEMS_NAV = 'to_MaterialDocumentItem';
+
+/** QMEL-PHASE: 4 = completed. */
+const PHASE_COMPLETED = '4';
+/** Catalog 9 holds defect types (QM standard catalogs). */
+const DEFECT_CATALOG = '9';
+/** Transfer posting (BAPI_GOODSMVT_CREATE GM_CODE 04), used for all four movement types (README). */
+const TRANSFER_POSTING = '04';
+/** InventoryStockType 07 = blocked stock (recalled, not verified): 122 returns the lot Holdfast blocked. */
+const BLOCKED_STOCK = '07';
+
+const NOTIFICATION_TEXT_LENGTH = 40;
+const ITEM_TEXT_LENGTH = 40;
+const DOCUMENT_ITEM_TEXT_LENGTH = 50;
+
+/**
+ * ErpPort on SAP S/4HANA. Every create first looks its idempotency token up and posts only when nothing carries it,
+ * so "SAP committed but the response was lost" followed by a retry returns the first document (reliability.md §2.5).
+ * Where the token lives: notification → ExternalReferenceNumber; defect item → the end of NotificationItemText;
+ * material document → MaterialDocumentHeaderText (infra/simulators/sap-s4/README.md says why).
+ */
+export function createSapS4ErpPort(client: SapODataClient): ErpPort {
+  const { system } = client;
+
+  function quantityText(quantity: number, operation: string): string {
+    if (!Number.isFinite(quantity) || quantity <= 0) {
+      throw new ExternalSystemError(
+        system,
+        'validation',
+        `SAP ${system} ${operation}: quantity ${quantity} is not positive`,
+      );
+    }
+    return quantity.toFixed(3);
+  }
+
+  function itemCarrying(items: ItemRecord[], token: string): ItemRecord | undefined {
+    return items.find((i) => i.NotificationItemText.endsWith(token));
+  }
+
+  async function notificationItems(notification: QualityNotificationRecord, operation: string): Promise<ItemRecord[]> {
+    const nav = notification.to_QualityNotificationItem;
+    if (nav && 'results' in nav) return nav.results;
+    const expanded = await client.get(
+      QUALITY_NOTIFICATION,
+      `QualityNotification(${odataString(notification.QualityNotification)})`,
+      { expand: [ITEMS_NAV] },
+      QualityNotificationRecord,
+      operation,
+    );
+    const again = expanded.to_QualityNotificationItem;
+    return again && 'results' in again ? again.results : [];
+  }
+
+  async function firstItemOf(notification: QualityNotificationRecord, token: string, operation: string) {
+    const items = await notificationItems(notification, operation);
+    const item = itemCarrying(items, token) ?? items[0];
+    if (!item) {
+      throw new ExternalSystemError(
+        system,
+        'rejected',
+        `SAP ${system} ${operation}: notification ${notification.QualityNotification} has no defect item`,
+      );
+    }
+    return { notification: notification.QualityNotification, item: item.NotificationItem };
+  }
+
+  function defectItemBody(item: ErpDefectItem) {
+    return {
+      NotificationItemText: textWithToken(item.text, idempotencyToken(item.idempotencyKey), ITEM_TEXT_LENGTH),
+      DefectCodeCatalog: DEFECT_CATALOG,
+      DefectCodeGroup: item.defectCodeGroup,
+      DefectCode: item.defectCode,
+    };
+  }
+
+  return {
+    system,
+
+    async raiseQualityNotification(req: ErpQualityNotificationRequest) {
+      const operation = 'raiseQualityNotification';
+      const token = idempotencyToken(req.idempotencyKey);
+      const itemToken = idempotencyToken(req.firstItem.idempotencyKey);
+      const [existing] = await client.list(
+        QUALITY_NOTIFICATION,
+        'QualityNotification',
+        { filter: { ExternalReferenceNumber: token }, expand: [ITEMS_NAV], top: 1 },
+        QualityNotificationRecord,
+        `${operation} (look-up)`,
+      );
+      if (existing) return firstItemOf(existing, itemToken, `${operation} (look-up)`);
+
+      const created = await client.create(
+        QUALITY_NOTIFICATION,
+        'QualityNotification',
+        {
+          NotificationType: req.notificationType,
+          NotificationText: req.text.slice(0, NOTIFICATION_TEXT_LENGTH),
+          Material: req.material,
+          Plant: req.plant,
+          Batch: req.batch,
+          ...(req.supplier ? { Supplier: req.supplier } : {}),
+          ExternalReferenceNumber: token,
+          ComplaintQuantity: quantityText(req.quantity, operation),
+          ComplaintQuantityUnit: req.unit,
+          [ITEMS_NAV]: [defectItemBody(req.firstItem)],
+        },
+        QualityNotificationRecord,
+        operation,
+      );
+      return firstItemOf(created, itemToken, operation);
+    },
+
+    async addNotificationItem(notification: string, item: ErpDefectItem) {
+      const operation = 'addNotificationItem';
+      const token = idempotencyToken(item.idempotencyKey);
+      const items = await client.list(
+        QUALITY_NOTIFICATION,
+        'QualityNotificationItem',
+        { filter: { QualityNotification: notification } },
+        QualityNotificationItemRecord,
+        `${operation} (look-up)`,
+      );
+      const existing = itemCarrying(items, token);
+      if (existing) return { item: existing.NotificationItem };
+
+      const created = await client.create(
+        QUALITY_NOTIFICATION,
+        'QualityNotificationItem',
+        { QualityNotification: notification, ...defectItemBody(item) },
+        QualityNotificationItemRecord,
+        operation,
+      );
+      return { item: created.NotificationItem };
+    },
+
+    async postGoodsMovement(req: ErpGoodsMovementRequest): Promise<ErpMaterialDocument> {
+      const operation = `postGoodsMovement ${req.movementType}`;
+      const token = idempotencyToken(req.idempotencyKey);
+      const [existing] = await client.list(
+        MATERIAL_DOCUMENT,
+        'A_MaterialDocumentHeader',
+        {
+          filter: { MaterialDocumentHeaderText: token },
+          top: 1,
+          select: ['MaterialDocumentYear', 'MaterialDocument'],
+        },
+        MaterialDocumentRecord,
+        `${operation} (look-up)`,
+      );
+      if (existing) {
+        return { materialDocument: existing.MaterialDocument, materialDocumentYear: existing.MaterialDocumentYear };
+      }
+
+      const today = new Date();
+      const postingDate = `/Date(${Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate())})/`;
+      const created = await client.create(
+        MATERIAL_DOCUMENT,
+        'A_MaterialDocumentHeader',
+        {
+          GoodsMovementCode: TRANSFER_POSTING,
+          PostingDate: postingDate,
+          DocumentDate: postingDate,
+          MaterialDocumentHeaderText: token,
+          [MATERIAL_DOCUMENT_ITEMS_NAV]: [
+            {
+              Material: req.material,
+              Plant: req.plant,
+              StorageLocation: req.storageLocation,
+              Batch: req.batch,
+              GoodsMovementType: req.movementType,
+              QuantityInEntryUnit: quantityText(req.quantity, operation),
+              EntryUnit: req.unit,
+              MaterialDocumentItemText: req.headerText.slice(0, DOCUMENT_ITEM_TEXT_LENGTH),
+              ...(req.movementType === '122'
+                ? { InventoryStockType: BLOCKED_STOCK, ...(req.supplier ? { Supplier: req.supplier } : {}) }
+                : {}),
+            },
+          ],
+        },
+        MaterialDocumentRecord,
+        operation,
+      );
+      return { materialDocument: created.MaterialDocument, materialDocumentYear: created.MaterialDocumentYear };
+    },
+
+    async completeNotification(notification: string) {
+      // Setting the phase is idempotent on SAP's side: completing a completed notification changes nothing.
+      await client.update(
+        QUALITY_NOTIFICATION,
+        `QualityNotification(${odataString(notification)})`,
+        { NotifProcessingPhase: PHASE_COMPLETED },
+        'completeNotification',
+      );
+    },
+  };
+}

@@ -1,0 +1,239 @@
+/**
+ * The slice of OData V2 (JSON format, as SAP Gateway speaks it) that the simulator needs: resource paths with key
+ * predicates, `$filter` with `eq`/`and`, `$top`/`$skip`/`$expand`/`$select`, V2 envelopes and SAP's error body.
+ * OData V2 URL conventions: https://www.odata.org/documentation/odata-version-2-0/uri-conventions/
+ */
+
+/** A failure answered with SAP Gateway's error body; `code` is the ABAP message class and number (e.g. M7/021). */
+export class SapODataError extends Error {
+  constructor(
+    readonly httpStatus: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function sapErrorBody(code: string, message: string, transactionId: string) {
+  return {
+    error: {
+      code,
+      message: { lang: 'en', value: message },
+      innererror: { transactionid: transactionId, timestamp: sapTimestamp(new Date()), errordetails: [] },
+    },
+  };
+}
+
+/** SAP's 14-digit UTC timestamp (YYYYMMDDhhmmss), as Gateway writes it in `innererror.timestamp`. */
+function sapTimestamp(at: Date): string {
+  return at.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+}
+
+/** V2 JSON dates are `/Date(<ms since epoch, UTC>)/`. */
+export function toODataDate(at: Date): string {
+  return `/Date(${at.getTime()})/`;
+}
+
+/** Accepts `/Date(ms)/`, `/Date(ms+0000)/` and ISO-8601 (`2026-01-31T00:00:00`), which Gateway also takes on input. */
+export function parseODataDate(value: unknown, property: string): Date {
+  if (typeof value === 'string') {
+    const legacy = /^\/Date\((-?\d+)([+-]\d{4})?\)\/$/.exec(value);
+    if (legacy) return new Date(Number(legacy[1]));
+    if (/^\d{4}-\d{2}-\d{2}(T[\d:.]+Z?)?$/.test(value)) {
+      const at = new Date(value.endsWith('Z') || value.length === 10 ? value : `${value}Z`);
+      if (!Number.isNaN(at.getTime())) return at;
+    }
+  }
+  throw new SapODataError(
+    400,
+    '/IWBEP/CM_MGW_RT/022',
+    `Invalid value for property '${property}' (expected Edm.DateTime)`,
+  );
+}
+
+/** Edm.Decimal travels as a string in V2 JSON; trailing zeros to the property's scale. */
+export function toODataDecimal(value: string | number, scale = 3): string {
+  return Number(value).toFixed(scale);
+}
+
+export interface KeyPredicate {
+  /** Positional single key, e.g. `('200000001')`. */
+  single?: string;
+  named: Record<string, string>;
+}
+
+export interface ResourcePath {
+  entitySet: string;
+  key?: KeyPredicate;
+  navigation?: string;
+}
+
+/** Parses `EntitySet`, `EntitySet('1')`, `EntitySet(A='1',B='2')` and `EntitySet('1')/to_Nav`. */
+export function parseResourcePath(path: string): ResourcePath {
+  const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\((.*)\))?(?:\/([A-Za-z_][A-Za-z0-9_]*))?\/?$/.exec(path);
+  if (!m) throw new SapODataError(404, '/IWBEP/CM_MGW_RT/021', `Resource not found for segment '${path}'`);
+  const [, entitySet, keyText, navigation] = m;
+  const result: ResourcePath = { entitySet: entitySet! };
+  if (keyText !== undefined) result.key = parseKeyPredicate(keyText);
+  if (navigation !== undefined) result.navigation = navigation;
+  return result;
+}
+
+function parseKeyPredicate(text: string): KeyPredicate {
+  const parts = splitOutsideQuotes(text, ',');
+  const named: Record<string, string> = {};
+  if (parts.length === 1 && !/^[A-Za-z_]\w*=/.test(parts[0]!)) return { single: parseLiteral(parts[0]!), named };
+  for (const part of parts) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new SapODataError(400, '/IWBEP/CM_MGW_RT/004', `Invalid key predicate '${text}'`);
+    named[part.slice(0, eq).trim()] = parseLiteral(part.slice(eq + 1));
+  }
+  return { named };
+}
+
+function splitOutsideQuotes(text: string, separator: string): string[] {
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const ch of text) {
+    if (ch === "'") quoted = !quoted;
+    if (ch === separator && !quoted) {
+      parts.push(current);
+      current = '';
+    } else current += ch;
+  }
+  parts.push(current);
+  return parts.map((p) => p.trim());
+}
+
+/** String literals are quoted with `'` doubled inside; numbers are taken as their text. */
+function parseLiteral(raw: string): string {
+  const text = raw.trim();
+  const quoted = /^'((?:[^']|'')*)'$/.exec(text);
+  if (quoted) return quoted[1]!.replace(/''/g, "'");
+  if (/^-?\d+(\.\d+)?[mMdDlL]?$/.test(text)) return text.replace(/[mMdDlL]$/, '');
+  throw new SapODataError(400, '/IWBEP/CM_MGW_RT/004', `Invalid literal '${text}'`);
+}
+
+export interface EqualityFilter {
+  property: string;
+  value: string;
+}
+
+/**
+ * `$filter` limited to conjunctions of equality: `A eq 'x' and B eq 'y'` (optionally parenthesised). Anything else is
+ * refused with 400 rather than silently ignored, so a connector relying on an unsupported operator notices.
+ */
+export function parseFilter(text: string | undefined): EqualityFilter[] {
+  if (text === undefined || text.trim() === '') return [];
+  const tokens = tokenizeFilter(text);
+  const filters: EqualityFilter[] = [];
+  let i = 0;
+  const next = () => tokens[i++];
+  while (i < tokens.length) {
+    const property = next();
+    const op = next();
+    const value = next();
+    if (!property || property.kind !== 'name' || op?.kind !== 'name' || op.text !== 'eq' || !value) {
+      throw unsupportedFilter(text);
+    }
+    if (value.kind === 'name') throw unsupportedFilter(text);
+    filters.push({ property: property.text, value: value.text });
+    if (i < tokens.length) {
+      const conj = next();
+      if (conj?.kind !== 'name' || conj.text !== 'and' || i >= tokens.length) throw unsupportedFilter(text);
+    }
+  }
+  return filters;
+}
+
+interface FilterToken {
+  kind: 'name' | 'string' | 'number';
+  text: string;
+}
+
+function tokenizeFilter(text: string): FilterToken[] {
+  const tokens: FilterToken[] = [];
+  const re = /\s*(?:'((?:[^']|'')*)'|(-?\d+(?:\.\d+)?)[mMdDlL]?|([A-Za-z_][A-Za-z0-9_/]*)|([()]))/y;
+  let pos = 0;
+  while (pos < text.length) {
+    if (/^\s*$/.test(text.slice(pos))) break;
+    re.lastIndex = pos;
+    const m = re.exec(text);
+    if (!m) throw unsupportedFilter(text);
+    pos = re.lastIndex;
+    if (m[1] !== undefined) tokens.push({ kind: 'string', text: m[1].replace(/''/g, "'") });
+    else if (m[2] !== undefined) tokens.push({ kind: 'number', text: m[2] });
+    else if (m[3] !== undefined) tokens.push({ kind: 'name', text: m[3] });
+    // Parentheses only group conjunctions here, which does not change the meaning of a pure `and` chain.
+  }
+  return tokens;
+}
+
+function unsupportedFilter(text: string): SapODataError {
+  return new SapODataError(
+    400,
+    '/IWBEP/CM_MGW_RT/005',
+    `Unsupported $filter '${text}' (the simulator supports: Property eq 'value' [and ...])`,
+  );
+}
+
+export interface QueryOptions {
+  filter: EqualityFilter[];
+  top?: number;
+  skip?: number;
+  expand: string[];
+  select?: string[];
+  inlineCount: boolean;
+}
+
+export function parseQueryOptions(query: Record<string, unknown>): QueryOptions {
+  const str = (name: string): string | undefined => {
+    const v = query[name];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const int = (name: string): number | undefined => {
+    const v = str(name);
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v)) throw new SapODataError(400, '/IWBEP/CM_MGW_RT/006', `Invalid value '${v}' for ${name}`);
+    return Number(v);
+  };
+  const list = (name: string) =>
+    (str(name) ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const select = list('$select');
+  const top = int('$top');
+  const skip = int('$skip');
+  return {
+    filter: parseFilter(str('$filter')),
+    ...(top !== undefined ? { top } : {}),
+    ...(skip !== undefined ? { skip } : {}),
+    expand: list('$expand'),
+    ...(select.length > 0 ? { select } : {}),
+    inlineCount: str('$inlinecount') === 'allpages',
+  };
+}
+
+/** OData V2 key predicate text for a `__metadata.uri`, e.g. `(MaterialDocumentYear='2026',MaterialDocument='49…')`. */
+export function keyPredicateText(keys: Record<string, string>): string {
+  const entries = Object.entries(keys);
+  const quote = (v: string) => `'${v.replace(/'/g, "''")}'`;
+  if (entries.length === 1) return `(${quote(entries[0]![1])})`;
+  return `(${entries.map(([k, v]) => `${k}=${quote(v)}`).join(',')})`;
+}
+
+/** Applies `$select` (top-level properties only; `__metadata` and expanded navigations are kept). */
+export function applySelect(entity: Record<string, unknown>, select: string[] | undefined): Record<string, unknown> {
+  if (!select) return entity;
+  const keep = new Set(['__metadata', ...select]);
+  return Object.fromEntries(
+    Object.entries(entity).filter(([k, v]) => keep.has(k) || (k.startsWith('to_') && isExpanded(v))),
+  );
+}
+
+function isExpanded(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !('__deferred' in value);
+}

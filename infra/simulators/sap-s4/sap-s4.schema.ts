@@ -1,0 +1,187 @@
+import type pg from 'pg';
+
+/**
+ * The simulator's own tables, in a schema of its own (default `sap_sim`; tests pass a unique one). Identifiers cannot
+ * be bound as parameters, so the schema name is checked against a strict pattern and quoted; every value is bound.
+ */
+export function quoteSchema(schema: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new Error(`invalid simulator schema name "${schema}" (lower-case letters, digits and _ only)`);
+  }
+  return `"${schema}"`;
+}
+
+/** Stock types as in API_MATERIAL_STOCK_SRV's `InventoryStockType`: 01 unrestricted-use is widely seen in public
+ * callers; 07 for blocked is recalled, not verified (see README). */
+export const STOCK_TYPE = { unrestricted: '01', blocked: '07' } as const;
+export type StockType = (typeof STOCK_TYPE)[keyof typeof STOCK_TYPE];
+
+function schemaSql(s: string): string {
+  return `
+CREATE SCHEMA IF NOT EXISTS ${s};
+
+CREATE SEQUENCE IF NOT EXISTS ${s}.quality_notification_number START WITH 200000001;
+CREATE SEQUENCE IF NOT EXISTS ${s}.material_document_number START WITH 4900000001;
+
+CREATE TABLE IF NOT EXISTS ${s}.quality_notification (
+  notification             text PRIMARY KEY,
+  notification_type        text NOT NULL,
+  notification_text        text NOT NULL DEFAULT '',
+  material                 text NOT NULL DEFAULT '',
+  plant                    text NOT NULL DEFAULT '',
+  batch                    text NOT NULL DEFAULT '',
+  supplier                 text NOT NULL DEFAULT '',
+  -- External reference number (QMEL-REFNUM, CHAR 20): the searchable field Holdfast's idempotency token lives in.
+  external_reference       text NOT NULL DEFAULT '',
+  complaint_quantity       numeric(13, 3) NOT NULL DEFAULT 0,
+  complaint_quantity_unit  text NOT NULL DEFAULT '',
+  -- 1 outstanding, 2 postponed, 3 in process, 4 completed (QMEL-PHASE).
+  processing_phase         text NOT NULL DEFAULT '1',
+  created_by_user          text NOT NULL,
+  created_at               timestamptz NOT NULL DEFAULT now(),
+  changed_at               timestamptz NOT NULL DEFAULT now(),
+  completed_at             timestamptz
+);
+CREATE INDEX IF NOT EXISTS quality_notification_external_reference_idx
+  ON ${s}.quality_notification (external_reference);
+
+CREATE TABLE IF NOT EXISTS ${s}.quality_notification_item (
+  notification         text NOT NULL REFERENCES ${s}.quality_notification (notification),
+  item                 text NOT NULL,
+  item_text            text NOT NULL DEFAULT '',
+  defect_code_catalog  text NOT NULL DEFAULT '',
+  defect_code_group    text NOT NULL DEFAULT '',
+  defect_code          text NOT NULL DEFAULT '',
+  created_at           timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (notification, item)
+);
+
+CREATE TABLE IF NOT EXISTS ${s}.material_document (
+  document_year        text NOT NULL,
+  material_document    text NOT NULL,
+  goods_movement_code  text NOT NULL,
+  header_text          text NOT NULL DEFAULT '',
+  reference_document   text NOT NULL DEFAULT '',
+  posting_date         date NOT NULL,
+  document_date        date NOT NULL,
+  created_by_user      text NOT NULL,
+  created_at           timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (document_year, material_document)
+);
+CREATE INDEX IF NOT EXISTS material_document_header_text_idx ON ${s}.material_document (header_text);
+
+CREATE TABLE IF NOT EXISTS ${s}.material_document_item (
+  document_year        text NOT NULL,
+  material_document    text NOT NULL,
+  item                 text NOT NULL,
+  material             text NOT NULL,
+  plant                text NOT NULL,
+  storage_location     text NOT NULL,
+  batch                text NOT NULL,
+  goods_movement_type  text NOT NULL,
+  -- The stock type the quantity left (for 122 and 555, the only side that exists).
+  stock_type           text NOT NULL,
+  supplier             text NOT NULL DEFAULT '',
+  quantity             numeric(13, 3) NOT NULL,
+  unit                 text NOT NULL,
+  item_text            text NOT NULL DEFAULT '',
+  PRIMARY KEY (document_year, material_document, item),
+  FOREIGN KEY (document_year, material_document) REFERENCES ${s}.material_document (document_year, material_document)
+);
+
+-- Stock per batch and stock type; the batches present here are the simulator's master data.
+CREATE TABLE IF NOT EXISTS ${s}.stock (
+  material          text NOT NULL,
+  plant             text NOT NULL,
+  storage_location  text NOT NULL,
+  batch             text NOT NULL,
+  stock_type        text NOT NULL,
+  quantity          numeric(13, 3) NOT NULL CHECK (quantity >= 0),
+  unit              text NOT NULL,
+  PRIMARY KEY (material, plant, storage_location, batch, stock_type)
+);
+`;
+}
+
+/** Creates the schema and tables if absent. Serialised by an advisory lock: concurrent CREATE ... IF NOT EXISTS races. */
+export async function ensureSimulatorSchema(pool: pg.Pool, schema: string): Promise<void> {
+  const s = quoteSchema(schema);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query("SELECT pg_advisory_xact_lock(hashtext('holdfast-sap-s4-simulator-schema'))");
+    await client.query(schemaSql(s));
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+export interface UnrestrictedStock {
+  material: string;
+  plant: string;
+  storageLocation: string;
+  batch: string;
+  quantity: number;
+  unit: string;
+}
+
+/** Seeds unrestricted stock; rows that exist are left alone, so a restart does not undo postings. */
+export async function seedUnrestrictedStock(pool: pg.Pool, schema: string, rows: UnrestrictedStock[]): Promise<void> {
+  const s = quoteSchema(schema);
+  for (const r of rows) {
+    await pool.query(
+      `INSERT INTO ${s}.stock (material, plant, storage_location, batch, stock_type, quantity, unit)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+      [r.material, r.plant, r.storageLocation, r.batch, STOCK_TYPE.unrestricted, r.quantity, r.unit],
+    );
+  }
+}
+
+/** Sets unrestricted stock to exactly `quantity` (admin control for tests). */
+export async function setUnrestrictedStock(pool: pg.Pool, schema: string, r: UnrestrictedStock): Promise<void> {
+  const s = quoteSchema(schema);
+  await pool.query(
+    `INSERT INTO ${s}.stock (material, plant, storage_location, batch, stock_type, quantity, unit)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (material, plant, storage_location, batch, stock_type)
+     DO UPDATE SET quantity = EXCLUDED.quantity, unit = EXCLUDED.unit`,
+    [r.material, r.plant, r.storageLocation, r.batch, STOCK_TYPE.unrestricted, r.quantity, r.unit],
+  );
+}
+
+export async function countDocuments(
+  pool: pg.Pool,
+  schema: string,
+): Promise<{ notifications: number; notificationItems: number; materialDocuments: number }> {
+  const s = quoteSchema(schema);
+  const { rows } = await pool.query<{ notifications: string; items: string; documents: string }>(
+    `SELECT (SELECT count(*) FROM ${s}.quality_notification) AS notifications,
+            (SELECT count(*) FROM ${s}.quality_notification_item) AS items,
+            (SELECT count(*) FROM ${s}.material_document) AS documents`,
+  );
+  const row = rows[0]!;
+  return {
+    notifications: Number(row.notifications),
+    notificationItems: Number(row.items),
+    materialDocuments: Number(row.documents),
+  };
+}
+
+export async function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

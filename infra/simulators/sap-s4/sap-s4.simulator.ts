@@ -1,0 +1,290 @@
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type pg from 'pg';
+import { z } from 'zod';
+import { DEMO_LOTS } from '../demo-plant';
+import { registerFaultInjection } from '../shared/faults';
+import {
+  CsrfSessionStore,
+  parseCookieHeader,
+  sessionCookieName,
+  SIMULATED_SYSTEM_ID,
+  xsrfCookieName,
+} from './csrf-session';
+import { materialDocumentService } from './material-document.service';
+import { materialStockService } from './material-stock.service';
+import { parseQueryOptions, parseResourcePath, SapODataError, sapErrorBody, applySelect } from './odata';
+import type { EntitySetHandler, ODataService, ServiceContext } from './odata-service';
+import { qualityNotificationService } from './quality-notification.service';
+import {
+  countDocuments,
+  ensureSimulatorSchema,
+  quoteSchema,
+  seedUnrestrictedStock,
+  setUnrestrictedStock,
+} from './sap-s4.schema';
+
+export interface SapS4SimulatorOptions {
+  pool: pg.Pool;
+  /** PostgreSQL schema for the simulator's tables; tests pass a unique one. */
+  schema?: string;
+  credentials: { username: string; password: string };
+  /** Seeds unrestricted stock for every demo lot (infra/simulators/demo-plant.ts); idempotent across restarts. */
+  seedDemo?: boolean;
+  /** Idle lifetime of an HTTP session and its CSRF token. */
+  sessionTtlMs?: number;
+  logger?: boolean;
+}
+
+export const ODATA_ROOT = '/sap/opu/odata/sap';
+const DEFAULT_SAP_CLIENT = '100';
+const DEFAULT_SESSION_TTL_MS = 30 * 60_000;
+const SERVICES: ODataService[] = [qualityNotificationService, materialDocumentService, materialStockService];
+
+const StockSetting = z.strictObject({
+  material: z.string().min(1).max(40),
+  plant: z.string().min(1).max(4),
+  storageLocation: z.string().min(1).max(4),
+  batch: z.string().min(1).max(10),
+  quantity: z.number().nonnegative(),
+  unit: z.string().min(1).max(3),
+});
+
+/**
+ * An SAP S/4HANA stand-in that speaks OData V2 the way SAP Gateway does (Basic auth, CSRF handshake, V2 envelopes,
+ * SAP error bodies) for the three services Holdfast uses, with state in PostgreSQL. It does not de-duplicate repeated
+ * POSTs, as SAP does not; fault injection (/__faults) and admin controls (/__sim) drive tests and benchmarks.
+ */
+export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<FastifyInstance> {
+  const schema = opts.schema ?? 'sap_sim';
+  const s = quoteSchema(schema);
+  await ensureSimulatorSchema(opts.pool, schema);
+  if (opts.seedDemo) {
+    await seedUnrestrictedStock(
+      opts.pool,
+      schema,
+      DEMO_LOTS.map((lot) => ({
+        material: lot.sku,
+        plant: lot.erpPlant,
+        storageLocation: lot.storageLocation,
+        batch: lot.batch,
+        quantity: lot.quantity,
+        unit: lot.unit,
+      })),
+    );
+  }
+
+  const sessions = new CsrfSessionStore(opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS);
+  const app = Fastify({ logger: opts.logger ?? false, exposeHeadRoutes: false });
+  // OData V2 clients may update with MERGE (the V2 verb for a partial update) besides PATCH.
+  app.addHttpMethod('MERGE', { hasBody: true });
+  registerFaultInjection(app);
+
+  app.setErrorHandler((err: { statusCode?: number; message: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) req.log.error({ err }, 'SAP simulator request failed');
+    const message = status === 500 ? 'Internal server error' : err.message;
+    if (req.url.startsWith(ODATA_ROOT)) {
+      return reply.code(status).send(sapErrorBody('/IWBEP/CM_MGW_RT/000', message, transactionId()));
+    }
+    return reply.code(status).type('application/problem+json').send({ title: message, status });
+  });
+
+  app.get('/health', async () => {
+    await opts.pool.query('SELECT 1');
+    return { status: 'ok' };
+  });
+
+  app.post('/__sim/stock', async (req, reply) => {
+    const parsed = StockSetting.safeParse(req.body);
+    if (!parsed.success) {
+      return reply
+        .code(400)
+        .type('application/problem+json')
+        .send({ title: 'invalid stock setting', status: 400, errors: parsed.error.issues });
+    }
+    await setUnrestrictedStock(opts.pool, schema, parsed.data);
+    return reply.code(204).send();
+  });
+  app.get('/__sim/counts', async () => countDocuments(opts.pool, schema));
+  app.post('/__sim/expire-sessions', async () => ({ expired: sessions.expireAll() }));
+
+  const handler = (req: FastifyRequest, reply: FastifyReply) => handleOData(req, reply, opts, sessions, s);
+  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'MERGE', 'DELETE'];
+  app.route({ method: methods, url: `${ODATA_ROOT}/:service`, handler });
+  app.route({ method: methods, url: `${ODATA_ROOT}/:service/*`, handler });
+  return app;
+}
+
+function transactionId(): string {
+  return randomUUID().replace(/-/g, '').toUpperCase();
+}
+
+function sendSapError(reply: FastifyReply, err: SapODataError): FastifyReply {
+  return reply
+    .code(err.httpStatus)
+    .header('dataserviceversion', '1.0')
+    .send(sapErrorBody(err.code, err.message, transactionId()));
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Basic auth on every request, as for a communication user; returns the user name or undefined. */
+function authenticate(req: FastifyRequest, credentials: SapS4SimulatorOptions['credentials']): string | undefined {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(req.headers.authorization ?? '');
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  const user = decoded.slice(0, colon);
+  const password = decoded.slice(colon + 1);
+  return sameSecret(user, credentials.username) && sameSecret(password, credentials.password) ? user : undefined;
+}
+
+function headerValue(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+async function handleOData(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  opts: SapS4SimulatorOptions,
+  sessions: CsrfSessionStore,
+  s: string,
+): Promise<FastifyReply> {
+  const user = authenticate(req, opts.credentials);
+  if (!user) {
+    return reply
+      .code(401)
+      .header('www-authenticate', `Basic realm="SAP NetWeaver Application Server [${SIMULATED_SYSTEM_ID}/100]"`)
+      .type('text/plain')
+      .send('Logon failed');
+  }
+
+  const query = req.query as Record<string, unknown>;
+  const sapClient = headerValue(req, 'sap-client') ?? (query['sap-client'] as string | undefined) ?? DEFAULT_SAP_CLIENT;
+  const cookies = parseCookieHeader(req.headers.cookie);
+  const tunnelled = headerValue(req, 'x-http-method')?.toUpperCase();
+  const method = req.method === 'POST' && tunnelled ? tunnelled : req.method;
+  const reading = method === 'GET' || method === 'HEAD';
+
+  if (reading && headerValue(req, 'x-csrf-token')?.toLowerCase() === 'fetch') {
+    const session = sessions.fetch(cookies.get(sessionCookieName(sapClient)));
+    reply
+      .header('x-csrf-token', session.token)
+      .header('set-cookie', [
+        `${sessionCookieName(sapClient)}=${session.id}; path=/; HttpOnly`,
+        `${xsrfCookieName(sapClient)}=${session.xsrfCookie}; path=/; HttpOnly`,
+      ]);
+  } else if (!reading) {
+    const check = sessions.validate(
+      cookies.get(sessionCookieName(sapClient)),
+      cookies.get(xsrfCookieName(sapClient)),
+      headerValue(req, 'x-csrf-token'),
+    );
+    if (!check.ok) {
+      req.log.info({ reason: check.reason }, 'CSRF token validation failed');
+      return reply.code(403).header('x-csrf-token', 'Required').type('text/plain').send('CSRF token validation failed');
+    }
+  }
+
+  const params = req.params as { service: string; '*'?: string };
+  // Versioned services append ;v=0002 to the service name (interfaces.md §1.1).
+  const service = SERVICES.find((svc) => svc.name === params.service.split(';')[0]);
+  if (!service) {
+    return sendSapError(
+      reply,
+      new SapODataError(
+        404,
+        '/IWFND/MED/170',
+        `No service found for namespace '', name '${params.service}', version '0001'`,
+      ),
+    );
+  }
+  const host = req.headers.host ?? '127.0.0.1';
+  const ctx: ServiceContext = {
+    pool: opts.pool,
+    s,
+    serviceUrl: `${req.protocol}://${host}${ODATA_ROOT}/${service.name}`,
+    user,
+  };
+  reply.header('dataserviceversion', '2.0');
+
+  try {
+    const resource = (params['*'] ?? '').replace(/^\/+/, '');
+    if (resource === '' || resource === '$metadata') {
+      if (!reading) throw methodNotAllowed(method);
+      if (resource === '$metadata') return reply.type('application/xml').send(metadataDocument(service));
+      return reply.send({ d: { EntitySets: Object.keys(service.entitySets) } });
+    }
+    const path = parseResourcePath(resource);
+    const entitySet: EntitySetHandler | undefined = service.entitySets[path.entitySet];
+    if (!entitySet)
+      throw new SapODataError(404, '/IWBEP/CM_MGW_RT/021', `Resource not found for segment '${path.entitySet}'`);
+    const q = parseQueryOptions(query);
+
+    if (reading) {
+      if (path.key && path.navigation) {
+        const nav = entitySet.navigations?.[path.navigation];
+        if (!nav)
+          throw new SapODataError(404, '/IWBEP/CM_MGW_RT/021', `Resource not found for segment '${path.navigation}'`);
+        return reply.send({ d: { results: (await nav.list(ctx, path.key, q)).map((e) => applySelect(e, q.select)) } });
+      }
+      if (path.key) {
+        if (!entitySet.get) throw methodNotAllowed(method);
+        return reply.send({ d: applySelect(await entitySet.get(ctx, path.key, q), q.select) });
+      }
+      if (!entitySet.list) throw methodNotAllowed(method);
+      const results = (await entitySet.list(ctx, q)).map((e) => applySelect(e, q.select));
+      return reply.send({ d: q.inlineCount ? { __count: String(results.length), results } : { results } });
+    }
+
+    if (method === 'POST') {
+      let created;
+      if (path.key && path.navigation) {
+        const nav = entitySet.navigations?.[path.navigation];
+        if (!nav?.create) throw methodNotAllowed(method);
+        created = await nav.create(ctx, path.key, req.body);
+      } else if (!path.key && entitySet.create) {
+        created = await entitySet.create(ctx, req.body, q);
+      } else throw methodNotAllowed(method);
+      const uri = (created.__metadata as { uri?: string } | undefined)?.uri;
+      if (uri) reply.header('location', uri);
+      return reply.code(201).send({ d: created });
+    }
+
+    if ((method === 'PATCH' || method === 'MERGE' || method === 'PUT') && path.key && !path.navigation) {
+      if (!entitySet.update) throw methodNotAllowed(method);
+      await entitySet.update(ctx, path.key, req.body);
+      return reply.code(204).send();
+    }
+    throw methodNotAllowed(method);
+  } catch (err) {
+    if (err instanceof SapODataError) return sendSapError(reply, err);
+    throw err;
+  }
+}
+
+function methodNotAllowed(method: string): SapODataError {
+  return new SapODataError(405, '/IWBEP/CM_MGW_RT/003', `Method '${method}' is not allowed for this resource`);
+}
+
+/** A minimal EDMX: entity sets only, enough for clients that probe `$metadata`. Properties are in the README. */
+function metadataDocument(service: ODataService): string {
+  const sets = Object.keys(service.entitySets)
+    .map((name) => `<EntitySet Name="${name}" EntityType="${service.name}.${name}Type"/>`)
+    .join('');
+  return (
+    '<?xml version="1.0" encoding="utf-8"?>' +
+    '<edmx:Edmx Version="1.0" xmlns:edmx="http://schemas.microsoft.com/ado/2007/06/edmx">' +
+    '<edmx:DataServices m:DataServiceVersion="2.0" xmlns:m="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata">' +
+    `<Schema Namespace="${service.name}" xmlns="http://schemas.microsoft.com/ado/2008/09/edm">` +
+    `<EntityContainer Name="${service.name}_Entities" m:IsDefaultEntityContainer="true">${sets}</EntityContainer>` +
+    '</Schema></edmx:DataServices></edmx:Edmx>'
+  );
+}

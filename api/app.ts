@@ -1,0 +1,34 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { ApiDeps } from './deps';
+import { registerOpenApi } from './plugins/openapi';
+import { registerProblemHandlers } from './plugins/problem-details';
+import defectRoutes from './routes/defects';
+import healthRoutes from './routes/health';
+import inspectionRoutes from './routes/inspections';
+import lotRoutes from './routes/lots';
+
+export type { ApiDeps } from './deps';
+
+export interface BuildAppOptions extends ApiDeps {
+  logger?: boolean;
+  /** Serve the Swagger UI at /docs (api/server.ts does); /docs/json is always served. */
+  docsUi?: boolean;
+}
+
+/** Builds the app without listening: tests call this and use app.inject; api/server.ts listens. */
+export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> {
+  const { logger = false, docsUi = false, ...routeDeps } = deps;
+  const app = Fastify({ logger, bodyLimit: deps.config.api.bodyLimitBytes });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerProblemHandlers(app);
+  await registerOpenApi(app, { ui: docsUi });
+
+  const opts = { deps: routeDeps };
+  await app.register(healthRoutes, opts);
+  await app.register(inspectionRoutes, opts);
+  await app.register(defectRoutes, opts);
+  await app.register(lotRoutes, opts);
+  return app;
+}

@@ -1,0 +1,12 @@
+import type pg from 'pg';
+import type { HoldfastConfig } from '../infra/config/schema';
+import type { WorkflowGateway } from '../infra/temporal/gateway';
+
+/** What routes need, passed in by buildApp: tests hand in a real pool and a fake gateway. */
+export interface ApiDeps {
+  pool: pg.Pool;
+  gateway: WorkflowGateway;
+  config: HoldfastConfig;
+  /** Temporal namespace, for Web UI links. */
+  namespace: string;
+}

@@ -1,0 +1,33 @@
+import fastifySwagger from '@fastify/swagger';
+import type { FastifyInstance } from 'fastify';
+import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+
+export const OPENAPI_JSON_PATH = '/docs/json';
+
+/**
+ * OpenAPI generated from the route schemas, so the published inventory is the registered routes (OWASP API9):
+ * the document at /docs/json, the Swagger UI at /docs.
+ *
+ * The UI is opt-in: @fastify/swagger-ui pulls in an ESM-only dependency (content-disposition 3) that Node 20 loads
+ * with require(esm) but jest's module loader cannot, so tests build the app without it.
+ */
+export async function registerOpenApi(app: FastifyInstance, opts: { ui: boolean }): Promise<void> {
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Holdfast API',
+        description: 'Inspection ingest, defect and lot reads, and lot dispositions.',
+        version: '0.1.0',
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+  if (opts.ui) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const fastifySwaggerUi = (require('@fastify/swagger-ui') as typeof import('@fastify/swagger-ui')).default;
+    await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  } else {
+    app.get(OPENAPI_JSON_PATH, { schema: { hide: true } }, async () => app.swagger());
+  }
+}

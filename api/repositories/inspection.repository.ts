@@ -1,0 +1,137 @@
+import type pg from 'pg';
+import type { DetectedDefect } from '../../workflows/contracts';
+
+export interface InspectionRecord {
+  eventId: string;
+  site: string;
+  line: string;
+  station: string;
+  partId: string;
+  sku: string;
+  lotId: string;
+  workOrder: string;
+  result: 'pass' | 'fail';
+  defects: DetectedDefect[];
+  modelVersion: string;
+  recipeVersion: string;
+  inspectedAt: string;
+  imageRef?: string;
+  payloadSha256: string;
+}
+
+export interface StoredInspection extends Omit<InspectionRecord, 'payloadSha256'> {
+  receivedAt: string;
+}
+
+type Queryable = Pick<pg.PoolClient, 'query'>;
+
+/** Inserts what is new and returns the event ids it inserted; existing event ids are left untouched. */
+export async function insertInspections(db: Queryable, rows: readonly InspectionRecord[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const col = <K extends keyof InspectionRecord>(k: K) => rows.map((r) => r[k] ?? null);
+  const res = await db.query<{ event_id: string }>(
+    `INSERT INTO holdfast.inspection (event_id, site, line, station, part_id, sku, lot_id, work_order, result, defects,
+                                      model_version, recipe_version, inspected_at, image_ref, payload_sha256)
+     SELECT t.event_id, t.site, t.line, t.station, t.part_id, t.sku, t.lot_id, t.work_order, t.result, t.defects::jsonb,
+            t.model_version, t.recipe_version, t.inspected_at::timestamptz, t.image_ref, t.payload_sha256
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                   $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+            WITH ORDINALITY AS t(event_id, site, line, station, part_id, sku, lot_id, work_order, result, defects,
+                                 model_version, recipe_version, inspected_at, image_ref, payload_sha256, ord)
+      ORDER BY t.ord
+     ON CONFLICT (event_id) DO NOTHING
+     RETURNING event_id`,
+    [
+      col('eventId'),
+      col('site'),
+      col('line'),
+      col('station'),
+      col('partId'),
+      col('sku'),
+      col('lotId'),
+      col('workOrder'),
+      col('result'),
+      rows.map((r) => JSON.stringify(r.defects)),
+      col('modelVersion'),
+      col('recipeVersion'),
+      col('inspectedAt'),
+      col('imageRef'),
+      col('payloadSha256'),
+    ],
+  );
+  return new Set(res.rows.map((r) => r.event_id));
+}
+
+export async function payloadHashes(db: Queryable, eventIds: readonly string[]): Promise<Map<string, string>> {
+  if (eventIds.length === 0) return new Map();
+  const res = await db.query<{ event_id: string; payload_sha256: string }>(
+    `SELECT event_id, payload_sha256 FROM holdfast.inspection WHERE event_id = ANY($1::text[])`,
+    [eventIds],
+  );
+  return new Map(res.rows.map((r) => [r.event_id, r.payload_sha256]));
+}
+
+interface InspectionRow {
+  event_id: string;
+  site: string;
+  line: string;
+  station: string;
+  part_id: string;
+  sku: string;
+  lot_id: string;
+  work_order: string;
+  result: 'pass' | 'fail';
+  defects: DetectedDefect[];
+  model_version: string;
+  recipe_version: string;
+  inspected_at: Date;
+  image_ref: string | null;
+  received_at: Date;
+}
+
+export async function findInspection(db: Queryable, eventId: string): Promise<StoredInspection | undefined> {
+  const res = await db.query<InspectionRow>(`SELECT * FROM holdfast.inspection WHERE event_id = $1`, [eventId]);
+  const r = res.rows[0];
+  if (!r) return undefined;
+  return {
+    eventId: r.event_id,
+    site: r.site,
+    line: r.line,
+    station: r.station,
+    partId: r.part_id,
+    sku: r.sku,
+    lotId: r.lot_id,
+    workOrder: r.work_order,
+    result: r.result,
+    defects: r.defects,
+    modelVersion: r.model_version,
+    recipeVersion: r.recipe_version,
+    inspectedAt: r.inspected_at.toISOString(),
+    ...(r.image_ref !== null ? { imageRef: r.image_ref } : {}),
+    receivedAt: r.received_at.toISOString(),
+  };
+}
+
+/** Sites where this lot id has been inspected (lot ids are only unique within a site). */
+export async function sitesOfLot(db: Queryable, lotId: string): Promise<string[]> {
+  const res = await db.query<{ site: string }>(
+    `SELECT DISTINCT site FROM holdfast.inspection WHERE lot_id = $1 ORDER BY site`,
+    [lotId],
+  );
+  return res.rows.map((r) => r.site);
+}
+
+export async function lotInspectionCounts(
+  db: Queryable,
+  site: string,
+  lotId: string,
+): Promise<{ pass: number; fail: number; total: number }> {
+  const res = await db.query<{ pass: string; fail: string }>(
+    `SELECT count(*) FILTER (WHERE result = 'pass') AS pass, count(*) FILTER (WHERE result = 'fail') AS fail
+       FROM holdfast.inspection WHERE site = $1 AND lot_id = $2`,
+    [site, lotId],
+  );
+  const pass = Number(res.rows[0]?.pass ?? 0);
+  const fail = Number(res.rows[0]?.fail ?? 0);
+  return { pass, fail, total: pass + fail };
+}

@@ -1,0 +1,37 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ApiDeps } from '../../deps';
+import { ProblemError, problemType } from '../../plugins/problem-details';
+import { ProblemSchema } from '../../schemas/common.schema';
+import { IngestResponseSchema, inspectionBodySchema } from '../../schemas/inspection.schema';
+import { ingestInspections } from '../../services/ingest.service';
+
+const inspectionRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
+  app.post('/v1/inspections', {
+    schema: {
+      summary: 'Store inspection results (one, or a batch of up to api.maxBatch)',
+      description:
+        'Each result is stored before the answer, the whole batch in one transaction. Each failed result starts a ' +
+        'defect workflow through the outbox. Re-sent eventIds with the same payload are reported as duplicates; ' +
+        'with a different payload the whole batch is refused with 409.',
+      tags: ['inspections'],
+      body: inspectionBodySchema(deps.config),
+      response: { 202: IngestResponseSchema, 400: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema },
+    },
+    handler: async (request, reply) => {
+      const results = 'results' in request.body ? request.body.results : [request.body];
+      const outcome = await ingestInspections(deps.pool, deps.config, results);
+      if (outcome.kind === 'conflict') {
+        throw new ProblemError({
+          type: problemType('event-payload-conflict'),
+          title: 'Event id re-sent with a different payload',
+          status: 409,
+          detail: `eventIds already stored with a different payload: ${outcome.eventIds.join(', ')}; nothing was stored`,
+          conflicts: outcome.eventIds,
+        });
+      }
+      return reply.code(202).send(outcome.response);
+    },
+  });
+};
+
+export default inspectionRoutes;

@@ -1,0 +1,147 @@
+import type { FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { lotCaseWorkflowId } from '../../../workflows/contracts';
+import type { ApiDeps } from '../../deps';
+import { ProblemError, notFound, problemType } from '../../plugins/problem-details';
+import { lotInspectionCounts, sitesOfLot } from '../../repositories/inspection.repository';
+import { type LotCaseRecord, lotCasesOf } from '../../repositories/lot-case.repository';
+import { traceLinksOf } from '../../repositories/trace.repository';
+import { MaterialDocumentSchema, ProblemSchema, type WorkflowView } from '../../schemas/common.schema';
+import {
+  DispositionBodySchema,
+  DispositionHeadersSchema,
+  DispositionOutcomeSchema,
+} from '../../schemas/disposition.schema';
+import {
+  type LotCaseView,
+  LotCaseStateSchema,
+  LotParamsSchema,
+  LotQuerySchema,
+  type LotView,
+  LotViewSchema,
+} from '../../schemas/lot.schema';
+import { submitLotDisposition } from '../../services/disposition.service';
+import { temporalUiWorkflowUrl } from '../../support/temporal-ui';
+
+const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
+  const uiUrl = (workflowId: string, runId?: string) =>
+    temporalUiWorkflowUrl(deps.config.api.temporalUiUrl, deps.namespace, workflowId, runId);
+
+  app.get('/v1/lots/:lotId', {
+    schema: {
+      summary: 'A lot: its cases (holds), live case state, inspection counts and trace documents',
+      description: '`site` is needed only when the lot id has been seen at more than one site.',
+      tags: ['lots'],
+      params: LotParamsSchema,
+      querystring: LotQuerySchema,
+      response: { 200: LotViewSchema, 400: ProblemSchema, 404: ProblemSchema },
+    },
+    handler: async (request) => {
+      const { lotId } = request.params;
+      const site = await resolveSite(deps, lotId, request.query.site);
+      const [counts, cases, trace] = await Promise.all([
+        lotInspectionCounts(deps.pool, site, lotId),
+        lotCasesOf(deps.pool, site, lotId),
+        traceLinksOf(deps.pool, 'lot', `${site}/${lotId}`),
+      ]);
+      const view: LotView = {
+        site,
+        lotId,
+        inspections: counts,
+        cases: cases.map((c) => lotCaseView(c, uiUrl(c.workflowId, c.runId))),
+        trace,
+        temporalAvailable: true,
+      };
+      const workflowId = lotCaseWorkflowId(site, lotId);
+      try {
+        const described = await deps.gateway.describe(workflowId);
+        if (described) {
+          const workflow: WorkflowView = { ...described, temporalUiUrl: uiUrl(workflowId, described.runId) };
+          view.workflow = workflow;
+          if (described.status === 'RUNNING') {
+            const live = LotCaseStateSchema.safeParse(await deps.gateway.lotCaseState(workflowId));
+            if (live.success) view.live = live.data;
+          }
+        }
+      } catch (err) {
+        request.log.warn({ err, workflowId }, 'temporal unavailable for lot read');
+        view.temporalAvailable = false;
+      }
+      return view;
+    },
+  });
+
+  app.post('/v1/lots/:lotId/disposition', {
+    schema: {
+      summary: 'Decide what happens to a held lot (use-as-is, rework, scrap, return-to-vendor)',
+      description:
+        'Requires an `Idempotency-Key` header (draft-ietf-httpapi-idempotency-key-header). A retry with the same key ' +
+        'and body gets the stored answer; the same key with another body gets 422; while the first request runs, 409.',
+      tags: ['lots'],
+      params: LotParamsSchema,
+      headers: DispositionHeadersSchema,
+      body: DispositionBodySchema,
+      response: {
+        200: DispositionOutcomeSchema,
+        400: ProblemSchema,
+        404: ProblemSchema,
+        409: ProblemSchema,
+        422: ProblemSchema,
+        503: ProblemSchema,
+      },
+    },
+    handler: async (request, reply) => {
+      const answer = await submitLotDisposition(
+        deps,
+        request.params.lotId,
+        request.headers['idempotency-key'],
+        request.body,
+      );
+      // Pre-serialised canonical JSON, so a replay is byte-identical to the first answer; the untyped reply lets a
+      // string through (fastify sends a string with a JSON media type without re-serialising it).
+      const untyped: FastifyReply = reply;
+      return untyped.code(answer.status).type(answer.contentType).send(answer.body);
+    },
+  });
+};
+
+async function resolveSite(deps: ApiDeps, lotId: string, requested: string | undefined): Promise<string> {
+  const sites = await sitesOfLot(deps.pool, lotId);
+  if (requested !== undefined) {
+    if (!sites.includes(requested)) throw notFound(`lot ${lotId} has not been seen at site ${requested}`);
+    return requested;
+  }
+  if (sites.length === 0) throw notFound(`lot ${lotId} has never been inspected`);
+  if (sites.length > 1) {
+    throw new ProblemError({
+      type: problemType('ambiguous-lot'),
+      title: 'Lot id exists at more than one site',
+      status: 400,
+      detail: `lot ${lotId} exists at sites ${sites.join(', ')}; add ?site=`,
+      sites,
+    });
+  }
+  return sites[0]!;
+}
+
+function lotCaseView(c: LotCaseRecord, temporalUiUrl: string): LotCaseView {
+  const materialDocuments = MaterialDocumentSchema.array().safeParse(c.state.materialDocuments);
+  const disposition = DispositionOutcomeSchema.safeParse(c.state.disposition);
+  return {
+    workflowId: c.workflowId,
+    runId: c.runId,
+    line: c.line,
+    sku: c.sku,
+    stage: c.stage,
+    ...(c.holdId !== undefined ? { holdId: c.holdId } : {}),
+    ...(c.notification !== undefined ? { notification: c.notification } : {}),
+    materialDocuments: materialDocuments.success ? materialDocuments.data : [],
+    ...(disposition.success ? { disposition: disposition.data } : {}),
+    openedAt: c.openedAt,
+    updatedAt: c.updatedAt,
+    ...(c.closedAt !== undefined ? { closedAt: c.closedAt } : {}),
+    temporalUiUrl,
+  };
+}
+
+export default lotRoutes;

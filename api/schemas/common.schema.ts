@@ -1,0 +1,68 @@
+import { z } from 'zod';
+
+/** RFC 9457 problem details; extension members (errors, conflicts, sites) pass through. */
+export const ProblemSchema = z.looseObject({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string().optional(),
+  errors: z.array(z.strictObject({ field: z.string(), message: z.string() })).optional(),
+});
+
+/** Identifiers from plant systems: printable text, bounded, no control characters. */
+export const Identifier = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters');
+
+export const IsoInstant = z.iso.datetime({ offset: true });
+
+export const TraceLinkSchema = z.object({
+  fromKind: z.string(),
+  fromId: z.string(),
+  relation: z.string(),
+  toKind: z.string(),
+  toId: z.string(),
+  system: z.string().optional(),
+  attributes: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+});
+export type TraceLinkView = z.infer<typeof TraceLinkSchema>;
+
+export const WorkflowViewSchema = z.object({
+  workflowId: z.string(),
+  runId: z.string().optional(),
+  status: z.string().optional(),
+  type: z.string().optional(),
+  startTime: z.string().optional(),
+  closeTime: z.string().optional(),
+  temporalUiUrl: z.string(),
+});
+export type WorkflowView = z.infer<typeof WorkflowViewSchema>;
+
+const MaterialDocument = z.object({
+  materialDocument: z.string(),
+  materialDocumentYear: z.string(),
+  movementType: z.string(),
+  quantity: z.number(),
+});
+
+export const MaterialDocumentSchema = MaterialDocument;
+
+export const StepFailureSchema = z.object({
+  step: z.string(),
+  errorType: z.string(),
+  message: z.string(),
+  at: z.string(),
+});
+
+export const PartContainmentSchema = z.object({
+  eventId: z.string(),
+  lotCaseWorkflowId: z.string(),
+  holdId: z.string().optional(),
+  notification: z.string().optional(),
+  notificationItem: z.string().optional(),
+  materialDocument: MaterialDocument.optional(),
+  failure: StepFailureSchema.optional(),
+});

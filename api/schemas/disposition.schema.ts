@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { DISPOSITION_DECISIONS } from '../../workflows/contracts';
+import { Identifier, IsoInstant, MaterialDocumentSchema } from './common.schema';
+
+export const DispositionHeadersSchema = z.object({
+  'idempotency-key': z
+    .string({ error: 'the Idempotency-Key header is required' })
+    .min(1, 'the Idempotency-Key header must not be empty')
+    .max(200, 'the Idempotency-Key header is at most 200 characters'),
+});
+
+export const DispositionBodySchema = z.strictObject({
+  decision: z.enum(DISPOSITION_DECISIONS),
+  reason: z.string().min(1).max(1000),
+  decidedBy: Identifier,
+  /** Needed only when the lot id exists at more than one site. */
+  site: Identifier.optional(),
+  signature: z.strictObject({ meaning: z.string().min(1).max(200), signedAt: IsoInstant }).optional(),
+});
+export type DispositionBody = z.infer<typeof DispositionBodySchema>;
+
+export const DispositionOutcomeSchema = z.object({
+  decision: z.enum(DISPOSITION_DECISIONS),
+  decidedBy: z.string(),
+  reason: z.string(),
+  requestId: z.string(),
+  materialDocuments: z.array(MaterialDocumentSchema),
+  lotStatus: z.string(),
+  notificationClosed: z.boolean(),
+});

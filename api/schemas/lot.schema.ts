@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import {
+  Identifier,
+  MaterialDocumentSchema,
+  StepFailureSchema,
+  TraceLinkSchema,
+  WorkflowViewSchema,
+} from './common.schema';
+import { DispositionOutcomeSchema } from './disposition.schema';
+
+export const LotParamsSchema = z.strictObject({ lotId: Identifier });
+export const LotQuerySchema = z.strictObject({ site: Identifier.optional() });
+
+const ContainedPartSchema = z.object({
+  eventId: z.string(),
+  partId: z.string(),
+  defectClass: z.string(),
+  station: z.string(),
+  defectWorkflowId: z.string(),
+  notificationItem: z.string().optional(),
+  materialDocument: MaterialDocumentSchema.optional(),
+});
+
+export const LotCaseStateSchema = z.object({
+  site: z.string(),
+  line: z.string(),
+  lotId: z.string(),
+  sku: z.string(),
+  stage: z.string(),
+  holdId: z.string().optional(),
+  notification: z.string().optional(),
+  parts: z.array(ContainedPartSchema),
+  pendingParts: z.number(),
+  lotBlocked: z.boolean(),
+  blockedQuantity: z.number(),
+  materialDocuments: z.array(MaterialDocumentSchema),
+  disposition: DispositionOutcomeSchema.optional(),
+  escalatedAt: z.string().optional(),
+  failure: StepFailureSchema.optional(),
+  openedAt: z.string(),
+  closedAt: z.string().optional(),
+});
+
+export const LotCaseViewSchema = z.object({
+  workflowId: z.string(),
+  runId: z.string(),
+  line: z.string(),
+  sku: z.string(),
+  stage: z.string(),
+  holdId: z.string().optional(),
+  notification: z.string().optional(),
+  materialDocuments: z.array(MaterialDocumentSchema),
+  disposition: DispositionOutcomeSchema.optional(),
+  openedAt: z.string(),
+  updatedAt: z.string(),
+  closedAt: z.string().optional(),
+  temporalUiUrl: z.string(),
+});
+export type LotCaseView = z.infer<typeof LotCaseViewSchema>;
+
+export const LotViewSchema = z.object({
+  site: z.string(),
+  lotId: z.string(),
+  inspections: z.object({ pass: z.number().int(), fail: z.number().int(), total: z.number().int() }),
+  cases: z.array(LotCaseViewSchema),
+  /** The lot-case workflow for this lot, when Temporal knows it. */
+  workflow: WorkflowViewSchema.optional(),
+  /** Live state of the open case, queried from the running workflow. */
+  live: LotCaseStateSchema.optional(),
+  trace: z.array(TraceLinkSchema),
+  /** False when Temporal could not be asked; stored data is still returned. */
+  temporalAvailable: z.boolean(),
+});
+export type LotView = z.infer<typeof LotViewSchema>;

@@ -1,0 +1,62 @@
+/**
+ * The API process: the only file that listens. Loads temporal.yaml, migrates PostgreSQL, connects to Temporal,
+ * runs the outbox dispatcher beside the HTTP server and closes everything in reverse order on SIGTERM/SIGINT.
+ *
+ * Env: DATABASE_URL (required), API_PORT (overrides api.port), HOLDFAST_CONFIG, TEMPORAL_* (infra/temporal/connection).
+ */
+import { loadConfig } from '../infra/config/load';
+import { migrate } from '../infra/db/migrate';
+import { createPool } from '../infra/db/pool';
+import { startOutboxDispatcher } from '../infra/outbox/dispatcher';
+import { connectClient, describeTarget, resolveTemporalTarget } from '../infra/temporal/connection';
+import { createTemporalWorkflowGateway } from '../infra/temporal/gateway';
+import { buildApp } from './app';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) throw new Error('DATABASE_URL is not set (postgres://user:password@host:port/database)');
+  const port = process.env.API_PORT ? Number(process.env.API_PORT) : config.api.port;
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`API_PORT is not a port: ${process.env.API_PORT}`);
+
+  const pool = createPool(databaseUrl, { applicationName: 'holdfast-api' });
+  await migrate(pool);
+  const target = resolveTemporalTarget(config);
+  const { client, connection } = await connectClient(target);
+  const gateway = createTemporalWorkflowGateway(client, { taskQueue: config.taskQueues.quality });
+
+  const app = await buildApp({ pool, gateway, config, namespace: target.namespace, logger: true, docsUi: true });
+  const dispatcher = startOutboxDispatcher({ pool, gateway, config, log: app.log });
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (signal: NodeJS.Signals) => {
+    closing ??= (async () => {
+      app.log.info({ signal }, 'shutting down');
+      // Stop taking work first: the dispatcher finishes its batch, the app drains in-flight requests.
+      await dispatcher.stop();
+      await app.close();
+      await pool.end();
+      await connection.close();
+    })().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+
+  await app.listen({ host: config.api.host, port });
+  app.log.info(
+    { temporal: describeTarget(target) },
+    `Holdfast API on http://${config.api.host}:${port} (docs at /docs)`,
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`holdfast api failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

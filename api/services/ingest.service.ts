@@ -1,0 +1,128 @@
+/**
+ * Ingest: every result is stored before the answer, the whole batch in one transaction, and each new failure gets
+ * its outbox row in that same transaction (reliability.md §2.5). eventId is the producer's idempotency key.
+ */
+import type pg from 'pg';
+import { findSite, sitePolicy } from '../../infra/config/load';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import { type NewOutboxRow, insertOutboxRows } from '../../infra/outbox/outbox.repository';
+import { type DefectDetection, type DefectWorkflowInput, defectWorkflowId } from '../../workflows/contracts';
+import { type InspectionRecord, insertInspections, payloadHashes } from '../repositories/inspection.repository';
+import type { IngestResponse, InspectionResult } from '../schemas/inspection.schema';
+import { canonicalJson, sha256Hex } from '../support/canonical-json';
+
+export type IngestOutcome =
+  | { kind: 'stored'; response: IngestResponse }
+  /** Re-sent event ids whose payload differs from the stored one; nothing of the batch was stored. */
+  | { kind: 'conflict'; eventIds: string[] };
+
+export async function ingestInspections(
+  pool: pg.Pool,
+  config: HoldfastConfig,
+  results: readonly InspectionResult[],
+): Promise<IngestOutcome> {
+  const records = results.map((r) => toRecord(r));
+
+  // The same event id twice in one request: the first occurrence counts, a differing repeat is a conflict.
+  const firstByEventId = new Map<string, InspectionRecord>();
+  const conflicts = new Set<string>();
+  for (const rec of records) {
+    const first = firstByEventId.get(rec.eventId);
+    if (!first) firstByEventId.set(rec.eventId, rec);
+    else if (first.payloadSha256 !== rec.payloadSha256) conflicts.add(rec.eventId);
+  }
+  if (conflicts.size > 0) return { kind: 'conflict', eventIds: [...conflicts] };
+  const unique = [...firstByEventId.values()];
+
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // Concurrent sends of one event id wait on the primary key here and then see each other as duplicates.
+    const inserted = await insertInspections(client, unique);
+    const existing = unique.filter((r) => !inserted.has(r.eventId));
+    const stored = await payloadHashes(
+      client,
+      existing.map((r) => r.eventId),
+    );
+    for (const rec of existing) {
+      if (stored.get(rec.eventId) !== rec.payloadSha256) conflicts.add(rec.eventId);
+    }
+    if (conflicts.size > 0) {
+      await client.query('ROLLBACK');
+      return { kind: 'conflict', eventIds: [...conflicts] };
+    }
+    const outboxRows: NewOutboxRow[] = unique
+      .filter((r) => r.result === 'fail' && inserted.has(r.eventId))
+      .map((r) => ({
+        eventId: r.eventId,
+        workflowId: defectWorkflowId(r.eventId),
+        payload: defectWorkflowInput(config, r),
+      }));
+    await insertOutboxRows(client, outboxRows);
+    await client.query('COMMIT');
+
+    const seen = new Set<string>();
+    const responseResults = records.map((r) => {
+      const status: 'accepted' | 'duplicate' =
+        inserted.has(r.eventId) && !seen.has(r.eventId) ? 'accepted' : 'duplicate';
+      seen.add(r.eventId);
+      return {
+        eventId: r.eventId,
+        status,
+        ...(r.result === 'fail' ? { workflowId: defectWorkflowId(r.eventId) } : {}),
+      };
+    });
+    const accepted = responseResults.filter((r) => r.status === 'accepted').length;
+    return {
+      kind: 'stored',
+      response: { accepted, duplicates: responseResults.length - accepted, results: responseResults },
+    };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+function toRecord(result: InspectionResult): InspectionRecord {
+  return {
+    eventId: result.eventId,
+    site: result.site,
+    line: result.line,
+    station: result.station,
+    partId: result.partId,
+    sku: result.sku,
+    lotId: result.lotId,
+    workOrder: result.workOrder,
+    result: result.result,
+    defects: result.defects,
+    modelVersion: result.modelVersion,
+    recipeVersion: result.recipeVersion,
+    inspectedAt: result.inspectedAt,
+    ...(result.imageRef !== undefined ? { imageRef: result.imageRef } : {}),
+    payloadSha256: sha256Hex(canonicalJson(result)),
+  };
+}
+
+/** The workflow input is fixed at ingest: the policy recorded is the one in force when the defect was seen. */
+function defectWorkflowInput(config: HoldfastConfig, rec: InspectionRecord): DefectWorkflowInput {
+  const site = findSite(config, rec.site);
+  if (!site) throw new Error(`site ${rec.site} passed validation but is not configured`);
+  const detection: DefectDetection = {
+    eventId: rec.eventId,
+    site: rec.site,
+    line: rec.line,
+    station: rec.station,
+    partId: rec.partId,
+    sku: rec.sku,
+    lotId: rec.lotId,
+    workOrder: rec.workOrder,
+    defects: rec.defects,
+    modelVersion: rec.modelVersion,
+    recipeVersion: rec.recipeVersion,
+    inspectedAt: rec.inspectedAt,
+    ...(rec.imageRef !== undefined ? { imageRef: rec.imageRef } : {}),
+  };
+  return { detection, policy: sitePolicy(config, site), taskQueue: config.taskQueues.quality };
+}

@@ -1,0 +1,113 @@
+/**
+ * SQL for holdfast.outbox (transactional outbox, reliability.md §2.5): ingest writes rows in its own transaction,
+ * the dispatcher claims and marks them. Every statement is parameterised.
+ */
+import type { PoolClient } from 'pg';
+import type { DefectWorkflowInput } from '../../workflows/contracts';
+
+/** NOTIFY channel: ingest signals it inside its transaction, so PostgreSQL delivers it only on commit. */
+export const OUTBOX_CHANNEL = 'holdfast_outbox';
+
+export const DEFECT_DETECTED_KIND = 'defect.detected';
+
+/**
+ * Key of the transaction-level advisory lock held while a dispatcher drains. One drainer at a time across all
+ * processes is what keeps rows of one lot in id order: SKIP LOCKED alone would let a second dispatcher take a
+ * later row of a lot while the first is still starting an earlier one. (Arbitrary constant: "HFOUTBOX".)
+ */
+const DRAIN_LOCK_KEY = '0x48464f5554424f58';
+
+export interface NewOutboxRow {
+  eventId: string;
+  workflowId: string;
+  payload: DefectWorkflowInput;
+}
+
+export interface ClaimedOutboxRow {
+  id: string;
+  eventId: string;
+  workflowId: string;
+  payload: DefectWorkflowInput;
+  attempts: number;
+}
+
+/** Inserts in array order, so outbox ids follow the order the producer sent the results in. */
+export async function insertOutboxRows(client: PoolClient, rows: readonly NewOutboxRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await client.query(
+    `INSERT INTO holdfast.outbox (event_id, kind, workflow_id, payload)
+     SELECT t.event_id, $4, t.workflow_id, t.payload::jsonb
+       FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(event_id, workflow_id, payload, ord)
+      ORDER BY t.ord`,
+    [
+      rows.map((r) => r.eventId),
+      rows.map((r) => r.workflowId),
+      rows.map((r) => JSON.stringify(r.payload)),
+      DEFECT_DETECTED_KIND,
+    ],
+  );
+  await client.query(`SELECT pg_notify($1, '')`, [OUTBOX_CHANNEL]);
+}
+
+/** Takes the drain lock for the current transaction; false when another dispatcher is draining. */
+export async function tryLockDrain(client: PoolClient): Promise<boolean> {
+  const res = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_xact_lock($1::bigint) AS locked`, [
+    DRAIN_LOCK_KEY,
+  ]);
+  return res.rows[0]?.locked === true;
+}
+
+/**
+ * Due rows in id order. A row is held back while an earlier undispatched row of the same lot is waiting out its
+ * backoff, so a failing start never lets later detections of that lot overtake it.
+ */
+export async function claimDueRows(client: PoolClient, limit: number): Promise<ClaimedOutboxRow[]> {
+  const res = await client.query<{
+    id: string;
+    event_id: string;
+    workflow_id: string;
+    payload: DefectWorkflowInput;
+    attempts: number;
+  }>(
+    `SELECT o.id, o.event_id, o.workflow_id, o.payload, o.attempts
+       FROM holdfast.outbox o
+      WHERE o.dispatched_at IS NULL
+        AND o.next_attempt_at <= now()
+        AND NOT EXISTS (
+              SELECT 1 FROM holdfast.outbox e
+               WHERE e.dispatched_at IS NULL
+                 AND e.id < o.id
+                 AND e.next_attempt_at > now()
+                 AND e.payload->'detection'->>'site' = o.payload->'detection'->>'site'
+                 AND e.payload->'detection'->>'lotId' = o.payload->'detection'->>'lotId')
+      ORDER BY o.id
+      LIMIT $1
+      FOR UPDATE SKIP LOCKED`,
+    [limit],
+  );
+  return res.rows.map((r) => ({
+    id: r.id,
+    eventId: r.event_id,
+    workflowId: r.workflow_id,
+    payload: r.payload,
+    attempts: r.attempts,
+  }));
+}
+
+export async function markDispatched(client: PoolClient, id: string, runId: string): Promise<void> {
+  await client.query(
+    `UPDATE holdfast.outbox SET dispatched_at = now(), workflow_run_id = $2, last_error = NULL WHERE id = $1`,
+    [id, runId],
+  );
+}
+
+export async function markFailed(client: PoolClient, id: string, backoffMs: number, error: string): Promise<void> {
+  await client.query(
+    `UPDATE holdfast.outbox
+        SET attempts = attempts + 1,
+            next_attempt_at = now() + ($2::double precision * interval '1 millisecond'),
+            last_error = $3
+      WHERE id = $1`,
+    [id, backoffMs, error],
+  );
+}

@@ -1,0 +1,236 @@
+/**
+ * The only place the API and the outbox dispatcher touch Temporal. Both depend on the `WorkflowGateway` interface,
+ * so tests pass a typed fake and no route ever builds a Temporal request itself.
+ */
+import {
+  type Client,
+  QueryNotRegisteredError,
+  QueryRejectedError,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError as TemporalWorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  isGrpcDeadlineError,
+} from '@temporalio/client';
+import {
+  type DefectWorkflowInput,
+  type DispositionOutcome,
+  type DispositionRequest,
+  type LotCaseState,
+  type PartContainment,
+  SearchAttributes,
+  defectStateQuery,
+  defectWorkflowId,
+  dispositionUpdate,
+  lotCaseStateQuery,
+} from '../../workflows/contracts';
+
+/** Started by name: the API and dispatcher never import workflow implementations. */
+export const DEFECT_WORKFLOW_TYPE = 'defectWorkflow';
+export const LOT_CASE_WORKFLOW_TYPE = 'lotCaseWorkflow';
+
+export interface WorkflowDescription {
+  workflowId: string;
+  runId: string;
+  /** Temporal's execution status name: RUNNING, COMPLETED, FAILED, TERMINATED, … */
+  status: string;
+  type: string;
+  startTime: string;
+  closeTime?: string;
+}
+
+export interface DefectLiveState {
+  stage: string;
+  containment?: PartContainment;
+}
+
+export interface WorkflowGateway {
+  startDefectWorkflow(
+    input: DefectWorkflowInput,
+  ): Promise<{ workflowId: string; runId: string; alreadyStarted: boolean }>;
+  describe(workflowId: string): Promise<WorkflowDescription | undefined>;
+  defectState(workflowId: string): Promise<DefectLiveState | undefined>;
+  lotCaseState(workflowId: string): Promise<LotCaseState | undefined>;
+  submitDisposition(lotCaseWorkflowId: string, request: DispositionRequest): Promise<DispositionOutcome>;
+}
+
+/** The lot case's update validator refused the disposition (wrong stage, illegal transition): the API answers 409. */
+export class DispositionRejectedError extends Error {
+  override readonly name = 'DispositionRejectedError';
+}
+
+/** No workflow with that id (or it has closed and takes no more updates): the API answers 404. */
+export class WorkflowNotFoundError extends Error {
+  override readonly name = 'WorkflowNotFoundError';
+}
+
+export interface TemporalGatewayOptions {
+  taskQueue: string;
+  /** Deadline for start and describe calls, so a dispatcher never hangs on an unreachable frontend. */
+  rpcTimeoutMs?: number;
+  /** Queries need a worker to answer; without one the server holds them, so the API stops waiting after this. */
+  queryTimeoutMs?: number;
+  /** A disposition runs ERP and MES postings inside the update handler before it answers. */
+  updateTimeoutMs?: number;
+}
+
+/** Temporal documents about 200 bytes for the one-line summary shown in workflow lists. */
+const STATIC_SUMMARY_MAX_BYTES = 200;
+
+export function createTemporalWorkflowGateway(client: Client, opts: TemporalGatewayOptions): WorkflowGateway {
+  const rpcTimeoutMs = opts.rpcTimeoutMs ?? 10_000;
+  const queryTimeoutMs = opts.queryTimeoutMs ?? 3_000;
+  const updateTimeoutMs = opts.updateTimeoutMs ?? 60_000;
+  const within = <T>(ms: number, fn: () => Promise<T>): Promise<T> => client.withDeadline(Date.now() + ms, fn);
+
+  const describe = async (workflowId: string): Promise<WorkflowDescription | undefined> => {
+    try {
+      const d = await within(rpcTimeoutMs, () => client.workflow.getHandle(workflowId).describe());
+      return {
+        workflowId: d.workflowId,
+        runId: d.runId,
+        status: d.status.name,
+        type: d.type,
+        startTime: d.startTime.toISOString(),
+        ...(d.closeTime ? { closeTime: d.closeTime.toISOString() } : {}),
+      };
+    } catch (err) {
+      if (err instanceof TemporalWorkflowNotFoundError) return undefined;
+      throw err;
+    }
+  };
+
+  const query = async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await within(queryTimeoutMs, fn);
+    } catch (err) {
+      if (
+        err instanceof TemporalWorkflowNotFoundError ||
+        err instanceof QueryRejectedError ||
+        err instanceof QueryNotRegisteredError ||
+        isGrpcDeadlineError(err)
+      ) {
+        return undefined;
+      }
+      throw err;
+    }
+  };
+
+  return {
+    async startDefectWorkflow(input) {
+      const workflowId = defectWorkflowId(input.detection.eventId);
+      // USE_EXISTING does not tell the caller whether this call created the run, so look first. Only one dispatcher
+      // drains the outbox at a time (infra/outbox), so the look-then-start window is not raced in practice.
+      const existing = await describe(workflowId);
+      if (existing) return { workflowId, runId: existing.runId, alreadyStarted: true };
+      try {
+        const handle = await within(rpcTimeoutMs, () =>
+          client.workflow.start(DEFECT_WORKFLOW_TYPE, {
+            workflowId,
+            taskQueue: input.taskQueue,
+            args: [input],
+            workflowIdConflictPolicy: 'USE_EXISTING',
+            workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            typedSearchAttributes: defectSearchAttributes(input),
+            staticSummary: defectStaticSummary(input),
+            staticDetails: defectStaticDetails(input),
+          }),
+        );
+        return { workflowId, runId: handle.firstExecutionRunId, alreadyStarted: false };
+      } catch (err) {
+        // REJECT_DUPLICATE refuses a closed run with this id: the defect was already handled, not an error.
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        const closed = await describe(workflowId);
+        if (!closed) throw err;
+        return { workflowId, runId: closed.runId, alreadyStarted: true };
+      }
+    },
+
+    describe,
+
+    defectState(workflowId) {
+      return query(() => client.workflow.getHandle(workflowId).query(defectStateQuery));
+    },
+
+    lotCaseState(workflowId) {
+      return query(() => client.workflow.getHandle(workflowId).query(lotCaseStateQuery));
+    },
+
+    async submitDisposition(lotCaseWorkflowId, request) {
+      try {
+        return await within(updateTimeoutMs, () =>
+          client.workflow
+            .getHandle(lotCaseWorkflowId)
+            .executeUpdate(dispositionUpdate, { args: [request], updateId: request.requestId }),
+        );
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError) {
+          throw new DispositionRejectedError(err.cause?.message ?? err.message, { cause: err });
+        }
+        if (err instanceof TemporalWorkflowNotFoundError) {
+          throw new WorkflowNotFoundError(`no open workflow ${lotCaseWorkflowId}`, { cause: err });
+        }
+        throw err;
+      }
+    },
+  };
+}
+
+export function defectSearchAttributes(input: DefectWorkflowInput) {
+  const d = input.detection;
+  return [
+    { key: SearchAttributes.site, value: d.site },
+    { key: SearchAttributes.line, value: d.line },
+    { key: SearchAttributes.station, value: d.station },
+    { key: SearchAttributes.lot, value: d.lotId },
+    { key: SearchAttributes.workOrder, value: d.workOrder },
+    { key: SearchAttributes.sku, value: d.sku },
+    { key: SearchAttributes.defectClass, value: d.defects[0]?.class ?? 'unknown' },
+    { key: SearchAttributes.dispositionState, value: 'containing' },
+    { key: SearchAttributes.detectedAt, value: new Date(d.inspectedAt) },
+  ];
+}
+
+export function defectStaticSummary(input: DefectWorkflowInput): string {
+  const d = input.detection;
+  const summary = `${d.defects[0]?.class ?? 'defect'} on ${d.site}/${d.line}/${d.station} · lot ${d.lotId} · part ${d.partId}`;
+  return truncateUtf8(summary, STATIC_SUMMARY_MAX_BYTES);
+}
+
+export function defectStaticDetails(input: DefectWorkflowInput): string {
+  const d = input.detection;
+  const defects = d.defects.map((x) => `${md(x.class)} (${x.score.toFixed(3)})`).join(', ');
+  const rows: [string, string][] = [
+    ['Event', `\`${d.eventId}\``],
+    ['Inspected at', md(d.inspectedAt)],
+    ['Site / line / station', `${md(d.site)} / ${md(d.line)} / ${md(d.station)}`],
+    ['Lot', md(d.lotId)],
+    ['Work order', md(d.workOrder)],
+    ['SKU', md(d.sku)],
+    ['Part', md(d.partId)],
+    ['Defects', defects],
+    ['Model version', md(d.modelVersion)],
+    ['Recipe version', md(d.recipeVersion)],
+    ['Image', d.imageRef ? md(d.imageRef) : '—'],
+  ];
+  return ['**Vision defect detected**', '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join(
+    '\n',
+  );
+}
+
+/** Producer-supplied text goes into Markdown tables: escape what would change the rendering. */
+function md(text: string): string {
+  return text.replace(/[\\`*_[\]<>|#]/g, (c) => `\\${c}`).replace(/\s+/g, ' ');
+}
+
+function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
+  let out = '';
+  let bytes = 0;
+  for (const ch of text) {
+    const size = Buffer.byteLength(ch, 'utf8');
+    if (bytes + size > maxBytes - 3) break;
+    out += ch;
+    bytes += size;
+  }
+  return `${out}…`;
+}

@@ -77,7 +77,7 @@ export function sapTransportError(
   timeoutMs: number,
 ): ExternalSystemError {
   if (err instanceof ExternalSystemError) return err;
-  const name = err instanceof Error ? err.name : '';
+  const name = errorLike(err)?.name ?? '';
   const why =
     name === 'TimeoutError'
       ? `no response within ${timeoutMs} ms`
@@ -112,11 +112,27 @@ export function sapMalformedResponse(
 /** fetch() wraps the socket error as `cause`: ECONNREFUSED, ECONNRESET, UND_ERR_SOCKET ("other side closed"). */
 function describeNetworkError(err: unknown): string {
   const parts: string[] = [];
-  let current: unknown = err;
-  for (let depth = 0; current instanceof Error && depth < 4; depth++) {
-    const code = (current as { code?: unknown }).code;
-    parts.push(typeof code === 'string' ? `${code} ${current.message}` : current.message);
-    current = current.cause;
+  let current = errorLike(err);
+  for (let depth = 0; current && depth < 4; depth++) {
+    parts.push(typeof current.code === 'string' ? `${current.code} ${current.message}` : current.message);
+    current = errorLike(current.cause);
   }
   return parts.length > 0 ? parts.join(' <- ') : String(err);
+}
+
+interface ErrorLike {
+  name?: unknown;
+  message: string;
+  code?: unknown;
+  cause?: unknown;
+}
+
+/**
+ * Duck-typed rather than `instanceof Error`: fetch's errors come from Node's own realm, which is not the realm of code
+ * run inside a vm context (jest), so instanceof would miss them there.
+ */
+function errorLike(value: unknown): ErrorLike | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const message = (value as { message?: unknown }).message;
+  return typeof message === 'string' ? (value as ErrorLike) : undefined;
 }

@@ -1,0 +1,442 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Pool } from 'pg';
+import type { ErpGoodsMovementRequest, ErpPort, ErpQualityNotificationRequest } from '../../activities/ports';
+import type { ConnectorContext, ConnectorInstance } from '../../infra/connectors/define';
+import { ExternalSystemError } from '../../infra/connectors/errors';
+import sapS4Connector, { SapS4Config } from '../../infra/connectors/sap-s4/sap-s4.connector';
+import { idempotencyToken } from '../../infra/connectors/sap-s4/idempotency-token';
+import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
+import { testPool } from '../support/test-env';
+
+// The sap-s4-odata connector against the SAP simulator over real HTTP (state in a schema of its own).
+const schema = `sap_conn_test_${randomBytes(5).toString('hex')}`;
+const credentials = { username: 'HOLDFAST_COMM', password: `pw-${randomBytes(8).toString('hex')}` };
+const env = { SAP_TEST_USER: credentials.username, SAP_TEST_PASSWORD: credentials.password };
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+let pool: Pool;
+let sim: FastifyInstance;
+let simUrl: string;
+const opened: ConnectorInstance<ErpPort>[] = [];
+
+async function connect(
+  overrides: Record<string, unknown> = {},
+  name = 'sap-test',
+): Promise<ConnectorInstance<ErpPort>> {
+  const config = SapS4Config.parse({
+    kind: 'sap-s4-odata',
+    baseUrl: simUrl,
+    sapClient: '100',
+    username: '${env:SAP_TEST_USER}',
+    password: '${env:SAP_TEST_PASSWORD}',
+    ...overrides,
+  });
+  const ctx: ConnectorContext = { name, env, log: silent };
+  const instance = await sapS4Connector.connect(config, ctx);
+  opened.push(instance);
+  return instance;
+}
+
+async function admin(method: string, path: string, body?: unknown) {
+  const res = await fetch(simUrl + path, {
+    method,
+    ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
+  });
+  expect(res.status).toBeLessThan(300);
+  const text = await res.text();
+  return (text ? JSON.parse(text) : undefined) as Record<string, unknown>;
+}
+
+const counts = async () =>
+  (await admin('GET', '/__sim/counts')) as {
+    notifications: number;
+    notificationItems: number;
+    materialDocuments: number;
+  };
+
+/** Arms "commit, then drop the response" for the next POST whose URL contains `pathContains`. */
+const dropNextResponse = (pathContains: string) =>
+  admin('PUT', '/__faults', { dropResponse: { remaining: 1, pathContains } });
+
+/** The same activity retried after a failure, as Temporal would: once more, with the same input. */
+async function failThenRetry<T>(call: () => Promise<T>): Promise<{ first: ExternalSystemError; retried: T }> {
+  const first = await call().then(
+    () => {
+      throw new Error('expected the first attempt to fail');
+    },
+    (err: unknown) => err,
+  );
+  expect(first).toBeInstanceOf(ExternalSystemError);
+  return { first: first as ExternalSystemError, retried: await call() };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ExternalSystemError> {
+  const err = await promise.then(
+    () => {
+      throw new Error('expected the call to be refused');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ExternalSystemError);
+  return err as ExternalSystemError;
+}
+
+/** The properties the token assertions read back from the simulator. */
+interface ReadBack {
+  ExternalReferenceNumber?: string;
+  MaterialDocumentHeaderText?: string;
+  to_QualityNotificationItem?: { results: { NotificationItemText: string }[] };
+}
+
+let batchSeq = 0;
+async function newBatch(quantity = 100) {
+  batchSeq++;
+  const b = {
+    material: `C-MAT-${batchSeq}`,
+    plant: '1010',
+    storageLocation: '0001',
+    batch: `CB${batchSeq}`,
+    unit: 'PC',
+  };
+  await admin('POST', '/__sim/stock', { ...b, quantity });
+  return b;
+}
+
+async function stockOf(b: { material: string; batch: string }): Promise<Record<string, string>> {
+  const filter = encodeURIComponent(`Material eq '${b.material}' and Batch eq '${b.batch}'`);
+  const res = await fetch(`${simUrl}/sap/opu/odata/sap/API_MATERIAL_STOCK_SRV/A_MatlStkInAcctMod?$filter=${filter}`, {
+    headers: {
+      authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`,
+    },
+  });
+  const body = (await res.json()) as {
+    d: { results: { InventoryStockType: string; MatlWrhsStkQtyInMatlBaseUnit: string }[] };
+  };
+  return Object.fromEntries(body.d.results.map((r) => [r.InventoryStockType, r.MatlWrhsStkQtyInMatlBaseUnit]));
+}
+
+function notificationRequest(b: { material: string; plant: string; batch: string }): ErpQualityNotificationRequest {
+  const eventId = randomUUID();
+  return {
+    idempotencyKey: `lot-case:${eventId}:notification`,
+    notificationType: 'F3',
+    text: 'Vision reject: scratch on flange',
+    material: b.material,
+    plant: b.plant,
+    batch: b.batch,
+    quantity: 1,
+    unit: 'PC',
+    firstItem: {
+      idempotencyKey: `defect:${eventId}:item`,
+      defectCodeGroup: 'VISUAL',
+      defectCode: '0001',
+      text: 'scratch, station S1, score 0.97',
+    },
+  };
+}
+
+function movementRequest(
+  b: { material: string; plant: string; storageLocation: string; batch: string },
+  movementType: ErpGoodsMovementRequest['movementType'],
+  quantity: number,
+): ErpGoodsMovementRequest {
+  return {
+    idempotencyKey: `defect:${randomUUID()}:block`,
+    movementType,
+    material: b.material,
+    plant: b.plant,
+    storageLocation: b.storageLocation,
+    batch: b.batch,
+    quantity,
+    unit: 'PC',
+    headerText: 'Holdfast vision reject',
+  };
+}
+
+beforeAll(async () => {
+  pool = testPool();
+  sim = await buildSapS4Simulator({ pool, schema, credentials });
+  await sim.listen({ port: 0, host: '127.0.0.1' });
+  simUrl = `http://127.0.0.1:${(sim.server.address() as AddressInfo).port}`;
+});
+
+afterEach(async () => {
+  await admin('DELETE', '/__faults');
+  jest.restoreAllMocks();
+});
+
+afterAll(async () => {
+  await Promise.allSettled(opened.map((c) => c.close()));
+  await sim?.close();
+  await pool?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await pool?.end();
+});
+
+describe('configuration', () => {
+  it('validates the temporal.yaml block and resolves ${env:NAME} credentials, naming a missing variable', async () => {
+    expect(SapS4Config.safeParse({ baseUrl: simUrl, sapClient: '100', username: 'u', password: 'p' }).success).toBe(
+      true,
+    );
+    expect(SapS4Config.safeParse({ baseUrl: simUrl, sapClient: '1', username: 'u', password: 'p' }).success).toBe(
+      false,
+    );
+    expect(
+      SapS4Config.safeParse({ baseUrl: 'http://u:p@127.0.0.1', sapClient: '100', username: 'u', password: 'p' })
+        .success,
+    ).toBe(false);
+    expect(
+      SapS4Config.safeParse({ baseUrl: simUrl, sapClient: '100', username: 'u', password: 'p', extra: 1 }).success,
+    ).toBe(false);
+    const config = SapS4Config.parse({
+      baseUrl: simUrl,
+      sapClient: '100',
+      username: '${env:NOPE_USER}',
+      password: 'p',
+    });
+    await expect(sapS4Connector.connect(config, { name: 'sap-x', env: {}, log: silent })).rejects.toThrow(
+      'connectors.sap-x.username: environment variable NOPE_USER is not set',
+    );
+  });
+
+  it('passes the health check, and reports wrong credentials as rejected without leaking them', async () => {
+    const sap = await connect();
+    await expect(sap.healthCheck()).resolves.toBeUndefined();
+    const wrong = await connect({ password: 'definitely-wrong-password' });
+    const err = await rejection(wrong.healthCheck());
+    expect(err).toMatchObject({ kind: 'rejected', httpStatus: 401, system: 'sap-test' });
+    expect(err.message).toContain('HTTP 401');
+    expect(err.message).not.toContain('definitely-wrong-password');
+    expect(err.message).not.toContain(credentials.password);
+  });
+});
+
+describe('exactly-once creates (lookup before create)', () => {
+  it('creates a quality notification carrying the token, and returns the same one for the same key', async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch();
+    const req = notificationRequest(b);
+    const before = await counts();
+    const first = await sap.raiseQualityNotification(req);
+    expect(first).toEqual({ notification: expect.stringMatching(/^2\d{8}$/), item: '0001' });
+    expect(await sap.raiseQualityNotification(req)).toEqual(first);
+    expect(await counts()).toEqual({
+      ...before,
+      notifications: before.notifications + 1,
+      notificationItems: before.notificationItems + 1,
+    });
+  });
+
+  it('after a dropped create response, the retry returns the notification SAP committed: exactly one', async () => {
+    const sap = (await connect()).port;
+    const req = notificationRequest(await newBatch());
+    const before = await counts();
+    await dropNextResponse('/QualityNotification');
+    const { first, retried } = await failThenRetry(() => sap.raiseQualityNotification(req));
+    expect(first.kind).toBe('transient');
+    expect(first.message).toMatch(/raiseQualityNotification: network error/);
+    expect(retried).toEqual({ notification: expect.any(String), item: '0001' });
+    const after = await counts();
+    expect(after.notifications - before.notifications).toBe(1);
+    expect(after.notificationItems - before.notificationItems).toBe(1);
+  });
+
+  it('after a dropped response, adding a defect item again returns the item SAP committed: exactly one', async () => {
+    const sap = (await connect()).port;
+    const { notification } = await sap.raiseQualityNotification(notificationRequest(await newBatch()));
+    const item = {
+      idempotencyKey: `defect:${randomUUID()}:item`,
+      defectCodeGroup: 'VISUAL',
+      defectCode: '0002',
+      text: 'dent',
+    };
+    const before = await counts();
+    await dropNextResponse('QualityNotificationItem');
+    const { first, retried } = await failThenRetry(() => sap.addNotificationItem(notification, item));
+    expect(first.kind).toBe('transient');
+    expect(retried).toEqual({ item: '0002' });
+    expect(await sap.addNotificationItem(notification, item)).toEqual({ item: '0002' });
+    expect((await counts()).notificationItems - before.notificationItems).toBe(1);
+  });
+
+  it('after a dropped response, posting the 344 again returns the first material document: one document, stock moved once', async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch(100);
+    const req = movementRequest(b, '344', 5);
+    const before = await counts();
+    await dropNextResponse('A_MaterialDocumentHeader');
+    const { first, retried } = await failThenRetry(() => sap.postGoodsMovement(req));
+    expect(first.kind).toBe('transient');
+    expect(retried).toEqual({
+      materialDocument: expect.stringMatching(/^49\d{8}$/),
+      materialDocumentYear: String(new Date().getUTCFullYear()),
+    });
+    expect(await sap.postGoodsMovement(req)).toEqual(retried);
+    expect((await counts()).materialDocuments - before.materialDocuments).toBe(1);
+    expect(await stockOf(b)).toEqual({ '01': '95.000', '07': '5.000' });
+  });
+
+  it('posts 343, 555 and 122 (from blocked stock, with the supplier) and completes a notification twice', async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch(100);
+    await sap.postGoodsMovement(movementRequest(b, '344', 20));
+    await sap.postGoodsMovement(movementRequest(b, '343', 5));
+    await sap.postGoodsMovement(movementRequest(b, '555', 5));
+    await sap.postGoodsMovement({ ...movementRequest(b, '122', 10), supplier: '17300001' });
+    expect(await stockOf(b)).toEqual({ '01': '85.000' });
+
+    const { notification } = await sap.raiseQualityNotification(notificationRequest(b));
+    await expect(sap.completeNotification(notification)).resolves.toBeUndefined();
+    await expect(sap.completeNotification(notification)).resolves.toBeUndefined();
+  });
+
+  it('writes the token where a look-up finds it: ExternalReferenceNumber, item text end, header text', async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch(100);
+    const req = notificationRequest(b);
+    const { notification } = await sap.raiseQualityNotification(req);
+    const doc = await sap.postGoodsMovement(movementRequest(b, '344', 1));
+    const auth = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+    const read = async (path: string): Promise<ReadBack> => {
+      const res = await fetch(`${simUrl}/sap/opu/odata/sap/${path}`, { headers: { authorization: auth } });
+      return ((await res.json()) as { d: ReadBack }).d;
+    };
+    const n = await read(
+      `API_QUALITYNOTIFICATION/QualityNotification('${notification}')?$expand=to_QualityNotificationItem`,
+    );
+    expect(n.ExternalReferenceNumber).toBe(idempotencyToken(req.idempotencyKey));
+    const itemText = n.to_QualityNotificationItem!.results[0]!.NotificationItemText;
+    expect(itemText).toMatch(new RegExp(` ${idempotencyToken(req.firstItem.idempotencyKey)}$`));
+    expect(itemText.length).toBeLessThanOrEqual(40);
+    const h = await read(
+      `API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentHeader(MaterialDocumentYear='${doc.materialDocumentYear}',MaterialDocument='${doc.materialDocument}')`,
+    );
+    expect(h.MaterialDocumentHeaderText).toMatch(/^HF[A-Z2-7]{14}$/);
+  });
+});
+
+describe('CSRF handling', () => {
+  it('re-fetches the token once after the session expired, and the write goes through', async () => {
+    const sap = (await connect({}, 'sap-csrf')).port;
+    const b = await newBatch(100);
+    await sap.postGoodsMovement(movementRequest(b, '344', 1));
+    await admin('POST', '/__sim/expire-sessions');
+
+    const fetchSpy = jest.spyOn(globalThis, 'fetch');
+    await sap.postGoodsMovement(movementRequest(b, '344', 1));
+    const calls = fetchSpy.mock.calls.map(([url, init]) => ({
+      method: init?.method ?? 'GET',
+      url: typeof url === 'string' ? url : url instanceof URL ? url.href : url.url,
+      csrf: (init?.headers as Record<string, string> | undefined)?.['x-csrf-token'],
+    }));
+    expect(calls.filter((c) => c.csrf === 'Fetch')).toHaveLength(1);
+    expect(calls.filter((c) => c.method === 'POST')).toHaveLength(2);
+    expect(await stockOf(b)).toEqual({ '01': '98.000', '07': '2.000' });
+  });
+});
+
+describe('error classification', () => {
+  it('reports an outage (503) and a refused connection as transient', async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch();
+    await admin('PUT', '/__faults', {
+      outageUntil: new Date(Date.now() + 60_000).toISOString(),
+      pathContains: '/sap/opu',
+    });
+    const outage = await rejection(sap.postGoodsMovement(movementRequest(b, '344', 1)));
+    expect(outage).toMatchObject({ kind: 'transient', httpStatus: 503, system: 'sap-test' });
+    expect(outage.message).toContain('HTTP 503');
+
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const nowhere = (await connect({ baseUrl: `http://127.0.0.1:${port}` })).port;
+    const refused = await rejection(nowhere.postGoodsMovement(movementRequest(b, '344', 1)));
+    expect(refused.kind).toBe('transient');
+    expect(refused.message).toContain('ECONNREFUSED');
+  });
+
+  it('reports a response slower than timeoutMs as transient', async () => {
+    const sap = (await connect({ timeoutMs: 150 })).port;
+    await admin('PUT', '/__faults', { latencyMs: 600, pathContains: '/sap/opu' });
+    const err = await rejection(sap.postGoodsMovement(movementRequest(await newBatch(), '344', 1)));
+    expect(err.kind).toBe('transient');
+    expect(err.message).toContain('no response within 150 ms');
+  });
+
+  it('reports a stock deficit as rejected with SAP message M7/021, and posts nothing', async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch(3);
+    const before = await counts();
+    const err = await rejection(sap.postGoodsMovement(movementRequest(b, '344', 5)));
+    expect(err).toMatchObject({ kind: 'rejected', httpStatus: 400 });
+    expect(err.message).toContain(`postGoodsMovement 344: HTTP 400 M7/021: Deficit of SL Unrestricted-use 2 PC`);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('reports an unknown material as validation and an unknown notification as not-found', async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch();
+    const unknown = await rejection(sap.postGoodsMovement({ ...movementRequest(b, '344', 1), material: 'NO-SUCH' }));
+    expect(unknown).toMatchObject({ kind: 'validation', httpStatus: 400 });
+    expect(unknown.message).toContain('M3/305');
+    const missing = await rejection(
+      sap.addNotificationItem('999999999', { idempotencyKey: 'k', defectCodeGroup: 'G', defectCode: 'C', text: 't' }),
+    );
+    expect(missing).toMatchObject({ kind: 'not-found', httpStatus: 404 });
+  });
+
+  describe('against a misbehaving server', () => {
+    let bad: Server;
+    let badUrl: string;
+    let answer: (req: IncomingMessage, res: ServerResponse) => void;
+
+    beforeAll(async () => {
+      bad = createServer((req, res) => answer(req, res));
+      await new Promise<void>((r) => bad.listen(0, '127.0.0.1', r));
+      badUrl = `http://127.0.0.1:${(bad.address() as AddressInfo).port}`;
+    });
+    afterAll(() => new Promise<void>((r) => bad.close(() => r())));
+
+    const serve = (body: string, status = 200) => {
+      answer = (req, res) => {
+        if (req.method === 'HEAD') {
+          res.writeHead(200, { 'x-csrf-token': 'tok', 'set-cookie': 'SAP_SESSIONID_HFS_100=s; path=/' }).end();
+          return;
+        }
+        res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+      };
+    };
+
+    it('reports a body that is not JSON as validation', async () => {
+      serve('{"d": {"results": [');
+      const sap = (await connect({ baseUrl: badUrl })).port;
+      const err = await rejection(sap.postGoodsMovement(movementRequest(await newBatch(), '344', 1)));
+      expect(err).toMatchObject({ kind: 'validation', httpStatus: 200 });
+      expect(err.message).toContain('malformed response');
+    });
+
+    it('reports JSON of the wrong shape as validation', async () => {
+      serve(JSON.stringify({ d: { results: [{ QualityNotification: 42 }] } }));
+      const sap = (await connect({ baseUrl: badUrl })).port;
+      const err = await rejection(sap.raiseQualityNotification(notificationRequest(await newBatch())));
+      expect(err.kind).toBe('validation');
+      expect(err.message).toContain('d.results.0.QualityNotification');
+    });
+
+    it('reports a created entity without a number as validation', async () => {
+      answer = (req, res) => {
+        if (req.method === 'HEAD') return void res.writeHead(200, { 'x-csrf-token': 'tok' }).end();
+        if (req.method === 'GET') return void res.writeHead(200).end(JSON.stringify({ d: { results: [] } }));
+        res.writeHead(201).end(JSON.stringify({ d: { MaterialDocumentYear: '2026' } }));
+      };
+      const sap = (await connect({ baseUrl: badUrl })).port;
+      const err = await rejection(sap.postGoodsMovement(movementRequest(await newBatch(), '344', 1)));
+      expect(err.kind).toBe('validation');
+      expect(err.message).toContain('MaterialDocument');
+    });
+  });
+});

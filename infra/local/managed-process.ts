@@ -32,11 +32,14 @@ export interface ManagedProcess {
   readonly pid: number;
   /** Resolves when the process has exited, for whatever reason. */
   readonly exited: Promise<ProcessExit>;
-  hasExited(): boolean;
+  hasExited: () => boolean;
   /** The last lines of output, oldest first, for error messages. */
-  outputTail(): string;
-  /** Sends `signal` to the process group, then SIGKILL after `graceMs` (10 s unless told). */
-  stop(opts?: { signal?: NodeJS.Signals; graceMs?: number }): Promise<ProcessExit>;
+  outputTail: () => string;
+  /**
+   * Sends `signal` (SIGTERM) to the process group; after `graceMs` (10 s) without an exit, `thenSignal` and another
+   * `graceMs`; finally SIGKILL.
+   */
+  stop: (opts?: { signal?: NodeJS.Signals; graceMs?: number; thenSignal?: NodeJS.Signals }) => Promise<ProcessExit>;
 }
 
 // One 'exit' listener for every child, however many are running: a parent that exits (normally or through
@@ -127,19 +130,23 @@ export function spawnManaged(opts: ManagedProcessOptions): ManagedProcess {
     exited,
     hasExited: () => exitInfo !== undefined,
     outputTail: () => tail.join('\n'),
-    async stop({ signal = 'SIGTERM', graceMs = 10_000 } = {}) {
+    async stop({ signal = 'SIGTERM', graceMs = 10_000, thenSignal = 'SIGKILL' } = {}) {
       if (exitInfo) return exitInfo;
-      if (child.pid === undefined) return exited;
-      killGroup(child.pid, signal);
-      let timer: NodeJS.Timeout | undefined;
-      const graceOver = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), graceMs);
-      });
-      const first = await Promise.race([exited, graceOver]);
-      clearTimeout(timer);
-      if (first !== 'timeout') return first;
-      opts.onLine?.(`did not stop within ${graceMs} ms of ${signal}; sending SIGKILL`, 'stderr');
-      killGroup(child.pid, 'SIGKILL');
+      const pid = child.pid;
+      if (pid === undefined) return exited;
+      const sequence: NodeJS.Signals[] = thenSignal === 'SIGKILL' ? [signal] : [signal, thenSignal];
+      for (const sig of sequence) {
+        killGroup(pid, sig);
+        let timer: NodeJS.Timeout | undefined;
+        const graceOver = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), graceMs);
+        });
+        const outcome = await Promise.race([exited, graceOver]);
+        clearTimeout(timer);
+        if (outcome !== 'timeout') return outcome;
+        opts.onLine?.(`[${opts.name}] still running ${graceMs} ms after ${sig}`, 'stderr');
+      }
+      killGroup(pid, 'SIGKILL');
       return exited;
     },
   };
@@ -176,4 +183,25 @@ export function describeExit(exit: ProcessExit): string {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Fails, naming the port, when something already listens there. Readiness checks connect to host:port, so without
+ * this a second server would "start" by reaching the first one while its own process dies on bind.
+ */
+export async function assertPortFree(port: number, host = '127.0.0.1', what = 'port'): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE'
+            ? `${what} ${host}:${port} is already in use (another instance running?)`
+            : `${what} ${host}:${port} cannot be bound: ${err.message}`,
+        ),
+      );
+    });
+    server.listen(port, host, () => server.close(() => resolve()));
+  });
 }

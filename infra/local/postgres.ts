@@ -4,7 +4,15 @@ import { existsSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
-import { describeExit, failOnExit, findFreePort, sleep, spawnManaged, type ManagedProcess } from './managed-process';
+import {
+  assertPortFree,
+  describeExit,
+  failOnExit,
+  findFreePort,
+  sleep,
+  spawnManaged,
+  type ManagedProcess,
+} from './managed-process';
 
 export interface EmbeddedPostgresOptions {
   /** Holdfast's directory for this server: the cluster lives in `<dataDir>/pgdata`, the password in `<dataDir>/password`. */
@@ -23,7 +31,7 @@ export interface EmbeddedPostgres {
   url: string;
   port: number;
   pid: number;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 interface Binaries {
@@ -88,6 +96,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   }
 
   const port = opts.port || (await findFreePort());
+  if (opts.port) await assertPortFree(port, '127.0.0.1', 'PostgreSQL port');
   log(`starting PostgreSQL on 127.0.0.1:${port} (${pgdata})`);
   const proc = spawnManaged({
     name: 'postgres',
@@ -118,13 +127,15 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   });
 
   const url = connectionUrl(password, port, database);
+  const giveUp = new AbortController();
   try {
     await Promise.race([
-      waitForPostgres(password, port, Date.now() + (opts.readyTimeoutMs ?? 60_000)),
+      waitForPostgres(password, port, Date.now() + (opts.readyTimeoutMs ?? 60_000), giveUp.signal),
       failOnExit(proc, (exit) => `PostgreSQL ${describeExit(exit)} while starting`),
     ]);
     await ensureDatabase(password, port, database);
   } catch (err) {
+    giveUp.abort();
     await proc.stop({ signal: 'SIGQUIT', graceMs: 5_000 });
     throw new Error(
       `PostgreSQL did not start from ${pgdata}: ${(err as Error).message}\n--- postgres output (tail) ---\n` +
@@ -144,8 +155,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 async function stopPostgres(proc: ManagedProcess, log: (line: string) => void): Promise<void> {
   // SIGINT is PostgreSQL's "fast" shutdown (rolls back open transactions, checkpoints); SIGTERM ("smart") would wait
   // for every client to disconnect. SIGQUIT after the grace period is an immediate shutdown with crash recovery.
-  let exit = await proc.stop({ signal: 'SIGINT', graceMs: 30_000 });
-  if (!proc.hasExited()) exit = await proc.stop({ signal: 'SIGQUIT', graceMs: 5_000 });
+  const exit = await proc.stop({ signal: 'SIGINT', graceMs: 20_000, thenSignal: 'SIGQUIT' });
   log(`PostgreSQL stopped (${describeExit(exit)})`);
 }
 
@@ -250,9 +260,9 @@ async function initCluster(
   await rename(scratch, pgdata);
 }
 
-async function waitForPostgres(password: string, port: number, deadline: number): Promise<void> {
+async function waitForPostgres(password: string, port: number, deadline: number, giveUp: AbortSignal) {
   let lastError = 'no answer yet';
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !giveUp.aborted) {
     const client = new Client({
       host: '127.0.0.1',
       port,

@@ -3,7 +3,15 @@ import { dirname, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes, type SearchAttributeType } from '@temporalio/common';
 import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
-import { describeExit, failOnExit, findFreePort, sleep, spawnManaged, type ManagedProcess } from './managed-process';
+import {
+  assertPortFree,
+  describeExit,
+  failOnExit,
+  findFreePort,
+  sleep,
+  spawnManaged,
+  type ManagedProcess,
+} from './managed-process';
 
 export interface TemporalDevServerOptions {
   cliPath: string;
@@ -26,7 +34,7 @@ export interface TemporalDevServer {
   uiUrl?: string;
   namespace: string;
   pid: number;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /** Runs `temporal server start-dev` and resolves once the namespace answers with every search attribute registered. */
@@ -36,6 +44,8 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   const port = opts.port || (await findFreePort(ip));
   const uiPort = opts.uiPort === false ? undefined : opts.uiPort || (await findFreePort(ip));
   const log = opts.log ?? (() => undefined);
+  if (opts.port) await assertPortFree(port, ip, 'Temporal gRPC port');
+  if (opts.uiPort) await assertPortFree(opts.uiPort, ip, 'Temporal Web UI port');
 
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(port)];
   args.push(...(uiPort === undefined ? ['--headless'] : ['--ui-port', String(uiPort)]));
@@ -68,12 +78,14 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   };
 
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  const giveUp = new AbortController();
   try {
     await Promise.race([
-      waitUntilReady(address, namespace, opts.searchAttributes, deadline),
+      waitUntilReady(address, namespace, opts.searchAttributes, deadline, giveUp.signal),
       failOnExit(proc, (exit) => `Temporal dev server ${describeExit(exit)} while starting`),
     ]);
   } catch (err) {
+    giveUp.abort();
     await proc.stop({ signal: 'SIGKILL' });
     throw new Error(`${(err as Error).message}\n${failureContext(proc, opts.cliPath, args)}`);
   }
@@ -97,9 +109,10 @@ async function waitUntilReady(
   namespace: string,
   searchAttributes: SearchAttributeKey<SearchAttributeType>[],
   deadline: number,
+  giveUp: AbortSignal,
 ): Promise<void> {
   let lastError = 'no answer yet';
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !giveUp.aborted) {
     let connection: Connection | undefined;
     try {
       connection = await Connection.connect({ address, connectTimeout: 2_000 });

@@ -16,7 +16,7 @@ export const HARNESS_KEY = '__holdfastTestHarness';
 
 export interface TestHarness {
   env: TestEnv;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 const verbose = process.env.HOLDFAST_TEST_VERBOSE === '1';

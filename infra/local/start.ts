@@ -1,0 +1,449 @@
+/**
+ * `npm start`: everything Holdfast needs on one machine, in order, and stopped in reverse order on Ctrl-C.
+ * PostgreSQL (embedded) → migrations → Temporal dev server (with Web UI, persisted) → SAP S/4 simulator →
+ * MES simulator → worker → API. See infra/local/README.md for ports, the data directory and environment variables.
+ */
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { isAbsolute, join, resolve } from 'node:path';
+import { configPath, loadConfig } from '../config/load';
+import type { HoldfastConfig } from '../config/schema';
+import { migrate } from '../db/migrate';
+import { assertDurableSettings, createPool } from '../db/pool';
+import { resolveTemporalCli } from '../temporal/cli';
+import { describeTarget, resolveTemporalTarget, type TemporalTarget } from '../temporal/connection';
+import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/contracts';
+import { describeExit, sleep, spawnManaged, type ManagedProcess, type ProcessExit } from './managed-process';
+import { startEmbeddedPostgres } from './postgres';
+import { startTemporalDevServer } from './temporal-dev-server';
+
+export const REPO_ROOT = resolve(__dirname, '../..');
+/** Fixed so a restarted `npm start` finds its data at the same address; DATABASE_URL replaces it entirely. */
+export const LOCAL_POSTGRES_PORT = 54329;
+export const SAP_SIM_PORT = 4020;
+export const MES_SIM_PORT = 4010;
+
+/** How start.ts knows a child is up before starting the next one. */
+export type Readiness =
+  | { kind: 'http'; url: string }
+  /** A line the process prints once ready (the worker prints `worker ready`). */
+  | { kind: 'log-line'; text: string };
+
+export interface LocalProcessSpec {
+  name: string;
+  /** TypeScript entry run with tsx, relative to the repository root or absolute. */
+  entry: string;
+  readiness: Readiness;
+  /** Extra environment for this child only. */
+  env?: Record<string, string>;
+  /** Shown in the banner. */
+  url?: string;
+}
+
+/** The processes `npm start` runs, in start order. */
+export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[] {
+  const apiBase = `http://${config.api.host}:${config.api.port}`;
+  const sapBase = `http://127.0.0.1:${SAP_SIM_PORT}`;
+  const mesBase = `http://127.0.0.1:${MES_SIM_PORT}`;
+  return [
+    {
+      name: 'sap-sim',
+      entry: 'infra/simulators/sap-s4/main.ts',
+      readiness: { kind: 'http', url: `${sapBase}/health` },
+      env: { SAP_SIM_PORT: String(SAP_SIM_PORT) },
+      url: sapBase,
+    },
+    {
+      name: 'mes-sim',
+      entry: 'infra/simulators/mes/main.ts',
+      readiness: { kind: 'http', url: `${mesBase}/health` },
+      env: { MES_SIM_PORT: String(MES_SIM_PORT) },
+      url: mesBase,
+    },
+    { name: 'worker', entry: 'workers/main.ts', readiness: { kind: 'log-line', text: 'worker ready' } },
+    {
+      name: 'api',
+      entry: 'api/server.ts',
+      readiness: { kind: 'http', url: `${apiBase}/health` },
+      env: { API_PORT: String(config.api.port) },
+      url: apiBase,
+    },
+  ];
+}
+
+export interface LocalStackOptions {
+  config?: HoldfastConfig;
+  env?: NodeJS.ProcessEnv;
+  /** Default: HOLDFAST_DATA_DIR, else .holdfast/data in the repository. */
+  dataDir?: string;
+  processes?: LocalProcessSpec[];
+  log?: (line: string) => void;
+  /** Per child (120 s unless told): tsx compiles on first start and the worker bundles workflow code. */
+  readyTimeoutMs?: number;
+  /** Aborting stops whatever has started and rejects. */
+  signal?: AbortSignal;
+}
+
+export interface LocalStack {
+  databaseUrl: string;
+  temporal: TemporalTarget;
+  temporalUiUrl?: string;
+  dataDir: string;
+  processes: LocalProcessSpec[];
+  sapCredentials: SapCredentials;
+  /** Resolves once a child exited on its own and everything else has been stopped because of it. */
+  crashed: Promise<{ name: string; exit: ProcessExit }>;
+  /** Children in reverse order, then Temporal, then PostgreSQL. */
+  stop: () => Promise<void>;
+}
+
+interface SapCredentials {
+  SAP_USER: string;
+  SAP_PASSWORD: string;
+}
+
+export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const config = opts.config ?? loadConfig(configPath(env));
+  const processes = opts.processes ?? defaultLocalProcesses(config);
+  const tsx = join(REPO_ROOT, 'node_modules', '.bin', 'tsx');
+  if (!existsSync(tsx)) throw new Error(`${tsx} not found: run npm ci`);
+  for (const spec of processes) {
+    if (!existsSync(entryPath(spec))) throw new Error(`${spec.name}: entry file ${entryPath(spec)} not found`);
+  }
+  const dataDir = resolve(opts.dataDir ?? env.HOLDFAST_DATA_DIR ?? join(REPO_ROOT, '.holdfast', 'data'));
+  await mkdir(dataDir, { recursive: true });
+
+  // Everything started so far, stopped in reverse on failure, abort or stop().
+  const stoppers: { name: string; stop: () => Promise<void> }[] = [];
+  let stopping: Promise<void> | undefined;
+  const stopAll = () => {
+    stopping ??= (async () => {
+      for (const { name, stop } of stoppers.splice(0).reverse()) {
+        log(`stopping ${name}`);
+        await stop().catch((err: Error) => log(`stopping ${name} failed: ${err.message}`));
+      }
+    })();
+    return stopping;
+  };
+  // Aborted by the caller (Ctrl-C) or by a child that dies while later ones are still starting.
+  const abortStart = new AbortController();
+  let crashedWhileStarting: string | undefined;
+  const onCallerAbort = () => abortStart.abort();
+  opts.signal?.addEventListener('abort', onCallerAbort);
+  if (opts.signal?.aborted) abortStart.abort();
+  const checkAborted = () => {
+    if (crashedWhileStarting) throw new Error(crashedWhileStarting);
+    if (abortStart.signal.aborted) throw new Error('start-up interrupted');
+  };
+
+  try {
+    let databaseUrl = env.DATABASE_URL;
+    if (databaseUrl) {
+      log(`PostgreSQL: using DATABASE_URL (${redactUrl(databaseUrl)})`);
+    } else {
+      const postgres = await startEmbeddedPostgres({
+        dataDir: join(dataDir, 'postgres'),
+        port: LOCAL_POSTGRES_PORT,
+        env,
+        log: prefixed('postgres', log),
+      });
+      stoppers.push({ name: 'postgres', stop: postgres.stop });
+      databaseUrl = postgres.url;
+    }
+    checkAborted();
+    const pool = createPool(databaseUrl, { max: 2 });
+    try {
+      await assertDurableSettings(pool);
+      const applied = await migrate(pool);
+      log(`migrations: ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
+    } finally {
+      await pool.end();
+    }
+    checkAborted();
+
+    const target = resolveTemporalTarget(config, env);
+    let temporalUiUrl: string | undefined;
+    if (env.TEMPORAL_ADDRESS || config.temporal.address) {
+      log(`Temporal: using ${describeTarget(target)}`);
+      temporalUiUrl = config.api.temporalUiUrl;
+    } else {
+      const started = Date.now();
+      const cliPath = await resolveTemporalCli(prefixed('temporal-cli', log), env);
+      log(`Temporal CLI ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cliPath}`);
+      checkAborted();
+      const dev = await startTemporalDevServer({
+        cliPath,
+        port: config.temporal.devServer.port,
+        uiPort: config.temporal.devServer.uiPort,
+        dbFile: join(dataDir, 'temporal', config.temporal.devServer.dbFile),
+        namespace: target.namespace,
+        searchAttributes: ALL_SEARCH_ATTRIBUTES,
+        log: prefixed('temporal', log),
+      });
+      stoppers.push({ name: 'temporal', stop: dev.stop });
+      target.address = dev.address;
+      temporalUiUrl = dev.uiUrl;
+    }
+    checkAborted();
+
+    const sapCredentials = await sapCredentialsFor(dataDir, env);
+    const childEnv: NodeJS.ProcessEnv = {
+      ...env,
+      DATABASE_URL: databaseUrl,
+      TEMPORAL_ADDRESS: target.address,
+      TEMPORAL_NAMESPACE: target.namespace,
+      HOLDFAST_CONFIG: configPath(env),
+      ...sapCredentials,
+    };
+
+    let onCrash: (crash: { name: string; exit: ProcessExit }) => void = () => undefined;
+    const crashed = new Promise<{ name: string; exit: ProcessExit }>((resolve) => (onCrash = resolve));
+    let running = false;
+    const width = Math.max(...processes.map((p) => p.name.length));
+    for (const spec of processes) {
+      checkAborted();
+      const proc = await startChild(spec, tsx, { ...childEnv, ...spec.env }, width, log, {
+        readyTimeoutMs: opts.readyTimeoutMs,
+        signal: abortStart.signal,
+      });
+      stoppers.push({ name: spec.name, stop: async () => void (await proc.stop({ signal: 'SIGTERM' })) });
+      void proc.exited.then(async (exit) => {
+        if (stopping) return;
+        if (!running) {
+          crashedWhileStarting = `${spec.name} ${describeExit(exit)} while later processes were starting\n${proc.outputTail()}`;
+          abortStart.abort();
+          return;
+        }
+        log(`${spec.name} ${describeExit(exit)} unexpectedly; stopping everything`);
+        await stopAll();
+        onCrash({ name: spec.name, exit });
+      });
+    }
+    checkAborted();
+    running = true;
+    opts.signal?.removeEventListener('abort', onCallerAbort);
+
+    return {
+      databaseUrl,
+      temporal: target,
+      temporalUiUrl,
+      dataDir,
+      processes,
+      sapCredentials,
+      crashed,
+      stop: stopAll,
+    };
+  } catch (err) {
+    opts.signal?.removeEventListener('abort', onCallerAbort);
+    await stopAll();
+    if (crashedWhileStarting) throw new Error(crashedWhileStarting);
+    throw err;
+  }
+}
+
+function entryPath(spec: LocalProcessSpec): string {
+  return isAbsolute(spec.entry) ? spec.entry : join(REPO_ROOT, spec.entry);
+}
+
+async function startChild(
+  spec: LocalProcessSpec,
+  tsx: string,
+  env: NodeJS.ProcessEnv,
+  width: number,
+  log: (line: string) => void,
+  opts: { readyTimeoutMs?: number; signal: AbortSignal },
+): Promise<ManagedProcess> {
+  const prefix = `[${spec.name.padEnd(width)}]`;
+  let sawReadyLine: () => void = () => undefined;
+  const readyLine = new Promise<void>((resolve) => (sawReadyLine = resolve));
+  const readiness = spec.readiness;
+  log(`starting ${spec.name} (${spec.entry})`);
+  const proc = spawnManaged({
+    name: spec.name,
+    command: tsx,
+    args: [entryPath(spec)],
+    cwd: REPO_ROOT,
+    env,
+    onLine: (line) => {
+      log(`${prefix} ${line}`);
+      if (readiness.kind === 'log-line' && line.includes(readiness.text)) sawReadyLine();
+    },
+  });
+
+  const timeoutMs = opts.readyTimeoutMs ?? 120_000;
+  const giveUp = new AbortController();
+  const abortListener = () => giveUp.abort();
+  opts.signal.addEventListener('abort', abortListener);
+  if (opts.signal.aborted) giveUp.abort();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const ready = readiness.kind === 'http' ? waitForHttp(readiness.url, giveUp.signal) : readyLine;
+    const outcome = await Promise.race([
+      ready.then(() => 'ready' as const),
+      proc.exited,
+      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs))),
+      new Promise<'aborted'>((resolve) => {
+        if (giveUp.signal.aborted) resolve('aborted');
+        giveUp.signal.addEventListener('abort', () => resolve('aborted'));
+      }),
+    ]);
+    if (outcome === 'ready') {
+      log(`${spec.name} ready`);
+      return proc;
+    }
+    const why =
+      outcome === 'timeout'
+        ? `was not ready within ${timeoutMs / 1000} s (${describeReadiness(readiness)})`
+        : outcome === 'aborted'
+          ? 'start-up interrupted'
+          : `${describeExit(outcome)} before it was ready`;
+    await proc.stop({ signal: 'SIGTERM' });
+    throw new Error(`${spec.name} ${why}\n--- ${spec.name} output (tail) ---\n${proc.outputTail() || '(no output)'}`);
+  } finally {
+    clearTimeout(timer);
+    giveUp.abort();
+    opts.signal.removeEventListener('abort', abortListener);
+  }
+}
+
+function describeReadiness(r: Readiness): string {
+  return r.kind === 'http' ? `GET ${r.url} must answer 200` : `it must print "${r.text}"`;
+}
+
+async function waitForHttp(url: string, giveUp: AbortSignal): Promise<void> {
+  while (!giveUp.aborted) {
+    const status = await fetch(url, { signal: AbortSignal.timeout(2_000) }).then(
+      async (res) => {
+        await res.body?.cancel();
+        return res.status;
+      },
+      () => 0,
+    );
+    if (status === 200) return;
+    await sleep(250);
+  }
+}
+
+/**
+ * SAP_USER / SAP_PASSWORD for the simulator and the connector, which must agree: from the environment when set,
+ * else generated on the first start of this data directory and kept in it (file mode 0600).
+ */
+async function sapCredentialsFor(dataDir: string, env: NodeJS.ProcessEnv): Promise<SapCredentials> {
+  const file = join(dataDir, 'sap-credentials.json');
+  let generated: SapCredentials;
+  if (existsSync(file)) {
+    generated = JSON.parse(await readFile(file, 'utf8')) as SapCredentials;
+  } else {
+    generated = { SAP_USER: 'HOLDFAST_RFC', SAP_PASSWORD: randomBytes(18).toString('base64url') };
+    await writeFile(file, `${JSON.stringify(generated, null, 2)}\n`, { mode: 0o600 });
+    await chmod(file, 0o600);
+  }
+  return {
+    SAP_USER: env.SAP_USER || generated.SAP_USER,
+    SAP_PASSWORD: env.SAP_PASSWORD || generated.SAP_PASSWORD,
+  };
+}
+
+function prefixed(name: string, log: (line: string) => void): (line: string) => void {
+  return (line) => log(`[${name}] ${line}`);
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/** One failed inspection for the demo plant (PLANT1, line L1, lot L-0001), as the banner's example. */
+export function exampleCurl(apiBase: string, now = new Date()): string {
+  const body = {
+    eventId: `demo-${now.getTime()}`,
+    site: 'PLANT1',
+    line: 'L1',
+    station: 'S1',
+    partId: `P-${now.getTime()}`,
+    sku: 'BRKT-200',
+    lotId: 'L-0001',
+    workOrder: '1000100',
+    result: 'fail',
+    defects: [{ class: 'scratch', score: 0.94 }],
+    modelVersion: 'vision-2.3.0',
+    recipeVersion: 'R-17',
+    inspectedAt: now.toISOString(),
+  };
+  return `curl -sS -X POST ${apiBase}/v1/inspections -H 'content-type: application/json' -d '${JSON.stringify(body)}'`;
+}
+
+export function banner(stack: LocalStack, config: HoldfastConfig): string {
+  const api = stack.processes.find((p) => p.name === 'api')?.url;
+  const lines = ['', 'Holdfast is running (Ctrl-C stops everything)', ''];
+  if (api) lines.push(`  API               ${api}`, `  API docs          ${api}/docs`);
+  if (stack.temporalUiUrl) lines.push(`  Temporal Web UI   ${stack.temporalUiUrl}`);
+  lines.push(`  Temporal          ${describeTarget(stack.temporal)}`);
+  lines.push(`  PostgreSQL        ${redactUrl(stack.databaseUrl)}`);
+  for (const p of stack.processes) {
+    if (p.url && p.name !== 'api') lines.push(`  ${p.name.padEnd(18)}${p.url}`);
+  }
+  lines.push(`  Data directory    ${stack.dataDir}`, '', 'Post a failed inspection:', '');
+  lines.push(`  ${exampleCurl(api ?? `http://${config.api.host}:${config.api.port}`)}`, '');
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  const interrupted = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const stopRequested = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
+  const handleSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      // Second Ctrl-C: stop waiting; the exit hook kills every child's process group.
+      log(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    signalled = signal;
+    log(`${signal}: stopping`);
+    interrupted.abort();
+    onSignal(signal);
+  };
+  process.on('SIGINT', handleSignal);
+  process.on('SIGTERM', handleSignal);
+
+  const config = loadConfig();
+  let stack: LocalStack;
+  try {
+    stack = await startLocalStack({ config, log, signal: interrupted.signal });
+  } catch (err) {
+    if (!signalled) throw err;
+    log('stopped during start-up');
+    process.exitCode = 130;
+    return;
+  }
+  log(banner(stack, config));
+
+  const outcome = await Promise.race([stack.crashed, stopRequested]);
+  if (typeof outcome === 'object') {
+    log(`${outcome.name} ${describeExit(outcome.exit)}; Holdfast stopped`);
+    process.exitCode = 1;
+    return;
+  }
+  await stack.stop();
+  log('Holdfast stopped');
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(process.exitCode ?? 0),
+    (err: Error) => {
+      process.stderr.write(`npm start failed: ${err.message}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,254 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findFreePort } from '../../infra/local/managed-process';
+import { banner, exampleCurl, startLocalStack, type LocalProcessSpec, type LocalStack } from '../../infra/local/start';
+import { parseConfig } from '../../infra/config/load';
+import { readTestEnv } from '../support/test-env';
+
+jest.setTimeout(120_000);
+
+// Fake children (plain JS, run through tsx like the real entries) record what happened to them in one events file:
+// "<name> started", "<name> ready", "<name> stopping", with the environment they were given.
+const fakeChild = String.raw`
+const { appendFileSync } = require('node:fs');
+const http = require('node:http');
+const name = process.env.FAKE_NAME;
+const events = process.env.FAKE_EVENTS;
+const note = (what) => appendFileSync(events, JSON.stringify({ name, what, at: Date.now(), pid: process.pid }) + '\n');
+note('started');
+appendFileSync(events, JSON.stringify({ name, what: 'env', env: {
+  DATABASE_URL: process.env.DATABASE_URL, TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS,
+  TEMPORAL_NAMESPACE: process.env.TEMPORAL_NAMESPACE, HOLDFAST_CONFIG: process.env.HOLDFAST_CONFIG,
+  SAP_USER: process.env.SAP_USER, SAP_PASSWORD: process.env.SAP_PASSWORD } }) + '\n');
+process.on('SIGTERM', () => { note('stopping'); setTimeout(() => process.exit(0), 50); });
+const mode = process.env.FAKE_MODE;
+if (mode === 'http') {
+  // Answers 503 first, so readiness has to poll rather than take the first answer.
+  let calls = 0;
+  http.createServer((req, res) => { calls++; res.statusCode = calls > 2 ? 200 : 503; res.end(); })
+    .listen(Number(process.env.FAKE_PORT), '127.0.0.1', () => note('listening'));
+} else if (mode === 'log-line') {
+  setTimeout(() => { console.log('worker ready {"pools":["fake"]}'); note('ready'); }, 300);
+  setInterval(() => undefined, 1000);
+} else if (mode === 'die-before-ready') {
+  console.error('cannot connect to the MES: ECONNREFUSED');
+  process.exit(3);
+} else if (mode === 'die-after-ready') {
+  console.log('worker ready');
+  setTimeout(() => process.exit(7), 1500);
+}
+`;
+
+interface ChildEvent {
+  name: string;
+  what: string;
+  at?: number;
+  pid?: number;
+  env?: Record<string, string>;
+}
+
+let dir: string;
+let events: string;
+let entry: string;
+let stack: LocalStack | undefined;
+const logLines: string[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'holdfast-start-'));
+  events = join(dir, 'events.jsonl');
+  entry = join(dir, 'fake-child.js');
+  writeFileSync(entry, fakeChild);
+  writeFileSync(events, '');
+  logLines.length = 0;
+});
+
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function readEvents(): ChildEvent[] {
+  return readFileSync(events, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as ChildEvent);
+}
+
+function fake(name: string, mode: string, extra: Partial<LocalProcessSpec> & { port?: number } = {}): LocalProcessSpec {
+  const { port, ...rest } = extra;
+  return {
+    name,
+    entry,
+    readiness:
+      mode === 'http'
+        ? { kind: 'http', url: `http://127.0.0.1:${port}/health` }
+        : { kind: 'log-line', text: 'worker ready' },
+    env: { FAKE_NAME: name, FAKE_EVENTS: events, FAKE_MODE: mode, FAKE_PORT: String(port ?? 0) },
+    ...rest,
+  };
+}
+
+/** Uses the run's PostgreSQL and Temporal through DATABASE_URL / TEMPORAL_ADDRESS, so only the children start here. */
+function stackEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const test = readTestEnv();
+  return {
+    ...process.env,
+    DATABASE_URL: test.databaseUrl,
+    TEMPORAL_ADDRESS: test.temporalAddress,
+    TEMPORAL_NAMESPACE: test.namespace,
+    SAP_USER: '',
+    SAP_PASSWORD: '',
+    ...extra,
+  };
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('startLocalStack', () => {
+  it('starts children in order, each after the previous is ready, and stops them in reverse', async () => {
+    const [simPort, apiPort] = [await findFreePort(), await findFreePort()];
+    const processes = [
+      fake('sim', 'http', { port: simPort, url: `http://127.0.0.1:${simPort}` }),
+      fake('worker', 'log-line'),
+      fake('api', 'http', { port: apiPort, url: `http://127.0.0.1:${apiPort}` }),
+    ];
+
+    stack = await startLocalStack({
+      env: stackEnv(),
+      dataDir: join(dir, 'data'),
+      processes,
+      log: (l) => logLines.push(l),
+    });
+    const started = readEvents();
+    await stack.stop();
+    const all = readEvents();
+    const pids = started.filter((e) => e.what === 'started').map((e) => e.pid!);
+
+    const order = started.filter((e) => e.what === 'started').map((e) => e.name);
+    expect(order).toEqual(['sim', 'worker', 'api']);
+    // Each child starts only after the one before it answered its readiness check.
+    const at = (name: string, what: string) => started.find((e) => e.name === name && e.what === what)!.at!;
+    expect(at('worker', 'started')).toBeGreaterThanOrEqual(at('sim', 'listening'));
+    expect(at('api', 'started')).toBeGreaterThanOrEqual(at('worker', 'ready'));
+    expect(all.filter((e) => e.what === 'stopping').map((e) => e.name)).toEqual(['api', 'worker', 'sim']);
+    expect(logLines).toEqual(expect.arrayContaining([expect.stringMatching(/^\[worker\s*\] worker ready/)]));
+    expect(pids.filter(isRunning)).toEqual([]);
+  });
+
+  it('gives every child the database, Temporal, config and SAP credentials, generated once per data dir', async () => {
+    const test = readTestEnv();
+    const dataDir = join(dir, 'data');
+    const processes = [fake('worker', 'log-line')];
+
+    stack = await startLocalStack({ env: stackEnv(), dataDir, processes, log: () => undefined });
+    await stack.stop();
+    stack = await startLocalStack({ env: stackEnv(), dataDir, processes, log: () => undefined });
+    await stack.stop();
+    stack = await startLocalStack({
+      env: stackEnv({ SAP_USER: 'OVERRIDE', SAP_PASSWORD: 'from-env' }),
+      dataDir,
+      processes,
+      log: () => undefined,
+    });
+
+    const envs = readEvents()
+      .filter((e) => e.what === 'env')
+      .map((e) => e.env!);
+    expect(envs).toHaveLength(3);
+    expect(envs[0]).toMatchObject({
+      DATABASE_URL: test.databaseUrl,
+      TEMPORAL_ADDRESS: test.temporalAddress,
+      TEMPORAL_NAMESPACE: test.namespace,
+      SAP_USER: 'HOLDFAST_RFC',
+    });
+    expect(envs[0]!.HOLDFAST_CONFIG).toMatch(/temporal\.yaml$/);
+    expect(envs[0]!.SAP_PASSWORD!.length).toBeGreaterThanOrEqual(20);
+    expect(envs[1]!.SAP_PASSWORD).toBe(envs[0]!.SAP_PASSWORD);
+    expect(envs[2]).toMatchObject({ SAP_USER: 'OVERRIDE', SAP_PASSWORD: 'from-env' });
+    expect(statSync(join(dataDir, 'sap-credentials.json')).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses to start when an entry file is missing, naming it, before starting anything', async () => {
+    const missing = join(dir, 'infra', 'simulators', 'nope', 'main.ts');
+    const processes = [fake('worker', 'log-line'), { ...fake('ghost', 'log-line'), entry: missing }];
+
+    await expect(startLocalStack({ env: stackEnv(), dataDir: join(dir, 'data'), processes })).rejects.toThrow(
+      `ghost: entry file ${missing} not found`,
+    );
+    expect(readEvents()).toEqual([]);
+    expect(existsSync(join(dir, 'data'))).toBe(false);
+  });
+
+  it('stops what it started and names the child that died before it was ready, with its output', async () => {
+    const processes = [fake('worker', 'log-line'), fake('api', 'die-before-ready')];
+
+    const attempt = startLocalStack({ env: stackEnv(), dataDir: join(dir, 'data'), processes, log: () => undefined });
+
+    await expect(attempt).rejects.toThrow(/api exited with code 3 before it was ready[\s\S]*ECONNREFUSED/);
+    expect(
+      readEvents()
+        .filter((e) => e.what === 'stopping')
+        .map((e) => e.name),
+    ).toEqual(['worker']);
+  });
+
+  it('stops everything and reports the child that exits unexpectedly after start-up', async () => {
+    const port = await findFreePort();
+    const processes = [fake('sim', 'http', { port }), fake('worker', 'die-after-ready')];
+
+    stack = await startLocalStack({
+      env: stackEnv(),
+      dataDir: join(dir, 'data'),
+      processes,
+      log: (l) => logLines.push(l),
+    });
+    const crash = await stack.crashed;
+
+    expect(crash).toEqual({ name: 'worker', exit: { code: 7, signal: null } });
+    expect(
+      readEvents()
+        .filter((e) => e.what === 'stopping')
+        .map((e) => e.name),
+    ).toEqual(['sim']);
+    expect(logLines).toContain('worker exited with code 7 unexpectedly; stopping everything');
+    const pids = readEvents()
+      .filter((e) => e.what === 'started')
+      .map((e) => e.pid!);
+    expect(pids).toHaveLength(2);
+    expect(pids.filter(isRunning)).toEqual([]);
+  });
+});
+
+describe('banner', () => {
+  it('lists the URLs and a curl that the API would accept', async () => {
+    const config = parseConfig(readFileSync(join(__dirname, '../../temporal.yaml'), 'utf8'));
+    const port = await findFreePort();
+    stack = await startLocalStack({
+      config,
+      env: stackEnv(),
+      dataDir: join(dir, 'data'),
+      processes: [fake('api', 'http', { port, url: 'http://127.0.0.1:3000' })],
+      log: () => undefined,
+    });
+
+    const text = banner(stack, config);
+
+    expect(text).toContain('API docs          http://127.0.0.1:3000/docs');
+    expect(text).toContain(`Temporal          ${readTestEnv().temporalAddress}`);
+    expect(text).not.toMatch(/postgres:\/\/[^:]+:(?!\*\*\*)[^@]+@/);
+    const curl = exampleCurl('http://127.0.0.1:3000', new Date('2026-01-02T03:04:05Z'));
+    expect(text).toContain("curl -sS -X POST http://127.0.0.1:3000/v1/inspections -H 'content-type: application/json'");
+    const body = JSON.parse(/-d '(.*)'$/.exec(curl)![1]!);
+    expect(body).toMatchObject({ site: 'PLANT1', line: 'L1', station: 'S1', result: 'fail' });
+    expect(body.inspectedAt).toBe('2026-01-02T03:04:05.000Z');
+  });
+});

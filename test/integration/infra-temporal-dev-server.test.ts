@@ -1,0 +1,118 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import { startTemporalDevServer, type TemporalDevServer } from '../../infra/local/temporal-dev-server';
+import { ALL_SEARCH_ATTRIBUTES, SearchAttributes } from '../../workflows/contracts';
+import { readTestEnv } from '../support/test-env';
+
+jest.setTimeout(120_000);
+
+let dir: string;
+let server: TemporalDevServer | undefined;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'holdfast-temporal-'));
+});
+
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function withClient<T>(address: string, work: (client: Client, connection: Connection) => Promise<T>) {
+  const connection = await Connection.connect({ address });
+  try {
+    return await work(new Client({ connection, namespace: 'default' }), connection);
+  } finally {
+    await connection.close();
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('startTemporalDevServer', () => {
+  it('keeps workflows and search attributes when restarted on the same SQLite file', async () => {
+    const { temporalCliPath } = readTestEnv();
+    const dbFile = join(dir, 'nested', 'temporal.sqlite');
+    const opts = { cliPath: temporalCliPath, uiPort: false as const, dbFile, searchAttributes: ALL_SEARCH_ATTRIBUTES };
+    const workflowId = `restart-check-${Date.now()}`;
+
+    server = await startTemporalDevServer(opts);
+    const firstPid = server.pid;
+    // No worker polls this queue: the execution simply stays Running, which is all a restart check needs.
+    await withClient(server.address, (client) =>
+      client.workflow.start('holdfastRestartProbe', {
+        taskQueue: 'holdfast-restart-probe',
+        workflowId,
+        typedSearchAttributes: new TypedSearchAttributes([{ key: SearchAttributes.site, value: 'PLANT1' }]),
+      }),
+    );
+    await server.stop();
+    expect(isRunning(firstPid)).toBe(false);
+
+    server = await startTemporalDevServer(opts);
+    const { status, site, customAttributes } = await withClient(server.address, async (client, connection) => {
+      const description = await client.workflow.getHandle(workflowId).describe();
+      const attrs = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+      return {
+        status: description.status.name,
+        site: description.typedSearchAttributes.get(SearchAttributes.site),
+        customAttributes: Object.keys(attrs.customAttributes ?? {}),
+      };
+    });
+
+    expect(status).toBe('RUNNING');
+    expect(site).toBe('PLANT1');
+    expect(customAttributes).toEqual(expect.arrayContaining(ALL_SEARCH_ATTRIBUTES.map((k) => k.name)));
+  });
+
+  it('serves the Web UI on the port it reports', async () => {
+    server = await startTemporalDevServer({
+      cliPath: readTestEnv().temporalCliPath,
+      searchAttributes: [],
+    });
+    expect(server.uiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // The UI server comes up alongside the frontend; give it a moment on a busy 2-core host.
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 200; i++) {
+      status = await fetch(server.uiUrl!).then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (status !== 200) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(status).toBe(200);
+  });
+
+  it('refuses a port that is already taken instead of talking to the server there', async () => {
+    const { temporalAddress, temporalCliPath } = readTestEnv();
+    const port = Number(temporalAddress.split(':').pop());
+
+    const attempt = startTemporalDevServer({ cliPath: temporalCliPath, port, uiPort: false, searchAttributes: [] });
+
+    await expect(attempt).rejects.toThrow(`Temporal gRPC port 127.0.0.1:${port} is already in use`);
+  });
+
+  it('fails with the exit status and the tail of the server output when the server dies', async () => {
+    const fakeCli = join(dir, 'temporal');
+    writeFileSync(fakeCli, '#!/bin/sh\necho "starting"\necho "sqlite: unable to open database file" >&2\nexit 3\n', {
+      mode: 0o755,
+    });
+
+    const attempt = startTemporalDevServer({ cliPath: fakeCli, uiPort: false, searchAttributes: [] });
+
+    await expect(attempt).rejects.toThrow(
+      /exited with code 3 while starting[\s\S]*server output \(tail\)[\s\S]*sqlite: unable to open database file/,
+    );
+  });
+});

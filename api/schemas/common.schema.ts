@@ -14,7 +14,7 @@ export const Identifier = z
   .string()
   .min(1)
   .max(200)
-  .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters');
+  .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 
 export const IsoInstant = z.iso.datetime({ offset: true });
 

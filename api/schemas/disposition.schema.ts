@@ -20,6 +20,8 @@ export const DispositionBodySchema = z.strictObject({
 export type DispositionBody = z.infer<typeof DispositionBodySchema>;
 
 export const DispositionOutcomeSchema = z.object({
+  /** completed: every follow-up ran; needs-attention: a follow-up failed for good and waits for a retry. */
+  status: z.enum(['completed', 'needs-attention']),
   decision: z.enum(DISPOSITION_DECISIONS),
   decidedBy: z.string(),
   reason: z.string(),

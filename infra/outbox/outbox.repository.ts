@@ -13,9 +13,9 @@ export const DEFECT_DETECTED_KIND = 'defect.detected';
 /**
  * Key of the transaction-level advisory lock held while a dispatcher drains. One drainer at a time across all
  * processes is what keeps rows of one lot in id order: SKIP LOCKED alone would let a second dispatcher take a
- * later row of a lot while the first is still starting an earlier one. (Arbitrary constant: "HFOUTBOX".)
+ * later row of a lot while the first is still starting an earlier one. (Arbitrary constant: "HFOUTBOX" as a big-endian int64.)
  */
-const DRAIN_LOCK_KEY = '0x48464f5554424f58';
+const DRAIN_LOCK_KEY = '5207937247005003608';
 
 export interface NewOutboxRow {
   eventId: string;

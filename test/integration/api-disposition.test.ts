@@ -1,0 +1,348 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Pool } from 'pg';
+import { buildApp } from '../../api/app';
+import { loadConfig } from '../../infra/config/load';
+import { createPool } from '../../infra/db/pool';
+import {
+  type DefectLiveState,
+  DispositionRejectedError,
+  type WorkflowDescription,
+  type WorkflowGateway,
+  WorkflowNotFoundError,
+} from '../../infra/temporal/gateway';
+import {
+  type DefectWorkflowInput,
+  type DispositionOutcome,
+  type DispositionRequest,
+  type LotCaseState,
+  lotCaseWorkflowId,
+} from '../../workflows/contracts';
+import { readTestEnv } from '../support/test-env';
+
+type DispositionBehaviour = (workflowId: string, request: DispositionRequest) => Promise<DispositionOutcome>;
+
+/** Records every disposition submitted; the test decides per call what the lot case answers. */
+class DispositionGateway implements WorkflowGateway {
+  readonly submitted: { workflowId: string; request: DispositionRequest }[] = [];
+  behaviour: DispositionBehaviour = async (_, request) => outcomeFor(request);
+
+  async startDefectWorkflow(
+    _: DefectWorkflowInput,
+  ): Promise<{ workflowId: string; runId: string; alreadyStarted: boolean }> {
+    throw new Error('not used');
+  }
+  async describe(_: string): Promise<WorkflowDescription | undefined> {
+    return undefined;
+  }
+  async defectState(_: string): Promise<DefectLiveState | undefined> {
+    return undefined;
+  }
+  async lotCaseState(_: string): Promise<LotCaseState | undefined> {
+    return undefined;
+  }
+  async submitDisposition(workflowId: string, request: DispositionRequest): Promise<DispositionOutcome> {
+    this.submitted.push({ workflowId, request });
+    return this.behaviour(workflowId, request);
+  }
+}
+
+function outcomeFor(request: DispositionRequest): DispositionOutcome {
+  return {
+    status: 'completed',
+    decision: request.decision,
+    decidedBy: request.decidedBy,
+    reason: request.reason,
+    requestId: request.requestId,
+    materialDocuments: [
+      { materialDocument: '4900000042', materialDocumentYear: '2025', movementType: '555', quantity: 2.5 },
+    ],
+    lotStatus: 'SCRAPPED',
+    notificationClosed: true,
+  };
+}
+
+const config = loadConfig();
+const run = `api-disp-${randomUUID().slice(0, 8)}`;
+let seq = 0;
+let pool: Pool;
+let app: FastifyInstance;
+let baseUrl: string;
+const gateway = new DispositionGateway();
+
+interface Answer {
+  status: number;
+  contentType: string;
+  text: string;
+  json(): Record<string, unknown>;
+}
+
+async function http(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const res = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? '',
+    text,
+    json: () => JSON.parse(text) as Record<string, unknown>,
+  };
+}
+
+const dispose = (lotId: string, key: string | undefined, body: unknown) =>
+  http('POST', `/v1/lots/${lotId}/disposition`, body, key === undefined ? {} : { 'Idempotency-Key': key });
+
+async function newLot(): Promise<string> {
+  seq += 1;
+  const lotId = `${run}-LOT-${seq}`;
+  const res = await http('POST', '/v1/inspections', {
+    eventId: `${run}-${seq}`,
+    site: 'PLANT1',
+    line: 'L1',
+    station: 'S1',
+    partId: `P-${seq}`,
+    sku: 'BRKT-200',
+    lotId,
+    workOrder: '1000100',
+    result: 'fail',
+    defects: [{ class: 'scratch', score: 0.9 }],
+    modelVersion: 'm-1',
+    recipeVersion: 'r-1',
+    inspectedAt: '2025-03-04T10:15:00Z',
+  });
+  expect(res.status).toBe(202);
+  return lotId;
+}
+
+const key = () => `${run}-key-${randomUUID()}`;
+const scrap = { decision: 'scrap', reason: 'cracked flange, beyond rework', decidedBy: 'qa.lee' };
+
+async function idempotencyRow(k: string) {
+  const res = await pool.query<{ state: string; response_status: number | null }>(
+    `SELECT state, response_status FROM holdfast.api_idempotency WHERE scope = 'lot-disposition' AND key = $1`,
+    [k],
+  );
+  return res.rows[0];
+}
+
+beforeAll(async () => {
+  pool = createPool(readTestEnv().databaseUrl, { max: 5 });
+  app = await buildApp({ pool, gateway, config, namespace: 'default' });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+});
+
+beforeEach(() => {
+  gateway.submitted.length = 0;
+  gateway.behaviour = async (_, request) => outcomeFor(request);
+});
+
+afterAll(async () => {
+  await app?.close();
+  if (pool) {
+    await pool.query(`DELETE FROM holdfast.api_idempotency WHERE key LIKE $1`, [`${run}-%`]);
+    await pool.query(`DELETE FROM holdfast.outbox WHERE event_id LIKE $1`, [`${run}-%`]);
+    await pool.query(`DELETE FROM holdfast.inspection WHERE event_id LIKE $1`, [`${run}-%`]);
+    await pool.end();
+  }
+});
+
+describe('POST /v1/lots/{lotId}/disposition', () => {
+  it('submits the update to the lot case with the key as request id and answers 200 with the outcome', async () => {
+    const lotId = await newLot();
+    const k = key();
+    const res = await dispose(lotId, k, {
+      ...scrap,
+      signature: { meaning: 'approved', signedAt: '2025-03-04T12:00:00Z' },
+    });
+
+    expect(res.status).toBe(200);
+    expect(res.contentType).toMatch(/^application\/json/);
+    expect(res.json()).toEqual(outcomeFor({ ...(scrap as DispositionRequest), requestId: k }));
+    expect(gateway.submitted).toEqual([
+      {
+        workflowId: lotCaseWorkflowId('PLANT1', lotId),
+        request: { ...scrap, signature: { meaning: 'approved', signedAt: '2025-03-04T12:00:00Z' }, requestId: k },
+      },
+    ]);
+    expect(await idempotencyRow(k)).toEqual({ state: 'done', response_status: 200 });
+  });
+
+  it('replays the stored answer byte for byte for a retry with the same key and body, without a second update', async () => {
+    const lotId = await newLot();
+    const k = key();
+    const first = await dispose(lotId, k, scrap);
+    // Same body, other key order: the fingerprint is over canonical JSON.
+    const retry = await dispose(lotId, k, { decidedBy: scrap.decidedBy, reason: scrap.reason, decision: 'scrap' });
+
+    expect(first.status).toBe(200);
+    expect(retry.status).toBe(200);
+    expect(retry.text).toBe(first.text);
+    expect(retry.contentType).toBe(first.contentType);
+    expect(gateway.submitted).toHaveLength(1);
+  });
+
+  it('answers 422 when the key is reused with a different body or another lot, and changes nothing', async () => {
+    const lotId = await newLot();
+    const otherLot = await newLot();
+    const k = key();
+    expect((await dispose(lotId, k, scrap)).status).toBe(200);
+
+    const changed = await dispose(lotId, k, { ...scrap, decision: 'rework' });
+    const elsewhere = await dispose(otherLot, k, scrap);
+
+    for (const res of [changed, elsewhere]) {
+      expect(res.status).toBe(422);
+      expect(res.contentType).toMatch(/^application\/problem\+json/);
+      expect(res.json()).toMatchObject({ status: 422 });
+    }
+    expect(gateway.submitted).toHaveLength(1);
+    expect(await idempotencyRow(k)).toEqual({ state: 'done', response_status: 200 });
+  });
+
+  it('answers 409 to a retry while the first request with that key is still in flight', async () => {
+    const lotId = await newLot();
+    const k = key();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    gateway.behaviour = async (_, request) => {
+      await held;
+      return outcomeFor(request);
+    };
+
+    const first = dispose(lotId, k, scrap);
+    await waitFor(() => gateway.submitted.length === 1);
+    const concurrent = await dispose(lotId, k, scrap);
+
+    expect(concurrent.status).toBe(409);
+    expect(concurrent.contentType).toMatch(/^application\/problem\+json/);
+    expect(concurrent.json()).toMatchObject({ status: 409, type: 'urn:holdfast:problem:idempotency-key-in-flight' });
+    release();
+    expect((await first).status).toBe(200);
+    expect((await dispose(lotId, k, scrap)).text).toBe((await first).text);
+    expect(gateway.submitted).toHaveLength(1);
+  });
+
+  it('takes over an in-flight key left behind by a process that died mid-request', async () => {
+    const lotId = await newLot();
+    const k = key();
+    // Same fingerprint as the request below, claimed ten minutes ago and never completed.
+    const first = await dispose(lotId, k, scrap);
+    await pool.query(
+      `UPDATE holdfast.api_idempotency
+          SET state = 'in-flight', response_status = NULL, response_body = NULL, completed_at = NULL,
+              created_at = now() - interval '10 minutes'
+        WHERE scope = 'lot-disposition' AND key = $1`,
+      [k],
+    );
+
+    const retry = await dispose(lotId, k, scrap);
+
+    expect(retry.status).toBe(200);
+    expect(retry.text).toBe(first.text);
+    expect(gateway.submitted).toHaveLength(2);
+    expect(await idempotencyRow(k)).toEqual({ state: 'done', response_status: 200 });
+  });
+
+  it('answers 409 with the validator message for a rejected transition, and replays that answer', async () => {
+    const lotId = await newLot();
+    const k = key();
+    gateway.behaviour = async () => {
+      throw new DispositionRejectedError('lot case is containing; a disposition needs stage awaiting-disposition');
+    };
+
+    const res = await dispose(lotId, k, scrap);
+    const retry = await dispose(lotId, k, scrap);
+
+    expect(res.status).toBe(409);
+    expect(res.contentType).toMatch(/^application\/problem\+json/);
+    expect(res.json()).toMatchObject({
+      status: 409,
+      type: 'urn:holdfast:problem:disposition-rejected',
+      detail: 'lot case is containing; a disposition needs stage awaiting-disposition',
+    });
+    expect(retry.status).toBe(409);
+    expect(retry.text).toBe(res.text);
+    expect(gateway.submitted).toHaveLength(1);
+  });
+
+  it('answers 404 for a lot never inspected, and 404 when the lot has no open lot case', async () => {
+    const never = await dispose(`${run}-NEVER`, key(), scrap);
+    expect(never.status).toBe(404);
+    expect(never.contentType).toMatch(/^application\/problem\+json/);
+    expect(gateway.submitted).toHaveLength(0);
+
+    const lotId = await newLot();
+    gateway.behaviour = async (workflowId) => {
+      throw new WorkflowNotFoundError(`no open workflow ${workflowId}`);
+    };
+    const k = key();
+    const noCase = await dispose(lotId, k, scrap);
+    expect(noCase.status).toBe(404);
+    expect(await idempotencyRow(k)).toEqual({ state: 'done', response_status: 404 });
+  });
+
+  it('answers 503 when Temporal is unavailable and frees the key, so the retry runs', async () => {
+    const lotId = await newLot();
+    const k = key();
+    gateway.behaviour = async () => {
+      throw new Error('14 UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:7233');
+    };
+
+    const unavailable = await dispose(lotId, k, scrap);
+
+    expect(unavailable.status).toBe(503);
+    expect(unavailable.contentType).toMatch(/^application\/problem\+json/);
+    expect(unavailable.text).not.toMatch(/ECONNREFUSED|7233|at .*\.ts/);
+    expect(await idempotencyRow(k)).toBeUndefined();
+
+    gateway.behaviour = async (_, request) => outcomeFor(request);
+    const retry = await dispose(lotId, k, scrap);
+    expect(retry.status).toBe(200);
+    expect(gateway.submitted.map((s) => s.request.requestId)).toEqual([k, k]);
+  });
+
+  it('answers 400 naming the header when Idempotency-Key is missing or too long, without calling the workflow', async () => {
+    const lotId = await newLot();
+
+    const missing = await dispose(lotId, undefined, scrap);
+    const tooLong = await dispose(lotId, 'k'.repeat(201), scrap);
+
+    for (const res of [missing, tooLong]) {
+      expect(res.status).toBe(400);
+      expect(res.contentType).toMatch(/^application\/problem\+json/);
+      const problem = res.json() as { errors: { field: string }[]; detail: string };
+      expect(problem.errors.map((e) => e.field)).toEqual(['headers.idempotency-key']);
+      expect(problem.detail).toMatch(/Idempotency-Key/);
+    }
+    expect(gateway.submitted).toHaveLength(0);
+  });
+
+  it('answers 400 naming each bad body field, including unknown ones', async () => {
+    const lotId = await newLot();
+
+    const res = await dispose(lotId, key(), { decision: 'release', reason: '', decidedBy: 'qa', status: 'released' });
+
+    expect(res.status).toBe(400);
+    const fields = (res.json() as { errors: { field: string }[] }).errors.map((e) => e.field).sort();
+    expect(fields).toEqual(['decision', 'reason', 'status']);
+    expect(gateway.submitted).toHaveLength(0);
+  });
+});
+
+async function waitFor(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,282 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Pool } from 'pg';
+import { buildApp } from '../../api/app';
+import { loadConfig } from '../../infra/config/load';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import { createPool } from '../../infra/db/pool';
+import { type OutboxDispatcher, backoffForAttempt, startOutboxDispatcher } from '../../infra/outbox/dispatcher';
+import type { DefectLiveState, WorkflowDescription, WorkflowGateway } from '../../infra/temporal/gateway';
+import type {
+  DefectWorkflowInput,
+  DispositionOutcome,
+  DispositionRequest,
+  LotCaseState,
+} from '../../workflows/contracts';
+import { readTestEnv } from '../support/test-env';
+
+/**
+ * Behaves like Temporal with USE_EXISTING: a second start of one workflow id returns the first run. `failing`
+ * makes every start fail the way an unreachable frontend does.
+ */
+class StartRecordingGateway implements WorkflowGateway {
+  readonly attempts: { eventId: string; ok: boolean }[] = [];
+  readonly runs = new Map<string, string>();
+  failing = false;
+
+  async startDefectWorkflow(input: DefectWorkflowInput) {
+    const eventId = input.detection.eventId;
+    const workflowId = `defect-${eventId}`;
+    if (this.failing) {
+      this.attempts.push({ eventId, ok: false });
+      throw new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7233');
+    }
+    this.attempts.push({ eventId, ok: true });
+    const existing = this.runs.get(workflowId);
+    if (existing) return { workflowId, runId: existing, alreadyStarted: true };
+    const runId = `run-${randomUUID()}`;
+    this.runs.set(workflowId, runId);
+    return { workflowId, runId, alreadyStarted: false };
+  }
+  async describe(_: string): Promise<WorkflowDescription | undefined> {
+    return undefined;
+  }
+  async defectState(_: string): Promise<DefectLiveState | undefined> {
+    return undefined;
+  }
+  async lotCaseState(_: string): Promise<LotCaseState | undefined> {
+    return undefined;
+  }
+  async submitDisposition(_: string, __: DispositionRequest): Promise<DispositionOutcome> {
+    throw new Error('not used');
+  }
+
+  /** Attempts for this file's events only: other suites may leave rows in the shared database. */
+  mine(prefix: string) {
+    return this.attempts.filter((a) => a.eventId.startsWith(prefix));
+  }
+}
+
+const baseConfig = loadConfig();
+// Poll once an hour: anything dispatched within seconds was woken by LISTEN/NOTIFY.
+const config: HoldfastConfig = {
+  ...baseConfig,
+  outbox: { pollInterval: '1h', batchSize: 50, maxBackoff: '300ms' },
+};
+const run = `outbox-${randomUUID().slice(0, 8)}`;
+let seq = 0;
+let pool: Pool;
+let app: FastifyInstance;
+let baseUrl: string;
+let gateway: StartRecordingGateway;
+let dispatcher: OutboxDispatcher | undefined;
+
+function failed(lotId: string): Record<string, unknown> {
+  seq += 1;
+  return {
+    eventId: `${run}-${String(seq).padStart(3, '0')}`,
+    site: 'PLANT1',
+    line: 'L1',
+    station: 'S1',
+    partId: `P-${seq}`,
+    sku: 'BRKT-200',
+    lotId: `${run}-${lotId}`,
+    workOrder: '1000100',
+    result: 'fail',
+    defects: [{ class: 'scratch', score: 0.9 }],
+    modelVersion: 'm-1',
+    recipeVersion: 'r-1',
+    inspectedAt: '2025-03-04T10:15:00Z',
+  };
+}
+
+async function ingest(...results: Record<string, unknown>[]): Promise<string[]> {
+  const res = await fetch(`${baseUrl}/v1/inspections`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ results }),
+  });
+  expect(res.status).toBe(202);
+  return results.map((r) => r.eventId as string);
+}
+
+interface OutboxRow {
+  id: string;
+  event_id: string;
+  attempts: number;
+  last_error: string | null;
+  dispatched_at: Date | null;
+  workflow_run_id: string | null;
+  backoff_ms: number;
+}
+
+async function outboxRows(eventIds: string[]): Promise<OutboxRow[]> {
+  const res = await pool.query<OutboxRow>(
+    `SELECT id, event_id, attempts, last_error, dispatched_at, workflow_run_id,
+            (extract(epoch FROM next_attempt_at - now()) * 1000)::float8 AS backoff_ms
+       FROM holdfast.outbox WHERE event_id = ANY($1::text[]) ORDER BY id`,
+    [eventIds],
+  );
+  return res.rows;
+}
+
+async function waitFor(what: string, predicate: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const allDispatched = async (ids: string[]) => (await outboxRows(ids)).every((r) => r.dispatched_at !== null);
+
+async function listenerBackends(): Promise<number[]> {
+  const res = await pool.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN holdfast_outbox'`,
+  );
+  return res.rows.map((r) => r.pid);
+}
+
+function start(): OutboxDispatcher {
+  dispatcher = startOutboxDispatcher({ pool, gateway, config });
+  return dispatcher;
+}
+
+beforeAll(async () => {
+  pool = createPool(readTestEnv().databaseUrl, { max: 5 });
+  app = await buildApp({ pool, gateway: new StartRecordingGateway(), config, namespace: 'default' });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+});
+
+beforeEach(() => {
+  gateway = new StartRecordingGateway();
+});
+
+afterEach(async () => {
+  await dispatcher?.stop();
+  dispatcher = undefined;
+});
+
+afterAll(async () => {
+  await app?.close();
+  if (pool) {
+    await pool.query(`DELETE FROM holdfast.outbox WHERE event_id LIKE $1`, [`${run}-%`]);
+    await pool.query(`DELETE FROM holdfast.inspection WHERE event_id LIKE $1`, [`${run}-%`]);
+    await pool.end();
+  }
+});
+
+describe('outbox dispatcher', () => {
+  it('backs off exponentially from 1 s, capped at outbox.maxBackoff', () => {
+    expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoffForAttempt(n, 30_000))).toEqual([
+      1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000,
+    ]);
+    expect([1, 2, 5].map((n) => backoffForAttempt(n, 300))).toEqual([300, 300, 300]);
+  });
+
+  it('starts each pending row in id order and records the run id', async () => {
+    const d = start();
+    await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
+    const ids = await ingest(failed('A'), failed('B'), failed('A'), failed('C'), failed('B'));
+
+    await waitFor('all rows dispatched', () => allDispatched(ids));
+    await d.stop();
+
+    const rows = await outboxRows(ids);
+    expect(rows.map((r) => r.event_id)).toEqual(ids);
+    expect(gateway.mine(run)).toEqual(ids.map((eventId) => ({ eventId, ok: true })));
+    for (const row of rows) {
+      expect(row.workflow_run_id).toBe(gateway.runs.get(`defect-${row.event_id}`));
+      expect(row.attempts).toBe(0);
+      expect(row.last_error).toBeNull();
+    }
+  });
+
+  it('is woken by NOTIFY without waiting for the poll', async () => {
+    start();
+    await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
+    const started = Date.now();
+    const ids = await ingest(failed('N'));
+
+    await waitFor('the NOTIFY-driven dispatch', () => allDispatched(ids), 3_000);
+
+    // The poll interval is one hour: only the notification can explain a dispatch this fast.
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it('re-connects its LISTEN connection when the server drops it', async () => {
+    start();
+    await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
+    const [before] = await listenerBackends();
+    await pool.query('SELECT pg_terminate_backend($1)', [before]);
+    await waitFor(
+      'a new LISTEN connection',
+      async () => {
+        const now = await listenerBackends();
+        return now.length > 0 && !now.includes(before!);
+      },
+      5_000,
+    );
+
+    const ids = await ingest(failed('R'));
+    await waitFor('dispatch after the reconnect', () => allDispatched(ids), 3_000);
+  });
+
+  it('keeps rows pending with attempts and last_error while Temporal is unreachable, ingest still answers 202, and starts each row once after recovery', async () => {
+    gateway.failing = true;
+    const d = start();
+    await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
+    const [a1, a2, b1] = await ingest(failed('LOT-X'), failed('LOT-X'), failed('LOT-Y'));
+
+    // Drain until both lots' first rows have failed at least once.
+    await waitFor('failed attempts on both lots', async () => {
+      await d.drainOnce();
+      const attempted = new Set(gateway.mine(run).map((a) => a.eventId));
+      return attempted.has(a1!) && attempted.has(b1!);
+    });
+    const duringOutage = await outboxRows([a1!, a2!, b1!]);
+    for (const row of duringOutage) expect(row.dispatched_at).toBeNull();
+    const byId = new Map(duringOutage.map((r) => [r.event_id, r]));
+    expect(byId.get(a1!)!.attempts).toBeGreaterThanOrEqual(1);
+    expect(byId.get(a1!)!.last_error).toMatch(/UNAVAILABLE/);
+    expect(byId.get(a1!)!.backoff_ms).toBeLessThanOrEqual(300 + 50);
+    // The later row of LOT-X never overtook its failing predecessor.
+    expect(gateway.mine(run).some((a) => a.eventId === a2)).toBe(false);
+    expect(byId.get(a2!)!.attempts).toBe(0);
+
+    const [c1] = await ingest(failed('LOT-Z'));
+    expect((await outboxRows([c1!]))[0]!.dispatched_at).toBeNull();
+
+    gateway.failing = false;
+    const ids = [a1!, a2!, b1!, c1!];
+    await waitFor('dispatch after recovery', async () => {
+      await d.drainOnce();
+      return allDispatched(ids);
+    });
+
+    const successes = gateway.mine(run).filter((a) => a.ok);
+    for (const id of ids) expect(successes.filter((a) => a.eventId === id)).toHaveLength(1);
+    const order = successes.map((a) => a.eventId);
+    expect(order.indexOf(a1!)).toBeLessThan(order.indexOf(a2!));
+    const after = await outboxRows(ids);
+    for (const row of after) expect(row.workflow_run_id).toBe(gateway.runs.get(`defect-${row.event_id}`));
+    expect(after.find((r) => r.event_id === a1)!.last_error).toBeNull();
+  });
+
+  it('dispatches nothing after stop()', async () => {
+    const d = start();
+    await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
+    await d.stop();
+    expect(await listenerBackends()).toEqual([]);
+
+    const ids = await ingest(failed('S'));
+    await sleep(500);
+
+    expect(gateway.mine(run)).toEqual([]);
+    expect((await outboxRows(ids))[0]!.dispatched_at).toBeNull();
+  });
+});

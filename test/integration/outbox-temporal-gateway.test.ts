@@ -1,0 +1,212 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { Client, Connection } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { buildApp } from '../../api/app';
+import { loadConfig, sitePolicy } from '../../infra/config/load';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import { createPool } from '../../infra/db/pool';
+import { startOutboxDispatcher } from '../../infra/outbox/dispatcher';
+import {
+  DispositionRejectedError,
+  WorkflowNotFoundError,
+  type WorkflowGateway,
+  createTemporalWorkflowGateway,
+} from '../../infra/temporal/gateway';
+import { type DefectWorkflowInput, SearchAttributes, defectWorkflowId } from '../../workflows/contracts';
+import { readTestEnv } from '../support/test-env';
+
+/**
+ * The real gateway against the run's Temporal dev server. No worker polls the task queue used here, so started
+ * workflows stay RUNNING (nothing executes) and queries cannot be answered.
+ */
+const env = readTestEnv();
+const baseConfig = loadConfig();
+const run = `gw-${randomUUID().slice(0, 8)}`;
+const taskQueue = `holdfast-test-no-worker-${run}`;
+const config: HoldfastConfig = {
+  ...baseConfig,
+  taskQueues: { quality: taskQueue },
+  outbox: { ...baseConfig.outbox, pollInterval: '1h' },
+};
+let connection: Connection;
+let client: Client;
+let gateway: WorkflowGateway;
+let pool: Pool;
+const startedWorkflowIds: string[] = [];
+
+function defectInput(eventId: string, lotId: string): DefectWorkflowInput {
+  return {
+    detection: {
+      eventId,
+      site: 'PLANT1',
+      line: 'L1',
+      station: 'S1',
+      partId: 'P-1',
+      sku: 'BRKT-200',
+      lotId,
+      workOrder: '1000100',
+      defects: [
+        { class: 'scratch', score: 0.93 },
+        { class: 'dent', score: 0.41 },
+      ],
+      modelVersion: 'yolo-scratch-1.4.2',
+      recipeVersion: 'R-17',
+      inspectedAt: '2025-03-04T10:15:00.000Z',
+      imageRef: 's3://vision/img|1.png',
+    },
+    policy: sitePolicy(config, config.sites[0]!),
+    taskQueue,
+  };
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+beforeAll(async () => {
+  connection = await Connection.connect({ address: env.temporalAddress });
+  client = new Client({ connection, namespace: env.namespace });
+  gateway = createTemporalWorkflowGateway(client, { taskQueue, queryTimeoutMs: 1_000, updateTimeoutMs: 5_000 });
+  pool = createPool(env.databaseUrl, { max: 5 });
+});
+
+afterAll(async () => {
+  for (const workflowId of startedWorkflowIds) {
+    await client.workflow
+      .getHandle(workflowId)
+      .terminate('test cleanup')
+      .catch(() => undefined);
+  }
+  if (pool) {
+    await pool.query(`DELETE FROM holdfast.outbox WHERE event_id LIKE $1`, [`${run}-%`]);
+    await pool.query(`DELETE FROM holdfast.inspection WHERE event_id LIKE $1`, [`${run}-%`]);
+    await pool.end();
+  }
+  await connection?.close();
+});
+
+describe('createTemporalWorkflowGateway against the dev server', () => {
+  it('starts the defect workflow by name with search attributes and metadata, once', async () => {
+    const eventId = `${run}-start`;
+    const lotId = `${run}-LOT-1`;
+    const workflowId = defectWorkflowId(eventId);
+    startedWorkflowIds.push(workflowId);
+
+    const first = await gateway.startDefectWorkflow(defectInput(eventId, lotId));
+    expect(first).toMatchObject({ workflowId, alreadyStarted: false });
+    expect(first.runId).toMatch(/\S/);
+
+    const described = await gateway.describe(workflowId);
+    expect(described).toMatchObject({ workflowId, runId: first.runId, status: 'RUNNING', type: 'defectWorkflow' });
+    expect(described!.closeTime).toBeUndefined();
+
+    const raw = await client.workflow.getHandle(workflowId).describe();
+    expect(raw.taskQueue).toBe(taskQueue);
+    const sa = raw.typedSearchAttributes;
+    expect(sa.get(SearchAttributes.site)).toBe('PLANT1');
+    expect(sa.get(SearchAttributes.line)).toBe('L1');
+    expect(sa.get(SearchAttributes.station)).toBe('S1');
+    expect(sa.get(SearchAttributes.lot)).toBe(lotId);
+    expect(sa.get(SearchAttributes.workOrder)).toBe('1000100');
+    expect(sa.get(SearchAttributes.sku)).toBe('BRKT-200');
+    expect(sa.get(SearchAttributes.defectClass)).toBe('scratch');
+    expect(sa.get(SearchAttributes.dispositionState)).toBe('containing');
+    expect(sa.get(SearchAttributes.detectedAt)?.toISOString()).toBe('2025-03-04T10:15:00.000Z');
+    const summary = await raw.staticSummary();
+    expect(summary).toBe(`scratch on PLANT1/L1/S1 · lot ${lotId} · part P-1`);
+    expect(Buffer.byteLength(summary!, 'utf8')).toBeLessThanOrEqual(200);
+    const details = await raw.staticDetails();
+    expect(details).toContain(`\`${eventId}\``);
+    expect(details).toContain('yolo-scratch-1.4.2');
+    expect(details).toContain('R-17');
+    expect(details).toContain('s3://vision/img\\|1.png');
+
+    const listed = await eventually('the workflow in visibility', async () => {
+      for await (const wf of client.workflow.list({ query: `Lot = '${lotId}'` })) return wf;
+      return undefined;
+    });
+    expect(listed.workflowId).toBe(workflowId);
+
+    const again = await gateway.startDefectWorkflow(defectInput(eventId, lotId));
+    expect(again).toEqual({ workflowId, runId: first.runId, alreadyStarted: true });
+  });
+
+  it('treats a closed workflow with the same id as already started (REJECT_DUPLICATE)', async () => {
+    const eventId = `${run}-closed`;
+    const workflowId = defectWorkflowId(eventId);
+    startedWorkflowIds.push(workflowId);
+    const first = await gateway.startDefectWorkflow(defectInput(eventId, `${run}-LOT-2`));
+    await client.workflow.getHandle(workflowId).terminate('closing it for the test');
+
+    const again = await gateway.startDefectWorkflow(defectInput(eventId, `${run}-LOT-2`));
+
+    expect(again).toEqual({ workflowId, runId: first.runId, alreadyStarted: true });
+    expect(await gateway.describe(workflowId)).toMatchObject({ status: 'TERMINATED', runId: first.runId });
+  });
+
+  it('answers undefined for unknown workflows and for queries no worker can answer', async () => {
+    expect(await gateway.describe(`${run}-nope`)).toBeUndefined();
+    expect(await gateway.defectState(`${run}-nope`)).toBeUndefined();
+    expect(await gateway.lotCaseState(`${run}-nope`)).toBeUndefined();
+
+    const eventId = `${run}-query`;
+    startedWorkflowIds.push(defectWorkflowId(eventId));
+    await gateway.startDefectWorkflow(defectInput(eventId, `${run}-LOT-3`));
+    const started = Date.now();
+    expect(await gateway.defectState(defectWorkflowId(eventId))).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('maps a disposition for a workflow that does not exist to WorkflowNotFoundError', async () => {
+    const err = await gateway
+      .submitDisposition(`lot-PLANT1-${run}-none`, {
+        decision: 'scrap',
+        reason: 'r',
+        decidedBy: 'qa',
+        requestId: `${run}-k`,
+      })
+      .catch((e: unknown) => e);
+
+    expect(err).toBeInstanceOf(WorkflowNotFoundError);
+    expect(err).not.toBeInstanceOf(DispositionRejectedError);
+  });
+
+  it('starts the workflow of an ingested failure through the outbox and records the run id', async () => {
+    const app = await buildApp({ pool, gateway, config, namespace: env.namespace });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const dispatcher = startOutboxDispatcher({ pool, gateway, config });
+    try {
+      const { detection } = defectInput(`${run}-e2e`, `${run}-LOT-4`);
+      const workflowId = defectWorkflowId(detection.eventId);
+      startedWorkflowIds.push(workflowId);
+      const res = await fetch(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/v1/inspections`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...detection, imageRef: 's3://vision/img.png', result: 'fail' }),
+      });
+      expect(res.status).toBe(202);
+
+      const runId = await eventually('the outbox row dispatched', async () => {
+        const row = await pool.query<{ workflow_run_id: string | null }>(
+          `SELECT workflow_run_id FROM holdfast.outbox WHERE event_id = $1 AND dispatched_at IS NOT NULL`,
+          [detection.eventId],
+        );
+        return row.rows[0]?.workflow_run_id ?? undefined;
+      });
+      expect(await gateway.describe(workflowId)).toMatchObject({ runId, status: 'RUNNING', type: 'defectWorkflow' });
+      const input = (await client.workflow.getHandle(workflowId).fetchHistory()).events?.[0]
+        ?.workflowExecutionStartedEventAttributes;
+      expect(input?.taskQueue?.name).toBe(taskQueue);
+    } finally {
+      await dispatcher.stop();
+      await app.close();
+    }
+  });
+});

@@ -2,42 +2,73 @@
  * The API process: the only file that listens. Loads temporal.yaml, migrates PostgreSQL, connects to Temporal,
  * runs the outbox dispatcher beside the HTTP server and closes everything in reverse order on SIGTERM/SIGINT.
  *
+ * Temporal being unreachable at start does not stop the API: inspections are stored (the outbox holds their
+ * workflow starts) while the connection is retried in the background.
+ *
  * Env: DATABASE_URL (required), API_PORT (overrides api.port), HOLDFAST_CONFIG, TEMPORAL_* (infra/temporal/connection).
  */
+import type { Connection } from '@temporalio/client';
 import { loadConfig } from '../infra/config/load';
 import { migrate } from '../infra/db/migrate';
 import { createPool } from '../infra/db/pool';
 import { startOutboxDispatcher } from '../infra/outbox/dispatcher';
 import { connectClient, describeTarget, resolveTemporalTarget } from '../infra/temporal/connection';
-import { createTemporalWorkflowGateway } from '../infra/temporal/gateway';
+import { createDeferredWorkflowGateway, createTemporalWorkflowGateway } from '../infra/temporal/gateway';
 import { buildApp } from './app';
+
+const TEMPORAL_RETRY_MAX_MS = 30_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is not set (postgres://user:password@host:port/database)');
   const port = process.env.API_PORT ? Number(process.env.API_PORT) : config.api.port;
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`API_PORT is not a port: ${process.env.API_PORT}`);
+  }
 
   const pool = createPool(databaseUrl, { applicationName: 'holdfast-api' });
   await migrate(pool);
   const target = resolveTemporalTarget(config);
-  const { client, connection } = await connectClient(target);
-  const gateway = createTemporalWorkflowGateway(client, { taskQueue: config.taskQueues.quality });
+  const deferred = createDeferredWorkflowGateway();
+  const gateway = deferred.gateway;
 
   const app = await buildApp({ pool, gateway, config, namespace: target.namespace, logger: true, docsUi: true });
   const dispatcher = startOutboxDispatcher({ pool, gateway, config, log: app.log });
+
+  let stopping = false;
+  let connection: Connection | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  const connectTemporal = async (attempt: number): Promise<void> => {
+    try {
+      const connected = await connectClient(target);
+      if (stopping) {
+        await connected.connection.close();
+        return;
+      }
+      connection = connected.connection;
+      deferred.connect(createTemporalWorkflowGateway(connected.client, { taskQueue: config.taskQueues.quality }));
+      app.log.info({ temporal: describeTarget(target) }, 'connected to Temporal');
+    } catch (err) {
+      if (stopping) return;
+      const retryInMs = Math.min(TEMPORAL_RETRY_MAX_MS, 1_000 * 2 ** attempt);
+      app.log.warn({ err, temporal: describeTarget(target), retryInMs }, 'Temporal unreachable; ingest continues');
+      retryTimer = setTimeout(() => void connectTemporal(attempt + 1), retryInMs);
+    }
+  };
+  void connectTemporal(0);
 
   let closing: Promise<void> | undefined;
   const shutdown = (signal: NodeJS.Signals) => {
     closing ??= (async () => {
       app.log.info({ signal }, 'shutting down');
+      stopping = true;
+      clearTimeout(retryTimer);
       // Stop taking work first: the dispatcher finishes its batch, the app drains in-flight requests.
       await dispatcher.stop();
       await app.close();
       await pool.end();
-      await connection.close();
+      await connection?.close();
     })().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -50,10 +81,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', shutdown);
 
   await app.listen({ host: config.api.host, port });
-  app.log.info(
-    { temporal: describeTarget(target) },
-    `Holdfast API on http://${config.api.host}:${port} (docs at /docs)`,
-  );
+  app.log.info(`Holdfast API on http://${config.api.host}:${port} (docs at /docs)`);
 }
 
 main().catch((err: unknown) => {

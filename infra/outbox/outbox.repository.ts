@@ -96,7 +96,8 @@ export async function claimDueRows(client: PoolClient, limit: number): Promise<C
 
 export async function markDispatched(client: PoolClient, id: string, runId: string): Promise<void> {
   await client.query(
-    `UPDATE holdfast.outbox SET dispatched_at = now(), workflow_run_id = $2, last_error = NULL WHERE id = $1`,
+    // clock_timestamp: now() is the start of the drain transaction, before the workflow was started.
+    `UPDATE holdfast.outbox SET dispatched_at = clock_timestamp(), workflow_run_id = $2, last_error = NULL WHERE id = $1`,
     [id, runId],
   );
 }
@@ -105,7 +106,7 @@ export async function markFailed(client: PoolClient, id: string, backoffMs: numb
   await client.query(
     `UPDATE holdfast.outbox
         SET attempts = attempts + 1,
-            next_attempt_at = now() + ($2::double precision * interval '1 millisecond'),
+            next_attempt_at = clock_timestamp() + ($2::double precision * interval '1 millisecond'),
             last_error = $3
       WHERE id = $1`,
     [id, backoffMs, error],

@@ -63,6 +63,35 @@ export class WorkflowNotFoundError extends Error {
   override readonly name = 'WorkflowNotFoundError';
 }
 
+/** No Temporal connection yet (the process started while the frontend was unreachable): a transient failure. */
+export class TemporalUnavailableError extends Error {
+  override readonly name = 'TemporalUnavailableError';
+}
+
+/**
+ * A gateway to hand out before Temporal is reachable: every call fails with TemporalUnavailableError until
+ * `connect` supplies the real one. Lets the API start, and keep storing inspections, during a Temporal outage.
+ */
+export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; connect(real: WorkflowGateway): void } {
+  let real: WorkflowGateway | undefined;
+  const target = (): WorkflowGateway => {
+    if (!real) throw new TemporalUnavailableError('not connected to Temporal yet');
+    return real;
+  };
+  return {
+    gateway: {
+      startDefectWorkflow: async (input) => target().startDefectWorkflow(input),
+      describe: async (workflowId) => target().describe(workflowId),
+      defectState: async (workflowId) => target().defectState(workflowId),
+      lotCaseState: async (workflowId) => target().lotCaseState(workflowId),
+      submitDisposition: async (workflowId, request) => target().submitDisposition(workflowId, request),
+    },
+    connect(gateway) {
+      real = gateway;
+    },
+  };
+}
+
 export interface TemporalGatewayOptions {
   taskQueue: string;
   /** Deadline for start and describe calls, so a dispatcher never hangs on an unreachable frontend. */

@@ -1,0 +1,35 @@
+import {
+  TemporalUnavailableError,
+  type WorkflowGateway,
+  createDeferredWorkflowGateway,
+} from '../../infra/temporal/gateway';
+
+describe('createDeferredWorkflowGateway (API started while Temporal is unreachable)', () => {
+  it('fails every call as unavailable until connected, then delegates to the real gateway', async () => {
+    const { gateway, connect } = createDeferredWorkflowGateway();
+
+    await expect(gateway.describe('defect-1')).rejects.toBeInstanceOf(TemporalUnavailableError);
+    await expect(gateway.lotCaseState('lot-1')).rejects.toBeInstanceOf(TemporalUnavailableError);
+
+    const calls: string[] = [];
+    const real: WorkflowGateway = {
+      startDefectWorkflow: async (input) => {
+        calls.push(`start ${input.detection.eventId}`);
+        return { workflowId: 'defect-1', runId: 'r1', alreadyStarted: false };
+      },
+      describe: async (id) => {
+        calls.push(`describe ${id}`);
+        return undefined;
+      },
+      defectState: async () => undefined,
+      lotCaseState: async () => undefined,
+      submitDisposition: async () => {
+        throw new Error('not used');
+      },
+    };
+    connect(real);
+
+    await expect(gateway.describe('defect-1')).resolves.toBeUndefined();
+    expect(calls).toEqual(['describe defect-1']);
+  });
+});

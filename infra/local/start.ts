@@ -108,7 +108,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const config = opts.config ?? loadConfig(configPath(env));
   const processes = opts.processes ?? defaultLocalProcesses(config);
-  const tsx = join(REPO_ROOT, 'node_modules', '.bin', 'tsx');
+  const tsx = join(REPO_ROOT, 'node_modules', 'tsx');
   if (!existsSync(tsx)) throw new Error(`${tsx} not found: run npm ci`);
   for (const spec of processes) {
     if (!existsSync(entryPath(spec))) throw new Error(`${spec.name}: entry file ${entryPath(spec)} not found`);
@@ -205,7 +205,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const width = Math.max(...processes.map((p) => p.name.length));
     for (const spec of processes) {
       checkAborted();
-      const proc = await startChild(spec, tsx, { ...childEnv, ...spec.env }, width, log, {
+      const proc = await startChild(spec, { ...childEnv, ...spec.env }, width, log, {
         readyTimeoutMs: opts.readyTimeoutMs,
         signal: abortStart.signal,
       });
@@ -250,7 +250,6 @@ function entryPath(spec: LocalProcessSpec): string {
 
 async function startChild(
   spec: LocalProcessSpec,
-  tsx: string,
   env: NodeJS.ProcessEnv,
   width: number,
   log: (line: string) => void,
@@ -263,8 +262,10 @@ async function startChild(
   log(`starting ${spec.name} (${spec.entry})`);
   const proc = spawnManaged({
     name: spec.name,
-    command: tsx,
-    args: [entryPath(spec)],
+    // `node --import tsx` rather than the tsx CLI: the CLI is a second process that relays signals and sends
+    // SIGKILL when the child does not acknowledge one within 30 ms, which cuts a busy worker's drain short.
+    command: process.execPath,
+    args: ['--import', 'tsx', entryPath(spec)],
     cwd: REPO_ROOT,
     env,
     onLine: (line) => {
@@ -402,13 +403,17 @@ async function main(): Promise<void> {
   let signalled: NodeJS.Signals | undefined;
   let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
   const stopRequested = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
+  let firstSignalAt = 0;
   const handleSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
-      // Second Ctrl-C: stop waiting; the exit hook kills every child's process group.
+      // Wrappers (npm, tsx, timeout) relay the terminal's signal, so one Ctrl-C can arrive twice: only a later one
+      // means "stop waiting". Then the exit hook kills every child's process group.
+      if (Date.now() - firstSignalAt < 2_000) return;
       log(`${signal} again: exiting now`);
       process.exit(1);
     }
     signalled = signal;
+    firstSignalAt = Date.now();
     log(`${signal}: stopping`);
     interrupted.abort();
     onSignal(signal);

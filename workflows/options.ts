@@ -1,4 +1,4 @@
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import { NON_RETRYABLE_ERROR_TYPES, type ActivityPreset } from './contracts';
 
 /** A named preset from temporal.yaml as Temporal activity options; business rejections are never retried. */
@@ -14,4 +14,13 @@ export function activityOptions(preset: ActivityPreset): ActivityOptions {
       nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
     },
   };
+}
+
+/**
+ * Local activities for Holdfast's own idempotent PostgreSQL writes and the lot-case hand-off: they run inside the
+ * workflow task on the same worker, so they add no server round trip and no history events beyond a marker.
+ */
+export function localActivityOptions(preset: ActivityPreset): LocalActivityOptions {
+  const { startToCloseTimeout, retry } = activityOptions(preset);
+  return { ...(startToCloseTimeout ? { startToCloseTimeout } : {}), ...(retry ? { retry } : {}) };
 }

@@ -1,6 +1,7 @@
 import {
   condition,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -18,7 +19,7 @@ import {
   type PartContainment,
   type StepFailure,
 } from '../contracts';
-import { activityOptions } from '../options';
+import { activityOptions, localActivityOptions } from '../options';
 import { createStepRunner } from '../shared/step-runner';
 
 /**
@@ -33,7 +34,7 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
   const defectClass = d.defects[0]?.class ?? 'unknown';
 
   const mes = proxyActivities<Activities>(activityOptions(policy.presets.mesCall));
-  const trace = proxyActivities<Activities>(activityOptions(policy.presets.traceWrite));
+  const local = proxyLocalActivities<Activities>(localActivityOptions(policy.presets.traceWrite));
 
   let stage = 'recording';
   let containment: PartContainment | undefined;
@@ -107,12 +108,12 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
       ),
     ),
     runner.step('trace-link', () =>
-      trace.linkInspection.executeWithOptions({ summary: `Trace ${d.eventId} → lot ${d.lotId}` }, [
+      local.linkInspection.executeWithOptions({ summary: `Trace ${d.eventId} → lot ${d.lotId}` }, [
         { detection: d, defectWorkflowId: workflowId },
       ]),
     ),
     runner.step('join-lot-case', () =>
-      trace.joinLotCase.executeWithOptions({ summary: `Join lot case ${lotCaseId}` }, [
+      local.joinLotCase.executeWithOptions({ summary: `Join lot case ${lotCaseId}` }, [
         { part, policy, taskQueue, lotCaseWorkflowId: lotCaseId },
       ]),
     ),

@@ -5,6 +5,7 @@ import {
   getExternalWorkflowHandle,
   log,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -29,7 +30,7 @@ import {
   type MaterialDocumentRef,
   type PartDefect,
 } from '../contracts';
-import { activityOptions } from '../options';
+import { activityOptions, localActivityOptions } from '../options';
 import { createStepRunner } from '../shared/step-runner';
 
 /** ERP movement that carries out each decision on the blocked stock (interfaces.md §1.2). */
@@ -57,7 +58,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
 
   const mes = proxyActivities<Activities>(activityOptions(policy.presets.mesCall));
   const erp = proxyActivities<Activities>(activityOptions(policy.presets.erpPost));
-  const trace = proxyActivities<Activities>(activityOptions(policy.presets.traceWrite));
+  const trace = proxyLocalActivities<Activities>(localActivityOptions(policy.presets.traceWrite));
   const notify = proxyActivities<Activities>(activityOptions(policy.presets.notify));
 
   const state: LotCaseState = {
@@ -190,6 +191,24 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   const caseKey = `${site}:${lotId}:${queue[0]!.eventId}`;
   const lotNode = { fromKind: 'lot', fromId: `${site}/${lotId}` };
 
+  function holdLot(part: PartDefect): Promise<{ holdId: string }> {
+    const cls = part.defects[0]?.class ?? 'unknown';
+    return runner.step('mes-hold', () =>
+      mes.holdLot.executeWithOptions({ summary: `MES hold lot ${lotId}` }, [
+        {
+          site,
+          idempotencyKey: `${caseKey}:mes-hold`,
+          lotId,
+          workOrder: part.workOrder,
+          reason: `Vision defect ${cls} on part ${part.partId} (${part.station})`,
+          defectClass: cls,
+          line: part.line,
+          station: part.station,
+        },
+      ]),
+    );
+  }
+
   async function containPart(part: PartDefect): Promise<void> {
     const cls = part.defects[0]?.class ?? 'unknown';
     const item = {
@@ -203,22 +222,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     const erpLot = { site, material: lot!.sku, plant: lot!.erpPlant, batch: lot!.batch, unit: lot!.unit };
 
     const [hold, notified, block] = await Promise.all([
-      state.holdId
-        ? { holdId: state.holdId }
-        : runner.step('mes-hold', () =>
-            mes.holdLot.executeWithOptions({ summary: `MES hold lot ${lotId}` }, [
-              {
-                site,
-                idempotencyKey: `${caseKey}:mes-hold`,
-                lotId,
-                workOrder: part.workOrder,
-                reason: `Vision defect ${cls} on part ${part.partId} (${part.station})`,
-                defectClass: cls,
-                line: part.line,
-                station: part.station,
-              },
-            ]),
-          ),
+      state.holdId ? { holdId: state.holdId } : holdLot(part),
       state.notification
         ? runner
             .step('erp-defect-item', () =>
@@ -405,12 +409,18 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   }
 
   // Containment
-  [, lot] = await Promise.all([
-    enter('containing'),
+  // The hold needs nothing from the lot record, so it goes out at once: it is the latency that matters on the line.
+  // The projection comes after: a local activity in the first workflow task would hold that task, and with it
+  // the hold command, until its PostgreSQL write returns.
+  const [fetched, firstHold] = await Promise.all([
     runner.step('mes-lot', () =>
       mes.fetchLot.executeWithOptions({ summary: `MES read lot ${lotId}` }, [{ site, lotId }]),
     ),
+    holdLot(queue[0]!),
   ]);
+  lot = fetched;
+  state.holdId = firstHold.holdId;
+  await enter('containing');
   let escalated = false;
   for (;;) {
     while (queue.length > 0) {

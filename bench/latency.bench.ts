@@ -1,0 +1,357 @@
+/**
+ * bench:latency — failed inspections at a steady rate through the whole of Holdfast (HTTP ingest → PostgreSQL
+ * outbox → Temporal dev server → worker → MES/SAP simulators over HTTP), against a baseline in the same run that
+ * makes the same simulator calls directly in-process, without Temporal or the outbox. The ratio is the price of
+ * durability. Every defect is on a lot of its own, so each one pays for a hold, a notification and a block.
+ *
+ *   npm run bench:latency -- --rate 20 --duration 60
+ *
+ * Prints progress on stderr and one JSON summary line last on stdout.
+ */
+import { randomUUID } from 'node:crypto';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import type { MesPort, ErpPort } from '../activities/ports';
+import { loadConfig } from '../infra/config/load';
+import type { ConnectorLogger } from '../infra/connectors/define';
+import { createPool } from '../infra/db/pool';
+import { MES_SIM_PORT, SAP_SIM_PORT, startLocalStack } from '../infra/local/start';
+import { openSiteConnectors } from '../workers/connectors';
+
+const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+const { values: args } = parseArgs({
+  options: {
+    rate: { type: 'string', default: process.env.BENCH_RATE ?? '20' },
+    duration: { type: 'string', default: process.env.BENCH_DURATION ?? '60' },
+  },
+});
+const rate = Number(args.rate);
+const durationS = Number(args.duration);
+const count = Math.round(rate * durationS);
+const say = (msg: string) => process.stderr.write(`[bench:latency] ${msg}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: s[s.length - 1] ?? NaN };
+};
+const round = (n: number) => Math.round(n * 10) / 10;
+
+/** Runs `fn(i)` for i in [0, n) at `rate` per second on an open loop (late calls do not delay later ones). */
+async function openLoop(n: number, perSecond: number, fn: (i: number) => Promise<void>): Promise<void> {
+  const start = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    const due = start + (i * 1000) / perSecond;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(fn(i));
+  }
+  await Promise.all(inFlight);
+}
+
+async function mapLimit<T>(items: T[], limit: number, fn: (t: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'holdfast-bench-'));
+  // PostgreSQL runs as the postgres OS user when we are root: it must be able to enter this directory.
+  chmodSync(work, 0o755);
+  const cleanups: (() => Promise<unknown>)[] = [];
+  try {
+    say(`rate ${rate}/s for ${durationS}s = ${count} defects, each on its own lot`);
+    // The topology of `npm start`: PostgreSQL, the Temporal dev server (SQLite file, WAL), and the simulators, the
+    // worker and the API as separate processes, in a data directory of its own.
+    const local = await startLocalStack({ dataDir: join(work, 'data'), log: () => undefined });
+    cleanups.push(() => local.stop());
+    const config = loadConfig();
+    const pool = createPool(local.databaseUrl, { max: 10 });
+    cleanups.push(() => pool.end());
+    const connection = await Connection.connect({ address: local.temporal.address });
+    cleanups.push(() => connection.close());
+    const client = new Client({ connection, namespace: local.temporal.namespace });
+    const taskQueue = config.taskQueues.quality;
+    const sapUrl = `http://127.0.0.1:${SAP_SIM_PORT}`;
+    const mesUrl = `http://127.0.0.1:${MES_SIM_PORT}`;
+    const apiUrl = `http://${config.api.host}:${config.api.port}`;
+    const connectors = await openSiteConnectors(config, quiet, { ...process.env, ...local.sapCredentials });
+    cleanups.push(() => connectors.close());
+    const view = { client, taskQueue };
+
+    const makeLots = async (prefix: string, n: number) => {
+      const lots = Array.from({ length: n }, (_, i) => ({
+        lotId: `${prefix}-${String(i).padStart(5, '0')}`,
+        batch: `${prefix}${String(i).padStart(5, '0')}`.slice(-10),
+      }));
+      await mapLimit(lots, 8, async ({ lotId, batch }) => {
+        const post = (url: string, body: unknown) =>
+          fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const a = await post(`${mesUrl}/__sim/lots`, {
+          lotId,
+          workOrder: '1000100',
+          sku: 'BRKT-200',
+          quantity: 100,
+          batch,
+        });
+        const b = await post(`${sapUrl}/__sim/stock`, {
+          material: 'BRKT-200',
+          plant: '1010',
+          storageLocation: '0001',
+          batch,
+          quantity: 100,
+          unit: 'PC',
+        });
+        if (!a.ok || !b.ok) throw new Error(`cannot create lot ${lotId}: ${a.status}/${b.status}`);
+      });
+      return lots;
+    };
+    const warmup = Math.min(20, count);
+    say('creating lots in the simulators');
+    const warmLots = await makeLots('W', warmup);
+    const lots = await makeLots('T', count);
+    const baseLots = await makeLots('D', count);
+
+    const inspection = (lotId: string) => ({
+      eventId: `bench-${randomUUID()}`,
+      site: 'PLANT1',
+      line: 'L1',
+      station: 'S1',
+      partId: `P-${randomUUID().slice(0, 12)}`,
+      sku: 'BRKT-200',
+      lotId,
+      workOrder: '1000100',
+      result: 'fail' as const,
+      defects: [{ class: 'scratch', score: 0.91 }],
+      modelVersion: 'bench-1',
+      recipeVersion: 'BRKT-200@1',
+      inspectedAt: new Date().toISOString(),
+    });
+    const sent = new Map<string, number>(); // eventId → inspectedAt (ms)
+    const send = async (lotId: string) => {
+      const body = inspection(lotId);
+      sent.set(body.eventId, Date.parse(body.inspectedAt));
+      const res = await fetch(`${apiUrl}/v1/inspections`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      if (res.status !== 202) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);
+      return body.eventId;
+    };
+
+    say(`warm-up: ${warmup} defects`);
+    await Promise.all(warmLots.map((l) => send(l.lotId)));
+    const warmIds = new Set(sent.keys());
+    await waitForDefects(view, warmIds.size, 60_000);
+
+    say(`measuring Holdfast: ${count} defects at ${rate}/s`);
+    sent.clear();
+    const ingestMs: number[] = [];
+    const t0 = Date.now();
+    await openLoop(count, rate, async (i) => {
+      const s = performance.now();
+      await send(lots[i]!.lotId);
+      ingestMs.push(performance.now() - s);
+    });
+    const done = await waitForDefects(view, warmup + count, 120_000);
+    const drainS = (Date.now() - t0) / 1000;
+
+    // Latencies from the systems' own clocks: the MES hold's creation time, the defect workflow's close time.
+    const mesSchema = 'mes_sim';
+    const holds = await pool.query<{ lot_id: string; created_at: Date }>(
+      `SELECT lot_id, created_at FROM ${mesSchema}.hold WHERE lot_id LIKE 'T-%'`,
+    );
+    const holdAt = new Map(holds.rows.map((r) => [r.lot_id, r.created_at.getTime()]));
+    const inspected = await pool.query<{ event_id: string; lot_id: string }>(
+      `SELECT event_id, lot_id FROM holdfast.inspection WHERE event_id = ANY($1)`,
+      [[...sent.keys()]],
+    );
+    const holdMs = inspected.rows.map((r) => holdAt.get(r.lot_id)! - sent.get(r.event_id)!).filter(Number.isFinite);
+    const allStepsMs = [...sent.entries()]
+      .map(([eventId, at]) => (done.get(`defect-${eventId}`) ?? NaN) - at)
+      .filter(Number.isFinite);
+
+    // Where the time goes, per stage, from each system's own record (p50 ms after inspectedAt).
+    const outbox = await pool.query<{ event_id: string; dispatched_at: Date }>(
+      'SELECT event_id, dispatched_at FROM holdfast.outbox WHERE event_id = ANY($1)',
+      [[...sent.keys()]],
+    );
+    const defectStarts = await workflowTimes(view, `WorkflowType = 'defectWorkflow'`, 'start');
+    const caseStarts = await workflowTimes(view, `WorkflowType = 'lotCaseWorkflow'`, 'start');
+    const lotOf = new Map(inspected.rows.map((r) => [r.event_id, r.lot_id]));
+    const stagesP50 = {
+      dispatched: stats(outbox.rows.map((r) => r.dispatched_at.getTime() - sent.get(r.event_id)!)).p50,
+      defect_started: stats(
+        [...sent].map(([id, at]) => (defectStarts.get(`defect-${id}`) ?? NaN) - at).filter(Number.isFinite),
+      ).p50,
+      lot_case_started: stats(
+        [...sent]
+          .map(([id, at]) => (caseStarts.get(`lot-PLANT1-${lotOf.get(id)}`) ?? NaN) - at)
+          .filter(Number.isFinite),
+      ).p50,
+      mes_hold: stats(holdMs).p50,
+      defect_closed: stats(allStepsMs).p50,
+    };
+
+    say(`baseline: the same simulator calls in-process, ${count} defects at ${rate}/s`);
+    const site = config.sites[0]!.id;
+    const mes = connectors.mesFor(site);
+    const erp = connectors.erpFor(site);
+    const baseStarted = new Map<string, number>();
+    const baseAll: number[] = [];
+    await openLoop(count, rate, async (i) => {
+      const at = Date.now();
+      baseStarted.set(baseLots[i]!.lotId, at);
+      await directContainment(mes, erp, pool, baseLots[i]!.lotId);
+      baseAll.push(Date.now() - at);
+    });
+    const baseHolds = await pool.query<{ lot_id: string; created_at: Date }>(
+      `SELECT lot_id, created_at FROM ${mesSchema}.hold WHERE lot_id LIKE 'D-%'`,
+    );
+    const baseHold = baseHolds.rows.map((r) => r.created_at.getTime() - baseStarted.get(r.lot_id)!);
+
+    const h = stats(holdMs);
+    const a = stats(allStepsMs);
+    const bh = stats(baseHold);
+    const ba = stats(baseAll);
+    const ing = stats(ingestMs);
+    const summary = {
+      bench: 'latency',
+      rate,
+      duration_s: durationS,
+      defects: count,
+      completed: allStepsMs.length,
+      holds: holdMs.length,
+      lost: count - allStepsMs.length,
+      p50_ms: round(h.p50),
+      p95_ms: round(h.p95),
+      p99_ms: round(h.p99),
+      max_ms: round(h.max),
+      all_steps_p50_ms: round(a.p50),
+      all_steps_p95_ms: round(a.p95),
+      all_steps_p99_ms: round(a.p99),
+      ingest_p99_ms: round(ing.p99),
+      baseline_p50_ms: round(bh.p50),
+      baseline_p99_ms: round(bh.p99),
+      baseline_all_steps_p50_ms: round(ba.p50),
+      baseline_all_steps_p99_ms: round(ba.p99),
+      ratio_p99: round(h.p99 / bh.p99),
+      ratio_all_steps_p99: round(a.p99 / ba.p99),
+      drain_s: round(drainS),
+      stages_p50_ms: Object.fromEntries(Object.entries(stagesP50).map(([k, v]) => [k, round(v)])),
+      machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+    };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Waits until `n` defect workflows on the stack's queue have completed; returns workflowId → close time (ms). */
+async function waitForDefects(
+  stack: { client: Client; taskQueue: string },
+  n: number,
+  timeoutMs: number,
+): Promise<Map<string, number>> {
+  const deadline = Date.now() + timeoutMs;
+  const query = `WorkflowType = 'defectWorkflow' AND TaskQueue = '${stack.taskQueue}' AND ExecutionStatus = 'Completed'`;
+  for (;;) {
+    const { count: completed } = await stack.client.workflow.count(query);
+    if (completed >= n || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const closed = new Map<string, number>();
+  for await (const wf of stack.client.workflow.list({ query })) {
+    if (wf.closeTime) closed.set(wf.workflowId, wf.closeTime.getTime());
+  }
+  return closed;
+}
+
+async function workflowTimes(
+  stack: { client: Client; taskQueue: string },
+  filter: string,
+  which: 'start' | 'close',
+): Promise<Map<string, number>> {
+  const times = new Map<string, number>();
+  for await (const wf of stack.client.workflow.list({ query: `${filter} AND TaskQueue = '${stack.taskQueue}'` })) {
+    const t = which === 'start' ? wf.startTime : wf.closeTime;
+    if (t) times.set(wf.workflowId, t.getTime());
+  }
+  return times;
+}
+
+/**
+ * What a hand-wired integration would do for one defect, with the same connectors and simulators: read the lot,
+ * then hold, notification, block and work-order count in parallel, then the trace row. No durability.
+ */
+async function directContainment(mes: MesPort, erp: ErpPort, pool: import('pg').Pool, lotId: string): Promise<void> {
+  const key = `direct-${randomUUID()}`;
+  const lot = await mes.getLot(lotId);
+  let hold = 0;
+  await Promise.all([
+    mes
+      .holdLot({
+        idempotencyKey: `${key}:hold`,
+        lotId,
+        workOrder: lot.workOrder,
+        reason: 'bench',
+        defectClass: 'scratch',
+        line: 'L1',
+        station: 'S1',
+      })
+      .then(() => (hold = Date.now())),
+    erp.raiseQualityNotification({
+      idempotencyKey: `${key}:qn`,
+      notificationType: 'F3',
+      text: `Vision defects in lot ${lotId}`,
+      material: lot.sku,
+      plant: lot.erpPlant,
+      batch: lot.batch,
+      quantity: lot.quantity,
+      unit: lot.unit,
+      firstItem: { idempotencyKey: `${key}:item`, defectCodeGroup: 'HF-VISN', defectCode: 'SCRA', text: 'scratch' },
+    }),
+    erp.postGoodsMovement({
+      idempotencyKey: `${key}:344`,
+      movementType: '344',
+      material: lot.sku,
+      plant: lot.erpPlant,
+      storageLocation: lot.storageLocation,
+      batch: lot.batch,
+      quantity: 1,
+      unit: lot.unit,
+      headerText: `Hold ${lotId}`,
+    }),
+    mes.recordQualityEvent({
+      idempotencyKey: `${key}:wo`,
+      workOrder: lot.workOrder,
+      lotId,
+      partId: key,
+      defectClass: 'scratch',
+      nonconformingQuantity: 1,
+    }),
+  ]);
+  await pool.query(
+    `INSERT INTO holdfast.trace_link (from_kind, from_id, relation, to_kind, to_id) VALUES ('inspection', $1, 'part-of-lot', 'lot', $2)`,
+    [key, lotId],
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`[bench:latency] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

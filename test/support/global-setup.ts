@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -86,7 +86,12 @@ export default async function globalSetup(): Promise<void> {
       temporalCliPath,
     };
     await mkdir(dirname(TEST_ENV_FILE), { recursive: true });
-    await writeFile(TEST_ENV_FILE, `${JSON.stringify(env, null, 2)}\n`, { mode: 0o600 });
+    const envJson = `${JSON.stringify(env, null, 2)}\n`;
+    await writeFile(TEST_ENV_FILE, envJson, { mode: 0o600 });
+    // Removed after the run unless another run in the same tree has written its own since.
+    cleanups.push(async () => {
+      if (existsSync(TEST_ENV_FILE) && readFileSync(TEST_ENV_FILE, 'utf8') === envJson) rmSync(TEST_ENV_FILE);
+    });
     for (const [key, variable] of Object.entries(TEST_ENV_VARS)) process.env[variable] = env[key as keyof TestEnv];
 
     const harness: TestHarness = { env, stop: stopAll };

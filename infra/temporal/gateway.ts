@@ -9,7 +9,9 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError as TemporalWorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  isGrpcCancelledError,
   isGrpcDeadlineError,
+  isGrpcServiceError,
 } from '@temporalio/client';
 import {
   type DefectWorkflowInput,
@@ -102,6 +104,9 @@ export interface TemporalGatewayOptions {
   updateTimeoutMs?: number;
 }
 
+/** gRPC status code 9 (grpc/grpc doc/statuscodes.md); @grpc/grpc-js is not a direct dependency. */
+const GRPC_FAILED_PRECONDITION = 9;
+
 /** Temporal documents about 200 bytes for the one-line summary shown in workflow lists. */
 const STATIC_SUMMARY_MAX_BYTES = 200;
 
@@ -136,7 +141,11 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
         err instanceof TemporalWorkflowNotFoundError ||
         err instanceof QueryRejectedError ||
         err instanceof QueryNotRegisteredError ||
-        isGrpcDeadlineError(err)
+        isGrpcDeadlineError(err) ||
+        // grpc-js sometimes reports its own deadline firing as CANCELLED ("Call cancelled"); nothing else cancels here.
+        isGrpcCancelledError(err) ||
+        // WorkflowNotReady: no worker has completed the first workflow task yet, so nothing can answer a query.
+        grpcCodeOf(err) === GRPC_FAILED_PRECONDITION
       ) {
         return undefined;
       }
@@ -244,6 +253,14 @@ export function defectStaticDetails(input: DefectWorkflowInput): string {
   return ['**Vision defect detected**', '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join(
     '\n',
   );
+}
+
+/** The gRPC status behind an SDK error (the SDK wraps service errors in ServiceError with the original as cause). */
+function grpcCodeOf(err: unknown): number | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (isGrpcServiceError(e)) return e.code;
+  }
+  return undefined;
 }
 
 /** Producer-supplied text goes into Markdown tables: escape what would change the rendering. */

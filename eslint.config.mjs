@@ -11,7 +11,7 @@ const bannedInWorkflows = builtinModules
   .flatMap((m) => [m, `node:${m}`]);
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.holdfast/**', 'coverage/**', 'eslint.config.mjs'] },
+  { ignores: ['node_modules/**', 'dist/**', '.holdfast/**', 'coverage/**', 'eslint.config.mjs', 'jest.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -21,6 +21,8 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/require-await': 'off',
+      // Workflow handlers are registered before the first await and read state assigned later.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
   },
   {
@@ -29,7 +31,10 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: bannedInWorkflows.map((name) => ({ name, message: 'Node built-ins are not allowed in workflow code.' })),
+          paths: bannedInWorkflows.map((name) => ({
+            name,
+            message: 'Node built-ins are not allowed in workflow code.',
+          })),
           patterns: [
             {
               group: ['**/activities', '**/activities/**', '**/infra/**', '**/api/**', '**/workers/**'],

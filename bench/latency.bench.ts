@@ -301,19 +301,16 @@ async function workflowTimes(
 async function directContainment(mes: MesPort, erp: ErpPort, pool: import('pg').Pool, lotId: string): Promise<void> {
   const key = `direct-${randomUUID()}`;
   const lot = await mes.getLot(lotId);
-  let hold = 0;
   await Promise.all([
-    mes
-      .holdLot({
-        idempotencyKey: `${key}:hold`,
-        lotId,
-        workOrder: lot.workOrder,
-        reason: 'bench',
-        defectClass: 'scratch',
-        line: 'L1',
-        station: 'S1',
-      })
-      .then(() => (hold = Date.now())),
+    mes.holdLot({
+      idempotencyKey: `${key}:hold`,
+      lotId,
+      workOrder: lot.workOrder,
+      reason: 'bench',
+      defectClass: 'scratch',
+      line: 'L1',
+      station: 'S1',
+    }),
     erp.raiseQualityNotification({
       idempotencyKey: `${key}:qn`,
       notificationType: 'F3',

@@ -8,9 +8,9 @@ import { erpConnectors, mesConnectors } from './registry';
 
 /** The connectors one worker process owns, resolved per site. The owner calls close(). */
 export interface SiteConnectors {
-  mesFor(site: string): MesPort;
-  erpFor(site: string): ErpPort;
-  escalationFor(site: string): { target: string; port: EscalationPort };
+  mesFor: (site: string) => MesPort;
+  erpFor: (site: string) => ErpPort;
+  escalationFor: (site: string) => { target: string; port: EscalationPort };
   close(): Promise<void>;
 }
 
@@ -39,7 +39,7 @@ export async function openSiteConnectors(
     const parsed = def.configSchema.safeParse(settings);
     if (!parsed.success) throw new ConfigError(`connectors.${name} is invalid:\n${formatIssues(parsed.error)}`);
     const instance = await def.connect(parsed.data, { name, env, log });
-    opened.set(name, instance as ConnectorInstance<unknown>);
+    opened.set(name, instance);
     return instance;
   }
 

@@ -21,6 +21,6 @@ export function activityOptions(preset: ActivityPreset): ActivityOptions {
  * workflow task on the same worker, so they add no server round trip and no history events beyond a marker.
  */
 export function localActivityOptions(preset: ActivityPreset): LocalActivityOptions {
-  const { startToCloseTimeout, retry } = activityOptions(preset);
-  return { ...(startToCloseTimeout ? { startToCloseTimeout } : {}), ...(retry ? { retry } : {}) };
+  const remote = activityOptions(preset);
+  return { startToCloseTimeout: preset.startToCloseTimeout, ...(remote.retry ? { retry: remote.retry } : {}) };
 }

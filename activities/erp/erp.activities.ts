@@ -9,7 +9,7 @@ import { atBoundary, crashPoint } from '../boundary';
 
 export interface ErpDeps {
   /** The ERP serving a site, as configured in temporal.yaml. */
-  erpFor(site: string): ErpPort;
+  erpFor: (site: string) => ErpPort;
 }
 
 type Sited<T> = T & { site: string };

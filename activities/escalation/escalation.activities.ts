@@ -5,7 +5,7 @@ import { atBoundary } from '../boundary';
 export interface EscalationDeps {
   pool: Pool;
   /** The escalation target configured for a site (temporal.yaml sites[].policy.escalation). */
-  escalationFor(site: string): { target: string; port: EscalationPort };
+  escalationFor: (site: string) => { target: string; port: EscalationPort };
 }
 
 export const createEscalationActivities = ({ pool, escalationFor }: EscalationDeps) => ({

@@ -10,7 +10,7 @@ import { atBoundary, crashPoint } from '../boundary';
 
 export interface MesDeps {
   /** The MES serving a site, as configured in temporal.yaml. */
-  mesFor(site: string): MesPort;
+  mesFor: (site: string) => MesPort;
 }
 
 type Sited<T> = T & { site: string };

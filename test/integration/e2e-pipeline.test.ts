@@ -47,7 +47,7 @@ async function awaitingDisposition(lotId: string, parts: number): Promise<LotCas
   return waitFor(`lot ${lotId} awaiting disposition with ${parts} part(s)`, async () => {
     const res = await stack.api.inject({ method: 'GET', url: `/v1/lots/${lotId}?site=PLANT1` });
     if (res.statusCode !== 200) return undefined;
-    const live = (res.json() as LotView).live;
+    const live = res.json<LotView>().live;
     return live?.stage === 'awaiting-disposition' && live.parts.length === parts ? live : undefined;
   });
 }

@@ -73,8 +73,8 @@ function startWorkerProcess(extraEnv: Record<string, string>): {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
   const ready = waitFor('worker process ready', async () => (out.includes('worker ready') ? true : undefined), 90_000);
   return { child, output: () => out, ready: ready.then(() => undefined) };
 }

@@ -261,7 +261,7 @@ test('a part that arrives after the lot was dispositioned opens the next case of
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
     expect(r.mes.holds.size).toBe(2);
     expect(r.erp.notifications.size).toBe(2);
-    const { rows } = await harness.pool.query(
+    const { rows } = await harness.pool.query<{ stage: string }>(
       'SELECT stage FROM holdfast.lot_case WHERE lot_id = $1 ORDER BY opened_at',
       [lotId],
     );

@@ -129,7 +129,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     },
     {
       description: 'Decide what happens to the held lot: use-as-is, rework, scrap or return-to-vendor.',
-      validator: (request) => validateDisposition(request),
+      validator: validateDisposition,
     },
   );
 
@@ -456,7 +456,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   }
 
   // Disposition
-  const request = decision!;
+  const request = decision;
   await enter('executing-disposition');
   outcome = await executeDisposition(request);
   state.disposition = outcome;

@@ -86,25 +86,11 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
         return { claimed: 0, dispatched: 0, failed: false };
       }
       const rows = await claimDueRows(client, batchSize);
-      let dispatched = 0;
-      let failed = false;
-      for (const row of rows) {
-        try {
-          const started = await withTimeout(gateway.startDefectWorkflow(row.payload), startTimeoutMs);
-          await markDispatched(client, row.id, started.runId);
-          dispatched += 1;
-          log.info(
-            { outboxId: row.id, workflowId: started.workflowId, alreadyStarted: started.alreadyStarted },
-            'outbox row dispatched',
-          );
-        } catch (err) {
-          await recordFailure(client, row, err);
-          // Most failed starts mean Temporal is unreachable; trying the rest of the batch would only stack timeouts.
-          // A row that fails on its own merits waits out its backoff alone and the next batch moves past it.
-          failed = true;
-          break;
-        }
-      }
+      // Order is promised per lot (reliability.md P4), not across lots: lots start side by side, each lot's rows in
+      // id order, and a lot stops at its first failed start so its later rows cannot overtake it.
+      const outcomes = await Promise.all([...groupByLot(rows).values()].map((lotRows) => dispatchLot(client, lotRows)));
+      const dispatched = outcomes.reduce((n, o) => n + o.dispatched, 0);
+      const failed = outcomes.some((o) => o.failed);
       await client.query('COMMIT');
       return { claimed: rows.length, dispatched, failed };
     } catch (err) {
@@ -115,6 +101,29 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     } finally {
       if (!released) client.release();
     }
+  }
+
+  async function dispatchLot(
+    client: pg.PoolClient,
+    lotRows: ClaimedOutboxRow[],
+  ): Promise<{ dispatched: number; failed: boolean }> {
+    let dispatched = 0;
+    for (const row of lotRows) {
+      try {
+        const started = await withTimeout(gateway.startDefectWorkflow(row.payload), startTimeoutMs);
+        await markDispatched(client, row.id, started.runId);
+        dispatched += 1;
+        log.info(
+          { outboxId: row.id, workflowId: started.workflowId, alreadyStarted: started.alreadyStarted },
+          'outbox row dispatched',
+        );
+      } catch (err) {
+        // Most failed starts mean Temporal is unreachable; this lot's later rows wait behind this one's backoff.
+        await recordFailure(client, row, err);
+        return { dispatched, failed: true };
+      }
+    }
+    return { dispatched, failed: false };
   }
 
   async function recordFailure(client: pg.PoolClient, row: ClaimedOutboxRow, err: unknown): Promise<void> {
@@ -229,6 +238,15 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
 }
 
 /** Exponential: 1 s, 2 s, 4 s, … capped at outbox.maxBackoff (and never above it when the cap is below 1 s). */
+function groupByLot(rows: ClaimedOutboxRow[]): Map<string, ClaimedOutboxRow[]> {
+  const lots = new Map<string, ClaimedOutboxRow[]>();
+  for (const row of rows) {
+    const key = `${row.payload.detection.site}/${row.payload.detection.lotId}`;
+    lots.set(key, [...(lots.get(key) ?? []), row]);
+  }
+  return lots;
+}
+
 export function backoffForAttempt(attempts: number, maxBackoffMs: number): number {
   const first = Math.min(FIRST_BACKOFF_MS, maxBackoffMs);
   return Math.min(maxBackoffMs, first * 2 ** Math.max(0, attempts - 1));

@@ -156,17 +156,15 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
   return {
     async startDefectWorkflow(input) {
       const workflowId = defectWorkflowId(input.detection.eventId);
-      // USE_EXISTING does not tell the caller whether this call created the run, so look first. Only one dispatcher
-      // drains the outbox at a time (infra/outbox), so the look-then-start window is not raced in practice.
-      const existing = await describe(workflowId);
-      if (existing) return { workflowId, runId: existing.runId, alreadyStarted: true };
+      // FAIL (not USE_EXISTING) so the answer says whether this call created the run, in one round trip; REJECT_DUPLICATE
+      // refuses a closed run with this id too. Either refusal means the defect is already handled, not an error.
       try {
         const handle = await within(rpcTimeoutMs, () =>
           client.workflow.start(DEFECT_WORKFLOW_TYPE, {
             workflowId,
             taskQueue: input.taskQueue,
             args: [input],
-            workflowIdConflictPolicy: 'USE_EXISTING',
+            workflowIdConflictPolicy: 'FAIL',
             workflowIdReusePolicy: 'REJECT_DUPLICATE',
             typedSearchAttributes: defectSearchAttributes(input),
             staticSummary: defectStaticSummary(input),
@@ -175,7 +173,6 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
         );
         return { workflowId, runId: handle.firstExecutionRunId, alreadyStarted: false };
       } catch (err) {
-        // REJECT_DUPLICATE refuses a closed run with this id: the defect was already handled, not an error.
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
         const closed = await describe(workflowId);
         if (!closed) throw err;

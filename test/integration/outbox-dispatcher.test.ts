@@ -178,17 +178,26 @@ describe('outbox dispatcher', () => {
     expect([1, 2, 5].map((n) => backoffForAttempt(n, 300))).toEqual([300, 300, 300]);
   });
 
-  it('starts each pending row in id order and records the run id', async () => {
+  it('starts each pending row once, each lot in id order, and records the run id', async () => {
     const d = start();
     await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
-    const ids = await ingest(failed('A'), failed('B'), failed('A'), failed('C'), failed('B'));
+    const lots = ['A', 'B', 'A', 'C', 'B'];
+    const ids = await ingest(...lots.map((lot) => failed(lot)));
 
     await waitFor('all rows dispatched', () => allDispatched(ids));
     await d.stop();
 
     const rows = await outboxRows(ids);
     expect(rows.map((r) => r.event_id)).toEqual(ids);
-    expect(gateway.mine(run)).toEqual(ids.map((eventId) => ({ eventId, ok: true })));
+    const attempts = gateway.mine(run);
+    expect(attempts.every((a) => a.ok)).toBe(true);
+    expect(attempts.map((a) => a.eventId).sort()).toEqual([...ids].sort());
+    // Lots start side by side; within a lot the order of ingest is kept (reliability.md P4).
+    const lotOf = new Map(ids.map((id, i) => [id, lots[i]!]));
+    for (const lot of new Set(lots)) {
+      const started = attempts.map((a) => a.eventId).filter((id) => lotOf.get(id) === lot);
+      expect(started).toEqual(ids.filter((id) => lotOf.get(id) === lot));
+    }
     for (const row of rows) {
       expect(row.workflow_run_id).toBe(gateway.runs.get(`defect-${row.event_id}`));
       expect(row.attempts).toBe(0);

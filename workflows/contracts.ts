@@ -213,30 +213,24 @@ export interface LotCaseState {
   closedAt?: string;
 }
 
-/** What the lot case tells each defect workflow once its part is contained. */
-export interface PartContainment {
-  eventId: string;
-  lotCaseWorkflowId: string;
-  holdId?: string;
-  notification?: string;
-  notificationItem?: string;
-  materialDocument?: MaterialDocumentRef;
-  failure?: StepFailure;
-}
-
+/** A defect workflow ends once its part-level steps are done and the lot case has the part; containment is the lot case's. */
 export interface DefectWorkflowResult {
   eventId: string;
   workOrderQualityStatus: string;
   lotCaseWorkflowId: string;
-  containment: PartContainment;
+  lotCaseRunId: string;
+}
+
+export interface DefectState {
+  stage: 'recording' | 'needs-attention' | 'handed-to-lot-case';
+  lotCaseWorkflowId: string;
 }
 
 export const partDefectSignal = defineSignal<[PartDefect]>('partDefect');
-export const partContainedSignal = defineSignal<[PartContainment]>('partContained');
 export const dispositionUpdate = defineUpdate<DispositionOutcome, [DispositionRequest]>('disposition');
 export const retryFailedStepUpdate = defineUpdate<{ retrying: string }, [{ requestedBy: string }]>('retryFailedStep');
 export const lotCaseStateQuery = defineQuery<LotCaseState>('lotCaseState');
-export const defectStateQuery = defineQuery<{ stage: string; containment?: PartContainment }>('defectState');
+export const defectStateQuery = defineQuery<DefectState>('defectState');
 
 // ---------------------------------------------------------------------------------------------------------------
 // Workflow ids: deterministic business keys. They are the first line of de-duplication (a replayed detection

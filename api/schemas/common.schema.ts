@@ -56,13 +56,3 @@ export const StepFailureSchema = z.object({
   message: z.string(),
   at: z.string(),
 });
-
-export const PartContainmentSchema = z.object({
-  eventId: z.string(),
-  lotCaseWorkflowId: z.string(),
-  holdId: z.string().optional(),
-  notification: z.string().optional(),
-  notificationItem: z.string().optional(),
-  materialDocument: MaterialDocument.optional(),
-  failure: StepFailureSchema.optional(),
-});

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PartContainmentSchema, TraceLinkSchema, WorkflowViewSchema } from './common.schema';
+import { TraceLinkSchema, WorkflowViewSchema } from './common.schema';
 import { DetectedDefectSchema } from './inspection.schema';
 
 export const DefectParamsSchema = z.strictObject({ id: z.string().min(1).max(220) });
@@ -38,7 +38,8 @@ export const DefectViewSchema = z.object({
   /** Present for failed inspections: the defect workflow and how its start went. */
   workflow: WorkflowViewSchema.optional(),
   dispatch: DispatchStatusSchema.optional(),
-  live: z.object({ stage: z.string(), containment: PartContainmentSchema.optional() }).optional(),
+  /** The defect workflow's own stage; containment (hold, notification, block) is the lot case's, see GET /v1/lots. */
+  live: z.object({ stage: z.string(), lotCaseWorkflowId: z.string() }).optional(),
   trace: z.array(TraceLinkSchema),
   /** False when Temporal could not be asked; stored data is still returned. */
   temporalAvailable: z.boolean(),

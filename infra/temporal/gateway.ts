@@ -18,7 +18,7 @@ import {
   type DispositionOutcome,
   type DispositionRequest,
   type LotCaseState,
-  type PartContainment,
+  type DefectState,
   SearchAttributes,
   defectStateQuery,
   defectWorkflowId,
@@ -40,10 +40,7 @@ export interface WorkflowDescription {
   closeTime?: string;
 }
 
-export interface DefectLiveState {
-  stage: string;
-  containment?: PartContainment;
-}
+export type DefectLiveState = DefectState;
 
 export interface WorkflowGateway {
   startDefectWorkflow(

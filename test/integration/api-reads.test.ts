@@ -162,8 +162,8 @@ describe('GET /v1/defects/{id}', () => {
       startTime: '2025-03-04T10:15:01.000Z',
     });
     gateway.defectStates.set(workflowId, {
-      stage: 'contained',
-      containment: { eventId, lotCaseWorkflowId: lotCaseWorkflowId('PLANT1', body.lotId as string), holdId: 'H-1' },
+      stage: 'handed-to-lot-case',
+      lotCaseWorkflowId: lotCaseWorkflowId('PLANT1', body.lotId as string),
     });
     await addTraceLink('inspection', eventId, 'raised', 'notification', `QN-${run}`);
     await addTraceLink('part', `${run}-P`, 'inspected-by', 'inspection', eventId);

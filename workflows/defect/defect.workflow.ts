@@ -1,6 +1,4 @@
 import {
-  condition,
-  proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
@@ -12,20 +10,23 @@ import {
   SearchAttributes,
   defectStateQuery,
   lotCaseWorkflowId,
-  partContainedSignal,
   retryFailedStepUpdate,
+  type DefectState,
   type DefectWorkflowInput,
   type DefectWorkflowResult,
-  type PartContainment,
   type StepFailure,
 } from '../contracts';
-import { activityOptions, localActivityOptions } from '../options';
+import { localActivityOptions } from '../options';
 import { createStepRunner } from '../shared/step-runner';
 
 /**
  * One failed inspection. Part-level effects run here (work-order quality count, trace links); the lot-level ones
- * (hold, notification, stock block) belong to the lot's case workflow, which this workflow joins and then waits on,
- * so that many defective parts of one lot give one hold and one notification.
+ * (hold, notification, stock block) belong to the lot's case workflow, which this workflow hands the part to, so
+ * that many defective parts of one lot give one hold and one notification.
+ *
+ * The three steps are local activities: short, idempotent calls that run inside the first workflow task, so a
+ * defect costs the server one workflow task rather than a round trip per step (BENCHMARKS.md). Retries and the
+ * needs-attention state work as for any activity.
  */
 export async function defectWorkflow(input: DefectWorkflowInput): Promise<DefectWorkflowResult> {
   const { detection: d, policy, taskQueue } = input;
@@ -33,34 +34,28 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
   const lotCaseId = lotCaseWorkflowId(d.site, d.lotId);
   const defectClass = d.defects[0]?.class ?? 'unknown';
 
-  const mes = proxyActivities<Activities>(activityOptions(policy.presets.mesCall));
+  const mes = proxyLocalActivities<Activities>(localActivityOptions(policy.presets.mesCall));
   const local = proxyLocalActivities<Activities>(localActivityOptions(policy.presets.traceWrite));
 
-  let stage = 'recording';
-  let containment: PartContainment | undefined;
+  const state: DefectState = { stage: 'recording', lotCaseWorkflowId: lotCaseId };
   let failure: StepFailure | undefined;
 
   const runner = createStepRunner({
     async onFailure(f) {
       failure = f;
+      state.stage = 'needs-attention';
       upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: 'needs-attention' }]);
       setCurrentDetails(details('**Needs attention**', `Step \`${f.step}\` failed: ${f.message}`));
     },
     async onRetry() {
       failure = undefined;
+      state.stage = 'recording';
       upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: 'containing' }]);
     },
   });
 
-  setHandler(
-    partContainedSignal,
-    (c) => {
-      if (c.eventId === d.eventId) containment = c;
-    },
-    { description: 'The lot case reports this part contained (hold, notification item, stock block).' },
-  );
-  setHandler(defectStateQuery, () => ({ stage, ...(containment ? { containment } : {}) }), {
-    description: 'Current stage of this defect and, once contained, the ERP/MES documents.',
+  setHandler(defectStateQuery, () => state, {
+    description: 'Stage of this defect and the lot case that contains it.',
   });
   setHandler(
     retryFailedStepUpdate,
@@ -72,7 +67,7 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
     {
       description: 'Run a step that failed for good again, after its cause was fixed.',
       validator: (_request) => {
-        if (!runner.waiting) throw new Error(`no step is waiting for a retry (stage ${stage})`);
+        if (!runner.waiting) throw new Error(`no step is waiting for a retry (stage ${state.stage})`);
       },
     },
   );
@@ -88,9 +83,8 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
       .join('\n\n');
   }
 
-  setCurrentDetails(details('**Recording** the defect'));
   const part = { ...d, defectWorkflowId: workflowId };
-  const [quality] = await Promise.all([
+  const [quality, , joined] = await Promise.all([
     runner.step('mes-work-order-quality', () =>
       mes.recordWorkOrderQuality.executeWithOptions(
         { summary: `MES work order ${d.workOrder}: +1 nonconforming (${defectClass})` },
@@ -113,29 +107,23 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
       ]),
     ),
     runner.step('join-lot-case', () =>
-      local.joinLotCase.executeWithOptions({ summary: `Join lot case ${lotCaseId}` }, [
+      local.joinLotCase.executeWithOptions({ summary: `Hand part to lot case ${lotCaseId}` }, [
         { part, policy, taskQueue, lotCaseWorkflowId: lotCaseId },
       ]),
     ),
   ]);
 
-  stage = 'awaiting-containment';
-  setCurrentDetails(details('**Waiting** for the lot case to contain the part'));
-  await condition(() => containment !== undefined);
-  const contained = containment!;
-  stage = 'contained';
-  upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: 'contained' }]);
+  state.stage = 'handed-to-lot-case';
   setCurrentDetails(
     details(
-      '**Contained**',
-      `MES hold \`${contained.holdId}\` · ERP notification \`${contained.notification}\` item \`${contained.notificationItem}\`` +
-        (contained.materialDocument ? ` · material document \`${contained.materialDocument.materialDocument}\`` : ''),
+      '**Handed to the lot case**',
+      `Work order quality: ${quality.qualityStatus}. Hold, notification item and stock block: see \`${lotCaseId}\`.`,
     ),
   );
   return {
     eventId: d.eventId,
     workOrderQualityStatus: quality.qualityStatus,
     lotCaseWorkflowId: lotCaseId,
-    containment: contained,
+    lotCaseRunId: joined.runId,
   };
 }

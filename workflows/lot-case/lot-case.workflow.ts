@@ -2,8 +2,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  getExternalWorkflowHandle,
-  log,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -17,7 +15,6 @@ import {
   SearchAttributes,
   dispositionUpdate,
   lotCaseStateQuery,
-  partContainedSignal,
   partDefectSignal,
   retryFailedStepUpdate,
   type ContainedPart,
@@ -56,6 +53,11 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   const { site, line, lotId, policy } = input;
   const { workflowId, runId } = workflowInfo();
 
+  // Containment is the burst that must be fast: its MES and ERP calls are local activities, so a first defect's
+  // hold, notification and block cost the server one or two workflow tasks (BENCHMARKS.md). Dispositions and
+  // escalations wait on people anyway; they stay regular activities, each visible with its attempts in the Web UI.
+  const mesNow = proxyLocalActivities<Activities>(localActivityOptions(policy.presets.mesCall));
+  const erpNow = proxyLocalActivities<Activities>(localActivityOptions(policy.presets.erpPost));
   const mes = proxyActivities<Activities>(activityOptions(policy.presets.mesCall));
   const erp = proxyActivities<Activities>(activityOptions(policy.presets.erpPost));
   const trace = proxyLocalActivities<Activities>(localActivityOptions(policy.presets.traceWrite));
@@ -194,7 +196,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   function holdLot(part: PartDefect): Promise<{ holdId: string }> {
     const cls = part.defects[0]?.class ?? 'unknown';
     return runner.step('mes-hold', () =>
-      mes.holdLot.executeWithOptions({ summary: `MES hold lot ${lotId}` }, [
+      mesNow.holdLot.executeWithOptions({ summary: `MES hold lot ${lotId}` }, [
         {
           site,
           idempotencyKey: `${caseKey}:mes-hold`,
@@ -226,13 +228,13 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       state.notification
         ? runner
             .step('erp-defect-item', () =>
-              erp.addNotificationItem.executeWithOptions({ summary: `ERP defect item for part ${part.partId}` }, [
+              erpNow.addNotificationItem.executeWithOptions({ summary: `ERP defect item for part ${part.partId}` }, [
                 { site, notification: state.notification!, item },
               ]),
             )
             .then((r) => ({ notification: state.notification!, item: r.item }))
         : runner.step('erp-quality-notification', () =>
-            erp.raiseQualityNotification.executeWithOptions(
+            erpNow.raiseQualityNotification.executeWithOptions(
               { summary: `ERP quality notification ${policy.notificationType} for lot ${lotId}` },
               [
                 {
@@ -249,7 +251,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
           ),
       blockQuantity > 0
         ? runner.step('erp-stock-block', () =>
-            erp.postGoodsMovement.executeWithOptions(
+            erpNow.postGoodsMovement.executeWithOptions(
               { summary: `ERP 344 block ${blockQuantity} ${lot!.unit} of batch ${lot!.batch}` },
               [
                 {
@@ -318,23 +320,6 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     await runner.step('trace-documents', () =>
       trace.linkDocuments.executeWithOptions({ summary: `Trace documents of part ${part.partId}` }, [{ links }]),
     );
-
-    try {
-      await getExternalWorkflowHandle(part.defectWorkflowId).signal(partContainedSignal, {
-        eventId: part.eventId,
-        lotCaseWorkflowId: workflowId,
-        holdId: hold.holdId,
-        notification: notified.notification,
-        notificationItem: notified.item,
-        ...(materialDocument ? { materialDocument } : {}),
-      });
-    } catch (err) {
-      // The defect workflow may have been terminated by an operator; the lot case carries on regardless.
-      log.warn('could not tell the defect workflow its part is contained', {
-        defectWorkflowId: part.defectWorkflowId,
-        err,
-      });
-    }
   }
 
   async function executeDisposition(request: DispositionRequest): Promise<DispositionOutcome> {
@@ -410,11 +395,9 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
 
   // Containment
   // The hold needs nothing from the lot record, so it goes out at once: it is the latency that matters on the line.
-  // The projection comes after: a local activity in the first workflow task would hold that task, and with it
-  // the hold command, until its PostgreSQL write returns.
   const [fetched, firstHold] = await Promise.all([
     runner.step('mes-lot', () =>
-      mes.fetchLot.executeWithOptions({ summary: `MES read lot ${lotId}` }, [{ site, lotId }]),
+      mesNow.fetchLot.executeWithOptions({ summary: `MES read lot ${lotId}` }, [{ site, lotId }]),
     ),
     holdLot(queue[0]!),
   ]);

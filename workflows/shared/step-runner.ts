@@ -23,8 +23,10 @@ export function createStepRunner(hooks: StepHooks) {
       try {
         return await run();
       } catch (err) {
-        if (!(err instanceof ActivityFailure)) throw err;
-        const cause = err.cause;
+        // A regular activity's failure arrives as ActivityFailure with the cause inside; a local activity's
+        // non-retryable failure can arrive as the ApplicationFailure itself.
+        if (!(err instanceof ActivityFailure) && !(err instanceof ApplicationFailure)) throw err;
+        const cause = err instanceof ActivityFailure ? err.cause : err;
         failing++;
         await hooks.onFailure({
           step: name,

@@ -82,6 +82,8 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   let decision: DispositionRequest | undefined;
   let outcome: DispositionOutcome | undefined;
   let stageBeforeFailure: LotCaseStage = 'containing';
+  // Set to 'containing' by the signal-with-start that opened this case (infra/temporal/lot-case-starter.ts).
+  let searchableState = 'containing';
 
   const enqueue = (part: PartDefect) => {
     // Signal-with-start may deliver a part twice (activity retry): the event id decides.
@@ -166,7 +168,11 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   async function enter(stage: LotCaseStage, note = ''): Promise<void> {
     state.stage = stage;
     const searchable = stage === 'closed' && decision ? decision.decision : stage;
-    upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: searchable }]);
+    // Each upsert is a visibility write on the server: only when the value changes.
+    if (searchable !== searchableState) {
+      searchableState = searchable;
+      upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: searchable }]);
+    }
     setCurrentDetails(describe(note));
     await trace.saveLotCase.executeWithOptions({ summary: `Record lot case ${lotId}: ${stage}` }, [
       { workflowId, runId, state },

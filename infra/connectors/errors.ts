@@ -24,3 +24,31 @@ export function kindForHttpStatus(status: number): ExternalErrorKind {
   if (status === 400 || status === 422) return 'validation';
   return 'rejected';
 }
+
+interface ErrorLike {
+  name?: unknown;
+  message: string;
+  code?: unknown;
+  cause?: unknown;
+}
+
+/**
+ * Duck-typed rather than `instanceof Error`: fetch's errors come from Node's own realm, which is not the realm of code
+ * run inside a vm context (jest), so instanceof would miss them there.
+ */
+export function errorLike(value: unknown): ErrorLike | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const message = (value as { message?: unknown }).message;
+  return typeof message === 'string' ? (value as ErrorLike) : undefined;
+}
+
+/** fetch() wraps the socket error as `cause`: `ECONNREFUSED`, `ECONNRESET`, `UND_ERR_SOCKET` (other side closed). */
+export function describeNetworkError(err: unknown): string {
+  const parts: string[] = [];
+  let current = errorLike(err);
+  for (let depth = 0; current && depth < 4; depth++) {
+    parts.push(typeof current.code === 'string' ? `${current.code} ${current.message}` : current.message);
+    current = errorLike(current.cause);
+  }
+  return parts.length > 0 ? parts.join(' <- ') : String(err);
+}

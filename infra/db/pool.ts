@@ -1,4 +1,4 @@
-import { Pool, type PoolConfig } from 'pg';
+import { Pool, type PoolClient, type PoolConfig } from 'pg';
 
 export interface PoolOptions {
   /** Connections per process; PostgreSQL's default max_connections is 100 and several processes share it. */
@@ -51,5 +51,21 @@ export async function assertDurableSettings(pool: Pool): Promise<void> {
       `PostgreSQL is not configured for durable commits (${problems.join(', ')}); ` +
         `Holdfast acknowledges records only after they are durable, so set fsync = on and synchronous_commit = on`,
     );
+  }
+}
+
+/** Runs `work` in one transaction on one pooled client: committed if it resolves, rolled back if it throws. */
+export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
   }
 }

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ExternalSystemError, kindForHttpStatus } from '../errors';
+import { ExternalSystemError, describeNetworkError, errorLike, kindForHttpStatus } from '../errors';
 
 /** The parts of an RFC 9457 problem body the MES sends with every refusal. */
 export interface MesProblemBody {
@@ -40,7 +40,7 @@ export function mesTransportError(
   timeoutMs: number,
 ): ExternalSystemError {
   if (err instanceof ExternalSystemError) return err;
-  const name = errorName(err);
+  const name = errorLike(err)?.name;
   if (name === 'TimeoutError') {
     return new ExternalSystemError(
       system,
@@ -89,26 +89,4 @@ export function mesMalformedResponse(
     `${system} ${operation}: malformed response (HTTP ${status}): ${why}`,
     status,
   );
-}
-
-/** fetch() wraps the socket error as `cause`: `ECONNREFUSED`, `ECONNRESET`, `UND_ERR_SOCKET` (other side closed). */
-function describeNetworkError(err: unknown): string {
-  const parts: string[] = [];
-  let current: unknown = err;
-  // Duck-typed rather than instanceof Error: fetch's errors may come from another realm (vm contexts, test runners).
-  for (let depth = 0; isErrorLike(current) && depth < 4; depth++) {
-    parts.push(typeof current.code === 'string' ? `${current.code} ${current.message}` : current.message);
-    current = current.cause;
-  }
-  return parts.length ? parts.join(' <- ') : String(err);
-}
-
-function isErrorLike(value: unknown): value is { message: string; code?: unknown; cause?: unknown } {
-  return typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string';
-}
-
-function errorName(value: unknown): string {
-  return typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string'
-    ? (value as { name: string }).name
-    : '';
 }

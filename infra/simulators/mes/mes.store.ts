@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import { withTransaction } from '../../db/pool';
 import { DEMO_LOTS, DEMO_WORK_ORDERS } from '../demo-plant';
 import type {
   Counts,
@@ -228,21 +229,7 @@ export function createMesStore(pool: Pool, schema: string) {
     h.external_reference, h.disposition, h.release_comment, h.release_reference, h.created_at, h.released_at`;
   const workOrderSelect = `SELECT w.*, (SELECT count(*) FROM ${s}.lot l WHERE l.work_order = w.work_order
     AND l.status = 'ON_HOLD') AS lots_on_hold FROM ${s}.work_order w`;
-
-  async function inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
-  }
+  const inTransaction = <T>(work: (client: PoolClient) => Promise<T>): Promise<T> => withTransaction(pool, work);
 
   async function lockLot(db: PoolClient, lotId: string): Promise<LotRow> {
     const { rows } = await db.query<LotRow>(`SELECT * FROM ${s}.lot WHERE lot_id = $1 FOR UPDATE`, [lotId]);

@@ -22,7 +22,8 @@ import {
   type ServiceContext,
 } from './odata-service';
 import { SapMessages } from './sap-messages';
-import { STOCK_TYPE, withTransaction, type StockType } from './sap-s4.schema';
+import { withTransaction } from '../../db/pool';
+import { STOCK_TYPE, type StockType } from './sap-s4.schema';
 
 /**
  * API_MATERIAL_DOCUMENT_SRV (OData V2, SAP_COM_0108): goods movements posted as a header with items (deep insert).

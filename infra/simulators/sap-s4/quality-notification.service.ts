@@ -15,7 +15,7 @@ import {
   type ServiceContext,
 } from './odata-service';
 import { SapMessages } from './sap-messages';
-import { withTransaction } from './sap-s4.schema';
+import { withTransaction } from '../../db/pool';
 
 /**
  * API_QUALITYNOTIFICATION (OData V2): quality notifications with defect items. Property names follow the CDS fields

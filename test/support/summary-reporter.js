@@ -6,7 +6,8 @@ class SummaryReporter {
   onRunComplete(_contexts, results) {
     const skipped = results.numPendingTests + results.numTodoTests;
     const line = `${results.numPassedTests} passed, ${results.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`;
-    process.stderr.write(`${line}\n`);
+    // After jest's own summary and the global teardown: the very last line of the run.
+    process.once('exit', () => process.stderr.write(`${line}\n`));
   }
 }
 module.exports = SummaryReporter;

@@ -421,7 +421,9 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     const ready = () => queue.length > 0 || decision !== undefined;
     if (escalated) {
       await condition(ready);
-    } else if (!(await condition(ready, policy.dispositionTimeout))) {
+    } else if (
+      !(await condition(ready, policy.dispositionTimeout, { summary: `Disposition deadline for lot ${lotId}` }))
+    ) {
       escalated = true;
       state.escalatedAt = new Date().toISOString();
       await runner.step('escalate', () =>

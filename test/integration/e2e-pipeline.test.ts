@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { startHoldfastStack, type HoldfastStack } from '../../infra/local/stack';
 import { STOCK_TYPE } from '../../infra/simulators/sap-s4/sap-s4.schema';
 import type { LotCaseState } from '../../workflows/contracts';
-import { createLot, failedInspection, getJson, putJson, sapStock, waitFor } from '../support/plant';
+import { createLot, failedInspection, getJson, putJson, sapStock, simulatorCounts, waitFor } from '../support/plant';
 import { readTestEnv, testPool } from '../support/test-env';
 import { installQuietRuntime } from '../support/workflow-harness';
 
@@ -33,16 +33,6 @@ async function ingest(body: unknown) {
   return { status: res.statusCode, body: res.json() };
 }
 
-async function counts() {
-  const [sap, mes] = await Promise.all([
-    getJson<{ notifications: number; notificationItems: number; materialDocuments: number }>(
-      `${stack.sapUrl}/__sim/counts`,
-    ),
-    getJson<{ holds: number; activeHolds: number; qualityEvents: number }>(`${stack.mesUrl}/__sim/counts`),
-  ]);
-  return { ...sap, ...mes };
-}
-
 async function awaitingDisposition(lotId: string, parts: number): Promise<LotCaseState> {
   return waitFor(`lot ${lotId} awaiting disposition with ${parts} part(s)`, async () => {
     const res = await stack.api.inject({ method: 'GET', url: `/v1/lots/${lotId}?site=PLANT1` });
@@ -55,7 +45,7 @@ async function awaitingDisposition(lotId: string, parts: number): Promise<LotCas
 test('three defective parts of one lot: one MES hold, one SAP notification with three items, three 344 blocks, then scrap', async () => {
   const lotId = `L-E2E-${randomUUID().slice(0, 8)}`;
   const lot = await createLot(stack, { lotId, quantity: 500 });
-  const before = await counts();
+  const before = await simulatorCounts(stack);
   const fails = [0, 1, 2].map(() => failedInspection(lotId));
   const pass = { ...failedInspection(lotId), result: 'pass', defects: [] };
 
@@ -72,7 +62,7 @@ test('three defective parts of one lot: one MES hold, one SAP notification with 
   expect(mesLot.activeHolds).toHaveLength(1);
   const wo = await getJson<{ qualityStatus: string }>(`${stack.mesUrl}/api/v1/work-orders/1000100`);
   expect(wo.qualityStatus).toBe('ON_HOLD');
-  const after = await counts();
+  const after = await simulatorCounts(stack);
   expect(after.holds - before.holds).toBe(1);
   expect(after.qualityEvents - before.qualityEvents).toBe(3);
   // The SAP simulator's own records and stock.
@@ -122,7 +112,7 @@ test('three defective parts of one lot: one MES hold, one SAP notification with 
   expect(await sapStock(stack, lot.sku, lot.batch)).toMatchObject({ [STOCK_TYPE.unrestricted]: 497 });
   expect((await sapStock(stack, lot.sku, lot.batch))[STOCK_TYPE.blocked] ?? 0).toBe(0);
   expect((await getJson<{ status: string }>(`${stack.mesUrl}/api/v1/lots/${lotId}`)).status).toBe('SCRAPPED');
-  expect((await counts()).materialDocuments - before.materialDocuments).toBe(4);
+  expect((await simulatorCounts(stack)).materialDocuments - before.materialDocuments).toBe(4);
 });
 
 test('replaying the same inspections changes nothing', async () => {
@@ -131,7 +121,7 @@ test('replaying the same inspections changes nothing', async () => {
   const batch = { results: [failedInspection(lotId), failedInspection(lotId)] };
   expect((await ingest(batch)).status).toBe(202);
   await awaitingDisposition(lotId, 2);
-  const before = await counts();
+  const before = await simulatorCounts(stack);
   const rowsBefore = await pool.query('SELECT count(*)::int AS n FROM holdfast.outbox');
 
   const replay = await ingest(batch);
@@ -139,7 +129,7 @@ test('replaying the same inspections changes nothing', async () => {
   expect(replay.body).toMatchObject({ accepted: 0, duplicates: 2 });
   // Give a wrongly started second workflow time to act before checking nothing moved.
   await new Promise((r) => setTimeout(r, 1500));
-  expect(await counts()).toEqual(before);
+  expect(await simulatorCounts(stack)).toEqual(before);
   expect((await pool.query('SELECT count(*)::int AS n FROM holdfast.outbox')).rows[0].n).toBe(rowsBefore.rows[0].n);
 });
 
@@ -148,13 +138,13 @@ test('a dropped SAP response never yields a second notification or material docu
   await createLot(stack, { lotId });
   // The next two successful POSTs to SAP commit, then lose their response: the notification and the 344 block.
   await putJson(`${stack.sapUrl}/__faults`, { dropResponse: { remaining: 2, methods: ['POST'] } });
-  const before = await counts();
+  const before = await simulatorCounts(stack);
   try {
     expect((await ingest(failedInspection(lotId))).status).toBe(202);
     await awaitingDisposition(lotId, 1);
     const faults = await getJson<{ counters: { responsesDropped: number } }>(`${stack.sapUrl}/__faults`);
     expect(faults.counters.responsesDropped).toBe(2);
-    const after = await counts();
+    const after = await simulatorCounts(stack);
     expect(after.notifications - before.notifications).toBe(1);
     expect(after.materialDocuments - before.materialDocuments).toBe(1);
     expect(after.holds - before.holds).toBe(1);
@@ -169,11 +159,11 @@ test('a dropped MES response never yields a second hold', async () => {
   await putJson(`${stack.mesUrl}/__faults`, {
     dropResponse: { remaining: 1, methods: ['POST'], pathContains: '/holds' },
   });
-  const before = await counts();
+  const before = await simulatorCounts(stack);
   try {
     expect((await ingest(failedInspection(lotId))).status).toBe(202);
     await awaitingDisposition(lotId, 1);
-    const after = await counts();
+    const after = await simulatorCounts(stack);
     expect(after.holds - before.holds).toBe(1);
     const faults = await getJson<{ counters: { responsesDropped: number } }>(`${stack.mesUrl}/__faults`);
     expect(faults.counters.responsesDropped).toBe(1);

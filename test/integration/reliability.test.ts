@@ -15,7 +15,7 @@ import { startHoldfastStack, type HoldfastStack } from '../../infra/local/stack'
 import { startOutboxDispatcher } from '../../infra/outbox/dispatcher';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { lotCaseStateQuery, lotCaseWorkflowId } from '../../workflows/contracts';
-import { createLot, failedInspection, getJson, waitFor } from '../support/plant';
+import { createLot, failedInspection, simulatorCounts, waitFor } from '../support/plant';
 import { TcpProxy } from '../support/tcp-proxy';
 import { readTestEnv, testPool } from '../support/test-env';
 import { installQuietRuntime } from '../support/workflow-harness';
@@ -79,20 +79,10 @@ function startWorkerProcess(extraEnv: Record<string, string>): {
   return { child, output: () => out, ready: ready.then(() => undefined) };
 }
 
-async function counts() {
-  const [sap, mes] = await Promise.all([
-    getJson<{ notifications: number; notificationItems: number; materialDocuments: number }>(
-      `${stack.sapUrl}/__sim/counts`,
-    ),
-    getJson<{ holds: number; qualityEvents: number }>(`${stack.mesUrl}/__sim/counts`),
-  ]);
-  return { ...sap, ...mes };
-}
-
 test('a worker killed right after the ERP stock block posts loses nothing and posts nothing twice', async () => {
   const lotId = `L-KILL-${randomUUID().slice(0, 8)}`;
   await createLot(stack, { lotId });
-  const before = await counts();
+  const before = await simulatorCounts(stack);
 
   const doomed = startWorkerProcess({ HOLDFAST_CRASH_AT: 'after-erp-goods-movement' });
   await doomed.ready;
@@ -102,7 +92,7 @@ test('a worker killed right after the ERP stock block posts loses nothing and po
   expect(res.statusCode).toBe(202);
   expect(await exited).toBe('SIGKILL');
   // The posting happened; Temporal never heard of it.
-  expect((await counts()).materialDocuments - before.materialDocuments).toBe(1);
+  expect((await simulatorCounts(stack)).materialDocuments - before.materialDocuments).toBe(1);
 
   const survivor = startWorkerProcess({});
   try {
@@ -116,7 +106,7 @@ test('a worker killed right after the ERP stock block posts loses nothing and po
       },
       60_000,
     );
-    const after = await counts();
+    const after = await simulatorCounts(stack);
     expect(after.materialDocuments - before.materialDocuments).toBe(1);
     expect(after.notifications - before.notifications).toBe(1);
     expect(after.notificationItems - before.notificationItems).toBe(1);

@@ -112,3 +112,14 @@ export async function sapStock(stack: Pick<HoldfastStack, 'sapUrl' | 'sapEnv'>, 
   }>(`${stack.sapUrl}/sap/opu/odata/sap/API_MATERIAL_STOCK_SRV/A_MatlStkInAcctMod?$filter=${filter}`, sapAuth(stack));
   return Object.fromEntries(body.d.results.map((r) => [r.InventoryStockType, Number(r.MatlWrhsStkQtyInMatlBaseUnit)]));
 }
+
+/** What the simulators hold, by their own count: SAP notifications, items and material documents; MES holds and events. */
+export async function simulatorCounts(stack: Pick<HoldfastStack, 'sapUrl' | 'mesUrl'>) {
+  const [sap, mes] = await Promise.all([
+    getJson<{ notifications: number; notificationItems: number; materialDocuments: number }>(
+      `${stack.sapUrl}/__sim/counts`,
+    ),
+    getJson<{ holds: number; activeHolds: number; qualityEvents: number }>(`${stack.mesUrl}/__sim/counts`),
+  ]);
+  return { ...sap, ...mes };
+}

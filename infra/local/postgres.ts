@@ -168,19 +168,39 @@ interface OsUser {
   gid: number;
 }
 
-/** PostgreSQL refuses to run as root; as root we run it as the `postgres` OS user, otherwise as ourselves. */
+/**
+ * PostgreSQL refuses to run as root; as root we run it as the `postgres` OS user, otherwise as ourselves. A fresh
+ * machine without PostgreSQL's Debian package has no such user: as root we create it (a system user, no login).
+ */
 function osUserFor(): OsUser | undefined {
   if (process.getuid?.() !== 0) return undefined;
+  const lookup = (): OsUser | undefined => {
+    try {
+      const uid = Number(execFileSync('id', ['-u', SUPERUSER], { encoding: 'utf8' }).trim());
+      const gid = Number(execFileSync('id', ['-g', SUPERUSER], { encoding: 'utf8' }).trim());
+      return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const existing = lookup();
+  if (existing) return existing;
   try {
-    const uid = Number(execFileSync('id', ['-u', SUPERUSER], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', SUPERUSER], { encoding: 'utf8' }).trim());
-    if (Number.isInteger(uid) && Number.isInteger(gid)) return { uid, gid };
+    execFileSync(
+      'useradd',
+      ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', SUPERUSER],
+      {
+        stdio: 'ignore',
+      },
+    );
   } catch {
     // fall through to the explanation below
   }
+  const created = lookup();
+  if (created) return created;
   throw new Error(
-    'Running as root, but PostgreSQL refuses to run as root and there is no `postgres` OS user to run it as. ' +
-      'Create one (useradd --system --user-group postgres) or run as a non-root user.',
+    'Running as root, but PostgreSQL refuses to run as root and there is no `postgres` OS user to run it as, ' +
+      'and `useradd --system --user-group postgres` failed. Create one, or run as a non-root user.',
   );
 }
 

@@ -30,3 +30,15 @@ export const DispositionOutcomeSchema = z.object({
   lotStatus: z.string(),
   notificationClosed: z.boolean(),
 });
+
+export const RetryStepBodySchema = z.strictObject({
+  /** Who fixed the cause and asks for the retry; kept in the workflow's history. */
+  requestedBy: Identifier,
+  /** Needed only when the lot id exists at more than one site. */
+  site: Identifier.optional(),
+});
+
+export const RetryStepResultSchema = z.object({
+  /** The step that runs again, e.g. `erp-stock-block`. */
+  retrying: z.string(),
+});

@@ -24,6 +24,7 @@ import {
   defectWorkflowId,
   dispositionUpdate,
   lotCaseStateQuery,
+  retryFailedStepUpdate,
 } from '../../workflows/contracts';
 
 /** Started by name: the API and dispatcher never import workflow implementations. */
@@ -50,10 +51,17 @@ export interface WorkflowGateway {
   defectState(workflowId: string): Promise<DefectLiveState | undefined>;
   lotCaseState(workflowId: string): Promise<LotCaseState | undefined>;
   submitDisposition(lotCaseWorkflowId: string, request: DispositionRequest): Promise<DispositionOutcome>;
+  /** Re-runs the step a case is parked on (needs-attention), once its cause was fixed in the MES or ERP. */
+  retryFailedStep(workflowId: string, requestedBy: string): Promise<{ retrying: string }>;
 }
 
-/** The lot case's update validator refused the disposition (wrong stage, illegal transition): the API answers 409. */
-export class DispositionRejectedError extends Error {
+/** A workflow's update validator refused the request (wrong stage, illegal transition): the API answers 409. */
+export class UpdateRejectedError extends Error {
+  override readonly name: string = 'UpdateRejectedError';
+}
+
+/** The lot case's validator refused the disposition. */
+export class DispositionRejectedError extends UpdateRejectedError {
   override readonly name = 'DispositionRejectedError';
 }
 
@@ -84,6 +92,7 @@ export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; con
       defectState: async (workflowId) => target().defectState(workflowId),
       lotCaseState: async (workflowId) => target().lotCaseState(workflowId),
       submitDisposition: async (workflowId, request) => target().submitDisposition(workflowId, request),
+      retryFailedStep: async (workflowId, requestedBy) => target().retryFailedStep(workflowId, requestedBy),
     },
     connect(gateway) {
       real = gateway;
@@ -200,6 +209,22 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
         }
         if (err instanceof TemporalWorkflowNotFoundError) {
           throw new WorkflowNotFoundError(`no open workflow ${lotCaseWorkflowId}`, { cause: err });
+        }
+        throw err;
+      }
+    },
+
+    async retryFailedStep(workflowId, requestedBy) {
+      try {
+        return await within(updateTimeoutMs, () =>
+          client.workflow.getHandle(workflowId).executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy }] }),
+        );
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError) {
+          throw new UpdateRejectedError(err.cause?.message ?? err.message, { cause: err });
+        }
+        if (err instanceof TemporalWorkflowNotFoundError) {
+          throw new WorkflowNotFoundError(`no open workflow ${workflowId}`, { cause: err });
         }
         throw err;
       }

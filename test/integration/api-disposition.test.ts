@@ -46,6 +46,9 @@ class DispositionGateway implements WorkflowGateway {
     this.submitted.push({ workflowId, request });
     return this.behaviour(workflowId, request);
   }
+  async retryFailedStep(_: string, __: string): Promise<{ retrying: string }> {
+    throw new Error('not used by these tests');
+  }
 }
 
 function outcomeFor(request: DispositionRequest): DispositionOutcome {

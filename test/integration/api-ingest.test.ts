@@ -38,6 +38,9 @@ class UntouchedGateway implements WorkflowGateway {
   async submitDisposition(_: string, __: DispositionRequest): Promise<DispositionOutcome> {
     return this.touched('submitDisposition');
   }
+  async retryFailedStep(_: string, __: string): Promise<{ retrying: string }> {
+    throw new Error('not used by these tests');
+  }
 }
 
 const config = loadConfig();

@@ -49,6 +49,9 @@ class ReadGateway implements WorkflowGateway {
   async submitDisposition(_: string, __: DispositionRequest): Promise<DispositionOutcome> {
     throw new Error('reads never submit dispositions');
   }
+  async retryFailedStep(_: string, __: string): Promise<{ retrying: string }> {
+    throw new Error('not used by these tests');
+  }
 }
 
 const config = loadConfig();

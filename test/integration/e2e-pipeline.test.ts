@@ -6,7 +6,16 @@ import { randomUUID } from 'node:crypto';
 import { startHoldfastStack, type HoldfastStack } from '../../infra/local/stack';
 import { STOCK_TYPE } from '../../infra/simulators/sap-s4/sap-s4.schema';
 import type { LotCaseState } from '../../workflows/contracts';
-import { createLot, failedInspection, getJson, putJson, sapStock, simulatorCounts, waitFor } from '../support/plant';
+import {
+  createLot,
+  failedInspection,
+  getJson,
+  postJson,
+  putJson,
+  sapStock,
+  simulatorCounts,
+  waitFor,
+} from '../support/plant';
 import { readTestEnv, testPool } from '../support/test-env';
 import { installQuietRuntime } from '../support/workflow-harness';
 
@@ -182,4 +191,42 @@ test('bad input is refused with a problem naming the field, and nothing is writt
   expect(JSON.stringify(res.json())).toContain('results.1.defects.0.score');
   const rows = await pool.query('SELECT 1 FROM holdfast.inspection WHERE lot_id = $1', [lotId]);
   expect(rows.rowCount).toBe(0);
+});
+
+test('an ERP refusal parks the lot case in needs-attention; once fixed, POST /retry runs the step again', async () => {
+  const lotId = `L-E2E-${randomUUID().slice(0, 8)}`;
+  const batch = `B${randomUUID().replace(/-/g, '').slice(0, 9).toUpperCase()}`;
+  // The MES knows the lot, but SAP has never heard of its batch (master data not replicated yet): the 344 block is
+  // refused as a validation error, which no retry can fix by itself.
+  await postJson(`${stack.mesUrl}/__sim/lots`, { lotId, workOrder: '1000100', sku: 'BRKT-200', quantity: 50, batch });
+  expect((await ingest(failedInspection(lotId))).status).toBe(202);
+
+  const parked = await waitFor('lot case parked in needs-attention', async () => {
+    const res = await stack.api.inject({ method: 'GET', url: `/v1/lots/${lotId}` });
+    const live = res.statusCode === 200 ? (res.json<LotView>().live ?? undefined) : undefined;
+    return live?.stage === 'needs-attention' ? live : undefined;
+  });
+  expect(parked.failure).toMatchObject({ step: 'erp-stock-block', errorType: 'HoldfastValidation' });
+  expect(parked.failure!.message).toContain(batch);
+  const retry = () =>
+    stack.api.inject({ method: 'POST', url: `/v1/lots/${lotId}/retry`, payload: { requestedBy: 'erp.admin' } });
+
+  await postJson(`${stack.sapUrl}/__sim/stock`, {
+    material: 'BRKT-200',
+    plant: '1010',
+    storageLocation: '0001',
+    batch,
+    quantity: 50,
+    unit: 'PC',
+  });
+  const first = await retry();
+  expect(first.statusCode).toBe(200);
+  expect(first.json()).toEqual({ retrying: 'erp-stock-block' });
+  const live = await awaitingDisposition(lotId, 1);
+  expect(live.failure).toBeUndefined();
+  expect(live.blockedQuantity).toBe(1);
+
+  const again = await retry();
+  expect(again.statusCode).toBe(409);
+  expect(again.headers['content-type']).toContain('application/problem+json');
 });

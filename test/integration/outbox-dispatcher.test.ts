@@ -51,6 +51,9 @@ class StartRecordingGateway implements WorkflowGateway {
   async submitDisposition(_: string, __: DispositionRequest): Promise<DispositionOutcome> {
     throw new Error('not used');
   }
+  async retryFailedStep(_: string, __: string): Promise<{ retrying: string }> {
+    throw new Error('not used by these tests');
+  }
 
   /** Attempts for this file's events only: other suites may leave rows in the shared database. */
   mine(prefix: string) {

@@ -26,6 +26,9 @@ describe('createDeferredWorkflowGateway (API started while Temporal is unreachab
       submitDisposition: async () => {
         throw new Error('not used');
       },
+      retryFailedStep: async () => {
+        throw new Error('not used');
+      },
     };
     connect(real);
 

@@ -129,7 +129,14 @@ describe('problem+json error contract', () => {
     expect(res.status).toBe(200);
     const doc = res.json<{ paths: Record<string, Record<string, { parameters?: unknown[] }>> }>();
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['/health', '/v1/defects/{id}', '/v1/inspections', '/v1/lots/{lotId}', '/v1/lots/{lotId}/disposition'].sort(),
+      [
+        '/health',
+        '/v1/defects/{id}',
+        '/v1/inspections',
+        '/v1/lots/{lotId}',
+        '/v1/lots/{lotId}/disposition',
+        '/v1/lots/{lotId}/retry',
+      ].sort(),
     );
     expect(doc.paths['/v1/lots/{lotId}/disposition']!.post!.parameters).toEqual(
       expect.arrayContaining([expect.objectContaining({ in: 'header', name: 'idempotency-key', required: true })]),

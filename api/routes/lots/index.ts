@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { UpdateRejectedError, WorkflowNotFoundError } from '../../../infra/temporal/gateway';
 import { lotCaseWorkflowId } from '../../../workflows/contracts';
 import type { ApiDeps } from '../../deps';
 import { ProblemError, notFound, problemType } from '../../plugins/problem-details';
@@ -11,6 +12,8 @@ import {
   DispositionBodySchema,
   DispositionHeadersSchema,
   DispositionOutcomeSchema,
+  RetryStepBodySchema,
+  RetryStepResultSchema,
 } from '../../schemas/disposition.schema';
 import {
   type LotCaseView,
@@ -103,7 +106,39 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
       return untyped.code(answer.status).type(answer.contentType).send(answer.body);
     },
   });
+
+  app.post('/v1/lots/:lotId/retry', {
+    schema: {
+      summary: 'Run again the step a lot case is parked on (needs-attention), after its cause was fixed',
+      description:
+        'A business rejection or bad master data parks the case with the failure in its state. Fix the cause in the ' +
+        'MES or ERP, then call this: the step runs again with its original idempotency key. 409 when no step waits.',
+      tags: ['lots'],
+      params: LotParamsSchema,
+      body: RetryStepBodySchema,
+      response: { 200: RetryStepResultSchema, 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema },
+    },
+    handler: async (request) => retryStep(deps, request.params.lotId, request.body.requestedBy, request.body.site),
+  });
 };
+
+async function retryStep(deps: ApiDeps, lotId: string, requestedBy: string, requestedSite?: string) {
+  const site = await resolveSite(deps, lotId, requestedSite);
+  try {
+    return await deps.gateway.retryFailedStep(lotCaseWorkflowId(site, lotId), requestedBy);
+  } catch (err) {
+    if (err instanceof UpdateRejectedError) {
+      throw new ProblemError({
+        type: problemType('retry-rejected'),
+        title: 'Nothing to retry',
+        status: 409,
+        detail: err.message,
+      });
+    }
+    if (err instanceof WorkflowNotFoundError) throw notFound(`lot ${lotId} at site ${site} has no open lot case`);
+    throw err;
+  }
+}
 
 async function resolveSite(deps: ApiDeps, lotId: string, requested: string | undefined): Promise<string> {
   const sites = await sitesOfLot(deps.pool, lotId);

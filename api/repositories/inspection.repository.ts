@@ -1,21 +1,9 @@
 import type pg from 'pg';
-import type { DetectedDefect } from '../../workflows/contracts';
+import type { DefectDetection, DetectedDefect } from '../../workflows/contracts';
 
-export interface InspectionRecord {
-  eventId: string;
-  site: string;
-  line: string;
-  station: string;
-  partId: string;
-  sku: string;
-  lotId: string;
-  workOrder: string;
+/** A stored inspection: the detection's fields, pass or fail, and the fingerprint that tells a re-send from a conflict. */
+export interface InspectionRecord extends DefectDetection {
   result: 'pass' | 'fail';
-  defects: DetectedDefect[];
-  modelVersion: string;
-  recipeVersion: string;
-  inspectedAt: string;
-  imageRef?: string;
   payloadSha256: string;
 }
 

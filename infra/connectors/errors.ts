@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /**
  * The one error every connector throws. `kind` is the classification the activity boundary turns into
  * Temporal's retry decision: only `transient` is retried.
@@ -51,4 +53,32 @@ export function describeNetworkError(err: unknown): string {
     current = errorLike(current.cause);
   }
   return parts.length > 0 ? parts.join(' <- ') : String(err);
+}
+
+/**
+ * A 2xx answer whose body is not what the vendor documents: retrying would get the same answer, so 'validation'
+ * (reliability.md §5.1, API10). `label` prefixes the message (e.g. "SAP sap-sim"); at most `maxIssues` zod issues
+ * are listed.
+ */
+export function malformedResponseError(
+  system: string,
+  label: string,
+  operation: string,
+  status: number,
+  problem: string | z.ZodError,
+  maxIssues = Infinity,
+): ExternalSystemError {
+  const why =
+    typeof problem === 'string'
+      ? problem
+      : problem.issues
+          .slice(0, maxIssues)
+          .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+          .join('; ');
+  return new ExternalSystemError(
+    system,
+    'validation',
+    `${label} ${operation}: malformed response (HTTP ${status}): ${why}`,
+    status,
+  );
 }

@@ -14,6 +14,7 @@ import {
   isGrpcServiceError,
 } from '@temporalio/client';
 import {
+  type DefectDetection,
   type DefectWorkflowInput,
   type DispositionOutcome,
   type DispositionRequest,
@@ -172,7 +173,7 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
             args: [input],
             workflowIdConflictPolicy: 'FAIL',
             workflowIdReusePolicy: 'REJECT_DUPLICATE',
-            typedSearchAttributes: defectSearchAttributes(input),
+            typedSearchAttributes: detectionSearchAttributes(input.detection),
             staticSummary: defectStaticSummary(input),
             staticDetails: defectStaticDetails(input),
           }),
@@ -232,8 +233,8 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
   };
 }
 
-export function defectSearchAttributes(input: DefectWorkflowInput) {
-  const d = input.detection;
+/** The business search attributes of a detection: set on its defect workflow and on the lot case it opens. */
+export function detectionSearchAttributes(d: DefectDetection) {
   return [
     { key: SearchAttributes.site, value: d.site },
     { key: SearchAttributes.line, value: d.line },

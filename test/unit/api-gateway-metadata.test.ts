@@ -1,5 +1,5 @@
 import { loadConfig, sitePolicy } from '../../infra/config/load';
-import { defectSearchAttributes, defectStaticDetails, defectStaticSummary } from '../../infra/temporal/gateway';
+import { defectStaticDetails, defectStaticSummary, detectionSearchAttributes } from '../../infra/temporal/gateway';
 import { type DefectWorkflowInput, SearchAttributes } from '../../workflows/contracts';
 
 const config = loadConfig();
@@ -54,7 +54,7 @@ describe('defect workflow metadata for the Temporal Web UI', () => {
   });
 
   it('sets every search attribute, DefectClass from the first defect and DetectedAt as an instant', () => {
-    const attrs = new Map(defectSearchAttributes(input()).map((a) => [a.key.name, a.value]));
+    const attrs = new Map(detectionSearchAttributes(input().detection).map((a) => [a.key.name, a.value]));
 
     expect(attrs.get(SearchAttributes.defectClass.name)).toBe('scratch');
     expect(attrs.get(SearchAttributes.dispositionState.name)).toBe('containing');

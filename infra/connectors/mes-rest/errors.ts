@@ -1,5 +1,11 @@
 import type { z } from 'zod';
-import { ExternalSystemError, describeNetworkError, errorLike, kindForHttpStatus } from '../errors';
+import {
+  ExternalSystemError,
+  describeNetworkError,
+  errorLike,
+  kindForHttpStatus,
+  malformedResponseError,
+} from '../errors';
 
 /** The parts of an RFC 9457 problem body the MES sends with every refusal. */
 export interface MesProblemBody {
@@ -79,14 +85,5 @@ export function mesMalformedResponse(
   status: number,
   problem: string | z.ZodError,
 ): ExternalSystemError {
-  const why =
-    typeof problem === 'string'
-      ? problem
-      : problem.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-  return new ExternalSystemError(
-    system,
-    'validation',
-    `${system} ${operation}: malformed response (HTTP ${status}): ${why}`,
-    status,
-  );
+  return malformedResponseError(system, system, operation, status, problem);
 }

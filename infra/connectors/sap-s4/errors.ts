@@ -4,6 +4,7 @@ import {
   describeNetworkError,
   errorLike,
   kindForHttpStatus,
+  malformedResponseError,
   type ExternalErrorKind,
 } from '../errors';
 
@@ -100,17 +101,5 @@ export function sapMalformedResponse(
   status: number,
   problem: string | z.ZodError,
 ): ExternalSystemError {
-  const why =
-    typeof problem === 'string'
-      ? problem
-      : problem.issues
-          .slice(0, 3)
-          .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-          .join('; ');
-  return new ExternalSystemError(
-    system,
-    'validation',
-    `SAP ${system} ${operation}: malformed response (HTTP ${status}): ${why}`,
-    status,
-  );
+  return malformedResponseError(system, `SAP ${system}`, operation, status, problem, 3);
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_QUALITY_TASK_QUEUE } from '../../workflows/contracts';
 
 /** Temporal duration strings as accepted by the SDK ('250ms', '30s', '5m', '72h', '2d'). */
 const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 500ms, 30s, 5m, 4h or 2d');
@@ -87,7 +88,7 @@ const Site = z.strictObject({
 export const HoldfastConfig = z
   .strictObject({
     temporal: Temporal.prefault({}),
-    taskQueues: z.strictObject({ quality: z.string().min(1).default('holdfast-quality') }).prefault({}),
+    taskQueues: z.strictObject({ quality: z.string().min(1).default(DEFAULT_QUALITY_TASK_QUEUE) }).prefault({}),
     workerPools: z.array(WorkerPool).min(1),
     activityPresets: z.strictObject({
       mesCall: ActivityPreset,

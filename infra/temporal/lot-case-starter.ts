@@ -1,14 +1,14 @@
 import type { Client } from '@temporalio/client';
 import type { LotCaseStarter } from '../../activities/lot-case/lot-case.activities';
 import { partDefectSignal, type LotCaseInput, type PartDefect } from '../../workflows/contracts';
-import { detectionSearchAttributes } from './gateway';
+import { LOT_CASE_WORKFLOW_TYPE, detectionSearchAttributes } from './gateway';
 
 /** Signal-with-start of the lot's case workflow, by type name so activity code never imports workflow code. */
 export function createTemporalLotCaseStarter(client: Client): LotCaseStarter {
   return {
     async enrol({ workflowId, taskQueue, input, part }) {
       const handle = await client.workflow.signalWithStart<(i: LotCaseInput) => Promise<unknown>, [PartDefect]>(
-        'lotCaseWorkflow',
+        LOT_CASE_WORKFLOW_TYPE,
         {
           workflowId,
           taskQueue,

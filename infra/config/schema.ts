@@ -64,7 +64,78 @@ const Escalation = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('webhook'), url: z.url() }),
 ]);
 
-const Station = z.strictObject({ id: z.string().min(1), name: z.string().optional() });
+const Station = z.strictObject({
+  id: z.string().min(1),
+  name: z.string().optional(),
+  /**
+   * `shadow`: parallel monitoring while a station is validated. Results are recorded and defect workflows record what
+   * they would do, but no reject signal is written and no MES/ERP action is taken.
+   */
+  mode: z.enum(['production', 'shadow']).default('production'),
+});
+
+const Roi = z.strictObject({
+  x: z.number().int().nonnegative(),
+  y: z.number().int().nonnegative(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+});
+
+/** A recipe `npm start` makes sure exists (and activates) at start; plants manage theirs in holdfast.vision_recipe. */
+const SeedRecipe = z.strictObject({
+  site: z.string().min(1),
+  /** Absent: every line / station of the site. */
+  line: z.string().min(1).optional(),
+  station: z.string().min(1).optional(),
+  skus: z.array(z.string().min(1)).min(1),
+  version: z.string().regex(/^[A-Za-z0-9._-]+$/),
+  model: z.strictObject({ name: z.string().min(1), version: z.string().min(1) }),
+  thresholds: z.record(z.string(), z.number().min(0).max(1)).default({}),
+  roi: Roi.optional(),
+  minDefectAreaPx: z.number().int().nonnegative().default(0),
+});
+
+const Vision = z.strictObject({
+  /** Directory holding `<model>/manifest.json` + .onnx; relative paths are from the repository root. */
+  modelsDir: z.string().min(1).default('models'),
+  mqtt: z
+    .strictObject({
+      /** Absent: `npm start` runs an embedded broker on `embeddedPort`. */
+      url: z
+        .string()
+        .regex(/^mqtts?:\/\//, 'expected mqtt://host:port or mqtts://')
+        .optional(),
+      embeddedPort: z.number().int().min(1).max(65535).default(1883),
+      topicPrefix: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]+$/)
+        .default('holdfast'),
+      /** The inference worker's persistent-session client id: the broker keeps unacknowledged frames for it. */
+      clientId: z.string().min(1).default('holdfast-inference'),
+      maxInFlight: z.number().int().positive().default(64),
+    })
+    .prefault({}),
+  /** The line PLC's OPC UA endpoint for reject signals. Absent: no reject signal is written (logged at start). */
+  rejectStation: z
+    .strictObject({
+      endpointUrl: z.string().regex(/^opc\.tcp:\/\//, 'expected opc.tcp://host:port'),
+      securityMode: z.enum(['None', 'Sign', 'SignAndEncrypt']).default('None'),
+      securityPolicy: z.string().optional(),
+    })
+    .optional(),
+  inference: z
+    .strictObject({
+      /** Frames per session.run; the batch closes early after `maxBatchWait`. */
+      batchSize: z.number().int().positive().max(256).default(8),
+      maxBatchWait: Duration.default('5ms'),
+      /** onnxruntime intra-op threads; absent: the cores available. */
+      intraOpThreads: z.number().int().positive().optional(),
+      /** Results written to PostgreSQL per transaction at most. */
+      ingestBatchSize: z.number().int().positive().max(500).default(64),
+    })
+    .prefault({}),
+  recipes: z.array(SeedRecipe).default([]),
+});
 const Line = z.strictObject({ id: z.string().min(1), name: z.string().optional(), stations: z.array(Station).min(1) });
 
 const Site = z.strictObject({
@@ -113,6 +184,7 @@ export const HoldfastConfig = z
         maxBatch: z.number().int().positive().default(500),
       })
       .prefault({}),
+    vision: Vision.prefault({}),
     connectors: z.record(z.string().regex(/^[a-z0-9-]+$/), Connector),
     sites: z.array(Site).min(1),
   })
@@ -126,6 +198,34 @@ export const HoldfastConfig = z
             message: `connector "${site[role]}" is not declared under connectors`,
           });
         }
+      }
+    });
+    cfg.vision.recipes.forEach((recipe, i) => {
+      const site = cfg.sites.find((s) => s.id === recipe.site);
+      if (!site) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vision', 'recipes', i, 'site'],
+          message: `unknown site "${recipe.site}"`,
+        });
+        return;
+      }
+      const line = recipe.line === undefined ? undefined : site.lines.find((l) => l.id === recipe.line);
+      if (recipe.line !== undefined && !line) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vision', 'recipes', i, 'line'],
+          message: `unknown line "${recipe.line}"`,
+        });
+      } else if (
+        recipe.station !== undefined &&
+        !(line ? [line] : site.lines).some((l) => l.stations.some((st) => st.id === recipe.station))
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vision', 'recipes', i, 'station'],
+          message: `unknown station "${recipe.station}"`,
+        });
       }
     });
     if (!cfg.workerPools.some((p) => p.taskQueue === cfg.taskQueues.quality && p.workflows)) {

@@ -112,7 +112,14 @@ export interface DefectWorkflowInput {
   detection: DefectDetection;
   policy: SitePolicy;
   taskQueue: string;
+  /**
+   * The station's mode when the part was inspected. `shadow` (parallel monitoring during validation): the workflow
+   * records what it would do and does nothing outside Holdfast. Absent means production.
+   */
+  mode?: StationMode;
 }
+
+export type StationMode = 'production' | 'shadow';
 
 export interface LotCaseInput {
   site: string;
@@ -214,15 +221,24 @@ export interface LotCaseState {
 }
 
 /** A defect workflow ends once its part-level steps are done and the lot case has the part; containment is the lot case's. */
-export interface DefectWorkflowResult {
+export type DefectWorkflowResult =
+  | {
+      eventId: string;
+      workOrderQualityStatus: string;
+      lotCaseWorkflowId: string;
+      lotCaseRunId: string;
+    }
+  | ShadowDefectResult;
+
+/** What a production station would have done for this defect; nothing of it was done. */
+export interface ShadowDefectResult {
   eventId: string;
-  workOrderQualityStatus: string;
-  lotCaseWorkflowId: string;
-  lotCaseRunId: string;
+  mode: 'shadow';
+  wouldDo: string[];
 }
 
 export interface DefectState {
-  stage: 'recording' | 'needs-attention' | 'handed-to-lot-case';
+  stage: 'recording' | 'needs-attention' | 'handed-to-lot-case' | 'shadow-recorded';
   lotCaseWorkflowId: string;
 }
 

@@ -1,13 +1,17 @@
 import type pg from 'pg';
-import type { DefectDetection, DetectedDefect } from '../../workflows/contracts';
+import type { DefectDetection, DetectedDefect, StationMode } from '../../workflows/contracts';
 
 /** A stored inspection: the detection's fields, pass or fail, and the fingerprint that tells a re-send from a conflict. */
 export interface InspectionRecord extends DefectDetection {
   result: 'pass' | 'fail';
   payloadSha256: string;
+  frameId?: string;
+  frameSha256?: string;
+  /** The station's mode at ingest (temporal.yaml); shadow results never start MES/ERP actions. */
+  mode: StationMode;
 }
 
-export interface StoredInspection extends Omit<InspectionRecord, 'payloadSha256'> {
+export interface StoredInspection extends Omit<InspectionRecord, 'payloadSha256' | 'frameId' | 'frameSha256' | 'mode'> {
   receivedAt: string;
 }
 
@@ -19,13 +23,17 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
   const col = <K extends keyof InspectionRecord>(k: K) => rows.map((r) => r[k] ?? null);
   const res = await db.query<{ event_id: string }>(
     `INSERT INTO holdfast.inspection (event_id, site, line, station, part_id, sku, lot_id, work_order, result, defects,
-                                      model_version, recipe_version, inspected_at, image_ref, payload_sha256)
+                                      model_version, recipe_version, inspected_at, image_ref, payload_sha256,
+                                      frame_id, frame_sha256, mode)
      SELECT t.event_id, t.site, t.line, t.station, t.part_id, t.sku, t.lot_id, t.work_order, t.result, t.defects::jsonb,
-            t.model_version, t.recipe_version, t.inspected_at::timestamptz, t.image_ref, t.payload_sha256
+            t.model_version, t.recipe_version, t.inspected_at::timestamptz, t.image_ref, t.payload_sha256,
+            t.frame_id, t.frame_sha256, t.mode
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                   $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+                   $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                   $16::text[], $17::text[], $18::text[])
             WITH ORDINALITY AS t(event_id, site, line, station, part_id, sku, lot_id, work_order, result, defects,
-                                 model_version, recipe_version, inspected_at, image_ref, payload_sha256, ord)
+                                 model_version, recipe_version, inspected_at, image_ref, payload_sha256,
+                                 frame_id, frame_sha256, mode, ord)
       ORDER BY t.ord
      ON CONFLICT (event_id) DO NOTHING
      RETURNING event_id`,
@@ -45,6 +53,9 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
       col('inspectedAt'),
       col('imageRef'),
       col('payloadSha256'),
+      col('frameId'),
+      col('frameSha256'),
+      col('mode'),
     ],
   );
   return new Set(res.rows.map((r) => r.event_id));

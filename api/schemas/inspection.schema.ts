@@ -44,6 +44,15 @@ export function inspectionResultSchema(config: HoldfastConfig) {
       recipeVersion: Identifier,
       inspectedAt: IsoInstant,
       imageRef: z.url().max(2000).optional(),
+      /** The camera frame behind the result: its producer id and the sha256 of its image bytes. */
+      frame: z
+        .strictObject({
+          id: z
+            .string()
+            .regex(/^[A-Za-z0-9._:-]{1,120}$/, '1 to 120 characters: letters, digits, ".", "_", ":" or "-"'),
+          sha256: z.string().regex(/^[0-9a-f]{64}$/, 'lowercase hex sha256'),
+        })
+        .optional(),
     })
     .superRefine((value, ctx) => checkAgainstTopology(config, value, ctx), {
       when: (payload) => typeof payload.value === 'object' && payload.value !== null,

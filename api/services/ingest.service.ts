@@ -6,7 +6,12 @@ import type pg from 'pg';
 import { findSite, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { type NewOutboxRow, insertOutboxRows } from '../../infra/outbox/outbox.repository';
-import { type DefectDetection, type DefectWorkflowInput, defectWorkflowId } from '../../workflows/contracts';
+import {
+  type DefectDetection,
+  type DefectWorkflowInput,
+  type StationMode,
+  defectWorkflowId,
+} from '../../workflows/contracts';
 import { type InspectionRecord, insertInspections, payloadHashes } from '../repositories/inspection.repository';
 import type { IngestResponse, InspectionResult } from '../schemas/inspection.schema';
 import { canonicalJson, sha256Hex } from '../support/canonical-json';
@@ -21,7 +26,7 @@ export async function ingestInspections(
   config: HoldfastConfig,
   results: readonly InspectionResult[],
 ): Promise<IngestOutcome> {
-  const records = results.map((r) => toRecord(r));
+  const records = results.map((r) => toRecord(config, r));
 
   // The same event id twice in one request: the first occurrence counts, a differing repeat is a conflict.
   const firstByEventId = new Map<string, InspectionRecord>();
@@ -85,7 +90,7 @@ export async function ingestInspections(
   }
 }
 
-function toRecord(result: InspectionResult): InspectionRecord {
+function toRecord(config: HoldfastConfig, result: InspectionResult): InspectionRecord {
   return {
     eventId: result.eventId,
     site: result.site,
@@ -101,8 +106,17 @@ function toRecord(result: InspectionResult): InspectionRecord {
     recipeVersion: result.recipeVersion,
     inspectedAt: result.inspectedAt,
     ...(result.imageRef !== undefined ? { imageRef: result.imageRef } : {}),
+    ...(result.frame ? { frameId: result.frame.id, frameSha256: result.frame.sha256 } : {}),
     payloadSha256: sha256Hex(canonicalJson(result)),
+    mode: stationMode(config, result),
   };
+}
+
+function stationMode(config: HoldfastConfig, r: Pick<InspectionResult, 'site' | 'line' | 'station'>): StationMode {
+  const station = findSite(config, r.site)
+    ?.lines.find((l) => l.id === r.line)
+    ?.stations.find((s) => s.id === r.station);
+  return station?.mode ?? 'production';
 }
 
 /** The workflow input is fixed at ingest: the policy recorded is the one in force when the defect was seen. */
@@ -124,5 +138,10 @@ function defectWorkflowInput(config: HoldfastConfig, rec: InspectionRecord): Def
     inspectedAt: rec.inspectedAt,
     ...(rec.imageRef !== undefined ? { imageRef: rec.imageRef } : {}),
   };
-  return { detection, policy: sitePolicy(config, site), taskQueue: config.taskQueues.quality };
+  return {
+    detection,
+    policy: sitePolicy(config, site),
+    taskQueue: config.taskQueues.quality,
+    ...(rec.mode === 'shadow' ? { mode: rec.mode } : {}),
+  };
 }

@@ -83,6 +83,21 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
       .join('\n\n');
   }
 
+  if (input.mode === 'shadow') {
+    // Parallel monitoring: the plan is the record. No reject, no MES or ERP call, no lot case.
+    const wouldDo = [
+      `MES: hold lot ${d.lotId} (lot case ${lotCaseId}) unless already held`,
+      `MES: work order ${d.workOrder} +1 nonconforming (${defectClass})`,
+      `ERP: quality notification (${policy.notificationType}) for lot ${d.lotId}, one item for part ${d.partId}`,
+      `ERP: block ${policy.blockQuantity === 'whole-lot' ? 'the whole lot' : '1 part'} of lot ${d.lotId} (344)`,
+      `Trace: link inspection ${d.eventId} to lot ${d.lotId} and work order ${d.workOrder}`,
+    ];
+    state.stage = 'shadow-recorded';
+    upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: 'shadow' }]);
+    setCurrentDetails(details('**Shadow mode: nothing was done**', wouldDo.map((w) => `- would ${w}`).join('\n')));
+    return { eventId: d.eventId, mode: 'shadow', wouldDo };
+  }
+
   const part = { ...d, defectWorkflowId: workflowId };
   const [quality, , joined] = await Promise.all([
     runner.step('mes-work-order-quality', () =>

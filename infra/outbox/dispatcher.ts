@@ -6,6 +6,7 @@
  * Latency comes from LISTEN/NOTIFY on a dedicated connection; a poll every `outbox.pollInterval` is the safety net
  * for notifications lost while that connection was down.
  */
+import { parseDurationMs } from '../config/duration';
 import pg from 'pg';
 import type { HoldfastConfig } from '../config/schema';
 import type { WorkflowGateway } from '../temporal/gateway';
@@ -250,14 +251,6 @@ function groupByLot(rows: ClaimedOutboxRow[]): Map<string, ClaimedOutboxRow[]> {
 export function backoffForAttempt(attempts: number, maxBackoffMs: number): number {
   const first = Math.min(FIRST_BACKOFF_MS, maxBackoffMs);
   return Math.min(maxBackoffMs, first * 2 ** Math.max(0, attempts - 1));
-}
-
-/** Temporal-style duration strings as validated by the config schema ('200ms', '30s', '5m', '4h', '2d'). */
-export function parseDurationMs(duration: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(duration);
-  if (!m) throw new Error(`not a duration: ${duration}`);
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return Number(m[1]) * unit;
 }
 
 function describeError(err: unknown): string {

@@ -1,0 +1,308 @@
+/**
+ * The inference worker's per-frame path: frame → station and recipe → preprocess → batched model run → output
+ * decoder → recipe verdict → reject signal (fails, production stations only) → durable ingest → result on MQTT.
+ *
+ * `handleFrame` resolves once the result is committed in PostgreSQL (or the frame's rejection is recorded); only then
+ * does the MQTT subscriber acknowledge the frame, so a worker that dies mid-frame gets it again from the broker and
+ * the deterministic eventId makes the second pass a duplicate. It rejects only for infrastructure failures (database
+ * down), which the subscriber retries while holding the acknowledgement. A bad frame never rejects and never stops
+ * the stream: it is recorded with its reason and counted.
+ */
+import { createHash } from 'node:crypto';
+import { parseDurationMs } from '../../infra/config/duration';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import type { DefectCandidate, ModelManifest, PixelBox, Recipe } from '../../infra/vision/contracts';
+import { type FramePayload, type StationAddress, parseFrame, parseFrameTopic } from '../../infra/vision/frame.schema';
+import type { RecipeCache } from '../../infra/vision/recipe.repository';
+import type { InspectionResult } from '../../api/schemas/inspection.schema';
+import type { StationMode } from '../../workflows/contracts';
+import { createMicroBatcher, type MicroBatcher } from './micro-batcher';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Ports: what the pipeline needs, implemented in infra/ and wired in workers/inference.worker.ts.
+
+export interface PreprocessedFrame {
+  tensor: Float32Array;
+  sourceWidth: number;
+  sourceHeight: number;
+}
+
+export interface InferenceModel {
+  manifest: ModelManifest;
+  key: string;
+  infer(
+    items: { tensor: Float32Array; geometry: { sourceWidth: number; sourceHeight: number; roi?: PixelBox } }[],
+  ): Promise<DefectCandidate[][]>;
+}
+
+export interface ModelSource {
+  get(name: string, version: string): Promise<InferenceModel>;
+}
+
+export interface Verdict {
+  result: 'pass' | 'fail';
+  defects: { class: string; score: number; bbox?: { x: number; y: number; width: number; height: number } }[];
+}
+
+export interface RejectSignalPort {
+  signalReject(signal: StationAddress & { partId: string; eventId: string }): Promise<{ latencyMs: number }>;
+}
+
+/** Holdfast's own store: the durable ingest and the record of refused frames. */
+export interface InspectionStore {
+  /** Commits every result (new or duplicate) before resolving; throws only when the store is unavailable. */
+  ingest(results: InspectionResult[]): Promise<void>;
+  recordRejectedFrame(rejection: {
+    topic: string;
+    frameId?: string;
+    reason: string;
+    payloadSha256: string;
+  }): Promise<void>;
+}
+
+export interface ResultSink {
+  publish(address: StationAddress, result: InspectionResult): Promise<void>;
+}
+
+export interface PipelineLog {
+  info(msg: string, meta?: Record<string, unknown>): void;
+  warn(msg: string, meta?: Record<string, unknown>): void;
+}
+
+export interface InferencePipelineDeps {
+  config: HoldfastConfig;
+  recipes: RecipeCache;
+  models: ModelSource;
+  preprocess(image: Buffer, input: ModelManifest['input'], roi?: PixelBox): Promise<PreprocessedFrame>;
+  applyRecipe(candidates: DefectCandidate[], recipe: Recipe, manifest: ModelManifest): Verdict;
+  store: InspectionStore;
+  /** Absent: no reject station configured (logged once at start). */
+  reject?: RejectSignalPort;
+  results?: ResultSink;
+  /** Fetches an image given by reference (frames that carry `imageRef` instead of the bytes). */
+  fetchImage?: (url: string) => Promise<Buffer>;
+  log: PipelineLog;
+}
+
+export interface PipelineStats {
+  frames: number;
+  passed: number;
+  failed: number;
+  rejectedFrames: Record<string, number>;
+  rejectSignals: number;
+  rejectSignalFailures: number;
+  shadowFails: number;
+  /** Frame received → result committed, ms (most recent samples). */
+  frameLatencyMs: number[];
+  /** Fail decided → reject write acknowledged by the PLC, ms (most recent samples). */
+  rejectLatencyMs: number[];
+}
+
+export interface InferencePipeline {
+  handleFrame(msg: { topic: string; payload: Buffer; receivedAt: bigint }): Promise<void>;
+  stats(): PipelineStats;
+  /** Runs queued batches and waits for them. */
+  drain(): Promise<void>;
+}
+
+/** Why a frame was not inspected; each is counted under this name. */
+export type FrameRejectionReason =
+  'bad-topic' | 'unknown-station' | 'bad-payload' | 'no-recipe' | 'bad-image' | 'model';
+
+const LATENCY_SAMPLES = 100_000;
+
+/** One result per frame, whatever the transport did: the same frame twice is the same event. */
+export function inspectionEventId(address: StationAddress, frameId: string): string {
+  return `vis:${address.site}:${address.line}:${address.station}:${frameId}`;
+}
+
+export function createInferencePipeline(deps: InferencePipelineDeps): InferencePipeline {
+  const { config, log } = deps;
+  const prefix = config.vision.mqtt.topicPrefix;
+  const inference = config.vision.inference;
+  const maxWaitMs = parseDurationMs(inference.maxBatchWait);
+  const stats: PipelineStats = {
+    frames: 0,
+    passed: 0,
+    failed: 0,
+    rejectedFrames: {},
+    rejectSignals: 0,
+    rejectSignalFailures: 0,
+    shadowFails: 0,
+    frameLatencyMs: [],
+    rejectLatencyMs: [],
+  };
+
+  // One batcher per model: frames of every station using that model share its batches.
+  const modelBatchers = new Map<string, MicroBatcher<ModelItem, DefectCandidate[]>>();
+  const batcherFor = (model: InferenceModel) => {
+    let batcher = modelBatchers.get(model.key);
+    if (!batcher) {
+      batcher = createMicroBatcher<ModelItem, DefectCandidate[]>({
+        maxSize: inference.batchSize,
+        maxWaitMs,
+        run: (items) => model.infer(items),
+      });
+      modelBatchers.set(model.key, batcher);
+    }
+    return batcher;
+  };
+
+  // Results reach PostgreSQL in batches too: one transaction for many frames.
+  const ingest = createMicroBatcher<InspectionResult, void>({
+    maxSize: inference.ingestBatchSize,
+    maxWaitMs,
+    maxConcurrent: 2,
+    run: async (results) => {
+      await deps.store.ingest(results);
+      return results.map(() => undefined);
+    },
+  });
+
+  const sample = (list: number[], value: number) => {
+    if (list.length >= LATENCY_SAMPLES) list.shift();
+    list.push(value);
+  };
+
+  const stationMode = (a: StationAddress): StationMode | undefined =>
+    config.sites
+      .find((s) => s.id === a.site)
+      ?.lines.find((l) => l.id === a.line)
+      ?.stations.find((s) => s.id === a.station)?.mode;
+
+  async function refuse(
+    topic: string,
+    payload: Buffer,
+    reason: FrameRejectionReason,
+    detail: string,
+    frameId?: string,
+  ): Promise<void> {
+    stats.rejectedFrames[reason] = (stats.rejectedFrames[reason] ?? 0) + 1;
+    log.warn('frame refused', { topic, frameId, reason, detail });
+    await deps.store.recordRejectedFrame({
+      topic,
+      ...(frameId ? { frameId } : {}),
+      reason: `${reason}: ${detail}`.slice(0, 2000),
+      payloadSha256: sha256(payload),
+    });
+  }
+
+  async function signalReject(address: StationAddress, frame: FramePayload, eventId: string) {
+    if (!deps.reject) return;
+    try {
+      const ack = await deps.reject.signalReject({ ...address, partId: frame.partId, eventId });
+      stats.rejectSignals += 1;
+      sample(stats.rejectLatencyMs, ack.latencyMs);
+    } catch (err) {
+      // The part still gets its durable result and defect workflow; the reject station's own fallback (a missed
+      // reject diverts at the end of the line) applies. Counted and logged so operators see it.
+      stats.rejectSignalFailures += 1;
+      log.warn('reject signal not written', { eventId, error: errorMessage(err) });
+    }
+  }
+
+  return {
+    stats: () => stats,
+    async drain() {
+      await Promise.all([...modelBatchers.values()].map((b) => b.drain()));
+      await ingest.drain();
+    },
+
+    async handleFrame({ topic, payload, receivedAt }) {
+      stats.frames += 1;
+      const address = parseFrameTopic(prefix, topic);
+      if (!address) return refuse(topic, payload, 'bad-topic', `not ${prefix}/<site>/<line>/<station>/frames`);
+      const mode = stationMode(address);
+      if (!mode) {
+        return refuse(topic, payload, 'unknown-station', `${address.site}/${address.line}/${address.station}`);
+      }
+      const parsed = parseFrame(payload);
+      if (!parsed.ok) return refuse(topic, payload, 'bad-payload', parsed.reason);
+      const frame = parsed.frame;
+
+      const recipe = await deps.recipes.active({ ...address, sku: frame.sku });
+      if (!recipe) {
+        return refuse(topic, payload, 'no-recipe', `no active recipe for SKU ${frame.sku}`, frame.frameId);
+      }
+      let model: InferenceModel;
+      try {
+        model = await deps.models.get(recipe.model.name, recipe.model.version);
+      } catch (err) {
+        return refuse(topic, payload, 'model', errorMessage(err), frame.frameId);
+      }
+
+      let image: Buffer;
+      let pre: PreprocessedFrame;
+      try {
+        image = frame.image ? Buffer.from(frame.image.data, 'base64') : await fetchRef(deps, frame.imageRef as string);
+        pre = await deps.preprocess(image, model.manifest.input, recipe.roi);
+      } catch (err) {
+        return refuse(topic, payload, 'bad-image', errorMessage(err), frame.frameId);
+      }
+
+      const candidates = await batcherFor(model).submit({
+        tensor: pre.tensor,
+        geometry: {
+          sourceWidth: pre.sourceWidth,
+          sourceHeight: pre.sourceHeight,
+          ...(recipe.roi ? { roi: recipe.roi } : {}),
+        },
+      });
+      const verdict = deps.applyRecipe(candidates, recipe, model.manifest);
+      const eventId = inspectionEventId(address, frame.frameId);
+
+      // The reject goes out first, before anything durable: the part is on the conveyor now.
+      if (verdict.result === 'fail') {
+        stats.failed += 1;
+        if (mode === 'production') await signalReject(address, frame, eventId);
+        else stats.shadowFails += 1;
+      } else {
+        stats.passed += 1;
+      }
+
+      const result: InspectionResult = {
+        eventId,
+        ...address,
+        partId: frame.partId,
+        sku: frame.sku,
+        lotId: frame.lotId,
+        workOrder: frame.workOrder,
+        result: verdict.result,
+        defects: verdict.result === 'fail' ? verdict.defects : [],
+        modelVersion: model.key,
+        recipeVersion: recipe.version,
+        // The capture instant: deterministic for a redelivered frame, and where the latency budget starts.
+        inspectedAt: frame.capturedAt,
+        ...(frame.imageRef ? { imageRef: frame.imageRef } : {}),
+        frame: { id: frame.frameId, sha256: sha256(image) },
+      };
+      await ingest.submit(result);
+      sample(stats.frameLatencyMs, Number(process.hrtime.bigint() - receivedAt) / 1e6);
+
+      if (deps.results) {
+        // For other consumers (dashboards, line HMI); the durable record is already written.
+        await deps.results.publish(address, result).catch((err: unknown) => {
+          log.warn('inspection result not published', { eventId, error: errorMessage(err) });
+        });
+      }
+    },
+  };
+}
+
+interface ModelItem {
+  tensor: Float32Array;
+  geometry: { sourceWidth: number; sourceHeight: number; roi?: PixelBox };
+}
+
+async function fetchRef(deps: InferencePipelineDeps, url: string): Promise<Buffer> {
+  if (!deps.fetchImage) throw new Error('frames by image reference are not enabled on this worker');
+  return deps.fetchImage(url);
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -115,13 +115,13 @@ const Vision = z.strictObject({
       maxInFlight: z.number().int().positive().default(64),
     })
     .prefault({}),
-  /** The line PLC's OPC UA endpoint for reject signals. Absent: no reject signal is written (logged at start). */
+  /**
+   * The line PLC's OPC UA endpoint for reject signals; the rest of the block (securityMode, securityPolicy, timeouts,
+   * reconnect) is validated by the connector (infra/connectors/opcua/reject-station.ts). Absent: no reject signal
+   * is written (logged at start).
+   */
   rejectStation: z
-    .strictObject({
-      endpointUrl: z.string().regex(/^opc\.tcp:\/\//, 'expected opc.tcp://host:port'),
-      securityMode: z.enum(['None', 'Sign', 'SignAndEncrypt']).default('None'),
-      securityPolicy: z.string().optional(),
-    })
+    .looseObject({ endpointUrl: z.string().regex(/^opc\.tcp:\/\//, 'expected opc.tcp://host:port') })
     .optional(),
   inference: z
     .strictObject({

@@ -15,6 +15,7 @@ import { resolveTemporalCli } from '../temporal/cli';
 import { describeTarget, resolveTemporalTarget, type TemporalTarget } from '../temporal/connection';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { describeExit, sleep, spawnManaged, type ManagedProcess, type ProcessExit } from './managed-process';
+import { startEmbeddedMqttBroker } from './mqtt-broker';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer } from './temporal-dev-server';
 
@@ -23,6 +24,8 @@ export const REPO_ROOT = resolve(__dirname, '../..');
 export const LOCAL_POSTGRES_PORT = 54329;
 export const SAP_SIM_PORT = 4020;
 export const MES_SIM_PORT = 4010;
+export const LINE_PLC_PORT = 4840;
+export const CAMERA_SIM_PORT = 4030;
 
 /** How start.ts knows a child is up before starting the next one. */
 export type Readiness =
@@ -68,6 +71,25 @@ export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[
       readiness: { kind: 'http', url: `${apiBase}/health` },
       env: { API_PORT: String(config.api.port) },
       url: apiBase,
+    },
+    {
+      name: 'line-plc',
+      entry: 'infra/simulators/line-plc/main.ts',
+      readiness: { kind: 'log-line', text: 'line-plc ready' },
+      env: { LINE_PLC_PORT: String(LINE_PLC_PORT) },
+      url: `opc.tcp://127.0.0.1:${LINE_PLC_PORT}`,
+    },
+    {
+      name: 'inference',
+      entry: 'workers/inference.worker.ts',
+      readiness: { kind: 'log-line', text: 'inference worker ready' },
+    },
+    {
+      name: 'camera-sim',
+      entry: 'infra/simulators/camera/main.ts',
+      readiness: { kind: 'log-line', text: 'camera-sim ready' },
+      env: { CAMERA_SIM_PORT: String(CAMERA_SIM_PORT) },
+      url: `http://127.0.0.1:${CAMERA_SIM_PORT}/truth`,
     },
   ];
 }
@@ -189,6 +211,18 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     }
     checkAborted();
 
+    let mqttUrl = env.MQTT_URL ?? config.vision.mqtt.url;
+    if (mqttUrl) {
+      log(`MQTT: using ${redactUrl(mqttUrl)}`);
+    } else {
+      // In this process: the broker is small, and stopping it last-but-two keeps workers from reconnecting in a loop.
+      const broker = await startEmbeddedMqttBroker({ port: config.vision.mqtt.embeddedPort });
+      stoppers.push({ name: 'mqtt-broker', stop: broker.stop });
+      mqttUrl = broker.url;
+      log(`MQTT: embedded broker (aedes) at ${mqttUrl}`);
+    }
+    checkAborted();
+
     const sapCredentials = await sapCredentialsFor(dataDir, env);
     const childEnv: NodeJS.ProcessEnv = {
       ...env,
@@ -196,6 +230,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       TEMPORAL_ADDRESS: target.address,
       TEMPORAL_NAMESPACE: target.namespace,
       HOLDFAST_CONFIG: configPath(env),
+      HOLDFAST_DATA_DIR: dataDir,
+      MQTT_URL: mqttUrl,
+      LINE_PLC_DATA_DIR: join(dataDir, 'line-plc'),
       ...sapCredentials,
     };
 

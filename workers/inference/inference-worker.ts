@@ -1,0 +1,129 @@
+/**
+ * Composition root of the inference worker, shared by the process entry (workers/inference.worker.ts), the
+ * integration tests and `bench:inference`: open everything the pipeline needs, subscribe to frames, and close it all
+ * in reverse on `close()`.
+ */
+import { isAbsolute, join, resolve } from 'node:path';
+import type pg from 'pg';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import type { ConnectorLogger } from '../../infra/connectors/define';
+import { openFrameSubscriber, type FrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
+import { openResultPublisher } from '../../infra/connectors/mqtt/result-publisher';
+import { openOpcUaRejectStation, type RejectStationPort } from '../../infra/connectors/opcua/reject-station';
+import { openModelCatalog, type ModelCatalog } from '../../infra/vision/onnx/model-catalog';
+import { preprocessImage } from '../../infra/vision/preprocess';
+import { applyRecipe } from '../../infra/vision/recipe';
+import { createRecipeCache, saveRecipe, seedRecipesFromConfig } from '../../infra/vision/recipe.repository';
+import { createInferencePipeline, type InferencePipeline, type ResultSink } from './inference-pipeline';
+import { createPgInspectionStore } from './pg-inspection-store';
+
+export interface InferenceWorkerOptions {
+  config: HoldfastConfig;
+  pool: pg.Pool;
+  mqttUrl: string;
+  /** Where the OPC UA client keeps its certificate and trust lists. */
+  dataDir: string;
+  log: ConnectorLogger;
+  /** Default: config.vision.modelsDir, relative to the repository root. */
+  modelsDir?: string;
+  /** Default: config.vision.mqtt.clientId. Two workers sharing one id share one broker session. */
+  clientId?: string;
+  /** Default true: publish every result on `<prefix>/<site>/<line>/<station>/inspection`. */
+  publishResults?: boolean;
+  /** Default true: make sure the recipes temporal.yaml declares exist and are active. */
+  seedRecipes?: boolean;
+}
+
+export interface InferenceWorker {
+  pipeline: InferencePipeline;
+  subscriber: FrameSubscriber;
+  models: ModelCatalog;
+  /** Graceful: finished frames are acknowledged, unfinished ones stay with the broker. `force`: as a crash would. */
+  close(opts?: { force?: boolean }): Promise<void>;
+}
+
+const REPO_ROOT = resolve(__dirname, '../..');
+
+export async function startInferenceWorker(opts: InferenceWorkerOptions): Promise<InferenceWorker> {
+  const { config, pool, log } = opts;
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse()) {
+      await close().catch((err: unknown) => log.warn('close failed', { error: String(err) }));
+    }
+  };
+
+  try {
+    if (opts.seedRecipes ?? true) {
+      let added = 0;
+      for (const recipe of seedRecipesFromConfig(config)) {
+        if (await saveRecipe(pool, recipe, 'temporal.yaml')) added += 1;
+      }
+      if (added > 0) log.info('recipes added from temporal.yaml', { added });
+    }
+
+    const modelsDir = opts.modelsDir ?? config.vision.modelsDir;
+    const models = await openModelCatalog(isAbsolute(modelsDir) ? modelsDir : join(REPO_ROOT, modelsDir), {
+      ...(config.vision.inference.intraOpThreads ? { intraOpNumThreads: config.vision.inference.intraOpThreads } : {}),
+    });
+    closers.push(() => models.close());
+    for (const bad of models.rejected) log.warn('model manifest refused', { ...bad });
+    log.info('models available', { models: models.list().map((m) => m.key) });
+
+    let reject: RejectStationPort | undefined;
+    const rejectConfig = config.vision.rejectStation;
+    if (rejectConfig) {
+      reject = await openOpcUaRejectStation({ ...rejectConfig, pkiDir: join(opts.dataDir, 'opcua-pki') }, log);
+      const opened = reject;
+      closers.push(() => opened.close());
+    } else {
+      log.warn('no reject station configured (vision.rejectStation): fails are recorded but nothing is diverted');
+    }
+
+    const prefix = config.vision.mqtt.topicPrefix;
+    const clientId = opts.clientId ?? config.vision.mqtt.clientId;
+    let results: ResultSink | undefined;
+    if (opts.publishResults ?? true) {
+      const publisher = await openResultPublisher({ url: opts.mqttUrl, clientId: `${clientId}-results`, prefix, log });
+      closers.push(() => publisher.close());
+      results = { publish: (a, result) => publisher.publish(a.site, a.line, a.station, result) };
+    }
+
+    const pipeline = createInferencePipeline({
+      config,
+      recipes: createRecipeCache(pool),
+      models,
+      preprocess: preprocessImage,
+      applyRecipe,
+      store: createPgInspectionStore(pool, config, log),
+      ...(reject ? { reject } : {}),
+      ...(results ? { results } : {}),
+      log,
+    });
+
+    const subscriber = await openFrameSubscriber({
+      url: opts.mqttUrl,
+      clientId,
+      prefix,
+      maxInFlight: config.vision.mqtt.maxInFlight,
+      onFrame: (msg) => pipeline.handleFrame(msg),
+      log,
+    });
+    let closed = false;
+    return {
+      pipeline,
+      subscriber,
+      models,
+      async close(closeOpts) {
+        if (closed) return;
+        closed = true;
+        await subscriber.close(closeOpts?.force ? { force: true } : {});
+        if (!closeOpts?.force) await pipeline.drain();
+        await closeAll();
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

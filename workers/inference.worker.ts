@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   console.log('inference worker ready', JSON.stringify({ models: worker.models.list().map((m) => m.key) }));
 
   const statsTimer = setInterval(() => {
-    const { frameLatencyMs, rejectLatencyMs, ...counts } = worker.pipeline.stats();
+    const { frameLatencyMs: _frames, rejectLatencyMs: _rejects, ...counts } = worker.pipeline.stats();
     log.info('inference', { ...counts, subscriber: worker.subscriber.stats() });
   }, 60_000);
   statsTimer.unref();

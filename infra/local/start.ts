@@ -217,7 +217,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     } else {
       // In this process: the broker is small, and stopping it last-but-two keeps workers from reconnecting in a loop.
       const broker = await startEmbeddedMqttBroker({ port: config.vision.mqtt.embeddedPort });
-      stoppers.push({ name: 'mqtt-broker', stop: broker.stop });
+      stoppers.push({ name: 'mqtt-broker', stop: () => broker.stop() });
       mqttUrl = broker.url;
       log(`MQTT: embedded broker (aedes) at ${mqttUrl}`);
     }

@@ -1,0 +1,311 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ConnectorLogger } from '../../infra/connectors/define';
+import { ExternalSystemError } from '../../infra/connectors/errors';
+import { loadNodeOpcua, type NodeOpcua } from '../../infra/connectors/opcua/node-opcua.driver';
+import { rejectStationNodeId, type StationAddress } from '../../infra/connectors/opcua/reject-station.address';
+import { openOpcUaRejectStation, type RejectStationPort } from '../../infra/connectors/opcua/reject-station';
+import { findFreePort } from '../../infra/local/managed-process';
+import { type LinePlcSimulator, startLinePlcSimulator } from '../../infra/simulators/line-plc/line-plc.simulator';
+
+// Real node-opcua on both sides: the simulated line PLC is an OPCUAServer on a free loopback port.
+
+const S1: StationAddress = { site: 'PLANT1', line: 'L1', station: 'S1' };
+const S2: StationAddress = { site: 'PLANT1', line: 'L1', station: 'S2' };
+
+interface LogLine {
+  level: 'info' | 'warn' | 'error';
+  msg: string;
+  meta?: Record<string, unknown>;
+}
+
+function recordingLog(): ConnectorLogger & { lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  return {
+    lines,
+    info: (msg, meta) => lines.push({ level: 'info', msg, meta }),
+    warn: (msg, meta) => lines.push({ level: 'warn', msg, meta }),
+    error: (msg, meta) => lines.push({ level: 'error', msg, meta }),
+  };
+}
+
+/** A second, independent OPC UA session: reads the PLC's variables the way an HMI would. */
+interface PlcMonitor {
+  read(nodeId: string): Promise<NodeOpcua.DataValue>;
+  write(nodeId: string, dataType: NodeOpcua.DataType, value: unknown): Promise<NodeOpcua.StatusCode>;
+  close(): Promise<void>;
+}
+
+async function openMonitor(endpointUrl: string, pkiDir: string): Promise<PlcMonitor> {
+  const opcua = loadNodeOpcua();
+  const certificateManager = new opcua.OPCUACertificateManager({
+    rootFolder: pkiDir,
+    automaticallyAcceptUnknownCertificate: true,
+    disableFileWatchers: true,
+  });
+  const client = opcua.OPCUAClient.create({
+    clientCertificateManager: certificateManager,
+    endpointMustExist: false,
+    connectionStrategy: { maxRetry: 0 },
+  });
+  await client.connect(endpointUrl);
+  const session = await client.createSession();
+  return {
+    read: (nodeId) => session.read({ nodeId, attributeId: opcua.AttributeIds.Value }),
+    write: (nodeId, dataType, value) =>
+      session.write({ nodeId, attributeId: opcua.AttributeIds.Value, value: { value: { dataType, value } } }),
+    close: async () => {
+      await session.close();
+      await client.disconnect();
+      await certificateManager.dispose();
+    },
+  };
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not happen within ${timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ''}`);
+}
+
+let dataDir: string;
+
+beforeAll(() => {
+  dataDir = mkdtempSync(join(tmpdir(), 'holdfast-opcua-'));
+});
+
+afterAll(() => {
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('reject station against the simulated line PLC', () => {
+  let sim: LinePlcSimulator | undefined;
+  let station: RejectStationPort | undefined;
+  let monitor: PlcMonitor | undefined;
+  const log = recordingLog();
+
+  beforeAll(async () => {
+    const port = await findFreePort();
+    sim = await startLinePlcSimulator({ port, stations: [S1, S2], dataDir: join(dataDir, 'plc') });
+    station = await openOpcUaRejectStation({ endpointUrl: sim.endpointUrl, pkiDir: join(dataDir, 'client-pki') }, log);
+    monitor = await openMonitor(sim.endpointUrl, join(dataDir, 'monitor-pki'));
+  }, 120_000);
+
+  afterAll(async () => {
+    await monitor?.close();
+    await station?.close();
+    await sim?.stop();
+  });
+
+  const nodeId = (address: StationAddress, variable: Parameters<typeof rejectStationNodeId>[2]) =>
+    rejectStationNodeId(sim!.namespaceIndex, address, variable);
+
+  test('a reject reaches the PLC with its part and event, and RejectCount increments', async () => {
+    const countBefore = (await monitor!.read(nodeId(S1, 'RejectCount'))).value.value as number;
+    const rejectsBefore = sim!.rejects().length;
+
+    const ack = await station!.signalReject({ ...S1, partId: 'P-100', eventId: 'EV-100' });
+
+    expect(ack.writtenAt).toBeInstanceOf(Date);
+    expect(ack.latencyMs).toBeGreaterThan(0);
+    const received = sim!.rejects().slice(rejectsBefore);
+    expect(received).toHaveLength(1);
+    expect(received[0]).toMatchObject({ ...S1, partId: 'P-100', eventId: 'EV-100', duplicate: false });
+    expect((await monitor!.read(nodeId(S1, 'RejectCount'))).value.value).toBe(countBefore + 1);
+    expect((await monitor!.read(nodeId(S1, 'PartId'))).value.value).toBe('P-100');
+    expect((await monitor!.read(nodeId(S1, 'EventId'))).value.value).toBe('EV-100');
+    const lastRejectAt = (await monitor!.read(nodeId(S1, 'LastRejectAt'))).value.value as Date;
+    expect(lastRejectAt.getTime()).toBe(received[0]!.receivedAt.getTime());
+    // The other station is untouched.
+    expect(sim!.rejectCount(S2)).toBe(0);
+  });
+
+  test('a re-sent eventId reaches the PLC again but counts once', async () => {
+    const countBefore = sim!.rejectCount(S1);
+    const rejectsBefore = sim!.rejects().length;
+
+    await station!.signalReject({ ...S1, partId: 'P-200', eventId: 'EV-200' });
+    await station!.signalReject({ ...S1, partId: 'P-200', eventId: 'EV-200' });
+
+    expect(
+      sim!
+        .rejects()
+        .slice(rejectsBefore)
+        .map((r) => [r.eventId, r.duplicate]),
+    ).toEqual([
+      ['EV-200', false],
+      ['EV-200', true],
+    ]);
+    expect(sim!.rejectCount(S1)).toBe(countBefore + 1);
+    expect((await monitor!.read(nodeId(S1, 'RejectCount'))).value.value).toBe(countBefore + 1);
+  });
+
+  test('rejects sent at once to one station each arrive with their own part and event', async () => {
+    const rejectsBefore = sim!.rejects().length;
+    const signals = Array.from({ length: 20 }, (_, i) => ({ ...S2, partId: `P-3${i}`, eventId: `EV-3${i}` }));
+
+    await Promise.all(signals.map((s) => station!.signalReject(s)));
+
+    const received = sim!.rejects().slice(rejectsBefore);
+    expect(received.map((r) => [r.partId, r.eventId, r.duplicate])).toEqual(
+      signals.map((s) => [s.partId, s.eventId, false]),
+    );
+    expect(sim!.rejectCount(S2)).toBe(20);
+  });
+
+  test('an unknown station fails with the node and the status, and nothing is recorded', async () => {
+    const rejectsBefore = sim!.rejects().length;
+    const unknown = { site: 'PLANT1', line: 'L9', station: 'S1' };
+
+    const err = await station!.signalReject({ ...unknown, partId: 'P-400', eventId: 'EV-400' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    expect(err).toBeInstanceOf(ExternalSystemError);
+    expect(err).toMatchObject({ kind: 'not-found' });
+    expect((err as Error).message).toContain(`${nodeId(unknown, 'PartId')} for part P-400 returned BadNodeIdUnknown`);
+    expect(sim!.rejects()).toHaveLength(rejectsBefore);
+  });
+
+  test('the PLC side: RejectCount is read-only and rewriting the current Command is no command', async () => {
+    const status = await monitor!.write(nodeId(S1, 'RejectCount'), loadNodeOpcua().DataType.UInt32, 999);
+    expect(status.name).toMatch(/^Bad(NotWritable|UserAccessDenied)$/);
+
+    const rejectsBefore = sim!.rejects().length;
+    const command = (await monitor!.read(nodeId(S1, 'Command'))).value.value as number;
+    const same = await monitor!.write(nodeId(S1, 'Command'), loadNodeOpcua().DataType.UInt32, command);
+    expect(same.name).toBe('Good');
+    expect(sim!.rejects()).toHaveLength(rejectsBefore);
+  });
+
+  test('close() ends the session: no socket or timer left, and later rejects fail', async () => {
+    // Loading node-opcua and the shared sessions above are the baseline; only what this port opens must go away.
+    const resources = () => {
+      const info = process.getActiveResourcesInfo();
+      return {
+        sockets: info.filter((r) => r === 'TCPSocketWrap').length,
+        timers: info.filter((r) => r === 'Timeout').length,
+      };
+    };
+    const before = resources();
+    const own = await openOpcUaRejectStation(
+      { endpointUrl: sim!.endpointUrl, pkiDir: join(dataDir, 'client-pki-2') },
+      recordingLog(),
+    );
+    await own.signalReject({ ...S1, partId: 'P-500', eventId: 'EV-500' });
+    expect(resources().sockets).toBeGreaterThan(before.sockets);
+
+    await own.close();
+    await own.close(); // idempotent
+
+    // node-opcua answers its own CloseSecureChannel after a 100 ms timer (the server never replies to CLO), so the
+    // count may lag briefly; anything still there after 2 s is a leak.
+    await waitUntil(
+      'sockets and timers back to the baseline',
+      async () => JSON.stringify(resources()) === JSON.stringify(before),
+      2_000,
+    );
+    await expect(own.signalReject({ ...S1, partId: 'P-501', eventId: 'EV-501' })).rejects.toThrow(
+      /session down .*closed/,
+    );
+  });
+
+  test('SignAndEncrypt with Basic256Sha256 works against the same PLC', async () => {
+    const rejectsBefore = sim!.rejects().length;
+    const secure = await openOpcUaRejectStation(
+      {
+        endpointUrl: sim!.endpointUrl,
+        securityMode: 'SignAndEncrypt',
+        securityPolicy: 'Basic256Sha256',
+        pkiDir: join(dataDir, 'client-pki-secure'),
+        acceptUnknownServerCertificate: true,
+      },
+      recordingLog(),
+    );
+    try {
+      await secure.signalReject({ ...S2, partId: 'P-600', eventId: 'EV-600' });
+      await secure.healthCheck();
+    } finally {
+      await secure.close();
+    }
+    expect(sim!.rejects().slice(rejectsBefore)).toMatchObject([{ ...S2, partId: 'P-600', eventId: 'EV-600' }]);
+  });
+});
+
+describe('reject station when the PLC goes away', () => {
+  let sim: LinePlcSimulator | undefined;
+  let station: RejectStationPort | undefined;
+  const log = recordingLog();
+
+  afterAll(async () => {
+    await station?.close();
+    await sim?.stop();
+  });
+
+  test('opening fails with a clear error when no PLC listens', async () => {
+    const port = await findFreePort();
+    await expect(
+      openOpcUaRejectStation(
+        { endpointUrl: `opc.tcp://127.0.0.1:${port}`, pkiDir: join(dataDir, 'client-pki'), connectTimeoutMs: 1_500 },
+        recordingLog(),
+      ),
+    ).rejects.toThrow(`reject station opc.tcp://127.0.0.1:${port}: no session within 1500 ms`);
+  });
+
+  test('server stops: rejects fail fast; server restarts on the same port: the client reconnects by itself', async () => {
+    const port = await findFreePort();
+    const plcDir = join(dataDir, 'plc-outage');
+    sim = await startLinePlcSimulator({ port, stations: [S1], dataDir: plcDir });
+    station = await openOpcUaRejectStation(
+      {
+        endpointUrl: sim.endpointUrl,
+        pkiDir: join(dataDir, 'client-pki'),
+        reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
+      },
+      log,
+    );
+    await station.signalReject({ ...S1, partId: 'P-700', eventId: 'EV-700' });
+
+    await sim.stop();
+    sim = undefined;
+
+    // Fail fast: an error within 2 s, not a reject parked until the PLC returns.
+    for (const partId of ['P-701', 'P-702']) {
+      const started = Date.now();
+      const outcome = await station.signalReject({ ...S1, partId, eventId: `EV-${partId}` }).then(
+        () => 'written',
+        (e: unknown) => e,
+      );
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(outcome).toBeInstanceOf(ExternalSystemError);
+      expect(outcome).toMatchObject({ kind: 'transient' });
+    }
+    await expect(station.healthCheck()).rejects.toThrow(/session down/);
+    expect(log.lines.some((l) => l.msg === 'reject station connection lost')).toBe(true);
+
+    sim = await startLinePlcSimulator({ port, stations: [S1], dataDir: plcDir });
+    await waitUntil(
+      'reconnection to the restarted PLC',
+      async () => {
+        await station!.healthCheck();
+        return true;
+      },
+      30_000,
+    );
+
+    await station.signalReject({ ...S1, partId: 'P-703', eventId: 'EV-703' });
+    // The restarted PLC saw only the reject sent after reconnection: none of the failed ones was replayed.
+    expect(sim.rejects().map((r) => r.partId)).toEqual(['P-703']);
+    expect(log.lines.some((l) => l.msg === 'reject station reconnected')).toBe(true);
+  }, 90_000);
+});

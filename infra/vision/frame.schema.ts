@@ -1,0 +1,169 @@
+/**
+ * The camera frame contract: the MQTT payload a camera (or the camera simulator) publishes per part, and the topic
+ * hierarchy it is published under. Producers: infra/simulators/camera. Consumer: the inference worker, which parses
+ * every payload here and rejects a bad one with the reason this module gives, never by throwing.
+ */
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Topics: an ISA-95-style hierarchy, one topic per station: <prefix>/<site>/<line>/<station>/frames
+
+export const DEFAULT_TOPIC_PREFIX = 'holdfast';
+
+export interface StationAddress {
+  site: string;
+  line: string;
+  station: string;
+}
+
+// A topic level must not be empty nor contain the separator, the wildcards (MQTT 3.1.1 §4.7.1) or control
+// characters (U+0000 is forbidden in any UTF-8 string, §1.5.3; the others make unreadable topics).
+const TOPIC_LEVEL = /^[^/+#\p{Cc}]+$/u;
+
+function level(name: string, value: string): string {
+  if (!TOPIC_LEVEL.test(value)) throw new Error(`${name} "${value}" cannot be an MQTT topic level`);
+  return value;
+}
+
+function stationTopic(prefix: string, site: string, line: string, station: string, leaf: string): string {
+  return [level('prefix', prefix), level('site', site), level('line', line), level('station', station), leaf].join('/');
+}
+
+/** Where a station's camera publishes frames. */
+export function frameTopic(prefix: string, site: string, line: string, station: string): string {
+  return stationTopic(prefix, site, line, station, 'frames');
+}
+
+/** Where the worker publishes the station's inspection results for other consumers. */
+export function resultTopic(prefix: string, site: string, line: string, station: string): string {
+  return stationTopic(prefix, site, line, station, 'inspection');
+}
+
+/** The subscription that matches every station's frames under `prefix` (single-level wildcards, §4.7.1.3). */
+export function frameSubscription(prefix: string): string {
+  return `${level('prefix', prefix)}/+/+/+/frames`;
+}
+
+/** The station a frame topic names, or undefined when the topic is not a frame topic under `prefix`. */
+export function parseFrameTopic(prefix: string, topic: string): StationAddress | undefined {
+  const parts = topic.split('/');
+  if (parts.length !== 5) return undefined;
+  const [head, site, line, station, leaf] = parts as [string, string, string, string, string];
+  if (head !== prefix || leaf !== 'frames') return undefined;
+  if (![site, line, station].every((p) => TOPIC_LEVEL.test(p))) return undefined;
+  return { site, line, station };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Payload
+
+/** The producer's unique frame id: the same characters as an inspection's eventId, at most 120 of them. */
+export const FRAME_ID_PATTERN = /^[A-Za-z0-9._:-]{1,120}$/;
+/** "required" for a missing field instead of zod's "expected string, received undefined". */
+const requiredString = () =>
+  z.string({ error: (issue) => (issue.input === undefined ? 'required' : 'must be a string') });
+
+export const FrameId = requiredString().regex(
+  FRAME_ID_PATTERN,
+  '1 to 120 characters: letters, digits, ".", "_", ":" or "-"',
+);
+
+/** Identifiers from plant systems (part, lot, work order, SKU): printable, bounded. */
+const PlantId = requiredString()
+  .min(1)
+  .max(200)
+  .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+
+/** 16 MiB of image at most (Mosquitto is configured with the same message limit); base64 is 4/3 of that. */
+const MAX_IMAGE_BASE64_CHARS = Math.ceil((16 * 1024 * 1024) / 3) * 4;
+
+export const FrameImage = z.strictObject({
+  encoding: z.enum(['png', 'jpeg']),
+  data: z.base64('must be standard base64 (RFC 4648 §4)').min(1).max(MAX_IMAGE_BASE64_CHARS),
+});
+
+export const FramePayload = z
+  .strictObject({
+    frameId: FrameId,
+    partId: PlantId,
+    lotId: PlantId,
+    workOrder: PlantId,
+    sku: PlantId,
+    capturedAt: z.iso.datetime({
+      offset: true,
+      error: (issue) => (issue.input === undefined ? 'required' : 'must be an ISO 8601 instant with an offset or Z'),
+    }),
+    image: FrameImage.optional(),
+    imageRef: z.url().max(2000).optional(),
+    // Named so that a producer who sends it learns why it is refused (strictObject alone says "unrecognized key").
+    groundTruth: z
+      .never({ error: 'ground truth stays in the camera simulator; a frame must not carry it to the worker' })
+      .optional(),
+  })
+  .superRefine(
+    (f, ctx) => {
+      if (f.image === undefined && f.imageRef === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['image'], message: 'required: either image or imageRef' });
+      } else if (f.image !== undefined && f.imageRef !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['imageRef'], message: 'not allowed together with image: send one' });
+      }
+    },
+    // Also when other fields failed, so one answer names every bad field.
+    { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+  );
+export type FramePayload = z.infer<typeof FramePayload>;
+
+export type ParsedFrame =
+  /** `imageBytes`: the decoded image when the frame carries one inline. */
+  | { ok: true; frame: FramePayload; imageBytes?: Buffer }
+  /** `reason` names every bad field, e.g. `capturedAt: must be an ISO 8601 instant…; lotId: Required`. */
+  | { ok: false; reason: string };
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const JPEG_SOI = Buffer.from([0xff, 0xd8, 0xff]);
+
+/**
+ * Parses an MQTT frame payload (UTF-8 JSON). Never throws: a bad payload is `{ ok: false, reason }` for the
+ * worker to count and record. An inline image is base64-decoded and must start like its declared encoding (the PNG
+ * signature, or JPEG's SOI marker); whether it decodes fully is for the image decoder to say.
+ */
+export function parseFrame(payload: Buffer): ParsedFrame {
+  let json: unknown;
+  try {
+    json = JSON.parse(payload.toString('utf8'));
+  } catch (err) {
+    return { ok: false, reason: `payload is not JSON: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    return { ok: false, reason: 'payload must be a JSON object' };
+  }
+  const parsed = FramePayload.safeParse(json);
+  if (!parsed.success) return { ok: false, reason: describeIssues(parsed.error.issues) };
+
+  const frame = parsed.data;
+  if (!frame.image) return { ok: true, frame };
+  const imageBytes = Buffer.from(frame.image.data, 'base64');
+  const magic = frame.image.encoding === 'png' ? PNG_SIGNATURE : JPEG_SOI;
+  if (imageBytes.length < magic.length || !imageBytes.subarray(0, magic.length).equals(magic)) {
+    return {
+      ok: false,
+      reason: `image.data: not a ${frame.image.encoding.toUpperCase()} image (no ${frame.image.encoding} signature)`,
+    };
+  }
+  return { ok: true, frame, imageBytes };
+}
+
+/** The JSON payload a producer publishes for `frame`. */
+export function encodeFramePayload(frame: FramePayload): Buffer {
+  return Buffer.from(JSON.stringify(frame), 'utf8');
+}
+
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .flatMap((issue) => {
+      if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${key}: not a frame field`);
+      const field = issue.path.length > 0 ? issue.path.map(String).join('.') : 'payload';
+      return [`${field}: ${issue.message}`];
+    })
+    .join('; ');
+}

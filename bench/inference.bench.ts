@@ -1,0 +1,293 @@
+/**
+ * bench:inference — frames through the whole inference worker (MQTT → decode/preprocess → batched onnxruntime →
+ * decoder → recipe → OPC UA reject write → PostgreSQL ingest with outbox → result on MQTT), against a bare
+ * `session.run` loop over the same model, batch size and threads in the same run. The ratio is the pipeline's
+ * overhead. Frames are the generator's held-out seeds (never trained on), so precision and recall here are the
+ * model's, measured through the running pipeline.
+ *
+ *   npm run bench:inference -- --frames 2000 --latency-frames 600
+ *
+ * Phase 1 (throughput): every frame published at once; fps = frames / (last result − first publish).
+ * Phase 2 (latency): frames at a steady rate of half the measured fps; p50/p99 frame received → result committed,
+ * and fail → reject write acknowledged by the PLC.
+ * Prints progress on stderr and one JSON summary line last on stdout.
+ */
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import mqtt from 'mqtt';
+import * as ort from 'onnxruntime-node';
+import { loadConfig } from '../infra/config/load';
+import type { ConnectorLogger } from '../infra/connectors/define';
+import { migrate } from '../infra/db/migrate';
+import { createPool } from '../infra/db/pool';
+import { spawnManaged } from '../infra/local/managed-process';
+import { startMosquitto } from '../infra/local/mqtt-broker';
+import { startEmbeddedPostgres } from '../infra/local/postgres';
+import { frameTopic } from '../infra/vision/frame.schema';
+import { readManifest } from '../infra/vision/onnx/model';
+import { preprocessImage, stackBatch } from '../infra/vision/preprocess';
+import { saveRecipe } from '../infra/vision/recipe.repository';
+import { encodeFrame, renderSyntheticFrame } from '../infra/vision/synthetic/part-generator';
+import { HELD_OUT_SEED_START } from '../infra/vision/synthetic/seeds';
+import { startInferenceWorker } from '../workers/inference/inference-worker';
+import { freePort } from '../infra/local/free-port';
+
+const { values: args } = parseArgs({
+  options: {
+    frames: { type: 'string', default: process.env.BENCH_FRAMES ?? '2000' },
+    'latency-frames': { type: 'string', default: process.env.BENCH_LATENCY_FRAMES ?? '600' },
+    model: { type: 'string', default: 'holdfast-surface' },
+    'model-version': { type: 'string', default: '1.0.0' },
+  },
+});
+const FRAMES = Number(args.frames);
+const LATENCY_FRAMES = Number(args['latency-frames']);
+const say = (msg: string) => process.stderr.write(`[bench:inference] ${msg}\n`);
+const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: (m) => say(m) };
+const REPO = resolve(__dirname, '..');
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN;
+}
+const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
+const STATIONS = [
+  { site: 'PLANT1', line: 'L1', station: 'S1' },
+  { site: 'PLANT1', line: 'L1', station: 'S2' },
+  { site: 'PLANT1', line: 'L2', station: 'S1' },
+  { site: 'PLANT1', line: 'L3', station: 'S1' },
+];
+const SKU = 'BRKT-200';
+
+interface PreparedFrame {
+  frameId: string;
+  topic: string;
+  payload: string;
+  image: Buffer;
+  defect: boolean;
+}
+
+async function prepareFrames(n: number, firstSeed: number, prefix: string, tag: string): Promise<PreparedFrame[]> {
+  const frames: PreparedFrame[] = [];
+  for (let i = 0; i < n; i++) {
+    const seed = firstSeed + i;
+    const synthetic = renderSyntheticFrame({ seed });
+    const image = await encodeFrame(synthetic, 'png');
+    const st = STATIONS[i % STATIONS.length]!;
+    const frameId = `${tag}-${seed}`;
+    frames.push({
+      frameId,
+      topic: frameTopic(prefix, st.site, st.line, st.station),
+      image,
+      defect: synthetic.truth.class !== 'good',
+      payload: JSON.stringify({
+        frameId,
+        partId: `P-${seed}`,
+        lotId: `LOT-${tag}`,
+        workOrder: '1000100',
+        sku: SKU,
+        capturedAt: new Date().toISOString(),
+        image: { encoding: 'png', data: image.toString('base64') },
+      }),
+    });
+  }
+  return frames;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const { batchSize } = config.vision.inference;
+  const threads = config.vision.inference.intraOpThreads ?? cpus().length;
+  const work = mkdtempSync(join(tmpdir(), 'holdfast-bench-inference-'));
+  chmodSync(work, 0o755);
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    say('starting PostgreSQL, Mosquitto and the line PLC simulator');
+    const pg = await startEmbeddedPostgres({ dataDir: join(work, 'pg') });
+    cleanups.push(pg.stop);
+    const pool = createPool(pg.url, { max: 4 });
+    cleanups.push(() => pool.end());
+    await migrate(pool);
+    const broker = await startMosquitto({ port: await freePort(), dataDir: join(work, 'mosquitto') });
+    cleanups.push(() => broker.stop());
+    const plcPort = await freePort();
+    let plcReady: () => void = () => undefined;
+    const plcUp = new Promise<void>((r) => (plcReady = r));
+    const plc = spawnManaged({
+      name: 'line-plc',
+      command: process.execPath,
+      args: ['--import', 'tsx', join(REPO, 'infra/simulators/line-plc/main.ts')],
+      cwd: REPO,
+      env: { ...process.env, LINE_PLC_PORT: String(plcPort), LINE_PLC_DATA_DIR: join(work, 'plc') },
+      onLine: (line) => line.includes('line-plc ready') && plcReady(),
+    });
+    cleanups.push(async () => void (await plc.stop({ signal: 'SIGTERM' })));
+    await plcUp;
+
+    const prefix = `bench${randomUUID().slice(0, 6)}`;
+    say(`rendering ${FRAMES + LATENCY_FRAMES} held-out frames (seeds from ${HELD_OUT_SEED_START})`);
+    const throughputFrames = await prepareFrames(FRAMES, HELD_OUT_SEED_START, prefix, 'tp');
+    const latencyFrames = await prepareFrames(LATENCY_FRAMES, HELD_OUT_SEED_START + FRAMES, prefix, 'lat');
+
+    // Baseline: the bare model, same batch size and threads, tensors prepared beforehand (nothing else timed).
+    const manifestPath = join(REPO, config.vision.modelsDir, args.model!, 'manifest.json');
+    const manifest = await readManifest(manifestPath);
+    const session = await ort.InferenceSession.create(join(REPO, config.vision.modelsDir, args.model!, manifest.file), {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+    const [, c, h, w] = manifest.input.shape;
+    const tensors = await Promise.all(throughputFrames.map((f) => preprocessImage(f.image, manifest.input)));
+    const batches: ort.Tensor[] = [];
+    for (let i = 0; i < tensors.length; i += batchSize) {
+      const items = tensors.slice(i, i + batchSize).map((t) => t.tensor);
+      batches.push(new ort.Tensor('float32', stackBatch(items), [items.length, c, h, w]));
+    }
+    for (const b of batches.slice(0, 3)) await session.run({ [manifest.input.name]: b }); // warm-up
+    const bareStart = performance.now();
+    for (const b of batches) await session.run({ [manifest.input.name]: b });
+    const bareFps = FRAMES / ((performance.now() - bareStart) / 1000);
+    await session.release();
+    say(`bare session.run: ${round(bareFps)} frames/s (batch ${batchSize}, ${threads} intra-op threads)`);
+
+    // The worker, as `npm start` runs it, in this process.
+    const benchConfig = structuredClone(config);
+    benchConfig.vision.mqtt.topicPrefix = prefix;
+    benchConfig.vision.rejectStation = { endpointUrl: `opc.tcp://127.0.0.1:${plcPort}` };
+    benchConfig.vision.recipes = [];
+    for (const st of STATIONS) {
+      await saveRecipe(
+        pool,
+        {
+          ...st,
+          sku: SKU,
+          version: 'bench',
+          model: { name: args.model!, version: args['model-version']! },
+          thresholds: {},
+          minDefectAreaPx: 0,
+        },
+        'bench',
+      );
+    }
+    const worker = await startInferenceWorker({
+      config: benchConfig,
+      pool,
+      mqttUrl: broker.url,
+      dataDir: work,
+      clientId: `bench-${prefix}`,
+      seedRecipes: false,
+      log: quiet,
+    });
+    cleanups.push(() => worker.close());
+    const publisher = await mqtt.connectAsync(broker.url, { clientId: `bench-pub-${prefix}`, clean: true });
+    cleanups.push(() => publisher.endAsync());
+
+    const resultsFor = async (ids: string[]) => {
+      const res = await pool.query<{ frame_id: string; result: string }>(
+        `SELECT frame_id, result FROM holdfast.inspection WHERE frame_id = ANY($1::text[])`,
+        [ids],
+      );
+      return res.rows;
+    };
+    const waitAll = async (ids: string[]) => {
+      for (;;) {
+        const n = (
+          await pool.query<{ n: string }>(
+            `SELECT count(*) n FROM holdfast.inspection WHERE frame_id = ANY($1::text[])`,
+            [ids],
+          )
+        ).rows[0]!.n;
+        if (Number(n) >= ids.length) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+
+    // Warm the worker's model session and caches with a few frames outside both measurements.
+    const warm = await prepareFrames(16, HELD_OUT_SEED_START + FRAMES + LATENCY_FRAMES, prefix, 'warm');
+    await Promise.all(warm.map((f) => publisher.publishAsync(f.topic, f.payload, { qos: 1 })));
+    await waitAll(warm.map((f) => f.frameId));
+
+    say(`phase 1: ${FRAMES} frames published at once`);
+    const tpStart = performance.now();
+    await Promise.all(throughputFrames.map((f) => publisher.publishAsync(f.topic, f.payload, { qos: 1 })));
+    const tpIds = throughputFrames.map((f) => f.frameId);
+    await waitAll(tpIds);
+    const fps = FRAMES / ((performance.now() - tpStart) / 1000);
+    say(`pipeline: ${round(fps)} frames/s (${round(fps / bareFps, 3)} of bare)`);
+
+    const latencyRate = Math.max(1, Math.floor(fps / 2));
+    say(`phase 2: ${LATENCY_FRAMES} frames at ${latencyRate}/s`);
+    const before = worker.pipeline.stats();
+    const frameSamplesBefore = before.frameLatencyMs.length;
+    const rejectSamplesBefore = before.rejectLatencyMs.length;
+    const latStart = performance.now();
+    const sent: Promise<unknown>[] = [];
+    for (let i = 0; i < latencyFrames.length; i++) {
+      const wait = latStart + (i * 1000) / latencyRate - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      sent.push(publisher.publishAsync(latencyFrames[i]!.topic, latencyFrames[i]!.payload, { qos: 1 }));
+    }
+    await Promise.all(sent);
+    await waitAll(latencyFrames.map((f) => f.frameId));
+    const after = worker.pipeline.stats();
+    const frameLatency = after.frameLatencyMs.slice(frameSamplesBefore);
+    const rejectLatency = after.rejectLatencyMs.slice(rejectSamplesBefore);
+
+    // Precision and recall (defect vs good) over every measured frame, against the generator's ground truth.
+    const all = [...throughputFrames, ...latencyFrames];
+    const truth = new Map(all.map((f) => [f.frameId, f.defect]));
+    const rows = await resultsFor(all.map((f) => f.frameId));
+    let tp = 0;
+    let fp = 0;
+    let fn = 0;
+    for (const r of rows) {
+      const actual = truth.get(r.frame_id)!;
+      const predicted = r.result === 'fail';
+      if (predicted && actual) tp += 1;
+      else if (predicted && !actual) fp += 1;
+      else if (!predicted && actual) fn += 1;
+    }
+    const summary = {
+      bench: 'inference',
+      model: `${args.model}@${args['model-version']}`,
+      frames: FRAMES,
+      latency_frames: LATENCY_FRAMES,
+      batch: batchSize,
+      intra_op_threads: threads,
+      fps: round(fps),
+      bare_fps: round(bareFps),
+      ratio: round(fps / bareFps, 3),
+      latency_rate: latencyRate,
+      p50_ms: round(percentile(frameLatency, 50)),
+      p99_ms: round(percentile(frameLatency, 99)),
+      reject_p50_ms: round(percentile(rejectLatency, 50), 2),
+      reject_p99_ms: round(percentile(rejectLatency, 99), 2),
+      reject_writes: rejectLatency.length,
+      reject_failures: after.rejectSignalFailures,
+      precision: round(tp / (tp + fp), 4),
+      recall: round(tp / (tp + fn), 4),
+      results: rows.length,
+      refused_frames: after.rejectedFrames,
+      machine: {
+        cpus: cpus().length,
+        cpu: cpus()[0]?.model,
+        mem_gib: round(totalmem() / 2 ** 30),
+        node: process.version,
+      },
+    };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch((err: Error) => say(`cleanup: ${err.message}`));
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  say(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,340 @@
+/**
+ * The inference worker against real parts: Mosquitto (Debian), a node-opcua line PLC, PostgreSQL, and onnxruntime on a
+ * model dropped into a models directory. Frames go in over MQTT; what comes out is read where it lands: inspection and
+ * outbox rows, the PLC's reject log, the result topic.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Pool } from 'pg';
+import { loadConfig } from '../../infra/config/load';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import { startMosquitto, type MosquittoBroker } from '../../infra/local/mqtt-broker';
+import { startLinePlcSimulator, type LinePlcSimulator } from '../../infra/simulators/line-plc/line-plc.simulator';
+import { frameTopic, resultTopic } from '../../infra/vision/frame.schema';
+import { saveRecipe } from '../../infra/vision/recipe.repository';
+import { startInferenceWorker, type InferenceWorker } from '../../workers/inference/inference-worker';
+import { inspectionEventId } from '../../workers/inference/inference-pipeline';
+import { freePort } from '../../infra/local/free-port';
+import { waitFor } from '../support/plant';
+import { testPool } from '../support/test-env';
+import { SPOT_MODEL, spotFrame, writeBrightSpotModel } from '../support/vision-fixtures';
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+/** The second model: another manifest (identity, class name) over the same kind of network. */
+const BLOB_MODEL = { name: 'blob-finder', version: '2.0', defectClass: 'blob' };
+const S1 = { site: 'PLANT1', line: 'L1', station: 'S1' };
+const S2 = { site: 'PLANT1', line: 'L1', station: 'S2' };
+
+let pool: Pool;
+let workDir: string;
+let broker: MosquittoBroker;
+let plc: LinePlcSimulator;
+let config: HoldfastConfig;
+let publisher: MqttClient;
+const workers: InferenceWorker[] = [];
+/** Isolates this file's recipes and frames from every other test sharing the database. */
+const run = randomUUID().slice(0, 8);
+const sku = `SKU-${run}`;
+const prefix = `hf${run}`;
+
+beforeAll(async () => {
+  pool = testPool();
+  workDir = mkdtempSync(join(tmpdir(), 'holdfast-inference-'));
+  broker = await startMosquitto({ port: await freePort(), dataDir: join(workDir, 'mosquitto') });
+  plc = await startLinePlcSimulator({ port: await freePort(), stations: [S1, S2], dataDir: join(workDir, 'plc') });
+  writeBrightSpotModel(join(workDir, 'models'));
+  writeBrightSpotModel(join(workDir, 'models'), BLOB_MODEL);
+
+  const base = loadConfig();
+  config = structuredClone(base);
+  config.vision.mqtt.topicPrefix = prefix;
+  config.vision.recipes = [];
+  config.vision.rejectStation = { endpointUrl: plc.endpointUrl };
+  config.vision.inference.maxBatchWait = '2ms';
+  // S2 validates in parallel monitoring: results recorded, nothing rejected, nothing done in MES/ERP.
+  const line = config.sites[0]!.lines.find((l) => l.id === 'L1')!;
+  line.stations = [
+    { id: 'S1', mode: 'production' },
+    { id: 'S2', mode: 'shadow' },
+  ];
+  for (const station of [S1, S2]) {
+    await saveRecipe(
+      pool,
+      { ...station, sku, version: `spot-${run}`, model: SPOT_MODEL, thresholds: {}, minDefectAreaPx: 100 },
+      'test',
+    );
+  }
+  publisher = await connectPublisher(broker.url, `pub-${run}`);
+}, 60_000);
+
+afterAll(async () => {
+  for (const w of workers.splice(0)) await w.close({ force: true });
+  publisher?.end(true);
+  await plc?.stop();
+  await broker?.stop();
+  await pool?.end();
+  rmSync(workDir, { recursive: true, force: true });
+});
+
+async function startWorker(): Promise<InferenceWorker> {
+  const worker = await startInferenceWorker({
+    config,
+    pool,
+    mqttUrl: broker.url,
+    dataDir: workDir,
+    modelsDir: join(workDir, 'models'),
+    clientId: `inference-${run}`,
+    seedRecipes: false,
+    log: quiet,
+  });
+  workers.push(worker);
+  return worker;
+}
+
+async function stopWorker(worker: InferenceWorker, opts: { force?: boolean } = {}): Promise<void> {
+  workers.splice(workers.indexOf(worker), 1);
+  await worker.close(opts);
+}
+
+function connectPublisher(url: string, clientId: string): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    // A persistent session: QoS 1 frames not yet PUBACKed by the broker are re-sent after a reconnect.
+    const client = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 200 });
+    client.once('connect', () => resolve(client));
+    client.once('error', reject);
+  });
+}
+
+let partSeq = 0;
+async function publishFrame(
+  station: typeof S1,
+  opts: { spot: boolean; frameId?: string; lotId?: string; sku?: string },
+): Promise<{ frameId: string; partId: string }> {
+  partSeq += 1;
+  const frameId = opts.frameId ?? `f-${run}-${partSeq}`;
+  const partId = `P-${run}-${partSeq}`;
+  const payload = {
+    frameId,
+    partId,
+    lotId: opts.lotId ?? `LOT-${run}`,
+    workOrder: '1000100',
+    sku: opts.sku ?? sku,
+    capturedAt: new Date().toISOString(),
+    image: { encoding: 'png', data: (await spotFrame(opts.spot)).toString('base64') },
+  };
+  await publisher.publishAsync(
+    frameTopic(prefix, station.site, station.line, station.station),
+    JSON.stringify(payload),
+    {
+      qos: 1,
+    },
+  );
+  return { frameId, partId };
+}
+
+interface InspectionRow {
+  event_id: string;
+  frame_id: string;
+  result: string;
+  mode: string;
+  defects: { class: string; score: number; bbox?: { x: number; y: number; width: number; height: number } }[];
+  model_version: string;
+  recipe_version: string;
+  frame_sha256: string;
+}
+
+async function inspections(frameIds: string[]): Promise<InspectionRow[]> {
+  const res = await pool.query<InspectionRow>(
+    `SELECT event_id, frame_id, result, mode, defects, model_version, recipe_version, frame_sha256
+       FROM holdfast.inspection WHERE frame_id = ANY($1::text[]) ORDER BY frame_id`,
+    [frameIds],
+  );
+  return res.rows;
+}
+
+async function allStored(frameIds: string[], timeoutMs = 30_000): Promise<InspectionRow[]> {
+  return waitFor(
+    `${frameIds.length} inspection rows`,
+    async () => {
+      const rows = await inspections(frameIds);
+      return rows.length === frameIds.length ? rows : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+async function outboxFor(eventIds: string[]) {
+  const res = await pool.query<{ event_id: string; workflow_id: string; payload: { mode?: string } }>(
+    `SELECT event_id, workflow_id, payload FROM holdfast.outbox WHERE event_id = ANY($1::text[])`,
+    [eventIds],
+  );
+  return res.rows;
+}
+
+describe('inference worker', () => {
+  it('inspects frames from MQTT: durable results, a reject on the PLC for each fail, outbox rows, results on MQTT', async () => {
+    const worker = await startWorker();
+    const published: string[] = [];
+    const listener = await connectPublisher(broker.url, `listen-${run}`);
+    listener.on('message', (_topic, message) => published.push(String(message)));
+    await listener.subscribeAsync(resultTopic(prefix, S1.site, S1.line, S1.station), { qos: 1 });
+
+    const good = await publishFrame(S1, { spot: false });
+    const bad = await publishFrame(S1, { spot: true });
+    const rows = await allStored([good.frameId, bad.frameId]);
+    const byFrame = new Map(rows.map((r) => [r.frame_id, r]));
+
+    expect(byFrame.get(good.frameId)).toMatchObject({ result: 'pass', defects: [], mode: 'production' });
+    const fail = byFrame.get(bad.frameId)!;
+    expect(fail).toMatchObject({
+      result: 'fail',
+      model_version: `${SPOT_MODEL.name}@${SPOT_MODEL.version}`,
+      recipe_version: `spot-${run}`,
+      event_id: inspectionEventId(S1, bad.frameId),
+    });
+    expect(fail.frame_sha256).toMatch(/^[0-9a-f]{64}$/);
+    // The white square is 24×24 at (40, 40) of the 128×128 frame; the model sees it at half size.
+    expect(fail.defects).toHaveLength(1);
+    expect(fail.defects[0]!.class).toBe('spot');
+    const box = fail.defects[0]!.bbox!;
+    expect(Math.abs(box.x - 40)).toBeLessThanOrEqual(2);
+    expect(Math.abs(box.y - 40)).toBeLessThanOrEqual(2);
+    expect(Math.abs(box.width - 24)).toBeLessThanOrEqual(4);
+
+    const rejects = plc.rejects().filter((r) => r.eventId === fail.event_id);
+    expect(rejects).toEqual([expect.objectContaining({ partId: bad.partId, station: 'S1', duplicate: false })]);
+    expect(plc.rejects().some((r) => r.partId === good.partId)).toBe(false);
+
+    const outbox = await outboxFor(rows.map((r) => r.event_id));
+    expect(outbox.map((o) => o.event_id)).toEqual([fail.event_id]);
+    expect(outbox[0]!.payload.mode).toBeUndefined();
+
+    await waitFor('two results on the inspection topic', async () => (published.length >= 2 ? true : undefined));
+    expect(published.map((p) => (JSON.parse(p) as { eventId: string }).eventId).sort()).toEqual(
+      rows.map((r) => r.event_id).sort(),
+    );
+    expect(worker.pipeline.stats().rejectSignals).toBeGreaterThanOrEqual(1);
+    listener.end(true);
+    await stopWorker(worker);
+  });
+
+  it('refuses bad frames with a reason, records them, and keeps inspecting', async () => {
+    const worker = await startWorker();
+    const topic = frameTopic(prefix, S1.site, S1.line, S1.station);
+    const bad: [string, string][] = [
+      [topic, '{not json'],
+      [topic, JSON.stringify({ frameId: `x-${run}`, partId: 'P', sku })],
+      [
+        topic,
+        JSON.stringify({
+          frameId: `undecodable-${run}`,
+          partId: 'P',
+          lotId: 'L',
+          workOrder: 'W',
+          sku,
+          capturedAt: new Date().toISOString(),
+          image: { encoding: 'png', data: Buffer.from('not an image at all').toString('base64') },
+        }),
+      ],
+      [frameTopic(prefix, 'PLANT1', 'L9', 'S1'), '{}'],
+    ];
+    for (const [t, body] of bad) await publisher.publishAsync(t, body, { qos: 1 });
+    const unknownSku = await publishFrame(S1, { spot: false, sku: `NOPE-${run}` });
+    const after = await publishFrame(S1, { spot: true });
+    await allStored([after.frameId]);
+
+    const reasons = await waitFor('five refused frames', async () => {
+      const res = await pool.query<{ reason: string; frame_id: string | null }>(
+        `SELECT reason, frame_id FROM holdfast.frame_rejection WHERE topic LIKE $1 ORDER BY id`,
+        [`${prefix}/%`],
+      );
+      return res.rows.length >= 5 ? res.rows : undefined;
+    });
+    const text = reasons.map((r) => r.reason).join('\n');
+    expect(text).toMatch(/bad-payload: payload is not JSON/);
+    expect(text).toMatch(/bad-payload: .*lotId/);
+    expect(text).toMatch(/bad-image: /);
+    expect(text).toMatch(/unknown-station: PLANT1\/L9\/S1/);
+    expect(reasons.find((r) => r.frame_id === unknownSku.frameId)?.reason).toMatch(/no-recipe: .*NOPE-/);
+    expect(worker.pipeline.stats().rejectedFrames).toMatchObject({ 'bad-payload': 2, 'bad-image': 1 });
+    await stopWorker(worker);
+  });
+
+  it('shadow station: results recorded, no reject written, the workflow is told to only record what it would do', async () => {
+    const worker = await startWorker();
+    const bad = await publishFrame(S2, { spot: true });
+    const [row] = await allStored([bad.frameId]);
+    expect(row).toMatchObject({ result: 'fail', mode: 'shadow' });
+    const outbox = await outboxFor([row!.event_id]);
+    expect(outbox).toHaveLength(1);
+    expect(outbox[0]!.payload.mode).toBe('shadow');
+    expect(plc.rejects().some((r) => r.partId === bad.partId)).toBe(false);
+    expect(worker.pipeline.stats().shadowFails).toBe(1);
+    await stopWorker(worker);
+  });
+
+  it('a worker killed mid-stream loses no frame and duplicates nothing; the next worker finishes the stream', async () => {
+    const first = await startWorker();
+    const frames: { frameId: string; partId: string }[] = [];
+    for (let i = 0; i < 60; i++) frames.push(await publishFrame(S1, { spot: i % 3 === 0 }));
+    const ids = frames.map((f) => f.frameId);
+    await waitFor('some results stored by the first worker', async () =>
+      (await inspections(ids)).length >= 5 ? true : undefined,
+    );
+    await stopWorker(first, { force: true }); // as a crash would: no PUBACK for unfinished frames
+    const storedBefore = (await inspections(ids)).length;
+
+    await startWorker();
+    const rows = await allStored(ids, 60_000);
+    expect(new Set(rows.map((r) => r.frame_id)).size).toBe(60);
+    const fails = rows.filter((r) => r.result === 'fail').map((r) => r.event_id);
+    expect(fails).toHaveLength(20);
+    const outbox = await outboxFor(rows.map((r) => r.event_id));
+    expect(outbox.map((o) => o.event_id).sort()).toEqual([...fails].sort());
+    expect(new Set(outbox.map((o) => o.workflow_id)).size).toBe(20);
+    // Some frames were redelivered (the first worker had not acknowledged them); the PLC saw each part counted once.
+    const counted = plc.rejects().filter((r) => fails.includes(r.eventId) && !r.duplicate);
+    expect(new Set(counted.map((r) => r.eventId)).size).toBe(20);
+    expect(counted).toHaveLength(20);
+    expect(storedBefore).toBeLessThan(60);
+  }, 120_000);
+
+  it('a broker restart mid-stream loses no frame the broker accepted', async () => {
+    const worker = workers[0] ?? (await startWorker());
+    const frames: string[] = [];
+    for (let i = 0; i < 20; i++) frames.push((await publishFrame(S1, { spot: i % 4 === 0 })).frameId);
+    await broker.restart();
+    for (let i = 0; i < 20; i++) frames.push((await publishFrame(S1, { spot: i % 4 === 0 })).frameId);
+    const rows = await allStored(frames, 60_000);
+    expect(rows).toHaveLength(40);
+    const fails = rows.filter((r) => r.result === 'fail').map((r) => r.event_id);
+    expect(await outboxFor(fails)).toHaveLength(fails.length);
+    expect(worker.subscriber.stats().inFlight).toBe(0);
+  }, 120_000);
+
+  it('swaps models with a manifest and a recipe, no code: a new recipe version moves the station to another model', async () => {
+    const worker = await startWorker();
+    const before = await publishFrame(S1, { spot: true });
+    const [first] = await allStored([before.frameId]);
+    expect(first).toMatchObject({ model_version: 'bright-spot@1' });
+    expect(first!.defects[0]!.class).toBe('spot');
+
+    await saveRecipe(
+      pool,
+      { ...S1, sku, version: `blob-${run}`, model: BLOB_MODEL, thresholds: {}, minDefectAreaPx: 100 },
+      'test',
+    );
+    const after = await waitFor('a result from the second model', async () => {
+      const f = await publishFrame(S1, { spot: true });
+      const [row] = await allStored([f.frameId]);
+      return row!.model_version === 'blob-finder@2.0' ? row : undefined;
+    });
+    expect(after).toMatchObject({ result: 'fail', recipe_version: `blob-${run}` });
+    expect(after.defects[0]!.class).toBe('blob');
+    expect(worker.models.list().map((m) => m.key)).toEqual(['blob-finder@2.0', 'bright-spot@1']);
+    await stopWorker(worker);
+  });
+});

@@ -7,6 +7,7 @@ import defectRoutes from './routes/defects';
 import healthRoutes from './routes/health';
 import inspectionRoutes from './routes/inspections';
 import lotRoutes from './routes/lots';
+import stationRoutes from './routes/stations';
 
 export type { ApiDeps } from './deps';
 
@@ -30,5 +31,6 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(inspectionRoutes, opts);
   await app.register(defectRoutes, opts);
   await app.register(lotRoutes, opts);
+  await app.register(stationRoutes, opts);
   return app;
 }

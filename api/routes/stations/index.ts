@@ -1,0 +1,92 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ApiDeps } from '../../deps';
+import { notFound } from '../../plugins/problem-details';
+import { saveVerdicts, shadowComparisons } from '../../repositories/verdict.repository';
+import { ProblemSchema } from '../../schemas/common.schema';
+import {
+  type ShadowReport,
+  ShadowReportQuerySchema,
+  ShadowReportSchema,
+  StationParamsSchema,
+  VerdictBodySchema,
+  VerdictResponseSchema,
+} from '../../schemas/station.schema';
+
+const stationRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
+  const configuredStation = (p: { site: string; line: string; station: string }) => {
+    const station = deps.config.sites
+      .find((s) => s.id === p.site)
+      ?.lines.find((l) => l.id === p.line)
+      ?.stations.find((s) => s.id === p.station);
+    if (!station) throw notFound(`no station ${p.site}/${p.line}/${p.station} in the configuration`);
+    return station;
+  };
+
+  app.post('/v1/stations/:site/:line/:station/verdicts', {
+    schema: {
+      summary: 'Record what parts really were (ground truth or a manual check), to measure the station against',
+      tags: ['stations'],
+      params: StationParamsSchema,
+      body: VerdictBodySchema,
+      response: { 200: VerdictResponseSchema, 400: ProblemSchema, 404: ProblemSchema },
+    },
+    handler: async (request) => {
+      configuredStation(request.params);
+      const recorded = await saveVerdicts(
+        deps.pool,
+        request.body.verdicts.map((v) => ({ ...request.params, ...v })),
+      );
+      return { recorded };
+    },
+  });
+
+  app.get('/v1/stations/:site/:line/:station/shadow-report', {
+    schema: {
+      summary: "A station's parallel-monitoring (shadow) results against verdicts: agreement, precision, recall",
+      description:
+        'Covers results recorded while the station was in shadow mode, in [since, until) by inspection time. A result ' +
+        'without a verdict counts in `inspected` only.',
+      tags: ['stations'],
+      params: StationParamsSchema,
+      querystring: ShadowReportQuerySchema,
+      response: { 200: ShadowReportSchema, 400: ProblemSchema, 404: ProblemSchema },
+    },
+    handler: async (request) => {
+      const station = configuredStation(request.params);
+      const rows = await shadowComparisons(deps.pool, request.params, request.query);
+      const counts = { truePositives: 0, falsePositives: 0, falseNegatives: 0, trueNegatives: 0 };
+      const byClass: ShadowReport['byClass'] = {};
+      let withVerdict = 0;
+      for (const r of rows) {
+        if (!r.verdict) continue;
+        withVerdict += 1;
+        const caught = r.result === 'fail';
+        if (r.verdict === 'fail') {
+          if (caught) counts.truePositives += 1;
+          else counts.falseNegatives += 1;
+          const cls = (byClass[r.defect_class ?? 'unspecified'] ??= { total: 0, caught: 0 });
+          cls.total += 1;
+          if (caught) cls.caught += 1;
+        } else if (caught) counts.falsePositives += 1;
+        else counts.trueNegatives += 1;
+      }
+      const ratio = (a: number, b: number) => (b === 0 ? null : Math.round((a / b) * 10_000) / 10_000);
+      const report: ShadowReport = {
+        ...request.params,
+        currentMode: station.mode,
+        window: { since: request.query.since ?? null, until: request.query.until ?? null },
+        inspected: rows.length,
+        fails: rows.filter((r) => r.result === 'fail').length,
+        withVerdict,
+        counts,
+        agreement: ratio(counts.truePositives + counts.trueNegatives, withVerdict),
+        precision: ratio(counts.truePositives, counts.truePositives + counts.falsePositives),
+        recall: ratio(counts.truePositives, counts.truePositives + counts.falseNegatives),
+        byClass,
+      };
+      return report;
+    },
+  });
+};
+
+export default stationRoutes;

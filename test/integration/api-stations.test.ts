@@ -121,7 +121,7 @@ describe('shadow report', () => {
     });
     expect(bad.statusCode).toBe(400);
     expect(bad.headers['content-type']).toMatch(/application\/problem\+json/);
-    const fields = (bad.json() as { errors: { field: string }[] }).errors.map((e) => e.field);
+    const fields = bad.json<{ errors: { field: string }[] }>().errors.map((e) => e.field);
     expect(fields).toEqual(expect.arrayContaining(['verdicts.0.frameId', 'verdicts.0.verdict']));
 
     const unknown = await app.inject({ method: 'GET', url: '/v1/stations/PLANT1/L9/S1/shadow-report' });

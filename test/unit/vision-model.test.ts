@@ -33,6 +33,9 @@ function owned<T extends { close(): Promise<void> }>(resource: T): T {
   return resource;
 }
 
+/** Where run() and release() live: the session class is typed as a factory, but it is a class at runtime. */
+const sessionPrototype = (ort.InferenceSession as unknown as { prototype: ort.InferenceSession }).prototype;
+
 async function expectLoadError(manifestPath: string): Promise<ModelLoadError> {
   try {
     owned(await loadModel(manifestPath));
@@ -160,6 +163,22 @@ describe('loadModel', () => {
     expect(results).toEqual([[{ class: 'spot', score: 1, box: { x: 8, y: 12, width: 10, height: 10 } }], []]);
   });
 
+  it('maps boxes back through the roi as cropped: rounded and clipped to the frame', async () => {
+    const model = owned(
+      await loadModel(writeTestModel(workDir, 'bright-spot', '3', anomalyBytes(), anomalyManifest())),
+    );
+    // The roi reaches 32 px past a 96 x 96 frame: the crop is (32, 32) 64 x 64, 2 frame pixels per input pixel.
+    const geometry = { sourceWidth: 96, sourceHeight: 96, roi: { x: 31.6, y: 32, width: 96, height: 96 } };
+
+    const [candidates] = await model.infer([{ tensor: squareInput(4, 6, 5), geometry }]);
+    expect(candidates).toEqual([{ class: 'spot', score: 1, box: { x: 40, y: 44, width: 10, height: 10 } }]);
+    await expect(
+      model.infer([
+        { tensor: squareInput(4, 6, 5), geometry: { ...geometry, roi: { x: 96, y: 0, width: 10, height: 10 } } },
+      ]),
+    ).rejects.toThrow('roi 10x10 at (96, 0) lies outside the 96x96 frame');
+  });
+
   it('refuses a file whose sha256 is not the manifest one, naming both hashes', async () => {
     const manifestPath = writeTestModel(workDir, 'bright-spot', '3', anomalyBytes(), anomalyManifest());
     const other = yoloBytes();
@@ -236,7 +255,7 @@ describe('loadModel', () => {
       [{ class: 'spot', score: 1, box: { x: 40, y: 20, width: 16, height: 16 } }],
       [{ class: 'spot', score: 1, box: { x: 20, y: 48, width: 12, height: 12 } }],
     ];
-    const run = jest.spyOn(ort.InferenceSession.prototype as ort.InferenceSession, 'run');
+    const run = jest.spyOn(sessionPrototype, 'run');
     const runsFor = async (model: VisionModel): Promise<number> => {
       run.mockClear();
       expect(await model.infer(items)).toEqual(expected);
@@ -356,7 +375,7 @@ describe('model catalog: models are data, not code', () => {
     const spot = await catalog.get('bright-spot', '3');
     const yolo = await catalog.get('parts-yolo', '1');
 
-    const release = jest.spyOn(ort.InferenceSession.prototype, 'release');
+    const release = jest.spyOn(sessionPrototype, 'release');
     await catalog.close();
     expect(release).toHaveBeenCalledTimes(2);
     await expect(spot.infer([item(squareInput(0, 0, 2))])).rejects.toThrow('is closed');

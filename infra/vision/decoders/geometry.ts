@@ -59,6 +59,18 @@ export function letterboxFor(
   };
 }
 
+/**
+ * The crop the preprocessing actually takes for a recipe's roi: rounded to whole pixels and clipped to the frame
+ * (infra/vision/preprocess.ts clips the same way). Undefined when nothing of the roi is inside the frame.
+ */
+export function clipRoiToFrame(roi: PixelBox, sourceWidth: number, sourceHeight: number): PixelBox | undefined {
+  const x0 = Math.max(0, Math.round(roi.x));
+  const y0 = Math.max(0, Math.round(roi.y));
+  const x1 = Math.min(sourceWidth, Math.round(roi.x + roi.width));
+  const y1 = Math.min(sourceHeight, Math.round(roi.y + roi.height));
+  return x1 > x0 && y1 > y0 ? { x: x0, y: y0, width: x1 - x0, height: y1 - y0 } : undefined;
+}
+
 /** The region of the frame the model saw. */
 export function regionOf(g: FrameGeometry): PixelBox {
   return g.roi ?? { x: 0, y: 0, width: g.sourceWidth, height: g.sourceHeight };

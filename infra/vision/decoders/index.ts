@@ -24,5 +24,5 @@ export function createDecoder(spec: OutputDecoderSpec, context: DecoderContext):
 
 export { MIN_CANDIDATE_SCORE } from './types';
 export type { DecoderContext, DecoderFactory, DecoderKind, OutputDecoder, OutputShapes } from './types';
-export { inputBoxToFrame, letterboxFor, regionOf } from './geometry';
+export { clipRoiToFrame, inputBoxToFrame, letterboxFor, regionOf } from './geometry';
 export type { FrameGeometry, InputBox, Letterbox } from './geometry';

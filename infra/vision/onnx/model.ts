@@ -13,7 +13,14 @@ import { dirname, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ZodError } from 'zod';
 import { ModelManifest, type DefectCandidate, type PixelBox } from '../contracts';
-import { createDecoder, letterboxFor, MIN_CANDIDATE_SCORE, regionOf, type FrameGeometry } from '../decoders';
+import {
+  clipRoiToFrame,
+  createDecoder,
+  letterboxFor,
+  MIN_CANDIDATE_SCORE,
+  regionOf,
+  type FrameGeometry,
+} from '../decoders';
 import type { Letterbox, OutputDecoder } from '../decoders';
 
 export class ModelLoadError extends Error {
@@ -49,7 +56,11 @@ export interface VisionModel {
   readonly inputSize: { width: number; height: number };
   /** The graph's batch dimension: a fixed size (items are run that many at a time), or dynamic (one run per call). */
   readonly batch: number | 'dynamic';
-  /** Candidates per item, in item order, with boxes in frame pixels. */
+  /**
+   * Candidates per item, in item order, with boxes in frame pixels. onnxruntime-node runs the graph synchronously on
+   * the JS thread (its run() only defers the start with setImmediate), so the event loop is blocked for the whole run:
+   * batch sizes bound how long other I/O (reject writes, MQTT acks) waits behind inference.
+   */
   infer(items: readonly InferenceItem[]): Promise<DefectCandidate[][]>;
   close(): Promise<void>;
 }
@@ -247,7 +258,19 @@ function createVisionModel(
       inputWidth: inputSize.width,
       inputHeight: inputSize.height,
     };
-    if (item.geometry.roi) g.roi = item.geometry.roi;
+    if (item.geometry.roi) {
+      // A recipe's roi may reach past the frame (a camera replaced by one with a smaller sensor); the model saw the
+      // clipped crop, so boxes are mapped back through that, not through the roi as written.
+      const { roi } = item.geometry;
+      const crop = clipRoiToFrame(roi, g.sourceWidth, g.sourceHeight);
+      if (!crop) {
+        throw new Error(
+          `model ${key}: roi ${roi.width}x${roi.height} at (${roi.x}, ${roi.y}) lies outside the ` +
+            `${g.sourceWidth}x${g.sourceHeight} frame`,
+        );
+      }
+      g.roi = crop;
+    }
     if (input.resize === 'letterbox') {
       const region = regionOf(g);
       g.letterbox =
@@ -257,7 +280,11 @@ function createVisionModel(
   }
 
   /** One session run over `items`, padded with zero images up to `size` for a fixed-batch graph. */
-  async function run(items: readonly InferenceItem[], size: number): Promise<DefectCandidate[][]> {
+  async function run(
+    items: readonly InferenceItem[],
+    geometries: readonly FrameGeometry[],
+    size: number,
+  ): Promise<DefectCandidate[][]> {
     let data: Float32Array;
     if (items.length === 1 && size === 1) {
       data = items[0]!.tensor;
@@ -267,7 +294,7 @@ function createVisionModel(
     }
     const feeds = { [input.name]: new ort.Tensor('float32', data, [size, ...itemDims]) };
     const outputs = await session.run(feeds, fetches);
-    return items.map((item, i) => decoder.decode(outputs, i, geometryOf(item)));
+    return geometries.map((geometry, i) => decoder.decode(outputs, i, geometry));
   }
 
   return {
@@ -287,10 +314,12 @@ function createVisionModel(
         }
       });
       if (items.length === 0) return [];
-      if (batch === 'dynamic') return run(items, items.length);
+      // Geometry first: a bad roi refuses the call before any inference time is spent on it.
+      const geometries = items.map(geometryOf);
+      if (batch === 'dynamic') return run(items, geometries, items.length);
       const results: DefectCandidate[][] = [];
       for (let start = 0; start < items.length; start += batch) {
-        results.push(...(await run(items.slice(start, start + batch), batch)));
+        results.push(...(await run(items.slice(start, start + batch), geometries.slice(start, start + batch), batch)));
       }
       return results;
     },

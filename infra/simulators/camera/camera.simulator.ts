@@ -1,0 +1,254 @@
+/**
+ * The camera simulator: one simulated camera per station publishes synthetic part images at a set rate over MQTT
+ * (QoS 1, `<prefix>/<site>/<line>/<station>/frames`), for parts of the demo plant's lots and work orders, and keeps
+ * what each frame really shows in its own PostgreSQL schema, readable over HTTP for checking the worker's verdicts.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Pool } from 'pg';
+import { z } from 'zod';
+import type { ConnectorLogger } from '../../connectors/define';
+import { createMqttClient, endClient, firstConnect } from '../../connectors/mqtt/mqtt.client';
+import { DEFECT_CLASSES } from '../../vision/contracts';
+import { DEFAULT_TOPIC_PREFIX, FrameId } from '../../vision/frame.schema';
+import { planFrame, renderPlannedFrame, type CameraStation, type PlanOptions } from './camera.plan';
+import { createCameraTruthStore, type CameraTruthStore, type FrameTruth } from './camera.store';
+
+export interface CameraSimulatorOptions {
+  pool: Pool;
+  mqttUrl: string;
+  stations: CameraStation[];
+  /** Frames per second, per station. */
+  ratePerStation: number;
+  /** Share of frames with a defect, 0..1. */
+  defectRate: number;
+  /** Same seed, same frames. Default 1. */
+  seed?: number;
+  /** PostgreSQL schema for the ground truth. Default camera_sim. */
+  schema?: string;
+  prefix?: string;
+  clientId?: string;
+  format?: 'png' | 'jpeg';
+  framesPerLot?: number;
+  /** Stop each station after this many frames (tests, finite runs). Default: run until stopped. */
+  framesPerStation?: number;
+  log: ConnectorLogger;
+}
+
+export interface CameraSimulator {
+  store: CameraTruthStore;
+  /** Frames the broker has acknowledged, all stations. */
+  published(): number;
+  /**
+   * Resolves when every station has published `framesPerStation` frames, or after stop(); rejects when a station's
+   * camera failed (PostgreSQL gone, say).
+   */
+  finished: Promise<void>;
+  /**
+   * Stops shooting: a frame in the middle of publishing gets up to 5 s for the broker's PUBACK (a frame the broker
+   * never acknowledged stays unpublished in the truth table). Then disconnects.
+   */
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_CAMERA_SCHEMA = 'camera_sim';
+
+/** Creates its schema, connects to the broker and starts one publishing loop per station. */
+export async function startCameraSimulator(opts: CameraSimulatorOptions): Promise<CameraSimulator> {
+  if (!(opts.ratePerStation > 0 && opts.ratePerStation <= 1000)) {
+    throw new Error(
+      `camera rate must be more than 0 and at most 1000 frames/s per station, got ${opts.ratePerStation}`,
+    );
+  }
+  if (opts.stations.length === 0) throw new Error('the camera simulator needs at least one station');
+  const seed = opts.seed ?? 1;
+  const prefix = opts.prefix ?? DEFAULT_TOPIC_PREFIX;
+  const plan: PlanOptions = { seed, defectRate: opts.defectRate, framesPerLot: opts.framesPerLot };
+  // Fails fast on a bad defect rate or an id that cannot be a frame id, before anything connects.
+  for (const station of opts.stations) planFrame(station, 0, plan);
+
+  const store = createCameraTruthStore(opts.pool, opts.schema ?? DEFAULT_CAMERA_SCHEMA);
+  await store.migrate();
+
+  const clientId = opts.clientId ?? `holdfast-camera-sim-${process.pid}`;
+  // Clean session: a camera has nothing to resume; its unacknowledged frames are resent by MQTT.js after a
+  // reconnect from its outgoing store (MQTT 3.1.1 §4.4).
+  const client = createMqttClient({
+    url: opts.mqttUrl,
+    clientId,
+    clean: true,
+    role: 'camera simulator',
+    log: opts.log,
+  });
+  try {
+    await firstConnect(client, 30_000, `camera simulator ${clientId}`);
+  } catch (err) {
+    await endClient(client, { force: true });
+    throw err;
+  }
+
+  let stopping = false;
+  let published = 0;
+  const wakers = new Set<() => void>();
+  const intervalMs = 1000 / opts.ratePerStation;
+
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        wakers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.max(0, ms));
+      wakers.add(wake);
+    });
+
+  async function shoot(station: CameraStation): Promise<void> {
+    let sequence = await store.nextSequence(seed, station);
+    const first = sequence;
+    const meta = { site: station.site, line: station.line, station: station.station };
+    opts.log.info('camera started', { ...meta, firstFrame: sequence, ratePerSecond: opts.ratePerStation });
+    let due = performance.now();
+    let behindLogged = false;
+    while (!stopping && (opts.framesPerStation === undefined || sequence - first < opts.framesPerStation)) {
+      await pause(due - performance.now());
+      if (stopping) break;
+      const frame = await renderPlannedFrame(planFrame(station, sequence, plan), { prefix, format: opts.format });
+      await store.recordPlanned(frame, seed);
+      // Resolves on the broker's PUBACK; while the broker is away MQTT.js holds the frame and this waits.
+      await client.publishAsync(frame.topic, frame.payload, { qos: 1 });
+      await store.markPublished(frame.plan.frameId);
+      published += 1;
+      sequence += 1;
+      due += intervalMs;
+      const lagMs = performance.now() - due;
+      if (lagMs > 1_000) {
+        // A camera is triggered per part; a slow one shoots fewer parts, it does not queue them.
+        if (!behindLogged) opts.log.warn('camera cannot keep its rate; frames are spaced out', { ...meta, lagMs });
+        behindLogged = true;
+        due = performance.now();
+      }
+    }
+  }
+
+  const loops = opts.stations.map((station) =>
+    shoot(station).catch((err: unknown) => {
+      opts.log.error('camera stopped on an error', {
+        site: station.site,
+        line: station.line,
+        station: station.station,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      throw err;
+    }),
+  );
+  const finished = Promise.all(loops).then(() => undefined);
+  // Observed here so an error is not unhandled; callers that await `finished` still see it.
+  finished.catch(() => undefined);
+
+  let stopped: Promise<void> | undefined;
+  return {
+    store,
+    published: () => published,
+    finished,
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        for (const wake of wakers) wake();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.allSettled(loops),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, 5_000);
+          }),
+        ]);
+        clearTimeout(timer);
+        await endClient(client, { force: false });
+      })();
+      return stopped;
+    },
+  };
+}
+
+const TruthSchema = z.object({
+  frameId: z.string(),
+  site: z.string(),
+  line: z.string(),
+  station: z.string(),
+  partId: z.string(),
+  lotId: z.string(),
+  workOrder: z.string(),
+  sku: z.string(),
+  class: z.enum(['good', ...DEFECT_CLASSES]),
+  box: z.object({ x: z.number(), y: z.number(), width: z.number(), height: z.number() }).optional(),
+  imageSeed: z.number(),
+  capturedAt: z.string(),
+  publishedAt: z.string().optional(),
+}) satisfies z.ZodType<FrameTruth>;
+
+const TruthQuery = z
+  .strictObject({
+    since: z.iso.datetime({ offset: true }).optional(),
+    /** With `since`: the last frameId already read at that instant (the `next` cursor of the previous page). */
+    after: FrameId.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .refine((q) => q.after === undefined || q.since !== undefined, { error: 'after needs since', path: ['after'] });
+
+const TruthPage = z.object({
+  items: z.array(TruthSchema),
+  /** Present when the page is full: the query for the next page. */
+  next: z.object({ since: z.string(), after: z.string() }).optional(),
+});
+
+/**
+ * The admin API on 127.0.0.1 (CAMERA_SIM_PORT): GET /health, GET /truth?since=&after=&limit=, GET /truth/{frameId},
+ * GET /counts. The caller listens and closes.
+ */
+export function buildCameraAdminApp(store: CameraTruthStore): FastifyInstance {
+  const app = Fastify({ logger: false });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message });
+  });
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.get('/health', async () => ({ status: 'ok' as const }));
+
+  r.get('/truth', { schema: { querystring: TruthQuery, response: { 200: TruthPage } } }, async (req) => {
+    const items = await store.listPublished(req.query);
+    const last = items.length === req.query.limit ? items[items.length - 1] : undefined;
+    return { items, ...(last ? { next: { since: last.publishedAt!, after: last.frameId } } : {}) };
+  });
+
+  r.get(
+    '/truth/:frameId',
+    {
+      schema: {
+        params: z.object({ frameId: FrameId }),
+        response: { 200: TruthSchema, 404: z.object({ error: z.string() }) },
+      },
+    },
+    async (req, reply) => {
+      const truth = await store.get(req.params.frameId);
+      if (!truth) return reply.code(404).send({ error: `no frame ${req.params.frameId}` });
+      return truth;
+    },
+  );
+
+  r.get(
+    '/counts',
+    {
+      schema: {
+        response: {
+          200: z.object({ published: z.number(), unpublished: z.number(), byClass: z.record(z.string(), z.number()) }),
+        },
+      },
+    },
+    async () => store.counts(),
+  );
+
+  return app;
+}

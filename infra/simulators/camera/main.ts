@@ -1,0 +1,99 @@
+import { loadConfig } from '../../config/load';
+import { createPool } from '../../db/pool';
+import { cameraStationsFor } from './camera.plan';
+import { buildCameraAdminApp, startCameraSimulator } from './camera.simulator';
+
+/**
+ * Runs the camera simulator (started by `npm start`). Environment:
+ * DATABASE_URL (required: ground truth in schema camera_sim), MQTT_URL (default mqtt://127.0.0.1:1883),
+ * CAMERA_SIM_RATE (frames/s per station, default 2), CAMERA_SIM_DEFECT_RATE (0..1, default 0.1),
+ * CAMERA_SIM_SEED (default 1), CAMERA_SIM_PORT (admin HTTP on 127.0.0.1, default 4030), CAMERA_SIM_SCHEMA (default
+ * camera_sim), HOLDFAST_CONFIG (the stations and the topic prefix). Prints `camera-sim ready` once it publishes and answers HTTP.
+ */
+async function main(): Promise<void> {
+  const env = process.env;
+  const databaseUrl = env.DATABASE_URL;
+  if (!databaseUrl) throw new Error('DATABASE_URL is not set (PostgreSQL for the camera simulator`s ground truth)');
+  const rate = numberFrom('CAMERA_SIM_RATE', 2, (v) => v > 0 && v <= 1000);
+  const defectRate = numberFrom('CAMERA_SIM_DEFECT_RATE', 0.1, (v) => v >= 0 && v <= 1);
+  const seed = numberFrom('CAMERA_SIM_SEED', 1, (v) => Number.isSafeInteger(v) && v >= 0);
+  const port = numberFrom('CAMERA_SIM_PORT', 4030, (v) => Number.isInteger(v) && v >= 0 && v <= 65535);
+  const mqttUrl = env.MQTT_URL || 'mqtt://127.0.0.1:1883';
+
+  const config = loadConfig();
+  const { stations, skipped } = cameraStationsFor(config.sites);
+  const log = {
+    info: (msg: string, meta?: Record<string, unknown>) => console.log(line(msg, meta)),
+    warn: (msg: string, meta?: Record<string, unknown>) => console.warn(line(msg, meta)),
+    error: (msg: string, meta?: Record<string, unknown>) => console.error(line(msg, meta)),
+  };
+  for (const s of skipped) log.warn('no demo work order on this line: station not simulated', { ...s });
+
+  const pool = createPool(databaseUrl, { max: 4, applicationName: 'holdfast-camera-sim' });
+  let sim: Awaited<ReturnType<typeof startCameraSimulator>> | undefined;
+  let app: ReturnType<typeof buildCameraAdminApp> | undefined;
+  const shutdown = async () => {
+    await sim?.stop();
+    await app?.close();
+    await pool.end();
+  };
+  try {
+    sim = await startCameraSimulator({
+      pool,
+      mqttUrl,
+      stations,
+      ratePerStation: rate,
+      defectRate,
+      seed,
+      schema: env.CAMERA_SIM_SCHEMA || undefined,
+      prefix: config.vision.mqtt.topicPrefix,
+      log,
+    });
+    app = buildCameraAdminApp(sim.store);
+    await app.listen({ port, host: '127.0.0.1' });
+  } catch (err) {
+    await shutdown().catch(() => undefined);
+    throw err;
+  }
+  const names = stations.map((s) => `${s.site}/${s.line}/${s.station}`).join(', ');
+  console.log(`camera-sim ready: ${stations.length} stations (${names}) at ${rate}/s each, defect rate ${defectRate}`);
+  console.log(`camera-sim ground truth: http://127.0.0.1:${port}/truth`);
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('camera simulator stopping', { signal, published: sim?.published() });
+    shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(`camera simulator did not stop cleanly: ${err instanceof Error ? err.message : String(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  // A camera that died (PostgreSQL gone) ends the process, so `npm start` notices instead of showing a silent line.
+  sim.finished.catch((err: unknown) => {
+    console.error(`camera simulator failed: ${err instanceof Error ? err.message : String(err)}`);
+    void shutdown().finally(() => process.exit(1));
+  });
+}
+
+function numberFrom(name: string, fallback: number, valid: (v: number) => boolean): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || !valid(value)) throw new Error(`${name} is not valid: "${raw}"`);
+  return value;
+}
+
+function line(msg: string, meta?: Record<string, unknown>): string {
+  return meta && Object.keys(meta).length > 0 ? `${msg} ${JSON.stringify(meta)}` : msg;
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

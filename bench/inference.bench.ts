@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   const { batchSize } = config.vision.inference;
   const threads = config.vision.inference.intraOpThreads ?? cpus().length;
   const work = mkdtempSync(join(tmpdir(), 'holdfast-bench-inference-'));
-  chmodSync(work, 0o755);
+  chmodSync(work, 0o711);
   const cleanups: (() => Promise<void>)[] = [];
   try {
     say('starting PostgreSQL, Mosquitto and the line PLC simulator');

@@ -3,8 +3,10 @@
  * model dropped into a models directory. Frames go in over MQTT; what comes out is read where it lands: inspection and
  * outbox rows, the PLC's reject log, the result topic.
  */
+// First: it makes onnxruntime's typed arrays jest's (see shareProcessTypedArrays in test/support/onnx-builder.ts).
+import { SPOT_MODEL, spotFrame, writeBrightSpotModel } from '../support/vision-fixtures';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -20,7 +22,6 @@ import { inspectionEventId } from '../../workers/inference/inference-pipeline';
 import { freePort } from '../../infra/local/free-port';
 import { waitFor } from '../support/plant';
 import { testPool } from '../support/test-env';
-import { SPOT_MODEL, spotFrame, writeBrightSpotModel } from '../support/vision-fixtures';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 /** The second model: another manifest (identity, class name) over the same kind of network. */
@@ -43,6 +44,8 @@ const prefix = `hf${run}`;
 beforeAll(async () => {
   pool = testPool();
   workDir = mkdtempSync(join(tmpdir(), 'holdfast-inference-'));
+  // As root, Mosquitto drops to its own OS user, which must be able to pass through to its data directory.
+  chmodSync(workDir, 0o711);
   broker = await startMosquitto({ port: await freePort(), dataDir: join(workDir, 'mosquitto') });
   plc = await startLinePlcSimulator({ port: await freePort(), stations: [S1, S2], dataDir: join(workDir, 'plc') });
   writeBrightSpotModel(join(workDir, 'models'));
@@ -236,7 +239,8 @@ describe('inference worker', () => {
           workOrder: 'W',
           sku,
           capturedAt: new Date().toISOString(),
-          image: { encoding: 'png', data: Buffer.from('not an image at all').toString('base64') },
+          // A PNG cut short: the signature is right, the image cannot be decoded.
+          image: { encoding: 'png', data: (await spotFrame(true)).subarray(0, 120).toString('base64') },
         }),
       ],
       [frameTopic(prefix, 'PLANT1', 'L9', 'S1'), '{}'],
@@ -277,29 +281,30 @@ describe('inference worker', () => {
   });
 
   it('a worker killed mid-stream loses no frame and duplicates nothing; the next worker finishes the stream', async () => {
-    const first = await startWorker();
+    // The broker queues the frames for the worker's persistent session while no worker is connected.
     const frames: { frameId: string; partId: string }[] = [];
-    for (let i = 0; i < 60; i++) frames.push(await publishFrame(S1, { spot: i % 3 === 0 }));
+    for (let i = 0; i < 150; i++) frames.push(await publishFrame(S1, { spot: i % 3 === 0 }));
     const ids = frames.map((f) => f.frameId);
+    const first = await startWorker();
     await waitFor('some results stored by the first worker', async () =>
-      (await inspections(ids)).length >= 5 ? true : undefined,
+      (await inspections(ids)).length >= 10 ? true : undefined,
     );
     await stopWorker(first, { force: true }); // as a crash would: no PUBACK for unfinished frames
     const storedBefore = (await inspections(ids)).length;
+    expect(storedBefore).toBeLessThan(150);
 
     await startWorker();
     const rows = await allStored(ids, 60_000);
-    expect(new Set(rows.map((r) => r.frame_id)).size).toBe(60);
+    expect(new Set(rows.map((r) => r.frame_id)).size).toBe(150);
     const fails = rows.filter((r) => r.result === 'fail').map((r) => r.event_id);
-    expect(fails).toHaveLength(20);
+    expect(fails).toHaveLength(50);
     const outbox = await outboxFor(rows.map((r) => r.event_id));
     expect(outbox.map((o) => o.event_id).sort()).toEqual([...fails].sort());
-    expect(new Set(outbox.map((o) => o.workflow_id)).size).toBe(20);
-    // Some frames were redelivered (the first worker had not acknowledged them); the PLC saw each part counted once.
+    expect(new Set(outbox.map((o) => o.workflow_id)).size).toBe(50);
+    // Frames the first worker had rejected but not acknowledged came back; the PLC counted each part once.
     const counted = plc.rejects().filter((r) => fails.includes(r.eventId) && !r.duplicate);
-    expect(new Set(counted.map((r) => r.eventId)).size).toBe(20);
-    expect(counted).toHaveLength(20);
-    expect(storedBefore).toBeLessThan(60);
+    expect(counted).toHaveLength(50);
+    expect(new Set(counted.map((r) => r.eventId)).size).toBe(50);
   }, 120_000);
 
   it('a broker restart mid-stream loses no frame the broker accepted', async () => {

@@ -1,0 +1,170 @@
+/**
+ * The one preprocessing step between an encoded frame and a model input tensor. The training-data export
+ * (models/dataset.ts), the held-out evaluation (models/evaluate.ts) and the inference worker all call this function,
+ * so the model sees exactly the pixels it was trained on: a second implementation would drift (a different resize
+ * kernel or rounding is enough to cost accuracy without any error).
+ *
+ * Per frame: one sharp pipeline (decode → crop to the region of interest → resize → colour space → raw 8-bit) and one
+ * typed-array loop (layout and normalisation). Everything the model needs is read from its manifest's input spec.
+ */
+import sharp from 'sharp';
+import type { ModelInputSpec, PixelBox } from './contracts';
+
+export interface PreprocessedImage {
+  /** One item in the manifest's layout (CHW for NCHW, HWC for NHWC), normalised; no batch dimension. */
+  tensor: Float32Array;
+  /** The frame as captured, before the crop. */
+  sourceWidth: number;
+  sourceHeight: number;
+}
+
+/** The input size and channel count a manifest's input spec asks for. */
+export interface InputGeometry {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+}
+
+export function inputGeometry(input: ModelInputSpec): InputGeometry {
+  const [, a, b, c] = input.shape;
+  const [channels, height, width] = input.layout === 'NCHW' ? [a, b, c] : [c, a, b];
+  const expected = input.colorSpace === 'gray' ? 1 : 3;
+  if (channels !== expected) {
+    throw new Error(
+      `model input '${input.name}' has ${channels} channel(s) in its ${input.layout} shape, but colour space ` +
+        `'${input.colorSpace}' needs ${expected}`,
+    );
+  }
+  for (const [what, values] of [
+    ['mean', input.normalisation.mean],
+    ['std', input.normalisation.std],
+  ] as const) {
+    if (values.length !== 1 && values.length !== channels) {
+      throw new Error(
+        `model input '${input.name}': normalisation ${what} has ${values.length} values for ${channels} channel(s)`,
+      );
+    }
+  }
+  return { width, height, channels: expected };
+}
+
+/**
+ * Decodes an encoded image (PNG or JPEG; whatever sharp reads), crops it to `roi` (frame pixels; clipped to the frame),
+ * resizes it to the model input ('fill' stretches, 'letterbox' fits and pads with black, centred, as sharp's
+ * `contain`), converts the colour space and normalises: x' = (x · scale − mean[c]) / std[c].
+ *
+ * Throws an Error whose message starts with "undecodable image" when the bytes are not a readable image, and one
+ * naming the region when the region of interest lies outside the frame.
+ */
+export async function preprocessImage(
+  image: Buffer,
+  input: ModelInputSpec,
+  roi?: PixelBox,
+): Promise<PreprocessedImage> {
+  const size = inputGeometry(input);
+  let pipeline: sharp.Sharp;
+  let sourceWidth: number;
+  let sourceHeight: number;
+  try {
+    // failOn 'warning' (sharp's default, spelled out): a truncated frame fails here rather than arriving half grey.
+    pipeline = sharp(image, { failOn: 'warning' });
+    const meta = await pipeline.metadata();
+    if (!meta.width || !meta.height) throw new Error('no image dimensions');
+    sourceWidth = meta.width;
+    sourceHeight = meta.height;
+  } catch (err) {
+    throw new Error(`undecodable image (${image.length} bytes): ${describe(err)}`, { cause: err });
+  }
+
+  if (roi) {
+    const crop = clipRoi(roi, sourceWidth, sourceHeight);
+    pipeline = pipeline.extract({ left: crop.x, top: crop.y, width: crop.width, height: crop.height });
+  }
+  pipeline = pipeline
+    .resize(size.width, size.height, {
+      fit: input.resize === 'letterbox' ? 'contain' : 'fill',
+      background: { r: 0, g: 0, b: 0, alpha: 1 },
+    })
+    .removeAlpha()
+    .toColourspace(size.channels === 1 ? 'b-w' : 'srgb');
+
+  let pixels: Buffer;
+  let channels: number;
+  try {
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    if (info.width !== size.width || info.height !== size.height) {
+      throw new Error(`decoded to ${info.width}×${info.height}, expected ${size.width}×${size.height}`);
+    }
+    pixels = data;
+    channels = info.channels;
+  } catch (err) {
+    throw new Error(`undecodable image (${image.length} bytes): ${describe(err)}`, { cause: err });
+  }
+  return { tensor: normalise(pixels, channels, size, input), sourceWidth, sourceHeight };
+}
+
+/** The region of interest in whole pixels, clipped to the frame; throws when nothing of it is inside. */
+export function clipRoi(roi: PixelBox, frameWidth: number, frameHeight: number): PixelBox {
+  const x0 = Math.max(0, Math.round(roi.x));
+  const y0 = Math.max(0, Math.round(roi.y));
+  const x1 = Math.min(frameWidth, Math.round(roi.x + roi.width));
+  const y1 = Math.min(frameHeight, Math.round(roi.y + roi.height));
+  if (!(x1 > x0 && y1 > y0)) {
+    throw new Error(
+      `region of interest ${roi.width}×${roi.height} at (${roi.x}, ${roi.y}) lies outside the ${frameWidth}×${frameHeight} frame`,
+    );
+  }
+  return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
+}
+
+function normalise(pixels: Buffer, channels: number, size: InputGeometry, input: ModelInputSpec): Float32Array {
+  const plane = size.width * size.height;
+  const c = size.channels;
+  const { scale, mean, std } = input.normalisation;
+  // Per output channel: which decoded channel feeds it, and x' = x · gain + offset.
+  const source = new Int32Array(c);
+  const gain = new Float32Array(c);
+  const offset = new Float32Array(c);
+  for (let k = 0; k < c; k++) {
+    source[k] = input.colorSpace === 'bgr' ? 2 - k : k;
+    const m = mean.length === 1 ? mean[0]! : mean[k]!;
+    const s = std.length === 1 ? std[0]! : std[k]!;
+    gain[k] = scale / s;
+    offset[k] = -m / s;
+  }
+  const out = new Float32Array(plane * c);
+  if (input.layout === 'NCHW') {
+    for (let k = 0; k < c; k++) {
+      const g = gain[k]!;
+      const o = offset[k]!;
+      const base = k * plane;
+      for (let i = 0, j = source[k]!; i < plane; i++, j += channels) out[base + i] = pixels[j]! * g + o;
+    }
+  } else {
+    for (let i = 0; i < plane; i++) {
+      const from = i * channels;
+      const to = i * c;
+      for (let k = 0; k < c; k++) out[to + k] = pixels[from + source[k]!]! * gain[k]! + offset[k]!;
+    }
+  }
+  return out;
+}
+
+/** Concatenates single-item tensors into one batch (batch first), checking they are all the same size. */
+export function stackBatch(items: Float32Array[]): Float32Array {
+  const first = items[0];
+  if (!first) throw new Error('cannot stack an empty batch');
+  const size = first.length;
+  const batch = new Float32Array(size * items.length);
+  items.forEach((item, i) => {
+    if (item.length !== size) {
+      throw new Error(`batch item ${i} has ${item.length} values, item 0 has ${size}`);
+    }
+    batch.set(item, i * size);
+  });
+  return batch;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -61,7 +61,11 @@ export function parseFrameTopic(prefix: string, topic: string): StationAddress |
 export const FRAME_ID_PATTERN = /^[A-Za-z0-9._:-]{1,120}$/;
 /** "required" for a missing field instead of zod's "expected string, received undefined". */
 const requiredString = () =>
-  z.string({ error: (issue) => (issue.input === undefined ? 'required' : 'must be a string') });
+  z.string({
+    // Only the type issue: returning undefined leaves the checks' (min, regex) own messages alone.
+    error: (issue) =>
+      issue.code === 'invalid_type' ? (issue.input === undefined ? 'required' : 'must be a string') : undefined,
+  });
 
 export const FrameId = requiredString().regex(
   FRAME_ID_PATTERN,
@@ -70,7 +74,7 @@ export const FrameId = requiredString().regex(
 
 /** Identifiers from plant systems (part, lot, work order, SKU): printable, bounded. */
 const PlantId = requiredString()
-  .min(1)
+  .min(1, 'must not be empty')
   .max(200)
   .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 

@@ -378,7 +378,7 @@ describe.each([
 // ---------------------------------------------------------------------------------------------------------------
 // Mosquitto only: a restarted broker, a killed worker process
 
-describe('frame subscriber and Mosquitto restarts', () => {
+describe('frame subscriber on Mosquitto only: restarts, a killed process, MQTT 5', () => {
   let broker: TestBroker & MosquittoBroker;
   const open: FrameSubscriber[] = [];
 
@@ -392,7 +392,12 @@ describe('frame subscriber and Mosquitto restarts', () => {
     await broker?.stop();
   });
 
-  async function subscribe(clientId: string, prefix: string, onFrame: (msg: FrameMessage) => Promise<void>) {
+  async function subscribe(
+    clientId: string,
+    prefix: string,
+    onFrame: (msg: FrameMessage) => Promise<void>,
+    extra: { protocolVersion?: 4 | 5; maxInFlight?: number } = {},
+  ) {
     const sub = await openFrameSubscriber({
       url: broker.url,
       clientId,
@@ -400,6 +405,7 @@ describe('frame subscriber and Mosquitto restarts', () => {
       onFrame,
       log: quietLog(),
       reconnectPeriodMs: 200,
+      ...extra,
     });
     open.push(sub);
     return sub;
@@ -489,6 +495,40 @@ describe('frame subscriber and Mosquitto restarts', () => {
     await waitFor('the marker', () => next.frames.length >= 1);
     await sleep(200);
     expect(next.ids()).toEqual(['frame-marker']);
+  });
+
+  test('MQTT 5: Receive Maximum bounds the frames in flight, and the session outlives a crash', async () => {
+    const prefix = unique('p');
+    const clientId = unique('worker');
+    const first = recorder({ never: true });
+    const v5 = { protocolVersion: 5 as const, maxInFlight: 2 };
+    const crashed = await subscribe(clientId, prefix, first.onFrame, v5);
+    const camera = await openCamera(broker.url);
+    for (let i = 0; i < 5; i++) {
+      await camera.publishAsync(frameTopic(prefix, 'PLANT1', 'L1', 'S1'), framePayload(`v5-${i}`), { qos: 1 });
+    }
+    await waitFor('two frames', () => first.frames.length === 2);
+    await sleep(300);
+    expect(first.ids()).toEqual(['v5-0', 'v5-1']);
+    await crashed.close({ force: true });
+
+    // Without a Session Expiry Interval an MQTT 5 session ends with the connection (v5 §3.1.2.11.2): all five
+    // frames coming back shows the subscriber asked for one.
+    const rec = recorder();
+    const sub = await subscribe(clientId, prefix, rec.onFrame, v5);
+    await waitFor('all five', () => rec.frames.length === 5);
+    expect(rec.ids()).toEqual(['v5-0', 'v5-1', 'v5-2', 'v5-3', 'v5-4']);
+    await waitFor('their PUBACKs', () => sub.stats().acknowledged === 5);
+    await sub.close();
+
+    // The v5 PUBACKs were taken: nothing comes back to the next subscriber.
+    const next = recorder();
+    await subscribe(clientId, prefix, next.onFrame, v5);
+    await camera.publishAsync(frameTopic(prefix, 'PLANT1', 'L1', 'S1'), framePayload('v5-marker'), { qos: 1 });
+    await waitFor('the marker', () => next.frames.length >= 1);
+    await sleep(200);
+    expect(next.ids()).toEqual(['v5-marker']);
+    await camera.endAsync();
   });
 
   test('a worker process killed (SIGKILL) mid-frame: its frame is redelivered to the restarted worker', async () => {

@@ -1,11 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectorLogger } from '../../infra/connectors/define';
-import { ExternalSystemError } from '../../infra/connectors/errors';
 import { loadNodeOpcua, type NodeOpcua } from '../../infra/connectors/opcua/node-opcua.driver';
 import { rejectStationNodeId, type StationAddress } from '../../infra/connectors/opcua/reject-station.address';
-import { openOpcUaRejectStation, type RejectStationPort } from '../../infra/connectors/opcua/reject-station';
+import {
+  openOpcUaRejectStation,
+  RejectStationError,
+  type RejectStationPort,
+} from '../../infra/connectors/opcua/reject-station';
 import { findFreePort } from '../../infra/local/managed-process';
 import { type LinePlcSimulator, startLinePlcSimulator } from '../../infra/simulators/line-plc/line-plc.simulator';
 
@@ -171,8 +174,8 @@ describe('reject station against the simulated line PLC', () => {
       (e: unknown) => e,
     );
 
-    expect(err).toBeInstanceOf(ExternalSystemError);
-    expect(err).toMatchObject({ kind: 'not-found' });
+    expect(err).toBeInstanceOf(RejectStationError);
+    expect(err).toMatchObject({ kind: 'not-found', reason: 'bad-status' });
     expect((err as Error).message).toContain(`${nodeId(unknown, 'PartId')} for part P-400 returned BadNodeIdUnknown`);
     expect(sim!.rejects()).toHaveLength(rejectsBefore);
   });
@@ -240,6 +243,26 @@ describe('reject station against the simulated line PLC', () => {
     }
     expect(sim!.rejects().slice(rejectsBefore)).toMatchObject([{ ...S2, partId: 'P-600', eventId: 'EV-600' }]);
   });
+  test('Sign modes refuse an untrusted PLC certificate until it is moved from rejected/ to trusted/certs', async () => {
+    const pkiDir = join(dataDir, 'client-pki-strict');
+    const config = { endpointUrl: sim!.endpointUrl, securityMode: 'Sign' as const, pkiDir, connectTimeoutMs: 20_000 };
+
+    await expect(openOpcUaRejectStation(config, recordingLog())).rejects.toMatchObject({
+      reason: 'connect',
+      message: expect.stringContaining('BadCertificateUntrusted'),
+    });
+    const rejected = readdirSync(join(pkiDir, 'rejected')).filter((f) => f.endsWith('.pem'));
+    expect(rejected).toHaveLength(1);
+    renameSync(join(pkiDir, 'rejected', rejected[0]!), join(pkiDir, 'trusted', 'certs', rejected[0]!));
+
+    const trusting = await openOpcUaRejectStation(config, recordingLog());
+    try {
+      await trusting.signalReject({ ...S1, partId: 'P-650', eventId: 'EV-650' });
+    } finally {
+      await trusting.close();
+    }
+    expect(sim!.rejects().at(-1)).toMatchObject({ partId: 'P-650', eventId: 'EV-650' });
+  });
 });
 
 describe('reject station when the PLC goes away', () => {
@@ -259,7 +282,10 @@ describe('reject station when the PLC goes away', () => {
         { endpointUrl: `opc.tcp://127.0.0.1:${port}`, pkiDir: join(dataDir, 'client-pki'), connectTimeoutMs: 1_500 },
         recordingLog(),
       ),
-    ).rejects.toThrow(`reject station opc.tcp://127.0.0.1:${port}: no session within 1500 ms`);
+    ).rejects.toMatchObject({
+      reason: 'connect',
+      message: expect.stringContaining(`reject station opc.tcp://127.0.0.1:${port}: no session within 1500 ms`),
+    });
   });
 
   test('server stops: rejects fail fast; server restarts on the same port: the client reconnects by itself', async () => {
@@ -287,8 +313,11 @@ describe('reject station when the PLC goes away', () => {
         (e: unknown) => e,
       );
       expect(Date.now() - started).toBeLessThan(2_000);
-      expect(outcome).toBeInstanceOf(ExternalSystemError);
-      expect(outcome).toMatchObject({ kind: 'transient' });
+      expect(outcome).toBeInstanceOf(RejectStationError);
+      expect(outcome).toMatchObject({
+        kind: 'transient',
+        reason: expect.stringMatching(/^(unavailable|write-failed)$/),
+      });
     }
     await expect(station.healthCheck()).rejects.toThrow(/session down/);
     expect(log.lines.some((l) => l.msg === 'reject station connection lost')).toBe(true);

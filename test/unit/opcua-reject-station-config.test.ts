@@ -50,7 +50,7 @@ describe('OpcUaRejectStationConfig', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ExternalSystemError);
-    expect(err).toMatchObject({ kind: 'validation' });
+    expect(err).toMatchObject({ kind: 'validation', reason: 'config' });
     expect((err as Error).message).toMatch(/reject station config is invalid: endpointUrl: expected opc\.tcp/);
   });
 });

@@ -11,6 +11,8 @@ import {
   type StationAddress,
 } from './reject-station.address';
 
+const SYSTEM = 'opcua-reject-station';
+
 /** A fail verdict for one part at one station: the PLC diverts the part. */
 export interface RejectSignal extends StationAddress {
   partId: string;
@@ -28,7 +30,8 @@ export interface RejectAck {
 
 /**
  * The reject station as the inference worker sees it. `signalReject` is one attempt: it never retries and never waits
- * for a reconnection; a failure is an `ExternalSystemError` the caller counts and logs.
+ * for a reconnection; a failure is a `RejectStationError` (an `ExternalSystemError` with a `reason`) that the caller
+ * counts and logs.
  */
 export interface RejectStationPort {
   signalReject(signal: RejectSignal): Promise<RejectAck>;
@@ -36,6 +39,26 @@ export interface RejectStationPort {
   healthCheck(): Promise<void>;
   /** Ends the session and the reconnection loop; later calls fail. Idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * Why a reject (or the connector) failed, for the caller's counters: `unavailable` (session down, nothing sent),
+ * `timeout` (sent, no response in time: it may still land), `write-failed` (the request failed in transport),
+ * `bad-status` (the PLC answered with a Bad status for a node), `invalid-signal`, `config`, `connect`, `health`.
+ */
+export type RejectFailureReason =
+  'unavailable' | 'timeout' | 'write-failed' | 'bad-status' | 'invalid-signal' | 'config' | 'connect' | 'health';
+
+/** An `ExternalSystemError` (same `name`, so code that duck-types connector errors keeps working) with a reason. */
+export class RejectStationError extends ExternalSystemError {
+  constructor(
+    readonly reason: RejectFailureReason,
+    kind: ExternalErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(SYSTEM, kind, message, undefined, options);
+  }
 }
 
 const SecurityPolicyName = z.enum(['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss']);
@@ -87,8 +110,6 @@ export const OpcUaRejectStationConfig = z
   });
 export type OpcUaRejectStationConfig = z.infer<typeof OpcUaRejectStationConfig>;
 
-const SYSTEM = 'opcua-reject-station';
-
 /** Status codes a later attempt may clear (OPC 10000-4 §7.38); others mean the write itself is refused. */
 const TRANSIENT_STATUS = new Set([
   'BadTimeout',
@@ -120,14 +141,14 @@ export async function openOpcUaRejectStation(
   const parsed = OpcUaRejectStationConfig.safeParse(rawConfig);
   if (!parsed.success) {
     const why = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new ExternalSystemError(SYSTEM, 'validation', `reject station config is invalid: ${why}`);
+    throw new RejectStationError('config', 'validation', `reject station config is invalid: ${why}`);
   }
   const config = parsed.data;
   const opcua = loadNodeOpcua();
   const { AttributeIds, DataType, MessageSecurityMode, SecurityPolicy, resolveNodeId } = opcua;
   const label = `reject station ${config.endpointUrl}`;
-  const fail = (kind: ExternalErrorKind, message: string, cause?: unknown) =>
-    new ExternalSystemError(SYSTEM, kind, `${label}: ${message}`, undefined, cause ? { cause } : undefined);
+  const fail = (reason: RejectFailureReason, kind: ExternalErrorKind, message: string, cause?: unknown) =>
+    new RejectStationError(reason, kind, `${label}: ${message}`, cause ? { cause } : undefined);
 
   const pkiDir = resolve(config.pkiDir);
   mkdirSync(pkiDir, { recursive: true });
@@ -180,7 +201,7 @@ export async function openOpcUaRejectStation(
     const namespaces = await s.readNamespaceArray();
     const index = namespaces.indexOf(config.namespaceUri);
     if (index < 0) {
-      throw fail('not-found', `namespace ${config.namespaceUri} is not in the server's NamespaceArray`);
+      throw fail('connect', 'not-found', `namespace ${config.namespaceUri} is not in the server's NamespaceArray`);
     }
     if (index !== namespaceIndex) {
       namespaceIndex = index;
@@ -249,12 +270,12 @@ export async function openOpcUaRejectStation(
     );
   } catch (err) {
     await shutdown();
-    if (err instanceof ExternalSystemError) throw err;
+    if (err instanceof RejectStationError) throw err;
     const message =
       err instanceof TimeoutError
         ? `no session within ${config.connectTimeoutMs} ms (is the PLC at ${config.endpointUrl} up?)`
         : `cannot open a session: ${(err as Error).message}`;
-    throw fail('transient', message, err);
+    throw fail('connect', 'transient', message, err);
   }
   downSince = undefined;
   log.info('reject station connected', {
@@ -276,10 +297,14 @@ export async function openOpcUaRejectStation(
     return nodes;
   };
 
-  const unavailable = (signal: RejectSignal): ExternalSystemError => {
+  const unavailable = (signal: RejectSignal): RejectStationError => {
     const down = downSince ?? { at: Date.now(), reason: 'reconnecting' };
     const forMs = Date.now() - down.at;
-    return fail('transient', `session down for ${forMs} ms (${down.reason}); reject of part ${signal.partId} not sent`);
+    return fail(
+      'unavailable',
+      'transient',
+      `session down for ${forMs} ms (${down.reason}); reject of part ${signal.partId} not sent`,
+    );
   };
 
   const writeReject = async (signal: RejectSignal, startedAt: bigint): Promise<RejectAck> => {
@@ -305,11 +330,12 @@ export async function openOpcUaRejectStation(
     } catch (err) {
       if (err instanceof TimeoutError) {
         throw fail(
+          'timeout',
           'transient',
           `no write response within ${config.requestTimeoutMs} ms for part ${signal.partId} (it may still arrive)`,
         );
       }
-      throw fail('transient', `write for part ${signal.partId} failed: ${(err as Error).message}`, err);
+      throw fail('write-failed', 'transient', `write for part ${signal.partId} failed: ${(err as Error).message}`, err);
     }
     const writtenAt = new Date();
     const latencyMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
@@ -318,7 +344,11 @@ export async function openOpcUaRejectStation(
       const nodeId = nodesToWrite[i]!.nodeId!.toString();
       const kind: ExternalErrorKind =
         status.name === 'BadNodeIdUnknown' ? 'not-found' : TRANSIENT_STATUS.has(status.name) ? 'transient' : 'rejected';
-      throw fail(kind, `write to ${nodeId} for part ${signal.partId} returned ${status.name} (${status.toString()})`);
+      throw fail(
+        'bad-status',
+        kind,
+        `write to ${nodeId} for part ${signal.partId} returned ${status.name} (${status.toString()})`,
+      );
     });
     return { writtenAt, latencyMs };
   };
@@ -332,7 +362,11 @@ export async function openOpcUaRejectStation(
       for (const segment of [signal.site, signal.line, signal.station]) {
         if (typeof segment !== 'string' || segment.length === 0 || segment.includes('.')) {
           return Promise.reject(
-            fail('validation', `station id segment "${String(segment)}" must be non-empty and contain no "."`),
+            fail(
+              'invalid-signal',
+              'validation',
+              `station id segment "${String(segment)}" must be non-empty and contain no "."`,
+            ),
           );
         }
       }
@@ -352,7 +386,7 @@ export async function openOpcUaRejectStation(
       const s = session;
       if (closed || downSince || !s) {
         const down = downSince ?? { at: Date.now(), reason: 'closed' };
-        throw fail('transient', `session down for ${Date.now() - down.at} ms (${down.reason})`);
+        throw fail('unavailable', 'transient', `session down for ${Date.now() - down.at} ms (${down.reason})`);
       }
       let value: NodeOpcua.DataValue;
       try {
@@ -361,12 +395,13 @@ export async function openOpcUaRejectStation(
           config.requestTimeoutMs,
         );
       } catch (err) {
-        throw fail('transient', `health read failed: ${(err as Error).message}`, err);
+        throw fail('health', 'transient', `health read failed: ${(err as Error).message}`, err);
       }
-      if (!value.statusCode.isGood()) throw fail('transient', `server state read returned ${value.statusCode.name}`);
+      if (!value.statusCode.isGood())
+        throw fail('health', 'transient', `server state read returned ${value.statusCode.name}`);
       const state = value.value.value as NodeOpcua.ServerState;
       if (state !== opcua.ServerState.Running) {
-        throw fail('transient', `server state is ${opcua.ServerState[state] ?? state}, not Running`);
+        throw fail('health', 'transient', `server state is ${opcua.ServerState[state] ?? state}, not Running`);
       }
     },
 

@@ -260,9 +260,17 @@ export async function openOpcUaRejectStation(
       (async () => {
         await client.connect(config.endpointUrl);
         const s = await client.createSession();
+        if (closed) {
+          // connectTimeoutMs fired while the session was being created; shutdown() has already run.
+          await s.close().catch(() => undefined);
+          return;
+        }
         session = s;
+        // Not a reason to refuse rejects: node-opcua recreates a session the server no longer knows on the next
+        // request (BadSessionIdInvalid), and a write meanwhile fails with its Bad status. Marking the port down here
+        // could leave it down with no event to bring it back.
         s.on('session_closed', (status) => {
-          if (!closed) markDown(`session closed by the server (${status.name})`);
+          if (!closed) log.warn('reject station session closed by the server', { status: status.name });
         });
         await resolveNamespace(s);
       })(),

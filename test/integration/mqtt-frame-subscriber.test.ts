@@ -348,6 +348,34 @@ describe.each([
     expect(peak).toBe(3);
   });
 
+  test('a window full for longer than the keepalive: the reconnect neither loses nor repeats a frame', async () => {
+    const prefix = unique('p');
+    const clientId = unique('worker');
+    const rec = recorder({ hold: true });
+    const log = quietLog();
+    // One frame in flight: the second one waits in MQTT.js, and with it the PINGRESP, so MQTT.js times the
+    // connection out after 1.5 × keepalive and reconnects; the broker then resends the unacknowledged frames.
+    const sub = await openFrameSubscriber({
+      url: broker.url,
+      clientId,
+      prefix,
+      onFrame: rec.onFrame,
+      log,
+      maxInFlight: 1,
+      keepaliveSeconds: 1,
+      reconnectPeriodMs: 100,
+    });
+    open.push(sub);
+    await publish(prefix, 'full-0');
+    await publish(prefix, 'full-1');
+    await waitFor('a reconnect', () => log.lines.filter((l) => l.startsWith('info mqtt connected')).length >= 2);
+    await waitFor('the first frame rejoined after the reconnect', () => sub.stats().rejoined >= 1);
+    expect(rec.ids()).toEqual(['full-0']);
+    rec.release();
+    await waitFor('both acknowledged', () => sub.stats().acknowledged === 2);
+    expect(rec.ids()).toEqual(['full-0', 'full-1']);
+  });
+
   test('the result publisher delivers results at QoS 1 on the station inspection topic', async () => {
     const prefix = unique('p');
     const listener = await connectAsync(broker.url, { clientId: unique('dashboard'), clean: true });

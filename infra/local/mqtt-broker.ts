@@ -2,8 +2,8 @@
  * MQTT brokers for development and tests: an embedded aedes broker (the `npm start` default when no broker URL is
  * configured) and a real Mosquitto from Debian (what tests also run against, and what a plant would run).
  *
- * Run the embedded broker alone: `node --import tsx infra/local/mqtt-broker.ts` (MQTT_BROKER_PORT, default 1883);
- * it prints `mqtt broker ready <url>` and stops on SIGTERM / SIGINT.
+ * Run the embedded broker alone: `node --import tsx infra/local/mqtt-broker.ts` (MQTT_BROKER_PORT, default 1883;
+ * MQTT_BROKER_HOST, default 127.0.0.1); it prints `mqtt broker ready <url>` and stops on SIGTERM / SIGINT.
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
@@ -38,8 +38,13 @@ export async function startEmbeddedMqttBroker(opts: { host?: string; port: numbe
   const host = opts.host ?? LOOPBACK;
   if (opts.port !== 0) await assertPortFree(opts.port, host, 'MQTT port');
   // aedes 1.x is ESM-only. Node 20.19+ loads it from this CommonJS module through import(); jest's module system
-  // cannot, which is why tests run this broker in a child process (`node --import tsx` this file).
-  const { Aedes } = await import('aedes');
+  // cannot (without --experimental-vm-modules), so there the same broker runs as a child process instead.
+  const loaded = await import('aedes').catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING_FLAG') return undefined;
+    throw err;
+  });
+  if (!loaded) return spawnEmbeddedMqttBroker({ host, port: opts.port });
+  const { Aedes } = loaded;
   const broker = await Aedes.createBroker();
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -81,29 +86,33 @@ export async function startEmbeddedMqttBroker(opts: { host?: string; port: numbe
 
 /**
  * The embedded broker in a child process of its own (`node --import tsx` this file): for callers that cannot load
- * ESM in-process (jest), and for tests that kill the broker. `port` 0 is not supported: the port must be known.
+ * ESM in-process (jest), and for tests that kill the broker. Port 0 lets the child pick one (see `url`).
  */
 export async function spawnEmbeddedMqttBroker(opts: {
+  host?: string;
   port: number;
   log?: (line: string) => void;
 }): Promise<MqttBroker & { pid: number }> {
-  await assertPortFree(opts.port, LOOPBACK, 'MQTT port');
-  let announced: (() => void) | undefined;
-  const ready = new Promise<void>((resolveReady) => (announced = resolveReady));
+  const host = opts.host ?? LOOPBACK;
+  if (opts.port !== 0) await assertPortFree(opts.port, host, 'MQTT port');
+  let announced: ((url: string) => void) | undefined;
+  const ready = new Promise<string>((resolveReady) => (announced = resolveReady));
   const proc = spawnManaged({
     name: 'mqtt-broker',
     command: process.execPath,
     args: ['--import', 'tsx', __filename],
     cwd: resolve(__dirname, '../..'),
-    env: { ...process.env, MQTT_BROKER_PORT: String(opts.port) },
+    env: { ...process.env, MQTT_BROKER_HOST: host, MQTT_BROKER_PORT: String(opts.port) },
     onLine: (line) => {
       opts.log?.(`[mqtt-broker] ${line}`);
-      if (line.startsWith('mqtt broker ready')) announced?.();
+      const url = READY_LINE.exec(line)?.[1];
+      if (url) announced?.(url);
     },
   });
   let timer: NodeJS.Timeout | undefined;
+  let url: string;
   try {
-    await Promise.race([
+    url = await Promise.race([
       ready,
       failOnExit(proc, (exit) => `embedded MQTT broker ${describeExit(exit)}:\n${proc.outputTail()}`),
       new Promise<never>((_, reject) => {
@@ -114,7 +123,7 @@ export async function spawnEmbeddedMqttBroker(opts: {
       }),
     ]);
     // The line comes after listen(); a connect confirms it from this side of the socket too.
-    await waitForTcp(LOOPBACK, opts.port, READY_TIMEOUT_MS);
+    await waitForTcp(host, Number(new URL(url).port), READY_TIMEOUT_MS);
   } catch (err) {
     await proc.stop({ signal: 'SIGKILL' });
     throw err;
@@ -122,13 +131,15 @@ export async function spawnEmbeddedMqttBroker(opts: {
     clearTimeout(timer);
   }
   return {
-    url: `mqtt://${LOOPBACK}:${opts.port}`,
+    url,
     pid: proc.pid,
     stop: async () => {
       await proc.stop({ signal: 'SIGTERM', graceMs: 5_000 });
     },
   };
 }
+
+const READY_LINE = /^mqtt broker ready (mqtt:\/\/\S+)$/;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Mosquitto
@@ -345,7 +356,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`MQTT_BROKER_PORT must be a port number, got "${process.env.MQTT_BROKER_PORT}"`);
   }
-  const broker = await startEmbeddedMqttBroker({ port });
+  const broker = await startEmbeddedMqttBroker({ host: process.env.MQTT_BROKER_HOST || LOOPBACK, port });
   console.log(`mqtt broker ready ${broker.url}`);
   const stop = () => {
     broker.stop().then(

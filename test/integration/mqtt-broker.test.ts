@@ -10,6 +10,7 @@ import {
   MOSQUITTO_NOT_FOUND,
   resolveMosquittoExecutable,
   spawnEmbeddedMqttBroker,
+  startEmbeddedMqttBroker,
   startMosquitto,
 } from '../../infra/local/mqtt-broker';
 
@@ -171,6 +172,18 @@ describe('embedded broker (aedes)', () => {
     const broker = await spawnEmbeddedMqttBroker({ port });
     try {
       expect(broker.url).toBe(`mqtt://127.0.0.1:${port}`);
+      expect(await roundTrip(broker.url)).toBe('hello');
+    } finally {
+      await broker.stop();
+    }
+    await expect(assertPortFree(port)).resolves.toBeUndefined();
+  });
+
+  test('startEmbeddedMqttBroker works where ESM cannot load in-process (jest): port 0 picks a free port', async () => {
+    const broker = await startEmbeddedMqttBroker({ port: 0 });
+    const port = Number(new URL(broker.url).port);
+    try {
+      expect(port).toBeGreaterThan(0);
       expect(await roundTrip(broker.url)).toBe('hello');
     } finally {
       await broker.stop();

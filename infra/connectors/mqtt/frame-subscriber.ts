@@ -159,6 +159,8 @@ export async function openFrameSubscriber(opts: FrameSubscriberOptions): Promise
   /** A packet MQTT.js is waiting on while the window is full (MQTT.js hands over one packet at a time). */
   let stalled: { packet: IPublishPacket; receivedAt: bigint; release: (err?: Error) => void } | undefined;
   let closing = false;
+  /** Between a CONNACK and the connection's 'close'. */
+  let connectionOpen = false;
   const stats = { started: 0, acknowledged: 0, redelivered: 0, rejoined: 0, retries: 0 };
   const wakeRetries = new Set<() => void>();
   const settledWaiters = new Set<() => void>();
@@ -173,8 +175,10 @@ export async function openFrameSubscriber(opts: FrameSubscriberOptions): Promise
   client.handleMessage = (packet, callback) => {
     const receivedAt = process.hrtime.bigint();
     if (packet.dup) stats.redelivered += 1;
-    if (closing) {
-      // Not started, not acknowledged: the broker keeps it for the next subscriber with this clientId.
+    // Closing: not started, not acknowledged; the broker keeps it for the next subscriber with this clientId.
+    // Connection gone: MQTT.js may still hand over packets it parsed from the dead socket; the broker resends
+    // them on the next connection, where their packet identifiers are valid again.
+    if (closing || !connectionOpen) {
       callback(PUBACK_DEFERRED);
       return;
     }
@@ -308,6 +312,7 @@ export async function openFrameSubscriber(opts: FrameSubscriberOptions): Promise
   // A PUBACK must go out on the connection its PUBLISH came in on: packet identifiers are per session and reused
   // once acknowledged (§2.3.1), so a late PUBACK on a new connection could acknowledge a different frame.
   client.on('close', () => {
+    connectionOpen = false;
     const now = Date.now();
     for (const frame of ackQueue) frame.orphanedAt = now;
     orphans.push(...ackQueue);
@@ -319,6 +324,7 @@ export async function openFrameSubscriber(opts: FrameSubscriberOptions): Promise
 
   let subscribed = false;
   client.on('connect', (connack) => {
+    connectionOpen = true;
     const now = Date.now();
     if (!connack.sessionPresent) {
       // A new session (first start, expired, or a broker that lost its state): nothing will be redelivered.

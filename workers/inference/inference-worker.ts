@@ -64,6 +64,8 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
 
     const modelsDir = opts.modelsDir ?? config.vision.modelsDir;
     const models = await openModelCatalog(isAbsolute(modelsDir) ? modelsDir : join(REPO_ROOT, modelsDir), {
+      // onnxruntime holds the thread it runs on for a whole batch; reject writes and acks must not wait behind it.
+      inThread: true,
       ...(config.vision.inference.intraOpThreads ? { intraOpNumThreads: config.vision.inference.intraOpThreads } : {}),
     });
     closers.push(() => models.close());

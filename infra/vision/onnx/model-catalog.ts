@@ -6,6 +6,7 @@
  * frame); sessions are created on first use and cached by name@version. The catalog owns every session it creates
  * and closes them all in close(); callers must not close a model they got from it.
  */
+import { loadModelInThread } from './threaded-model';
 import type { Dirent } from 'node:fs';
 import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,7 +36,14 @@ export interface ModelCatalog {
   close(): Promise<void>;
 }
 
-export async function openModelCatalog(modelsDir: string, opts: LoadModelOptions = {}): Promise<ModelCatalog> {
+export interface ModelCatalogOptions extends LoadModelOptions {
+  /** Serve each model from its own worker thread (threaded-model.ts): what a worker doing I/O besides inference wants. */
+  inThread?: boolean;
+}
+
+export async function openModelCatalog(modelsDir: string, opts: ModelCatalogOptions = {}): Promise<ModelCatalog> {
+  const { inThread = false, ...loadOpts } = opts;
+  const load = inThread ? loadModelInThread : loadModel;
   let dirs: Dirent[];
   try {
     dirs = await readdir(modelsDir, { withFileTypes: true });
@@ -83,7 +91,7 @@ export async function openModelCatalog(modelsDir: string, opts: LoadModelOptions
         const refused = rejected.length ? `; refused manifests: ${rejected.map((r) => r.manifestPath).join(', ')}` : '';
         return Promise.reject(new ModelLoadError(`no model ${key} in ${modelsDir} (models: ${known}${refused})`));
       }
-      const loading = loadModel(entry.manifestPath, opts).then(async (model) => {
+      const loading = load(entry.manifestPath, loadOpts).then(async (model) => {
         if (model.key !== key) {
           await model.close();
           throw new ModelLoadError(`${entry.manifestPath} now declares ${model.key}, not ${key}; reopen the catalog`);

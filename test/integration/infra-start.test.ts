@@ -100,6 +100,8 @@ function stackEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     TEMPORAL_NAMESPACE: test.namespace,
     SAP_USER: '',
     SAP_PASSWORD: '',
+    // These stacks run stand-in processes that speak no MQTT: no broker on the fixed port, which another run may hold.
+    MQTT_URL: 'mqtt://127.0.0.1:9',
     ...extra,
   };
 }

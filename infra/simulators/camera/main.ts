@@ -2,6 +2,7 @@ import { loadConfig } from '../../config/load';
 import { createPool } from '../../db/pool';
 import { cameraStationsFor } from './camera.plan';
 import { buildCameraAdminApp, startCameraSimulator } from './camera.simulator';
+import { startVerdictFeeder, type VerdictFeeder } from './verdict-feeder';
 
 /**
  * Runs the camera simulator (started by `npm start`). Environment:
@@ -32,7 +33,9 @@ async function main(): Promise<void> {
   const pool = createPool(databaseUrl, { max: 4, applicationName: 'holdfast-camera-sim' });
   let sim: Awaited<ReturnType<typeof startCameraSimulator>> | undefined;
   let app: ReturnType<typeof buildCameraAdminApp> | undefined;
+  let feeder: VerdictFeeder | undefined;
   const shutdown = async () => {
+    await feeder?.stop();
     await sim?.stop();
     await app?.close();
     await pool.end();
@@ -51,6 +54,16 @@ async function main(): Promise<void> {
     });
     app = buildCameraAdminApp(sim.store);
     await app.listen({ port, host: '127.0.0.1' });
+    // Stations in shadow mode get the simulator's ground truth as verdicts, for Holdfast's shadow report.
+    const shadow = new Set(
+      config.sites.flatMap((site) =>
+        site.lines.flatMap((l) =>
+          l.stations.filter((st) => st.mode === 'shadow').map((st) => `${site.id}/${l.id}/${st.id}`),
+        ),
+      ),
+    );
+    const apiUrl = env.HOLDFAST_API_URL ?? `http://${config.api.host}:${config.api.port}`;
+    if (shadow.size > 0) feeder = startVerdictFeeder({ store: sim.store, apiUrl, stations: shadow, log });
   } catch (err) {
     await shutdown().catch(() => undefined);
     throw err;

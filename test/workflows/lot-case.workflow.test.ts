@@ -116,6 +116,27 @@ test('many defective parts of one lot give one hold, one notification with one i
   });
 });
 
+test('a defect from a station in shadow mode records what it would do and touches neither the MES, the ERP nor a lot case', async () => {
+  const r = await rig();
+  await r.worker.runUntil(async () => {
+    const d = detection();
+    const handle = await harness.client.workflow.start(defectWorkflow, {
+      workflowId: defectWorkflowId(d.eventId),
+      taskQueue: r.taskQueue,
+      args: [{ ...defectInput(d, r.policy, r.taskQueue), mode: 'shadow' }],
+    });
+    const result = await handle.result();
+    expect(result).toMatchObject({ eventId: d.eventId, mode: 'shadow' });
+    expect('wouldDo' in result && result.wouldDo.join('\n')).toMatch(new RegExp(`hold lot ${d.lotId}`));
+    expect(r.mes.holds.size + r.mes.qualityEvents.size).toBe(0);
+    expect(r.erp.notifications.size + r.erp.documents.length).toBe(0);
+    const lotCase = harness.client.workflow.getHandle(lotCaseWorkflowId(d.site, d.lotId));
+    await expect(lotCase.describe()).rejects.toThrow(/not found/i);
+    const described = await handle.describe();
+    expect(described.searchAttributes.DispositionState).toEqual(['shadow']);
+  });
+});
+
 test('whole-lot policy blocks the lot quantity once, however many parts fail', async () => {
   const r = await rig({ blockQuantity: 'whole-lot' });
   const lotId = `L-${Date.now()}-w`;

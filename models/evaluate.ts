@@ -8,7 +8,7 @@
  * the manifest and the headline figures into the manifest's `training.heldOut`.
  *
  * Usage: node --import tsx models/evaluate.ts [--model models/holdfast-surface/manifest.json] [--count 2000]
- *        [--formats png,jpeg] [--wall-seconds N]
+ *        [--formats png,jpeg] [--min-defect-area 16] [--wall-seconds N]
  */
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -71,12 +71,14 @@ async function evaluateFormat(
   manifest: ModelManifest,
   count: number,
   format: 'png' | 'jpeg',
+  minDefectAreaPx: number,
 ): Promise<FormatMetrics> {
   if (manifest.decoder.kind !== 'classifier-box') throw new Error('evaluate.ts reads classifier-box models only');
   const { logitsOutput, boxOutput, goodClass } = manifest.decoder;
   const classes = manifest.classes;
   const [, , inputHeight, inputWidth] = manifest.input.shape;
-  // Defaults only: the recipe names no thresholds, so the manifest's apply (the figures a new station starts with).
+  // The recipe names no thresholds, so the manifest's defaults apply (what a new station starts with); the minimum
+  // defect size is the seed recipe's in temporal.yaml (16 px²) unless --min-defect-area says otherwise.
   const recipe: Recipe = {
     site: 'eval',
     line: 'eval',
@@ -85,7 +87,7 @@ async function evaluateFormat(
     version: 'eval',
     model: { name: manifest.name, version: manifest.version },
     thresholds: {},
-    minDefectAreaPx: 0,
+    minDefectAreaPx,
   };
   const confusion: Record<string, Record<string, number>> = {};
   for (const t of classes) confusion[t] = Object.fromEntries(classes.map((p) => [p, 0]));
@@ -193,6 +195,7 @@ async function main(): Promise<void> {
       model: { type: 'string', default: 'models/holdfast-surface/manifest.json' },
       count: { type: 'string', default: '2000' },
       formats: { type: 'string', default: 'png,jpeg' },
+      'min-defect-area': { type: 'string', default: '16' },
       'wall-seconds': { type: 'string' },
     },
   });
@@ -204,6 +207,7 @@ async function main(): Promise<void> {
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (sha256 !== manifest.sha256) throw new Error(`${onnxPath}: sha256 ${sha256}, manifest says ${manifest.sha256}`);
   const count = Number(values.count);
+  const minDefectAreaPx = Number(values['min-defect-area']);
   if (!(count >= 1000)) throw new Error('the held-out set must have at least 1,000 images');
 
   const session = await ort.InferenceSession.create(bytes, {
@@ -214,7 +218,7 @@ async function main(): Promise<void> {
   });
   const results: FormatMetrics[] = [];
   for (const format of values.formats.split(',') as ('png' | 'jpeg')[]) {
-    results.push(await evaluateFormat(session, manifest, count, format));
+    results.push(await evaluateFormat(session, manifest, count, format, minDefectAreaPx));
   }
   await session.release();
 
@@ -224,6 +228,7 @@ async function main(): Promise<void> {
     sha256,
     heldOutSeeds: [HELD_OUT_SEED_START, HELD_OUT_SEED_START + count - 1],
     thresholds: manifest.thresholds,
+    minDefectAreaPx,
     rule: 'fail when any defect class reaches its manifest threshold (applyRecipe); class = most confident defect',
     host: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, shared with other work while measured`,
     evaluatedAt: new Date().toISOString(),

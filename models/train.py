@@ -281,7 +281,7 @@ def metrics(probs: np.ndarray, boxes: np.ndarray, labels: np.ndarray, true_boxes
 def choose_threshold(probs: np.ndarray, labels: np.ndarray) -> float:
     """The validation threshold on the top defect probability with the best min(precision, recall); ties → 0.5-ward."""
     best, best_score = 0.5, -1.0
-    for t in np.arange(0.2, 0.81, 0.05):
+    for t in np.arange(0.1, 0.81, 0.05):
         m = metrics(probs, np.zeros((len(probs), 4)), labels, np.zeros((len(probs), 4)), float(t))
         score = min(m["precision"], m["recall"])
         if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and abs(t - 0.5) < abs(best - 0.5)):

@@ -5,14 +5,14 @@
 #   3. training, ONNX export, onnxruntime parity check, manifest (models/train.py);
 #   4. the held-out evaluation through preprocessImage + onnxruntime-node (models/evaluate.ts), which writes
 #      metrics.json and the metrics into the manifest.
-# Usage: bash models/train.sh   (from anywhere; sizes can be changed with the variables below)
+# Usage: bash models/train.sh   (from anywhere; sizes and the output folder can be changed with the variables below)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${HOLDFAST_CACHE_DIR:-$HOME/.cache/holdfast}"
 VENV="$CACHE/venv-models"
 DATA="$CACHE/datasets/holdfast-surface"
-OUT="$ROOT/models/holdfast-surface"
+OUT="${MODEL_OUT:-$ROOT/models/holdfast-surface}"
 TRAIN_IMAGES="${TRAIN_IMAGES:-12000}"
 VAL_IMAGES="${VAL_IMAGES:-1000}"
 HELD_OUT_IMAGES="${HELD_OUT_IMAGES:-2000}"

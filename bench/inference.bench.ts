@@ -32,7 +32,7 @@ import { preprocessImage, stackBatch } from '../infra/vision/preprocess';
 import { saveRecipe } from '../infra/vision/recipe.repository';
 import { encodeFrame, renderSyntheticFrame } from '../infra/vision/synthetic/part-generator';
 import { HELD_OUT_SEED_START } from '../infra/vision/synthetic/seeds';
-import { startInferenceWorker } from '../workers/inference/inference-worker';
+import { inferenceThreads, startInferenceWorker } from '../workers/inference/inference-worker';
 import { freePort } from '../infra/local/free-port';
 
 const { values: args } = parseArgs({
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     'latency-frames': { type: 'string', default: process.env.BENCH_LATENCY_FRAMES ?? '600' },
     model: { type: 'string', default: 'holdfast-surface' },
     'model-version': { type: 'string', default: '1.0.0' },
+    /** onnxruntime intra-op threads for both the bare loop and the worker; default: the worker's own rule. */
+    threads: { type: 'string' },
   },
 });
 const FRAMES = Number(args.frames);
@@ -100,7 +102,8 @@ async function prepareFrames(n: number, firstSeed: number, prefix: string, tag: 
 async function main(): Promise<void> {
   const config = loadConfig();
   const { batchSize } = config.vision.inference;
-  const threads = config.vision.inference.intraOpThreads ?? cpus().length;
+  if (args.threads) config.vision.inference.intraOpThreads = Number(args.threads);
+  const threads = inferenceThreads(config);
   const work = mkdtempSync(join(tmpdir(), 'holdfast-bench-inference-'));
   chmodSync(work, 0o711);
   const cleanups: (() => Promise<void>)[] = [];
@@ -133,9 +136,9 @@ async function main(): Promise<void> {
     const latencyFrames = await prepareFrames(LATENCY_FRAMES, HELD_OUT_SEED_START + FRAMES, prefix, 'lat');
 
     // Baseline: the bare model, same batch size and threads, tensors prepared beforehand (nothing else timed).
-    const manifestPath = join(REPO, config.vision.modelsDir, args.model!, 'manifest.json');
+    const manifestPath = join(REPO, config.vision.modelsDir, args.model, 'manifest.json');
     const manifest = await readManifest(manifestPath);
-    const session = await ort.InferenceSession.create(join(REPO, config.vision.modelsDir, args.model!, manifest.file), {
+    const session = await ort.InferenceSession.create(join(REPO, config.vision.modelsDir, args.model, manifest.file), {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
@@ -167,7 +170,7 @@ async function main(): Promise<void> {
           ...st,
           sku: SKU,
           version: 'bench',
-          model: { name: args.model!, version: args['model-version']! },
+          model: { name: args.model, version: args['model-version'] },
           thresholds: {},
           minDefectAreaPx: 0,
         },

@@ -3,6 +3,7 @@
  * integration tests and `bench:inference`: open everything the pipeline needs, subscribe to frames, and close it all
  * in reverse on `close()`.
  */
+import { availableParallelism } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type pg from 'pg';
 import type { HoldfastConfig } from '../../infra/config/schema';
@@ -44,6 +45,16 @@ export interface InferenceWorker {
 
 const REPO_ROOT = resolve(__dirname, '../..');
 
+/**
+ * onnxruntime's intra-op threads. Default: every core but one. The other core decodes and preprocesses the next
+ * frames, writes rejects and results and talks to the broker while the model computes; giving the model every core
+ * makes those wait for CPU, which costs more throughput and reject latency than the extra model thread gains
+ * (BENCHMARKS.md, bench:inference).
+ */
+export function inferenceThreads(config: HoldfastConfig): number {
+  return config.vision.inference.intraOpThreads ?? Math.max(1, availableParallelism() - 1);
+}
+
 export async function startInferenceWorker(opts: InferenceWorkerOptions): Promise<InferenceWorker> {
   const { config, pool, log } = opts;
   const closers: (() => Promise<void>)[] = [];
@@ -66,7 +77,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     const models = await openModelCatalog(isAbsolute(modelsDir) ? modelsDir : join(REPO_ROOT, modelsDir), {
       // onnxruntime holds the thread it runs on for a whole batch; reject writes and acks must not wait behind it.
       inThread: true,
-      ...(config.vision.inference.intraOpThreads ? { intraOpNumThreads: config.vision.inference.intraOpThreads } : {}),
+      intraOpNumThreads: inferenceThreads(config),
     });
     closers.push(() => models.close());
     for (const bad of models.rejected) log.warn('model manifest refused', { ...bad });

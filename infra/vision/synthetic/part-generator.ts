@@ -3,7 +3,7 @@
  * rotation drawn from a seed, and at most one surface defect (scratch, dent, crack, contamination) whose class and
  * bounding box are the frame's ground truth.
  *
- * One seed gives the same bytes on every machine: the training set, the held-out set and the camera simulator's
+ * One seed gives the same bytes every time (V8 ships its own libm, so the platform does not matter): the training set, the held-out set and the camera simulator's
  * ground truth are all "the frames for these seeds". Rendering is pure TypeScript into a raw RGB buffer, a few ms per
  * 256×256 frame, so the camera simulator can publish tens of frames per second on a shared 2-core box.
  *

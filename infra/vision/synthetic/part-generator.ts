@@ -209,6 +209,13 @@ function drawScene(rand: Prng, rgb: Buffer, width: number, height: number): Scen
   // Below this depth into the metal nothing in the loop depends on the distance (bevel, coverage).
   const exactDepth = bevel + 1;
 
+  // Beyond this distance from the part's centre a pixel is belt only, out of reach of the contact shadow: its signed
+  // distance cannot be below `far - bound`, so skipping partSdf there changes no pixel (and saves most of the frame).
+  const bound =
+    part.kind === 'flange' ? part.size : math.sqrt(part.size * part.size + part.halfHeight * part.halfHeight);
+  const far = bound + 6 * shadowSoft + 1;
+  const far2 = far * far;
+  const isFlange = part.kind === 'flange';
   let o = 0;
   for (let y = 0; y < height; y++) {
     const gy = y / cell;
@@ -220,7 +227,7 @@ function drawScene(rand: Prng, rgb: Buffer, width: number, height: number): Scen
       const dy = y + 0.5 - cy;
       const u = dx * cosR + dy * sinR;
       const v = -dx * sinR + dy * cosR;
-      const sd = partSdf(part, u, v, exactDepth);
+      const sd = dx * dx + dy * dy > far2 ? INF : partSdf(part, u, v, exactDepth);
       const light = exposure * (1 + lightSlope * (dx * lightX + dy * lightY));
 
       let r = 0;
@@ -249,10 +256,9 @@ function drawScene(rand: Prng, rgb: Buffer, width: number, height: number): Scen
       }
       if (cover > 0) {
         // Turning marks run round a flange; a stamped plate is brushed along its length.
-        const brush =
-          part.kind === 'flange'
-            ? hashNoise(math.round(math.sqrt(u * u + v * v) * 1.5), 0, saltBrush)
-            : hashNoise(math.round(v * 1.5), 1, saltBrush);
+        const brush = isFlange
+          ? hashNoise(math.round(math.sqrt(u * u + v * v) * 1.5), 0, saltBrush)
+          : hashNoise(math.round(v * 1.5), 1, saltBrush);
         const t = u * specCos + v * specSin - specOffset;
         let level =
           metalLevel + brushAmp * brush + 2.5 * hashNoise(x, y, saltBrush) + specAmp * expNeg(t * t * specInvWidth);

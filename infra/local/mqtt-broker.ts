@@ -179,6 +179,13 @@ export function resolveMosquittoExecutable(env: NodeJS.ProcessEnv = process.env)
  * The configuration Holdfast runs Mosquitto with, rewritten at every start. Mosquitto 2.0 reference:
  * https://mosquitto.org/man/mosquitto-conf-5.html
  */
+/**
+ * QoS 1 messages Mosquitto sends a client before it waits for PUBACKs. Mosquitto's own default, 20, caps a worker
+ * that acknowledges a frame only once its result is stored at 20 / (frame → stored latency): about 80 frames/s here
+ * (bench:inference). The worker bounds itself with vision.mqtt.maxInFlight.
+ */
+export const DEFAULT_MAX_INFLIGHT = 256;
+
 export function mosquittoConfig(opts: { port: number; dataDir: string; maxInflightMessages: number }): string {
   return [
     '# Written by infra/local/mqtt-broker.ts at every start; edits are lost.',
@@ -224,7 +231,7 @@ export async function startMosquitto(opts: MosquittoOptions): Promise<MosquittoB
   const confFile = join(dataDir, 'mosquitto.conf');
   await writeFile(
     confFile,
-    mosquittoConfig({ port: opts.port, dataDir, maxInflightMessages: opts.maxInflightMessages ?? 20 }),
+    mosquittoConfig({ port: opts.port, dataDir, maxInflightMessages: opts.maxInflightMessages ?? DEFAULT_MAX_INFLIGHT }),
     { mode: 0o600 },
   );
   const runAs = mosquittoOsUser();

@@ -86,6 +86,8 @@ export interface InferencePipelineDeps {
 
 export interface PipelineStats {
   frames: number;
+  /** Results committed to PostgreSQL (new or duplicate). */
+  stored: number;
   passed: number;
   failed: number;
   rejectedFrames: Record<string, number>;
@@ -123,6 +125,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
   const maxWaitMs = parseDurationMs(inference.maxBatchWait);
   const stats: PipelineStats = {
     frames: 0,
+    stored: 0,
     passed: 0,
     failed: 0,
     rejectedFrames: {},
@@ -277,6 +280,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
         frame: { id: frame.frameId, sha256: sha256(image) },
       };
       await ingest.submit(result);
+      stats.stored += 1;
       sample(stats.frameLatencyMs, Number(process.hrtime.bigint() - receivedAt) / 1e6);
 
       if (deps.results) {

@@ -28,6 +28,7 @@ ALTER TABLE holdfast.inspection
   ADD COLUMN frame_id     text,
   ADD COLUMN frame_sha256 text,
   ADD COLUMN mode         text NOT NULL DEFAULT 'production' CHECK (mode IN ('production', 'shadow'));
+CREATE INDEX inspection_frame_idx ON holdfast.inspection (frame_id) WHERE frame_id IS NOT NULL;
 CREATE INDEX inspection_station_mode_idx ON holdfast.inspection (site, line, station, mode, inspected_at);
 
 -- What a part really was, from the camera simulator's ground truth or a person's manual check: the reference a

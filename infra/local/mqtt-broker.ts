@@ -231,7 +231,11 @@ export async function startMosquitto(opts: MosquittoOptions): Promise<MosquittoB
   const confFile = join(dataDir, 'mosquitto.conf');
   await writeFile(
     confFile,
-    mosquittoConfig({ port: opts.port, dataDir, maxInflightMessages: opts.maxInflightMessages ?? DEFAULT_MAX_INFLIGHT }),
+    mosquittoConfig({
+      port: opts.port,
+      dataDir,
+      maxInflightMessages: opts.maxInflightMessages ?? DEFAULT_MAX_INFLIGHT,
+    }),
     { mode: 0o600 },
   );
   const runAs = mosquittoOsUser();

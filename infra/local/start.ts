@@ -3,6 +3,7 @@
  * PostgreSQL (embedded) → migrations → Temporal dev server (with Web UI, persisted) → SAP S/4 simulator →
  * MES simulator → worker → API. See infra/local/README.md for ports, the data directory and environment variables.
  */
+import { redactUrl } from './redact-url';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -387,16 +388,6 @@ async function sapCredentialsFor(dataDir: string, env: NodeJS.ProcessEnv): Promi
 
 function prefixed(name: string, log: (line: string) => void): (line: string) => void {
   return (line) => log(`[${name}] ${line}`);
-}
-
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
 }
 
 /** One failed inspection for the demo plant (PLANT1, line L1, lot L-0001), as the banner's example. */

@@ -3,6 +3,7 @@
  * get the same reconnect policy, timeouts and connection logging. MQTT.js owns reconnects (`reconnectPeriod`);
  * nothing above it runs a second reconnect loop.
  */
+import { redactUrl } from '../../local/redact-url';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { ConnectorLogger } from '../define';
 
@@ -121,15 +122,4 @@ export function describeMqttError(err: unknown): string {
   if (code === 'ENOTFOUND') return `broker host not found (${err.message})`;
   if (code === 'ETIMEDOUT') return `broker did not answer (${err.message})`;
   return code ? `${err.message} (${String(code)})` : err.message;
-}
-
-/** The URL without credentials, for logs. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
 }

@@ -136,6 +136,8 @@ describe('problem+json error contract', () => {
         '/v1/lots/{lotId}',
         '/v1/lots/{lotId}/disposition',
         '/v1/lots/{lotId}/retry',
+        '/v1/stations/{site}/{line}/{station}/shadow-report',
+        '/v1/stations/{site}/{line}/{station}/verdicts',
       ].sort(),
     );
     expect(doc.paths['/v1/lots/{lotId}/disposition']!.post!.parameters).toEqual(

@@ -108,6 +108,17 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'holdfast-bench-inference-'));
   chmodSync(work, 0o711);
   const cleanups: (() => Promise<void>)[] = [];
+  const cleanUp = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch((err: Error) => say(`cleanup: ${err.message}`));
+    rmSync(work, { recursive: true, force: true });
+  };
+  // Stopped from outside (Ctrl-C, a timeout): PostgreSQL and Mosquitto are stopped too, not left running.
+  const onSignal = (signal: NodeJS.Signals) => {
+    say(`${signal}: stopping what the benchmark started`);
+    void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     say('starting PostgreSQL, Mosquitto and the line PLC simulator');
     const pg = await startEmbeddedPostgres({ dataDir: join(work, 'pg') });
@@ -284,8 +295,9 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } finally {
-    for (const c of cleanups.reverse()) await c().catch((err: Error) => say(`cleanup: ${err.message}`));
-    rmSync(work, { recursive: true, force: true });
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await cleanUp();
   }
 }
 

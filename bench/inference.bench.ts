@@ -35,6 +35,7 @@ import { encodeFrame, renderSyntheticFrame } from '../infra/vision/synthetic/par
 import { HELD_OUT_SEED_START } from '../infra/vision/synthetic/seeds';
 import { inferenceThreads, startInferenceWorker, type InferenceWorker } from '../workers/inference/inference-worker';
 import { freePort } from '../infra/local/free-port';
+import { percentile } from './stats';
 
 const { values: args } = parseArgs({
   options: {
@@ -52,10 +53,6 @@ const say = (msg: string) => process.stderr.write(`[bench:inference] ${msg}\n`);
 const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: (m) => say(m) };
 const REPO = resolve(__dirname, '..');
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN;
-}
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 const STATIONS = [
   { site: 'PLANT1', line: 'L1', station: 'S1' },
@@ -243,8 +240,8 @@ async function main(): Promise<void> {
     await Promise.all(sent);
     await latencyStored;
     const after = worker.pipeline.stats();
-    const frameLatency = after.frameLatencyMs.slice(frameSamplesBefore);
-    const rejectLatency = after.rejectLatencyMs.slice(rejectSamplesBefore);
+    const frameLatency = after.frameLatencyMs.slice(frameSamplesBefore).sort((a, b) => a - b);
+    const rejectLatency = after.rejectLatencyMs.slice(rejectSamplesBefore).sort((a, b) => a - b);
 
     // Precision and recall (defect vs good) over every measured frame, against the generator's ground truth.
     const all = [...throughputFrames, ...latencyFrames];

@@ -20,6 +20,7 @@ import type { ConnectorLogger } from '../infra/connectors/define';
 import { createPool } from '../infra/db/pool';
 import { MES_SIM_PORT, SAP_SIM_PORT, startLocalStack } from '../infra/local/start';
 import { openSiteConnectors } from '../workers/connectors';
+import { percentile } from './stats';
 
 const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -38,10 +39,6 @@ const count = Math.round(rate * durationS);
 const partsPerLot = Math.max(1, Number(args['parts-per-lot']));
 const say = (msg: string) => process.stderr.write(`[bench:latency] ${msg}\n`);
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: s[s.length - 1] ?? NaN };

@@ -3,15 +3,10 @@
  * its outbox row in that same transaction (reliability.md §2.5). eventId is the producer's idempotency key.
  */
 import type pg from 'pg';
-import { findSite, sitePolicy } from '../../infra/config/load';
+import { findSite, findStation, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { type NewOutboxRow, insertOutboxRows } from '../../infra/outbox/outbox.repository';
-import {
-  type DefectDetection,
-  type DefectWorkflowInput,
-  type StationMode,
-  defectWorkflowId,
-} from '../../workflows/contracts';
+import { type DefectDetection, type DefectWorkflowInput, defectWorkflowId } from '../../workflows/contracts';
 import { type InspectionRecord, insertInspections, payloadHashes } from '../repositories/inspection.repository';
 import type { IngestResponse, InspectionResult } from '../schemas/inspection.schema';
 import { canonicalJson, sha256Hex } from '../support/canonical-json';
@@ -108,15 +103,8 @@ function toRecord(config: HoldfastConfig, result: InspectionResult): InspectionR
     ...(result.imageRef !== undefined ? { imageRef: result.imageRef } : {}),
     ...(result.frame ? { frameId: result.frame.id, frameSha256: result.frame.sha256 } : {}),
     payloadSha256: sha256Hex(canonicalJson(result)),
-    mode: stationMode(config, result),
+    mode: findStation(config, result)?.mode ?? 'production',
   };
-}
-
-function stationMode(config: HoldfastConfig, r: Pick<InspectionResult, 'site' | 'line' | 'station'>): StationMode {
-  const station = findSite(config, r.site)
-    ?.lines.find((l) => l.id === r.line)
-    ?.stations.find((s) => s.id === r.station);
-  return station?.mode ?? 'production';
 }
 
 /** The workflow input is fixed at ingest: the policy recorded is the one in force when the defect was seen. */

@@ -55,6 +55,16 @@ export function findSite(config: HoldfastConfig, siteId: string): SiteConfig | u
   return config.sites.find((s) => s.id === siteId);
 }
 
+/** A station's configuration, or undefined when temporal.yaml has no such site, line or station. */
+export function findStation(
+  config: HoldfastConfig,
+  at: { site: string; line: string; station: string },
+): SiteConfig['lines'][number]['stations'][number] | undefined {
+  return findSite(config, at.site)
+    ?.lines.find((l) => l.id === at.line)
+    ?.stations.find((s) => s.id === at.station);
+}
+
 /** The slice of a site's configuration that workflows receive as input (recorded in history at start). */
 export function sitePolicy(config: HoldfastConfig, site: SiteConfig): SitePolicy {
   return {

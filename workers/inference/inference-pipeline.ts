@@ -10,12 +10,12 @@
  */
 import { createHash } from 'node:crypto';
 import { parseDurationMs } from '../../infra/config/duration';
+import { findStation } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { DefectCandidate, ModelManifest, PixelBox, Recipe } from '../../infra/vision/contracts';
 import { type FramePayload, type StationAddress, parseFrame, parseFrameTopic } from '../../infra/vision/frame.schema';
 import type { RecipeCache } from '../../infra/vision/recipe.repository';
 import type { InspectionResult } from '../../api/schemas/inspection.schema';
-import type { StationMode } from '../../workflows/contracts';
 import { createMicroBatcher, type MicroBatcher } from './micro-batcher';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -167,12 +167,6 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
     list.push(value);
   };
 
-  const stationMode = (a: StationAddress): StationMode | undefined =>
-    config.sites
-      .find((s) => s.id === a.site)
-      ?.lines.find((l) => l.id === a.line)
-      ?.stations.find((s) => s.id === a.station)?.mode;
-
   async function refuse(
     topic: string,
     payload: Buffer,
@@ -215,7 +209,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       stats.frames += 1;
       const address = parseFrameTopic(prefix, topic);
       if (!address) return refuse(topic, payload, 'bad-topic', `not ${prefix}/<site>/<line>/<station>/frames`);
-      const mode = stationMode(address);
+      const mode = findStation(config, address)?.mode;
       if (!mode) {
         return refuse(topic, payload, 'unknown-station', `${address.site}/${address.line}/${address.station}`);
       }

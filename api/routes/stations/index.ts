@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { findStation } from '../../../infra/config/load';
 import type { ApiDeps } from '../../deps';
 import { notFound } from '../../plugins/problem-details';
 import { saveVerdicts, shadowComparisons } from '../../repositories/verdict.repository';
@@ -14,10 +15,7 @@ import {
 
 const stationRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   const configuredStation = (p: { site: string; line: string; station: string }) => {
-    const station = deps.config.sites
-      .find((s) => s.id === p.site)
-      ?.lines.find((l) => l.id === p.line)
-      ?.stations.find((s) => s.id === p.station);
+    const station = findStation(deps.config, p);
     if (!station) throw notFound(`no station ${p.site}/${p.line}/${p.station} in the configuration`);
     return station;
   };

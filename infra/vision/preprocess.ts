@@ -68,10 +68,11 @@ export async function preprocessImage(
   try {
     // failOn 'warning' (sharp's default, spelled out): a truncated frame fails here rather than arriving half grey.
     pipeline = sharp(image, { failOn: 'warning' });
-    const meta = await pipeline.metadata();
-    if (!meta.width || !meta.height) throw new Error('no image dimensions');
-    sourceWidth = meta.width;
-    sourceHeight = meta.height;
+    // PNG and JPEG (every camera frame) carry their size in the header; asking sharp costs a trip to its thread pool.
+    const size = encodedImageSize(image) ?? (await pipeline.metadata());
+    if (!size.width || !size.height) throw new Error('no image dimensions');
+    sourceWidth = size.width;
+    sourceHeight = size.height;
   } catch (err) {
     throw new Error(`undecodable image (${image.length} bytes): ${describe(err)}`, { cause: err });
   }
@@ -101,6 +102,39 @@ export async function preprocessImage(
     throw new Error(`undecodable image (${image.length} bytes): ${describe(err)}`, { cause: err });
   }
   return { tensor: normalise(pixels, channels, size, input), sourceWidth, sourceHeight };
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/**
+ * Width and height from a PNG's IHDR chunk or a JPEG's start-of-frame segment, read from the header alone; undefined
+ * for anything else (sharp then reads it). Orientation is not applied: preprocessing does not auto-rotate either.
+ */
+export function encodedImageSize(image: Buffer): { width: number; height: number } | undefined {
+  // PNG (ISO/IEC 15948 §5.2, §11.2.2): signature, then IHDR first: length, "IHDR", width, height (big-endian).
+  if (image.length >= 24 && image.subarray(0, 8).equals(PNG_SIGNATURE) && image.toString('latin1', 12, 16) === 'IHDR') {
+    return { width: image.readUInt32BE(16), height: image.readUInt32BE(20) };
+  }
+  // JPEG (ITU-T T.81 §B.2): SOI, then marker segments until a start-of-frame SOF0..SOF15 (not DHT C4, JPG C8, DAC CC).
+  if (image.length < 4 || image[0] !== 0xff || image[1] !== 0xd8) return undefined;
+  let at = 2;
+  while (at + 9 <= image.length) {
+    if (image[at] !== 0xff) return undefined;
+    const marker = image[at + 1]!;
+    if (marker === 0xff) {
+      at += 1; // fill byte
+      continue;
+    }
+    const length = image.readUInt16BE(at + 2);
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      const height = image.readUInt16BE(at + 5); // 0: the height comes later, in a DNL segment; sharp reads that
+      const width = image.readUInt16BE(at + 7);
+      return width > 0 && height > 0 ? { width, height } : undefined;
+    }
+    if (marker === 0xda || length < 2) return undefined; // scan data before any frame header: not a baseline file
+    at += 2 + length;
+  }
+  return undefined;
 }
 
 /** The region of interest in whole pixels, clipped to the frame; throws when nothing of it is inside. */

@@ -87,6 +87,18 @@ describe('parseFrame', () => {
       'image.data: must be standard base64 (RFC 4648 §4)',
     );
     expect(reasonFor(json({ ...good, image: { encoding: 'png', data: '' } }))).toMatch(/^image.data: /);
+    // Node's decoder would accept each of these; the frame contract does not.
+    const standard = PNG.toString('base64');
+    const urlSafe = Buffer.from([0xfb, 0xff, 0xbf, ...PNG]).toString('base64url');
+    for (const data of [
+      urlSafe,
+      standard.replace(/=+$/, 'A').slice(0, -1),
+      `${standard.slice(0, -4)} ${standard.slice(-4)}`,
+    ]) {
+      expect(reasonFor(json({ ...good, image: { encoding: 'png', data } }))).toBe(
+        'image.data: must be standard base64 (RFC 4648 §4)',
+      );
+    }
     expect(reasonFor(json({ ...good, image: { encoding: 'gif', data: PNG.toString('base64') } }))).toMatch(
       /^image.encoding: /,
     );

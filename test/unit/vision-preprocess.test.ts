@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import type { ModelInputSpec } from '../../infra/vision/contracts';
 import { letterboxFor } from '../../infra/vision/decoders';
-import { clipRoi, inputGeometry, preprocessImage, stackBatch } from '../../infra/vision/preprocess';
+import { clipRoi, encodedImageSize, inputGeometry, preprocessImage, stackBatch } from '../../infra/vision/preprocess';
 import { encodeFrame, renderSyntheticFrame } from '../../infra/vision/synthetic/part-generator';
 
 type Rgb = [number, number, number];
@@ -191,6 +191,32 @@ describe('preprocessImage', () => {
       height: 24,
       channels: 3,
     });
+  });
+});
+
+describe('encodedImageSize', () => {
+  test('reads PNG and JPEG (baseline, progressive, with EXIF ahead of the frame header) sizes as sharp does', async () => {
+    const rgb = { raw: { width: 37, height: 23, channels: 3 as const } };
+    const pixels = Buffer.alloc(37 * 23 * 3, 128);
+    const images = [
+      await sharp(pixels, rgb).png().toBuffer(),
+      await sharp(pixels, rgb).jpeg().toBuffer(),
+      await sharp(pixels, rgb).jpeg({ progressive: true }).toBuffer(),
+      await sharp(pixels, rgb).withMetadata({ orientation: 6 }).jpeg().toBuffer(),
+    ];
+    for (const image of images) {
+      const meta = await sharp(image).metadata();
+      expect(encodedImageSize(image)).toEqual({ width: meta.width, height: meta.height });
+    }
+  });
+
+  test('anything else is left to sharp', async () => {
+    const webp = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } })
+      .webp()
+      .toBuffer();
+    expect(encodedImageSize(webp)).toBeUndefined();
+    expect(encodedImageSize(Buffer.from([0xff, 0xd8, 0xff]))).toBeUndefined();
+    expect(encodedImageSize(Buffer.alloc(0))).toBeUndefined();
   });
 });
 

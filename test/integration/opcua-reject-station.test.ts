@@ -16,6 +16,7 @@ import { type LinePlcSimulator, startLinePlcSimulator } from '../../infra/simula
 
 const S1: StationAddress = { site: 'PLANT1', line: 'L1', station: 'S1' };
 const S2: StationAddress = { site: 'PLANT1', line: 'L1', station: 'S2' };
+const S3: StationAddress = { site: 'PLANT1', line: 'L2', station: 'S1' };
 
 interface LogLine {
   level: 'info' | 'warn' | 'error';
@@ -98,7 +99,7 @@ describe('reject station against the simulated line PLC', () => {
 
   beforeAll(async () => {
     const port = await findFreePort();
-    sim = await startLinePlcSimulator({ port, stations: [S1, S2], dataDir: join(dataDir, 'plc') });
+    sim = await startLinePlcSimulator({ port, stations: [S1, S2, S3], dataDir: join(dataDir, 'plc') });
     station = await openOpcUaRejectStation({ endpointUrl: sim.endpointUrl, pkiDir: join(dataDir, 'client-pki') }, log);
     monitor = await openMonitor(sim.endpointUrl, join(dataDir, 'monitor-pki'));
   }, 120_000);
@@ -163,6 +164,33 @@ describe('reject station against the simulated line PLC', () => {
       signals.map((s) => [s.partId, s.eventId, false]),
     );
     expect(sim!.rejectCount(S2)).toBe(20);
+  });
+
+  test('rejects for several stations decided together go out together, and a bad one fails alone', async () => {
+    const rejectsBefore = sim!.rejects().length;
+    const counts = [S1, S3].map((st) => sim!.rejectCount(st));
+    const unknown = { site: 'PLANT1', line: 'L9', station: 'S1' };
+    // As a model batch's verdicts arrive: in one turn, several stations, a second part for one of them, one bad station.
+    const outcomes = await Promise.allSettled([
+      station!.signalReject({ ...S1, partId: 'P-500', eventId: 'EV-500' }),
+      station!.signalReject({ ...S3, partId: 'P-501', eventId: 'EV-501' }),
+      station!.signalReject({ ...unknown, partId: 'P-502', eventId: 'EV-502' }),
+      station!.signalReject({ ...S1, partId: 'P-503', eventId: 'EV-503' }),
+    ]);
+
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    const failure = (outcomes[2] as PromiseRejectedResult).reason as RejectStationError;
+    expect(failure).toMatchObject({ kind: 'not-found', reason: 'bad-status' });
+    expect(failure.message).toContain(`${nodeId(unknown, 'PartId')} for part P-502 returned BadNodeIdUnknown`);
+    const received = sim!.rejects().slice(rejectsBefore);
+    expect(received.map((r) => [r.line, r.station, r.partId, r.eventId]).sort()).toEqual([
+      ['L1', 'S1', 'P-500', 'EV-500'],
+      ['L1', 'S1', 'P-503', 'EV-503'],
+      ['L2', 'S1', 'P-501', 'EV-501'],
+    ]);
+    // One station's rejects keep their order.
+    expect(received.filter((r) => r.line === 'L1').map((r) => r.partId)).toEqual(['P-500', 'P-503']);
+    expect([S1, S3].map((st) => sim!.rejectCount(st))).toEqual([counts[0]! + 2, counts[1]! + 1]);
   });
 
   test('an unknown station fails with the node and the status, and nothing is recorded', async () => {

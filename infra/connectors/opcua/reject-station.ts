@@ -315,50 +315,94 @@ export async function openOpcUaRejectStation(
     );
   };
 
-  const writeReject = async (signal: RejectSignal, startedAt: bigint): Promise<RejectAck> => {
+  /**
+   * Rejects waiting for the next WriteRequest: every station's reject decided in the same run of microtasks (a model
+   * batch's verdicts resolve together) goes out in one request, one round trip and one PLC scan instead of one
+   * each. A station has at most one reject here (see signalReject), so no request writes a station's nodes twice.
+   */
+  let pending: { signal: RejectSignal; startedAt: bigint; resolve(ack: RejectAck): void; reject(e: unknown): void }[] =
+    [];
+  let flushScheduled = false;
+
+  const enqueue = (signal: RejectSignal, startedAt: bigint) =>
+    new Promise<RejectAck>((resolve, reject) => {
+      pending.push({ signal, startedAt, resolve, reject });
+      if (!flushScheduled) {
+        flushScheduled = true;
+        // A microtask: it runs after the verdicts already resolved in this turn have queued their rejects, and before
+        // any other I/O callback gets the thread (setImmediate would wait behind the rest of the poll phase).
+        queueMicrotask(() => {
+          flushScheduled = false;
+          const batch = pending;
+          pending = [];
+          void writeRejects(batch);
+        });
+      }
+    });
+
+  const writeRejects = async (batch: typeof pending): Promise<void> => {
     const s = session;
     // Checked again here, synchronously before the write: node-opcua would otherwise park a write issued during a
     // reconnection and replay it after the repair, seconds later, when the part is long past the reject gate.
-    if (closed || downSince || !s || s.isReconnecting) throw unavailable(signal);
-    const nodes = nodesFor(signal);
-    sequence = sequence >= 0xffff_ffff ? 1 : sequence + 1;
-    // One WriteRequest; the server applies its values in order, so the PLC sees PartId and EventId before Command.
-    const nodesToWrite: NodeOpcua.WriteValueOptions[] = [
-      { nodeId: nodes.partId, attributeId: AttributeIds.Value, value: { value: str(signal.partId) } },
-      { nodeId: nodes.eventId, attributeId: AttributeIds.Value, value: { value: str(signal.eventId) } },
-      {
-        nodeId: nodes.command,
-        attributeId: AttributeIds.Value,
-        value: { value: { dataType: DataType.UInt32, value: sequence } },
-      },
-    ];
+    if (closed || downSince || !s || s.isReconnecting) {
+      for (const r of batch) r.reject(unavailable(r.signal));
+      return;
+    }
+    // Three values per reject; the server applies a request's values in order, so each PLC sees PartId and EventId
+    // before its Command.
+    const nodesToWrite: NodeOpcua.WriteValueOptions[] = batch.flatMap(({ signal }) => {
+      const nodes = nodesFor(signal);
+      sequence = sequence >= 0xffff_ffff ? 1 : sequence + 1;
+      return [
+        { nodeId: nodes.partId, attributeId: AttributeIds.Value, value: { value: str(signal.partId) } },
+        { nodeId: nodes.eventId, attributeId: AttributeIds.Value, value: { value: str(signal.eventId) } },
+        {
+          nodeId: nodes.command,
+          attributeId: AttributeIds.Value,
+          value: { value: { dataType: DataType.UInt32, value: sequence } },
+        },
+      ];
+    });
+    const parts = `${batch.length === 1 ? 'part' : 'parts'} ${batch.map((r) => r.signal.partId).join(', ')}`;
     let results: NodeOpcua.StatusCode[];
     try {
       results = await withTimeout(s.write(nodesToWrite), config.requestTimeoutMs);
     } catch (err) {
-      if (err instanceof TimeoutError) {
-        throw fail(
-          'timeout',
-          'transient',
-          `no write response within ${config.requestTimeoutMs} ms for part ${signal.partId} (it may still arrive)`,
-        );
-      }
-      throw fail('write-failed', 'transient', `write for part ${signal.partId} failed: ${(err as Error).message}`, err);
+      const failure =
+        err instanceof TimeoutError
+          ? fail(
+              'timeout',
+              'transient',
+              `no write response within ${config.requestTimeoutMs} ms for ${parts} (it may still arrive)`,
+            )
+          : fail('write-failed', 'transient', `write for ${parts} failed: ${(err as Error).message}`, err);
+      for (const r of batch) r.reject(failure);
+      return;
     }
     const writtenAt = new Date();
-    const latencyMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
-    results.forEach((status, i) => {
-      if (status.isGood()) return;
-      const nodeId = nodesToWrite[i]!.nodeId!.toString();
-      const kind: ExternalErrorKind =
-        status.name === 'BadNodeIdUnknown' ? 'not-found' : TRANSIENT_STATUS.has(status.name) ? 'transient' : 'rejected';
-      throw fail(
-        'bad-status',
-        kind,
-        `write to ${nodeId} for part ${signal.partId} returned ${status.name} (${status.toString()})`,
-      );
+    const answeredAt = process.hrtime.bigint();
+    batch.forEach(({ signal, startedAt, resolve, reject }, n) => {
+      for (let i = n * 3; i < n * 3 + 3; i++) {
+        const status = results[i];
+        if (status?.isGood()) continue;
+        const nodeId = nodesToWrite[i]!.nodeId!.toString();
+        if (!status) return reject(fail('bad-status', 'transient', `no status for ${nodeId} (part ${signal.partId})`));
+        const kind: ExternalErrorKind =
+          status.name === 'BadNodeIdUnknown'
+            ? 'not-found'
+            : TRANSIENT_STATUS.has(status.name)
+              ? 'transient'
+              : 'rejected';
+        return reject(
+          fail(
+            'bad-status',
+            kind,
+            `write to ${nodeId} for part ${signal.partId} returned ${status.name} (${status.toString()})`,
+          ),
+        );
+      }
+      resolve({ writtenAt, latencyMs: Number(answeredAt - startedAt) / 1e6 });
     });
-    return { writtenAt, latencyMs };
   };
 
   const str = (value: string) => ({ dataType: DataType.String, value });
@@ -381,7 +425,7 @@ export async function openOpcUaRejectStation(
       // Rejects for one station go out one at a time, so two WriteRequests never interleave their values at the PLC.
       const key = rejectStationPath(signal);
       const previous = stationTails.get(key) ?? Promise.resolve();
-      const run = previous.then(() => writeReject(signal, startedAt));
+      const run = previous.then(() => enqueue(signal, startedAt));
       const tail = run.catch(() => undefined);
       stationTails.set(key, tail);
       void tail.then(() => {

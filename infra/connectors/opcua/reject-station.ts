@@ -320,8 +320,13 @@ export async function openOpcUaRejectStation(
    * batch's verdicts resolve together) goes out in one request, one round trip and one PLC scan instead of one
    * each. A station has at most one reject here (see signalReject), so no request writes a station's nodes twice.
    */
-  let pending: { signal: RejectSignal; startedAt: bigint; resolve(ack: RejectAck): void; reject(e: unknown): void }[] =
-    [];
+  interface PendingReject {
+    signal: RejectSignal;
+    startedAt: bigint;
+    resolve: (ack: RejectAck) => void;
+    reject: (err: unknown) => void;
+  }
+  let pending: PendingReject[] = [];
   let flushScheduled = false;
 
   const enqueue = (signal: RejectSignal, startedAt: bigint) =>
@@ -340,7 +345,7 @@ export async function openOpcUaRejectStation(
       }
     });
 
-  const writeRejects = async (batch: typeof pending): Promise<void> => {
+  const writeRejects = async (batch: PendingReject[]): Promise<void> => {
     const s = session;
     // Checked again here, synchronously before the write: node-opcua would otherwise park a write issued during a
     // reconnection and replay it after the repair, seconds later, when the part is long past the reject gate.

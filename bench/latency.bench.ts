@@ -18,10 +18,11 @@ import type { MesPort, ErpPort } from '../activities/ports';
 import { loadConfig } from '../infra/config/load';
 import type { ConnectorLogger } from '../infra/connectors/define';
 import { createPool } from '../infra/db/pool';
-import { MES_SIM_PORT, SAP_SIM_PORT, startLocalStack } from '../infra/local/start';
+import { defaultLocalProcesses, MES_SIM_PORT, SAP_SIM_PORT, startLocalStack } from '../infra/local/start';
 import { openSiteConnectors } from '../workers/connectors';
 import { percentile } from './stats';
 
+const VISION_PROCESSES = new Set(['line-plc', 'inference', 'camera-sim']);
 const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 const { values: args } = parseArgs({
@@ -76,9 +77,16 @@ async function main(): Promise<void> {
     say(`rate ${rate}/s for ${durationS}s = ${count} defects, ${partsPerLot} per lot`);
     // The topology of `npm start`: PostgreSQL, the Temporal dev server (SQLite file, WAL), and the simulators, the
     // worker and the API as separate processes, in a data directory of its own.
-    const local = await startLocalStack({ dataDir: join(work, 'data'), log: () => undefined });
-    cleanups.push(() => local.stop());
+    // Without the vision side (line PLC, inference worker, camera simulator): the camera simulator would add defects
+    // of its own at its own rate, and this benchmark controls the rate.
     const config = loadConfig();
+    const local = await startLocalStack({
+      config,
+      dataDir: join(work, 'data'),
+      log: () => undefined,
+      processes: defaultLocalProcesses(config).filter((p) => !VISION_PROCESSES.has(p.name)),
+    });
+    cleanups.push(() => local.stop());
     const pool = createPool(local.databaseUrl, { max: 10 });
     cleanups.push(() => pool.end());
     const connection = await Connection.connect({ address: local.temporal.address });

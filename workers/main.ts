@@ -4,7 +4,7 @@ import { loadConfig } from '../infra/config/load';
 import type { ConnectorLogger } from '../infra/connectors/define';
 import { createPool } from '../infra/db/pool';
 import { connectNative, resolveTemporalTarget } from '../infra/temporal/connection';
-import { createTemporalLotCaseStarter } from '../infra/temporal/lot-case-starter';
+import { createTemporalLotCaseStarter } from '../infra/temporal/gateway';
 import { openSiteConnectors } from './connectors';
 import { createQualityWorkers } from './quality-workers';
 

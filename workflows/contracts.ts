@@ -117,6 +117,12 @@ export interface DefectWorkflowInput {
    * records what it would do and does nothing outside Holdfast. Absent means production.
    */
   mode?: StationMode;
+  /**
+   * True when whoever started this workflow has already handed the part to its lot case (the outbox dispatcher does,
+   * with a signal-with-start next to this start, so the hold does not wait for this workflow's first task). Absent
+   * in workflows started before it did: those hand the part over themselves.
+   */
+  lotCaseEnrolled?: boolean;
 }
 
 export type StationMode = 'production' | 'shadow';
@@ -132,8 +138,25 @@ export interface LotCaseInput {
   carriedParts?: PartDefect[];
 }
 
-/** A defective part handed to its lot case by the part's defect workflow. */
+/** A defective part handed to its lot case (by the outbox dispatcher, or by the part's defect workflow). */
 export type PartDefect = DefectDetection & { defectWorkflowId: string };
+
+/** What a signal-with-start needs to hand a detection's part to its lot case: the one place this is worked out. */
+export function lotCaseEnrolment(
+  part: PartDefect,
+  policy: SitePolicy,
+  taskQueue: string,
+): { workflowId: string; taskQueue: string; input: LotCaseInput; part: PartDefect } {
+  const input: LotCaseInput = {
+    site: part.site,
+    line: part.line,
+    lotId: part.lotId,
+    sku: part.sku,
+    workOrder: part.workOrder,
+    policy,
+  };
+  return { workflowId: lotCaseWorkflowId(part.site, part.lotId), taskQueue, input, part };
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Dispositions
@@ -226,7 +249,8 @@ export type DefectWorkflowResult =
       eventId: string;
       workOrderQualityStatus: string;
       lotCaseWorkflowId: string;
-      lotCaseRunId: string;
+      /** The lot case run this workflow handed the part to; absent when the dispatcher did the hand-off. */
+      lotCaseRunId?: string;
     }
   | ShadowDefectResult;
 

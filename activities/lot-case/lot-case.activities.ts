@@ -1,4 +1,4 @@
-import type { LotCaseInput, PartDefect, SitePolicy } from '../../workflows/contracts';
+import { lotCaseEnrolment, type LotCaseInput, type PartDefect, type SitePolicy } from '../../workflows/contracts';
 
 /** Starts the lot's case workflow if none is running and hands it the part (Temporal signal-with-start). */
 export interface LotCaseStarter {
@@ -18,6 +18,7 @@ export const createLotCaseActivities = ({ lotCases }: LotCaseDeps) => ({
   /**
    * Signal-with-start is the only way to reach a workflow that may not exist yet; workflow code cannot do it,
    * so it lives in an activity. A retry may deliver the part twice: the lot case ignores event ids it has seen.
+   * Used by defect workflows the dispatcher did not enrol (started before it did; see `lotCaseEnrolled`).
    */
   async joinLotCase({
     part,
@@ -30,15 +31,8 @@ export const createLotCaseActivities = ({ lotCases }: LotCaseDeps) => ({
     taskQueue: string;
     lotCaseWorkflowId: string;
   }): Promise<{ runId: string }> {
-    const input: LotCaseInput = {
-      site: part.site,
-      line: part.line,
-      lotId: part.lotId,
-      sku: part.sku,
-      workOrder: part.workOrder,
-      policy,
-    };
-    return lotCases.enrol({ workflowId: lotCaseWorkflowId, taskQueue, input, part });
+    const enrolment = lotCaseEnrolment(part, policy, taskQueue);
+    return lotCases.enrol({ ...enrolment, workflowId: lotCaseWorkflowId });
   },
 });
 

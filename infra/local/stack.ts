@@ -13,8 +13,7 @@ import type { ConnectorLogger } from '../connectors/define';
 import { startOutboxDispatcher, type OutboxDispatcher } from '../outbox/dispatcher';
 import { buildMesSimulator } from '../simulators/mes/mes.simulator';
 import { buildSapS4Simulator } from '../simulators/sap-s4/sap-s4.simulator';
-import { createTemporalWorkflowGateway, type WorkflowGateway } from '../temporal/gateway';
-import { createTemporalLotCaseStarter } from '../temporal/lot-case-starter';
+import { createTemporalLotCaseStarter, createTemporalWorkflowGateway, type WorkflowGateway } from '../temporal/gateway';
 
 export interface StackOptions {
   pool: Pool;

@@ -18,15 +18,20 @@ import {
   type DefectWorkflowInput,
   type DispositionOutcome,
   type DispositionRequest,
+  type LotCaseInput,
   type LotCaseState,
   type DefectState,
+  type PartDefect,
   SearchAttributes,
   defectStateQuery,
   defectWorkflowId,
   dispositionUpdate,
+  lotCaseEnrolment,
   lotCaseStateQuery,
+  partDefectSignal,
   retryFailedStepUpdate,
 } from '../../workflows/contracts';
+import type { LotCaseStarter } from '../../activities/lot-case/lot-case.activities';
 
 /** Started by name: the API and dispatcher never import workflow implementations. */
 export const DEFECT_WORKFLOW_TYPE = 'defectWorkflow';
@@ -160,31 +165,48 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
     }
   };
 
+  const lotCases = createTemporalLotCaseStarter(client);
+
+  const startDefect = async (workflowId: string, input: DefectWorkflowInput) => {
+    // FAIL (not USE_EXISTING) so the answer says whether this call created the run, in one round trip; REJECT_DUPLICATE
+    // refuses a closed run with this id too. Either refusal means the defect is already handled, not an error.
+    try {
+      const handle = await within(rpcTimeoutMs, () =>
+        client.workflow.start(DEFECT_WORKFLOW_TYPE, {
+          workflowId,
+          taskQueue: input.taskQueue,
+          args: [input],
+          workflowIdConflictPolicy: 'FAIL',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          typedSearchAttributes: detectionSearchAttributes(input.detection),
+          staticSummary: defectStaticSummary(input),
+          staticDetails: defectStaticDetails(input),
+        }),
+      );
+      return { workflowId, runId: handle.firstExecutionRunId, alreadyStarted: false };
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      const closed = await describe(workflowId);
+      if (!closed) throw err;
+      return { workflowId, runId: closed.runId, alreadyStarted: true };
+    }
+  };
+
   return {
-    async startDefectWorkflow(input) {
-      const workflowId = defectWorkflowId(input.detection.eventId);
-      // FAIL (not USE_EXISTING) so the answer says whether this call created the run, in one round trip; REJECT_DUPLICATE
-      // refuses a closed run with this id too. Either refusal means the defect is already handled, not an error.
-      try {
-        const handle = await within(rpcTimeoutMs, () =>
-          client.workflow.start(DEFECT_WORKFLOW_TYPE, {
-            workflowId,
-            taskQueue: input.taskQueue,
-            args: [input],
-            workflowIdConflictPolicy: 'FAIL',
-            workflowIdReusePolicy: 'REJECT_DUPLICATE',
-            typedSearchAttributes: detectionSearchAttributes(input.detection),
-            staticSummary: defectStaticSummary(input),
-            staticDetails: defectStaticDetails(input),
-          }),
-        );
-        return { workflowId, runId: handle.firstExecutionRunId, alreadyStarted: false };
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        const closed = await describe(workflowId);
-        if (!closed) throw err;
-        return { workflowId, runId: closed.runId, alreadyStarted: true };
-      }
+    async startDefectWorkflow(request) {
+      const workflowId = defectWorkflowId(request.detection.eventId);
+      if (request.mode === 'shadow') return startDefect(workflowId, request); // no lot case in shadow mode
+      // The part goes to its lot case here, side by side with the defect workflow's start, rather than from that
+      // workflow's first task: the MES hold no longer waits for a second workflow task (BENCHMARKS.md). Both calls
+      // are idempotent (the start by its id, the lot case by the part's event id), so a re-sent outbox row is safe,
+      // and the row counts as dispatched only once both succeeded.
+      const input: DefectWorkflowInput = { ...request, lotCaseEnrolled: true };
+      const part: PartDefect = { ...input.detection, defectWorkflowId: workflowId };
+      const [started] = await Promise.all([
+        startDefect(workflowId, input),
+        within(rpcTimeoutMs, () => lotCases.enrol(lotCaseEnrolment(part, input.policy, input.taskQueue))),
+      ]);
+      return started;
     },
 
     describe,
@@ -229,6 +251,29 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
         }
         throw err;
       }
+    },
+  };
+}
+
+/** Signal-with-start of the lot's case workflow, by type name so activity code never imports workflow code. */
+export function createTemporalLotCaseStarter(client: Client): LotCaseStarter {
+  return {
+    async enrol({ workflowId, taskQueue, input, part }) {
+      const handle = await client.workflow.signalWithStart<(i: LotCaseInput) => Promise<unknown>, [PartDefect]>(
+        LOT_CASE_WORKFLOW_TYPE,
+        {
+          workflowId,
+          taskQueue,
+          args: [input],
+          signal: partDefectSignal,
+          signalArgs: [part],
+          // The opening part's: the case's site, line, lot, work order and sku are the part's own.
+          typedSearchAttributes: detectionSearchAttributes(part),
+          staticSummary: `Lot ${input.lotId} hold case · ${input.site}/${input.line} · ${input.sku}`,
+          staticDetails: `Hold cycle of lot \`${input.lotId}\` (work order \`${input.workOrder}\`), opened by part \`${part.partId}\` (${part.defects[0]?.class ?? 'defect'} at ${part.station}).`,
+        },
+      );
+      return { runId: handle.signaledRunId };
     },
   };
 }

@@ -13,7 +13,13 @@ import {
   type WorkflowGateway,
   createTemporalWorkflowGateway,
 } from '../../infra/temporal/gateway';
-import { type DefectWorkflowInput, SearchAttributes, defectWorkflowId } from '../../workflows/contracts';
+import {
+  type DefectWorkflowInput,
+  type PartDefect,
+  SearchAttributes,
+  defectWorkflowId,
+  lotCaseWorkflowId,
+} from '../../workflows/contracts';
 import { readTestEnv } from '../support/test-env';
 
 /**
@@ -60,6 +66,21 @@ function defectInput(eventId: string, lotId: string): DefectWorkflowInput {
   };
 }
 
+/** The lot case the gateway enrols a test's part in: every test here uses a lot named after its event. */
+const lotCaseIdOf = (defectId: string) => lotCaseWorkflowId('PLANT1', lotOfDefect.get(defectId) ?? 'none');
+const lotOfDefect = new Map<string, string>();
+
+/** The payloads of the `partDefect` signals in a workflow's history, decoded. */
+async function signalledParts(workflowId: string): Promise<PartDefect[]> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? [])
+    .filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'partDefect')
+    .map((e) => {
+      const payload = e.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!;
+      return JSON.parse(Buffer.from(payload.data!).toString('utf8')) as PartDefect;
+    });
+}
+
 async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -78,7 +99,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const workflowId of startedWorkflowIds) {
+  for (const workflowId of [...startedWorkflowIds, ...startedWorkflowIds.map(lotCaseIdOf)]) {
     await client.workflow
       .getHandle(workflowId)
       .terminate('test cleanup')
@@ -98,6 +119,8 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     const lotId = `${run}-LOT-1`;
     const workflowId = defectWorkflowId(eventId);
     startedWorkflowIds.push(workflowId);
+
+    lotOfDefect.set(workflowId, lotId);
 
     const first = await gateway.startDefectWorkflow(defectInput(eventId, lotId));
     expect(first).toMatchObject({ workflowId, alreadyStarted: false });
@@ -138,10 +161,49 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     expect(again).toEqual({ workflowId, runId: first.runId, alreadyStarted: true });
   });
 
+  it('hands the part to its lot case next to the start, and tells the defect workflow so', async () => {
+    const eventId = `${run}-enrol`;
+    const lotId = `${run}-LOT-6`;
+    const workflowId = defectWorkflowId(eventId);
+    startedWorkflowIds.push(workflowId);
+    lotOfDefect.set(workflowId, lotId);
+
+    await gateway.startDefectWorkflow(defectInput(eventId, lotId));
+
+    const lotCase = await client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId)).describe();
+    expect(lotCase).toMatchObject({ type: 'lotCaseWorkflow', taskQueue, status: { name: 'RUNNING' } });
+    expect(lotCase.typedSearchAttributes.get(SearchAttributes.lot)).toBe(lotId);
+    expect(lotCase.typedSearchAttributes.get(SearchAttributes.dispositionState)).toBe('containing');
+    const parts = await signalledParts(lotCase.workflowId);
+    expect(parts).toHaveLength(1);
+    expect(parts[0]).toMatchObject({ eventId, partId: 'P-1', lotId, defectWorkflowId: workflowId });
+    // The defect workflow's input says the hand-off is done, so it does not hand the part over again.
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    const started = history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+    expect(JSON.parse(Buffer.from(started.data!).toString('utf8'))).toMatchObject({ lotCaseEnrolled: true });
+
+    // A re-sent outbox row signals the same part again; the lot case drops event ids it has seen.
+    await gateway.startDefectWorkflow(defectInput(eventId, lotId));
+    expect((await signalledParts(lotCase.workflowId)).map((p) => p.eventId)).toEqual([eventId, eventId]);
+  });
+
+  it('opens no lot case for a shadow station', async () => {
+    const eventId = `${run}-shadow`;
+    const lotId = `${run}-LOT-7`;
+    const workflowId = defectWorkflowId(eventId);
+    startedWorkflowIds.push(workflowId);
+
+    await gateway.startDefectWorkflow({ ...defectInput(eventId, lotId), mode: 'shadow' });
+
+    expect(await gateway.describe(workflowId)).toMatchObject({ status: 'RUNNING' });
+    expect(await gateway.describe(lotCaseWorkflowId('PLANT1', lotId))).toBeUndefined();
+  });
+
   it('treats a closed workflow with the same id as already started (REJECT_DUPLICATE)', async () => {
     const eventId = `${run}-closed`;
     const workflowId = defectWorkflowId(eventId);
     startedWorkflowIds.push(workflowId);
+    lotOfDefect.set(workflowId, `${run}-LOT-2`);
     const first = await gateway.startDefectWorkflow(defectInput(eventId, `${run}-LOT-2`));
     await client.workflow.getHandle(workflowId).terminate('closing it for the test');
 
@@ -158,6 +220,7 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
 
     const eventId = `${run}-query`;
     startedWorkflowIds.push(defectWorkflowId(eventId));
+    lotOfDefect.set(defectWorkflowId(eventId), `${run}-LOT-3`);
     await gateway.startDefectWorkflow(defectInput(eventId, `${run}-LOT-3`));
     const started = Date.now();
     expect(await gateway.defectState(defectWorkflowId(eventId))).toBeUndefined();
@@ -191,6 +254,7 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
       const { detection } = defectInput(`${run}-e2e`, `${run}-LOT-4`);
       const workflowId = defectWorkflowId(detection.eventId);
       startedWorkflowIds.push(workflowId);
+      lotOfDefect.set(workflowId, detection.lotId);
       const res = await fetch(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/v1/inspections`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

@@ -13,7 +13,7 @@ import { createActivities } from '../../activities';
 import type { ErpPort, EscalationPort, MesPort } from '../../activities/ports';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
-import { createTemporalLotCaseStarter } from '../../infra/temporal/lot-case-starter';
+import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { createQualityWorkers } from '../../workers/quality-workers';
 import type { DefectDetection, DefectWorkflowInput, SitePolicy } from '../../workflows/contracts';
 import { readTestEnv, testPool } from './test-env';

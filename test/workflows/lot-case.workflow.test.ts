@@ -1,11 +1,13 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { ExternalSystemError } from '../../infra/connectors/errors';
+import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { defectWorkflow } from '../../workflows';
 import {
   SearchAttributes,
   defectWorkflowId,
   dispositionUpdate,
+  lotCaseEnrolment,
   lotCaseStateQuery,
   lotCaseWorkflowId,
   retryFailedStepUpdate,
@@ -299,6 +301,51 @@ test('a part that arrives after the lot was dispositioned opens the next case of
       [lotId],
     );
     expect(rows.map((x) => x.stage)).toEqual(['closed', 'awaiting-disposition']);
+  });
+});
+
+test('a part the dispatcher already handed to its lot case is not handed over again by its defect workflow', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-enrolled`;
+  r.mes.addLot({ lotId });
+  /** The activity types of a workflow's local-activity markers, in history order. */
+  const localActivities = async (workflowId: string) => {
+    const { events } = await harness.client.workflow.getHandle(workflowId).fetchHistory();
+    return (events ?? []).flatMap((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+      return data ? [(JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string }).activity_type] : [];
+    });
+  };
+  await r.worker.runUntil(async () => {
+    // As the outbox dispatcher does it: the lot case first (signal-with-start), the defect workflow told so.
+    const enrolled = detection({ lotId });
+    const enrolledId = defectWorkflowId(enrolled.eventId);
+    await createTemporalLotCaseStarter(harness.client).enrol(
+      lotCaseEnrolment({ ...enrolled, defectWorkflowId: enrolledId }, r.policy, r.taskQueue),
+    );
+    const handle = await harness.client.workflow.start(defectWorkflow, {
+      workflowId: enrolledId,
+      taskQueue: r.taskQueue,
+      args: [{ ...defectInput(enrolled, r.policy, r.taskQueue), lotCaseEnrolled: true }],
+    });
+    const result = await handle.result();
+    // A workflow started by an earlier dispatcher (no lotCaseEnrolled) still hands its part over itself.
+    const legacy = detection({ lotId });
+    const legacyResult = await (await startDefect(r, legacy)).result();
+    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition', 2);
+
+    expect(result).toMatchObject({ lotCaseWorkflowId: lotCaseWorkflowId('PLANT1', lotId) });
+    expect(result).not.toHaveProperty('lotCaseRunId');
+    expect(legacyResult).toHaveProperty('lotCaseRunId');
+    expect((await localActivities(enrolledId)).sort()).toEqual(['linkInspection', 'recordWorkOrderQuality']);
+    expect((await localActivities(defectWorkflowId(legacy.eventId))).sort()).toEqual([
+      'joinLotCase',
+      'linkInspection',
+      'recordWorkOrderQuality',
+    ]);
+    expect(state.parts.map((p) => p.eventId).sort()).toEqual([enrolled.eventId, legacy.eventId].sort());
+    expect(r.mes.holds.size).toBe(1);
+    expect(r.mes.qualityEvents.size).toBe(2);
   });
 });
 

@@ -21,10 +21,10 @@ import { createStepRunner } from '../shared/step-runner';
 
 /**
  * One failed inspection. Part-level effects run here (work-order quality count, trace links); the lot-level ones
- * (hold, notification, stock block) belong to the lot's case workflow, which this workflow hands the part to, so
- * that many defective parts of one lot give one hold and one notification.
+ * (hold, notification, stock block) belong to the lot's case workflow, which the outbox dispatcher hands the part
+ * to as it starts this workflow, so that many defective parts of one lot give one hold and one notification.
  *
- * The three steps are local activities: short, idempotent calls that run inside the first workflow task, so a
+ * The steps are local activities: short, idempotent calls that run inside the first workflow task, so a
  * defect costs the server one workflow task rather than a round trip per step (BENCHMARKS.md). Retries and the
  * needs-attention state work as for any activity.
  */
@@ -99,6 +99,8 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
   }
 
   const part = { ...d, defectWorkflowId: workflowId };
+  // The dispatcher hands the part to its lot case next to this workflow's start (lotCaseEnrolled); a workflow
+  // started before it did so still does it here. The input is in the history, so either path replays as it ran.
   const [quality, , joined] = await Promise.all([
     runner.step('mes-work-order-quality', () =>
       mes.recordWorkOrderQuality.executeWithOptions(
@@ -121,11 +123,13 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
         { detection: d, defectWorkflowId: workflowId },
       ]),
     ),
-    runner.step('join-lot-case', () =>
-      local.joinLotCase.executeWithOptions({ summary: `Hand part to lot case ${lotCaseId}` }, [
-        { part, policy, taskQueue, lotCaseWorkflowId: lotCaseId },
-      ]),
-    ),
+    input.lotCaseEnrolled
+      ? undefined
+      : runner.step('join-lot-case', () =>
+          local.joinLotCase.executeWithOptions({ summary: `Hand part to lot case ${lotCaseId}` }, [
+            { part, policy, taskQueue, lotCaseWorkflowId: lotCaseId },
+          ]),
+        ),
   ]);
 
   state.stage = 'handed-to-lot-case';
@@ -139,6 +143,6 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
     eventId: d.eventId,
     workOrderQualityStatus: quality.qualityStatus,
     lotCaseWorkflowId: lotCaseId,
-    lotCaseRunId: joined.runId,
+    ...(joined ? { lotCaseRunId: joined.runId } : {}),
   };
 }

@@ -7,8 +7,8 @@
  *
  *   npm run bench:inference -- --frames 2000 --latency-frames 600
  *
- * Phase 1 (throughput): every frame queued at the broker first, then the worker starts; fps = frames / (last result
- * stored − worker start). The cameras' publishing is not in the window, the broker delivering to the worker is.
+ * Phase 1 (throughput): every frame queued at the broker first, then the worker starts; fps = frames after the first
+ * / (last result stored − first result stored). The cameras' publishing is not in the window, the broker delivering to the worker is.
  * Phase 2 (latency): frames at a steady rate of half the measured fps; p50/p99 frame received → result committed,
  * and fail → reject write acknowledged by the PLC.
  * Prints progress on stderr and one JSON summary line last on stdout.
@@ -218,10 +218,9 @@ async function main(): Promise<void> {
     await warming.close();
 
     // Phase 1: the frames wait at the broker for the worker's session (as after a worker restart), so the cameras'
-    // own publishing cost stays out of the window; the clock runs from the worker's start to the last stored result.
-    // Steady state is timed from the worker's first stored result, as the bare loop is timed after its session exists
-    // and has run; the worker's start (model thread and session, broker, PLC and database connections) is reported
-    // on its own, and the rate with it included too.
+    // own publishing cost stays out of the window. Steady state is timed from the worker's first stored result to its
+    // last, as the bare loop is timed after its session exists and has run; the worker's start (model thread and
+    // session, broker, PLC and database connections) is reported on its own, and the rate with it included too.
     say(`phase 1: ${FRAMES} frames queued at the broker, then the worker starts`);
     await Promise.all(throughputFrames.map((f) => publisher.publishAsync(f.topic, f.payload, { qos: 1 })));
     const tpStart = performance.now();

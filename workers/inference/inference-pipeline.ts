@@ -144,7 +144,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       batcher = createMicroBatcher<ModelItem, DefectCandidate[]>({
         maxSize: inference.batchSize,
         maxWaitMs,
-        // Two: the next batch already waits in the model thread when one finishes, so the model never idles while
+        // Two: the next batch already waits in the model thread when one finishes, so the model does not idle while
         // this thread is busy with other frames; the model thread still runs them one at a time.
         maxConcurrent: 2,
         run: (items) => model.infer(items),

@@ -8,7 +8,8 @@
  *   npm run bench:inference -- --frames 2000 --latency-frames 600
  *
  * Phase 1 (throughput): every frame queued at the broker first, then the worker starts; fps = frames after the first
- * / (last result stored − first result stored). The cameras' publishing is not in the window, the broker delivering to the worker is.
+ * / (last result stored − first result stored). The cameras' publishing is not in the window, the broker delivering
+ * to the worker is.
  * Phase 2 (latency): frames at a steady rate of half the measured fps; p50/p99 frame received → result committed,
  * and fail → reject write acknowledged by the PLC.
  * Prints progress on stderr and one JSON summary line last on stdout.

@@ -7,7 +7,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { defectWorkflow } from '../../workflows';
-import { defectWorkflowId, dispositionUpdate, lotCaseStateQuery, lotCaseWorkflowId } from '../../workflows/contracts';
+import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
+import {
+  defectWorkflowId,
+  dispositionUpdate,
+  lotCaseEnrolment,
+  lotCaseStateQuery,
+  lotCaseWorkflowId,
+} from '../../workflows/contracts';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { readTestEnv } from '../support/test-env';
 import { WorkflowHarness, defectInput, detection } from '../support/workflow-harness';
@@ -16,7 +23,8 @@ const harness = new WorkflowHarness();
 beforeAll(() => harness.setUp());
 afterAll(() => harness.tearDown());
 
-const VERSION = 'v1';
+// v1: defect workflows handed their part to the lot case themselves. v2: the outbox dispatcher does it, as here.
+const VERSION = 'v2';
 
 test(`record defect and lot-case histories (${VERSION})`, async () => {
   const mes = new FakeMes();
@@ -30,14 +38,18 @@ test(`record defect and lot-case histories (${VERSION})`, async () => {
       detection({ lotId, eventId: `replay-${Date.now()}-a` }),
       detection({ lotId, eventId: `replay-${Date.now()}-b` }),
     ];
+    // As the outbox dispatcher starts a defect (infra/temporal/gateway.ts): the lot case enrolment beside the start.
+    const lotCases = createTemporalLotCaseStarter(harness.client);
     const handles = await Promise.all(
-      parts.map((d) =>
-        harness.client.workflow.start(defectWorkflow, {
-          workflowId: defectWorkflowId(d.eventId),
+      parts.map(async (d) => {
+        const workflowId = defectWorkflowId(d.eventId);
+        await lotCases.enrol(lotCaseEnrolment({ ...d, defectWorkflowId: workflowId }, policy, taskQueue));
+        return harness.client.workflow.start(defectWorkflow, {
+          workflowId,
           taskQueue,
-          args: [defectInput(d, policy, taskQueue)],
-        }),
-      ),
+          args: [{ ...defectInput(d, policy, taskQueue), lotCaseEnrolled: true }],
+        });
+      }),
     );
     await Promise.all(handles.map((h) => h.result()));
     const lotCase = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));

@@ -152,7 +152,8 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     expect(details).toContain('s3://vision/img\\|1.png');
 
     const listed = await eventually('the workflow in visibility', async () => {
-      for await (const wf of client.workflow.list({ query: `Lot = '${lotId}'` })) return wf;
+      for await (const wf of client.workflow.list({ query: `WorkflowType = 'defectWorkflow' AND Lot = '${lotId}'` }))
+        return wf;
       return undefined;
     });
     expect(listed.workflowId).toBe(workflowId);

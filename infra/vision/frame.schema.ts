@@ -124,7 +124,8 @@ export type ParsedFrame =
   /** `reason` names every bad field, e.g. `capturedAt: must be an ISO 8601 instant…; lotId: Required`. */
   | { ok: false; reason: string };
 
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+/** The eight bytes every PNG starts with (ISO/IEC 15948 §5.2). */
+export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const JPEG_SOI = Buffer.from([0xff, 0xd8, 0xff]);
 
 /**

@@ -9,6 +9,7 @@
  */
 import sharp from 'sharp';
 import type { ModelInputSpec, PixelBox } from './contracts';
+import { PNG_SIGNATURE } from './frame.schema';
 
 export interface PreprocessedImage {
   /** One item in the manifest's layout (CHW for NCHW, HWC for NHWC), normalised; no batch dimension. */
@@ -103,8 +104,6 @@ export async function preprocessImage(
   }
   return { tensor: normalise(pixels, channels, size, input), sourceWidth, sourceHeight };
 }
-
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /**
  * Width and height from a PNG's IHDR chunk or a JPEG's start-of-frame segment, read from the header alone; undefined

@@ -40,6 +40,9 @@ let client: Client;
 let gateway: WorkflowGateway;
 let pool: Pool;
 const startedWorkflowIds: string[] = [];
+/** For clean-up: the defect workflow a test starts and, unless shadow, the lot case the gateway enrols it in. */
+const toCleanUp = (workflowId: string, lotId?: string) =>
+  startedWorkflowIds.push(workflowId, ...(lotId ? [lotCaseWorkflowId('PLANT1', lotId)] : []));
 
 function defectInput(eventId: string, lotId: string): DefectWorkflowInput {
   return {
@@ -65,10 +68,6 @@ function defectInput(eventId: string, lotId: string): DefectWorkflowInput {
     taskQueue,
   };
 }
-
-/** The lot case the gateway enrols a test's part in: every test here uses a lot named after its event. */
-const lotCaseIdOf = (defectId: string) => lotCaseWorkflowId('PLANT1', lotOfDefect.get(defectId) ?? 'none');
-const lotOfDefect = new Map<string, string>();
 
 /** The payloads of the `partDefect` signals in a workflow's history, decoded. */
 async function signalledParts(workflowId: string): Promise<PartDefect[]> {
@@ -99,7 +98,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const workflowId of [...startedWorkflowIds, ...startedWorkflowIds.map(lotCaseIdOf)]) {
+  for (const workflowId of startedWorkflowIds) {
     await client.workflow
       .getHandle(workflowId)
       .terminate('test cleanup')
@@ -118,9 +117,7 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     const eventId = `${run}-start`;
     const lotId = `${run}-LOT-1`;
     const workflowId = defectWorkflowId(eventId);
-    startedWorkflowIds.push(workflowId);
-
-    lotOfDefect.set(workflowId, lotId);
+    toCleanUp(workflowId, lotId);
 
     const first = await gateway.startDefectWorkflow(defectInput(eventId, lotId));
     expect(first).toMatchObject({ workflowId, alreadyStarted: false });
@@ -166,8 +163,7 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     const eventId = `${run}-enrol`;
     const lotId = `${run}-LOT-6`;
     const workflowId = defectWorkflowId(eventId);
-    startedWorkflowIds.push(workflowId);
-    lotOfDefect.set(workflowId, lotId);
+    toCleanUp(workflowId, lotId);
 
     await gateway.startDefectWorkflow(defectInput(eventId, lotId));
 
@@ -192,7 +188,7 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     const eventId = `${run}-shadow`;
     const lotId = `${run}-LOT-7`;
     const workflowId = defectWorkflowId(eventId);
-    startedWorkflowIds.push(workflowId);
+    toCleanUp(workflowId); // shadow: no lot case
 
     await gateway.startDefectWorkflow({ ...defectInput(eventId, lotId), mode: 'shadow' });
 
@@ -203,8 +199,7 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
   it('treats a closed workflow with the same id as already started (REJECT_DUPLICATE)', async () => {
     const eventId = `${run}-closed`;
     const workflowId = defectWorkflowId(eventId);
-    startedWorkflowIds.push(workflowId);
-    lotOfDefect.set(workflowId, `${run}-LOT-2`);
+    toCleanUp(workflowId, `${run}-LOT-2`);
     const first = await gateway.startDefectWorkflow(defectInput(eventId, `${run}-LOT-2`));
     await client.workflow.getHandle(workflowId).terminate('closing it for the test');
 
@@ -220,8 +215,7 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     expect(await gateway.lotCaseState(`${run}-nope`)).toBeUndefined();
 
     const eventId = `${run}-query`;
-    startedWorkflowIds.push(defectWorkflowId(eventId));
-    lotOfDefect.set(defectWorkflowId(eventId), `${run}-LOT-3`);
+    toCleanUp(defectWorkflowId(eventId), `${run}-LOT-3`);
     await gateway.startDefectWorkflow(defectInput(eventId, `${run}-LOT-3`));
     const started = Date.now();
     expect(await gateway.defectState(defectWorkflowId(eventId))).toBeUndefined();
@@ -254,8 +248,7 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     try {
       const { detection } = defectInput(`${run}-e2e`, `${run}-LOT-4`);
       const workflowId = defectWorkflowId(detection.eventId);
-      startedWorkflowIds.push(workflowId);
-      lotOfDefect.set(workflowId, detection.lotId);
+      toCleanUp(workflowId, detection.lotId);
       const res = await fetch(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/v1/inspections`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

@@ -176,6 +176,7 @@ async function main(): Promise<void> {
     const benchConfig = structuredClone(config);
     benchConfig.vision.mqtt.topicPrefix = prefix;
     benchConfig.vision.rejectStation = { endpointUrl: `opc.tcp://127.0.0.1:${plcPort}` };
+    benchConfig.vision.http.port = 0;
     benchConfig.vision.recipes = [];
     for (const st of STATIONS) {
       await saveRecipe(

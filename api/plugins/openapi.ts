@@ -11,13 +11,18 @@ export const OPENAPI_JSON_PATH = '/docs/json';
  * The UI is opt-in: @fastify/swagger-ui pulls in an ESM-only dependency (content-disposition 3) that Node 20 loads
  * with require(esm) but jest's module loader cannot, so tests build the app without it.
  */
-export async function registerOpenApi(app: FastifyInstance, opts: { ui: boolean }): Promise<void> {
+export async function registerOpenApi(
+  app: FastifyInstance,
+  opts: { ui: boolean; info?: { title: string; description: string } },
+): Promise<void> {
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
       info: {
-        title: 'Holdfast API',
-        description: 'Inspection ingest, defect and lot reads, and lot dispositions.',
+        ...(opts.info ?? {
+          title: 'Holdfast API',
+          description: 'Inspection ingest, defect and lot reads, and lot dispositions.',
+        }),
         version: '0.1.0',
       },
     },

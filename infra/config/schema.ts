@@ -123,6 +123,20 @@ const Vision = z.strictObject({
   rejectStation: z
     .looseObject({ endpointUrl: z.string().regex(/^opc\.tcp:\/\//, 'expected opc.tcp://host:port') })
     .optional(),
+  /** The inference worker's HTTP edge for one-off images: POST /v1/stations/{site}/{line}/{station}/frames. */
+  http: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      /** 0: any free port (tests, benchmarks). */
+      port: z.number().int().min(0).max(65535).default(3100),
+      /** A frame's JSON (base64 is 4/3 of the image) or the image itself; images are 16 MiB at most. */
+      bodyLimitBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(24 * 1024 * 1024),
+    })
+    .prefault({}),
   inference: z
     .strictObject({
       /** Frames per session.run; the batch closes early after `maxBatchWait`. */

@@ -84,6 +84,8 @@ export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[
       name: 'inference',
       entry: 'workers/inference.worker.ts',
       readiness: { kind: 'log-line', text: 'inference worker ready' },
+      // One-off images: POST /v1/stations/{site}/{line}/{station}/frames (workers/inference/frame-http.ts).
+      url: `http://${config.vision.http.host}:${config.vision.http.port}`,
     },
     {
       name: 'camera-sim',

@@ -121,8 +121,20 @@ export type FramePayload = z.infer<typeof FramePayload>;
 export type ParsedFrame =
   /** `imageBytes`: the decoded image when the frame carries one inline. */
   | { ok: true; frame: FramePayload; imageBytes?: Buffer }
-  /** `reason` names every bad field, e.g. `capturedAt: must be an ISO 8601 instant…; lotId: Required`. */
-  | { ok: false; reason: string };
+  /**
+   * `reason` names every bad field, e.g. `capturedAt: must be an ISO 8601 instant…; lotId: required`; `issues` are the
+   * same, one per field (`payload` when the payload as a whole is wrong).
+   */
+  | { ok: false; reason: string; issues: FrameIssue[] };
+
+export interface FrameIssue {
+  field: string;
+  message: string;
+}
+
+function refused(issues: FrameIssue[]): ParsedFrame {
+  return { ok: false, reason: issues.map((i) => `${i.field}: ${i.message}`).join('; '), issues };
+}
 
 /** The eight bytes every PNG starts with (ISO/IEC 15948 §5.2). */
 export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -138,24 +150,26 @@ export function parseFrame(payload: Buffer): ParsedFrame {
   try {
     json = JSON.parse(payload.toString('utf8'));
   } catch (err) {
-    return { ok: false, reason: `payload is not JSON: ${err instanceof Error ? err.message : String(err)}` };
+    return refused([{ field: 'payload', message: `not JSON: ${err instanceof Error ? err.message : String(err)}` }]);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    return { ok: false, reason: 'payload must be a JSON object' };
+    return refused([{ field: 'payload', message: 'must be a JSON object' }]);
   }
   const parsed = FramePayload.safeParse(json);
-  if (!parsed.success) return { ok: false, reason: describeIssues(parsed.error.issues) };
+  if (!parsed.success) return refused(frameIssues(parsed.error.issues));
 
   const frame = parsed.data;
   if (!frame.image) return { ok: true, frame };
   const imageBytes = decodeStandardBase64(frame.image.data);
-  if (!imageBytes) return { ok: false, reason: `image.data: ${BASE64_MESSAGE}` };
+  if (!imageBytes) return refused([{ field: 'image.data', message: BASE64_MESSAGE }]);
   const magic = frame.image.encoding === 'png' ? PNG_SIGNATURE : JPEG_SOI;
   if (imageBytes.length < magic.length || !imageBytes.subarray(0, magic.length).equals(magic)) {
-    return {
-      ok: false,
-      reason: `image.data: not a ${frame.image.encoding.toUpperCase()} image (no ${frame.image.encoding} signature)`,
-    };
+    return refused([
+      {
+        field: 'image.data',
+        message: `not a ${frame.image.encoding.toUpperCase()} image (no ${frame.image.encoding} signature)`,
+      },
+    ]);
   }
   return { ok: true, frame, imageBytes };
 }
@@ -178,12 +192,10 @@ export function encodeFramePayload(frame: FramePayload): Buffer {
   return Buffer.from(JSON.stringify(frame), 'utf8');
 }
 
-function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
-  return issues
-    .flatMap((issue) => {
-      if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${key}: not a frame field`);
-      const field = issue.path.length > 0 ? issue.path.map(String).join('.') : 'payload';
-      return [`${field}: ${issue.message}`];
-    })
-    .join('; ');
+function frameIssues(issues: readonly z.core.$ZodIssue[]): FrameIssue[] {
+  return issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys')
+      return issue.keys.map((key) => ({ field: key, message: 'not a frame field' }));
+    return [{ field: issue.path.length > 0 ? issue.path.map(String).join('.') : 'payload', message: issue.message }];
+  });
 }

@@ -57,6 +57,7 @@ beforeAll(async () => {
   config.vision.recipes = [];
   config.vision.rejectStation = { endpointUrl: plc.endpointUrl };
   config.vision.inference.maxBatchWait = '2ms';
+  config.vision.http.port = 0;
   // S2 validates in parallel monitoring: results recorded, nothing rejected, nothing done in MES/ERP.
   const line = config.sites[0]!.lines.find((l) => l.id === 'L1')!;
   line.stations = [
@@ -258,7 +259,7 @@ describe('inference worker', () => {
       return res.rows.length >= 5 ? res.rows : undefined;
     });
     const text = reasons.map((r) => r.reason).join('\n');
-    expect(text).toMatch(/bad-payload: payload is not JSON/);
+    expect(text).toMatch(/bad-payload: payload: not JSON/);
     expect(text).toMatch(/bad-payload: .*lotId/);
     expect(text).toMatch(/bad-image: /);
     expect(text).toMatch(/unknown-station: PLANT1\/L9\/S1/);
@@ -325,6 +326,152 @@ describe('inference worker', () => {
       worker.subscriber.stats().inFlight === 0 ? true : undefined,
     );
   }, 120_000);
+
+  it('one-off images over HTTP: the image or the frame JSON in, the stored result out, through the same pipeline', async () => {
+    const worker = await startWorker();
+    const url = (station: typeof S1, query = '') =>
+      `${worker.http.url}/v1/stations/${station.site}/${station.line}/${station.station}/frames${query}`;
+    const fields = (frameId: string) =>
+      new URLSearchParams({
+        frameId,
+        partId: `HP-${frameId}`,
+        lotId: `LOT-${run}`,
+        workOrder: '1000100',
+        sku,
+      }).toString();
+
+    // The image itself, its frame fields in the query: a fail at a production station, its reject written.
+    const failId = `http-${run}-1`;
+    const failed = await fetch(url(S1, `?${fields(failId)}`), {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: await spotFrame(true),
+    });
+    expect(failed.status).toBe(200);
+    const answer = (await failed.json()) as Record<string, unknown>;
+    expect(answer).toMatchObject({
+      eventId: inspectionEventId(S1, failId),
+      ingest: 'accepted',
+      result: 'fail',
+      modelVersion: `${SPOT_MODEL.name}@${SPOT_MODEL.version}`,
+      recipeVersion: `spot-${run}`,
+      rejectSignal: 'written',
+      defects: [expect.objectContaining({ class: 'spot' })],
+    });
+    // Answered after the commit: the row and the outbox row are there already.
+    const [row] = await inspections([failId]);
+    expect(row).toMatchObject({
+      result: 'fail',
+      event_id: answer.eventId,
+      frame_sha256: (answer.frame as { sha256: string }).sha256,
+    });
+    expect(await outboxFor([row!.event_id])).toHaveLength(1);
+    expect(plc.rejects().filter((r) => r.eventId === row!.event_id)).toHaveLength(1);
+
+    // The same frame again: a duplicate; the first result stands and nothing new is started.
+    const again = await fetch(url(S1, `?${fields(failId)}`), {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: await spotFrame(true),
+    });
+    expect(await again.json()).toMatchObject({ eventId: answer.eventId, ingest: 'duplicate' });
+    expect(await outboxFor([row!.event_id])).toHaveLength(1);
+
+    // The MQTT payload as JSON, at the shadow station: a pass, nothing to reject.
+    const passId = `http-${run}-2`;
+    const json = {
+      frameId: passId,
+      partId: 'HP-2',
+      lotId: `LOT-${run}`,
+      workOrder: '1000100',
+      sku,
+      capturedAt: '2026-12-06T08:00:00.000Z',
+      image: { encoding: 'png', data: (await spotFrame(false)).toString('base64') },
+    };
+    const passed = await fetch(url(S2), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(json),
+    });
+    expect(passed.status).toBe(200);
+    expect(await passed.json()).toMatchObject({
+      eventId: inspectionEventId(S2, passId),
+      result: 'pass',
+      rejectSignal: 'none',
+      inspectedAt: json.capturedAt,
+    });
+
+    // Bad input: a problem naming each field; refused frames are recorded and counted as from MQTT.
+    const problem = async (res: Response) => {
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      return (await res.json()) as { status: number; detail?: string; errors?: { field: string; message: string }[] };
+    };
+    const { lotId: _lot, ...noLot } = json;
+    const missing = await fetch(url(S1), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...noLot, frameId: `http-${run}-3`, capturedAt: 'noon' }),
+    });
+    expect(missing.status).toBe(400);
+    expect((await problem(missing)).errors).toEqual([
+      { field: 'lotId', message: 'required' },
+      { field: 'capturedAt', message: expect.stringMatching(/ISO 8601/) },
+    ]);
+    const noQuery = await fetch(url(S1, `?frameId=http-${run}-4`), {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: await spotFrame(true),
+    });
+    expect(noQuery.status).toBe(400);
+    expect((await problem(noQuery)).errors?.map((e) => e.field)).toEqual(
+      expect.arrayContaining(['query.partId', 'query.lotId', 'query.workOrder', 'query.sku']),
+    );
+    const truncated = await fetch(url(S1, `?${fields(`http-${run}-5`)}`), {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: (await spotFrame(true)).subarray(0, 120),
+    });
+    expect(truncated.status).toBe(400);
+    expect((await problem(truncated)).errors).toEqual([
+      { field: 'image', message: expect.stringMatching(/undecodable image/) },
+    ]);
+    const jsonWithQuery = await fetch(url(S1, '?partId=x'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(json),
+    });
+    expect(jsonWithQuery.status).toBe(400);
+    expect((await problem(jsonWithQuery)).errors?.[0]?.field).toBe('query.partId');
+
+    const unknown = await fetch(url({ site: 'PLANT1', line: 'L9', station: 'S1' }, `?${fields(`http-${run}-6`)}`), {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: await spotFrame(true),
+    });
+    expect(unknown.status).toBe(404);
+    const noRecipe = await fetch(url(S1), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...json, frameId: `http-${run}-7`, sku: `NOPE-${run}` }),
+    });
+    expect(noRecipe.status).toBe(422);
+    expect((await problem(noRecipe)).detail).toMatch(/no active recipe for SKU NOPE-/);
+    const gif = await fetch(url(S1), { method: 'POST', headers: { 'content-type': 'image/gif' }, body: 'GIF89a' });
+    expect(gif.status).toBe(415);
+
+    expect(worker.pipeline.stats().rejectedFrames).toMatchObject({ 'bad-payload': 1, 'bad-image': 1, 'no-recipe': 1 });
+    const refused = await pool.query<{ frame_id: string | null; reason: string }>(
+      `SELECT frame_id, reason FROM holdfast.frame_rejection WHERE frame_id = ANY($1::text[]) ORDER BY frame_id`,
+      [[`http-${run}-5`, `http-${run}-7`]],
+    );
+    expect(refused.rows.map((r) => r.reason)).toEqual([
+      expect.stringMatching(/^bad-image: undecodable image/),
+      expect.stringMatching(/^no-recipe: /),
+    ]);
+    // Nothing was stored for any refused request.
+    expect(await inspections([3, 4, 5, 6, 7].map((i) => `http-${run}-${i}`))).toEqual([]);
+    await stopWorker(worker);
+  });
 
   it('swaps models with a manifest and a recipe, no code: a new recipe version moves the station to another model', async () => {
     const worker = await startWorker();

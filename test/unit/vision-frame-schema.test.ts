@@ -45,11 +45,11 @@ describe('parseFrame', () => {
   });
 
   test('bad JSON and non-objects are refused with a reason', () => {
-    expect(reasonFor(Buffer.from('{"frameId": "f1",'))).toMatch(/^payload is not JSON: /);
-    expect(reasonFor(Buffer.from([0xff, 0xfe, 0x00]))).toMatch(/^payload is not JSON/);
-    expect(reasonFor(json([good]))).toBe('payload must be a JSON object');
-    expect(reasonFor(json(null))).toBe('payload must be a JSON object');
-    expect(reasonFor(Buffer.alloc(0))).toMatch(/^payload is not JSON/);
+    expect(reasonFor(Buffer.from('{"frameId": "f1",'))).toMatch(/^payload: not JSON: /);
+    expect(reasonFor(Buffer.from([0xff, 0xfe, 0x00]))).toMatch(/^payload: not JSON/);
+    expect(reasonFor(json([good]))).toBe('payload: must be a JSON object');
+    expect(reasonFor(json(null))).toBe('payload: must be a JSON object');
+    expect(reasonFor(Buffer.alloc(0))).toMatch(/^payload: not JSON/);
   });
 
   test('the reason names every bad or missing field at once', () => {

@@ -13,7 +13,13 @@ import { parseDurationMs } from '../../infra/config/duration';
 import { findStation } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { DefectCandidate, ModelManifest, PixelBox, Recipe } from '../../infra/vision/contracts';
-import { type FramePayload, type StationAddress, parseFrame, parseFrameTopic } from '../../infra/vision/frame.schema';
+import {
+  type FrameIssue,
+  type FramePayload,
+  type StationAddress,
+  parseFrame,
+  parseFrameTopic,
+} from '../../infra/vision/frame.schema';
 import type { RecipeCache } from '../../infra/vision/recipe.repository';
 import type { InspectionResult } from '../../api/schemas/inspection.schema';
 import { createMicroBatcher, type MicroBatcher } from './micro-batcher';
@@ -48,10 +54,16 @@ export interface RejectSignalPort {
   signalReject(signal: StationAddress & { partId: string; eventId: string }): Promise<{ latencyMs: number }>;
 }
 
+/** 'duplicate': a result for the same event was stored before, and the first one stands. */
+export type IngestStatus = 'accepted' | 'duplicate';
+
 /** Holdfast's own store: the durable ingest and the record of refused frames. */
 export interface InspectionStore {
-  /** Commits every result (new or duplicate) before resolving; throws only when the store is unavailable. */
-  ingest(results: InspectionResult[]): Promise<void>;
+  /**
+   * Commits every result (new or duplicate) before resolving, and says which each was, in order; throws only when the
+   * store is unavailable.
+   */
+  ingest(results: InspectionResult[]): Promise<IngestStatus[]>;
   recordRejectedFrame(rejection: {
     topic: string;
     frameId?: string;
@@ -100,8 +112,36 @@ export interface PipelineStats {
   rejectLatencyMs: number[];
 }
 
+/** What the reject station was told about an inspected part. */
+export type RejectSignalOutcome =
+  /** A fail at a production station: the PLC acknowledged the write. */
+  | 'written'
+  /** A fail at a production station, but the write failed (logged and counted; the durable result stands). */
+  | 'failed'
+  /** A fail at a production station of a worker without a reject station (logged at start). */
+  | 'not-configured'
+  /** A fail at a station in parallel monitoring: nothing is diverted. */
+  | 'shadow'
+  /** A pass. */
+  | 'none';
+
+/** What became of one frame; either way it is counted, and a refusal is recorded with its reason. */
+export type FrameOutcome =
+  | { kind: 'inspected'; result: InspectionResult; ingest: IngestStatus; rejectSignal: RejectSignalOutcome }
+  | {
+      kind: 'refused';
+      reason: FrameRejectionReason;
+      detail: string;
+      /** For a payload refused field by field (`bad-payload`). */
+      issues?: FrameIssue[];
+    };
+
 export interface InferencePipeline {
-  handleFrame(msg: { topic: string; payload: Buffer; receivedAt: bigint }): Promise<void>;
+  /**
+   * Resolves once the result is committed (or the refusal recorded); rejects only for infrastructure failures
+   * (database down), which the caller retries or reports.
+   */
+  handleFrame(msg: { topic: string; payload: Buffer; receivedAt: bigint }): Promise<FrameOutcome>;
   stats(): PipelineStats;
   /** Runs queued batches and waits for them. */
   drain(): Promise<void>;
@@ -155,14 +195,11 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
   };
 
   // Results reach PostgreSQL in batches too: one transaction for many frames.
-  const ingest = createMicroBatcher<InspectionResult, void>({
+  const ingest = createMicroBatcher<InspectionResult, IngestStatus>({
     maxSize: inference.ingestBatchSize,
     maxWaitMs,
     maxConcurrent: 2,
-    run: async (results) => {
-      await deps.store.ingest(results);
-      return results.map(() => undefined);
-    },
+    run: (results) => deps.store.ingest(results),
   });
 
   const sample = (list: number[], value: number) => {
@@ -175,8 +212,9 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
     payload: Buffer,
     reason: FrameRejectionReason,
     detail: string,
-    frameId?: string,
-  ): Promise<void> {
+    extra: { frameId?: string; issues?: FrameIssue[] } = {},
+  ): Promise<FrameOutcome> {
+    const { frameId, issues } = extra;
     stats.rejectedFrames[reason] = (stats.rejectedFrames[reason] ?? 0) + 1;
     log.warn('frame refused', { topic, frameId, reason, detail });
     await deps.store.recordRejectedFrame({
@@ -185,19 +223,26 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       reason: `${reason}: ${detail}`.slice(0, 2000),
       payloadSha256: sha256(payload),
     });
+    return { kind: 'refused', reason, detail, ...(issues ? { issues } : {}) };
   }
 
-  async function signalReject(address: StationAddress, frame: FramePayload, eventId: string) {
-    if (!deps.reject) return;
+  async function signalReject(
+    address: StationAddress,
+    frame: FramePayload,
+    eventId: string,
+  ): Promise<RejectSignalOutcome> {
+    if (!deps.reject) return 'not-configured';
     try {
       const ack = await deps.reject.signalReject({ ...address, partId: frame.partId, eventId });
       stats.rejectSignals += 1;
       sample(stats.rejectLatencyMs, ack.latencyMs);
+      return 'written';
     } catch (err) {
       // The part still gets its durable result and defect workflow; the reject station's own fallback (a missed
       // reject diverts at the end of the line) applies. Counted and logged so operators see it.
       stats.rejectSignalFailures += 1;
       log.warn('reject signal not written', { eventId, error: errorMessage(err) });
+      return 'failed';
     }
   }
 
@@ -217,27 +262,27 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
         return refuse(topic, payload, 'unknown-station', `${address.site}/${address.line}/${address.station}`);
       }
       const parsed = parseFrame(payload);
-      if (!parsed.ok) return refuse(topic, payload, 'bad-payload', parsed.reason);
+      if (!parsed.ok) return refuse(topic, payload, 'bad-payload', parsed.reason, { issues: parsed.issues });
       const frame = parsed.frame;
 
       const recipe = await deps.recipes.active({ ...address, sku: frame.sku });
       if (!recipe) {
-        return refuse(topic, payload, 'no-recipe', `no active recipe for SKU ${frame.sku}`, frame.frameId);
+        return refuse(topic, payload, 'no-recipe', `no active recipe for SKU ${frame.sku}`, { frameId: frame.frameId });
       }
       let model: InferenceModel;
       try {
         model = await deps.models.get(recipe.model.name, recipe.model.version);
       } catch (err) {
-        return refuse(topic, payload, 'model', errorMessage(err), frame.frameId);
+        return refuse(topic, payload, 'model', errorMessage(err), { frameId: frame.frameId });
       }
 
       let image: Buffer;
       let pre: PreprocessedFrame;
       try {
-        image = frame.image ? Buffer.from(frame.image.data, 'base64') : await fetchRef(deps, frame.imageRef as string);
+        image = parsed.imageBytes ?? (await fetchRef(deps, frame.imageRef as string));
         pre = await deps.preprocess(image, model.manifest.input, recipe.roi);
       } catch (err) {
-        return refuse(topic, payload, 'bad-image', errorMessage(err), frame.frameId);
+        return refuse(topic, payload, 'bad-image', errorMessage(err), { frameId: frame.frameId });
       }
 
       const candidates = await batcherFor(model).submit({
@@ -252,10 +297,15 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       const eventId = inspectionEventId(address, frame.frameId);
 
       // The reject goes out first, before anything durable: the part is on the conveyor now.
+      let rejectSignal: RejectSignalOutcome = 'none';
       if (verdict.result === 'fail') {
         stats.failed += 1;
-        if (mode === 'production') await signalReject(address, frame, eventId);
-        else stats.shadowFails += 1;
+        if (mode === 'production') {
+          rejectSignal = await signalReject(address, frame, eventId);
+        } else {
+          stats.shadowFails += 1;
+          rejectSignal = 'shadow';
+        }
       } else {
         stats.passed += 1;
       }
@@ -276,7 +326,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
         ...(frame.imageRef ? { imageRef: frame.imageRef } : {}),
         frame: { id: frame.frameId, sha256: sha256(image) },
       };
-      await ingest.submit(result);
+      const ingestStatus = await ingest.submit(result);
       stats.stored += 1;
       sample(stats.frameLatencyMs, Number(process.hrtime.bigint() - receivedAt) / 1e6);
 
@@ -286,6 +336,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
           log.warn('inspection result not published', { eventId, error: errorMessage(err) });
         });
       }
+      return { kind: 'inspected', result, ingest: ingestStatus, rejectSignal };
     },
   };
 }

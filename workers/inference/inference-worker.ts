@@ -15,6 +15,7 @@ import { openModelCatalog, type ModelCatalog } from '../../infra/vision/onnx/mod
 import { preprocessImage } from '../../infra/vision/preprocess';
 import { applyRecipe } from '../../infra/vision/recipe';
 import { createRecipeCache, saveRecipe, seedRecipesFromConfig } from '../../infra/vision/recipe.repository';
+import { openFrameHttp, type FrameHttpServer } from './frame-http';
 import { createInferencePipeline, type InferencePipeline, type ResultSink } from './inference-pipeline';
 import { createPgInspectionStore } from './pg-inspection-store';
 
@@ -38,6 +39,8 @@ export interface InferenceWorkerOptions {
 export interface InferenceWorker {
   pipeline: InferencePipeline;
   subscriber: FrameSubscriber;
+  /** One-off images over HTTP (config.vision.http). */
+  http: FrameHttpServer;
   models: ModelCatalog;
   /** Graceful: finished frames are acknowledged, unfinished ones stay with the broker. `force`: as a crash would. */
   close(opts?: { force?: boolean }): Promise<void>;
@@ -119,17 +122,25 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       clientId,
       prefix,
       maxInFlight: config.vision.mqtt.maxInFlight,
-      onFrame: (msg) => pipeline.handleFrame(msg),
+      onFrame: async (msg) => void (await pipeline.handleFrame(msg)),
       log,
     });
+    // Closed first in close(): HTTP stops taking frames, then MQTT does, then the batches drain.
+    const http = await openFrameHttp({ config, pipeline }).catch(async (err: unknown) => {
+      await subscriber.close({ force: true });
+      throw err;
+    });
+    log.info('one-off images over HTTP', { url: `${http.url}/v1/stations/{site}/{line}/{station}/frames` });
     let closed = false;
     return {
       pipeline,
       subscriber,
+      http,
       models,
       async close(closeOpts) {
         if (closed) return;
         closed = true;
+        await http.close();
         await subscriber.close(closeOpts?.force ? { force: true } : {});
         if (!closeOpts?.force) await pipeline.drain();
         await closeAll();

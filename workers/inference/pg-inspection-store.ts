@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { ingestInspections } from '../../api/services/ingest.service';
 import type { InspectionResult } from '../../api/schemas/inspection.schema';
-import type { InspectionStore, PipelineLog } from './inference-pipeline';
+import type { IngestStatus, InspectionStore, PipelineLog } from './inference-pipeline';
 
 /**
  * The inference worker writes through the same durable ingest as POST /v1/inspections: inspection rows and outbox
@@ -11,16 +11,24 @@ import type { InspectionStore, PipelineLog } from './inference-pipeline';
 export function createPgInspectionStore(pool: pg.Pool, config: HoldfastConfig, log: PipelineLog): InspectionStore {
   return {
     async ingest(results) {
+      const status = new Map<string, IngestStatus>();
       let pending: InspectionResult[] = results;
       while (pending.length > 0) {
         const outcome = await ingestInspections(pool, config, pending);
-        if (outcome.kind === 'stored') return;
+        if (outcome.kind === 'stored') {
+          // Per event id: a frame delivered twice in one batch is accepted once, and that is what both are told.
+          for (const r of outcome.response.results)
+            if (status.get(r.eventId) !== 'accepted') status.set(r.eventId, r.status);
+          break;
+        }
         // A redelivered frame inspected again after its first result was stored, but scored differently (a recipe
         // changed in between): the first result stands and already started whatever it started.
         const conflicting = new Set(outcome.eventIds);
         log.warn('re-inspected frames kept their first result', { eventIds: outcome.eventIds });
+        for (const eventId of conflicting) status.set(eventId, 'duplicate');
         pending = pending.filter((r) => !conflicting.has(r.eventId));
       }
+      return results.map((r) => status.get(r.eventId) ?? 'duplicate');
     },
     async recordRejectedFrame(r) {
       await pool.query(

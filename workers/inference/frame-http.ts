@@ -1,0 +1,222 @@
+/**
+ * The inference worker's HTTP edge, for one-off images (a re-check at the bench, a lab camera, an integrator's test)
+ * next to the MQTT stream: POST /v1/stations/{site}/{line}/{station}/frames. The body is the MQTT frame payload as
+ * JSON, or the image itself (image/png, image/jpeg) with the frame's fields in the query string. Either way the frame
+ * goes through the same pipeline as a frame from the station's topic: same checks, recipe, reject signal (the
+ * station's mode decides), durable ingest and outbox, and the answer waits for the committed result.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import {
+  serializerCompiler,
+  validatorCompiler,
+  type FastifyPluginAsyncZod,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { registerOpenApi } from '../../api/plugins/openapi';
+import {
+  ProblemError,
+  httpProblem,
+  problemType,
+  registerProblemHandlers,
+  validationProblem,
+} from '../../api/plugins/problem-details';
+import { ProblemSchema } from '../../api/schemas/common.schema';
+import { StationParamsSchema } from '../../api/schemas/station.schema';
+import { findStation } from '../../infra/config/load';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import { FramePayload, frameTopic } from '../../infra/vision/frame.schema';
+import type { FrameOutcome, InferencePipeline } from './inference-pipeline';
+
+export interface FrameHttpOptions {
+  config: HoldfastConfig;
+  pipeline: InferencePipeline;
+}
+
+export interface FrameHttpServer {
+  /** http://host:port, the port as bound (config port 0 picks a free one). */
+  url: string;
+  close(): Promise<void>;
+}
+
+const IMAGE_TYPES = { 'image/png': 'png', 'image/jpeg': 'jpeg' } as const;
+
+/** The frame's fields when the body is the image: the JSON payload's, without `image` and `imageRef`. */
+const ImageQuerySchema = z.strictObject({
+  frameId: z.string(),
+  partId: z.string(),
+  lotId: z.string(),
+  workOrder: z.string(),
+  sku: z.string(),
+  /** Default: when the request arrived. */
+  capturedAt: z.string().optional(),
+});
+
+const FrameResultSchema = z.object({
+  eventId: z.string(),
+  /** `duplicate`: this frame id was inspected before at this station; the first stored result stands. */
+  ingest: z.enum(['accepted', 'duplicate']),
+  result: z.enum(['pass', 'fail']),
+  defects: z.array(
+    z.object({
+      class: z.string(),
+      score: z.number(),
+      bbox: z.object({ x: z.number(), y: z.number(), width: z.number(), height: z.number() }).optional(),
+    }),
+  ),
+  modelVersion: z.string(),
+  recipeVersion: z.string(),
+  inspectedAt: z.string(),
+  frame: z.object({ id: z.string(), sha256: z.string() }),
+  rejectSignal: z.enum(['written', 'failed', 'not-configured', 'shadow', 'none']),
+});
+
+const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { config, pipeline }) => {
+  // The pipeline parses the payload itself (parseFrame), exactly as it does a payload from MQTT.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(
+    ['application/json', ...Object.keys(IMAGE_TYPES)],
+    { parseAs: 'buffer' },
+    (_req, body, done) => done(null, body),
+  );
+
+  app.post('/v1/stations/:site/:line/:station/frames', {
+    schema: {
+      summary: 'Inspect one image now, as a frame from this station',
+      description:
+        'Body: the MQTT frame payload as `application/json`, or the image itself as `image/png` or `image/jpeg` ' +
+        "with the frame's fields (frameId, partId, lotId, workOrder, sku, optional capturedAt) in the query string. " +
+        'The answer comes once the result is stored; a fail at a production station has had its reject signal ' +
+        'written. The same frameId again is a duplicate: the first result stands.',
+      tags: ['frames'],
+      params: StationParamsSchema,
+      querystring: ImageQuerySchema.partial(),
+      response: {
+        200: FrameResultSchema,
+        400: ProblemSchema,
+        404: ProblemSchema,
+        415: ProblemSchema,
+        422: ProblemSchema,
+        503: ProblemSchema,
+      },
+    },
+    handler: async (request) => {
+      const receivedAt = process.hrtime.bigint();
+      const station = request.params;
+      if (!findStation(config, station)) {
+        throw new ProblemError(
+          httpProblem(404, `no station ${station.site}/${station.line}/${station.station} in the configuration`),
+        );
+      }
+      let topic: string;
+      try {
+        topic = frameTopic(config.vision.mqtt.topicPrefix, station.site, station.line, station.station);
+      } catch (err) {
+        throw new ProblemError(validationProblem([{ field: 'station', message: (err as Error).message }]));
+      }
+      const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      const body = request.body as Buffer;
+      if (!(mediaType in IMAGE_TYPES) && Object.keys(request.query).length > 0) {
+        throw new ProblemError(
+          validationProblem(
+            Object.keys(request.query).map((field) => ({
+              field: `query.${field}`,
+              message: 'only with an image body: a JSON body carries the frame fields itself',
+            })),
+          ),
+        );
+      }
+      const payload = mediaType in IMAGE_TYPES ? framePayloadFor(request.query, body, mediaType) : body;
+      return answer(await pipeline.handleFrame({ topic, payload, receivedAt }));
+    },
+  });
+};
+
+/** The JSON payload for an image sent as the body, so that one parser checks both forms. */
+function framePayloadFor(query: Record<string, unknown>, image: Buffer, mediaType: string): Buffer {
+  const fields = ImageQuerySchema.safeParse(query);
+  if (!fields.success) {
+    throw new ProblemError(
+      validationProblem(
+        fields.error.issues.map((i) => ({
+          field: `query.${i.path.map(String).join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(',') : '')}`,
+          message: i.input === undefined ? 'required' : i.message,
+        })),
+      ),
+    );
+  }
+  const frame: FramePayload = {
+    ...fields.data,
+    capturedAt: fields.data.capturedAt ?? new Date().toISOString(),
+    image: { encoding: IMAGE_TYPES[mediaType as keyof typeof IMAGE_TYPES], data: image.toString('base64') },
+  };
+  return Buffer.from(JSON.stringify(frame), 'utf8');
+}
+
+function answer(outcome: FrameOutcome): z.infer<typeof FrameResultSchema> {
+  if (outcome.kind === 'inspected') {
+    const { result } = outcome;
+    return {
+      eventId: result.eventId,
+      ingest: outcome.ingest,
+      result: result.result,
+      defects: result.defects,
+      modelVersion: result.modelVersion,
+      recipeVersion: result.recipeVersion,
+      inspectedAt: result.inspectedAt,
+      frame: result.frame!,
+      rejectSignal: outcome.rejectSignal,
+    };
+  }
+  switch (outcome.reason) {
+    case 'bad-payload':
+      throw new ProblemError(validationProblem(outcome.issues ?? [{ field: 'payload', message: outcome.detail }]));
+    case 'bad-image':
+      throw new ProblemError(validationProblem([{ field: 'image', message: outcome.detail }]));
+    case 'unknown-station':
+    case 'bad-topic':
+      throw new ProblemError(httpProblem(404, outcome.detail));
+    case 'no-recipe':
+      throw new ProblemError({
+        type: problemType('no-recipe'),
+        title: 'No active recipe',
+        status: 422,
+        detail: `${outcome.detail}: activate one for this station and SKU first`,
+      });
+    case 'model':
+      throw new ProblemError({
+        type: problemType('model-unavailable'),
+        title: 'Model unavailable',
+        status: 503,
+        detail: outcome.detail,
+      });
+  }
+}
+
+export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpServer> {
+  const { host, port, bodyLimitBytes } = opts.config.vision.http;
+  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: bodyLimitBytes });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerProblemHandlers(app);
+  await registerOpenApi(app, {
+    ui: false,
+    info: {
+      title: 'Holdfast inference worker',
+      description: 'One-off images, inspected as frames from a station.',
+    },
+  });
+  await app.withTypeProvider<ZodTypeProvider>().register(frameRoutes, opts);
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  const bound = app.server.address() as AddressInfo;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound.port}`,
+    close: () => app.close(),
+  };
+}

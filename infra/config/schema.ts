@@ -123,6 +123,15 @@ const Vision = z.strictObject({
   rejectStation: z
     .looseObject({ endpointUrl: z.string().regex(/^opc\.tcp:\/\//, 'expected opc.tcp://host:port') })
     .optional(),
+  /**
+   * Where frames may name their image by reference (`imageRef`): URL prefixes (http:, https:, file:). A reference
+   * under none of them is refused; with none configured, frames must carry the image.
+   */
+  imageSources: z
+    .array(z.url({ protocol: /^(https?|file)$/, error: 'expected an http:, https: or file: URL' }))
+    .default([]),
+  /** How long one image read by reference may take before the frame is tried again later. */
+  imageFetchTimeout: Duration.default('2s'),
   /** The inference worker's HTTP edge for one-off images: POST /v1/stations/{site}/{line}/{station}/frames. */
   http: z
     .strictObject({

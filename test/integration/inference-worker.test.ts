@@ -5,8 +5,10 @@
  */
 // First: it makes onnxruntime's typed arrays jest's (see shareProcessTypedArrays in test/support/onnx-builder.ts).
 import { SPOT_MODEL, spotFrame, writeBrightSpotModel } from '../support/vision-fixtures';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -83,9 +85,9 @@ afterAll(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-async function startWorker(): Promise<InferenceWorker> {
+async function startWorker(workerConfig = config): Promise<InferenceWorker> {
   const worker = await startInferenceWorker({
-    config,
+    config: workerConfig,
     pool,
     mqttUrl: broker.url,
     dataDir: workDir,
@@ -471,6 +473,78 @@ describe('inference worker', () => {
     // Nothing was stored for any refused request.
     expect(await inspections([3, 4, 5, 6, 7].map((i) => `http-${run}-${i}`))).toEqual([]);
     await stopWorker(worker);
+  });
+
+  it('frames by image reference: read from a configured source; while it is down the frame waits, nothing is lost', async () => {
+    const images = new Map<string, Buffer>();
+    let available = false;
+    let asked = 0;
+    const server = createServer((req, res) => {
+      asked += 1;
+      const image = images.get(req.url ?? '');
+      if (!available) res.writeHead(503).end();
+      else if (image) res.writeHead(200, { 'content-type': 'image/png' }).end(image);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // Earlier tests' workers share this broker session (one clientId): only this worker may take the frames.
+    for (const earlier of [...workers]) await stopWorker(earlier);
+    const worker = await startWorker({ ...config, vision: { ...config.vision, imageSources: [`${base}/frames/`] } });
+    try {
+      const byRef = async (frameId: string, path: string) => {
+        await publisher.publishAsync(
+          frameTopic(prefix, S1.site, S1.line, S1.station),
+          JSON.stringify({
+            frameId,
+            partId: `RP-${frameId}`,
+            lotId: `LOT-${run}`,
+            workOrder: '1000100',
+            sku,
+            capturedAt: new Date().toISOString(),
+            imageRef: `${base}${path}`,
+          }),
+          { qos: 1 },
+        );
+      };
+      const failId = `ref-${run}-1`;
+      images.set(`/frames/${failId}.png`, await spotFrame(true));
+      await byRef(failId, `/frames/${failId}.png`);
+      // The source is down: the frame is tried again, not refused.
+      await waitFor('the worker to ask the image source twice', async () => (asked >= 2 ? true : undefined));
+      expect(await inspections([failId])).toEqual([]);
+      available = true;
+      const [row] = await allStored([failId]);
+      expect(row).toMatchObject({
+        result: 'fail',
+        frame_sha256: createHash('sha256')
+          .update(images.get(`/frames/${failId}.png`)!)
+          .digest('hex'),
+      });
+      expect(plc.rejects().filter((r) => r.eventId === row!.event_id)).toHaveLength(1);
+
+      // A reference that cannot work is refused and recorded: missing image, and one outside the source.
+      await byRef(`ref-${run}-2`, `/frames/missing.png`);
+      await byRef(`ref-${run}-3`, `/private/${failId}.png`);
+      const reasons = await waitFor('two refused references', async () => {
+        const res = await pool.query<{ frame_id: string; reason: string }>(
+          `SELECT frame_id, reason FROM holdfast.frame_rejection WHERE frame_id = ANY($1::text[]) ORDER BY frame_id`,
+          [[`ref-${run}-2`, `ref-${run}-3`]],
+        );
+        return res.rows.length === 2 ? res.rows : undefined;
+      });
+      expect(reasons.map((r) => r.reason)).toEqual([
+        expect.stringMatching(/^bad-image: image reference .* 404/),
+        expect.stringMatching(/^bad-image: image reference .* not under a configured image source/),
+      ]);
+      await waitFor('no frame left unacknowledged', async () =>
+        worker.subscriber.stats().inFlight === 0 ? true : undefined,
+      );
+    } finally {
+      await stopWorker(worker);
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('swaps models with a manifest and a recipe, no code: a new recipe version moves the station to another model', async () => {

@@ -27,6 +27,7 @@ import { StationParamsSchema } from '../../api/schemas/station.schema';
 import { findStation } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { FramePayload, frameTopic } from '../../infra/vision/frame.schema';
+import { ImageUnavailableError } from '../../infra/vision/image-source';
 import type { FrameOutcome, InferencePipeline } from './inference-pipeline';
 
 export interface FrameHttpOptions {
@@ -128,7 +129,22 @@ const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { confi
         );
       }
       const payload = mediaType in IMAGE_TYPES ? framePayloadFor(request.query, body, mediaType) : body;
-      return answer(await pipeline.handleFrame({ topic, payload, receivedAt }));
+      let outcome: FrameOutcome;
+      try {
+        outcome = await pipeline.handleFrame({ topic, payload, receivedAt });
+      } catch (err) {
+        if (!(err instanceof ImageUnavailableError)) throw err;
+        throw new ProblemError(
+          {
+            type: problemType('image-unavailable'),
+            title: 'Image source unavailable',
+            status: 503,
+            detail: err.message,
+          },
+          { 'retry-after': '5' },
+        );
+      }
+      return answer(outcome);
     },
   });
 };

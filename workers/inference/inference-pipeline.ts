@@ -5,7 +5,8 @@
  * `handleFrame` resolves once the result is committed in PostgreSQL (or the frame's rejection is recorded); only then
  * does the MQTT subscriber acknowledge the frame, so a worker that dies mid-frame gets it again from the broker and
  * the deterministic eventId makes the second pass a duplicate. It rejects only for infrastructure failures (database
- * down), which the subscriber retries while holding the acknowledgement. A bad frame never rejects and never stops
+ * down, the image source of a frame by reference unavailable), which the subscriber retries while holding the
+ * acknowledgement. A bad frame never rejects and never stops
  * the stream: it is recorded with its reason and counted.
  */
 import { createHash } from 'node:crypto';
@@ -20,6 +21,7 @@ import {
   parseFrame,
   parseFrameTopic,
 } from '../../infra/vision/frame.schema';
+import { ImageUnavailableError } from '../../infra/vision/image-source';
 import type { RecipeCache } from '../../infra/vision/recipe.repository';
 import type { InspectionResult } from '../../api/schemas/inspection.schema';
 import { createMicroBatcher, type MicroBatcher } from './micro-batcher';
@@ -139,7 +141,7 @@ export type FrameOutcome =
 export interface InferencePipeline {
   /**
    * Resolves once the result is committed (or the refusal recorded); rejects only for infrastructure failures
-   * (database down), which the caller retries or reports.
+   * (database down, an image source unavailable: ImageUnavailableError), which the caller retries or reports.
    */
   handleFrame(msg: { topic: string; payload: Buffer; receivedAt: bigint }): Promise<FrameOutcome>;
   stats(): PipelineStats;
@@ -282,6 +284,8 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
         image = parsed.imageBytes ?? (await fetchRef(deps, frame.imageRef as string));
         pre = await deps.preprocess(image, model.manifest.input, recipe.roi);
       } catch (err) {
+        // The image server is down: not the frame's fault. It stays unacknowledged and comes again.
+        if (err instanceof ImageUnavailableError) throw err;
         return refuse(topic, payload, 'bad-image', errorMessage(err), { frameId: frame.frameId });
       }
 
@@ -347,7 +351,7 @@ interface ModelItem {
 }
 
 async function fetchRef(deps: InferencePipelineDeps, url: string): Promise<Buffer> {
-  if (!deps.fetchImage) throw new Error('frames by image reference are not enabled on this worker');
+  if (!deps.fetchImage) throw new Error('frames by image reference need vision.imageSources on this worker');
   return deps.fetchImage(url);
 }
 

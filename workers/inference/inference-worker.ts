@@ -6,12 +6,14 @@
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type pg from 'pg';
+import { parseDurationMs } from '../../infra/config/duration';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
 import { openFrameSubscriber, type FrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
 import { openResultPublisher } from '../../infra/connectors/mqtt/result-publisher';
 import { openOpcUaRejectStation, type RejectStationPort } from '../../infra/connectors/opcua/reject-station';
 import { openModelCatalog, type ModelCatalog } from '../../infra/vision/onnx/model-catalog';
+import { createImageFetcher } from '../../infra/vision/image-source';
 import { preprocessImage } from '../../infra/vision/preprocess';
 import { applyRecipe } from '../../infra/vision/recipe';
 import { createRecipeCache, saveRecipe, seedRecipesFromConfig } from '../../infra/vision/recipe.repository';
@@ -112,6 +114,14 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       preprocess: preprocessImage,
       applyRecipe,
       store: createPgInspectionStore(pool, config, log),
+      ...(config.vision.imageSources.length > 0
+        ? {
+            fetchImage: createImageFetcher({
+              sources: config.vision.imageSources,
+              timeoutMs: parseDurationMs(config.vision.imageFetchTimeout),
+            }),
+          }
+        : {}),
       ...(reject ? { reject } : {}),
       ...(results ? { results } : {}),
       log,

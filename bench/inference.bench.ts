@@ -29,6 +29,7 @@ import { spawnManaged } from '../infra/local/managed-process';
 import { startMosquitto } from '../infra/local/mqtt-broker';
 import { startEmbeddedPostgres } from '../infra/local/postgres';
 import { frameTopic } from '../infra/vision/frame.schema';
+import type { RawPixels } from '../infra/vision/contracts';
 import { readManifest } from '../infra/vision/onnx/model';
 import { preprocessImage, stackBatch } from '../infra/vision/preprocess';
 import { saveRecipe } from '../infra/vision/recipe.repository';
@@ -46,8 +47,12 @@ const { values: args } = parseArgs({
     'model-version': { type: 'string', default: '1.0.0' },
     /** onnxruntime intra-op threads for both the bare loop and the worker; default: the worker's own rule. */
     threads: { type: 'string' },
+    /** How the frames carry their image: png (compressed, decoded by the worker) or raw (RGB8 pixels, GigE Vision style). */
+    format: { type: 'string', default: process.env.BENCH_FORMAT ?? 'png' },
   },
 });
+if (args.format !== 'png' && args.format !== 'raw') throw new Error(`--format must be png or raw, not ${args.format}`);
+const FORMAT: 'png' | 'raw' = args.format;
 const FRAMES = Number(args.frames);
 const LATENCY_FRAMES = Number(args['latency-frames']);
 const say = (msg: string) => process.stderr.write(`[bench:inference] ${msg}\n`);
@@ -67,7 +72,7 @@ interface PreparedFrame {
   frameId: string;
   topic: string;
   payload: string;
-  image: Buffer;
+  image: Buffer | RawPixels;
   defect: boolean;
 }
 
@@ -76,13 +81,14 @@ async function prepareFrames(n: number, firstSeed: number, prefix: string, tag: 
   for (let i = 0; i < n; i++) {
     const seed = firstSeed + i;
     const synthetic = renderSyntheticFrame({ seed });
-    const image = await encodeFrame(synthetic, 'png');
+    const { width, height, rgb } = synthetic;
+    const png = FORMAT === 'png' ? await encodeFrame(synthetic, 'png') : undefined;
     const st = STATIONS[i % STATIONS.length]!;
     const frameId = `${tag}-${seed}`;
     frames.push({
       frameId,
       topic: frameTopic(prefix, st.site, st.line, st.station),
-      image,
+      image: png ?? { pixels: rgb, width, height, channels: 3 },
       defect: synthetic.truth.class !== 'good',
       payload: JSON.stringify({
         frameId,
@@ -91,7 +97,9 @@ async function prepareFrames(n: number, firstSeed: number, prefix: string, tag: 
         workOrder: '1000100',
         sku: SKU,
         capturedAt: new Date().toISOString(),
-        image: { encoding: 'png', data: image.toString('base64') },
+        image: png
+          ? { encoding: 'png', data: png.toString('base64') }
+          : { encoding: 'raw', pixelFormat: 'RGB8', width, height, data: rgb.toString('base64') },
       }),
     });
   }
@@ -124,7 +132,13 @@ async function main(): Promise<void> {
     const pool = createPool(pg.url, { max: 4 });
     cleanups.push(() => pool.end());
     await migrate(pool);
-    const broker = await startMosquitto({ port: await freePort(), dataDir: join(work, 'mosquitto') });
+    // The broker's window per client sized to the worker's (vision.mqtt.maxInFlight), as a vision deployment sets it:
+    // Mosquitto's default of 20 unacknowledged frames would hold the pipeline to 20 frames between delivery and commit.
+    const broker = await startMosquitto({
+      port: await freePort(),
+      dataDir: join(work, 'mosquitto'),
+      maxInflightMessages: config.vision.mqtt.maxInFlight,
+    });
     cleanups.push(() => broker.stop());
     const plcPort = await freePort();
     let plcReady: () => void = () => undefined;
@@ -289,6 +303,7 @@ async function main(): Promise<void> {
       model: `${args.model}@${args['model-version']}`,
       frames: FRAMES,
       latency_frames: LATENCY_FRAMES,
+      frame_format: FORMAT,
       batch: batchSize,
       intra_op_threads: threads,
       fps: round(fps),

@@ -83,6 +83,17 @@ export type ModelManifest = z.infer<typeof ModelManifest>;
 // Decoding and recipes
 
 /** Pixel rectangle in the coordinates of the frame as captured (before ROI crop and resize). */
+/**
+ * Uncompressed pixels, as machine-vision cameras deliver them (GigE Vision, USB3 Vision: GenICam pixel formats Mono8
+ * and RGB8): rows top to bottom, no padding between rows.
+ */
+export interface RawPixels {
+  pixels: Buffer;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+}
+
 export interface PixelBox {
   x: number;
   y: number;

@@ -4,6 +4,7 @@
  * every payload here and rejects a bad one with the reason this module gives, never by throwing.
  */
 import { z } from 'zod';
+import type { RawPixels } from './contracts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Topics: an ISA-95-style hierarchy, one topic per station: <prefix>/<site>/<line>/<station>/frames
@@ -81,11 +82,24 @@ const PlantId = requiredString()
 /** 16 MiB of image at most (Mosquitto is configured with the same message limit); base64 is 4/3 of that. */
 const MAX_IMAGE_BASE64_CHARS = Math.ceil((16 * 1024 * 1024) / 3) * 4;
 
-export const FrameImage = z.strictObject({
-  encoding: z.enum(['png', 'jpeg']),
-  // Checked as base64 in parseFrame, while decoding: zod's base64 regex costs more per frame than the decode itself.
-  data: z.string().min(1).max(MAX_IMAGE_BASE64_CHARS),
-});
+// Checked as base64 in parseFrame, while decoding: zod's base64 regex costs more per frame than the decode itself.
+const ImageData = z.string().min(1).max(MAX_IMAGE_BASE64_CHARS);
+
+/** GenICam pixel format names (PFNC) a raw frame may use, and their bytes per pixel. */
+export const RAW_PIXEL_FORMATS = { Mono8: 1, RGB8: 3 } as const;
+const Dimension = z.number().int().min(1).max(32_768);
+
+export const FrameImage = z.discriminatedUnion('encoding', [
+  z.strictObject({ encoding: z.enum(['png', 'jpeg']), data: ImageData }),
+  /** The camera's own pixel buffer, no compression: nothing to decode, at the price of larger frames. */
+  z.strictObject({
+    encoding: z.literal('raw'),
+    pixelFormat: z.enum(Object.keys(RAW_PIXEL_FORMATS) as [keyof typeof RAW_PIXEL_FORMATS]),
+    width: Dimension,
+    height: Dimension,
+    data: ImageData,
+  }),
+]);
 
 export const FramePayload = z
   .strictObject({
@@ -119,8 +133,11 @@ export const FramePayload = z
 export type FramePayload = z.infer<typeof FramePayload>;
 
 export type ParsedFrame =
-  /** `imageBytes`: the decoded image when the frame carries one inline. */
-  | { ok: true; frame: FramePayload; imageBytes?: Buffer }
+  /**
+   * `imageBytes`: the image's bytes when the frame carries it inline (base64 decoded), and `rawPixels` the same bytes
+   * with their geometry when they are raw pixels.
+   */
+  | { ok: true; frame: FramePayload; imageBytes?: Buffer; rawPixels?: RawPixels }
   /**
    * `reason` names every bad field, e.g. `capturedAt: must be an ISO 8601 instant…; lotId: required`; `issues` are the
    * same, one per field (`payload` when the payload as a whole is wrong).
@@ -162,6 +179,19 @@ export function parseFrame(payload: Buffer): ParsedFrame {
   if (!frame.image) return { ok: true, frame };
   const imageBytes = decodeStandardBase64(frame.image.data);
   if (!imageBytes) return refused([{ field: 'image.data', message: BASE64_MESSAGE }]);
+  if (frame.image.encoding === 'raw') {
+    const { pixelFormat, width, height } = frame.image;
+    const channels = RAW_PIXEL_FORMATS[pixelFormat];
+    if (imageBytes.length !== width * height * channels) {
+      return refused([
+        {
+          field: 'image.data',
+          message: `${imageBytes.length} bytes, but ${width}×${height} ${pixelFormat} is ${width * height * channels}`,
+        },
+      ]);
+    }
+    return { ok: true, frame, imageBytes, rawPixels: { pixels: imageBytes, width, height, channels } };
+  }
   const magic = frame.image.encoding === 'png' ? PNG_SIGNATURE : JPEG_SOI;
   if (imageBytes.length < magic.length || !imageBytes.subarray(0, magic.length).equals(magic)) {
     return refused([
@@ -194,8 +224,10 @@ export function encodeFramePayload(frame: FramePayload): Buffer {
 
 function frameIssues(issues: readonly z.core.$ZodIssue[]): FrameIssue[] {
   return issues.flatMap((issue) => {
-    if (issue.code === 'unrecognized_keys')
-      return issue.keys.map((key) => ({ field: key, message: 'not a frame field' }));
-    return [{ field: issue.path.length > 0 ? issue.path.map(String).join('.') : 'payload', message: issue.message }];
+    const path = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ field: [...path, key].join('.'), message: 'not a frame field' }));
+    }
+    return [{ field: path.length > 0 ? path.join('.') : 'payload', message: issue.message }];
   });
 }

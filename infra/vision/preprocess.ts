@@ -8,7 +8,7 @@
  * typed-array loop (layout and normalisation). Everything the model needs is read from its manifest's input spec.
  */
 import sharp from 'sharp';
-import type { ModelInputSpec, PixelBox } from './contracts';
+import type { ModelInputSpec, PixelBox, RawPixels } from './contracts';
 import { PNG_SIGNATURE } from './frame.schema';
 
 export interface PreprocessedImage {
@@ -58,24 +58,34 @@ export function inputGeometry(input: ModelInputSpec): InputGeometry {
  * naming the region when the region of interest lies outside the frame.
  */
 export async function preprocessImage(
-  image: Buffer,
+  image: Buffer | RawPixels,
   input: ModelInputSpec,
   roi?: PixelBox,
 ): Promise<PreprocessedImage> {
   const size = inputGeometry(input);
+  const byteLength = Buffer.isBuffer(image) ? image.length : image.pixels.length;
   let pipeline: sharp.Sharp;
   let sourceWidth: number;
   let sourceHeight: number;
-  try {
-    // failOn 'warning' (sharp's default, spelled out): a truncated frame fails here rather than arriving half grey.
-    pipeline = sharp(image, { failOn: 'warning' });
-    // PNG and JPEG (every camera frame) carry their size in the header; asking sharp costs a trip to its thread pool.
-    const size = encodedImageSize(image) ?? (await pipeline.metadata());
-    if (!size.width || !size.height) throw new Error('no image dimensions');
-    sourceWidth = size.width;
-    sourceHeight = size.height;
-  } catch (err) {
-    throw new Error(`undecodable image (${image.length} bytes): ${describe(err)}`, { cause: err });
+  if (!Buffer.isBuffer(image)) {
+    // Raw pixels skip the decode; from here on they take the same steps (crop, resize kernel, colour) as a decoded
+    // PNG of the same pixels, so the model gets the same tensor either way.
+    const { pixels, width, height, channels } = image;
+    pipeline = sharp(pixels, { raw: { width, height, channels } });
+    sourceWidth = width;
+    sourceHeight = height;
+  } else {
+    try {
+      // failOn 'warning' (sharp's default, spelled out): a truncated frame fails here rather than arriving half grey.
+      pipeline = sharp(image, { failOn: 'warning' });
+      // PNG and JPEG carry their size in the header; asking sharp costs a trip to its thread pool.
+      const size = encodedImageSize(image) ?? (await pipeline.metadata());
+      if (!size.width || !size.height) throw new Error('no image dimensions');
+      sourceWidth = size.width;
+      sourceHeight = size.height;
+    } catch (err) {
+      throw new Error(`undecodable image (${image.length} bytes): ${describe(err)}`, { cause: err });
+    }
   }
 
   if (roi) {
@@ -100,7 +110,7 @@ export async function preprocessImage(
     pixels = data;
     channels = info.channels;
   } catch (err) {
-    throw new Error(`undecodable image (${image.length} bytes): ${describe(err)}`, { cause: err });
+    throw new Error(`undecodable image (${byteLength} bytes): ${describe(err)}`, { cause: err });
   }
   return { tensor: normalise(pixels, channels, size, input), sourceWidth, sourceHeight };
 }

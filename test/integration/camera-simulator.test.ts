@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
+import sharp from 'sharp';
 import type { Pool } from 'pg';
 import type { ConnectorLogger } from '../../infra/connectors/define';
 import { findFreePort, spawnManaged } from '../../infra/local/managed-process';
@@ -264,6 +265,23 @@ test('the same seed gives the same frames; a restart continues after the last fr
     const row = first.find((r) => r.frame_id === frame.frame.frameId)!;
     expect(row.class).toBe(frame.truth.class);
     expect(row.box ?? undefined).toEqual(frame.truth.box);
+  }
+
+  // The same frames as raw RGB8 pixels (CAMERA_SIM_FORMAT=raw): what the PNG decodes to, with its geometry.
+  const raw = await renderCameraFrames({
+    stations: stations().slice(0, 2),
+    count: 2,
+    seed: 42,
+    defectRate: 0.5,
+    prefix,
+    format: 'raw',
+  });
+  for (const [i, frame] of raw.entries()) {
+    const parsed = parseFrame(Buffer.from(JSON.stringify(frame.frame)));
+    if (!parsed.ok) throw new Error(parsed.reason);
+    expect(parsed.rawPixels).toMatchObject({ width: 256, height: 256, channels: 3 });
+    const png = received.get(prerendered[i]!.frame.frameId)!.image;
+    expect(parsed.rawPixels!.pixels.equals(await sharp(png).raw().toBuffer())).toBe(true);
   }
 
   // Another seed: other frames.

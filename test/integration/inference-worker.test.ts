@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
+import sharp from 'sharp';
 import type { Pool } from 'pg';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
@@ -402,6 +403,32 @@ describe('inference worker', () => {
       rejectSignal: 'none',
       inspectedAt: json.capturedAt,
     });
+
+    // Raw pixels, as a GigE Vision camera delivers them: the same verdict as the PNG of those pixels.
+    const pixels = await sharp(await spotFrame(true))
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const rawId = `http-${run}-raw`;
+    const raw = await fetch(url(S1), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        ...json,
+        frameId: rawId,
+        image: {
+          encoding: 'raw',
+          pixelFormat: 'RGB8',
+          width: pixels.info.width,
+          height: pixels.info.height,
+          data: pixels.data.toString('base64'),
+        },
+      }),
+    });
+    expect(raw.status).toBe(200);
+    const rawAnswer = (await raw.json()) as { result: string; defects: { class: string; bbox: unknown }[] };
+    expect(rawAnswer).toMatchObject({ result: 'fail', rejectSignal: 'written' });
+    expect(rawAnswer.defects).toEqual((answer as { defects: unknown }).defects);
 
     // Bad input: a problem naming each field; refused frames are recorded and counted as from MQTT.
     const problem = async (res: Response) => {

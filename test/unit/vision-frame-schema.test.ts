@@ -35,6 +35,39 @@ describe('parseFrame', () => {
     expect(parsed).toEqual({ ok: true, frame: good, imageBytes: PNG });
   });
 
+  test('raw pixels (Mono8, RGB8): the bytes come back with their geometry; a size that does not add up is refused', () => {
+    const rgb = Buffer.alloc(4 * 2 * 3, 7);
+    const raw = {
+      ...good,
+      image: {
+        encoding: 'raw' as const,
+        pixelFormat: 'RGB8' as const,
+        width: 4,
+        height: 2,
+        data: rgb.toString('base64'),
+      },
+    };
+    expect(parseFrame(json(raw))).toEqual({
+      ok: true,
+      frame: raw,
+      imageBytes: rgb,
+      rawPixels: { pixels: rgb, width: 4, height: 2, channels: 3 },
+    });
+    const mono = { ...raw, image: { ...raw.image, pixelFormat: 'Mono8', data: Buffer.alloc(8).toString('base64') } };
+    expect(parseFrame(json(mono))).toMatchObject({ ok: true, rawPixels: { width: 4, height: 2, channels: 1 } });
+    expect(reasonFor(json({ ...raw, image: { ...raw.image, height: 3 } }))).toBe(
+      'image.data: 24 bytes, but 4×3 RGB8 is 36',
+    );
+    expect(reasonFor(json({ ...raw, image: { ...raw.image, pixelFormat: 'BayerRG12' } }))).toMatch(
+      /^image.pixelFormat: /,
+    );
+    const { width: _w, ...noWidth } = raw.image;
+    expect(reasonFor(json({ ...raw, image: noWidth }))).toMatch(/^image.width: /);
+    expect(reasonFor(json({ ...raw, image: { ...raw.image, width: 0 } }))).toMatch(/^image.width: /);
+    // Geometry belongs to raw pixels only: a PNG says its own size.
+    expect(reasonFor(json({ ...good, image: { ...good.image, width: 4 } }))).toBe('image.width: not a frame field');
+  });
+
   test('accepts a JPEG, an image reference instead of an image, and an offset instead of Z', () => {
     const jpeg = { ...good, image: { encoding: 'jpeg' as const, data: JPEG.toString('base64') } };
     expect(parseFrame(json(jpeg))).toMatchObject({ ok: true, imageBytes: JPEG });

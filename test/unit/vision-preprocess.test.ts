@@ -176,6 +176,24 @@ describe('preprocessImage', () => {
     expect(Buffer.from(fromPng.tensor.buffer).equals(Buffer.from(fromRaw.tensor.buffer))).toBe(true);
   });
 
+  it('takes raw pixels as a camera sends them: RGB8 gives the PNG tensor bit for bit, Mono8 the grey on every channel', async () => {
+    const frame = renderSyntheticFrame({ seed: 11, class: 'scratch' });
+    const input = spec({ shape: [-1, 3, 128, 128] });
+    const fromPng = await preprocessImage(await encodeFrame(frame, 'png'), input);
+    const fromRaw = await preprocessImage({ pixels: frame.rgb, width: 256, height: 256, channels: 3 }, input);
+    expect(fromRaw.sourceWidth).toBe(256);
+    expect(Buffer.from(fromRaw.tensor.buffer).equals(Buffer.from(fromPng.tensor.buffer))).toBe(true);
+    // The same crop either way.
+    const roi = { x: 40, y: 30, width: 100, height: 120 };
+    const croppedPng = await preprocessImage(await encodeFrame(frame, 'png'), input, roi);
+    const croppedRaw = await preprocessImage({ pixels: frame.rgb, width: 256, height: 256, channels: 3 }, input, roi);
+    expect(Buffer.from(croppedRaw.tensor.buffer).equals(Buffer.from(croppedPng.tensor.buffer))).toBe(true);
+
+    const grey = Buffer.alloc(32 * 32, 100);
+    const mono = await preprocessImage({ pixels: grey, width: 32, height: 32, channels: 1 }, spec());
+    expectClose(chw(mono.tensor, 3, 32, 32, 10, 10), [100, 100, 100].map(norm));
+  });
+
   it('rejects bytes that are not an image, and a truncated image, saying so', async () => {
     await expect(preprocessImage(Buffer.from('definitely not an image'), spec())).rejects.toThrow(/^undecodable image/);
     await expect(preprocessImage(Buffer.alloc(0), spec())).rejects.toThrow(/^undecodable image/);

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { parseDurationMs } from '../../infra/config/duration';
 import { findStation } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
-import type { DefectCandidate, ModelManifest, PixelBox, Recipe } from '../../infra/vision/contracts';
+import type { DefectCandidate, ModelManifest, PixelBox, RawPixels, Recipe } from '../../infra/vision/contracts';
 import {
   type FrameIssue,
   type FramePayload,
@@ -87,7 +87,7 @@ export interface InferencePipelineDeps {
   config: HoldfastConfig;
   recipes: RecipeCache;
   models: ModelSource;
-  preprocess(image: Buffer, input: ModelManifest['input'], roi?: PixelBox): Promise<PreprocessedFrame>;
+  preprocess(image: Buffer | RawPixels, input: ModelManifest['input'], roi?: PixelBox): Promise<PreprocessedFrame>;
   applyRecipe(candidates: DefectCandidate[], recipe: Recipe, manifest: ModelManifest): Verdict;
   store: InspectionStore;
   /** Absent: no reject station configured (logged once at start). */
@@ -282,7 +282,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       let pre: PreprocessedFrame;
       try {
         image = parsed.imageBytes ?? (await fetchRef(deps, frame.imageRef as string));
-        pre = await deps.preprocess(image, model.manifest.input, recipe.roi);
+        pre = await deps.preprocess(parsed.rawPixels ?? image, model.manifest.input, recipe.roi);
       } catch (err) {
         // The image server is down: not the frame's fault. It stays unacknowledged and comes again.
         if (err instanceof ImageUnavailableError) throw err;

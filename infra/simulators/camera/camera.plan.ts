@@ -116,10 +116,13 @@ export function planFrame(station: CameraStation, sequence: number, opts: PlanOp
   };
 }
 
+/** How a camera sends its images: PNG or JPEG, or its raw RGB8 pixels as a GigE Vision camera delivers them. */
+export type CameraFrameFormat = 'png' | 'jpeg' | 'raw';
+
 /** Renders and encodes a planned frame; `capturedAt` is the only input that is not from the plan. */
 export async function renderPlannedFrame(
   plan: FramePlan,
-  opts: { prefix: string; format?: 'png' | 'jpeg'; capturedAt?: Date; width?: number; height?: number },
+  opts: { prefix: string; format?: CameraFrameFormat; capturedAt?: Date; width?: number; height?: number },
 ): Promise<RenderedFrame> {
   const format = opts.format ?? 'png';
   const synthetic = renderSyntheticFrame({
@@ -128,7 +131,11 @@ export async function renderPlannedFrame(
     ...(opts.width ? { width: opts.width } : {}),
     ...(opts.height ? { height: opts.height } : {}),
   });
-  const image = await encodeFrame(synthetic, format);
+  const { width, height } = synthetic;
+  const image: NonNullable<FramePayload['image']> =
+    format === 'raw'
+      ? { encoding: 'raw', pixelFormat: 'RGB8', width, height, data: synthetic.rgb.toString('base64') }
+      : { encoding: format, data: (await encodeFrame(synthetic, format)).toString('base64') };
   const frame: FramePayload = {
     frameId: plan.frameId,
     partId: plan.partId,
@@ -136,7 +143,7 @@ export async function renderPlannedFrame(
     workOrder: plan.workOrder,
     sku: plan.sku,
     capturedAt: (opts.capturedAt ?? new Date()).toISOString(),
-    image: { encoding: format, data: image.toString('base64') },
+    image,
   };
   return {
     plan,
@@ -159,7 +166,7 @@ export async function renderCameraFrames(opts: {
   seed: number;
   defectRate: number;
   prefix: string;
-  format?: 'png' | 'jpeg';
+  format?: CameraFrameFormat;
   framesPerLot?: number;
   /** Sequence number of each station's first frame. Default 0. */
   firstSequence?: number;

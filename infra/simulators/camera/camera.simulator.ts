@@ -11,7 +11,13 @@ import type { ConnectorLogger } from '../../connectors/define';
 import { createMqttClient, endClient, firstConnect } from '../../connectors/mqtt/mqtt.client';
 import { DEFECT_CLASSES } from '../../vision/contracts';
 import { DEFAULT_TOPIC_PREFIX, FrameId } from '../../vision/frame.schema';
-import { planFrame, renderPlannedFrame, type CameraStation, type PlanOptions } from './camera.plan';
+import {
+  planFrame,
+  renderPlannedFrame,
+  type CameraFrameFormat,
+  type CameraStation,
+  type PlanOptions,
+} from './camera.plan';
 import { createCameraTruthStore, type CameraTruthStore, type FrameTruth } from './camera.store';
 
 export interface CameraSimulatorOptions {
@@ -28,7 +34,7 @@ export interface CameraSimulatorOptions {
   schema?: string;
   prefix?: string;
   clientId?: string;
-  format?: 'png' | 'jpeg';
+  format?: CameraFrameFormat;
   framesPerLot?: number;
   /** Stop each station after this many frames (tests, finite runs). Default: run until stopped. */
   framesPerStation?: number;

@@ -8,7 +8,7 @@ import { startVerdictFeeder, type VerdictFeeder } from './verdict-feeder';
  * Runs the camera simulator (started by `npm start`). Environment:
  * DATABASE_URL (required: ground truth in schema camera_sim), MQTT_URL (default mqtt://127.0.0.1:1883),
  * CAMERA_SIM_RATE (frames/s per station, default 2), CAMERA_SIM_DEFECT_RATE (0..1, default 0.1),
- * CAMERA_SIM_SEED (default 1), CAMERA_SIM_PORT (admin HTTP on 127.0.0.1, default 4030), CAMERA_SIM_SCHEMA (default
+ * CAMERA_SIM_SEED (default 1), CAMERA_SIM_FORMAT (png, jpeg or raw; default png), CAMERA_SIM_PORT (admin HTTP on 127.0.0.1, default 4030), CAMERA_SIM_SCHEMA (default
  * camera_sim), HOLDFAST_CONFIG (the stations and the topic prefix). Prints `camera-sim ready` once it publishes and answers HTTP.
  */
 async function main(): Promise<void> {
@@ -18,6 +18,10 @@ async function main(): Promise<void> {
   const rate = numberFrom('CAMERA_SIM_RATE', 2, (v) => v > 0 && v <= 1000);
   const defectRate = numberFrom('CAMERA_SIM_DEFECT_RATE', 0.1, (v) => v >= 0 && v <= 1);
   const seed = numberFrom('CAMERA_SIM_SEED', 1, (v) => Number.isSafeInteger(v) && v >= 0);
+  const format = env.CAMERA_SIM_FORMAT || 'png';
+  if (format !== 'png' && format !== 'jpeg' && format !== 'raw') {
+    throw new Error(`CAMERA_SIM_FORMAT must be png, jpeg or raw, not "${format}"`);
+  }
   const port = numberFrom('CAMERA_SIM_PORT', 4030, (v) => Number.isInteger(v) && v >= 0 && v <= 65535);
   const mqttUrl = env.MQTT_URL || 'mqtt://127.0.0.1:1883';
 
@@ -48,6 +52,7 @@ async function main(): Promise<void> {
       ratePerStation: rate,
       defectRate,
       seed,
+      format,
       schema: env.CAMERA_SIM_SCHEMA || undefined,
       prefix: config.vision.mqtt.topicPrefix,
       log,

@@ -9,6 +9,7 @@ import {
   RejectStationError,
   type RejectStationPort,
 } from '../../infra/connectors/opcua/reject-station';
+import { openOpcUaRejectStationInThread } from '../../infra/connectors/opcua/threaded-reject-station';
 import { findFreePort } from '../../infra/local/managed-process';
 import { type LinePlcSimulator, startLinePlcSimulator } from '../../infra/simulators/line-plc/line-plc.simulator';
 
@@ -365,4 +366,81 @@ describe('reject station when the PLC goes away', () => {
     expect(sim.rejects().map((r) => r.partId)).toEqual(['P-703']);
     expect(log.lines.some((l) => l.msg === 'reject station reconnected')).toBe(true);
   }, 90_000);
+});
+
+describe('reject station on a thread of its own (as the inference worker runs it)', () => {
+  let sim: LinePlcSimulator | undefined;
+  let station: RejectStationPort | undefined;
+  const log = recordingLog();
+
+  beforeAll(async () => {
+    sim = await startLinePlcSimulator({
+      port: await findFreePort(),
+      stations: [S1, S2],
+      dataDir: join(dataDir, 'plc-t'),
+    });
+    station = await openOpcUaRejectStationInThread(
+      { endpointUrl: sim.endpointUrl, pkiDir: join(dataDir, 'client-pki-thread') },
+      log,
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await station?.close();
+    await sim?.stop();
+  });
+
+  test("a reject reaches the PLC; its latency runs from the caller's verdict; the thread's log lines reach the log", async () => {
+    const rejectsBefore = sim!.rejects().length;
+    const decidedAt = process.hrtime.bigint() - 50_000_000n; // the verdict, 50 ms ago
+    const ack = await station!.signalReject({ ...S1, partId: 'P-T1', eventId: 'EV-T1' }, { decidedAt });
+    expect(ack.writtenAt).toBeInstanceOf(Date);
+    expect(ack.latencyMs).toBeGreaterThanOrEqual(50);
+    expect(ack.latencyMs).toBeLessThan(50 + 5_000);
+    expect(sim!.rejects().slice(rejectsBefore)).toMatchObject([{ ...S1, partId: 'P-T1', eventId: 'EV-T1' }]);
+    expect(log.lines.some((l) => l.level === 'info' && l.meta?.endpointUrl === sim!.endpointUrl)).toBe(true);
+    await station!.healthCheck();
+  });
+
+  test('a failure crosses the thread as the same RejectStationError, reason and kind; the others are written', async () => {
+    const unknown = { site: 'PLANT1', line: 'L9', station: 'S1' };
+    const outcomes = await Promise.allSettled([
+      station!.signalReject({ ...S1, partId: 'P-T2', eventId: 'EV-T2' }),
+      station!.signalReject({ ...unknown, partId: 'P-T3', eventId: 'EV-T3' }),
+      station!.signalReject({ ...S2, partId: 'P-T4', eventId: 'EV-T4' }),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const failure = (outcomes[1] as PromiseRejectedResult).reason as RejectStationError;
+    expect(failure).toBeInstanceOf(RejectStationError);
+    expect(failure).toMatchObject({ kind: 'not-found', reason: 'bad-status', system: 'opcua-reject-station' });
+    expect(failure.message).toContain('for part P-T3 returned BadNodeIdUnknown');
+  });
+
+  test('close() ends the thread; later rejects fail as unavailable', async () => {
+    const own = await openOpcUaRejectStationInThread(
+      { endpointUrl: sim!.endpointUrl, pkiDir: join(dataDir, 'client-pki-thread-2') },
+      recordingLog(),
+    );
+    await own.signalReject({ ...S2, partId: 'P-T5', eventId: 'EV-T5' });
+    await own.close();
+    await own.close(); // idempotent
+    await expect(own.signalReject({ ...S2, partId: 'P-T6', eventId: 'EV-T6' })).rejects.toMatchObject({
+      reason: 'unavailable',
+    });
+    expect(sim!.rejects().some((r) => r.partId === 'P-T6')).toBe(false);
+  });
+
+  test('opening fails with the same clear error when no PLC listens', async () => {
+    const port = await findFreePort();
+    await expect(
+      openOpcUaRejectStationInThread(
+        {
+          endpointUrl: `opc.tcp://127.0.0.1:${port}`,
+          pkiDir: join(dataDir, 'client-pki-thread'),
+          connectTimeoutMs: 1_500,
+        },
+        recordingLog(),
+      ),
+    ).rejects.toMatchObject({ reason: 'connect', message: expect.stringContaining('no session within 1500 ms') });
+  });
 });

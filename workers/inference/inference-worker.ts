@@ -11,7 +11,8 @@ import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
 import { openFrameSubscriber, type FrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
 import { openResultPublisher } from '../../infra/connectors/mqtt/result-publisher';
-import { openOpcUaRejectStation, type RejectStationPort } from '../../infra/connectors/opcua/reject-station';
+import type { RejectStationPort } from '../../infra/connectors/opcua/reject-station';
+import { openOpcUaRejectStationInThread } from '../../infra/connectors/opcua/threaded-reject-station';
 import { openModelCatalog, type ModelCatalog } from '../../infra/vision/onnx/model-catalog';
 import { createImageFetcher } from '../../infra/vision/image-source';
 import { preprocessImage } from '../../infra/vision/preprocess';
@@ -91,7 +92,8 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     let reject: RejectStationPort | undefined;
     const rejectConfig = config.vision.rejectStation;
     if (rejectConfig) {
-      reject = await openOpcUaRejectStation({ ...rejectConfig, pkiDir: join(opts.dataDir, 'opcua-pki') }, log);
+      // On a thread of its own: the PLC's answer is read when it lands, not when this thread is next free.
+      reject = await openOpcUaRejectStationInThread({ ...rejectConfig, pkiDir: join(opts.dataDir, 'opcua-pki') }, log);
       const opened = reject;
       closers.push(() => opened.close());
     } else {

@@ -23,8 +23,8 @@ export interface RejectSignal extends StationAddress {
 export interface RejectAck {
   /** When the PLC's write response arrived. */
   writtenAt: Date;
-  /** From the call to the write response, `process.hrtime.bigint()`; includes waiting behind an earlier reject at the
-   *  same station. */
+  /** From the call (or the caller's `decidedAt`) to the write response, `process.hrtime.bigint()`; includes waiting
+   *  behind an earlier reject at the same station. */
   latencyMs: number;
 }
 
@@ -34,7 +34,8 @@ export interface RejectAck {
  * counts and logs.
  */
 export interface RejectStationPort {
-  signalReject(signal: RejectSignal): Promise<RejectAck>;
+  /** `decidedAt`: when the verdict was made (`process.hrtime.bigint()`, the same clock in every thread); default now. */
+  signalReject(signal: RejectSignal, opts?: { decidedAt?: bigint }): Promise<RejectAck>;
   /** Throws when the session is down or the server does not answer a read of its state. */
   healthCheck(): Promise<void>;
   /** Ends the session and the reconnection loop; later calls fail. Idempotent. */
@@ -413,8 +414,8 @@ export async function openOpcUaRejectStation(
   const str = (value: string) => ({ dataType: DataType.String, value });
 
   return {
-    signalReject(signal) {
-      const startedAt = process.hrtime.bigint();
+    signalReject(signal, opts) {
+      const startedAt = opts?.decidedAt ?? process.hrtime.bigint();
       if (closed || downSince) return Promise.reject(unavailable(signal));
       for (const segment of [signal.site, signal.line, signal.station]) {
         if (typeof segment !== 'string' || segment.length === 0 || segment.includes('.')) {

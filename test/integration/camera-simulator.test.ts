@@ -251,13 +251,8 @@ test('the same seed gives the same frames; a restart continues after the last fr
   expect(first).toHaveLength(6);
   await waitFor('both runs at the listener', () => first.every((r) => received.has(r.frame_id)));
   // Identical frames from the pre-render helper the benchmark uses: ids, parts, pixels and truth.
-  const prerendered = await renderCameraFrames({
-    stations: stations().slice(0, 2),
-    count: 6,
-    seed: 42,
-    defectRate: 0.5,
-    prefix,
-  });
+  const asPublished = { stations: stations().slice(0, 2), seed: 42, defectRate: 0.5, prefix };
+  const prerendered = await renderCameraFrames({ ...asPublished, count: 6 });
   for (const frame of prerendered) {
     const published = received.get(frame.frame.frameId)!;
     expect(withoutCaptureTime(published.frame)).toEqual(withoutCaptureTime(frame.frame));
@@ -268,14 +263,7 @@ test('the same seed gives the same frames; a restart continues after the last fr
   }
 
   // The same frames as raw RGB8 pixels (CAMERA_SIM_FORMAT=raw): what the PNG decodes to, with its geometry.
-  const raw = await renderCameraFrames({
-    stations: stations().slice(0, 2),
-    count: 2,
-    seed: 42,
-    defectRate: 0.5,
-    prefix,
-    format: 'raw',
-  });
+  const raw = await renderCameraFrames({ ...asPublished, count: 2, format: 'raw' });
   for (const [i, frame] of raw.entries()) {
     const parsed = parseFrame(Buffer.from(JSON.stringify(frame.frame)));
     if (!parsed.ok) throw new Error(parsed.reason);

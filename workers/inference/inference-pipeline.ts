@@ -6,8 +6,7 @@
  * does the MQTT subscriber acknowledge the frame, so a worker that dies mid-frame gets it again from the broker and
  * the deterministic eventId makes the second pass a duplicate. It rejects only for infrastructure failures (database
  * down, the image source of a frame by reference unavailable), which the subscriber retries while holding the
- * acknowledgement. A bad frame never rejects and never stops
- * the stream: it is recorded with its reason and counted.
+ * acknowledgement. A bad frame never rejects and never stops the stream: it is recorded with its reason and counted.
  */
 import { createHash } from 'node:crypto';
 import { parseDurationMs } from '../../infra/config/duration';

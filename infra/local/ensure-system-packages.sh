@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests need that npm cannot install: Mosquitto (the MQTT broker tests run against besides the
-# embedded one). Installs them when missing and this runs as root with apt-get; otherwise says what to install.
+# embedded one) and Chromium (the browser that test/integration/temporal-web-ui.test.ts drives through playwright-core,
+# which never downloads a browser of its own). Installs them when missing and this runs as root with apt-get;
+# otherwise says what to install.
 set -euo pipefail
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+[ -n "${HOLDFAST_CHROMIUM:-}" ] || [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian packages: ${missing[*]}" >&2

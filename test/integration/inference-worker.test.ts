@@ -343,9 +343,10 @@ describe('inference worker', () => {
         sku,
       }).toString();
 
-    // The image itself, its frame fields in the query: a fail at a production station, its reject written.
+    // The image itself, its frame fields in the query, diversion asked for: a fail at a production station, its
+    // reject written.
     const failId = `http-${run}-1`;
-    const failed = await fetch(url(S1, `?${fields(failId)}`), {
+    const failed = await fetch(url(S1, `?${fields(failId)}&divert=true`), {
       method: 'POST',
       headers: { 'content-type': 'image/png' },
       body: await spotFrame(true),
@@ -427,8 +428,11 @@ describe('inference worker', () => {
     });
     expect(raw.status).toBe(200);
     const rawAnswer = (await raw.json()) as { result: string; defects: { class: string; bbox: unknown }[] };
-    expect(rawAnswer).toMatchObject({ result: 'fail', rejectSignal: 'written' });
+    // Not asked to divert: the fail is stored (and its workflow started), but nothing is written to the PLC.
+    expect(rawAnswer).toMatchObject({ result: 'fail', rejectSignal: 'not-requested' });
     expect(rawAnswer.defects).toEqual((answer as { defects: unknown }).defects);
+    expect(plc.rejects().some((r) => r.eventId === inspectionEventId(S1, rawId))).toBe(false);
+    expect(await outboxFor([inspectionEventId(S1, rawId)])).toHaveLength(1);
 
     // Bad input: a problem naming each field; refused frames are recorded and counted as from MQTT.
     const problem = async (res: Response) => {
@@ -453,7 +457,7 @@ describe('inference worker', () => {
     });
     expect(noQuery.status).toBe(400);
     expect((await problem(noQuery)).errors?.map((e) => e.field)).toEqual(
-      expect.arrayContaining(['query.partId', 'query.lotId', 'query.workOrder', 'query.sku']),
+      expect.arrayContaining(['querystring.partId', 'querystring.lotId', 'querystring.workOrder', 'querystring.sku']),
     );
     const truncated = await fetch(url(S1, `?${fields(`http-${run}-5`)}`), {
       method: 'POST',
@@ -470,7 +474,7 @@ describe('inference worker', () => {
       body: JSON.stringify(json),
     });
     expect(jsonWithQuery.status).toBe(400);
-    expect((await problem(jsonWithQuery)).errors?.[0]?.field).toBe('query.partId');
+    expect((await problem(jsonWithQuery)).errors?.[0]?.field).toBe('querystring.partId');
 
     const unknown = await fetch(url({ site: 'PLANT1', line: 'L9', station: 'S1' }, `?${fields(`http-${run}-6`)}`), {
       method: 'POST',
@@ -485,6 +489,13 @@ describe('inference worker', () => {
     });
     expect(noRecipe.status).toBe(422);
     expect((await problem(noRecipe)).detail).toMatch(/no active recipe for SKU NOPE-/);
+    const badDivert = await fetch(url(S1, '?divert=yes'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(json),
+    });
+    expect(badDivert.status).toBe(400);
+    expect((await problem(badDivert)).errors).toEqual([{ field: 'querystring.divert', message: 'true or false' }]);
     const gif = await fetch(url(S1), { method: 'POST', headers: { 'content-type': 'image/gif' }, body: 'GIF89a' });
     expect(gif.status).toBe(415);
 

@@ -54,6 +54,17 @@ const ImageQuerySchema = z.strictObject({
   capturedAt: z.string().optional(),
 });
 
+/**
+ * An image sent here is usually not of a part at the reject gate (a re-check at the bench, a lab camera): a reject
+ * written for it would divert whichever part is there. So a fail diverts only when the caller says so.
+ */
+const RouteQuerySchema = ImageQuerySchema.partial().extend({
+  divert: z
+    .enum(['true', 'false'], { error: 'true or false' })
+    .optional()
+    .describe('true: a fail at a production station writes the reject signal, as a frame from the camera does'),
+});
+
 const FrameResultSchema = z.object({
   eventId: z.string(),
   /** `duplicate`: this frame id was inspected before at this station; the first stored result stands. */
@@ -70,7 +81,7 @@ const FrameResultSchema = z.object({
   recipeVersion: z.string(),
   inspectedAt: z.string(),
   frame: z.object({ id: z.string(), sha256: z.string() }),
-  rejectSignal: z.enum(['written', 'failed', 'not-configured', 'shadow', 'none']),
+  rejectSignal: z.enum(['written', 'failed', 'not-configured', 'not-requested', 'shadow', 'none']),
 });
 
 const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { config, pipeline }) => {
@@ -88,11 +99,12 @@ const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { confi
       description:
         'Body: the MQTT frame payload as `application/json`, or the image itself as `image/png` or `image/jpeg` ' +
         "with the frame's fields (frameId, partId, lotId, workOrder, sku, optional capturedAt) in the query string. " +
-        'The answer comes once the result is stored; a fail at a production station has had its reject signal ' +
-        'written. The same frameId again is a duplicate: the first result stands.',
+        'The answer comes once the result is stored. A fail writes the reject signal only with `divert=true` (and ' +
+        'at a production station): an image sent here is rarely of the part at the reject gate. The same frameId ' +
+        'again is a duplicate: the first result stands.',
       tags: ['frames'],
       params: StationParamsSchema,
-      querystring: ImageQuerySchema.partial(),
+      querystring: RouteQuerySchema,
       response: {
         200: FrameResultSchema,
         400: ProblemSchema,
@@ -118,20 +130,21 @@ const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { confi
       }
       const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const body = request.body as Buffer;
-      if (!(mediaType in IMAGE_TYPES) && Object.keys(request.query).length > 0) {
+      const { divert, ...frameFields } = request.query;
+      if (!(mediaType in IMAGE_TYPES) && Object.keys(frameFields).length > 0) {
         throw new ProblemError(
           validationProblem(
-            Object.keys(request.query).map((field) => ({
-              field: `query.${field}`,
+            Object.keys(frameFields).map((field) => ({
+              field: `querystring.${field}`,
               message: 'only with an image body: a JSON body carries the frame fields itself',
             })),
           ),
         );
       }
-      const payload = mediaType in IMAGE_TYPES ? framePayloadFor(request.query, body, mediaType) : body;
+      const payload = mediaType in IMAGE_TYPES ? framePayloadFor(frameFields, body, mediaType) : body;
       let outcome: FrameOutcome;
       try {
-        outcome = await pipeline.handleFrame({ topic, payload, receivedAt });
+        outcome = await pipeline.handleFrame({ topic, payload, receivedAt, divert: divert === 'true' });
       } catch (err) {
         if (!(err instanceof ImageUnavailableError)) throw err;
         throw new ProblemError(
@@ -156,7 +169,7 @@ function framePayloadFor(query: Record<string, unknown>, image: Buffer, mediaTyp
     throw new ProblemError(
       validationProblem(
         fields.error.issues.map((i) => ({
-          field: `query.${i.path.map(String).join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(',') : '')}`,
+          field: `querystring.${i.path.map(String).join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(',') : '')}`,
           message: i.input === undefined ? 'required' : i.message,
         })),
       ),

@@ -121,6 +121,8 @@ export type RejectSignalOutcome =
   | 'failed'
   /** A fail at a production station of a worker without a reject station (logged at start). */
   | 'not-configured'
+  /** A fail at a production station, from a caller that asked for no diversion (a one-off image over HTTP). */
+  | 'not-requested'
   /** A fail at a station in parallel monitoring: nothing is diverted. */
   | 'shadow'
   /** A pass. */
@@ -142,7 +144,13 @@ export interface InferencePipeline {
    * Resolves once the result is committed (or the refusal recorded); rejects only for infrastructure failures
    * (database down, an image source unavailable: ImageUnavailableError), which the caller retries or reports.
    */
-  handleFrame(msg: { topic: string; payload: Buffer; receivedAt: bigint }): Promise<FrameOutcome>;
+  handleFrame(msg: {
+    topic: string;
+    payload: Buffer;
+    receivedAt: bigint;
+    /** Default true (a camera frame: the part is at the gate). False: a fail writes no reject signal. */
+    divert?: boolean;
+  }): Promise<FrameOutcome>;
   stats(): PipelineStats;
   /** Runs queued batches and waits for them. */
   drain(): Promise<void>;
@@ -254,7 +262,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       await ingest.drain();
     },
 
-    async handleFrame({ topic, payload, receivedAt }) {
+    async handleFrame({ topic, payload, receivedAt, divert = true }) {
       stats.frames += 1;
       const address = parseFrameTopic(prefix, topic);
       if (!address) return refuse(topic, payload, 'bad-topic', `not ${prefix}/<site>/<line>/<station>/frames`);
@@ -304,7 +312,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       if (verdict.result === 'fail') {
         stats.failed += 1;
         if (mode === 'production') {
-          rejectSignal = await signalReject(address, frame, eventId);
+          rejectSignal = divert ? await signalReject(address, frame, eventId) : 'not-requested';
         } else {
           stats.shadowFails += 1;
           rejectSignal = 'shadow';

@@ -489,6 +489,16 @@ describe('inference worker', () => {
     });
     expect(noRecipe.status).toBe(422);
     expect((await problem(noRecipe)).detail).toMatch(/no active recipe for SKU NOPE-/);
+    const { image: _image, ...withoutImage } = json;
+    const byRef = await fetch(url(S1), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...withoutImage, frameId: `http-${run}-8`, imageRef: 'http://127.0.0.1:9/frames/x.png' }),
+    });
+    expect(byRef.status).toBe(400);
+    expect((await problem(byRef)).errors).toEqual([
+      { field: 'imageRef', message: expect.stringMatching(/need vision.imageSources/) },
+    ]);
     const badDivert = await fetch(url(S1, '?divert=yes'), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -499,7 +509,7 @@ describe('inference worker', () => {
     const gif = await fetch(url(S1), { method: 'POST', headers: { 'content-type': 'image/gif' }, body: 'GIF89a' });
     expect(gif.status).toBe(415);
 
-    expect(worker.pipeline.stats().rejectedFrames).toMatchObject({ 'bad-payload': 1, 'bad-image': 1, 'no-recipe': 1 });
+    expect(worker.pipeline.stats().rejectedFrames).toMatchObject({ 'bad-payload': 1, 'bad-image': 2, 'no-recipe': 1 });
     const refused = await pool.query<{ frame_id: string | null; reason: string }>(
       `SELECT frame_id, reason FROM holdfast.frame_rejection WHERE frame_id = ANY($1::text[]) ORDER BY frame_id`,
       [[`http-${run}-5`, `http-${run}-7`]],

@@ -26,6 +26,7 @@ import { ProblemSchema } from '../../api/schemas/common.schema';
 import { StationParamsSchema } from '../../api/schemas/station.schema';
 import { findStation } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
+import type { ConnectorLogger } from '../../infra/connectors/define';
 import { FramePayload, frameTopic } from '../../infra/vision/frame.schema';
 import { ImageUnavailableError } from '../../infra/vision/image-source';
 import type { FrameOutcome, InferencePipeline } from './inference-pipeline';
@@ -33,6 +34,8 @@ import type { FrameOutcome, InferencePipeline } from './inference-pipeline';
 export interface FrameHttpOptions {
   config: HoldfastConfig;
   pipeline: InferencePipeline;
+  /** Failures the caller gets as a bare 500 (database down) are logged here with their cause. */
+  log: ConnectorLogger;
 }
 
 export interface FrameHttpServer {
@@ -202,7 +205,7 @@ function answer(outcome: FrameOutcome): z.infer<typeof FrameResultSchema> {
     case 'bad-payload':
       throw new ProblemError(validationProblem(outcome.issues ?? [{ field: 'payload', message: outcome.detail }]));
     case 'bad-image':
-      throw new ProblemError(validationProblem([{ field: 'image', message: outcome.detail }]));
+      throw new ProblemError(validationProblem(outcome.issues ?? [{ field: 'image', message: outcome.detail }]));
     case 'unknown-station':
     case 'bad-topic':
       throw new ProblemError(httpProblem(404, outcome.detail));
@@ -229,6 +232,10 @@ export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpSe
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  app.addHook('onError', async (request, _reply, err) => {
+    if (err instanceof ProblemError || (err.statusCode ?? 500) < 500) return;
+    opts.log.error('one-off image failed', { url: request.url, error: err.message });
+  });
   await registerOpenApi(app, {
     ui: false,
     info: {

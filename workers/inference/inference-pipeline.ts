@@ -135,7 +135,7 @@ export type FrameOutcome =
       kind: 'refused';
       reason: FrameRejectionReason;
       detail: string;
-      /** For a payload refused field by field (`bad-payload`). */
+      /** The fields at fault (`bad-payload`, `bad-image`). */
       issues?: FrameIssue[];
     };
 
@@ -293,7 +293,8 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       } catch (err) {
         // The image server is down: not the frame's fault. It stays unacknowledged and comes again.
         if (err instanceof ImageUnavailableError) throw err;
-        return refuse(topic, payload, 'bad-image', errorMessage(err), { frameId: frame.frameId });
+        const issues = [{ field: frame.imageRef ? 'imageRef' : 'image', message: errorMessage(err) }];
+        return refuse(topic, payload, 'bad-image', errorMessage(err), { frameId: frame.frameId, issues });
       }
 
       const candidates = await batcherFor(model).submit({

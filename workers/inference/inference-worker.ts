@@ -138,7 +138,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       log,
     });
     // Closed first in close(): HTTP stops taking frames, then MQTT does, then the batches drain.
-    const http = await openFrameHttp({ config, pipeline }).catch(async (err: unknown) => {
+    const http = await openFrameHttp({ config, pipeline, log }).catch(async (err: unknown) => {
       await subscriber.close({ force: true });
       throw err;
     });

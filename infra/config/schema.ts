@@ -130,8 +130,12 @@ const Vision = z.strictObject({
   imageSources: z
     .array(z.url({ protocol: /^(https?|file)$/, error: 'expected an http:, https: or file: URL' }))
     .default([]),
-  /** How long one image read by reference may take before the frame is tried again later. */
+  /** How long one image read by reference may take before the frame is kept and tried again later. */
   imageFetchTimeout: Duration.default('2s'),
+  /** A frame kept because its image source was down is tried again after this, then after twice as long each time… */
+  imageRetryInterval: Duration.default('5s'),
+  /** …up to this. */
+  imageRetryMaxBackoff: Duration.default('5m'),
   /** The inference worker's HTTP edge for one-off images: POST /v1/stations/{site}/{line}/{station}/frames. */
   http: z
     .strictObject({

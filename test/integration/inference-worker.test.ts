@@ -523,12 +523,10 @@ describe('inference worker', () => {
     await stopWorker(worker);
   });
 
-  it('frames by image reference: read from a configured source; while it is down the frame waits, nothing is lost', async () => {
+  it('frames by image reference: read from a configured source; while it is down the frame is kept, the stream goes on', async () => {
     const images = new Map<string, Buffer>();
     let available = false;
-    let asked = 0;
     const server = createServer((req, res) => {
-      asked += 1;
       const image = images.get(req.url ?? '');
       if (!available) res.writeHead(503).end();
       else if (image) res.writeHead(200, { 'content-type': 'image/png' }).end(image);
@@ -538,7 +536,10 @@ describe('inference worker', () => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     // Earlier tests' workers share this broker session (one clientId): only this worker may take the frames.
     for (const earlier of [...workers]) await stopWorker(earlier);
-    const worker = await startWorker({ ...config, vision: { ...config.vision, imageSources: [`${base}/frames/`] } });
+    const worker = await startWorker({
+      ...config,
+      vision: { ...config.vision, imageSources: [`${base}/frames/`], imageRetryInterval: '200ms' },
+    });
     try {
       const byRef = async (frameId: string, path: string) => {
         await publisher.publishAsync(
@@ -558,9 +559,28 @@ describe('inference worker', () => {
       const failId = `ref-${run}-1`;
       images.set(`/frames/${failId}.png`, await spotFrame(true));
       await byRef(failId, `/frames/${failId}.png`);
-      // The source is down: the frame is tried again, not refused.
-      await waitFor('the worker to ask the image source twice', async () => (asked >= 2 ? true : undefined));
+      // The source is down: the frame is kept (and acknowledged), not refused, and tried again.
+      const deferredRow = () =>
+        pool
+          .query<{ attempts: number; last_error: string }>(
+            `SELECT attempts, last_error FROM holdfast.frame_deferred WHERE event_id = $1`,
+            [inspectionEventId(S1, failId)],
+          )
+          .then((r) => r.rows[0]);
+      const kept = await waitFor('the frame kept for later, tried again', async () => {
+        const r = await deferredRow();
+        return r && r.attempts >= 2 ? r : undefined;
+      });
+      expect(kept.last_error).toMatch(/answered 503/);
+      expect(worker.pipeline.stats().deferredFrames).toBe(1);
+      // The stream goes on meanwhile: an inline frame behind it is inspected, and nothing waits for a PUBACK.
+      const inline = await publishFrame(S1, { spot: false });
+      await allStored([inline.frameId]);
+      await waitFor('no frame left unacknowledged', async () =>
+        worker.subscriber.stats().inFlight === 0 ? true : undefined,
+      );
       expect(await inspections([failId])).toEqual([]);
+
       available = true;
       const [row] = await allStored([failId]);
       expect(row).toMatchObject({
@@ -569,7 +589,10 @@ describe('inference worker', () => {
           .update(images.get(`/frames/${failId}.png`)!)
           .digest('hex'),
       });
-      expect(plc.rejects().filter((r) => r.eventId === row!.event_id)).toHaveLength(1);
+      // Inspected late, the part is past the reject gate: no reject written; the lot's defect workflow still starts.
+      expect(plc.rejects().filter((r) => r.eventId === row!.event_id)).toEqual([]);
+      expect(await outboxFor([row!.event_id])).toHaveLength(1);
+      await waitFor('the kept frame removed', async () => ((await deferredRow()) === undefined ? true : undefined));
 
       // A reference that cannot work is refused and recorded: missing image, and one outside the source.
       await byRef(`ref-${run}-2`, `/frames/missing.png`);

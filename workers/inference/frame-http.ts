@@ -147,7 +147,14 @@ const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { confi
       const payload = mediaType in IMAGE_TYPES ? framePayloadFor(frameFields, body, mediaType) : body;
       let outcome: FrameOutcome;
       try {
-        outcome = await pipeline.handleFrame({ topic, payload, receivedAt, divert: divert === 'true' });
+        // The caller is here to retry: an unavailable image source is a 503, not a frame kept for later.
+        outcome = await pipeline.handleFrame({
+          topic,
+          payload,
+          receivedAt,
+          divert: divert === 'true',
+          deferUnavailable: false,
+        });
       } catch (err) {
         if (!(err instanceof ImageUnavailableError)) throw err;
         throw new ProblemError(
@@ -201,6 +208,7 @@ function answer(outcome: FrameOutcome): z.infer<typeof FrameResultSchema> {
       rejectSignal: outcome.rejectSignal,
     };
   }
+  if (outcome.kind === 'deferred') throw new Error(`frame ${outcome.eventId} deferred, though this edge never defers`);
   switch (outcome.reason) {
     case 'bad-payload':
       throw new ProblemError(validationProblem(outcome.issues ?? [{ field: 'payload', message: outcome.detail }]));

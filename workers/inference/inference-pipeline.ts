@@ -5,8 +5,9 @@
  * `handleFrame` resolves once the result is committed in PostgreSQL (or the frame's rejection is recorded); only then
  * does the MQTT subscriber acknowledge the frame, so a worker that dies mid-frame gets it again from the broker and
  * the deterministic eventId makes the second pass a duplicate. It rejects only for infrastructure failures (database
- * down, the image source of a frame by reference unavailable), which the subscriber retries while holding the
- * acknowledgement. A bad frame never rejects and never stops the stream: it is recorded with its reason and counted.
+ * down; the image source of a frame by reference unavailable when no deferred-frame store is given), which the
+ * subscriber retries while holding the acknowledgement. With that store, such a frame is kept and acknowledged, and
+ * inspected later by the retry loop (deferred-frames.ts). A bad frame never rejects and never stops the stream: it is recorded with its reason and counted.
  */
 import { createHash } from 'node:crypto';
 import { parseDurationMs } from '../../infra/config/duration';
@@ -73,6 +74,12 @@ export interface InspectionStore {
   }): Promise<void>;
 }
 
+/** Frames whose image (by reference) cannot be read now, kept to be inspected later (deferred-frames.ts). */
+export interface DeferredFrameStore {
+  /** Keeps the frame (a frame already kept stays as it is) and resolves once that is committed. */
+  defer(frame: { eventId: string; topic: string; payload: Buffer; error: string }): Promise<void>;
+}
+
 export interface ResultSink {
   publish(address: StationAddress, result: InspectionResult): Promise<void>;
 }
@@ -94,6 +101,8 @@ export interface InferencePipelineDeps {
   results?: ResultSink;
   /** Fetches an image given by reference (frames that carry `imageRef` instead of the bytes). */
   fetchImage?: (url: string) => Promise<Buffer>;
+  /** Absent: a frame whose image source is unavailable is not answered (handleFrame rejects) until it is. */
+  deferred?: DeferredFrameStore;
   log: PipelineLog;
 }
 
@@ -104,6 +113,8 @@ export interface PipelineStats {
   passed: number;
   failed: number;
   rejectedFrames: Record<string, number>;
+  /** Frames kept for later because their image source was unavailable. */
+  deferredFrames: number;
   rejectSignals: number;
   rejectSignalFailures: number;
   shadowFails: number;
@@ -131,6 +142,8 @@ export type RejectSignalOutcome =
 /** What became of one frame; either way it is counted, and a refusal is recorded with its reason. */
 export type FrameOutcome =
   | { kind: 'inspected'; result: InspectionResult; ingest: IngestStatus; rejectSignal: RejectSignalOutcome }
+  /** The image source was unavailable: the frame is kept (committed) and inspected once its image can be read. */
+  | { kind: 'deferred'; eventId: string; detail: string }
   | {
       kind: 'refused';
       reason: FrameRejectionReason;
@@ -150,6 +163,11 @@ export interface InferencePipeline {
     receivedAt: bigint;
     /** Default true (a camera frame: the part is at the gate). False: a fail writes no reject signal. */
     divert?: boolean;
+    /**
+     * Default true: with a deferred store, a frame whose image source is unavailable is kept for later instead of
+     * rejecting. False: reject with the ImageUnavailableError (a caller that can retry itself, or the retry loop).
+     */
+    deferUnavailable?: boolean;
   }): Promise<FrameOutcome>;
   stats(): PipelineStats;
   /** Runs queued batches and waits for them. */
@@ -178,6 +196,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
     passed: 0,
     failed: 0,
     rejectedFrames: {},
+    deferredFrames: 0,
     rejectSignals: 0,
     rejectSignalFailures: 0,
     shadowFails: 0,
@@ -262,7 +281,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       await ingest.drain();
     },
 
-    async handleFrame({ topic, payload, receivedAt, divert = true }) {
+    async handleFrame({ topic, payload, receivedAt, divert = true, deferUnavailable = true }) {
       stats.frames += 1;
       const address = parseFrameTopic(prefix, topic);
       if (!address) return refuse(topic, payload, 'bad-topic', `not ${prefix}/<site>/<line>/<station>/frames`);
@@ -291,8 +310,16 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
         image = parsed.imageBytes ?? (await fetchRef(deps, frame.imageRef as string));
         pre = await deps.preprocess(parsed.rawPixels ?? image, model.manifest.input, recipe.roi);
       } catch (err) {
-        // The image server is down: not the frame's fault. It stays unacknowledged and comes again.
-        if (err instanceof ImageUnavailableError) throw err;
+        // The image server is down: not the frame's fault. Kept for later, so that the stream goes on; without a store
+        // for that, it stays unacknowledged and comes again.
+        if (err instanceof ImageUnavailableError) {
+          if (!deps.deferred || !deferUnavailable) throw err;
+          const eventId = inspectionEventId(address, frame.frameId);
+          await deps.deferred.defer({ eventId, topic, payload, error: err.message });
+          stats.deferredFrames += 1;
+          log.warn('frame deferred: image source unavailable', { eventId, error: err.message });
+          return { kind: 'deferred', eventId, detail: err.message };
+        }
         const issues = [{ field: frame.imageRef ? 'imageRef' : 'image', message: errorMessage(err) }];
         return refuse(topic, payload, 'bad-image', errorMessage(err), { frameId: frame.frameId, issues });
       }

@@ -18,6 +18,7 @@ import { createImageFetcher } from '../../infra/vision/image-source';
 import { preprocessImage } from '../../infra/vision/preprocess';
 import { applyRecipe } from '../../infra/vision/recipe';
 import { createRecipeCache, saveRecipe, seedRecipesFromConfig } from '../../infra/vision/recipe.repository';
+import { createPgDeferredFrameStore, startDeferredFrameRetry, type DeferredFrameRetry } from './deferred-frames';
 import { openFrameHttp, type FrameHttpServer } from './frame-http';
 import { createInferencePipeline, type InferencePipeline, type ResultSink } from './inference-pipeline';
 import { createPgInspectionStore } from './pg-inspection-store';
@@ -44,6 +45,8 @@ export interface InferenceWorker {
   subscriber: FrameSubscriber;
   /** One-off images over HTTP (config.vision.http). */
   http: FrameHttpServer;
+  /** With vision.imageSources: the loop that inspects frames kept while their image source was down. */
+  deferredFrames?: DeferredFrameRetry;
   models: ModelCatalog;
   /** Graceful: finished frames are acknowledged, unfinished ones stay with the broker. `force`: as a crash would. */
   close(opts?: { force?: boolean }): Promise<void>;
@@ -109,6 +112,8 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       results = { publish: (a, result) => publisher.publish(a.site, a.line, a.station, result) };
     }
 
+    const byReference = config.vision.imageSources.length > 0;
+    const retryIntervalMs = parseDurationMs(config.vision.imageRetryInterval);
     const pipeline = createInferencePipeline({
       config,
       recipes: createRecipeCache(pool),
@@ -116,12 +121,13 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       preprocess: preprocessImage,
       applyRecipe,
       store: createPgInspectionStore(pool, config, log),
-      ...(config.vision.imageSources.length > 0
+      ...(byReference
         ? {
             fetchImage: createImageFetcher({
               sources: config.vision.imageSources,
               timeoutMs: parseDurationMs(config.vision.imageFetchTimeout),
             }),
+            deferred: createPgDeferredFrameStore(pool, { firstRetryMs: retryIntervalMs }),
           }
         : {}),
       ...(reject ? { reject } : {}),
@@ -143,16 +149,28 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       throw err;
     });
     log.info('one-off images over HTTP', { url: `${http.url}/v1/stations/{site}/{line}/{station}/frames` });
+    // Frames kept while their image source was down (any worker's: the table is shared), inspected once it is back.
+    const retry = byReference
+      ? startDeferredFrameRetry({
+          pool,
+          pipeline,
+          intervalMs: retryIntervalMs,
+          maxBackoffMs: parseDurationMs(config.vision.imageRetryMaxBackoff),
+          log,
+        })
+      : undefined;
     let closed = false;
     return {
       pipeline,
       subscriber,
       http,
+      ...(retry ? { deferredFrames: retry } : {}),
       models,
       async close(closeOpts) {
         if (closed) return;
         closed = true;
         await http.close();
+        await retry?.close();
         await subscriber.close(closeOpts?.force ? { force: true } : {});
         if (!closeOpts?.force) await pipeline.drain();
         await closeAll();

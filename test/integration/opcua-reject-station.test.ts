@@ -444,3 +444,39 @@ describe('reject station on a thread of its own (as the inference worker runs it
     ).rejects.toMatchObject({ reason: 'connect', message: expect.stringContaining('no session within 1500 ms') });
   });
 });
+
+test('a reject thread that dies is started again; rejects fail fast as unavailable meanwhile', async () => {
+  const log = recordingLog();
+  const station = await openOpcUaRejectStationInThread(
+    { endpointUrl: 'opc.tcp://127.0.0.1:4840', pkiDir: join(dataDir, 'crashing-thread') },
+    log,
+    { threadEntry: join(__dirname, '../support/crashing-reject-thread.ts'), restartDelayMs: 100 },
+  );
+  try {
+    const signal = { ...S1, partId: 'P-C1', eventId: 'EV-C1' };
+    await expect(station.signalReject(signal)).rejects.toMatchObject({
+      reason: 'unavailable',
+      message: expect.stringContaining('reject thread stopped'),
+    });
+    const deadline = Date.now() + 10_000;
+    let ack: Awaited<ReturnType<RejectStationPort['signalReject']>> | undefined;
+    while (!ack && Date.now() < deadline) {
+      ack = await station.signalReject(signal).catch((err: RejectStationError) => {
+        expect(err).toMatchObject({ reason: 'unavailable' });
+        return new Promise<undefined>((r) => setTimeout(() => r(undefined), 50));
+      });
+    }
+    expect(ack?.writtenAt).toBeInstanceOf(Date);
+    expect(log.lines.map((l) => [l.level, l.msg])).toEqual(
+      expect.arrayContaining([
+        ['error', 'reject thread stopped; starting it again'],
+        ['info', 'reject thread restarted'],
+      ]),
+    );
+  } finally {
+    await station.close();
+  }
+  await expect(station.signalReject({ ...S1, partId: 'P-C2', eventId: 'EV-C2' })).rejects.toMatchObject({
+    reason: 'unavailable',
+  });
+}, 60_000);

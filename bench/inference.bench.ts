@@ -33,7 +33,8 @@ import type { RawPixels } from '../infra/vision/contracts';
 import { readManifest } from '../infra/vision/onnx/model';
 import { preprocessImage, stackBatch } from '../infra/vision/preprocess';
 import { saveRecipe } from '../infra/vision/recipe.repository';
-import { encodeFrame, renderSyntheticFrame } from '../infra/vision/synthetic/part-generator';
+import { renderSyntheticFrame } from '../infra/vision/synthetic/part-generator';
+import { frameImage } from '../infra/simulators/camera/camera.plan';
 import { HELD_OUT_SEED_START } from '../infra/vision/synthetic/seeds';
 import { inferenceThreads, startInferenceWorker, type InferenceWorker } from '../workers/inference/inference-worker';
 import { freePort } from '../infra/local/free-port';
@@ -81,14 +82,14 @@ async function prepareFrames(n: number, firstSeed: number, prefix: string, tag: 
   for (let i = 0; i < n; i++) {
     const seed = firstSeed + i;
     const synthetic = renderSyntheticFrame({ seed });
+    const image = await frameImage(synthetic, FORMAT);
     const { width, height, rgb } = synthetic;
-    const png = FORMAT === 'png' ? await encodeFrame(synthetic, 'png') : undefined;
     const st = STATIONS[i % STATIONS.length]!;
     const frameId = `${tag}-${seed}`;
     frames.push({
       frameId,
       topic: frameTopic(prefix, st.site, st.line, st.station),
-      image: png ?? { pixels: rgb, width, height, channels: 3 },
+      image: image.encoding === 'raw' ? { pixels: rgb, width, height, channels: 3 } : Buffer.from(image.data, 'base64'),
       defect: synthetic.truth.class !== 'good',
       payload: JSON.stringify({
         frameId,
@@ -97,9 +98,7 @@ async function prepareFrames(n: number, firstSeed: number, prefix: string, tag: 
         workOrder: '1000100',
         sku: SKU,
         capturedAt: new Date().toISOString(),
-        image: png
-          ? { encoding: 'png', data: png.toString('base64') }
-          : { encoding: 'raw', pixelFormat: 'RGB8', width, height, data: rgb.toString('base64') },
+        image,
       }),
     });
   }

@@ -82,7 +82,6 @@ export type ModelManifest = z.infer<typeof ModelManifest>;
 // ---------------------------------------------------------------------------------------------------------------
 // Decoding and recipes
 
-/** Pixel rectangle in the coordinates of the frame as captured (before ROI crop and resize). */
 /**
  * Uncompressed pixels, as machine-vision cameras deliver them (GigE Vision, USB3 Vision: GenICam pixel formats Mono8
  * and RGB8): rows top to bottom, no padding between rows.
@@ -94,6 +93,7 @@ export interface RawPixels {
   channels: 1 | 3;
 }
 
+/** Pixel rectangle in the coordinates of the frame as captured (before ROI crop and resize). */
 export interface PixelBox {
   x: number;
   y: number;

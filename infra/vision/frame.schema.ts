@@ -79,8 +79,10 @@ const PlantId = requiredString()
   .max(200)
   .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 
-/** 16 MiB of image at most (Mosquitto is configured with the same message limit); base64 is 4/3 of that. */
-const MAX_IMAGE_BASE64_CHARS = Math.ceil((16 * 1024 * 1024) / 3) * 4;
+/** 16 MiB of image at most, inline or by reference (Mosquitto is configured with the same message limit). */
+export const MAX_IMAGE_BYTES = 16 * 1024 * 1024;
+/** Base64 is 4/3 of the bytes. */
+const MAX_IMAGE_BASE64_CHARS = Math.ceil(MAX_IMAGE_BYTES / 3) * 4;
 
 // Checked as base64 in parseFrame, while decoding: zod's base64 regex costs more per frame than the decode itself.
 const ImageData = z.string().min(1).max(MAX_IMAGE_BASE64_CHARS);

@@ -5,14 +5,15 @@
  * frame must not make the worker read arbitrary URLs or files (server-side request forgery, OWASP API7).
  *
  * Two kinds of failure, because they end differently:
- * - `ImageUnavailableError`: the source is down, slow or answers 5xx. The frame is not refused: it stays
- *   unacknowledged at the broker and is tried again, so an image-server outage loses no inspection.
+ * - `ImageUnavailableError`: the source is down, slow or answers 5xx. The frame is not refused: the worker keeps it
+ *   and tries again (workers/inference/deferred-frames.ts), so an image-server outage loses no inspection.
  * - any other Error: the reference itself is wrong (outside every source, not found, too large, a redirect). The frame
  *   is refused and recorded, as a bad image is.
  */
 import { open, realpath } from 'node:fs/promises';
 import { sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MAX_IMAGE_BYTES } from './frame.schema';
 
 /** The image source could not be read now; the same reference may work later. */
 export class ImageUnavailableError extends Error {
@@ -23,13 +24,11 @@ export interface ImageFetcherOptions {
   /** URL prefixes (http:, https: or file:) a reference must start with, after normalisation. */
   sources: readonly string[];
   timeoutMs: number;
-  /** Frames carry at most 16 MiB of image (infra/vision/frame.schema.ts); so do references. */
+  /** Default: what a frame may carry inline (MAX_IMAGE_BYTES). */
   maxBytes?: number;
 }
 
 export type ImageFetcher = (ref: string) => Promise<Buffer>;
-
-const MAX_IMAGE_BYTES = 16 * 1024 * 1024;
 
 export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
   const maxBytes = opts.maxBytes ?? MAX_IMAGE_BYTES;
@@ -46,13 +45,14 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
     } catch {
       throw new Error(`image reference ${ref} is not a URL`);
     }
-    // A prefix ending in '/' covers that directory only; '/images' must not admit '/images-private/…'.
-    if (!sources.some((s) => url.href.startsWith(s.endsWith('/') ? s : `${s}/`) || url.href === s)) {
+    // A prefix covers itself and what lies below it as a directory: '/images' must not admit '/images-private/…'.
+    const source = sources.find((s) => url.href === s || url.href.startsWith(s.endsWith('/') ? s : `${s}/`));
+    if (!source) {
       throw new Error(`image reference ${url.href} is not under a configured image source (vision.imageSources)`);
     }
-    if (url.protocol !== 'file:') return fetchHttpRef(url, opts.timeoutMs, maxBytes);
-    const source = sources.find((s) => s.startsWith('file:') && url.href.startsWith(s))!;
-    return readFileRef(url, fileURLToPath(source), maxBytes);
+    return url.protocol === 'file:'
+      ? readFileRef(url, fileURLToPath(source), maxBytes)
+      : fetchHttpRef(url, opts.timeoutMs, maxBytes);
   };
 }
 
@@ -84,13 +84,13 @@ async function fetchHttpRef(url: URL, timeoutMs: number, maxBytes: number): Prom
     try {
       for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) {
         size += chunk.length;
-        if (size > maxBytes) throw new Error(`image reference ${url.href} is over ${maxBytes} bytes`);
+        if (size > maxBytes) break;
         chunks.push(Buffer.from(chunk));
       }
     } catch (err) {
-      if (err instanceof Error && err.message.includes(`over ${maxBytes}`)) throw err;
       throw new ImageUnavailableError(`image source broke off ${url.href}: ${cause(err)}`, { cause: err });
     }
+    if (size > maxBytes) throw new Error(`image reference ${url.href} is over ${maxBytes} bytes`);
     return Buffer.concat(chunks);
   } finally {
     // Whatever was not read: free the connection.

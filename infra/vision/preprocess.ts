@@ -79,10 +79,10 @@ export async function preprocessImage(
       // failOn 'warning' (sharp's default, spelled out): a truncated frame fails here rather than arriving half grey.
       pipeline = sharp(image, { failOn: 'warning' });
       // PNG and JPEG carry their size in the header; asking sharp costs a trip to its thread pool.
-      const size = encodedImageSize(image) ?? (await pipeline.metadata());
-      if (!size.width || !size.height) throw new Error('no image dimensions');
-      sourceWidth = size.width;
-      sourceHeight = size.height;
+      const dims = encodedImageSize(image) ?? (await pipeline.metadata());
+      if (!dims.width || !dims.height) throw new Error('no image dimensions');
+      sourceWidth = dims.width;
+      sourceHeight = dims.height;
     } catch (err) {
       throw new Error(`undecodable image (${image.length} bytes): ${describe(err)}`, { cause: err });
     }

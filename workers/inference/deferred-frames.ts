@@ -23,8 +23,6 @@ export interface DeferredFrameRetryOptions {
 }
 
 export interface DeferredFrameRetry {
-  /** Tries every due frame once; resolves with how many were inspected (or refused for good) and removed. */
-  runOnce(): Promise<number>;
   /** Stops the loop and waits for a pass in progress. */
   close(): Promise<void>;
 }
@@ -49,10 +47,11 @@ export function createPgDeferredFrameStore(pool: pg.Pool, opts: { firstRetryMs: 
 export function startDeferredFrameRetry(opts: DeferredFrameRetryOptions): DeferredFrameRetry {
   const { pool, pipeline, log } = opts;
   let timer: NodeJS.Timeout | undefined;
-  let running: Promise<number> | undefined;
+  /** The pass in progress; passes never overlap (the next is scheduled when one ends). */
+  let running: Promise<void> | undefined;
   let closed = false;
 
-  async function pass(): Promise<number> {
+  async function pass(): Promise<void> {
     const claimed = await pool.query<{ event_id: string; topic: string; payload: Buffer; attempts: number }>(
       `UPDATE holdfast.frame_deferred SET next_attempt_at = now() + make_interval(secs => $2)
         WHERE event_id IN (SELECT event_id FROM holdfast.frame_deferred WHERE next_attempt_at <= now()
@@ -60,7 +59,6 @@ export function startDeferredFrameRetry(opts: DeferredFrameRetryOptions): Deferr
         RETURNING event_id, topic, payload, attempts`,
       [CLAIM_BATCH, LEASE_S],
     );
-    let done = 0;
     for (const row of claimed.rows) {
       if (closed) break;
       try {
@@ -72,7 +70,6 @@ export function startDeferredFrameRetry(opts: DeferredFrameRetryOptions): Deferr
           deferUnavailable: false,
         });
         await pool.query(`DELETE FROM holdfast.frame_deferred WHERE event_id = $1`, [row.event_id]);
-        done += 1;
         log.info('deferred frame inspected', { eventId: row.event_id, attempts: row.attempts, outcome: outcome.kind });
       } catch (err) {
         if (!(err instanceof ImageUnavailableError)) {
@@ -89,29 +86,26 @@ export function startDeferredFrameRetry(opts: DeferredFrameRetryOptions): Deferr
         );
       }
     }
-    return done;
   }
 
-  const runOnce = (): Promise<number> => {
-    running ??= pass().finally(() => (running = undefined));
-    return running;
-  };
   const schedule = () => {
     if (closed) return;
     timer = setTimeout(() => {
-      runOnce()
+      running = pass()
         .catch((err: unknown) => log.warn('deferred frames: pass failed', { error: String(err) }))
-        .finally(schedule);
+        .finally(() => {
+          running = undefined;
+          schedule();
+        });
     }, opts.intervalMs);
   };
   schedule();
 
   return {
-    runOnce,
     async close() {
       closed = true;
       clearTimeout(timer);
-      await running?.catch(() => undefined);
+      await running;
     },
   };
 }

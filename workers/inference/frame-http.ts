@@ -172,16 +172,16 @@ const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { confi
   });
 };
 
-/** The JSON payload for an image sent as the body, so that one parser checks both forms. */
-function framePayloadFor(query: Record<string, unknown>, image: Buffer, mediaType: string): Buffer {
+/**
+ * The JSON payload for an image sent as the body, so that one parser checks both forms. The route's schema has
+ * already checked the query's types and refused unknown keys; what is left is the fields an image body requires.
+ */
+function framePayloadFor(query: z.infer<typeof RouteQuerySchema>, image: Buffer, mediaType: string): Buffer {
   const fields = ImageQuerySchema.safeParse(query);
   if (!fields.success) {
     throw new ProblemError(
       validationProblem(
-        fields.error.issues.map((i) => ({
-          field: `querystring.${i.path.map(String).join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(',') : '')}`,
-          message: i.input === undefined ? 'required' : i.message,
-        })),
+        fields.error.issues.map((i) => ({ field: `querystring.${i.path.map(String).join('.')}`, message: 'required' })),
       ),
     );
   }

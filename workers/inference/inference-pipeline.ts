@@ -304,6 +304,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
         return refuse(topic, payload, 'model', errorMessage(err), { frameId: frame.frameId });
       }
 
+      const eventId = inspectionEventId(address, frame.frameId);
       let image: Buffer;
       let pre: PreprocessedFrame;
       try {
@@ -314,7 +315,6 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
         // for that, it stays unacknowledged and comes again.
         if (err instanceof ImageUnavailableError) {
           if (!deps.deferred || !deferUnavailable) throw err;
-          const eventId = inspectionEventId(address, frame.frameId);
           await deps.deferred.defer({ eventId, topic, payload, error: err.message });
           stats.deferredFrames += 1;
           log.warn('frame deferred: image source unavailable', { eventId, error: err.message });
@@ -333,7 +333,6 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
         },
       });
       const verdict = deps.applyRecipe(candidates, recipe, model.manifest);
-      const eventId = inspectionEventId(address, frame.frameId);
 
       // The reject goes out first, before anything durable: the part is on the conveyor now.
       let rejectSignal: RejectSignalOutcome = 'none';

@@ -18,7 +18,7 @@ import { createImageFetcher } from '../../infra/vision/image-source';
 import { preprocessImage } from '../../infra/vision/preprocess';
 import { applyRecipe } from '../../infra/vision/recipe';
 import { createRecipeCache, saveRecipe, seedRecipesFromConfig } from '../../infra/vision/recipe.repository';
-import { createPgDeferredFrameStore, startDeferredFrameRetry, type DeferredFrameRetry } from './deferred-frames';
+import { createPgDeferredFrameStore, startDeferredFrameRetry } from './deferred-frames';
 import { openFrameHttp, type FrameHttpServer } from './frame-http';
 import { createInferencePipeline, type InferencePipeline, type ResultSink } from './inference-pipeline';
 import { createPgInspectionStore } from './pg-inspection-store';
@@ -45,8 +45,6 @@ export interface InferenceWorker {
   subscriber: FrameSubscriber;
   /** One-off images over HTTP (config.vision.http). */
   http: FrameHttpServer;
-  /** With vision.imageSources: the loop that inspects frames kept while their image source was down. */
-  deferredFrames?: DeferredFrameRetry;
   models: ModelCatalog;
   /** Graceful: finished frames are acknowledged, unfinished ones stay with the broker. `force`: as a crash would. */
   close(opts?: { force?: boolean }): Promise<void>;
@@ -164,7 +162,6 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       pipeline,
       subscriber,
       http,
-      ...(retry ? { deferredFrames: retry } : {}),
       models,
       async close(closeOpts) {
         if (closed) return;

@@ -82,7 +82,8 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   let decision: DispositionRequest | undefined;
   let outcome: DispositionOutcome | undefined;
   let stageBeforeFailure: LotCaseStage = 'containing';
-  // Set to 'containing' by the signal-with-start that opened this case (createTemporalLotCaseStarter in infra/temporal/gateway.ts).
+  // Set to 'containing' by the signal-with-start that opened this case (createTemporalLotCaseStarter in
+  // infra/temporal/gateway.ts).
   let searchableState = 'containing';
 
   const enqueue = (part: PartDefect) => {

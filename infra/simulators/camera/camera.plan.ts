@@ -4,7 +4,7 @@
  * with the configured defect rate. Rendering and encoding then go through the synthetic part generator. The camera
  * simulator publishes these frames; `renderCameraFrames` gives the benchmark the same frames without publishing.
  */
-import { DEFECT_CLASSES, type GroundTruth } from '../../vision/contracts';
+import { DEFECT_CLASSES, type GroundTruth, type SyntheticFrame } from '../../vision/contracts';
 import { FRAME_ID_PATTERN, frameTopic, type FramePayload, type StationAddress } from '../../vision/frame.schema';
 import { encodeFrame, renderSyntheticFrame } from '../../vision/synthetic/part-generator';
 import { HELD_OUT_SEED_START, MAX_SEED } from '../../vision/synthetic/seeds';
@@ -119,6 +119,17 @@ export function planFrame(station: CameraStation, sequence: number, opts: PlanOp
 /** How a camera sends its images: PNG or JPEG, or its raw RGB8 pixels as a GigE Vision camera delivers them. */
 export type CameraFrameFormat = 'png' | 'jpeg' | 'raw';
 
+/** A rendered frame's image as a camera sends it in the frame payload. */
+export async function frameImage(
+  synthetic: SyntheticFrame,
+  format: CameraFrameFormat,
+): Promise<NonNullable<FramePayload['image']>> {
+  const { width, height, rgb } = synthetic;
+  return format === 'raw'
+    ? { encoding: 'raw', pixelFormat: 'RGB8', width, height, data: rgb.toString('base64') }
+    : { encoding: format, data: (await encodeFrame(synthetic, format)).toString('base64') };
+}
+
 /** Renders and encodes a planned frame; `capturedAt` is the only input that is not from the plan. */
 export async function renderPlannedFrame(
   plan: FramePlan,
@@ -131,11 +142,7 @@ export async function renderPlannedFrame(
     ...(opts.width ? { width: opts.width } : {}),
     ...(opts.height ? { height: opts.height } : {}),
   });
-  const { width, height } = synthetic;
-  const image: NonNullable<FramePayload['image']> =
-    format === 'raw'
-      ? { encoding: 'raw', pixelFormat: 'RGB8', width, height, data: synthetic.rgb.toString('base64') }
-      : { encoding: format, data: (await encodeFrame(synthetic, format)).toString('base64') };
+  const image = await frameImage(synthetic, format);
   const frame: FramePayload = {
     frameId: plan.frameId,
     partId: plan.partId,

@@ -8,8 +8,9 @@ import { startVerdictFeeder, type VerdictFeeder } from './verdict-feeder';
  * Runs the camera simulator (started by `npm start`). Environment:
  * DATABASE_URL (required: ground truth in schema camera_sim), MQTT_URL (default mqtt://127.0.0.1:1883),
  * CAMERA_SIM_RATE (frames/s per station, default 2), CAMERA_SIM_DEFECT_RATE (0..1, default 0.1),
- * CAMERA_SIM_SEED (default 1), CAMERA_SIM_FORMAT (png, jpeg or raw; default png), CAMERA_SIM_PORT (admin HTTP on 127.0.0.1, default 4030), CAMERA_SIM_SCHEMA (default
- * camera_sim), HOLDFAST_CONFIG (the stations and the topic prefix). Prints `camera-sim ready` once it publishes and answers HTTP.
+ * CAMERA_SIM_SEED (default 1), CAMERA_SIM_FORMAT (png, jpeg or raw; default png), CAMERA_SIM_PORT (admin HTTP on
+ * 127.0.0.1, default 4030), CAMERA_SIM_SCHEMA (default camera_sim), HOLDFAST_CONFIG (the stations and the topic
+ * prefix). Prints `camera-sim ready` once it publishes and answers HTTP.
  */
 async function main(): Promise<void> {
   const env = process.env;

@@ -19,24 +19,29 @@ export interface TraceabilityDeps {
 /** Lots are only unique within a site, so the graph names them `<site>/<lot>`. */
 export const lotNodeId = (site: string, lotId: string): string => `${site}/${lotId}`;
 
+/** The insert of a set of trace links, its seven column arrays numbered from `$first`. */
+const insertLinksSql = (first: number): string => {
+  const [a, b, c, d, e, f, g] = Array.from({ length: 7 }, (_, i) => `$${first + i}`);
+  return `INSERT INTO holdfast.trace_link (from_kind, from_id, relation, to_kind, to_id, system, attributes)
+       SELECT * FROM unnest(${a}::text[], ${b}::text[], ${c}::text[], ${d}::text[], ${e}::text[], ${f}::text[], ${g}::jsonb[])
+       ON CONFLICT (from_kind, from_id, relation, to_kind, to_id) DO NOTHING`;
+};
+
+const linkColumns = (links: TraceLink[]): unknown[] => [
+  links.map((l) => l.fromKind),
+  links.map((l) => l.fromId),
+  links.map((l) => l.relation),
+  links.map((l) => l.toKind),
+  links.map((l) => l.toId),
+  links.map((l) => l.system ?? null),
+  links.map((l) => JSON.stringify(l.attributes ?? {})),
+];
+
 export const createTraceabilityActivities = ({ pool }: TraceabilityDeps) => {
   async function insertLinks(links: TraceLink[]): Promise<number> {
     if (links.length === 0) return 0;
     // One statement for the whole set: either every edge is there afterwards or none is; a retry re-inserts nothing.
-    const res = await pool.query(
-      `INSERT INTO holdfast.trace_link (from_kind, from_id, relation, to_kind, to_id, system, attributes)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
-       ON CONFLICT (from_kind, from_id, relation, to_kind, to_id) DO NOTHING`,
-      [
-        links.map((l) => l.fromKind),
-        links.map((l) => l.fromId),
-        links.map((l) => l.relation),
-        links.map((l) => l.toKind),
-        links.map((l) => l.toId),
-        links.map((l) => l.system ?? null),
-        links.map((l) => JSON.stringify(l.attributes ?? {})),
-      ],
-    );
+    const res = await pool.query(insertLinksSql(1), linkColumns(links));
     return res.rowCount ?? 0;
   }
 
@@ -69,38 +74,47 @@ export const createTraceabilityActivities = ({ pool }: TraceabilityDeps) => {
       return insertLinks(links);
     },
 
-    /** Keeps the durable projection of a lot case current; Temporal history is not the record (reliability.md §1.5). */
+    /**
+     * Keeps the durable projection of a lot case current; Temporal history is not the record (reliability.md §1.5).
+     * Trace links the case gathered since its last record go in the same statement: one round trip, and the lot's
+     * state and its links are written together or not at all.
+     */
     async saveLotCase({
       workflowId,
       runId,
       state,
+      links = [],
     }: {
       workflowId: string;
       runId: string;
       state: LotCaseState;
+      links?: TraceLink[];
     }): Promise<void> {
-      await pool.query(
-        `INSERT INTO holdfast.lot_case
+      const params: unknown[] = [
+        workflowId,
+        runId,
+        state.site,
+        state.line,
+        state.lotId,
+        state.sku,
+        state.stage,
+        state.holdId ?? null,
+        state.notification ?? null,
+        JSON.stringify(state),
+        state.openedAt,
+        state.closedAt ?? null,
+      ];
+      const upsert = `INSERT INTO holdfast.lot_case
            (workflow_id, run_id, site, line, lot_id, sku, stage, hold_id, notification, state, opened_at, closed_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (workflow_id, run_id) DO UPDATE SET
            stage = EXCLUDED.stage, hold_id = EXCLUDED.hold_id, notification = EXCLUDED.notification,
-           state = EXCLUDED.state, closed_at = EXCLUDED.closed_at, updated_at = now()`,
-        [
-          workflowId,
-          runId,
-          state.site,
-          state.line,
-          state.lotId,
-          state.sku,
-          state.stage,
-          state.holdId ?? null,
-          state.notification ?? null,
-          JSON.stringify(state),
-          state.openedAt,
-          state.closedAt ?? null,
-        ],
-      );
+           state = EXCLUDED.state, closed_at = EXCLUDED.closed_at, updated_at = now()`;
+      if (links.length === 0) {
+        await pool.query(upsert, params);
+        return;
+      }
+      await pool.query(`WITH links AS (${insertLinksSql(13)}) ${upsert}`, [...params, ...linkColumns(links)]);
     },
   };
 };

@@ -71,6 +71,9 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   // one partition measured +35 % workflows/s on the 2-core reference machine (BENCHMARKS.md).
   args.push('--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1');
   args.push('--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1');
+  // Task-queue priority (priorityKey on workflows and activities) needs the priority-aware matcher, off by default in
+  // server 1.29.1: lot cases, which hold the lot, go ahead of defect workflows when work queues (BENCHMARKS.md).
+  args.push('--dynamic-config-value', 'matching.useNewMatcher=true');
   for (const [key, value] of Object.entries(opts.dynamicConfig ?? {})) {
     args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   }

@@ -178,6 +178,7 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
           args: [input],
           workflowIdConflictPolicy: 'FAIL',
           workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          priority: { priorityKey: DEFECT_PRIORITY },
           typedSearchAttributes: detectionSearchAttributes(input.detection),
           staticSummary: defectStaticSummary(input),
           staticDetails: defectStaticDetails(input),
@@ -255,6 +256,14 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
   };
 }
 
+/**
+ * Task-queue priorities (1 goes first, 3 is Temporal's default). The lot case holds the lot: that is the latency
+ * the line waits on. A defect workflow only corrects the work order's counts and writes trace links, which can wait
+ * a few seconds when more defects arrive than the workers can take; its activities inherit its priority.
+ */
+export const LOT_CASE_PRIORITY = 1;
+export const DEFECT_PRIORITY = 3;
+
 /** Signal-with-start of the lot's case workflow, by type name so activity code never imports workflow code. */
 export function createTemporalLotCaseStarter(client: Client): LotCaseStarter {
   return {
@@ -267,6 +276,7 @@ export function createTemporalLotCaseStarter(client: Client): LotCaseStarter {
           args: [input],
           signal: partDefectSignal,
           signalArgs: [part],
+          priority: { priorityKey: LOT_CASE_PRIORITY },
           // The opening part's: the case's site, line, lot, work order and sku are the part's own.
           typedSearchAttributes: detectionSearchAttributes(part),
           staticSummary: `Lot ${input.lotId} hold case · ${input.site}/${input.line} · ${input.sku}`,

@@ -8,7 +8,9 @@ import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPool } from '../../infra/db/pool';
 import { startOutboxDispatcher } from '../../infra/outbox/dispatcher';
 import {
+  DEFECT_PRIORITY,
   DispositionRejectedError,
+  LOT_CASE_PRIORITY,
   WorkflowNotFoundError,
   type WorkflowGateway,
   createTemporalWorkflowGateway,
@@ -178,10 +180,42 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
     const started = history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
     expect(JSON.parse(Buffer.from(started.data!).toString('utf8'))).toMatchObject({ lotCaseEnrolled: true });
+    // The lot case, which holds the lot, goes ahead of defect workflows on the task queue when work queues up.
+    const defect = await client.workflow.getHandle(workflowId).describe();
+    expect(lotCase.raw.workflowExecutionInfo?.priority?.priorityKey).toBe(LOT_CASE_PRIORITY);
+    expect(defect.raw.workflowExecutionInfo?.priority?.priorityKey).toBe(DEFECT_PRIORITY);
+    expect(LOT_CASE_PRIORITY).toBeLessThan(DEFECT_PRIORITY);
 
     // A re-sent outbox row signals the same part again; the lot case drops event ids it has seen.
     await gateway.startDefectWorkflow(defectInput(eventId, lotId));
     expect((await signalledParts(lotCase.workflowId)).map((p) => p.eventId)).toEqual([eventId, eventId]);
+  });
+
+  it('queues lot cases ahead of defect workflows that were started before them', async () => {
+    // A queue of its own, so that only this test's tasks are backlogged on it; no worker polls it.
+    const prioQueue = `${taskQueue}-priority`;
+    const lots = [1, 2, 3].map((i) => `${run}-LOT-P${i}`);
+    for (const [i, lotId] of lots.entries()) {
+      const eventId = `${run}-prio-${i}`;
+      toCleanUp(defectWorkflowId(eventId), lotId);
+      await gateway.startDefectWorkflow({ ...defectInput(eventId, lotId), taskQueue: prioQueue });
+    }
+
+    // Take the six backlogged workflow tasks as a worker would, one poll each.
+    const polled: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      // A long poll needs a deadline; the tasks are already backlogged, so each answers at once.
+      const task = await connection.withDeadline(Date.now() + 10_000, () =>
+        client.workflowService.pollWorkflowTaskQueue({
+          namespace: env.namespace,
+          taskQueue: { name: prioQueue },
+          identity: `${run}-priority-probe`,
+        }),
+      );
+      polled.push(task.workflowType?.name ?? '(none)');
+    }
+
+    expect(polled).toEqual([...Array(3).fill('lotCaseWorkflow'), ...Array(3).fill('defectWorkflow')]);
   });
 
   it('opens no lot case for a shadow station', async () => {

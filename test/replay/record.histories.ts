@@ -24,7 +24,8 @@ beforeAll(() => harness.setUp());
 afterAll(() => harness.tearDown());
 
 // v1: defect workflows handed their part to the lot case themselves. v2: the outbox dispatcher does it, as here.
-const VERSION = 'v2';
+// v3: lot cases record a part's trace links with their next stage record (patch lot-case-records-with-stage).
+const VERSION = 'v3';
 
 test(`record defect and lot-case histories (${VERSION})`, async () => {
   const mes = new FakeMes();

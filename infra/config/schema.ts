@@ -136,6 +136,8 @@ const Vision = z.strictObject({
   imageRetryInterval: Duration.default('5s'),
   /** …up to this. */
   imageRetryMaxBackoff: Duration.default('5m'),
+  /** A kept frame whose image still cannot be read after this long is given up and recorded as refused. */
+  imageRetryMaxAge: Duration.default('24h'),
   /** The inference worker's HTTP edge for one-off images: POST /v1/stations/{site}/{line}/{station}/frames. */
   http: z
     .strictObject({

@@ -573,6 +573,14 @@ describe('inference worker', () => {
       });
       expect(kept.last_error).toMatch(/answered 503/);
       expect(worker.pipeline.stats().deferredFrames).toBe(1);
+      // An operator sees it on the worker's HTTP edge, with its attempts and why.
+      const listed = (await (await fetch(`${worker.http.url}/v1/deferred-frames`)).json()) as {
+        frames: { eventId: string; attempts: number; lastError: string }[];
+      };
+      expect(listed.frames.find((f) => f.eventId === inspectionEventId(S1, failId))).toMatchObject({
+        attempts: expect.any(Number),
+        lastError: expect.stringMatching(/answered 503/),
+      });
       // The stream goes on meanwhile: an inline frame behind it is inspected, and nothing waits for a PUBACK.
       const inline = await publishFrame(S1, { spot: false });
       await allStored([inline.frameId]);

@@ -7,6 +7,11 @@
  * reject would divert whichever part is there. A fail still gets its durable result and defect workflow (the lot is
  * held), and its answer records that no reject was asked for. Rows are claimed with a lease (FOR UPDATE SKIP LOCKED),
  * so several workers share the table and a worker that dies mid-frame leaves the row to the next.
+ *
+ * Nothing waits for ever: a frame whose image still cannot be read once it has been kept `maxAgeMs` is given up and
+ * recorded as refused (holdfast.frame_rejection, reason `image-unavailable`), as is one an operator drops through the
+ * worker's HTTP edge (`dropped`, with who and why). Either way the row moves in one statement, so it is never both
+ * kept and refused, nor neither.
  */
 import type pg from 'pg';
 import { ImageUnavailableError } from '../../infra/vision/image-source';
@@ -14,11 +19,13 @@ import type { DeferredFrameStore, InferencePipeline, PipelineLog } from './infer
 
 export interface DeferredFrameRetryOptions {
   pool: pg.Pool;
-  pipeline: InferencePipeline;
+  pipeline: Pick<InferencePipeline, 'handleFrame'>;
   /** How often due frames are looked for, and the first wait before a frame is tried again. */
   intervalMs: number;
   /** The wait between attempts doubles from `intervalMs` up to this. */
   maxBackoffMs: number;
+  /** A frame kept this long whose image still cannot be read is given up and recorded as refused. */
+  maxAgeMs: number;
   log: PipelineLog;
 }
 
@@ -30,6 +37,87 @@ export interface DeferredFrameRetry {
 /** A claimed row belongs to its worker this long; a worker gone mid-frame gives it back when the lease runs out. */
 const LEASE_S = 60;
 const CLAIM_BATCH = 16;
+
+/** A kept frame as an operator sees it. */
+export interface DeferredFrameView {
+  eventId: string;
+  topic: string;
+  deferredAt: string;
+  attempts: number;
+  nextAttemptAt: string;
+  lastError: string;
+}
+
+/** What the worker's HTTP edge offers an operator over the kept frames. */
+export interface DeferredFrameAdmin {
+  /** Oldest first. */
+  list(opts: { limit: number }): Promise<{ total: number; frames: DeferredFrameView[] }>;
+  /** Makes the frame due now (its image server is back); undefined when no such frame is kept. */
+  retryNow(eventId: string): Promise<DeferredFrameView | undefined>;
+  /** Gives the frame up, recorded as refused with who dropped it and why; undefined when no such frame is kept. */
+  drop(eventId: string, by: { droppedBy: string; reason: string }): Promise<{ rejectionId: string } | undefined>;
+}
+
+const VIEW_COLUMNS = `event_id, topic, deferred_at, attempts, next_attempt_at, last_error`;
+
+interface DeferredFrameRow {
+  event_id: string;
+  topic: string;
+  deferred_at: Date;
+  attempts: number;
+  next_attempt_at: Date;
+  last_error: string;
+}
+
+const toView = (r: DeferredFrameRow): DeferredFrameView => ({
+  eventId: r.event_id,
+  topic: r.topic,
+  deferredAt: r.deferred_at.toISOString(),
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at.toISOString(),
+  lastError: r.last_error,
+});
+
+/**
+ * Moves a kept frame to holdfast.frame_rejection in one statement. The frame id comes from the payload, which passed
+ * the frame checks before it was kept; the payload's hash is the one refused frames always carry.
+ */
+async function giveUp(pool: pg.Pool, eventId: string, reason: string): Promise<string | undefined> {
+  const res = await pool.query<{ id: string }>(
+    `WITH gone AS (DELETE FROM holdfast.frame_deferred WHERE event_id = $1 RETURNING topic, payload)
+     INSERT INTO holdfast.frame_rejection (topic, frame_id, reason, payload_sha256)
+     SELECT topic, convert_from(payload, 'UTF8')::jsonb ->> 'frameId', $2, encode(sha256(payload), 'hex') FROM gone
+     RETURNING id`,
+    [eventId, reason.slice(0, 2000)],
+  );
+  return res.rows[0]?.id;
+}
+
+export function createPgDeferredFrameAdmin(pool: pg.Pool): DeferredFrameAdmin {
+  return {
+    async list({ limit }) {
+      const [rows, count] = await Promise.all([
+        pool.query<DeferredFrameRow>(
+          `SELECT ${VIEW_COLUMNS} FROM holdfast.frame_deferred ORDER BY deferred_at, event_id LIMIT $1`,
+          [limit],
+        ),
+        pool.query<{ total: number }>(`SELECT count(*)::int AS total FROM holdfast.frame_deferred`),
+      ]);
+      return { total: count.rows[0]!.total, frames: rows.rows.map(toView) };
+    },
+    async retryNow(eventId) {
+      const res = await pool.query<DeferredFrameRow>(
+        `UPDATE holdfast.frame_deferred SET next_attempt_at = now() WHERE event_id = $1 RETURNING ${VIEW_COLUMNS}`,
+        [eventId],
+      );
+      return res.rows[0] ? toView(res.rows[0]) : undefined;
+    },
+    async drop(eventId, { droppedBy, reason }) {
+      const rejectionId = await giveUp(pool, eventId, `dropped: by ${droppedBy}: ${reason}`);
+      return rejectionId === undefined ? undefined : { rejectionId };
+    },
+  };
+}
 
 export function createPgDeferredFrameStore(pool: pg.Pool, opts: { firstRetryMs: number }): DeferredFrameStore {
   return {
@@ -52,11 +140,17 @@ export function startDeferredFrameRetry(opts: DeferredFrameRetryOptions): Deferr
   let closed = false;
 
   async function pass(): Promise<void> {
-    const claimed = await pool.query<{ event_id: string; topic: string; payload: Buffer; attempts: number }>(
+    const claimed = await pool.query<{
+      event_id: string;
+      topic: string;
+      payload: Buffer;
+      attempts: number;
+      deferred_at: Date;
+    }>(
       `UPDATE holdfast.frame_deferred SET next_attempt_at = now() + make_interval(secs => $2)
         WHERE event_id IN (SELECT event_id FROM holdfast.frame_deferred WHERE next_attempt_at <= now()
                             ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-        RETURNING event_id, topic, payload, attempts`,
+        RETURNING event_id, topic, payload, attempts, deferred_at`,
       [CLAIM_BATCH, LEASE_S],
     );
     for (const row of claimed.rows) {
@@ -75,6 +169,12 @@ export function startDeferredFrameRetry(opts: DeferredFrameRetryOptions): Deferr
         if (!(err instanceof ImageUnavailableError)) {
           // The database or the model is the problem, not the frame: the lease gives it back later.
           log.warn('deferred frame not inspected', { eventId: row.event_id, error: String(err) });
+          continue;
+        }
+        if (Date.now() - row.deferred_at.getTime() >= opts.maxAgeMs) {
+          const reason = `image-unavailable: kept since ${row.deferred_at.toISOString()}, ${row.attempts + 1} attempts; ${err.message}`;
+          await giveUp(pool, row.event_id, reason);
+          log.warn('deferred frame given up', { eventId: row.event_id, reason });
           continue;
         }
         const waitMs = Math.min(opts.maxBackoffMs, opts.intervalMs * 2 ** row.attempts);

@@ -4,6 +4,9 @@
  * JSON, or the image itself (image/png, image/jpeg) with the frame's fields in the query string. Either way the frame
  * goes through the same pipeline as a frame from the station's topic: same checks, recipe, reject signal (the
  * station's mode decides), durable ingest and outbox, and the answer waits for the committed result.
+ *
+ * It also lets an operator see and act on the frames kept while their image source was down (deferred-frames.ts):
+ * GET /v1/deferred-frames, POST /v1/deferred-frames/{eventId}/retry and POST /v1/deferred-frames/{eventId}/drop.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
@@ -29,11 +32,14 @@ import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
 import { FramePayload, frameTopic } from '../../infra/vision/frame.schema';
 import { ImageUnavailableError } from '../../infra/vision/image-source';
+import type { DeferredFrameAdmin } from './deferred-frames';
 import type { FrameOutcome, InferencePipeline } from './inference-pipeline';
 
 export interface FrameHttpOptions {
   config: HoldfastConfig;
-  pipeline: InferencePipeline;
+  pipeline: Pick<InferencePipeline, 'handleFrame'>;
+  /** The kept frames (holdfast.frame_deferred); without it the /v1/deferred-frames routes are not served. */
+  deferredFrames?: DeferredFrameAdmin;
   /** Failures the caller gets as a bare 500 (database down) are logged here with their cause. */
   log: ConnectorLogger;
 }
@@ -172,6 +178,76 @@ const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { confi
   });
 };
 
+const DeferredFrameSchema = z.object({
+  eventId: z.string(),
+  topic: z.string(),
+  deferredAt: z.string(),
+  attempts: z.number().int(),
+  nextAttemptAt: z.string(),
+  lastError: z.string(),
+});
+const EventIdParamsSchema = z.strictObject({ eventId: z.string().min(1).max(512) });
+
+const deferredFrameRoutes: FastifyPluginAsyncZod<{ deferredFrames: DeferredFrameAdmin }> = async (
+  app,
+  { deferredFrames },
+) => {
+  const notKept = (eventId: string) =>
+    new ProblemError(httpProblem(404, `no frame ${eventId} is kept (inspected, dropped or never kept)`));
+
+  app.get('/v1/deferred-frames', {
+    schema: {
+      summary: 'Frames kept while their image source was down',
+      description:
+        'Oldest first, with their attempts and last error. Each is tried again until its image can be read, ' +
+        'and given up (recorded as refused) after `vision.imageRetryMaxAge`.',
+      tags: ['deferred frames'],
+      querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(100) }),
+      response: {
+        200: z.object({ total: z.number().int(), frames: z.array(DeferredFrameSchema) }),
+        400: ProblemSchema,
+      },
+    },
+    handler: (request) => deferredFrames.list({ limit: request.query.limit }),
+  });
+
+  app.post('/v1/deferred-frames/:eventId/retry', {
+    schema: {
+      summary: 'Try a kept frame again now',
+      description: 'For when its image source is back: the frame is due at once instead of after its backoff.',
+      tags: ['deferred frames'],
+      params: EventIdParamsSchema,
+      response: { 200: DeferredFrameSchema, 404: ProblemSchema },
+    },
+    handler: async (request) => {
+      const frame = await deferredFrames.retryNow(request.params.eventId);
+      if (!frame) throw notKept(request.params.eventId);
+      return frame;
+    },
+  });
+
+  app.post('/v1/deferred-frames/:eventId/drop', {
+    schema: {
+      summary: 'Give a kept frame up',
+      description:
+        'For an image that will never come back. The frame is recorded as refused (holdfast.frame_rejection, ' +
+        'reason `dropped`) with who dropped it and why; it is never inspected.',
+      tags: ['deferred frames'],
+      params: EventIdParamsSchema,
+      body: z.strictObject({
+        droppedBy: z.string().trim().min(1).max(200),
+        reason: z.string().trim().min(1).max(1000),
+      }),
+      response: { 200: z.object({ eventId: z.string(), rejectionId: z.string() }), 404: ProblemSchema },
+    },
+    handler: async (request) => {
+      const dropped = await deferredFrames.drop(request.params.eventId, request.body);
+      if (!dropped) throw notKept(request.params.eventId);
+      return { eventId: request.params.eventId, rejectionId: dropped.rejectionId };
+    },
+  });
+};
+
 /**
  * The JSON payload for an image sent as the body, so that one parser checks both forms. The route's schema has
  * already checked the query's types and refused unknown keys; what is left is the fields an image body requires.
@@ -252,6 +328,11 @@ export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpSe
     },
   });
   await app.withTypeProvider<ZodTypeProvider>().register(frameRoutes, opts);
+  if (opts.deferredFrames) {
+    await app
+      .withTypeProvider<ZodTypeProvider>()
+      .register(deferredFrameRoutes, { deferredFrames: opts.deferredFrames });
+  }
   try {
     await app.listen({ host, port });
   } catch (err) {

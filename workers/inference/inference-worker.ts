@@ -18,7 +18,7 @@ import { createImageFetcher } from '../../infra/vision/image-source';
 import { preprocessImage } from '../../infra/vision/preprocess';
 import { applyRecipe } from '../../infra/vision/recipe';
 import { createRecipeCache, saveRecipe, seedRecipesFromConfig } from '../../infra/vision/recipe.repository';
-import { createPgDeferredFrameStore, startDeferredFrameRetry } from './deferred-frames';
+import { createPgDeferredFrameAdmin, createPgDeferredFrameStore, startDeferredFrameRetry } from './deferred-frames';
 import { openFrameHttp, type FrameHttpServer } from './frame-http';
 import { createInferencePipeline, type InferencePipeline, type ResultSink } from './inference-pipeline';
 import { createPgInspectionStore } from './pg-inspection-store';
@@ -142,10 +142,12 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       log,
     });
     // Closed first in close(): HTTP stops taking frames, then MQTT does, then the batches drain.
-    const http = await openFrameHttp({ config, pipeline, log }).catch(async (err: unknown) => {
-      await subscriber.close({ force: true });
-      throw err;
-    });
+    const http = await openFrameHttp({ config, pipeline, deferredFrames: createPgDeferredFrameAdmin(pool), log }).catch(
+      async (err: unknown) => {
+        await subscriber.close({ force: true });
+        throw err;
+      },
+    );
     log.info('one-off images over HTTP', { url: `${http.url}/v1/stations/{site}/{line}/{station}/frames` });
     // Frames kept while their image source was down (any worker's: the table is shared), inspected once it is back.
     const retry = byReference
@@ -154,6 +156,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
           pipeline,
           intervalMs: retryIntervalMs,
           maxBackoffMs: parseDurationMs(config.vision.imageRetryMaxBackoff),
+          maxAgeMs: parseDurationMs(config.vision.imageRetryMaxAge),
           log,
         })
       : undefined;

@@ -1,0 +1,194 @@
+/**
+ * Frames kept while their image source was down (holdfast.frame_deferred), against real PostgreSQL: what an operator
+ * sees and does over the inference worker's HTTP edge, and the retry loop giving up a frame kept too long. The
+ * pipeline is a typed stand-in whose image source stays down (or comes back); the worker test covers the real one.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Pool } from 'pg';
+import { loadConfig } from '../../infra/config/load';
+import { ImageUnavailableError } from '../../infra/vision/image-source';
+import {
+  createPgDeferredFrameAdmin,
+  createPgDeferredFrameStore,
+  startDeferredFrameRetry,
+} from '../../workers/inference/deferred-frames';
+import { openFrameHttp, type FrameHttpServer } from '../../workers/inference/frame-http';
+import type { FrameOutcome, InferencePipeline } from '../../workers/inference/inference-pipeline';
+import { waitFor } from '../support/plant';
+import { testPool } from '../support/test-env';
+
+const run = `df-${randomUUID().slice(0, 8)}`;
+const topic = `holdfast/PLANT1/L1/S1/frames`;
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+let pool: Pool;
+
+/** The image source is down until `sourceUp` is set; then the frame is inspected (a pass). */
+let sourceUp = false;
+const handled: string[] = [];
+const pipeline: Pick<InferencePipeline, 'handleFrame'> = {
+  async handleFrame({ payload }): Promise<FrameOutcome> {
+    const frameId = (JSON.parse(payload.toString('utf8')) as { frameId: string }).frameId;
+    if (!sourceUp) throw new ImageUnavailableError(`image source for ${frameId} answered 503`);
+    handled.push(frameId);
+    return { kind: 'refused', reason: 'no-recipe', detail: 'stand-in: inspected' };
+  },
+};
+
+async function keep(frameId: string, deferredSecondsAgo = 0): Promise<string> {
+  const eventId = `${run}-${frameId}`;
+  const payload = Buffer.from(JSON.stringify({ frameId, imageRef: `http://images.example/${frameId}.png` }));
+  await createPgDeferredFrameStore(pool, { firstRetryMs: 3_600_000 }).defer({
+    eventId,
+    topic,
+    payload,
+    error: 'image source answered 503',
+  });
+  await pool.query(
+    `UPDATE holdfast.frame_deferred SET deferred_at = now() - make_interval(secs => $2) WHERE event_id = $1`,
+    [eventId, deferredSecondsAgo],
+  );
+  return eventId;
+}
+
+const kept = async (eventId: string) =>
+  (await pool.query(`SELECT 1 FROM holdfast.frame_deferred WHERE event_id = $1`, [eventId])).rowCount === 1;
+const refusals = async (frameId: string) =>
+  (
+    await pool.query<{ reason: string; topic: string; payload_sha256: string }>(
+      `SELECT reason, topic, payload_sha256 FROM holdfast.frame_rejection WHERE frame_id = $1`,
+      [frameId],
+    )
+  ).rows;
+
+beforeAll(() => {
+  pool = testPool();
+});
+
+afterAll(async () => {
+  await pool.query(`DELETE FROM holdfast.frame_deferred WHERE event_id LIKE $1`, [`${run}-%`]);
+  await pool.query(`DELETE FROM holdfast.frame_rejection WHERE frame_id LIKE $1`, [`${run}%`]);
+  await pool.end();
+});
+
+describe('the kept frames over the HTTP edge', () => {
+  let http: FrameHttpServer;
+  const base = loadConfig();
+  beforeAll(async () => {
+    // Other tests' kept frames may share the table: this one's frames are told apart by their event ids.
+    await pool.query(`DELETE FROM holdfast.frame_deferred WHERE event_id LIKE $1`, [`${run}-%`]);
+    http = await openFrameHttp({
+      config: { ...base, vision: { ...base.vision, http: { ...base.vision.http, port: 0 } } },
+      pipeline,
+      deferredFrames: createPgDeferredFrameAdmin(pool),
+      log: quiet,
+    });
+  });
+  afterAll(() => http.close());
+
+  it('lists them oldest first, makes one due now, and drops one as a recorded refusal', async () => {
+    const older = await keep(`${run}-a`, 120);
+    const newer = await keep(`${run}-b`, 60);
+
+    const listed = await fetch(`${http.url}/v1/deferred-frames?limit=500`);
+    expect(listed.status).toBe(200);
+    const body = (await listed.json()) as { total: number; frames: { eventId: string; attempts: number }[] };
+    const mine = body.frames.filter((f) => f.eventId.startsWith(`${run}-`));
+    expect(mine.map((f) => f.eventId)).toEqual([older, newer]);
+    expect(mine[0]).toMatchObject({ topic, attempts: 1, lastError: 'image source answered 503' });
+    expect(body.total).toBeGreaterThanOrEqual(2);
+
+    const retried = await fetch(`${http.url}/v1/deferred-frames/${encodeURIComponent(newer)}/retry`, {
+      method: 'POST',
+    });
+    expect(retried.status).toBe(200);
+    const due = (await retried.json()) as { nextAttemptAt: string };
+    expect(Date.parse(due.nextAttemptAt)).toBeLessThanOrEqual(Date.now() + 1_000);
+
+    const dropped = await fetch(`${http.url}/v1/deferred-frames/${encodeURIComponent(older)}/drop`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ droppedBy: 'qe.jones', reason: 'image store lost the file' }),
+    });
+    expect(dropped.status).toBe(200);
+    expect(await dropped.json()).toMatchObject({ eventId: older, rejectionId: expect.any(String) });
+    expect(await kept(older)).toBe(false);
+    const [refusal] = await refusals(`${run}-a`);
+    expect(refusal).toMatchObject({ topic, reason: 'dropped: by qe.jones: image store lost the file' });
+    expect(refusal!.payload_sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    // Dropped once: a second drop finds nothing.
+    const again = await fetch(`${http.url}/v1/deferred-frames/${encodeURIComponent(older)}/drop`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ droppedBy: 'qe.jones', reason: 'again' }),
+    });
+    expect(again.status).toBe(404);
+    expect(again.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    expect(await refusals(`${run}-a`)).toHaveLength(1);
+  });
+
+  it('refuses a drop without who and why, naming the field, and keeps the frame', async () => {
+    const eventId = await keep(`${run}-c`);
+    const res = await fetch(`${http.url}/v1/deferred-frames/${encodeURIComponent(eventId)}/drop`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: '  ', extra: 1 }),
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    const text = await res.text();
+    expect(text).toContain('droppedBy');
+    expect(text).toContain('reason');
+    expect(await kept(eventId)).toBe(true);
+
+    const badLimit = await fetch(`${http.url}/v1/deferred-frames?limit=0`);
+    expect(badLimit.status).toBe(400);
+    expect(await badLimit.text()).toContain('limit');
+    const unknown = await fetch(`${http.url}/v1/deferred-frames/${run}-nope/retry`, { method: 'POST' });
+    expect(unknown.status).toBe(404);
+  });
+});
+
+describe('the retry loop', () => {
+  it('gives up a frame kept longer than the limit, recorded as refused, and inspects a younger one once its image is back', async () => {
+    const tooOld = await keep(`${run}-old`, 3_600);
+    const young = await keep(`${run}-young`, 0);
+    await pool.query(`UPDATE holdfast.frame_deferred SET next_attempt_at = now() WHERE event_id = ANY($1)`, [
+      [tooOld, young],
+    ]);
+    const retry = startDeferredFrameRetry({
+      pool,
+      pipeline,
+      intervalMs: 50,
+      maxBackoffMs: 100,
+      maxAgeMs: 60_000,
+      log: quiet,
+    });
+    try {
+      const [refusal] = await waitFor('the old frame given up', async () => {
+        const rows = await refusals(`${run}-old`);
+        return rows.length > 0 ? rows : undefined;
+      });
+      expect(refusal!.reason).toMatch(
+        /^image-unavailable: kept since .*, 2 attempts; image source for .* answered 503$/,
+      );
+      expect(await kept(tooOld)).toBe(false);
+      // The young one is still kept and tried again, not given up.
+      await waitFor('the young frame tried again', async () => {
+        const r = await pool.query<{ attempts: number }>(
+          `SELECT attempts FROM holdfast.frame_deferred WHERE event_id = $1`,
+          [young],
+        );
+        return (r.rows[0]?.attempts ?? 0) >= 2 ? true : undefined;
+      });
+      expect(await refusals(`${run}-young`)).toEqual([]);
+
+      sourceUp = true;
+      await waitFor('the young frame inspected', async () => (handled.includes(`${run}-young`) ? true : undefined));
+      await waitFor('the young frame no longer kept', async () => ((await kept(young)) ? undefined : true));
+      expect(handled).not.toContain(`${run}-old`);
+    } finally {
+      await retry.close();
+    }
+  });
+});

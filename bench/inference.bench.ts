@@ -39,6 +39,7 @@ import { HELD_OUT_SEED_START } from '../infra/vision/synthetic/seeds';
 import { inferenceThreads, startInferenceWorker, type InferenceWorker } from '../workers/inference/inference-worker';
 import { freePort } from '../infra/local/free-port';
 import { percentile } from './stats';
+import { stopWhenNpmIsGone } from '../infra/local/orphan-watch';
 
 const { values: args } = parseArgs({
   options: {
@@ -124,6 +125,7 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const unwatch = stopWhenNpmIsGone(onSignal);
   try {
     say('starting PostgreSQL, Mosquitto and the line PLC simulator');
     const pg = await startEmbeddedPostgres({ dataDir: join(work, 'pg') });
@@ -334,6 +336,7 @@ async function main(): Promise<void> {
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
+    unwatch();
     await cleanUp();
   }
 }

@@ -19,6 +19,7 @@ import { describeExit, sleep, spawnManaged, type ManagedProcess, type ProcessExi
 import { startEmbeddedMqttBroker } from './mqtt-broker';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer } from './temporal-dev-server';
+import { stopWhenNpmIsGone } from './orphan-watch';
 
 export const REPO_ROOT = resolve(__dirname, '../..');
 /** Fixed so a restarted `npm start` finds its data at the same address; DATABASE_URL replaces it entirely. */
@@ -450,6 +451,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', handleSignal);
   process.on('SIGTERM', handleSignal);
+  stopWhenNpmIsGone(handleSignal);
 
   const config = loadConfig();
   let stack: LocalStack;

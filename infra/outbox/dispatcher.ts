@@ -14,6 +14,7 @@ import {
   OUTBOX_CHANNEL,
   type ClaimedOutboxRow,
   claimDueRows,
+  containedEvents,
   markDispatched,
   markFailed,
   tryLockDrain,
@@ -87,9 +88,15 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
         return { claimed: 0, dispatched: 0, failed: false };
       }
       const rows = await claimDueRows(client, batchSize);
+      const contained = await containedEvents(
+        client,
+        rows.map((r) => r.eventId),
+      );
       // Order is promised per lot (reliability.md P4), not across lots: lots start side by side, each lot's rows in
       // id order, and a lot stops at its first failed start so its later rows cannot overtake it.
-      const outcomes = await Promise.all([...groupByLot(rows).values()].map((lotRows) => dispatchLot(client, lotRows)));
+      const outcomes = await Promise.all(
+        [...groupByLot(rows).values()].map((lotRows) => dispatchLot(client, lotRows, contained)),
+      );
       const dispatched = outcomes.reduce((n, o) => n + o.dispatched, 0);
       const failed = outcomes.some((o) => o.failed);
       await client.query('COMMIT');
@@ -107,11 +114,15 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
   async function dispatchLot(
     client: pg.PoolClient,
     lotRows: ClaimedOutboxRow[],
+    contained: Set<string>,
   ): Promise<{ dispatched: number; failed: boolean }> {
     let dispatched = 0;
     for (const row of lotRows) {
       try {
-        const started = await withTimeout(gateway.startDefectWorkflow(row.payload), startTimeoutMs);
+        const started = await withTimeout(
+          gateway.startDefectWorkflow(row.payload, { enrol: !contained.has(row.eventId) }),
+          startTimeoutMs,
+        );
         await markDispatched(client, row.id, started.runId);
         dispatched += 1;
         log.info(

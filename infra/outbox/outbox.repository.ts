@@ -94,6 +94,21 @@ export async function claimDueRows(client: PoolClient, limit: number): Promise<C
   }));
 }
 
+/**
+ * The events among these whose part a lot case has already contained (the `defect-item` trace link it writes):
+ * dispatched again, such a part must not be handed to its lot case a second time, which would open a new hold cycle
+ * if the first one has closed.
+ */
+export async function containedEvents(client: PoolClient, eventIds: string[]): Promise<Set<string>> {
+  if (eventIds.length === 0) return new Set();
+  const res = await client.query<{ from_id: string }>(
+    `SELECT from_id FROM holdfast.trace_link
+      WHERE from_kind = 'inspection' AND relation = 'defect-item' AND from_id = ANY($1::text[])`,
+    [eventIds],
+  );
+  return new Set(res.rows.map((r) => r.from_id));
+}
+
 export async function markDispatched(client: PoolClient, id: string, runId: string): Promise<void> {
   await client.query(
     // clock_timestamp: now() is the start of the drain transaction, before the workflow was started.

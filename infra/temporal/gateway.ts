@@ -49,9 +49,18 @@ export interface WorkflowDescription {
 
 export type DefectLiveState = DefectState;
 
+export interface StartDefectOptions {
+  /**
+   * Hand the part to its lot case too (default). The outbox dispatcher says false for a part already contained: a
+   * row dispatched again after its lot case closed (the first dispatch's commit was lost) must not open a new case.
+   */
+  enrol?: boolean;
+}
+
 export interface WorkflowGateway {
   startDefectWorkflow(
     input: DefectWorkflowInput,
+    opts?: StartDefectOptions,
   ): Promise<{ workflowId: string; runId: string; alreadyStarted: boolean }>;
   describe(workflowId: string): Promise<WorkflowDescription | undefined>;
   defectState(workflowId: string): Promise<DefectLiveState | undefined>;
@@ -93,7 +102,7 @@ export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; con
   };
   return {
     gateway: {
-      startDefectWorkflow: async (input) => target().startDefectWorkflow(input),
+      startDefectWorkflow: async (input, opts) => target().startDefectWorkflow(input, opts),
       describe: async (workflowId) => target().describe(workflowId),
       defectState: async (workflowId) => target().defectState(workflowId),
       lotCaseState: async (workflowId) => target().lotCaseState(workflowId),
@@ -194,9 +203,10 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
   };
 
   return {
-    async startDefectWorkflow(request) {
+    async startDefectWorkflow(request, opts = {}) {
       const workflowId = defectWorkflowId(request.detection.eventId);
       if (request.mode === 'shadow') return startDefect(workflowId, request); // no lot case in shadow mode
+      if (opts.enrol === false) return startDefect(workflowId, { ...request, lotCaseEnrolled: true });
       // The part goes to its lot case here, side by side with the defect workflow's start, rather than from that
       // workflow's first task: the MES hold no longer waits for a second workflow task (BENCHMARKS.md). Both calls
       // are idempotent (the start by its id, the lot case by the part's event id), so a re-sent outbox row is safe,

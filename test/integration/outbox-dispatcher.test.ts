@@ -7,7 +7,12 @@ import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPool } from '../../infra/db/pool';
 import { type OutboxDispatcher, backoffForAttempt, startOutboxDispatcher } from '../../infra/outbox/dispatcher';
-import type { DefectLiveState, WorkflowDescription, WorkflowGateway } from '../../infra/temporal/gateway';
+import type {
+  DefectLiveState,
+  StartDefectOptions,
+  WorkflowDescription,
+  WorkflowGateway,
+} from '../../infra/temporal/gateway';
 import type {
   DefectWorkflowInput,
   DispositionOutcome,
@@ -21,18 +26,19 @@ import { readTestEnv } from '../support/test-env';
  * makes every start fail the way an unreachable frontend does.
  */
 class StartRecordingGateway implements WorkflowGateway {
-  readonly attempts: { eventId: string; ok: boolean }[] = [];
+  readonly attempts: { eventId: string; ok: boolean; enrol: boolean }[] = [];
   readonly runs = new Map<string, string>();
   failing = false;
 
-  async startDefectWorkflow(input: DefectWorkflowInput) {
+  async startDefectWorkflow(input: DefectWorkflowInput, opts: StartDefectOptions = {}) {
     const eventId = input.detection.eventId;
+    const enrol = opts.enrol ?? true;
     const workflowId = `defect-${eventId}`;
     if (this.failing) {
-      this.attempts.push({ eventId, ok: false });
+      this.attempts.push({ eventId, ok: false, enrol });
       throw new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7233');
     }
-    this.attempts.push({ eventId, ok: true });
+    this.attempts.push({ eventId, ok: true, enrol });
     const existing = this.runs.get(workflowId);
     if (existing) return { workflowId, runId: existing, alreadyStarted: true };
     const runId = `run-${randomUUID()}`;
@@ -168,6 +174,7 @@ afterAll(async () => {
   await app?.close();
   if (pool) {
     await pool.query(`DELETE FROM holdfast.outbox WHERE event_id LIKE $1`, [`${run}-%`]);
+    await pool.query(`DELETE FROM holdfast.trace_link WHERE from_id LIKE $1`, [`${run}-%`]);
     await pool.query(`DELETE FROM holdfast.inspection WHERE event_id LIKE $1`, [`${run}-%`]);
     await pool.end();
   }
@@ -206,6 +213,29 @@ describe('outbox dispatcher', () => {
       expect(row.attempts).toBe(0);
       expect(row.last_error).toBeNull();
     }
+  });
+
+  it('does not hand a part its lot case already contained to the lot case again', async () => {
+    // The first dispatch of `contained` reached Temporal but its commit was lost; meanwhile its lot case contained
+    // the part (the defect-item trace link) and may have closed. A second hand-off would open a new hold cycle.
+    const [contained, fresh] = await ingest(failed('D'), failed('E'));
+    await pool.query(
+      `INSERT INTO holdfast.trace_link (from_kind, from_id, relation, to_kind, to_id, system)
+       VALUES ('inspection', $1, 'defect-item', 'quality-notification-item', '200000001/0001', 'erp')`,
+      [contained],
+    );
+    const d = start();
+    await waitFor('both rows dispatched', () => allDispatched([contained!, fresh!]));
+    await d.stop();
+
+    const attempts = gateway.mine(run).filter((a) => a.eventId === contained || a.eventId === fresh);
+    expect(attempts).toEqual(
+      expect.arrayContaining([
+        { eventId: contained, ok: true, enrol: false },
+        { eventId: fresh, ok: true, enrol: true },
+      ]),
+    );
+    expect(attempts).toHaveLength(2);
   });
 
   it('is woken by NOTIFY without waiting for the poll', async () => {

@@ -218,6 +218,21 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     expect(polled).toEqual([...Array(3).fill('lotCaseWorkflow'), ...Array(3).fill('defectWorkflow')]);
   });
 
+  it('starts only the defect workflow when told its part is already contained', async () => {
+    const eventId = `${run}-contained`;
+    const lotId = `${run}-LOT-8`;
+    const workflowId = defectWorkflowId(eventId);
+    toCleanUp(workflowId);
+
+    await gateway.startDefectWorkflow(defectInput(eventId, lotId), { enrol: false });
+
+    expect(await gateway.describe(lotCaseWorkflowId('PLANT1', lotId))).toBeUndefined();
+    // Marked as handed over, so the defect workflow does not hand its part to the lot case itself either.
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    const started = history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+    expect(JSON.parse(Buffer.from(started.data!).toString('utf8'))).toMatchObject({ lotCaseEnrolled: true });
+  });
+
   it('opens no lot case for a shadow station', async () => {
     const eventId = `${run}-shadow`;
     const lotId = `${run}-LOT-7`;

@@ -39,7 +39,7 @@ import { HELD_OUT_SEED_START } from '../infra/vision/synthetic/seeds';
 import { inferenceThreads, startInferenceWorker, type InferenceWorker } from '../workers/inference/inference-worker';
 import { freePort } from '../infra/local/free-port';
 import { percentile } from './stats';
-import { stopWhenNpmIsGone } from '../infra/local/orphan-watch';
+import { cleanUpOnInterrupt } from './interrupt';
 
 const { values: args } = parseArgs({
   options: {
@@ -118,14 +118,7 @@ async function main(): Promise<void> {
     for (const c of cleanups.splice(0).reverse()) await c().catch((err: Error) => say(`cleanup: ${err.message}`));
     rmSync(work, { recursive: true, force: true });
   };
-  // Stopped from outside (Ctrl-C, a timeout): PostgreSQL and Mosquitto are stopped too, not left running.
-  const onSignal = (signal: NodeJS.Signals) => {
-    say(`${signal}: stopping what the benchmark started`);
-    void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const unwatch = stopWhenNpmIsGone(onSignal);
+  const stopHandling = cleanUpOnInterrupt(cleanUp, say);
   try {
     say('starting PostgreSQL, Mosquitto and the line PLC simulator');
     const pg = await startEmbeddedPostgres({ dataDir: join(work, 'pg') });
@@ -334,9 +327,7 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    unwatch();
+    stopHandling();
     await cleanUp();
   }
 }

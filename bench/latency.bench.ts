@@ -21,7 +21,7 @@ import { createPool } from '../infra/db/pool';
 import { defaultLocalProcesses, MES_SIM_PORT, SAP_SIM_PORT, startLocalStack } from '../infra/local/start';
 import { openSiteConnectors } from '../workers/connectors';
 import { percentile } from './stats';
-import { stopWhenNpmIsGone } from '../infra/local/orphan-watch';
+import { cleanUpOnInterrupt } from './interrupt';
 
 const VISION_PROCESSES = new Set(['line-plc', 'inference', 'camera-sim']);
 const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -76,15 +76,9 @@ async function main(): Promise<void> {
   const cleanups: (() => Promise<unknown>)[] = [];
   const cleanUp = async () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
   };
-  // Stopped from outside (Ctrl-C, a timeout, npm killed): what the benchmark started is stopped too, not left running.
-  const onSignal = (signal: NodeJS.Signals) => {
-    say(`${signal}: stopping what the benchmark started`);
-    void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const unwatch = stopWhenNpmIsGone(onSignal);
+  const stopHandling = cleanUpOnInterrupt(cleanUp, say);
   try {
     say(`rate ${rate}/s for ${durationS}s = ${count} defects, ${partsPerLot} per lot`);
     // The topology of `npm start`: PostgreSQL, the Temporal dev server (SQLite file, WAL), and the simulators, the
@@ -293,11 +287,8 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    unwatch();
+    stopHandling();
     await cleanUp();
-    rmSync(work, { recursive: true, force: true });
   }
 }
 

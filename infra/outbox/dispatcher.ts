@@ -88,6 +88,7 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
         return { claimed: 0, dispatched: 0, failed: false };
       }
       const rows = await claimDueRows(client, batchSize);
+      // A part already contained is not handed to its lot case again (gateway StartDefectOptions.enrol).
       const contained = await containedEvents(
         client,
         rows.map((r) => r.eventId),

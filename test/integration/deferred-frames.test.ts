@@ -85,6 +85,16 @@ describe('the kept frames over the HTTP edge', () => {
   });
   afterAll(() => http.close());
 
+  const frameUrl = (eventId: string, action: 'retry' | 'drop') =>
+    `${http.url}/v1/deferred-frames/${encodeURIComponent(eventId)}/${action}`;
+  const retry = (eventId: string) => fetch(frameUrl(eventId, 'retry'), { method: 'POST' });
+  const drop = (eventId: string, body: unknown) =>
+    fetch(frameUrl(eventId, 'drop'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
   it('lists them oldest first, makes one due now, and drops one as a recorded refusal', async () => {
     const older = await keep(`${run}-a`, 120);
     const newer = await keep(`${run}-b`, 60);
@@ -97,18 +107,12 @@ describe('the kept frames over the HTTP edge', () => {
     expect(mine[0]).toMatchObject({ topic, attempts: 1, lastError: 'image source answered 503' });
     expect(body.total).toBeGreaterThanOrEqual(2);
 
-    const retried = await fetch(`${http.url}/v1/deferred-frames/${encodeURIComponent(newer)}/retry`, {
-      method: 'POST',
-    });
+    const retried = await retry(newer);
     expect(retried.status).toBe(200);
     const due = (await retried.json()) as { nextAttemptAt: string };
     expect(Date.parse(due.nextAttemptAt)).toBeLessThanOrEqual(Date.now() + 1_000);
 
-    const dropped = await fetch(`${http.url}/v1/deferred-frames/${encodeURIComponent(older)}/drop`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ droppedBy: 'qe.jones', reason: 'image store lost the file' }),
-    });
+    const dropped = await drop(older, { droppedBy: 'qe.jones', reason: 'image store lost the file' });
     expect(dropped.status).toBe(200);
     expect(await dropped.json()).toMatchObject({ eventId: older, rejectionId: expect.any(String) });
     expect(await kept(older)).toBe(false);
@@ -117,11 +121,7 @@ describe('the kept frames over the HTTP edge', () => {
     expect(refusal!.payload_sha256).toMatch(/^[0-9a-f]{64}$/);
 
     // Dropped once: a second drop finds nothing.
-    const again = await fetch(`${http.url}/v1/deferred-frames/${encodeURIComponent(older)}/drop`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ droppedBy: 'qe.jones', reason: 'again' }),
-    });
+    const again = await drop(older, { droppedBy: 'qe.jones', reason: 'again' });
     expect(again.status).toBe(404);
     expect(again.headers.get('content-type')).toMatch(/application\/problem\+json/);
     expect(await refusals(`${run}-a`)).toHaveLength(1);
@@ -129,11 +129,7 @@ describe('the kept frames over the HTTP edge', () => {
 
   it('refuses a drop without who and why, naming the field, and keeps the frame', async () => {
     const eventId = await keep(`${run}-c`);
-    const res = await fetch(`${http.url}/v1/deferred-frames/${encodeURIComponent(eventId)}/drop`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ reason: '  ', extra: 1 }),
-    });
+    const res = await drop(eventId, { reason: '  ', extra: 1 });
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
     const text = await res.text();
@@ -144,7 +140,7 @@ describe('the kept frames over the HTTP edge', () => {
     const badLimit = await fetch(`${http.url}/v1/deferred-frames?limit=0`);
     expect(badLimit.status).toBe(400);
     expect(await badLimit.text()).toContain('limit');
-    const unknown = await fetch(`${http.url}/v1/deferred-frames/${run}-nope/retry`, { method: 'POST' });
+    const unknown = await retry(`${run}-nope`);
     expect(unknown.status).toBe(404);
   });
 });

@@ -342,15 +342,16 @@ describe('inference worker', () => {
         workOrder: '1000100',
         sku,
       }).toString();
+    // One-off requests to the edge; the answers are checked as they come, errors included.
+    const postImage = (to: string, image: Buffer) =>
+      fetch(to, { method: 'POST', headers: { 'content-type': 'image/png' }, body: image });
+    const postFrameJson = (to: string, frame: unknown) =>
+      fetch(to, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(frame) });
 
     // The image itself, its frame fields in the query, diversion asked for: a fail at a production station, its
     // reject written.
     const failId = `http-${run}-1`;
-    const failed = await fetch(url(S1, `?${fields(failId)}&divert=true`), {
-      method: 'POST',
-      headers: { 'content-type': 'image/png' },
-      body: await spotFrame(true),
-    });
+    const failed = await postImage(url(S1, `?${fields(failId)}&divert=true`), await spotFrame(true));
     expect(failed.status).toBe(200);
     const answer = (await failed.json()) as Record<string, unknown>;
     expect(answer).toMatchObject({
@@ -373,11 +374,7 @@ describe('inference worker', () => {
     expect(plc.rejects().filter((r) => r.eventId === row!.event_id)).toHaveLength(1);
 
     // The same frame again: a duplicate; the first result stands and nothing new is started.
-    const again = await fetch(url(S1, `?${fields(failId)}`), {
-      method: 'POST',
-      headers: { 'content-type': 'image/png' },
-      body: await spotFrame(true),
-    });
+    const again = await postImage(url(S1, `?${fields(failId)}`), await spotFrame(true));
     expect(await again.json()).toMatchObject({ eventId: answer.eventId, ingest: 'duplicate' });
     expect(await outboxFor([row!.event_id])).toHaveLength(1);
 
@@ -392,11 +389,7 @@ describe('inference worker', () => {
       capturedAt: '2026-12-06T08:00:00.000Z',
       image: { encoding: 'png', data: (await spotFrame(false)).toString('base64') },
     };
-    const passed = await fetch(url(S2), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(json),
-    });
+    const passed = await postFrameJson(url(S2), json);
     expect(passed.status).toBe(200);
     expect(await passed.json()).toMatchObject({
       eventId: inspectionEventId(S2, passId),
@@ -411,20 +404,16 @@ describe('inference worker', () => {
       .raw()
       .toBuffer({ resolveWithObject: true });
     const rawId = `http-${run}-raw`;
-    const raw = await fetch(url(S1), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        ...json,
-        frameId: rawId,
-        image: {
-          encoding: 'raw',
-          pixelFormat: 'RGB8',
-          width: pixels.info.width,
-          height: pixels.info.height,
-          data: pixels.data.toString('base64'),
-        },
-      }),
+    const raw = await postFrameJson(url(S1), {
+      ...json,
+      frameId: rawId,
+      image: {
+        encoding: 'raw',
+        pixelFormat: 'RGB8',
+        width: pixels.info.width,
+        height: pixels.info.height,
+        data: pixels.data.toString('base64'),
+      },
     });
     expect(raw.status).toBe(200);
     const rawAnswer = (await raw.json()) as { result: string; defects: { class: string; bbox: unknown }[] };
@@ -440,70 +429,45 @@ describe('inference worker', () => {
       return (await res.json()) as { status: number; detail?: string; errors?: { field: string; message: string }[] };
     };
     const { lotId: _lot, ...noLot } = json;
-    const missing = await fetch(url(S1), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ...noLot, frameId: `http-${run}-3`, capturedAt: 'noon' }),
-    });
+    const missing = await postFrameJson(url(S1), { ...noLot, frameId: `http-${run}-3`, capturedAt: 'noon' });
     expect(missing.status).toBe(400);
     expect((await problem(missing)).errors).toEqual([
       { field: 'lotId', message: 'required' },
       { field: 'capturedAt', message: expect.stringMatching(/ISO 8601/) },
     ]);
-    const noQuery = await fetch(url(S1, `?frameId=http-${run}-4`), {
-      method: 'POST',
-      headers: { 'content-type': 'image/png' },
-      body: await spotFrame(true),
-    });
+    const noQuery = await postImage(url(S1, `?frameId=http-${run}-4`), await spotFrame(true));
     expect(noQuery.status).toBe(400);
     expect((await problem(noQuery)).errors?.map((e) => e.field)).toEqual(
       expect.arrayContaining(['querystring.partId', 'querystring.lotId', 'querystring.workOrder', 'querystring.sku']),
     );
-    const truncated = await fetch(url(S1, `?${fields(`http-${run}-5`)}`), {
-      method: 'POST',
-      headers: { 'content-type': 'image/png' },
-      body: (await spotFrame(true)).subarray(0, 120),
-    });
+    const truncated = await postImage(url(S1, `?${fields(`http-${run}-5`)}`), (await spotFrame(true)).subarray(0, 120));
     expect(truncated.status).toBe(400);
     expect((await problem(truncated)).errors).toEqual([
       { field: 'image', message: expect.stringMatching(/undecodable image/) },
     ]);
-    const jsonWithQuery = await fetch(url(S1, '?partId=x'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(json),
-    });
+    const jsonWithQuery = await postFrameJson(url(S1, '?partId=x'), json);
     expect(jsonWithQuery.status).toBe(400);
     expect((await problem(jsonWithQuery)).errors?.[0]?.field).toBe('querystring.partId');
 
-    const unknown = await fetch(url({ site: 'PLANT1', line: 'L9', station: 'S1' }, `?${fields(`http-${run}-6`)}`), {
-      method: 'POST',
-      headers: { 'content-type': 'image/png' },
-      body: await spotFrame(true),
-    });
+    const unknown = await postImage(
+      url({ site: 'PLANT1', line: 'L9', station: 'S1' }, `?${fields(`http-${run}-6`)}`),
+      await spotFrame(true),
+    );
     expect(unknown.status).toBe(404);
-    const noRecipe = await fetch(url(S1), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ...json, frameId: `http-${run}-7`, sku: `NOPE-${run}` }),
-    });
+    const noRecipe = await postFrameJson(url(S1), { ...json, frameId: `http-${run}-7`, sku: `NOPE-${run}` });
     expect(noRecipe.status).toBe(422);
     expect((await problem(noRecipe)).detail).toMatch(/no active recipe for SKU NOPE-/);
     const { image: _image, ...withoutImage } = json;
-    const byRef = await fetch(url(S1), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ...withoutImage, frameId: `http-${run}-8`, imageRef: 'http://127.0.0.1:9/frames/x.png' }),
+    const byRef = await postFrameJson(url(S1), {
+      ...withoutImage,
+      frameId: `http-${run}-8`,
+      imageRef: 'http://127.0.0.1:9/frames/x.png',
     });
     expect(byRef.status).toBe(400);
     expect((await problem(byRef)).errors).toEqual([
       { field: 'imageRef', message: expect.stringMatching(/need vision.imageSources/) },
     ]);
-    const badDivert = await fetch(url(S1, '?divert=yes'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(json),
-    });
+    const badDivert = await postFrameJson(url(S1, '?divert=yes'), json);
     expect(badDivert.status).toBe(400);
     expect((await problem(badDivert)).errors).toEqual([{ field: 'querystring.divert', message: 'true or false' }]);
     const gif = await fetch(url(S1), { method: 'POST', headers: { 'content-type': 'image/gif' }, body: 'GIF89a' });

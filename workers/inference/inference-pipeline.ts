@@ -7,7 +7,8 @@
  * the deterministic eventId makes the second pass a duplicate. It rejects only for infrastructure failures (database
  * down; the image source of a frame by reference unavailable when no deferred-frame store is given), which the
  * subscriber retries while holding the acknowledgement. With that store, such a frame is kept and acknowledged, and
- * inspected later by the retry loop (deferred-frames.ts). A bad frame never rejects and never stops the stream: it is recorded with its reason and counted.
+ * inspected later by the retry loop (deferred-frames.ts). A bad frame never rejects and never stops the stream: it is
+ * recorded with its reason and counted.
  */
 import { createHash } from 'node:crypto';
 import { parseDurationMs } from '../../infra/config/duration';

@@ -182,9 +182,8 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: searchable }]);
     }
     setCurrentDetails(describe(note));
-    const links = pendingLinks.splice(0);
     await trace.saveLotCase.executeWithOptions({ summary: `Record lot case ${lotId}: ${stage}` }, [
-      links.length > 0 ? { workflowId, runId, state, links } : { workflowId, runId, state },
+      { workflowId, runId, state, links: pendingLinks.splice(0) },
     ]);
   }
 

@@ -196,9 +196,21 @@ test('bad input is refused with a problem naming the field, and nothing is writt
 test('an ERP refusal parks the lot case in needs-attention; once fixed, POST /retry runs the step again', async () => {
   const lotId = `L-E2E-${randomUUID().slice(0, 8)}`;
   const batch = `B${randomUUID().replace(/-/g, '').slice(0, 9).toUpperCase()}`;
-  // The MES knows the lot, but SAP has never heard of its batch (master data not replicated yet): the 344 block is
-  // refused as a validation error, which no retry can fix by itself.
+  // The MES counts the lot in pieces, but SAP keeps its batch in kilograms (a unit-of-measure master-data error): the
+  // notification is raised, and the 344 block is refused as a validation error that no retry fixes by itself. (With
+  // a batch SAP did not know at all, the notification would be refused too, and which of the two parallel steps
+  // reported first would be a race.)
   await postJson(`${stack.mesUrl}/__sim/lots`, { lotId, workOrder: '1000100', sku: 'BRKT-200', quantity: 50, batch });
+  const sapBatch = (unit: string) =>
+    postJson(`${stack.sapUrl}/__sim/stock`, {
+      material: 'BRKT-200',
+      plant: '1010',
+      storageLocation: '0001',
+      batch,
+      quantity: 50,
+      unit,
+    });
+  await sapBatch('KG');
   expect((await ingest(failedInspection(lotId))).status).toBe(202);
 
   const parked = await waitFor('lot case parked in needs-attention', async () => {
@@ -211,14 +223,7 @@ test('an ERP refusal parks the lot case in needs-attention; once fixed, POST /re
   const retry = () =>
     stack.api.inject({ method: 'POST', url: `/v1/lots/${lotId}/retry`, payload: { requestedBy: 'erp.admin' } });
 
-  await postJson(`${stack.sapUrl}/__sim/stock`, {
-    material: 'BRKT-200',
-    plant: '1010',
-    storageLocation: '0001',
-    batch,
-    quantity: 50,
-    unit: 'PC',
-  });
+  await sapBatch('PC');
   const first = await retry();
   expect(first.statusCode).toBe(200);
   expect(first.json()).toEqual({ retrying: 'erp-stock-block' });

@@ -238,7 +238,13 @@ export interface LotCaseState {
   materialDocuments: MaterialDocumentRef[];
   disposition?: DispositionOutcome;
   escalatedAt?: string;
+  /** The latest step that failed for good and waits for an operator; see `failures` for all of them. */
   failure?: StepFailure;
+  /**
+   * Every step waiting for an operator, in the order they failed: the notification and the block run side by side
+   * and can both be refused (a batch the ERP does not know). One retry runs all of them again.
+   */
+  failures?: StepFailure[];
   openedAt: string;
   closedAt?: string;
 }
@@ -264,11 +270,18 @@ export interface ShadowDefectResult {
 export interface DefectState {
   stage: 'recording' | 'needs-attention' | 'handed-to-lot-case' | 'shadow-recorded';
   lotCaseWorkflowId: string;
+  /** While needs-attention: every step waiting for an operator, in the order they failed. */
+  failures?: StepFailure[];
 }
 
 export const partDefectSignal = defineSignal<[PartDefect]>('partDefect');
 export const dispositionUpdate = defineUpdate<DispositionOutcome, [DispositionRequest]>('disposition');
-export const retryFailedStepUpdate = defineUpdate<{ retrying: string }, [{ requestedBy: string }]>('retryFailedStep');
+/** `retrying`: the first parked step (what the first API version returned); `steps`: every step that runs again. */
+export interface RetryFailedStepResult {
+  retrying: string;
+  steps: string[];
+}
+export const retryFailedStepUpdate = defineUpdate<RetryFailedStepResult, [{ requestedBy: string }]>('retryFailedStep');
 export const lotCaseStateQuery = defineQuery<LotCaseState>('lotCaseState');
 export const defectStateQuery = defineQuery<DefectState>('defectState');
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TraceLinkSchema, WorkflowViewSchema } from './common.schema';
+import { StepFailureSchema, TraceLinkSchema, WorkflowViewSchema } from './common.schema';
 import { DetectedDefectSchema } from './inspection.schema';
 
 export const DefectParamsSchema = z.strictObject({ id: z.string().min(1).max(220) });
@@ -39,7 +39,14 @@ export const DefectViewSchema = z.object({
   workflow: WorkflowViewSchema.optional(),
   dispatch: DispatchStatusSchema.optional(),
   /** The defect workflow's own stage; containment (hold, notification, block) is the lot case's, see GET /v1/lots. */
-  live: z.object({ stage: z.string(), lotCaseWorkflowId: z.string() }).optional(),
+  live: z
+    .object({
+      stage: z.string(),
+      lotCaseWorkflowId: z.string(),
+      /** While needs-attention: every step waiting for an operator, in the order they failed. */
+      failures: z.array(StepFailureSchema).optional(),
+    })
+    .optional(),
   trace: z.array(TraceLinkSchema),
   /** False when Temporal could not be asked; stored data is still returned. */
   temporalAvailable: z.boolean(),

@@ -36,7 +36,9 @@ export const LotCaseStateSchema = z.object({
   materialDocuments: z.array(MaterialDocumentSchema),
   disposition: DispositionOutcomeSchema.optional(),
   escalatedAt: z.string().optional(),
+  /** The latest step that failed for good; `failures` has every step waiting for an operator. */
   failure: StepFailureSchema.optional(),
+  failures: z.array(StepFailureSchema).optional(),
   openedAt: z.string(),
   closedAt: z.string().optional(),
 });

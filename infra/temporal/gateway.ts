@@ -22,6 +22,7 @@ import {
   type LotCaseState,
   type DefectState,
   type PartDefect,
+  type RetryFailedStepResult,
   SearchAttributes,
   defectStateQuery,
   defectWorkflowId,
@@ -66,8 +67,8 @@ export interface WorkflowGateway {
   defectState(workflowId: string): Promise<DefectLiveState | undefined>;
   lotCaseState(workflowId: string): Promise<LotCaseState | undefined>;
   submitDisposition(lotCaseWorkflowId: string, request: DispositionRequest): Promise<DispositionOutcome>;
-  /** Re-runs the step a case is parked on (needs-attention), once its cause was fixed in the MES or ERP. */
-  retryFailedStep(workflowId: string, requestedBy: string): Promise<{ retrying: string }>;
+  /** Re-runs the steps a case is parked on (needs-attention), once their cause was fixed in the MES or ERP. */
+  retryFailedStep(workflowId: string, requestedBy: string): Promise<RetryFailedStepResult>;
 }
 
 /** A workflow's update validator refused the request (wrong stage, illegal transition): the API answers 409. */

@@ -46,7 +46,7 @@ class DispositionGateway implements WorkflowGateway {
     this.submitted.push({ workflowId, request });
     return this.behaviour(workflowId, request);
   }
-  async retryFailedStep(_: string, __: string): Promise<{ retrying: string }> {
+  async retryFailedStep(_: string, __: string): Promise<never> {
     throw new Error('not used by these tests');
   }
 }

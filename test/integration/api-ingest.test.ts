@@ -38,7 +38,7 @@ class UntouchedGateway implements WorkflowGateway {
   async submitDisposition(_: string, __: DispositionRequest): Promise<DispositionOutcome> {
     return this.touched('submitDisposition');
   }
-  async retryFailedStep(_: string, __: string): Promise<{ retrying: string }> {
+  async retryFailedStep(_: string, __: string): Promise<never> {
     throw new Error('not used by these tests');
   }
 }

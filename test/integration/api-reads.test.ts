@@ -49,7 +49,7 @@ class ReadGateway implements WorkflowGateway {
   async submitDisposition(_: string, __: DispositionRequest): Promise<DispositionOutcome> {
     throw new Error('reads never submit dispositions');
   }
-  async retryFailedStep(_: string, __: string): Promise<{ retrying: string }> {
+  async retryFailedStep(_: string, __: string): Promise<never> {
     throw new Error('not used by these tests');
   }
 }

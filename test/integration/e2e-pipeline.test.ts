@@ -220,15 +220,17 @@ test('an ERP refusal parks the lot case in needs-attention; once fixed, POST /re
   });
   expect(parked.failure).toMatchObject({ step: 'erp-stock-block', errorType: 'HoldfastValidation' });
   expect(parked.failure!.message).toContain(batch);
+  expect(parked.failures).toEqual([parked.failure]);
   const retry = () =>
     stack.api.inject({ method: 'POST', url: `/v1/lots/${lotId}/retry`, payload: { requestedBy: 'erp.admin' } });
 
   await sapBatch('PC');
   const first = await retry();
   expect(first.statusCode).toBe(200);
-  expect(first.json()).toEqual({ retrying: 'erp-stock-block' });
+  expect(first.json()).toEqual({ retrying: 'erp-stock-block', steps: ['erp-stock-block'] });
   const live = await awaitingDisposition(lotId, 1);
   expect(live.failure).toBeUndefined();
+  expect(live.failures).toBeUndefined();
   expect(live.blockedQuantity).toBe(1);
 
   const again = await retry();

@@ -57,7 +57,7 @@ class StartRecordingGateway implements WorkflowGateway {
   async submitDisposition(_: string, __: DispositionRequest): Promise<DispositionOutcome> {
     throw new Error('not used');
   }
-  async retryFailedStep(_: string, __: string): Promise<{ retrying: string }> {
+  async retryFailedStep(_: string, __: string): Promise<never> {
     throw new Error('not used by these tests');
   }
 

@@ -5,6 +5,7 @@ import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { defectWorkflow } from '../../workflows';
 import {
   SearchAttributes,
+  defectStateQuery,
   defectWorkflowId,
   dispositionUpdate,
   lotCaseEnrolment,
@@ -238,12 +239,92 @@ test('a business rejection parks the case in needs-attention until an operator r
 
     expect(await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] })).toEqual({
       retrying: 'erp-stock-block',
+      steps: ['erp-stock-block'],
     });
     await defect.result();
     const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
     expect(state.parts[0]!.materialDocument?.movementType).toBe('344');
     expect(state.failure).toBeUndefined();
+    expect(state.failures).toBeUndefined();
     expect(r.erp.documents).toHaveLength(1);
+  });
+});
+
+test('steps refused side by side are all shown, and one retry runs all of them again', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-na2`;
+  r.mes.addLot({ lotId });
+  // A batch the ERP does not know: the notification and the 344 block (parallel steps) are both refused.
+  r.erp.failures.set(
+    'raiseQualityNotification',
+    new ExternalSystemError('fake-erp', 'rejected', 'Batch B-1 does not exist', 400),
+  );
+  r.erp.failures.set('postGoodsMovement', new ExternalSystemError('fake-erp', 'rejected', 'Batch B-1 unknown', 400));
+  await r.worker.runUntil(async () => {
+    await startDefect(r, detection({ lotId }));
+    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
+    const deadline = Date.now() + 20_000;
+    let parked = await waitForStage('PLANT1', lotId, 'needs-attention');
+    while ((parked.failures ?? []).length < 2) {
+      if (Date.now() > deadline) throw new Error(`only ${JSON.stringify(parked.failures)} parked`);
+      await new Promise((res) => setTimeout(res, 100));
+      parked = await handle.query(lotCaseStateQuery);
+    }
+    const bothSteps = ['erp-quality-notification', 'erp-stock-block'];
+    expect(parked.failures!.map((f) => f.step).sort()).toEqual(bothSteps);
+    expect(parked.failures!.map((f) => f.message).join(' | ')).toMatch(
+      /does not exist.*unknown|unknown.*does not exist/,
+    );
+    expect(parked.failure).toEqual(parked.failures![1]);
+    // What the Web UI shows as the case's current details names both steps.
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    for (const step of bothSteps) expect(metadata.currentDetails).toContain(`Step \`${step}\` failed`);
+
+    const retried = await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] });
+    expect([...retried.steps].sort()).toEqual(bothSteps);
+    expect(retried.retrying).toBe(retried.steps[0]);
+    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    expect(state.failures).toBeUndefined();
+    expect(state.notification).toBeDefined();
+    expect(r.erp.notifications.size).toBe(1);
+    expect(r.erp.documents.map((d) => d.movementType)).toEqual(['344']);
+    // Nothing is parked any more: a second retry is refused.
+    await expect(handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] })).rejects.toThrow(
+      WorkflowUpdateFailedError,
+    );
+  });
+});
+
+test('a refused work-order count parks the defect workflow with its failure until an operator retries', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-wo`;
+  r.mes.addLot({ lotId });
+  r.mes.failures.set(
+    'recordQualityEvent',
+    new ExternalSystemError('fake-mes', 'rejected', 'Work order 1000100 is closed', 409),
+  );
+  await r.worker.runUntil(async () => {
+    const d = detection({ lotId });
+    const defect = await startDefect(r, d);
+    const deadline = Date.now() + 20_000;
+    let state = await defect.query(defectStateQuery);
+    while (state.stage !== 'needs-attention') {
+      if (Date.now() > deadline) throw new Error(`defect workflow stuck in ${state.stage}`);
+      await new Promise((res) => setTimeout(res, 100));
+      state = await defect.query(defectStateQuery);
+    }
+    expect(state.failures).toEqual([
+      expect.objectContaining({ step: 'mes-work-order-quality', message: expect.stringContaining('closed') }),
+    ]);
+    expect((await defect.describe()).searchAttributes.DispositionState).toEqual(['needs-attention']);
+
+    expect(await defect.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'mes.admin' }] })).toEqual({
+      retrying: 'mes-work-order-quality',
+      steps: ['mes-work-order-quality'],
+    });
+    expect(await defect.result()).toMatchObject({ eventId: d.eventId, workOrderQualityStatus: 'NONCONFORMING' });
+    expect((await defect.query(defectStateQuery)).failures).toBeUndefined();
+    expect(r.mes.qualityEvents.size).toBe(1);
   });
 });
 

@@ -14,7 +14,6 @@ import {
   type DefectState,
   type DefectWorkflowInput,
   type DefectWorkflowResult,
-  type StepFailure,
 } from '../contracts';
 import { localActivityOptions } from '../options';
 import { createStepRunner } from '../shared/step-runner';
@@ -38,17 +37,18 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
   const local = proxyLocalActivities<Activities>(localActivityOptions(policy.presets.traceWrite));
 
   const state: DefectState = { stage: 'recording', lotCaseWorkflowId: lotCaseId };
-  let failure: StepFailure | undefined;
 
   const runner = createStepRunner({
-    async onFailure(f) {
-      failure = f;
+    async onFailure(_failure, parked) {
       state.stage = 'needs-attention';
+      state.failures = [...parked];
       upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: 'needs-attention' }]);
-      setCurrentDetails(details('**Needs attention**', `Step \`${f.step}\` failed: ${f.message}`));
+      setCurrentDetails(
+        details('**Needs attention**', parked.map((f) => `Step \`${f.step}\` failed: ${f.message}`).join('\n\n')),
+      );
     },
     async onRetry() {
-      failure = undefined;
+      delete state.failures;
       state.stage = 'recording';
       upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: 'containing' }]);
     },
@@ -60,9 +60,8 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
   setHandler(
     retryFailedStepUpdate,
     (_request) => {
-      const retrying = failure?.step ?? '';
-      runner.requestRetry();
-      return { retrying };
+      const steps = runner.requestRetry();
+      return { retrying: steps[0] ?? '', steps };
     },
     {
       description: 'Run a step that failed for good again, after its cause was fixed.',

@@ -103,13 +103,15 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   (input.carriedParts ?? []).forEach(enqueue);
 
   const runner = createStepRunner({
-    async onFailure(failure) {
+    async onFailure(failure, parked) {
       if (state.stage !== 'needs-attention') stageBeforeFailure = state.stage;
       state.failure = failure;
-      await enter('needs-attention', `Step \`${failure.step}\` failed: ${failure.message}`);
+      state.failures = [...parked];
+      await enter('needs-attention', parked.map((f) => `Step \`${f.step}\` failed: ${f.message}`).join('\n\n'));
     },
     async onRetry() {
       delete state.failure;
+      delete state.failures;
       await enter(stageBeforeFailure);
     },
   });
@@ -121,9 +123,8 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   setHandler(
     retryFailedStepUpdate,
     (_request) => {
-      const retrying = state.failure?.step ?? '';
-      runner.requestRetry();
-      return { retrying };
+      const steps = runner.requestRetry();
+      return { retrying: steps[0] ?? '', steps };
     },
     {
       description: 'Run a step that failed for good again, after its cause was fixed in the MES or ERP.',

@@ -2,8 +2,12 @@ import { ActivityFailure, ApplicationFailure, condition } from '@temporalio/work
 import type { StepFailure } from '../contracts';
 
 export interface StepHooks {
-  /** A step failed for good: show it (stage, search attribute, details). */
-  onFailure(failure: StepFailure): Promise<void>;
+  /**
+   * A step failed for good: show it (stage, search attribute, details). `parked` is every step waiting for the
+   * operator now, this one included, in the order they failed: parallel steps can fail together, and one retry
+   * runs all of them again.
+   */
+  onFailure(failure: StepFailure, parked: readonly StepFailure[]): Promise<void>;
   /** An operator asked for a retry and the step is about to run again. */
   onRetry(step: string): Promise<void>;
 }
@@ -15,7 +19,9 @@ export interface StepHooks {
  */
 export function createStepRunner(hooks: StepHooks) {
   let retryGeneration = 0;
-  let failing = 0;
+  // Keyed by attempt, not by step name: the same step may be parked for two parts at once.
+  const parked = new Map<number, StepFailure>();
+  let parkings = 0;
 
   async function step<T>(name: string, run: () => Promise<T>): Promise<T> {
     for (;;) {
@@ -27,16 +33,16 @@ export function createStepRunner(hooks: StepHooks) {
         // non-retryable failure can arrive as the ApplicationFailure itself.
         if (!(err instanceof ActivityFailure) && !(err instanceof ApplicationFailure)) throw err;
         const cause = err instanceof ActivityFailure ? err.cause : err;
-        failing++;
-        await hooks.onFailure({
+        const failure: StepFailure = {
           step: name,
           errorType:
             cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : (cause?.name ?? 'Error'),
           message: cause?.message ?? err.message,
           at: new Date().toISOString(),
-        });
+        };
+        parked.set(++parkings, failure);
+        await hooks.onFailure(failure, [...parked.values()]);
         await condition(() => retryGeneration > generation);
-        failing--;
         await hooks.onRetry(name);
       }
     }
@@ -46,10 +52,14 @@ export function createStepRunner(hooks: StepHooks) {
     step,
     /** True while at least one step waits for an operator. */
     get waiting(): boolean {
-      return failing > 0;
+      return parked.size > 0;
     },
-    requestRetry(): void {
+    /** Releases every parked step to run again; returns their names, in the order they failed. */
+    requestRetry(): string[] {
+      const steps = [...parked.values()].map((f) => f.step);
+      parked.clear();
       retryGeneration++;
+      return steps;
     },
   };
 }

@@ -109,10 +109,11 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
 
   app.post('/v1/lots/:lotId/retry', {
     schema: {
-      summary: 'Run again the step a lot case is parked on (needs-attention), after its cause was fixed',
+      summary: 'Run again the steps a lot case is parked on (needs-attention), after their cause was fixed',
       description:
-        'A business rejection or bad master data parks the case with the failure in its state. Fix the cause in the ' +
-        'MES or ERP, then call this: the step runs again with its original idempotency key. 409 when no step waits.',
+        'A business rejection or bad master data parks the case with each failed step in its state (`failures`). Fix ' +
+        'the cause in the MES or ERP, then call this: every parked step runs again with its original idempotency ' +
+        'key, and the answer names them. 409 when no step waits.',
       tags: ['lots'],
       params: LotParamsSchema,
       body: RetryStepBodySchema,

@@ -56,17 +56,32 @@ async function waitForStage(
   parts = 1,
 ): Promise<LotCaseState> {
   const handle = harness.client.workflow.getHandle(lotCaseWorkflowId(site, lotId));
+  // Defect workflows end once they have handed their part over; containment is the lot case's to finish.
+  return until(
+    `lot ${lotId} in ${stage}`,
+    () => handle.query(lotCaseStateQuery),
+    (state) =>
+      state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts) ? state : undefined,
+  );
+}
+
+/**
+ * Reads until `done` returns a value (20 s at most). A read that throws (the workflow not started yet) counts as not
+ * done; the timeout names `what` and the last value or error read.
+ */
+async function until<T, R>(what: string, read: () => Promise<T>, done: (value: T) => R | undefined): Promise<R> {
   const deadline = Date.now() + 20_000;
   for (;;) {
+    let last: unknown;
     try {
-      const state = await handle.query(lotCaseStateQuery);
-      // Defect workflows end once they have handed their part over; containment is the lot case's to finish.
-      if (state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts)) return state;
-      if (Date.now() > deadline) throw new Error(`lot ${lotId} stuck in ${state.stage}, expected ${stage}`);
+      last = await read();
+      const result = done(last as T);
+      if (result !== undefined) return result;
     } catch (err) {
-      if (Date.now() > deadline) throw err;
+      last = err instanceof Error ? err.message : err;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last read ${JSON.stringify(last)}`);
+    await new Promise((res) => setTimeout(res, 100));
   }
 }
 
@@ -263,13 +278,11 @@ test('steps refused side by side are all shown, and one retry runs all of them a
   await r.worker.runUntil(async () => {
     await startDefect(r, detection({ lotId }));
     const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
-    const deadline = Date.now() + 20_000;
-    let parked = await waitForStage('PLANT1', lotId, 'needs-attention');
-    while ((parked.failures ?? []).length < 2) {
-      if (Date.now() > deadline) throw new Error(`only ${JSON.stringify(parked.failures)} parked`);
-      await new Promise((res) => setTimeout(res, 100));
-      parked = await handle.query(lotCaseStateQuery);
-    }
+    const parked = await until(
+      'both steps parked',
+      () => handle.query(lotCaseStateQuery),
+      (x) => (x.failures?.length === 2 ? x : undefined),
+    );
     const bothSteps = ['erp-quality-notification', 'erp-stock-block'];
     expect(parked.failures!.map((f) => f.step).sort()).toEqual(bothSteps);
     expect(parked.failures!.map((f) => f.message).join(' | ')).toMatch(
@@ -306,13 +319,11 @@ test('a refused work-order count parks the defect workflow with its failure unti
   await r.worker.runUntil(async () => {
     const d = detection({ lotId });
     const defect = await startDefect(r, d);
-    const deadline = Date.now() + 20_000;
-    let state = await defect.query(defectStateQuery);
-    while (state.stage !== 'needs-attention') {
-      if (Date.now() > deadline) throw new Error(`defect workflow stuck in ${state.stage}`);
-      await new Promise((res) => setTimeout(res, 100));
-      state = await defect.query(defectStateQuery);
-    }
+    const state = await until(
+      'defect workflow parked',
+      () => defect.query(defectStateQuery),
+      (x) => (x.stage === 'needs-attention' ? x : undefined),
+    );
     expect(state.failures).toEqual([
       expect.objectContaining({ step: 'mes-work-order-quality', message: expect.stringContaining('closed') }),
     ]);

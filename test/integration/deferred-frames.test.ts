@@ -25,7 +25,10 @@ let pool: Pool;
 /** The image source is down until `sourceUp` is set; then the frame is inspected (a pass). */
 let sourceUp = false;
 const handled: string[] = [];
-const pipeline: Pick<InferencePipeline, 'handleFrame'> = {
+/** What the stand-in was told to count, as the real pipeline's stats would. */
+const counted: string[] = [];
+const pipeline: Pick<InferencePipeline, 'handleFrame' | 'countRefused'> = {
+  countRefused: (reason) => void counted.push(reason),
   async handleFrame({ payload }): Promise<FrameOutcome> {
     const frameId = (JSON.parse(payload.toString('utf8')) as { frameId: string }).frameId;
     if (!sourceUp) throw new ImageUnavailableError(`image source for ${frameId} answered 503`);
@@ -79,7 +82,7 @@ describe('the kept frames over the HTTP edge', () => {
     http = await openFrameHttp({
       config: { ...base, vision: { ...base.vision, http: { ...base.vision.http, port: 0 } } },
       pipeline,
-      deferredFrames: createPgDeferredFrameAdmin(pool),
+      deferredFrames: createPgDeferredFrameAdmin(pool, pipeline),
       log: quiet,
     });
   });
@@ -119,12 +122,14 @@ describe('the kept frames over the HTTP edge', () => {
     const [refusal] = await refusals(`${run}-a`);
     expect(refusal).toMatchObject({ topic, reason: 'dropped: by qe.jones: image store lost the file' });
     expect(refusal!.payload_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(counted.filter((r) => r === 'dropped')).toHaveLength(1);
 
-    // Dropped once: a second drop finds nothing.
+    // Dropped once: a second drop finds nothing (and counts nothing).
     const again = await drop(older, { droppedBy: 'qe.jones', reason: 'again' });
     expect(again.status).toBe(404);
     expect(again.headers.get('content-type')).toMatch(/application\/problem\+json/);
     expect(await refusals(`${run}-a`)).toHaveLength(1);
+    expect(counted.filter((r) => r === 'dropped')).toHaveLength(1);
   });
 
   it('refuses a drop without who and why, naming the field, and keeps the frame', async () => {
@@ -152,13 +157,20 @@ describe('the retry loop', () => {
     await pool.query(`UPDATE holdfast.frame_deferred SET next_attempt_at = now() WHERE event_id = ANY($1)`, [
       [tooOld, young],
     ]);
+    const givenUp: string[] = [];
+    const log = {
+      ...quiet,
+      warn: (msg: string, meta?: Record<string, unknown>) => {
+        if (msg === 'deferred frame given up') givenUp.push(String(meta?.eventId));
+      },
+    };
     const retry = startDeferredFrameRetry({
       pool,
       pipeline,
       intervalMs: 50,
       maxBackoffMs: 100,
       maxAgeMs: 60_000,
-      log: quiet,
+      log,
     });
     try {
       const [refusal] = await waitFor('the old frame given up', async () => {
@@ -169,6 +181,9 @@ describe('the retry loop', () => {
         /^image-unavailable: kept since .*, 2 attempts; image source for .* answered 503$/,
       );
       expect(await kept(tooOld)).toBe(false);
+      // Every frame the loop gave up (the table is shared: maybe more than this test's) is counted once.
+      expect(counted.filter((r) => r === 'image-unavailable')).toEqual(givenUp.map(() => 'image-unavailable'));
+      expect(givenUp).toContain(tooOld);
       // The young one is still kept and tried again, not given up.
       await waitFor('the young frame tried again', async () => {
         const r = await pool.query<{ attempts: number }>(

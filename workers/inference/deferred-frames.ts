@@ -19,7 +19,7 @@ import type { DeferredFrameStore, InferencePipeline, PipelineLog } from './infer
 
 export interface DeferredFrameRetryOptions {
   pool: pg.Pool;
-  pipeline: Pick<InferencePipeline, 'handleFrame'>;
+  pipeline: Pick<InferencePipeline, 'handleFrame' | 'countRefused'>;
   /** How often due frames are looked for, and the first wait before a frame is tried again. */
   intervalMs: number;
   /** The wait between attempts doubles from `intervalMs` up to this. */
@@ -93,7 +93,11 @@ async function giveUp(pool: pg.Pool, eventId: string, reason: string): Promise<s
   return res.rows[0]?.id;
 }
 
-export function createPgDeferredFrameAdmin(pool: pg.Pool): DeferredFrameAdmin {
+/** `pipeline` counts the frames dropped here with its other refusals (its stats). */
+export function createPgDeferredFrameAdmin(
+  pool: pg.Pool,
+  pipeline: Pick<InferencePipeline, 'countRefused'>,
+): DeferredFrameAdmin {
   return {
     async list({ limit }) {
       const [rows, count] = await Promise.all([
@@ -114,7 +118,9 @@ export function createPgDeferredFrameAdmin(pool: pg.Pool): DeferredFrameAdmin {
     },
     async drop(eventId, { droppedBy, reason }) {
       const rejectionId = await giveUp(pool, eventId, `dropped: by ${droppedBy}: ${reason}`);
-      return rejectionId === undefined ? undefined : { rejectionId };
+      if (rejectionId === undefined) return undefined;
+      pipeline.countRefused('dropped');
+      return { rejectionId };
     },
   };
 }
@@ -174,6 +180,7 @@ export function startDeferredFrameRetry(opts: DeferredFrameRetryOptions): Deferr
         if (Date.now() - row.deferred_at.getTime() >= opts.maxAgeMs) {
           const reason = `image-unavailable: kept since ${row.deferred_at.toISOString()}, ${row.attempts + 1} attempts; ${err.message}`;
           await giveUp(pool, row.event_id, reason);
+          pipeline.countRefused('image-unavailable');
           log.warn('deferred frame given up', { eventId: row.event_id, reason });
           continue;
         }

@@ -171,6 +171,11 @@ export interface InferencePipeline {
     deferUnavailable?: boolean;
   }): Promise<FrameOutcome>;
   stats(): PipelineStats;
+  /**
+   * Counts a frame refused outside handleFrame, with the rest: a kept frame the retry loop gave up
+   * (`image-unavailable`) or an operator dropped (`dropped`). Its durable record is the caller's.
+   */
+  countRefused(reason: KeptFrameRefusal): void;
   /** Runs queued batches and waits for them. */
   drain(): Promise<void>;
 }
@@ -178,6 +183,12 @@ export interface InferencePipeline {
 /** Why a frame was not inspected; each is counted under this name. */
 export type FrameRejectionReason =
   'bad-topic' | 'unknown-station' | 'bad-payload' | 'no-recipe' | 'bad-image' | 'model';
+
+/**
+ * Why a kept frame (its image source was down) was given up without a result: the retry loop's
+ * `vision.imageRetryMaxAge` ran out, or an operator dropped it.
+ */
+export type KeptFrameRefusal = 'image-unavailable' | 'dropped';
 
 const LATENCY_SAMPLES = 100_000;
 
@@ -236,6 +247,10 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
     list.push(value);
   };
 
+  function countRefused(reason: FrameRejectionReason | KeptFrameRefusal): void {
+    stats.rejectedFrames[reason] = (stats.rejectedFrames[reason] ?? 0) + 1;
+  }
+
   async function refuse(
     topic: string,
     payload: Buffer,
@@ -244,7 +259,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
     extra: { frameId?: string; issues?: FrameIssue[] } = {},
   ): Promise<FrameOutcome> {
     const { frameId, issues } = extra;
-    stats.rejectedFrames[reason] = (stats.rejectedFrames[reason] ?? 0) + 1;
+    countRefused(reason);
     log.warn('frame refused', { topic, frameId, reason, detail });
     await deps.store.recordRejectedFrame({
       topic,
@@ -277,6 +292,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
 
   return {
     stats: () => stats,
+    countRefused,
     async drain() {
       await Promise.all([...modelBatchers.values()].map((b) => b.drain()));
       await ingest.drain();

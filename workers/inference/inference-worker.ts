@@ -142,12 +142,15 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       log,
     });
     // Closed first in close(): HTTP stops taking frames, then MQTT does, then the batches drain.
-    const http = await openFrameHttp({ config, pipeline, deferredFrames: createPgDeferredFrameAdmin(pool), log }).catch(
-      async (err: unknown) => {
-        await subscriber.close({ force: true });
-        throw err;
-      },
-    );
+    const http = await openFrameHttp({
+      config,
+      pipeline,
+      deferredFrames: createPgDeferredFrameAdmin(pool, pipeline),
+      log,
+    }).catch(async (err: unknown) => {
+      await subscriber.close({ force: true });
+      throw err;
+    });
     log.info('one-off images over HTTP', { url: `${http.url}/v1/stations/{site}/{line}/{station}/frames` });
     // Frames kept while their image source was down (any worker's: the table is shared), inspected once it is back.
     const retry = byReference

@@ -20,6 +20,7 @@ import type { ConnectorLogger } from '../infra/connectors/define';
 import { createPool } from '../infra/db/pool';
 import { defaultLocalProcesses, MES_SIM_PORT, SAP_SIM_PORT, startLocalStack } from '../infra/local/start';
 import { openSiteConnectors } from '../workers/connectors';
+import { cpuSecondsBetween, snapshotCpu } from './process-cpu';
 import { percentile } from './stats';
 import { cleanUpOnInterrupt } from './interrupt';
 
@@ -176,6 +177,7 @@ async function main(): Promise<void> {
     say(`measuring Holdfast: ${count} defects at ${rate}/s`);
     sent.clear();
     const ingestMs: number[] = [];
+    const cpuBefore = snapshotCpu();
     const t0 = Date.now();
     await openLoop(count, rate, async (i) => {
       const s = performance.now();
@@ -185,6 +187,9 @@ async function main(): Promise<void> {
     const done = await waitForDefects(view, warmup + count, 600_000);
     await waitForContainment(pool, warmup + count, 600_000);
     const drainS = (Date.now() - t0) / 1000;
+    // What the measured defects cost the machine, from the first send until the last one was contained.
+    const cpuByProcess = cpuSecondsBetween(cpuBefore, snapshotCpu());
+    const cpuTotalS = Object.values(cpuByProcess).reduce((a, b) => a + b, 0);
 
     // Latencies from the systems' own clocks: the MES hold's creation time, the defect workflow's close time.
     const mesSchema = 'mes_sim';
@@ -282,6 +287,10 @@ async function main(): Promise<void> {
       ratio_p99: round(h.p99 / bh.p99),
       ratio_all_steps_p99: round(a.p99 / ba.p99),
       drain_s: round(drainS),
+      // CPU of the whole stack over that window: per defect, in cores on average, and by process.
+      cpu_ms_per_defect: round((cpuTotalS * 1000) / count),
+      cpu_cores: round(cpuTotalS / drainS),
+      cpu_s_by_process: cpuByProcess,
       stages_p50_ms: Object.fromEntries(Object.entries(stagesP50).map(([k, v]) => [k, round(v)])),
       machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
     };

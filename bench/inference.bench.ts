@@ -246,8 +246,7 @@ async function main(): Promise<void> {
     const tpEnd = performance.now();
     // The steady state's CPU, every process of the run: this one (the worker and its model thread), the PLC
     // simulator, Mosquitto, PostgreSQL. Set against the bare loop's ms per frame, it says where the ratio's ceiling is.
-    const cpuByProcess = cpuSecondsBetween(cpuBefore, snapshotCpu());
-    const cpuTotalS = Object.values(cpuByProcess).reduce((a, b) => a + b, 0);
+    const { totalS: cpuTotalS, byProcess: cpuByProcess } = cpuSecondsBetween(cpuBefore, snapshotCpu());
     const fps = (FRAMES - storedAtFirst) / ((tpEnd - firstStored) / 1000);
     const fpsWithStart = FRAMES / ((tpEnd - tpStart) / 1000);
     say(

@@ -188,8 +188,7 @@ async function main(): Promise<void> {
     await waitForContainment(pool, warmup + count, 600_000);
     const drainS = (Date.now() - t0) / 1000;
     // What the measured defects cost the machine, from the first send until the last one was contained.
-    const cpuByProcess = cpuSecondsBetween(cpuBefore, snapshotCpu());
-    const cpuTotalS = Object.values(cpuByProcess).reduce((a, b) => a + b, 0);
+    const { totalS: cpuTotalS, byProcess: cpuByProcess } = cpuSecondsBetween(cpuBefore, snapshotCpu());
 
     // Latencies from the systems' own clocks: the MES hold's creation time, the defect workflow's close time.
     const mesSchema = 'mes_sim';

@@ -74,16 +74,23 @@ export function snapshotCpu(root = process.pid): CpuSnapshot {
 }
 
 /**
- * CPU seconds spent between two snapshots, by role, largest first (a process started in between counts from zero;
- * one that ended in between is missing, so the figures are a floor).
+ * CPU seconds spent between two snapshots, in all and by role, largest first (a process started in between counts from
+ * zero; one that ended in between is missing, so the figures are a floor).
  */
-export function cpuSecondsBetween(before: CpuSnapshot, after: CpuSnapshot): Record<string, number> {
+export function cpuSecondsBetween(
+  before: CpuSnapshot,
+  after: CpuSnapshot,
+): { totalS: number; byProcess: Record<string, number> } {
   const byRole = new Map<string, number>();
+  let totalS = 0;
   for (const [pid, { role, ticks }] of after) {
     const spent = (ticks - (before.get(pid)?.ticks ?? 0)) / TICKS_PER_S;
-    if (spent > 0) byRole.set(role, (byRole.get(role) ?? 0) + spent);
+    if (spent <= 0) continue;
+    byRole.set(role, (byRole.get(role) ?? 0) + spent);
+    totalS += spent;
   }
-  return Object.fromEntries(
+  const byProcess = Object.fromEntries(
     [...byRole].sort((a, b) => b[1] - a[1]).map(([role, s]) => [role, Math.round(s * 100) / 100]),
   );
+  return { totalS, byProcess };
 }

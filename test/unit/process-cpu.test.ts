@@ -28,9 +28,10 @@ test('CPU spent by a process this one started, even two levels down, is counted 
   const { shell, burnt } = burner(300);
   try {
     await burnt;
-    const spent = cpuSecondsBetween(before, snapshotCpu());
+    const { totalS, byProcess: spent } = cpuSecondsBetween(before, snapshotCpu());
     // The grandchild is a node process with no Holdfast entry file: its role is the executable's name.
     expect(spent.node).toBeGreaterThanOrEqual(0.25);
+    expect(totalS).toBeGreaterThanOrEqual(spent.node!);
   } finally {
     process.kill(-shell.pid!, 'SIGKILL');
   }

@@ -16,7 +16,7 @@ import {
   type DefectWorkflowResult,
 } from '../contracts';
 import { localActivityOptions } from '../options';
-import { createStepRunner } from '../shared/step-runner';
+import { createStepRunner, describeParked } from '../shared/step-runner';
 
 /**
  * One failed inspection. Part-level effects run here (work-order quality count, trace links); the lot-level ones
@@ -43,9 +43,7 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
       state.stage = 'needs-attention';
       state.failures = [...parked];
       upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: 'needs-attention' }]);
-      setCurrentDetails(
-        details('**Needs attention**', parked.map((f) => `Step \`${f.step}\` failed: ${f.message}`).join('\n\n')),
-      );
+      setCurrentDetails(details('**Needs attention**', describeParked(parked)));
     },
     async onRetry() {
       delete state.failures;
@@ -57,19 +55,12 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
   setHandler(defectStateQuery, () => state, {
     description: 'Stage of this defect and the lot case that contains it.',
   });
-  setHandler(
-    retryFailedStepUpdate,
-    (_request) => {
-      const steps = runner.requestRetry();
-      return { retrying: steps[0] ?? '', steps };
+  setHandler(retryFailedStepUpdate, (_request) => runner.requestRetry(), {
+    description: 'Run a step that failed for good again, after its cause was fixed.',
+    validator: (_request) => {
+      if (!runner.waiting) throw new Error(`no step is waiting for a retry (stage ${state.stage})`);
     },
-    {
-      description: 'Run a step that failed for good again, after its cause was fixed.',
-      validator: (_request) => {
-        if (!runner.waiting) throw new Error(`no step is waiting for a retry (stage ${state.stage})`);
-      },
-    },
-  );
+  });
 
   function details(headline: string, extra = ''): string {
     return [

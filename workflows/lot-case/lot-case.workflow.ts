@@ -29,7 +29,7 @@ import {
   type PartDefect,
 } from '../contracts';
 import { activityOptions, localActivityOptions } from '../options';
-import { createStepRunner } from '../shared/step-runner';
+import { createStepRunner, describeParked } from '../shared/step-runner';
 
 /** ERP movement that carries out each decision on the blocked stock (interfaces.md §1.2). */
 const DISPOSITION_MOVEMENT: Record<DispositionDecision, ErpMovementType> = {
@@ -107,7 +107,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       if (state.stage !== 'needs-attention') stageBeforeFailure = state.stage;
       state.failure = failure;
       state.failures = [...parked];
-      await enter('needs-attention', parked.map((f) => `Step \`${f.step}\` failed: ${f.message}`).join('\n\n'));
+      await enter('needs-attention', describeParked(parked));
     },
     async onRetry() {
       delete state.failure;
@@ -120,19 +120,12 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   setHandler(lotCaseStateQuery, () => state, {
     description: 'The lot case: stage, hold, notification, parts, material documents, disposition.',
   });
-  setHandler(
-    retryFailedStepUpdate,
-    (_request) => {
-      const steps = runner.requestRetry();
-      return { retrying: steps[0] ?? '', steps };
+  setHandler(retryFailedStepUpdate, (_request) => runner.requestRetry(), {
+    description: 'Run a step that failed for good again, after its cause was fixed in the MES or ERP.',
+    validator: (_request) => {
+      if (!runner.waiting) throw new Error(`no step of lot ${lotId} is waiting for a retry (stage ${state.stage})`);
     },
-    {
-      description: 'Run a step that failed for good again, after its cause was fixed in the MES or ERP.',
-      validator: (_request) => {
-        if (!runner.waiting) throw new Error(`no step of lot ${lotId} is waiting for a retry (stage ${state.stage})`);
-      },
-    },
-  );
+  });
   setHandler(
     dispositionUpdate,
     async (request) => {

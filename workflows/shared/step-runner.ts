@@ -1,5 +1,5 @@
 import { ActivityFailure, ApplicationFailure, condition } from '@temporalio/workflow';
-import type { StepFailure } from '../contracts';
+import type { RetryFailedStepResult, StepFailure } from '../contracts';
 
 export interface StepHooks {
   /**
@@ -54,12 +54,17 @@ export function createStepRunner(hooks: StepHooks) {
     get waiting(): boolean {
       return parked.size > 0;
     },
-    /** Releases every parked step to run again; returns their names, in the order they failed. */
-    requestRetry(): string[] {
+    /** Releases every parked step to run again; the answer names them, in the order they failed. */
+    requestRetry(): RetryFailedStepResult {
       const steps = [...parked.values()].map((f) => f.step);
       parked.clear();
       retryGeneration++;
-      return steps;
+      return { retrying: steps[0] ?? '', steps };
     },
   };
+}
+
+/** The parked steps as an operator reads them in the Web UI's details: each step and its error. */
+export function describeParked(parked: readonly StepFailure[]): string {
+  return parked.map((f) => `Step \`${f.step}\` failed: ${f.message}`).join('\n\n');
 }

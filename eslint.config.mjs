@@ -2,13 +2,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
-import { builtinModules } from 'node:module';
-
-// Workflow code runs in Temporal's deterministic sandbox: only `assert`, `url` and `util` are allowed there,
-// and activity / infra code may be imported for its types only (house rule 3).
-const bannedInWorkflows = builtinModules
-  .filter((m) => !['assert', 'url', 'util'].includes(m))
-  .flatMap((m) => [m, `node:${m}`]);
+import { importWalls } from './eslint.walls.mjs';
 
 export default tseslint.config(
   {
@@ -18,6 +12,7 @@ export default tseslint.config(
       '.holdfast/**',
       'coverage/**',
       'eslint.config.mjs',
+      'eslint.walls.mjs',
       'jest.config.js',
       'test/support/summary-reporter.js',
     ],
@@ -35,29 +30,10 @@ export default tseslint.config(
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
   },
+  ...importWalls,
   {
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          paths: bannedInWorkflows.map((name) => ({
-            name,
-            message: 'Node built-ins are not allowed in workflow code.',
-          })),
-          patterns: [
-            {
-              group: ['**/activities', '**/activities/**', '**/infra/**', '**/api/**', '**/workers/**'],
-              allowTypeImports: true,
-              message: 'Workflows import activity and infra code for types only (import type).',
-            },
-            {
-              group: ['@temporalio/activity', '@temporalio/client', '@temporalio/worker', '@temporalio/testing'],
-              message: 'Not available in the workflow sandbox.',
-            },
-          ],
-        },
-      ],
       'no-restricted-globals': [
         'error',
         { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' },

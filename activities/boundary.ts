@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType, type ErrorTypeName } from '../workflows/contracts';
-import { ConfigError } from '../infra/config/load';
-import { ExternalSystemError, type ExternalErrorKind } from '../infra/connectors/errors';
+import { ConfigError } from './errors';
+import { ExternalSystemError, type ExternalErrorKind } from './errors';
 
 const NON_RETRYABLE: Record<Exclude<ExternalErrorKind, 'transient'>, ErrorTypeName> = {
   validation: ErrorType.Validation,

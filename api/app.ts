@@ -1,8 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ApiDeps } from './deps';
-import { registerOpenApi } from './plugins/openapi';
-import { registerProblemHandlers } from './plugins/problem-details';
+import { registerOpenApi } from '../infra/http/openapi';
+import { registerProblemHandlers } from '../infra/http/problem-details';
 import defectRoutes from './routes/defects';
 import healthRoutes from './routes/health';
 import inspectionRoutes from './routes/inspections';

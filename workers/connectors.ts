@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { EscalationPort, ErpPort, MesPort } from '../activities/ports';
-import { ConfigError, formatIssues } from '../infra/config/load';
+import { formatIssues } from '../infra/config/load';
+import { ConfigError } from '../activities/errors';
 import type { HoldfastConfig } from '../infra/config/schema';
 import type { ConnectorDefinition, ConnectorInstance, ConnectorLogger } from '../infra/connectors/define';
 import { createEscalationPort } from '../infra/connectors/escalation/escalation.connector';

@@ -1,23 +1,5 @@
 import { z } from 'zod';
 
-/** RFC 9457 problem details; extension members (errors, conflicts, sites) pass through. */
-export const ProblemSchema = z.looseObject({
-  type: z.string(),
-  title: z.string(),
-  status: z.number().int(),
-  detail: z.string().optional(),
-  errors: z.array(z.strictObject({ field: z.string(), message: z.string() })).optional(),
-});
-
-/** Identifiers from plant systems: printable text, bounded, no control characters. */
-export const Identifier = z
-  .string()
-  .min(1)
-  .max(200)
-  .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
-
-export const IsoInstant = z.iso.datetime({ offset: true });
-
 export const TraceLinkSchema = z.object({
   fromKind: z.string(),
   fromId: z.string(),

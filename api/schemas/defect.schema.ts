@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { StepFailureSchema, TraceLinkSchema, WorkflowViewSchema } from './common.schema';
-import { DetectedDefectSchema } from './inspection.schema';
+import { DetectedDefectSchema } from '../../infra/ingest/inspection.schema';
 
 export const DefectParamsSchema = z.strictObject({ id: z.string().min(1).max(220) });
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DISPOSITION_DECISIONS } from '../../workflows/contracts';
-import { Identifier, IsoInstant, MaterialDocumentSchema } from './common.schema';
+import { MaterialDocumentSchema } from './common.schema';
+import { Identifier, IsoInstant } from '../../infra/ingest/inspection.schema';
 
 export const DispositionHeadersSchema = z.object({
   'idempotency-key': z

@@ -1,11 +1,6 @@
 import { z } from 'zod';
-import {
-  Identifier,
-  MaterialDocumentSchema,
-  StepFailureSchema,
-  TraceLinkSchema,
-  WorkflowViewSchema,
-} from './common.schema';
+import { MaterialDocumentSchema, StepFailureSchema, TraceLinkSchema, WorkflowViewSchema } from './common.schema';
+import { Identifier } from '../../infra/ingest/inspection.schema';
 import { DispositionOutcomeSchema } from './disposition.schema';
 
 export const LotParamsSchema = z.strictObject({ lotId: Identifier });

@@ -1,7 +1,5 @@
 import { z } from 'zod';
-import { Identifier, IsoInstant } from './common.schema';
-
-export const StationParamsSchema = z.strictObject({ site: Identifier, line: Identifier, station: Identifier });
+import { Identifier, IsoInstant } from '../../infra/ingest/inspection.schema';
 
 export const VerdictSchema = z.strictObject({
   /** The camera frame the verdict is about: what the camera (or its simulator) and an inspector both know. */

@@ -7,15 +7,15 @@ import { lotCaseWorkflowId } from '../../workflows/contracts';
 import type { DispositionRequest } from '../../workflows/contracts';
 import { DispositionRejectedError, WorkflowNotFoundError } from '../../infra/temporal/gateway';
 import type { ApiDeps } from '../deps';
-import { type Problem, ProblemError, httpProblem, problemType } from '../plugins/problem-details';
+import { type Problem, ProblemError, httpProblem, problemType } from '../../infra/http/problem-details';
 import {
   claimIdempotencyKey,
   completeIdempotencyKey,
   releaseIdempotencyKey,
 } from '../repositories/idempotency.repository';
-import { sitesOfLot } from '../repositories/inspection.repository';
+import { sitesOfLot } from '../../infra/ingest/inspection.repository';
 import { type DispositionBody, DispositionOutcomeSchema } from '../schemas/disposition.schema';
-import { canonicalJson, sha256Hex } from '../support/canonical-json';
+import { canonicalJson, sha256Hex } from '../../infra/ingest/canonical-json';
 
 export const DISPOSITION_SCOPE = 'lot-disposition';
 

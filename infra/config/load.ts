@@ -2,12 +2,9 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { ConfigError } from '../../activities/errors';
 import type { SitePolicy } from '../../workflows/contracts';
 import { HoldfastConfig, type SiteConfig } from './schema';
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
 
 /** Where the topology lives: HOLDFAST_CONFIG, else temporal.yaml at the repository root. */
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {

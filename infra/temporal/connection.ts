@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { ConfigError, resolveEnvRef } from '../config/load';
+import { resolveEnvRef } from '../config/load';
+import { ConfigError } from '../../activities/errors';
 import type { HoldfastConfig } from '../config/schema';
 
 /** Where and how to reach Temporal. Built from configuration only, so switching clusters never needs code changes. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../api/app';
-import { ExternalSystemError } from '../../infra/connectors/errors';
+import { ExternalSystemError } from '../../activities/errors';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { type OutboxDispatcher, startOutboxDispatcher } from '../../infra/outbox/dispatcher';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';

@@ -11,9 +11,9 @@ import {
   createPgDeferredFrameAdmin,
   createPgDeferredFrameStore,
   startDeferredFrameRetry,
-} from '../../workers/inference/deferred-frames';
-import { openFrameHttp, type FrameHttpServer } from '../../workers/inference/frame-http';
-import type { FrameOutcome, InferencePipeline } from '../../workers/inference/inference-pipeline';
+} from '../../infra/inference/deferred-frames';
+import { openFrameHttp, type FrameHttpServer } from '../../infra/inference/frame-http';
+import type { FrameOutcome, InferencePipeline } from '../../infra/inference/inference-pipeline';
 import { waitFor } from '../support/plant';
 import { testPool } from '../support/test-env';
 

@@ -3,7 +3,7 @@
  * server → worker → MES and SAP simulators over HTTP. Assertions read the simulators' own records back.
  */
 import { randomUUID } from 'node:crypto';
-import { startHoldfastStack, type HoldfastStack } from '../../infra/local/stack';
+import { startHoldfastStack, type HoldfastStack } from '../support/stack';
 import { STOCK_TYPE } from '../../infra/simulators/sap-s4/sap-s4.schema';
 import type { LotCaseState } from '../../workflows/contracts';
 import {

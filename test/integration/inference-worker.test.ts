@@ -21,7 +21,7 @@ import { startLinePlcSimulator, type LinePlcSimulator } from '../../infra/simula
 import { frameTopic, resultTopic } from '../../infra/vision/frame.schema';
 import { saveRecipe } from '../../infra/vision/recipe.repository';
 import { startInferenceWorker, type InferenceWorker } from '../../workers/inference/inference-worker';
-import { inspectionEventId } from '../../workers/inference/inference-pipeline';
+import { inspectionEventId } from '../../infra/inference/inference-pipeline';
 import { freePort } from '../../infra/local/free-port';
 import { waitFor } from '../support/plant';
 import { testPool } from '../support/test-env';

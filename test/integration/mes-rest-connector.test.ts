@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import type { MesPort } from '../../activities/ports';
 import type { ConnectorContext, ConnectorInstance } from '../../infra/connectors/define';
-import { ExternalSystemError } from '../../infra/connectors/errors';
+import { ExternalSystemError } from '../../activities/errors';
 import mesRestConnector, { MesRestConfig } from '../../infra/connectors/mes-rest/mes-rest.connector';
 import type { Counts, Hold, QualityEvent } from '../../infra/simulators/mes/mes.schemas';
 import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';

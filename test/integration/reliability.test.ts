@@ -11,7 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
-import { startHoldfastStack, type HoldfastStack } from '../../infra/local/stack';
+import { startHoldfastStack, type HoldfastStack } from '../support/stack';
 import { startOutboxDispatcher } from '../../infra/outbox/dispatcher';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { lotCaseStateQuery, lotCaseWorkflowId } from '../../workflows/contracts';

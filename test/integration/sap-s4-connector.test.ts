@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import type { ErpGoodsMovementRequest, ErpPort, ErpQualityNotificationRequest } from '../../activities/ports';
 import type { ConnectorContext, ConnectorInstance } from '../../infra/connectors/define';
-import { ExternalSystemError } from '../../infra/connectors/errors';
+import { ExternalSystemError } from '../../activities/errors';
 import sapS4Connector, { SapS4Config } from '../../infra/connectors/sap-s4/sap-s4.connector';
 import { idempotencyToken } from '../../infra/connectors/sap-s4/idempotency-token';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';

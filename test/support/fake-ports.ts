@@ -12,7 +12,7 @@ import type {
   MesReleaseRequest,
   MesWorkOrderQuality,
 } from '../../activities/ports';
-import { ExternalSystemError } from '../../infra/connectors/errors';
+import { ExternalSystemError } from '../../activities/errors';
 
 /**
  * In-memory MES and ERP typed against the real ports, for workflow tests that need no vendor simulator.

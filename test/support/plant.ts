@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { HoldfastStack } from '../../infra/local/stack';
+import type { HoldfastStack } from './stack';
 
 /** Creates a lot in the MES simulator and its batch's unrestricted stock in the SAP simulator, as a plant has. */
 export async function createLot(

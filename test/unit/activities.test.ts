@@ -2,8 +2,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { Pool } from 'pg';
 import { createActivities } from '../../activities';
-import { ConfigError } from '../../infra/config/load';
-import { ExternalSystemError } from '../../infra/connectors/errors';
+import { ConfigError } from '../../activities/errors';
+import { ExternalSystemError } from '../../activities/errors';
 import { ErrorType } from '../../workflows/contracts';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 

@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from '../../api/support/canonical-json';
+import { canonicalJson, sha256Hex } from '../../infra/ingest/canonical-json';
 
 describe('canonicalJson', () => {
   it('gives the same bytes for the same value whatever the key order, at every depth', () => {

@@ -1,7 +1,8 @@
 import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ConfigError, configPath, loadConfig, parseConfig, resolveEnvRef } from '../../infra/config/load';
+import { configPath, loadConfig, parseConfig, resolveEnvRef } from '../../infra/config/load';
+import { ConfigError } from '../../activities/errors';
 
 const repoConfigPath = resolve(__dirname, '../../temporal.yaml');
 const repoYaml = readFileSync(repoConfigPath, 'utf8');

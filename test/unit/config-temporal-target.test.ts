@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { ConfigError, parseConfig } from '../../infra/config/load';
+import { parseConfig } from '../../infra/config/load';
+import { ConfigError } from '../../activities/errors';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { describeTarget, resolveTemporalTarget } from '../../infra/temporal/connection';
 

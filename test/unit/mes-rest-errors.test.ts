@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ExternalSystemError } from '../../infra/connectors/errors';
+import { ExternalSystemError } from '../../activities/errors';
 import { mesHttpError, mesMalformedResponse, mesTransportError } from '../../infra/connectors/mes-rest/errors';
 
 describe('MES REST error mapping', () => {

@@ -1,4 +1,4 @@
-import { ExternalSystemError } from '../../infra/connectors/errors';
+import { ExternalSystemError } from '../../activities/errors';
 import { rejectStationNodeId } from '../../infra/connectors/opcua/reject-station.address';
 import { OpcUaRejectStationConfig, openOpcUaRejectStation } from '../../infra/connectors/opcua/reject-station';
 

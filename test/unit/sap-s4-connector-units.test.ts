@@ -1,4 +1,4 @@
-import { ExternalSystemError } from '../../infra/connectors/errors';
+import { ExternalSystemError } from '../../activities/errors';
 import { odataString } from '../../infra/connectors/sap-s4/client';
 import {
   kindForSapError,

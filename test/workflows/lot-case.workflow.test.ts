@@ -1,6 +1,6 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
-import { ExternalSystemError } from '../../infra/connectors/errors';
+import { ExternalSystemError } from '../../activities/errors';
 import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { defectWorkflow } from '../../workflows';
 import {

@@ -18,10 +18,15 @@ import { createImageFetcher } from '../../infra/vision/image-source';
 import { preprocessImage } from '../../infra/vision/preprocess';
 import { applyRecipe } from '../../infra/vision/recipe';
 import { createRecipeCache, saveRecipe, seedRecipesFromConfig } from '../../infra/vision/recipe.repository';
-import { createPgDeferredFrameAdmin, createPgDeferredFrameStore, startDeferredFrameRetry } from './deferred-frames';
-import { openFrameHttp, type FrameHttpServer } from './frame-http';
-import { createInferencePipeline, type InferencePipeline, type ResultSink } from './inference-pipeline';
-import { createPgInspectionStore } from './pg-inspection-store';
+import {
+  createPgDeferredFrameAdmin,
+  createPgDeferredFrameStore,
+  startDeferredFrameRetry,
+} from '../../infra/inference/deferred-frames';
+import { openFrameHttp, type FrameHttpServer } from '../../infra/inference/frame-http';
+import { createInferencePipeline, type InferencePipeline } from '../../infra/inference/inference-pipeline';
+import { type ResultSink } from '../../infra/inference/ports';
+import { createPgInspectionStore } from '../../infra/inference/pg-inspection-store';
 
 export interface InferenceWorkerOptions {
   config: HoldfastConfig;

@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { defectWorkflowId } from '../../../workflows/contracts';
 import type { ApiDeps } from '../../deps';
-import { notFound } from '../../plugins/problem-details';
-import { findInspection } from '../../repositories/inspection.repository';
+import { notFound } from '../../../infra/http/problem-details';
+import { findInspection } from '../../../infra/ingest/inspection.repository';
 import { outboxStatus } from '../../repositories/outbox-status.repository';
 import { traceLinksOf } from '../../repositories/trace.repository';
-import { ProblemSchema, type WorkflowView } from '../../schemas/common.schema';
+import { type WorkflowView } from '../../schemas/common.schema';
+import { ProblemSchema } from '../../../infra/http/schemas';
 import { DefectParamsSchema, type DefectView, DefectViewSchema } from '../../schemas/defect.schema';
 import { temporalUiWorkflowUrl } from '../../support/temporal-ui';
 

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiDeps } from '../../deps';
-import { ProblemSchema } from '../../schemas/common.schema';
-import { ProblemError, httpProblem } from '../../plugins/problem-details';
+import { ProblemSchema } from '../../../infra/http/schemas';
+import { ProblemError, httpProblem } from '../../../infra/http/problem-details';
 
 const healthRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.get('/health', {

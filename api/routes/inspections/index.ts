@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../../deps';
-import { ProblemError, problemType } from '../../plugins/problem-details';
-import { ProblemSchema } from '../../schemas/common.schema';
-import { IngestResponseSchema, inspectionBodySchema } from '../../schemas/inspection.schema';
-import { ingestInspections } from '../../services/ingest.service';
+import { ProblemError, problemType } from '../../../infra/http/problem-details';
+import { ProblemSchema } from '../../../infra/http/schemas';
+import { IngestResponseSchema, inspectionBodySchema } from '../../../infra/ingest/inspection.schema';
+import { ingestInspections } from '../../../infra/ingest/ingest.service';
 
 const inspectionRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.post('/v1/inspections', {

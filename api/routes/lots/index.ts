@@ -3,11 +3,12 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { UpdateRejectedError, WorkflowNotFoundError } from '../../../infra/temporal/gateway';
 import { lotCaseWorkflowId } from '../../../workflows/contracts';
 import type { ApiDeps } from '../../deps';
-import { ProblemError, notFound, problemType } from '../../plugins/problem-details';
-import { lotInspectionCounts, sitesOfLot } from '../../repositories/inspection.repository';
+import { ProblemError, notFound, problemType } from '../../../infra/http/problem-details';
+import { lotInspectionCounts, sitesOfLot } from '../../../infra/ingest/inspection.repository';
 import { type LotCaseRecord, lotCasesOf } from '../../repositories/lot-case.repository';
 import { traceLinksOf } from '../../repositories/trace.repository';
-import { MaterialDocumentSchema, ProblemSchema, type WorkflowView } from '../../schemas/common.schema';
+import { MaterialDocumentSchema, type WorkflowView } from '../../schemas/common.schema';
+import { ProblemSchema } from '../../../infra/http/schemas';
 import {
   DispositionBodySchema,
   DispositionHeadersSchema,

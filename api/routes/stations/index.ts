@@ -1,17 +1,17 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { findStation } from '../../../infra/config/load';
 import type { ApiDeps } from '../../deps';
-import { notFound } from '../../plugins/problem-details';
+import { notFound } from '../../../infra/http/problem-details';
 import { saveVerdicts, shadowComparisons } from '../../repositories/verdict.repository';
-import { ProblemSchema } from '../../schemas/common.schema';
+import { ProblemSchema } from '../../../infra/http/schemas';
 import {
   type ShadowReport,
   ShadowReportQuerySchema,
   ShadowReportSchema,
-  StationParamsSchema,
   VerdictBodySchema,
   VerdictResponseSchema,
 } from '../../schemas/station.schema';
+import { StationParamsSchema } from '../../../infra/http/schemas';
 
 const stationRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   const configuredStation = (p: { site: string; line: string; station: string }) => {

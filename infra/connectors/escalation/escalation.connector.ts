@@ -1,6 +1,7 @@
 import type { EscalationMessage, EscalationPort } from '../../../activities/ports';
 import type { ConnectorLogger } from '../define';
-import { ExternalSystemError, kindForHttpStatus } from '../errors';
+import { kindForHttpStatus } from '../errors';
+import { ExternalSystemError } from '../../../activities/errors';
 
 export type EscalationTarget = { kind: 'log' } | { kind: 'webhook'; url: string };
 

@@ -1,11 +1,6 @@
 import type { z } from 'zod';
-import {
-  ExternalSystemError,
-  describeNetworkError,
-  errorLike,
-  kindForHttpStatus,
-  malformedResponseError,
-} from '../errors';
+import { describeNetworkError, errorLike, kindForHttpStatus, malformedResponseError } from '../errors';
+import { ExternalSystemError } from '../../../activities/errors';
 
 /** The parts of an RFC 9457 problem body the MES sends with every refusal. */
 export interface MesProblemBody {

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ExternalSystemError } from '../errors';
+import { ExternalSystemError } from '../../../activities/errors';
 import { type MesProblemBody, mesHttpError, mesMalformedResponse, mesTransportError } from './errors';
 
 export interface MesRestClientOptions {

@@ -6,7 +6,7 @@ import type {
   MesReleaseRequest,
   MesWorkOrderQuality,
 } from '../../../activities/ports';
-import { ExternalSystemError } from '../errors';
+import { ExternalSystemError } from '../../../activities/errors';
 import type { MesRestClient } from './mes-rest.client';
 import {
   MesHoldList,

@@ -13,7 +13,7 @@ import {
   type RejectFailureReason,
   type RejectSignal,
 } from './reject-station';
-import type { ExternalErrorKind } from '../errors';
+import type { ExternalErrorKind } from '../../../activities/errors';
 
 export type RejectThreadRequest =
   | { type: 'signal'; id: number; signal: RejectSignal; decidedAt: bigint }

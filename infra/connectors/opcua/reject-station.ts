@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { ConnectorLogger } from '../define';
-import { ExternalSystemError, type ExternalErrorKind } from '../errors';
+import { ExternalSystemError, type ExternalErrorKind } from '../../../activities/errors';
 import { loadNodeOpcua, type NodeOpcua } from './node-opcua.driver';
 import {
   REJECT_STATION_NAMESPACE_URI,

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ExternalSystemError } from '../errors';
+import { ExternalSystemError } from '../../../activities/errors';
 import { sapHttpError, sapMalformedResponse, sapTransportError } from './errors';
 import { ODataCollection, ODataEntity } from './sap-s4.schemas';
 

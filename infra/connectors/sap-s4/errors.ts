@@ -1,12 +1,6 @@
 import { z } from 'zod';
-import {
-  ExternalSystemError,
-  describeNetworkError,
-  errorLike,
-  kindForHttpStatus,
-  malformedResponseError,
-  type ExternalErrorKind,
-} from '../errors';
+import { describeNetworkError, errorLike, kindForHttpStatus, malformedResponseError } from '../errors';
+import { ExternalSystemError, type ExternalErrorKind } from '../../../activities/errors';
 
 /**
  * Everything the SAP connector throws is an ExternalSystemError whose `kind` decides Temporal's retry: only

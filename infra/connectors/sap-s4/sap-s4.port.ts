@@ -5,7 +5,7 @@ import type {
   ErpPort,
   ErpQualityNotificationRequest,
 } from '../../../activities/ports';
-import { ExternalSystemError } from '../errors';
+import { ExternalSystemError } from '../../../activities/errors';
 import { odataString, type SapODataClient } from './client';
 import { idempotencyToken, textWithToken } from './idempotency-token';
 import {

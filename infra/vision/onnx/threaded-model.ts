@@ -45,7 +45,7 @@ export async function loadModelInThread(manifestPath: string, opts: LoadModelOpt
       onStartFailure?.(new ModelLoadError(msg.message));
     }
   });
-  worker.on('error', (err) => {
+  worker.on('error', (err: Error) => {
     onStartFailure?.(err);
     failAll(err);
   });

@@ -1,6 +1,14 @@
 import { z } from 'zod';
-import type { HoldfastConfig } from '../../infra/config/schema';
-import { Identifier, IsoInstant } from './common.schema';
+import type { HoldfastConfig } from '../config/schema';
+
+/** Identifiers from plant systems: printable text, bounded, no control characters. */
+export const Identifier = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+
+export const IsoInstant = z.iso.datetime({ offset: true });
 
 const NonNegative = z.number().nonnegative();
 

@@ -7,13 +7,17 @@ import { createActivities } from '../../activities';
 import { buildApp } from '../../api/app';
 import { openSiteConnectors, type SiteConnectors } from '../../workers/connectors';
 import { createQualityWorkers } from '../../workers/quality-workers';
-import { loadConfig } from '../config/load';
-import type { HoldfastConfig } from '../config/schema';
-import type { ConnectorLogger } from '../connectors/define';
-import { startOutboxDispatcher, type OutboxDispatcher } from '../outbox/dispatcher';
-import { buildMesSimulator } from '../simulators/mes/mes.simulator';
-import { buildSapS4Simulator } from '../simulators/sap-s4/sap-s4.simulator';
-import { createTemporalLotCaseStarter, createTemporalWorkflowGateway, type WorkflowGateway } from '../temporal/gateway';
+import { loadConfig } from '../../infra/config/load';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import type { ConnectorLogger } from '../../infra/connectors/define';
+import { startOutboxDispatcher, type OutboxDispatcher } from '../../infra/outbox/dispatcher';
+import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
+import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
+import {
+  createTemporalLotCaseStarter,
+  createTemporalWorkflowGateway,
+  type WorkflowGateway,
+} from '../../infra/temporal/gateway';
 
 export interface StackOptions {
   pool: Pool;

@@ -11,84 +11,33 @@
  * recorded with its reason and counted.
  */
 import { createHash } from 'node:crypto';
-import { parseDurationMs } from '../../infra/config/duration';
-import { findStation } from '../../infra/config/load';
-import type { HoldfastConfig } from '../../infra/config/schema';
-import type { DefectCandidate, ModelManifest, PixelBox, RawPixels, Recipe } from '../../infra/vision/contracts';
+import { parseDurationMs } from '../config/duration';
+import { findStation } from '../config/load';
+import type { HoldfastConfig } from '../config/schema';
+import type { DefectCandidate, ModelManifest, PixelBox, RawPixels, Recipe } from '../vision/contracts';
 import {
   type FrameIssue,
   type FramePayload,
   type StationAddress,
   parseFrame,
   parseFrameTopic,
-} from '../../infra/vision/frame.schema';
-import { ImageUnavailableError } from '../../infra/vision/image-source';
-import type { RecipeCache } from '../../infra/vision/recipe.repository';
-import type { InspectionResult } from '../../api/schemas/inspection.schema';
+} from '../vision/frame.schema';
+import { ImageUnavailableError } from '../vision/image-source';
+import type { RecipeCache } from '../vision/recipe.repository';
+import type { InspectionResult } from '../ingest/inspection.schema';
 import { createMicroBatcher, type MicroBatcher } from './micro-batcher';
-
-// ---------------------------------------------------------------------------------------------------------------
-// Ports: what the pipeline needs, implemented in infra/ and wired in workers/inference.worker.ts.
-
-export interface PreprocessedFrame {
-  tensor: Float32Array;
-  sourceWidth: number;
-  sourceHeight: number;
-}
-
-export interface InferenceModel {
-  manifest: ModelManifest;
-  key: string;
-  infer(
-    items: { tensor: Float32Array; geometry: { sourceWidth: number; sourceHeight: number; roi?: PixelBox } }[],
-  ): Promise<DefectCandidate[][]>;
-}
-
-export interface ModelSource {
-  get(name: string, version: string): Promise<InferenceModel>;
-}
-
-export interface Verdict {
-  result: 'pass' | 'fail';
-  defects: { class: string; score: number; bbox?: { x: number; y: number; width: number; height: number } }[];
-}
-
-export interface RejectSignalPort {
-  signalReject(signal: StationAddress & { partId: string; eventId: string }): Promise<{ latencyMs: number }>;
-}
-
-/** 'duplicate': a result for the same event was stored before, and the first one stands. */
-export type IngestStatus = 'accepted' | 'duplicate';
-
-/** Holdfast's own store: the durable ingest and the record of refused frames. */
-export interface InspectionStore {
-  /**
-   * Commits every result (new or duplicate) before resolving, and says which each was, in order; throws only when the
-   * store is unavailable.
-   */
-  ingest(results: InspectionResult[]): Promise<IngestStatus[]>;
-  recordRejectedFrame(rejection: {
-    topic: string;
-    frameId?: string;
-    reason: string;
-    payloadSha256: string;
-  }): Promise<void>;
-}
-
-/** Frames whose image (by reference) cannot be read now, kept to be inspected later (deferred-frames.ts). */
-export interface DeferredFrameStore {
-  /** Keeps the frame (a frame already kept stays as it is) and resolves once that is committed. */
-  defer(frame: { eventId: string; topic: string; payload: Buffer; error: string }): Promise<void>;
-}
-
-export interface ResultSink {
-  publish(address: StationAddress, result: InspectionResult): Promise<void>;
-}
-
-export interface PipelineLog {
-  info(msg: string, meta?: Record<string, unknown>): void;
-  warn(msg: string, meta?: Record<string, unknown>): void;
-}
+import type {
+  PreprocessedFrame,
+  InferenceModel,
+  ModelSource,
+  Verdict,
+  RejectSignalPort,
+  IngestStatus,
+  InspectionStore,
+  DeferredFrameStore,
+  ResultSink,
+  PipelineLog,
+} from './ports';
 
 export interface InferencePipelineDeps {
   config: HoldfastConfig;

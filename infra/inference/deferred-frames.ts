@@ -14,8 +14,9 @@
  * kept and refused, nor neither.
  */
 import type pg from 'pg';
-import { ImageUnavailableError } from '../../infra/vision/image-source';
-import type { DeferredFrameStore, InferencePipeline, PipelineLog } from './inference-pipeline';
+import { ImageUnavailableError } from '../vision/image-source';
+import type { InferencePipeline } from './inference-pipeline';
+import type { DeferredFrameStore, PipelineLog } from './ports';
 
 export interface DeferredFrameRetryOptions {
   pool: pg.Pool;

@@ -17,21 +17,21 @@ import {
 } from 'fastify-type-provider-zod';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { registerOpenApi } from '../../api/plugins/openapi';
+import { registerOpenApi } from '../http/openapi';
 import {
   ProblemError,
   httpProblem,
   problemType,
   registerProblemHandlers,
   validationProblem,
-} from '../../api/plugins/problem-details';
-import { ProblemSchema } from '../../api/schemas/common.schema';
-import { StationParamsSchema } from '../../api/schemas/station.schema';
-import { findStation } from '../../infra/config/load';
-import type { HoldfastConfig } from '../../infra/config/schema';
-import type { ConnectorLogger } from '../../infra/connectors/define';
-import { FramePayload, frameTopic } from '../../infra/vision/frame.schema';
-import { ImageUnavailableError } from '../../infra/vision/image-source';
+} from '../http/problem-details';
+import { ProblemSchema } from '../http/schemas';
+import { StationParamsSchema } from '../http/schemas';
+import { findStation } from '../config/load';
+import type { HoldfastConfig } from '../config/schema';
+import type { ConnectorLogger } from '../connectors/define';
+import { FramePayload, frameTopic } from '../vision/frame.schema';
+import { ImageUnavailableError } from '../vision/image-source';
 import type { DeferredFrameAdmin } from './deferred-frames';
 import type { FrameOutcome, InferencePipeline } from './inference-pipeline';
 

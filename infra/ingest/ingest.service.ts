@@ -3,13 +3,13 @@
  * its outbox row in that same transaction (reliability.md §2.5). eventId is the producer's idempotency key.
  */
 import type pg from 'pg';
-import { findSite, findStation, sitePolicy } from '../../infra/config/load';
-import type { HoldfastConfig } from '../../infra/config/schema';
-import { type NewOutboxRow, insertOutboxRows } from '../../infra/outbox/outbox.repository';
+import { findSite, findStation, sitePolicy } from '../config/load';
+import type { HoldfastConfig } from '../config/schema';
+import { type NewOutboxRow, insertOutboxRows } from '../outbox/outbox.repository';
 import { type DefectDetection, type DefectWorkflowInput, defectWorkflowId } from '../../workflows/contracts';
-import { type InspectionRecord, insertInspections, payloadHashes } from '../repositories/inspection.repository';
-import type { IngestResponse, InspectionResult } from '../schemas/inspection.schema';
-import { canonicalJson, sha256Hex } from '../support/canonical-json';
+import { type InspectionRecord, insertInspections, payloadHashes } from './inspection.repository';
+import type { IngestResponse, InspectionResult } from './inspection.schema';
+import { canonicalJson, sha256Hex } from './canonical-json';
 
 export type IngestOutcome =
   | { kind: 'stored'; response: IngestResponse }

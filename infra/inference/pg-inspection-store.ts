@@ -1,8 +1,8 @@
 import type pg from 'pg';
-import type { HoldfastConfig } from '../../infra/config/schema';
-import { ingestInspections } from '../../api/services/ingest.service';
-import type { InspectionResult } from '../../api/schemas/inspection.schema';
-import type { IngestStatus, InspectionStore, PipelineLog } from './inference-pipeline';
+import type { HoldfastConfig } from '../config/schema';
+import { ingestInspections } from '../ingest/ingest.service';
+import type { InspectionResult } from '../ingest/inspection.schema';
+import type { IngestStatus, InspectionStore, PipelineLog } from './ports';
 
 /**
  * The inference worker writes through the same durable ingest as POST /v1/inspections: inspection rows and outbox

@@ -1,0 +1,67 @@
+/**
+ * The inference module's ports: what the pipeline needs from the outside (model, reject station, Holdfast's store,
+ * result publisher), implemented by adapters in infra/ and wired by the composition root workers/inference.worker.ts.
+ */
+import type { DefectCandidate, ModelManifest, PixelBox } from '../vision/contracts';
+import type { StationAddress } from '../vision/frame.schema';
+import type { InspectionResult } from '../ingest/inspection.schema';
+
+export interface PreprocessedFrame {
+  tensor: Float32Array;
+  sourceWidth: number;
+  sourceHeight: number;
+}
+
+export interface InferenceModel {
+  manifest: ModelManifest;
+  key: string;
+  infer(
+    items: { tensor: Float32Array; geometry: { sourceWidth: number; sourceHeight: number; roi?: PixelBox } }[],
+  ): Promise<DefectCandidate[][]>;
+}
+
+export interface ModelSource {
+  get(name: string, version: string): Promise<InferenceModel>;
+}
+
+export interface Verdict {
+  result: 'pass' | 'fail';
+  defects: { class: string; score: number; bbox?: { x: number; y: number; width: number; height: number } }[];
+}
+
+export interface RejectSignalPort {
+  signalReject(signal: StationAddress & { partId: string; eventId: string }): Promise<{ latencyMs: number }>;
+}
+
+/** 'duplicate': a result for the same event was stored before, and the first one stands. */
+export type IngestStatus = 'accepted' | 'duplicate';
+
+/** Holdfast's own store: the durable ingest and the record of refused frames. */
+export interface InspectionStore {
+  /**
+   * Commits every result (new or duplicate) before resolving, and says which each was, in order; throws only when the
+   * store is unavailable.
+   */
+  ingest(results: InspectionResult[]): Promise<IngestStatus[]>;
+  recordRejectedFrame(rejection: {
+    topic: string;
+    frameId?: string;
+    reason: string;
+    payloadSha256: string;
+  }): Promise<void>;
+}
+
+/** Frames whose image (by reference) cannot be read now, kept to be inspected later (deferred-frames.ts). */
+export interface DeferredFrameStore {
+  /** Keeps the frame (a frame already kept stays as it is) and resolves once that is committed. */
+  defer(frame: { eventId: string; topic: string; payload: Buffer; error: string }): Promise<void>;
+}
+
+export interface ResultSink {
+  publish(address: StationAddress, result: InspectionResult): Promise<void>;
+}
+
+export interface PipelineLog {
+  info(msg: string, meta?: Record<string, unknown>): void;
+  warn(msg: string, meta?: Record<string, unknown>): void;
+}

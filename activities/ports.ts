@@ -4,7 +4,7 @@
  * an implementation MUST look the key up in the external system before creating, so a retry after a lost
  * response returns the existing document instead of making a second one (reliability.md §2.5).
  *
- * Implementations throw `ExternalSystemError` (infra/connectors/errors.ts) so activities can classify failures.
+ * Implementations throw `ExternalSystemError` (activities/errors.ts) so activities can classify failures.
  */
 
 export interface MesLot {

@@ -85,7 +85,7 @@ export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[
       name: 'inference',
       entry: 'workers/inference.worker.ts',
       readiness: { kind: 'log-line', text: 'inference worker ready' },
-      // One-off images: POST /v1/stations/{site}/{line}/{station}/frames (workers/inference/frame-http.ts).
+      // One-off images: POST /v1/stations/{site}/{line}/{station}/frames (infra/inference/frame-http.ts).
       url: `http://${config.vision.http.host}:${config.vision.http.port}`,
     },
     {

@@ -6,7 +6,7 @@
  *
  * Two kinds of failure, because they end differently:
  * - `ImageUnavailableError`: the source is down, slow or answers 5xx. The frame is not refused: the worker keeps it
- *   and tries again (workers/inference/deferred-frames.ts), so an image-server outage loses no inspection.
+ *   and tries again (infra/inference/deferred-frames.ts), so an image-server outage loses no inspection.
  * - any other Error: the reference itself is wrong (outside every source, not found, too large, a redirect). The frame
  *   is refused and recorded, as a bad image is.
  */

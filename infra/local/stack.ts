@@ -13,7 +13,7 @@ import type { ConnectorLogger } from '../connectors/define';
 import { startOutboxDispatcher, type OutboxDispatcher } from '../outbox/dispatcher';
 import { buildMesSimulator } from '../simulators/mes/mes.simulator';
 import { buildSapS4Simulator } from '../simulators/sap-s4/sap-s4.simulator';
-import { createTemporalLotCaseStarter, createTemporalWorkflowGateway, type WorkflowGateway } from '../temporal/gateway';
+import { createTemporalWorkflowGateway, type WorkflowGateway } from '../temporal/gateway';
 
 export interface StackOptions {
   pool: Pool;
@@ -99,7 +99,6 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         mesFor: connectors.mesFor,
         erpFor: connectors.erpFor,
         escalationFor: connectors.escalationFor,
-        lotCases: createTemporalLotCaseStarter(client),
       });
       workers = await createQualityWorkers({
         config,

@@ -227,7 +227,7 @@ test('an ERP refusal parks the lot case in needs-attention; once fixed, POST /re
   await sapBatch('PC');
   const first = await retry();
   expect(first.statusCode).toBe(200);
-  expect(first.json()).toEqual({ retrying: 'erp-stock-block', steps: ['erp-stock-block'] });
+  expect(first.json()).toEqual({ steps: ['erp-stock-block'] });
   const live = await awaitingDisposition(lotId, 1);
   expect(live.failure).toBeUndefined();
   expect(live.failures).toBeUndefined();

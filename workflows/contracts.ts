@@ -232,8 +232,6 @@ export interface LotCaseState {
   materialDocuments: MaterialDocumentRef[];
   disposition?: DispositionOutcome;
   escalatedAt?: string;
-  /** The latest step that failed for good and waits for an operator; see `failures` for all of them. */
-  failure?: StepFailure;
   /**
    * Every step waiting for an operator, in the order they failed: the notification and the block run side by side
    * and can both be refused (a batch the ERP does not know). One retry runs all of them again.

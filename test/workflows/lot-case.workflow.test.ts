@@ -235,8 +235,10 @@ test('a business rejection parks the case in needs-attention until an operator r
   await r.worker.runUntil(async () => {
     const defect = await startDefect(r, detection({ lotId }));
     const parked = await waitForStage('PLANT1', lotId, 'needs-attention');
-    expect(parked.failure).toMatchObject({ step: 'erp-stock-block', errorType: 'HoldfastBusinessRejection' });
-    expect(parked.failure!.message).toContain('Deficit');
+    expect(parked.failures).toEqual([
+      expect.objectContaining({ step: 'erp-stock-block', errorType: 'HoldfastBusinessRejection' }),
+    ]);
+    expect(parked.failures![0]!.message).toContain('Deficit');
     const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
     const listed = await harness.client.workflow.count(
       `Lot = '${lotId}' AND DispositionState = 'needs-attention' AND ExecutionStatus = 'Running'`,
@@ -252,7 +254,6 @@ test('a business rejection parks the case in needs-attention until an operator r
     await defect.result();
     const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
     expect(state.parts[0]!.materialDocument?.movementType).toBe('344');
-    expect(state.failure).toBeUndefined();
     expect(state.failures).toBeUndefined();
     expect(r.erp.documents).toHaveLength(1);
   });
@@ -281,7 +282,6 @@ test('steps refused side by side are all shown, and one retry runs all of them a
     expect(parked.failures!.map((f) => f.message).join(' | ')).toMatch(
       /does not exist.*unknown|unknown.*does not exist/,
     );
-    expect(parked.failure).toEqual(parked.failures![1]);
     // What the Web UI shows as the case's current details names both steps.
     const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     for (const step of bothSteps) expect(metadata.currentDetails).toContain(`Step \`${step}\` failed`);

@@ -101,14 +101,12 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   (input.carriedParts ?? []).forEach(enqueue);
 
   const runner = createStepRunner({
-    async onFailure(failure, parked) {
+    async onFailure(_failure, parked) {
       if (state.stage !== 'needs-attention') stageBeforeFailure = state.stage;
-      state.failure = failure;
       state.failures = [...parked];
       await enter('needs-attention', describeParked(parked));
     },
     async onRetry() {
-      delete state.failure;
       delete state.failures;
       await enter(stageBeforeFailure);
     },

@@ -1,17 +1,15 @@
 import { createErpActivities, type ErpDeps } from './erp/erp.activities';
 import { createEscalationActivities, type EscalationDeps } from './escalation/escalation.activities';
-import { createLotCaseActivities, type LotCaseDeps } from './lot-case/lot-case.activities';
 import { createMesActivities, type MesDeps } from './mes/mes.activities';
 import { createTraceabilityActivities, type TraceabilityDeps } from './traceability/traceability.activities';
 
-export type ActivityDeps = MesDeps & ErpDeps & TraceabilityDeps & LotCaseDeps & EscalationDeps;
+export type ActivityDeps = MesDeps & ErpDeps & TraceabilityDeps & EscalationDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
   ...createMesActivities(deps),
   ...createErpActivities(deps),
   ...createTraceabilityActivities(deps),
-  ...createLotCaseActivities(deps),
   ...createEscalationActivities(deps),
 });
 

@@ -1,10 +1,8 @@
-import { Client } from '@temporalio/client';
 import { createActivities } from '../activities';
 import { loadConfig } from '../infra/config/load';
 import type { ConnectorLogger } from '../infra/connectors/define';
 import { createPool } from '../infra/db/pool';
 import { connectNative, resolveTemporalTarget } from '../infra/temporal/connection';
-import { createTemporalLotCaseStarter } from '../infra/temporal/gateway';
 import { openSiteConnectors } from './connectors';
 import { createQualityWorkers } from './quality-workers';
 
@@ -27,13 +25,11 @@ async function main(): Promise<void> {
   const connectors = await openSiteConnectors(config, log);
   const connection = await connectNative(target);
   try {
-    const client = new Client({ connection, namespace: target.namespace });
     const activities = createActivities({
       pool,
       mesFor: connectors.mesFor,
       erpFor: connectors.erpFor,
       escalationFor: connectors.escalationFor,
-      lotCases: createTemporalLotCaseStarter(client),
     });
     const workers = await createQualityWorkers({ config, connection, namespace: target.namespace, activities });
     // infra/local/start.ts waits for this exact line before starting the API.

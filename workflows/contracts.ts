@@ -117,12 +117,6 @@ export interface DefectWorkflowInput {
    * records what it would do and does nothing outside Holdfast. Absent means production.
    */
   mode?: StationMode;
-  /**
-   * True when whoever started this workflow has already handed the part to its lot case (the outbox dispatcher does,
-   * with a signal-with-start next to this start, so the hold does not wait for this workflow's first task). Absent
-   * in workflows started before it did: those hand the part over themselves.
-   */
-  lotCaseEnrolled?: boolean;
 }
 
 export type StationMode = 'production' | 'shadow';
@@ -138,7 +132,7 @@ export interface LotCaseInput {
   carriedParts?: PartDefect[];
 }
 
-/** A defective part handed to its lot case (by the outbox dispatcher, or by the part's defect workflow). */
+/** A defective part, handed to its lot case by the outbox dispatcher next to the start of its defect workflow. */
 export type PartDefect = DefectDetection & { defectWorkflowId: string };
 
 /** What a signal-with-start needs to hand a detection's part to its lot case: the one place this is worked out. */
@@ -238,8 +232,6 @@ export interface LotCaseState {
   materialDocuments: MaterialDocumentRef[];
   disposition?: DispositionOutcome;
   escalatedAt?: string;
-  /** The latest step that failed for good and waits for an operator; see `failures` for all of them. */
-  failure?: StepFailure;
   /**
    * Every step waiting for an operator, in the order they failed: the notification and the block run side by side
    * and can both be refused (a batch the ERP does not know). One retry runs all of them again.
@@ -255,8 +247,6 @@ export type DefectWorkflowResult =
       eventId: string;
       workOrderQualityStatus: string;
       lotCaseWorkflowId: string;
-      /** The lot case run this workflow handed the part to; absent when the dispatcher did the hand-off. */
-      lotCaseRunId?: string;
     }
   | ShadowDefectResult;
 
@@ -276,9 +266,8 @@ export interface DefectState {
 
 export const partDefectSignal = defineSignal<[PartDefect]>('partDefect');
 export const dispositionUpdate = defineUpdate<DispositionOutcome, [DispositionRequest]>('disposition');
-/** `retrying`: the first parked step (what the first API version returned); `steps`: every step that runs again. */
 export interface RetryFailedStepResult {
-  retrying: string;
+  /** Every step that runs again, in the order they failed. */
   steps: string[];
 }
 export const retryFailedStepUpdate = defineUpdate<RetryFailedStepResult, [{ requestedBy: string }]>('retryFailedStep');

@@ -17,8 +17,9 @@ export function activityOptions(preset: ActivityPreset): ActivityOptions {
 }
 
 /**
- * Local activities for Holdfast's own idempotent PostgreSQL writes and the lot-case hand-off: they run inside the
- * workflow task on the same worker, so they add no server round trip and no history events beyond a marker.
+ * Local activities for short idempotent calls on the containment path (Holdfast's own PostgreSQL writes, the MES and
+ * ERP containment postings): they run inside the workflow task on the same worker, so they add no server round trip
+ * and no history events beyond a marker.
  */
 export function localActivityOptions(preset: ActivityPreset): LocalActivityOptions {
   const remote = activityOptions(preset);

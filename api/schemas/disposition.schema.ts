@@ -40,8 +40,6 @@ export const RetryStepBodySchema = z.strictObject({
 });
 
 export const RetryStepResultSchema = z.object({
-  /** The first step that runs again, e.g. `erp-stock-block` (what the first version of this API returned). */
-  retrying: z.string(),
   /** Every step that runs again: steps that run side by side (notification and block) can be parked together. */
   steps: z.array(z.string()),
 });

@@ -31,8 +31,7 @@ export const LotCaseStateSchema = z.object({
   materialDocuments: z.array(MaterialDocumentSchema),
   disposition: DispositionOutcomeSchema.optional(),
   escalatedAt: z.string().optional(),
-  /** The latest step that failed for good; `failures` has every step waiting for an operator. */
-  failure: StepFailureSchema.optional(),
+  /** Every step that failed for good and waits for an operator, in the order they failed. */
   failures: z.array(StepFailureSchema).optional(),
   openedAt: z.string(),
   closedAt: z.string().optional(),

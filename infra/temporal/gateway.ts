@@ -32,7 +32,6 @@ import {
   partDefectSignal,
   retryFailedStepUpdate,
 } from '../../workflows/contracts';
-import type { LotCaseStarter } from '../../activities/lot-case/lot-case.activities';
 
 /** Started by name: the API and dispatcher never import workflow implementations. */
 export const DEFECT_WORKFLOW_TYPE = 'defectWorkflow';
@@ -207,16 +206,15 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
     async startDefectWorkflow(request, opts = {}) {
       const workflowId = defectWorkflowId(request.detection.eventId);
       if (request.mode === 'shadow') return startDefect(workflowId, request); // no lot case in shadow mode
-      if (opts.enrol === false) return startDefect(workflowId, { ...request, lotCaseEnrolled: true });
+      if (opts.enrol === false) return startDefect(workflowId, request);
       // The part goes to its lot case here, side by side with the defect workflow's start, rather than from that
       // workflow's first task: the MES hold no longer waits for a second workflow task (BENCHMARKS.md). Both calls
       // are idempotent (the start by its id, the lot case by the part's event id), so a re-sent outbox row is safe,
       // and the row counts as dispatched only once both succeeded.
-      const input: DefectWorkflowInput = { ...request, lotCaseEnrolled: true };
-      const part: PartDefect = { ...input.detection, defectWorkflowId: workflowId };
+      const part: PartDefect = { ...request.detection, defectWorkflowId: workflowId };
       const [started] = await Promise.all([
-        startDefect(workflowId, input),
-        within(rpcTimeoutMs, () => lotCases.enrol(lotCaseEnrolment(part, input.policy, input.taskQueue))),
+        startDefect(workflowId, request),
+        within(rpcTimeoutMs, () => lotCases.enrol(lotCaseEnrolment(part, request.policy, request.taskQueue))),
       ]);
       return started;
     },
@@ -275,7 +273,17 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
 export const LOT_CASE_PRIORITY = 1;
 export const DEFECT_PRIORITY = 3;
 
-/** Signal-with-start of the lot's case workflow, by type name so activity code never imports workflow code. */
+/** Starts the lot's case workflow if none is running and hands it the part (Temporal signal-with-start). */
+export interface LotCaseStarter {
+  enrol(args: {
+    workflowId: string;
+    taskQueue: string;
+    input: LotCaseInput;
+    part: PartDefect;
+  }): Promise<{ runId: string }>;
+}
+
+/** Signal-with-start of the lot's case workflow, by type name: the gateway never imports workflow code. */
 export function createTemporalLotCaseStarter(client: Client): LotCaseStarter {
   return {
     async enrol({ workflowId, taskQueue, input, part }) {

@@ -104,7 +104,7 @@ test('a failed inspection becomes a held lot whose disposition goes through the 
       expect(ingest.status).toBe(202);
 
       const parked = await liveStage('needs-attention');
-      expect(parked.live!.failure).toMatchObject({ step: 'erp-stock-block' });
+      expect(parked.live!.failures).toEqual([expect.objectContaining({ step: 'erp-stock-block' })]);
       expect(parked.workflow).toMatchObject({ workflowId: lotCaseWorkflowId('PLANT1', lotId), status: 'RUNNING' });
 
       const scrap = { decision: 'scrap', reason: 'cracked flange', decidedBy: 'qe.jane' };

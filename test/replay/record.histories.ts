@@ -1,19 +1,23 @@
 /**
- * Records the workflow histories that test/replay/replay.test.ts replays. Run when workflow behaviour changes on
- * purpose (`npm run test:record-histories`), commit the new files beside the old ones: old histories must keep
- * replaying (use patched() for changes that would break them).
+ * Records the workflow histories that test/replay/replay.test.ts replays: one closed workflow per shape of history
+ * (`npm run test:record-histories`), each file named for the shape it covers. When to record, keep and re-record
+ * them: "Changing a workflow: the patch policy" in workflows/README.md.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import type { WorkflowHandle } from '@temporalio/client';
+import { ExternalSystemError } from '../../activities/errors';
 import { defectWorkflow } from '../../workflows';
-import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import {
+  defectStateQuery,
   defectWorkflowId,
   dispositionUpdate,
-  lotCaseEnrolment,
   lotCaseStateQuery,
   lotCaseWorkflowId,
+  retryFailedStepUpdate,
+  type DispositionDecision,
+  type LotCaseStage,
 } from '../../workflows/contracts';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { readTestEnv } from '../support/test-env';
@@ -23,62 +27,116 @@ const harness = new WorkflowHarness();
 beforeAll(() => harness.setUp());
 afterAll(() => harness.tearDown());
 
-// v1: defect workflows handed their part to the lot case themselves. v2: the outbox dispatcher does it, as here.
-// v3: lot cases record a part's trace links with their next stage record (patch lot-case-records-with-stage).
-const VERSION = 'v3';
-
-test(`record defect and lot-case histories (${VERSION})`, async () => {
+test('record one history per shape of defect and lot-case workflow', async () => {
   const mes = new FakeMes();
   const erp = new FakeErp();
-  const { worker, taskQueue } = await harness.worker({ mes, erp, escalation: new RecordingEscalation() });
-  const lotId = 'L-REPLAY';
-  mes.addLot({ lotId, supplier: '17300001' });
+  const escalation = new RecordingEscalation();
+  const { worker, taskQueue } = await harness.worker({ mes, erp, escalation });
+  const run = Date.now();
   const policy = harness.policy();
-  await worker.runUntil(async () => {
-    const parts = [
-      detection({ lotId, eventId: `replay-${Date.now()}-a` }),
-      detection({ lotId, eventId: `replay-${Date.now()}-b` }),
-    ];
-    // As the outbox dispatcher starts a defect (infra/temporal/gateway.ts): the lot case enrolment beside the start.
-    const lotCases = createTemporalLotCaseStarter(harness.client);
-    const handles = await Promise.all(
-      parts.map(async (d) => {
-        const workflowId = defectWorkflowId(d.eventId);
-        await lotCases.enrol(lotCaseEnrolment({ ...d, defectWorkflowId: workflowId }, policy, taskQueue));
-        return harness.client.workflow.start(defectWorkflow, {
-          workflowId,
-          taskQueue,
-          args: [{ ...defectInput(d, policy, taskQueue), lotCaseEnrolled: true }],
-        });
-      }),
-    );
-    await Promise.all(handles.map((h) => h.result()));
-    const lotCase = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
-    for (;;) {
-      if ((await lotCase.query(lotCaseStateQuery)).stage === 'awaiting-disposition') break;
+  const histories: Record<string, string> = {};
+
+  /** Polls `done` (a read that throws, such as a query before the first workflow task, counts as not done). */
+  const until = async (what: string, done: () => Promise<boolean>) => {
+    for (const deadline = Date.now() + 30_000; !(await done().catch(() => false));) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    await lotCase.executeUpdate(dispositionUpdate, {
-      args: [{ decision: 'return-to-vendor', reason: 'MRB 7', decidedBy: 'qe.jane', requestId: 'replay-1' }],
+  };
+  const lotCase = (lotId: string) => harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
+  const waitForStage = (lotId: string, stage: LotCaseStage, parts = 1) =>
+    until(`lot ${lotId} in ${stage}`, async () => {
+      const state = await lotCase(lotId).query(lotCaseStateQuery);
+      return state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts);
     });
-    await lotCase.result();
-    const dir = join(__dirname, 'histories');
-    // The CLI's JSON is the format operators export from production too (`temporal workflow show --output json`).
-    const env = readTestEnv();
-    const show = (workflowId: string) =>
-      execFileSync(env.temporalCliPath, [
-        'workflow',
-        'show',
-        '--workflow-id',
-        workflowId,
-        '--address',
-        env.temporalAddress,
-        '--namespace',
-        env.namespace,
-        '--output',
-        'json',
-      ]);
-    writeFileSync(join(dir, `defect-${VERSION}.json`), show(handles[0]!.workflowId));
-    writeFileSync(join(dir, `lot-case-${VERSION}.json`), show(lotCase.workflowId));
+  const decide = (lotId: string, decision: DispositionDecision) =>
+    lotCase(lotId).executeUpdate(dispositionUpdate, {
+      args: [{ decision, reason: 'MRB 7', decidedBy: 'qe.jane', requestId: `${lotId}-disposition` }],
+    });
+  const retry = (handle: WorkflowHandle) =>
+    handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] });
+
+  await worker.runUntil(async () => {
+    // Two parts of one lot, handed over as the outbox dispatcher does; one hold cycle up to its disposition.
+    const twoParts = `L-REPLAY-${run}-two-parts`;
+    mes.addLot({ lotId: twoParts, supplier: '17300001' });
+    const [first] = await Promise.all(
+      [detection({ lotId: twoParts }), detection({ lotId: twoParts })].map((d) =>
+        harness.startDefect(d, policy, taskQueue),
+      ),
+    );
+    await first!.result();
+    histories['defect-contained'] = first!.workflowId;
+    await waitForStage(twoParts, 'awaiting-disposition', 2);
+    await decide(twoParts, 'return-to-vendor');
+    await lotCase(twoParts).result();
+    histories['lot-case-two-parts-dispositioned'] = lotCase(twoParts).workflowId;
+
+    // A station in shadow mode: the plan only, no lot case.
+    const shadow = detection({ lotId: `L-REPLAY-${run}-shadow` });
+    const shadowHandle = await harness.client.workflow.start(defectWorkflow, {
+      workflowId: defectWorkflowId(shadow.eventId),
+      taskQueue,
+      args: [{ ...defectInput(shadow, policy, taskQueue), mode: 'shadow' }],
+    });
+    await shadowHandle.result();
+    histories['defect-shadow'] = shadowHandle.workflowId;
+
+    // The MES refuses the work-order count: the defect workflow parks until an operator retries.
+    const refusedCount = `L-REPLAY-${run}-refused-count`;
+    mes.addLot({ lotId: refusedCount });
+    mes.failures.set('recordQualityEvent', new ExternalSystemError('fake-mes', 'rejected', 'Work order closed', 409));
+    const parkedDefect = await harness.startDefect(detection({ lotId: refusedCount }), policy, taskQueue);
+    await until(
+      'the defect workflow parked',
+      async () => (await parkedDefect.query(defectStateQuery)).stage === 'needs-attention',
+    );
+    await retry(parkedDefect);
+    await parkedDefect.result();
+    histories['defect-parked-and-retried'] = parkedDefect.workflowId;
+    await waitForStage(refusedCount, 'awaiting-disposition');
+    await decide(refusedCount, 'scrap');
+    await lotCase(refusedCount).result();
+
+    // The ERP refuses the 344 block: the lot case parks until an operator retries, then takes its disposition.
+    const refusedBlock = `L-REPLAY-${run}-refused-block`;
+    mes.addLot({ lotId: refusedBlock });
+    erp.failures.set('postGoodsMovement', new ExternalSystemError('fake-erp', 'rejected', 'Deficit of SL 1 PC', 400));
+    await harness.startDefect(detection({ lotId: refusedBlock }), policy, taskQueue);
+    await waitForStage(refusedBlock, 'needs-attention');
+    await retry(lotCase(refusedBlock));
+    await waitForStage(refusedBlock, 'awaiting-disposition');
+    await decide(refusedBlock, 'scrap');
+    await lotCase(refusedBlock).result();
+    histories['lot-case-parked-and-retried'] = lotCase(refusedBlock).workflowId;
+
+    // No disposition within the site's limit: the case escalates once, then takes the late decision.
+    const late = `L-REPLAY-${run}-escalated`;
+    mes.addLot({ lotId: late });
+    await harness.startDefect(detection({ lotId: late }), harness.policy({ dispositionTimeout: '1s' }), taskQueue);
+    await until(`lot ${late} escalated`, async () => escalation.messages.length > 0);
+    await waitForStage(late, 'awaiting-disposition');
+    await decide(late, 'use-as-is');
+    await lotCase(late).result();
+    histories['lot-case-escalated'] = lotCase(late).workflowId;
   });
+
+  // The CLI's JSON is the format operators export from production too (`temporal workflow show --output json`).
+  const env = readTestEnv();
+  const show = (workflowId: string) =>
+    execFileSync(env.temporalCliPath, [
+      'workflow',
+      'show',
+      '--workflow-id',
+      workflowId,
+      '--address',
+      env.temporalAddress,
+      '--namespace',
+      env.namespace,
+      '--output',
+      'json',
+    ]);
+  const dir = join(__dirname, 'histories');
+  for (const [name, workflowId] of Object.entries(histories))
+    writeFileSync(join(dir, `${name}.json`), show(workflowId));
 });

@@ -7,7 +7,10 @@ import { installQuietRuntime } from '../support/workflow-harness';
 const dir = join(__dirname, 'histories');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
 
-/** Every recorded history must replay on today's workflow code without a non-determinism error. */
+/**
+ * Every recorded history must replay on today's workflow code without a non-determinism error. The histories are
+ * recorded by record.histories.ts, one per shape of history; workflows/README.md says when they change.
+ */
 test('recorded histories exist for both workflow types', () => {
   expect(files.some((f) => f.startsWith('defect-'))).toBe(true);
   expect(files.some((f) => f.startsWith('lot-case-'))).toBe(true);

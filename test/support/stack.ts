@@ -13,11 +13,7 @@ import type { ConnectorLogger } from '../../infra/connectors/define';
 import { startOutboxDispatcher, type OutboxDispatcher } from '../../infra/outbox/dispatcher';
 import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
-import {
-  createTemporalLotCaseStarter,
-  createTemporalWorkflowGateway,
-  type WorkflowGateway,
-} from '../../infra/temporal/gateway';
+import { createTemporalWorkflowGateway, type WorkflowGateway } from '../../infra/temporal/gateway';
 
 export interface StackOptions {
   pool: Pool;
@@ -103,7 +99,6 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         mesFor: connectors.mesFor,
         erpFor: connectors.erpFor,
         escalationFor: connectors.escalationFor,
-        lotCases: createTemporalLotCaseStarter(client),
       });
       workers = await createQualityWorkers({
         config,

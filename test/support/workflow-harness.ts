@@ -15,7 +15,14 @@ import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { createQualityWorkers } from '../../workers/quality-workers';
-import type { DefectDetection, DefectWorkflowInput, SitePolicy } from '../../workflows/contracts';
+import { defectWorkflow } from '../../workflows';
+import {
+  defectWorkflowId,
+  lotCaseEnrolment,
+  type DefectDetection,
+  type DefectWorkflowInput,
+  type SitePolicy,
+} from '../../workflows/contracts';
 import { readTestEnv, testPool } from './test-env';
 
 /** Shared Temporal + PostgreSQL plumbing for tests that run real workflows against the jest dev server. */
@@ -57,7 +64,6 @@ export class WorkflowHarness {
       mesFor: () => ports.mes,
       erpFor: () => ports.erp,
       escalationFor: () => ({ target: 'test', port: ports.escalation }),
-      lotCases: createTemporalLotCaseStarter(this.client),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,
@@ -72,6 +78,23 @@ export class WorkflowHarness {
 
   policy(overrides: Partial<SitePolicy> = {}): SitePolicy {
     return { ...sitePolicy(this.config, this.config.sites[0]!), ...overrides };
+  }
+
+  /**
+   * Starts a production defect workflow as the outbox dispatcher does (infra/temporal/gateway.ts): the part goes to
+   * its lot case by signal-with-start, then the defect workflow starts. A second start of the same detection is
+   * refused by its workflow id, and its second hand-off is ignored by the lot case (same event id).
+   */
+  async startDefect(d: DefectDetection, policy: SitePolicy, taskQueue: string) {
+    const workflowId = defectWorkflowId(d.eventId);
+    await createTemporalLotCaseStarter(this.client).enrol(
+      lotCaseEnrolment({ ...d, defectWorkflowId: workflowId }, policy, taskQueue),
+    );
+    return this.client.workflow.start(defectWorkflow, {
+      workflowId,
+      taskQueue,
+      args: [defectInput(d, policy, taskQueue)],
+    });
   }
 }
 

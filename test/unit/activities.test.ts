@@ -31,7 +31,6 @@ function build(overrides: { mes?: FakeMes; erp?: FakeErp; pool?: Pool; escalatio
     },
     erpFor: () => erp,
     escalationFor: () => ({ target: 'test', port: escalation }),
-    lotCases: { enrol: async () => ({ runId: 'run-1' }) },
   });
   return { activities, mes, erp, escalation };
 }

@@ -1,14 +1,12 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { ExternalSystemError } from '../../activities/errors';
-import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { defectWorkflow } from '../../workflows';
 import {
   SearchAttributes,
   defectStateQuery,
   defectWorkflowId,
   dispositionUpdate,
-  lotCaseEnrolment,
   lotCaseStateQuery,
   lotCaseWorkflowId,
   retryFailedStepUpdate,
@@ -42,11 +40,7 @@ async function rig(policy: Partial<SitePolicy> = {}): Promise<Rig> {
 }
 
 function startDefect(r: Rig, d: DefectDetection) {
-  return harness.client.workflow.start(defectWorkflow, {
-    workflowId: defectWorkflowId(d.eventId),
-    taskQueue: r.taskQueue,
-    args: [defectInput(d, r.policy, r.taskQueue)],
-  });
+  return harness.startDefect(d, r.policy, r.taskQueue);
 }
 
 async function waitForStage(
@@ -241,8 +235,10 @@ test('a business rejection parks the case in needs-attention until an operator r
   await r.worker.runUntil(async () => {
     const defect = await startDefect(r, detection({ lotId }));
     const parked = await waitForStage('PLANT1', lotId, 'needs-attention');
-    expect(parked.failure).toMatchObject({ step: 'erp-stock-block', errorType: 'HoldfastBusinessRejection' });
-    expect(parked.failure!.message).toContain('Deficit');
+    expect(parked.failures).toEqual([
+      expect.objectContaining({ step: 'erp-stock-block', errorType: 'HoldfastBusinessRejection' }),
+    ]);
+    expect(parked.failures![0]!.message).toContain('Deficit');
     const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
     const listed = await harness.client.workflow.count(
       `Lot = '${lotId}' AND DispositionState = 'needs-attention' AND ExecutionStatus = 'Running'`,
@@ -253,13 +249,11 @@ test('a business rejection parks the case in needs-attention until an operator r
     );
 
     expect(await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] })).toEqual({
-      retrying: 'erp-stock-block',
       steps: ['erp-stock-block'],
     });
     await defect.result();
     const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
     expect(state.parts[0]!.materialDocument?.movementType).toBe('344');
-    expect(state.failure).toBeUndefined();
     expect(state.failures).toBeUndefined();
     expect(r.erp.documents).toHaveLength(1);
   });
@@ -288,14 +282,12 @@ test('steps refused side by side are all shown, and one retry runs all of them a
     expect(parked.failures!.map((f) => f.message).join(' | ')).toMatch(
       /does not exist.*unknown|unknown.*does not exist/,
     );
-    expect(parked.failure).toEqual(parked.failures![1]);
     // What the Web UI shows as the case's current details names both steps.
     const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     for (const step of bothSteps) expect(metadata.currentDetails).toContain(`Step \`${step}\` failed`);
 
     const retried = await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] });
     expect([...retried.steps].sort()).toEqual(bothSteps);
-    expect(retried.retrying).toBe(retried.steps[0]);
     const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
     expect(state.failures).toBeUndefined();
     expect(state.notification).toBeDefined();
@@ -330,7 +322,6 @@ test('a refused work-order count parks the defect workflow with its failure unti
     expect((await defect.describe()).searchAttributes.DispositionState).toEqual(['needs-attention']);
 
     expect(await defect.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'mes.admin' }] })).toEqual({
-      retrying: 'mes-work-order-quality',
       steps: ['mes-work-order-quality'],
     });
     expect(await defect.result()).toMatchObject({ eventId: d.eventId, workOrderQualityStatus: 'NONCONFORMING' });
@@ -393,51 +384,6 @@ test('a part that arrives after the lot was dispositioned opens the next case of
       [lotId],
     );
     expect(rows.map((x) => x.stage)).toEqual(['closed', 'awaiting-disposition']);
-  });
-});
-
-test('a part the dispatcher already handed to its lot case is not handed over again by its defect workflow', async () => {
-  const r = await rig();
-  const lotId = `L-${Date.now()}-enrolled`;
-  r.mes.addLot({ lotId });
-  /** The activity types of a workflow's local-activity markers, in history order. */
-  const localActivities = async (workflowId: string) => {
-    const { events } = await harness.client.workflow.getHandle(workflowId).fetchHistory();
-    return (events ?? []).flatMap((e) => {
-      const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
-      return data ? [(JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string }).activity_type] : [];
-    });
-  };
-  await r.worker.runUntil(async () => {
-    // As the outbox dispatcher does it: the lot case first (signal-with-start), the defect workflow told so.
-    const enrolled = detection({ lotId });
-    const enrolledId = defectWorkflowId(enrolled.eventId);
-    await createTemporalLotCaseStarter(harness.client).enrol(
-      lotCaseEnrolment({ ...enrolled, defectWorkflowId: enrolledId }, r.policy, r.taskQueue),
-    );
-    const handle = await harness.client.workflow.start(defectWorkflow, {
-      workflowId: enrolledId,
-      taskQueue: r.taskQueue,
-      args: [{ ...defectInput(enrolled, r.policy, r.taskQueue), lotCaseEnrolled: true }],
-    });
-    const result = await handle.result();
-    // A workflow started by an earlier dispatcher (no lotCaseEnrolled) still hands its part over itself.
-    const legacy = detection({ lotId });
-    const legacyResult = await (await startDefect(r, legacy)).result();
-    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition', 2);
-
-    expect(result).toMatchObject({ lotCaseWorkflowId: lotCaseWorkflowId('PLANT1', lotId) });
-    expect(result).not.toHaveProperty('lotCaseRunId');
-    expect(legacyResult).toHaveProperty('lotCaseRunId');
-    expect((await localActivities(enrolledId)).sort()).toEqual(['linkInspection', 'recordWorkOrderQuality']);
-    expect((await localActivities(defectWorkflowId(legacy.eventId))).sort()).toEqual([
-      'joinLotCase',
-      'linkInspection',
-      'recordWorkOrderQuality',
-    ]);
-    expect(state.parts.map((p) => p.eventId).sort()).toEqual([enrolled.eventId, legacy.eventId].sort());
-    expect(r.mes.holds.size).toBe(1);
-    expect(r.mes.qualityEvents.size).toBe(2);
   });
 });
 

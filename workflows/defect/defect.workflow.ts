@@ -28,7 +28,7 @@ import { createStepRunner, describeParked } from '../shared/step-runner';
  * needs-attention state work as for any activity.
  */
 export async function defectWorkflow(input: DefectWorkflowInput): Promise<DefectWorkflowResult> {
-  const { detection: d, policy, taskQueue } = input;
+  const { detection: d, policy } = input;
   const { workflowId } = workflowInfo();
   const lotCaseId = lotCaseWorkflowId(d.site, d.lotId);
   const defectClass = d.defects[0]?.class ?? 'unknown';
@@ -88,10 +88,7 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
     return { eventId: d.eventId, mode: 'shadow', wouldDo };
   }
 
-  const part = { ...d, defectWorkflowId: workflowId };
-  // The dispatcher hands the part to its lot case next to this workflow's start (lotCaseEnrolled); a workflow
-  // started before it did so still does it here. The input is in the history, so either path replays as it ran.
-  const [quality, , joined] = await Promise.all([
+  const [quality] = await Promise.all([
     runner.step('mes-work-order-quality', () =>
       mes.recordWorkOrderQuality.executeWithOptions(
         { summary: `MES work order ${d.workOrder}: +1 nonconforming (${defectClass})` },
@@ -113,13 +110,6 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
         { detection: d, defectWorkflowId: workflowId },
       ]),
     ),
-    input.lotCaseEnrolled
-      ? undefined
-      : runner.step('join-lot-case', () =>
-          local.joinLotCase.executeWithOptions({ summary: `Hand part to lot case ${lotCaseId}` }, [
-            { part, policy, taskQueue, lotCaseWorkflowId: lotCaseId },
-          ]),
-        ),
   ]);
 
   state.stage = 'handed-to-lot-case';
@@ -129,10 +119,5 @@ export async function defectWorkflow(input: DefectWorkflowInput): Promise<Defect
       `Work order quality: ${quality.qualityStatus}. Hold, notification item and stock block: see \`${lotCaseId}\`.`,
     ),
   );
-  return {
-    eventId: d.eventId,
-    workOrderQualityStatus: quality.qualityStatus,
-    lotCaseWorkflowId: lotCaseId,
-    ...(joined ? { lotCaseRunId: joined.runId } : {}),
-  };
+  return { eventId: d.eventId, workOrderQualityStatus: quality.qualityStatus, lotCaseWorkflowId: lotCaseId };
 }

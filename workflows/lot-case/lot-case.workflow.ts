@@ -2,7 +2,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -48,16 +47,15 @@ const defectCode = (cls: string): string =>
 
 /**
  * One hold cycle of one lot: the single MES hold, the single ERP quality notification (one defect item per part),
- * the stock block, then the wait for a disposition and its follow-ups. Defect workflows join it by signal-with-start.
+ * the stock block, then the wait for a disposition and its follow-ups. The outbox dispatcher hands it each part by
+ * signal-with-start, next to the start of the part's defect workflow.
  */
 export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState> {
   const { site, line, lotId, policy } = input;
   const { workflowId, runId } = workflowInfo();
-  // Cases opened since this patch record a part's trace links with the case's next stage record (one local activity
-  // and one database round trip instead of two) and skip the record between the hold and the part's containment,
-  // which the next stage's record supersedes a few calls later: fewer steps on the path every new lot takes when
-  // defects arrive faster than the workers can take them (BENCHMARKS.md). Older histories replay as they ran.
-  const recordsWithStage = patched('lot-case-records-with-stage');
+  // A part's trace links go out with the case's next stage record (one local activity and one database round trip
+  // instead of two): fewer steps on the path every new lot takes when defects arrive faster than the workers can
+  // take them (BENCHMARKS.md).
   const pendingLinks: TraceLink[] = [];
 
   // Containment is the burst that must be fast: its MES and ERP calls are local activities, so a first defect's
@@ -94,7 +92,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   let searchableState = 'containing';
 
   const enqueue = (part: PartDefect) => {
-    // Signal-with-start may deliver a part twice (activity retry): the event id decides.
+    // Signal-with-start may deliver a part twice (an outbox row dispatched again): the event id decides.
     if (seen.has(part.eventId)) return;
     seen.add(part.eventId);
     queue.push(part);
@@ -103,20 +101,18 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   (input.carriedParts ?? []).forEach(enqueue);
 
   const runner = createStepRunner({
-    async onFailure(failure, parked) {
+    async onFailure(_failure, parked) {
       if (state.stage !== 'needs-attention') stageBeforeFailure = state.stage;
-      state.failure = failure;
       state.failures = [...parked];
       await enter('needs-attention', describeParked(parked));
     },
     async onRetry() {
-      delete state.failure;
       delete state.failures;
       await enter(stageBeforeFailure);
     },
   });
 
-  setHandler(partDefectSignal, enqueue, { description: 'A defective part of this lot, from its defect workflow.' });
+  setHandler(partDefectSignal, enqueue, { description: 'A defective part of this lot, from the outbox dispatcher.' });
   setHandler(lotCaseStateQuery, () => state, {
     description: 'The lot case: stage, hold, notification, parts, material documents, disposition.',
   });
@@ -325,13 +321,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
         attributes: { movementType: '344', quantity: blockQuantity, eventId: part.eventId },
       });
     }
-    if (recordsWithStage) {
-      pendingLinks.push(...links);
-      return;
-    }
-    await runner.step('trace-documents', () =>
-      trace.linkDocuments.executeWithOptions({ summary: `Trace documents of part ${part.partId}` }, [{ links }]),
-    );
+    pendingLinks.push(...links);
   }
 
   async function executeDisposition(request: DispositionRequest): Promise<DispositionOutcome> {
@@ -415,8 +405,9 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   ]);
   lot = fetched;
   state.holdId = firstHold.holdId;
-  if (recordsWithStage) setCurrentDetails(describe(''));
-  else await enter('containing');
+  // No stage record between the hold and the first part's containment: the next stage's record supersedes it a few
+  // calls later.
+  setCurrentDetails(describe(''));
   let escalated = false;
   for (;;) {
     while (queue.length > 0) {

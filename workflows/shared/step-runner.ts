@@ -59,7 +59,7 @@ export function createStepRunner(hooks: StepHooks) {
       const steps = [...parked.values()].map((f) => f.step);
       parked.clear();
       retryGeneration++;
-      return { retrying: steps[0] ?? '', steps };
+      return { steps };
     },
   };
 }

@@ -43,8 +43,9 @@ export function configurationFailure(message: string): ApplicationFailure {
 }
 
 /**
- * Test-only crash points (reliability.md §3): with HOLDFAST_CRASH_AT=<name> the worker process dies with SIGKILL
- * right after the named side effect, before Temporal hears about it — the window where duplicates are born.
+ * Test-only crash points (docs/reliability.md#crash-points): with HOLDFAST_CRASH_AT=<name> the worker process dies
+ * with SIGKILL right after the named side effect, before Temporal hears about it — the window where duplicates are
+ * born.
  */
 export function crashPoint(name: string): void {
   if (process.env.HOLDFAST_CRASH_AT === name) process.kill(process.pid, 'SIGKILL');

@@ -2,7 +2,7 @@
  * Ports: what activities need from the outside world. Connectors (infra/connectors/<kind>) implement them;
  * unit tests pass typed fakes. Every create carries an `idempotencyKey` derived from the business event and step;
  * an implementation MUST look the key up in the external system before creating, so a retry after a lost
- * response returns the existing document instead of making a second one (reliability.md §2.5).
+ * response returns the existing document instead of making a second one (docs/reliability.md#lookup-before-create).
  *
  * Implementations throw `ExternalSystemError` (activities/errors.ts) so activities can classify failures.
  */

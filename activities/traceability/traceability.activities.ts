@@ -75,7 +75,8 @@ export const createTraceabilityActivities = ({ pool }: TraceabilityDeps) => {
     },
 
     /**
-     * Keeps the durable projection of a lot case current; Temporal history is not the record (reliability.md §1.5).
+     * Keeps the durable projection of a lot case current; Temporal history is not the record
+     * (docs/reliability.md#temporal-history-is-not-the-record).
      * Trace links the case gathered since its last record go in the same statement: one round trip, and the lot's
      * state and its links are written together or not at all.
      */

@@ -1,5 +1,6 @@
 /**
- * Lot dispositions with an Idempotency-Key (draft-ietf-httpapi-idempotency-key-header, reliability.md §2.5):
+ * Lot dispositions with an Idempotency-Key (draft-ietf-httpapi-idempotency-key-header,
+ * docs/reliability.md#api-idempotency-key):
  * same key and body → the stored answer, byte for byte; same key, other body → 422; same key still running → 409.
  * The key is also the Temporal update id, so a retry after a lost answer reaches the same update.
  */

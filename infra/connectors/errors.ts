@@ -39,8 +39,8 @@ export function describeNetworkError(err: unknown): string {
 
 /**
  * A 2xx answer whose body is not what the vendor documents: retrying would get the same answer, so 'validation'
- * (reliability.md §5.1, API10). `label` prefixes the message (e.g. "SAP sap-sim"); at most `maxIssues` zod issues
- * are listed.
+ * (OWASP API10, docs/reliability.md#retry-classification). `label` prefixes the message (e.g. "SAP sap-sim"); at
+ * most `maxIssues` zod issues are listed.
  */
 export function malformedResponseError(
   system: string,

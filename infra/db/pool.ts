@@ -33,7 +33,9 @@ export class DurabilityError extends Error {
   override readonly name = 'DurabilityError';
 }
 
-/** Refuses to run on a server that could lose acknowledged commits in a crash (reliability.md P8). */
+/**
+ * Refuses to run on a server that could lose acknowledged commits in a crash (docs/reliability.md#durable-database).
+ */
 export async function assertDurableSettings(pool: Pool): Promise<void> {
   const { rows } = await pool.query<{ name: string; setting: string }>(
     `SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])`,

@@ -1,6 +1,6 @@
 /**
  * Every 4xx and 5xx leaves as application/problem+json (RFC 9457). Validation failures name each bad field;
- * 5xx answers never carry stack traces, SQL or driver messages (OWASP API8, reliability.md §5.1).
+ * 5xx answers never carry stack traces, SQL or driver messages (OWASP API8, docs/reliability.md#error-responses).
  */
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';

@@ -1,6 +1,6 @@
 /**
  * Ingest: every result is stored before the answer, the whole batch in one transaction, and each new failure gets
- * its outbox row in that same transaction (reliability.md §2.5). eventId is the producer's idempotency key.
+ * its outbox row in that same transaction (docs/reliability.md#outbox). eventId is the producer's idempotency key.
  */
 import type pg from 'pg';
 import { findSite, findStation, sitePolicy } from '../config/load';

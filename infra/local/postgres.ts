@@ -100,7 +100,7 @@ async function binariesReachableBy(uid: number): Promise<Binaries> {
 
 /**
  * Starts a local PostgreSQL on 127.0.0.1, initialising `<dataDir>/pgdata` when it does not exist yet and reusing it
- * otherwise. fsync, synchronous_commit and full_page_writes are forced on (reliability.md P8).
+ * otherwise. fsync, synchronous_commit and full_page_writes are forced on (docs/reliability.md#durable-database).
  */
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const env = opts.env ?? process.env;

@@ -65,7 +65,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     for (const [k, v] of Object.entries(pragmas)) args.push('--sqlite-pragma', `${k}=${v}`);
   }
   args.push('--namespace', namespace, '--log-level', 'warn');
-  // Eager activity dispatch is off by default in server 1.29.1 (temporal.md §9).
+  // Eager activity dispatch is off by default in server 1.29.1 (docs/temporal.md#eager-activity-dispatch).
   args.push('--dynamic-config-value', 'system.enableActivityEagerExecution=true');
   // One history shard serves everything here, so four task-queue partitions only add forwarding between them:
   // one partition measured +35 % workflows/s on the 2-core reference machine (BENCHMARKS.md).

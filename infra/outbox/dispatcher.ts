@@ -1,6 +1,6 @@
 /**
- * Relays holdfast.outbox rows to Temporal (transactional outbox, reliability.md §2.5): at least once, in id order,
- * never losing a row. Starting a defect workflow is idempotent (deterministic workflow id, USE_EXISTING +
+ * Relays holdfast.outbox rows to Temporal (transactional outbox, docs/reliability.md#outbox): at least once, in id
+ * order, never losing a row. Starting a defect workflow is idempotent (deterministic workflow id, USE_EXISTING +
  * REJECT_DUPLICATE), so a row re-sent after a crash between start and commit finds its workflow already there.
  *
  * Latency comes from LISTEN/NOTIFY on a dedicated connection; a poll every `outbox.pollInterval` is the safety net
@@ -93,8 +93,8 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
         client,
         rows.map((r) => r.eventId),
       );
-      // Order is promised per lot (reliability.md P4), not across lots: lots start side by side, each lot's rows in
-      // id order, and a lot stops at its first failed start so its later rows cannot overtake it.
+      // Order is promised per lot (docs/reliability.md#order-per-lot), not across lots: lots start side by side, each
+      // lot's rows in id order, and a lot stops at its first failed start so its later rows cannot overtake it.
       const outcomes = await Promise.all(
         [...groupByLot(rows).values()].map((lotRows) => dispatchLot(client, lotRows, contained)),
       );

@@ -1,6 +1,6 @@
 /**
- * SQL for holdfast.outbox (transactional outbox, reliability.md §2.5): ingest writes rows in its own transaction,
- * the dispatcher claims and marks them. Every statement is parameterised.
+ * SQL for holdfast.outbox (transactional outbox, docs/reliability.md#outbox): ingest writes rows in its own
+ * transaction, the dispatcher claims and marks them. Every statement is parameterised.
  */
 import type { PoolClient } from 'pg';
 import type { DefectWorkflowInput } from '../../workflows/contracts';

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 
 /**
  * The CLI version Holdfast builds. v1.5.1 is the newest tag that `go install` accepts (later tags carry a `replace`
- * directive) and embeds server v1.29.1; see shared/reference/temporal.md §2.1.
+ * directive) and embeds server v1.29.1; see docs/temporal.md#cli-version.
  */
 export const TEMPORAL_CLI_VERSION = '1.5.1';
 export const MIN_GO_VERSION = [1, 25] as const;

@@ -202,7 +202,7 @@ describe('outbox dispatcher', () => {
     const attempts = gateway.mine(run);
     expect(attempts.every((a) => a.ok)).toBe(true);
     expect(attempts.map((a) => a.eventId).sort()).toEqual([...ids].sort());
-    // Lots start side by side; within a lot the order of ingest is kept (reliability.md P4).
+    // Lots start side by side; within a lot the order of ingest is kept (docs/reliability.md#order-per-lot).
     const lotOf = new Map(ids.map((id, i) => [id, lots[i]!]));
     for (const lot of new Set(lots)) {
       const started = attempts.map((a) => a.eventId).filter((id) => lotOf.get(id) === lot);

@@ -25,7 +25,10 @@ const env = readTestEnv();
 const pool = testPool();
 let stack: HoldfastStack;
 
-/** Short activity timeouts: a dead worker is only noticed when startToClose runs out (reliability.md §2.2). */
+/**
+ * Short activity timeouts: a dead worker is only noticed when startToClose runs out
+ * (docs/reliability.md#at-least-once-activities).
+ */
 function fastFailoverConfig(): HoldfastConfig {
   const base = loadConfig();
   const fast = {

@@ -2,7 +2,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 
 /**
  * A loopback TCP proxy that can be cut and restored, to make a real server (here: Temporal's frontend)
- * unreachable without stopping it (reliability.md §1.6: no containers, an in-repo fault proxy).
+ * unreachable without stopping it (no containers, an in-repo fault proxy: docs/reliability.md#fault-injection).
  */
 export class TcpProxy {
   private server?: Server;

@@ -30,7 +30,9 @@ import {
 import { activityOptions, localActivityOptions } from '../options';
 import { createStepRunner, describeParked } from '../shared/step-runner';
 
-/** ERP movement that carries out each decision on the blocked stock (interfaces.md §1.2). */
+/**
+ * ERP movement that carries out each decision on the blocked stock (docs/vendor-interfaces.md#sap-material-documents).
+ */
 const DISPOSITION_MOVEMENT: Record<DispositionDecision, ErpMovementType> = {
   'use-as-is': '343',
   rework: '343',
@@ -192,7 +194,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       .join('\n\n');
   }
 
-  // Keys name the business event, never the run: a reset or a retry reuses them (reliability.md §2.2).
+  // Keys name the business event, never the run: a reset or a retry reuses them (docs/reliability.md#idempotency-keys).
   await condition(() => queue.length > 0);
   const caseKey = `${site}:${lotId}:${queue[0]!.eventId}`;
   const lotNode = { fromKind: 'lot', fromId: `${site}/${lotId}` };

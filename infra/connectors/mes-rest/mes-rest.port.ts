@@ -24,7 +24,7 @@ const seg = encodeURIComponent;
 /**
  * MesPort over holdfast-mes-rest. The MES does not de-duplicate POSTs, so every create first looks up its
  * idempotencyKey (sent as `externalReference`) and posts only when nothing carries it: a retry after a lost
- * response finds the document the first attempt made (lookup-before-retry, reliability.md §2.5).
+ * response finds the document the first attempt made (docs/reliability.md#lookup-before-create).
  */
 export function createMesRestPort(client: MesRestClient, system: string): MesPort {
   const keyReused = (operation: string, key: string, what: string) =>

@@ -6,7 +6,8 @@ import { ODataCollection, ODataEntity } from './sap-s4.schemas';
 /**
  * OData V2 client for SAP Gateway on Node's fetch. One attempt per call (Temporal's retry policy is the only retry
  * owner, house rule 4), with one exception the protocol demands: a write refused with `403` + `X-CSRF-Token: Required`
- * re-fetches the token once and is sent again (interfaces.md §1.1; SAP Cloud SDK does the same).
+ * re-fetches the token once and is sent again (docs/vendor-interfaces.md#sap-csrf-tokens; the SAP Cloud SDK does the
+ * same).
  */
 export interface SapODataClientOptions {
   /** Instance name from temporal.yaml, used as the system name in errors. */

@@ -35,7 +35,8 @@ const DOCUMENT_ITEM_TEXT_LENGTH = 50;
 
 /**
  * ErpPort on SAP S/4HANA. Every create first looks its idempotency token up and posts only when nothing carries it,
- * so "SAP committed but the response was lost" followed by a retry returns the first document (reliability.md §2.5).
+ * so "SAP committed but the response was lost" followed by a retry returns the first document
+ * (docs/reliability.md#lookup-before-create).
  * Where the token lives: notification → ExternalReferenceNumber; defect item → the end of NotificationItemText;
  * material document → MaterialDocumentHeaderText (infra/simulators/sap-s4/README.md says why).
  */

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
  * SAP Gateway's CSRF protection as a client sees it: a GET/HEAD with `X-CSRF-Token: Fetch` opens (or reuses) an HTTP
  * session, answers the token in `X-CSRF-Token` and sets the session cookie plus the anti-XSRF cookie; a modifying
  * request must present the token header and both cookies of a live session. Sessions end after an idle period, and
- * their tokens with them (SAP help: "Cross-Site Request Forgery Protection", interfaces.md §1.1).
+ * their tokens with them (SAP help: "Cross-Site Request Forgery Protection",
+ * docs/vendor-interfaces.md#sap-csrf-tokens).
  */
 export interface CsrfSession {
   id: string;

@@ -194,7 +194,7 @@ async function handleOData(
   }
 
   const params = req.params as { service: string; '*'?: string };
-  // Versioned services append ;v=0002 to the service name (interfaces.md §1.1).
+  // Versioned services append ;v=0002 to the service name (docs/vendor-interfaces.md#sap-odata-transport).
   const service = SERVICES.find((svc) => svc.name === params.service.split(';')[0]);
   if (!service) {
     return sendSapError(

@@ -22,7 +22,7 @@ export interface MesRequest<T> {
 
 /**
  * HTTP transport for the holdfast-mes-rest API on Node's fetch. It makes exactly one attempt per call: Temporal's
- * activity retry policy is the only retry owner (house rule 4).
+ * activity retry policy is the only retry owner (docs/reliability.md#retry-classification: one retry owner per call).
  */
 export function createMesRestClient(opts: MesRestClientOptions) {
   const baseUrl = opts.baseUrl.replace(/\/+$/, '');

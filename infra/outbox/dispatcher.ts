@@ -1,7 +1,8 @@
 /**
  * Relays holdfast.outbox rows to Temporal (transactional outbox, docs/reliability.md#outbox): at least once, in id
- * order, never losing a row. Starting a defect workflow is idempotent (deterministic workflow id, USE_EXISTING +
- * REJECT_DUPLICATE), so a row re-sent after a crash between start and commit finds its workflow already there.
+ * order, never losing a row. Starting a defect workflow is idempotent (deterministic workflow id; the gateway starts
+ * with FAIL + REJECT_DUPLICATE and reads "already started" as done), so a row re-sent after a crash between start and
+ * commit finds its workflow already there.
  *
  * Latency comes from LISTEN/NOTIFY on a dedicated connection; a poll every `outbox.pollInterval` is the safety net
  * for notifications lost while that connection was down.

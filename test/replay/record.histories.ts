@@ -15,6 +15,7 @@ import {
   lotCaseStateQuery,
   lotCaseWorkflowId,
 } from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { readTestEnv } from '../support/test-env';
 import { WorkflowHarness, defectInput, detection } from '../support/workflow-harness';
@@ -54,10 +55,11 @@ test(`record defect and lot-case histories (${VERSION})`, async () => {
     );
     await Promise.all(handles.map((h) => h.result()));
     const lotCase = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
-    for (;;) {
-      if ((await lotCase.query(lotCaseStateQuery)).stage === 'awaiting-disposition') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually(
+      'lot case awaiting disposition',
+      () => lotCase.query(lotCaseStateQuery),
+      (state) => state.stage === 'awaiting-disposition',
+    );
     await lotCase.executeUpdate(dispositionUpdate, {
       args: [{ decision: 'return-to-vendor', reason: 'MRB 7', decidedBy: 'qe.jane', requestId: 'replay-1' }],
     });

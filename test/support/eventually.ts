@@ -61,11 +61,11 @@ export async function eventually<T>(
       lastError = err;
     }
     if (Date.now() >= deadline) {
-      const value = lastValue ? describe(lastValue.value) : '(no read succeeded)';
+      const value = lastValue ? show(lastValue.value) : '(no read succeeded)';
       const error =
         lastError === undefined
           ? ''
-          : `; last error: ${lastError instanceof Error ? lastError.message : describe(lastError)}`;
+          : `; last error: ${lastError instanceof Error ? lastError.message : show(lastError)}`;
       throw new Error(
         `timed out after ${timeoutMs} ms (${reads} reads) waiting for ${what}; last value read: ${value}${error}`,
       );
@@ -75,7 +75,7 @@ export async function eventually<T>(
   }
 }
 
-function describe(value: unknown): string {
+function show(value: unknown): string {
   const text = inspect(value, { depth: 4, breakLength: Infinity, maxArrayLength: 20, maxStringLength: 300 });
   return text.length > 1_500 ? `${text.slice(0, 1_500)}…` : text;
 }

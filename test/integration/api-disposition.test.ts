@@ -19,6 +19,7 @@ import {
   type LotCaseState,
   lotCaseWorkflowId,
 } from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
 
 type DispositionBehaviour = (workflowId: string, request: DispositionRequest) => Promise<DispositionOutcome>;
@@ -223,7 +224,7 @@ describe('POST /v1/lots/{lotId}/disposition', () => {
     };
 
     const first = dispose(lotId, k, scrap);
-    await waitFor(() => gateway.submitted.length === 1);
+    await eventually('the first request at the gateway', () => gateway.submitted.length === 1);
     const concurrent = await dispose(lotId, k, scrap);
 
     expect(concurrent.status).toBe(409);
@@ -341,11 +342,3 @@ describe('POST /v1/lots/{lotId}/disposition', () => {
     expect(gateway.submitted).toHaveLength(0);
   });
 });
-
-async function waitFor(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -9,6 +9,7 @@ import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { type DispositionOutcome, lotCaseWorkflowId, retryFailedStepUpdate } from '../../workflows/contracts';
 import type { DefectView } from '../../api/schemas/defect.schema';
 import type { LotView } from '../../api/schemas/lot.schema';
+import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { WorkflowHarness } from '../support/workflow-harness';
 
@@ -75,16 +76,12 @@ test('a failed inspection becomes a held lot whose disposition goes through the 
         const answer: Answer = { status: res.status, text, json: <T>() => JSON.parse(text) as T };
         return answer;
       };
-      const liveStage = async (stage: string) => {
-        const deadline = Date.now() + 30_000;
-        for (;;) {
-          const view = (await http('GET', `/v1/lots/${lotId}`)).json<LotView>();
-          if (view.live?.stage === stage) return view;
-          if (Date.now() > deadline)
-            throw new Error(`lot case stuck in ${view.live?.stage ?? '(no live state)'}, expected ${stage}`);
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      };
+      const liveStage = (stage: string) =>
+        eventually(
+          `lot ${lotId} in ${stage}`,
+          async () => (await http('GET', `/v1/lots/${lotId}`)).json<LotView>(),
+          (view) => view.live?.stage === stage,
+        );
 
       const ingest = await http('POST', '/v1/inspections', {
         eventId,

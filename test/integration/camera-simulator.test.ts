@@ -3,7 +3,6 @@ import { resolve } from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import sharp from 'sharp';
 import type { Pool } from 'pg';
-import type { ConnectorLogger } from '../../infra/connectors/define';
 import { findFreePort, spawnManaged } from '../../infra/local/managed-process';
 import { spawnEmbeddedMqttBroker, type MqttBroker } from '../../infra/local/mqtt-broker';
 import {
@@ -18,6 +17,8 @@ import { DEMO_LOTS } from '../../infra/simulators/demo-plant';
 import { DEFECT_CLASSES } from '../../infra/vision/contracts';
 import { parseFrame, parseFrameTopic, type FramePayload } from '../../infra/vision/frame.schema';
 import { isHeldOutSeed } from '../../infra/vision/synthetic/seeds';
+import { eventually } from '../support/eventually';
+import { quietLog } from '../support/quiet-log';
 import { readTestEnv, testPool } from '../support/test-env';
 
 // The camera simulator against the embedded broker (aedes, the `npm start` default) and the run's PostgreSQL.
@@ -25,7 +26,6 @@ import { readTestEnv, testPool } from '../support/test-env';
 jest.setTimeout(90_000);
 
 const REPO_ROOT = resolve(__dirname, '../..');
-const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const unique = (what: string) => `${what}_${randomBytes(4).toString('hex')}`;
 
 const PLANT = [
@@ -68,14 +68,6 @@ afterAll(async () => {
   for (const schema of schemas) await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await pool?.end();
 });
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function listenOn(prefix: string): Promise<void> {
   await listener.subscribeAsync(`${prefix}/#`, { qos: 1 });
@@ -156,14 +148,18 @@ test('publishes N frames at QoS 1 with N truth rows, readable over HTTP', async 
     schema,
     prefix,
     framesPerStation: 4,
-    log: quiet,
+    log: quietLog(),
   });
   const app = buildCameraAdminApp(sim.store);
   try {
     await sim.finished;
     expect(sim.published()).toBe(12);
     const ours = () => [...received.values()].filter((r) => r.topic.startsWith(`${prefix}/`));
-    await waitFor('12 frames at the listener', () => ours().length === 12);
+    await eventually(
+      '12 frames at the listener',
+      () => ours().length,
+      (n) => n === 12,
+    );
     const frames = ours();
 
     const counts = await app.inject({ method: 'GET', url: '/counts' });
@@ -234,7 +230,7 @@ test('the same seed gives the same frames; a restart continues after the last fr
       schema,
       prefix,
       framesPerStation: 3,
-      log: quiet,
+      log: quietLog(),
     });
     await sim.finished;
     await sim.stop();
@@ -249,7 +245,7 @@ test('the same seed gives the same frames; a restart continues after the last fr
   const second = await runOnce(b, 42);
   expect(second).toEqual(first);
   expect(first).toHaveLength(6);
-  await waitFor('both runs at the listener', () => first.every((r) => received.has(r.frame_id)));
+  await eventually('both runs at the listener', () => first.every((r) => received.has(r.frame_id)));
   // Identical frames from the pre-render helper the benchmark uses: ids, parts, pixels and truth.
   const asPublished = { stations: stations().slice(0, 2), seed: 42, defectRate: 0.5, prefix };
   const prerendered = await renderCameraFrames({ ...asPublished, count: 6 });
@@ -316,7 +312,9 @@ test('main.ts prints "camera-sim ready", publishes at its rate and stops cleanly
     onLine: (line) => lines.push(line),
   });
   try {
-    await waitFor('camera-sim ready', () => lines.some((l) => l.startsWith('camera-sim ready')), 60_000);
+    await eventually('camera-sim ready', () => lines.some((l) => l.startsWith('camera-sim ready')), {
+      timeoutMs: 60_000,
+    });
     const health = await fetch(`http://127.0.0.1:${port}/health`);
     expect(health.status).toBe(200);
     await new Promise((r) => setTimeout(r, 2_000));

@@ -14,12 +14,12 @@ import {
 } from '../../infra/inference/deferred-frames';
 import { openFrameHttp, type FrameHttpServer } from '../../infra/inference/frame-http';
 import type { FrameOutcome, InferencePipeline } from '../../infra/inference/inference-pipeline';
-import { waitFor } from '../support/plant';
+import { eventually } from '../support/eventually';
+import { captureLog, quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
 
 const run = `df-${randomUUID().slice(0, 8)}`;
 const topic = `holdfast/PLANT1/L1/S1/frames`;
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 let pool: Pool;
 
 /** The image source is down until `sourceUp` is set; then the frame is inspected (a pass). */
@@ -83,7 +83,7 @@ describe('the kept frames over the HTTP edge', () => {
       config: { ...base, vision: { ...base.vision, http: { ...base.vision.http, port: 0 } } },
       pipeline,
       deferredFrames: createPgDeferredFrameAdmin(pool, pipeline),
-      log: quiet,
+      log: quietLog(),
     });
   });
   afterAll(() => http.close());
@@ -157,13 +157,11 @@ describe('the retry loop', () => {
     await pool.query(`UPDATE holdfast.frame_deferred SET next_attempt_at = now() WHERE event_id = ANY($1)`, [
       [tooOld, young],
     ]);
-    const givenUp: string[] = [];
-    const log = {
-      ...quiet,
-      warn: (msg: string, meta?: Record<string, unknown>) => {
-        if (msg === 'deferred frame given up') givenUp.push(String(meta?.eventId));
-      },
-    };
+    const log = captureLog();
+    const givenUp = () =>
+      log.lines
+        .filter((l) => l.level === 'warn' && l.msg === 'deferred frame given up')
+        .map((l) => String(l.meta?.eventId));
     const retry = startDeferredFrameRetry({
       pool,
       pipeline,
@@ -173,30 +171,39 @@ describe('the retry loop', () => {
       log,
     });
     try {
-      const [refusal] = await waitFor('the old frame given up', async () => {
-        const rows = await refusals(`${run}-old`);
-        return rows.length > 0 ? rows : undefined;
-      });
+      const [refusal] = await eventually(
+        'the old frame given up',
+        () => refusals(`${run}-old`),
+        (rows) => rows.length > 0,
+      );
       expect(refusal!.reason).toMatch(
         /^image-unavailable: kept since .*, 2 attempts; image source for .* answered 503$/,
       );
       expect(await kept(tooOld)).toBe(false);
       // Every frame the loop gave up (the table is shared: maybe more than this test's) is counted once.
-      expect(counted.filter((r) => r === 'image-unavailable')).toEqual(givenUp.map(() => 'image-unavailable'));
-      expect(givenUp).toContain(tooOld);
+      expect(counted.filter((r) => r === 'image-unavailable')).toEqual(givenUp().map(() => 'image-unavailable'));
+      expect(givenUp()).toContain(tooOld);
       // The young one is still kept and tried again, not given up.
-      await waitFor('the young frame tried again', async () => {
-        const r = await pool.query<{ attempts: number }>(
-          `SELECT attempts FROM holdfast.frame_deferred WHERE event_id = $1`,
-          [young],
-        );
-        return (r.rows[0]?.attempts ?? 0) >= 2 ? true : undefined;
-      });
+      await eventually(
+        'the young frame tried again',
+        async () => {
+          const r = await pool.query<{ attempts: number }>(
+            `SELECT attempts FROM holdfast.frame_deferred WHERE event_id = $1`,
+            [young],
+          );
+          return r.rows[0]?.attempts ?? 0;
+        },
+        (attempts) => attempts >= 2,
+      );
       expect(await refusals(`${run}-young`)).toEqual([]);
 
       sourceUp = true;
-      await waitFor('the young frame inspected', async () => (handled.includes(`${run}-young`) ? true : undefined));
-      await waitFor('the young frame no longer kept', async () => ((await kept(young)) ? undefined : true));
+      await eventually('the young frame inspected', () => handled.includes(`${run}-young`));
+      await eventually(
+        'the young frame no longer kept',
+        () => kept(young),
+        (isKept) => !isKept,
+      );
       expect(handled).not.toContain(`${run}-old`);
     } finally {
       await retry.close();

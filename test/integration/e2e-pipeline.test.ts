@@ -6,16 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { startHoldfastStack, type HoldfastStack } from '../support/stack';
 import { STOCK_TYPE } from '../../infra/simulators/sap-s4/sap-s4.schema';
 import type { LotCaseState } from '../../workflows/contracts';
-import {
-  createLot,
-  failedInspection,
-  getJson,
-  postJson,
-  putJson,
-  sapStock,
-  simulatorCounts,
-  waitFor,
-} from '../support/plant';
+import { eventually } from '../support/eventually';
+import { createLot, failedInspection, getJson, postJson, putJson, sapStock, simulatorCounts } from '../support/plant';
 import { readTestEnv, testPool } from '../support/test-env';
 import { installQuietRuntime } from '../support/workflow-harness';
 
@@ -43,7 +35,7 @@ async function ingest(body: unknown) {
 }
 
 async function awaitingDisposition(lotId: string, parts: number): Promise<LotCaseState> {
-  return waitFor(`lot ${lotId} awaiting disposition with ${parts} part(s)`, async () => {
+  return eventually(`lot ${lotId} awaiting disposition with ${parts} part(s)`, async () => {
     const res = await stack.api.inject({ method: 'GET', url: `/v1/lots/${lotId}?site=PLANT1` });
     if (res.statusCode !== 200) return undefined;
     const live = res.json<LotView>().live;
@@ -213,7 +205,7 @@ test('an ERP refusal parks the lot case in needs-attention; once fixed, POST /re
   await sapBatch('KG');
   expect((await ingest(failedInspection(lotId))).status).toBe(202);
 
-  const parked = await waitFor('lot case parked in needs-attention', async () => {
+  const parked = await eventually('lot case parked in needs-attention', async () => {
     const res = await stack.api.inject({ method: 'GET', url: `/v1/lots/${lotId}` });
     const live = res.statusCode === 200 ? (res.json<LotView>().live ?? undefined) : undefined;
     return live?.stage === 'needs-attention' ? live : undefined;

@@ -23,10 +23,10 @@ import { saveRecipe } from '../../infra/vision/recipe.repository';
 import { startInferenceWorker, type InferenceWorker } from '../../workers/inference/inference-worker';
 import { inspectionEventId } from '../../infra/inference/inference-pipeline';
 import { freePort } from '../../infra/local/free-port';
-import { waitFor } from '../support/plant';
+import { eventually } from '../support/eventually';
+import { quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
 
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 /** The second model: another manifest (identity, class name) over the same kind of network. */
 const BLOB_MODEL = { name: 'blob-finder', version: '2.0', defectClass: 'blob' };
 const S1 = { site: 'PLANT1', line: 'L1', station: 'S1' };
@@ -95,7 +95,7 @@ async function startWorker(workerConfig = config): Promise<InferenceWorker> {
     modelsDir: join(workDir, 'models'),
     clientId: `inference-${run}`,
     seedRecipes: false,
-    log: quiet,
+    log: quietLog(),
   });
   workers.push(worker);
   return worker;
@@ -163,13 +163,11 @@ async function inspections(frameIds: string[]): Promise<InspectionRow[]> {
 }
 
 async function allStored(frameIds: string[], timeoutMs = 30_000): Promise<InspectionRow[]> {
-  return waitFor(
+  return eventually(
     `${frameIds.length} inspection rows`,
-    async () => {
-      const rows = await inspections(frameIds);
-      return rows.length === frameIds.length ? rows : undefined;
-    },
-    timeoutMs,
+    () => inspections(frameIds),
+    (rows) => rows.length === frameIds.length,
+    { timeoutMs },
   );
 }
 
@@ -219,7 +217,7 @@ describe('inference worker', () => {
     expect(outbox.map((o) => o.event_id)).toEqual([fail.event_id]);
     expect(outbox[0]!.payload.mode).toBeUndefined();
 
-    await waitFor('two results on the inspection topic', async () => (published.length >= 2 ? true : undefined));
+    await eventually('two results on the inspection topic', () => published.length >= 2);
     expect(published.map((p) => (JSON.parse(p) as { eventId: string }).eventId).sort()).toEqual(
       rows.map((r) => r.event_id).sort(),
     );
@@ -254,13 +252,17 @@ describe('inference worker', () => {
     const after = await publishFrame(S1, { spot: true });
     await allStored([after.frameId]);
 
-    const reasons = await waitFor('five refused frames', async () => {
-      const res = await pool.query<{ reason: string; frame_id: string | null }>(
-        `SELECT reason, frame_id FROM holdfast.frame_rejection WHERE topic LIKE $1 ORDER BY id`,
-        [`${prefix}/%`],
-      );
-      return res.rows.length >= 5 ? res.rows : undefined;
-    });
+    const reasons = await eventually(
+      'five refused frames',
+      async () => {
+        const res = await pool.query<{ reason: string; frame_id: string | null }>(
+          `SELECT reason, frame_id FROM holdfast.frame_rejection WHERE topic LIKE $1 ORDER BY id`,
+          [`${prefix}/%`],
+        );
+        return res.rows;
+      },
+      (rows) => rows.length >= 5,
+    );
     const text = reasons.map((r) => r.reason).join('\n');
     expect(text).toMatch(/bad-payload: payload: not JSON/);
     expect(text).toMatch(/bad-payload: .*lotId/);
@@ -291,15 +293,19 @@ describe('inference worker', () => {
     const ids = frames.map((f) => f.frameId);
     const first = await startWorker();
     // Polled in process, every few ms: the crash must come while most frames are still unfinished.
-    while (first.pipeline.stats().stored < 10) await new Promise((r) => setTimeout(r, 2));
+    await eventually('ten frames stored by the first worker', () => first.pipeline.stats().stored >= 10, {
+      intervalMs: 2,
+      timeoutMs: 60_000,
+    });
     await stopWorker(first, { force: true }); // as a crash would: no PUBACK for unfinished frames
 
     const second = await startWorker();
     const rows = await allStored(ids, 60_000);
-    await waitFor('the second worker to take the unacknowledged frames', async () => {
-      const sub = second.subscriber.stats();
-      return sub.acknowledged > 0 && sub.inFlight === 0 ? true : undefined;
-    });
+    await eventually(
+      'the second worker to take the unacknowledged frames',
+      () => second.subscriber.stats(),
+      (sub) => sub.acknowledged > 0 && sub.inFlight === 0,
+    );
     expect(new Set(rows.map((r) => r.frame_id)).size).toBe(150);
     const fails = rows.filter((r) => r.result === 'fail').map((r) => r.event_id);
     expect(fails).toHaveLength(50);
@@ -325,8 +331,10 @@ describe('inference worker', () => {
     const fails = rows.filter((r) => r.result === 'fail').map((r) => r.event_id);
     expect(await outboxFor(fails)).toHaveLength(fails.length);
     // Every frame acknowledged once its result is stored (the PUBACK follows the commit by a moment).
-    await waitFor('no frame left unacknowledged', async () =>
-      worker.subscriber.stats().inFlight === 0 ? true : undefined,
+    await eventually(
+      'no frame left unacknowledged',
+      () => worker.subscriber.stats(),
+      (sub) => sub.inFlight === 0,
     );
   }, 120_000);
 
@@ -531,7 +539,7 @@ describe('inference worker', () => {
             [inspectionEventId(S1, failId)],
           )
           .then((r) => r.rows[0]);
-      const kept = await waitFor('the frame kept for later, tried again', async () => {
+      const kept = await eventually('the frame kept for later, tried again', async () => {
         const r = await deferredRow();
         return r && r.attempts >= 2 ? r : undefined;
       });
@@ -548,8 +556,10 @@ describe('inference worker', () => {
       // The stream goes on meanwhile: an inline frame behind it is inspected, and nothing waits for a PUBACK.
       const inline = await publishFrame(S1, { spot: false });
       await allStored([inline.frameId]);
-      await waitFor('no frame left unacknowledged', async () =>
-        worker.subscriber.stats().inFlight === 0 ? true : undefined,
+      await eventually(
+        'no frame left unacknowledged',
+        () => worker.subscriber.stats(),
+        (sub) => sub.inFlight === 0,
       );
       expect(await inspections([failId])).toEqual([]);
 
@@ -564,24 +574,30 @@ describe('inference worker', () => {
       // Inspected late, the part is past the reject gate: no reject written; the lot's defect workflow still starts.
       expect(plc.rejects().filter((r) => r.eventId === row!.event_id)).toEqual([]);
       expect(await outboxFor([row!.event_id])).toHaveLength(1);
-      await waitFor('the kept frame removed', async () => ((await deferredRow()) === undefined ? true : undefined));
+      await eventually('the kept frame removed', deferredRow, (row) => row === undefined);
 
       // A reference that cannot work is refused and recorded: missing image, and one outside the source.
       await byRef(`ref-${run}-2`, `/frames/missing.png`);
       await byRef(`ref-${run}-3`, `/private/${failId}.png`);
-      const reasons = await waitFor('two refused references', async () => {
-        const res = await pool.query<{ frame_id: string; reason: string }>(
-          `SELECT frame_id, reason FROM holdfast.frame_rejection WHERE frame_id = ANY($1::text[]) ORDER BY frame_id`,
-          [[`ref-${run}-2`, `ref-${run}-3`]],
-        );
-        return res.rows.length === 2 ? res.rows : undefined;
-      });
+      const reasons = await eventually(
+        'two refused references',
+        async () => {
+          const res = await pool.query<{ frame_id: string; reason: string }>(
+            `SELECT frame_id, reason FROM holdfast.frame_rejection WHERE frame_id = ANY($1::text[]) ORDER BY frame_id`,
+            [[`ref-${run}-2`, `ref-${run}-3`]],
+          );
+          return res.rows;
+        },
+        (rows) => rows.length === 2,
+      );
       expect(reasons.map((r) => r.reason)).toEqual([
         expect.stringMatching(/^bad-image: image reference .* 404/),
         expect.stringMatching(/^bad-image: image reference .* not under a configured image source/),
       ]);
-      await waitFor('no frame left unacknowledged', async () =>
-        worker.subscriber.stats().inFlight === 0 ? true : undefined,
+      await eventually(
+        'no frame left unacknowledged',
+        () => worker.subscriber.stats(),
+        (sub) => sub.inFlight === 0,
       );
     } finally {
       await stopWorker(worker);
@@ -602,7 +618,7 @@ describe('inference worker', () => {
       { ...S1, sku, version: `blob-${run}`, model: BLOB_MODEL, thresholds: {}, minDefectAreaPx: 100 },
       'test',
     );
-    const after = await waitFor('a result from the second model', async () => {
+    const after = await eventually('a result from the second model', async () => {
       const f = await publishFrame(S1, { spot: true });
       const [row] = await allStored([f.frameId]);
       return row!.model_version === 'blob-finder@2.0' ? row : undefined;

@@ -5,6 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { startTemporalDevServer, type TemporalDevServer } from '../../infra/local/temporal-dev-server';
 import { ALL_SEARCH_ATTRIBUTES, SearchAttributes } from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
 
 jest.setTimeout(120_000);
@@ -81,16 +82,14 @@ describe('startTemporalDevServer', () => {
       cliPath: readTestEnv().temporalCliPath,
       searchAttributes: [],
     });
-    expect(server.uiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const { uiUrl } = server;
+    expect(uiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     // The UI server comes up alongside the frontend; give it a moment on a busy 2-core host.
-    let status = 0;
-    for (let i = 0; i < 40 && status !== 200; i++) {
-      status = await fetch(server.uiUrl!).then(
-        (r) => r.status,
-        () => 0,
-      );
-      if (status !== 200) await new Promise((r) => setTimeout(r, 250));
-    }
+    const status = await eventually(
+      'the Web UI to answer',
+      () => fetch(uiUrl!).then((r) => r.status),
+      (s) => s === 200,
+    );
     expect(status).toBe(200);
   });
 

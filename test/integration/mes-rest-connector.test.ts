@@ -9,6 +9,7 @@ import { ExternalSystemError } from '../../activities/errors';
 import mesRestConnector, { MesRestConfig } from '../../infra/connectors/mes-rest/mes-rest.connector';
 import type { Counts, Hold, QualityEvent } from '../../infra/simulators/mes/mes.schemas';
 import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
+import { quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
 
 // The connector against the reference MES over real HTTP, with the simulator's fault injection in between.
@@ -20,8 +21,7 @@ let simUrl: string;
 let mes: ConnectorInstance<MesPort>;
 const opened: ConnectorInstance<MesPort>[] = [];
 
-const quietLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const ctx = (env: NodeJS.ProcessEnv = {}): ConnectorContext => ({ name: 'mes-test', env, log: quietLog });
+const ctx = (env: NodeJS.ProcessEnv = {}): ConnectorContext => ({ name: 'mes-test', env, log: quietLog() });
 
 async function connect(config: Record<string, unknown>, env?: NodeJS.ProcessEnv) {
   const instance = await mesRestConnector.connect(mesRestConnector.configSchema.parse(config), ctx(env));

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import type { ConnectorLogger } from '../../infra/connectors/define';
@@ -18,6 +19,8 @@ import {
   type MqttBroker,
 } from '../../infra/local/mqtt-broker';
 import { encodeFramePayload, frameTopic, resultTopic } from '../../infra/vision/frame.schema';
+import { eventually } from '../support/eventually';
+import { captureLog, quietLog } from '../support/quiet-log';
 
 // Real brokers only: Mosquitto from Debian (started by startMosquitto) and the embedded aedes broker (in a child
 // process: aedes is ESM-only and jest cannot load it in-process). A missing Mosquitto fails with its install hint.
@@ -53,13 +56,6 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers
 
-const quietLog = (): ConnectorLogger & { lines: string[] } => {
-  const lines: string[] = [];
-  const put = (level: string) => (msg: string, meta?: Record<string, unknown>) =>
-    lines.push(`${level} ${msg} ${meta ? JSON.stringify(meta) : ''}`);
-  return { lines, info: put('info'), warn: put('warn'), error: put('error') };
-};
-
 const unique = (what: string) => `${what}-${randomBytes(4).toString('hex')}`;
 
 function framePayload(frameId: string): Buffer {
@@ -76,16 +72,6 @@ function framePayload(frameId: string): Buffer {
 
 const frameIdOf = (msg: { payload: Buffer }) =>
   (JSON.parse(msg.payload.toString('utf8')) as { frameId: string }).frameId;
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A camera: publishes at QoS 1 and resolves once the broker has acknowledged (PUBACK). */
 async function openCamera(url: string): Promise<MqttClient> {
@@ -170,18 +156,18 @@ describe.each([
     const before = process.hrtime.bigint();
     const sub = await subscribe(unique('worker'), prefix, rec.onFrame);
     await publish(prefix, 'frame-1', 'S2');
-    await waitFor('the frame', () => rec.frames.length === 1);
+    await eventually('the frame', () => rec.frames.length === 1);
     const [msg] = rec.frames as [FrameMessage];
     expect(msg.topic).toBe(`${prefix}/PLANT1/L1/S2/frames`);
     expect(frameIdOf(msg)).toBe('frame-1');
     expect(msg.receivedAt).toBeGreaterThan(before);
     expect(msg.redelivered).toBe(false);
-    await waitFor('its PUBACK', () => sub.stats().acknowledged === 1);
+    await eventually('its PUBACK', () => sub.stats().acknowledged === 1);
     // Topics outside the prefix or not ending in /frames are not subscribed.
     await camera.publishAsync(`${prefix}/PLANT1/L1/S1/inspection`, 'x', { qos: 1 });
     await camera.publishAsync(`${unique('other')}/PLANT1/L1/S1/frames`, framePayload('f-other'), { qos: 1 });
     await publish(prefix, 'frame-2');
-    await waitFor('the second frame', () => rec.frames.length === 2);
+    await eventually('the second frame', () => rec.frames.length === 2);
     await sleep(200);
     expect(rec.ids()).toEqual(['frame-1', 'frame-2']);
   });
@@ -192,7 +178,7 @@ describe.each([
     const first = recorder({ never: true });
     const crashed = await subscribe(clientId, prefix, first.onFrame);
     await publish(prefix, 'frame-crash');
-    await waitFor('the first delivery', () => first.frames.length === 1);
+    await eventually('the first delivery', () => first.frames.length === 1);
     await sleep(100);
     expect(crashed.stats()).toMatchObject({ acknowledged: 0, inFlight: 1 });
     // A crash: the socket goes away without DISCONNECT and without PUBACK.
@@ -200,10 +186,10 @@ describe.each([
 
     const second = recorder();
     const restarted = await subscribe(clientId, prefix, second.onFrame);
-    await waitFor('the redelivery', () => second.frames.length === 1);
+    await eventually('the redelivery', () => second.frames.length === 1);
     expect(second.ids()).toEqual(['frame-crash']);
     expect(second.frames[0]!.redelivered).toBe(quirks.setsDupOnRedelivery);
-    await waitFor('its PUBACK', () => restarted.stats().acknowledged === 1);
+    await eventually('its PUBACK', () => restarted.stats().acknowledged === 1);
   });
 
   test('a frame acknowledged after onFrame resolved is not delivered again to the same clientId', async () => {
@@ -212,13 +198,13 @@ describe.each([
     const first = recorder();
     const sub = await subscribe(clientId, prefix, first.onFrame);
     await publish(prefix, 'frame-done');
-    await waitFor('its PUBACK', () => sub.stats().acknowledged === 1);
+    await eventually('its PUBACK', () => sub.stats().acknowledged === 1);
     await sub.close({ force: true });
 
     const second = recorder();
     await subscribe(clientId, prefix, second.onFrame);
     await publish(prefix, 'frame-marker');
-    await waitFor('the marker', () => second.frames.length >= 1);
+    await eventually('the marker', () => second.frames.length >= 1);
     await sleep(200);
     expect(second.ids()).toEqual(['frame-marker']);
   });
@@ -232,15 +218,15 @@ describe.each([
 
     const rec = recorder();
     const back = await subscribe(clientId, prefix, rec.onFrame);
-    await waitFor('the queued frames', () => rec.frames.length === 5);
+    await eventually('the queued frames', () => rec.frames.length === 5);
     expect(rec.ids()).toEqual(['offline-0', 'offline-1', 'offline-2', 'offline-3', 'offline-4']);
-    await waitFor('their PUBACKs', () => back.stats().acknowledged === 5);
+    await eventually('their PUBACKs', () => back.stats().acknowledged === 5);
   });
 
   test('a rejecting onFrame is retried with the ack held, then acknowledged once it succeeds', async () => {
     const prefix = unique('p');
     const clientId = unique('worker');
-    const log = quietLog();
+    const log = captureLog();
     let calls = 0;
     const sub = await subscribe(
       clientId,
@@ -252,11 +238,11 @@ describe.each([
       { log, retry: { initialMs: 20, maxMs: 50 } },
     );
     await publish(prefix, 'frame-retry');
-    await waitFor('the fourth attempt', () => calls === 4);
-    await waitFor('its PUBACK', () => sub.stats().acknowledged === 1);
+    await eventually('the fourth attempt', () => calls === 4);
+    await eventually('its PUBACK', () => sub.stats().acknowledged === 1);
     expect(sub.stats()).toMatchObject({ retries: 3, started: 1, inFlight: 0 });
-    expect(log.lines.filter((l) => l.includes('retrying with the PUBACK held'))).toHaveLength(3);
-    expect(log.lines.join('\n')).toContain('PostgreSQL is down');
+    expect(log.lines.filter((l) => l.msg.includes('retrying with the PUBACK held'))).toHaveLength(3);
+    expect(JSON.stringify(log.lines)).toContain('PostgreSQL is down');
   });
 
   test('closing while onFrame keeps failing acknowledges nothing: the next subscriber gets the frame', async () => {
@@ -273,13 +259,13 @@ describe.each([
       { retry: { initialMs: 10_000, maxMs: 10_000 } },
     );
     await publish(prefix, 'frame-unfinished');
-    await waitFor('a failed attempt', () => attempts === 1);
+    await eventually('a failed attempt', () => attempts === 1);
     await sub.close(); // graceful: the retry sleeping for 10 s is abandoned, not acknowledged
     expect(sub.stats().acknowledged).toBe(0);
 
     const rec = recorder();
     await subscribe(clientId, prefix, rec.onFrame);
-    await waitFor('the redelivery', () => rec.frames.length === 1);
+    await eventually('the redelivery', () => rec.frames.length === 1);
     expect(rec.ids()).toEqual(['frame-unfinished']);
   });
 
@@ -289,7 +275,7 @@ describe.each([
     const rec = recorder({ hold: true });
     const sub = await subscribe(clientId, prefix, rec.onFrame);
     await publish(prefix, 'frame-draining');
-    await waitFor('the frame', () => rec.frames.length === 1);
+    await eventually('the frame', () => rec.frames.length === 1);
     const closing = sub.close({ graceMs: 5_000 });
     await sleep(50);
     rec.release();
@@ -299,7 +285,7 @@ describe.each([
     const next = recorder();
     await subscribe(clientId, prefix, next.onFrame);
     await publish(prefix, 'frame-marker');
-    await waitFor('the marker', () => next.frames.length >= 1);
+    await eventually('the marker', () => next.frames.length >= 1);
     await sleep(200);
     expect(next.ids()).toEqual(['frame-marker']);
   });
@@ -324,27 +310,27 @@ describe.each([
       { maxInFlight: 3 },
     );
     for (let i = 0; i < 8; i++) await publish(prefix, `w-${i}`);
-    await waitFor('three running', () => gates.size === 3);
+    await eventually('three running', () => gates.size === 3);
     await sleep(300);
     expect(gates.size).toBe(3);
     expect(sub.stats().inFlight).toBe(3);
 
     // w-1 finishes before w-0: its PUBACK waits for w-0's (MQTT 3.1.1 §4.6), so it still occupies a slot.
     gates.get('w-1')!();
-    await waitFor('w-1 done', () => done.includes('w-1'));
+    await eventually('w-1 done', () => done.includes('w-1'));
     await sleep(200);
     expect(sub.stats()).toMatchObject({ acknowledged: 0, inFlight: 3 });
     expect(gates.size).toBe(3);
 
     gates.get('w-0')!();
-    await waitFor('w-0 and w-1 acknowledged', () => sub.stats().acknowledged === 2);
+    await eventually('w-0 and w-1 acknowledged', () => sub.stats().acknowledged === 2);
     // Release everything as it arrives.
-    await waitFor('all eight started', () => {
+    await eventually('all eight started', () => {
       for (const [id, openGate] of gates) if (!done.includes(id)) openGate();
       return gates.size === 8;
     });
     for (const openGate of gates.values()) openGate();
-    await waitFor('all eight acknowledged', () => sub.stats().acknowledged === 8);
+    await eventually('all eight acknowledged', () => sub.stats().acknowledged === 8);
     expect(peak).toBe(3);
   });
 
@@ -352,7 +338,7 @@ describe.each([
     const prefix = unique('p');
     const clientId = unique('worker');
     const rec = recorder({ hold: true });
-    const log = quietLog();
+    const log = captureLog();
     // One frame in flight: the second one waits in MQTT.js, and with it the PINGRESP, so MQTT.js times the
     // connection out after 1.5 × keepalive and reconnects; the broker then resends the unacknowledged frames.
     const sub = await openFrameSubscriber({
@@ -368,11 +354,14 @@ describe.each([
     open.push(sub);
     await publish(prefix, 'full-0');
     await publish(prefix, 'full-1');
-    await waitFor('a reconnect', () => log.lines.filter((l) => l.startsWith('info mqtt connected')).length >= 2);
-    await waitFor('the first frame rejoined after the reconnect', () => sub.stats().rejoined >= 1);
+    await eventually(
+      'a reconnect',
+      () => log.lines.filter((l) => l.level === 'info' && l.msg.startsWith('mqtt connected')).length >= 2,
+    );
+    await eventually('the first frame rejoined after the reconnect', () => sub.stats().rejoined >= 1);
     expect(rec.ids()).toEqual(['full-0']);
     rec.release();
-    await waitFor('both acknowledged', () => sub.stats().acknowledged === 2);
+    await eventually('both acknowledged', () => sub.stats().acknowledged === 2);
     expect(rec.ids()).toEqual(['full-0', 'full-1']);
   });
 
@@ -390,7 +379,7 @@ describe.each([
     });
     try {
       await publisher.publish('PLANT1', 'L2', 'S1', { frameId: 'f-9', result: 'fail' });
-      await waitFor('the result', () => received.length === 1);
+      await eventually('the result', () => received.length === 1);
       expect(received[0]).toEqual({
         topic: resultTopic(prefix, 'PLANT1', 'L2', 'S1'),
         body: { frameId: 'f-9', result: 'fail' },
@@ -459,9 +448,9 @@ describe('frame subscriber on Mosquitto only: restarts, a killed process, MQTT 5
 
     const rec = recorder();
     const sub = await subscribe(clientId, prefix, rec.onFrame);
-    await waitFor('the queued frames', () => rec.frames.length === 20);
+    await eventually('the queued frames', () => rec.frames.length === 20);
     expect(rec.ids()).toEqual(sent);
-    await waitFor('their PUBACKs', () => sub.stats().acknowledged === 20);
+    await eventually('their PUBACKs', () => sub.stats().acknowledged === 20);
   });
 
   test('a broker restart mid-stream loses no frame: the subscriber reconnects and gets the unacknowledged ones', async () => {
@@ -485,15 +474,18 @@ describe('frame subscriber on Mosquitto only: restarts, a killed process, MQTT 5
         await sleep(10);
       }
     })();
-    await waitFor('some frames handled', () => handled.size >= 15);
+    // Polled often: the restart must come while frames are still being published.
+    await eventually('some frames handled', () => handled.size >= 15, { intervalMs: 20 });
     await broker.restart();
     await publishing;
-    await waitFor('every acknowledged frame handled', () => sent.every((id) => handled.has(id)), 30_000);
+    await eventually('every acknowledged frame handled', () => sent.every((id) => handled.has(id)), {
+      timeoutMs: 30_000,
+    });
     expect(sent).toHaveLength(60);
     // Redelivery may run onFrame again for a frame handled but not yet acknowledged at the restart (at least once);
     // never more than the frames in flight at that moment.
     expect(calls - handled.size).toBeLessThanOrEqual(64);
-    await waitFor('all acknowledged', () => sub.stats().inFlight === 0);
+    await eventually('all acknowledged', () => sub.stats().inFlight === 0);
     await camera.endAsync(true);
   });
 
@@ -505,13 +497,13 @@ describe('frame subscriber on Mosquitto only: restarts, a killed process, MQTT 5
     const camera = await openCamera(broker.url);
     await camera.publishAsync(frameTopic(prefix, 'PLANT1', 'L1', 'S2'), framePayload('frame-across'), { qos: 1 });
     await camera.endAsync();
-    await waitFor('the frame', () => rec.frames.length === 1);
+    await eventually('the frame', () => rec.frames.length === 1);
     await broker.restart();
     // The resumed session resends the unacknowledged frame with DUP set (MQTT 3.1.1 §4.4).
-    await waitFor('the redelivery', () => sub.stats().redelivered === 1, 20_000);
+    await eventually('the redelivery', () => sub.stats().redelivered === 1, { timeoutMs: 20_000 });
     expect(sub.stats()).toMatchObject({ rejoined: 1, started: 1, acknowledged: 0, inFlight: 1 });
     rec.release();
-    await waitFor('its PUBACK on the new connection', () => sub.stats().acknowledged === 1);
+    await eventually('its PUBACK on the new connection', () => sub.stats().acknowledged === 1);
     expect(rec.frames).toHaveLength(1);
     await sub.close();
 
@@ -520,7 +512,7 @@ describe('frame subscriber on Mosquitto only: restarts, a killed process, MQTT 5
     const marker = await openCamera(broker.url);
     await marker.publishAsync(frameTopic(prefix, 'PLANT1', 'L1', 'S2'), framePayload('frame-marker'), { qos: 1 });
     await marker.endAsync();
-    await waitFor('the marker', () => next.frames.length >= 1);
+    await eventually('the marker', () => next.frames.length >= 1);
     await sleep(200);
     expect(next.ids()).toEqual(['frame-marker']);
   });
@@ -535,7 +527,7 @@ describe('frame subscriber on Mosquitto only: restarts, a killed process, MQTT 5
     for (let i = 0; i < 5; i++) {
       await camera.publishAsync(frameTopic(prefix, 'PLANT1', 'L1', 'S1'), framePayload(`v5-${i}`), { qos: 1 });
     }
-    await waitFor('two frames', () => first.frames.length === 2);
+    await eventually('two frames', () => first.frames.length === 2);
     await sleep(300);
     expect(first.ids()).toEqual(['v5-0', 'v5-1']);
     await crashed.close({ force: true });
@@ -544,16 +536,16 @@ describe('frame subscriber on Mosquitto only: restarts, a killed process, MQTT 5
     // frames coming back shows the subscriber asked for one.
     const rec = recorder();
     const sub = await subscribe(clientId, prefix, rec.onFrame, v5);
-    await waitFor('all five', () => rec.frames.length === 5);
+    await eventually('all five', () => rec.frames.length === 5);
     expect(rec.ids()).toEqual(['v5-0', 'v5-1', 'v5-2', 'v5-3', 'v5-4']);
-    await waitFor('their PUBACKs', () => sub.stats().acknowledged === 5);
+    await eventually('their PUBACKs', () => sub.stats().acknowledged === 5);
     await sub.close();
 
     // The v5 PUBACKs were taken: nothing comes back to the next subscriber.
     const next = recorder();
     await subscribe(clientId, prefix, next.onFrame, v5);
     await camera.publishAsync(frameTopic(prefix, 'PLANT1', 'L1', 'S1'), framePayload('v5-marker'), { qos: 1 });
-    await waitFor('the marker', () => next.frames.length >= 1);
+    await eventually('the marker', () => next.frames.length >= 1);
     await sleep(200);
     expect(next.ids()).toEqual(['v5-marker']);
     await camera.endAsync();
@@ -565,9 +557,9 @@ describe('frame subscriber on Mosquitto only: restarts, a killed process, MQTT 5
     // A real worker process that never finishes its frame.
     const script = `
       const { openFrameSubscriber } = require('./infra/connectors/mqtt/frame-subscriber.ts');
-      const log = { info() {}, warn() {}, error() {} };
+      const { quietLog } = require('./test/support/quiet-log.ts');
       openFrameSubscriber({ url: ${JSON.stringify(broker.url)}, clientId: ${JSON.stringify(clientId)},
-        prefix: ${JSON.stringify(prefix)}, log,
+        prefix: ${JSON.stringify(prefix)}, log: quietLog(),
         onFrame: (msg) => { console.log('frame ' + msg.payload.length); return new Promise(() => {}); } })
         .then(() => console.log('subscribed'), (err) => { console.error(err); process.exit(1); });`;
     const lines: string[] = [];
@@ -579,17 +571,17 @@ describe('frame subscriber on Mosquitto only: restarts, a killed process, MQTT 5
       onLine: (line) => lines.push(line),
     });
     try {
-      await waitFor('the worker to subscribe', () => lines.includes('subscribed'), 30_000);
+      await eventually('the worker to subscribe', () => lines.includes('subscribed'), { timeoutMs: 30_000 });
       const camera = await openCamera(broker.url);
       await camera.publishAsync(frameTopic(prefix, 'PLANT1', 'L2', 'S1'), framePayload('frame-killed'), { qos: 1 });
       await camera.endAsync();
-      await waitFor('the worker to receive it', () => lines.some((l) => l.startsWith('frame ')));
+      await eventually('the worker to receive it', () => lines.some((l) => l.startsWith('frame ')));
     } finally {
       await worker.stop({ signal: 'SIGKILL' });
     }
     const rec = recorder();
     await subscribe(clientId, prefix, rec.onFrame);
-    await waitFor('the redelivery', () => rec.frames.length === 1);
+    await eventually('the redelivery', () => rec.frames.length === 1);
     expect(rec.ids()).toEqual(['frame-killed']);
   });
 });

@@ -1,7 +1,6 @@
 import { mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ConnectorLogger } from '../../infra/connectors/define';
 import { loadNodeOpcua, type NodeOpcua } from '../../infra/connectors/opcua/node-opcua.driver';
 import { rejectStationNodeId, type StationAddress } from '../../infra/connectors/opcua/reject-station.address';
 import {
@@ -12,28 +11,14 @@ import {
 import { openOpcUaRejectStationInThread } from '../../infra/connectors/opcua/threaded-reject-station';
 import { findFreePort } from '../../infra/local/managed-process';
 import { type LinePlcSimulator, startLinePlcSimulator } from '../../infra/simulators/line-plc/line-plc.simulator';
+import { eventually } from '../support/eventually';
+import { captureLog } from '../support/quiet-log';
 
 // Real node-opcua on both sides: the simulated line PLC is an OPCUAServer on a free loopback port.
 
 const S1: StationAddress = { site: 'PLANT1', line: 'L1', station: 'S1' };
 const S2: StationAddress = { site: 'PLANT1', line: 'L1', station: 'S2' };
 const S3: StationAddress = { site: 'PLANT1', line: 'L2', station: 'S1' };
-
-interface LogLine {
-  level: 'info' | 'warn' | 'error';
-  msg: string;
-  meta?: Record<string, unknown>;
-}
-
-function recordingLog(): ConnectorLogger & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  return {
-    lines,
-    info: (msg, meta) => lines.push({ level: 'info', msg, meta }),
-    warn: (msg, meta) => lines.push({ level: 'warn', msg, meta }),
-    error: (msg, meta) => lines.push({ level: 'error', msg, meta }),
-  };
-}
 
 /** A second, independent OPC UA session: reads the PLC's variables the way an HMI would. */
 interface PlcMonitor {
@@ -68,20 +53,6 @@ async function openMonitor(endpointUrl: string, pkiDir: string): Promise<PlcMoni
   };
 }
 
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = '';
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      lastError = (err as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} did not happen within ${timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ''}`);
-}
-
 let dataDir: string;
 
 beforeAll(() => {
@@ -96,7 +67,7 @@ describe('reject station against the simulated line PLC', () => {
   let sim: LinePlcSimulator | undefined;
   let station: RejectStationPort | undefined;
   let monitor: PlcMonitor | undefined;
-  const log = recordingLog();
+  const log = captureLog();
 
   beforeAll(async () => {
     const port = await findFreePort();
@@ -232,7 +203,7 @@ describe('reject station against the simulated line PLC', () => {
     const before = resources();
     const own = await openOpcUaRejectStation(
       { endpointUrl: sim!.endpointUrl, pkiDir: join(dataDir, 'client-pki-2') },
-      recordingLog(),
+      captureLog(),
     );
     await own.signalReject({ ...S1, partId: 'P-500', eventId: 'EV-500' });
     expect(resources().sockets).toBeGreaterThan(before.sockets);
@@ -242,10 +213,11 @@ describe('reject station against the simulated line PLC', () => {
 
     // node-opcua answers its own CloseSecureChannel after a 100 ms timer (the server never replies to CLO), so the
     // count may lag briefly; anything still there after 2 s is a leak.
-    await waitUntil(
+    await eventually(
       'sockets and timers back to the baseline',
-      async () => JSON.stringify(resources()) === JSON.stringify(before),
-      2_000,
+      resources,
+      (now) => JSON.stringify(now) === JSON.stringify(before),
+      { timeoutMs: 2_000 },
     );
     await expect(own.signalReject({ ...S1, partId: 'P-501', eventId: 'EV-501' })).rejects.toThrow(
       /session down .*closed/,
@@ -262,7 +234,7 @@ describe('reject station against the simulated line PLC', () => {
         pkiDir: join(dataDir, 'client-pki-secure'),
         acceptUnknownServerCertificate: true,
       },
-      recordingLog(),
+      captureLog(),
     );
     try {
       await secure.signalReject({ ...S2, partId: 'P-600', eventId: 'EV-600' });
@@ -276,7 +248,7 @@ describe('reject station against the simulated line PLC', () => {
     const pkiDir = join(dataDir, 'client-pki-strict');
     const config = { endpointUrl: sim!.endpointUrl, securityMode: 'Sign' as const, pkiDir, connectTimeoutMs: 20_000 };
 
-    await expect(openOpcUaRejectStation(config, recordingLog())).rejects.toMatchObject({
+    await expect(openOpcUaRejectStation(config, captureLog())).rejects.toMatchObject({
       reason: 'connect',
       message: expect.stringContaining('BadCertificateUntrusted'),
     });
@@ -284,7 +256,7 @@ describe('reject station against the simulated line PLC', () => {
     expect(rejected).toHaveLength(1);
     renameSync(join(pkiDir, 'rejected', rejected[0]!), join(pkiDir, 'trusted', 'certs', rejected[0]!));
 
-    const trusting = await openOpcUaRejectStation(config, recordingLog());
+    const trusting = await openOpcUaRejectStation(config, captureLog());
     try {
       await trusting.signalReject({ ...S1, partId: 'P-650', eventId: 'EV-650' });
     } finally {
@@ -297,7 +269,7 @@ describe('reject station against the simulated line PLC', () => {
 describe('reject station when the PLC goes away', () => {
   let sim: LinePlcSimulator | undefined;
   let station: RejectStationPort | undefined;
-  const log = recordingLog();
+  const log = captureLog();
 
   afterAll(async () => {
     await station?.close();
@@ -309,7 +281,7 @@ describe('reject station when the PLC goes away', () => {
     await expect(
       openOpcUaRejectStation(
         { endpointUrl: `opc.tcp://127.0.0.1:${port}`, pkiDir: join(dataDir, 'client-pki'), connectTimeoutMs: 1_500 },
-        recordingLog(),
+        captureLog(),
       ),
     ).rejects.toMatchObject({
       reason: 'connect',
@@ -352,14 +324,9 @@ describe('reject station when the PLC goes away', () => {
     expect(log.lines.some((l) => l.msg === 'reject station connection lost')).toBe(true);
 
     sim = await startLinePlcSimulator({ port, stations: [S1], dataDir: plcDir });
-    await waitUntil(
-      'reconnection to the restarted PLC',
-      async () => {
-        await station!.healthCheck();
-        return true;
-      },
-      30_000,
-    );
+    await eventually('reconnection to the restarted PLC', () => station!.healthCheck().then(() => true), {
+      timeoutMs: 30_000,
+    });
 
     await station.signalReject({ ...S1, partId: 'P-703', eventId: 'EV-703' });
     // The restarted PLC saw only the reject sent after reconnection: none of the failed ones was replayed.
@@ -371,7 +338,7 @@ describe('reject station when the PLC goes away', () => {
 describe('reject station on a thread of its own (as the inference worker runs it)', () => {
   let sim: LinePlcSimulator | undefined;
   let station: RejectStationPort | undefined;
-  const log = recordingLog();
+  const log = captureLog();
 
   beforeAll(async () => {
     sim = await startLinePlcSimulator({
@@ -419,7 +386,7 @@ describe('reject station on a thread of its own (as the inference worker runs it
   test('close() ends the thread; later rejects fail as unavailable', async () => {
     const own = await openOpcUaRejectStationInThread(
       { endpointUrl: sim!.endpointUrl, pkiDir: join(dataDir, 'client-pki-thread-2') },
-      recordingLog(),
+      captureLog(),
     );
     await own.signalReject({ ...S2, partId: 'P-T5', eventId: 'EV-T5' });
     await own.close();
@@ -439,14 +406,14 @@ describe('reject station on a thread of its own (as the inference worker runs it
           pkiDir: join(dataDir, 'client-pki-thread'),
           connectTimeoutMs: 1_500,
         },
-        recordingLog(),
+        captureLog(),
       ),
     ).rejects.toMatchObject({ reason: 'connect', message: expect.stringContaining('no session within 1500 ms') });
   });
 });
 
 test('a reject thread that dies is started again; rejects fail fast as unavailable meanwhile', async () => {
-  const log = recordingLog();
+  const log = captureLog();
   const station = await openOpcUaRejectStationInThread(
     { endpointUrl: 'opc.tcp://127.0.0.1:4840', pkiDir: join(dataDir, 'crashing-thread') },
     log,
@@ -458,14 +425,19 @@ test('a reject thread that dies is started again; rejects fail fast as unavailab
       reason: 'unavailable',
       message: expect.stringContaining('reject thread stopped'),
     });
-    const deadline = Date.now() + 10_000;
-    let ack: Awaited<ReturnType<RejectStationPort['signalReject']>> | undefined;
-    while (!ack && Date.now() < deadline) {
-      ack = await station.signalReject(signal).catch((err: RejectStationError) => {
-        expect(err).toMatchObject({ reason: 'unavailable' });
-        return new Promise<undefined>((r) => setTimeout(() => r(undefined), 50));
-      });
-    }
+    // Every refusal while the thread restarts must be `unavailable`: kept and checked below, because eventually()
+    // would take a failed expectation inside the read for "not yet".
+    const refusals: unknown[] = [];
+    const ack = await eventually(
+      'a reject written by the restarted thread',
+      () =>
+        station.signalReject(signal).catch((err: unknown) => {
+          refusals.push(err);
+          return undefined;
+        }),
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
+    for (const refusal of refusals) expect(refusal).toMatchObject({ reason: 'unavailable' });
     expect(ack?.writtenAt).toBeInstanceOf(Date);
     expect(log.lines.map((l) => [l.level, l.msg])).toEqual(
       expect.arrayContaining([

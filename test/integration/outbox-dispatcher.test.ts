@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import { buildApp } from '../../api/app';
@@ -19,6 +20,7 @@ import type {
   DispositionRequest,
   LotCaseState,
 } from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
 
 /**
@@ -130,16 +132,6 @@ async function outboxRows(eventIds: string[]): Promise<OutboxRow[]> {
   return res.rows;
 }
 
-async function waitFor(what: string, predicate: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 const allDispatched = async (ids: string[]) => (await outboxRows(ids)).every((r) => r.dispatched_at !== null);
 
 async function listenerBackends(): Promise<number[]> {
@@ -190,11 +182,11 @@ describe('outbox dispatcher', () => {
 
   it('starts each pending row once, each lot in id order, and records the run id', async () => {
     const d = start();
-    await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
+    await eventually('the LISTEN connection', listenerBackends, (pids) => pids.length > 0);
     const lots = ['A', 'B', 'A', 'C', 'B'];
     const ids = await ingest(...lots.map((lot) => failed(lot)));
 
-    await waitFor('all rows dispatched', () => allDispatched(ids));
+    await eventually('all rows dispatched', () => allDispatched(ids));
     await d.stop();
 
     const rows = await outboxRows(ids);
@@ -225,7 +217,7 @@ describe('outbox dispatcher', () => {
       [contained],
     );
     const d = start();
-    await waitFor('both rows dispatched', () => allDispatched([contained!, fresh!]));
+    await eventually('both rows dispatched', () => allDispatched([contained!, fresh!]));
     await d.stop();
 
     const attempts = gateway.mine(run).filter((a) => a.eventId === contained || a.eventId === fresh);
@@ -240,11 +232,12 @@ describe('outbox dispatcher', () => {
 
   it('is woken by NOTIFY without waiting for the poll', async () => {
     start();
-    await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
+    await eventually('the LISTEN connection', listenerBackends, (pids) => pids.length > 0);
     const started = Date.now();
     const ids = await ingest(failed('N'));
 
-    await waitFor('the NOTIFY-driven dispatch', () => allDispatched(ids), 3_000);
+    // Read often: the time to the dispatch is what this test measures.
+    await eventually('the NOTIFY-driven dispatch', () => allDispatched(ids), { timeoutMs: 3_000, intervalMs: 20 });
 
     // The poll interval is one hour: only the notification can explain a dispatch this fast.
     expect(Date.now() - started).toBeLessThan(3_000);
@@ -252,30 +245,25 @@ describe('outbox dispatcher', () => {
 
   it('re-connects its LISTEN connection when the server drops it', async () => {
     start();
-    await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
+    await eventually('the LISTEN connection', listenerBackends, (pids) => pids.length > 0);
     const [before] = await listenerBackends();
     await pool.query('SELECT pg_terminate_backend($1)', [before]);
-    await waitFor(
-      'a new LISTEN connection',
-      async () => {
-        const now = await listenerBackends();
-        return now.length > 0 && !now.includes(before!);
-      },
-      5_000,
-    );
+    await eventually('a new LISTEN connection', listenerBackends, (now) => now.length > 0 && !now.includes(before!), {
+      timeoutMs: 5_000,
+    });
 
     const ids = await ingest(failed('R'));
-    await waitFor('dispatch after the reconnect', () => allDispatched(ids), 3_000);
+    await eventually('dispatch after the reconnect', () => allDispatched(ids), { timeoutMs: 3_000 });
   });
 
   it('keeps rows pending with attempts and last_error while Temporal is unreachable, ingest still answers 202, and starts each row once after recovery', async () => {
     gateway.failing = true;
     const d = start();
-    await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
+    await eventually('the LISTEN connection', listenerBackends, (pids) => pids.length > 0);
     const [a1, a2, b1] = await ingest(failed('LOT-X'), failed('LOT-X'), failed('LOT-Y'));
 
     // Drain until both lots' first rows have failed at least once.
-    await waitFor('failed attempts on both lots', async () => {
+    await eventually('failed attempts on both lots', async () => {
       await d.drainOnce();
       const attempted = new Set(gateway.mine(run).map((a) => a.eventId));
       return attempted.has(a1!) && attempted.has(b1!);
@@ -295,7 +283,7 @@ describe('outbox dispatcher', () => {
 
     gateway.failing = false;
     const ids = [a1!, a2!, b1!, c1!];
-    await waitFor('dispatch after recovery', async () => {
+    await eventually('dispatch after recovery', async () => {
       await d.drainOnce();
       return allDispatched(ids);
     });
@@ -311,7 +299,7 @@ describe('outbox dispatcher', () => {
 
   it('dispatches nothing after stop()', async () => {
     const d = start();
-    await waitFor('the LISTEN connection', async () => (await listenerBackends()).length > 0);
+    await eventually('the LISTEN connection', listenerBackends, (pids) => pids.length > 0);
     await d.stop();
     expect(await listenerBackends()).toEqual([]);
 

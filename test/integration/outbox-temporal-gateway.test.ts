@@ -22,6 +22,7 @@ import {
   defectWorkflowId,
   lotCaseWorkflowId,
 } from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
 
 /**
@@ -80,16 +81,6 @@ async function signalledParts(workflowId: string): Promise<PartDefect[]> {
       const payload = e.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!;
       return JSON.parse(Buffer.from(payload.data!).toString('utf8')) as PartDefect;
     });
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 beforeAll(async () => {

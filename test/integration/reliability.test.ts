@@ -15,7 +15,8 @@ import { startHoldfastStack, type HoldfastStack } from '../support/stack';
 import { startOutboxDispatcher } from '../../infra/outbox/dispatcher';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { lotCaseStateQuery, lotCaseWorkflowId } from '../../workflows/contracts';
-import { createLot, failedInspection, simulatorCounts, waitFor } from '../support/plant';
+import { eventually } from '../support/eventually';
+import { createLot, failedInspection, simulatorCounts } from '../support/plant';
 import { TcpProxy } from '../support/tcp-proxy';
 import { readTestEnv, testPool } from '../support/test-env';
 import { installQuietRuntime } from '../support/workflow-harness';
@@ -78,7 +79,7 @@ function startWorkerProcess(extraEnv: Record<string, string>): {
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  const ready = waitFor('worker process ready', async () => (out.includes('worker ready') ? true : undefined), 90_000);
+  const ready = eventually('worker process ready', () => out.includes('worker ready'), { timeoutMs: 90_000 });
   return { child, output: () => out, ready: ready.then(() => undefined) };
 }
 
@@ -101,13 +102,11 @@ test('a worker killed right after the ERP stock block posts loses nothing and po
   try {
     await survivor.ready;
     const handle = stack.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
-    await waitFor(
+    await eventually(
       'lot case awaiting disposition after fail-over',
-      async () => {
-        const state = await handle.query(lotCaseStateQuery);
-        return state.stage === 'awaiting-disposition' ? state : undefined;
-      },
-      60_000,
+      () => handle.query(lotCaseStateQuery),
+      (state) => state.stage === 'awaiting-disposition',
+      { timeoutMs: 60_000 },
     );
     const after = await simulatorCounts(stack);
     expect(after.materialDocuments - before.materialDocuments).toBe(1);
@@ -144,29 +143,34 @@ test('inspections are accepted while Temporal is unreachable and their workflows
     const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: batch });
     expect(res.statusCode).toBe(202);
     const ids = batch.results.map((r) => r.eventId);
-    const pending = await waitFor('dispatch attempts to fail while Temporal is cut off', async () => {
-      const { rows } = await pool.query(
-        'SELECT event_id, attempts, last_error FROM holdfast.outbox WHERE event_id = ANY($1) AND dispatched_at IS NULL',
-        [ids],
-      );
-      return rows.length === 3 && rows.some((r) => r.attempts > 0) ? rows : undefined;
-    });
+    const pending = await eventually(
+      'dispatch attempts to fail while Temporal is cut off',
+      async () => {
+        const { rows } = await pool.query<{ event_id: string; attempts: number; last_error: string | null }>(
+          'SELECT event_id, attempts, last_error FROM holdfast.outbox WHERE event_id = ANY($1) AND dispatched_at IS NULL',
+          [ids],
+        );
+        return rows;
+      },
+      (rows) => rows.length === 3 && rows.some((r) => r.attempts > 0),
+    );
     expect(pending.find((r) => r.attempts > 0)!.last_error).toBeTruthy();
 
     await proxy.restore();
-    const dispatched = await waitFor(
+    const dispatched = await eventually(
       'outbox rows dispatched after Temporal is back',
       async () => {
-        const { rows } = await pool.query(
+        const { rows } = await pool.query<{ workflow_id: string }>(
           'SELECT workflow_id FROM holdfast.outbox WHERE event_id = ANY($1) AND dispatched_at IS NOT NULL',
           [ids],
         );
-        return rows.length === 3 ? rows : undefined;
+        return rows;
       },
-      30_000,
+      (rows) => rows.length === 3,
+      { timeoutMs: 30_000 },
     );
     for (const { workflow_id } of dispatched) {
-      const description = await stack.client.workflow.getHandle(workflow_id as string).describe();
+      const description = await stack.client.workflow.getHandle(workflow_id).describe();
       expect(description.type).toBe('defectWorkflow');
     }
   } finally {

@@ -9,13 +9,13 @@ import { ExternalSystemError } from '../../activities/errors';
 import sapS4Connector, { SapS4Config } from '../../infra/connectors/sap-s4/sap-s4.connector';
 import { idempotencyToken } from '../../infra/connectors/sap-s4/idempotency-token';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
+import { quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
 
 // The sap-s4-odata connector against the SAP simulator over real HTTP (state in a schema of its own).
 const schema = `sap_conn_test_${randomBytes(5).toString('hex')}`;
 const credentials = { username: 'HOLDFAST_COMM', password: `pw-${randomBytes(8).toString('hex')}` };
 const env = { SAP_TEST_USER: credentials.username, SAP_TEST_PASSWORD: credentials.password };
-const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 let pool: Pool;
 let sim: FastifyInstance;
@@ -34,7 +34,7 @@ async function connect(
     password: '${env:SAP_TEST_PASSWORD}',
     ...overrides,
   });
-  const ctx: ConnectorContext = { name, env, log: silent };
+  const ctx: ConnectorContext = { name, env, log: quietLog() };
   const instance = await sapS4Connector.connect(config, ctx);
   opened.push(instance);
   return instance;
@@ -196,7 +196,7 @@ describe('configuration', () => {
       username: '${env:NOPE_USER}',
       password: 'p',
     });
-    await expect(sapS4Connector.connect(config, { name: 'sap-x', env: {}, log: silent })).rejects.toThrow(
+    await expect(sapS4Connector.connect(config, { name: 'sap-x', env: {}, log: quietLog() })).rejects.toThrow(
       'connectors.sap-x.username: environment variable NOPE_USER is not set',
     );
   });

@@ -19,6 +19,7 @@ import {
   type DispositionDecision,
   type LotCaseStage,
 } from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { readTestEnv } from '../support/test-env';
 import { WorkflowHarness, defectInput, detection } from '../support/workflow-harness';
@@ -36,19 +37,13 @@ test('record one history per shape of defect and lot-case workflow', async () =>
   const policy = harness.policy();
   const histories: Record<string, string> = {};
 
-  /** Polls `done` (a read that throws, such as a query before the first workflow task, counts as not done). */
-  const until = async (what: string, done: () => Promise<boolean>) => {
-    for (const deadline = Date.now() + 30_000; !(await done().catch(() => false));) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
   const lotCase = (lotId: string) => harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
   const waitForStage = (lotId: string, stage: LotCaseStage, parts = 1) =>
-    until(`lot ${lotId} in ${stage}`, async () => {
-      const state = await lotCase(lotId).query(lotCaseStateQuery);
-      return state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts);
-    });
+    eventually(
+      `lot ${lotId} in ${stage}`,
+      () => lotCase(lotId).query(lotCaseStateQuery),
+      (state) => state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts),
+    );
   const decide = (lotId: string, decision: DispositionDecision) =>
     lotCase(lotId).executeUpdate(dispositionUpdate, {
       args: [{ decision, reason: 'MRB 7', decidedBy: 'qe.jane', requestId: `${lotId}-disposition` }],
@@ -87,9 +82,10 @@ test('record one history per shape of defect and lot-case workflow', async () =>
     mes.addLot({ lotId: refusedCount });
     mes.failures.set('recordQualityEvent', new ExternalSystemError('fake-mes', 'rejected', 'Work order closed', 409));
     const parkedDefect = await harness.startDefect(detection({ lotId: refusedCount }), policy, taskQueue);
-    await until(
+    await eventually(
       'the defect workflow parked',
-      async () => (await parkedDefect.query(defectStateQuery)).stage === 'needs-attention',
+      () => parkedDefect.query(defectStateQuery),
+      (state) => state.stage === 'needs-attention',
     );
     await retry(parkedDefect);
     await parkedDefect.result();
@@ -114,7 +110,7 @@ test('record one history per shape of defect and lot-case workflow', async () =>
     const late = `L-REPLAY-${run}-escalated`;
     mes.addLot({ lotId: late });
     await harness.startDefect(detection({ lotId: late }), harness.policy({ dispositionTimeout: '1s' }), taskQueue);
-    await until(`lot ${late} escalated`, async () => escalation.messages.length > 0);
+    await eventually(`lot ${late} escalated`, () => escalation.messages.length > 0);
     await waitForStage(late, 'awaiting-disposition');
     await decide(late, 'use-as-is');
     await lotCase(late).result();

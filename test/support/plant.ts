@@ -55,25 +55,6 @@ export async function putJson(url: string, body: unknown): Promise<void> {
   if (!res.ok) throw new Error(`PUT ${url} → ${res.status}: ${await res.text()}`);
 }
 
-/** Polls until `probe` returns a value (not undefined) or the deadline passes, then fails naming what it waited for. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
-      );
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
 let part = 0;
 /** A failed inspection as a camera/inference worker would POST it to /v1/inspections. */
 export function failedInspection(lotId: string, overrides: Record<string, unknown> = {}) {

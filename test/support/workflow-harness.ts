@@ -23,6 +23,7 @@ import {
   type DefectWorkflowInput,
   type SitePolicy,
 } from '../../workflows/contracts';
+import { quietLog } from './quiet-log';
 import { readTestEnv, testPool } from './test-env';
 
 /** Shared Temporal + PostgreSQL plumbing for tests that run real workflows against the jest dev server. */
@@ -43,7 +44,7 @@ export class WorkflowHarness {
     this.native = await NativeConnection.connect({ address: env.temporalAddress });
     this.connection = await Connection.connect({ address: env.temporalAddress });
     this.client = new Client({ connection: this.connection, namespace: env.namespace });
-    this.bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+    this.bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLog() });
   }
 
   async tearDown(): Promise<void> {
@@ -106,15 +107,6 @@ export function installQuietRuntime(): void {
     // Already installed in this module registry.
   }
 }
-
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};
 
 let seq = 0;
 export function detection(overrides: Partial<DefectDetection> = {}): DefectDetection {

@@ -1,8 +1,7 @@
 import { ExternalSystemError } from '../../activities/errors';
 import { rejectStationNodeId } from '../../infra/connectors/opcua/reject-station.address';
 import { OpcUaRejectStationConfig, openOpcUaRejectStation } from '../../infra/connectors/opcua/reject-station';
-
-const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+import { quietLog } from '../support/quiet-log';
 
 describe('OpcUaRejectStationConfig', () => {
   test('the minimal block gets the documented defaults', () => {
@@ -45,7 +44,7 @@ describe('OpcUaRejectStationConfig', () => {
   });
 
   test('openOpcUaRejectStation refuses a bad block before connecting, naming the key', async () => {
-    const err = await openOpcUaRejectStation({ endpointUrl: 'tcp://x', pkiDir: '/tmp/never-created' }, silent).then(
+    const err = await openOpcUaRejectStation({ endpointUrl: 'tcp://x', pkiDir: '/tmp/never-created' }, quietLog()).then(
       () => undefined,
       (e: unknown) => e,
     );

@@ -15,6 +15,7 @@ import {
   type LotCaseState,
   type SitePolicy,
 } from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { WorkflowHarness, defectInput, detection } from '../support/workflow-harness';
 
@@ -51,32 +52,11 @@ async function waitForStage(
 ): Promise<LotCaseState> {
   const handle = harness.client.workflow.getHandle(lotCaseWorkflowId(site, lotId));
   // Defect workflows end once they have handed their part over; containment is the lot case's to finish.
-  return until(
+  return eventually(
     `lot ${lotId} in ${stage}`,
     () => handle.query(lotCaseStateQuery),
-    (state) =>
-      state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts) ? state : undefined,
+    (state) => state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts),
   );
-}
-
-/**
- * Reads until `done` returns a value (20 s at most). A read that throws (the workflow not started yet) counts as not
- * done; the timeout names `what` and the last value or error read.
- */
-async function until<T, R>(what: string, read: () => Promise<T>, done: (value: T) => R | undefined): Promise<R> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    let last: unknown;
-    try {
-      last = await read();
-      const result = done(last as T);
-      if (result !== undefined) return result;
-    } catch (err) {
-      last = err instanceof Error ? err.message : err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last read ${JSON.stringify(last)}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
 }
 
 function disposition(decision: DispositionDecision, requestId = `req-${Math.random()}`) {
@@ -272,10 +252,10 @@ test('steps refused side by side are all shown, and one retry runs all of them a
   await r.worker.runUntil(async () => {
     await startDefect(r, detection({ lotId }));
     const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
-    const parked = await until(
+    const parked = await eventually(
       'both steps parked',
       () => handle.query(lotCaseStateQuery),
-      (x) => (x.failures?.length === 2 ? x : undefined),
+      (x) => x.failures?.length === 2,
     );
     const bothSteps = ['erp-quality-notification', 'erp-stock-block'];
     expect(parked.failures!.map((f) => f.step).sort()).toEqual(bothSteps);
@@ -311,10 +291,10 @@ test('a refused work-order count parks the defect workflow with its failure unti
   await r.worker.runUntil(async () => {
     const d = detection({ lotId });
     const defect = await startDefect(r, d);
-    const state = await until(
+    const state = await eventually(
       'defect workflow parked',
       () => defect.query(defectStateQuery),
-      (x) => (x.stage === 'needs-attention' ? x : undefined),
+      (x) => x.stage === 'needs-attention',
     );
     expect(state.failures).toEqual([
       expect.objectContaining({ step: 'mes-work-order-quality', message: expect.stringContaining('closed') }),
@@ -351,8 +331,7 @@ test('no disposition within the configured time escalates once; a decision is st
   r.mes.addLot({ lotId });
   await r.worker.runUntil(async () => {
     await (await startDefect(r, detection({ lotId }))).result();
-    const deadline = Date.now() + 15_000;
-    while (r.escalation.messages.length === 0 && Date.now() < deadline) await new Promise((x) => setTimeout(x, 200));
+    await eventually('the escalation', () => r.escalation.messages.length > 0);
     expect(r.escalation.messages).toHaveLength(1);
     expect(r.escalation.messages[0]).toMatchObject({ lotId, site: 'PLANT1' });
     const rows = await harness.pool.query('SELECT lot_id FROM holdfast.escalation WHERE lot_id = $1', [lotId]);
@@ -408,18 +387,19 @@ test('workflows are listable by business search attributes', async () => {
     const d = detection({ lotId, line: 'L3', station: 'S1' });
     await (await startDefect(r, d)).result();
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-    const deadline = Date.now() + 10_000;
-    let ids: string[] = [];
-    while (Date.now() < deadline) {
-      ids = [];
-      for await (const wf of harness.client.workflow.list({
-        query: `Line = 'L3' AND Lot = '${lotId}' AND DispositionState = 'awaiting-disposition'`,
-      })) {
-        ids.push(wf.workflowId);
-      }
-      if (ids.length > 0) break;
-      await new Promise((x) => setTimeout(x, 250));
-    }
+    const ids = await eventually(
+      'the lot case listed by line, lot and disposition state',
+      async () => {
+        const found: string[] = [];
+        for await (const wf of harness.client.workflow.list({
+          query: `Line = 'L3' AND Lot = '${lotId}' AND DispositionState = 'awaiting-disposition'`,
+        })) {
+          found.push(wf.workflowId);
+        }
+        return found;
+      },
+      (found) => found.length > 0,
+    );
     expect(ids).toEqual([lotCaseWorkflowId('PLANT1', lotId)]);
   });
 });

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { parseDurationMs } from '../../infra/config/duration';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
+import type { Logger } from '../../infra/observability/logger';
 import { openFrameSubscriber, type FrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
 import { openResultPublisher } from '../../infra/connectors/mqtt/result-publisher';
 import type { RejectStationPort } from '../../infra/connectors/opcua/reject-station';
@@ -30,6 +31,8 @@ export interface InferenceWorkerOptions {
   /** Where the OPC UA client keeps its certificate and trust lists. */
   dataDir: string;
   log: ConnectorLogger;
+  /** The HTTP edge's fastify logger (requests at debug); without it fastify logs nothing. */
+  httpLogger?: Logger;
   /** Default: config.vision.modelsDir, relative to the repository root. */
   modelsDir?: string;
   /** Default: config.vision.mqtt.clientId. Two workers sharing one id share one broker session. */
@@ -81,6 +84,8 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     }
 
     const modelsDir = opts.modelsDir ?? config.vision.modelsDir;
+    const loadStarted = Date.now();
+    log.info('loading models (onnxruntime; the first load takes a few seconds)', { modelsDir });
     const models = await openModelCatalog(isAbsolute(modelsDir) ? modelsDir : join(REPO_ROOT, modelsDir), {
       // onnxruntime holds the thread it runs on for a whole batch; reject writes and acks must not wait behind it.
       inThread: true,
@@ -88,7 +93,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     });
     closers.push(() => models.close());
     for (const bad of models.rejected) log.warn('model manifest refused', { ...bad });
-    log.info('models available', { models: models.list().map((m) => m.key) });
+    log.info('models available', { models: models.list().map((m) => m.key), ms: Date.now() - loadStarted });
 
     let reject: RejectStationPort | undefined;
     const rejectConfig = config.vision.rejectStation;
@@ -147,6 +152,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       pipeline,
       deferredFrames: createPgDeferredFrameAdmin(pool, pipeline),
       log,
+      httpLogger: opts.httpLogger,
     }).catch(async (err: unknown) => {
       await subscriber.close({ force: true });
       throw err;

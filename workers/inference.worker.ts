@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { loadConfig } from '../infra/config/load';
 import { createPool } from '../infra/db/pool';
+import { seedRecipesFromConfig } from '../infra/vision/recipe.repository';
 import { connectorLogger, createLogger } from '../infra/observability/logger';
 import { startInferenceWorker } from './inference/inference-worker';
 
@@ -26,6 +27,12 @@ async function main(): Promise<void> {
       throw err;
     },
   );
+  // A model loads on its first frame otherwise, and that frame (its reject signal) waits seconds for it.
+  const named = new Map(seedRecipesFromConfig(config).map((r) => [`${r.model.name}@${r.model.version}`, r.model]));
+  for (const model of named.values()) {
+    // A model that does not load is reported (announced by the worker) and retried by the first frame that needs it.
+    await worker.models.get(model.name, model.version).catch(() => undefined);
+  }
   // infra/local/start.ts waits for a line containing `inference worker ready`.
   logger.info({ models: worker.models.list().map((m) => m.key) }, 'inference worker ready');
 

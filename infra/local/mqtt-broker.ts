@@ -10,6 +10,7 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { chown, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
+import { parseLogLine } from '../observability/log-line';
 import { createLogger, type Logger } from '../observability/logger';
 import { assertPortFree, describeExit, failOnExit, sleep, spawnManaged, type ManagedProcess } from './managed-process';
 
@@ -106,7 +107,7 @@ export async function spawnEmbeddedMqttBroker(opts: {
     env: { ...process.env, MQTT_BROKER_HOST: host, MQTT_BROKER_PORT: String(opts.port) },
     onLine: (line) => {
       opts.log?.(`[mqtt-broker] ${line}`);
-      const url = READY_LINE.exec(line)?.[1];
+      const url = READY_LINE.exec(parseLogLine(line)?.msg ?? line)?.[1];
       if (url) announced?.(url);
     },
   });

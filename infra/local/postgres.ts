@@ -187,8 +187,13 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   };
 }
 
+/** What readiness probes and a shutdown cause: FATAL for that client, routine here. */
+const ROUTINE_FATAL =
+  /FATAL:\s+(the database system is (starting up|not yet accepting connections|shutting down)|terminating connection due to administrator command)/;
+
 /** `2026-01-02 03:04:05.678 UTC [123] WARNING:  …` → warn; LOG, NOTICE and lines without a severity → debug. */
 export function postgresLineLevel(line: string): LineLevel {
+  if (ROUTINE_FATAL.test(line)) return 'debug';
   const severity = /\b(DEBUG\d?|LOG|INFO|NOTICE|WARNING|ERROR|FATAL|PANIC):\s/.exec(line)?.[1];
   if (severity === 'WARNING') return 'warn';
   if (severity === 'ERROR' || severity === 'FATAL' || severity === 'PANIC') return 'error';

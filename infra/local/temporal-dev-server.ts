@@ -89,10 +89,13 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     name: 'temporal',
     command: opts.cliPath,
     args,
-    onLine: (line) => log(line, devServerLineLevel(line)),
+    // Once it is told to stop, its warnings are about its own connections closing.
+    onLine: (line) => log(line, stopping ? 'debug' : devServerLineLevel(line)),
   });
 
+  let stopping = false;
   const stop = async (): Promise<void> => {
+    stopping = true;
     const exit = await proc.stop({ signal: 'SIGTERM', graceMs: 10_000 });
     log(`Temporal dev server stopped (${describeExit(exit)})`);
   };

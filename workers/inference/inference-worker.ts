@@ -84,16 +84,15 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     }
 
     const modelsDir = opts.modelsDir ?? config.vision.modelsDir;
-    const loadStarted = Date.now();
-    log.info('loading models (onnxruntime; the first load takes a few seconds)', { modelsDir });
-    const models = await openModelCatalog(isAbsolute(modelsDir) ? modelsDir : join(REPO_ROOT, modelsDir), {
+    const catalog = await openModelCatalog(isAbsolute(modelsDir) ? modelsDir : join(REPO_ROOT, modelsDir), {
       // onnxruntime holds the thread it runs on for a whole batch; reject writes and acks must not wait behind it.
       inThread: true,
       intraOpNumThreads: inferenceThreads(config),
     });
+    const models = announceModelLoads(catalog, log);
     closers.push(() => models.close());
     for (const bad of models.rejected) log.warn('model manifest refused', { ...bad });
-    log.info('models available', { models: models.list().map((m) => m.key), ms: Date.now() - loadStarted });
+    log.info('models available', { models: models.list().map((m) => m.key) });
 
     let reject: RejectStationPort | undefined;
     const rejectConfig = config.vision.rejectStation;
@@ -189,4 +188,30 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     await closeAll();
     throw err;
   }
+}
+
+/** A model loads when its first frame arrives, which takes seconds: say so, and when it is done. */
+function announceModelLoads(catalog: ModelCatalog, log: ConnectorLogger): ModelCatalog {
+  const announced = new Set<string>();
+  return {
+    rejected: catalog.rejected,
+    list: () => catalog.list(),
+    close: () => catalog.close(),
+    get(name, version) {
+      const loading = catalog.get(name, version);
+      const model = `${name}@${version}`;
+      if (announced.has(model)) return loading;
+      announced.add(model);
+      const started = Date.now();
+      log.info('loading model for its first frame', { model });
+      void loading.then(
+        () => log.info('model loaded', { model, ms: Date.now() - started }),
+        (err: unknown) => {
+          announced.delete(model);
+          log.warn('model did not load', { model, error: String(err) });
+        },
+      );
+      return loading;
+    },
+  };
 }

@@ -203,7 +203,7 @@ function announceModelLoads(catalog: ModelCatalog, log: ConnectorLogger): ModelC
       if (announced.has(model)) return loading;
       announced.add(model);
       const started = Date.now();
-      log.info('loading model for its first frame', { model });
+      log.info('loading model', { model });
       void loading.then(
         () => log.info('model loaded', { model, ms: Date.now() - started }),
         (err: unknown) => {

@@ -1,5 +1,7 @@
 import Fastify from 'fastify';
 import { consoleOutput } from '../../infra/local/console-output';
+import { postgresLineLevel } from '../../infra/local/postgres';
+import { devServerLineLevel } from '../../infra/local/temporal-dev-server';
 import { fastifyLogging } from '../../infra/observability/fastify-logging';
 import { formatLogRecord, parseLogLine, type LogRecord } from '../../infra/observability/log-line';
 import { createLogger, levelVariable, logLevelFor } from '../../infra/observability/logger';
@@ -182,5 +184,26 @@ describe("the Temporal SDK's lines", () => {
       [40, 'Activity failed'],
       [30, 'disposition received'],
     ]);
+  });
+});
+
+describe("the helpers' plain lines", () => {
+  it("put PostgreSQL's routine lines and the probes' FATALs at debug, its real warnings and errors above", () => {
+    expect(
+      postgresLineLevel('2026-12-06 13:38:04.193 UTC [1] LOG:  database system is ready to accept connections'),
+    ).toBe('debug');
+    expect(
+      postgresLineLevel('2026-12-06 13:49:10.761 UTC [7] FATAL:  the database system is not yet accepting connections'),
+    ).toBe('debug');
+    expect(postgresLineLevel('2026-12-06 13:49:10.761 UTC [7] WARNING:  could not flush dirty data')).toBe('warn');
+    expect(postgresLineLevel('2026-12-06 13:49:10.761 UTC [7] PANIC:  could not write to file "pg_wal/x"')).toBe(
+      'error',
+    );
+  });
+
+  it("put the dev server's start-up summary at debug and its warnings at warn", () => {
+    expect(devServerLineLevel('Server:  localhost:7233')).toBe('debug');
+    expect(devServerLineLevel('time=2026-12-06T13:51:58.860 level=WARN msg="network dial error"')).toBe('warn');
+    expect(devServerLineLevel('time=2026-12-06T13:51:58.860 level=ERROR msg="shard closed"')).toBe('error');
   });
 });

@@ -1,5 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { fastifyLogging } from '../infra/observability/fastify-logging';
+import type { Logger } from '../infra/observability/logger';
 import type { ApiDeps } from './deps';
 import { registerOpenApi } from '../infra/http/openapi';
 import { registerProblemHandlers } from '../infra/http/problem-details';
@@ -12,15 +14,16 @@ import stationRoutes from './routes/stations';
 export type { ApiDeps } from './deps';
 
 export interface BuildAppOptions extends ApiDeps {
-  logger?: boolean;
+  /** The process's logger (api/server.ts); tests leave it out and the app logs nothing. */
+  logger?: Logger;
   /** Serve the Swagger UI at /docs (api/server.ts does); /docs/json is always served. */
   docsUi?: boolean;
 }
 
 /** Builds the app without listening: tests call this and use app.inject; api/server.ts listens. */
 export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> {
-  const { logger = false, docsUi = false, ...routeDeps } = deps;
-  const app = Fastify({ logger, bodyLimit: deps.config.api.bodyLimitBytes });
+  const { logger, docsUi = false, ...routeDeps } = deps;
+  const app = Fastify({ ...fastifyLogging(logger), bodyLimit: deps.config.api.bodyLimitBytes });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);

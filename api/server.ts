@@ -11,12 +11,14 @@ import type { Connection } from '@temporalio/client';
 import { loadConfig } from '../infra/config/load';
 import { migrate } from '../infra/db/migrate';
 import { createPool } from '../infra/db/pool';
+import { createLogger } from '../infra/observability/logger';
 import { startOutboxDispatcher } from '../infra/outbox/dispatcher';
 import { connectClient, describeTarget, resolveTemporalTarget } from '../infra/temporal/connection';
 import { createDeferredWorkflowGateway, createTemporalWorkflowGateway } from '../infra/temporal/gateway';
 import { buildApp } from './app';
 
 const TEMPORAL_RETRY_MAX_MS = 30_000;
+const logger = createLogger('api');
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -28,12 +30,13 @@ async function main(): Promise<void> {
   }
 
   const pool = createPool(databaseUrl, { applicationName: 'holdfast-api' });
-  await migrate(pool);
+  const applied = await migrate(pool);
+  if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const target = resolveTemporalTarget(config);
   const deferred = createDeferredWorkflowGateway();
   const gateway = deferred.gateway;
 
-  const app = await buildApp({ pool, gateway, config, namespace: target.namespace, logger: true, docsUi: true });
+  const app = await buildApp({ pool, gateway, config, namespace: target.namespace, logger, docsUi: true });
   const dispatcher = startOutboxDispatcher({ pool, gateway, config, log: app.log });
 
   let stopping = false;
@@ -85,6 +88,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`holdfast api failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  logger.fatal({ err }, 'api failed to start');
   process.exit(1);
 });

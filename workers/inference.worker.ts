@@ -4,15 +4,13 @@
  */
 import { resolve } from 'node:path';
 import { loadConfig } from '../infra/config/load';
-import type { ConnectorLogger } from '../infra/connectors/define';
 import { createPool } from '../infra/db/pool';
+import { seedRecipesFromConfig } from '../infra/vision/recipe.repository';
+import { connectorLogger, createLogger } from '../infra/observability/logger';
 import { startInferenceWorker } from './inference/inference-worker';
 
-const log: ConnectorLogger = {
-  info: (msg, meta) => console.log(msg, meta ? JSON.stringify(meta) : ''),
-  warn: (msg, meta) => console.warn(msg, meta ? JSON.stringify(meta) : ''),
-  error: (msg, meta) => console.error(msg, meta ? JSON.stringify(meta) : ''),
-};
+const logger = createLogger('inference');
+const STATS_INTERVAL_MS = 60_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -22,29 +20,54 @@ async function main(): Promise<void> {
   if (!mqttUrl) throw new Error('no MQTT broker: set MQTT_URL or vision.mqtt.url (npm start runs one)');
   const dataDir = resolve(process.env.HOLDFAST_DATA_DIR ?? '.holdfast/data');
   const pool = createPool(databaseUrl);
-  const worker = await startInferenceWorker({ config, pool, mqttUrl, dataDir, log }).catch(async (err: unknown) => {
-    await pool.end();
-    throw err;
-  });
-  // infra/local/start.ts waits for this exact line.
-  console.log('inference worker ready', JSON.stringify({ models: worker.models.list().map((m) => m.key) }));
+  const log = connectorLogger(logger);
+  const worker = await startInferenceWorker({ config, pool, mqttUrl, dataDir, log, httpLogger: logger }).catch(
+    async (err: unknown) => {
+      await pool.end();
+      throw err;
+    },
+  );
+  // A model loads on its first frame otherwise, and that frame (its reject signal) waits seconds for it.
+  const named = new Map(seedRecipesFromConfig(config).map((r) => [`${r.model.name}@${r.model.version}`, r.model]));
+  for (const model of named.values()) {
+    // A model that does not load is reported (announced by the worker) and retried by the first frame that needs it.
+    await worker.models.get(model.name, model.version).catch(() => undefined);
+  }
+  // infra/local/start.ts waits for a line containing `inference worker ready`.
+  logger.info({ models: worker.models.list().map((m) => m.key) }, 'inference worker ready');
 
+  let last = { frames: 0, failed: 0, rejectSignals: 0 };
   const statsTimer = setInterval(() => {
     const { frameLatencyMs: _frames, rejectLatencyMs: _rejects, ...counts } = worker.pipeline.stats();
-    log.info('inference', { ...counts, subscriber: worker.subscriber.stats() });
-  }, 60_000);
+    const refused = Object.values(counts.rejectedFrames).reduce((sum, n) => sum + n, 0);
+    // One short line a minute by default; every counter with LOG_LEVEL_INFERENCE=debug.
+    logger.info(
+      {
+        frames: counts.frames - last.frames,
+        failed: counts.failed - last.failed,
+        rejectSignals: counts.rejectSignals - last.rejectSignals,
+        ...(refused > 0 ? { refused } : {}),
+        ...(counts.deferredFrames > 0 ? { deferred: counts.deferredFrames } : {}),
+      },
+      `inspected in the last ${STATS_INTERVAL_MS / 1000} s`,
+    );
+    logger.debug({ ...counts, subscriber: worker.subscriber.stats() }, 'inference totals');
+    last = counts;
+  }, STATS_INTERVAL_MS);
   statsTimer.unref();
 
   await new Promise<void>((done) => {
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
   });
+  logger.info('inference worker stopping');
   clearInterval(statsTimer);
   await worker.close();
   await pool.end();
+  logger.info('inference worker stopped');
 }
 
 main().catch((err: unknown) => {
-  console.error('inference worker failed:', err instanceof Error ? err.message : err);
+  logger.fatal({ err }, 'inference worker failed');
   process.exit(1);
 });

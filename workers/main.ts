@@ -1,28 +1,31 @@
+import { Runtime } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { loadConfig } from '../infra/config/load';
-import type { ConnectorLogger } from '../infra/connectors/define';
 import { createPool } from '../infra/db/pool';
+import { connectorLogger, createLogger } from '../infra/observability/logger';
+import { temporalLogger } from '../infra/observability/temporal-logger';
 import { connectNative, resolveTemporalTarget } from '../infra/temporal/connection';
 import { openSiteConnectors } from './connectors';
 import { createQualityWorkers } from './quality-workers';
 
-const log: ConnectorLogger = {
-  info: (msg, meta) => console.log(msg, meta ?? ''),
-  warn: (msg, meta) => console.warn(msg, meta ?? ''),
-  error: (msg, meta) => console.error(msg, meta ?? ''),
-};
+const logger = createLogger('worker');
 
 /**
  * The worker process: load config → open connectors → build activities → one Worker per pool → run until
  * SIGINT/SIGTERM (the Temporal runtime drains in-flight tasks) → close everything it opened, in reverse.
  */
 async function main(): Promise<void> {
+  // Before the first connection: the SDK's and the Rust core's lines (warnings and up) go through this process's logger.
+  Runtime.install({
+    logger: temporalLogger(logger),
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
+  });
   const config = loadConfig();
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is not set (npm start sets it; see infra/local/README.md)');
   const target = resolveTemporalTarget(config);
   const pool = createPool(databaseUrl);
-  const connectors = await openSiteConnectors(config, log);
+  const connectors = await openSiteConnectors(config, connectorLogger(logger, { component: 'connectors' }));
   const connection = await connectNative(target);
   try {
     const activities = createActivities({
@@ -31,21 +34,20 @@ async function main(): Promise<void> {
       erpFor: connectors.erpFor,
       escalationFor: connectors.escalationFor,
     });
+    logger.info('bundling workflow code and creating the workers');
     const workers = await createQualityWorkers({ config, connection, namespace: target.namespace, activities });
-    // infra/local/start.ts waits for this exact line before starting the API.
-    console.log(
-      'worker ready',
-      JSON.stringify({ pools: config.workerPools.map((p) => p.taskQueue), pid: process.pid }),
-    );
+    // infra/local/start.ts waits for a line containing `worker ready` before starting the API.
+    logger.info({ pools: config.workerPools.map((p) => p.taskQueue) }, 'worker ready');
     await Promise.all(workers.map((w) => w.run()));
   } finally {
     await connection.close();
     await connectors.close();
     await pool.end();
   }
+  logger.info('worker stopped');
 }
 
 main().catch((err: unknown) => {
-  console.error('worker failed:', err instanceof Error ? err.message : err);
+  logger.fatal({ err }, 'worker failed');
   process.exit(1);
 });

@@ -2,7 +2,10 @@ import type { z } from 'zod';
 
 export type ConnectorRole = 'mes' | 'erp';
 
+/** Message first, then fields. Processes pass a child of their pino logger (infra/observability/logger.ts). */
 export interface ConnectorLogger {
+  /** Per-event detail (a request, a reject written), shown only with LOG_LEVEL=debug. */
+  debug?(msg: string, meta?: Record<string, unknown>): void;
   info(msg: string, meta?: Record<string, unknown>): void;
   warn(msg: string, meta?: Record<string, unknown>): void;
   error(msg: string, meta?: Record<string, unknown>): void;

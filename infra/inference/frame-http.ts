@@ -30,6 +30,8 @@ import { StationParamsSchema } from '../http/schemas';
 import { findStation } from '../config/load';
 import type { HoldfastConfig } from '../config/schema';
 import type { ConnectorLogger } from '../connectors/define';
+import { fastifyLogging } from '../observability/fastify-logging';
+import type { Logger } from '../observability/logger';
 import { FramePayload, frameTopic } from '../vision/frame.schema';
 import { ImageUnavailableError } from '../vision/image-source';
 import type { DeferredFrameAdmin } from './deferred-frames';
@@ -42,6 +44,8 @@ export interface FrameHttpOptions {
   deferredFrames?: DeferredFrameAdmin;
   /** Failures the caller gets as a bare 500 (database down) are logged here with their cause. */
   log: ConnectorLogger;
+  /** The process's logger for fastify (requests at debug); without it fastify logs nothing. */
+  httpLogger?: Logger;
 }
 
 export interface FrameHttpServer {
@@ -312,7 +316,7 @@ function answer(outcome: FrameOutcome): z.infer<typeof FrameResultSchema> {
 
 export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpServer> {
   const { host, port, bodyLimitBytes } = opts.config.vision.http;
-  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: bodyLimitBytes });
+  const app: FastifyInstance = Fastify({ ...fastifyLogging(opts.httpLogger), bodyLimit: bodyLimitBytes });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);

@@ -10,6 +10,8 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { chown, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
+import { parseLogLine } from '../observability/log-line';
+import { createLogger, type Logger } from '../observability/logger';
 import { assertPortFree, describeExit, failOnExit, sleep, spawnManaged, type ManagedProcess } from './managed-process';
 
 export interface MqttBroker {
@@ -105,7 +107,7 @@ export async function spawnEmbeddedMqttBroker(opts: {
     env: { ...process.env, MQTT_BROKER_HOST: host, MQTT_BROKER_PORT: String(opts.port) },
     onLine: (line) => {
       opts.log?.(`[mqtt-broker] ${line}`);
-      const url = READY_LINE.exec(line)?.[1];
+      const url = READY_LINE.exec(parseLogLine(line)?.msg ?? line)?.[1];
       if (url) announced?.(url);
     },
   });
@@ -362,18 +364,18 @@ export async function waitForTcp(host: string, port: number, timeoutMs: number):
 // ---------------------------------------------------------------------------------------------------------------
 // CLI: the embedded broker as its own process
 
-async function main(): Promise<void> {
+async function main(logger: Logger): Promise<void> {
   const port = Number(process.env.MQTT_BROKER_PORT ?? 1883);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`MQTT_BROKER_PORT must be a port number, got "${process.env.MQTT_BROKER_PORT}"`);
   }
   const broker = await startEmbeddedMqttBroker({ host: process.env.MQTT_BROKER_HOST || LOOPBACK, port });
-  console.log(`mqtt broker ready ${broker.url}`);
+  logger.info(`mqtt broker ready ${broker.url}`);
   const stop = () => {
     broker.stop().then(
       () => process.exit(0),
       (err: unknown) => {
-        console.error(`mqtt broker did not stop cleanly: ${err instanceof Error ? err.message : String(err)}`);
+        logger.error({ err }, 'mqtt broker did not stop cleanly');
         process.exit(1);
       },
     );
@@ -383,8 +385,9 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
+  const logger = createLogger('mqtt-broker');
+  main(logger).catch((err: unknown) => {
+    logger.fatal({ err }, 'mqtt broker failed to start');
     process.exit(1);
   });
 }

@@ -4,6 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import { chmod, chown, cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
+import type { LineLevel, LineLog } from '../observability/log-line';
 import {
   assertPortFree,
   describeExit,
@@ -21,7 +22,8 @@ export interface EmbeddedPostgresOptions {
   port?: number;
   /** Database created on first start and named in the returned URL. */
   database?: string;
-  log?: (line: string) => void;
+  /** Its own progress at info; initdb's and the server's output with their level (routine LOG lines at debug). */
+  log?: LineLog;
   env?: NodeJS.ProcessEnv;
   readyTimeoutMs?: number;
 }
@@ -155,7 +157,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     env: { ...env, LC_MESSAGES: 'C' },
     uid: runAs?.uid,
     gid: runAs?.gid,
-    onLine: (line) => log(line),
+    onLine: (line) => log(line, postgresLineLevel(line)),
     signalOnParentExit: 'SIGQUIT',
   });
 
@@ -185,7 +187,20 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   };
 }
 
-async function stopPostgres(proc: ManagedProcess, log: (line: string) => void): Promise<void> {
+/** What readiness probes and a shutdown cause: FATAL for that client, routine here. */
+const ROUTINE_FATAL =
+  /FATAL:\s+(the database system is (starting up|not yet accepting connections|shutting down)|terminating connection due to administrator command)/;
+
+/** `2026-01-02 03:04:05.678 UTC [123] WARNING:  …` → warn; LOG, NOTICE and lines without a severity → debug. */
+export function postgresLineLevel(line: string): LineLevel {
+  if (ROUTINE_FATAL.test(line)) return 'debug';
+  const severity = /\b(DEBUG\d?|LOG|INFO|NOTICE|WARNING|ERROR|FATAL|PANIC):\s/.exec(line)?.[1];
+  if (severity === 'WARNING') return 'warn';
+  if (severity === 'ERROR' || severity === 'FATAL' || severity === 'PANIC') return 'error';
+  return 'debug';
+}
+
+async function stopPostgres(proc: ManagedProcess, log: LineLog): Promise<void> {
   // SIGINT is PostgreSQL's "fast" shutdown (rolls back open transactions, checkpoints); SIGTERM ("smart") would wait
   // for every client to disconnect. SIGQUIT after the grace period is an immediate shutdown with crash recovery.
   const exit = await proc.stop({ signal: 'SIGINT', graceMs: 20_000, thenSignal: 'SIGQUIT' });
@@ -281,7 +296,7 @@ async function initCluster(
   password: string,
   runAs: OsUser | undefined,
   env: NodeJS.ProcessEnv,
-  log: (line: string) => void,
+  log: LineLog,
 ): Promise<void> {
   // initdb writes into a scratch directory that is renamed into place, so an interrupted initialisation is never
   // mistaken for a cluster on the next start.
@@ -313,7 +328,8 @@ async function initCluster(
       env: { ...env, LC_MESSAGES: 'C' },
       uid: runAs?.uid,
       gid: runAs?.gid,
-      onLine: (line) => log(line),
+      // Its report is in the error below when it fails.
+      onLine: (line) => log(line, 'debug'),
     });
     const exit = await proc.exited;
     if (exit.code !== 0) {

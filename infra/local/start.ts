@@ -15,6 +15,7 @@ import { assertDurableSettings, createPool } from '../db/pool';
 import { resolveTemporalCli } from '../temporal/cli';
 import { describeTarget, resolveTemporalTarget, type TemporalTarget } from '../temporal/connection';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/contracts';
+import { consoleOutput, plainOutput, readableLines, type StackOutput } from './console-output';
 import { describeExit, sleep, spawnManaged, type ManagedProcess, type ProcessExit } from './managed-process';
 import { startEmbeddedMqttBroker } from './mqtt-broker';
 import { startEmbeddedPostgres } from './postgres';
@@ -104,7 +105,10 @@ export interface LocalStackOptions {
   /** Default: HOLDFAST_DATA_DIR, else .holdfast/data in the repository. */
   dataDir?: string;
   processes?: LocalProcessSpec[];
+  /** Every line as it comes, children's prefixed with their name (tests); ignored when `output` is given. */
   log?: (line: string) => void;
+  /** Where progress and the children's output go (`npm start`: infra/local/console-output.ts). */
+  output?: StackOutput;
   /** Per child (120 s unless told): tsx compiles on first start and the worker bundles workflow code. */
   readyTimeoutMs?: number;
   /** Aborting stops whatever has started and rejects. */
@@ -131,7 +135,8 @@ interface SapCredentials {
 
 export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
   const env = opts.env ?? process.env;
-  const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const output = opts.output ?? plainOutput(opts.log ?? ((line: string) => process.stdout.write(`${line}\n`)));
+  const log = output.log;
   const config = opts.config ?? loadConfig(configPath(env));
   const processes = opts.processes ?? defaultLocalProcesses(config);
   const tsx = join(REPO_ROOT, 'node_modules', 'tsx');
@@ -149,7 +154,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     stopping ??= (async () => {
       for (const { name, stop } of stoppers.splice(0).reverse()) {
         log(`stopping ${name}`);
-        await stop().catch((err: Error) => log(`stopping ${name} failed: ${err.message}`));
+        await stop().catch((err: Error) => log(`stopping ${name} failed: ${err.message}`, 'warn'));
       }
     })();
     return stopping;
@@ -174,7 +179,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
         dataDir: join(dataDir, 'postgres'),
         port: LOCAL_POSTGRES_PORT,
         env,
-        log: prefixed('postgres', log),
+        log: output.from('postgres'),
       });
       stoppers.push({ name: 'postgres', stop: postgres.stop });
       databaseUrl = postgres.url;
@@ -197,7 +202,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       temporalUiUrl = config.api.temporalUiUrl;
     } else {
       const started = Date.now();
-      const cliPath = await resolveTemporalCli(prefixed('temporal-cli', log), env);
+      const cliPath = await resolveTemporalCli(output.from('temporal-cli'), env);
       log(`Temporal CLI ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cliPath}`);
       checkAborted();
       const dev = await startTemporalDevServer({
@@ -207,7 +212,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
         dbFile: join(dataDir, 'temporal', config.temporal.devServer.dbFile),
         namespace: target.namespace,
         searchAttributes: ALL_SEARCH_ATTRIBUTES,
-        log: prefixed('temporal', log),
+        log: output.from('temporal'),
       });
       stoppers.push({ name: 'temporal', stop: dev.stop });
       target.address = dev.address;
@@ -237,16 +242,17 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       HOLDFAST_DATA_DIR: dataDir,
       MQTT_URL: mqttUrl,
       LINE_PLC_DATA_DIR: join(dataDir, 'line-plc'),
+      // JSON log lines, whatever the terminal: this process renders them (console-output.ts).
+      LOG_FORMAT: 'json',
       ...sapCredentials,
     };
 
     let onCrash: (crash: { name: string; exit: ProcessExit }) => void = () => undefined;
     const crashed = new Promise<{ name: string; exit: ProcessExit }>((resolve) => (onCrash = resolve));
     let running = false;
-    const width = Math.max(...processes.map((p) => p.name.length));
     for (const spec of processes) {
       checkAborted();
-      const proc = await startChild(spec, { ...childEnv, ...spec.env }, width, log, {
+      const proc = await startChild(spec, { ...childEnv, ...spec.env }, output.child(spec.name), log, {
         readyTimeoutMs: opts.readyTimeoutMs,
         signal: abortStart.signal,
       });
@@ -258,7 +264,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
           abortStart.abort();
           return;
         }
-        log(`${spec.name} ${describeExit(exit)} unexpectedly; stopping everything`);
+        log(`${spec.name} ${describeExit(exit)} unexpectedly; stopping everything`, 'error');
         await stopAll();
         onCrash({ name: spec.name, exit });
       });
@@ -292,11 +298,10 @@ function entryPath(spec: LocalProcessSpec): string {
 async function startChild(
   spec: LocalProcessSpec,
   env: NodeJS.ProcessEnv,
-  width: number,
+  childLine: (line: string, stream: 'stdout' | 'stderr') => void,
   log: (line: string) => void,
   opts: { readyTimeoutMs?: number; signal: AbortSignal },
 ): Promise<ManagedProcess> {
-  const prefix = `[${spec.name.padEnd(width)}]`;
   let sawReadyLine: () => void = () => undefined;
   const readyLine = new Promise<void>((resolve) => (sawReadyLine = resolve));
   const readiness = spec.readiness;
@@ -309,8 +314,9 @@ async function startChild(
     args: ['--import', 'tsx', entryPath(spec)],
     cwd: REPO_ROOT,
     env,
-    onLine: (line) => {
-      log(`${prefix} ${line}`);
+    onLine: (line, stream) => {
+      childLine(line, stream);
+      // A JSON log line contains its message as is, so this holds for both formats.
       if (readiness.kind === 'log-line' && line.includes(readiness.text)) sawReadyLine();
     },
   });
@@ -389,10 +395,6 @@ async function sapCredentialsFor(dataDir: string, env: NodeJS.ProcessEnv): Promi
   };
 }
 
-function prefixed(name: string, log: (line: string) => void): (line: string) => void {
-  return (line) => log(`[${name}] ${line}`);
-}
-
 /** One failed inspection for the demo plant (PLANT1, line L1, lot L-0001), as the banner's example. */
 export function exampleCurl(apiBase: string, now = new Date()): string {
   const body = {
@@ -425,11 +427,16 @@ export function banner(stack: LocalStack, config: HoldfastConfig): string {
   }
   lines.push(`  Data directory    ${stack.dataDir}`, '', 'Post a failed inspection:', '');
   lines.push(`  ${exampleCurl(api ?? `http://${config.api.host}:${config.api.port}`)}`, '');
+  lines.push(
+    'More detail: LOG_LEVEL=debug, or LOG_LEVEL_<PROCESS>=debug for one (LOG_LEVEL_API, LOG_LEVEL_SAP_SIM, …).',
+  );
+  lines.push('Ctrl-C stops everything.', '');
   return lines.join('\n');
 }
 
 async function main(): Promise<void> {
-  const log = (line: string) => process.stdout.write(`${line}\n`);
+  const output = consoleOutput();
+  const log = output.log;
   const interrupted = new AbortController();
   let signalled: NodeJS.Signals | undefined;
   let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
@@ -456,18 +463,22 @@ async function main(): Promise<void> {
   const config = loadConfig();
   let stack: LocalStack;
   try {
-    stack = await startLocalStack({ config, log, signal: interrupted.signal });
+    stack = await startLocalStack({ config, output, signal: interrupted.signal });
   } catch (err) {
-    if (!signalled) throw err;
+    if (!signalled) {
+      log(`npm start failed: ${readableLines((err as Error).message)}`, 'error');
+      process.exitCode = 1;
+      return;
+    }
     log('stopped during start-up');
     process.exitCode = 130;
     return;
   }
-  log(banner(stack, config));
+  output.text(banner(stack, config), 'Holdfast is running (Ctrl-C stops everything)');
 
   const outcome = await Promise.race([stack.crashed, stopRequested]);
   if (typeof outcome === 'object') {
-    log(`${outcome.name} ${describeExit(outcome.exit)}; Holdfast stopped`);
+    log(`${outcome.name} ${describeExit(outcome.exit)}; Holdfast stopped`, 'error');
     process.exitCode = 1;
     return;
   }

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes, type SearchAttributeType } from '@temporalio/common';
 import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
+import type { LineLevel, LineLog } from '../observability/log-line';
 import {
   assertPortFree,
   describeExit,
@@ -24,7 +25,8 @@ export interface TemporalDevServerOptions {
   dbFile?: string;
   namespace?: string;
   searchAttributes: SearchAttributeKey<SearchAttributeType>[];
-  log?: (line: string) => void;
+  /** Its own progress at info; the server's output with its level (the start-up summary at debug). */
+  log?: LineLog;
   /** Extra `--sqlite-pragma KEY=VALUE` settings for a file database. */
   sqlitePragmas?: Record<string, string>;
   /** Extra `--dynamic-config-value KEY=JSON` settings, on top of Holdfast's defaults. */
@@ -87,10 +89,13 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     name: 'temporal',
     command: opts.cliPath,
     args,
-    onLine: (line) => log(line),
+    // Once it is told to stop, its warnings are about its own connections closing.
+    onLine: (line) => log(line, stopping ? 'debug' : devServerLineLevel(line)),
   });
 
+  let stopping = false;
   const stop = async (): Promise<void> => {
+    stopping = true;
     const exit = await proc.stop({ signal: 'SIGTERM', graceMs: 10_000 });
     log(`Temporal dev server stopped (${describeExit(exit)})`);
   };
@@ -115,6 +120,17 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     pid: proc.pid,
     stop,
   };
+}
+
+/**
+ * The server logs at warn and up (`--log-level warn`, `level=WARN` or `"level":"error"` in its lines); its start-up
+ * summary (version, addresses) repeats what `npm start` prints, so it is debug.
+ */
+export function devServerLineLevel(line: string): LineLevel {
+  const level = /\blevel"?[=:]"?(warn|error|fatal|panic|dpanic)\b/i.exec(line)?.[1]?.toLowerCase();
+  if (level === 'warn') return 'warn';
+  if (level) return 'error';
+  return /^(CLI \d|Server:|UI:|Metrics:|\s*$)/.test(line) ? 'debug' : 'info';
 }
 
 function failureContext(proc: ManagedProcess, cliPath: string, args: string[]): string {

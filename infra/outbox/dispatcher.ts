@@ -23,6 +23,7 @@ import {
 
 /** pino-shaped, so a fastify logger can be passed as is. */
 export interface Logger {
+  debug?(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
@@ -127,7 +128,8 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
         );
         await markDispatched(client, row.id, started.runId);
         dispatched += 1;
-        log.info(
+        // One per defect: detail for LOG_LEVEL=debug, not the default output.
+        log.debug?.(
           { outboxId: row.id, workflowId: started.workflowId, alreadyStarted: started.alreadyStarted },
           'outbox row dispatched',
         );

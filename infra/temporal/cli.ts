@@ -4,6 +4,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { LineLog } from '../observability/log-line';
 
 /**
  * The CLI version Holdfast builds. v1.5.1 is the newest tag that `go install` accepts (later tags carry a `replace`
@@ -12,7 +13,7 @@ import { createInterface } from 'node:readline';
 export const TEMPORAL_CLI_VERSION = '1.5.1';
 export const MIN_GO_VERSION = [1, 25] as const;
 
-type Log = (msg: string) => void;
+type Log = LineLog;
 
 export class TemporalCliNotFoundError extends Error {
   override readonly name = 'TemporalCliNotFoundError';
@@ -185,15 +186,20 @@ function streamCommand(command: string, args: string[], env: NodeJS.ProcessEnv, 
   return new Promise<void>((resolve, reject) => {
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const tail: string[] = [];
+    let downloaded = 0;
     for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on('line', (line) => {
         tail.push(line);
         if (tail.length > 20) tail.shift();
-        log(`go: ${line.replace(/^go: /, '')}`);
+        // About 240 of these on the first build: counted in the heartbeat, each one only at debug.
+        if (line.startsWith('go: downloading ')) downloaded += 1;
+        const routine = /^go: (downloading|extracting|finding) /.test(line);
+        log(`go: ${line.replace(/^go: /, '')}`, routine ? 'debug' : 'info');
       });
     }
     const heartbeat = setInterval(() => {
-      log(`still building the Temporal CLI (${Math.round((Date.now() - started) / 1000)} s)`);
+      const seconds = Math.round((Date.now() - started) / 1000);
+      log(`still building the Temporal CLI (${seconds} s, ${downloaded} modules downloaded)`);
     }, 30_000);
     child.once('error', (err) => {
       clearInterval(heartbeat);

@@ -13,6 +13,7 @@ import {
 } from '../../infra/simulators/camera/camera.plan';
 import { buildCameraAdminApp, startCameraSimulator } from '../../infra/simulators/camera/camera.simulator';
 import type { FrameTruth } from '../../infra/simulators/camera/camera.store';
+import { parseLogLine } from '../../infra/observability/log-line';
 import { DEMO_LOTS } from '../../infra/simulators/demo-plant';
 import { DEFECT_CLASSES } from '../../infra/vision/contracts';
 import { parseFrame, parseFrameTopic, type FramePayload } from '../../infra/vision/frame.schema';
@@ -312,9 +313,14 @@ test('main.ts prints "camera-sim ready", publishes at its rate and stops cleanly
     onLine: (line) => lines.push(line),
   });
   try {
-    await eventually('camera-sim ready', () => lines.some((l) => l.startsWith('camera-sim ready')), {
-      timeoutMs: 60_000,
-    });
+    // Its stdout is a pipe, so it logs JSON lines (infra/observability/logger.ts).
+    await eventually(
+      'camera-sim ready',
+      () => lines.some((l) => parseLogLine(l)?.msg?.startsWith('camera-sim ready')),
+      {
+        timeoutMs: 60_000,
+      },
+    );
     const health = await fetch(`http://127.0.0.1:${port}/health`);
     expect(health.status).toBe(200);
     await new Promise((r) => setTimeout(r, 2_000));

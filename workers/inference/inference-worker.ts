@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { parseDurationMs } from '../../infra/config/duration';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
+import type { Logger } from '../../infra/observability/logger';
 import { openFrameSubscriber, type FrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
 import { openResultPublisher } from '../../infra/connectors/mqtt/result-publisher';
 import type { RejectStationPort } from '../../infra/connectors/opcua/reject-station';
@@ -35,6 +36,8 @@ export interface InferenceWorkerOptions {
   /** Where the OPC UA client keeps its certificate and trust lists. */
   dataDir: string;
   log: ConnectorLogger;
+  /** The HTTP edge's fastify logger (requests at debug); without it fastify logs nothing. */
+  httpLogger?: Logger;
   /** Default: config.vision.modelsDir, relative to the repository root. */
   modelsDir?: string;
   /** Default: config.vision.mqtt.clientId. Two workers sharing one id share one broker session. */
@@ -86,11 +89,12 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     }
 
     const modelsDir = opts.modelsDir ?? config.vision.modelsDir;
-    const models = await openModelCatalog(isAbsolute(modelsDir) ? modelsDir : join(REPO_ROOT, modelsDir), {
+    const catalog = await openModelCatalog(isAbsolute(modelsDir) ? modelsDir : join(REPO_ROOT, modelsDir), {
       // onnxruntime holds the thread it runs on for a whole batch; reject writes and acks must not wait behind it.
       inThread: true,
       intraOpNumThreads: inferenceThreads(config),
     });
+    const models = announceModelLoads(catalog, log);
     closers.push(() => models.close());
     for (const bad of models.rejected) log.warn('model manifest refused', { ...bad });
     log.info('models available', { models: models.list().map((m) => m.key) });
@@ -152,6 +156,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       pipeline,
       deferredFrames: createPgDeferredFrameAdmin(pool, pipeline),
       log,
+      httpLogger: opts.httpLogger,
     }).catch(async (err: unknown) => {
       await subscriber.close({ force: true });
       throw err;
@@ -188,4 +193,30 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     await closeAll();
     throw err;
   }
+}
+
+/** A model loads when its first frame arrives, which takes seconds: say so, and when it is done. */
+function announceModelLoads(catalog: ModelCatalog, log: ConnectorLogger): ModelCatalog {
+  const announced = new Set<string>();
+  return {
+    rejected: catalog.rejected,
+    list: () => catalog.list(),
+    close: () => catalog.close(),
+    get(name, version) {
+      const loading = catalog.get(name, version);
+      const model = `${name}@${version}`;
+      if (announced.has(model)) return loading;
+      announced.add(model);
+      const started = Date.now();
+      log.info('loading model', { model });
+      void loading.then(
+        () => log.info('model loaded', { model, ms: Date.now() - started }),
+        (err: unknown) => {
+          announced.delete(model);
+          log.warn('model did not load', { model, error: String(err) });
+        },
+      );
+      return loading;
+    },
+  };
 }

@@ -33,7 +33,7 @@ export type RejectThreadReply =
   | { type: 'ack'; id: number; writtenAt: number; latencyMs: number }
   | { type: 'done'; id: number }
   | { type: 'error'; id: number; error: RejectThreadError }
-  | { type: 'log'; level: keyof ConnectorLogger; msg: string; meta?: Record<string, unknown> };
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; meta?: Record<string, unknown> };
 
 const port = parentPort;
 if (!port) throw new Error('reject-station.thread.ts runs as a worker thread only');

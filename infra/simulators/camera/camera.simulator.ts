@@ -19,6 +19,8 @@ import {
   type PlanOptions,
 } from './camera.plan';
 import { createCameraTruthStore, type CameraTruthStore, type FrameTruth } from './camera.store';
+import { fastifyLogging } from '../../observability/fastify-logging';
+import type { Logger } from '../../observability/logger';
 
 export interface CameraSimulatorOptions {
   pool: Pool;
@@ -113,7 +115,8 @@ export async function startCameraSimulator(opts: CameraSimulatorOptions): Promis
     let sequence = await store.nextSequence(seed, station);
     const first = sequence;
     const meta = { site: station.site, line: station.line, station: station.station };
-    opts.log.info('camera started', { ...meta, firstFrame: sequence, ratePerSecond: opts.ratePerStation });
+    // The ready line names every station; one line each is detail.
+    opts.log.debug?.('camera started', { ...meta, firstFrame: sequence, ratePerSecond: opts.ratePerStation });
     let due = performance.now();
     let behindLogged = false;
     while (!stopping && (opts.framesPerStation === undefined || sequence - first < opts.framesPerStation)) {
@@ -211,8 +214,8 @@ const TruthPage = z.object({
  * The admin API on 127.0.0.1 (CAMERA_SIM_PORT): GET /health, GET /truth?since=&after=&limit=, GET /truth/{frameId},
  * GET /counts. The caller listens and closes.
  */
-export function buildCameraAdminApp(store: CameraTruthStore): FastifyInstance {
-  const app = Fastify({ logger: false });
+export function buildCameraAdminApp(store: CameraTruthStore, logger?: Logger): FastifyInstance {
+  const app = Fastify(fastifyLogging(logger));
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler((err: FastifyError, _req, reply) => {

@@ -1,8 +1,11 @@
 import { loadConfig } from '../../config/load';
 import { createPool } from '../../db/pool';
+import { connectorLogger, createLogger } from '../../observability/logger';
 import { cameraStationsFor } from './camera.plan';
 import { buildCameraAdminApp, startCameraSimulator } from './camera.simulator';
 import { startVerdictFeeder, type VerdictFeeder } from './verdict-feeder';
+
+const logger = createLogger('camera-sim');
 
 /**
  * Runs the camera simulator (started by `npm start`). Environment:
@@ -10,7 +13,7 @@ import { startVerdictFeeder, type VerdictFeeder } from './verdict-feeder';
  * CAMERA_SIM_RATE (frames/s per station, default 2), CAMERA_SIM_DEFECT_RATE (0..1, default 0.1),
  * CAMERA_SIM_SEED (default 1), CAMERA_SIM_FORMAT (png, jpeg or raw; default png), CAMERA_SIM_PORT (admin HTTP on
  * 127.0.0.1, default 4030), CAMERA_SIM_SCHEMA (default camera_sim), HOLDFAST_CONFIG (the stations and the topic
- * prefix). Prints `camera-sim ready` once it publishes and answers HTTP.
+ * prefix). Logs `camera-sim ready` once it publishes and answers HTTP.
  */
 async function main(): Promise<void> {
   const env = process.env;
@@ -28,11 +31,7 @@ async function main(): Promise<void> {
 
   const config = loadConfig();
   const { stations, skipped } = cameraStationsFor(config.sites);
-  const log = {
-    info: (msg: string, meta?: Record<string, unknown>) => console.log(line(msg, meta)),
-    warn: (msg: string, meta?: Record<string, unknown>) => console.warn(line(msg, meta)),
-    error: (msg: string, meta?: Record<string, unknown>) => console.error(line(msg, meta)),
-  };
+  const log = connectorLogger(logger);
   for (const s of skipped) log.warn('no demo work order on this line: station not simulated', { ...s });
 
   const pool = createPool(databaseUrl, { max: 4, applicationName: 'holdfast-camera-sim' });
@@ -58,7 +57,7 @@ async function main(): Promise<void> {
       prefix: config.vision.mqtt.topicPrefix,
       log,
     });
-    app = buildCameraAdminApp(sim.store);
+    app = buildCameraAdminApp(sim.store, logger);
     await app.listen({ port, host: '127.0.0.1' });
     // Stations in shadow mode get the simulator's ground truth as verdicts, for Holdfast's shadow report.
     const shadow = new Set(
@@ -75,8 +74,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const names = stations.map((s) => `${s.site}/${s.line}/${s.station}`).join(', ');
-  console.log(`camera-sim ready: ${stations.length} stations (${names}) at ${rate}/s each, defect rate ${defectRate}`);
-  console.log(`camera-sim ground truth: http://127.0.0.1:${port}/truth`);
+  logger.info(
+    { truth: `http://127.0.0.1:${port}/truth`, format },
+    `camera-sim ready: ${stations.length} stations (${names}) at ${rate}/s each, defect rate ${defectRate}`,
+  );
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
     shutdown().then(
       () => process.exit(0),
       (err: unknown) => {
-        console.error(`camera simulator did not stop cleanly: ${err instanceof Error ? err.message : String(err)}`);
+        logger.error({ err }, 'camera simulator did not stop cleanly');
         process.exit(1);
       },
     );
@@ -95,7 +96,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', stop);
   // A camera that died (PostgreSQL gone) ends the process, so `npm start` notices instead of showing a silent line.
   sim.finished.catch((err: unknown) => {
-    console.error(`camera simulator failed: ${err instanceof Error ? err.message : String(err)}`);
+    logger.fatal({ err }, 'camera simulator failed');
     void shutdown().finally(() => process.exit(1));
   });
 }
@@ -108,11 +109,7 @@ function numberFrom(name: string, fallback: number, valid: (v: number) => boolea
   return value;
 }
 
-function line(msg: string, meta?: Record<string, unknown>): string {
-  return meta && Object.keys(meta).length > 0 ? `${msg} ${JSON.stringify(meta)}` : msg;
-}
-
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  logger.fatal({ err }, 'camera simulator failed to start');
   process.exit(1);
 });

@@ -236,7 +236,8 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
       duplicate,
     };
     log_.push(record);
-    log?.info(duplicate ? 'line-plc reject ignored (event already accepted)' : 'line-plc reject', {
+    // One per failed part: detail for LOG_LEVEL_LINE_PLC=debug.
+    log?.debug?.(duplicate ? 'line-plc reject ignored (event already accepted)' : 'line-plc reject', {
       station: rejectStationPath(state.address),
       partId,
       eventId,

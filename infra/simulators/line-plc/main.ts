@@ -1,7 +1,9 @@
 import { join, resolve } from 'node:path';
 import { configPath, loadConfig } from '../../config/load';
-import type { ConnectorLogger } from '../../connectors/define';
+import { connectorLogger, createLogger } from '../../observability/logger';
 import { startLinePlcSimulator } from './line-plc.simulator';
+
+const logger = createLogger('line-plc');
 
 /**
  * Runs the simulated line PLC on 127.0.0.1 with one RejectStation per station in the project config.
@@ -24,25 +26,22 @@ async function main(): Promise<void> {
     ),
   );
 
-  const log: ConnectorLogger = {
-    info: (msg, meta) => console.log(meta ? `${msg} ${JSON.stringify(meta)}` : msg),
-    warn: (msg, meta) => console.warn(meta ? `${msg} ${JSON.stringify(meta)}` : msg),
-    error: (msg, meta) => console.error(meta ? `${msg} ${JSON.stringify(meta)}` : msg),
-  };
-  const sim = await startLinePlcSimulator({ port, stations, dataDir, log });
-  console.log(`line-plc: ${stations.length} reject stations in ns=${sim.namespaceIndex} (${sim.namespaceUri})`);
+  const sim = await startLinePlcSimulator({ port, stations, dataDir, log: connectorLogger(logger) });
   // The readiness line infra/local waits for; keep its wording.
-  console.log(`line-plc ready ${sim.endpointUrl}`);
+  logger.info(
+    { rejectStations: stations.length, namespaceIndex: sim.namespaceIndex, namespaceUri: sim.namespaceUri },
+    `line-plc ready ${sim.endpointUrl}`,
+  );
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    console.log(`line-plc stopping (${signal})`);
+    logger.info({ signal }, 'line-plc stopping');
     sim.stop().then(
       () => process.exit(0),
       (err: unknown) => {
-        console.error(`line-plc did not stop cleanly: ${err instanceof Error ? err.message : String(err)}`);
+        logger.error({ err }, 'line-plc did not stop cleanly');
         process.exit(1);
       },
     );
@@ -52,6 +51,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  logger.fatal({ err }, 'line-plc failed to start');
   process.exit(1);
 });

@@ -1,5 +1,8 @@
 import { Pool } from 'pg';
+import { createLogger } from '../../observability/logger';
 import { buildMesSimulator } from './mes.simulator';
+
+const logger = createLogger('mes-sim');
 
 /**
  * Runs the reference MES on 127.0.0.1 (`npm run start:sim:mes`).
@@ -17,7 +20,7 @@ async function main(): Promise<void> {
   const pool = new Pool({ connectionString: databaseUrl, max: 10 });
   let app: Awaited<ReturnType<typeof buildMesSimulator>>;
   try {
-    app = await buildMesSimulator({ pool, apiKey, seedDemo: true, logger: true });
+    app = await buildMesSimulator({ pool, apiKey, seedDemo: true, logger });
     await app.listen({ port, host: '127.0.0.1' });
   } catch (err) {
     await pool.end();
@@ -45,6 +48,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  logger.fatal({ err }, 'MES simulator failed to start');
   process.exit(1);
 });

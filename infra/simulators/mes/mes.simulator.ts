@@ -30,6 +30,8 @@ import {
   WorkOrderParams,
 } from './mes.schemas';
 import { createMesStore, MesProblem } from './mes.store';
+import { fastifyLogging } from '../../observability/fastify-logging';
+import type { Logger } from '../../observability/logger';
 
 export interface MesSimulatorOptions {
   pool: Pool;
@@ -38,7 +40,8 @@ export interface MesSimulatorOptions {
   /** When set, every request except GET /health must carry it in X-API-Key. */
   apiKey?: string;
   seedDemo?: boolean;
-  logger?: boolean;
+  /** The process's logger (main.ts); tests leave it out and the simulator logs nothing. */
+  logger?: Logger;
 }
 
 export const MES_SIMULATOR_SYSTEM = 'holdfast-mes-rest';
@@ -81,7 +84,7 @@ export async function buildMesSimulator(opts: MesSimulatorOptions): Promise<Fast
   await store.migrate();
   if (opts.seedDemo) await store.seedDemo();
 
-  const app = Fastify({ logger: opts.logger ?? false });
+  const app = Fastify(fastifyLogging(opts.logger));
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 

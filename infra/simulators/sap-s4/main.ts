@@ -1,5 +1,8 @@
 import pg from 'pg';
+import { createLogger } from '../../observability/logger';
 import { buildSapS4Simulator } from './sap-s4.simulator';
+
+const logger = createLogger('sap-sim');
 
 /** Starts the SAP S/4HANA simulator as its own process (`npm run start:sim:erp`), listening on loopback only. */
 function requireEnv(name: string): string {
@@ -19,7 +22,7 @@ async function main(): Promise<void> {
   }
 
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
-  const app = await buildSapS4Simulator({ pool, credentials, seedDemo: true, logger: true });
+  const app = await buildSapS4Simulator({ pool, credentials, seedDemo: true, logger });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -42,6 +45,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  logger.fatal({ err }, 'SAP simulator failed to start');
   process.exit(1);
 });

@@ -23,6 +23,8 @@ import {
   seedUnrestrictedStock,
   setUnrestrictedStock,
 } from './sap-s4.schema';
+import { fastifyLogging } from '../../observability/fastify-logging';
+import type { Logger } from '../../observability/logger';
 
 export interface SapS4SimulatorOptions {
   pool: pg.Pool;
@@ -33,7 +35,8 @@ export interface SapS4SimulatorOptions {
   seedDemo?: boolean;
   /** Idle lifetime of an HTTP session and its CSRF token. */
   sessionTtlMs?: number;
-  logger?: boolean;
+  /** The process's logger (main.ts); tests leave it out and the simulator logs nothing. */
+  logger?: Logger;
 }
 
 export const ODATA_ROOT = '/sap/opu/odata/sap';
@@ -75,7 +78,7 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
   }
 
   const sessions = new CsrfSessionStore(opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS);
-  const app = Fastify({ logger: opts.logger ?? false, exposeHeadRoutes: false });
+  const app = Fastify({ ...fastifyLogging(opts.logger), exposeHeadRoutes: false });
   // OData V2 clients may update with MERGE (the V2 verb for a partial update) besides PATCH.
   app.addHttpMethod('MERGE', { hasBody: true });
   registerFaultInjection(app);

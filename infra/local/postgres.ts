@@ -12,6 +12,7 @@ import {
   sleep,
   spawnManaged,
   type ManagedProcess,
+  type ProcessExit,
 } from './managed-process';
 
 export interface EmbeddedPostgresOptions {
@@ -31,6 +32,9 @@ export interface EmbeddedPostgres {
   url: string;
   port: number;
   pid: number;
+  /** Resolves when the server has exited, asked to or not. */
+  exited: Promise<ProcessExit>;
+  outputTail: () => string;
   stop: () => Promise<void>;
 }
 
@@ -181,6 +185,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     url,
     port,
     pid: proc.pid,
+    exited: proc.exited,
+    outputTail: proc.outputTail,
     stop: () => stopPostgres(proc, log),
   };
 }

@@ -11,6 +11,7 @@ import {
   sleep,
   spawnManaged,
   type ManagedProcess,
+  type ProcessExit,
 } from './managed-process';
 
 export interface TemporalDevServerOptions {
@@ -38,6 +39,9 @@ export interface TemporalDevServer {
   uiUrl?: string;
   namespace: string;
   pid: number;
+  /** Resolves when the server has exited, asked to or not. */
+  exited: Promise<ProcessExit>;
+  outputTail: () => string;
   stop: () => Promise<void>;
 }
 
@@ -113,6 +117,8 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     uiUrl: uiPort === undefined ? undefined : `http://${ip}:${uiPort}`,
     namespace,
     pid: proc.pid,
+    exited: proc.exited,
+    outputTail: proc.outputTail,
     stop,
   };
 }

@@ -25,7 +25,6 @@ import {
   LaunchError,
   Supervisor,
   type ChildStatus,
-  type CrashLoop,
   type RestartPolicyOptions,
 } from './supervisor';
 

@@ -2,7 +2,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findFreePort } from '../../infra/local/managed-process';
-import { banner, exampleCurl, startLocalStack, type LocalProcessSpec, type LocalStack } from '../../infra/local/start';
+import {
+  banner,
+  exampleCurl,
+  restartPolicyFrom,
+  startLocalStack,
+  type LocalProcessSpec,
+  type LocalStack,
+} from '../../infra/local/start';
 import { parseConfig } from '../../infra/config/load';
 import { readTestEnv } from '../support/test-env';
 
@@ -304,6 +311,19 @@ describe('startLocalStack', () => {
     expect(readEvents().filter((e) => e.what === 'started')).toHaveLength(1);
     expect(logLines).toContain('worker exited with code 7: restart 1 in 1.5 s');
     expect(logLines.some((l) => l.includes('is back'))).toBe(false);
+  });
+});
+
+describe('restartPolicyFrom', () => {
+  it('reads the crash-loop limit from the environment, 5 exits in 120 s unless told, and names a bad value', () => {
+    expect(restartPolicyFrom({})).toEqual({ crashLoopLimit: 5, crashLoopWindowMs: 120_000 });
+    expect(restartPolicyFrom({ HOLDFAST_RESTART_LIMIT: '3', HOLDFAST_RESTART_WINDOW_S: '30' })).toEqual({
+      crashLoopLimit: 3,
+      crashLoopWindowMs: 30_000,
+    });
+    expect(() => restartPolicyFrom({ HOLDFAST_RESTART_WINDOW_S: '2m' })).toThrow(
+      'HOLDFAST_RESTART_WINDOW_S must be a whole number above 0, not "2m"',
+    );
   });
 });
 

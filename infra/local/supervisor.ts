@@ -178,6 +178,7 @@ export class Supervisor {
     return Object.fromEntries([...this.children.values()].map((c) => [c.name, c.policy.restarts()]));
   }
 
+  /** Each child's state; its pid only while it runs. */
   status(): ChildStatus[] {
     return [...this.children.values()].map((c) => ({
       name: c.name,
@@ -228,8 +229,8 @@ export class Supervisor {
     if (decision.action === 'give-up') {
       child.state = 'given-up';
       const window = `${decision.windowMs / 1000} s`;
+      // Not logged here: the caller reports it, as it stops everything.
       const message = `${child.name} ${what}: ${decision.crashes} crashes within ${window}, not restarting it again`;
-      this.log(message);
       this.opts.onCrashLoop({
         name: child.name,
         ...(exit ? { exit } : {}),

@@ -13,6 +13,7 @@ import {
   sleep,
   spawnManaged,
   type ManagedProcess,
+  type ProcessExit,
 } from './managed-process';
 
 export interface EmbeddedPostgresOptions {
@@ -33,6 +34,9 @@ export interface EmbeddedPostgres {
   url: string;
   port: number;
   pid: number;
+  /** Resolves when the server has exited, asked to or not. */
+  exited: Promise<ProcessExit>;
+  outputTail: () => string;
   stop: () => Promise<void>;
 }
 
@@ -183,6 +187,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     url,
     port,
     pid: proc.pid,
+    exited: proc.exited,
+    outputTail: proc.outputTail,
     stop: () => stopPostgres(proc, log),
   };
 }

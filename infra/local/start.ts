@@ -21,6 +21,13 @@ import { startEmbeddedMqttBroker } from './mqtt-broker';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer } from './temporal-dev-server';
 import { stopWhenNpmIsGone } from './orphan-watch';
+import {
+  DEFAULT_RESTART_POLICY,
+  LaunchError,
+  Supervisor,
+  type ChildStatus,
+  type RestartPolicyOptions,
+} from './supervisor';
 
 export const REPO_ROOT = resolve(__dirname, '../..');
 /** Fixed so a restarted `npm start` finds its data at the same address; DATABASE_URL replaces it entirely. */
@@ -29,6 +36,23 @@ export const SAP_SIM_PORT = 4020;
 export const MES_SIM_PORT = 4010;
 export const LINE_PLC_PORT = 4840;
 export const CAMERA_SIM_PORT = 4030;
+
+/** Ports `npm start` binds that temporal.yaml does not name; the config's connector URLs must point at the simulators. */
+export interface LocalPorts {
+  postgres: number;
+  sapSim: number;
+  mesSim: number;
+  linePlc: number;
+  cameraSim: number;
+}
+
+export const DEFAULT_LOCAL_PORTS: LocalPorts = {
+  postgres: LOCAL_POSTGRES_PORT,
+  sapSim: SAP_SIM_PORT,
+  mesSim: MES_SIM_PORT,
+  linePlc: LINE_PLC_PORT,
+  cameraSim: CAMERA_SIM_PORT,
+};
 
 /** How start.ts knows a child is up before starting the next one. */
 export type Readiness =
@@ -48,23 +72,24 @@ export interface LocalProcessSpec {
 }
 
 /** The processes `npm start` runs, in start order. */
-export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[] {
+export function defaultLocalProcesses(config: HoldfastConfig, at: Partial<LocalPorts> = {}): LocalProcessSpec[] {
+  const ports = { ...DEFAULT_LOCAL_PORTS, ...at };
   const apiBase = `http://${config.api.host}:${config.api.port}`;
-  const sapBase = `http://127.0.0.1:${SAP_SIM_PORT}`;
-  const mesBase = `http://127.0.0.1:${MES_SIM_PORT}`;
+  const sapBase = `http://127.0.0.1:${ports.sapSim}`;
+  const mesBase = `http://127.0.0.1:${ports.mesSim}`;
   return [
     {
       name: 'sap-sim',
       entry: 'infra/simulators/sap-s4/main.ts',
       readiness: { kind: 'http', url: `${sapBase}/health` },
-      env: { SAP_SIM_PORT: String(SAP_SIM_PORT) },
+      env: { SAP_SIM_PORT: String(ports.sapSim) },
       url: sapBase,
     },
     {
       name: 'mes-sim',
       entry: 'infra/simulators/mes/main.ts',
       readiness: { kind: 'http', url: `${mesBase}/health` },
-      env: { MES_SIM_PORT: String(MES_SIM_PORT) },
+      env: { MES_SIM_PORT: String(ports.mesSim) },
       url: mesBase,
     },
     { name: 'worker', entry: 'workers/main.ts', readiness: { kind: 'log-line', text: 'worker ready' } },
@@ -79,8 +104,8 @@ export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[
       name: 'line-plc',
       entry: 'infra/simulators/line-plc/main.ts',
       readiness: { kind: 'log-line', text: 'line-plc ready' },
-      env: { LINE_PLC_PORT: String(LINE_PLC_PORT) },
-      url: `opc.tcp://127.0.0.1:${LINE_PLC_PORT}`,
+      env: { LINE_PLC_PORT: String(ports.linePlc) },
+      url: `opc.tcp://127.0.0.1:${ports.linePlc}`,
     },
     {
       name: 'inference',
@@ -93,8 +118,8 @@ export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[
       name: 'camera-sim',
       entry: 'infra/simulators/camera/main.ts',
       readiness: { kind: 'log-line', text: 'camera-sim ready' },
-      env: { CAMERA_SIM_PORT: String(CAMERA_SIM_PORT) },
-      url: `http://127.0.0.1:${CAMERA_SIM_PORT}/truth`,
+      env: { CAMERA_SIM_PORT: String(ports.cameraSim) },
+      url: `http://127.0.0.1:${ports.cameraSim}/truth`,
     },
   ];
 }
@@ -105,6 +130,10 @@ export interface LocalStackOptions {
   /** Default: HOLDFAST_DATA_DIR, else .holdfast/data in the repository. */
   dataDir?: string;
   processes?: LocalProcessSpec[];
+  /** Ports instead of the defaults (tests: free ones); the config file's URLs must agree. */
+  ports?: Partial<LocalPorts>;
+  /** Restarts of children that exit on their own (defaults in supervisor.ts; the crash-loop limit from the env). */
+  restartPolicy?: Partial<RestartPolicyOptions>;
   /** Every line as it comes, children's prefixed with their name (tests); ignored when `output` is given. */
   log?: (line: string) => void;
   /** Where progress and the children's output go (`npm start`: infra/local/console-output.ts). */
@@ -122,10 +151,27 @@ export interface LocalStack {
   dataDir: string;
   processes: LocalProcessSpec[];
   sapCredentials: SapCredentials;
-  /** Resolves once a child exited on its own and everything else has been stopped because of it. */
-  crashed: Promise<{ name: string; exit: ProcessExit }>;
+  /**
+   * Resolves once a child kept crashing, or PostgreSQL or the Temporal dev server exited, and everything else has
+   * been stopped because of it. A child that exits now and then is restarted instead.
+   */
+  crashed: Promise<StackFailure>;
+  /** Restarts so far by child name (a metric's source). */
+  restarts: () => Record<string, number>;
+  /** Each child's state and current pid. */
+  children: () => ChildStatus[];
   /** Children in reverse order, then Temporal, then PostgreSQL. */
   stop: () => Promise<void>;
+}
+
+/** Why the whole stack stopped on its own. */
+export interface StackFailure {
+  name: string;
+  exit?: ProcessExit;
+  /** One line naming the process and what happened. */
+  message: string;
+  /** Its last output lines. */
+  outputTail: string;
 }
 
 interface SapCredentials {
@@ -138,12 +184,13 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const output = opts.output ?? plainOutput(opts.log ?? ((line: string) => process.stdout.write(`${line}\n`)));
   const log = output.log;
   const config = opts.config ?? loadConfig(configPath(env));
-  const processes = opts.processes ?? defaultLocalProcesses(config);
+  const processes = opts.processes ?? defaultLocalProcesses(config, opts.ports);
   const tsx = join(REPO_ROOT, 'node_modules', 'tsx');
   if (!existsSync(tsx)) throw new Error(`${tsx} not found: run npm ci`);
   for (const spec of processes) {
     if (!existsSync(entryPath(spec))) throw new Error(`${spec.name}: entry file ${entryPath(spec)} not found`);
   }
+  const restartPolicy = { ...restartPolicyFrom(env), ...opts.restartPolicy };
   const dataDir = resolve(opts.dataDir ?? env.HOLDFAST_DATA_DIR ?? join(REPO_ROOT, '.holdfast', 'data'));
   await mkdir(dataDir, { recursive: true });
 
@@ -152,6 +199,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   let stopping: Promise<void> | undefined;
   const stopAll = () => {
     stopping ??= (async () => {
+      // First, so that no child in its restart delay comes back while the others are being stopped.
+      supervisor.halt();
       for (const { name, stop } of stoppers.splice(0).reverse()) {
         log(`stopping ${name}`);
         await stop().catch((err: Error) => log(`stopping ${name} failed: ${err.message}`, 'warn'));
@@ -169,6 +218,25 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     if (crashedWhileStarting) throw new Error(crashedWhileStarting);
     if (abortStart.signal.aborted) throw new Error('start-up interrupted');
   };
+  let running = false;
+  let onCrash: (failure: StackFailure) => void = () => undefined;
+  const crashed = new Promise<StackFailure>((resolve) => (onCrash = resolve));
+  // A crash loop or PostgreSQL/Temporal gone: stop everything (or abandon start-up), naming the process.
+  const fail = (failure: StackFailure) => {
+    if (stopping) return;
+    if (!running) {
+      crashedWhileStarting = describeFailure(failure);
+      abortStart.abort();
+      return;
+    }
+    log(`${failure.message}; stopping everything`, 'error');
+    void stopAll().then(() => onCrash(failure));
+  };
+  const supervisor = new Supervisor({
+    policy: restartPolicy,
+    log,
+    onCrashLoop: fail,
+  });
 
   try {
     let databaseUrl = env.DATABASE_URL;
@@ -177,11 +245,12 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     } else {
       const postgres = await startEmbeddedPostgres({
         dataDir: join(dataDir, 'postgres'),
-        port: LOCAL_POSTGRES_PORT,
+        port: opts.ports?.postgres ?? LOCAL_POSTGRES_PORT,
         env,
         log: output.from('postgres'),
       });
       stoppers.push({ name: 'postgres', stop: postgres.stop });
+      watchFoundation('PostgreSQL', postgres, fail);
       databaseUrl = postgres.url;
     }
     checkAborted();
@@ -215,6 +284,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
         log: output.from('temporal'),
       });
       stoppers.push({ name: 'temporal', stop: dev.stop });
+      watchFoundation('the Temporal dev server', dev, fail);
       target.address = dev.address;
       temporalUiUrl = dev.uiUrl;
     }
@@ -247,27 +317,17 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       ...sapCredentials,
     };
 
-    let onCrash: (crash: { name: string; exit: ProcessExit }) => void = () => undefined;
-    const crashed = new Promise<{ name: string; exit: ProcessExit }>((resolve) => (onCrash = resolve));
-    let running = false;
     for (const spec of processes) {
       checkAborted();
-      const proc = await startChild(spec, { ...childEnv, ...spec.env }, output.child(spec.name), log, {
-        readyTimeoutMs: opts.readyTimeoutMs,
-        signal: abortStart.signal,
-      });
-      stoppers.push({ name: spec.name, stop: async () => void (await proc.stop({ signal: 'SIGTERM' })) });
-      void proc.exited.then(async (exit) => {
-        if (stopping) return;
-        if (!running) {
-          crashedWhileStarting = `${spec.name} ${describeExit(exit)} while later processes were starting\n${proc.outputTail()}`;
-          abortStart.abort();
-          return;
-        }
-        log(`${spec.name} ${describeExit(exit)} unexpectedly; stopping everything`, 'error');
-        await stopAll();
-        onCrash({ name: spec.name, exit });
-      });
+      const launch = (signal: AbortSignal) =>
+        startChild(spec, { ...childEnv, ...spec.env }, output.child(spec.name), log, {
+          readyTimeoutMs: opts.readyTimeoutMs,
+          signal,
+        });
+      const proc = await launch(abortStart.signal);
+      // Supervised from its first readiness on, also while later children are still starting.
+      supervisor.supervise(spec.name, supervisedChild(proc), async (signal) => supervisedChild(await launch(signal)));
+      stoppers.push({ name: spec.name, stop: () => supervisor.stop(spec.name) });
     }
     checkAborted();
     running = true;
@@ -281,6 +341,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       processes,
       sapCredentials,
       crashed,
+      restarts: () => supervisor.restarts(),
+      children: () => supervisor.status(),
       stop: stopAll,
     };
   } catch (err) {
@@ -289,6 +351,55 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     if (crashedWhileStarting) throw new Error(crashedWhileStarting);
     throw err;
   }
+}
+
+/** A child as the supervisor sees it; stopping it is SIGTERM, then SIGKILL after 10 s. */
+function supervisedChild(proc: ManagedProcess) {
+  return {
+    pid: proc.pid,
+    exited: proc.exited,
+    outputTail: proc.outputTail,
+    stop: () => proc.stop({ signal: 'SIGTERM' }),
+  };
+}
+
+/** PostgreSQL and Temporal are not restarted: every child depends on them, so their end is the stack's. */
+function watchFoundation(
+  what: string,
+  server: { pid: number; exited: Promise<ProcessExit>; outputTail: () => string },
+  fail: (failure: StackFailure) => void,
+): void {
+  void server.exited.then((exit) =>
+    fail({
+      name: what,
+      exit,
+      message: `${what} (pid ${server.pid}) ${describeExit(exit)}; Holdfast cannot run without it`,
+      outputTail: server.outputTail(),
+    }),
+  );
+}
+
+/** A failure for the terminal: its line, then the process's last output. */
+export function describeFailure(failure: StackFailure): string {
+  return `${failure.message}\n--- ${failure.name} output (tail) ---\n${failure.outputTail || '(no output)'}`;
+}
+
+/**
+ * The crash-loop limit from HOLDFAST_RESTART_LIMIT (exits, default 5) and HOLDFAST_RESTART_WINDOW_S (seconds,
+ * default 120): that many unexpected exits of one child within the window stop everything.
+ */
+export function restartPolicyFrom(env: NodeJS.ProcessEnv): Partial<RestartPolicyOptions> {
+  const read = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number above 0, not "${raw}"`);
+    return value;
+  };
+  return {
+    crashLoopLimit: read('HOLDFAST_RESTART_LIMIT', DEFAULT_RESTART_POLICY.crashLoopLimit),
+    crashLoopWindowMs: read('HOLDFAST_RESTART_WINDOW_S', DEFAULT_RESTART_POLICY.crashLoopWindowMs / 1000) * 1000,
+  };
 }
 
 function entryPath(spec: LocalProcessSpec): string {
@@ -349,7 +460,11 @@ async function startChild(
           ? 'start-up interrupted'
           : `${describeExit(outcome)} before it was ready`;
     await proc.stop({ signal: 'SIGTERM' });
-    throw new Error(`${spec.name} ${why}\n--- ${spec.name} output (tail) ---\n${proc.outputTail() || '(no output)'}`);
+    throw new LaunchError(
+      `${spec.name} ${why}\n--- ${spec.name} output (tail) ---\n${proc.outputTail() || '(no output)'}`,
+      typeof outcome === 'object' ? outcome : undefined,
+      proc.outputTail(),
+    );
   } finally {
     clearTimeout(timer);
     giveUp.abort();
@@ -478,7 +593,8 @@ async function main(): Promise<void> {
 
   const outcome = await Promise.race([stack.crashed, stopRequested]);
   if (typeof outcome === 'object') {
-    log(`${outcome.name} ${describeExit(outcome.exit)}; Holdfast stopped`, 'error');
+    log(`--- ${outcome.name} output (tail) ---\n${outcome.outputTail || '(no output)'}`, 'error');
+    log(`Holdfast stopped: ${readableLines(outcome.message)}`, 'error');
     process.exitCode = 1;
     return;
   }

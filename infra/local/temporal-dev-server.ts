@@ -12,6 +12,7 @@ import {
   sleep,
   spawnManaged,
   type ManagedProcess,
+  type ProcessExit,
 } from './managed-process';
 
 export interface TemporalDevServerOptions {
@@ -40,6 +41,9 @@ export interface TemporalDevServer {
   uiUrl?: string;
   namespace: string;
   pid: number;
+  /** Resolves when the server has exited, asked to or not. */
+  exited: Promise<ProcessExit>;
+  outputTail: () => string;
   stop: () => Promise<void>;
 }
 
@@ -118,6 +122,8 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     uiUrl: uiPort === undefined ? undefined : `http://${ip}:${uiPort}`,
     namespace,
     pid: proc.pid,
+    exited: proc.exited,
+    outputTail: proc.outputTail,
     stop,
   };
 }

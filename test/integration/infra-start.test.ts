@@ -2,7 +2,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findFreePort } from '../../infra/local/managed-process';
-import { banner, exampleCurl, startLocalStack, type LocalProcessSpec, type LocalStack } from '../../infra/local/start';
+import {
+  banner,
+  exampleCurl,
+  restartPolicyFrom,
+  startLocalStack,
+  type LocalProcessSpec,
+  type LocalStack,
+} from '../../infra/local/start';
 import { parseConfig } from '../../infra/config/load';
 import { readTestEnv } from '../support/test-env';
 
@@ -11,7 +18,7 @@ jest.setTimeout(120_000);
 // Fake children (plain JS, run through tsx like the real entries) record what happened to them in one events file:
 // "<name> started", "<name> ready", "<name> stopping", with the environment they were given.
 const fakeChild = String.raw`
-const { appendFileSync } = require('node:fs');
+const { appendFileSync, existsSync } = require('node:fs');
 const http = require('node:http');
 const name = process.env.FAKE_NAME;
 const events = process.env.FAKE_EVENTS;
@@ -36,7 +43,11 @@ if (mode === 'http') {
   process.exit(3);
 } else if (mode === 'die-after-ready') {
   console.log('worker ready');
-  setTimeout(() => process.exit(7), 1500);
+  setTimeout(() => { console.error('lost the Temporal connection'); process.exit(7); }, Number(process.env.FAKE_DIE_MS || 1500));
+} else if (mode === 'die-once') {
+  console.log('worker ready');
+  if (existsSync(process.env.FAKE_MARKER)) setInterval(() => undefined, 1000);
+  else { appendFileSync(process.env.FAKE_MARKER, 'died'); setTimeout(() => process.exit(7), 300); }
 }
 `;
 
@@ -85,7 +96,14 @@ function fake(name: string, mode: string, extra: Partial<LocalProcessSpec> & { p
       mode === 'http'
         ? { kind: 'http', url: `http://127.0.0.1:${port}/health` }
         : { kind: 'log-line', text: 'worker ready' },
-    env: { FAKE_NAME: name, FAKE_EVENTS: events, FAKE_MODE: mode, FAKE_PORT: String(port ?? 0) },
+    env: {
+      FAKE_NAME: name,
+      FAKE_EVENTS: events,
+      FAKE_MODE: mode,
+      FAKE_PORT: String(port ?? 0),
+      FAKE_MARKER: join(dir, `${name}.died`),
+      FAKE_DIE_MS: '300',
+    },
     ...rest,
   };
 }
@@ -104,6 +122,16 @@ function stackEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     MQTT_URL: 'mqtt://127.0.0.1:9',
     ...extra,
   };
+}
+
+async function waitUntil<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 function isRunning(pid: number): boolean {
@@ -203,7 +231,38 @@ describe('startLocalStack', () => {
     ).toEqual(['worker']);
   });
 
-  it('stops everything and reports the child that exits unexpectedly after start-up', async () => {
+  it('restarts a child that exits after start-up and leaves the others running', async () => {
+    const port = await findFreePort();
+    const processes = [fake('sim', 'http', { port }), fake('worker', 'die-once')];
+    stack = await startLocalStack({
+      env: stackEnv(),
+      dataDir: join(dir, 'data'),
+      processes,
+      restartPolicy: { initialDelayMs: 100 },
+      log: (l) => logLines.push(l),
+    });
+    const simPid = stack.children().find((c) => c.name === 'sim')!.pid!;
+
+    const back = await waitUntil('the worker restarted and ready', () =>
+      stack!.children().find((c) => c.name === 'worker' && c.state === 'running' && c.restarts === 1),
+    );
+
+    const started = readEvents().filter((e) => e.what === 'started');
+    expect(started.map((e) => e.name)).toEqual(['sim', 'worker', 'worker']);
+    expect(back.pid).toBe(started[2]!.pid);
+    expect(stack.children().find((c) => c.name === 'sim')).toEqual({
+      name: 'sim',
+      state: 'running',
+      pid: simPid,
+      restarts: 0,
+    });
+    expect(isRunning(simPid)).toBe(true);
+    expect(stack.restarts()).toEqual({ sim: 0, worker: 1 });
+    expect(logLines).toContain('worker exited with code 7: restart 1 in 0.1 s');
+    expect(readEvents().filter((e) => e.what === 'stopping')).toEqual([]);
+  });
+
+  it('stops everything once a child keeps crashing, naming it with its last output', async () => {
     const port = await findFreePort();
     const processes = [fake('sim', 'http', { port }), fake('worker', 'die-after-ready')];
 
@@ -211,22 +270,60 @@ describe('startLocalStack', () => {
       env: stackEnv(),
       dataDir: join(dir, 'data'),
       processes,
+      restartPolicy: { initialDelayMs: 50, crashLoopLimit: 3 },
       log: (l) => logLines.push(l),
     });
     const crash = await stack.crashed;
 
-    expect(crash).toEqual({ name: 'worker', exit: { code: 7, signal: null } });
-    expect(
-      readEvents()
-        .filter((e) => e.what === 'stopping')
-        .map((e) => e.name),
-    ).toEqual(['sim']);
-    expect(logLines).toContain('worker exited with code 7 unexpectedly; stopping everything');
-    const pids = readEvents()
-      .filter((e) => e.what === 'started')
-      .map((e) => e.pid!);
-    expect(pids).toHaveLength(2);
+    expect(crash).toMatchObject({
+      name: 'worker',
+      exit: { code: 7, signal: null },
+      message: 'worker exited with code 7: 3 crashes within 120 s, not restarting it again',
+    });
+    expect(crash.outputTail).toContain('lost the Temporal connection');
+    expect(logLines).toContain('worker exited with code 7: restart 2 in 0.1 s');
+    const events = readEvents();
+    expect(events.filter((e) => e.what === 'started').map((e) => e.name)).toEqual([
+      'sim',
+      'worker',
+      'worker',
+      'worker',
+    ]);
+    expect(events.filter((e) => e.what === 'stopping').map((e) => e.name)).toEqual(['sim']);
+    const pids = events.filter((e) => e.what === 'started').map((e) => e.pid!);
     expect(pids.filter(isRunning)).toEqual([]);
+  });
+
+  it('does not start a child again when stopped during its restart delay', async () => {
+    const processes = [fake('worker', 'die-after-ready')];
+    stack = await startLocalStack({
+      env: stackEnv(),
+      dataDir: join(dir, 'data'),
+      processes,
+      restartPolicy: { initialDelayMs: 1_500 },
+      log: (l) => logLines.push(l),
+    });
+    await waitUntil('the worker waiting to restart', () => stack!.children().find((c) => c.state === 'waiting'));
+
+    await stack.stop();
+    await new Promise((r) => setTimeout(r, 2_500));
+
+    expect(readEvents().filter((e) => e.what === 'started')).toHaveLength(1);
+    expect(logLines).toContain('worker exited with code 7: restart 1 in 1.5 s');
+    expect(logLines.some((l) => l.includes('is back'))).toBe(false);
+  });
+});
+
+describe('restartPolicyFrom', () => {
+  it('reads the crash-loop limit from the environment, 5 exits in 120 s unless told, and names a bad value', () => {
+    expect(restartPolicyFrom({})).toEqual({ crashLoopLimit: 5, crashLoopWindowMs: 120_000 });
+    expect(restartPolicyFrom({ HOLDFAST_RESTART_LIMIT: '3', HOLDFAST_RESTART_WINDOW_S: '30' })).toEqual({
+      crashLoopLimit: 3,
+      crashLoopWindowMs: 30_000,
+    });
+    expect(() => restartPolicyFrom({ HOLDFAST_RESTART_WINDOW_S: '2m' })).toThrow(
+      'HOLDFAST_RESTART_WINDOW_S must be a whole number above 0, not "2m"',
+    );
   });
 });
 

@@ -40,6 +40,11 @@ export interface CameraSimulatorOptions {
   framesPerLot?: number;
   /** Stop each station after this many frames (tests, finite runs). Default: run until stopped. */
   framesPerStation?: number;
+  /**
+   * Each station shoots frame numbers below this one, then stops: one fixed set of frames, also when the simulator is
+   * restarted part-way (it resumes after its last recorded frame). Default: no limit.
+   */
+  frameLimit?: number;
   log: ConnectorLogger;
 }
 
@@ -48,8 +53,8 @@ export interface CameraSimulator {
   /** Frames the broker has acknowledged, all stations. */
   published(): number;
   /**
-   * Resolves when every station has published `framesPerStation` frames, or after stop(); rejects when a station's
-   * camera failed (PostgreSQL gone, say).
+   * Resolves when every station has published `framesPerStation` frames (or reached `frameLimit`), or after stop();
+   * rejects when a station's camera failed (PostgreSQL gone, say).
    */
   finished: Promise<void>;
   /**
@@ -119,7 +124,10 @@ export async function startCameraSimulator(opts: CameraSimulatorOptions): Promis
     opts.log.debug?.('camera started', { ...meta, firstFrame: sequence, ratePerSecond: opts.ratePerStation });
     let due = performance.now();
     let behindLogged = false;
-    while (!stopping && (opts.framesPerStation === undefined || sequence - first < opts.framesPerStation)) {
+    const more = () =>
+      (opts.framesPerStation === undefined || sequence - first < opts.framesPerStation) &&
+      (opts.frameLimit === undefined || sequence < opts.frameLimit);
+    while (!stopping && more()) {
       await pause(due - performance.now());
       if (stopping) break;
       const frame = await renderPlannedFrame(planFrame(station, sequence, plan), { prefix, format: opts.format });

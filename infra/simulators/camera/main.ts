@@ -11,7 +11,8 @@ const logger = createLogger('camera-sim');
  * Runs the camera simulator (started by `npm start`). Environment:
  * DATABASE_URL (required: ground truth in schema camera_sim), MQTT_URL (default mqtt://127.0.0.1:1883),
  * CAMERA_SIM_RATE (frames/s per station, default 2), CAMERA_SIM_DEFECT_RATE (0..1, default 0.1),
- * CAMERA_SIM_SEED (default 1), CAMERA_SIM_FORMAT (png, jpeg or raw; default png), CAMERA_SIM_PORT (admin HTTP on
+ * CAMERA_SIM_SEED (default 1), CAMERA_SIM_FRAMES (each station shoots frames 0 to N-1, then stays idle; default no
+ * end), CAMERA_SIM_FORMAT (png, jpeg or raw; default png), CAMERA_SIM_PORT (admin HTTP on
  * 127.0.0.1, default 4030), CAMERA_SIM_SCHEMA (default camera_sim), HOLDFAST_CONFIG (the stations and the topic
  * prefix). Logs `camera-sim ready` once it publishes and answers HTTP.
  */
@@ -22,6 +23,9 @@ async function main(): Promise<void> {
   const rate = numberFrom('CAMERA_SIM_RATE', 2, (v) => v > 0 && v <= 1000);
   const defectRate = numberFrom('CAMERA_SIM_DEFECT_RATE', 0.1, (v) => v >= 0 && v <= 1);
   const seed = numberFrom('CAMERA_SIM_SEED', 1, (v) => Number.isSafeInteger(v) && v >= 0);
+  const frameLimit = env.CAMERA_SIM_FRAMES
+    ? numberFrom('CAMERA_SIM_FRAMES', 0, (v) => Number.isSafeInteger(v) && v > 0)
+    : undefined;
   const format = env.CAMERA_SIM_FORMAT || 'png';
   if (format !== 'png' && format !== 'jpeg' && format !== 'raw') {
     throw new Error(`CAMERA_SIM_FORMAT must be png, jpeg or raw, not "${format}"`);
@@ -52,6 +56,7 @@ async function main(): Promise<void> {
       ratePerStation: rate,
       defectRate,
       seed,
+      frameLimit,
       format,
       schema: env.CAMERA_SIM_SCHEMA || undefined,
       prefix: config.vision.mqtt.topicPrefix,
@@ -95,10 +100,15 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   // A camera that died (PostgreSQL gone) ends the process, so `npm start` notices instead of showing a silent line.
-  sim.finished.catch((err: unknown) => {
-    logger.fatal({ err }, 'camera simulator failed');
-    void shutdown().finally(() => process.exit(1));
-  });
+  sim.finished.then(
+    () => {
+      if (frameLimit !== undefined && !stopping) logger.info(`camera-sim: every station shot its ${frameLimit} frames`);
+    },
+    (err: unknown) => {
+      logger.fatal({ err }, 'camera simulator failed');
+      void shutdown().finally(() => process.exit(1));
+    },
+  );
 }
 
 function numberFrom(name: string, fallback: number, valid: (v: number) => boolean): number {

@@ -21,7 +21,12 @@ let mes: ConnectorInstance<MesPort>;
 const opened: ConnectorInstance<MesPort>[] = [];
 
 const quietLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const ctx = (env: NodeJS.ProcessEnv = {}): ConnectorContext => ({ name: 'mes-test', env, log: quietLog });
+const ctx = (env: NodeJS.ProcessEnv = {}): ConnectorContext => ({
+  name: 'mes-test',
+  env,
+  log: quietLog,
+  dataDir: '/tmp',
+});
 
 async function connect(config: Record<string, unknown>, env?: NodeJS.ProcessEnv) {
   const instance = await mesRestConnector.connect(mesRestConnector.configSchema.parse(config), ctx(env));

@@ -34,7 +34,7 @@ async function connect(
     password: '${env:SAP_TEST_PASSWORD}',
     ...overrides,
   });
-  const ctx: ConnectorContext = { name, env, log: silent };
+  const ctx: ConnectorContext = { name, env, log: silent, dataDir: '/tmp' };
   const instance = await sapS4Connector.connect(config, ctx);
   opened.push(instance);
   return instance;
@@ -196,9 +196,9 @@ describe('configuration', () => {
       username: '${env:NOPE_USER}',
       password: 'p',
     });
-    await expect(sapS4Connector.connect(config, { name: 'sap-x', env: {}, log: silent })).rejects.toThrow(
-      'connectors.sap-x.username: environment variable NOPE_USER is not set',
-    );
+    await expect(
+      sapS4Connector.connect(config, { name: 'sap-x', env: {}, log: silent, dataDir: '/tmp' }),
+    ).rejects.toThrow('connectors.sap-x.username: environment variable NOPE_USER is not set');
   });
 
   it('passes the health check, and reports wrong credentials as rejected without leaking them', async () => {

@@ -55,7 +55,7 @@ async function main(): Promise<void> {
       seed,
       format,
       schema: env.CAMERA_SIM_SCHEMA || undefined,
-      prefix: config.vision.mqtt.topicPrefix,
+      prefix: config.vision.topicPrefix,
       log,
     });
     app = buildCameraAdminApp(sim.store);

@@ -22,7 +22,8 @@ import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import * as ort from 'onnxruntime-node';
 import { loadConfig } from '../infra/config/load';
-import type { ConnectorLogger } from '../infra/connectors/define';
+import { parseConnectorSettings, type ConnectorLogger } from '../infra/connectors/define';
+import { MqttConnectorConfig } from '../infra/connectors/mqtt/mqtt.connector';
 import { migrate } from '../infra/db/migrate';
 import { createPool } from '../infra/db/pool';
 import { spawnManaged } from '../infra/local/managed-process';
@@ -127,12 +128,12 @@ async function main(): Promise<void> {
     const pool = createPool(pg.url, { max: 4 });
     cleanups.push(() => pool.end());
     await migrate(pool);
-    // The broker's window per client sized to the worker's (vision.mqtt.maxInFlight), as a vision deployment sets it:
+    // The broker's window per client sized to the worker's (the broker connector's maxInFlight), as a vision deployment sets it:
     // Mosquitto's default of 20 unacknowledged frames would hold the pipeline to 20 frames between delivery and commit.
     const broker = await startMosquitto({
       port: await freePort(),
       dataDir: join(work, 'mosquitto'),
-      maxInflightMessages: config.vision.mqtt.maxInFlight,
+      maxInflightMessages: parseConnectorSettings(MqttConnectorConfig, config, config.vision.broker!).maxInFlight,
     });
     cleanups.push(() => broker.stop());
     const plcPort = await freePort();
@@ -183,8 +184,12 @@ async function main(): Promise<void> {
 
     // The worker, as `npm start` runs it, in this process.
     const benchConfig = structuredClone(config);
-    benchConfig.vision.mqtt.topicPrefix = prefix;
-    benchConfig.vision.rejectStation = { endpointUrl: `opc.tcp://127.0.0.1:${plcPort}` };
+    benchConfig.vision.topicPrefix = prefix;
+    const plcName = benchConfig.vision.rejectStation!;
+    benchConfig.connectors[plcName] = {
+      ...benchConfig.connectors[plcName]!,
+      endpointUrl: `opc.tcp://127.0.0.1:${plcPort}`,
+    };
     benchConfig.vision.http.port = 0;
     benchConfig.vision.recipes = [];
     for (const st of STATIONS) {

@@ -16,12 +16,12 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is not set (npm start sets it; see infra/local/README.md)');
-  const mqttUrl = process.env.MQTT_URL ?? config.vision.mqtt.url;
-  if (!mqttUrl) throw new Error('no MQTT broker: set MQTT_URL or vision.mqtt.url (npm start runs one)');
   const dataDir = resolve(process.env.HOLDFAST_DATA_DIR ?? '.holdfast/data');
   const pool = createPool(databaseUrl);
   const log = connectorLogger(logger);
-  const worker = await startInferenceWorker({ config, pool, mqttUrl, dataDir, log, httpLogger: logger }).catch(
+  // Opens the broker and reject station connectors (MQTT_URL overrides the broker's url) and runs their health
+  // checks: one that fails stops start-up here, named with its cause.
+  const worker = await startInferenceWorker({ config, pool, dataDir, log, httpLogger: logger }).catch(
     async (err: unknown) => {
       await pool.end();
       throw err;

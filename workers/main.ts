@@ -25,7 +25,14 @@ async function main(): Promise<void> {
   if (!databaseUrl) throw new Error('DATABASE_URL is not set (npm start sets it; see infra/local/README.md)');
   const target = resolveTemporalTarget(config);
   const pool = createPool(databaseUrl);
-  const connectors = await openSiteConnectors(config, connectorLogger(logger, { component: 'connectors' }));
+  // Opens every site's MES, ERP and escalation connector and runs their health checks: a required one that fails
+  // stops start-up here, named with its cause, before anything talks to Temporal.
+  const connectors = await openSiteConnectors(config, connectorLogger(logger, { component: 'connectors' })).catch(
+    async (err: unknown) => {
+      await pool.end();
+      throw err;
+    },
+  );
   const connection = await connectNative(target);
   try {
     const activities = createActivities({

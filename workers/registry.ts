@@ -1,17 +1,26 @@
 import type { z } from 'zod';
-import type { ErpPort, MesPort } from '../activities/ports';
+import type { ConnectorKind, RoleOf } from '../infra/config/connector-kinds';
 import type { ConnectorDefinition } from '../infra/connectors/define';
+import escalationLogConnector from '../infra/connectors/escalation/escalation-log.connector';
+import escalationWebhookConnector from '../infra/connectors/escalation/escalation-webhook.connector';
 import mesRestConnector from '../infra/connectors/mes-rest/mes-rest.connector';
+import mqttConnector from '../infra/connectors/mqtt/mqtt.connector';
+import opcUaRejectStationConnector from '../infra/connectors/opcua/reject-station.connector';
 import sapS4Connector from '../infra/connectors/sap-s4/sap-s4.connector';
+
+/** One implementation per kind, declaring that kind and its role: missing, extra or mismatched entries do not compile. */
+export type ConnectorRegistry = { readonly [K in ConnectorKind]: ConnectorDefinition<K, RoleOf<K>, z.ZodType> };
 
 /**
  * Every connector kind Holdfast can run, by the `kind` used in temporal.yaml. Registration is explicit (no
- * discovery): an integrator adds a module under infra/connectors/<kind>/ and one line here.
+ * discovery): an integrator adds a module under infra/connectors/<kind>/, its kind and role in
+ * infra/config/connector-kinds.ts, and one line here.
  */
-export const mesConnectors: Record<string, ConnectorDefinition<z.ZodType, MesPort>> = {
-  [mesRestConnector.kind]: mesRestConnector,
-};
-
-export const erpConnectors: Record<string, ConnectorDefinition<z.ZodType, ErpPort>> = {
-  [sapS4Connector.kind]: sapS4Connector,
+export const connectorRegistry: ConnectorRegistry = {
+  'holdfast-mes-rest': mesRestConnector,
+  'sap-s4-odata': sapS4Connector,
+  'escalation-log': escalationLogConnector,
+  'escalation-webhook': escalationWebhookConnector,
+  'opcua-reject-station': opcUaRejectStationConnector,
+  mqtt: mqttConnector,
 };

@@ -4,7 +4,7 @@ import { atBoundary } from '../boundary';
 
 export interface EscalationDeps {
   pool: Pool;
-  /** The escalation target configured for a site (temporal.yaml sites[].policy.escalation). */
+  /** The escalation target configured for a site (temporal.yaml sites[].escalation, a connector). */
   escalationFor: (site: string) => { target: string; port: EscalationPort };
 }
 

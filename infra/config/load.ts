@@ -34,8 +34,11 @@ export function parseConfig(text: string, source = 'temporal.yaml'): HoldfastCon
   return parsed.data;
 }
 
-export function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
+/** One line per issue, naming its key; `prefix` places a nested block's keys (e.g. `connectors.plc-2`). */
+export function formatIssues(error: z.ZodError, prefix?: string): string {
+  return error.issues
+    .map((i) => `  - ${[...(prefix ? [prefix] : []), ...i.path].join('.') || '(root)'}: ${i.message}`)
+    .join('\n');
 }
 
 /** Resolves `${env:NAME}`; a missing variable is a configuration error naming the key and the variable. */

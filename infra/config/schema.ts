@@ -1,5 +1,12 @@
 import { z } from 'zod';
 import { DEFAULT_QUALITY_TASK_QUEUE } from '../../workflows/contracts';
+import {
+  CONNECTOR_KINDS,
+  ROLE_REFERENCES,
+  isConnectorKind,
+  knownConnectorKinds,
+  type ConnectorRole,
+} from './connector-kinds';
 
 /** Temporal duration strings as accepted by the SDK ('250ms', '30s', '5m', '72h', '2d'). */
 const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 500ms, 30s, 5m, 4h or 2d');
@@ -55,14 +62,25 @@ const WorkerPool = z.strictObject({
   maxCachedWorkflows: z.number().int().nonnegative().default(1000),
 });
 
+/**
+ * One entry under `connectors:`. `kind` picks the implementation (connector-kinds.ts); the other keys are the
+ * connector's own, validated by its `configSchema` when a process opens it.
+ */
 const Connector = z.looseObject({
   kind: z.string().min(1),
+  /**
+   * false: a failing health check at start is logged and start-up goes on (for a target the process can do without
+   * for a while, e.g. an escalation webhook). A connector that cannot be opened at all stops start-up either way.
+   */
+  required: z.boolean().default(true),
 });
 
-const Escalation = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('log') }),
-  z.strictObject({ kind: z.literal('webhook'), url: z.url() }),
-]);
+/** A key that moved under `connectors:`; the message says where. */
+const movedToConnectors = (message: string) => z.never({ error: message }).optional();
+
+/** The name of an entry under `connectors:` (checked against the entries and their roles below). */
+const ConnectorName = (role: string) =>
+  z.string({ error: `expected the name of a ${role} connector declared under connectors` }).min(1);
 
 const Station = z.strictObject({
   id: z.string().min(1),
@@ -98,31 +116,22 @@ const SeedRecipe = z.strictObject({
 const Vision = z.strictObject({
   /** Directory holding `<model>/manifest.json` + .onnx; relative paths are from the repository root. */
   modelsDir: z.string().min(1).default('models'),
-  mqtt: z
-    .strictObject({
-      /** Absent: `npm start` runs an embedded broker on `embeddedPort`. */
-      url: z
-        .string()
-        .regex(/^mqtts?:\/\//, 'expected mqtt://host:port or mqtts://')
-        .optional(),
-      embeddedPort: z.number().int().min(1).max(65535).default(1883),
-      topicPrefix: z
-        .string()
-        .regex(/^[A-Za-z0-9_-]+$/)
-        .default('holdfast'),
-      /** The inference worker's persistent-session client id: the broker keeps unacknowledged frames for it. */
-      clientId: z.string().min(1).default('holdfast-inference'),
-      maxInFlight: z.number().int().positive().default(64),
-    })
-    .prefault({}),
+  /** The broker frames arrive on and results go back to: a connector of kind `mqtt`. */
+  broker: ConnectorName('vision-broker (kind mqtt)').optional(),
   /**
-   * The line PLC's OPC UA endpoint for reject signals; the rest of the block (securityMode, securityPolicy, timeouts,
-   * reconnect) is validated by the connector (infra/connectors/opcua/reject-station.ts). Absent: no reject signal
-   * is written (logged at start).
+   * The topic tree of the vision stream: cameras publish frames on `<topicPrefix>/<site>/<line>/<station>/frames`,
+   * results go to `.../inspection`, and one-off images over HTTP are addressed the same way.
    */
-  rejectStation: z
-    .looseObject({ endpointUrl: z.string().regex(/^opc\.tcp:\/\//, 'expected opc.tcp://host:port') })
-    .optional(),
+  topicPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default('holdfast'),
+  /** The line PLC that diverts failed parts: a connector of kind `opcua-reject-station`. Absent: fails are recorded
+   *  but nothing is diverted (logged at start). */
+  rejectStation: ConnectorName('reject-station (kind opcua-reject-station)').optional(),
+  mqtt: movedToConnectors(
+    'moved: declare the broker under connectors (kind mqtt: url, embeddedPort, clientId, maxInFlight), name it in vision.broker, and set vision.topicPrefix',
+  ),
   /**
    * Where frames may name their image by reference (`imageRef`): URL prefixes (http:, https:, file:). A reference
    * under none of them is refused; with none configured, frames must carry the image.
@@ -172,15 +181,19 @@ const Site = z.strictObject({
   name: z.string().optional(),
   timezone: z.string().default('UTC'),
   /** Names of entries under `connectors`. */
-  mes: z.string().min(1),
-  erp: z.string().min(1),
+  mes: ConnectorName('mes'),
+  erp: ConnectorName('erp'),
+  /** Where an overdue disposition is announced: a connector of kind escalation-log or escalation-webhook. */
+  escalation: ConnectorName('escalation'),
   lines: z.array(Line).min(1),
   policy: z
     .strictObject({
       blockQuantity: z.enum(['defective-parts', 'whole-lot']).default('defective-parts'),
       notificationType: z.string().min(1).default('F3'),
       dispositionTimeout: Duration.default('4h'),
-      escalation: Escalation.default({ kind: 'log' }),
+      escalation: movedToConnectors(
+        'moved: declare the target under connectors (kind escalation-log, or escalation-webhook with its url) and name it in sites[].escalation',
+      ),
     })
     .prefault({}),
 });
@@ -218,17 +231,7 @@ export const HoldfastConfig = z
     sites: z.array(Site).min(1),
   })
   .superRefine((cfg, ctx) => {
-    cfg.sites.forEach((site, i) => {
-      for (const role of ['mes', 'erp'] as const) {
-        if (!(site[role] in cfg.connectors)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['sites', i, role],
-            message: `connector "${site[role]}" is not declared under connectors`,
-          });
-        }
-      }
-    });
+    checkConnectors(cfg, ctx);
     cfg.vision.recipes.forEach((recipe, i) => {
       const site = cfg.sites.find((s) => s.id === recipe.site);
       if (!site) {
@@ -267,4 +270,70 @@ export const HoldfastConfig = z
   });
 
 export type HoldfastConfig = z.infer<typeof HoldfastConfig>;
+
+type ConnectorReference = { path: (string | number)[]; name: string; role: ConnectorRole };
+
+/** Every place temporal.yaml names a connector, with the role it must play there. */
+export function connectorReferences(cfg: {
+  sites: { mes: string; erp: string; escalation: string }[];
+  vision: { broker?: string | undefined; rejectStation?: string | undefined };
+}): ConnectorReference[] {
+  const refs: ConnectorReference[] = cfg.sites.flatMap((site, i) =>
+    (['mes', 'erp', 'escalation'] as const).map((role) => ({ path: ['sites', i, role], name: site[role], role })),
+  );
+  if (cfg.vision.broker !== undefined) {
+    refs.push({ path: ['vision', 'broker'], name: cfg.vision.broker, role: 'vision-broker' });
+  }
+  if (cfg.vision.rejectStation !== undefined) {
+    refs.push({ path: ['vision', 'rejectStation'], name: cfg.vision.rejectStation, role: 'reject-station' });
+  }
+  return refs;
+}
+
+/**
+ * Connectors are checked here, where every process loads its configuration, so the API, the worker and the inference
+ * worker refuse the same file with the same messages: an unknown kind, a reference to a connector that is not
+ * declared or plays another role, and a declared connector nothing uses (a typo on either side).
+ */
+function checkConnectors(
+  cfg: Parameters<typeof connectorReferences>[0] & { connectors: Record<string, { kind: string }> },
+  ctx: z.RefinementCtx,
+): void {
+  for (const [name, block] of Object.entries(cfg.connectors)) {
+    if (!isConnectorKind(block.kind)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['connectors', name, 'kind'],
+        message: `"${block.kind}" is not a registered connector kind (known: ${knownConnectorKinds()})`,
+      });
+    }
+  }
+  const used = new Set<string>();
+  for (const ref of connectorReferences(cfg)) {
+    used.add(ref.name);
+    const block = Object.hasOwn(cfg.connectors, ref.name) ? cfg.connectors[ref.name] : undefined;
+    if (!block) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ref.path,
+        message: `connector "${ref.name}" is not declared under connectors`,
+      });
+    } else if (isConnectorKind(block.kind) && CONNECTOR_KINDS[block.kind] !== ref.role) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ref.path,
+        message: `connector "${ref.name}" (kind ${block.kind}) has role ${CONNECTOR_KINDS[block.kind]}; here it needs role ${ref.role}`,
+      });
+    }
+  }
+  for (const [name, block] of Object.entries(cfg.connectors)) {
+    if (used.has(name)) continue;
+    const where = isConnectorKind(block.kind) ? ROLE_REFERENCES[CONNECTOR_KINDS[block.kind]] : 'a site or vision';
+    ctx.addIssue({
+      code: 'custom',
+      path: ['connectors', name],
+      message: `declared but nothing uses it: name it in ${where}, or remove it`,
+    });
+  }
+}
 export type SiteConfig = HoldfastConfig['sites'][number];

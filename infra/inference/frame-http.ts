@@ -137,7 +137,7 @@ const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { confi
       }
       let topic: string;
       try {
-        topic = frameTopic(config.vision.mqtt.topicPrefix, station.site, station.line, station.station);
+        topic = frameTopic(config.vision.topicPrefix, station.site, station.line, station.station);
       } catch (err) {
         throw new ProblemError(validationProblem([{ field: 'station', message: (err as Error).message }]));
       }

@@ -148,7 +148,7 @@ export function inspectionEventId(address: StationAddress, frameId: string): str
 
 export function createInferencePipeline(deps: InferencePipelineDeps): InferencePipeline {
   const { config, log } = deps;
-  const prefix = config.vision.mqtt.topicPrefix;
+  const prefix = config.vision.topicPrefix;
   const inference = config.vision.inference;
   const maxWaitMs = parseDurationMs(inference.maxBatchWait);
   const stats: PipelineStats = {

@@ -10,6 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
 import { configPath, loadConfig } from '../config/load';
 import type { HoldfastConfig } from '../config/schema';
+import { parseConnectorSettings } from '../connectors/define';
+import { MqttConnectorConfig } from '../connectors/mqtt/mqtt.connector';
 import { migrate } from '../db/migrate';
 import { assertDurableSettings, createPool } from '../db/pool';
 import { resolveTemporalCli } from '../temporal/cli';
@@ -290,12 +292,16 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     }
     checkAborted();
 
-    let mqttUrl = env.MQTT_URL ?? config.vision.mqtt.url;
+    // The broker connector (vision.broker) names a broker, or MQTT_URL does; else one runs here, its URL in MQTT_URL.
+    const brokerSettings = config.vision.broker
+      ? parseConnectorSettings(MqttConnectorConfig, config, config.vision.broker)
+      : undefined;
+    let mqttUrl = env.MQTT_URL || brokerSettings?.url;
     if (mqttUrl) {
       log(`MQTT: using ${redactUrl(mqttUrl)}`);
     } else {
       // In this process: the broker is small, and stopping it last-but-two keeps workers from reconnecting in a loop.
-      const broker = await startEmbeddedMqttBroker({ port: config.vision.mqtt.embeddedPort });
+      const broker = await startEmbeddedMqttBroker({ port: brokerSettings?.embeddedPort ?? 1883 });
       stoppers.push({ name: 'mqtt-broker', stop: () => broker.stop() });
       mqttUrl = broker.url;
       log(`MQTT: embedded broker (aedes) at ${mqttUrl}`);

@@ -56,9 +56,10 @@ beforeAll(async () => {
 
   const base = loadConfig();
   config = structuredClone(base);
-  config.vision.mqtt.topicPrefix = prefix;
+  config.vision.topicPrefix = prefix;
   config.vision.recipes = [];
-  config.vision.rejectStation = { endpointUrl: plc.endpointUrl };
+  const plcName = config.vision.rejectStation!;
+  config.connectors[plcName] = { ...config.connectors[plcName]!, endpointUrl: plc.endpointUrl };
   config.vision.inference.maxBatchWait = '2ms';
   config.vision.http.port = 0;
   // S2 validates in parallel monitoring: results recorded, nothing rejected, nothing done in MES/ERP.
@@ -628,4 +629,47 @@ describe('inference worker', () => {
     expect(worker.models.list().map((m) => m.key)).toEqual(['blob-finder@2.0', 'bright-spot@1']);
     await stopWorker(worker);
   });
+});
+
+describe('inference worker connectors', () => {
+  it("reports each connector's health: the broker's two clients and the reject station's session", async () => {
+    const worker = await startWorker();
+    try {
+      expect(await worker.connectors.health()).toEqual({
+        'line-mqtt': { ok: true, detail: expect.stringContaining('frame subscriber and result publisher connected') },
+        'line-plc': { ok: true, detail: 'ok' },
+      });
+    } finally {
+      await stopWorker(worker);
+    }
+  });
+
+  it('a reject station or broker that is not there stops start-up, naming the connector and the cause', async () => {
+    const plcName = config.vision.rejectStation!;
+    const noPlc = structuredClone(config);
+    noPlc.connectors[plcName] = {
+      ...noPlc.connectors[plcName]!,
+      endpointUrl: `opc.tcp://127.0.0.1:${await freePort()}`,
+      connectTimeoutMs: 1_500,
+    };
+    const noBroker = `mqtt://127.0.0.1:${await freePort()}`;
+    const start = (workerConfig: HoldfastConfig, mqttUrl: string) =>
+      startInferenceWorker({
+        config: workerConfig,
+        pool,
+        mqttUrl,
+        dataDir: workDir,
+        modelsDir: join(workDir, 'models'),
+        clientId: `inference-${run}-down`,
+        seedRecipes: false,
+        log: quietLog(),
+      });
+
+    await expect(start(noPlc, broker.url)).rejects.toThrow(
+      /^connector line-plc \(opcua-reject-station\) could not be opened: reject station opc\.tcp:\/\/127\.0\.0\.1:\d+: no session within 1500 ms/,
+    );
+    await expect(start(config, noBroker)).rejects.toThrow(
+      /^connector line-mqtt \(mqtt\) is not healthy: MQTT broker mqtt:\/\/127\.0\.0\.1:\d+: no MQTT connection within 5000 ms \(broker refused the connection/,
+    );
+  }, 60_000);
 });

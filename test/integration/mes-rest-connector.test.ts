@@ -7,7 +7,6 @@ import type { MesPort } from '../../activities/ports';
 import type { ConnectorContext, ConnectorInstance } from '../../infra/connectors/define';
 import { ExternalSystemError } from '../../activities/errors';
 import mesRestConnector, { MesRestConfig } from '../../infra/connectors/mes-rest/mes-rest.connector';
-import type { Counts, Hold, QualityEvent } from '../../infra/simulators/mes/mes.schemas';
 import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
 import { quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
@@ -21,7 +20,12 @@ let simUrl: string;
 let mes: ConnectorInstance<MesPort>;
 const opened: ConnectorInstance<MesPort>[] = [];
 
-const ctx = (env: NodeJS.ProcessEnv = {}): ConnectorContext => ({ name: 'mes-test', env, log: quietLog() });
+const ctx = (env: NodeJS.ProcessEnv = {}): ConnectorContext => ({
+  name: 'mes-test',
+  env,
+  log: quietLog(),
+  dataDir: '/tmp',
+});
 
 async function connect(config: Record<string, unknown>, env?: NodeJS.ProcessEnv) {
   const instance = await mesRestConnector.connect(mesRestConnector.configSchema.parse(config), ctx(env));
@@ -39,7 +43,6 @@ async function sim_<T>(method: string, path: string, body?: unknown): Promise<T>
   return (await res.json()) as T;
 }
 
-const counts = () => sim_<Counts>('GET', '/__sim/counts');
 const faults = (settings: Record<string, unknown>) => sim_('PUT', '/__faults', settings);
 
 let seq = 0;
@@ -95,10 +98,11 @@ afterAll(async () => {
   await pool?.end();
 });
 
-describe('MES REST connector: reads', () => {
-  it('passes its health check and maps a lot to MesLot', async () => {
-    await expect(mes.healthCheck()).resolves.toBeUndefined();
+// What every MES connector must do (idempotency look-up, exactly one document when a response is lost, the error
+// kinds, health, close) is the contract's: test/contract/mes-rest.contract.test.ts. Here: what is this connector's.
 
+describe('MES REST connector: mapping', () => {
+  it('maps a lot to MesLot, with a supplier only for a bought lot', async () => {
     const inHouse = await mes.port.getLot('L-0001');
     const bought = await mes.port.getLot('L-0002');
 
@@ -116,144 +120,80 @@ describe('MES REST connector: reads', () => {
     });
     expect(bought.supplier).toBe('17300001');
   });
-});
 
-describe('MES REST connector: exactly-once creates', () => {
-  it('holdLot with the same idempotency key returns the first hold instead of making a second', async () => {
+  it("returns the work order's quality with a quality event, and each disposition's lot status", async () => {
     const { lotId, workOrder } = await newLot();
-    const before = await counts();
+    const other = await newLot();
 
-    const first = await mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-a:hold'));
-    const again = await mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-a:hold'));
-
-    expect(again).toEqual(first);
-    expect((await counts()).holds - before.holds).toBe(1);
-    expect((await mes.port.getLot(lotId)).status).toBe('ON_HOLD');
-  });
-
-  it('holdLot: a dropped response is transient, and the retry finds the committed hold (exactly one)', async () => {
-    const { lotId, workOrder } = await newLot();
-    const before = await counts();
-    await faults({ dropResponse: { remaining: 1, pathContains: '/holds' } });
-
-    const lost = await externalError(mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-b:hold')));
-    const retried = await mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-b:hold'));
-
-    expect(lost.kind).toBe('transient');
-    expect(lost.message).toContain('holdLot');
-    const stored = await sim_<{ items: Hold[] }>('GET', '/api/v1/holds?externalReference=evt-b:hold');
-    expect(stored.items.map((h) => h.holdId)).toEqual([retried.holdId]);
-    expect((await counts()).holds - before.holds).toBe(1);
-  });
-
-  it('holdLot refuses an idempotency key already used for another lot', async () => {
-    const a = await newLot();
-    const b = await newLot();
-    await mes.port.holdLot(holdRequest(a.lotId, a.workOrder, 'evt-reuse:hold'));
-
-    const err = await externalError(mes.port.holdLot(holdRequest(b.lotId, b.workOrder, 'evt-reuse:hold')));
-
-    expect(err.kind).toBe('validation');
-    expect(err.message).toContain('evt-reuse:hold');
-  });
-
-  it('recordQualityEvent returns the order quality and is not applied twice for one key', async () => {
-    const { lotId, workOrder } = await newLot();
-    const before = await counts();
-    const req = {
+    const quality = await mes.port.recordQualityEvent({
       idempotencyKey: 'evt-c:quality',
       workOrder,
       lotId,
       partId: 'P-100',
       defectClass: 'porosity',
       nonconformingQuantity: 1,
-    };
+    });
+    const { holdId } = await mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-e:hold'));
+    const held = await mes.port.getLot(lotId);
+    const rework = await mes.port.releaseHold({
+      idempotencyKey: 'evt-e:release',
+      holdId,
+      lotId,
+      disposition: 'rework',
+      comment: 'MRB: rework',
+    });
+    const scrap = await mes.port.releaseHold({
+      idempotencyKey: 'evt-f:release',
+      holdId: (await mes.port.holdLot(holdRequest(other.lotId, other.workOrder, 'evt-f:hold'))).holdId,
+      lotId: other.lotId,
+      disposition: 'scrap',
+      comment: 'MRB: scrap',
+    });
 
-    const first = await mes.port.recordQualityEvent(req);
-    const again = await mes.port.recordQualityEvent(req);
-
-    expect(first).toEqual({
+    expect(quality).toEqual({
       qualityEventId: expect.stringMatching(/^QE-/),
       workOrder,
       qualityStatus: 'NONCONFORMING',
       nonconformingQuantity: 1,
       goodQuantity: 0,
     });
-    expect(again).toEqual(first);
-    expect((await counts()).qualityEvents - before.qualityEvents).toBe(1);
-  });
-
-  it('recordQualityEvent: a dropped response is transient, and the retry finds the committed event (exactly one)', async () => {
-    const { lotId, workOrder } = await newLot();
-    const before = await counts();
-    const req = {
-      idempotencyKey: 'evt-d:quality',
-      workOrder,
-      lotId,
-      partId: 'P-200',
-      defectClass: 'crack',
-      nonconformingQuantity: 2,
-    };
-    await faults({ dropResponse: { remaining: 1, pathContains: '/quality-events' } });
-
-    const lost = await externalError(mes.port.recordQualityEvent(req));
-    const retried = await mes.port.recordQualityEvent(req);
-
-    expect(lost.kind).toBe('transient');
-    const stored = await sim_<{ items: QualityEvent[] }>(
-      'GET',
-      `/api/v1/work-orders/${workOrder}/quality-events?externalReference=evt-d:quality`,
-    );
-    expect(stored.items.map((e) => e.qualityEventId)).toEqual([retried.qualityEventId]);
-    expect(retried.nonconformingQuantity).toBe(2);
-    expect((await counts()).qualityEvents - before.qualityEvents).toBe(1);
-  });
-
-  it('releaseHold sets the lot status, answers a repeat from the hold state and refuses another disposition', async () => {
-    const { lotId, workOrder } = await newLot();
-    const { holdId } = await mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-e:hold'));
-    const release = { idempotencyKey: 'evt-e:release', holdId, lotId, comment: 'MRB: rework' };
-    await faults({ dropResponse: { remaining: 1, pathContains: '/release' } });
-
-    const lost = await externalError(mes.port.releaseHold({ ...release, disposition: 'rework' }));
-    const retried = await mes.port.releaseHold({ ...release, disposition: 'rework' });
-    const changed = await externalError(mes.port.releaseHold({ ...release, disposition: 'scrap' }));
-
-    expect(lost.kind).toBe('transient');
-    expect(retried).toEqual({ lotStatus: 'REWORK' });
-    expect(changed.kind).toBe('rejected');
-    expect((await mes.port.getLot(lotId)).status).toBe('REWORK');
-  });
-
-  it('releaseHold with scrap scraps the lot', async () => {
-    const { lotId, workOrder } = await newLot();
-    const { holdId } = await mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-f:hold'));
-
-    const result = await mes.port.releaseHold({
-      idempotencyKey: 'evt-f:release',
-      holdId,
-      lotId,
-      disposition: 'scrap',
-      comment: 'MRB: scrap',
-    });
-
-    expect(result).toEqual({ lotStatus: 'SCRAPPED' });
+    expect(held.status).toBe('ON_HOLD');
+    expect([rework, scrap]).toEqual([{ lotStatus: 'REWORK' }, { lotStatus: 'SCRAPPED' }]);
   });
 });
 
-describe('MES REST connector: error classification', () => {
-  it('an outage is transient and names the system, operation and status', async () => {
+describe('MES REST connector: errors', () => {
+  it('messages name the system, the operation, the HTTP status and the MES code', async () => {
+    const { lotId, workOrder } = await newLot();
+    const { holdId } = await mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-g:hold'));
+    await mes.port.releaseHold({ idempotencyKey: 'evt-g:rel', holdId, lotId, disposition: 'scrap', comment: '' });
+
+    const closed = await externalError(mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-g2:hold')));
+    const missing = await externalError(mes.port.getLot('NO-SUCH-LOT'));
+    const mismatch = await externalError(
+      mes.port.recordQualityEvent({
+        idempotencyKey: 'evt-i:quality',
+        workOrder: '1000100',
+        lotId: 'L-0009',
+        partId: 'P-1',
+        defectClass: 'crack',
+        nonconformingQuantity: 1,
+      }),
+    );
     await faults({ outageUntil: new Date(Date.now() + 60_000).toISOString() });
+    const outage = await externalError(mes.port.getLot('L-0001'));
 
-    const err = await externalError(mes.port.getLot('L-0001'));
-    const health = await externalError(mes.healthCheck());
-
-    expect(err).toMatchObject({ kind: 'transient', httpStatus: 503, system: 'mes-test' });
-    expect(err.message).toMatch(/mes-test getLot: HTTP 503/);
-    expect(health.kind).toBe('transient');
+    expect(closed).toMatchObject({ kind: 'rejected', httpStatus: 409, system: 'mes-test' });
+    expect(closed.message).toMatch(/mes-test holdLot: HTTP 409 LOT_CLOSED/);
+    expect(missing).toMatchObject({ kind: 'not-found', httpStatus: 404 });
+    expect(missing.message).toContain('NOT_FOUND');
+    expect(mismatch).toMatchObject({ kind: 'validation', httpStatus: 422 });
+    expect(mismatch.message).toContain('LOT_NOT_IN_WORK_ORDER');
+    expect(outage).toMatchObject({ kind: 'transient', httpStatus: 503 });
+    expect(outage.message).toMatch(/mes-test getLot: HTTP 503/);
   });
 
-  it('a refused connection and a timeout are transient', async () => {
+  it('a refused connection and a timeout are transient, naming the cause', async () => {
     const closedPort = await new Promise<number>((resolve) => {
       const probe = createServer();
       probe.listen(0, '127.0.0.1', () => {
@@ -274,42 +214,6 @@ describe('MES REST connector: error classification', () => {
     expect(timedOut.message).toContain('no response within 200 ms');
   });
 
-  it('409 LOT_CLOSED is rejected, with the MES code in the message', async () => {
-    const { lotId, workOrder } = await newLot();
-    const { holdId } = await mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-g:hold'));
-    await mes.port.releaseHold({ idempotencyKey: 'evt-g:rel', holdId, lotId, disposition: 'scrap', comment: '' });
-
-    const err = await externalError(mes.port.holdLot(holdRequest(lotId, workOrder, 'evt-g2:hold')));
-
-    expect(err).toMatchObject({ kind: 'rejected', httpStatus: 409 });
-    expect(err.message).toMatch(/mes-test holdLot: HTTP 409 LOT_CLOSED/);
-  });
-
-  it('404 is not-found', async () => {
-    const lot = await externalError(mes.port.getLot('NO-SUCH-LOT'));
-    const hold = await externalError(mes.port.holdLot(holdRequest('NO-SUCH-LOT', '1000100', 'evt-h:hold')));
-
-    expect(lot).toMatchObject({ kind: 'not-found', httpStatus: 404 });
-    expect(lot.message).toContain('NOT_FOUND');
-    expect(hold.kind).toBe('not-found');
-  });
-
-  it('422 from the MES is validation', async () => {
-    const err = await externalError(
-      mes.port.recordQualityEvent({
-        idempotencyKey: 'evt-i:quality',
-        workOrder: '1000100',
-        lotId: 'L-0009',
-        partId: 'P-1',
-        defectClass: 'crack',
-        nonconformingQuantity: 1,
-      }),
-    );
-
-    expect(err).toMatchObject({ kind: 'validation', httpStatus: 422 });
-    expect(err.message).toContain('LOT_NOT_IN_WORK_ORDER');
-  });
-
   it('a wrong API key is rejected, a missing env variable fails at connect', async () => {
     const wrongKey = await connect({ baseUrl: simUrl, apiKey: 'not-the-key' });
 
@@ -320,17 +224,6 @@ describe('MES REST connector: error classification', () => {
     await expect(connect({ baseUrl: simUrl, apiKey: '${env:MES_KEY_THAT_IS_NOT_SET}' }, {})).rejects.toThrow(
       /connectors\.mes-test\.apiKey: environment variable MES_KEY_THAT_IS_NOT_SET is not set/,
     );
-  });
-
-  it('fails every call after close()', async () => {
-    const closing = await connect({ baseUrl: simUrl, apiKey: API_KEY });
-    await closing.port.getLot('L-0001');
-
-    await closing.close();
-    const err = await externalError(closing.port.getLot('L-0001'));
-
-    expect(err.kind).toBe('transient');
-    expect(err.message).toContain('closed');
   });
 });
 

@@ -33,6 +33,24 @@ describe('temporal.yaml loading', () => {
     expect(config.sites.map((s) => s.id)).toEqual(['PLANT1']);
   });
 
+  it('declares every external system under connectors, each named where it is used', () => {
+    const config = parseConfig(repoYaml);
+
+    expect(Object.fromEntries(Object.entries(config.connectors).map(([name, c]) => [name, c.kind]))).toEqual({
+      'mes-sim': 'holdfast-mes-rest',
+      'sap-sim': 'sap-s4-odata',
+      'worker-log': 'escalation-log',
+      'line-mqtt': 'mqtt',
+      'line-plc': 'opcua-reject-station',
+    });
+    expect(config.sites[0]).toMatchObject({ mes: 'mes-sim', erp: 'sap-sim', escalation: 'worker-log' });
+    expect(config.vision).toMatchObject({ broker: 'line-mqtt', rejectStation: 'line-plc', topicPrefix: 'holdfast' });
+    // What `npm start` relies on: the embedded broker's port and the line PLC simulator's endpoint.
+    expect(config.connectors['line-mqtt']).toMatchObject({ embeddedPort: 1883, required: true });
+    expect(config.connectors['line-mqtt']!.url).toBeUndefined();
+    expect(config.connectors['line-plc']).toMatchObject({ endpointUrl: 'opc.tcp://127.0.0.1:4840' });
+  });
+
   it('names an unknown key and where it is', () => {
     const err = parseError(withLine('  namespace: default', '  namespace: default\n  adress: 10.0.0.5:7233'));
 
@@ -56,6 +74,58 @@ describe('temporal.yaml loading', () => {
     const err = parseError(withLine('    mes: mes-sim', '    mes: mes-typo'));
 
     expect(err.message).toContain('sites.0.mes: connector "mes-typo" is not declared under connectors');
+  });
+
+  it('names a connector kind nobody registered, with the kinds that are', () => {
+    const err = parseError(withLine('    kind: opcua-reject-station', '    kind: opcua-x'));
+
+    expect(err.message).toContain(
+      'connectors.line-plc.kind: "opcua-x" is not a registered connector kind (known: holdfast-mes-rest, sap-s4-odata, escalation-log, escalation-webhook, opcua-reject-station, mqtt)',
+    );
+  });
+
+  it('names a connector block nothing uses', () => {
+    const err = parseError(withLine('connectors:\n', 'connectors:\n  plc-2:\n    kind: opcua-reject-station\n'));
+
+    expect(err.message).toContain(
+      'connectors.plc-2: declared but nothing uses it: name it in vision.rejectStation, or remove it',
+    );
+  });
+
+  it.each([
+    ['  rejectStation: line-plc', '  rejectStation: plc-typo', 'vision.rejectStation'],
+    ['  broker: line-mqtt', '  broker: mqtt-typo', 'vision.broker'],
+    ['    escalation: worker-log', '    escalation: andon-typo', 'sites.0.escalation'],
+  ])('names a reference to a missing connector (%s)', (from, to, key) => {
+    const err = parseError(withLine(from, to));
+
+    expect(err.message).toContain(`${key}: connector "${to.split(': ')[1]}" is not declared under connectors`);
+  });
+
+  it('names a reference to a connector of another role', () => {
+    const err = parseError(withLine('    erp: sap-sim', '    erp: mes-sim'));
+
+    expect(err.message).toContain(
+      'sites.0.erp: connector "mes-sim" (kind holdfast-mes-rest) has role mes; here it needs role erp',
+    );
+  });
+
+  it('says where the settings that moved under connectors went', () => {
+    const mqtt = parseError(
+      withLine('  topicPrefix: holdfast', '  topicPrefix: holdfast\n  mqtt: { embeddedPort: 1883 }'),
+    );
+    const plc = parseError(
+      withLine('  rejectStation: line-plc', '  rejectStation: { endpointUrl: "opc.tcp://127.0.0.1:4840" }'),
+    );
+    const escalation = parseError(
+      withLine('      dispositionTimeout: 4h', '      dispositionTimeout: 4h\n      escalation: { kind: log }'),
+    );
+
+    expect(mqtt.message).toContain('vision.mqtt: moved: declare the broker under connectors (kind mqtt');
+    expect(plc.message).toContain(
+      'vision.rejectStation: expected the name of a reject-station (kind opcua-reject-station) connector declared under connectors',
+    );
+    expect(escalation.message).toContain('sites.0.policy.escalation: moved: declare the target under connectors');
   });
 
   it('rejects a secret written in the file instead of an environment reference', () => {

@@ -7,13 +7,11 @@ import { availableParallelism } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type pg from 'pg';
 import { parseDurationMs } from '../../infra/config/duration';
+import { ConfigError } from '../../activities/errors';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
 import type { Logger } from '../../infra/observability/logger';
-import { openFrameSubscriber, type FrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
-import { openResultPublisher } from '../../infra/connectors/mqtt/result-publisher';
-import type { RejectStationPort } from '../../infra/connectors/opcua/reject-station';
-import { openOpcUaRejectStationInThread } from '../../infra/connectors/opcua/threaded-reject-station';
+import type { FrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
 import { openModelCatalog, type ModelCatalog } from '../../infra/vision/onnx/model-catalog';
 import { createImageFetcher } from '../../infra/vision/image-source';
 import { preprocessImage } from '../../infra/vision/preprocess';
@@ -26,21 +24,25 @@ import {
 } from '../../infra/inference/deferred-frames';
 import { openFrameHttp, type FrameHttpServer } from '../../infra/inference/frame-http';
 import { createInferencePipeline, type InferencePipeline } from '../../infra/inference/inference-pipeline';
-import { type ResultSink } from '../../infra/inference/ports';
+import type { ResultSink } from '../../infra/inference/ports';
 import { createPgInspectionStore } from '../../infra/inference/pg-inspection-store';
+import { openConnectors, type ConnectorSet } from '../connectors';
 
 export interface InferenceWorkerOptions {
   config: HoldfastConfig;
   pool: pg.Pool;
-  mqttUrl: string;
-  /** Where the OPC UA client keeps its certificate and trust lists. */
+  /** Overrides the broker connector's url, as MQTT_URL does (tests and benchmarks start their own broker). */
+  mqttUrl?: string;
+  /** Where connectors keep local state (the OPC UA client's certificate and trust lists). */
   dataDir: string;
+  /** Default process.env: MQTT_URL and the connectors' ${env:NAME} secrets. */
+  env?: NodeJS.ProcessEnv;
   log: ConnectorLogger;
   /** The HTTP edge's fastify logger (requests at debug); without it fastify logs nothing. */
   httpLogger?: Logger;
   /** Default: config.vision.modelsDir, relative to the repository root. */
   modelsDir?: string;
-  /** Default: config.vision.mqtt.clientId. Two workers sharing one id share one broker session. */
+  /** Default: the broker connector's clientId. Two workers sharing one id share one broker session. */
   clientId?: string;
   /** Default true: publish every result on `<prefix>/<site>/<line>/<station>/inspection`. */
   publishResults?: boolean;
@@ -54,6 +56,8 @@ export interface InferenceWorker {
   /** One-off images over HTTP (config.vision.http). */
   http: FrameHttpServer;
   models: ModelCatalog;
+  /** The broker and the reject station, as temporal.yaml declares them; `health()` for the process's /health. */
+  connectors: ConnectorSet;
   /** Graceful: finished frames are acknowledged, unfinished ones stay with the broker. `force`: as a crash would. */
   close(opts?: { force?: boolean }): Promise<void>;
 }
@@ -80,6 +84,26 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
   };
 
   try {
+    const brokerName = config.vision.broker;
+    if (brokerName === undefined) {
+      throw new ConfigError(
+        'vision.broker: the inference worker needs the broker frames arrive on (a connector of kind mqtt)',
+      );
+    }
+    const rejectName = config.vision.rejectStation;
+    // First, so a PLC or broker that is not there stops start-up before the models load; health-checked on opening.
+    const connectors = await openConnectors(config, [brokerName, ...(rejectName ? [rejectName] : [])], {
+      log,
+      env: { ...(opts.env ?? process.env), ...(opts.mqttUrl ? { MQTT_URL: opts.mqttUrl } : {}) },
+      dataDir: opts.dataDir,
+    });
+    closers.push(() => connectors.close());
+    const broker = connectors.port(brokerName, 'vision-broker');
+    const reject = rejectName ? connectors.port(rejectName, 'reject-station') : undefined;
+    if (!reject) {
+      log.warn('no reject station configured (vision.rejectStation): fails are recorded but nothing is diverted');
+    }
+
     if (opts.seedRecipes ?? true) {
       let added = 0;
       for (const recipe of seedRecipesFromConfig(config)) {
@@ -99,23 +123,11 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     for (const bad of models.rejected) log.warn('model manifest refused', { ...bad });
     log.info('models available', { models: models.list().map((m) => m.key) });
 
-    let reject: RejectStationPort | undefined;
-    const rejectConfig = config.vision.rejectStation;
-    if (rejectConfig) {
-      // On a thread of its own: the PLC's answer is read when it lands, not when this thread is next free.
-      reject = await openOpcUaRejectStationInThread({ ...rejectConfig, pkiDir: join(opts.dataDir, 'opcua-pki') }, log);
-      const opened = reject;
-      closers.push(() => opened.close());
-    } else {
-      log.warn('no reject station configured (vision.rejectStation): fails are recorded but nothing is diverted');
-    }
-
-    const prefix = config.vision.mqtt.topicPrefix;
-    const clientId = opts.clientId ?? config.vision.mqtt.clientId;
+    const prefix = config.vision.topicPrefix;
+    const clientId = opts.clientId;
     let results: ResultSink | undefined;
     if (opts.publishResults ?? true) {
-      const publisher = await openResultPublisher({ url: opts.mqttUrl, clientId: `${clientId}-results`, prefix, log });
-      closers.push(() => publisher.close());
+      const publisher = await broker.openResultPublisher({ prefix, ...(clientId ? { clientId } : {}) });
       results = { publish: (a, result) => publisher.publish(a.site, a.line, a.station, result) };
     }
 
@@ -142,13 +154,10 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       log,
     });
 
-    const subscriber = await openFrameSubscriber({
-      url: opts.mqttUrl,
-      clientId,
+    const subscriber = await broker.subscribeFrames({
       prefix,
-      maxInFlight: config.vision.mqtt.maxInFlight,
+      ...(clientId ? { clientId } : {}),
       onFrame: async (msg) => void (await pipeline.handleFrame(msg)),
-      log,
     });
     // Closed first in close(): HTTP stops taking frames, then MQTT does, then the batches drain.
     const http = await openFrameHttp({
@@ -179,6 +188,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       subscriber,
       http,
       models,
+      connectors,
       async close(closeOpts) {
         if (closed) return;
         closed = true;

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { ExternalSystemError } from '../../../activities/errors';
+import { createHttpTransport } from '../http-transport';
 import { type MesProblemBody, mesHttpError, mesMalformedResponse, mesTransportError } from './errors';
 
 export interface MesRestClientOptions {
@@ -21,17 +22,17 @@ export interface MesRequest<T> {
 }
 
 /**
- * HTTP transport for the holdfast-mes-rest API on Node's fetch. It makes exactly one attempt per call: Temporal's
- * activity retry policy is the only retry owner (docs/reliability.md#retry-classification: one retry owner per call).
+ * HTTP client for the holdfast-mes-rest API over a connection pool of its own (../http-transport.ts). It makes
+ * exactly one attempt per call: Temporal's activity retry policy is the only retry owner (docs/reliability.md#retry-classification: one retry owner per call).
  */
 export function createMesRestClient(opts: MesRestClientOptions) {
   const baseUrl = opts.baseUrl.replace(/\/+$/, '');
-  // Aborts requests still in flight when the owning worker closes the connector.
-  const closing = new AbortController();
+  const http = createHttpTransport({ timeoutMs: opts.timeoutMs });
+  let closed = false;
 
   async function request<T>(req: MesRequest<T>): Promise<T> {
     const { system } = opts;
-    if (closing.signal.aborted) {
+    if (closed) {
       throw new ExternalSystemError(system, 'transient', `${system} ${req.operation}: connector is closed`);
     }
     const url = new URL(baseUrl + req.path);
@@ -45,15 +46,14 @@ export function createMesRestClient(opts: MesRestClientOptions) {
     let status: number;
     let text: string;
     try {
-      const res = await fetch(url, {
+      const res = await http.send({
         method: req.method,
+        url,
         headers,
-        body: req.body === undefined ? undefined : JSON.stringify(req.body),
-        signal: AbortSignal.any([AbortSignal.timeout(opts.timeoutMs), closing.signal]),
+        ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }),
       });
       status = res.status;
-      // Read inside the try: a connection dropped after the headers fails here, not in fetch().
-      text = await res.text();
+      text = res.text;
     } catch (err) {
       throw mesTransportError(system, req.operation, err, opts.timeoutMs);
     }
@@ -79,8 +79,10 @@ export function createMesRestClient(opts: MesRestClientOptions) {
 
   return {
     request,
+    /** Fails the calls in flight and releases every socket. */
     close(): void {
-      closing.abort();
+      closed = true;
+      http.close();
     },
   };
 }

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { MesPort } from '../../../activities/ports';
 import { resolveEnvRef } from '../../config/load';
 import { defineConnector } from '../define';
 import { createMesRestClient } from './mes-rest.client';
@@ -18,7 +17,7 @@ export const MesRestConfig = z.strictObject({
 });
 export type MesRestConfig = z.infer<typeof MesRestConfig>;
 
-export default defineConnector<typeof MesRestConfig, MesPort>({
+export default defineConnector({
   kind: MES_REST_KIND,
   role: 'mes',
   configSchema: MesRestConfig,

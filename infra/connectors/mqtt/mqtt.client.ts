@@ -6,6 +6,7 @@
 import { redactUrl } from '../../local/redact-url';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { ConnectorLogger } from '../define';
+import { errorLike } from '../errors';
 
 /** 4 = MQTT 3.1.1 (aedes, the embedded broker, speaks only this), 5 = MQTT 5.0 (Mosquitto 2 speaks both). */
 export type MqttProtocolVersion = 4 | 5;
@@ -116,10 +117,12 @@ export async function endClient(client: MqttClient, opts: { force: boolean; time
 
 /** A driver error as one readable line: ECONNREFUSED and friends name the broker that refused. */
 export function describeMqttError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNREFUSED') return `broker refused the connection (${err.message}): is it running?`;
-  if (code === 'ENOTFOUND') return `broker host not found (${err.message})`;
-  if (code === 'ETIMEDOUT') return `broker did not answer (${err.message})`;
-  return code ? `${err.message} (${String(code)})` : err.message;
+  // Duck-typed: socket errors come from Node's realm, not jest's (see errorLike).
+  const e = errorLike(err);
+  if (!e) return String(err);
+  const { code } = e;
+  if (code === 'ECONNREFUSED') return `broker refused the connection (${e.message}): is it running?`;
+  if (code === 'ENOTFOUND') return `broker host not found (${e.message})`;
+  if (code === 'ETIMEDOUT') return `broker did not answer (${e.message})`;
+  return typeof code === 'string' ? `${e.message} (${code})` : e.message;
 }

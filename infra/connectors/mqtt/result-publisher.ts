@@ -23,6 +23,8 @@ export interface ResultPublisher {
    * stays pending; callers on a hot path should not await it in series with their work.
    */
   publish(site: string, line: string, station: string, result: object): Promise<void>;
+  /** Connected to the broker now (MQTT.js reconnects by itself; false while it does). */
+  connected(): boolean;
   close(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ export async function openResultPublisher(opts: ResultPublisherOptions): Promise
       const topic = resultTopic(opts.prefix, site, line, station);
       await client.publishAsync(topic, JSON.stringify(result), { qos: 1 });
     },
+    connected: () => client.connected,
     close() {
       // A clean end waits (bounded) for unacknowledged publishes, so results published just before are delivered.
       closed ??= endClient(client, { force: false });

@@ -1,10 +1,11 @@
 import type { z } from 'zod';
 import { ExternalSystemError } from '../../../activities/errors';
+import { createHttpTransport, ResponseTooLargeError, type HttpTransport } from '../http-transport';
 import { sapHttpError, sapMalformedResponse, sapTransportError } from './errors';
 import { ODataCollection, ODataEntity } from './sap-s4.schemas';
 
 /**
- * OData V2 client for SAP Gateway on Node's fetch. One attempt per call (Temporal's retry policy is the only retry
+ * OData V2 client for SAP Gateway over a connection pool of its own (../http-transport.ts). One attempt per call (Temporal's retry policy is the only retry
  * owner, house rule 4), with one exception the protocol demands: a write refused with `403` + `X-CSRF-Token: Required`
  * re-fetches the token once and is sent again (docs/vendor-interfaces.md#sap-csrf-tokens; the SAP Cloud SDK does the
  * same).
@@ -48,8 +49,8 @@ export class SapODataClient {
   readonly system: string;
   private readonly root: string;
   private readonly authorization: string;
-  private readonly maxResponseBytes: number;
-  private readonly closing = new AbortController();
+  private readonly http: HttpTransport;
+  private closed = false;
   /** Session and anti-XSRF cookies: SAP binds the CSRF token to them. */
   private readonly cookies = new Map<string, string>();
   private token: string | undefined;
@@ -59,7 +60,10 @@ export class SapODataClient {
     this.system = opts.system;
     this.root = opts.baseUrl.replace(/\/+$/, '') + ODATA_PATH;
     this.authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password}`, 'utf8').toString('base64')}`;
-    this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.http = createHttpTransport({
+      timeoutMs: opts.timeoutMs,
+      maxResponseBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+    });
   }
 
   /** GET a collection; each record is validated with `entity`. */
@@ -110,8 +114,10 @@ export class SapODataClient {
     await this.renewToken(service, this.token, operation);
   }
 
+  /** Fails the calls in flight, releases every socket and forgets the session. */
   close(): void {
-    this.closing.abort();
+    this.closed = true;
+    this.http.close();
     this.cookies.clear();
     this.token = undefined;
   }
@@ -207,13 +213,14 @@ export class SapODataClient {
     body: string | undefined,
     operation: string,
   ): Promise<Exchange> {
-    if (this.closing.signal.aborted) {
+    if (this.closed) {
       throw new ExternalSystemError(this.system, 'transient', `SAP ${this.system} ${operation}: connector is closed`);
     }
     const cookie = [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
     try {
-      const res = await fetch(url, {
+      const res = await this.http.send({
         method,
+        url,
         headers: {
           accept: 'application/json',
           authorization: this.authorization,
@@ -221,38 +228,15 @@ export class SapODataClient {
           ...headers,
         },
         ...(body !== undefined ? { body } : {}),
-        signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.closing.signal]),
       });
       this.storeCookies(res.headers);
-      // Read inside the try: a connection dropped after the headers fails here, not in fetch().
-      const text = await this.readBody(res, operation);
-      return { status: res.status, headers: res.headers, text };
+      return res;
     } catch (err) {
+      if (err instanceof ResponseTooLargeError) {
+        throw sapMalformedResponse(this.system, operation, err.status, err.message);
+      }
       throw sapTransportError(this.system, operation, err, this.opts.timeoutMs);
     }
-  }
-
-  private async readBody(res: Response, operation: string): Promise<string> {
-    if (!res.body) return '';
-    const reader: ReadableStreamDefaultReader<Uint8Array> = res.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > this.maxResponseBytes) {
-        await reader.cancel().catch(() => undefined);
-        throw sapMalformedResponse(
-          this.system,
-          operation,
-          res.status,
-          `body larger than ${this.maxResponseBytes} bytes`,
-        );
-      }
-      chunks.push(value);
-    }
-    return Buffer.concat(chunks).toString('utf8');
   }
 
   private storeCookies(headers: Headers): void {

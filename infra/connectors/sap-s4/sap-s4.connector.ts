@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { ErpPort } from '../../../activities/ports';
 import { resolveEnvRef } from '../../config/load';
 import { defineConnector } from '../define';
 import { SapODataClient } from './client';
@@ -26,7 +25,7 @@ export const SapS4Config = z.strictObject({
 });
 export type SapS4Config = z.infer<typeof SapS4Config>;
 
-export default defineConnector<typeof SapS4Config, ErpPort>({
+export default defineConnector({
   kind: SAP_S4_KIND,
   role: 'erp',
   configSchema: SapS4Config,
@@ -44,7 +43,7 @@ export default defineConnector<typeof SapS4Config, ErpPort>({
       async healthCheck() {
         await client.refreshCsrfToken('API_QUALITYNOTIFICATION', 'healthCheck');
       },
-      // Node's fetch pools sockets in its global dispatcher; closing aborts in-flight calls and drops the session.
+      // Fails the calls in flight, releases the connection pool and drops the SAP session.
       async close() {
         client.close();
       },

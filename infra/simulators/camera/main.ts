@@ -59,7 +59,7 @@ async function main(): Promise<void> {
       frameLimit,
       format,
       schema: env.CAMERA_SIM_SCHEMA || undefined,
-      prefix: config.vision.mqtt.topicPrefix,
+      prefix: config.vision.topicPrefix,
       log,
     });
     app = buildCameraAdminApp(sim.store, logger);

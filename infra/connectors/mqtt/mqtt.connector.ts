@@ -1,0 +1,163 @@
+/**
+ * The vision stream's broker as a connector (kind `mqtt`, role `vision-broker`): one block for the broker, two clients
+ * on it. Frames come in on a persistent-session subscriber (frame-subscriber.ts) and results go out on a clean-session
+ * publisher (result-publisher.ts).
+ *
+ * One kind rather than a frame-source kind and a result-publisher kind: both clients must reach the same broker under
+ * the same topic tree (a result goes next to the frame it answers), MQTT_URL overrides one URL, and what differs
+ * between them (session kept or not, the publisher's `-results` client id) is what each needs to be correct, not a
+ * setting. Two kinds would mean two blocks repeating the URL, free to disagree.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../../../activities/errors';
+import { redactUrl } from '../../local/redact-url';
+import { defineConnector } from '../define';
+import { ExternalSystemError } from '../../../activities/errors';
+import { openFrameSubscriber, type FrameMessage, type FrameSubscriber } from './frame-subscriber';
+import { createMqttClient, endClient, firstConnect } from './mqtt.client';
+import { openResultPublisher, type ResultPublisher } from './result-publisher';
+
+export const MQTT_KIND = 'mqtt';
+
+const BrokerUrl = z.string().regex(/^mqtts?:\/\//, 'expected mqtt://host:port or mqtts://');
+
+export const MqttConnectorConfig = z.strictObject({
+  /** Accepted so the block under `connectors:` can be passed as written. */
+  kind: z.literal(MQTT_KIND).optional(),
+  /** The broker; MQTT_URL overrides it. Absent: `npm start` runs an embedded broker on `embeddedPort` and passes its
+   *  URL as MQTT_URL. Credentials, if any, in the URL (mqtts://user:pass@host), so better through MQTT_URL. */
+  url: BrokerUrl.optional(),
+  embeddedPort: z.number().int().min(1).max(65535).default(1883),
+  /** The frame subscriber's persistent-session client id: the broker keeps unacknowledged frames for it. The result
+   *  publisher connects as `<clientId>-results`. */
+  clientId: z.string().min(1).default('holdfast-inference'),
+  /** Frames started and not yet acknowledged, at most (MQTT 5: the Receive Maximum sent to the broker). */
+  maxInFlight: z.number().int().min(1).max(65_535).default(64),
+  /** 4 = MQTT 3.1.1 (aedes, the embedded broker, speaks only this), 5 = MQTT 5.0. */
+  protocolVersion: z.union([z.literal(4), z.literal(5)]).default(4),
+  /** Longest opening a client waits for its first connection (and the subscriber for its SUBACK). */
+  connectTimeoutMs: z.number().int().positive().max(300_000).default(30_000),
+});
+export type MqttConnectorConfig = z.infer<typeof MqttConnectorConfig>;
+
+/** The broker as the inference worker uses it; each client it opens is closed by the connector's close() too. */
+export interface VisionBrokerPort {
+  /** The broker's URL without its password, for log lines. */
+  readonly url: string;
+  /**
+   * Subscribes to every station's frames under `prefix` (QoS 1, persistent session, PUBACK after `onFrame`: see
+   * frame-subscriber.ts). `clientId` overrides the block's (tests and benchmarks run several workers).
+   */
+  subscribeFrames(opts: {
+    prefix: string;
+    onFrame: (msg: FrameMessage) => Promise<void>;
+    clientId?: string;
+  }): Promise<FrameSubscriber>;
+  /** Publishes results on `<prefix>/<site>/<line>/<station>/inspection` as `<clientId>-results`. */
+  openResultPublisher(opts: { prefix: string; clientId?: string }): Promise<ResultPublisher>;
+}
+
+/** A health probe waits at most this long for the broker's CONNACK. */
+const PROBE_TIMEOUT_MS = 5_000;
+
+export default defineConnector({
+  kind: MQTT_KIND,
+  role: 'vision-broker',
+  configSchema: MqttConnectorConfig,
+  async connect(config, ctx) {
+    const url = ctx.env.MQTT_URL || config.url;
+    if (!url) {
+      throw new ConfigError(`connectors.${ctx.name}.url: no MQTT broker: set MQTT_URL or the url (npm start runs one)`);
+    }
+    if (!BrokerUrl.safeParse(url).success) {
+      throw new ConfigError(
+        `${ctx.env.MQTT_URL ? 'MQTT_URL' : `connectors.${ctx.name}.url`}: expected mqtt:// or mqtts://`,
+      );
+    }
+    const shown = redactUrl(url);
+    const subscribers = new Set<FrameSubscriber>();
+    const publishers = new Set<ResultPublisher>();
+    let closed = false;
+    const refuseClosed = () => {
+      if (closed) throw new ExternalSystemError(ctx.name, 'transient', `${ctx.name}: connector is closed`);
+    };
+
+    const port: VisionBrokerPort = {
+      url: shown,
+      async subscribeFrames(opts) {
+        refuseClosed();
+        const subscriber = await openFrameSubscriber({
+          url,
+          clientId: opts.clientId ?? config.clientId,
+          prefix: opts.prefix,
+          maxInFlight: config.maxInFlight,
+          onFrame: opts.onFrame,
+          protocolVersion: config.protocolVersion,
+          connectTimeoutMs: config.connectTimeoutMs,
+          log: ctx.log,
+        });
+        subscribers.add(subscriber);
+        return subscriber;
+      },
+      async openResultPublisher(opts) {
+        refuseClosed();
+        const publisher = await openResultPublisher({
+          url,
+          clientId: `${opts.clientId ?? config.clientId}-results`,
+          prefix: opts.prefix,
+          protocolVersion: config.protocolVersion,
+          connectTimeoutMs: config.connectTimeoutMs,
+          log: ctx.log,
+        });
+        publishers.add(publisher);
+        return publisher;
+      },
+    };
+
+    return {
+      port,
+      async healthCheck() {
+        refuseClosed();
+        const clients = [
+          ...[...subscribers].map((c) => ({ role: 'frame subscriber', c })),
+          ...[...publishers].map((c) => ({ role: 'result publisher', c })),
+        ];
+        if (clients.length > 0) {
+          const offline = clients.filter(({ c }) => !c.connected()).map(({ role }) => role);
+          if (offline.length > 0) {
+            throw new ExternalSystemError(
+              ctx.name,
+              'transient',
+              `${offline.join(' and ')} not connected to ${shown} (MQTT.js is reconnecting)`,
+            );
+          }
+          return `${clients.map(({ role }) => role).join(' and ')} connected to ${shown}`;
+        }
+        // Nothing open yet (start-up): one clean-session connection shows the broker is there and takes our login.
+        const probe = createMqttClient({
+          url,
+          clientId: `${config.clientId}-health`,
+          clean: true,
+          protocolVersion: config.protocolVersion,
+          role: 'health check',
+          log: ctx.log,
+        });
+        try {
+          await firstConnect(probe, Math.min(PROBE_TIMEOUT_MS, config.connectTimeoutMs), `MQTT broker ${shown}`);
+        } catch (err) {
+          throw new ExternalSystemError(ctx.name, 'transient', (err as Error).message, undefined, { cause: err });
+        } finally {
+          await endClient(probe, { force: false, timeoutMs: 1_000 });
+        }
+        return `broker ${shown} accepted a connection`;
+      },
+      async close() {
+        closed = true;
+        const all = [...subscribers, ...publishers];
+        subscribers.clear();
+        publishers.clear();
+        await Promise.allSettled(all.map((c) => c.close()));
+      },
+    };
+  },
+});

@@ -118,8 +118,8 @@ async function writeConfig(dir: string): Promise<string> {
   doc.setIn(['temporal', 'devServer', 'port'], await free());
   doc.setIn(['temporal', 'devServer', 'uiPort'], await free());
   doc.setIn(['api', 'port'], ports.api);
-  doc.setIn(['vision', 'mqtt', 'embeddedPort'], await free());
-  doc.setIn(['vision', 'rejectStation', 'endpointUrl'], `opc.tcp://127.0.0.1:${ports.linePlc}`);
+  doc.setIn(['connectors', 'line-mqtt', 'embeddedPort'], await free());
+  doc.setIn(['connectors', 'line-plc', 'endpointUrl'], `opc.tcp://127.0.0.1:${ports.linePlc}`);
   doc.setIn(['vision', 'http', 'port'], ports.inferenceHttp);
   doc.setIn(['connectors', 'mes-sim', 'baseUrl'], `http://127.0.0.1:${ports.mesSim}`);
   doc.setIn(['connectors', 'sap-sim', 'baseUrl'], `http://127.0.0.1:${ports.sapSim}`);

@@ -201,6 +201,8 @@ export const HoldfastConfig = z
         pollInterval: Duration.default('200ms'),
         batchSize: z.number().int().positive().max(1000).default(50),
         maxBackoff: Duration.default('30s'),
+        /** How long a dispatched row may wait for its workflow to record the part before it is sent again. */
+        confirmationGrace: Duration.default('30s'),
       })
       .prefault({}),
     api: z

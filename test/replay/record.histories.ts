@@ -8,10 +8,8 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ExternalSystemError } from '../../activities/errors';
-import { defectWorkflow } from '../../workflows';
+import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import {
-  defectStateQuery,
-  defectWorkflowId,
   dispositionUpdate,
   lotCaseStateQuery,
   lotCaseWorkflowId,
@@ -21,13 +19,13 @@ import {
 } from '../../workflows/contracts';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { readTestEnv } from '../support/test-env';
-import { WorkflowHarness, defectInput, detection } from '../support/workflow-harness';
+import { WorkflowHarness, detection, dispatchOf } from '../support/workflow-harness';
 
 const harness = new WorkflowHarness();
 beforeAll(() => harness.setUp());
 afterAll(() => harness.tearDown());
 
-test('record one history per shape of defect and lot-case workflow', async () => {
+test('record one history per shape of lot-case and shadow workflow', async () => {
   const mes = new FakeMes();
   const erp = new FakeErp();
   const escalation = new RecordingEscalation();
@@ -60,13 +58,9 @@ test('record one history per shape of defect and lot-case workflow', async () =>
     // Two parts of one lot, handed over as the outbox dispatcher does; one hold cycle up to its disposition.
     const twoParts = `L-REPLAY-${run}-two-parts`;
     mes.addLot({ lotId: twoParts, supplier: '17300001' });
-    const [first] = await Promise.all(
-      [detection({ lotId: twoParts }), detection({ lotId: twoParts })].map((d) =>
-        harness.startDefect(d, policy, taskQueue),
-      ),
+    await Promise.all(
+      [detection({ lotId: twoParts }), detection({ lotId: twoParts })].map((d) => harness.enrol(d, policy, taskQueue)),
     );
-    await first!.result();
-    histories['defect-contained'] = first!.workflowId;
     await waitForStage(twoParts, 'awaiting-disposition', 2);
     await decide(twoParts, 'return-to-vendor');
     await lotCase(twoParts).result();
@@ -74,35 +68,30 @@ test('record one history per shape of defect and lot-case workflow', async () =>
 
     // A station in shadow mode: the plan only, no lot case.
     const shadow = detection({ lotId: `L-REPLAY-${run}-shadow` });
-    const shadowHandle = await harness.client.workflow.start(defectWorkflow, {
-      workflowId: defectWorkflowId(shadow.eventId),
-      taskQueue,
-      args: [{ ...defectInput(shadow, policy, taskQueue), mode: 'shadow' }],
+    const shadowStarted = await createTemporalWorkflowGateway(harness.client, { taskQueue }).dispatchDetection({
+      ...dispatchOf(shadow, policy, taskQueue),
+      mode: 'shadow',
     });
-    await shadowHandle.result();
-    histories['defect-shadow'] = shadowHandle.workflowId;
+    await harness.client.workflow.getHandle(shadowStarted.workflowId).result();
+    histories['shadow-defect'] = shadowStarted.workflowId;
 
-    // The MES refuses the work-order count: the defect workflow parks until an operator retries.
+    // The MES refuses the work-order count: the case parks with the part named until an operator retries.
     const refusedCount = `L-REPLAY-${run}-refused-count`;
     mes.addLot({ lotId: refusedCount });
     mes.failures.set('recordQualityEvent', new ExternalSystemError('fake-mes', 'rejected', 'Work order closed', 409));
-    const parkedDefect = await harness.startDefect(detection({ lotId: refusedCount }), policy, taskQueue);
-    await until(
-      'the defect workflow parked',
-      async () => (await parkedDefect.query(defectStateQuery)).stage === 'needs-attention',
-    );
-    await retry(parkedDefect);
-    await parkedDefect.result();
-    histories['defect-parked-and-retried'] = parkedDefect.workflowId;
+    await harness.enrol(detection({ lotId: refusedCount }), policy, taskQueue);
+    await waitForStage(refusedCount, 'needs-attention');
+    await retry(lotCase(refusedCount));
     await waitForStage(refusedCount, 'awaiting-disposition');
     await decide(refusedCount, 'scrap');
     await lotCase(refusedCount).result();
+    histories['lot-case-count-parked-and-retried'] = lotCase(refusedCount).workflowId;
 
     // The ERP refuses the 344 block: the lot case parks until an operator retries, then takes its disposition.
     const refusedBlock = `L-REPLAY-${run}-refused-block`;
     mes.addLot({ lotId: refusedBlock });
     erp.failures.set('postGoodsMovement', new ExternalSystemError('fake-erp', 'rejected', 'Deficit of SL 1 PC', 400));
-    await harness.startDefect(detection({ lotId: refusedBlock }), policy, taskQueue);
+    await harness.enrol(detection({ lotId: refusedBlock }), policy, taskQueue);
     await waitForStage(refusedBlock, 'needs-attention');
     await retry(lotCase(refusedBlock));
     await waitForStage(refusedBlock, 'awaiting-disposition');
@@ -113,7 +102,7 @@ test('record one history per shape of defect and lot-case workflow', async () =>
     // No disposition within the site's limit: the case escalates once, then takes the late decision.
     const late = `L-REPLAY-${run}-escalated`;
     mes.addLot({ lotId: late });
-    await harness.startDefect(detection({ lotId: late }), harness.policy({ dispositionTimeout: '1s' }), taskQueue);
+    await harness.enrol(detection({ lotId: late }), harness.policy({ dispositionTimeout: '1s' }), taskQueue);
     await until(`lot ${late} escalated`, async () => escalation.messages.length > 0);
     await waitForStage(late, 'awaiting-disposition');
     await decide(late, 'use-as-is');

@@ -1,11 +1,9 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { ExternalSystemError } from '../../activities/errors';
-import { defectWorkflow } from '../../workflows';
+import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import {
   SearchAttributes,
-  defectStateQuery,
-  defectWorkflowId,
   dispositionUpdate,
   lotCaseStateQuery,
   lotCaseWorkflowId,
@@ -16,7 +14,7 @@ import {
   type SitePolicy,
 } from '../../workflows/contracts';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
-import { WorkflowHarness, defectInput, detection } from '../support/workflow-harness';
+import { WorkflowHarness, detection, dispatchOf } from '../support/workflow-harness';
 
 const harness = new WorkflowHarness();
 beforeAll(() => harness.setUp());
@@ -39,8 +37,9 @@ async function rig(policy: Partial<SitePolicy> = {}): Promise<Rig> {
   return { mes, erp, escalation, worker, taskQueue, policy: harness.policy(policy) };
 }
 
-function startDefect(r: Rig, d: DefectDetection) {
-  return harness.startDefect(d, r.policy, r.taskQueue);
+/** Hands the part to its lot case as the outbox dispatcher does; resolves to the lot case's handle. */
+function enrol(r: Rig, d: DefectDetection) {
+  return harness.enrol(d, r.policy, r.taskQueue);
 }
 
 async function waitForStage(
@@ -50,7 +49,6 @@ async function waitForStage(
   parts = 1,
 ): Promise<LotCaseState> {
   const handle = harness.client.workflow.getHandle(lotCaseWorkflowId(site, lotId));
-  // Defect workflows end once they have handed their part over; containment is the lot case's to finish.
   return until(
     `lot ${lotId} in ${stage}`,
     () => handle.query(lotCaseStateQuery),
@@ -83,14 +81,13 @@ function disposition(decision: DispositionDecision, requestId = `req-${Math.rand
   return { decision, reason: 'MRB decision 42', decidedBy: 'qe.jane', requestId };
 }
 
-test('many defective parts of one lot give one hold, one notification with one item per part, one block per part', async () => {
+test('many defective parts of one lot give one hold, one notification with one item per part, one block and one count per part', async () => {
   const r = await rig();
   const lotId = `L-${Date.now()}`;
   r.mes.addLot({ lotId, quantity: 200 });
   await r.worker.runUntil(async () => {
     const parts = [0, 1, 2].map(() => detection({ lotId }));
-    const handles = await Promise.all(parts.map((d) => startDefect(r, d)));
-    const results = await Promise.all(handles.map((h) => h.result()));
+    await Promise.all(parts.map((d) => enrol(r, d)));
     const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition', 3);
 
     expect(r.mes.holds.size).toBe(1);
@@ -102,18 +99,17 @@ test('many defective parts of one lot give one hold, one notification with one i
       ['344', 1],
       ['344', 1],
     ]);
-    expect(r.mes.qualityEvents.size).toBe(3);
-    expect(
-      results.every((x) => 'lotCaseWorkflowId' in x && x.lotCaseWorkflowId === lotCaseWorkflowId('PLANT1', lotId)),
-    ).toBe(true);
-    expect(new Set(results.map((x) => ('workOrderQualityStatus' in x ? x.workOrderQualityStatus : 'shadow')))).toEqual(
-      new Set(['NONCONFORMING']),
-    );
+    expect([...r.mes.qualityEvents.keys()].sort()).toEqual(parts.map((p) => `${p.eventId}:wo-quality`).sort());
 
     expect(state.blockedQuantity).toBe(3);
     expect(state.parts.map((p) => p.eventId).sort()).toEqual(parts.map((p) => p.eventId).sort());
+    for (const part of state.parts) {
+      expect(part).toMatchObject({ status: 'contained', workOrder: '1000100', workOrderQuality: 'NONCONFORMING' });
+      expect(part.notificationItem).toBeDefined();
+      expect(part.materialDocument?.movementType).toBe('344');
+    }
 
-    // The durable projection and the trace graph have the documents.
+    // The durable projection and the trace graph have the documents, and each inspection names its case.
     const { rows } = await harness.pool.query(
       'SELECT stage, hold_id, notification FROM holdfast.lot_case WHERE workflow_id = $1',
       [lotCaseWorkflowId('PLANT1', lotId)],
@@ -125,27 +121,79 @@ test('many defective parts of one lot give one hold, one notification with one i
     );
     expect(links.rows.filter((l) => l.relation === 'blocked-by')).toHaveLength(3);
     expect(links.rows.filter((l) => l.relation === 'held-by')).toHaveLength(1);
+    const inspections = await harness.pool.query<{ from_id: string; relation: string; to_id: string }>(
+      "SELECT from_id, relation, to_id FROM holdfast.trace_link WHERE from_kind = 'inspection' AND from_id = ANY($1)",
+      [parts.map((p) => p.eventId)],
+    );
+    for (const part of parts) {
+      expect(
+        inspections.rows
+          .filter((l) => l.from_id === part.eventId)
+          .map((l) => `${l.relation} ${l.to_id}`)
+          .sort(),
+      ).toEqual(
+        [
+          `counted-on 1000100`,
+          `defect-item ${qn!.number}/${state.parts.find((p) => p.eventId === part.eventId)!.notificationItem}`,
+          `handled-by ${lotCaseWorkflowId('PLANT1', lotId)}`,
+          `inspects-part ${part.partId}`,
+          `part-of-lot PLANT1/${lotId}`,
+        ].sort(),
+      );
+    }
   });
+});
+
+test('parts that arrive together are taken in one batch: a new lot costs one workflow task', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-batch`;
+  r.mes.addLot({ lotId, quantity: 200 });
+  // Handed over before any worker polls, so that the first workflow task sees all three signals.
+  const parts = [0, 1, 2].map(() => detection({ lotId }));
+  for (const d of parts) await enrol(r, d);
+  await r.worker.runUntil(async () => {
+    // Read from the projection, not by query: a query answered while local activities run makes the worker
+    // complete the workflow task early (with the answer) and open another.
+    await until(
+      `lot ${lotId} recorded awaiting its disposition`,
+      () =>
+        harness.pool.query<{ stage: string }>('SELECT stage FROM holdfast.lot_case WHERE workflow_id = $1', [
+          lotCaseWorkflowId('PLANT1', lotId),
+        ]),
+      (res) => (res.rows[0]?.stage === 'awaiting-disposition' ? true : undefined),
+    );
+  });
+  const history = await harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId)).fetchHistory();
+  const events = history.events ?? [];
+  expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(1);
+  // One record of the batch, one lot read, one hold; the notification with its first item, three blocks, three
+  // counts; the two other items; one stage record.
+  expect(events.filter((e) => e.markerRecordedEventAttributes)).toHaveLength(13);
+  expect(r.mes.calls.filter((c) => c.startsWith('holdLot'))).toHaveLength(1);
 });
 
 test('a defect from a station in shadow mode records what it would do and touches neither the MES, the ERP nor a lot case', async () => {
   const r = await rig();
   await r.worker.runUntil(async () => {
     const d = detection();
-    const handle = await harness.client.workflow.start(defectWorkflow, {
-      workflowId: defectWorkflowId(d.eventId),
-      taskQueue: r.taskQueue,
-      args: [{ ...defectInput(d, r.policy, r.taskQueue), mode: 'shadow' }],
-    });
-    const result = await handle.result();
+    const gateway = createTemporalWorkflowGateway(harness.client, { taskQueue: r.taskQueue });
+    const sent = await gateway.dispatchDetection({ ...dispatchOf(d, r.policy, r.taskQueue), mode: 'shadow' });
+    expect(sent).toMatchObject({ workflowId: `shadow-${d.eventId}`, awaitsConfirmation: false });
+    const handle = harness.client.workflow.getHandle(sent.workflowId);
+    const result = (await handle.result()) as { eventId: string; mode: string; wouldDo: string[] };
     expect(result).toMatchObject({ eventId: d.eventId, mode: 'shadow' });
-    expect('wouldDo' in result && result.wouldDo.join('\n')).toMatch(new RegExp(`hold lot ${d.lotId}`));
+    expect(result.wouldDo.join('\n')).toMatch(new RegExp(`hold lot ${d.lotId}`));
     expect(r.mes.holds.size + r.mes.qualityEvents.size).toBe(0);
     expect(r.erp.notifications.size + r.erp.documents.length).toBe(0);
     const lotCase = harness.client.workflow.getHandle(lotCaseWorkflowId(d.site, d.lotId));
     await expect(lotCase.describe()).rejects.toThrow(/not found/i);
     const described = await handle.describe();
     expect(described.searchAttributes.DispositionState).toEqual(['shadow']);
+    expect(described.typedSearchAttributes.get(SearchAttributes.lot)).toBe(d.lotId);
+    // Sent again (an outbox row dispatched twice): the same run answers, nothing new starts.
+    expect(await gateway.dispatchDetection({ ...dispatchOf(d, r.policy, r.taskQueue), mode: 'shadow' })).toEqual(
+      sent,
+    );
   });
 });
 
@@ -154,8 +202,7 @@ test('whole-lot policy blocks the lot quantity once, however many parts fail', a
   const lotId = `L-${Date.now()}-w`;
   r.mes.addLot({ lotId, quantity: 250 });
   await r.worker.runUntil(async () => {
-    const handles = await Promise.all([detection({ lotId }), detection({ lotId })].map((d) => startDefect(r, d)));
-    await Promise.all(handles.map((h) => h.result()));
+    await Promise.all([detection({ lotId }), detection({ lotId })].map((d) => enrol(r, d)));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition', 2);
     expect(r.erp.documents.map((d) => [d.movementType, d.quantity])).toEqual([['344', 250]]);
   });
@@ -173,10 +220,8 @@ test.each([
     const lotId = `L-${Date.now()}-${decision}`;
     r.mes.addLot({ lotId, ...(supplier ? { supplier } : {}) });
     await r.worker.runUntil(async () => {
-      const d = detection({ lotId });
-      await (await startDefect(r, d)).result();
+      const handle = await enrol(r, detection({ lotId }));
       await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-      const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
       const outcome = await handle.executeUpdate(dispositionUpdate, { args: [disposition(decision)] });
       expect(outcome).toMatchObject({ status: 'completed', decision, lotStatus, notificationClosed: true });
       expect(outcome.materialDocuments).toEqual([expect.objectContaining({ movementType: mvt, quantity: 1 })]);
@@ -197,9 +242,8 @@ test('illegal transitions are rejected synchronously and change nothing', async 
   const lotId = `L-${Date.now()}-ill`;
   r.mes.addLot({ lotId }); // made in-house: no supplier
   await r.worker.runUntil(async () => {
-    await (await startDefect(r, detection({ lotId }))).result();
+    const handle = await enrol(r, detection({ lotId }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
 
     await expect(handle.executeUpdate(dispositionUpdate, { args: [disposition('return-to-vendor')] })).rejects.toThrow(
       WorkflowUpdateFailedError,
@@ -233,13 +277,18 @@ test('a business rejection parks the case in needs-attention until an operator r
     new ExternalSystemError('fake-erp', 'rejected', 'Deficit of SL Unrestricted-use 1 PC', 400),
   );
   await r.worker.runUntil(async () => {
-    const defect = await startDefect(r, detection({ lotId }));
+    const d = detection({ lotId });
+    const handle = await enrol(r, d);
     const parked = await waitForStage('PLANT1', lotId, 'needs-attention');
     expect(parked.failures).toEqual([
-      expect.objectContaining({ step: 'erp-stock-block', errorType: 'HoldfastBusinessRejection' }),
+      expect.objectContaining({
+        step: 'erp-stock-block',
+        errorType: 'HoldfastBusinessRejection',
+        eventId: d.eventId,
+        partId: d.partId,
+      }),
     ]);
     expect(parked.failures![0]!.message).toContain('Deficit');
-    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
     const listed = await harness.client.workflow.count(
       `Lot = '${lotId}' AND DispositionState = 'needs-attention' AND ExecutionStatus = 'Running'`,
     );
@@ -251,7 +300,6 @@ test('a business rejection parks the case in needs-attention until an operator r
     expect(await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] })).toEqual({
       steps: ['erp-stock-block'],
     });
-    await defect.result();
     const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
     expect(state.parts[0]!.materialDocument?.movementType).toBe('344');
     expect(state.failures).toBeUndefined();
@@ -270,8 +318,8 @@ test('steps refused side by side are all shown, and one retry runs all of them a
   );
   r.erp.failures.set('postGoodsMovement', new ExternalSystemError('fake-erp', 'rejected', 'Batch B-1 unknown', 400));
   await r.worker.runUntil(async () => {
-    await startDefect(r, detection({ lotId }));
-    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
+    const d = detection({ lotId });
+    const handle = await enrol(r, d);
     const parked = await until(
       'both steps parked',
       () => handle.query(lotCaseStateQuery),
@@ -282,9 +330,10 @@ test('steps refused side by side are all shown, and one retry runs all of them a
     expect(parked.failures!.map((f) => f.message).join(' | ')).toMatch(
       /does not exist.*unknown|unknown.*does not exist/,
     );
-    // What the Web UI shows as the case's current details names both steps.
+    // What the Web UI shows as the case's current details names both steps, and the part the block is for.
     const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
-    for (const step of bothSteps) expect(metadata.currentDetails).toContain(`Step \`${step}\` failed`);
+    expect(metadata.currentDetails).toContain('Step `erp-quality-notification` failed');
+    expect(metadata.currentDetails).toContain(`Step \`erp-stock-block\` (part \`${d.partId}\`) failed`);
 
     const retried = await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] });
     expect([...retried.steps].sort()).toEqual(bothSteps);
@@ -300,7 +349,7 @@ test('steps refused side by side are all shown, and one retry runs all of them a
   });
 });
 
-test('a refused work-order count parks the defect workflow with its failure until an operator retries', async () => {
+test('a refused work-order count parks the case with the part named, while the lot is held and blocked', async () => {
   const r = await rig();
   const lotId = `L-${Date.now()}-wo`;
   r.mes.addLot({ lotId });
@@ -310,23 +359,30 @@ test('a refused work-order count parks the defect workflow with its failure unti
   );
   await r.worker.runUntil(async () => {
     const d = detection({ lotId });
-    const defect = await startDefect(r, d);
-    const state = await until(
-      'defect workflow parked',
-      () => defect.query(defectStateQuery),
-      (x) => (x.stage === 'needs-attention' ? x : undefined),
-    );
-    expect(state.failures).toEqual([
-      expect.objectContaining({ step: 'mes-work-order-quality', message: expect.stringContaining('closed') }),
+    const handle = await enrol(r, d);
+    const parked = await waitForStage('PLANT1', lotId, 'needs-attention');
+    expect(parked.failures).toEqual([
+      expect.objectContaining({
+        step: 'mes-work-order-quality',
+        eventId: d.eventId,
+        partId: d.partId,
+        message: expect.stringContaining('closed'),
+      }),
     ]);
-    expect((await defect.describe()).searchAttributes.DispositionState).toEqual(['needs-attention']);
+    // The count waits for an operator; the part's containment went ahead beside it.
+    expect(parked.holdId).toBeDefined();
+    expect(parked.parts[0]).toMatchObject({ status: 'containing', notificationItem: '0001' });
+    expect(parked.parts[0]!.materialDocument?.movementType).toBe('344');
+    expect((await handle.describe()).searchAttributes.DispositionState).toEqual(['needs-attention']);
 
-    expect(await defect.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'mes.admin' }] })).toEqual({
+    expect(await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'mes.admin' }] })).toEqual({
       steps: ['mes-work-order-quality'],
     });
-    expect(await defect.result()).toMatchObject({ eventId: d.eventId, workOrderQualityStatus: 'NONCONFORMING' });
-    expect((await defect.query(defectStateQuery)).failures).toBeUndefined();
+    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    expect(state.parts[0]).toMatchObject({ status: 'contained', workOrderQuality: 'NONCONFORMING' });
+    expect(state.failures).toBeUndefined();
     expect(r.mes.qualityEvents.size).toBe(1);
+    expect(r.mes.holds.size).toBe(1);
   });
 });
 
@@ -337,7 +393,7 @@ test('transient faults are retried by Temporal and still give exactly one docume
   r.mes.failures.set('holdLot', new ExternalSystemError('fake-mes', 'transient', 'ECONNRESET', undefined));
   r.erp.failures.set('raiseQualityNotification', new ExternalSystemError('fake-erp', 'transient', 'HTTP 503', 503));
   await r.worker.runUntil(async () => {
-    await (await startDefect(r, detection({ lotId }))).result();
+    await enrol(r, detection({ lotId }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
     expect(r.mes.calls.filter((c) => c.startsWith('holdLot'))).toHaveLength(2);
     expect(r.mes.holds.size).toBe(1);
@@ -350,7 +406,7 @@ test('no disposition within the configured time escalates once; a decision is st
   const lotId = `L-${Date.now()}-esc`;
   r.mes.addLot({ lotId });
   await r.worker.runUntil(async () => {
-    await (await startDefect(r, detection({ lotId }))).result();
+    await enrol(r, detection({ lotId }));
     const deadline = Date.now() + 15_000;
     while (r.escalation.messages.length === 0 && Date.now() < deadline) await new Promise((x) => setTimeout(x, 200));
     expect(r.escalation.messages).toHaveLength(1);
@@ -369,13 +425,12 @@ test('a part that arrives after the lot was dispositioned opens the next case of
   const lotId = `L-${Date.now()}-next`;
   r.mes.addLot({ lotId });
   await r.worker.runUntil(async () => {
-    await (await startDefect(r, detection({ lotId }))).result();
+    const handle = await enrol(r, detection({ lotId }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
     await handle.executeUpdate(dispositionUpdate, { args: [disposition('use-as-is')] });
     await handle.result();
     r.mes.lots.get(lotId)!.status = 'RELEASED';
-    await (await startDefect(r, detection({ lotId }))).result();
+    await enrol(r, detection({ lotId, workOrder: '1000101' }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
     expect(r.mes.holds.size).toBe(2);
     expect(r.erp.notifications.size).toBe(2);
@@ -384,42 +439,56 @@ test('a part that arrives after the lot was dispositioned opens the next case of
       [lotId],
     );
     expect(rows.map((x) => x.stage)).toEqual(['closed', 'awaiting-disposition']);
+    // The new case is found by its own part's work order and its own state, not the closed case's.
+    const described = await handle.describe();
+    expect(described.typedSearchAttributes.get(SearchAttributes.workOrder)).toEqual(['1000101']);
+    expect(described.typedSearchAttributes.get(SearchAttributes.dispositionState)).toBe('awaiting-disposition');
   });
 });
 
-test('the same detection started twice runs once', async () => {
+test('the same detection handed over twice is taken once', async () => {
   const r = await rig();
   const lotId = `L-${Date.now()}-dup`;
   r.mes.addLot({ lotId });
   await r.worker.runUntil(async () => {
     const d = detection({ lotId });
-    const first = await startDefect(r, d);
-    await expect(startDefect(r, d)).rejects.toThrow(/already started/i);
-    await first.result();
+    const handle = await enrol(r, d);
+    await enrol(r, d);
+    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    const signals = (await handle.fetchHistory()).events?.filter((e) => e.workflowExecutionSignaledEventAttributes);
+    expect(signals).toHaveLength(2);
+    expect(state.parts.map((p) => p.eventId)).toEqual([d.eventId]);
     expect(r.mes.qualityEvents.size).toBe(1);
+    expect(r.erp.documents).toHaveLength(1);
   });
 });
 
-test('workflows are listable by business search attributes', async () => {
+test('a lot case is listable by line, lot and state, and by every work order, defect class and station of its parts', async () => {
   const r = await rig();
   const lotId = `L-${Date.now()}-sa`;
   r.mes.addLot({ lotId });
   await r.worker.runUntil(async () => {
-    const d = detection({ lotId, line: 'L3', station: 'S1' });
-    await (await startDefect(r, d)).result();
+    await enrol(r, detection({ lotId, line: 'L3', station: 'S1' }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-    const deadline = Date.now() + 10_000;
-    let ids: string[] = [];
-    while (Date.now() < deadline) {
-      ids = [];
-      for await (const wf of harness.client.workflow.list({
-        query: `Line = 'L3' AND Lot = '${lotId}' AND DispositionState = 'awaiting-disposition'`,
-      })) {
-        ids.push(wf.workflowId);
-      }
-      if (ids.length > 0) break;
-      await new Promise((x) => setTimeout(x, 250));
+    await enrol(
+      r,
+      detection({ lotId, line: 'L3', station: 'S2', workOrder: '1000177', defects: [{ class: 'dent', score: 0.8 }] }),
+    );
+    await waitForStage('PLANT1', lotId, 'awaiting-disposition', 2);
+    const listed = async (query: string) => {
+      const ids: string[] = [];
+      for await (const wf of harness.client.workflow.list({ query })) ids.push(wf.workflowId);
+      return ids;
+    };
+    const lotCase = [lotCaseWorkflowId('PLANT1', lotId)];
+    for (const query of [
+      `Line = 'L3' AND Lot = '${lotId}' AND DispositionState = 'awaiting-disposition'`,
+      `Lot = '${lotId}' AND WorkOrder = '1000100' AND WorkOrder = '1000177'`,
+      `Lot = '${lotId}' AND DefectClass = 'dent' AND DefectClass = 'scratch'`,
+      `Lot = '${lotId}' AND Station = 'S2' AND Sku = 'BRKT-200'`,
+    ]) {
+      await until(query, () => listed(query), (ids) => (ids.length > 0 ? ids : undefined));
+      expect(await listed(query)).toEqual(lotCase);
     }
-    expect(ids).toEqual([lotCaseWorkflowId('PLANT1', lotId)]);
   });
 });

@@ -68,8 +68,8 @@ const Station = z.strictObject({
   id: z.string().min(1),
   name: z.string().optional(),
   /**
-   * `shadow`: parallel monitoring while a station is validated. Results are recorded and defect workflows record what
-   * they would do, but no reject signal is written and no MES/ERP action is taken.
+   * `shadow`: parallel monitoring while a station is validated. Results are recorded and a shadow workflow per defect records
+   * what would be done, but no reject signal is written and no MES/ERP action is taken.
    */
   mode: z.enum(['production', 'shadow']).default('production'),
 });

@@ -100,9 +100,7 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
       const rows = await claimDueRows(client, batchSize);
       // Order is promised per lot (docs/reliability.md#order-per-lot), not across lots: lots start side by side, each
       // lot's rows in id order, and a lot stops at its first failed start so its later rows cannot overtake it.
-      const outcomes = await Promise.all(
-        [...groupByLot(rows).values()].map((lotRows) => dispatchLot(client, lotRows)),
-      );
+      const outcomes = await Promise.all([...groupByLot(rows).values()].map((lotRows) => dispatchLot(client, lotRows)));
       const dispatched = outcomes.reduce((n, o) => n + o.dispatched, 0);
       const failed = outcomes.some((o) => o.failed);
       await client.query('COMMIT');
@@ -142,7 +140,10 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     const backoffMs = backoffForAttempt(attempts, maxBackoffMs);
     const text = describeError(err);
     await markFailed(client, row.id, backoffMs, text);
-    log.warn({ outboxId: row.id, workflowId: row.workflowId, attempts, backoffMs, err: text }, 'outbox dispatch failed');
+    log.warn(
+      { outboxId: row.id, workflowId: row.workflowId, attempts, backoffMs, err: text },
+      'outbox dispatch failed',
+    );
   }
 
   function wake(): void {
@@ -234,13 +235,16 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
 
   // Checked every half grace, so a lost dispatch is sent again between one and one and a half grace periods later.
   function scheduleReconcile(): void {
-    reconcileTimer = setTimeout(() => {
-      reconciling = reconcile()
-        .catch((err: unknown) => log.error({ err: describeError(err) }, 'outbox reconcile failed; retrying later'))
-        .finally(() => {
-          if (!stopped) scheduleReconcile();
-        });
-    }, Math.max(250, graceMs / 2));
+    reconcileTimer = setTimeout(
+      () => {
+        reconciling = reconcile()
+          .catch((err: unknown) => log.error({ err: describeError(err) }, 'outbox reconcile failed; retrying later'))
+          .finally(() => {
+            if (!stopped) scheduleReconcile();
+          });
+      },
+      Math.max(250, graceMs / 2),
+    );
   }
 
   listen().catch((err: unknown) => {

@@ -136,7 +136,9 @@ describe('POST /v1/inspections', () => {
     expect(res.json()).toEqual({
       accepted: 1,
       duplicates: 0,
-      results: [{ eventId: body.eventId, status: 'accepted', workflowId: lotCaseWorkflowId('PLANT1', body.lotId as string) }],
+      results: [
+        { eventId: body.eventId, status: 'accepted', workflowId: lotCaseWorkflowId('PLANT1', body.lotId as string) },
+      ],
     });
     const { inspections, outbox } = await rowsFor([body.eventId as string]);
     expect(inspections).toHaveLength(1);
@@ -226,7 +228,11 @@ describe('POST /v1/inspections', () => {
       accepted: 1,
       duplicates: 2,
       results: [
-        { eventId: failed.eventId, status: 'duplicate', workflowId: lotCaseWorkflowId('PLANT1', failed.lotId as string) },
+        {
+          eventId: failed.eventId,
+          status: 'duplicate',
+          workflowId: lotCaseWorkflowId('PLANT1', failed.lotId as string),
+        },
         { eventId: pass.eventId, status: 'duplicate' },
         { eventId: fresh.eventId, status: 'accepted', workflowId: lotCaseWorkflowId('PLANT1', fresh.lotId as string) },
       ],

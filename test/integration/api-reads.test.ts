@@ -164,7 +164,12 @@ describe('GET /v1/defects/{id}', () => {
       defectClass: 'scratch',
       status: 'containing' as const,
       notificationItem: '0002',
-      materialDocument: { materialDocument: '4900000007', materialDocumentYear: '2025', movementType: '344', quantity: 1 },
+      materialDocument: {
+        materialDocument: '4900000007',
+        materialDocumentYear: '2025',
+        movementType: '344',
+        quantity: 1,
+      },
     };
     const failure = (step: string, of?: { eventId: string; partId: string }) => ({
       step,
@@ -175,10 +180,7 @@ describe('GET /v1/defects/{id}', () => {
     });
     const parked = lotState(lotId, {
       stage: 'needs-attention',
-      parts: [
-        { ...part, eventId: `${eventId}-other`, partId: 'P-other', status: 'contained' },
-        part,
-      ],
+      parts: [{ ...part, eventId: `${eventId}-other`, partId: 'P-other', status: 'contained' }, part],
       failures: [
         failure('mes-work-order-quality', { eventId, partId: part.partId }),
         failure('mes-work-order-quality', { eventId: `${eventId}-other`, partId: 'P-other' }),

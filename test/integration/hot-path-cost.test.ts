@@ -79,6 +79,14 @@ async function historyOf(workflowId: string): Promise<HistoryEvent[]> {
 test('one worst-case defect: its workflows, visibility writes, MES/ERP calls and PostgreSQL statements', async () => {
   const lotId = `L-COST-${suffix}`;
   await createLot(stack, { lotId });
+  // The dispatcher's first drains run at its start: let them pass, so that only the defect's own work is counted.
+  await waitFor('the dispatcher listening', async () => {
+    const { rows } = await others.query(
+      `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN holdfast_outbox'`,
+    );
+    return rows.length > 0 ? true : undefined;
+  });
+  await new Promise((r) => setTimeout(r, 500));
   const inspection = failedInspection(lotId);
   const lotCaseId = lotCaseWorkflowId('PLANT1', lotId);
 
@@ -86,9 +94,10 @@ test('one worst-case defect: its workflows, visibility writes, MES/ERP calls and
   const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: inspection });
   expect(res.statusCode).toBe(202);
   await waitFor('the lot case awaiting its disposition', async () => {
-    const { rows } = await others.query<{ stage: string }>('SELECT stage FROM holdfast.lot_case WHERE workflow_id = $1', [
-      lotCaseId,
-    ]);
+    const { rows } = await others.query<{ stage: string }>(
+      'SELECT stage FROM holdfast.lot_case WHERE workflow_id = $1',
+      [lotCaseId],
+    );
     return rows[0]?.stage === 'awaiting-disposition' ? true : undefined;
   });
   const defectId = `defect-${inspection.eventId}`;
@@ -121,4 +130,18 @@ test('one worst-case defect: its workflows, visibility writes, MES/ERP calls and
     postgres: statements,
   };
   process.stdout.write(`hot-path cost: ${JSON.stringify(cost, null, 2)}\n`);
+
+  // One workflow, one workflow task: the lot case does everything for the part.
+  expect(Object.keys(workflows)).toEqual([lotCaseId]);
+  expect(cost.workflowTasks).toBe(1);
+  // Started with its search attributes, one upsert when it reaches awaiting-disposition.
+  expect(cost.visibilityWrites).toEqual({ starts: 1, upserts: 1, closes: 0 });
+  // Record of the part, lot, hold, notification, block, work-order count, stage record.
+  expect(cost.markers).toBe(7);
+  expect(cost.historyEvents).toBeLessThanOrEqual(14);
+  // Each create once (hold, quality event, notification, block), each after its look-up.
+  expect(httpCalls.filter((c) => c.includes(' POST '))).toHaveLength(4);
+  expect(httpCalls.length).toBeLessThanOrEqual(10);
+  // Ingest (5), the dispatcher's drain (5), the lot case's record of the part and its stage record.
+  expect(statements.length).toBeLessThanOrEqual(12);
 });

@@ -561,7 +561,7 @@ describe('inference worker', () => {
           .update(images.get(`/frames/${failId}.png`)!)
           .digest('hex'),
       });
-      // Inspected late, the part is past the reject gate: no reject written; the lot's defect workflow still starts.
+      // Inspected late, the part is past the reject gate: no reject written; the part still goes to its lot case.
       expect(plc.rejects().filter((r) => r.eventId === row!.event_id)).toEqual([]);
       expect(await outboxFor([row!.event_id])).toHaveLength(1);
       await waitFor('the kept frame removed', async () => ((await deferredRow()) === undefined ? true : undefined));

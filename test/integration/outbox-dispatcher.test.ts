@@ -33,7 +33,8 @@ class DispatchRecordingGateway implements WorkflowGateway {
       throw new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7233');
     }
     this.attempts.push({ eventId, ok: true });
-    if (input.mode === 'shadow') return { workflowId: `shadow-${eventId}`, runId: 'run-shadow', awaitsConfirmation: false };
+    if (input.mode === 'shadow')
+      return { workflowId: `shadow-${eventId}`, runId: 'run-shadow', awaitsConfirmation: false };
     const workflowId = `lot-${site}-${lotId}`;
     const runId = this.runs.get(workflowId) ?? `run-${randomUUID()}`;
     this.runs.set(workflowId, runId);
@@ -225,7 +226,10 @@ describe('outbox dispatcher', () => {
     await confirm([recorded!]);
 
     // The reconciler runs every half grace; the lost row goes back to pending and the next drain sends it again.
-    await waitFor('the unrecorded row sent again', () => gateway.mine(run).filter((a) => a.eventId === lost).length >= 2);
+    await waitFor(
+      'the unrecorded row sent again',
+      () => gateway.mine(run).filter((a) => a.eventId === lost).length >= 2,
+    );
     await waitFor('the row handed over again', () => allDispatched([lost!]));
     const [again] = await outboxRows([lost!]);
     expect(again).toMatchObject({ redispatches: 1, confirmed_at: null, attempts: 0 });

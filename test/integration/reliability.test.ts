@@ -168,7 +168,9 @@ test('inspections are accepted while Temporal is unreachable and their workflows
       30_000,
     );
     // All three parts went to their lot's one case, each once.
-    expect(new Set(dispatched.map((r) => r.workflow_id as string))).toEqual(new Set([lotCaseWorkflowId('PLANT1', lotId)]));
+    expect(new Set(dispatched.map((r) => r.workflow_id as string))).toEqual(
+      new Set([lotCaseWorkflowId('PLANT1', lotId)]),
+    );
     const lotCase = stack.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
     expect((await lotCase.describe()).type).toBe('lotCaseWorkflow');
     const signalled = (await lotCase.fetchHistory()).events?.filter((e) => e.workflowExecutionSignaledEventAttributes);

@@ -80,7 +80,11 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       seedDemo: opts.seedDemo ?? true,
     });
     closers.push(() => sap.close());
-    const mes = await buildMesSimulator({ pool: simulatorPool, schema: `mes_${suffix}`, seedDemo: opts.seedDemo ?? true });
+    const mes = await buildMesSimulator({
+      pool: simulatorPool,
+      schema: `mes_${suffix}`,
+      seedDemo: opts.seedDemo ?? true,
+    });
     closers.push(() => mes.close());
     const sapUrl = await sap.listen({ host: '127.0.0.1', port: 0 });
     const mesUrl = await mes.listen({ host: '127.0.0.1', port: 0 });

@@ -191,9 +191,7 @@ test('a defect from a station in shadow mode records what it would do and touche
     expect(described.searchAttributes.DispositionState).toEqual(['shadow']);
     expect(described.typedSearchAttributes.get(SearchAttributes.lot)).toBe(d.lotId);
     // Sent again (an outbox row dispatched twice): the same run answers, nothing new starts.
-    expect(await gateway.dispatchDetection({ ...dispatchOf(d, r.policy, r.taskQueue), mode: 'shadow' })).toEqual(
-      sent,
-    );
+    expect(await gateway.dispatchDetection({ ...dispatchOf(d, r.policy, r.taskQueue), mode: 'shadow' })).toEqual(sent);
   });
 });
 
@@ -487,7 +485,11 @@ test('a lot case is listable by line, lot and state, and by every work order, de
       `Lot = '${lotId}' AND DefectClass = 'dent' AND DefectClass = 'scratch'`,
       `Lot = '${lotId}' AND Station = 'S2' AND Sku = 'BRKT-200'`,
     ]) {
-      await until(query, () => listed(query), (ids) => (ids.length > 0 ? ids : undefined));
+      await until(
+        query,
+        () => listed(query),
+        (ids) => (ids.length > 0 ? ids : undefined),
+      );
       expect(await listed(query)).toEqual(lotCase);
     }
   });

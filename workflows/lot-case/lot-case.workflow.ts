@@ -252,16 +252,14 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
    * The batch's trace links go out with the next stage record.
    */
   async function takeBatch(batch: DefectDetection[]): Promise<void> {
-    const parts = batch.map(
-      (d): LotCasePart => ({
-        eventId: d.eventId,
-        partId: d.partId,
-        station: d.station,
-        workOrder: d.workOrder,
-        defectClass: defectClassOf(d),
-        status: 'containing',
-      }),
-    );
+    const parts = batch.map((d): LotCasePart => ({
+      eventId: d.eventId,
+      partId: d.partId,
+      station: d.station,
+      workOrder: d.workOrder,
+      defectClass: defectClassOf(d),
+      status: 'containing',
+    }));
     state.parts.push(...parts);
     const recorded = runner.step('trace-enrol', () =>
       trace.enrolParts.executeWithOptions({ summary: `Record ${batch.length} part(s) of lot ${lotId}` }, [
@@ -279,7 +277,14 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       state.holdId = hold.holdId;
       pendingLinks.push(
         { ...lotNode, relation: 'held-by', toKind: 'mes-hold', toId: hold.holdId, system: 'mes' },
-        { ...lotNode, relation: 'case', toKind: 'workflow', toId: workflowId, system: 'temporal', attributes: { runId } },
+        {
+          ...lotNode,
+          relation: 'case',
+          toKind: 'workflow',
+          toId: workflowId,
+          system: 'temporal',
+          attributes: { runId },
+        },
       );
       setCurrentDetails(describe(''));
     }
@@ -411,7 +416,12 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       state.lotBlocked = true;
       return;
     }
-    await Promise.all(batch.map((d, i) => block(1, `${d.eventId}:block-344`, parts[i]!, parts[i]!)));
+    await Promise.all(
+      batch.map((d, i) => {
+        const part = parts[i]!;
+        return block(1, `${d.eventId}:block-344`, part, part);
+      }),
+    );
   }
 
   async function count(d: DefectDetection, part: LotCasePart): Promise<void> {
@@ -558,9 +568,9 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   if (queue.length > 0) {
     // Parts that arrived during the disposition open the lot's next case, under the same workflow id, found in
     // visibility by their own stations, work orders and defect classes.
-    await makeContinueAsNewFunc<typeof lotCaseWorkflow>({ typedSearchAttributes: detectionSearchAttributes(queue[0]!) })(
-      { ...input, carriedParts: [...queue] },
-    );
+    await makeContinueAsNewFunc<typeof lotCaseWorkflow>({
+      typedSearchAttributes: detectionSearchAttributes(queue[0]!),
+    })({ ...input, carriedParts: [...queue] });
   }
   return state;
 }

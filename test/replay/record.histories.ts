@@ -32,7 +32,8 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
   const { worker, taskQueue } = await harness.worker({ mes, erp, escalation });
   const run = Date.now();
   const policy = harness.policy();
-  const histories: Record<string, string> = {};
+  /** History name → workflow id, and the run when it is not the latest (a run that continued as new). */
+  const histories: Record<string, string | { workflowId: string; runId: string }> = {};
 
   /** Polls `done` (a read that throws, such as a query before the first workflow task, counts as not done). */
   const until = async (what: string, done: () => Promise<boolean>) => {
@@ -99,6 +100,20 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
     await lotCase(refusedBlock).result();
     histories['lot-case-parked-and-retried'] = lotCase(refusedBlock).workflowId;
 
+    // A part arrives while the disposition waits for an operator: it opens the lot's next case by continue-as-new.
+    const carried = `L-REPLAY-${run}-continued`;
+    mes.addLot({ lotId: carried });
+    await harness.enrol(detection({ lotId: carried }), policy, taskQueue);
+    await waitForStage(carried, 'awaiting-disposition');
+    const firstRun = (await lotCase(carried).describe()).runId;
+    erp.failures.set('postGoodsMovement', new ExternalSystemError('fake-erp', 'rejected', 'Period closed', 400));
+    await decide(carried, 'scrap');
+    await harness.enrol(detection({ lotId: carried }), policy, taskQueue);
+    await until('the later part taken', async () => (await lotCase(carried).query(lotCaseStateQuery)).pendingParts > 0);
+    await retry(lotCase(carried));
+    await until('the next case', async () => (await lotCase(carried).describe()).runId !== firstRun);
+    histories['lot-case-continued-as-new'] = { workflowId: lotCase(carried).workflowId, runId: firstRun };
+
     // No disposition within the site's limit: the case escalates once, then takes the late decision.
     const late = `L-REPLAY-${run}-escalated`;
     mes.addLot({ lotId: late });
@@ -112,12 +127,13 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
 
   // The CLI's JSON is the format operators export from production too (`temporal workflow show --output json`).
   const env = readTestEnv();
-  const show = (workflowId: string) =>
+  const show = (history: string | { workflowId: string; runId: string }) =>
     execFileSync(env.temporalCliPath, [
       'workflow',
       'show',
-      '--workflow-id',
-      workflowId,
+      ...(typeof history === 'string'
+        ? ['--workflow-id', history]
+        : ['--workflow-id', history.workflowId, '--run-id', history.runId]),
       '--address',
       env.temporalAddress,
       '--namespace',
@@ -126,6 +142,5 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
       'json',
     ]);
   const dir = join(__dirname, 'histories');
-  for (const [name, workflowId] of Object.entries(histories))
-    writeFileSync(join(dir, `${name}.json`), show(workflowId));
+  for (const [name, history] of Object.entries(histories)) writeFileSync(join(dir, `${name}.json`), show(history));
 });

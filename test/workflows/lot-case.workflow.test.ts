@@ -295,13 +295,31 @@ test('a business rejection parks the case in needs-attention until an operator r
       WorkflowUpdateFailedError,
     );
 
+    // A part that arrives while the case waits for the operator is recorded at once (its outbox row confirmed, so
+    // the dispatcher does not send it again all the while), and contained after the retry.
+    const later = detection({ lotId });
+    await enrol(r, later);
+    await until(
+      'the later part recorded while the case is parked',
+      () =>
+        harness.pool.query(
+          "SELECT to_id FROM holdfast.trace_link WHERE from_kind = 'inspection' AND from_id = $1 AND relation = 'handled-by'",
+          [later.eventId],
+        ),
+      (res) => (res.rowCount === 1 ? true : undefined),
+    );
+    expect((await handle.query(lotCaseStateQuery)).stage).toBe('needs-attention');
+
     expect(await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] })).toEqual({
       steps: ['erp-stock-block'],
     });
-    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-    expect(state.parts[0]!.materialDocument?.movementType).toBe('344');
+    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition', 2);
+    expect(state.parts.map((p) => [p.eventId, p.status, p.materialDocument?.movementType])).toEqual([
+      [d.eventId, 'contained', '344'],
+      [later.eventId, 'contained', '344'],
+    ]);
     expect(state.failures).toBeUndefined();
-    expect(r.erp.documents).toHaveLength(1);
+    expect(r.erp.documents).toHaveLength(2);
   });
 });
 
@@ -441,6 +459,54 @@ test('a part that arrives after the lot was dispositioned opens the next case of
     const described = await handle.describe();
     expect(described.typedSearchAttributes.get(SearchAttributes.workOrder)).toEqual(['1000101']);
     expect(described.typedSearchAttributes.get(SearchAttributes.dispositionState)).toBe('awaiting-disposition');
+  });
+});
+
+test('a part that arrives while the disposition runs is recorded at once and opens the next case by continue-as-new', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-can`;
+  r.mes.addLot({ lotId });
+  await r.worker.runUntil(async () => {
+    const handle = await enrol(r, detection({ lotId }));
+    await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    const firstRun = (await handle.describe()).runId;
+    // The 555 is refused once: the disposition parks, so the next part arrives while it runs.
+    r.erp.failures.set('postGoodsMovement', new ExternalSystemError('fake-erp', 'rejected', 'Period closed', 400));
+    expect(await handle.executeUpdate(dispositionUpdate, { args: [disposition('scrap')] })).toMatchObject({
+      status: 'needs-attention',
+    });
+    const later = detection({ lotId, workOrder: '1000188' });
+    await enrol(r, later);
+    await until(
+      'the later part recorded while the disposition waits',
+      () =>
+        harness.pool.query(
+          "SELECT 1 FROM holdfast.trace_link WHERE from_kind = 'inspection' AND from_id = $1 AND relation = 'handled-by'",
+          [later.eventId],
+        ),
+      (res) => (res.rowCount === 1 ? true : undefined),
+    );
+
+    await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] });
+    const next = await until(
+      'the next case of the lot awaiting its disposition',
+      async () => ({ described: await handle.describe(), state: await handle.query(lotCaseStateQuery) }),
+      (x) =>
+        x.described.runId !== firstRun && x.state.stage === 'awaiting-disposition' && x.state.parts.length === 1
+          ? x
+          : undefined,
+    );
+    expect(next.state.parts[0]).toMatchObject({ eventId: later.eventId, status: 'contained', workOrder: '1000188' });
+    expect(r.mes.holds.size).toBe(2);
+    expect(r.erp.notifications.size).toBe(2);
+    // Found by its own part's work order and its own state, not the closed case's.
+    expect(next.described.typedSearchAttributes.get(SearchAttributes.workOrder)).toEqual(['1000188']);
+    expect(next.described.typedSearchAttributes.get(SearchAttributes.dispositionState)).toBe('awaiting-disposition');
+    const { rows } = await harness.pool.query<{ stage: string }>(
+      'SELECT stage FROM holdfast.lot_case WHERE lot_id = $1 ORDER BY opened_at',
+      [lotId],
+    );
+    expect(rows.map((x) => x.stage)).toEqual(['closed', 'awaiting-disposition']);
   });
 });
 

@@ -94,14 +94,20 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   let outcome: DispositionOutcome | undefined;
   let stageBeforeFailure: LotCaseStage = 'containing';
 
-  const enqueue = (part: DefectDetection) => {
+  /** Parts taken and not yet recorded in PostgreSQL (see `recordArrivals`). */
+  const unrecorded: DefectDetection[] = [];
+  let recording = false;
+
+  const enqueue = (part: DefectDetection, recorded = false) => {
     // Signal-with-start may deliver a part twice (an outbox row sent again): the event id decides.
     if (seen.has(part.eventId)) return;
     seen.add(part.eventId);
     queue.push(part);
+    if (!recorded) unrecorded.push(part);
     state.pendingParts = queue.length;
   };
-  (input.carriedParts ?? []).forEach(enqueue);
+  // The run before recorded them, and waited for that before it continued as new.
+  (input.carriedParts ?? []).forEach((part) => enqueue(part, true));
 
   const runner = createStepRunner({
     async onFailure(_failure, parked) {
@@ -115,7 +121,9 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     },
   });
 
-  setHandler(partDefectSignal, enqueue, { description: 'A defective part of this lot, from the outbox dispatcher.' });
+  setHandler(partDefectSignal, (part) => enqueue(part), {
+    description: 'A defective part of this lot, from the outbox dispatcher.',
+  });
   setHandler(lotCaseStateQuery, () => state, {
     description: 'The lot case: stage, hold, notification, parts, material documents, disposition.',
   });
@@ -137,6 +145,28 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       validator: validateDisposition,
     },
   );
+
+  /**
+   * Records every part as soon as it arrives, whatever else the case is doing (containing an earlier batch, waiting
+   * for an operator, executing a disposition): its inspection's trace links and, in the same statement, its outbox
+   * row confirmed (docs/reliability.md#outbox). Until then the dispatcher sends the part again after its grace
+   * period; a part recorded only when its batch starts would be sent again all the while a parked step waits.
+   * For a new case this runs beside the hold, in the first workflow task.
+   */
+  async function recordArrivals(): Promise<void> {
+    for (;;) {
+      await condition(() => unrecorded.length > 0);
+      const parts = unrecorded.splice(0);
+      recording = true;
+      await runner.step('trace-enrol', () =>
+        trace.enrolParts.executeWithOptions({ summary: `Record ${parts.length} part(s) of lot ${lotId}` }, [
+          { lotCaseWorkflowId: workflowId, runId, parts },
+        ]),
+      );
+      recording = false;
+    }
+  }
+  void recordArrivals();
 
   /** Illegal transitions are refused here, synchronously, before anything is written to history. */
   function validateDisposition(request: DispositionRequest): void {
@@ -242,10 +272,10 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   }
 
   /**
-   * Everything for the parts that arrived together, as local activities in one workflow task:
-   * 1. The batch's record, which confirms its outbox rows (docs/reliability.md#outbox); it runs beside the rest and
-   *    holds up only the next stage record. For a new case, the lot record and the hold, which needs nothing else:
-   *    it is the latency that matters on the line.
+   * Everything for the parts that arrived together, as local activities in one workflow task (the parts' record runs
+   * beside it, `recordArrivals`):
+   * 1. For a new case, the lot record and the hold, which needs nothing else: it is the latency that matters on the
+   *    line.
    * 2. Each part's notification item (a new case raises the notification with its first part's), block and
    *    work-order count, all at once.
    * 3. For a new case that took several parts at once: the other parts' items, which need the notification.
@@ -261,11 +291,6 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       status: 'containing',
     }));
     state.parts.push(...parts);
-    const recorded = runner.step('trace-enrol', () =>
-      trace.enrolParts.executeWithOptions({ summary: `Record ${batch.length} part(s) of lot ${lotId}` }, [
-        { lotCaseWorkflowId: workflowId, runId, parts: batch },
-      ]),
-    );
     if (!lot) {
       const [fetched, hold] = await Promise.all([
         runner.step('mes-lot', () =>
@@ -295,7 +320,6 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       ...batch.map((d, i) => count(d, parts[i]!)),
     ]);
     if (raising && batch.length > 1) await addItems(batch.slice(1), parts.slice(1));
-    await recorded;
     for (const part of parts) {
       part.status = 'contained';
       pendingLinks.push({
@@ -564,7 +588,8 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   state.disposition = outcome;
   state.closedAt = new Date().toISOString();
   await enter('closed');
-  await condition(allHandlersFinished);
+  // Every part this run has taken is recorded before it ends, so that none is sent again to a closed case.
+  await condition(() => allHandlersFinished() && unrecorded.length === 0 && !recording);
   if (queue.length > 0) {
     // Parts that arrived during the disposition open the lot's next case, under the same workflow id, found in
     // visibility by their own stations, work orders and defect classes.

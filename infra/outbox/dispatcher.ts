@@ -4,8 +4,8 @@
  * idempotent (the lot case drops an event id it has taken), so a row sent again after a crash between the signal and
  * the commit changes nothing.
  *
- * A row is done only when its workflow has recorded the part and confirmed the row (the lot case's first activity
- * does): Temporal's answer alone is not enough, as a dev server that loses its last writes loses acknowledged
+ * A row is done only when its workflow has recorded the part and confirmed the row (the lot case records parts as they
+ * arrive): Temporal's answer alone is not enough, as a dev server that loses its last writes loses acknowledged
  * signals too. The reconciler here sends again every row not confirmed within `outbox.confirmationGrace`.
  *
  * Latency comes from LISTEN/NOTIFY on a dedicated connection; a poll every `outbox.pollInterval` is the safety net

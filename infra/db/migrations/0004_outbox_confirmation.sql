@@ -1,6 +1,6 @@
 -- An outbox row is done only when its workflow has recorded the part, not when Temporal answered the dispatch: the
 -- dev server keeps its SQLite file with synchronous=OFF, so an OS crash can lose a start or a signal it had already
--- acknowledged. The lot case's first activity for a batch of parts sets confirmed_at; a dispatched row still
+-- acknowledged. The lot case sets confirmed_at as it records arriving parts; a dispatched row still
 -- unconfirmed after outbox.confirmationGrace is sent again (docs/reliability.md#outbox).
 ALTER TABLE holdfast.outbox
   ADD COLUMN confirmed_at  timestamptz,

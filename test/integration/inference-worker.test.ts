@@ -25,6 +25,7 @@ import { inspectionEventId } from '../../infra/inference/inference-pipeline';
 import { freePort } from '../../infra/local/free-port';
 import { waitFor } from '../support/plant';
 import { testPool } from '../support/test-env';
+import { lotCaseWorkflowId } from '../../workflows/contracts';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 /** The second model: another manifest (identity, class name) over the same kind of network. */
@@ -305,7 +306,9 @@ describe('inference worker', () => {
     expect(fails).toHaveLength(50);
     const outbox = await outboxFor(rows.map((r) => r.event_id));
     expect(outbox.map((o) => o.event_id).sort()).toEqual([...fails].sort());
-    expect(new Set(outbox.map((o) => o.workflow_id)).size).toBe(50);
+    // One hand-over per failed part, each to the lot's case.
+    expect(outbox).toHaveLength(50);
+    expect(new Set(outbox.map((o) => o.workflow_id))).toEqual(new Set([lotCaseWorkflowId('PLANT1', `LOT-${run}`)]));
     // The frames the first worker had not acknowledged came back (DUP) and were recognised by their event id.
     expect(second.subscriber.stats().redelivered).toBeGreaterThan(0);
     // Parts rejected twice (before and after the crash) were counted once by the PLC.

@@ -176,8 +176,8 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
 
   const startShadow = async ({ detection: d, ...rest }: DetectionDispatch): Promise<DispatchedDetection> => {
     const workflowId = shadowWorkflowId(d.eventId);
-    // FAIL (not USE_EXISTING) so the answer says whether this call created the run, in one round trip; REJECT_DUPLICATE
-    // refuses a closed run with this id too. Either refusal means the defect is already recorded, not an error.
+    // FAIL + REJECT_DUPLICATE: a second start is refused whether the first run is open or closed; either refusal
+    // means the defect is already recorded, and the run already there answers.
     try {
       const handle = await within(rpcTimeoutMs, () =>
         client.workflow.start(SHADOW_DEFECT_WORKFLOW_TYPE, {

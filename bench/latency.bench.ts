@@ -171,7 +171,6 @@ async function main(): Promise<void> {
     say(`warm-up: ${warmup} defects`);
     await Promise.all(warmLots.map((l) => send(l.lotId)));
     const warmIds = new Set(sent.keys());
-    await waitForDefects(view, warmIds.size, 60_000);
     await waitForContainment(pool, warmIds.size, 60_000);
 
     say(`measuring Holdfast: ${count} defects at ${rate}/s`);
@@ -184,13 +183,12 @@ async function main(): Promise<void> {
       await send(lots[Math.floor(i / partsPerLot)]!.lotId);
       ingestMs.push(performance.now() - s);
     });
-    const done = await waitForDefects(view, warmup + count, 600_000);
     await waitForContainment(pool, warmup + count, 600_000);
     const drainS = (Date.now() - t0) / 1000;
     // What the measured defects cost the machine, from the first send until the last one was contained.
     const { totalS: cpuTotalS, byProcess: cpuByProcess } = cpuSecondsBetween(cpuBefore, snapshotCpu());
 
-    // Latencies from the systems' own clocks: the MES hold's creation time, the defect workflow's close time.
+    // Latencies from the systems' own clocks: the MES hold's creation time, the lot case's trace rows.
     const mesSchema = 'mes_sim';
     const holds = await pool.query<{ lot_id: string; created_at: Date }>(
       `SELECT lot_id, created_at FROM ${mesSchema}.hold WHERE lot_id LIKE 'T-%'`,
@@ -207,35 +205,33 @@ async function main(): Promise<void> {
       firstSeen.set(r.lot_id, Math.min(at, firstSeen.get(r.lot_id) ?? Infinity));
     }
     const holdMs = [...firstSeen].map(([lot, at]) => holdAt.get(lot)! - at).filter(Number.isFinite);
-    // All steps: the part's own workflow has closed and the lot case has linked its notification item and block
-    // (the trace edge written after the last containment posting).
+    // All steps: the lot case has linked the part's notification item (the trace edge it writes with the stage
+    // record that follows the part's item, block and work-order count).
     const contained = await pool.query<{ from_id: string; created_at: Date }>(
       `SELECT from_id, created_at FROM holdfast.trace_link WHERE relation = 'defect-item' AND from_id = ANY($1)`,
       [[...sent.keys()]],
     );
     const containedAt = new Map(contained.rows.map((r) => [r.from_id, r.created_at.getTime()]));
     const allStepsMs = [...sent.entries()]
-      .map(([eventId, at]) => Math.max(done.get(`defect-${eventId}`) ?? NaN, containedAt.get(eventId) ?? NaN) - at)
+      .map(([eventId, at]) => (containedAt.get(eventId) ?? NaN) - at)
       .filter(Number.isFinite);
 
     // Where the time goes, per stage, from each system's own record (p50 ms after inspectedAt).
-    const outbox = await pool.query<{ event_id: string; dispatched_at: Date }>(
-      'SELECT event_id, dispatched_at FROM holdfast.outbox WHERE event_id = ANY($1)',
+    const outbox = await pool.query<{ event_id: string; dispatched_at: Date | null; confirmed_at: Date | null }>(
+      'SELECT event_id, dispatched_at, confirmed_at FROM holdfast.outbox WHERE event_id = ANY($1)',
       [[...sent.keys()]],
     );
-    const defectStarts = await workflowTimes(view, `WorkflowType = 'defectWorkflow'`, 'start');
+    const since = (at: [string, Date | null][]) =>
+      at.flatMap(([eventId, t]) => (t ? [t.getTime() - sent.get(eventId)!] : []));
     const caseStarts = await workflowTimes(view, `WorkflowType = 'lotCaseWorkflow'`, 'start');
     const stagesP50 = {
-      dispatched: stats(outbox.rows.map((r) => r.dispatched_at.getTime() - sent.get(r.event_id)!)).p50,
-      defect_started: stats(
-        [...sent].map(([id, at]) => (defectStarts.get(`defect-${id}`) ?? NaN) - at).filter(Number.isFinite),
-      ).p50,
+      dispatched: stats(since(outbox.rows.map((r) => [r.event_id, r.dispatched_at]))).p50,
+      // The lot case's first activity for the part's batch recorded it.
+      recorded: stats(since(outbox.rows.map((r) => [r.event_id, r.confirmed_at]))).p50,
       lot_case_started: stats(
         [...firstSeen].map(([lot, at]) => (caseStarts.get(`lot-PLANT1-${lot}`) ?? NaN) - at).filter(Number.isFinite),
       ).p50,
       mes_hold: stats(holdMs).p50,
-      defect_closed: stats([...sent].map(([id, at]) => (done.get(`defect-${id}`) ?? NaN) - at).filter(Number.isFinite))
-        .p50,
       all_steps: stats(allStepsMs).p50,
     };
 
@@ -298,26 +294,6 @@ async function main(): Promise<void> {
     stopHandling();
     await cleanUp();
   }
-}
-
-/** Waits until `n` defect workflows on the stack's queue have completed; returns workflowId → close time (ms). */
-async function waitForDefects(
-  stack: { client: Client; taskQueue: string },
-  n: number,
-  timeoutMs: number,
-): Promise<Map<string, number>> {
-  const deadline = Date.now() + timeoutMs;
-  const query = `WorkflowType = 'defectWorkflow' AND TaskQueue = '${stack.taskQueue}' AND ExecutionStatus = 'Completed'`;
-  for (;;) {
-    const { count: completed } = await stack.client.workflow.count(query);
-    if (completed >= n || Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  const closed = new Map<string, number>();
-  for await (const wf of stack.client.workflow.list({ query })) {
-    if (wf.closeTime) closed.set(wf.workflowId, wf.closeTime.getTime());
-  }
-  return closed;
 }
 
 /** Waits until `n` parts have been contained by their lot cases (the defect-item trace edge exists). */

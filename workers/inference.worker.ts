@@ -1,5 +1,5 @@
 /**
- * The inference worker process: frames from MQTT → model → reject signal → durable ingest → defect workflows.
+ * The inference worker process: frames from MQTT → model → reject signal → durable ingest → lot cases.
  * Runs until SIGINT/SIGTERM, then stops taking frames, lets finished ones be acknowledged and closes everything.
  */
 import { resolve } from 'node:path';

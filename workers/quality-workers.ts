@@ -31,7 +31,7 @@ export async function createQualityWorkers(opts: QualityWorkerOptions): Promise<
         maxConcurrentActivityTaskExecutions: pool.maxConcurrentActivityTaskExecutions,
         maxConcurrentWorkflowTaskExecutions: pool.maxConcurrentWorkflowTaskExecutions,
         maxCachedWorkflows: pool.maxCachedWorkflows,
-        // Four lot-level activities start together for a first defect; let all of them dispatch eagerly.
+        // Regular activities that start together (a disposition's MES release and ERP posting) all dispatch eagerly.
         maxEagerActivityReservationsPerWorkflowTask: 4,
       }),
     ),

@@ -3,27 +3,47 @@
  * Workflow sandbox rules apply: no Node built-ins, no zod, only types and cheap constants.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 
 export const DEFAULT_QUALITY_TASK_QUEUE = 'holdfast-quality';
 
 /**
- * Custom search attributes. The dev server's SQLite visibility has 10 Keyword slots; these use 8.
+ * Custom search attributes. A lot case holds parts of several stations, work orders and defect classes, so those three
+ * are keyword lists (`WorkOrder = '1000100'` matches a case with that work order among its parts). The dev server's
+ * SQLite visibility has 10 Keyword and 3 KeywordList slots; these use 5 and 3.
  * Registered at start by infra/local (dev server) or with `temporal operator search-attribute create` elsewhere.
  */
 export const SearchAttributes = {
   site: defineSearchAttributeKey('Site', SearchAttributeType.KEYWORD),
   line: defineSearchAttributeKey('Line', SearchAttributeType.KEYWORD),
-  station: defineSearchAttributeKey('Station', SearchAttributeType.KEYWORD),
+  station: defineSearchAttributeKey('Station', SearchAttributeType.KEYWORD_LIST),
   lot: defineSearchAttributeKey('Lot', SearchAttributeType.KEYWORD),
-  workOrder: defineSearchAttributeKey('WorkOrder', SearchAttributeType.KEYWORD),
+  workOrder: defineSearchAttributeKey('WorkOrder', SearchAttributeType.KEYWORD_LIST),
   sku: defineSearchAttributeKey('Sku', SearchAttributeType.KEYWORD),
-  defectClass: defineSearchAttributeKey('DefectClass', SearchAttributeType.KEYWORD),
+  defectClass: defineSearchAttributeKey('DefectClass', SearchAttributeType.KEYWORD_LIST),
   dispositionState: defineSearchAttributeKey('DispositionState', SearchAttributeType.KEYWORD),
   detectedAt: defineSearchAttributeKey('DetectedAt', SearchAttributeType.DATETIME),
 } as const;
 
 export const ALL_SEARCH_ATTRIBUTES = Object.values(SearchAttributes);
+
+/**
+ * The search attributes a workflow starts with, from the detection that opens it: a lot case (which adds the stations,
+ * work orders and defect classes of later parts itself) or a shadow defect.
+ */
+export function detectionSearchAttributes(d: DefectDetection, dispositionState = 'containing'): SearchAttributePair[] {
+  return [
+    { key: SearchAttributes.site, value: d.site },
+    { key: SearchAttributes.line, value: d.line },
+    { key: SearchAttributes.station, value: [d.station] },
+    { key: SearchAttributes.lot, value: d.lotId },
+    { key: SearchAttributes.workOrder, value: [d.workOrder] },
+    { key: SearchAttributes.sku, value: d.sku },
+    { key: SearchAttributes.defectClass, value: [d.defects[0]?.class ?? 'unknown'] },
+    { key: SearchAttributes.dispositionState, value: dispositionState },
+    { key: SearchAttributes.detectedAt, value: new Date(d.inspectedAt) },
+  ];
+}
 
 /** Error type names shared by activities (which throw them) and workflows (which decide what to do). */
 export const ErrorType = {
@@ -55,7 +75,7 @@ export interface DetectedDefect {
   bbox?: BoundingBox;
 }
 
-/** One failed inspection, as stored by ingest and handed to the defect workflow by the outbox dispatcher. */
+/** One failed inspection, as stored by ingest and handed to its lot's case by the outbox dispatcher. */
 export interface DefectDetection {
   eventId: string;
   site: string;
@@ -108,13 +128,17 @@ export interface SitePolicy {
   presets: ActivityPresets;
 }
 
-export interface DefectWorkflowInput {
+/**
+ * What an outbox row carries: a failed inspection with the site policy and task queue in force when it was stored.
+ * The dispatcher hands it to the lot's case (production) or to a shadow workflow.
+ */
+export interface DetectionDispatch {
   detection: DefectDetection;
   policy: SitePolicy;
   taskQueue: string;
   /**
-   * The station's mode when the part was inspected. `shadow` (parallel monitoring during validation): the workflow
-   * records what it would do and does nothing outside Holdfast. Absent means production.
+   * The station's mode when the part was inspected. `shadow` (parallel monitoring during validation): its workflow
+   * records what would be done and does nothing outside Holdfast. Absent means production.
    */
   mode?: StationMode;
 }
@@ -129,18 +153,15 @@ export interface LotCaseInput {
   workOrder: string;
   policy: SitePolicy;
   /** Parts that arrived while the previous case of this lot was executing its disposition: they open this one. */
-  carriedParts?: PartDefect[];
+  carriedParts?: DefectDetection[];
 }
-
-/** A defective part, handed to its lot case by the outbox dispatcher next to the start of its defect workflow. */
-export type PartDefect = DefectDetection & { defectWorkflowId: string };
 
 /** What a signal-with-start needs to hand a detection's part to its lot case: the one place this is worked out. */
 export function lotCaseEnrolment(
-  part: PartDefect,
+  part: DefectDetection,
   policy: SitePolicy,
   taskQueue: string,
-): { workflowId: string; taskQueue: string; input: LotCaseInput; part: PartDefect } {
+): { workflowId: string; taskQueue: string; input: LotCaseInput; part: DefectDetection } {
   const input: LotCaseInput = {
     site: part.site,
     line: part.line,
@@ -199,14 +220,19 @@ export interface MaterialDocumentRef {
   quantity: number;
 }
 
-export interface ContainedPart {
+/** A part the lot case has taken: its own documents, and whether its steps are done. */
+export interface LotCasePart {
   eventId: string;
   partId: string;
-  defectClass: string;
   station: string;
-  defectWorkflowId: string;
+  workOrder: string;
+  defectClass: string;
+  /** containing: its steps run (or wait for an operator); contained: its item, block and work-order count are done. */
+  status: 'containing' | 'contained';
   notificationItem?: string;
   materialDocument?: MaterialDocumentRef;
+  /** The work order's quality status after this part was counted. */
+  workOrderQuality?: string;
 }
 
 export interface StepFailure {
@@ -214,6 +240,9 @@ export interface StepFailure {
   errorType: string;
   message: string;
   at: string;
+  /** The part whose step it is; absent for the lot's own steps (hold, notification, whole-lot block, disposition). */
+  eventId?: string;
+  partId?: string;
 }
 
 export interface LotCaseState {
@@ -224,8 +253,9 @@ export interface LotCaseState {
   stage: LotCaseStage;
   holdId?: string;
   notification?: string;
-  parts: ContainedPart[];
-  /** Parts signalled but not yet contained. */
+  /** Every part taken, in the order they arrived, each with its status and documents. */
+  parts: LotCasePart[];
+  /** Parts signalled but not yet taken (they wait for the batch before them). */
   pendingParts: number;
   lotBlocked: boolean;
   blockedQuantity: number;
@@ -241,15 +271,6 @@ export interface LotCaseState {
   closedAt?: string;
 }
 
-/** A defect workflow ends once its part-level steps are done and the lot case has the part; containment is the lot case's. */
-export type DefectWorkflowResult =
-  | {
-      eventId: string;
-      workOrderQualityStatus: string;
-      lotCaseWorkflowId: string;
-    }
-  | ShadowDefectResult;
-
 /** What a production station would have done for this defect; nothing of it was done. */
 export interface ShadowDefectResult {
   eventId: string;
@@ -257,14 +278,7 @@ export interface ShadowDefectResult {
   wouldDo: string[];
 }
 
-export interface DefectState {
-  stage: 'recording' | 'needs-attention' | 'handed-to-lot-case' | 'shadow-recorded';
-  lotCaseWorkflowId: string;
-  /** While needs-attention: every step waiting for an operator, in the order they failed. */
-  failures?: StepFailure[];
-}
-
-export const partDefectSignal = defineSignal<[PartDefect]>('partDefect');
+export const partDefectSignal = defineSignal<[DefectDetection]>('partDefect');
 export const dispositionUpdate = defineUpdate<DispositionOutcome, [DispositionRequest]>('disposition');
 export interface RetryFailedStepResult {
   /** Every step that runs again, in the order they failed. */
@@ -272,14 +286,15 @@ export interface RetryFailedStepResult {
 }
 export const retryFailedStepUpdate = defineUpdate<RetryFailedStepResult, [{ requestedBy: string }]>('retryFailedStep');
 export const lotCaseStateQuery = defineQuery<LotCaseState>('lotCaseState');
-export const defectStateQuery = defineQuery<DefectState>('defectState');
 
 // ---------------------------------------------------------------------------------------------------------------
-// Workflow ids: deterministic business keys. They are the first line of de-duplication (a replayed detection
-// finds its workflow already there); the permanent record is the inspection table in PostgreSQL.
+// Workflow ids: deterministic business keys. They are the first line of de-duplication (a re-sent detection
+// finds its workflow already there, and the lot case drops event ids it has taken); the permanent record is the
+// inspection table in PostgreSQL.
 
-export function defectWorkflowId(eventId: string): string {
-  return `defect-${eventId}`;
+/** A shadow station's defect: the record of what would have been done, one workflow per failed inspection. */
+export function shadowWorkflowId(eventId: string): string {
+  return `shadow-${eventId}`;
 }
 
 export function lotCaseWorkflowId(site: string, lotId: string): string {

@@ -46,28 +46,45 @@ export const createTraceabilityActivities = ({ pool }: TraceabilityDeps) => {
   }
 
   return {
-    /** Links a failed inspection to its lot, work order, part and the workflow handling it. */
-    async linkInspection({
-      detection: d,
-      defectWorkflowId,
+    /**
+     * The lot case has taken these parts: each inspection's edges (its lot, part, work order and the case handling
+     * it) and, in the same statement, the parts' outbox rows marked confirmed. A confirmed row is one the engine has
+     * recorded, so the dispatcher stops sending it again (docs/reliability.md#outbox). One round trip per batch; a
+     * retry changes nothing.
+     */
+    async enrolParts({
+      lotCaseWorkflowId,
+      runId,
+      parts,
     }: {
-      detection: DefectDetection;
-      defectWorkflowId: string;
-    }): Promise<number> {
-      const inspection = { fromKind: 'inspection', fromId: d.eventId };
-      return insertLinks([
-        { ...inspection, relation: 'part-of-lot', toKind: 'lot', toId: lotNodeId(d.site, d.lotId) },
-        { ...inspection, relation: 'inspects-part', toKind: 'part', toId: d.partId },
-        { ...inspection, relation: 'counted-on', toKind: 'work-order', toId: d.workOrder },
-        {
-          ...inspection,
-          relation: 'handled-by',
-          toKind: 'workflow',
-          toId: defectWorkflowId,
-          system: 'temporal',
-          attributes: { station: `${d.site}/${d.line}/${d.station}`, modelVersion: d.modelVersion },
-        },
-      ]);
+      lotCaseWorkflowId: string;
+      runId: string;
+      parts: DefectDetection[];
+    }): Promise<void> {
+      const links = parts.flatMap((d): TraceLink[] => {
+        const inspection = { fromKind: 'inspection', fromId: d.eventId };
+        return [
+          { ...inspection, relation: 'part-of-lot', toKind: 'lot', toId: lotNodeId(d.site, d.lotId) },
+          { ...inspection, relation: 'inspects-part', toKind: 'part', toId: d.partId },
+          { ...inspection, relation: 'counted-on', toKind: 'work-order', toId: d.workOrder },
+          {
+            ...inspection,
+            relation: 'handled-by',
+            toKind: 'workflow',
+            toId: lotCaseWorkflowId,
+            system: 'temporal',
+            attributes: { runId, station: `${d.site}/${d.line}/${d.station}`, modelVersion: d.modelVersion },
+          },
+        ];
+      });
+      // A row still locked by the dispatcher's drain (it is marking this very row dispatched) is waited for: the
+      // confirmation then lands after the dispatch, never under it.
+      await pool.query(
+        `WITH links AS (${insertLinksSql(3)})
+         UPDATE holdfast.outbox SET confirmed_at = clock_timestamp(), workflow_run_id = $2
+          WHERE event_id = ANY($1::text[]) AND confirmed_at IS NULL`,
+        [parts.map((d) => d.eventId), runId, ...linkColumns(links)],
+      );
     },
 
     async linkDocuments({ links }: { links: TraceLink[] }): Promise<number> {

@@ -37,4 +37,7 @@ export const StepFailureSchema = z.object({
   errorType: z.string(),
   message: z.string(),
   at: z.string(),
+  /** The part whose step it is; absent for the lot's own steps. */
+  eventId: z.string().optional(),
+  partId: z.string().optional(),
 });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { StepFailureSchema, TraceLinkSchema, WorkflowViewSchema } from './common.schema';
 import { DetectedDefectSchema } from '../../infra/ingest/inspection.schema';
+import { LotCasePartSchema } from './lot.schema';
 
 export const DefectParamsSchema = z.strictObject({ id: z.string().min(1).max(220) });
 
@@ -23,11 +24,17 @@ export const StoredInspectionSchema = z.object({
 });
 
 export const DispatchStatusSchema = z.object({
-  state: z.enum(['pending', 'dispatched']),
+  /** pending: not handed over yet; dispatched: handed over, not yet recorded; confirmed: its workflow recorded it. */
+  state: z.enum(['pending', 'dispatched', 'confirmed']),
+  /** The workflow that takes the part: its lot's case, or a shadow station's record. */
+  workflowId: z.string(),
   attempts: z.number().int(),
   createdAt: z.string(),
   nextAttemptAt: z.string().optional(),
   dispatchedAt: z.string().optional(),
+  confirmedAt: z.string().optional(),
+  /** How often it was sent again because no workflow recorded it in time. */
+  redispatches: z.number().int(),
   runId: z.string().optional(),
   lastError: z.string().optional(),
 });
@@ -35,20 +42,25 @@ export const DispatchStatusSchema = z.object({
 export const DefectViewSchema = z.object({
   eventId: z.string(),
   inspection: StoredInspectionSchema,
-  /** Present for failed inspections: the defect workflow and how its start went. */
+  /** Present for failed inspections: the workflow that takes the part, with its Web UI link. */
   workflow: WorkflowViewSchema.optional(),
   dispatch: DispatchStatusSchema.optional(),
-  /** The defect workflow's own stage; containment (hold, notification, block) is the lot case's, see GET /v1/lots. */
-  live: z
+  /** The part in its lot case, as the case last recorded it in PostgreSQL; absent until the case's first record. */
+  lotCase: z
     .object({
+      workflowId: z.string(),
+      runId: z.string(),
       stage: z.string(),
-      lotCaseWorkflowId: z.string(),
-      /** While needs-attention: every step waiting for an operator, in the order they failed. */
-      failures: z.array(StepFailureSchema).optional(),
+      holdId: z.string().optional(),
+      notification: z.string().optional(),
+      part: LotCasePartSchema,
+      /** Steps waiting for an operator that hold this part up: its own and the lot's. */
+      failures: z.array(StepFailureSchema),
+      openedAt: z.string(),
+      updatedAt: z.string(),
+      closedAt: z.string().optional(),
     })
     .optional(),
   trace: z.array(TraceLinkSchema),
-  /** False when Temporal could not be asked; stored data is still returned. */
-  temporalAvailable: z.boolean(),
 });
 export type DefectView = z.infer<typeof DefectViewSchema>;

@@ -6,14 +6,18 @@ import { DispositionOutcomeSchema } from './disposition.schema';
 export const LotParamsSchema = z.strictObject({ lotId: Identifier });
 export const LotQuerySchema = z.strictObject({ site: Identifier.optional() });
 
-const ContainedPartSchema = z.object({
+export const LotCasePartSchema = z.object({
   eventId: z.string(),
   partId: z.string(),
-  defectClass: z.string(),
   station: z.string(),
-  defectWorkflowId: z.string(),
+  workOrder: z.string(),
+  defectClass: z.string(),
+  /** containing: its steps run or wait for an operator; contained: item, block and work-order count are done. */
+  status: z.enum(['containing', 'contained']),
   notificationItem: z.string().optional(),
   materialDocument: MaterialDocumentSchema.optional(),
+  /** The work order's quality status after this part was counted. */
+  workOrderQuality: z.string().optional(),
 });
 
 export const LotCaseStateSchema = z.object({
@@ -24,7 +28,7 @@ export const LotCaseStateSchema = z.object({
   stage: z.string(),
   holdId: z.string().optional(),
   notification: z.string().optional(),
-  parts: z.array(ContainedPartSchema),
+  parts: z.array(LotCasePartSchema),
   pendingParts: z.number(),
   lotBlocked: z.boolean(),
   blockedQuantity: z.number(),

@@ -86,8 +86,8 @@ const Station = z.strictObject({
   id: z.string().min(1),
   name: z.string().optional(),
   /**
-   * `shadow`: parallel monitoring while a station is validated. Results are recorded and defect workflows record what
-   * they would do, but no reject signal is written and no MES/ERP action is taken.
+   * `shadow`: parallel monitoring while a station is validated. Results are recorded and a shadow workflow per defect records
+   * what would be done, but no reject signal is written and no MES/ERP action is taken.
    */
   mode: z.enum(['production', 'shadow']).default('production'),
 });
@@ -214,6 +214,8 @@ export const HoldfastConfig = z
         pollInterval: Duration.default('200ms'),
         batchSize: z.number().int().positive().max(1000).default(50),
         maxBackoff: Duration.default('30s'),
+        /** How long a dispatched row may wait for its workflow to record the part before it is sent again. */
+        confirmationGrace: Duration.default('30s'),
       })
       .prefault({}),
     api: z

@@ -4,7 +4,7 @@
  * stop the broker's window, inline frames included, for as long as the image server is down.
  *
  * The retry loop inspects due frames again with `divert: false`: by then the part is past the reject gate, and a
- * reject would divert whichever part is there. A fail still gets its durable result and defect workflow (the lot is
+ * reject would divert whichever part is there. A fail still gets its durable result and goes to its lot case (the lot is
  * held), and its answer records that no reject was asked for. Rows are claimed with a lease (FOR UPDATE SKIP LOCKED),
  * so several workers share the table and a worker that dies mid-frame leaves the row to the next.
  *

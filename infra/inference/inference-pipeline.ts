@@ -231,7 +231,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       sample(stats.rejectLatencyMs, ack.latencyMs);
       return 'written';
     } catch (err) {
-      // The part still gets its durable result and defect workflow; the reject station's own fallback (a missed
+      // The part still gets its durable result and its lot case; the reject station's own fallback (a missed
       // reject diverts at the end of the line) applies. Counted and logged so operators see it.
       stats.rejectSignalFailures += 1;
       log.warn('reject signal not written', { eventId, error: errorMessage(err) });

@@ -6,7 +6,12 @@ import type pg from 'pg';
 import { findSite, findStation, sitePolicy } from '../config/load';
 import type { HoldfastConfig } from '../config/schema';
 import { type NewOutboxRow, insertOutboxRows } from '../outbox/outbox.repository';
-import { type DefectDetection, type DefectWorkflowInput, defectWorkflowId } from '../../workflows/contracts';
+import {
+  type DefectDetection,
+  type DetectionDispatch,
+  lotCaseWorkflowId,
+  shadowWorkflowId,
+} from '../../workflows/contracts';
 import { type InspectionRecord, insertInspections, payloadHashes } from './inspection.repository';
 import type { IngestResponse, InspectionResult } from './inspection.schema';
 import { canonicalJson, sha256Hex } from './canonical-json';
@@ -53,11 +58,7 @@ export async function ingestInspections(
     }
     const outboxRows: NewOutboxRow[] = unique
       .filter((r) => r.result === 'fail' && inserted.has(r.eventId))
-      .map((r) => ({
-        eventId: r.eventId,
-        workflowId: defectWorkflowId(r.eventId),
-        payload: defectWorkflowInput(config, r),
-      }));
+      .map((r) => ({ eventId: r.eventId, workflowId: workflowOf(r), payload: detectionDispatch(config, r) }));
     await insertOutboxRows(client, outboxRows);
     await client.query('COMMIT');
 
@@ -69,7 +70,7 @@ export async function ingestInspections(
       return {
         eventId: r.eventId,
         status,
-        ...(r.result === 'fail' ? { workflowId: defectWorkflowId(r.eventId) } : {}),
+        ...(r.result === 'fail' ? { workflowId: workflowOf(r) } : {}),
       };
     });
     const accepted = responseResults.filter((r) => r.status === 'accepted').length;
@@ -107,8 +108,13 @@ function toRecord(config: HoldfastConfig, result: InspectionResult): InspectionR
   };
 }
 
-/** The workflow input is fixed at ingest: the policy recorded is the one in force when the defect was seen. */
-function defectWorkflowInput(config: HoldfastConfig, rec: InspectionRecord): DefectWorkflowInput {
+/** The workflow that takes a failed part: its lot's case, or a shadow station's record of what would be done. */
+function workflowOf(rec: InspectionRecord): string {
+  return rec.mode === 'shadow' ? shadowWorkflowId(rec.eventId) : lotCaseWorkflowId(rec.site, rec.lotId);
+}
+
+/** Fixed at ingest: the policy recorded is the one in force when the defect was seen. */
+function detectionDispatch(config: HoldfastConfig, rec: InspectionRecord): DetectionDispatch {
   const site = findSite(config, rec.site);
   if (!site) throw new Error(`site ${rec.site} passed validation but is not configured`);
   const detection: DefectDetection = {

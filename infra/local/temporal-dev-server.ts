@@ -2,7 +2,10 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes, type SearchAttributeType } from '@temporalio/common';
-import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
+import {
+  encodeSearchAttributeIndexedValueType,
+  type SearchAttributeKey,
+} from '@temporalio/common/lib/search-attributes';
 import type { LineLevel, LineLog } from '../observability/log-line';
 import {
   assertPortFree,
@@ -78,7 +81,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   args.push('--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1');
   args.push('--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1');
   // Task-queue priority (priorityKey on workflows and activities) needs the priority-aware matcher, off by default in
-  // server 1.29.1: lot cases, which hold the lot, go ahead of defect workflows when work queues (BENCHMARKS.md).
+  // server 1.29.1: lot cases, which hold the lot, go ahead of shadow workflows when work queues (BENCHMARKS.md).
   args.push('--dynamic-config-value', 'matching.useNewMatcher=true');
   for (const [key, value] of Object.entries(opts.dynamicConfig ?? {})) {
     args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
@@ -144,6 +147,10 @@ function failureContext(proc: ManagedProcess, cliPath: string, args: string[]): 
   return `command: ${cliPath} ${args.join(' ')}\n--- server output (tail) ---\n${tail || '(no output)'}`;
 }
 
+class SearchAttributeTypeError extends Error {
+  override readonly name = 'SearchAttributeTypeError';
+}
+
 async function waitUntilReady(
   address: string,
   namespace: string,
@@ -157,13 +164,28 @@ async function waitUntilReady(
     try {
       connection = await Connection.connect({ address, connectTimeout: 2_000 });
       const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
-      const missing = searchAttributes.filter((k) => !(k.name in (customAttributes ?? {})));
+      const registered = customAttributes ?? {};
+      // A database file keeps the types it was first given: the dev server does not change them, and a workflow that
+      // sets a list on a Keyword attribute fails its task. Say so at start instead.
+      const retyped = searchAttributes.filter(
+        (k) => k.name in registered && registered[k.name] !== encodeSearchAttributeIndexedValueType(k.type),
+      );
+      if (retyped.length > 0) {
+        throw new SearchAttributeTypeError(
+          `search attributes registered with another type in this dev server's database: ${retyped
+            .map((k) => `${k.name} (needs ${TypedSearchAttributes.toMetadataType(k.type)})`)
+            .join(', ')}; start from a new database file (remove it) or change them with ` +
+            '`temporal operator search-attribute` commands',
+        );
+      }
+      const missing = searchAttributes.filter((k) => !(k.name in registered));
       if (missing.length === 0) {
         await connection.workflowService.describeNamespace({ namespace });
         return;
       }
       lastError = `search attributes not registered yet: ${missing.map((k) => k.name).join(', ')}`;
     } catch (err) {
+      if (err instanceof SearchAttributeTypeError) throw err;
       lastError = (err as Error).message;
     } finally {
       await connection?.close().catch(() => undefined);

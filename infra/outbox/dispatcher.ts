@@ -1,8 +1,12 @@
 /**
  * Relays holdfast.outbox rows to Temporal (transactional outbox, docs/reliability.md#outbox): at least once, in id
- * order, never losing a row. Starting a defect workflow is idempotent (deterministic workflow id; the gateway starts
- * with FAIL + REJECT_DUPLICATE and reads "already started" as done), so a row re-sent after a crash between start and
- * commit finds its workflow already there.
+ * order per lot, never losing a row. Each failed part goes to its lot's case by signal-with-start, which is
+ * idempotent (the lot case drops an event id it has taken), so a row sent again after a crash between the signal and
+ * the commit changes nothing.
+ *
+ * A row is done only when its workflow has recorded the part and confirmed the row (the lot case records parts as they
+ * arrive): Temporal's answer alone is not enough, as a dev server that loses its last writes loses acknowledged
+ * signals too. The reconciler here sends again every row not confirmed within `outbox.confirmationGrace`.
  *
  * Latency comes from LISTEN/NOTIFY on a dedicated connection; a poll every `outbox.pollInterval` is the safety net
  * for notifications lost while that connection was down.
@@ -15,9 +19,9 @@ import {
   OUTBOX_CHANNEL,
   type ClaimedOutboxRow,
   claimDueRows,
-  containedEvents,
   markDispatched,
   markFailed,
+  resetUnconfirmed,
   tryLockDrain,
 } from './outbox.repository';
 
@@ -34,7 +38,7 @@ export interface OutboxDispatcherOptions {
   gateway: WorkflowGateway;
   config: HoldfastConfig;
   log?: Logger;
-  /** Upper bound on one start call, on top of the gateway's own deadline. */
+  /** Upper bound on one dispatch call, on top of the gateway's own deadline. */
   startTimeoutMs?: number;
 }
 
@@ -42,6 +46,8 @@ export interface OutboxDispatcher {
   stop(): Promise<void>;
   /** Claims and dispatches one batch; resolves to the number of rows marked dispatched. */
   drainOnce(): Promise<number>;
+  /** Sends again, with the next drain, every row dispatched longer than the grace ago and still unconfirmed. */
+  reconcileOnce(): Promise<number>;
 }
 
 const FIRST_BACKOFF_MS = 1_000;
@@ -63,12 +69,15 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
   const maxBackoffMs = parseDurationMs(opts.config.outbox.maxBackoff);
   const batchSize = opts.config.outbox.batchSize;
   const startTimeoutMs = opts.startTimeoutMs ?? 15_000;
+  const graceMs = parseDurationMs(opts.config.outbox.confirmationGrace);
 
   let stopped = false;
   let loopRunning: Promise<void> | undefined;
   let wakeRequested = false;
   let pollTimer: NodeJS.Timeout | undefined;
   let reconnectTimer: NodeJS.Timeout | undefined;
+  let reconcileTimer: NodeJS.Timeout | undefined;
+  let reconciling: Promise<unknown> = Promise.resolve();
   let listener: pg.Client | undefined;
   let listenFailures = 0;
   // Batches in this process never overlap; across processes the advisory lock serialises them.
@@ -90,16 +99,9 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
         return { claimed: 0, dispatched: 0, failed: false };
       }
       const rows = await claimDueRows(client, batchSize);
-      // A part already contained is not handed to its lot case again (gateway StartDefectOptions.enrol).
-      const contained = await containedEvents(
-        client,
-        rows.map((r) => r.eventId),
-      );
       // Order is promised per lot (docs/reliability.md#order-per-lot), not across lots: lots start side by side, each
       // lot's rows in id order, and a lot stops at its first failed start so its later rows cannot overtake it.
-      const outcomes = await Promise.all(
-        [...groupByLot(rows).values()].map((lotRows) => dispatchLot(client, lotRows, contained)),
-      );
+      const outcomes = await Promise.all([...groupByLot(rows).values()].map((lotRows) => dispatchLot(client, lotRows)));
       const dispatched = outcomes.reduce((n, o) => n + o.dispatched, 0);
       const failed = outcomes.some((o) => o.failed);
       await client.query('COMMIT');
@@ -117,24 +119,17 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
   async function dispatchLot(
     client: pg.PoolClient,
     lotRows: ClaimedOutboxRow[],
-    contained: Set<string>,
   ): Promise<{ dispatched: number; failed: boolean }> {
     let dispatched = 0;
     for (const row of lotRows) {
       try {
-        const started = await withTimeout(
-          gateway.startDefectWorkflow(row.payload, { enrol: !contained.has(row.eventId) }),
-          startTimeoutMs,
-        );
-        await markDispatched(client, row.id, started.runId);
+        const sent = await withTimeout(gateway.dispatchDetection(row.payload), startTimeoutMs);
+        await markDispatched(client, row.id, sent.runId, !sent.awaitsConfirmation);
         dispatched += 1;
         // One per defect: detail for LOG_LEVEL=debug, not the default output.
-        log.debug?.(
-          { outboxId: row.id, workflowId: started.workflowId, alreadyStarted: started.alreadyStarted },
-          'outbox row dispatched',
-        );
+        log.debug?.({ outboxId: row.id, workflowId: sent.workflowId, runId: sent.runId }, 'outbox row dispatched');
       } catch (err) {
-        // Most failed starts mean Temporal is unreachable; this lot's later rows wait behind this one's backoff.
+        // Most failed dispatches mean Temporal is unreachable; this lot's later rows wait behind this one's backoff.
         await recordFailure(client, row, err);
         return { dispatched, failed: true };
       }
@@ -147,7 +142,10 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     const backoffMs = backoffForAttempt(attempts, maxBackoffMs);
     const text = describeError(err);
     await markFailed(client, row.id, backoffMs, text);
-    log.warn({ outboxId: row.id, workflowId: row.workflowId, attempts, backoffMs, err: text }, 'outbox start failed');
+    log.warn(
+      { outboxId: row.id, workflowId: row.workflowId, attempts, backoffMs, err: text },
+      'outbox dispatch failed',
+    );
   }
 
   function wake(): void {
@@ -225,18 +223,46 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     }, delay);
   }
 
+  async function reconcile(): Promise<number> {
+    const unconfirmed = await resetUnconfirmed(pool, graceMs);
+    for (const row of unconfirmed) {
+      log.warn(
+        { outboxId: row.id, workflowId: row.workflowId, graceMs },
+        'outbox row not recorded by its workflow; sending it again',
+      );
+    }
+    if (unconfirmed.length > 0) wake();
+    return unconfirmed.length;
+  }
+
+  // Checked every half grace, so a lost dispatch is sent again between one and one and a half grace periods later.
+  function scheduleReconcile(): void {
+    reconcileTimer = setTimeout(
+      () => {
+        reconciling = reconcile()
+          .catch((err: unknown) => log.error({ err: describeError(err) }, 'outbox reconcile failed; retrying later'))
+          .finally(() => {
+            if (!stopped) scheduleReconcile();
+          });
+      },
+      Math.max(250, graceMs / 2),
+    );
+  }
+
   listen().catch((err: unknown) => {
     listenFailures += 1;
     log.warn({ err: describeError(err) }, 'outbox LISTEN connect failed; polling meanwhile');
     if (!stopped) scheduleListen();
   });
   wake();
+  scheduleReconcile();
 
   return {
     async stop() {
       stopped = true;
       clearTimeout(pollTimer);
       clearTimeout(reconnectTimer);
+      clearTimeout(reconcileTimer);
       const current = listener;
       listener = undefined;
       if (current) {
@@ -245,11 +271,13 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
       }
       await loopRunning;
       await batchChain;
+      await reconciling;
     },
     async drainOnce() {
       const result = await serialBatch();
       return result.dispatched;
     },
+    reconcileOnce: reconcile,
   };
 }
 

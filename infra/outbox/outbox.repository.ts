@@ -1,9 +1,11 @@
 /**
  * SQL for holdfast.outbox (transactional outbox, docs/reliability.md#outbox): ingest writes rows in its own
- * transaction, the dispatcher claims and marks them. Every statement is parameterised.
+ * transaction, the dispatcher claims and marks them, the lot case confirms them once it has recorded the part
+ * (activities/traceability), and the reconciler sends again what was never confirmed. Every statement is
+ * parameterised.
  */
-import type { PoolClient } from 'pg';
-import type { DefectWorkflowInput } from '../../workflows/contracts';
+import type { Pool, PoolClient } from 'pg';
+import type { DetectionDispatch } from '../../workflows/contracts';
 
 /** NOTIFY channel: ingest signals it inside its transaction, so PostgreSQL delivers it only on commit. */
 export const OUTBOX_CHANNEL = 'holdfast_outbox';
@@ -20,14 +22,14 @@ const DRAIN_LOCK_KEY = '5207937247005003608';
 export interface NewOutboxRow {
   eventId: string;
   workflowId: string;
-  payload: DefectWorkflowInput;
+  payload: DetectionDispatch;
 }
 
 export interface ClaimedOutboxRow {
   id: string;
   eventId: string;
   workflowId: string;
-  payload: DefectWorkflowInput;
+  payload: DetectionDispatch;
   attempts: number;
 }
 
@@ -59,23 +61,26 @@ export async function tryLockDrain(client: PoolClient): Promise<boolean> {
 
 /**
  * Due rows in id order. A row is held back while an earlier undispatched row of the same lot is waiting out its
- * backoff, so a failing start never lets later detections of that lot overtake it.
+ * backoff, so a failing dispatch never lets later detections of that lot overtake it. A row its workflow has
+ * confirmed meanwhile (recorded after a reconciler reset) is done.
  */
 export async function claimDueRows(client: PoolClient, limit: number): Promise<ClaimedOutboxRow[]> {
   const res = await client.query<{
     id: string;
     event_id: string;
     workflow_id: string;
-    payload: DefectWorkflowInput;
+    payload: DetectionDispatch;
     attempts: number;
   }>(
     `SELECT o.id, o.event_id, o.workflow_id, o.payload, o.attempts
        FROM holdfast.outbox o
       WHERE o.dispatched_at IS NULL
+        AND o.confirmed_at IS NULL
         AND o.next_attempt_at <= now()
         AND NOT EXISTS (
               SELECT 1 FROM holdfast.outbox e
                WHERE e.dispatched_at IS NULL
+                 AND e.confirmed_at IS NULL
                  AND e.id < o.id
                  AND e.next_attempt_at > now()
                  AND e.payload->'detection'->>'site' = o.payload->'detection'->>'site'
@@ -95,26 +100,41 @@ export async function claimDueRows(client: PoolClient, limit: number): Promise<C
 }
 
 /**
- * The events among these whose part a lot case has already contained (the `defect-item` trace link it writes):
- * dispatched again, such a part must not be handed to its lot case a second time, which would open a new hold cycle
- * if the first one has closed.
+ * `confirmed`: the row needs no confirmation from a workflow (a shadow defect's start is the whole of its effect).
  */
-export async function containedEvents(client: PoolClient, eventIds: string[]): Promise<Set<string>> {
-  if (eventIds.length === 0) return new Set();
-  const res = await client.query<{ from_id: string }>(
-    `SELECT from_id FROM holdfast.trace_link
-      WHERE from_kind = 'inspection' AND relation = 'defect-item' AND from_id = ANY($1::text[])`,
-    [eventIds],
+export async function markDispatched(client: PoolClient, id: string, runId: string, confirmed = false): Promise<void> {
+  await client.query(
+    // clock_timestamp: now() is the start of the drain transaction, before the workflow was reached.
+    `UPDATE holdfast.outbox
+        SET dispatched_at = clock_timestamp(), workflow_run_id = $2, last_error = NULL,
+            confirmed_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE confirmed_at END
+      WHERE id = $1`,
+    [id, runId, confirmed],
   );
-  return new Set(res.rows.map((r) => r.from_id));
 }
 
-export async function markDispatched(client: PoolClient, id: string, runId: string): Promise<void> {
-  await client.query(
-    // clock_timestamp: now() is the start of the drain transaction, before the workflow was started.
-    `UPDATE holdfast.outbox SET dispatched_at = clock_timestamp(), workflow_run_id = $2, last_error = NULL WHERE id = $1`,
-    [id, runId],
+export interface UnconfirmedRow {
+  id: string;
+  eventId: string;
+  workflowId: string;
+}
+
+/**
+ * Rows dispatched more than `graceMs` ago that no workflow has confirmed: the engine may have lost the dispatch (or
+ * is still far behind). They go back to pending, due now, so the next drain sends them again in id order; the lot
+ * case drops a part it already has.
+ */
+export async function resetUnconfirmed(pool: Pick<Pool, 'query'>, graceMs: number): Promise<UnconfirmedRow[]> {
+  const res = await pool.query<{ id: string; event_id: string; workflow_id: string }>(
+    `UPDATE holdfast.outbox
+        SET dispatched_at = NULL, next_attempt_at = now(), redispatches = redispatches + 1,
+            last_error = 'not recorded by its workflow within ' || $2::text || ' ms of dispatch; sent again'
+      WHERE dispatched_at IS NOT NULL AND confirmed_at IS NULL
+        AND dispatched_at < clock_timestamp() - ($1::double precision * interval '1 millisecond')
+      RETURNING id, event_id, workflow_id`,
+    [graceMs, String(graceMs)],
   );
+  return res.rows.map((r) => ({ id: r.id, eventId: r.event_id, workflowId: r.workflow_id }));
 }
 
 export async function markFailed(client: PoolClient, id: string, backoffMs: number, error: string): Promise<void> {

@@ -15,27 +15,24 @@ import {
 } from '@temporalio/client';
 import {
   type DefectDetection,
-  type DefectWorkflowInput,
+  type DetectionDispatch,
   type DispositionOutcome,
   type DispositionRequest,
   type LotCaseInput,
   type LotCaseState,
-  type DefectState,
-  type PartDefect,
   type RetryFailedStepResult,
-  SearchAttributes,
-  defectStateQuery,
-  defectWorkflowId,
+  detectionSearchAttributes,
   dispositionUpdate,
   lotCaseEnrolment,
   lotCaseStateQuery,
   partDefectSignal,
   retryFailedStepUpdate,
+  shadowWorkflowId,
 } from '../../workflows/contracts';
 
 /** Started by name: the API and dispatcher never import workflow implementations. */
-export const DEFECT_WORKFLOW_TYPE = 'defectWorkflow';
 export const LOT_CASE_WORKFLOW_TYPE = 'lotCaseWorkflow';
+export const SHADOW_DEFECT_WORKFLOW_TYPE = 'shadowDefectWorkflow';
 
 export interface WorkflowDescription {
   workflowId: string;
@@ -47,23 +44,25 @@ export interface WorkflowDescription {
   closeTime?: string;
 }
 
-export type DefectLiveState = DefectState;
-
-export interface StartDefectOptions {
+export interface DispatchedDetection {
+  workflowId: string;
+  /** The run that took the part (signal-with-start) or the shadow workflow's run. */
+  runId: string;
   /**
-   * Hand the part to its lot case too (default). The outbox dispatcher says false for a part already contained: a
-   * row dispatched again after its lot case closed (the first dispatch's commit was lost) must not open a new case.
+   * Whether the row needs its workflow's confirmation before it is done: a lot case confirms once it has recorded
+   * the part; a shadow workflow's start is all there is to it.
    */
-  enrol?: boolean;
+  awaitsConfirmation: boolean;
 }
 
 export interface WorkflowGateway {
-  startDefectWorkflow(
-    input: DefectWorkflowInput,
-    opts?: StartDefectOptions,
-  ): Promise<{ workflowId: string; runId: string; alreadyStarted: boolean }>;
+  /**
+   * Hands a stored failure to its workflow: the part to its lot's case (signal-with-start), a shadow station's
+   * defect to a shadow workflow of its own. Idempotent: the lot case drops an event id it has taken, and the shadow
+   * workflow's id refuses a second start.
+   */
+  dispatchDetection(input: DetectionDispatch): Promise<DispatchedDetection>;
   describe(workflowId: string): Promise<WorkflowDescription | undefined>;
-  defectState(workflowId: string): Promise<DefectLiveState | undefined>;
   lotCaseState(workflowId: string): Promise<LotCaseState | undefined>;
   submitDisposition(lotCaseWorkflowId: string, request: DispositionRequest): Promise<DispositionOutcome>;
   /** Re-runs the steps a case is parked on (needs-attention), once their cause was fixed in the MES or ERP. */
@@ -102,9 +101,8 @@ export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; con
   };
   return {
     gateway: {
-      startDefectWorkflow: async (input, opts) => target().startDefectWorkflow(input, opts),
+      dispatchDetection: async (input) => target().dispatchDetection(input),
       describe: async (workflowId) => target().describe(workflowId),
-      defectState: async (workflowId) => target().defectState(workflowId),
       lotCaseState: async (workflowId) => target().lotCaseState(workflowId),
       submitDisposition: async (workflowId, request) => target().submitDisposition(workflowId, request),
       retryFailedStep: async (workflowId, requestedBy) => target().retryFailedStep(workflowId, requestedBy),
@@ -176,54 +174,41 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
 
   const lotCases = createTemporalLotCaseStarter(client);
 
-  const startDefect = async (workflowId: string, input: DefectWorkflowInput) => {
-    // FAIL (not USE_EXISTING) so the answer says whether this call created the run, in one round trip; REJECT_DUPLICATE
-    // refuses a closed run with this id too. Either refusal means the defect is already handled, not an error.
+  const startShadow = async ({ detection: d, ...rest }: DetectionDispatch): Promise<DispatchedDetection> => {
+    const workflowId = shadowWorkflowId(d.eventId);
+    // FAIL + REJECT_DUPLICATE: a second start is refused whether the first run is open or closed; either refusal
+    // means the defect is already recorded, and the run already there answers.
     try {
       const handle = await within(rpcTimeoutMs, () =>
-        client.workflow.start(DEFECT_WORKFLOW_TYPE, {
+        client.workflow.start(SHADOW_DEFECT_WORKFLOW_TYPE, {
           workflowId,
-          taskQueue: input.taskQueue,
-          args: [input],
+          taskQueue: rest.taskQueue,
+          args: [{ detection: d, ...rest }],
           workflowIdConflictPolicy: 'FAIL',
           workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          priority: { priorityKey: DEFECT_PRIORITY },
-          typedSearchAttributes: detectionSearchAttributes(input.detection),
-          staticSummary: defectStaticSummary(input),
-          staticDetails: defectStaticDetails(input),
+          typedSearchAttributes: detectionSearchAttributes(d, 'shadow'),
+          staticSummary: defectStaticSummary(d, 'shadow: '),
+          staticDetails: defectStaticDetails(d),
         }),
       );
-      return { workflowId, runId: handle.firstExecutionRunId, alreadyStarted: false };
+      return { workflowId, runId: handle.firstExecutionRunId, awaitsConfirmation: false };
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      const closed = await describe(workflowId);
-      if (!closed) throw err;
-      return { workflowId, runId: closed.runId, alreadyStarted: true };
+      const existing = await describe(workflowId);
+      if (!existing) throw err;
+      return { workflowId, runId: existing.runId, awaitsConfirmation: false };
     }
   };
 
   return {
-    async startDefectWorkflow(request, opts = {}) {
-      const workflowId = defectWorkflowId(request.detection.eventId);
-      if (request.mode === 'shadow') return startDefect(workflowId, request); // no lot case in shadow mode
-      if (opts.enrol === false) return startDefect(workflowId, request);
-      // The part goes to its lot case here, side by side with the defect workflow's start, rather than from that
-      // workflow's first task: the MES hold no longer waits for a second workflow task (BENCHMARKS.md). Both calls
-      // are idempotent (the start by its id, the lot case by the part's event id), so a re-sent outbox row is safe,
-      // and the row counts as dispatched only once both succeeded.
-      const part: PartDefect = { ...request.detection, defectWorkflowId: workflowId };
-      const [started] = await Promise.all([
-        startDefect(workflowId, request),
-        within(rpcTimeoutMs, () => lotCases.enrol(lotCaseEnrolment(part, request.policy, request.taskQueue))),
-      ]);
-      return started;
+    async dispatchDetection(request) {
+      if (request.mode === 'shadow') return startShadow(request);
+      const enrolment = lotCaseEnrolment(request.detection, request.policy, request.taskQueue);
+      const { runId } = await within(rpcTimeoutMs, () => lotCases.enrol(enrolment));
+      return { workflowId: enrolment.workflowId, runId, awaitsConfirmation: true };
     },
 
     describe,
-
-    defectState(workflowId) {
-      return query(() => client.workflow.getHandle(workflowId).query(defectStateQuery));
-    },
 
     lotCaseState(workflowId) {
       return query(() => client.workflow.getHandle(workflowId).query(lotCaseStateQuery));
@@ -266,12 +251,10 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
 }
 
 /**
- * Task-queue priorities (1 goes first, 3 is Temporal's default). The lot case holds the lot: that is the latency
- * the line waits on. A defect workflow only corrects the work order's counts and writes trace links, which can wait
- * a few seconds when more defects arrive than the workers can take; its activities inherit its priority.
+ * Task-queue priority of lot cases (1 goes first, 3 is Temporal's default, which shadow workflows keep): the lot case
+ * holds the lot, the latency the line waits on, and its activities inherit its priority.
  */
 export const LOT_CASE_PRIORITY = 1;
-export const DEFECT_PRIORITY = 3;
 
 /** Starts the lot's case workflow if none is running and hands it the part (Temporal signal-with-start). */
 export interface LotCaseStarter {
@@ -279,7 +262,7 @@ export interface LotCaseStarter {
     workflowId: string;
     taskQueue: string;
     input: LotCaseInput;
-    part: PartDefect;
+    part: DefectDetection;
   }): Promise<{ runId: string }>;
 }
 
@@ -287,7 +270,7 @@ export interface LotCaseStarter {
 export function createTemporalLotCaseStarter(client: Client): LotCaseStarter {
   return {
     async enrol({ workflowId, taskQueue, input, part }) {
-      const handle = await client.workflow.signalWithStart<(i: LotCaseInput) => Promise<unknown>, [PartDefect]>(
+      const handle = await client.workflow.signalWithStart<(i: LotCaseInput) => Promise<unknown>, [DefectDetection]>(
         LOT_CASE_WORKFLOW_TYPE,
         {
           workflowId,
@@ -296,7 +279,7 @@ export function createTemporalLotCaseStarter(client: Client): LotCaseStarter {
           signal: partDefectSignal,
           signalArgs: [part],
           priority: { priorityKey: LOT_CASE_PRIORITY },
-          // The opening part's: the case's site, line, lot, work order and sku are the part's own.
+          // The opening part's; the case adds the stations, work orders and defect classes of later parts itself.
           typedSearchAttributes: detectionSearchAttributes(part),
           staticSummary: `Lot ${input.lotId} hold case · ${input.site}/${input.line} · ${input.sku}`,
           staticDetails: `Hold cycle of lot \`${input.lotId}\` (work order \`${input.workOrder}\`), opened by part \`${part.partId}\` (${part.defects[0]?.class ?? 'defect'} at ${part.station}).`,
@@ -307,29 +290,13 @@ export function createTemporalLotCaseStarter(client: Client): LotCaseStarter {
   };
 }
 
-/** The business search attributes of a detection: set on its defect workflow and on the lot case it opens. */
-export function detectionSearchAttributes(d: DefectDetection) {
-  return [
-    { key: SearchAttributes.site, value: d.site },
-    { key: SearchAttributes.line, value: d.line },
-    { key: SearchAttributes.station, value: d.station },
-    { key: SearchAttributes.lot, value: d.lotId },
-    { key: SearchAttributes.workOrder, value: d.workOrder },
-    { key: SearchAttributes.sku, value: d.sku },
-    { key: SearchAttributes.defectClass, value: d.defects[0]?.class ?? 'unknown' },
-    { key: SearchAttributes.dispositionState, value: 'containing' },
-    { key: SearchAttributes.detectedAt, value: new Date(d.inspectedAt) },
-  ];
-}
-
-export function defectStaticSummary(input: DefectWorkflowInput): string {
-  const d = input.detection;
-  const summary = `${d.defects[0]?.class ?? 'defect'} on ${d.site}/${d.line}/${d.station} · lot ${d.lotId} · part ${d.partId}`;
+/** One line for workflow lists: class, place, lot and part. */
+export function defectStaticSummary(d: DefectDetection, prefix = ''): string {
+  const summary = `${prefix}${d.defects[0]?.class ?? 'defect'} on ${d.site}/${d.line}/${d.station} · lot ${d.lotId} · part ${d.partId}`;
   return truncateUtf8(summary, STATIC_SUMMARY_MAX_BYTES);
 }
 
-export function defectStaticDetails(input: DefectWorkflowInput): string {
-  const d = input.detection;
+export function defectStaticDetails(d: DefectDetection): string {
   const defects = d.defects.map((x) => `${md(x.class)} (${x.score.toFixed(3)})`).join(', ');
   const rows: [string, string][] = [
     ['Event', `\`${d.eventId}\``],

@@ -6,14 +6,14 @@ import { buildApp } from '../../api/app';
 import { loadConfig } from '../../infra/config/load';
 import { createPool } from '../../infra/db/pool';
 import {
-  type DefectLiveState,
+  type DispatchedDetection,
   DispositionRejectedError,
   type WorkflowDescription,
   type WorkflowGateway,
   WorkflowNotFoundError,
 } from '../../infra/temporal/gateway';
 import {
-  type DefectWorkflowInput,
+  type DetectionDispatch,
   type DispositionOutcome,
   type DispositionRequest,
   type LotCaseState,
@@ -29,15 +29,10 @@ class DispositionGateway implements WorkflowGateway {
   readonly submitted: { workflowId: string; request: DispositionRequest }[] = [];
   behaviour: DispositionBehaviour = async (_, request) => outcomeFor(request);
 
-  async startDefectWorkflow(
-    _: DefectWorkflowInput,
-  ): Promise<{ workflowId: string; runId: string; alreadyStarted: boolean }> {
+  async dispatchDetection(_: DetectionDispatch): Promise<DispatchedDetection> {
     throw new Error('not used');
   }
   async describe(_: string): Promise<WorkflowDescription | undefined> {
-    return undefined;
-  }
-  async defectState(_: string): Promise<DefectLiveState | undefined> {
     return undefined;
   }
   async lotCaseState(_: string): Promise<LotCaseState | undefined> {

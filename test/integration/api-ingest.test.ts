@@ -5,12 +5,13 @@ import type { Pool } from 'pg';
 import { buildApp } from '../../api/app';
 import { loadConfig } from '../../infra/config/load';
 import { createPool } from '../../infra/db/pool';
-import type { DefectLiveState, WorkflowDescription, WorkflowGateway } from '../../infra/temporal/gateway';
-import type {
-  DefectWorkflowInput,
-  DispositionOutcome,
-  DispositionRequest,
-  LotCaseState,
+import type { DispatchedDetection, WorkflowDescription, WorkflowGateway } from '../../infra/temporal/gateway';
+import {
+  type DetectionDispatch,
+  type DispositionOutcome,
+  type DispositionRequest,
+  type LotCaseState,
+  lotCaseWorkflowId,
 } from '../../workflows/contracts';
 import { readTestEnv } from '../support/test-env';
 
@@ -21,16 +22,11 @@ class UntouchedGateway implements WorkflowGateway {
     this.calls.push(name);
     throw new Error(`ingest must not call the workflow gateway (${name})`);
   }
-  async startDefectWorkflow(
-    _: DefectWorkflowInput,
-  ): Promise<{ workflowId: string; runId: string; alreadyStarted: boolean }> {
-    return this.touched('startDefectWorkflow');
+  async dispatchDetection(_: DetectionDispatch): Promise<DispatchedDetection> {
+    return this.touched('dispatchDetection');
   }
   async describe(_: string): Promise<WorkflowDescription | undefined> {
     return this.touched('describe');
-  }
-  async defectState(_: string): Promise<DefectLiveState | undefined> {
-    return this.touched('defectState');
   }
   async lotCaseState(_: string): Promise<LotCaseState | undefined> {
     return this.touched('lotCaseState');
@@ -84,7 +80,7 @@ async function rowsFor(eventIds: string[]) {
     event_id: string;
     kind: string;
     workflow_id: string;
-    payload: DefectWorkflowInput;
+    payload: DetectionDispatch;
     xmin: string;
   }>(
     `SELECT id, event_id, kind, workflow_id, payload, xmin::text AS xmin FROM holdfast.outbox
@@ -140,7 +136,9 @@ describe('POST /v1/inspections', () => {
     expect(res.json()).toEqual({
       accepted: 1,
       duplicates: 0,
-      results: [{ eventId: body.eventId, status: 'accepted', workflowId: `defect-${String(body.eventId)}` }],
+      results: [
+        { eventId: body.eventId, status: 'accepted', workflowId: lotCaseWorkflowId('PLANT1', body.lotId as string) },
+      ],
     });
     const { inspections, outbox } = await rowsFor([body.eventId as string]);
     expect(inspections).toHaveLength(1);
@@ -148,7 +146,7 @@ describe('POST /v1/inspections', () => {
     // Same xmin: both rows were written by one transaction.
     expect(outbox[0]!.xmin).toBe(inspections[0]!.xmin);
     expect(outbox[0]!.kind).toBe('defect.detected');
-    expect(outbox[0]!.workflow_id).toBe(`defect-${String(body.eventId)}`);
+    expect(outbox[0]!.workflow_id).toBe(lotCaseWorkflowId('PLANT1', body.lotId as string));
     const payload = outbox[0]!.payload;
     expect(payload.taskQueue).toBe(config.taskQueues.quality);
     expect(payload.policy).toMatchObject({ site: 'PLANT1', notificationType: 'F3', blockQuantity: 'defective-parts' });
@@ -185,6 +183,18 @@ describe('POST /v1/inspections', () => {
     expect(outbox).toHaveLength(0);
   });
 
+  it("sends a shadow station's failure to a shadow workflow of its own, not to the lot's case", async () => {
+    // temporal.yaml: PLANT1/L1/S3 is a camera in parallel monitoring.
+    const body = inspection({ station: 'S3' });
+    const res = await post(body);
+
+    expect(res.statusCode).toBe(202);
+    const workflowId = `shadow-${String(body.eventId)}`;
+    expect(res.json()).toMatchObject({ results: [{ eventId: body.eventId, status: 'accepted', workflowId }] });
+    const { outbox } = await rowsFor([body.eventId as string]);
+    expect(outbox.map((r) => [r.workflow_id, r.payload.mode])).toEqual([[workflowId, 'shadow']]);
+  });
+
   it('stores a batch in one transaction with outbox rows in the order sent', async () => {
     const batch = [inspection(), passed(), inspection({ station: 'S2' }), inspection({ line: 'L2', station: 'S1' })];
     const ids = batch.map((b) => b.eventId as string);
@@ -218,9 +228,13 @@ describe('POST /v1/inspections', () => {
       accepted: 1,
       duplicates: 2,
       results: [
-        { eventId: failed.eventId, status: 'duplicate', workflowId: `defect-${String(failed.eventId)}` },
+        {
+          eventId: failed.eventId,
+          status: 'duplicate',
+          workflowId: lotCaseWorkflowId('PLANT1', failed.lotId as string),
+        },
         { eventId: pass.eventId, status: 'duplicate' },
-        { eventId: fresh.eventId, status: 'accepted', workflowId: `defect-${String(fresh.eventId)}` },
+        { eventId: fresh.eventId, status: 'accepted', workflowId: lotCaseWorkflowId('PLANT1', fresh.lotId as string) },
       ],
     });
     const after = await rowsFor([failed.eventId as string, pass.eventId as string]);

@@ -5,9 +5,9 @@ import type { Pool } from 'pg';
 import { buildApp } from '../../api/app';
 import { loadConfig } from '../../infra/config/load';
 import { createPool } from '../../infra/db/pool';
-import type { DefectLiveState, WorkflowDescription, WorkflowGateway } from '../../infra/temporal/gateway';
+import type { DispatchedDetection, WorkflowDescription, WorkflowGateway } from '../../infra/temporal/gateway';
 import {
-  type DefectWorkflowInput,
+  type DetectionDispatch,
   type DispositionOutcome,
   type DispositionRequest,
   type LotCaseState,
@@ -20,7 +20,6 @@ import { readTestEnv } from '../support/test-env';
 /** Answers reads from maps the test fills; `unavailable` makes every call fail like an unreachable frontend. */
 class ReadGateway implements WorkflowGateway {
   readonly descriptions = new Map<string, WorkflowDescription>();
-  readonly defectStates = new Map<string, DefectLiveState>();
   readonly lotStates = new Map<string, LotCaseState>();
   readonly calls: string[] = [];
   unavailable = false;
@@ -29,18 +28,12 @@ class ReadGateway implements WorkflowGateway {
     this.calls.push(call);
     if (this.unavailable) throw new Error('14 UNAVAILABLE: No connection established');
   }
-  async startDefectWorkflow(
-    _: DefectWorkflowInput,
-  ): Promise<{ workflowId: string; runId: string; alreadyStarted: boolean }> {
-    throw new Error('reads never start workflows');
+  async dispatchDetection(_: DetectionDispatch): Promise<DispatchedDetection> {
+    throw new Error('reads never hand parts to workflows');
   }
   async describe(workflowId: string): Promise<WorkflowDescription | undefined> {
     this.check(`describe ${workflowId}`);
     return this.descriptions.get(workflowId);
-  }
-  async defectState(workflowId: string): Promise<DefectLiveState | undefined> {
-    this.check(`defectState ${workflowId}`);
-    return this.defectStates.get(workflowId);
   }
   async lotCaseState(workflowId: string): Promise<LotCaseState | undefined> {
     this.check(`lotCaseState ${workflowId}`);
@@ -152,25 +145,60 @@ afterAll(async () => {
 });
 
 describe('GET /v1/defects/{id}', () => {
-  it('returns the inspection, workflow status, live state, trace documents and the Web UI link', async () => {
-    const body = inspection();
+  it('answers from PostgreSQL: the inspection, its hand-over, its part in the lot case with what holds it up, trace and Web UI link', async () => {
+    const body = inspection({ lotId: `${run}-LOT-P` });
     const eventId = body.eventId as string;
-    const workflowId = `defect-${eventId}`;
+    const lotId = body.lotId as string;
+    const workflowId = lotCaseWorkflowId('PLANT1', lotId);
     await ingest(body);
-    gateway.descriptions.set(workflowId, {
-      workflowId,
-      runId: 'run-123',
-      status: 'RUNNING',
-      type: 'defectWorkflow',
-      startTime: '2025-03-04T10:15:01.000Z',
+    await pool.query(
+      `UPDATE holdfast.outbox SET dispatched_at = now(), confirmed_at = now(), workflow_run_id = 'run-9'
+        WHERE event_id = $1`,
+      [eventId],
+    );
+    const part = {
+      eventId,
+      partId: body.partId as string,
+      station: 'S1',
+      workOrder: '1000100',
+      defectClass: 'scratch',
+      status: 'containing' as const,
+      notificationItem: '0002',
+      materialDocument: {
+        materialDocument: '4900000007',
+        materialDocumentYear: '2025',
+        movementType: '344',
+        quantity: 1,
+      },
+    };
+    const failure = (step: string, of?: { eventId: string; partId: string }) => ({
+      step,
+      errorType: 'HoldfastBusinessRejection',
+      message: `${step} refused`,
+      at: '2025-03-04T10:17:00.000Z',
+      ...of,
     });
-    gateway.defectStates.set(workflowId, {
-      stage: 'handed-to-lot-case',
-      lotCaseWorkflowId: lotCaseWorkflowId('PLANT1', body.lotId as string),
+    const parked = lotState(lotId, {
+      stage: 'needs-attention',
+      parts: [{ ...part, eventId: `${eventId}-other`, partId: 'P-other', status: 'contained' }, part],
+      failures: [
+        failure('mes-work-order-quality', { eventId, partId: part.partId }),
+        failure('mes-work-order-quality', { eventId: `${eventId}-other`, partId: 'P-other' }),
+        failure('erp-complete-notification'),
+      ],
     });
-    await addTraceLink('inspection', eventId, 'raised', 'notification', `QN-${run}`);
+    await pool.query(
+      `INSERT INTO holdfast.lot_case (workflow_id, run_id, site, line, lot_id, sku, stage, hold_id, notification, state,
+                                      opened_at)
+       VALUES ($1, 'run-9', 'PLANT1', 'L1', $2, 'BRKT-200', 'needs-attention', 'H-77', '200000123', $3::jsonb,
+               '2025-03-04T10:16:00Z')`,
+      [workflowId, lotId, JSON.stringify(parked)],
+    );
+    await addTraceLink('inspection', eventId, 'handled-by', 'workflow', workflowId);
     await addTraceLink('part', `${run}-P`, 'inspected-by', 'inspection', eventId);
     await addTraceLink('inspection', `${eventId}-other`, 'raised', 'notification', `QN-${run}-2`);
+    gateway.unavailable = true;
+    gateway.calls.length = 0;
 
     const res = await http('GET', `/v1/defects/${eventId}`);
 
@@ -184,43 +212,59 @@ describe('GET /v1/defects/{id}', () => {
       defects: [{ class: 'scratch', score: 0.91 }],
       inspectedAt: '2025-03-04T10:15:00.000Z',
     });
+    expect(view.dispatch).toMatchObject({ state: 'confirmed', workflowId, runId: 'run-9', redispatches: 0 });
     expect(view.workflow).toEqual({
       workflowId,
-      runId: 'run-123',
-      status: 'RUNNING',
-      type: 'defectWorkflow',
-      startTime: '2025-03-04T10:15:01.000Z',
-      temporalUiUrl: `${uiBase}/namespaces/${namespace}/workflows/${workflowId}/run-123`,
+      runId: 'run-9',
+      temporalUiUrl: `${uiBase}/namespaces/${namespace}/workflows/${workflowId}/run-9`,
     });
-    expect(view.live).toEqual(gateway.defectStates.get(workflowId));
-    expect(view.dispatch).toMatchObject({ state: 'pending', attempts: 0 });
-    expect(view.temporalAvailable).toBe(true);
-    expect(view.trace.map((t) => `${t.relation} ${t.toId}`)).toEqual([`raised QN-${run}`, `inspected-by ${eventId}`]);
+    expect(view.lotCase).toMatchObject({
+      workflowId,
+      runId: 'run-9',
+      stage: 'needs-attention',
+      holdId: 'H-77',
+      notification: '200000123',
+      part,
+      openedAt: '2025-03-04T10:16:00.000Z',
+    });
+    // Its own parked step and the lot's, not another part's.
+    expect(view.lotCase!.failures.map((f) => `${f.step} ${f.partId ?? 'lot'}`)).toEqual([
+      `mes-work-order-quality ${part.partId}`,
+      'erp-complete-notification lot',
+    ]);
+    expect(view.trace.map((t) => `${t.relation} ${t.toId}`)).toEqual([
+      `handled-by ${workflowId}`,
+      `inspected-by ${eventId}`,
+    ]);
     expect(view.trace[0]!).toMatchObject({ fromKind: 'inspection', system: 'sap-sim', attributes: { note: 'test' } });
+    // Temporal was unreachable and never asked.
+    expect(gateway.calls).toEqual([]);
   });
 
-  it('finds the same defect by its workflow id', async () => {
+  it('links to the lot case without a run id while the part waits to be handed over', async () => {
     const body = inspection();
     await ingest(body);
-
-    const res = await http('GET', `/v1/defects/defect-${String(body.eventId)}`);
-
-    expect(res.status).toBe(200);
-    expect(res.json<DefectView>().eventId).toBe(body.eventId);
-  });
-
-  it('links to the workflow without a run id while it has not been started', async () => {
-    const body = inspection();
-    await ingest(body);
-    const workflowId = `defect-${String(body.eventId)}`;
+    const workflowId = lotCaseWorkflowId('PLANT1', body.lotId as string);
 
     const view = (await http('GET', `/v1/defects/${String(body.eventId)}`)).json<DefectView>();
 
+    expect(view.dispatch).toMatchObject({ state: 'pending', workflowId, attempts: 0, redispatches: 0 });
     expect(view.workflow).toEqual({
       workflowId,
       temporalUiUrl: `${uiBase}/namespaces/${namespace}/workflows/${workflowId}`,
     });
-    expect(view.live).toBeUndefined();
+    expect(view.lotCase).toBeUndefined();
+  });
+
+  it("links a shadow station's defect to its shadow workflow", async () => {
+    const body = inspection({ station: 'S3' });
+    await ingest(body);
+    const workflowId = `shadow-${String(body.eventId)}`;
+
+    const view = (await http('GET', `/v1/defects/${String(body.eventId)}`)).json<DefectView>();
+
+    expect(view.workflow).toMatchObject({ workflowId });
+    expect(view.lotCase).toBeUndefined();
   });
 
   it('shows a passed inspection without a workflow and without asking Temporal', async () => {
@@ -232,18 +276,8 @@ describe('GET /v1/defects/{id}', () => {
 
     expect(view.inspection.result).toBe('pass');
     expect(view.workflow).toBeUndefined();
+    expect(view.dispatch).toBeUndefined();
     expect(gateway.calls).toEqual([]);
-  });
-
-  it('still answers from PostgreSQL when Temporal is unreachable', async () => {
-    const body = inspection();
-    await ingest(body);
-    gateway.unavailable = true;
-
-    const res = await http('GET', `/v1/defects/${String(body.eventId)}`);
-
-    expect(res.status).toBe(200);
-    expect(res.json()).toMatchObject({ eventId: body.eventId, temporalAvailable: false });
   });
 
   it('answers 404 problem+json for an unknown id', async () => {

@@ -14,8 +14,8 @@ import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { WorkflowHarness } from '../support/workflow-harness';
 
 /**
- * The API end to end on real workflows: ingest → outbox → defect workflow → lot case (fake MES/ERP behind a real
- * worker) → reads and an idempotent disposition through HTTP.
+ * The API end to end on real workflows: ingest → outbox → lot case (fake MES/ERP behind a real worker) → reads and an
+ * idempotent disposition through HTTP.
  */
 const harness = new WorkflowHarness();
 const run = `api-wf-${randomUUID().slice(0, 8)}`;
@@ -103,6 +103,12 @@ test('a failed inspection becomes a held lot whose disposition goes through the 
       const parked = await liveStage('needs-attention');
       expect(parked.live!.failures).toEqual([expect.objectContaining({ step: 'erp-stock-block' })]);
       expect(parked.workflow).toMatchObject({ workflowId: lotCaseWorkflowId('PLANT1', lotId), status: 'RUNNING' });
+      // The part's own view, from PostgreSQL, names the step that holds it up.
+      const parkedPart = (await http('GET', `/v1/defects/${eventId}`)).json<DefectView>();
+      expect(parkedPart.lotCase).toMatchObject({ stage: 'needs-attention', part: { eventId, status: 'containing' } });
+      expect(parkedPart.lotCase!.failures).toEqual([
+        expect.objectContaining({ step: 'erp-stock-block', eventId, partId: 'P-1' }),
+      ]);
 
       const scrap = { decision: 'scrap', reason: 'cracked flange', decidedBy: 'qe.jane' };
       const early = await http('POST', `/v1/lots/${lotId}/disposition`, scrap, { 'Idempotency-Key': `${run}-k1` });
@@ -129,9 +135,11 @@ test('a failed inspection becomes a held lot whose disposition goes through the 
       expect(erp.documents.filter((d) => d.movementType === '555')).toHaveLength(1);
 
       const defect = (await http('GET', `/v1/defects/${eventId}`)).json<DefectView>();
-      expect(defect.dispatch).toMatchObject({ state: 'dispatched' });
-      expect(defect.workflow).toMatchObject({ workflowId: `defect-${eventId}`, runId: defect.dispatch!.runId });
-      expect(defect.workflow!.temporalUiUrl).toContain(`/workflows/defect-${eventId}/${defect.dispatch!.runId!}`);
+      const lotCaseId = lotCaseWorkflowId('PLANT1', lotId);
+      expect(defect.dispatch).toMatchObject({ state: 'confirmed', workflowId: lotCaseId });
+      expect(defect.workflow).toMatchObject({ workflowId: lotCaseId, runId: defect.dispatch!.runId });
+      expect(defect.workflow!.temporalUiUrl).toContain(`/workflows/${lotCaseId}/${defect.dispatch!.runId!}`);
+      expect(defect.lotCase).toMatchObject({ stage: 'closed', part: { eventId, status: 'contained' }, failures: [] });
 
       const lot = (await http('GET', `/v1/lots/${lotId}`)).json<LotView>();
       expect(lot.inspections).toEqual({ pass: 0, fail: 1, total: 1 });

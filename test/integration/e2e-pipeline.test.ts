@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { startHoldfastStack, type HoldfastStack } from '../support/stack';
 import { STOCK_TYPE } from '../../infra/simulators/sap-s4/sap-s4.schema';
 import type { LotCaseState } from '../../workflows/contracts';
+import type { DefectView } from '../../api/schemas/defect.schema';
 import { eventually } from '../support/eventually';
 import { createLot, failedInspection, getJson, postJson, putJson, sapStock, simulatorCounts } from '../support/plant';
 import { readTestEnv, testPool } from '../support/test-env';
@@ -86,9 +87,20 @@ test('three defective parts of one lot: one MES hold, one SAP notification with 
     [fails.map((f) => f.eventId)],
   );
   expect(items.rowCount).toBe(3);
+  // Each part is findable: its inspection, its hand-over (recorded by the case) and its part in the lot case.
   const defectView = await stack.api.inject({ method: 'GET', url: `/v1/defects/${fails[0]!.eventId}` });
   expect(defectView.statusCode).toBe(200);
-  expect(JSON.stringify(defectView.json())).toContain(`/workflows/defect-${fails[0]!.eventId}`);
+  const defect = defectView.json<DefectView>();
+  expect(defect.dispatch).toMatchObject({ state: 'confirmed', redispatches: 0 });
+  expect(defect.workflow!.temporalUiUrl).toContain(`/workflows/lot-PLANT1-${lotId}/${defect.lotCase!.runId}`);
+  expect(defect.lotCase).toMatchObject({
+    stage: 'awaiting-disposition',
+    holdId: live.holdId,
+    notification: live.notification,
+    part: { eventId: fails[0]!.eventId, status: 'contained', workOrderQuality: expect.any(String) },
+    failures: [],
+  });
+  expect(defect.lotCase!.part.materialDocument?.movementType).toBe('344');
 
   // Disposition through the API: scrap moves the blocked stock out with 555 and closes everything.
   const key = `mrb-${randomUUID()}`;

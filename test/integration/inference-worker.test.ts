@@ -26,6 +26,7 @@ import { freePort } from '../../infra/local/free-port';
 import { eventually } from '../support/eventually';
 import { quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
+import { lotCaseWorkflowId } from '../../workflows/contracts';
 
 /** The second model: another manifest (identity, class name) over the same kind of network. */
 const BLOB_MODEL = { name: 'blob-finder', version: '2.0', defectClass: 'blob' };
@@ -312,7 +313,9 @@ describe('inference worker', () => {
     expect(fails).toHaveLength(50);
     const outbox = await outboxFor(rows.map((r) => r.event_id));
     expect(outbox.map((o) => o.event_id).sort()).toEqual([...fails].sort());
-    expect(new Set(outbox.map((o) => o.workflow_id)).size).toBe(50);
+    // One hand-over per failed part, each to the lot's case.
+    expect(outbox).toHaveLength(50);
+    expect(new Set(outbox.map((o) => o.workflow_id))).toEqual(new Set([lotCaseWorkflowId('PLANT1', `LOT-${run}`)]));
     // The frames the first worker had not acknowledged came back (DUP) and were recognised by their event id.
     expect(second.subscriber.stats().redelivered).toBeGreaterThan(0);
     // Parts rejected twice (before and after the crash) were counted once by the PLC.
@@ -572,7 +575,7 @@ describe('inference worker', () => {
           .update(images.get(`/frames/${failId}.png`)!)
           .digest('hex'),
       });
-      // Inspected late, the part is past the reject gate: no reject written; the lot's defect workflow still starts.
+      // Inspected late, the part is past the reject gate: no reject written; the part still goes to its lot case.
       expect(plc.rejects().filter((r) => r.eventId === row!.event_id)).toEqual([]);
       expect(await outboxFor([row!.event_id])).toHaveLength(1);
       await eventually('the kept frame removed', deferredRow, (row) => row === undefined);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { TypedSearchAttributes } from '@temporalio/common';
+import { SearchAttributeType, TypedSearchAttributes, defineSearchAttributeKey } from '@temporalio/common';
 import { startTemporalDevServer, type TemporalDevServer } from '../../infra/local/temporal-dev-server';
 import { ALL_SEARCH_ATTRIBUTES, SearchAttributes } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
@@ -75,6 +75,14 @@ describe('startTemporalDevServer', () => {
     expect(status).toBe('RUNNING');
     expect(site).toBe('PLANT1');
     expect(customAttributes).toEqual(expect.arrayContaining(ALL_SEARCH_ATTRIBUTES.map((k) => k.name)));
+
+    // The file keeps the types it was given first: a start that needs another type for one says so and stops.
+    await server.stop();
+    server = undefined;
+    const asKeyword = defineSearchAttributeKey(SearchAttributes.workOrder.name, SearchAttributeType.KEYWORD);
+    await expect(startTemporalDevServer({ ...opts, searchAttributes: [asKeyword] })).rejects.toThrow(
+      /registered with another type in this dev server's database: WorkOrder \(needs Keyword\)/,
+    );
   });
 
   it('serves the Web UI on the port it reports', async () => {

@@ -8,14 +8,9 @@ import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPool } from '../../infra/db/pool';
 import { type OutboxDispatcher, backoffForAttempt, startOutboxDispatcher } from '../../infra/outbox/dispatcher';
+import type { DispatchedDetection, WorkflowDescription, WorkflowGateway } from '../../infra/temporal/gateway';
 import type {
-  DefectLiveState,
-  StartDefectOptions,
-  WorkflowDescription,
-  WorkflowGateway,
-} from '../../infra/temporal/gateway';
-import type {
-  DefectWorkflowInput,
+  DetectionDispatch,
   DispositionOutcome,
   DispositionRequest,
   LotCaseState,
@@ -24,33 +19,30 @@ import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
 
 /**
- * Behaves like Temporal with USE_EXISTING: a second start of one workflow id returns the first run. `failing`
- * makes every start fail the way an unreachable frontend does.
+ * Behaves like signal-with-start: the first hand-over of a lot opens a run, later ones reach it. `failing` makes
+ * every hand-over fail the way an unreachable frontend does. Nothing confirms rows: the tests do, as a lot case would.
  */
-class StartRecordingGateway implements WorkflowGateway {
-  readonly attempts: { eventId: string; ok: boolean; enrol: boolean }[] = [];
+class DispatchRecordingGateway implements WorkflowGateway {
+  readonly attempts: { eventId: string; ok: boolean }[] = [];
+  /** Run per lot case. */
   readonly runs = new Map<string, string>();
   failing = false;
 
-  async startDefectWorkflow(input: DefectWorkflowInput, opts: StartDefectOptions = {}) {
-    const eventId = input.detection.eventId;
-    const enrol = opts.enrol ?? true;
-    const workflowId = `defect-${eventId}`;
+  async dispatchDetection(input: DetectionDispatch): Promise<DispatchedDetection> {
+    const { eventId, site, lotId } = input.detection;
     if (this.failing) {
-      this.attempts.push({ eventId, ok: false, enrol });
+      this.attempts.push({ eventId, ok: false });
       throw new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7233');
     }
-    this.attempts.push({ eventId, ok: true, enrol });
-    const existing = this.runs.get(workflowId);
-    if (existing) return { workflowId, runId: existing, alreadyStarted: true };
-    const runId = `run-${randomUUID()}`;
+    this.attempts.push({ eventId, ok: true });
+    if (input.mode === 'shadow')
+      return { workflowId: `shadow-${eventId}`, runId: 'run-shadow', awaitsConfirmation: false };
+    const workflowId = `lot-${site}-${lotId}`;
+    const runId = this.runs.get(workflowId) ?? `run-${randomUUID()}`;
     this.runs.set(workflowId, runId);
-    return { workflowId, runId, alreadyStarted: false };
+    return { workflowId, runId, awaitsConfirmation: true };
   }
   async describe(_: string): Promise<WorkflowDescription | undefined> {
-    return undefined;
-  }
-  async defectState(_: string): Promise<DefectLiveState | undefined> {
     return undefined;
   }
   async lotCaseState(_: string): Promise<LotCaseState | undefined> {
@@ -73,14 +65,14 @@ const baseConfig = loadConfig();
 // Poll once an hour: anything dispatched within seconds was woken by LISTEN/NOTIFY.
 const config: HoldfastConfig = {
   ...baseConfig,
-  outbox: { pollInterval: '1h', batchSize: 50, maxBackoff: '300ms' },
+  outbox: { pollInterval: '1h', batchSize: 50, maxBackoff: '300ms', confirmationGrace: '1h' },
 };
 const run = `outbox-${randomUUID().slice(0, 8)}`;
 let seq = 0;
 let pool: Pool;
 let app: FastifyInstance;
 let baseUrl: string;
-let gateway: StartRecordingGateway;
+let gateway: DispatchRecordingGateway;
 let dispatcher: OutboxDispatcher | undefined;
 
 function failed(lotId: string): Record<string, unknown> {
@@ -115,16 +107,19 @@ async function ingest(...results: Record<string, unknown>[]): Promise<string[]> 
 interface OutboxRow {
   id: string;
   event_id: string;
+  workflow_id: string;
   attempts: number;
   last_error: string | null;
   dispatched_at: Date | null;
+  confirmed_at: Date | null;
+  redispatches: number;
   workflow_run_id: string | null;
   backoff_ms: number;
 }
 
 async function outboxRows(eventIds: string[]): Promise<OutboxRow[]> {
   const res = await pool.query<OutboxRow>(
-    `SELECT id, event_id, attempts, last_error, dispatched_at, workflow_run_id,
+    `SELECT id, event_id, workflow_id, attempts, last_error, dispatched_at, confirmed_at, redispatches, workflow_run_id,
             (extract(epoch FROM next_attempt_at - now()) * 1000)::float8 AS backoff_ms
        FROM holdfast.outbox WHERE event_id = ANY($1::text[]) ORDER BY id`,
     [eventIds],
@@ -141,20 +136,27 @@ async function listenerBackends(): Promise<number[]> {
   return res.rows.map((r) => r.pid);
 }
 
-function start(): OutboxDispatcher {
-  dispatcher = startOutboxDispatcher({ pool, gateway, config });
+function start(outbox: Partial<HoldfastConfig['outbox']> = {}): OutboxDispatcher {
+  dispatcher = startOutboxDispatcher({ pool, gateway, config: { ...config, outbox: { ...config.outbox, ...outbox } } });
   return dispatcher;
+}
+
+/** What the lot case's first activity does once it has recorded the parts (activities/traceability). */
+async function confirm(eventIds: string[]): Promise<void> {
+  await pool.query(`UPDATE holdfast.outbox SET confirmed_at = clock_timestamp() WHERE event_id = ANY($1::text[])`, [
+    eventIds,
+  ]);
 }
 
 beforeAll(async () => {
   pool = createPool(readTestEnv().databaseUrl, { max: 5 });
-  app = await buildApp({ pool, gateway: new StartRecordingGateway(), config, namespace: 'default' });
+  app = await buildApp({ pool, gateway: new DispatchRecordingGateway(), config, namespace: 'default' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });
 
 beforeEach(() => {
-  gateway = new StartRecordingGateway();
+  gateway = new DispatchRecordingGateway();
 });
 
 afterEach(async () => {
@@ -180,7 +182,7 @@ describe('outbox dispatcher', () => {
     expect([1, 2, 5].map((n) => backoffForAttempt(n, 300))).toEqual([300, 300, 300]);
   });
 
-  it('starts each pending row once, each lot in id order, and records the run id', async () => {
+  it('hands each pending row over once, each lot in id order, and records the run id', async () => {
     const d = start();
     await eventually('the LISTEN connection', listenerBackends, (pids) => pids.length > 0);
     const lots = ['A', 'B', 'A', 'C', 'B'];
@@ -201,33 +203,58 @@ describe('outbox dispatcher', () => {
       expect(started).toEqual(ids.filter((id) => lotOf.get(id) === lot));
     }
     for (const row of rows) {
-      expect(row.workflow_run_id).toBe(gateway.runs.get(`defect-${row.event_id}`));
+      expect(row.workflow_run_id).toBe(gateway.runs.get(row.workflow_id));
       expect(row.attempts).toBe(0);
       expect(row.last_error).toBeNull();
+      // Handed over, not yet recorded: the lot case confirms it.
+      expect(row.confirmed_at).toBeNull();
     }
   });
 
-  it('does not hand a part its lot case already contained to the lot case again', async () => {
-    // The first dispatch of `contained` reached Temporal but its commit was lost; meanwhile its lot case contained
-    // the part (the defect-item trace link) and may have closed. A second hand-off would open a new hold cycle.
-    const [contained, fresh] = await ingest(failed('D'), failed('E'));
-    await pool.query(
-      `INSERT INTO holdfast.trace_link (from_kind, from_id, relation, to_kind, to_id, system)
-       VALUES ('inspection', $1, 'defect-item', 'quality-notification-item', '200000001/0001', 'erp')`,
-      [contained],
-    );
-    const d = start();
-    await eventually('both rows dispatched', () => allDispatched([contained!, fresh!]));
-    await d.stop();
+  it('sends again, once the grace has passed, a row its workflow never recorded, and leaves confirmed rows alone', async () => {
+    const [recorded, lost] = await ingest(failed('F'), failed('G'));
+    const d = start({ confirmationGrace: '600ms' });
+    await eventually('both rows handed over', () => allDispatched([recorded!, lost!]));
+    await confirm([recorded!]);
 
-    const attempts = gateway.mine(run).filter((a) => a.eventId === contained || a.eventId === fresh);
-    expect(attempts).toEqual(
-      expect.arrayContaining([
-        { eventId: contained, ok: true, enrol: false },
-        { eventId: fresh, ok: true, enrol: true },
-      ]),
+    // The reconciler runs every half grace; the lost row goes back to pending and the next drain sends it again.
+    await eventually(
+      'the unrecorded row sent again',
+      () => gateway.mine(run).filter((a) => a.eventId === lost).length >= 2,
     );
-    expect(attempts).toHaveLength(2);
+    await eventually('the row handed over again', () => allDispatched([lost!]));
+    const [again] = await outboxRows([lost!]);
+    expect(again).toMatchObject({ redispatches: 1, confirmed_at: null, attempts: 0 });
+    await confirm([lost!]);
+    // Two more grace periods: nothing confirmed is sent again.
+    await sleep(1_300);
+    await d.stop();
+    const sent = gateway.mine(run);
+    expect(sent.filter((a) => a.eventId === recorded)).toHaveLength(1);
+    expect(sent.filter((a) => a.eventId === lost)).toHaveLength(2);
+    expect((await outboxRows([recorded!]))[0]).toMatchObject({ redispatches: 0 });
+    // Earlier tests' rows, never confirmed, were sent again too: settle them so later tests start from quiet rows.
+    await pool.query(`UPDATE holdfast.outbox SET confirmed_at = now() WHERE event_id LIKE $1`, [`${run}-%`]);
+  });
+
+  it('does not send a row its workflow recorded while it waited to be sent again', async () => {
+    const [id] = await ingest(failed('H'));
+    // As after a reconciler reset: pending again, but the lot case had the part all along and confirmed it.
+    await confirm([id!]);
+    const d = start();
+    await d.drainOnce();
+    await d.stop();
+    expect(gateway.mine(run).filter((a) => a.eventId === id)).toEqual([]);
+  });
+
+  it('counts a shadow row done at its dispatch: its workflow has nothing to record', async () => {
+    const [id] = await ingest({ ...failed('SH'), station: 'S3' });
+    const d = start();
+    await eventually('the shadow row dispatched', () => allDispatched([id!]));
+    await d.stop();
+    const [row] = await outboxRows([id!]);
+    expect(row!.workflow_id).toBe(`shadow-${id}`);
+    expect(row!.confirmed_at).not.toBeNull();
   });
 
   it('is woken by NOTIFY without waiting for the poll', async () => {
@@ -293,7 +320,7 @@ describe('outbox dispatcher', () => {
     const order = successes.map((a) => a.eventId);
     expect(order.indexOf(a1!)).toBeLessThan(order.indexOf(a2!));
     const after = await outboxRows(ids);
-    for (const row of after) expect(row.workflow_run_id).toBe(gateway.runs.get(`defect-${row.event_id}`));
+    for (const row of after) expect(row.workflow_run_id).toBe(gateway.runs.get(row.workflow_id));
     expect(after.find((r) => r.event_id === a1)!.last_error).toBeNull();
   });
 

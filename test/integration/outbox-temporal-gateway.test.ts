@@ -8,7 +8,6 @@ import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPool } from '../../infra/db/pool';
 import { startOutboxDispatcher } from '../../infra/outbox/dispatcher';
 import {
-  DEFECT_PRIORITY,
   DispositionRejectedError,
   LOT_CASE_PRIORITY,
   WorkflowNotFoundError,
@@ -16,11 +15,11 @@ import {
   createTemporalWorkflowGateway,
 } from '../../infra/temporal/gateway';
 import {
-  type DefectWorkflowInput,
-  type PartDefect,
+  type DefectDetection,
+  type DetectionDispatch,
   SearchAttributes,
-  defectWorkflowId,
   lotCaseWorkflowId,
+  shadowWorkflowId,
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
@@ -43,11 +42,10 @@ let client: Client;
 let gateway: WorkflowGateway;
 let pool: Pool;
 const startedWorkflowIds: string[] = [];
-/** For clean-up: the defect workflow a test starts and, unless shadow, the lot case the gateway enrols it in. */
-const toCleanUp = (workflowId: string, lotId?: string) =>
-  startedWorkflowIds.push(workflowId, ...(lotId ? [lotCaseWorkflowId('PLANT1', lotId)] : []));
+/** For clean-up: every workflow a test starts. */
+const toCleanUp = (...workflowIds: string[]) => startedWorkflowIds.push(...workflowIds);
 
-function defectInput(eventId: string, lotId: string): DefectWorkflowInput {
+function dispatchOf(eventId: string, lotId: string): DetectionDispatch {
   return {
     detection: {
       eventId,
@@ -73,13 +71,13 @@ function defectInput(eventId: string, lotId: string): DefectWorkflowInput {
 }
 
 /** The payloads of the `partDefect` signals in a workflow's history, decoded. */
-async function signalledParts(workflowId: string): Promise<PartDefect[]> {
+async function signalledParts(workflowId: string): Promise<DefectDetection[]> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   return (history.events ?? [])
     .filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'partDefect')
     .map((e) => {
       const payload = e.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!;
-      return JSON.parse(Buffer.from(payload.data!).toString('utf8')) as PartDefect;
+      return JSON.parse(Buffer.from(payload.data!).toString('utf8')) as DefectDetection;
     });
 }
 
@@ -106,86 +104,61 @@ afterAll(async () => {
 });
 
 describe('createTemporalWorkflowGateway against the dev server', () => {
-  it('starts the defect workflow by name with search attributes and metadata, once', async () => {
-    const eventId = `${run}-start`;
+  it("hands a part to its lot's case by signal-with-start, with search attributes, metadata and priority", async () => {
+    const eventId = `${run}-enrol`;
     const lotId = `${run}-LOT-1`;
-    const workflowId = defectWorkflowId(eventId);
-    toCleanUp(workflowId, lotId);
+    const workflowId = lotCaseWorkflowId('PLANT1', lotId);
+    toCleanUp(workflowId);
 
-    const first = await gateway.startDefectWorkflow(defectInput(eventId, lotId));
-    expect(first).toMatchObject({ workflowId, alreadyStarted: false });
+    const first = await gateway.dispatchDetection(dispatchOf(eventId, lotId));
+    expect(first).toMatchObject({ workflowId, awaitsConfirmation: true });
     expect(first.runId).toMatch(/\S/);
 
     const described = await gateway.describe(workflowId);
-    expect(described).toMatchObject({ workflowId, runId: first.runId, status: 'RUNNING', type: 'defectWorkflow' });
-    expect(described!.closeTime).toBeUndefined();
-
+    expect(described).toMatchObject({ workflowId, runId: first.runId, status: 'RUNNING', type: 'lotCaseWorkflow' });
     const raw = await client.workflow.getHandle(workflowId).describe();
     expect(raw.taskQueue).toBe(taskQueue);
+    // The lot case, which holds the lot, goes ahead of other work on the task queue when work queues up.
+    expect(raw.raw.workflowExecutionInfo?.priority?.priorityKey).toBe(LOT_CASE_PRIORITY);
     const sa = raw.typedSearchAttributes;
     expect(sa.get(SearchAttributes.site)).toBe('PLANT1');
     expect(sa.get(SearchAttributes.line)).toBe('L1');
-    expect(sa.get(SearchAttributes.station)).toBe('S1');
+    expect(sa.get(SearchAttributes.station)).toEqual(['S1']);
     expect(sa.get(SearchAttributes.lot)).toBe(lotId);
-    expect(sa.get(SearchAttributes.workOrder)).toBe('1000100');
+    expect(sa.get(SearchAttributes.workOrder)).toEqual(['1000100']);
     expect(sa.get(SearchAttributes.sku)).toBe('BRKT-200');
-    expect(sa.get(SearchAttributes.defectClass)).toBe('scratch');
+    expect(sa.get(SearchAttributes.defectClass)).toEqual(['scratch']);
     expect(sa.get(SearchAttributes.dispositionState)).toBe('containing');
     expect(sa.get(SearchAttributes.detectedAt)?.toISOString()).toBe('2025-03-04T10:15:00.000Z');
-    const summary = await raw.staticSummary();
-    expect(summary).toBe(`scratch on PLANT1/L1/S1 · lot ${lotId} · part P-1`);
-    expect(Buffer.byteLength(summary!, 'utf8')).toBeLessThanOrEqual(200);
-    const details = await raw.staticDetails();
-    expect(details).toContain(`\`${eventId}\``);
-    expect(details).toContain('yolo-scratch-1.4.2');
-    expect(details).toContain('R-17');
-    expect(details).toContain('s3://vision/img\\|1.png');
+    expect(await raw.staticSummary()).toBe(`Lot ${lotId} hold case · PLANT1/L1 · BRKT-200`);
+    expect(await raw.staticDetails()).toContain('opened by part `P-1`');
+    const parts = await signalledParts(workflowId);
+    expect(parts).toEqual([dispatchOf(eventId, lotId).detection]);
 
-    const listed = await eventually('the workflow in visibility', async () => {
-      for await (const wf of client.workflow.list({ query: `WorkflowType = 'defectWorkflow' AND Lot = '${lotId}'` }))
+    const listed = await eventually('the lot case in visibility', async () => {
+      for await (const wf of client.workflow.list({
+        query: `WorkflowType = 'lotCaseWorkflow' AND Lot = '${lotId}' AND WorkOrder = '1000100'`,
+      }))
         return wf;
       return undefined;
     });
     expect(listed.workflowId).toBe(workflowId);
 
-    const again = await gateway.startDefectWorkflow(defectInput(eventId, lotId));
-    expect(again).toEqual({ workflowId, runId: first.runId, alreadyStarted: true });
+    // A re-sent outbox row signals the same part to the same run again; the lot case drops event ids it has seen.
+    expect(await gateway.dispatchDetection(dispatchOf(eventId, lotId))).toEqual(first);
+    expect((await signalledParts(workflowId)).map((p) => p.eventId)).toEqual([eventId, eventId]);
   });
 
-  it('hands the part to its lot case next to the start', async () => {
-    const eventId = `${run}-enrol`;
-    const lotId = `${run}-LOT-6`;
-    const workflowId = defectWorkflowId(eventId);
-    toCleanUp(workflowId, lotId);
-
-    await gateway.startDefectWorkflow(defectInput(eventId, lotId));
-
-    const lotCase = await client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId)).describe();
-    expect(lotCase).toMatchObject({ type: 'lotCaseWorkflow', taskQueue, status: { name: 'RUNNING' } });
-    expect(lotCase.typedSearchAttributes.get(SearchAttributes.lot)).toBe(lotId);
-    expect(lotCase.typedSearchAttributes.get(SearchAttributes.dispositionState)).toBe('containing');
-    const parts = await signalledParts(lotCase.workflowId);
-    expect(parts).toHaveLength(1);
-    expect(parts[0]).toMatchObject({ eventId, partId: 'P-1', lotId, defectWorkflowId: workflowId });
-    // The lot case, which holds the lot, goes ahead of defect workflows on the task queue when work queues up.
-    const defect = await client.workflow.getHandle(workflowId).describe();
-    expect(lotCase.raw.workflowExecutionInfo?.priority?.priorityKey).toBe(LOT_CASE_PRIORITY);
-    expect(defect.raw.workflowExecutionInfo?.priority?.priorityKey).toBe(DEFECT_PRIORITY);
-    expect(LOT_CASE_PRIORITY).toBeLessThan(DEFECT_PRIORITY);
-
-    // A re-sent outbox row signals the same part again; the lot case drops event ids it has seen.
-    await gateway.startDefectWorkflow(defectInput(eventId, lotId));
-    expect((await signalledParts(lotCase.workflowId)).map((p) => p.eventId)).toEqual([eventId, eventId]);
-  });
-
-  it('queues lot cases ahead of defect workflows that were started before them', async () => {
+  it('queues lot cases ahead of shadow workflows that were started before them', async () => {
     // A queue of its own, so that only this test's tasks are backlogged on it; no worker polls it.
     const prioQueue = `${taskQueue}-priority`;
-    const lots = [1, 2, 3].map((i) => `${run}-LOT-P${i}`);
-    for (const [i, lotId] of lots.entries()) {
-      const eventId = `${run}-prio-${i}`;
-      toCleanUp(defectWorkflowId(eventId), lotId);
-      await gateway.startDefectWorkflow({ ...defectInput(eventId, lotId), taskQueue: prioQueue });
+    for (const i of [1, 2, 3]) {
+      const shadow = { ...dispatchOf(`${run}-prio-shadow-${i}`, `${run}-LOT-S${i}`), taskQueue: prioQueue };
+      toCleanUp((await gateway.dispatchDetection({ ...shadow, mode: 'shadow' })).workflowId);
+    }
+    for (const i of [1, 2, 3]) {
+      const part = { ...dispatchOf(`${run}-prio-${i}`, `${run}-LOT-P${i}`), taskQueue: prioQueue };
+      toCleanUp((await gateway.dispatchDetection(part)).workflowId);
     }
 
     // Take the six backlogged workflow tasks as a worker would, one poll each.
@@ -202,61 +175,51 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
       polled.push(task.workflowType?.name ?? '(none)');
     }
 
-    expect(polled).toEqual([...Array(3).fill('lotCaseWorkflow'), ...Array(3).fill('defectWorkflow')]);
+    expect(polled).toEqual([...Array(3).fill('lotCaseWorkflow'), ...Array(3).fill('shadowDefectWorkflow')]);
   });
 
-  it('starts only the defect workflow when told its part is already contained', async () => {
-    const eventId = `${run}-contained`;
-    const lotId = `${run}-LOT-8`;
-    const workflowId = defectWorkflowId(eventId);
-    toCleanUp(workflowId);
-
-    await gateway.startDefectWorkflow(defectInput(eventId, lotId), { enrol: false });
-
-    expect(await gateway.describe(workflowId)).toMatchObject({ type: 'defectWorkflow', status: 'RUNNING' });
-    expect(await gateway.describe(lotCaseWorkflowId('PLANT1', lotId))).toBeUndefined();
-  });
-
-  it('opens no lot case for a shadow station', async () => {
+  it("starts a shadow station's defect as a shadow workflow of its own, once, and opens no lot case", async () => {
     const eventId = `${run}-shadow`;
     const lotId = `${run}-LOT-7`;
-    const workflowId = defectWorkflowId(eventId);
-    toCleanUp(workflowId); // shadow: no lot case
+    const workflowId = shadowWorkflowId(eventId);
+    toCleanUp(workflowId);
 
-    await gateway.startDefectWorkflow({ ...defectInput(eventId, lotId), mode: 'shadow' });
+    const first = await gateway.dispatchDetection({ ...dispatchOf(eventId, lotId), mode: 'shadow' });
 
-    expect(await gateway.describe(workflowId)).toMatchObject({ status: 'RUNNING' });
+    expect(first).toMatchObject({ workflowId, awaitsConfirmation: false });
+    expect(await gateway.describe(workflowId)).toMatchObject({ status: 'RUNNING', type: 'shadowDefectWorkflow' });
+    const raw = await client.workflow.getHandle(workflowId).describe();
+    expect(raw.typedSearchAttributes.get(SearchAttributes.dispositionState)).toBe('shadow');
+    expect(raw.typedSearchAttributes.get(SearchAttributes.lot)).toBe(lotId);
+    const summary = await raw.staticSummary();
+    expect(summary).toBe(`shadow: scratch on PLANT1/L1/S1 · lot ${lotId} · part P-1`);
+    expect(Buffer.byteLength(summary!, 'utf8')).toBeLessThanOrEqual(200);
+    const details = await raw.staticDetails();
+    expect(details).toContain(`\`${eventId}\``);
+    expect(details).toContain('yolo-scratch-1.4.2');
+    expect(details).toContain('s3://vision/img\\|1.png');
     expect(await gateway.describe(lotCaseWorkflowId('PLANT1', lotId))).toBeUndefined();
-  });
 
-  it('treats a closed workflow with the same id as already started (REJECT_DUPLICATE)', async () => {
-    const eventId = `${run}-closed`;
-    const workflowId = defectWorkflowId(eventId);
-    toCleanUp(workflowId, `${run}-LOT-2`);
-    const first = await gateway.startDefectWorkflow(defectInput(eventId, `${run}-LOT-2`));
+    // Sent again, open or closed (REJECT_DUPLICATE): the first run answers.
+    expect(await gateway.dispatchDetection({ ...dispatchOf(eventId, lotId), mode: 'shadow' })).toEqual(first);
     await client.workflow.getHandle(workflowId).terminate('closing it for the test');
-
-    const again = await gateway.startDefectWorkflow(defectInput(eventId, `${run}-LOT-2`));
-
-    expect(again).toEqual({ workflowId, runId: first.runId, alreadyStarted: true });
+    expect(await gateway.dispatchDetection({ ...dispatchOf(eventId, lotId), mode: 'shadow' })).toEqual(first);
     expect(await gateway.describe(workflowId)).toMatchObject({ status: 'TERMINATED', runId: first.runId });
   });
 
   it('answers undefined for unknown workflows and for queries no worker can answer', async () => {
     expect(await gateway.describe(`${run}-nope`)).toBeUndefined();
-    expect(await gateway.defectState(`${run}-nope`)).toBeUndefined();
     expect(await gateway.lotCaseState(`${run}-nope`)).toBeUndefined();
 
-    const eventId = `${run}-query`;
-    toCleanUp(defectWorkflowId(eventId), `${run}-LOT-3`);
-    await gateway.startDefectWorkflow(defectInput(eventId, `${run}-LOT-3`));
+    const { workflowId } = await gateway.dispatchDetection(dispatchOf(`${run}-query`, `${run}-LOT-3`));
+    toCleanUp(workflowId);
     const started = Date.now();
-    expect(await gateway.defectState(defectWorkflowId(eventId))).toBeUndefined();
+    expect(await gateway.lotCaseState(workflowId)).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(5_000);
     // grpc-js reports a deadline as DEADLINE_EXCEEDED or, racing its own timer, CANCELLED: both mean no answer.
     const impatient = createTemporalWorkflowGateway(client, { taskQueue, queryTimeoutMs: 150 });
     for (let i = 0; i < 10; i += 1) {
-      expect(await impatient.defectState(defectWorkflowId(eventId))).toBeUndefined();
+      expect(await impatient.lotCaseState(workflowId)).toBeUndefined();
     }
   });
 
@@ -274,14 +237,14 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
     expect(err).not.toBeInstanceOf(DispositionRejectedError);
   });
 
-  it('starts the workflow of an ingested failure through the outbox and records the run id', async () => {
+  it("hands an ingested failure to its lot's case through the outbox and records the run, unconfirmed until the case records it", async () => {
     const app = await buildApp({ pool, gateway, config, namespace: env.namespace });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const dispatcher = startOutboxDispatcher({ pool, gateway, config });
     try {
-      const { detection } = defectInput(`${run}-e2e`, `${run}-LOT-4`);
-      const workflowId = defectWorkflowId(detection.eventId);
-      toCleanUp(workflowId, detection.lotId);
+      const { detection } = dispatchOf(`${run}-e2e`, `${run}-LOT-4`);
+      const workflowId = lotCaseWorkflowId('PLANT1', detection.lotId);
+      toCleanUp(workflowId);
       const res = await fetch(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/v1/inspections`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -289,17 +252,24 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
       });
       expect(res.status).toBe(202);
 
-      const runId = await eventually('the outbox row dispatched', async () => {
-        const row = await pool.query<{ workflow_run_id: string | null }>(
-          `SELECT workflow_run_id FROM holdfast.outbox WHERE event_id = $1 AND dispatched_at IS NOT NULL`,
+      const row = await eventually('the outbox row dispatched', async () => {
+        const { rows } = await pool.query<{ workflow_run_id: string; confirmed_at: Date | null }>(
+          `SELECT workflow_run_id, confirmed_at FROM holdfast.outbox WHERE event_id = $1 AND dispatched_at IS NOT NULL`,
           [detection.eventId],
         );
-        return row.rows[0]?.workflow_run_id ?? undefined;
+        return rows[0];
       });
-      expect(await gateway.describe(workflowId)).toMatchObject({ runId, status: 'RUNNING', type: 'defectWorkflow' });
+      expect(await gateway.describe(workflowId)).toMatchObject({
+        runId: row.workflow_run_id,
+        status: 'RUNNING',
+        type: 'lotCaseWorkflow',
+      });
+      // No worker polls this queue: nothing has recorded the part, so the row still waits for its confirmation.
+      expect(row.confirmed_at).toBeNull();
       const input = (await client.workflow.getHandle(workflowId).fetchHistory()).events?.[0]
         ?.workflowExecutionStartedEventAttributes;
       expect(input?.taskQueue?.name).toBe(taskQueue);
+      expect((await signalledParts(workflowId)).map((p) => p.eventId)).toEqual([detection.eventId]);
     } finally {
       await dispatcher.stop();
       await app.close();

@@ -1,8 +1,9 @@
 /**
  * Faults that need real processes: a worker process killed between an ERP posting and Temporal hearing of it,
- * and Temporal unreachable while inspections keep arriving.
+ * Temporal unreachable while inspections keep arriving, and a lot case the engine lost after its parts were
+ * dispatched.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,8 @@ import { startOutboxDispatcher } from '../../infra/outbox/dispatcher';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { lotCaseStateQuery, lotCaseWorkflowId } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
-import { createLot, failedInspection, simulatorCounts } from '../support/plant';
+import { createLot, failedInspection, getJson, sapStock, simulatorCounts } from '../support/plant';
+import { STOCK_TYPE } from '../../infra/simulators/sap-s4/sap-s4.schema';
 import { TcpProxy } from '../support/tcp-proxy';
 import { readTestEnv, testPool } from '../support/test-env';
 import { installQuietRuntime } from '../support/workflow-harness';
@@ -169,13 +171,103 @@ test('inspections are accepted while Temporal is unreachable and their workflows
       (rows) => rows.length === 3,
       { timeoutMs: 30_000 },
     );
-    for (const { workflow_id } of dispatched) {
-      const description = await stack.client.workflow.getHandle(workflow_id).describe();
-      expect(description.type).toBe('defectWorkflow');
-    }
+    // All three parts went to their lot's one case, each once.
+    expect(new Set(dispatched.map((r) => r.workflow_id))).toEqual(
+      new Set([lotCaseWorkflowId('PLANT1', lotId)]),
+    );
+    const lotCase = stack.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
+    expect((await lotCase.describe()).type).toBe('lotCaseWorkflow');
+    const signalled = (await lotCase.fetchHistory()).events?.filter((e) => e.workflowExecutionSignaledEventAttributes);
+    expect(signalled).toHaveLength(3);
   } finally {
     await dispatcher.stop();
     await connection.close();
     await proxy.cut();
   }
 }, 120_000);
+
+test('a lot case the engine lost after its parts were dispatched is started again from the outbox, and the lot is held once', async () => {
+  const lotId = `L-LOST-${randomUUID().slice(0, 8)}`;
+  const lot = await createLot(stack, { lotId });
+  const before = await simulatorCounts(stack);
+  const workflowId = lotCaseWorkflowId('PLANT1', lotId);
+  // A dispatcher that sends again what no workflow recorded within 2 s (temporal.yaml outbox.confirmationGrace).
+  await stack.dispatcher.stop();
+  const dispatcher = startOutboxDispatcher({
+    pool,
+    gateway: stack.gateway,
+    config: { ...stack.config, outbox: { ...stack.config.outbox, confirmationGrace: '2s' } },
+  });
+  let worker: ReturnType<typeof startWorkerProcess> | undefined;
+  try {
+    const parts = [failedInspection(lotId), failedInspection(lotId)];
+    const ids = parts.map((p) => p.eventId);
+    const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: { results: parts } });
+    expect(res.statusCode).toBe(202);
+    // Both parts handed to the case; no worker runs yet, so nothing has recorded them.
+    await eventually('both parts dispatched', async () => {
+      const { rows } = await pool.query(
+        'SELECT 1 FROM holdfast.outbox WHERE event_id = ANY($1) AND dispatched_at IS NOT NULL AND confirmed_at IS NULL',
+        [ids],
+      );
+      return rows.length === 2 ? true : undefined;
+    });
+
+    // What an OS crash under the dev server's synchronous=OFF can do: the signal-with-start is gone.
+    execFileSync(env.temporalCliPath, [
+      'workflow',
+      'delete',
+      '--workflow-id',
+      workflowId,
+      '--address',
+      env.temporalAddress,
+      '--namespace',
+      env.namespace,
+    ]);
+    await eventually('the lot case gone from Temporal', async () =>
+      (await stack.gateway.describe(workflowId)) === undefined ? true : undefined,
+    );
+
+    worker = startWorkerProcess({});
+    await worker.ready;
+    const state = await eventually(
+      'the lot case started again and awaiting its disposition',
+      async () => {
+        const live = await stack.client.workflow.getHandle(workflowId).query(lotCaseStateQuery);
+        return live.stage === 'awaiting-disposition' && live.parts.length === 2 ? live : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    expect(state.parts.map((p) => p.eventId).sort()).toEqual([...ids].sort());
+
+    const { rows } = await pool.query<{ redispatches: number; confirmed_at: Date | null }>(
+      'SELECT redispatches, confirmed_at FROM holdfast.outbox WHERE event_id = ANY($1)',
+      [ids],
+    );
+    for (const row of rows) {
+      expect(row.redispatches).toBeGreaterThanOrEqual(1);
+      expect(row.confirmed_at).not.toBeNull();
+    }
+    const after = await simulatorCounts(stack);
+    expect(after.holds - before.holds).toBe(1);
+    expect(after.notifications - before.notifications).toBe(1);
+    expect(after.notificationItems - before.notificationItems).toBe(2);
+    expect(after.materialDocuments - before.materialDocuments).toBe(2);
+    expect(after.qualityEvents - before.qualityEvents).toBe(2);
+    const mesLot = await getJson<{ status: string; activeHolds: unknown[] }>(`${stack.mesUrl}/api/v1/lots/${lotId}`);
+    expect(mesLot).toMatchObject({ status: 'ON_HOLD', activeHolds: [expect.anything()] });
+    expect(await sapStock(stack, lot.sku, lot.batch)).toMatchObject({ [STOCK_TYPE.blocked]: 2 });
+    expect(state.notification).toBeDefined();
+    expect(state.materialDocuments.map((m) => [m.movementType, m.quantity])).toEqual([
+      ['344', 1],
+      ['344', 1],
+    ]);
+  } finally {
+    await dispatcher.stop();
+    if (worker) {
+      const child = worker.child;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.on('exit', r));
+    }
+  }
+}, 180_000);

@@ -1,8 +1,8 @@
 /**
  * What an operator sees in the Temporal Web UI, in a real browser: Debian's Chromium driven by playwright-core, against
- * a Temporal CLI dev server with its UI (started here: the run's shared server is headless). The workflows are started
- * by the real gateway, as the outbox dispatcher starts them; no worker polls their task queue, so they stay Running,
- * as a case waiting for its disposition does.
+ * a Temporal CLI dev server with its UI (started here: the run's shared server is headless). The lot case and a shadow
+ * defect are started by the real gateway, as the outbox dispatcher starts them; no worker polls their task queue, so
+ * they stay Running, as a case waiting for its disposition does.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
 import { startTemporalDevServer, type TemporalDevServer } from '../../infra/local/temporal-dev-server';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
-import { ALL_SEARCH_ATTRIBUTES, lotCaseWorkflowId, type DefectWorkflowInput } from '../../workflows/contracts';
+import { ALL_SEARCH_ATTRIBUTES, lotCaseWorkflowId, type DetectionDispatch } from '../../workflows/contracts';
 import { readTestEnv } from '../support/test-env';
 
 /** Debian's package (npm run system-packages installs it); HOLDFAST_CHROMIUM names another build. */
@@ -25,7 +25,7 @@ let server: TemporalDevServer;
 let connection: Connection;
 let browser: Browser;
 let page: Page;
-let defectWorkflowId: string;
+let shadowWorkflowId: string;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
@@ -39,7 +39,7 @@ beforeAll(async () => {
   });
   connection = await Connection.connect({ address: server.address });
   const gateway = createTemporalWorkflowGateway(new Client({ connection }), { taskQueue: `no-worker-${run}` });
-  const input: DefectWorkflowInput = {
+  const input: DetectionDispatch = {
     detection: {
       eventId,
       site: 'PLANT1',
@@ -57,7 +57,10 @@ beforeAll(async () => {
     policy: sitePolicy(config, config.sites[0]!),
     taskQueue: `no-worker-${run}`,
   };
-  defectWorkflowId = (await gateway.startDefectWorkflow(input)).workflowId;
+  await gateway.dispatchDetection(input);
+  // The same lot seen by a camera under validation: a shadow workflow of its own, next to the lot case.
+  const shadow = { ...input.detection, eventId: `${eventId}-shadow`, station: 'S3' };
+  shadowWorkflowId = (await gateway.dispatchDetection({ ...input, detection: shadow, mode: 'shadow' })).workflowId;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   page = await browser.newPage();
 }, 90_000);
@@ -73,30 +76,38 @@ async function listFor(query: string): Promise<string> {
   await page.goto(`${server.uiUrl}/namespaces/default/workflows?query=${encodeURIComponent(query)}`);
   const table = page.getByRole('table');
   await table
-    .getByText(/defect-|lot-/)
+    .getByText(/shadow-|lot-/)
     .first()
     .waitFor({ timeout: 30_000 });
   return table.innerText();
 }
 
-test('the workflow list finds the defect and its lot case by Lot, and open holds on a line by type, Line and state', async () => {
+test('the workflow list finds the lot case by Lot, Line, WorkOrder, Sku and DefectClass, and open holds on a line', async () => {
+  const lotCase = lotCaseWorkflowId('PLANT1', lotId);
   const byLot = await listFor(`Lot = "${lotId}"`);
-  expect(byLot).toContain(defectWorkflowId);
-  expect(byLot).toContain(lotCaseWorkflowId('PLANT1', lotId));
-  expect(byLot).toMatch(/defectWorkflow/);
+  expect(byLot).toContain(lotCase);
+  expect(byLot).toContain(shadowWorkflowId);
   expect(byLot).toMatch(/lotCaseWorkflow/);
+  expect(byLot).toMatch(/shadowDefectWorkflow/);
+
+  const byPartAttributes = await listFor(
+    `WorkflowType = "lotCaseWorkflow" AND Line = "L3" AND WorkOrder = "1000102" AND Sku = "CVR-120" AND DefectClass = "crack" AND Lot = "${lotId}"`,
+  );
+  expect(byPartAttributes).toContain(lotCase);
+  expect(byPartAttributes).not.toContain(shadowWorkflowId);
 
   // The README's query: every open hold on a line.
   const openHolds = await listFor(
     `WorkflowType = "lotCaseWorkflow" AND Line = "L3" AND DispositionState = "containing" AND Lot = "${lotId}"`,
   );
-  expect(openHolds).toContain(lotCaseWorkflowId('PLANT1', lotId));
-  expect(openHolds).not.toContain(defectWorkflowId);
+  expect(openHolds).toContain(lotCase);
+  expect(openHolds).not.toContain(shadowWorkflowId);
 }, 60_000);
 
-test("the defect workflow's page shows its summary and every search attribute", async () => {
-  await page.goto(`${server.uiUrl}/namespaces/default/workflows/${encodeURIComponent(defectWorkflowId)}`);
-  await page.getByText(`crack on PLANT1/L3/S2 · lot ${lotId}`).first().waitFor({ timeout: 30_000 });
+test("the lot case's page shows its summary and every search attribute", async () => {
+  const lotCase = lotCaseWorkflowId('PLANT1', lotId);
+  await page.goto(`${server.uiUrl}/namespaces/default/workflows/${encodeURIComponent(lotCase)}`);
+  await page.getByText(`Lot ${lotId} hold case · PLANT1/L3 · CVR-120`).first().waitFor({ timeout: 30_000 });
   await page.getByRole('tab', { name: 'Search Attributes' }).click();
   const shown = page.getByText('"indexedFields"');
   await shown.waitFor({ timeout: 30_000 });
@@ -104,13 +115,14 @@ test("the defect workflow's page shows its summary and every search attribute", 
   for (const [key, value] of Object.entries({
     Site: 'PLANT1',
     Line: 'L3',
-    Station: 'S2',
     Lot: lotId,
-    WorkOrder: '1000102',
     Sku: 'CVR-120',
-    DefectClass: 'crack',
     DispositionState: 'containing',
   })) {
     expect(text).toContain(`"${key}": "${value}"`);
+  }
+  // Keyword lists: a case gathers the stations, work orders and defect classes of all its parts.
+  for (const [key, value] of Object.entries({ Station: 'S2', WorkOrder: '1000102', DefectClass: 'crack' })) {
+    expect(text).toMatch(new RegExp(`"${key}": \\[\\s*"${value}"\\s*\\]`));
   }
 }, 60_000);

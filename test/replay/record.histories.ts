@@ -8,10 +8,8 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ExternalSystemError } from '../../activities/errors';
-import { defectWorkflow } from '../../workflows';
+import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import {
-  defectStateQuery,
-  defectWorkflowId,
   dispositionUpdate,
   lotCaseStateQuery,
   lotCaseWorkflowId,
@@ -22,28 +20,28 @@ import {
 import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { readTestEnv } from '../support/test-env';
-import { WorkflowHarness, defectInput, detection } from '../support/workflow-harness';
+import { WorkflowHarness, detection, dispatchOf } from '../support/workflow-harness';
 
 const harness = new WorkflowHarness();
 beforeAll(() => harness.setUp());
 afterAll(() => harness.tearDown());
 
-test('record one history per shape of defect and lot-case workflow', async () => {
+test('record one history per shape of lot-case and shadow workflow', async () => {
   const mes = new FakeMes();
   const erp = new FakeErp();
   const escalation = new RecordingEscalation();
   const { worker, taskQueue } = await harness.worker({ mes, erp, escalation });
   const run = Date.now();
   const policy = harness.policy();
-  const histories: Record<string, string> = {};
+  /** History name → workflow id, and the run when it is not the latest (a run that continued as new). */
+  const histories: Record<string, string | { workflowId: string; runId: string }> = {};
 
   const lotCase = (lotId: string) => harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
   const waitForStage = (lotId: string, stage: LotCaseStage, parts = 1) =>
-    eventually(
-      `lot ${lotId} in ${stage}`,
-      () => lotCase(lotId).query(lotCaseStateQuery),
-      (state) => state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts),
-    );
+    eventually(`lot ${lotId} in ${stage}`, async () => {
+      const state = await lotCase(lotId).query(lotCaseStateQuery);
+      return state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts);
+    });
   const decide = (lotId: string, decision: DispositionDecision) =>
     lotCase(lotId).executeUpdate(dispositionUpdate, {
       args: [{ decision, reason: 'MRB 7', decidedBy: 'qe.jane', requestId: `${lotId}-disposition` }],
@@ -55,13 +53,9 @@ test('record one history per shape of defect and lot-case workflow', async () =>
     // Two parts of one lot, handed over as the outbox dispatcher does; one hold cycle up to its disposition.
     const twoParts = `L-REPLAY-${run}-two-parts`;
     mes.addLot({ lotId: twoParts, supplier: '17300001' });
-    const [first] = await Promise.all(
-      [detection({ lotId: twoParts }), detection({ lotId: twoParts })].map((d) =>
-        harness.startDefect(d, policy, taskQueue),
-      ),
+    await Promise.all(
+      [detection({ lotId: twoParts }), detection({ lotId: twoParts })].map((d) => harness.enrol(d, policy, taskQueue)),
     );
-    await first!.result();
-    histories['defect-contained'] = first!.workflowId;
     await waitForStage(twoParts, 'awaiting-disposition', 2);
     await decide(twoParts, 'return-to-vendor');
     await lotCase(twoParts).result();
@@ -69,36 +63,30 @@ test('record one history per shape of defect and lot-case workflow', async () =>
 
     // A station in shadow mode: the plan only, no lot case.
     const shadow = detection({ lotId: `L-REPLAY-${run}-shadow` });
-    const shadowHandle = await harness.client.workflow.start(defectWorkflow, {
-      workflowId: defectWorkflowId(shadow.eventId),
-      taskQueue,
-      args: [{ ...defectInput(shadow, policy, taskQueue), mode: 'shadow' }],
+    const shadowStarted = await createTemporalWorkflowGateway(harness.client, { taskQueue }).dispatchDetection({
+      ...dispatchOf(shadow, policy, taskQueue),
+      mode: 'shadow',
     });
-    await shadowHandle.result();
-    histories['defect-shadow'] = shadowHandle.workflowId;
+    await harness.client.workflow.getHandle(shadowStarted.workflowId).result();
+    histories['shadow-defect'] = shadowStarted.workflowId;
 
-    // The MES refuses the work-order count: the defect workflow parks until an operator retries.
+    // The MES refuses the work-order count: the case parks with the part named until an operator retries.
     const refusedCount = `L-REPLAY-${run}-refused-count`;
     mes.addLot({ lotId: refusedCount });
     mes.failures.set('recordQualityEvent', new ExternalSystemError('fake-mes', 'rejected', 'Work order closed', 409));
-    const parkedDefect = await harness.startDefect(detection({ lotId: refusedCount }), policy, taskQueue);
-    await eventually(
-      'the defect workflow parked',
-      () => parkedDefect.query(defectStateQuery),
-      (state) => state.stage === 'needs-attention',
-    );
-    await retry(parkedDefect);
-    await parkedDefect.result();
-    histories['defect-parked-and-retried'] = parkedDefect.workflowId;
+    await harness.enrol(detection({ lotId: refusedCount }), policy, taskQueue);
+    await waitForStage(refusedCount, 'needs-attention');
+    await retry(lotCase(refusedCount));
     await waitForStage(refusedCount, 'awaiting-disposition');
     await decide(refusedCount, 'scrap');
     await lotCase(refusedCount).result();
+    histories['lot-case-count-parked-and-retried'] = lotCase(refusedCount).workflowId;
 
     // The ERP refuses the 344 block: the lot case parks until an operator retries, then takes its disposition.
     const refusedBlock = `L-REPLAY-${run}-refused-block`;
     mes.addLot({ lotId: refusedBlock });
     erp.failures.set('postGoodsMovement', new ExternalSystemError('fake-erp', 'rejected', 'Deficit of SL 1 PC', 400));
-    await harness.startDefect(detection({ lotId: refusedBlock }), policy, taskQueue);
+    await harness.enrol(detection({ lotId: refusedBlock }), policy, taskQueue);
     await waitForStage(refusedBlock, 'needs-attention');
     await retry(lotCase(refusedBlock));
     await waitForStage(refusedBlock, 'awaiting-disposition');
@@ -106,11 +94,28 @@ test('record one history per shape of defect and lot-case workflow', async () =>
     await lotCase(refusedBlock).result();
     histories['lot-case-parked-and-retried'] = lotCase(refusedBlock).workflowId;
 
+    // A part arrives while the disposition waits for an operator: it opens the lot's next case by continue-as-new.
+    const carried = `L-REPLAY-${run}-continued`;
+    mes.addLot({ lotId: carried });
+    await harness.enrol(detection({ lotId: carried }), policy, taskQueue);
+    await waitForStage(carried, 'awaiting-disposition');
+    const firstRun = (await lotCase(carried).describe()).runId;
+    erp.failures.set('postGoodsMovement', new ExternalSystemError('fake-erp', 'rejected', 'Period closed', 400));
+    await decide(carried, 'scrap');
+    await harness.enrol(detection({ lotId: carried }), policy, taskQueue);
+    await eventually(
+      'the later part taken',
+      async () => (await lotCase(carried).query(lotCaseStateQuery)).pendingParts > 0,
+    );
+    await retry(lotCase(carried));
+    await eventually('the next case', async () => (await lotCase(carried).describe()).runId !== firstRun);
+    histories['lot-case-continued-as-new'] = { workflowId: lotCase(carried).workflowId, runId: firstRun };
+
     // No disposition within the site's limit: the case escalates once, then takes the late decision.
     const late = `L-REPLAY-${run}-escalated`;
     mes.addLot({ lotId: late });
-    await harness.startDefect(detection({ lotId: late }), harness.policy({ dispositionTimeout: '1s' }), taskQueue);
-    await eventually(`lot ${late} escalated`, () => escalation.messages.length > 0);
+    await harness.enrol(detection({ lotId: late }), harness.policy({ dispositionTimeout: '1s' }), taskQueue);
+    await eventually(`lot ${late} escalated`, async () => escalation.messages.length > 0);
     await waitForStage(late, 'awaiting-disposition');
     await decide(late, 'use-as-is');
     await lotCase(late).result();
@@ -119,12 +124,13 @@ test('record one history per shape of defect and lot-case workflow', async () =>
 
   // The CLI's JSON is the format operators export from production too (`temporal workflow show --output json`).
   const env = readTestEnv();
-  const show = (workflowId: string) =>
+  const show = (history: string | { workflowId: string; runId: string }) =>
     execFileSync(env.temporalCliPath, [
       'workflow',
       'show',
-      '--workflow-id',
-      workflowId,
+      ...(typeof history === 'string'
+        ? ['--workflow-id', history]
+        : ['--workflow-id', history.workflowId, '--run-id', history.runId]),
       '--address',
       env.temporalAddress,
       '--namespace',
@@ -133,6 +139,5 @@ test('record one history per shape of defect and lot-case workflow', async () =>
       'json',
     ]);
   const dir = join(__dirname, 'histories');
-  for (const [name, workflowId] of Object.entries(histories))
-    writeFileSync(join(dir, `${name}.json`), show(workflowId));
+  for (const [name, history] of Object.entries(histories)) writeFileSync(join(dir, `${name}.json`), show(history));
 });

@@ -12,14 +12,14 @@ const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
  * recorded by record.histories.ts, one per shape of history; workflows/README.md says when they change.
  */
 test('recorded histories exist for both workflow types', () => {
-  expect(files.some((f) => f.startsWith('defect-'))).toBe(true);
+  expect(files.some((f) => f.startsWith('shadow-'))).toBe(true);
   expect(files.some((f) => f.startsWith('lot-case-'))).toBe(true);
 });
 
 test.each(files)('%s replays deterministically', async (file) => {
   installQuietRuntime();
   const history = historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
-  const workflowType = file.startsWith('defect-') ? 'defectWorkflow' : 'lotCaseWorkflow';
+  const workflowType = file.startsWith('shadow-') ? 'shadowDefectWorkflow' : 'lotCaseWorkflow';
   await expect(
     Worker.runReplayHistory(
       { workflowsPath: require.resolve('../../workflows'), replayName: file },

@@ -17,6 +17,8 @@ import { createTemporalWorkflowGateway, type WorkflowGateway } from '../../infra
 
 export interface StackOptions {
   pool: Pool;
+  /** The simulators' own pool (default: `pool`), so that a test can tell Holdfast's statements from theirs. */
+  simulatorPool?: Pool;
   temporalAddress: string;
   namespace: string;
   /** Base topology (default: temporal.yaml); connector URLs and task queues are rewritten to this stack's. */
@@ -70,14 +72,19 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
 
   try {
     const sapEnv = { SAP_USER: 'HOLDFAST', SAP_PASSWORD: randomBytes(12).toString('base64url') };
+    const simulatorPool = opts.simulatorPool ?? opts.pool;
     const sap = await buildSapS4Simulator({
-      pool: opts.pool,
+      pool: simulatorPool,
       schema: `sap_${suffix}`,
       credentials: { username: sapEnv.SAP_USER, password: sapEnv.SAP_PASSWORD },
       seedDemo: opts.seedDemo ?? true,
     });
     closers.push(() => sap.close());
-    const mes = await buildMesSimulator({ pool: opts.pool, schema: `mes_${suffix}`, seedDemo: opts.seedDemo ?? true });
+    const mes = await buildMesSimulator({
+      pool: simulatorPool,
+      schema: `mes_${suffix}`,
+      seedDemo: opts.seedDemo ?? true,
+    });
     closers.push(() => mes.close());
     const sapUrl = await sap.listen({ host: '127.0.0.1', port: 0 });
     const mesUrl = await mes.listen({ host: '127.0.0.1', port: 0 });

@@ -15,12 +15,11 @@ import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { createQualityWorkers } from '../../workers/quality-workers';
-import { defectWorkflow } from '../../workflows';
+import { lotCaseWorkflow } from '../../workflows';
 import {
-  defectWorkflowId,
   lotCaseEnrolment,
   type DefectDetection,
-  type DefectWorkflowInput,
+  type DetectionDispatch,
   type SitePolicy,
 } from '../../workflows/contracts';
 import { quietLog } from './quiet-log';
@@ -82,20 +81,13 @@ export class WorkflowHarness {
   }
 
   /**
-   * Starts a production defect workflow as the outbox dispatcher does (infra/temporal/gateway.ts): the part goes to
-   * its lot case by signal-with-start, then the defect workflow starts. A second start of the same detection is
-   * refused by its workflow id, and its second hand-off is ignored by the lot case (same event id).
+   * Hands a production part to its lot case as the outbox dispatcher does (infra/temporal/gateway.ts): signal-with-
+   * start of the lot's case. A second hand-off of the same detection is dropped by the lot case (same event id).
    */
-  async startDefect(d: DefectDetection, policy: SitePolicy, taskQueue: string) {
-    const workflowId = defectWorkflowId(d.eventId);
-    await createTemporalLotCaseStarter(this.client).enrol(
-      lotCaseEnrolment({ ...d, defectWorkflowId: workflowId }, policy, taskQueue),
-    );
-    return this.client.workflow.start(defectWorkflow, {
-      workflowId,
-      taskQueue,
-      args: [defectInput(d, policy, taskQueue)],
-    });
+  async enrol(d: DefectDetection, policy: SitePolicy, taskQueue: string) {
+    const enrolment = lotCaseEnrolment(d, policy, taskQueue);
+    await createTemporalLotCaseStarter(this.client).enrol(enrolment);
+    return this.client.workflow.getHandle<typeof lotCaseWorkflow>(enrolment.workflowId);
   }
 }
 
@@ -128,6 +120,6 @@ export function detection(overrides: Partial<DefectDetection> = {}): DefectDetec
   };
 }
 
-export function defectInput(d: DefectDetection, policy: SitePolicy, taskQueue: string): DefectWorkflowInput {
+export function dispatchOf(d: DefectDetection, policy: SitePolicy, taskQueue: string): DetectionDispatch {
   return { detection: d, policy, taskQueue };
 }

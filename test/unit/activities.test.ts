@@ -132,28 +132,38 @@ test('escalation is sent once per key: a recorded escalation is not sent again',
   expect(escalation.messages).toHaveLength(1);
 });
 
-test('linkInspection writes the inspection edges in one idempotent statement', async () => {
+test('enrolParts writes the inspection edges and confirms the outbox rows in one idempotent statement', async () => {
   const { pool, queries } = recordingPool();
   const { activities } = build({ pool });
-  await env().run(activities.linkInspection, {
-    defectWorkflowId: 'defect-evt-1',
-    detection: {
-      eventId: 'evt-1',
-      site: 'PLANT1',
-      line: 'L1',
-      station: 'S1',
-      partId: 'P-1',
-      sku: 'BRKT-200',
-      lotId: 'L-1',
-      workOrder: '1000100',
-      defects: [{ class: 'scratch', score: 0.9 }],
-      modelVersion: 'm1',
-      recipeVersion: 'r1',
-      inspectedAt: '2026-11-25T00:00:00Z',
-    },
+  const part = (eventId: string, partId: string) => ({
+    eventId,
+    site: 'PLANT1',
+    line: 'L1',
+    station: 'S1',
+    partId,
+    sku: 'BRKT-200',
+    lotId: 'L-1',
+    workOrder: '1000100',
+    defects: [{ class: 'scratch', score: 0.9 }],
+    modelVersion: 'm1',
+    recipeVersion: 'r1',
+    inspectedAt: '2026-11-25T00:00:00Z',
+  });
+  await env().run(activities.enrolParts, {
+    lotCaseWorkflowId: 'lot-PLANT1-L-1',
+    runId: 'run-1',
+    parts: [part('evt-1', 'P-1'), part('evt-2', 'P-2')],
   });
   expect(queries).toHaveLength(1);
-  expect(queries[0]!.text).toContain('ON CONFLICT (from_kind, from_id, relation, to_kind, to_id) DO NOTHING');
-  expect(queries[0]!.values[2]).toEqual(['part-of-lot', 'inspects-part', 'counted-on', 'handled-by']);
-  expect(queries[0]!.values[4]).toEqual(['PLANT1/L-1', 'P-1', '1000100', 'defect-evt-1']);
+  const [{ text, values }] = queries as [{ text: string; values: unknown[] }];
+  expect(text).toContain('ON CONFLICT (from_kind, from_id, relation, to_kind, to_id) DO NOTHING');
+  expect(text).toMatch(/UPDATE holdfast\.outbox SET confirmed_at = clock_timestamp\(\)/);
+  expect(text).toContain('confirmed_at IS NULL');
+  expect(values.slice(0, 2)).toEqual([['evt-1', 'evt-2'], 'run-1']);
+  const relations = ['part-of-lot', 'inspects-part', 'counted-on', 'handled-by'];
+  expect(values[4]).toEqual([...relations, ...relations]);
+  expect(values[6]).toEqual([
+    ...['PLANT1/L-1', 'P-1', '1000100', 'lot-PLANT1-L-1'],
+    ...['PLANT1/L-1', 'P-2', '1000100', 'lot-PLANT1-L-1'],
+  ]);
 });

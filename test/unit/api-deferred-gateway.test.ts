@@ -8,20 +8,19 @@ describe('createDeferredWorkflowGateway (API started while Temporal is unreachab
   it('fails every call as unavailable until connected, then delegates to the real gateway', async () => {
     const { gateway, connect } = createDeferredWorkflowGateway();
 
-    await expect(gateway.describe('defect-1')).rejects.toBeInstanceOf(TemporalUnavailableError);
+    await expect(gateway.describe('lot-1')).rejects.toBeInstanceOf(TemporalUnavailableError);
     await expect(gateway.lotCaseState('lot-1')).rejects.toBeInstanceOf(TemporalUnavailableError);
 
     const calls: string[] = [];
     const real: WorkflowGateway = {
-      startDefectWorkflow: async (input) => {
-        calls.push(`start ${input.detection.eventId}`);
-        return { workflowId: 'defect-1', runId: 'r1', alreadyStarted: false };
+      dispatchDetection: async (input) => {
+        calls.push(`dispatch ${input.detection.eventId}`);
+        return { workflowId: 'lot-1', runId: 'r1', awaitsConfirmation: true };
       },
       describe: async (id) => {
         calls.push(`describe ${id}`);
         return undefined;
       },
-      defectState: async () => undefined,
       lotCaseState: async () => undefined,
       submitDisposition: async () => {
         throw new Error('not used');
@@ -32,7 +31,7 @@ describe('createDeferredWorkflowGateway (API started while Temporal is unreachab
     };
     connect(real);
 
-    await expect(gateway.describe('defect-1')).resolves.toBeUndefined();
-    expect(calls).toEqual(['describe defect-1']);
+    await expect(gateway.describe('lot-1')).resolves.toBeUndefined();
+    expect(calls).toEqual(['describe lot-1']);
   });
 });

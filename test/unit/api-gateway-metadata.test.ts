@@ -1,37 +1,31 @@
-import { loadConfig, sitePolicy } from '../../infra/config/load';
-import { defectStaticDetails, defectStaticSummary, detectionSearchAttributes } from '../../infra/temporal/gateway';
-import { type DefectWorkflowInput, SearchAttributes } from '../../workflows/contracts';
+import { defectStaticDetails, defectStaticSummary } from '../../infra/temporal/gateway';
+import { type DefectDetection, SearchAttributes, detectionSearchAttributes } from '../../workflows/contracts';
 
-const config = loadConfig();
-
-function input(overrides: Partial<DefectWorkflowInput['detection']> = {}): DefectWorkflowInput {
+function input(overrides: Partial<DefectDetection> = {}): DefectDetection {
   return {
-    detection: {
-      eventId: 'cam-7:000123',
-      site: 'PLANT1',
-      line: 'L1',
-      station: 'S1',
-      partId: 'P-1',
-      sku: 'BRKT-200',
-      lotId: 'L-0001',
-      workOrder: '1000100',
-      defects: [
-        { class: 'scratch', score: 0.934 },
-        { class: 'dent', score: 0.4 },
-      ],
-      modelVersion: 'yolo-1.4.2',
-      recipeVersion: 'R-17',
-      inspectedAt: '2025-03-04T10:15:00+01:00',
-      ...overrides,
-    },
-    policy: sitePolicy(config, config.sites[0]!),
-    taskQueue: 'q',
+    eventId: 'cam-7:000123',
+    site: 'PLANT1',
+    line: 'L1',
+    station: 'S1',
+    partId: 'P-1',
+    sku: 'BRKT-200',
+    lotId: 'L-0001',
+    workOrder: '1000100',
+    defects: [
+      { class: 'scratch', score: 0.934 },
+      { class: 'dent', score: 0.4 },
+    ],
+    modelVersion: 'yolo-1.4.2',
+    recipeVersion: 'R-17',
+    inspectedAt: '2025-03-04T10:15:00+01:00',
+    ...overrides,
   };
 }
 
-describe('defect workflow metadata for the Temporal Web UI', () => {
+describe('workflow metadata for the Temporal Web UI', () => {
   it('summarises class, place, lot and part on one line', () => {
     expect(defectStaticSummary(input())).toBe('scratch on PLANT1/L1/S1 · lot L-0001 · part P-1');
+    expect(defectStaticSummary(input(), 'shadow: ')).toBe('shadow: scratch on PLANT1/L1/S1 · lot L-0001 · part P-1');
   });
 
   it('keeps the summary within 200 bytes without splitting a multi-byte character', () => {
@@ -53,10 +47,12 @@ describe('defect workflow metadata for the Temporal Web UI', () => {
     expect(details).toContain('scratch (0.934), dent (0.400)');
   });
 
-  it('sets every search attribute, DefectClass from the first defect and DetectedAt as an instant', () => {
-    const attrs = new Map(detectionSearchAttributes(input().detection).map((a) => [a.key.name, a.value]));
+  it('sets every search attribute: one-element lists for a case to grow, DefectClass from the first defect', () => {
+    const attrs = new Map(detectionSearchAttributes(input()).map((a) => [a.key.name, a.value]));
 
-    expect(attrs.get(SearchAttributes.defectClass.name)).toBe('scratch');
+    expect(attrs.get(SearchAttributes.defectClass.name)).toEqual(['scratch']);
+    expect(attrs.get(SearchAttributes.workOrder.name)).toEqual(['1000100']);
+    expect(attrs.get(SearchAttributes.station.name)).toEqual(['S1']);
     expect(attrs.get(SearchAttributes.dispositionState.name)).toBe('containing');
     expect(attrs.get(SearchAttributes.lot.name)).toBe('L-0001');
     expect((attrs.get(SearchAttributes.detectedAt.name) as Date).toISOString()).toBe('2025-03-04T09:15:00.000Z');

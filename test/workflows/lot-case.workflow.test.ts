@@ -1,11 +1,9 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { ExternalSystemError } from '../../activities/errors';
-import { defectWorkflow } from '../../workflows';
+import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import {
   SearchAttributes,
-  defectStateQuery,
-  defectWorkflowId,
   dispositionUpdate,
   lotCaseStateQuery,
   lotCaseWorkflowId,
@@ -17,7 +15,7 @@ import {
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
-import { WorkflowHarness, defectInput, detection } from '../support/workflow-harness';
+import { WorkflowHarness, detection, dispatchOf } from '../support/workflow-harness';
 
 const harness = new WorkflowHarness();
 beforeAll(() => harness.setUp());
@@ -40,8 +38,9 @@ async function rig(policy: Partial<SitePolicy> = {}): Promise<Rig> {
   return { mes, erp, escalation, worker, taskQueue, policy: harness.policy(policy) };
 }
 
-function startDefect(r: Rig, d: DefectDetection) {
-  return harness.startDefect(d, r.policy, r.taskQueue);
+/** Hands the part to its lot case as the outbox dispatcher does; resolves to the lot case's handle. */
+function enrol(r: Rig, d: DefectDetection) {
+  return harness.enrol(d, r.policy, r.taskQueue);
 }
 
 async function waitForStage(
@@ -51,26 +50,29 @@ async function waitForStage(
   parts = 1,
 ): Promise<LotCaseState> {
   const handle = harness.client.workflow.getHandle(lotCaseWorkflowId(site, lotId));
-  // Defect workflows end once they have handed their part over; containment is the lot case's to finish.
-  return eventually(
+  return until(
     `lot ${lotId} in ${stage}`,
     () => handle.query(lotCaseStateQuery),
-    (state) => state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts),
+    (state) =>
+      state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts) ? state : undefined,
   );
 }
+
+/** Reads until `done` makes something of what it read (a read that throws counts as not yet). */
+const until = <T, R>(what: string, read: () => Promise<T>, done: (value: T) => R | undefined) =>
+  eventually(what, async () => done(await read()));
 
 function disposition(decision: DispositionDecision, requestId = `req-${Math.random()}`) {
   return { decision, reason: 'MRB decision 42', decidedBy: 'qe.jane', requestId };
 }
 
-test('many defective parts of one lot give one hold, one notification with one item per part, one block per part', async () => {
+test('many defective parts of one lot give one hold, one notification with one item per part, one block and one count per part', async () => {
   const r = await rig();
   const lotId = `L-${Date.now()}`;
   r.mes.addLot({ lotId, quantity: 200 });
   await r.worker.runUntil(async () => {
     const parts = [0, 1, 2].map(() => detection({ lotId }));
-    const handles = await Promise.all(parts.map((d) => startDefect(r, d)));
-    const results = await Promise.all(handles.map((h) => h.result()));
+    await Promise.all(parts.map((d) => enrol(r, d)));
     const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition', 3);
 
     expect(r.mes.holds.size).toBe(1);
@@ -82,18 +84,17 @@ test('many defective parts of one lot give one hold, one notification with one i
       ['344', 1],
       ['344', 1],
     ]);
-    expect(r.mes.qualityEvents.size).toBe(3);
-    expect(
-      results.every((x) => 'lotCaseWorkflowId' in x && x.lotCaseWorkflowId === lotCaseWorkflowId('PLANT1', lotId)),
-    ).toBe(true);
-    expect(new Set(results.map((x) => ('workOrderQualityStatus' in x ? x.workOrderQualityStatus : 'shadow')))).toEqual(
-      new Set(['NONCONFORMING']),
-    );
+    expect([...r.mes.qualityEvents.keys()].sort()).toEqual(parts.map((p) => `${p.eventId}:wo-quality`).sort());
 
     expect(state.blockedQuantity).toBe(3);
     expect(state.parts.map((p) => p.eventId).sort()).toEqual(parts.map((p) => p.eventId).sort());
+    for (const part of state.parts) {
+      expect(part).toMatchObject({ status: 'contained', workOrder: '1000100', workOrderQuality: 'NONCONFORMING' });
+      expect(part.notificationItem).toBeDefined();
+      expect(part.materialDocument?.movementType).toBe('344');
+    }
 
-    // The durable projection and the trace graph have the documents.
+    // The durable projection and the trace graph have the documents, and each inspection names its case.
     const { rows } = await harness.pool.query(
       'SELECT stage, hold_id, notification FROM holdfast.lot_case WHERE workflow_id = $1',
       [lotCaseWorkflowId('PLANT1', lotId)],
@@ -105,27 +106,77 @@ test('many defective parts of one lot give one hold, one notification with one i
     );
     expect(links.rows.filter((l) => l.relation === 'blocked-by')).toHaveLength(3);
     expect(links.rows.filter((l) => l.relation === 'held-by')).toHaveLength(1);
+    const inspections = await harness.pool.query<{ from_id: string; relation: string; to_id: string }>(
+      "SELECT from_id, relation, to_id FROM holdfast.trace_link WHERE from_kind = 'inspection' AND from_id = ANY($1)",
+      [parts.map((p) => p.eventId)],
+    );
+    for (const part of parts) {
+      expect(
+        inspections.rows
+          .filter((l) => l.from_id === part.eventId)
+          .map((l) => `${l.relation} ${l.to_id}`)
+          .sort(),
+      ).toEqual(
+        [
+          `counted-on 1000100`,
+          `defect-item ${qn!.number}/${state.parts.find((p) => p.eventId === part.eventId)!.notificationItem}`,
+          `handled-by ${lotCaseWorkflowId('PLANT1', lotId)}`,
+          `inspects-part ${part.partId}`,
+          `part-of-lot PLANT1/${lotId}`,
+        ].sort(),
+      );
+    }
   });
+});
+
+test('parts that arrive together are taken in one batch: a new lot costs one workflow task', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-batch`;
+  r.mes.addLot({ lotId, quantity: 200 });
+  // Handed over before any worker polls, so that the first workflow task sees all three signals.
+  const parts = [0, 1, 2].map(() => detection({ lotId }));
+  for (const d of parts) await enrol(r, d);
+  await r.worker.runUntil(async () => {
+    // Read from the projection, not by query: a query answered while local activities run makes the worker
+    // complete the workflow task early (with the answer) and open another.
+    await until(
+      `lot ${lotId} recorded awaiting its disposition`,
+      () =>
+        harness.pool.query<{ stage: string }>('SELECT stage FROM holdfast.lot_case WHERE workflow_id = $1', [
+          lotCaseWorkflowId('PLANT1', lotId),
+        ]),
+      (res) => (res.rows[0]?.stage === 'awaiting-disposition' ? true : undefined),
+    );
+  });
+  const history = await harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId)).fetchHistory();
+  const events = history.events ?? [];
+  expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(1);
+  // One record of the batch, one lot read, one hold; the notification with its first item, three blocks, three
+  // counts; the two other items; one stage record.
+  expect(events.filter((e) => e.markerRecordedEventAttributes)).toHaveLength(13);
+  expect(r.mes.calls.filter((c) => c.startsWith('holdLot'))).toHaveLength(1);
 });
 
 test('a defect from a station in shadow mode records what it would do and touches neither the MES, the ERP nor a lot case', async () => {
   const r = await rig();
   await r.worker.runUntil(async () => {
     const d = detection();
-    const handle = await harness.client.workflow.start(defectWorkflow, {
-      workflowId: defectWorkflowId(d.eventId),
-      taskQueue: r.taskQueue,
-      args: [{ ...defectInput(d, r.policy, r.taskQueue), mode: 'shadow' }],
-    });
-    const result = await handle.result();
+    const gateway = createTemporalWorkflowGateway(harness.client, { taskQueue: r.taskQueue });
+    const sent = await gateway.dispatchDetection({ ...dispatchOf(d, r.policy, r.taskQueue), mode: 'shadow' });
+    expect(sent).toMatchObject({ workflowId: `shadow-${d.eventId}`, awaitsConfirmation: false });
+    const handle = harness.client.workflow.getHandle(sent.workflowId);
+    const result = (await handle.result()) as { eventId: string; mode: string; wouldDo: string[] };
     expect(result).toMatchObject({ eventId: d.eventId, mode: 'shadow' });
-    expect('wouldDo' in result && result.wouldDo.join('\n')).toMatch(new RegExp(`hold lot ${d.lotId}`));
+    expect(result.wouldDo.join('\n')).toMatch(new RegExp(`hold lot ${d.lotId}`));
     expect(r.mes.holds.size + r.mes.qualityEvents.size).toBe(0);
     expect(r.erp.notifications.size + r.erp.documents.length).toBe(0);
     const lotCase = harness.client.workflow.getHandle(lotCaseWorkflowId(d.site, d.lotId));
     await expect(lotCase.describe()).rejects.toThrow(/not found/i);
     const described = await handle.describe();
     expect(described.searchAttributes.DispositionState).toEqual(['shadow']);
+    expect(described.typedSearchAttributes.get(SearchAttributes.lot)).toBe(d.lotId);
+    // Sent again (an outbox row dispatched twice): the same run answers, nothing new starts.
+    expect(await gateway.dispatchDetection({ ...dispatchOf(d, r.policy, r.taskQueue), mode: 'shadow' })).toEqual(sent);
   });
 });
 
@@ -134,8 +185,7 @@ test('whole-lot policy blocks the lot quantity once, however many parts fail', a
   const lotId = `L-${Date.now()}-w`;
   r.mes.addLot({ lotId, quantity: 250 });
   await r.worker.runUntil(async () => {
-    const handles = await Promise.all([detection({ lotId }), detection({ lotId })].map((d) => startDefect(r, d)));
-    await Promise.all(handles.map((h) => h.result()));
+    await Promise.all([detection({ lotId }), detection({ lotId })].map((d) => enrol(r, d)));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition', 2);
     expect(r.erp.documents.map((d) => [d.movementType, d.quantity])).toEqual([['344', 250]]);
   });
@@ -153,10 +203,8 @@ test.each([
     const lotId = `L-${Date.now()}-${decision}`;
     r.mes.addLot({ lotId, ...(supplier ? { supplier } : {}) });
     await r.worker.runUntil(async () => {
-      const d = detection({ lotId });
-      await (await startDefect(r, d)).result();
+      const handle = await enrol(r, detection({ lotId }));
       await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-      const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
       const outcome = await handle.executeUpdate(dispositionUpdate, { args: [disposition(decision)] });
       expect(outcome).toMatchObject({ status: 'completed', decision, lotStatus, notificationClosed: true });
       expect(outcome.materialDocuments).toEqual([expect.objectContaining({ movementType: mvt, quantity: 1 })]);
@@ -177,9 +225,8 @@ test('illegal transitions are rejected synchronously and change nothing', async 
   const lotId = `L-${Date.now()}-ill`;
   r.mes.addLot({ lotId }); // made in-house: no supplier
   await r.worker.runUntil(async () => {
-    await (await startDefect(r, detection({ lotId }))).result();
+    const handle = await enrol(r, detection({ lotId }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
 
     await expect(handle.executeUpdate(dispositionUpdate, { args: [disposition('return-to-vendor')] })).rejects.toThrow(
       WorkflowUpdateFailedError,
@@ -213,13 +260,18 @@ test('a business rejection parks the case in needs-attention until an operator r
     new ExternalSystemError('fake-erp', 'rejected', 'Deficit of SL Unrestricted-use 1 PC', 400),
   );
   await r.worker.runUntil(async () => {
-    const defect = await startDefect(r, detection({ lotId }));
+    const d = detection({ lotId });
+    const handle = await enrol(r, d);
     const parked = await waitForStage('PLANT1', lotId, 'needs-attention');
     expect(parked.failures).toEqual([
-      expect.objectContaining({ step: 'erp-stock-block', errorType: 'HoldfastBusinessRejection' }),
+      expect.objectContaining({
+        step: 'erp-stock-block',
+        errorType: 'HoldfastBusinessRejection',
+        eventId: d.eventId,
+        partId: d.partId,
+      }),
     ]);
     expect(parked.failures![0]!.message).toContain('Deficit');
-    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
     const listed = await harness.client.workflow.count(
       `Lot = '${lotId}' AND DispositionState = 'needs-attention' AND ExecutionStatus = 'Running'`,
     );
@@ -228,14 +280,31 @@ test('a business rejection parks the case in needs-attention until an operator r
       WorkflowUpdateFailedError,
     );
 
+    // A part that arrives while the case waits for the operator is recorded at once (its outbox row confirmed, so
+    // the dispatcher does not send it again all the while), and contained after the retry.
+    const later = detection({ lotId });
+    await enrol(r, later);
+    await until(
+      'the later part recorded while the case is parked',
+      () =>
+        harness.pool.query(
+          "SELECT to_id FROM holdfast.trace_link WHERE from_kind = 'inspection' AND from_id = $1 AND relation = 'handled-by'",
+          [later.eventId],
+        ),
+      (res) => (res.rowCount === 1 ? true : undefined),
+    );
+    expect((await handle.query(lotCaseStateQuery)).stage).toBe('needs-attention');
+
     expect(await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] })).toEqual({
       steps: ['erp-stock-block'],
     });
-    await defect.result();
-    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-    expect(state.parts[0]!.materialDocument?.movementType).toBe('344');
+    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition', 2);
+    expect(state.parts.map((p) => [p.eventId, p.status, p.materialDocument?.movementType])).toEqual([
+      [d.eventId, 'contained', '344'],
+      [later.eventId, 'contained', '344'],
+    ]);
     expect(state.failures).toBeUndefined();
-    expect(r.erp.documents).toHaveLength(1);
+    expect(r.erp.documents).toHaveLength(2);
   });
 });
 
@@ -250,21 +319,22 @@ test('steps refused side by side are all shown, and one retry runs all of them a
   );
   r.erp.failures.set('postGoodsMovement', new ExternalSystemError('fake-erp', 'rejected', 'Batch B-1 unknown', 400));
   await r.worker.runUntil(async () => {
-    await startDefect(r, detection({ lotId }));
-    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
-    const parked = await eventually(
+    const d = detection({ lotId });
+    const handle = await enrol(r, d);
+    const parked = await until(
       'both steps parked',
       () => handle.query(lotCaseStateQuery),
-      (x) => x.failures?.length === 2,
+      (x) => (x.failures?.length === 2 ? x : undefined),
     );
     const bothSteps = ['erp-quality-notification', 'erp-stock-block'];
     expect(parked.failures!.map((f) => f.step).sort()).toEqual(bothSteps);
     expect(parked.failures!.map((f) => f.message).join(' | ')).toMatch(
       /does not exist.*unknown|unknown.*does not exist/,
     );
-    // What the Web UI shows as the case's current details names both steps.
+    // What the Web UI shows as the case's current details names both steps, and the part the block is for.
     const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
-    for (const step of bothSteps) expect(metadata.currentDetails).toContain(`Step \`${step}\` failed`);
+    expect(metadata.currentDetails).toContain('Step `erp-quality-notification` failed');
+    expect(metadata.currentDetails).toContain(`Step \`erp-stock-block\` (part \`${d.partId}\`) failed`);
 
     const retried = await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] });
     expect([...retried.steps].sort()).toEqual(bothSteps);
@@ -280,7 +350,7 @@ test('steps refused side by side are all shown, and one retry runs all of them a
   });
 });
 
-test('a refused work-order count parks the defect workflow with its failure until an operator retries', async () => {
+test('a refused work-order count parks the case with the part named, while the lot is held and blocked', async () => {
   const r = await rig();
   const lotId = `L-${Date.now()}-wo`;
   r.mes.addLot({ lotId });
@@ -290,23 +360,30 @@ test('a refused work-order count parks the defect workflow with its failure unti
   );
   await r.worker.runUntil(async () => {
     const d = detection({ lotId });
-    const defect = await startDefect(r, d);
-    const state = await eventually(
-      'defect workflow parked',
-      () => defect.query(defectStateQuery),
-      (x) => x.stage === 'needs-attention',
-    );
-    expect(state.failures).toEqual([
-      expect.objectContaining({ step: 'mes-work-order-quality', message: expect.stringContaining('closed') }),
+    const handle = await enrol(r, d);
+    const parked = await waitForStage('PLANT1', lotId, 'needs-attention');
+    expect(parked.failures).toEqual([
+      expect.objectContaining({
+        step: 'mes-work-order-quality',
+        eventId: d.eventId,
+        partId: d.partId,
+        message: expect.stringContaining('closed'),
+      }),
     ]);
-    expect((await defect.describe()).searchAttributes.DispositionState).toEqual(['needs-attention']);
+    // The count waits for an operator; the part's containment went ahead beside it.
+    expect(parked.holdId).toBeDefined();
+    expect(parked.parts[0]).toMatchObject({ status: 'containing', notificationItem: '0001' });
+    expect(parked.parts[0]!.materialDocument?.movementType).toBe('344');
+    expect((await handle.describe()).searchAttributes.DispositionState).toEqual(['needs-attention']);
 
-    expect(await defect.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'mes.admin' }] })).toEqual({
+    expect(await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'mes.admin' }] })).toEqual({
       steps: ['mes-work-order-quality'],
     });
-    expect(await defect.result()).toMatchObject({ eventId: d.eventId, workOrderQualityStatus: 'NONCONFORMING' });
-    expect((await defect.query(defectStateQuery)).failures).toBeUndefined();
+    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    expect(state.parts[0]).toMatchObject({ status: 'contained', workOrderQuality: 'NONCONFORMING' });
+    expect(state.failures).toBeUndefined();
     expect(r.mes.qualityEvents.size).toBe(1);
+    expect(r.mes.holds.size).toBe(1);
   });
 });
 
@@ -317,7 +394,7 @@ test('transient faults are retried by Temporal and still give exactly one docume
   r.mes.failures.set('holdLot', new ExternalSystemError('fake-mes', 'transient', 'ECONNRESET', undefined));
   r.erp.failures.set('raiseQualityNotification', new ExternalSystemError('fake-erp', 'transient', 'HTTP 503', 503));
   await r.worker.runUntil(async () => {
-    await (await startDefect(r, detection({ lotId }))).result();
+    await enrol(r, detection({ lotId }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
     expect(r.mes.calls.filter((c) => c.startsWith('holdLot'))).toHaveLength(2);
     expect(r.mes.holds.size).toBe(1);
@@ -330,7 +407,7 @@ test('no disposition within the configured time escalates once; a decision is st
   const lotId = `L-${Date.now()}-esc`;
   r.mes.addLot({ lotId });
   await r.worker.runUntil(async () => {
-    await (await startDefect(r, detection({ lotId }))).result();
+    await enrol(r, detection({ lotId }));
     await eventually('the escalation', () => r.escalation.messages.length > 0);
     expect(r.escalation.messages).toHaveLength(1);
     expect(r.escalation.messages[0]).toMatchObject({ lotId, site: 'PLANT1' });
@@ -348,13 +425,12 @@ test('a part that arrives after the lot was dispositioned opens the next case of
   const lotId = `L-${Date.now()}-next`;
   r.mes.addLot({ lotId });
   await r.worker.runUntil(async () => {
-    await (await startDefect(r, detection({ lotId }))).result();
+    const handle = await enrol(r, detection({ lotId }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-    const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
     await handle.executeUpdate(dispositionUpdate, { args: [disposition('use-as-is')] });
     await handle.result();
     r.mes.lots.get(lotId)!.status = 'RELEASED';
-    await (await startDefect(r, detection({ lotId }))).result();
+    await enrol(r, detection({ lotId, workOrder: '1000101' }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
     expect(r.mes.holds.size).toBe(2);
     expect(r.erp.notifications.size).toBe(2);
@@ -363,43 +439,108 @@ test('a part that arrives after the lot was dispositioned opens the next case of
       [lotId],
     );
     expect(rows.map((x) => x.stage)).toEqual(['closed', 'awaiting-disposition']);
+    // The new case is found by its own part's work order and its own state, not the closed case's.
+    const described = await handle.describe();
+    expect(described.typedSearchAttributes.get(SearchAttributes.workOrder)).toEqual(['1000101']);
+    expect(described.typedSearchAttributes.get(SearchAttributes.dispositionState)).toBe('awaiting-disposition');
   });
 });
 
-test('the same detection started twice runs once', async () => {
+test('a part that arrives while the disposition runs is recorded at once and opens the next case by continue-as-new', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-can`;
+  r.mes.addLot({ lotId });
+  await r.worker.runUntil(async () => {
+    const handle = await enrol(r, detection({ lotId }));
+    await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    const firstRun = (await handle.describe()).runId;
+    // The 555 is refused once: the disposition parks, so the next part arrives while it runs.
+    r.erp.failures.set('postGoodsMovement', new ExternalSystemError('fake-erp', 'rejected', 'Period closed', 400));
+    expect(await handle.executeUpdate(dispositionUpdate, { args: [disposition('scrap')] })).toMatchObject({
+      status: 'needs-attention',
+    });
+    const later = detection({ lotId, workOrder: '1000188' });
+    await enrol(r, later);
+    await until(
+      'the later part recorded while the disposition waits',
+      () =>
+        harness.pool.query(
+          "SELECT 1 FROM holdfast.trace_link WHERE from_kind = 'inspection' AND from_id = $1 AND relation = 'handled-by'",
+          [later.eventId],
+        ),
+      (res) => (res.rowCount === 1 ? true : undefined),
+    );
+
+    await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] });
+    const next = await until(
+      'the next case of the lot awaiting its disposition',
+      async () => ({ described: await handle.describe(), state: await handle.query(lotCaseStateQuery) }),
+      (x) =>
+        x.described.runId !== firstRun && x.state.stage === 'awaiting-disposition' && x.state.parts.length === 1
+          ? x
+          : undefined,
+    );
+    expect(next.state.parts[0]).toMatchObject({ eventId: later.eventId, status: 'contained', workOrder: '1000188' });
+    expect(r.mes.holds.size).toBe(2);
+    expect(r.erp.notifications.size).toBe(2);
+    // Found by its own part's work order and its own state, not the closed case's.
+    expect(next.described.typedSearchAttributes.get(SearchAttributes.workOrder)).toEqual(['1000188']);
+    expect(next.described.typedSearchAttributes.get(SearchAttributes.dispositionState)).toBe('awaiting-disposition');
+    const { rows } = await harness.pool.query<{ stage: string }>(
+      'SELECT stage FROM holdfast.lot_case WHERE lot_id = $1 ORDER BY opened_at',
+      [lotId],
+    );
+    expect(rows.map((x) => x.stage)).toEqual(['closed', 'awaiting-disposition']);
+  });
+});
+
+test('the same detection handed over twice is taken once', async () => {
   const r = await rig();
   const lotId = `L-${Date.now()}-dup`;
   r.mes.addLot({ lotId });
   await r.worker.runUntil(async () => {
     const d = detection({ lotId });
-    const first = await startDefect(r, d);
-    await expect(startDefect(r, d)).rejects.toThrow(/already started/i);
-    await first.result();
+    const handle = await enrol(r, d);
+    await enrol(r, d);
+    const state = await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    const signals = (await handle.fetchHistory()).events?.filter((e) => e.workflowExecutionSignaledEventAttributes);
+    expect(signals).toHaveLength(2);
+    expect(state.parts.map((p) => p.eventId)).toEqual([d.eventId]);
     expect(r.mes.qualityEvents.size).toBe(1);
+    expect(r.erp.documents).toHaveLength(1);
   });
 });
 
-test('workflows are listable by business search attributes', async () => {
+test('a lot case is listable by line, lot and state, and by every work order, defect class and station of its parts', async () => {
   const r = await rig();
   const lotId = `L-${Date.now()}-sa`;
   r.mes.addLot({ lotId });
   await r.worker.runUntil(async () => {
-    const d = detection({ lotId, line: 'L3', station: 'S1' });
-    await (await startDefect(r, d)).result();
+    await enrol(r, detection({ lotId, line: 'L3', station: 'S1' }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-    const ids = await eventually(
-      'the lot case listed by line, lot and disposition state',
-      async () => {
-        const found: string[] = [];
-        for await (const wf of harness.client.workflow.list({
-          query: `Line = 'L3' AND Lot = '${lotId}' AND DispositionState = 'awaiting-disposition'`,
-        })) {
-          found.push(wf.workflowId);
-        }
-        return found;
-      },
-      (found) => found.length > 0,
+    await enrol(
+      r,
+      detection({ lotId, line: 'L3', station: 'S2', workOrder: '1000177', defects: [{ class: 'dent', score: 0.8 }] }),
     );
-    expect(ids).toEqual([lotCaseWorkflowId('PLANT1', lotId)]);
+    await waitForStage('PLANT1', lotId, 'awaiting-disposition', 2);
+    const listed = async (query: string) => {
+      const ids: string[] = [];
+      for await (const wf of harness.client.workflow.list({ query })) ids.push(wf.workflowId);
+      return ids;
+    };
+    const lotCase = [lotCaseWorkflowId('PLANT1', lotId)];
+    for (const query of [
+      `Line = 'L3' AND Lot = '${lotId}' AND DispositionState = 'awaiting-disposition'`,
+      `Lot = '${lotId}' AND WorkOrder = '1000100' AND WorkOrder = '1000177'`,
+      `Lot = '${lotId}' AND DefectClass = 'dent' AND DefectClass = 'scratch'`,
+      `Lot = '${lotId}' AND Station = 'S2' AND Sku = 'BRKT-200'`,
+    ]) {
+      await until(
+        query,
+        () => listed(query),
+        (ids) => (ids.length > 0 ? ids : undefined),
+      );
+      expect(await listed(query)).toEqual(lotCase);
+    }
   });
 });

@@ -1,7 +1,7 @@
 import {
   allHandlersFinished,
   condition,
-  continueAsNew,
+  makeContinueAsNewFunc,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -9,23 +9,25 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { Activities, TraceLink } from '../../activities';
 import type { ErpMovementType, MesLot } from '../../activities/ports';
 import {
   SearchAttributes,
+  detectionSearchAttributes,
   dispositionUpdate,
   lotCaseStateQuery,
   partDefectSignal,
   retryFailedStepUpdate,
-  type ContainedPart,
+  type DefectDetection,
   type DispositionDecision,
   type DispositionOutcome,
   type DispositionRequest,
   type LotCaseInput,
+  type LotCasePart,
   type LotCaseStage,
   type LotCaseState,
   type MaterialDocumentRef,
-  type PartDefect,
 } from '../contracts';
 import { activityOptions, localActivityOptions } from '../options';
 import { createStepRunner, describeParked } from '../shared/step-runner';
@@ -47,21 +49,22 @@ const defectCode = (cls: string): string =>
     .toUpperCase()
     .slice(0, 4) || 'UNKN';
 
+const defectClassOf = (d: DefectDetection): string => d.defects[0]?.class ?? 'unknown';
+
 /**
- * One hold cycle of one lot: the single MES hold, the single ERP quality notification (one defect item per part),
- * the stock block, then the wait for a disposition and its follow-ups. The outbox dispatcher hands it each part by
- * signal-with-start, next to the start of the part's defect workflow.
+ * One hold cycle of one lot, and everything done for each of its defective parts: the single MES hold, the single
+ * ERP quality notification (one defect item per part), the stock block, each part's work-order quality count and
+ * trace links, then the wait for a disposition and its follow-ups. The outbox dispatcher hands it each part by
+ * signal-with-start; parts that arrive together are taken as one batch.
  */
 export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState> {
   const { site, line, lotId, policy } = input;
   const { workflowId, runId } = workflowInfo();
-  // A part's trace links go out with the case's next stage record (one local activity and one database round trip
-  // instead of two): fewer steps on the path every new lot takes when defects arrive faster than the workers can
-  // take them (BENCHMARKS.md).
+  // Trace links go out with the case's next stage record: one local activity and one database round trip for both.
   const pendingLinks: TraceLink[] = [];
 
-  // Containment is the burst that must be fast: its MES and ERP calls are local activities, so a first defect's
-  // hold, notification and block cost the server one or two workflow tasks (BENCHMARKS.md). Dispositions and
+  // Containment is the burst that must be fast: its MES and ERP calls are local activities, so a new lot's hold,
+  // notification, block and work-order count cost the server one workflow task (BENCHMARKS.md). Dispositions and
   // escalations wait on people anyway; they stay regular activities, each visible with its attempts in the Web UI.
   const mesNow = proxyLocalActivities<Activities>(localActivityOptions(policy.presets.mesCall));
   const erpNow = proxyLocalActivities<Activities>(localActivityOptions(policy.presets.erpPost));
@@ -83,24 +86,28 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     materialDocuments: [],
     openedAt: new Date().toISOString(),
   };
-  const queue: PartDefect[] = [];
+  /** Parts signalled and not yet taken into a batch. */
+  const queue: DefectDetection[] = [];
   const seen = new Set<string>();
   let lot: MesLot | undefined;
   let decision: DispositionRequest | undefined;
   let outcome: DispositionOutcome | undefined;
   let stageBeforeFailure: LotCaseStage = 'containing';
-  // Set to 'containing' by the signal-with-start that opened this case (createTemporalLotCaseStarter in
-  // infra/temporal/gateway.ts).
-  let searchableState = 'containing';
 
-  const enqueue = (part: PartDefect) => {
-    // Signal-with-start may deliver a part twice (an outbox row dispatched again): the event id decides.
+  /** Parts taken and not yet recorded in PostgreSQL (see `recordArrivals`). */
+  const unrecorded: DefectDetection[] = [];
+  let recording = false;
+
+  const enqueue = (part: DefectDetection, recorded = false) => {
+    // Signal-with-start may deliver a part twice (an outbox row sent again): the event id decides.
     if (seen.has(part.eventId)) return;
     seen.add(part.eventId);
     queue.push(part);
+    if (!recorded) unrecorded.push(part);
     state.pendingParts = queue.length;
   };
-  (input.carriedParts ?? []).forEach(enqueue);
+  // The run before recorded them, and waited for that before it continued as new.
+  (input.carriedParts ?? []).forEach((part) => enqueue(part, true));
 
   const runner = createStepRunner({
     async onFailure(_failure, parked) {
@@ -114,12 +121,14 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     },
   });
 
-  setHandler(partDefectSignal, enqueue, { description: 'A defective part of this lot, from the outbox dispatcher.' });
+  setHandler(partDefectSignal, (part) => enqueue(part), {
+    description: 'A defective part of this lot, from the outbox dispatcher.',
+  });
   setHandler(lotCaseStateQuery, () => state, {
     description: 'The lot case: stage, hold, notification, parts, material documents, disposition.',
   });
   setHandler(retryFailedStepUpdate, (_request) => runner.requestRetry(), {
-    description: 'Run a step that failed for good again, after its cause was fixed in the MES or ERP.',
+    description: 'Run the steps that failed for good again, after their cause was fixed in the MES or ERP.',
     validator: (_request) => {
       if (!runner.waiting) throw new Error(`no step of lot ${lotId} is waiting for a retry (stage ${state.stage})`);
     },
@@ -136,6 +145,28 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       validator: validateDisposition,
     },
   );
+
+  /**
+   * Records every part as soon as it arrives, whatever else the case is doing (containing an earlier batch, waiting
+   * for an operator, executing a disposition): its inspection's trace links and, in the same statement, its outbox
+   * row confirmed (docs/reliability.md#outbox). Until then the dispatcher sends the part again after its grace
+   * period; a part recorded only when its batch starts would be sent again all the while a parked step waits.
+   * For a new case this runs beside the hold, in the first workflow task.
+   */
+  async function recordArrivals(): Promise<void> {
+    for (;;) {
+      await condition(() => unrecorded.length > 0);
+      const parts = unrecorded.splice(0);
+      recording = true;
+      await runner.step('trace-enrol', () =>
+        trace.enrolParts.executeWithOptions({ summary: `Record ${parts.length} part(s) of lot ${lotId}` }, [
+          { lotCaseWorkflowId: workflowId, runId, parts },
+        ]),
+      );
+      recording = false;
+    }
+  }
+  void recordArrivals();
 
   /** Illegal transitions are refused here, synchronously, before anything is written to history. */
   function validateDisposition(request: DispositionRequest): void {
@@ -165,30 +196,53 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     };
   }
 
+  /** A stage the case records: search attributes (only what changed), Web UI details, the PostgreSQL projection. */
   async function enter(stage: LotCaseStage, note = ''): Promise<void> {
     state.stage = stage;
     const searchable = stage === 'closed' && decision ? decision.decision : stage;
-    // Each upsert is a visibility write on the server: only when the value changes.
-    if (searchable !== searchableState) {
-      searchableState = searchable;
-      upsertSearchAttributes([{ key: SearchAttributes.dispositionState, value: searchable }]);
+    const indexed = workflowInfo().typedSearchAttributes;
+    const updates = listAttributeUpdates();
+    // Each upsert is a visibility write on the server: one per stage at most, and only when a value changes.
+    if (indexed.get(SearchAttributes.dispositionState) !== searchable) {
+      updates.push({ key: SearchAttributes.dispositionState, value: searchable });
     }
+    if (updates.length > 0) upsertSearchAttributes(updates);
     setCurrentDetails(describe(note));
     await trace.saveLotCase.executeWithOptions({ summary: `Record lot case ${lotId}: ${stage}` }, [
       { workflowId, runId, state, links: pendingLinks.splice(0) },
     ]);
   }
 
+  /** Stations, work orders and defect classes of parts taken since the last upsert, so the case is found by them. */
+  function listAttributeUpdates(): SearchAttributeUpdatePair[] {
+    const indexed = workflowInfo().typedSearchAttributes;
+    const updates: SearchAttributeUpdatePair[] = [];
+    for (const [key, values] of [
+      [SearchAttributes.station, state.parts.map((p) => p.station)],
+      [SearchAttributes.workOrder, state.parts.map((p) => p.workOrder)],
+      [SearchAttributes.defectClass, state.parts.map((p) => p.defectClass)],
+    ] as const) {
+      const known = indexed.get(key) ?? [];
+      const all = [...new Set([...known, ...values])];
+      if (all.length > known.length) updates.push({ key, value: all });
+    }
+    return updates;
+  }
+
   function describe(note: string): string {
     const docs = state.materialDocuments
       .map((m) => `${m.movementType}:${m.materialDocument} (${m.quantity})`)
       .join(', ');
+    const parts = state.parts
+      .map((p) => `- \`${p.partId}\` ${p.defectClass} at ${p.station}, work order ${p.workOrder}: ${p.status}`)
+      .join('\n');
     return [
       `**${state.stage}** — lot \`${lotId}\` at ${site}/${line}, ${state.parts.length} defective part(s)`,
       `MES hold \`${state.holdId ?? '—'}\` · ERP notification \`${state.notification ?? '—'}\` · blocked ${state.blockedQuantity}`,
       docs ? `Material documents: ${docs}` : '',
       state.disposition ? `Disposition **${state.disposition.decision}** by ${state.disposition.decidedBy}` : '',
       note,
+      parts,
     ]
       .filter(Boolean)
       .join('\n\n');
@@ -199,8 +253,8 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   const caseKey = `${site}:${lotId}:${queue[0]!.eventId}`;
   const lotNode = { fromKind: 'lot', fromId: `${site}/${lotId}` };
 
-  function holdLot(part: PartDefect): Promise<{ holdId: string }> {
-    const cls = part.defects[0]?.class ?? 'unknown';
+  function holdLot(part: DefectDetection): Promise<{ holdId: string }> {
+    const cls = defectClassOf(part);
     return runner.step('mes-hold', () =>
       mesNow.holdLot.executeWithOptions({ summary: `MES hold lot ${lotId}` }, [
         {
@@ -217,113 +271,204 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     );
   }
 
-  async function containPart(part: PartDefect): Promise<void> {
-    const cls = part.defects[0]?.class ?? 'unknown';
-    const item = {
-      idempotencyKey: `${part.eventId}:qn-item`,
-      defectCodeGroup: 'HF-VISN',
-      defectCode: defectCode(cls),
-      text: `${cls} on part ${part.partId} at ${part.line}/${part.station}`.slice(0, 40),
-    };
-    const blockKey = policy.blockQuantity === 'whole-lot' ? `${caseKey}:block-344` : `${part.eventId}:block-344`;
-    const blockQuantity = policy.blockQuantity === 'whole-lot' ? (state.lotBlocked ? 0 : lot!.quantity) : 1;
-    const erpLot = { site, material: lot!.sku, plant: lot!.erpPlant, batch: lot!.batch, unit: lot!.unit };
-
-    const [hold, notified, block] = await Promise.all([
-      state.holdId ? { holdId: state.holdId } : holdLot(part),
-      state.notification
-        ? runner
-            .step('erp-defect-item', () =>
-              erpNow.addNotificationItem.executeWithOptions({ summary: `ERP defect item for part ${part.partId}` }, [
-                { site, notification: state.notification!, item },
-              ]),
-            )
-            .then((r) => ({ notification: state.notification!, item: r.item }))
-        : runner.step('erp-quality-notification', () =>
-            erpNow.raiseQualityNotification.executeWithOptions(
-              { summary: `ERP quality notification ${policy.notificationType} for lot ${lotId}` },
-              [
-                {
-                  ...erpLot,
-                  idempotencyKey: `${caseKey}:qn`,
-                  notificationType: policy.notificationType,
-                  text: `Vision defects in lot ${lotId}`.slice(0, 40),
-                  ...(lot!.supplier ? { supplier: lot!.supplier } : {}),
-                  quantity: lot!.quantity,
-                  firstItem: item,
-                },
-              ],
-            ),
-          ),
-      blockQuantity > 0
-        ? runner.step('erp-stock-block', () =>
-            erpNow.postGoodsMovement.executeWithOptions(
-              { summary: `ERP 344 block ${blockQuantity} ${lot!.unit} of batch ${lot!.batch}` },
-              [
-                {
-                  ...erpLot,
-                  idempotencyKey: blockKey,
-                  movementType: '344',
-                  storageLocation: lot!.storageLocation,
-                  quantity: blockQuantity,
-                  headerText: `Hold ${lotId}`,
-                },
-              ],
-            ),
-          )
-        : undefined,
-    ]);
-
-    state.holdId = hold.holdId;
-    state.notification = notified.notification;
-    let materialDocument: MaterialDocumentRef | undefined;
-    if (block) {
-      materialDocument = { ...block, movementType: '344', quantity: blockQuantity };
-      state.materialDocuments.push(materialDocument);
-      state.blockedQuantity += blockQuantity;
-      state.lotBlocked = policy.blockQuantity === 'whole-lot';
+  /**
+   * Everything for the parts that arrived together, as local activities in one workflow task (the parts' record runs
+   * beside it, `recordArrivals`):
+   * 1. For a new case, the lot record and the hold, which needs nothing else: it is the latency that matters on the
+   *    line.
+   * 2. Each part's notification item (a new case raises the notification with its first part's), block and
+   *    work-order count, all at once.
+   * 3. For a new case that took several parts at once: the other parts' items, which need the notification.
+   * The batch's trace links go out with the next stage record.
+   */
+  async function takeBatch(batch: DefectDetection[]): Promise<void> {
+    const parts = batch.map((d): LotCasePart => ({
+      eventId: d.eventId,
+      partId: d.partId,
+      station: d.station,
+      workOrder: d.workOrder,
+      defectClass: defectClassOf(d),
+      status: 'containing',
+    }));
+    state.parts.push(...parts);
+    if (!lot) {
+      const [fetched, hold] = await Promise.all([
+        runner.step('mes-lot', () =>
+          mesNow.fetchLot.executeWithOptions({ summary: `MES read lot ${lotId}` }, [{ site, lotId }]),
+        ),
+        holdLot(batch[0]!),
+      ]);
+      lot = fetched;
+      state.holdId = hold.holdId;
+      pendingLinks.push(
+        { ...lotNode, relation: 'held-by', toKind: 'mes-hold', toId: hold.holdId, system: 'mes' },
+        {
+          ...lotNode,
+          relation: 'case',
+          toKind: 'workflow',
+          toId: workflowId,
+          system: 'temporal',
+          attributes: { runId },
+        },
+      );
+      setCurrentDetails(describe(''));
     }
-    const contained: ContainedPart = {
-      eventId: part.eventId,
-      partId: part.partId,
-      defectClass: cls,
-      station: part.station,
-      defectWorkflowId: part.defectWorkflowId,
-      notificationItem: notified.item,
-      ...(materialDocument ? { materialDocument } : {}),
-    };
-    state.parts.push(contained);
-
-    const links: TraceLink[] = [
-      { ...lotNode, relation: 'held-by', toKind: 'mes-hold', toId: hold.holdId, system: 'mes' },
-      {
-        ...lotNode,
-        relation: 'notified-in',
-        toKind: 'quality-notification',
-        toId: notified.notification,
-        system: 'erp',
-      },
-      { ...lotNode, relation: 'case', toKind: 'workflow', toId: workflowId, system: 'temporal', attributes: { runId } },
-      {
+    const raising = !state.notification;
+    await Promise.all([
+      raising ? raiseNotification(batch[0]!, parts[0]!) : addItems(batch, parts),
+      blockParts(batch, parts),
+      ...batch.map((d, i) => count(d, parts[i]!)),
+    ]);
+    if (raising && batch.length > 1) await addItems(batch.slice(1), parts.slice(1));
+    for (const part of parts) {
+      part.status = 'contained';
+      pendingLinks.push({
         fromKind: 'inspection',
         fromId: part.eventId,
         relation: 'defect-item',
         toKind: 'quality-notification-item',
-        toId: `${notified.notification}/${notified.item}`,
+        toId: `${state.notification}/${part.notificationItem}`,
         system: 'erp',
-      },
-    ];
-    if (materialDocument) {
-      links.push({
+      });
+    }
+  }
+
+  function qualityItem(d: DefectDetection) {
+    const cls = defectClassOf(d);
+    return {
+      idempotencyKey: `${d.eventId}:qn-item`,
+      defectCodeGroup: 'HF-VISN',
+      defectCode: defectCode(cls),
+      text: `${cls} on part ${d.partId} at ${d.line}/${d.station}`.slice(0, 40),
+    };
+  }
+
+  /** A new case's notification, raised with its first part's item. */
+  async function raiseNotification(d: DefectDetection, part: LotCasePart): Promise<void> {
+    const raised = await runner.step('erp-quality-notification', () =>
+      erpNow.raiseQualityNotification.executeWithOptions(
+        { summary: `ERP quality notification ${policy.notificationType} for lot ${lotId}` },
+        [
+          {
+            site,
+            material: lot!.sku,
+            plant: lot!.erpPlant,
+            batch: lot!.batch,
+            unit: lot!.unit,
+            idempotencyKey: `${caseKey}:qn`,
+            notificationType: policy.notificationType,
+            text: `Vision defects in lot ${lotId}`.slice(0, 40),
+            ...(lot!.supplier ? { supplier: lot!.supplier } : {}),
+            quantity: lot!.quantity,
+            firstItem: qualityItem(d),
+          },
+        ],
+      ),
+    );
+    state.notification = raised.notification;
+    part.notificationItem = raised.item;
+    pendingLinks.push({
+      ...lotNode,
+      relation: 'notified-in',
+      toKind: 'quality-notification',
+      toId: raised.notification,
+      system: 'erp',
+    });
+  }
+
+  /** Each part's own defect item on the case's notification. */
+  async function addItems(batch: DefectDetection[], parts: LotCasePart[]): Promise<void> {
+    const notification = state.notification!;
+    await Promise.all(
+      batch.map(async (d, i) => {
+        const part = parts[i]!;
+        const added = await runner.step(
+          'erp-defect-item',
+          () =>
+            erpNow.addNotificationItem.executeWithOptions({ summary: `ERP defect item for part ${d.partId}` }, [
+              { site, notification, item: qualityItem(d) },
+            ]),
+          part,
+        );
+        part.notificationItem = added.item;
+      }),
+    );
+  }
+
+  /** One 344 block per part, or the whole lot once (site policy). */
+  async function blockParts(batch: DefectDetection[], parts: LotCasePart[]): Promise<void> {
+    const block = async (quantity: number, idempotencyKey: string, part: LotCasePart, stepOf?: LotCasePart) => {
+      const posted = await runner.step(
+        'erp-stock-block',
+        () =>
+          erpNow.postGoodsMovement.executeWithOptions(
+            { summary: `ERP 344 block ${quantity} ${lot!.unit} of batch ${lot!.batch}` },
+            [
+              {
+                site,
+                material: lot!.sku,
+                plant: lot!.erpPlant,
+                batch: lot!.batch,
+                unit: lot!.unit,
+                idempotencyKey,
+                movementType: '344',
+                storageLocation: lot!.storageLocation,
+                quantity,
+                headerText: `Hold ${lotId}`,
+              },
+            ],
+          ),
+        stepOf,
+      );
+      const materialDocument: MaterialDocumentRef = { ...posted, movementType: '344', quantity };
+      part.materialDocument = materialDocument;
+      state.materialDocuments.push(materialDocument);
+      state.blockedQuantity += quantity;
+      pendingLinks.push({
         ...lotNode,
         relation: 'blocked-by',
         toKind: 'material-document',
         toId: `${materialDocument.materialDocumentYear}/${materialDocument.materialDocument}`,
         system: 'erp',
-        attributes: { movementType: '344', quantity: blockQuantity, eventId: part.eventId },
+        attributes: { movementType: '344', quantity, eventId: part.eventId },
       });
+    };
+    if (policy.blockQuantity === 'whole-lot') {
+      if (state.lotBlocked) return;
+      // The lot's own step: the block is recorded against the part that caused it.
+      await block(lot!.quantity, `${caseKey}:block-344`, parts[0]!);
+      state.lotBlocked = true;
+      return;
     }
-    pendingLinks.push(...links);
+    await Promise.all(
+      batch.map((d, i) => {
+        const part = parts[i]!;
+        return block(1, `${d.eventId}:block-344`, part, part);
+      }),
+    );
+  }
+
+  async function count(d: DefectDetection, part: LotCasePart): Promise<void> {
+    const quality = await runner.step(
+      'mes-work-order-quality',
+      () =>
+        mesNow.recordWorkOrderQuality.executeWithOptions(
+          { summary: `MES work order ${d.workOrder}: +1 nonconforming (${part.defectClass})` },
+          [
+            {
+              site,
+              idempotencyKey: `${d.eventId}:wo-quality`,
+              workOrder: d.workOrder,
+              lotId,
+              partId: d.partId,
+              defectClass: part.defectClass,
+              nonconformingQuantity: 1,
+            },
+          ],
+        ),
+      part,
+    );
+    part.workOrderQuality = quality.qualityStatus;
   }
 
   async function executeDisposition(request: DispositionRequest): Promise<DispositionOutcome> {
@@ -397,25 +542,13 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     };
   }
 
-  // Containment
-  // The hold needs nothing from the lot record, so it goes out at once: it is the latency that matters on the line.
-  const [fetched, firstHold] = await Promise.all([
-    runner.step('mes-lot', () =>
-      mesNow.fetchLot.executeWithOptions({ summary: `MES read lot ${lotId}` }, [{ site, lotId }]),
-    ),
-    holdLot(queue[0]!),
-  ]);
-  lot = fetched;
-  state.holdId = firstHold.holdId;
-  // No stage record between the hold and the first part's containment: the next stage's record supersedes it a few
-  // calls later.
-  setCurrentDetails(describe(''));
+  // Containment, batch by batch, until a disposition is decided.
   let escalated = false;
   for (;;) {
     while (queue.length > 0) {
-      await containPart(queue[0]!);
-      queue.shift();
-      state.pendingParts = queue.length;
+      const batch = queue.splice(0);
+      state.pendingParts = 0;
+      await takeBatch(batch);
     }
     await enter('awaiting-disposition');
     const ready = () => queue.length > 0 || decision !== undefined;
@@ -443,7 +576,9 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       continue;
     }
     if (decision) break;
-    await enter('containing');
+    // More parts of a held lot: contained in a moment, and recorded with the next stage. Neither a record nor a
+    // search-attribute change for this short stage, so a burst on a held lot costs no extra visibility writes.
+    state.stage = 'containing';
   }
 
   // Disposition
@@ -453,10 +588,14 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
   state.disposition = outcome;
   state.closedAt = new Date().toISOString();
   await enter('closed');
-  await condition(allHandlersFinished);
+  // Every part this run has taken is recorded before it ends, so that none is sent again to a closed case.
+  await condition(() => allHandlersFinished() && unrecorded.length === 0 && !recording);
   if (queue.length > 0) {
-    // Parts that arrived during the disposition open the lot's next case, under the same workflow id.
-    await continueAsNew<typeof lotCaseWorkflow>({ ...input, carriedParts: [...queue] });
+    // Parts that arrived during the disposition open the lot's next case, under the same workflow id, found in
+    // visibility by their own stations, work orders and defect classes.
+    await makeContinueAsNewFunc<typeof lotCaseWorkflow>({
+      typedSearchAttributes: detectionSearchAttributes(queue[0]!),
+    })({ ...input, carriedParts: [...queue] });
   }
   return state;
 }

@@ -23,7 +23,8 @@ export function createStepRunner(hooks: StepHooks) {
   const parked = new Map<number, StepFailure>();
   let parkings = 0;
 
-  async function step<T>(name: string, run: () => Promise<T>): Promise<T> {
+  /** `part`: the part the step is for, so that an operator sees whose step waits; absent for the lot's own steps. */
+  async function step<T>(name: string, run: () => Promise<T>, part?: { eventId: string; partId: string }): Promise<T> {
     for (;;) {
       const generation = retryGeneration;
       try {
@@ -39,6 +40,7 @@ export function createStepRunner(hooks: StepHooks) {
             cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : (cause?.name ?? 'Error'),
           message: cause?.message ?? err.message,
           at: new Date().toISOString(),
+          ...(part ? { eventId: part.eventId, partId: part.partId } : {}),
         };
         parked.set(++parkings, failure);
         await hooks.onFailure(failure, [...parked.values()]);
@@ -66,5 +68,7 @@ export function createStepRunner(hooks: StepHooks) {
 
 /** The parked steps as an operator reads them in the Web UI's details: each step and its error. */
 export function describeParked(parked: readonly StepFailure[]): string {
-  return parked.map((f) => `Step \`${f.step}\` failed: ${f.message}`).join('\n\n');
+  return parked
+    .map((f) => `Step \`${f.step}\`${f.partId ? ` (part \`${f.partId}\`)` : ''} failed: ${f.message}`)
+    .join('\n\n');
 }

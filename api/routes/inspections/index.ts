@@ -10,9 +10,9 @@ const inspectionRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, {
     schema: {
       summary: 'Store inspection results (one, or a batch of up to api.maxBatch)',
       description:
-        'Each result is stored before the answer, the whole batch in one transaction. Each failed result starts a ' +
-        'defect workflow through the outbox. Re-sent eventIds with the same payload are reported as duplicates; ' +
-        'with a different payload the whole batch is refused with 409.',
+        'Each result is stored before the answer, the whole batch in one transaction. Each failed result goes to ' +
+        "its lot's case (a shadow station's to a shadow workflow) through the outbox. Re-sent eventIds with the same " +
+        'payload are reported as duplicates; with a different payload the whole batch is refused with 409.',
       tags: ['inspections'],
       body: inspectionBodySchema(deps.config),
       response: { 202: IngestResponseSchema, 400: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema },

@@ -172,9 +172,7 @@ test('inspections are accepted while Temporal is unreachable and their workflows
       { timeoutMs: 30_000 },
     );
     // All three parts went to their lot's one case, each once.
-    expect(new Set(dispatched.map((r) => r.workflow_id))).toEqual(
-      new Set([lotCaseWorkflowId('PLANT1', lotId)]),
-    );
+    expect(new Set(dispatched.map((r) => r.workflow_id))).toEqual(new Set([lotCaseWorkflowId('PLANT1', lotId)]));
     const lotCase = stack.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
     expect((await lotCase.describe()).type).toBe('lotCaseWorkflow');
     const signalled = (await lotCase.fetchHistory()).events?.filter((e) => e.workflowExecutionSignaledEventAttributes);

@@ -5,6 +5,8 @@
  * these figures; the bounds below keep them from creeping back up.
  */
 import { randomBytes } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { ClientRequest } from 'node:http';
 import type { temporal } from '@temporalio/proto';
 import type { PoolClient } from 'pg';
 import { loadConfig } from '../../infra/config/load';
@@ -33,17 +35,22 @@ pool.on('connect', (client: PoolClient) => {
   };
 });
 
-/** Calls from the connectors to the simulators, as `METHOD path`; the tests' own set-up calls (`/__sim`) excluded. */
+/**
+ * Calls from the connectors to the simulators, as `METHOD path`; the tests' own set-up calls (`/__sim`) excluded.
+ * Node announces every client request on this diagnostics channel, whatever HTTP client the connector uses.
+ */
 const httpCalls: string[] = [];
-const realFetch = globalThis.fetch;
-globalThis.fetch = async (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
-  const url = new URL(input instanceof Request ? input.url : String(input));
+const onRequest = (message: unknown) => {
+  const request = (message as { request: ClientRequest }).request;
+  const origin = `${request.protocol}//${String(request.getHeader('host'))}`;
+  const url = new URL(request.path, origin);
   if (counting && stack && !url.pathname.includes('/__') && [stack.mesUrl, stack.sapUrl].includes(url.origin)) {
-    const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
-    httpCalls.push(`${url.origin === stack.mesUrl ? 'MES' : 'ERP'} ${method} ${url.pathname}${url.search ? '?…' : ''}`);
+    httpCalls.push(
+      `${url.origin === stack.mesUrl ? 'MES' : 'ERP'} ${request.method} ${url.pathname}${url.search ? '?…' : ''}`,
+    );
   }
-  return realFetch(input, init);
 };
+subscribe('http.client.request.start', onRequest);
 
 beforeAll(async () => {
   installQuietRuntime();
@@ -64,7 +71,7 @@ afterAll(async () => {
   await stack?.stop();
   await pool.end();
   await others.end();
-  globalThis.fetch = realFetch;
+  unsubscribe('http.client.request.start', onRequest);
 });
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;

@@ -12,8 +12,15 @@ const TICKS_PER_S = 100;
 
 export type CpuSnapshot = Map<number, { role: string; ticks: number }>;
 
+/** The role PostgreSQL's own processes (postmaster, WAL writer, checkpointer, autovacuum) are counted under. */
+export const POSTGRES_SHARED = 'postgresql';
+
+/** A benchmark names a process's role in its environment when the entry file alone cannot tell (a second simulator). */
+export const ROLE_ENV = 'HOLDFAST_BENCH_ROLE';
+
 /** Roles by entry file or executable, as `npm start` names its processes. */
 const ROLES: [RegExp, string][] = [
+  [/bench\/direct-baseline\.ts/, 'direct-baseline'],
   [/workers\/main\.ts/, 'worker'],
   [/workers\/inference\.worker\.ts/, 'inference'],
   [/api\/server\.ts/, 'api'],
@@ -22,11 +29,25 @@ const ROLES: [RegExp, string][] = [
   [/simulators\/line-plc\//, 'line-plc'],
   [/simulators\/camera\//, 'camera-sim'],
   [/(^|\/)temporal(\0|$)/, 'temporal'],
-  [/(^|\/)postgres(\0|:|$)/, 'postgresql'],
+  [/(^|\/)postgres(\0|:|$)/, POSTGRES_SHARED],
 ];
 
-function roleOf(pid: number, cmdline: string): string {
+/**
+ * A backend names its client in its process title (`postgres: <user> <database> <host>(<port>) <activity>`), so its
+ * CPU can be counted for the user and database it serves: `postgresql <user>@<database>`.
+ */
+const BACKEND_TITLE = /^postgres: (\S+) (\S+) (?:\S+\(\d+\)|\[local\])/;
+
+export function postgresBackendRole(user: string, database: string): string {
+  return `${POSTGRES_SHARED} ${user}@${database}`;
+}
+
+export function roleOf(pid: number, cmdline: string, environ = ''): string {
   if (pid === process.pid) return 'bench';
+  const named = environ.split('\0').find((kv) => kv.startsWith(`${ROLE_ENV}=`));
+  if (named) return named.slice(ROLE_ENV.length + 1);
+  const backend = BACKEND_TITLE.exec(cmdline);
+  if (backend) return postgresBackendRole(backend[1]!, backend[2]!);
   for (const [pattern, role] of ROLES) if (pattern.test(cmdline)) return role;
   return basename(cmdline.split('\0')[0] ?? '') || String(pid);
 }
@@ -68,19 +89,26 @@ export function snapshotCpu(root = process.pid): CpuSnapshot {
     } catch {
       continue;
     }
-    snapshot.set(pid, { role: roleOf(pid, cmdline), ticks });
+    let environ = '';
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    } catch {
+      // Another user's process when we are not root: its role comes from the command line alone.
+    }
+    snapshot.set(pid, { role: roleOf(pid, cmdline, environ), ticks });
   }
   return snapshot;
 }
 
 /**
- * CPU seconds spent between two snapshots, in all and by role, largest first (a process started in between counts from
- * zero; one that ended in between is missing, so the figures are a floor).
+ * CPU seconds spent between two snapshots, in all and by role: `byProcess` rounded to 10 ms and largest first, `byRole`
+ * unrounded (a process started in between counts from zero; one that ended in between is missing, so the figures are
+ * a floor).
  */
 export function cpuSecondsBetween(
   before: CpuSnapshot,
   after: CpuSnapshot,
-): { totalS: number; byProcess: Record<string, number> } {
+): { totalS: number; byProcess: Record<string, number>; byRole: Record<string, number> } {
   const byRole = new Map<string, number>();
   let totalS = 0;
   for (const [pid, { role, ticks }] of after) {
@@ -92,5 +120,40 @@ export function cpuSecondsBetween(
   const byProcess = Object.fromEntries(
     [...byRole].sort((a, b) => b[1] - a[1]).map(([role, s]) => [role, Math.round(s * 100) / 100]),
   );
-  return { totalS, byProcess };
+  return { totalS, byProcess, byRole: Object.fromEntries(byRole) };
+}
+
+/**
+ * CPU seconds by role summed into buckets (`bucketOf`; a role it does not know goes to `other`). PostgreSQL's backends
+ * go where their user and database say (`postgresBackendRole`); its shared processes (`POSTGRES_SHARED`: WAL writer,
+ * checkpointer, autovacuum, postmaster) serve every client at once, so they are split between the buckets in
+ * proportion to the CPU of each bucket's backends (all to `sharedFallback` while no backend spent any).
+ */
+export function cpuByBucket(
+  byRole: Readonly<Record<string, number>>,
+  bucketOf: (role: string) => string | undefined,
+  sharedFallback: string,
+): Record<string, number> {
+  const buckets: Record<string, number> = {};
+  const backendS: Record<string, number> = {};
+  let sharedS = 0;
+  for (const [role, s] of Object.entries(byRole)) {
+    if (role === POSTGRES_SHARED) {
+      sharedS += s;
+      continue;
+    }
+    const bucket = bucketOf(role) ?? 'other';
+    buckets[bucket] = (buckets[bucket] ?? 0) + s;
+    if (role.startsWith(`${POSTGRES_SHARED} `)) backendS[bucket] = (backendS[bucket] ?? 0) + s;
+  }
+  const backendTotal = Object.values(backendS).reduce((a, b) => a + b, 0);
+  if (sharedS > 0) {
+    if (backendTotal > 0) {
+      for (const [bucket, s] of Object.entries(backendS))
+        buckets[bucket] = buckets[bucket]! + (sharedS * s) / backendTotal;
+    } else {
+      buckets[sharedFallback] = (buckets[sharedFallback] ?? 0) + sharedS;
+    }
+  }
+  return buckets;
 }

@@ -17,6 +17,7 @@ import type { ConnectorLogger } from '../infra/connectors/define';
 import { openOpcUaRejectStation } from '../infra/connectors/opcua/reject-station';
 import { findFreePort, spawnManaged, type ManagedProcess } from '../infra/local/managed-process';
 import { startLinePlcSimulator, type LinePlcSimulator } from '../infra/simulators/line-plc/line-plc.simulator';
+import { runBenchmark } from './harness';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,7 +35,7 @@ const SECURITY_MODES = ['None', 'Sign', 'SignAndEncrypt'] as const;
 const securityMode = SECURITY_MODES.find((m) => m === args.security);
 if (!securityMode) throw new Error(`--security must be one of ${SECURITY_MODES.join(', ')}`);
 
-const say = (msg: string) => process.stderr.write(`[bench:reject-write] ${msg}\n`);
+const say = (msg: string) => void process.stderr.write(`[bench:reject-write] ${msg}\n`);
 const quiet: ConnectorLogger = { info: () => undefined, warn: say, error: say };
 // A station that exists in temporal.yaml, so the out-of-process PLC (which reads the project config) serves it.
 const station = { site: 'PLANT1', line: 'L1', station: 'S1' };
@@ -65,65 +66,57 @@ async function startPlcProcess(port: number, dataDir: string): Promise<ManagedPr
   return proc;
 }
 
-async function main(): Promise<void> {
+runBenchmark('reject-write', async (bench) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'holdfast-reject-bench-'));
+  bench.onCleanUp('work directory', async () => rmSync(dataDir, { recursive: true, force: true }));
   const port = await findFreePort();
-  let plcProcess: ManagedProcess | undefined;
+  say(`starting the line PLC (${plcMode}) on 127.0.0.1:${port}`);
   let sim: LinePlcSimulator | undefined;
-  try {
-    say(`starting the line PLC (${plcMode}) on 127.0.0.1:${port}`);
-    if (plcMode === 'process') plcProcess = await startPlcProcess(port, join(dataDir, 'plc'));
-    else sim = await startLinePlcSimulator({ port, stations: [station], dataDir: join(dataDir, 'plc') });
-
-    const rejectStation = await openOpcUaRejectStation(
-      {
-        endpointUrl: `opc.tcp://127.0.0.1:${port}`,
-        securityMode,
-        pkiDir: join(dataDir, 'client-pki'),
-        acceptUnknownServerCertificate: true,
-      },
-      quiet,
-    );
-    try {
-      say(`warm-up: ${warmup} writes, then ${n} measured, sequential, security ${securityMode}`);
-      const latencies: number[] = [];
-      const serverLatencies: number[] = [];
-      for (let i = 0; i < warmup + n; i++) {
-        const calledAt = process.hrtime.bigint();
-        const ack = await rejectStation.signalReject({ ...station, partId: `P-${i}`, eventId: `EV-bench-${i}` });
-        if (i < warmup) continue;
-        latencies.push(ack.latencyMs);
-        const received = sim?.rejects().at(-1);
-        if (received) serverLatencies.push(Number(received.receivedAtHr - calledAt) / 1e6);
-      }
-      latencies.sort((a, b) => a - b);
-      serverLatencies.sort((a, b) => a - b);
-      const summary = {
-        p50_ms: quantile(latencies, 0.5),
-        p90_ms: quantile(latencies, 0.9),
-        p99_ms: quantile(latencies, 0.99),
-        max_ms: quantile(latencies, 1),
-        n: latencies.length,
-        warmup,
-        plc: plcMode,
-        security: securityMode,
-        ...(serverLatencies.length > 0 ? { server_p99_ms: quantile(serverLatencies, 0.99) } : {}),
-        cpus: cpus().length,
-        loadavg_1m: Math.round(loadavg()[0]! * 100) / 100,
-        node: process.version,
-      };
-      process.stdout.write(`${JSON.stringify(summary)}\n`);
-    } finally {
-      await rejectStation.close();
-    }
-  } finally {
-    await sim?.stop();
-    await plcProcess?.stop({ signal: 'SIGTERM', graceMs: 5_000 });
-    rmSync(dataDir, { recursive: true, force: true });
+  if (plcMode === 'process') {
+    const plcProcess = await startPlcProcess(port, join(dataDir, 'plc'));
+    bench.onCleanUp('line PLC simulator', () => plcProcess.stop({ signal: 'SIGTERM', graceMs: 5_000 }));
+  } else {
+    const inProcess = await startLinePlcSimulator({ port, stations: [station], dataDir: join(dataDir, 'plc') });
+    bench.onCleanUp('line PLC simulator', () => inProcess.stop());
+    sim = inProcess;
   }
-}
 
-main().catch((err: unknown) => {
-  say(err instanceof Error ? (err.stack ?? err.message) : String(err));
-  process.exit(1);
+  const rejectStation = await openOpcUaRejectStation(
+    {
+      endpointUrl: `opc.tcp://127.0.0.1:${port}`,
+      securityMode,
+      pkiDir: join(dataDir, 'client-pki'),
+      acceptUnknownServerCertificate: true,
+    },
+    quiet,
+  );
+  bench.onCleanUp('OPC UA session', () => rejectStation.close());
+  say(`warm-up: ${warmup} writes, then ${n} measured, sequential, security ${securityMode}`);
+  const latencies: number[] = [];
+  const serverLatencies: number[] = [];
+  for (let i = 0; i < warmup + n; i++) {
+    const calledAt = process.hrtime.bigint();
+    const ack = await rejectStation.signalReject({ ...station, partId: `P-${i}`, eventId: `EV-bench-${i}` });
+    if (i < warmup) continue;
+    latencies.push(ack.latencyMs);
+    const received = sim?.rejects().at(-1);
+    if (received) serverLatencies.push(Number(received.receivedAtHr - calledAt) / 1e6);
+  }
+  latencies.sort((a, b) => a - b);
+  serverLatencies.sort((a, b) => a - b);
+  const summary = {
+    p50_ms: quantile(latencies, 0.5),
+    p90_ms: quantile(latencies, 0.9),
+    p99_ms: quantile(latencies, 0.99),
+    max_ms: quantile(latencies, 1),
+    n: latencies.length,
+    warmup,
+    plc: plcMode,
+    security: securityMode,
+    ...(serverLatencies.length > 0 ? { server_p99_ms: quantile(serverLatencies, 0.99) } : {}),
+    cpus: cpus().length,
+    loadavg_1m: Math.round(loadavg()[0]! * 100) / 100,
+    node: process.version,
+  };
+  return { summary };
 });

@@ -261,10 +261,17 @@ export async function startMosquitto(opts: MosquittoOptions): Promise<MosquittoB
       onLine: (line) => log(`[mosquitto] ${line}`),
     });
     proc = started;
-    await Promise.race([
-      waitForTcp(LOOPBACK, opts.port, READY_TIMEOUT_MS),
-      failOnExit(started, (exit) => `Mosquitto ${describeExit(exit)}:\n${started.outputTail()}`),
-    ]);
+    try {
+      await Promise.race([
+        waitForTcp(LOOPBACK, opts.port, READY_TIMEOUT_MS),
+        failOnExit(started, (exit) => `Mosquitto ${describeExit(exit)}:\n${started.outputTail()}`),
+      ]);
+    } catch (err) {
+      // Not ready in time (a loaded machine): the caller gets no broker to stop, so this one must not outlive the throw.
+      proc = undefined;
+      await started.stop({ signal: 'SIGKILL' });
+      throw err;
+    }
   };
   const halt = async () => {
     const current = proc;

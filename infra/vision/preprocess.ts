@@ -11,6 +11,20 @@ import sharp from 'sharp';
 import type { ModelInputSpec, PixelBox, RawPixels } from './contracts';
 import { PNG_SIGNATURE } from './frame.schema';
 
+/**
+ * How libvips runs for camera frames, the same in every process that preprocesses (worker, training export,
+ * evaluation, benchmarks); neither setting changes a pixel (test/unit/vision-preprocess.test.ts).
+ * - One libvips thread per image: frames are small (256×256 here) and many are in flight at once, each pipeline on a
+ *   libuv pool thread, so parallelism comes from frames side by side; splitting a small image across threads only adds
+ *   hand-offs, and on a worker whose model already holds a core it oversubscribes the rest. This is sharp's default on
+ *   glibc Linux without jemalloc; elsewhere (musl, macOS) its default is one thread per core.
+ * - No operation cache: libvips caches operations by their inputs, and every frame is new, so it never hits and
+ *   only holds on to up to 50 MB of finished frames.
+ */
+export const SHARP_FRAME_SETTINGS = { concurrency: 1, cache: false } as const;
+sharp.concurrency(SHARP_FRAME_SETTINGS.concurrency);
+sharp.cache(SHARP_FRAME_SETTINGS.cache);
+
 export interface PreprocessedImage {
   /** One item in the manifest's layout (CHW for NCHW, HWC for NHWC), normalised; no batch dimension. */
   tensor: Float32Array;

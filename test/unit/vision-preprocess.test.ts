@@ -5,7 +5,14 @@
 import sharp from 'sharp';
 import type { ModelInputSpec } from '../../infra/vision/contracts';
 import { letterboxFor } from '../../infra/vision/decoders';
-import { clipRoi, encodedImageSize, inputGeometry, preprocessImage, stackBatch } from '../../infra/vision/preprocess';
+import {
+  clipRoi,
+  encodedImageSize,
+  inputGeometry,
+  preprocessImage,
+  SHARP_FRAME_SETTINGS,
+  stackBatch,
+} from '../../infra/vision/preprocess';
 import { encodeFrame, renderSyntheticFrame } from '../../infra/vision/synthetic/part-generator';
 
 type Rgb = [number, number, number];
@@ -192,6 +199,42 @@ describe('preprocessImage', () => {
     const grey = Buffer.alloc(32 * 32, 100);
     const mono = await preprocessImage({ pixels: grey, width: 32, height: 32, channels: 1 }, spec());
     expectClose(chw(mono.tensor, 3, 32, 32, 10, 10), [100, 100, 100].map(norm));
+  });
+
+  it("gives the tensor bit for bit under its libvips settings and under sharp's defaults with several threads", async () => {
+    // The model was trained on tensors made under sharp's defaults (an operation cache; one thread per core where
+    // sharp is built with jemalloc): the frame settings must not change a value.
+    expect(sharp.concurrency()).toBe(SHARP_FRAME_SETTINGS.concurrency);
+    expect(sharp.cache().items.max).toBe(0);
+    const frame = renderSyntheticFrame({ seed: 23, class: 'crack' });
+    // Larger than libvips' tiles, so that several threads really split it.
+    const large = renderSyntheticFrame({ seed: 29, class: 'dent', width: 1024, height: 768 });
+    const input = spec({ shape: [-1, 3, 128, 128] });
+    const images = [
+      await encodeFrame(frame, 'png'),
+      await encodeFrame(frame, 'jpeg'),
+      await encodeFrame(large, 'png'),
+      { pixels: frame.rgb, width: 256, height: 256, channels: 3 as const },
+    ];
+    const roi = { x: 10, y: 20, width: 200, height: 180 };
+    const tensors = () =>
+      Promise.all(
+        images.flatMap((image) =>
+          [undefined, roi].map(async (crop) => Buffer.from((await preprocessImage(image, input, crop)).tensor.buffer)),
+        ),
+      );
+    const framed = await tensors();
+    sharp.concurrency(4);
+    sharp.cache(true);
+    let threaded: Buffer[];
+    try {
+      threaded = await tensors();
+    } finally {
+      sharp.concurrency(SHARP_FRAME_SETTINGS.concurrency);
+      sharp.cache(SHARP_FRAME_SETTINGS.cache);
+    }
+    expect(threaded).toHaveLength(framed.length);
+    threaded.forEach((tensor, i) => expect(tensor.equals(framed[i]!)).toBe(true));
   });
 
   it('rejects bytes that are not an image, and a truncated image, saying so', async () => {

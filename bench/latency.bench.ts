@@ -672,7 +672,7 @@ function writeConfig(
   doc.setIn(['temporal', 'devServer', 'uiPort'], at.temporalUi);
   doc.setIn(['api', 'port'], at.api);
   doc.setIn(['api', 'temporalUiUrl'], `http://127.0.0.1:${at.temporalUi}`);
-  doc.setIn(['vision', 'mqtt', 'embeddedPort'], at.mqtt);
+  if (base.vision.broker) doc.setIn(['connectors', base.vision.broker, 'embeddedPort'], at.mqtt);
   doc.setIn(['connectors', site.mes, 'baseUrl'], at.mesUrl);
   doc.setIn(['connectors', site.erp, 'baseUrl'], at.sapUrl);
   writeFileSync(file, doc.toString(), { mode: 0o600 });

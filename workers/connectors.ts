@@ -5,6 +5,7 @@ import { ConfigError } from '../activities/errors';
 import type { HoldfastConfig } from '../infra/config/schema';
 import type { ConnectorDefinition, ConnectorInstance, ConnectorLogger } from '../infra/connectors/define';
 import { createEscalationPort } from '../infra/connectors/escalation/escalation.connector';
+import type { PortObserver } from '../infra/observability/connector-metrics';
 import { erpConnectors, mesConnectors } from './registry';
 
 /** The connectors one worker process owns, resolved per site. The owner calls close(). */
@@ -15,10 +16,12 @@ export interface SiteConnectors {
   close(): Promise<void>;
 }
 
+/** `observe` wraps each opened MES and ERP port (infra/observability/connector-metrics.ts: metrics, spans). */
 export async function openSiteConnectors(
   config: HoldfastConfig,
   log: ConnectorLogger,
   env: NodeJS.ProcessEnv = process.env,
+  observe: PortObserver = (_role, port) => port,
 ): Promise<SiteConnectors> {
   const opened = new Map<string, ConnectorInstance<unknown>>();
 
@@ -49,8 +52,8 @@ export async function openSiteConnectors(
   const escalation = new Map<string, { target: string; port: EscalationPort }>();
   try {
     for (const site of config.sites) {
-      mes.set(site.id, (await open(site.mes, mesConnectors, 'mes')).port);
-      erp.set(site.id, (await open(site.erp, erpConnectors, 'erp')).port);
+      mes.set(site.id, observe('mes', (await open(site.mes, mesConnectors, 'mes')).port));
+      erp.set(site.id, observe('erp', (await open(site.erp, erpConnectors, 'erp')).port));
       const target = site.policy.escalation;
       escalation.set(site.id, {
         target: target.kind === 'webhook' ? target.url : 'worker log',

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { loadConfig } from '../infra/config/load';
 import type { ConnectorLogger } from '../infra/connectors/define';
 import { createPool } from '../infra/db/pool';
+import { createProcessRegistry } from '../infra/observability/http-metrics';
 import { startInferenceWorker } from './inference/inference-worker';
 
 const log: ConnectorLogger = {
@@ -22,10 +23,14 @@ async function main(): Promise<void> {
   if (!mqttUrl) throw new Error('no MQTT broker: set MQTT_URL or vision.mqtt.url (npm start runs one)');
   const dataDir = resolve(process.env.HOLDFAST_DATA_DIR ?? '.holdfast/data');
   const pool = createPool(databaseUrl);
-  const worker = await startInferenceWorker({ config, pool, mqttUrl, dataDir, log }).catch(async (err: unknown) => {
-    await pool.end();
-    throw err;
-  });
+  const metrics = createProcessRegistry();
+  const worker = await startInferenceWorker({ config, pool, mqttUrl, dataDir, log, metrics }).catch(
+    async (err: unknown) => {
+      await pool.end();
+      throw err;
+    },
+  );
+  log.info('metrics and health', { metrics: `${worker.http.url}/metrics`, health: `${worker.http.url}/health` });
   // infra/local/start.ts waits for this exact line.
   console.log('inference worker ready', JSON.stringify({ models: worker.models.list().map((m) => m.key) }));
 

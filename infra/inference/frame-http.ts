@@ -32,6 +32,10 @@ import type { HoldfastConfig } from '../config/schema';
 import type { ConnectorLogger } from '../connectors/define';
 import { FramePayload, frameTopic } from '../vision/frame.schema';
 import { ImageUnavailableError } from '../vision/image-source';
+import type { Registry } from 'prom-client';
+import type { HealthCheck } from '../observability/health-checks';
+import { registerHealthRoute } from '../observability/health-route';
+import { exposeMetrics } from '../observability/http-metrics';
 import type { DeferredFrameAdmin } from './deferred-frames';
 import type { FrameOutcome, InferencePipeline } from './inference-pipeline';
 
@@ -42,6 +46,10 @@ export interface FrameHttpOptions {
   deferredFrames?: DeferredFrameAdmin;
   /** Failures the caller gets as a bare 500 (database down) are logged here with their cause. */
   log: ConnectorLogger;
+  /** Served at GET /metrics, with this edge's request counts added. */
+  metrics?: Registry;
+  /** What GET /health checks (the worker's dependencies). */
+  health?: readonly HealthCheck[];
 }
 
 export interface FrameHttpServer {
@@ -327,6 +335,14 @@ export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpSe
       description: 'One-off images, inspected as frames from a station.',
     },
   });
+  if (opts.metrics) exposeMetrics(app, opts.metrics);
+  if (opts.health) {
+    registerHealthRoute(
+      app,
+      opts.health,
+      'PostgreSQL, the MQTT broker, the reject station (line PLC, when configured) and the models.',
+    );
+  }
   await app.withTypeProvider<ZodTypeProvider>().register(frameRoutes, opts);
   if (opts.deferredFrames) {
     await app

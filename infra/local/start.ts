@@ -28,6 +28,8 @@ export const SAP_SIM_PORT = 4020;
 export const MES_SIM_PORT = 4010;
 export const LINE_PLC_PORT = 4840;
 export const CAMERA_SIM_PORT = 4030;
+/** The line PLC simulator's GET /metrics and /health (its OPC UA port serves no HTTP). */
+export const LINE_PLC_METRICS_PORT = 9472;
 
 /** How start.ts knows a child is up before starting the next one. */
 export type Readiness =
@@ -44,6 +46,8 @@ export interface LocalProcessSpec {
   env?: Record<string, string>;
   /** Shown in the banner. */
   url?: string;
+  /** Prometheus scrape endpoints, shown in the banner (docs/operations.md). */
+  metricsUrls?: string[];
 }
 
 /** The processes `npm start` runs, in start order. */
@@ -51,6 +55,8 @@ export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[
   const apiBase = `http://${config.api.host}:${config.api.port}`;
   const sapBase = `http://127.0.0.1:${SAP_SIM_PORT}`;
   const mesBase = `http://127.0.0.1:${MES_SIM_PORT}`;
+  const workerEndpoints = config.observability.worker;
+  const inferenceBase = `http://${config.vision.http.host}:${config.vision.http.port}`;
   return [
     {
       name: 'sap-sim',
@@ -58,6 +64,7 @@ export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[
       readiness: { kind: 'http', url: `${sapBase}/health` },
       env: { SAP_SIM_PORT: String(SAP_SIM_PORT) },
       url: sapBase,
+      metricsUrls: [`${sapBase}/metrics`],
     },
     {
       name: 'mes-sim',
@@ -65,28 +72,40 @@ export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[
       readiness: { kind: 'http', url: `${mesBase}/health` },
       env: { MES_SIM_PORT: String(MES_SIM_PORT) },
       url: mesBase,
+      metricsUrls: [`${mesBase}/metrics`],
     },
-    { name: 'worker', entry: 'workers/main.ts', readiness: { kind: 'log-line', text: 'worker ready' } },
+    {
+      name: 'worker',
+      entry: 'workers/main.ts',
+      readiness: { kind: 'log-line', text: 'worker ready' },
+      metricsUrls: [
+        `http://${workerEndpoints.host}:${workerEndpoints.port}/metrics`,
+        `http://${workerEndpoints.host}:${workerEndpoints.temporalSdkPort}/metrics`,
+      ],
+    },
     {
       name: 'api',
       entry: 'api/server.ts',
       readiness: { kind: 'http', url: `${apiBase}/health` },
       env: { API_PORT: String(config.api.port) },
       url: apiBase,
+      metricsUrls: [`${apiBase}/metrics`],
     },
     {
       name: 'line-plc',
       entry: 'infra/simulators/line-plc/main.ts',
       readiness: { kind: 'log-line', text: 'line-plc ready' },
-      env: { LINE_PLC_PORT: String(LINE_PLC_PORT) },
+      env: { LINE_PLC_PORT: String(LINE_PLC_PORT), LINE_PLC_METRICS_PORT: String(LINE_PLC_METRICS_PORT) },
       url: `opc.tcp://127.0.0.1:${LINE_PLC_PORT}`,
+      metricsUrls: [`http://127.0.0.1:${LINE_PLC_METRICS_PORT}/metrics`],
     },
     {
       name: 'inference',
       entry: 'workers/inference.worker.ts',
       readiness: { kind: 'log-line', text: 'inference worker ready' },
       // One-off images: POST /v1/stations/{site}/{line}/{station}/frames (infra/inference/frame-http.ts).
-      url: `http://${config.vision.http.host}:${config.vision.http.port}`,
+      url: inferenceBase,
+      metricsUrls: [`${inferenceBase}/metrics`],
     },
     {
       name: 'camera-sim',
@@ -94,6 +113,7 @@ export function defaultLocalProcesses(config: HoldfastConfig): LocalProcessSpec[
       readiness: { kind: 'log-line', text: 'camera-sim ready' },
       env: { CAMERA_SIM_PORT: String(CAMERA_SIM_PORT) },
       url: `http://127.0.0.1:${CAMERA_SIM_PORT}/truth`,
+      metricsUrls: [`http://127.0.0.1:${CAMERA_SIM_PORT}/metrics`],
     },
   ];
 }
@@ -423,7 +443,10 @@ export function banner(stack: LocalStack, config: HoldfastConfig): string {
   for (const p of stack.processes) {
     if (p.url && p.name !== 'api') lines.push(`  ${p.name.padEnd(18)}${p.url}`);
   }
-  lines.push(`  Data directory    ${stack.dataDir}`, '', 'Post a failed inspection:', '');
+  lines.push(`  Data directory    ${stack.dataDir}`);
+  const metrics = stack.processes.flatMap((p) => (p.metricsUrls ?? []).map((url) => `  ${p.name.padEnd(18)}${url}`));
+  if (metrics.length > 0) lines.push('', 'Prometheus metrics (docs/operations.md):', '', ...metrics);
+  lines.push('', 'Post a failed inspection:', '');
   lines.push(`  ${exampleCurl(api ?? `http://${config.api.host}:${config.api.port}`)}`, '');
   return lines.join('\n');
 }

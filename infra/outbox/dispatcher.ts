@@ -10,6 +10,7 @@ import { parseDurationMs } from '../config/duration';
 import pg from 'pg';
 import type { HoldfastConfig } from '../config/schema';
 import type { WorkflowGateway } from '../temporal/gateway';
+import { contextFromTraceparent, inSpan } from '../observability/trace-context';
 import {
   OUTBOX_CHANNEL,
   type ClaimedOutboxRow,
@@ -27,11 +28,20 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
+/** What the dispatcher reports about each row it hands over (infra/observability/outbox-metrics.ts counts it). */
+export interface DispatchObserver {
+  /** The row's workflow was started; `latencySeconds` from the row's commit to its dispatch. */
+  dispatched(latencySeconds: number): void;
+  /** A start failed; the row waits out its backoff. */
+  failed(): void;
+}
+
 export interface OutboxDispatcherOptions {
   pool: pg.Pool;
   gateway: WorkflowGateway;
   config: HoldfastConfig;
   log?: Logger;
+  observer?: DispatchObserver;
   /** Upper bound on one start call, on top of the gateway's own deadline. */
   startTimeoutMs?: number;
 }
@@ -120,11 +130,21 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     let dispatched = 0;
     for (const row of lotRows) {
       try {
-        const started = await withTimeout(
-          gateway.startDefectWorkflow(row.payload, { enrol: !contained.has(row.eventId) }),
-          startTimeoutMs,
+        // The stored request's trace goes on here: the start (and the workflow, through Temporal's headers) is its child.
+        const started = await inSpan(
+          'outbox dispatch',
+          {
+            parent: contextFromTraceparent(row.traceparent),
+            attributes: { 'holdfast.outbox.id': row.id, 'holdfast.workflow.id': row.workflowId },
+          },
+          () =>
+            withTimeout(
+              gateway.startDefectWorkflow(row.payload, { enrol: !contained.has(row.eventId) }),
+              startTimeoutMs,
+            ),
         );
-        await markDispatched(client, row.id, started.runId);
+        const latencySeconds = await markDispatched(client, row.id, started.runId);
+        opts.observer?.dispatched(latencySeconds);
         dispatched += 1;
         log.info(
           { outboxId: row.id, workflowId: started.workflowId, alreadyStarted: started.alreadyStarted },
@@ -144,6 +164,7 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     const backoffMs = backoffForAttempt(attempts, maxBackoffMs);
     const text = describeError(err);
     await markFailed(client, row.id, backoffMs, text);
+    opts.observer?.failed();
     log.warn({ outboxId: row.id, workflowId: row.workflowId, attempts, backoffMs, err: text }, 'outbox start failed');
   }
 

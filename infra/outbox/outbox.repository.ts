@@ -21,6 +21,8 @@ export interface NewOutboxRow {
   eventId: string;
   workflowId: string;
   payload: DefectWorkflowInput;
+  /** W3C trace context of the request that stored the row, so the dispatcher's start continues its trace. */
+  traceparent?: string;
 }
 
 export interface ClaimedOutboxRow {
@@ -29,21 +31,24 @@ export interface ClaimedOutboxRow {
   workflowId: string;
   payload: DefectWorkflowInput;
   attempts: number;
+  traceparent: string | null;
 }
 
 /** Inserts in array order, so outbox ids follow the order the producer sent the results in. */
 export async function insertOutboxRows(client: PoolClient, rows: readonly NewOutboxRow[]): Promise<void> {
   if (rows.length === 0) return;
   await client.query(
-    `INSERT INTO holdfast.outbox (event_id, kind, workflow_id, payload)
-     SELECT t.event_id, $4, t.workflow_id, t.payload::jsonb
-       FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(event_id, workflow_id, payload, ord)
+    `INSERT INTO holdfast.outbox (event_id, kind, workflow_id, payload, traceparent)
+     SELECT t.event_id, $4, t.workflow_id, t.payload::jsonb, t.traceparent
+       FROM unnest($1::text[], $2::text[], $3::text[], $5::text[])
+            WITH ORDINALITY AS t(event_id, workflow_id, payload, traceparent, ord)
       ORDER BY t.ord`,
     [
       rows.map((r) => r.eventId),
       rows.map((r) => r.workflowId),
       rows.map((r) => JSON.stringify(r.payload)),
       DEFECT_DETECTED_KIND,
+      rows.map((r) => r.traceparent ?? null),
     ],
   );
   await client.query(`SELECT pg_notify($1, '')`, [OUTBOX_CHANNEL]);
@@ -68,8 +73,9 @@ export async function claimDueRows(client: PoolClient, limit: number): Promise<C
     workflow_id: string;
     payload: DefectWorkflowInput;
     attempts: number;
+    traceparent: string | null;
   }>(
-    `SELECT o.id, o.event_id, o.workflow_id, o.payload, o.attempts
+    `SELECT o.id, o.event_id, o.workflow_id, o.payload, o.attempts, o.traceparent
        FROM holdfast.outbox o
       WHERE o.dispatched_at IS NULL
         AND o.next_attempt_at <= now()
@@ -91,6 +97,7 @@ export async function claimDueRows(client: PoolClient, limit: number): Promise<C
     workflowId: r.workflow_id,
     payload: r.payload,
     attempts: r.attempts,
+    traceparent: r.traceparent,
   }));
 }
 
@@ -109,12 +116,15 @@ export async function containedEvents(client: PoolClient, eventIds: string[]): P
   return new Set(res.rows.map((r) => r.from_id));
 }
 
-export async function markDispatched(client: PoolClient, id: string, runId: string): Promise<void> {
-  await client.query(
+/** Marks the row dispatched; resolves to the seconds from its commit to now (both read from the database's clock). */
+export async function markDispatched(client: PoolClient, id: string, runId: string): Promise<number> {
+  const res = await client.query<{ latency_s: number }>(
     // clock_timestamp: now() is the start of the drain transaction, before the workflow was started.
-    `UPDATE holdfast.outbox SET dispatched_at = clock_timestamp(), workflow_run_id = $2, last_error = NULL WHERE id = $1`,
+    `UPDATE holdfast.outbox SET dispatched_at = clock_timestamp(), workflow_run_id = $2, last_error = NULL WHERE id = $1
+     RETURNING extract(epoch FROM dispatched_at - created_at)::float8 AS latency_s`,
     [id, runId],
   );
+  return res.rows[0]?.latency_s ?? 0;
 }
 
 export async function markFailed(client: PoolClient, id: string, backoffMs: number, error: string): Promise<void> {

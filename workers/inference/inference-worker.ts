@@ -27,6 +27,10 @@ import { openFrameHttp, type FrameHttpServer } from '../../infra/inference/frame
 import { createInferencePipeline, type InferencePipeline } from '../../infra/inference/inference-pipeline';
 import { type ResultSink } from '../../infra/inference/ports';
 import { createPgInspectionStore } from '../../infra/inference/pg-inspection-store';
+import { type HealthCheck, HealthCheckError, postgresCheck } from '../../infra/observability/health-checks';
+import { createInferenceMetrics } from '../../infra/observability/inference-metrics';
+import { createIngestMetrics } from '../../infra/observability/ingest-metrics';
+import { Registry } from 'prom-client';
 
 export interface InferenceWorkerOptions {
   config: HoldfastConfig;
@@ -43,6 +47,8 @@ export interface InferenceWorkerOptions {
   publishResults?: boolean;
   /** Default true: make sure the recipes temporal.yaml declares exist and are active. */
   seedRecipes?: boolean;
+  /** Where the worker's series go, served at GET /metrics on its HTTP edge. Default: a registry of its own. */
+  metrics?: Registry;
 }
 
 export interface InferenceWorker {
@@ -69,6 +75,7 @@ export function inferenceThreads(config: HoldfastConfig): number {
 
 export async function startInferenceWorker(opts: InferenceWorkerOptions): Promise<InferenceWorker> {
   const { config, pool, log } = opts;
+  const registry = opts.metrics ?? new Registry();
   const closers: (() => Promise<void>)[] = [];
   const closeAll = async () => {
     for (const close of closers.splice(0).reverse()) {
@@ -123,7 +130,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       models,
       preprocess: preprocessImage,
       applyRecipe,
-      store: createPgInspectionStore(pool, config, log),
+      store: createPgInspectionStore(pool, config, log, createIngestMetrics(registry, 'inference')),
       ...(byReference
         ? {
             fetchImage: createImageFetcher({
@@ -136,6 +143,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       ...(reject ? { reject } : {}),
       ...(results ? { results } : {}),
       log,
+      metrics: createInferenceMetrics(registry, pool),
     });
 
     const subscriber = await openFrameSubscriber({
@@ -152,6 +160,8 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       pipeline,
       deferredFrames: createPgDeferredFrameAdmin(pool, pipeline),
       log,
+      metrics: registry,
+      health: healthChecks({ pool, subscriber, reject, models }),
     }).catch(async (err: unknown) => {
       await subscriber.close({ force: true });
       throw err;
@@ -188,4 +198,41 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     await closeAll();
     throw err;
   }
+}
+
+/** What the worker's GET /health reports: without any of these (a configured reject station included) it cannot do its job. */
+function healthChecks(deps: {
+  pool: pg.Pool;
+  subscriber: FrameSubscriber;
+  reject: RejectStationPort | undefined;
+  models: ModelCatalog;
+}): HealthCheck[] {
+  const { subscriber, reject, models } = deps;
+  return [
+    postgresCheck(deps.pool),
+    {
+      name: 'mqtt',
+      async check() {
+        if (!subscriber.connected()) throw new HealthCheckError('not connected to the broker (reconnecting)');
+      },
+    },
+    reject
+      ? { name: 'reject-station', check: () => reject.healthCheck() }
+      : {
+          name: 'reject-station',
+          required: false,
+          async check() {
+            throw new HealthCheckError('not configured (vision.rejectStation): fails are not diverted');
+          },
+        },
+    {
+      name: 'models',
+      async check() {
+        const loaded = models.list().map((m) => m.key);
+        if (loaded.length === 0) throw new HealthCheckError('no model loaded');
+        const refused = models.rejected.length > 0 ? `; ${models.rejected.length} manifest(s) refused` : '';
+        return `${loaded.join(', ')}${refused}`;
+      },
+    },
+  ];
 }

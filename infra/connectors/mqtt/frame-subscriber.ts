@@ -85,6 +85,8 @@ export interface FrameSubscriberStats {
 
 export interface FrameSubscriber {
   stats(): FrameSubscriberStats;
+  /** Connected to the broker now (it reconnects by itself after a loss). */
+  connected(): boolean;
   /**
    * Stops taking frames, waits up to `graceMs` (default 5 s) for running `onFrame` calls so finished frames are
    * acknowledged, then disconnects. Unfinished frames are never acknowledged: the broker redelivers them to the
@@ -388,6 +390,7 @@ export async function openFrameSubscriber(opts: FrameSubscriberOptions): Promise
   let closed: Promise<void> | undefined;
   return {
     stats: () => ({ ...stats, inFlight: inFlight() }),
+    connected: () => client.connected,
     close({ force = false, graceMs = 5_000 } = {}) {
       closed ??= (async () => {
         closing = true;

@@ -1,12 +1,16 @@
 import { join, resolve } from 'node:path';
 import { configPath, loadConfig } from '../../config/load';
+import { Counter } from 'prom-client';
 import type { ConnectorLogger } from '../../connectors/define';
+import { createProcessRegistry } from '../../observability/http-metrics';
+import { startObservabilityServer } from '../../observability/observability-server';
 import { startLinePlcSimulator } from './line-plc.simulator';
 
 /**
  * Runs the simulated line PLC on 127.0.0.1 with one RejectStation per station in the project config.
  * LINE_PLC_PORT (default 4840, OPC UA's registered port), LINE_PLC_DATA_DIR (default <HOLDFAST_DATA_DIR>/line-plc,
  * else .holdfast/data/line-plc): the simulator's PKI lives there. HOLDFAST_CONFIG picks the config file.
+ * LINE_PLC_METRICS_PORT (default 9472): GET /metrics (process series, reject commands received) and GET /health.
  */
 async function main(): Promise<void> {
   const port = Number(process.env.LINE_PLC_PORT ?? 4840);
@@ -29,7 +33,36 @@ async function main(): Promise<void> {
     warn: (msg, meta) => console.warn(meta ? `${msg} ${JSON.stringify(meta)}` : msg),
     error: (msg, meta) => console.error(meta ? `${msg} ${JSON.stringify(meta)}` : msg),
   };
-  const sim = await startLinePlcSimulator({ port, stations, dataDir, log });
+  const metricsPort = Number(process.env.LINE_PLC_METRICS_PORT ?? 9472);
+  if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) {
+    throw new Error(`LINE_PLC_METRICS_PORT must be a port number, got "${process.env.LINE_PLC_METRICS_PORT}"`);
+  }
+  const metrics = createProcessRegistry();
+  const commands = new Counter({
+    name: 'holdfast_plc_reject_commands_total',
+    help: 'Reject Command writes the simulated PLC received, by station and whether the event id was a repeat.',
+    labelNames: ['station', 'duplicate'],
+    registers: [metrics],
+  });
+  const sim = await startLinePlcSimulator({
+    port,
+    stations,
+    dataDir,
+    log,
+    onReject: (r) =>
+      commands.inc({ station: `${r.site}/${r.line}/${r.station}`, duplicate: String(r.duplicate) }),
+  });
+  const observability = await startObservabilityServer({
+    host: '127.0.0.1',
+    port: metricsPort,
+    registry: metrics,
+    // Up as long as this process answers: the OPC UA server runs in it.
+    health: [{ name: 'opcua-server', check: async () => sim.endpointUrl }],
+  }).catch(async (err: unknown) => {
+    await sim.stop();
+    throw err;
+  });
+  console.log(`line-plc metrics: ${observability.url}/metrics`);
   console.log(`line-plc: ${stations.length} reject stations in ns=${sim.namespaceIndex} (${sim.namespaceUri})`);
   // The readiness line infra/local waits for; keep its wording.
   console.log(`line-plc ready ${sim.endpointUrl}`);
@@ -39,7 +72,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log(`line-plc stopping (${signal})`);
-    sim.stop().then(
+    Promise.all([sim.stop(), observability.close()]).then(
       () => process.exit(0),
       (err: unknown) => {
         console.error(`line-plc did not stop cleanly: ${err instanceof Error ? err.message : String(err)}`);

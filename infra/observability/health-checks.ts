@@ -51,13 +51,13 @@ export async function runHealthChecks(
         const detail = await Promise.race([
           c.check(),
           new Promise<never>((_, reject) => {
-            timer = setTimeout(
-              () => reject(new HealthCheckError(`no answer within ${timeoutMs / 1000} s`)),
-              timeoutMs,
-            );
+            timer = setTimeout(() => reject(new HealthCheckError(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
           }),
         ]);
-        return [c.name, { ok: true, required, detail: detail || `answered in ${Math.round(performance.now() - started)} ms` }];
+        return [
+          c.name,
+          { ok: true, required, detail: detail || `answered in ${Math.round(performance.now() - started)} ms` },
+        ];
       } catch (err) {
         return [c.name, { ok: false, required, detail: describeDown(err) }];
       } finally {

@@ -175,8 +175,11 @@ const Observability = z.strictObject({
       host: z.string().default('127.0.0.1'),
       /** GET /metrics (Holdfast's series) and GET /health of the Temporal worker; 0: any free port. */
       port: z.number().int().min(0).max(65535).default(9470),
-      /** The Temporal SDK's own Prometheus exporter (task slots, poll and schedule-to-start latencies, …). */
-      temporalSdkPort: z.number().int().min(1).max(65535).default(9471),
+      /**
+       * The Temporal SDK's own Prometheus exporter (task slots, poll and schedule-to-start latencies, …); 0: any free
+       * port, not reported (tests that do not scrape it).
+       */
+      temporalSdkPort: z.number().int().min(0).max(65535).default(9471),
     })
     .prefault({}),
   tracing: z

@@ -9,7 +9,7 @@ import { startTracing, type Tracing } from '../../infra/observability/tracing';
 class FakeMes {
   readonly system = 'mes-line-1';
   #holds = 0;
-  failWith: unknown;
+  failWith: Error | undefined;
 
   async holdLot(req: { lotId: string; delayMs?: number }): Promise<{ holdId: string }> {
     await new Promise((r) => setTimeout(r, req.delayMs ?? 0));
@@ -23,10 +23,15 @@ class FakeMes {
   }
 }
 
+/** A histogram's samples carry their own name (`…_count`, `…_sum`, `…_bucket`). */
 async function values(registry: Registry, name: string) {
   const metric = registry.getSingleMetric(name);
   if (!metric) throw new Error(`no metric ${name}`);
-  return (await metric.get()).values;
+  return (await metric.get()).values as {
+    labels: Record<string, string | number>;
+    value: number;
+    metricName?: string;
+  }[];
 }
 
 async function callCount(registry: Registry, labels: Record<string, string>): Promise<number> {
@@ -78,15 +83,15 @@ describe('the connector wrapper', () => {
     const fake = new FakeMes();
     const mes = createConnectorObserver(registry).observe('mes', fake);
     const labels = { role: 'mes', system: 'mes-line-1', operation: 'holdLot' };
-    const cases: [unknown, string][] = [
-      [new ExternalSystemError('mes-line-1', 'transient', 'HTTP 503'), 'transient'],
-      [new ExternalSystemError('mes-line-1', 'rejected', 'lot is scrapped', 409), 'rejected'],
-      [new ExternalSystemError('mes-line-1', 'rejected', 'lot is closed', 409), 'rejected'],
-      [new ConfigError('no MES for site X'), 'config'],
-      [new TypeError('fetch failed'), 'unknown'],
+    const failures = [
+      new ExternalSystemError('mes-line-1', 'transient', 'HTTP 503'),
+      new ExternalSystemError('mes-line-1', 'rejected', 'lot is scrapped', 409),
+      new ExternalSystemError('mes-line-1', 'rejected', 'lot is closed', 409),
+      new ConfigError('no MES for site X'),
+      new TypeError('fetch failed'),
     ];
 
-    for (const [error] of cases) {
+    for (const error of failures) {
       fake.failWith = error;
       await expect(mes.holdLot({ lotId: 'L-2' })).rejects.toBe(error);
     }

@@ -49,8 +49,7 @@ async function main(): Promise<void> {
     stations,
     dataDir,
     log,
-    onReject: (r) =>
-      commands.inc({ station: `${r.site}/${r.line}/${r.station}`, duplicate: String(r.duplicate) }),
+    onReject: (r) => commands.inc({ station: `${r.site}/${r.line}/${r.station}`, duplicate: String(r.duplicate) }),
   });
   const observability = await startObservabilityServer({
     host: '127.0.0.1',

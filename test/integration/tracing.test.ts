@@ -114,4 +114,32 @@ test('one trace from the ingest request through the outbox, the workflows and ac
   );
   expect(notification[1]!.name).toBe('RunActivity:raiseQualityNotification');
   expect(hold[2]!.parentSpanId).toBe(notification[2]!.parentSpanId);
+
+  // Scrapped, the case closes and its workflow span is exported: the hold's chain reaches the request too.
+  const decided = await stack.api.inject({
+    method: 'POST',
+    url: `/v1/lots/${lotId}/disposition`,
+    headers: { 'idempotency-key': `mrb-${randomUUID()}` },
+    payload: { decision: 'scrap', reason: 'Scratch beyond limit', decidedBy: 'qe.jane', site: 'PLANT1' },
+  });
+  expect(decided.statusCode).toBe(200);
+  const closed = await waitFor('the lot case workflow span', async () => {
+    const all = inTrace();
+    return all.some((s) => s.name === 'RunWorkflow:lotCaseWorkflow') ? all : undefined;
+  });
+  expect(
+    ancestry(
+      closed.find((s) => s.name === 'mes holdLot')!,
+      closed,
+    ).map((s) => s.name),
+  ).toEqual([
+    'mes holdLot',
+    'RunActivity:holdLot',
+    'StartActivity:holdLot',
+    'RunWorkflow:lotCaseWorkflow',
+    'SignalWithStartWorkflow:lotCaseWorkflow',
+    'outbox dispatch',
+    'ingest inspections',
+    'POST /v1/inspections',
+  ]);
 }, 150_000);

@@ -36,20 +36,24 @@ async function main(): Promise<void> {
   const target = resolveTemporalTarget(config);
   const endpoints = config.observability.worker;
   // Before any connection: the SDK's exporter belongs to the runtime, which the first connection would create bare.
-  Runtime.install({
-    telemetryOptions: {
-      metrics: {
-        metricPrefix: 'temporal_',
-        prometheus: {
-          bindAddress: `${endpoints.host}:${endpoints.temporalSdkPort}`,
-          // Prometheus' conventions, as Holdfast's own series follow them: base units and _total on counters.
-          countersTotalSuffix: true,
-          unitSuffix: true,
-          useSecondsForDurations: true,
+  try {
+    Runtime.install({
+      telemetryOptions: {
+        metrics: {
+          metricPrefix: 'temporal_',
+          prometheus: {
+            bindAddress: `${endpoints.host}:${endpoints.temporalSdkPort}`,
+            // Prometheus' conventions, as Holdfast's own series follow them: base units and _total on counters.
+            countersTotalSuffix: true,
+            unitSuffix: true,
+            useSecondsForDurations: true,
+          },
         },
       },
-    },
-  });
+    });
+  } catch (err) {
+    throw new Error(`observability.worker.temporalSdkPort ${endpoints.temporalSdkPort}: ${(err as Error).message}`);
+  }
   const tracing = startTracingFromConfig(config, 'holdfast-worker');
   const metrics = createProcessRegistry();
   const connectorObserver = createConnectorObserver(metrics);
@@ -58,6 +62,29 @@ async function main(): Promise<void> {
   const connection = await connectNative(target);
   let server: ObservabilityServer | undefined;
   try {
+    let workers: Worker[] = [];
+    // Up before the Workers (bundling the workflows takes a while): /health says they are starting meanwhile.
+    server = await startObservabilityServer({
+      host: endpoints.host,
+      port: endpoints.port,
+      registry: metrics,
+      health: [
+        {
+          name: 'temporal',
+          async check() {
+            if (workers.length === 0) throw new HealthCheckError('workers starting');
+            const stopped = workers.filter((w) => w.getState() !== 'RUNNING').map((w) => w.getState());
+            if (stopped.length > 0) throw new HealthCheckError(`worker not running (${stopped.join(', ')})`);
+            await connection.workflowService.getSystemInfo({});
+            return `${target.address}, ${workers.length} worker(s) running`;
+          },
+        },
+        { ...postgresCheck(pool), required: false },
+        ...connectorChecks(config, connectors, connectorObserver),
+      ],
+    }).catch((err: Error) => {
+      throw new Error(`observability.worker.port ${endpoints.port}: ${err.message}`);
+    });
     const client = new Client({
       connection,
       namespace: target.namespace,
@@ -70,30 +97,12 @@ async function main(): Promise<void> {
       escalationFor: connectors.escalationFor,
       lotCases: createTemporalLotCaseStarter(client),
     });
-    const workers = await createQualityWorkers({
+    workers = await createQualityWorkers({
       config,
       connection,
       namespace: target.namespace,
       activities,
       ...(tracing ? { tracing: tracing.workerOptions } : {}),
-    });
-    server = await startObservabilityServer({
-      host: endpoints.host,
-      port: endpoints.port,
-      registry: metrics,
-      health: [
-        {
-          name: 'temporal',
-          async check() {
-            const stopped = workers.filter((w) => w.getState() !== 'RUNNING').map((w) => w.getState());
-            if (stopped.length > 0) throw new HealthCheckError(`worker not running (${stopped.join(', ')})`);
-            await connection.workflowService.getSystemInfo({});
-            return `${target.address}, ${workers.length} worker(s) running`;
-          },
-        },
-        { ...postgresCheck(pool), required: false },
-        ...connectorChecks(config, connectors, connectorObserver),
-      ],
     });
     // infra/local/start.ts waits for this exact line before starting the API.
     console.log(
@@ -103,11 +112,13 @@ async function main(): Promise<void> {
         pid: process.pid,
         metrics: `${server.url}/metrics`,
         health: `${server.url}/health`,
-        temporalSdkMetrics: `http://${endpoints.host}:${endpoints.temporalSdkPort}/metrics`,
+        ...(endpoints.temporalSdkPort !== 0
+          ? { temporalSdkMetrics: `http://${endpoints.host}:${endpoints.temporalSdkPort}/metrics` }
+          : {}),
         tracing: tracing !== undefined,
       }),
     );
-    await Promise.all(workers.map((w: Worker) => w.run()));
+    await Promise.all(workers.map((w) => w.run()));
   } finally {
     await server?.close();
     await connection.close();

@@ -16,6 +16,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { registerOpenApi } from '../http/openapi';
 import {
@@ -32,7 +33,6 @@ import type { HoldfastConfig } from '../config/schema';
 import type { ConnectorLogger } from '../connectors/define';
 import { FramePayload, frameTopic } from '../vision/frame.schema';
 import { ImageUnavailableError } from '../vision/image-source';
-import type { Registry } from 'prom-client';
 import type { HealthCheck } from '../observability/health-checks';
 import { registerHealthRoute } from '../observability/health-route';
 import { exposeMetrics } from '../observability/http-metrics';

@@ -67,6 +67,8 @@ export function contextFromTraceparent(traceparent: string | null | undefined): 
   return traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent }) : ROOT_CONTEXT;
 }
 
+const UNTRACED_ROUTES = new Set(['/health', '/metrics']);
+
 /**
  * One server span per request of `app`, continuing the caller's trace when it sends `traceparent`; the route's
  * handler runs inside it, so what it calls (ingest, the Temporal client) adds child spans. Register before the
@@ -75,8 +77,10 @@ export function contextFromTraceparent(traceparent: string | null | undefined): 
 export function traceRequests(app: FastifyInstance): void {
   const spans = new WeakMap<FastifyRequest, Span>();
   app.addHook('onRequest', async (request) => {
-    const parent = propagation.extract(ROOT_CONTEXT, request.headers);
     const route = request.routeOptions.url;
+    // Probes and scrapers every few seconds would bury the requests worth reading.
+    if (route !== undefined && UNTRACED_ROUTES.has(route)) return;
+    const parent = propagation.extract(ROOT_CONTEXT, request.headers);
     spans.set(
       request,
       holdfastTracer().startSpan(

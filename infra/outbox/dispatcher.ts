@@ -30,7 +30,7 @@ export interface Logger {
 
 /** What the dispatcher reports about each row it hands over (infra/observability/outbox-metrics.ts counts it). */
 export interface DispatchObserver {
-  /** The row's workflow was started; `latencySeconds` from the row's commit to its dispatch. */
+  /** The row's workflow was started, `latencySeconds` after the row was stored. */
   dispatched(latencySeconds: number): void;
   /** A start failed; the row waits out its backoff. */
   failed(): void;

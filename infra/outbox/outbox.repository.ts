@@ -116,7 +116,7 @@ export async function containedEvents(client: PoolClient, eventIds: string[]): P
   return new Set(res.rows.map((r) => r.from_id));
 }
 
-/** Marks the row dispatched; resolves to the seconds from its commit to now (both read from the database's clock). */
+/** Marks the row dispatched; resolves to the seconds since it was stored (both instants from the database's clock). */
 export async function markDispatched(client: PoolClient, id: string, runId: string): Promise<number> {
   const res = await client.query<{ latency_s: number }>(
     // clock_timestamp: now() is the start of the drain transaction, before the workflow was started.

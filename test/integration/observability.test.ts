@@ -337,7 +337,13 @@ test('the inference worker counts frames, their latency, refusals and reject wri
   expect(await inspected.json()).toMatchObject({ result: 'fail', ingest: 'accepted', rejectSignal: 'written' });
   expect((await postFrame(`NO-RECIPE-${run}`)).status).toBe(422);
 
-  const after = await scrape(`${urls.inference}/metrics`);
+  // Requests are counted once answered (fastify's onResponse), so the second may land just after its answer.
+  const framesRoute = { route: '/v1/stations/:site/:line/:station/frames' };
+  const after = await scrapeUntil(
+    'both frame requests counted',
+    `${urls.inference}/metrics`,
+    (s) => (sampleValue(s, 'holdfast_http_requests_total', framesRoute) ?? 0) >= 2,
+  );
   expect(frames(after) - frames(before)).toBe(2);
   expect(sampleValue(after, 'holdfast_inference_frames_inspected_total', { result: 'fail' })).toBeGreaterThanOrEqual(1);
   expect(sampleValue(after, 'holdfast_inference_frame_latency_seconds_count')).toBeGreaterThanOrEqual(1);
@@ -345,9 +351,7 @@ test('the inference worker counts frames, their latency, refusals and reject wri
   expect(sampleValue(after, 'holdfast_inference_reject_write_latency_seconds_count')).toBe(1);
   expect(sampleValue(after, 'holdfast_inspections_accepted_total', { source: 'inference', result: 'fail' })).toBe(1);
   expect(sampleValue(after, 'holdfast_inference_deferred_frames')).toBe(0);
-  expect(
-    sampleValue(after, 'holdfast_http_requests_total', { route: '/v1/stations/:site/:line/:station/frames' }),
-  ).toBe(2);
+  expect(sampleValue(after, 'holdfast_http_requests_total', framesRoute)).toBe(2);
 
   const plc = await scrape(`${urls.linePlcMetrics}/metrics`);
   expect(sampleValue(plc, 'holdfast_plc_reject_commands_total', { station: 'PLANT1/L1/S1', duplicate: 'false' })).toBe(

@@ -67,11 +67,14 @@ test('one trace from the ingest request through the outbox, the workflows and ac
     async () => {
       const all = inTrace();
       const names = new Set(all.map((s) => s.name));
+      // A workflow's spans leave the sandbox when its task completes, after the activity's own spans: wait for both.
       const wanted = [
         'mes recordQualityEvent',
         'RunWorkflow:defectWorkflow',
         'mes holdLot',
+        'StartActivity:holdLot',
         'erp raiseQualityNotification',
+        'StartActivity:raiseQualityNotification',
       ];
       return wanted.every((n) => names.has(n)) ? all : undefined;
     },

@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type pg from 'pg';
+import { Registry } from 'prom-client';
 import { parseDurationMs } from '../../infra/config/duration';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
@@ -30,7 +31,6 @@ import { createPgInspectionStore } from '../../infra/inference/pg-inspection-sto
 import { type HealthCheck, HealthCheckError, postgresCheck } from '../../infra/observability/health-checks';
 import { createInferenceMetrics } from '../../infra/observability/inference-metrics';
 import { createIngestMetrics } from '../../infra/observability/ingest-metrics';
-import { Registry } from 'prom-client';
 
 export interface InferenceWorkerOptions {
   config: HoldfastConfig;

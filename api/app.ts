@@ -2,9 +2,14 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { fastifyLogging } from '../infra/observability/fastify-logging';
 import type { Logger } from '../infra/observability/logger';
+import { Registry } from 'prom-client';
 import type { ApiDeps } from './deps';
 import { registerOpenApi } from '../infra/http/openapi';
 import { registerProblemHandlers } from '../infra/http/problem-details';
+import { type HealthCheck, postgresCheck } from '../infra/observability/health-checks';
+import { exposeMetrics } from '../infra/observability/http-metrics';
+import { createIngestMetrics } from '../infra/observability/ingest-metrics';
+import { traceRequests } from '../infra/observability/trace-context';
 import defectRoutes from './routes/defects';
 import healthRoutes from './routes/health';
 import inspectionRoutes from './routes/inspections';
@@ -13,23 +18,37 @@ import stationRoutes from './routes/stations';
 
 export type { ApiDeps } from './deps';
 
-export interface BuildAppOptions extends ApiDeps {
+export interface BuildAppOptions extends Omit<ApiDeps, 'ingestMetrics' | 'healthChecks'> {
   /** The process's logger (api/server.ts); tests leave it out and the app logs nothing. */
   logger?: Logger;
   /** Serve the Swagger UI at /docs (api/server.ts does); /docs/json is always served. */
   docsUi?: boolean;
+  /** Served at GET /metrics with the API's own series added. Default: a registry of its own. */
+  metrics?: Registry;
+  /** Checked by GET /health after PostgreSQL (api/server.ts adds Temporal). */
+  healthChecks?: readonly HealthCheck[];
+  /** A server span per request (tracing is on in this process: infra/observability/tracing.ts). */
+  tracing?: boolean;
 }
 
 /** Builds the app without listening: tests call this and use app.inject; api/server.ts listens. */
 export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> {
-  const { logger, docsUi = false, ...routeDeps } = deps;
+  const { logger, docsUi = false, metrics = new Registry(), healthChecks = [], tracing, ...routeDeps } = deps;
   const app = Fastify({ ...fastifyLogging(logger), bodyLimit: deps.config.api.bodyLimitBytes });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  if (tracing) traceRequests(app);
+  exposeMetrics(app, metrics);
   await registerOpenApi(app, { ui: docsUi });
 
-  const opts = { deps: routeDeps };
+  const opts = {
+    deps: {
+      ...routeDeps,
+      ingestMetrics: createIngestMetrics(metrics, 'api'),
+      healthChecks: [postgresCheck(deps.pool), ...healthChecks],
+    },
+  };
   await app.register(healthRoutes, opts);
   await app.register(inspectionRoutes, opts);
   await app.register(defectRoutes, opts);

@@ -1,5 +1,7 @@
 import type pg from 'pg';
 import type { HoldfastConfig } from '../infra/config/schema';
+import type { HealthCheck } from '../infra/observability/health-checks';
+import type { IngestMetrics } from '../infra/observability/ingest-metrics';
 import type { WorkflowGateway } from '../infra/temporal/gateway';
 
 /** What routes need, passed in by buildApp: tests hand in a real pool and a fake gateway. */
@@ -9,4 +11,8 @@ export interface ApiDeps {
   config: HoldfastConfig;
   /** Temporal namespace, for Web UI links. */
   namespace: string;
+  /** Counts what POST /v1/inspections stores and refuses. */
+  ingestMetrics: IngestMetrics;
+  /** What GET /health checks: PostgreSQL, then whatever the process adds (Temporal). */
+  healthChecks: readonly HealthCheck[];
 }

@@ -5,13 +5,22 @@
  * Temporal being unreachable at start does not stop the API: inspections are stored (the outbox holds their
  * workflow starts) while the connection is retried in the background.
  *
- * Env: DATABASE_URL (required), API_PORT (overrides api.port), HOLDFAST_CONFIG, TEMPORAL_* (infra/temporal/connection).
+ * GET /metrics (Prometheus) and GET /health are served on the API's port (docs/operations.md); tracing is on when an
+ * OTLP endpoint is configured (infra/observability/tracing.ts).
+ *
+ * Env: DATABASE_URL (required), API_PORT (overrides api.port), HOLDFAST_CONFIG, TEMPORAL_* (infra/temporal/connection),
+ * OTEL_EXPORTER_OTLP_ENDPOINT.
  */
 import type { Connection } from '@temporalio/client';
 import { loadConfig } from '../infra/config/load';
 import { migrate } from '../infra/db/migrate';
 import { createPool } from '../infra/db/pool';
 import { createLogger } from '../infra/observability/logger';
+import { HealthCheckError } from '../infra/observability/health-checks';
+import { createProcessRegistry } from '../infra/observability/http-metrics';
+import { registerLotCaseGauge } from '../infra/observability/lot-case-metrics';
+import { createOutboxMetrics } from '../infra/observability/outbox-metrics';
+import { startTracingFromConfig } from '../infra/observability/tracing';
 import { startOutboxDispatcher } from '../infra/outbox/dispatcher';
 import { connectClient, describeTarget, resolveTemporalTarget } from '../infra/temporal/connection';
 import { createDeferredWorkflowGateway, createTemporalWorkflowGateway } from '../infra/temporal/gateway';
@@ -35,16 +44,44 @@ async function main(): Promise<void> {
   const target = resolveTemporalTarget(config);
   const deferred = createDeferredWorkflowGateway();
   const gateway = deferred.gateway;
-
-  const app = await buildApp({ pool, gateway, config, namespace: target.namespace, logger, docsUi: true });
-  const dispatcher = startOutboxDispatcher({ pool, gateway, config, log: app.log });
+  const tracing = startTracingFromConfig(config, 'holdfast-api');
+  const metrics = createProcessRegistry();
+  registerLotCaseGauge(metrics, pool);
 
   let stopping = false;
   let connection: Connection | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
+  const temporalCheck = {
+    name: 'temporal',
+    // Not required: ingest goes on without Temporal (the outbox keeps the starts), so the API stays in service.
+    required: false,
+    async check() {
+      if (!connection) throw new HealthCheckError('not connected yet (retrying in the background)');
+      await connection.workflowService.getSystemInfo({});
+    },
+  };
+  const app = await buildApp({
+    pool,
+    gateway,
+    config,
+    namespace: target.namespace,
+    logger,
+    docsUi: true,
+    metrics,
+    healthChecks: [temporalCheck],
+    tracing: tracing !== undefined,
+  });
+  const dispatcher = startOutboxDispatcher({
+    pool,
+    gateway,
+    config,
+    log: app.log,
+    observer: createOutboxMetrics(metrics, pool),
+  });
+
   const connectTemporal = async (attempt: number): Promise<void> => {
     try {
-      const connected = await connectClient(target);
+      const connected = await connectClient(target, { interceptors: tracing?.clientInterceptors });
       if (stopping) {
         await connected.connection.close();
         return;
@@ -72,6 +109,7 @@ async function main(): Promise<void> {
       await app.close();
       await pool.end();
       await connection?.close();
+      await tracing?.shutdown();
     })().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -84,7 +122,10 @@ async function main(): Promise<void> {
   process.once('SIGINT', shutdown);
 
   await app.listen({ host: config.api.host, port });
-  app.log.info(`Holdfast API on http://${config.api.host}:${port} (docs at /docs)`);
+  app.log.info(
+    `Holdfast API on http://${config.api.host}:${port} (docs at /docs, metrics at /metrics, health at /health)` +
+      (tracing ? '; tracing on' : ''),
+  );
 }
 
 main().catch((err: unknown) => {

@@ -10,6 +10,7 @@ import {
   type PortOf,
 } from '../infra/connectors/define';
 import { connectorRegistry } from './registry';
+import type { PortObserver } from '../infra/observability/connector-metrics';
 
 /** One connector's answer to a health check: `detail` says what was checked, or why it failed. */
 export interface ConnectorHealth {
@@ -180,11 +181,15 @@ export interface SiteConnectors {
   close(): Promise<void>;
 }
 
-/** Opens every site's MES, ERP and escalation connector (each once, however many sites share it). */
+/**
+ * Opens every site's MES, ERP and escalation connector (each once, however many sites share it). `observe` wraps each
+ * MES and ERP port once (infra/observability/connector-metrics.ts: metrics and spans per call).
+ */
 export async function openSiteConnectors(
   config: HoldfastConfig,
   log: ConnectorLogger,
   env: NodeJS.ProcessEnv = process.env,
+  observe: PortObserver = (_role, port) => port,
 ): Promise<SiteConnectors> {
   const names = config.sites.flatMap((site) => [site.mes, site.erp, site.escalation]);
   const connectors = await openConnectors(config, names, { log, env });
@@ -195,9 +200,18 @@ export async function openSiteConnectors(
     if (!site) throw new ConfigError(`site "${id}" has no ${what} configured in temporal.yaml`);
     return site;
   };
+  const observed = new Map<string, object>();
+  const observedPort = <R extends 'mes' | 'erp'>(name: string, role: R): PortOf<R> => {
+    let port = observed.get(name);
+    if (!port) {
+      port = observe(role, connectors.port(name, role));
+      observed.set(name, port);
+    }
+    return port as PortOf<R>;
+  };
   return {
-    mesFor: (site) => connectors.port(siteOf(site, 'MES').mes, 'mes'),
-    erpFor: (site) => connectors.port(siteOf(site, 'ERP').erp, 'erp'),
+    mesFor: (site) => observedPort(siteOf(site, 'MES').mes, 'mes'),
+    erpFor: (site) => observedPort(siteOf(site, 'ERP').erp, 'erp'),
     escalationFor: (site) => {
       const target = siteOf(site, 'escalation').escalation;
       return { target, port: connectors.port(target, 'escalation') };

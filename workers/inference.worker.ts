@@ -7,6 +7,7 @@ import { loadConfig } from '../infra/config/load';
 import { createPool } from '../infra/db/pool';
 import { seedRecipesFromConfig } from '../infra/vision/recipe.repository';
 import { connectorLogger, createLogger } from '../infra/observability/logger';
+import { createProcessRegistry } from '../infra/observability/http-metrics';
 import { startInferenceWorker } from './inference/inference-worker';
 
 const logger = createLogger('inference');
@@ -19,9 +20,10 @@ async function main(): Promise<void> {
   const dataDir = resolve(process.env.HOLDFAST_DATA_DIR ?? '.holdfast/data');
   const pool = createPool(databaseUrl);
   const log = connectorLogger(logger);
+  const metrics = createProcessRegistry();
   // Opens the broker and reject station connectors (MQTT_URL overrides the broker's url) and runs their health
   // checks: one that fails stops start-up here, named with its cause.
-  const worker = await startInferenceWorker({ config, pool, dataDir, log, httpLogger: logger }).catch(
+  const worker = await startInferenceWorker({ config, pool, dataDir, log, httpLogger: logger, metrics }).catch(
     async (err: unknown) => {
       await pool.end();
       throw err;
@@ -34,7 +36,14 @@ async function main(): Promise<void> {
     await worker.models.get(model.name, model.version).catch(() => undefined);
   }
   // infra/local/start.ts waits for a line containing `inference worker ready`.
-  logger.info({ models: worker.models.list().map((m) => m.key) }, 'inference worker ready');
+  logger.info(
+    {
+      models: worker.models.list().map((m) => m.key),
+      metrics: `${worker.http.url}/metrics`,
+      health: `${worker.http.url}/health`,
+    },
+    'inference worker ready',
+  );
 
   let last = { frames: 0, failed: 0, rejectSignals: 0 };
   const statsTimer = setInterval(() => {

@@ -1,11 +1,18 @@
-import { Runtime } from '@temporalio/worker';
+import { Runtime, type Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { loadConfig } from '../infra/config/load';
+import type { HoldfastConfig } from '../infra/config/schema';
 import { createPool } from '../infra/db/pool';
+import { createConnectorObserver } from '../infra/observability/connector-metrics';
+import { type HealthCheck, HealthCheckError, postgresCheck } from '../infra/observability/health-checks';
+import { createProcessRegistry } from '../infra/observability/http-metrics';
 import { connectorLogger, createLogger } from '../infra/observability/logger';
+import { startObservabilityServer, type ObservabilityServer } from '../infra/observability/observability-server';
+import { oncePerScrape } from '../infra/observability/scrape';
 import { temporalLogger } from '../infra/observability/temporal-logger';
+import { startTracingFromConfig } from '../infra/observability/tracing';
 import { connectNative, resolveTemporalTarget } from '../infra/temporal/connection';
-import { openSiteConnectors } from './connectors';
+import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { createQualityWorkers } from './quality-workers';
 
 const logger = createLogger('worker');
@@ -13,28 +20,77 @@ const logger = createLogger('worker');
 /**
  * The worker process: load config → open connectors → build activities → one Worker per pool → run until
  * SIGINT/SIGTERM (the Temporal runtime drains in-flight tasks) → close everything it opened, in reverse.
+ * GET /metrics and /health on observability.worker.port; the Temporal SDK's own series on temporalSdkPort.
  */
 async function main(): Promise<void> {
-  // Before the first connection: the SDK's and the Rust core's lines (warnings and up) go through this process's logger.
-  Runtime.install({
-    logger: temporalLogger(logger),
-    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
-  });
   const config = loadConfig();
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is not set (npm start sets it; see infra/local/README.md)');
   const target = resolveTemporalTarget(config);
+  const endpoints = config.observability.worker;
+  // Before the first connection, which would create the runtime bare: the SDK's and the Rust core's lines (warnings
+  // and up) go through this process's logger, and the SDK's metrics to their Prometheus exporter.
+  try {
+    Runtime.install({
+      logger: temporalLogger(logger),
+      telemetryOptions: {
+        logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} },
+        metrics: {
+          metricPrefix: 'temporal_',
+          prometheus: {
+            bindAddress: `${endpoints.host}:${endpoints.temporalSdkPort}`,
+            // Prometheus' conventions, as Holdfast's own series follow them: base units and _total on counters.
+            countersTotalSuffix: true,
+            unitSuffix: true,
+            useSecondsForDurations: true,
+          },
+        },
+      },
+    });
+  } catch (err) {
+    throw new Error(`observability.worker.temporalSdkPort ${endpoints.temporalSdkPort}: ${(err as Error).message}`);
+  }
+  const tracing = startTracingFromConfig(config, 'holdfast-worker');
+  const metrics = createProcessRegistry();
+  const connectorObserver = createConnectorObserver(metrics);
   const pool = createPool(databaseUrl);
   // Opens every site's MES, ERP and escalation connector and runs their health checks: a required one that fails
   // stops start-up here, named with its cause, before anything talks to Temporal.
-  const connectors = await openSiteConnectors(config, connectorLogger(logger, { component: 'connectors' })).catch(
-    async (err: unknown) => {
-      await pool.end();
-      throw err;
-    },
-  );
+  const connectors = await openSiteConnectors(
+    config,
+    connectorLogger(logger, { component: 'connectors' }),
+    process.env,
+    connectorObserver.observe,
+  ).catch(async (err: unknown) => {
+    await pool.end();
+    throw err;
+  });
   const connection = await connectNative(target);
+  let server: ObservabilityServer | undefined;
   try {
+    let workers: Worker[] = [];
+    // Up before the Workers (bundling the workflows takes a while): /health says they are starting meanwhile.
+    server = await startObservabilityServer({
+      host: endpoints.host,
+      port: endpoints.port,
+      registry: metrics,
+      health: [
+        {
+          name: 'temporal',
+          async check() {
+            if (workers.length === 0) throw new HealthCheckError('workers starting');
+            const stopped = workers.filter((w) => w.getState() !== 'RUNNING').map((w) => w.getState());
+            if (stopped.length > 0) throw new HealthCheckError(`worker not running (${stopped.join(', ')})`);
+            await connection.workflowService.getSystemInfo({});
+            return `${target.address}, ${workers.length} worker(s) running`;
+          },
+        },
+        { ...postgresCheck(pool), required: false },
+        ...connectorChecks(config, connectors),
+      ],
+    }).catch((err: Error) => {
+      throw new Error(`observability.worker.port ${endpoints.port}: ${err.message}`);
+    });
     const activities = createActivities({
       pool,
       mesFor: connectors.mesFor,
@@ -42,16 +98,54 @@ async function main(): Promise<void> {
       escalationFor: connectors.escalationFor,
     });
     logger.info('bundling workflow code and creating the workers');
-    const workers = await createQualityWorkers({ config, connection, namespace: target.namespace, activities });
+    workers = await createQualityWorkers({
+      config,
+      connection,
+      namespace: target.namespace,
+      activities,
+      ...(tracing ? { tracing: tracing.workerOptions } : {}),
+    });
     // infra/local/start.ts waits for a line containing `worker ready` before starting the API.
-    logger.info({ pools: config.workerPools.map((p) => p.taskQueue) }, 'worker ready');
+    logger.info(
+      {
+        pools: config.workerPools.map((p) => p.taskQueue),
+        metrics: `${server.url}/metrics`,
+        health: `${server.url}/health`,
+        ...(endpoints.temporalSdkPort !== 0
+          ? { temporalSdkMetrics: `http://${endpoints.host}:${endpoints.temporalSdkPort}/metrics` }
+          : {}),
+        tracing: tracing !== undefined,
+      },
+      'worker ready',
+    );
     await Promise.all(workers.map((w) => w.run()));
   } finally {
+    await server?.close();
     await connection.close();
     await connectors.close();
     await pool.end();
+    await tracing?.shutdown();
   }
   logger.info('worker stopped');
+}
+
+/**
+ * One check per connector the worker opened, from the connector's own health check (one round per scrape), reported
+ * but not required: a worker restart would not bring a MES back, and activities retry meanwhile.
+ */
+function connectorChecks(config: HoldfastConfig, connectors: SiteConnectors): HealthCheck[] {
+  const names = [...new Set(config.sites.flatMap((s) => [s.mes, s.erp, s.escalation]))];
+  const probe = oncePerScrape(() => connectors.health());
+  return names.map((name) => ({
+    name: `connector:${name}`,
+    required: false,
+    async check() {
+      const result = (await probe())?.[name];
+      if (!result) throw new HealthCheckError('no answer from its health check');
+      if (!result.ok) throw new HealthCheckError(result.detail);
+      return result.detail;
+    },
+  }));
 }
 
 main().catch((err: unknown) => {

@@ -11,6 +11,8 @@ export interface QualityWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Overrides every pool's task queue (tests use a unique one). */
   taskQueue?: string;
+  /** Tracing's interceptors and workflow span sink (infra/observability/tracing.ts), when it is on. */
+  tracing?: Pick<WorkerOptions, 'interceptors' | 'sinks'>;
 }
 
 /** One Temporal Worker per configured pool (temporal.yaml workerPools), sharing one connection. */
@@ -33,6 +35,7 @@ export async function createQualityWorkers(opts: QualityWorkerOptions): Promise<
         maxCachedWorkflows: pool.maxCachedWorkflows,
         // Regular activities that start together (a disposition's MES release and ERP posting) all dispatch eagerly.
         maxEagerActivityReservationsPerWorkflowTask: 4,
+        ...opts.tracing,
       }),
     ),
   );

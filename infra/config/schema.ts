@@ -174,6 +174,34 @@ const Vision = z.strictObject({
     .prefault({}),
   recipes: z.array(SeedRecipe).default([]),
 });
+/**
+ * Metrics and tracing (docs/operations.md). The API serves GET /metrics and /health on `api.port`, the inference worker
+ * on `vision.http.port`; the Temporal worker has no HTTP edge, so it gets one here.
+ */
+const Observability = z.strictObject({
+  worker: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      /** GET /metrics (Holdfast's series) and GET /health of the Temporal worker; 0: any free port. */
+      port: z.number().int().min(0).max(65535).default(9470),
+      /**
+       * The Temporal SDK's own Prometheus exporter (task slots, poll and schedule-to-start latencies, …); 0: any free
+       * port, not reported (tests that do not scrape it).
+       */
+      temporalSdkPort: z.number().int().min(0).max(65535).default(9471),
+    })
+    .prefault({}),
+  tracing: z
+    .strictObject({
+      /**
+       * OTLP/HTTP collector base URL (`/v1/traces` is appended), e.g. http://otel-collector:4318. Absent: tracing is
+       * off, unless OTEL_EXPORTER_OTLP_ENDPOINT is set, which wins.
+       */
+      otlpEndpoint: z.url({ protocol: /^https?$/ }).optional(),
+    })
+    .prefault({}),
+});
+
 const Line = z.strictObject({ id: z.string().min(1), name: z.string().optional(), stations: z.array(Station).min(1) });
 
 const Site = z.strictObject({
@@ -229,6 +257,7 @@ export const HoldfastConfig = z
       })
       .prefault({}),
     vision: Vision.prefault({}),
+    observability: Observability.prefault({}),
     connectors: z.record(z.string().regex(/^[a-z0-9-]+$/), Connector),
     sites: z.array(Site).min(1),
   })

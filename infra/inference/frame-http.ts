@@ -16,6 +16,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { registerOpenApi } from '../http/openapi';
 import {
@@ -34,6 +35,9 @@ import { fastifyLogging } from '../observability/fastify-logging';
 import type { Logger } from '../observability/logger';
 import { FramePayload, frameTopic } from '../vision/frame.schema';
 import { ImageUnavailableError } from '../vision/image-source';
+import type { HealthCheck } from '../observability/health-checks';
+import { registerHealthRoute } from '../observability/health-route';
+import { exposeMetrics } from '../observability/http-metrics';
 import type { DeferredFrameAdmin } from './deferred-frames';
 import type { FrameOutcome, InferencePipeline } from './inference-pipeline';
 
@@ -46,6 +50,10 @@ export interface FrameHttpOptions {
   log: ConnectorLogger;
   /** The process's logger for fastify (requests at debug); without it fastify logs nothing. */
   httpLogger?: Logger;
+  /** Served at GET /metrics, with this edge's request counts added. */
+  metrics?: Registry;
+  /** What GET /health checks (the worker's dependencies). */
+  health?: readonly HealthCheck[];
 }
 
 export interface FrameHttpServer {
@@ -331,6 +339,14 @@ export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpSe
       description: 'One-off images, inspected as frames from a station.',
     },
   });
+  if (opts.metrics) exposeMetrics(app, opts.metrics);
+  if (opts.health) {
+    registerHealthRoute(
+      app,
+      opts.health,
+      'PostgreSQL, the MQTT broker, the reject station (line PLC, when configured) and the models.',
+    );
+  }
   await app.withTypeProvider<ZodTypeProvider>().register(frameRoutes, opts);
   if (opts.deferredFrames) {
     await app

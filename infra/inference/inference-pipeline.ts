@@ -37,6 +37,7 @@ import type {
   DeferredFrameStore,
   ResultSink,
   PipelineLog,
+  PipelineMetrics,
 } from './ports';
 
 export interface InferencePipelineDeps {
@@ -54,6 +55,7 @@ export interface InferencePipelineDeps {
   /** Absent: a frame whose image source is unavailable is not answered (handleFrame rejects) until it is. */
   deferred?: DeferredFrameStore;
   log: PipelineLog;
+  metrics?: PipelineMetrics;
 }
 
 export interface PipelineStats {
@@ -147,7 +149,7 @@ export function inspectionEventId(address: StationAddress, frameId: string): str
 }
 
 export function createInferencePipeline(deps: InferencePipelineDeps): InferencePipeline {
-  const { config, log } = deps;
+  const { config, log, metrics } = deps;
   const prefix = config.vision.topicPrefix;
   const inference = config.vision.inference;
   const maxWaitMs = parseDurationMs(inference.maxBatchWait);
@@ -198,6 +200,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
 
   function countRefused(reason: FrameRejectionReason | KeptFrameRefusal): void {
     stats.rejectedFrames[reason] = (stats.rejectedFrames[reason] ?? 0) + 1;
+    metrics?.frameRefused(reason);
   }
 
   async function refuse(
@@ -229,11 +232,13 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       const ack = await deps.reject.signalReject({ ...address, partId: frame.partId, eventId });
       stats.rejectSignals += 1;
       sample(stats.rejectLatencyMs, ack.latencyMs);
+      metrics?.rejectWritten(ack.latencyMs / 1000);
       return 'written';
     } catch (err) {
       // The part still gets its durable result and its lot case; the reject station's own fallback (a missed
       // reject diverts at the end of the line) applies. Counted and logged so operators see it.
       stats.rejectSignalFailures += 1;
+      metrics?.rejectFailed();
       log.warn('reject signal not written', { eventId, error: errorMessage(err) });
       return 'failed';
     }
@@ -249,6 +254,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
 
     async handleFrame({ topic, payload, receivedAt, divert = true, deferUnavailable = true }) {
       stats.frames += 1;
+      metrics?.frameReceived();
       const address = parseFrameTopic(prefix, topic);
       if (!address) return refuse(topic, payload, 'bad-topic', `not ${prefix}/<site>/<line>/<station>/frames`);
       const mode = findStation(config, address)?.mode;
@@ -283,6 +289,7 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
           if (!deps.deferred || !deferUnavailable) throw err;
           await deps.deferred.defer({ eventId, topic, payload, error: err.message });
           stats.deferredFrames += 1;
+          metrics?.frameDeferred();
           log.warn('frame deferred: image source unavailable', { eventId, error: err.message });
           return { kind: 'deferred', eventId, detail: err.message };
         }
@@ -332,7 +339,9 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       };
       const ingestStatus = await ingest.submit(result);
       stats.stored += 1;
-      sample(stats.frameLatencyMs, Number(process.hrtime.bigint() - receivedAt) / 1e6);
+      const latencyMs = Number(process.hrtime.bigint() - receivedAt) / 1e6;
+      sample(stats.frameLatencyMs, latencyMs);
+      metrics?.frameInspected(verdict.result, latencyMs / 1000);
 
       if (deps.results) {
         // For other consumers (dashboards, line HMI); the durable record is already written.

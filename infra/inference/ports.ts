@@ -65,3 +65,17 @@ export interface PipelineLog {
   info(msg: string, meta?: Record<string, unknown>): void;
   warn(msg: string, meta?: Record<string, unknown>): void;
 }
+
+/** What the pipeline reports as it goes, for Prometheus (infra/observability/inference-metrics.ts). */
+export interface PipelineMetrics {
+  /** A frame arrived (every frame, whatever becomes of it). */
+  frameReceived(): void;
+  /** A frame's result is committed: `latencySeconds` from its arrival. */
+  frameInspected(result: 'pass' | 'fail', latencySeconds: number): void;
+  frameRefused(reason: string): void;
+  /** A frame was kept for later: its image source was unavailable. */
+  frameDeferred(): void;
+  /** The PLC acknowledged a reject signal after `latencySeconds`. */
+  rejectWritten(latencySeconds: number): void;
+  rejectFailed(): void;
+}

@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import { findSite, findStation, sitePolicy } from '../config/load';
 import type { HoldfastConfig } from '../config/schema';
+import { currentTraceparent, inSpan } from '../observability/trace-context';
 import { type NewOutboxRow, insertOutboxRows } from '../outbox/outbox.repository';
 import {
   type DefectDetection,
@@ -21,7 +22,17 @@ export type IngestOutcome =
   /** Re-sent event ids whose payload differs from the stored one; nothing of the batch was stored. */
   | { kind: 'conflict'; eventIds: string[] };
 
-export async function ingestInspections(
+export function ingestInspections(
+  pool: pg.Pool,
+  config: HoldfastConfig,
+  results: readonly InspectionResult[],
+): Promise<IngestOutcome> {
+  return inSpan('ingest inspections', { attributes: { 'holdfast.inspections': results.length } }, () =>
+    ingest(pool, config, results),
+  );
+}
+
+async function ingest(
   pool: pg.Pool,
   config: HoldfastConfig,
   results: readonly InspectionResult[],
@@ -56,9 +67,15 @@ export async function ingestInspections(
       await client.query('ROLLBACK');
       return { kind: 'conflict', eventIds: [...conflicts] };
     }
+    const traceparent = currentTraceparent();
     const outboxRows: NewOutboxRow[] = unique
       .filter((r) => r.result === 'fail' && inserted.has(r.eventId))
-      .map((r) => ({ eventId: r.eventId, workflowId: workflowOf(r), payload: detectionDispatch(config, r) }));
+      .map((r) => ({
+        eventId: r.eventId,
+        workflowId: workflowOf(r),
+        payload: detectionDispatch(config, r),
+        ...(traceparent ? { traceparent } : {}),
+      }));
     await insertOutboxRows(client, outboxRows);
     await client.query('COMMIT');
 

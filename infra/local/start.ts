@@ -38,6 +38,8 @@ export const SAP_SIM_PORT = 4020;
 export const MES_SIM_PORT = 4010;
 export const LINE_PLC_PORT = 4840;
 export const CAMERA_SIM_PORT = 4030;
+/** The line PLC simulator's GET /metrics and /health (its OPC UA port serves no HTTP). */
+export const LINE_PLC_METRICS_PORT = 9472;
 
 /** Ports `npm start` binds that temporal.yaml does not name; the config's connector URLs must point at the simulators. */
 export interface LocalPorts {
@@ -45,6 +47,8 @@ export interface LocalPorts {
   sapSim: number;
   mesSim: number;
   linePlc: number;
+  /** The line PLC simulator's GET /metrics and /health. */
+  linePlcMetrics: number;
   cameraSim: number;
 }
 
@@ -53,6 +57,7 @@ export const DEFAULT_LOCAL_PORTS: LocalPorts = {
   sapSim: SAP_SIM_PORT,
   mesSim: MES_SIM_PORT,
   linePlc: LINE_PLC_PORT,
+  linePlcMetrics: LINE_PLC_METRICS_PORT,
   cameraSim: CAMERA_SIM_PORT,
 };
 
@@ -71,6 +76,8 @@ export interface LocalProcessSpec {
   env?: Record<string, string>;
   /** Shown in the banner. */
   url?: string;
+  /** Prometheus scrape endpoints, shown in the banner (docs/operations.md). */
+  metricsUrls?: string[];
 }
 
 /** The processes `npm start` runs, in start order. */
@@ -79,6 +86,8 @@ export function defaultLocalProcesses(config: HoldfastConfig, at: Partial<LocalP
   const apiBase = `http://${config.api.host}:${config.api.port}`;
   const sapBase = `http://127.0.0.1:${ports.sapSim}`;
   const mesBase = `http://127.0.0.1:${ports.mesSim}`;
+  const workerEndpoints = config.observability.worker;
+  const inferenceBase = `http://${config.vision.http.host}:${config.vision.http.port}`;
   return [
     {
       name: 'sap-sim',
@@ -86,6 +95,7 @@ export function defaultLocalProcesses(config: HoldfastConfig, at: Partial<LocalP
       readiness: { kind: 'http', url: `${sapBase}/health` },
       env: { SAP_SIM_PORT: String(ports.sapSim) },
       url: sapBase,
+      metricsUrls: [`${sapBase}/metrics`],
     },
     {
       name: 'mes-sim',
@@ -93,28 +103,40 @@ export function defaultLocalProcesses(config: HoldfastConfig, at: Partial<LocalP
       readiness: { kind: 'http', url: `${mesBase}/health` },
       env: { MES_SIM_PORT: String(ports.mesSim) },
       url: mesBase,
+      metricsUrls: [`${mesBase}/metrics`],
     },
-    { name: 'worker', entry: 'workers/main.ts', readiness: { kind: 'log-line', text: 'worker ready' } },
+    {
+      name: 'worker',
+      entry: 'workers/main.ts',
+      readiness: { kind: 'log-line', text: 'worker ready' },
+      metricsUrls: [
+        `http://${workerEndpoints.host}:${workerEndpoints.port}/metrics`,
+        `http://${workerEndpoints.host}:${workerEndpoints.temporalSdkPort}/metrics`,
+      ],
+    },
     {
       name: 'api',
       entry: 'api/server.ts',
       readiness: { kind: 'http', url: `${apiBase}/health` },
       env: { API_PORT: String(config.api.port) },
       url: apiBase,
+      metricsUrls: [`${apiBase}/metrics`],
     },
     {
       name: 'line-plc',
       entry: 'infra/simulators/line-plc/main.ts',
       readiness: { kind: 'log-line', text: 'line-plc ready' },
-      env: { LINE_PLC_PORT: String(ports.linePlc) },
+      env: { LINE_PLC_PORT: String(ports.linePlc), LINE_PLC_METRICS_PORT: String(ports.linePlcMetrics) },
       url: `opc.tcp://127.0.0.1:${ports.linePlc}`,
+      metricsUrls: [`http://127.0.0.1:${ports.linePlcMetrics}/metrics`],
     },
     {
       name: 'inference',
       entry: 'workers/inference.worker.ts',
       readiness: { kind: 'log-line', text: 'inference worker ready' },
       // One-off images: POST /v1/stations/{site}/{line}/{station}/frames (infra/inference/frame-http.ts).
-      url: `http://${config.vision.http.host}:${config.vision.http.port}`,
+      url: inferenceBase,
+      metricsUrls: [`${inferenceBase}/metrics`],
     },
     {
       name: 'camera-sim',
@@ -122,6 +144,7 @@ export function defaultLocalProcesses(config: HoldfastConfig, at: Partial<LocalP
       readiness: { kind: 'log-line', text: 'camera-sim ready' },
       env: { CAMERA_SIM_PORT: String(ports.cameraSim) },
       url: `http://127.0.0.1:${ports.cameraSim}/truth`,
+      metricsUrls: [`http://127.0.0.1:${ports.cameraSim}/metrics`],
     },
   ];
 }
@@ -546,7 +569,10 @@ export function banner(stack: LocalStack, config: HoldfastConfig): string {
   for (const p of stack.processes) {
     if (p.url && p.name !== 'api') lines.push(`  ${p.name.padEnd(18)}${p.url}`);
   }
-  lines.push(`  Data directory    ${stack.dataDir}`, '', 'Post a failed inspection:', '');
+  lines.push(`  Data directory    ${stack.dataDir}`);
+  const metrics = stack.processes.flatMap((p) => (p.metricsUrls ?? []).map((url) => `  ${p.name.padEnd(18)}${url}`));
+  if (metrics.length > 0) lines.push('', 'Prometheus metrics (docs/operations.md):', '', ...metrics);
+  lines.push('', 'Post a failed inspection:', '');
   lines.push(`  ${exampleCurl(api ?? `http://${config.api.host}:${config.api.port}`)}`, '');
   lines.push(
     'More detail: LOG_LEVEL=debug, or LOG_LEVEL_<PROCESS>=debug for one (LOG_LEVEL_API, LOG_LEVEL_SAP_SIM, …).',

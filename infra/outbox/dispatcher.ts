@@ -15,6 +15,7 @@ import { parseDurationMs } from '../config/duration';
 import pg from 'pg';
 import type { HoldfastConfig } from '../config/schema';
 import type { WorkflowGateway } from '../temporal/gateway';
+import { contextFromTraceparent, inSpan } from '../observability/trace-context';
 import {
   OUTBOX_CHANNEL,
   type ClaimedOutboxRow,
@@ -33,11 +34,20 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
+/** What the dispatcher reports about each row it hands over (infra/observability/outbox-metrics.ts counts it). */
+export interface DispatchObserver {
+  /** The row's workflow was started, `latencySeconds` after the row was stored. */
+  dispatched(latencySeconds: number): void;
+  /** A start failed; the row waits out its backoff. */
+  failed(): void;
+}
+
 export interface OutboxDispatcherOptions {
   pool: pg.Pool;
   gateway: WorkflowGateway;
   config: HoldfastConfig;
   log?: Logger;
+  observer?: DispatchObserver;
   /** Upper bound on one dispatch call, on top of the gateway's own deadline. */
   startTimeoutMs?: number;
 }
@@ -123,8 +133,18 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     let dispatched = 0;
     for (const row of lotRows) {
       try {
-        const sent = await withTimeout(gateway.dispatchDetection(row.payload), startTimeoutMs);
-        await markDispatched(client, row.id, sent.runId, !sent.awaitsConfirmation);
+        // The stored request's trace goes on here: the dispatch (and the workflow, through Temporal's headers) is
+        // its child.
+        const sent = await inSpan(
+          'outbox dispatch',
+          {
+            parent: contextFromTraceparent(row.traceparent),
+            attributes: { 'holdfast.outbox.id': row.id, 'holdfast.workflow.id': row.workflowId },
+          },
+          () => withTimeout(gateway.dispatchDetection(row.payload), startTimeoutMs),
+        );
+        const latencySeconds = await markDispatched(client, row.id, sent.runId, !sent.awaitsConfirmation);
+        opts.observer?.dispatched(latencySeconds);
         dispatched += 1;
         // One per defect: detail for LOG_LEVEL=debug, not the default output.
         log.debug?.({ outboxId: row.id, workflowId: sent.workflowId, runId: sent.runId }, 'outbox row dispatched');
@@ -142,6 +162,7 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     const backoffMs = backoffForAttempt(attempts, maxBackoffMs);
     const text = describeError(err);
     await markFailed(client, row.id, backoffMs, text);
+    opts.observer?.failed();
     log.warn(
       { outboxId: row.id, workflowId: row.workflowId, attempts, backoffMs, err: text },
       'outbox dispatch failed',

@@ -23,6 +23,8 @@ export interface NewOutboxRow {
   eventId: string;
   workflowId: string;
   payload: DetectionDispatch;
+  /** W3C trace context of the request that stored the row, so the dispatcher's start continues its trace. */
+  traceparent?: string;
 }
 
 export interface ClaimedOutboxRow {
@@ -31,21 +33,24 @@ export interface ClaimedOutboxRow {
   workflowId: string;
   payload: DetectionDispatch;
   attempts: number;
+  traceparent: string | null;
 }
 
 /** Inserts in array order, so outbox ids follow the order the producer sent the results in. */
 export async function insertOutboxRows(client: PoolClient, rows: readonly NewOutboxRow[]): Promise<void> {
   if (rows.length === 0) return;
   await client.query(
-    `INSERT INTO holdfast.outbox (event_id, kind, workflow_id, payload)
-     SELECT t.event_id, $4, t.workflow_id, t.payload::jsonb
-       FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(event_id, workflow_id, payload, ord)
+    `INSERT INTO holdfast.outbox (event_id, kind, workflow_id, payload, traceparent)
+     SELECT t.event_id, $4, t.workflow_id, t.payload::jsonb, t.traceparent
+       FROM unnest($1::text[], $2::text[], $3::text[], $5::text[])
+            WITH ORDINALITY AS t(event_id, workflow_id, payload, traceparent, ord)
       ORDER BY t.ord`,
     [
       rows.map((r) => r.eventId),
       rows.map((r) => r.workflowId),
       rows.map((r) => JSON.stringify(r.payload)),
       DEFECT_DETECTED_KIND,
+      rows.map((r) => r.traceparent ?? null),
     ],
   );
   await client.query(`SELECT pg_notify($1, '')`, [OUTBOX_CHANNEL]);
@@ -71,8 +76,9 @@ export async function claimDueRows(client: PoolClient, limit: number): Promise<C
     workflow_id: string;
     payload: DetectionDispatch;
     attempts: number;
+    traceparent: string | null;
   }>(
-    `SELECT o.id, o.event_id, o.workflow_id, o.payload, o.attempts
+    `SELECT o.id, o.event_id, o.workflow_id, o.payload, o.attempts, o.traceparent
        FROM holdfast.outbox o
       WHERE o.dispatched_at IS NULL
         AND o.confirmed_at IS NULL
@@ -96,21 +102,30 @@ export async function claimDueRows(client: PoolClient, limit: number): Promise<C
     workflowId: r.workflow_id,
     payload: r.payload,
     attempts: r.attempts,
+    traceparent: r.traceparent,
   }));
 }
 
 /**
  * `confirmed`: the row needs no confirmation from a workflow (a shadow defect's start is the whole of its effect).
  */
-export async function markDispatched(client: PoolClient, id: string, runId: string, confirmed = false): Promise<void> {
-  await client.query(
+/** Marks the row dispatched; resolves to the seconds since it was stored (both instants from the database's clock). */
+export async function markDispatched(
+  client: PoolClient,
+  id: string,
+  runId: string,
+  confirmed = false,
+): Promise<number> {
+  const res = await client.query<{ latency_s: number }>(
     // clock_timestamp: now() is the start of the drain transaction, before the workflow was reached.
     `UPDATE holdfast.outbox
         SET dispatched_at = clock_timestamp(), workflow_run_id = $2, last_error = NULL,
             confirmed_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE confirmed_at END
-      WHERE id = $1`,
+      WHERE id = $1
+      RETURNING extract(epoch FROM dispatched_at - created_at)::float8 AS latency_s`,
     [id, runId, confirmed],
   );
+  return res.rows[0]?.latency_s ?? 0;
 }
 
 export interface UnconfirmedRow {

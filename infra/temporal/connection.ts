@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import { Client, type ClientInterceptors, Connection, type TLSConfig } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { resolveEnvRef } from '../config/load';
 import { ConfigError } from '../../activities/errors';
@@ -69,10 +69,21 @@ function readPem(path: string, source: string): Buffer {
   }
 }
 
-/** A client for API and tooling processes; the caller closes `connection` when it shuts down. */
-export async function connectClient(target: TemporalTarget): Promise<{ client: Client; connection: Connection }> {
+/**
+ * A client for API and tooling processes; the caller closes `connection` when it shuts down. `interceptors`: tracing's
+ * (infra/observability/tracing.ts), when it is on.
+ */
+export async function connectClient(
+  target: TemporalTarget,
+  opts: { interceptors?: ClientInterceptors } = {},
+): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey });
-  return { client: new Client({ connection, namespace: target.namespace }), connection };
+  const client = new Client({
+    connection,
+    namespace: target.namespace,
+    ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
+  });
+  return { client, connection };
 }
 
 /** The Rust-core connection Workers need; the worker process closes it after its Workers stop. */

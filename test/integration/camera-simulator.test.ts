@@ -20,6 +20,7 @@ import { parseFrame, parseFrameTopic, type FramePayload } from '../../infra/visi
 import { isHeldOutSeed } from '../../infra/vision/synthetic/seeds';
 import { eventually } from '../support/eventually';
 import { quietLog } from '../support/quiet-log';
+import { sampleValue, scrape } from '../support/prometheus';
 import { readTestEnv, testPool } from '../support/test-env';
 
 // The camera simulator against the embedded broker (aedes, the `npm start` default) and the run's PostgreSQL.
@@ -328,6 +329,11 @@ test('main.ts prints "camera-sim ready", publishes at its rate and stops cleanly
     // Four stations in temporal.yaml at 5/s for about 2 s.
     expect(counts.published).toBeGreaterThanOrEqual(20);
     expect(counts.published).toBeLessThanOrEqual(80);
+    // Prometheus on the admin port: process series, requests answered, frames published so far.
+    const metrics = await scrape(`http://127.0.0.1:${port}/metrics`);
+    expect(sampleValue(metrics, 'holdfast_camera_frames_published_total')).toBeGreaterThanOrEqual(counts.published);
+    expect(sampleValue(metrics, 'holdfast_http_requests_total', { route: '/health' })).toBe(1);
+    expect(sampleValue(metrics, 'process_cpu_seconds_total')).toBeGreaterThan(0);
   } finally {
     const exit = await proc.stop({ signal: 'SIGTERM', graceMs: 10_000 });
     expect(exit).toEqual({ code: 0, signal: null });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { findFreePort } from '../../infra/local/managed-process';
 import {
   banner,
+  defaultLocalProcesses,
   exampleCurl,
   restartPolicyFrom,
   startLocalStack,
@@ -328,6 +329,21 @@ describe('restartPolicyFrom', () => {
 });
 
 describe('banner', () => {
+  it('names a metrics endpoint for every process npm start runs, and the worker SDK exporter', () => {
+    const config = parseConfig(readFileSync(join(__dirname, '../../temporal.yaml'), 'utf8'));
+    const endpoints = Object.fromEntries(defaultLocalProcesses(config).map((p) => [p.name, p.metricsUrls]));
+
+    expect(endpoints).toEqual({
+      'sap-sim': ['http://127.0.0.1:4020/metrics'],
+      'mes-sim': ['http://127.0.0.1:4010/metrics'],
+      worker: ['http://127.0.0.1:9470/metrics', 'http://127.0.0.1:9471/metrics'],
+      api: ['http://127.0.0.1:3000/metrics'],
+      'line-plc': ['http://127.0.0.1:9472/metrics'],
+      inference: ['http://127.0.0.1:3100/metrics'],
+      'camera-sim': ['http://127.0.0.1:4030/metrics'],
+    });
+  });
+
   it('lists the URLs and a curl that the API would accept', async () => {
     const config = parseConfig(readFileSync(join(__dirname, '../../temporal.yaml'), 'utf8'));
     const port = await findFreePort();
@@ -335,11 +351,16 @@ describe('banner', () => {
       config,
       env: stackEnv(),
       dataDir: join(dir, 'data'),
-      processes: [fake('api', 'http', { port, url: 'http://127.0.0.1:3000' })],
+      processes: [
+        fake('api', 'http', { port, url: 'http://127.0.0.1:3000', metricsUrls: ['http://127.0.0.1:3000/metrics'] }),
+      ],
       log: () => undefined,
     });
 
     const text = banner(stack, config);
+
+    expect(text).toContain('Prometheus metrics');
+    expect(text).toContain('  api               http://127.0.0.1:3000/metrics');
 
     expect(text).toContain('API docs          http://127.0.0.1:3000/docs');
     expect(text).toContain(`Temporal          ${readTestEnv().temporalAddress}`);

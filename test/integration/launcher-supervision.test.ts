@@ -110,6 +110,7 @@ async function writeConfig(dir: string): Promise<string> {
     sapSim: await free(),
     mesSim: await free(),
     linePlc: await free(),
+    linePlcMetrics: await free(),
     cameraSim: await free(),
     api: await free(),
     inferenceHttp: await free(),
@@ -118,6 +119,8 @@ async function writeConfig(dir: string): Promise<string> {
   doc.setIn(['temporal', 'devServer', 'port'], await free());
   doc.setIn(['temporal', 'devServer', 'uiPort'], await free());
   doc.setIn(['api', 'port'], ports.api);
+  doc.setIn(['observability', 'worker', 'port'], await free());
+  doc.setIn(['observability', 'worker', 'temporalSdkPort'], await free());
   doc.setIn(['connectors', 'line-mqtt', 'embeddedPort'], await free());
   doc.setIn(['connectors', 'line-plc', 'endpointUrl'], `opc.tcp://127.0.0.1:${ports.linePlc}`);
   doc.setIn(['vision', 'http', 'port'], ports.inferenceHttp);

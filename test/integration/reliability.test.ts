@@ -63,7 +63,9 @@ function startWorkerProcess(extraEnv: Record<string, string>): {
 } {
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-worker-'));
   const configFile = join(dir, 'temporal.yaml');
-  writeFileSync(configFile, stringify(stack.config));
+  // Metrics and health on free ports: a second worker, or another run on this machine, may hold the default ones.
+  const observability = { ...stack.config.observability, worker: { host: '127.0.0.1', port: 0, temporalSdkPort: 0 } };
+  writeFileSync(configFile, stringify({ ...stack.config, observability }));
   // `node --import tsx` keeps the worker in this very process, so the test sees the SIGKILL itself.
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
     cwd: ROOT,

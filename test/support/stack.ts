@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
+import { Registry } from 'prom-client';
 import { createActivities } from '../../activities';
 import { buildApp } from '../../api/app';
 import { openSiteConnectors, type SiteConnectors } from '../../workers/connectors';
@@ -10,6 +11,8 @@ import { createQualityWorkers } from '../../workers/quality-workers';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
+import { createConnectorObserver } from '../../infra/observability/connector-metrics';
+import type { Tracing } from '../../infra/observability/tracing';
 import { startOutboxDispatcher, type OutboxDispatcher } from '../../infra/outbox/dispatcher';
 import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
@@ -32,6 +35,11 @@ export interface StackOptions {
   worker?: boolean;
   workflowBundle?: WorkerOptions['workflowBundle'];
   log?: ConnectorLogger;
+  /**
+   * Traces the API, dispatcher, client and worker as the processes do with tracing on. Leave `workflowBundle` out
+   * with it: the worker then bundles the workflow interceptors in.
+   */
+  tracing?: Tracing;
 }
 
 export interface HoldfastStack {
@@ -49,6 +57,8 @@ export interface HoldfastStack {
   dispatcher: OutboxDispatcher;
   workers: Worker[];
   connectors: SiteConnectors;
+  /** The in-process worker's connector series (holdfast_connector_*), as the worker process serves them. */
+  workerMetrics: Registry;
   /** Resolves when the in-process workers have stopped (after stop()). */
   stop(): Promise<void>;
 }
@@ -92,10 +102,20 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     const config = pointConfigAt(base, { sapUrl, mesUrl, taskQueue });
     const connection = await Connection.connect({ address: opts.temporalAddress });
     closers.push(() => connection.close());
-    const client = new Client({ connection, namespace: opts.namespace });
+    const client = new Client({
+      connection,
+      namespace: opts.namespace,
+      ...(opts.tracing ? { interceptors: opts.tracing.clientInterceptors } : {}),
+    });
     const gateway = createTemporalWorkflowGateway(client, { taskQueue });
 
-    const connectors = await openSiteConnectors(config, log, { ...process.env, ...sapEnv });
+    const workerMetrics = new Registry();
+    const connectors = await openSiteConnectors(
+      config,
+      log,
+      { ...process.env, ...sapEnv },
+      createConnectorObserver(workerMetrics).observe,
+    );
     closers.push(() => connectors.close());
     let workers: Worker[] = [];
     if (opts.worker !== false) {
@@ -113,6 +133,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         namespace: opts.namespace,
         activities,
         ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
+        ...(opts.tracing ? { tracing: opts.tracing.workerOptions } : {}),
       });
       const running = workers.map((w) => w.run());
       closers.push(async () => {
@@ -121,7 +142,13 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       });
     }
 
-    const api = await buildApp({ pool: opts.pool, gateway, config, namespace: opts.namespace });
+    const api = await buildApp({
+      pool: opts.pool,
+      gateway,
+      config,
+      namespace: opts.namespace,
+      tracing: opts.tracing !== undefined,
+    });
     closers.push(() => api.close());
     const dispatcher = startOutboxDispatcher({ pool: opts.pool, gateway, config });
     closers.push(() => dispatcher.stop());
@@ -140,6 +167,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       dispatcher,
       workers,
       connectors,
+      workerMetrics,
       stop,
     };
   } catch (err) {

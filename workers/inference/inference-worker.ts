@@ -6,10 +6,11 @@
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type pg from 'pg';
+import { Registry } from 'prom-client';
 import { parseDurationMs } from '../../infra/config/duration';
 import { ConfigError } from '../../activities/errors';
 import type { HoldfastConfig } from '../../infra/config/schema';
-import type { ConnectorLogger } from '../../infra/connectors/define';
+import type { ConnectorLogger, PortOf } from '../../infra/connectors/define';
 import type { Logger } from '../../infra/observability/logger';
 import type { FrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
 import { openModelCatalog, type ModelCatalog } from '../../infra/vision/onnx/model-catalog';
@@ -27,6 +28,9 @@ import { createInferencePipeline, type InferencePipeline } from '../../infra/inf
 import type { ResultSink } from '../../infra/inference/ports';
 import { createPgInspectionStore } from '../../infra/inference/pg-inspection-store';
 import { openConnectors, type ConnectorSet } from '../connectors';
+import { type HealthCheck, HealthCheckError, postgresCheck } from '../../infra/observability/health-checks';
+import { createInferenceMetrics } from '../../infra/observability/inference-metrics';
+import { createIngestMetrics } from '../../infra/observability/ingest-metrics';
 
 export interface InferenceWorkerOptions {
   config: HoldfastConfig;
@@ -48,6 +52,8 @@ export interface InferenceWorkerOptions {
   publishResults?: boolean;
   /** Default true: make sure the recipes temporal.yaml declares exist and are active. */
   seedRecipes?: boolean;
+  /** Where the worker's series go, served at GET /metrics on its HTTP edge. Default: a registry of its own. */
+  metrics?: Registry;
 }
 
 export interface InferenceWorker {
@@ -76,6 +82,7 @@ export function inferenceThreads(config: HoldfastConfig): number {
 
 export async function startInferenceWorker(opts: InferenceWorkerOptions): Promise<InferenceWorker> {
   const { config, pool, log } = opts;
+  const registry = opts.metrics ?? new Registry();
   const closers: (() => Promise<void>)[] = [];
   const closeAll = async () => {
     for (const close of closers.splice(0).reverse()) {
@@ -139,7 +146,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       models,
       preprocess: preprocessImage,
       applyRecipe,
-      store: createPgInspectionStore(pool, config, log),
+      store: createPgInspectionStore(pool, config, log, createIngestMetrics(registry, 'inference')),
       ...(byReference
         ? {
             fetchImage: createImageFetcher({
@@ -152,6 +159,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       ...(reject ? { reject } : {}),
       ...(results ? { results } : {}),
       log,
+      metrics: createInferenceMetrics(registry, pool),
     });
 
     const subscriber = await broker.subscribeFrames({
@@ -166,6 +174,8 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       deferredFrames: createPgDeferredFrameAdmin(pool, pipeline),
       log,
       httpLogger: opts.httpLogger,
+      metrics: registry,
+      health: healthChecks({ pool, subscriber, reject, models }),
     }).catch(async (err: unknown) => {
       await subscriber.close({ force: true });
       throw err;
@@ -229,4 +239,41 @@ function announceModelLoads(catalog: ModelCatalog, log: ConnectorLogger): ModelC
       return loading;
     },
   };
+}
+
+/** What the worker's GET /health reports: without any of these (a configured reject station included) it cannot do its job. */
+function healthChecks(deps: {
+  pool: pg.Pool;
+  subscriber: FrameSubscriber;
+  reject: PortOf<'reject-station'> | undefined;
+  models: ModelCatalog;
+}): HealthCheck[] {
+  const { subscriber, reject, models } = deps;
+  return [
+    postgresCheck(deps.pool),
+    {
+      name: 'mqtt',
+      async check() {
+        if (!subscriber.connected()) throw new HealthCheckError('not connected to the broker (reconnecting)');
+      },
+    },
+    reject
+      ? { name: 'reject-station', check: () => reject.healthCheck() }
+      : {
+          name: 'reject-station',
+          required: false,
+          async check() {
+            throw new HealthCheckError('not configured (vision.rejectStation): fails are not diverted');
+          },
+        },
+    {
+      name: 'models',
+      async check() {
+        const loaded = models.list().map((m) => m.key);
+        if (loaded.length === 0) throw new HealthCheckError('no model loaded');
+        const refused = models.rejected.length > 0 ? `; ${models.rejected.length} manifest(s) refused` : '';
+        return `${loaded.join(', ')}${refused}`;
+      },
+    },
+  ];
 }

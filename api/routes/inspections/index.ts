@@ -4,6 +4,7 @@ import { ProblemError, problemType } from '../../../infra/http/problem-details';
 import { ProblemSchema } from '../../../infra/http/schemas';
 import { IngestResponseSchema, inspectionBodySchema } from '../../../infra/ingest/inspection.schema';
 import { ingestInspections } from '../../../infra/ingest/ingest.service';
+import type { IngestRefusal } from '../../../infra/observability/ingest-metrics';
 
 const inspectionRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.post('/v1/inspections', {
@@ -17,9 +18,20 @@ const inspectionRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, {
       body: inspectionBodySchema(deps.config),
       response: { 202: IngestResponseSchema, 400: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema },
     },
+    // Every refusal counted here, validation's included (it answers before the handler runs).
+    onResponse: async (request, reply) => {
+      const reason = refusalFor(reply.statusCode);
+      if (reason) deps.ingestMetrics.refused(reason, resultsIn(request.body));
+    },
     handler: async (request, reply) => {
       const results = 'results' in request.body ? request.body.results : [request.body];
       const outcome = await ingestInspections(deps.pool, deps.config, results);
+      if (outcome.kind === 'stored') {
+        deps.ingestMetrics.stored(
+          results,
+          outcome.response.results.map((r) => r.status),
+        );
+      }
       if (outcome.kind === 'conflict') {
         throw new ProblemError({
           type: problemType('event-payload-conflict'),
@@ -33,5 +45,19 @@ const inspectionRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, {
     },
   });
 };
+
+function refusalFor(statusCode: number): IngestRefusal | undefined {
+  if (statusCode === 400) return 'invalid';
+  if (statusCode === 409) return 'payload-conflict';
+  if (statusCode === 413) return 'too-large';
+  if (statusCode === 415) return 'unsupported-media-type';
+  return statusCode >= 500 ? 'unavailable' : undefined;
+}
+
+/** How many results a refused request carried; one when its body was not read (too large, not JSON). */
+function resultsIn(body: unknown): number {
+  const results = (body as { results?: unknown } | null | undefined)?.results;
+  return Array.isArray(results) ? results.length : 1;
+}
 
 export default inspectionRoutes;

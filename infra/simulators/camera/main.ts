@@ -1,6 +1,8 @@
+import { Counter } from 'prom-client';
 import { loadConfig } from '../../config/load';
 import { createPool } from '../../db/pool';
 import { connectorLogger, createLogger } from '../../observability/logger';
+import { createProcessRegistry, exposeMetrics } from '../../observability/http-metrics';
 import { cameraStationsFor } from './camera.plan';
 import { buildCameraAdminApp, startCameraSimulator } from './camera.simulator';
 import { startVerdictFeeder, type VerdictFeeder } from './verdict-feeder';
@@ -14,7 +16,8 @@ const logger = createLogger('camera-sim');
  * CAMERA_SIM_SEED (default 1), CAMERA_SIM_FRAMES (each station shoots frames 0 to N-1, then stays idle; default no
  * end), CAMERA_SIM_FORMAT (png, jpeg or raw; default png), CAMERA_SIM_PORT (admin HTTP on
  * 127.0.0.1, default 4030), CAMERA_SIM_SCHEMA (default camera_sim), HOLDFAST_CONFIG (the stations and the topic
- * prefix). Logs `camera-sim ready` once it publishes and answers HTTP.
+ * prefix). Logs `camera-sim ready` once it publishes and answers HTTP. GET /metrics on the admin port: process
+ * series, request counts and frames published.
  */
 async function main(): Promise<void> {
   const env = process.env;
@@ -63,6 +66,19 @@ async function main(): Promise<void> {
       log,
     });
     app = buildCameraAdminApp(sim.store, logger);
+    const metrics = createProcessRegistry();
+    const camera = sim;
+    new Counter({
+      name: 'holdfast_camera_frames_published_total',
+      help: 'Frames the camera simulator published (all stations).',
+      registers: [metrics],
+      collect() {
+        // A counter read from the simulator's own count at each scrape.
+        this.reset();
+        this.inc(camera.published());
+      },
+    });
+    exposeMetrics(app, metrics);
     await app.listen({ port, host: '127.0.0.1' });
     // Stations in shadow mode get the simulator's ground truth as verdicts, for Holdfast's shadow report.
     const shadow = new Set(

@@ -18,6 +18,8 @@ export interface LinePlcSimulatorOptions {
   log?: ConnectorLogger;
   /** Event ids the PLC remembers per station for dedupe; the oldest is forgotten first. Default 10,000. */
   dedupeWindow?: number;
+  /** Called for every Command write, after the PLC handled it (main.ts counts them for Prometheus). */
+  onReject?: (record: RejectRecord) => void;
 }
 
 /** One Command write the PLC received, in arrival order. */
@@ -236,6 +238,7 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
       duplicate,
     };
     log_.push(record);
+    options.onReject?.(record);
     // One per failed part: detail for LOG_LEVEL_LINE_PLC=debug.
     log?.debug?.(duplicate ? 'line-plc reject ignored (event already accepted)' : 'line-plc reject', {
       station: rejectStationPath(state.address),

@@ -1,6 +1,9 @@
 import { join, resolve } from 'node:path';
 import { configPath, loadConfig } from '../../config/load';
 import { connectorLogger, createLogger } from '../../observability/logger';
+import { Counter } from 'prom-client';
+import { createProcessRegistry } from '../../observability/http-metrics';
+import { startObservabilityServer } from '../../observability/observability-server';
 import { startLinePlcSimulator } from './line-plc.simulator';
 
 const logger = createLogger('line-plc');
@@ -9,6 +12,7 @@ const logger = createLogger('line-plc');
  * Runs the simulated line PLC on 127.0.0.1 with one RejectStation per station in the project config.
  * LINE_PLC_PORT (default 4840, OPC UA's registered port), LINE_PLC_DATA_DIR (default <HOLDFAST_DATA_DIR>/line-plc,
  * else .holdfast/data/line-plc): the simulator's PKI lives there. HOLDFAST_CONFIG picks the config file.
+ * LINE_PLC_METRICS_PORT (default 9472): GET /metrics (process series, reject commands received) and GET /health.
  */
 async function main(): Promise<void> {
   const port = Number(process.env.LINE_PLC_PORT ?? 4840);
@@ -26,7 +30,35 @@ async function main(): Promise<void> {
     ),
   );
 
-  const sim = await startLinePlcSimulator({ port, stations, dataDir, log: connectorLogger(logger) });
+  const metricsPort = Number(process.env.LINE_PLC_METRICS_PORT ?? 9472);
+  if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) {
+    throw new Error(`LINE_PLC_METRICS_PORT must be a port number, got "${process.env.LINE_PLC_METRICS_PORT}"`);
+  }
+  const metrics = createProcessRegistry();
+  const commands = new Counter({
+    name: 'holdfast_plc_reject_commands_total',
+    help: 'Reject Command writes the simulated PLC received, by station and whether the event id was a repeat.',
+    labelNames: ['station', 'duplicate'],
+    registers: [metrics],
+  });
+  const sim = await startLinePlcSimulator({
+    port,
+    stations,
+    dataDir,
+    log: connectorLogger(logger),
+    onReject: (r) => commands.inc({ station: `${r.site}/${r.line}/${r.station}`, duplicate: String(r.duplicate) }),
+  });
+  const observability = await startObservabilityServer({
+    host: '127.0.0.1',
+    port: metricsPort,
+    registry: metrics,
+    // Up as long as this process answers: the OPC UA server runs in it.
+    health: [{ name: 'opcua-server', check: async () => sim.endpointUrl }],
+  }).catch(async (err: unknown) => {
+    await sim.stop();
+    throw err;
+  });
+  logger.debug({ url: `${observability.url}/metrics` }, 'line-plc metrics');
   // The readiness line infra/local waits for; keep its wording.
   logger.info(
     { rejectStations: stations.length, namespaceIndex: sim.namespaceIndex, namespaceUri: sim.namespaceUri },
@@ -38,7 +70,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'line-plc stopping');
-    sim.stop().then(
+    Promise.all([sim.stop(), observability.close()]).then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'line-plc did not stop cleanly');

@@ -1,5 +1,6 @@
 import { Pool } from 'pg';
 import { createLogger } from '../../observability/logger';
+import { createProcessRegistry, exposeMetrics } from '../../observability/http-metrics';
 import { buildMesSimulator } from './mes.simulator';
 
 const logger = createLogger('mes-sim');
@@ -7,6 +8,7 @@ const logger = createLogger('mes-sim');
 /**
  * Runs the reference MES on 127.0.0.1 (`npm run start:sim:mes`).
  * DATABASE_URL (required), MES_API_KEY (optional; then requests need X-API-Key), MES_SIM_PORT (default 4010).
+ * GET /metrics: process series and request counts.
  */
 async function main(): Promise<void> {
   const databaseUrl = process.env.DATABASE_URL;
@@ -21,6 +23,7 @@ async function main(): Promise<void> {
   let app: Awaited<ReturnType<typeof buildMesSimulator>>;
   try {
     app = await buildMesSimulator({ pool, apiKey, seedDemo: true, logger });
+    exposeMetrics(app, createProcessRegistry());
     await app.listen({ port, host: '127.0.0.1' });
   } catch (err) {
     await pool.end();

@@ -37,7 +37,7 @@ export interface MesSimulatorOptions {
   pool: Pool;
   /** PostgreSQL schema holding the simulator's state; tests pass a unique one. */
   schema?: string;
-  /** When set, every request except GET /health must carry it in X-API-Key. */
+  /** When set, every request except GET /health and GET /metrics must carry it in X-API-Key. */
   apiKey?: string;
   seedDemo?: boolean;
   /** The process's logger (main.ts); tests leave it out and the simulator logs nothing. */
@@ -91,7 +91,8 @@ export async function buildMesSimulator(opts: MesSimulatorOptions): Promise<Fast
   if (opts.apiKey) {
     const expected = digest(opts.apiKey);
     app.addHook('onRequest', async (req, reply) => {
-      if (req.method === 'GET' && req.url === '/health') return;
+      // Probes and scrapers: a Prometheus scrape cannot send a custom header.
+      if (req.method === 'GET' && (req.url === '/health' || req.url === '/metrics')) return;
       const given = req.headers['x-api-key'];
       // Compare digests so the comparison time does not depend on how much of the key matched.
       if (typeof given !== 'string' || !timingSafeEqual(digest(given), expected)) {

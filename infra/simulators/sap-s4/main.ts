@@ -1,10 +1,14 @@
 import pg from 'pg';
 import { createLogger } from '../../observability/logger';
+import { createProcessRegistry, exposeMetrics } from '../../observability/http-metrics';
 import { buildSapS4Simulator } from './sap-s4.simulator';
 
 const logger = createLogger('sap-sim');
 
-/** Starts the SAP S/4HANA simulator as its own process (`npm run start:sim:erp`), listening on loopback only. */
+/**
+ * Starts the SAP S/4HANA simulator as its own process (`npm run start:sim:erp`), listening on loopback only.
+ * GET /metrics: process series and request counts.
+ */
 function requireEnv(name: string): string {
   const value = process.env[name];
   if (value === undefined || value === '') {
@@ -23,6 +27,7 @@ async function main(): Promise<void> {
 
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
   const app = await buildSapS4Simulator({ pool, credentials, seedDemo: true, logger });
+  exposeMetrics(app, createProcessRegistry());
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

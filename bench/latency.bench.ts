@@ -672,6 +672,9 @@ function writeConfig(
   doc.setIn(['temporal', 'devServer', 'uiPort'], at.temporalUi);
   doc.setIn(['api', 'port'], at.api);
   doc.setIn(['api', 'temporalUiUrl'], `http://127.0.0.1:${at.temporalUi}`);
+  // Any free port for the worker's metrics and the SDK's exporter (0), as for everything else here.
+  doc.setIn(['observability', 'worker', 'port'], 0);
+  doc.setIn(['observability', 'worker', 'temporalSdkPort'], 0);
   if (base.vision.broker) doc.setIn(['connectors', base.vision.broker, 'embeddedPort'], at.mqtt);
   doc.setIn(['connectors', site.mes, 'baseUrl'], at.mesUrl);
   doc.setIn(['connectors', site.erp, 'baseUrl'], at.sapUrl);

@@ -300,7 +300,10 @@ test('the API counts accepted and refused inspections, and the dispatcher its la
   );
   expect(sampleValue(worker, 'process_resident_memory_bytes')).toBeGreaterThan(0);
   const workerHealth = await health(urls.worker);
-  expect(workerHealth.body.checks['connector:mes-sim']!.detail).toMatch(/latest call succeeded/);
+  // Each connector's own health check, reported but not required (activities retry while a system is down).
+  for (const connector of ['connector:mes-sim', 'connector:sap-sim', 'connector:worker-log']) {
+    expect(workerHealth.body.checks[connector]).toMatchObject({ ok: true, required: false });
+  }
 
   // The Temporal SDK's own exporter, with Prometheus' conventions (base units, _total).
   const sdk = await scrapeUntil(

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { assertDurableSettings, createPool } from '../../infra/db/pool';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../infra/local/postgres';
 import { readTestEnv } from '../support/test-env';
+import { isRunning } from '../support/process-alive';
 
 jest.setTimeout(120_000);
 
@@ -25,15 +26,6 @@ afterEach(async () => {
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('startEmbeddedPostgres', () => {
   it('initialises an empty data dir, then reuses it with its data and password after a restart', async () => {

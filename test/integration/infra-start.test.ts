@@ -13,6 +13,7 @@ import {
 } from '../../infra/local/start';
 import { parseConfig } from '../../infra/config/load';
 import { readTestEnv } from '../support/test-env';
+import { isRunning } from '../support/process-alive';
 
 jest.setTimeout(120_000);
 
@@ -132,15 +133,6 @@ async function waitUntil<T>(what: string, probe: () => T | undefined, timeoutMs 
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

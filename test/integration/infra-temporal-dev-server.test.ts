@@ -7,6 +7,7 @@ import { startTemporalDevServer, type TemporalDevServer } from '../../infra/loca
 import { ALL_SEARCH_ATTRIBUTES, SearchAttributes } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
+import { isRunning } from '../support/process-alive';
 
 jest.setTimeout(120_000);
 
@@ -29,15 +30,6 @@ async function withClient<T>(address: string, work: (client: Client, connection:
     return await work(new Client({ connection, namespace: 'default' }), connection);
   } finally {
     await connection.close();
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

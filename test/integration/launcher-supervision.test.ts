@@ -30,6 +30,7 @@ import type { LotCaseState } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { getJson, sapStock } from '../support/plant';
 import { readTestEnv } from '../support/test-env';
+import { isRunning } from '../support/process-alive';
 
 jest.setTimeout(300_000);
 
@@ -182,15 +183,6 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
   process.stdout.write(`launcher-supervision: ${((Date.now() - startedAt) / 1000).toFixed(0)} s in all\n`);
 }, 60_000);
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function pids(): Record<string, number | undefined> {
   return Object.fromEntries(stack!.children().map((c) => [c.name, c.pid]));

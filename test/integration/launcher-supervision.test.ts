@@ -120,8 +120,9 @@ async function writeConfig(dir: string): Promise<string> {
   doc.setIn(['temporal', 'devServer', 'port'], await free());
   doc.setIn(['temporal', 'devServer', 'uiPort'], await free());
   doc.setIn(['api', 'port'], ports.api);
-  doc.setIn(['observability', 'worker', 'port'], await free());
-  doc.setIn(['observability', 'worker', 'temporalSdkPort'], await free());
+  // Bound by the worker itself on any free port (0): a port picked here could be taken before a restarted worker binds.
+  doc.setIn(['observability', 'worker', 'port'], 0);
+  doc.setIn(['observability', 'worker', 'temporalSdkPort'], 0);
   doc.setIn(['connectors', 'line-mqtt', 'embeddedPort'], await free());
   doc.setIn(['connectors', 'line-plc', 'endpointUrl'], `opc.tcp://127.0.0.1:${ports.linePlc}`);
   doc.setIn(['vision', 'http', 'port'], ports.inferenceHttp);

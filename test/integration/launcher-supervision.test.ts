@@ -111,7 +111,8 @@ async function writeConfig(dir: string): Promise<string> {
     sapSim: await free(),
     mesSim: await free(),
     linePlc: await free(),
-    linePlcMetrics: await free(),
+    // Bound by the simulator itself (0: any free port); nothing here reads it.
+    linePlcMetrics: 0,
     cameraSim: await free(),
     api: await free(),
     inferenceHttp: await free(),

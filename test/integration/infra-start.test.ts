@@ -12,6 +12,7 @@ import {
   type LocalStack,
 } from '../../infra/local/start';
 import { parseConfig } from '../../infra/config/load';
+import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
 
 jest.setTimeout(120_000);
@@ -125,16 +126,6 @@ function stackEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   };
 }
 
-async function waitUntil<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -244,7 +235,7 @@ describe('startLocalStack', () => {
     });
     const simPid = stack.children().find((c) => c.name === 'sim')!.pid!;
 
-    const back = await waitUntil('the worker restarted and ready', () =>
+    const back = await eventually('the worker restarted and ready', () =>
       stack!.children().find((c) => c.name === 'worker' && c.state === 'running' && c.restarts === 1),
     );
 
@@ -304,7 +295,7 @@ describe('startLocalStack', () => {
       restartPolicy: { initialDelayMs: 1_500 },
       log: (l) => logLines.push(l),
     });
-    await waitUntil('the worker waiting to restart', () => stack!.children().find((c) => c.state === 'waiting'));
+    await eventually('the worker waiting to restart', () => stack!.children().find((c) => c.state === 'waiting'));
 
     await stack.stop();
     await new Promise((r) => setTimeout(r, 2_500));

@@ -16,6 +16,8 @@ import type { PortObserver } from '../infra/observability/connector-metrics';
 export interface ConnectorHealth {
   ok: boolean;
   detail: string;
+  /** The failure itself, for a /health that shows only its classification, never a driver's message. */
+  error?: unknown;
 }
 
 /** The connectors one process opened from temporal.yaml. The process owns them and calls close(). */
@@ -163,7 +165,7 @@ async function checkHealth(instance: ConnectorInstance<unknown>): Promise<Connec
     const detail = await Promise.race([instance.healthCheck(), late]);
     return { ok: true, detail: detail || 'ok' };
   } catch (err) {
-    return { ok: false, detail: messageOf(err) };
+    return { ok: false, detail: messageOf(err), error: err };
   } finally {
     clearTimeout(timer);
   }

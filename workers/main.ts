@@ -4,11 +4,15 @@ import { loadConfig } from '../infra/config/load';
 import type { HoldfastConfig } from '../infra/config/schema';
 import { createPool } from '../infra/db/pool';
 import { createConnectorObserver } from '../infra/observability/connector-metrics';
-import { type HealthCheck, HealthCheckError, postgresCheck } from '../infra/observability/health-checks';
+import {
+  connectorHealthChecks,
+  type HealthCheck,
+  HealthCheckError,
+  postgresCheck,
+} from '../infra/observability/health-checks';
 import { createProcessRegistry } from '../infra/observability/http-metrics';
 import { connectorLogger, createLogger } from '../infra/observability/logger';
 import { startObservabilityServer, type ObservabilityServer } from '../infra/observability/observability-server';
-import { oncePerScrape } from '../infra/observability/scrape';
 import { temporalLogger } from '../infra/observability/temporal-logger';
 import { startTracingFromConfig } from '../infra/observability/tracing';
 import { connectNative, resolveTemporalTarget } from '../infra/temporal/connection';
@@ -130,22 +134,15 @@ async function main(): Promise<void> {
 }
 
 /**
- * One check per connector the worker opened, from the connector's own health check (one round per scrape), reported
- * but not required: a worker restart would not bring a MES back, and activities retry meanwhile.
+ * One check per connector the worker opened, from the connector's own health check, reported but not required: a
+ * worker restart would not bring a MES back, and activities retry meanwhile.
  */
 function connectorChecks(config: HoldfastConfig, connectors: SiteConnectors): HealthCheck[] {
   const names = [...new Set(config.sites.flatMap((s) => [s.mes, s.erp, s.escalation]))];
-  const probe = oncePerScrape(() => connectors.health());
-  return names.map((name) => ({
-    name: `connector:${name}`,
-    required: false,
-    async check() {
-      const result = (await probe())?.[name];
-      if (!result) throw new HealthCheckError('no answer from its health check');
-      if (!result.ok) throw new HealthCheckError(result.detail);
-      return result.detail;
-    },
-  }));
+  return connectorHealthChecks(
+    () => connectors.health(),
+    names.map((name) => ({ name: `connector:${name}`, connector: name, required: false })),
+  );
 }
 
 main().catch((err: unknown) => {

@@ -14,22 +14,9 @@ import { SpanKind, failSpan, holdfastTracer } from './trace-context';
 /** Wraps a port so its calls are observed; the same port object always gets the same wrapper. */
 export type PortObserver = <Port extends object>(role: ConnectorRole, port: Port) => Port;
 
-/** The latest call a worker made to one system, as its wrapper saw it. */
-export interface LastCall {
-  role: ConnectorRole;
-  system: string;
-  /** Date.now() when it settled; undefined before the first call. */
-  at?: number;
-  ok?: boolean;
-  /** The error kind of a failed call. */
-  kind?: string;
-}
-
 export interface ConnectorObserver {
   /** For openSiteConnectors (workers/connectors.ts). */
   observe: PortObserver;
-  /** Every observed system with its latest call: a passive health signal for connectors without a check of their own. */
-  lastCalls(): LastCall[];
 }
 
 /** Seconds; a MES REST call is tens of milliseconds, an SAP posting up to seconds, a timeout up to a minute. */
@@ -50,7 +37,6 @@ export function createConnectorObserver(registry: Registry): ConnectorObserver {
     registers: [registry],
   });
   const observed = new WeakMap<object, object>();
-  const latest = new Map<string, LastCall>();
 
   const observe = <Port extends object>(role: ConnectorRole, port: Port): Port => {
     const known = observed.get(port);
@@ -58,8 +44,6 @@ export function createConnectorObserver(registry: Registry): ConnectorObserver {
     const declared = (port as { system?: unknown }).system;
     const system = typeof declared === 'string' ? declared : role;
     const wrappers = new Map<string, (...args: unknown[]) => unknown>();
-    const last: LastCall = latest.get(`${role}/${system}`) ?? { role, system };
-    latest.set(`${role}/${system}`, last);
 
     const wrap = (operation: string, call: (...args: unknown[]) => unknown) => {
       const labels = { role, system, operation };
@@ -72,14 +56,12 @@ export function createConnectorObserver(registry: Registry): ConnectorObserver {
           const end = duration.startTimer(labels);
           const succeeded = () => {
             end({ outcome: 'ok' });
-            Object.assign(last, { at: Date.now(), ok: true, kind: undefined });
             span.end();
           };
           const failed = (err: unknown) => {
             const kind = errorKind(err);
             end({ outcome: 'error' });
             errors.inc({ ...labels, kind });
-            Object.assign(last, { at: Date.now(), ok: false, kind });
             failSpan(span, err);
             span.end();
           };
@@ -123,7 +105,7 @@ export function createConnectorObserver(registry: Registry): ConnectorObserver {
     observed.set(port, wrapped);
     return wrapped;
   };
-  return { observe, lastCalls: () => [...latest.values()].map((c) => ({ ...c })) };
+  return { observe };
 }
 
 function errorKind(err: unknown): string {

@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import { PROBLEM_CONTENT_TYPE, type Problem, problemType } from '../http/problem-details';
+import { oncePerScrape } from './scrape';
 
 export interface HealthCheck {
   name: string;
@@ -111,4 +112,33 @@ export function postgresCheck(pool: Pick<pg.Pool, 'query'>, name = 'postgres'): 
       await pool.query('SELECT 1');
     },
   };
+}
+
+/** A connector's answer to its own health check, as the set of connectors a process opened reports it. */
+export interface ConnectorHealthAnswer {
+  ok: boolean;
+  detail: string;
+  error?: unknown;
+}
+
+/**
+ * One check per connector, each answered from the connector's own health check: one round of every connector's check
+ * per probe of /health, however many checks read it. A failure shows its classification only (describeDown).
+ */
+export function connectorHealthChecks(
+  health: () => Promise<Record<string, ConnectorHealthAnswer>>,
+  checks: readonly { name: string; connector: string; required?: boolean }[],
+): HealthCheck[] {
+  const probe = oncePerScrape(health);
+  return checks.map(({ name, connector, required }) => ({
+    name,
+    ...(required === undefined ? {} : { required }),
+    async check() {
+      const answer = (await probe())?.[connector];
+      if (!answer) throw new HealthCheckError('no answer from its health check');
+      if (!answer.ok)
+        throw answer.error instanceof Error ? answer.error : new HealthCheckError('failed its health check');
+      return answer.detail;
+    },
+  }));
 }

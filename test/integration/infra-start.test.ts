@@ -12,6 +12,7 @@ import {
   type LocalStack,
 } from '../../infra/local/start';
 import { parseConfig } from '../../infra/config/load';
+import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
 import { isRunning } from '../support/process-alive';
 
@@ -126,16 +127,6 @@ function stackEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   };
 }
 
-async function waitUntil<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('startLocalStack', () => {
   it('starts children in order, each after the previous is ready, and stops them in reverse', async () => {
     const [simPort, apiPort] = [await findFreePort(), await findFreePort()];
@@ -236,7 +227,7 @@ describe('startLocalStack', () => {
     });
     const simPid = stack.children().find((c) => c.name === 'sim')!.pid!;
 
-    const back = await waitUntil('the worker restarted and ready', () =>
+    const back = await eventually('the worker restarted and ready', () =>
       stack!.children().find((c) => c.name === 'worker' && c.state === 'running' && c.restarts === 1),
     );
 
@@ -296,7 +287,7 @@ describe('startLocalStack', () => {
       restartPolicy: { initialDelayMs: 1_500 },
       log: (l) => logLines.push(l),
     });
-    await waitUntil('the worker waiting to restart', () => stack!.children().find((c) => c.state === 'waiting'));
+    await eventually('the worker waiting to restart', () => stack!.children().find((c) => c.state === 'waiting'));
 
     await stack.stop();
     await new Promise((r) => setTimeout(r, 2_500));

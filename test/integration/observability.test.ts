@@ -388,6 +388,9 @@ test('/health answers 503 naming the required dependency that is down', async ()
     detail: 'down: reject-station',
     checks: { 'reject-station': { ok: false, required: true }, postgres: { ok: true }, mqtt: { ok: true } },
   });
+  // The connector's own check failed: /health shows its classification, never the driver's message or the address.
+  expect(down.body.checks['reject-station']?.detail).toMatch(/^down \(/);
+  expect(down.body.checks['reject-station']?.detail).not.toContain('opc.tcp');
   // The API does not depend on the PLC.
   expect((await getJson<HealthBody>(`${urls.api}/health`)).status).toBe('ok');
 });

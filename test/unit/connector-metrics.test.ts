@@ -118,20 +118,6 @@ describe('the connector wrapper', () => {
     expect(await callCount(registry, { operation: 'describe', outcome: 'ok' })).toBe(1);
   });
 
-  it('remembers the latest call per system, for passive health', async () => {
-    const observer = createConnectorObserver(new Registry());
-    const fake = new FakeMes();
-    const mes = observer.observe('mes', fake);
-    expect(observer.lastCalls()).toEqual([{ role: 'mes', system: 'mes-line-1' }]);
-
-    await mes.holdLot({ lotId: 'L-4' });
-    expect(observer.lastCalls()).toEqual([expect.objectContaining({ ok: true, at: expect.any(Number) })]);
-
-    fake.failWith = new ExternalSystemError('mes-line-1', 'transient', 'timeout');
-    await expect(mes.holdLot({ lotId: 'L-4' })).rejects.toThrow('timeout');
-    expect(observer.lastCalls()).toEqual([expect.objectContaining({ ok: false, kind: 'transient' })]);
-  });
-
   it('makes each call a client span, child of the active span, marked failed when the call fails', async () => {
     const fake = new FakeMes();
     const mes = createConnectorObserver(new Registry()).observe('mes', fake);

@@ -111,7 +111,7 @@ describe('opening connectors', () => {
         meta: { connector: 'worker-log', kind: 'escalation-webhook', error: expect.stringContaining('ECONNREFUSED') },
       });
       expect(await connectors.health()).toEqual({
-        'worker-log': { ok: false, detail: expect.stringContaining('ECONNREFUSED') },
+        'worker-log': { ok: false, detail: expect.stringContaining('ECONNREFUSED'), error: expect.any(Error) },
       });
     } finally {
       await connectors.close();

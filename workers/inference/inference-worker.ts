@@ -10,7 +10,7 @@ import { Registry } from 'prom-client';
 import { parseDurationMs } from '../../infra/config/duration';
 import { ConfigError } from '../../activities/errors';
 import type { HoldfastConfig } from '../../infra/config/schema';
-import type { ConnectorLogger, PortOf } from '../../infra/connectors/define';
+import type { ConnectorLogger } from '../../infra/connectors/define';
 import type { Logger } from '../../infra/observability/logger';
 import type { FrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
 import { openModelCatalog, type ModelCatalog } from '../../infra/vision/onnx/model-catalog';
@@ -28,7 +28,12 @@ import { createInferencePipeline, type InferencePipeline } from '../../infra/inf
 import type { ResultSink } from '../../infra/inference/ports';
 import { createPgInspectionStore } from '../../infra/inference/pg-inspection-store';
 import { openConnectors, type ConnectorSet } from '../connectors';
-import { type HealthCheck, HealthCheckError, postgresCheck } from '../../infra/observability/health-checks';
+import {
+  connectorHealthChecks,
+  type HealthCheck,
+  HealthCheckError,
+  postgresCheck,
+} from '../../infra/observability/health-checks';
 import { createInferenceMetrics } from '../../infra/observability/inference-metrics';
 import { createIngestMetrics } from '../../infra/observability/ingest-metrics';
 
@@ -175,7 +180,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       log,
       httpLogger: opts.httpLogger,
       metrics: registry,
-      health: healthChecks({ pool, subscriber, reject, models }),
+      health: healthChecks({ pool, connectors, brokerName, rejectName, models }),
     }).catch(async (err: unknown) => {
       await subscriber.close({ force: true });
       throw err;
@@ -241,31 +246,38 @@ function announceModelLoads(catalog: ModelCatalog, log: ConnectorLogger): ModelC
   };
 }
 
-/** What the worker's GET /health reports: without any of these (a configured reject station included) it cannot do its job. */
+/**
+ * What the worker's GET /health reports: without any of these (a configured reject station included) it cannot do its
+ * job. The broker and the reject station answer from their connectors' own health checks.
+ */
 function healthChecks(deps: {
   pool: pg.Pool;
-  subscriber: FrameSubscriber;
-  reject: PortOf<'reject-station'> | undefined;
+  connectors: ConnectorSet;
+  brokerName: string;
+  rejectName: string | undefined;
   models: ModelCatalog;
 }): HealthCheck[] {
-  const { subscriber, reject, models } = deps;
+  const { connectors, brokerName, rejectName, models } = deps;
   return [
     postgresCheck(deps.pool),
-    {
-      name: 'mqtt',
-      async check() {
-        if (!subscriber.connected()) throw new HealthCheckError('not connected to the broker (reconnecting)');
-      },
-    },
-    reject
-      ? { name: 'reject-station', check: () => reject.healthCheck() }
-      : {
-          name: 'reject-station',
-          required: false,
-          async check() {
-            throw new HealthCheckError('not configured (vision.rejectStation): fails are not diverted');
+    ...connectorHealthChecks(
+      () => connectors.health(),
+      [
+        { name: 'mqtt', connector: brokerName },
+        ...(rejectName ? [{ name: 'reject-station', connector: rejectName }] : []),
+      ],
+    ),
+    ...(rejectName
+      ? []
+      : [
+          {
+            name: 'reject-station',
+            required: false,
+            async check(): Promise<void> {
+              throw new HealthCheckError('not configured (vision.rejectStation): fails are not diverted');
+            },
           },
-        },
+        ]),
     {
       name: 'models',
       async check() {

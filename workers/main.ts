@@ -2,6 +2,7 @@ import { Runtime } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { loadConfig } from '../infra/config/load';
 import { createPool } from '../infra/db/pool';
+import { createPgIntentLedger } from '../infra/ledger/pg-intent-ledger';
 import { connectorLogger, createLogger } from '../infra/observability/logger';
 import { temporalLogger } from '../infra/observability/temporal-logger';
 import { connectNative, resolveTemporalTarget } from '../infra/temporal/connection';
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
   try {
     const activities = createActivities({
       pool,
+      ledger: createPgIntentLedger(pool),
       mesFor: connectors.mesFor,
       erpFor: connectors.erpFor,
       escalationFor: connectors.escalationFor,

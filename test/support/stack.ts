@@ -10,6 +10,7 @@ import { createQualityWorkers } from '../../workers/quality-workers';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
+import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
 import { startOutboxDispatcher, type OutboxDispatcher } from '../../infra/outbox/dispatcher';
 import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
@@ -103,6 +104,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       closers.push(() => native.close());
       const activities = createActivities({
         pool: opts.pool,
+        ledger: createPgIntentLedger(opts.pool),
         mesFor: connectors.mesFor,
         erpFor: connectors.erpFor,
         escalationFor: connectors.escalationFor,

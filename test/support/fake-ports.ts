@@ -134,7 +134,11 @@ export class FakeErp implements ErpPort {
     return { notification: number, item: '0001' };
   }
 
-  async addNotificationItem(notification: string, item: ErpDefectItem, opts?: CreateOptions): Promise<{ item: string }> {
+  async addNotificationItem(
+    notification: string,
+    item: ErpDefectItem,
+    opts?: CreateOptions,
+  ): Promise<{ item: string }> {
     this.calls.push(`addNotificationItem ${notification}`);
     this.createOptions.set(item.idempotencyKey, opts);
     takeFailure(this.failures, 'addNotificationItem');

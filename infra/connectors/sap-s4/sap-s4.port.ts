@@ -161,7 +161,10 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
       return { item: created.NotificationItem };
     },
 
-    async postGoodsMovement(req: ErpGoodsMovementRequest, { lookupFirst } = LOOKUP_FIRST): Promise<ErpMaterialDocument> {
+    async postGoodsMovement(
+      req: ErpGoodsMovementRequest,
+      { lookupFirst } = LOOKUP_FIRST,
+    ): Promise<ErpMaterialDocument> {
       const operation = `postGoodsMovement ${req.movementType}`;
       const token = idempotencyToken(req.idempotencyKey);
       if (lookupFirst) {

@@ -1,7 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType, type ErrorTypeName } from '../workflows/contracts';
-import { ConfigError } from './errors';
-import { ExternalSystemError, type ExternalErrorKind } from './errors';
+import { ConfigError, ExternalSystemError, IntentConflictError, type ExternalErrorKind } from './errors';
 
 const NON_RETRYABLE: Record<Exclude<ExternalErrorKind, 'transient'>, ErrorTypeName> = {
   validation: ErrorType.Validation,
@@ -25,6 +24,15 @@ export async function atBoundary<T>(operation: string, fn: () => Promise<T>): Pr
 export function classify(operation: string, err: unknown): Error {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof ConfigError) return configurationFailure(`${operation}: ${err.message}`);
+  if (err instanceof IntentConflictError) {
+    return ApplicationFailure.create({
+      message: `${operation}: ${err.message}`,
+      type: ErrorType.Validation,
+      nonRetryable: true,
+      details: [{ idempotencyKey: err.key, step: err.step }],
+      cause: err,
+    });
+  }
   if (err instanceof ExternalSystemError) {
     if (err.kind === 'transient') return err;
     return ApplicationFailure.create({
@@ -44,8 +52,8 @@ export function configurationFailure(message: string): ApplicationFailure {
 
 /**
  * Test-only crash points (docs/reliability.md#crash-points): with HOLDFAST_CRASH_AT=<name> the worker process dies
- * with SIGKILL right after the named side effect, before Temporal hears about it — the window where duplicates are
- * born.
+ * with SIGKILL at the named point (most right after a side effect, before Temporal hears about it — the window where
+ * duplicates are born).
  */
 export function crashPoint(name: string): void {
   if (process.env.HOLDFAST_CRASH_AT === name) process.kill(process.pid, 'SIGKILL');

@@ -26,3 +26,18 @@ export class ExternalSystemError extends Error {
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
+
+/**
+ * The intent ledger holds another request under this idempotency key (activities/ports.ts `IntentLedger`): the caller
+ * derived one key for two different creates. Never retried: every attempt would meet the same record.
+ */
+export class IntentConflictError extends Error {
+  override readonly name = 'IntentConflictError';
+  constructor(
+    readonly key: string,
+    /** The step of the intent recorded first under the key. */
+    readonly step: string,
+  ) {
+    super(`idempotency key ${key} is already recorded for another request (${step}): one key must name one create`);
+  }
+}

@@ -1,11 +1,22 @@
 /**
  * Ports: what activities need from the outside world. Connectors (infra/connectors/<kind>) implement them;
- * unit tests pass typed fakes. Every create carries an `idempotencyKey` derived from the business event and step;
- * an implementation MUST look the key up in the external system before creating, so a retry after a lost
- * response returns the existing document instead of making a second one (docs/reliability.md#lookup-before-create).
+ * unit tests pass typed fakes. Every create carries an `idempotencyKey` derived from the business event and step.
+ * Unless the caller passes `{ lookupFirst: false }`, an implementation MUST look the key up in the external system
+ * before creating, so a retry after a lost response returns the existing document instead of making a second one
+ * (docs/reliability.md#lookup-before-create). Callers pass `false` only when the intent ledger says no attempt for
+ * the key was ever begun (docs/reliability.md#intent-ledger).
  *
  * Implementations throw `ExternalSystemError` (activities/errors.ts) so activities can classify failures.
  */
+
+/** How a create on the MES or ERP may proceed. Omitted, the create looks its key up first. */
+export interface CreateOptions {
+  /**
+   * true: look the idempotency key up in the system and return the document that carries it, creating only when
+   * none does. false: create at once; the caller knows no earlier attempt for this key can have reached the system.
+   */
+  lookupFirst: boolean;
+}
 
 export interface MesLot {
   lotId: string;
@@ -63,9 +74,9 @@ export interface MesPort {
   readonly system: string;
   getLot(lotId: string): Promise<MesLot>;
   /** Puts the lot on hold; returns the existing hold when one with this key already exists. */
-  holdLot(req: MesHoldRequest): Promise<{ holdId: string }>;
+  holdLot(req: MesHoldRequest, opts?: CreateOptions): Promise<{ holdId: string }>;
   /** Records a nonconforming part against the work order and returns the order's quality status and counts. */
-  recordQualityEvent(req: MesQualityEventRequest): Promise<MesWorkOrderQuality>;
+  recordQualityEvent(req: MesQualityEventRequest, opts?: CreateOptions): Promise<MesWorkOrderQuality>;
   /** Closes the hold with the disposition's effect on the lot (released, rework, scrapped, returned). */
   releaseHold(req: MesReleaseRequest): Promise<{ lotStatus: string }>;
 }
@@ -114,11 +125,14 @@ export interface ErpMaterialDocument {
 export interface ErpPort {
   readonly system: string;
   /** Creates the notification with its first defect item, or returns the one already made with this key. */
-  raiseQualityNotification(req: ErpQualityNotificationRequest): Promise<{ notification: string; item: string }>;
+  raiseQualityNotification(
+    req: ErpQualityNotificationRequest,
+    opts?: CreateOptions,
+  ): Promise<{ notification: string; item: string }>;
   /** Adds a defect item to an existing notification, or returns the item already added with this key. */
-  addNotificationItem(notification: string, item: ErpDefectItem): Promise<{ item: string }>;
+  addNotificationItem(notification: string, item: ErpDefectItem, opts?: CreateOptions): Promise<{ item: string }>;
   /** Posts a transfer posting (GoodsMovementCode 04) or return, or returns the document already posted with this key. */
-  postGoodsMovement(req: ErpGoodsMovementRequest): Promise<ErpMaterialDocument>;
+  postGoodsMovement(req: ErpGoodsMovementRequest, opts?: CreateOptions): Promise<ErpMaterialDocument>;
   /** Sets the notification to completed; completing a completed notification is not an error. */
   completeNotification(notification: string): Promise<void>;
 }
@@ -136,4 +150,39 @@ export interface EscalationMessage {
   lotCaseWorkflowId: string;
   waitingSince: string;
   text: string;
+}
+
+/** One create on the MES or ERP that an activity is about to make. */
+export interface CreateIntent {
+  /** The create's idempotency key (business event and step): unique among all creates. */
+  key: string;
+  /** What the create is, e.g. `mes-hold`, `erp-goods-movement`. */
+  step: string;
+  /** The port's `system`: where the document is made. */
+  system: string;
+  /** The request as the port receives it; the ledger keeps a hash of it, not the request. */
+  request: unknown;
+}
+
+/** What the ledger knew of a key when its intent was recorded. */
+export interface IntentRecord {
+  /** true: this call recorded the intent, so no attempt for the key has ever reached the system. */
+  fresh: boolean;
+  /** The document an earlier attempt created, once recorded by `complete`. */
+  outcome?: unknown;
+}
+
+/**
+ * The intent ledger: Holdfast's own record, in PostgreSQL, of every create on the MES or ERP, written before the call
+ * (docs/reliability.md#intent-ledger). It replaces the look-up before every create by a look-up only when an earlier
+ * attempt may have reached the system.
+ */
+export interface IntentLedger {
+  /**
+   * Records the intent unless one for its key exists. Rejects with `IntentConflictError` (activities/errors.ts) when
+   * the key's recorded request differs from this one: two different creates under one key are a bug in the caller.
+   */
+  begin(intent: CreateIntent): Promise<IntentRecord>;
+  /** Records the document the create made (or the look-up found) on the key's intent. */
+  complete(key: string, outcome: unknown): Promise<void>;
 }

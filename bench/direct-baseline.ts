@@ -152,47 +152,61 @@ async function directContainment(
 ): Promise<void> {
   const { lotId, line, station } = part.lot;
   const key = `direct-${part.eventId}`;
+  // Nothing is retried here, so no create can be a retry: none looks its key up first, like Holdfast's first attempts.
+  const direct = { lookupFirst: false };
   const lot = await mes.getLot(lotId);
   await Promise.all([
-    mes.holdLot({
-      idempotencyKey: `${key}:hold`,
-      lotId,
-      workOrder: lot.workOrder,
-      reason: 'bench',
-      defectClass: 'scratch',
-      line,
-      station,
-    }),
-    erp.raiseQualityNotification({
-      idempotencyKey: `${key}:qn`,
-      notificationType: 'F3',
-      text: `Vision defects in lot ${lotId}`,
-      material: lot.sku,
-      plant: lot.erpPlant,
-      batch: lot.batch,
-      quantity: lot.quantity,
-      unit: lot.unit,
-      firstItem: { idempotencyKey: `${key}:item`, defectCodeGroup: 'HF-VISN', defectCode: 'SCRA', text: 'scratch' },
-    }),
-    erp.postGoodsMovement({
-      idempotencyKey: `${key}:344`,
-      movementType: '344',
-      material: lot.sku,
-      plant: lot.erpPlant,
-      storageLocation: lot.storageLocation,
-      batch: lot.batch,
-      quantity: 1,
-      unit: lot.unit,
-      headerText: `Hold ${lotId}`,
-    }),
-    mes.recordQualityEvent({
-      idempotencyKey: `${key}:wo`,
-      workOrder: lot.workOrder,
-      lotId,
-      partId: part.partId,
-      defectClass: 'scratch',
-      nonconformingQuantity: 1,
-    }),
+    mes.holdLot(
+      {
+        idempotencyKey: `${key}:hold`,
+        lotId,
+        workOrder: lot.workOrder,
+        reason: 'bench',
+        defectClass: 'scratch',
+        line,
+        station,
+      },
+      direct,
+    ),
+    erp.raiseQualityNotification(
+      {
+        idempotencyKey: `${key}:qn`,
+        notificationType: 'F3',
+        text: `Vision defects in lot ${lotId}`,
+        material: lot.sku,
+        plant: lot.erpPlant,
+        batch: lot.batch,
+        quantity: lot.quantity,
+        unit: lot.unit,
+        firstItem: { idempotencyKey: `${key}:item`, defectCodeGroup: 'HF-VISN', defectCode: 'SCRA', text: 'scratch' },
+      },
+      direct,
+    ),
+    erp.postGoodsMovement(
+      {
+        idempotencyKey: `${key}:344`,
+        movementType: '344',
+        material: lot.sku,
+        plant: lot.erpPlant,
+        storageLocation: lot.storageLocation,
+        batch: lot.batch,
+        quantity: 1,
+        unit: lot.unit,
+        headerText: `Hold ${lotId}`,
+      },
+      direct,
+    ),
+    mes.recordQualityEvent(
+      {
+        idempotencyKey: `${key}:wo`,
+        workOrder: lot.workOrder,
+        lotId,
+        partId: part.partId,
+        defectClass: 'scratch',
+        nonconformingQuantity: 1,
+      },
+      direct,
+    ),
   ]);
   await pool.query(
     `INSERT INTO holdfast.trace_link (from_kind, from_id, relation, to_kind, to_id)

@@ -3,6 +3,7 @@ import { createActivities } from '../activities';
 import { loadConfig } from '../infra/config/load';
 import type { HoldfastConfig } from '../infra/config/schema';
 import { createPool } from '../infra/db/pool';
+import { createPgIntentLedger } from '../infra/ledger/pg-intent-ledger';
 import { createConnectorObserver } from '../infra/observability/connector-metrics';
 import {
   connectorHealthChecks,
@@ -97,6 +98,7 @@ async function main(): Promise<void> {
     });
     const activities = createActivities({
       pool,
+      ledger: createPgIntentLedger(pool),
       mesFor: connectors.mesFor,
       erpFor: connectors.erpFor,
       escalationFor: connectors.escalationFor,

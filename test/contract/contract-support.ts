@@ -7,6 +7,7 @@
  * asks each socket the connector opened whether it is still open.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { ClientRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import { ExternalSystemError } from '../../activities/errors';
 import type { ConnectorInstance } from '../../infra/connectors/define';
@@ -29,6 +30,53 @@ export function watchClientSockets(): SocketWatch {
     openTo: (port) => sockets.filter((s) => !s.destroyed && (s.connecting || s.remotePort === port)).length,
     stop: () => unsubscribe(CHANNEL, onSocket),
   };
+}
+
+export interface RequestWatch {
+  /** The requests sent to the port since the watch began or since the last take(), as `METHOD /path`; clears them. */
+  take(): string[];
+  stop(): void;
+}
+
+/**
+ * Watches the HTTP requests this process sends to `port` from now on. Node announces every request made with
+ * node:http or node:https on the `http.client.request.start` diagnostics channel, whatever client is built on them.
+ */
+export function watchHttpRequests(port: number): RequestWatch {
+  let seen: string[] = [];
+  const onRequest = (message: unknown) => {
+    const request = (message as { request: ClientRequest }).request;
+    const url = new URL(request.path, `${request.protocol}//${String(request.getHeader('host'))}`);
+    if (Number(url.port) === port) seen.push(`${request.method} ${url.pathname}`);
+  };
+  subscribe('http.client.request.start', onRequest);
+  return {
+    take: () => {
+      const taken = seen;
+      seen = [];
+      return taken;
+    },
+    stop: () => unsubscribe('http.client.request.start', onRequest),
+  };
+}
+
+/**
+ * The HTTP requests to `port` of a fresh create made with `lookupFirst: true` (its look-up, then the create), then of
+ * another fresh create made with `lookupFirst: false`. `create` makes a create with a key of its own each time.
+ */
+export async function requestsOfCreates(
+  port: number,
+  create: (lookupFirst: boolean) => Promise<unknown>,
+): Promise<{ lookedUp: string[]; direct: string[] }> {
+  const watch = watchHttpRequests(port);
+  try {
+    await create(true);
+    const lookedUp = watch.take();
+    await create(false);
+    return { lookedUp, direct: watch.take() };
+  } finally {
+    watch.stop();
+  }
 }
 
 /** Timers that keep the process alive (unref'd ones do not, and are not counted). */

@@ -9,7 +9,13 @@ import type {
   ErpPort,
   ErpQualityNotificationRequest,
 } from '../../activities/ports';
-import { connectorUnderContract, externalError, type ContractSandbox, type ContractSetup } from './contract-support';
+import {
+  connectorUnderContract,
+  externalError,
+  requestsOfCreates,
+  type ContractSandbox,
+  type ContractSetup,
+} from './contract-support';
 
 /** Where a batch of material lives in the ERP. */
 export interface ErpBatch {
@@ -95,13 +101,13 @@ export function erpConnectorContract(name: string, setup: ErpContractSetup): voi
       await erp.port.postGoodsMovement(movement(await sandbox.newBatch(100), '344', 1));
     });
 
-    describe('idempotency-key look-up: a retry with the same key finds the first result', () => {
+    describe('idempotency-key look-up: a retry with the same key (lookupFirst: true) finds the first result', () => {
       it('raiseQualityNotification', async () => {
         const req = notificationRequest(await under.sandbox.newBatch(100));
         const before = await under.sandbox.counts();
 
-        const first = await under.connector.port.raiseQualityNotification(req);
-        const again = await under.connector.port.raiseQualityNotification(req);
+        const first = await under.connector.port.raiseQualityNotification(req, { lookupFirst: false });
+        const again = await under.connector.port.raiseQualityNotification(req, { lookupFirst: true });
 
         expect(again).toEqual(first);
         expect(added(before, await under.sandbox.counts())).toEqual({
@@ -118,8 +124,8 @@ export function erpConnectorContract(name: string, setup: ErpContractSetup): voi
         const item = defectItem('dent, station S2');
         const before = await under.sandbox.counts();
 
-        const first = await under.connector.port.addNotificationItem(notification, item);
-        const again = await under.connector.port.addNotificationItem(notification, item);
+        const first = await under.connector.port.addNotificationItem(notification, item, { lookupFirst: false });
+        const again = await under.connector.port.addNotificationItem(notification, item, { lookupFirst: true });
 
         expect(again).toEqual(first);
         expect(added(before, await under.sandbox.counts()).notificationItems).toBe(1);
@@ -130,8 +136,8 @@ export function erpConnectorContract(name: string, setup: ErpContractSetup): voi
         const req = movement(batch, '344', 5);
         const before = await under.sandbox.counts();
 
-        const first = await under.connector.port.postGoodsMovement(req);
-        const again = await under.connector.port.postGoodsMovement(req);
+        const first = await under.connector.port.postGoodsMovement(req, { lookupFirst: false });
+        const again = await under.connector.port.postGoodsMovement(req, { lookupFirst: true });
 
         expect(again).toEqual(first);
         expect(added(before, await under.sandbox.counts()).materialDocuments).toBe(1);
@@ -148,14 +154,50 @@ export function erpConnectorContract(name: string, setup: ErpContractSetup): voi
       });
     });
 
+    describe('lookupFirst: false (no earlier attempt): a fresh create is one request, the create itself', () => {
+      const oneWrite = [expect.stringMatching(/^(POST|PUT|PATCH) /)];
+
+      it('raiseQualityNotification', async () => {
+        const batch = await under.sandbox.newBatch(100);
+        const { lookedUp, direct } = await requestsOfCreates(under.sandbox.port, (lookupFirst) =>
+          under.connector.port.raiseQualityNotification(notificationRequest(batch), { lookupFirst }),
+        );
+
+        expect(direct).toEqual(oneWrite);
+        expect(lookedUp.length).toBeGreaterThan(direct.length);
+      });
+
+      it('addNotificationItem', async () => {
+        const { notification } = await under.connector.port.raiseQualityNotification(
+          notificationRequest(await under.sandbox.newBatch(100)),
+        );
+        const { lookedUp, direct } = await requestsOfCreates(under.sandbox.port, (lookupFirst) =>
+          under.connector.port.addNotificationItem(notification, defectItem('dent, station S2'), { lookupFirst }),
+        );
+
+        expect(direct).toEqual(oneWrite);
+        expect(lookedUp.length).toBeGreaterThan(direct.length);
+      });
+
+      it('postGoodsMovement', async () => {
+        const batch = await under.sandbox.newBatch(100);
+        const { lookedUp, direct } = await requestsOfCreates(under.sandbox.port, (lookupFirst) =>
+          under.connector.port.postGoodsMovement(movement(batch, '344', 1), { lookupFirst }),
+        );
+
+        expect(direct).toEqual(oneWrite);
+        expect(lookedUp.length).toBeGreaterThan(direct.length);
+      });
+    });
+
     describe('commit but drop the response: transient, naming the operation; the retry finds the committed document (exactly one)', () => {
       it('raiseQualityNotification', async () => {
         const req = notificationRequest(await under.sandbox.newBatch(100));
         const before = await under.sandbox.counts();
         await under.sandbox.dropNextResponse('notification');
 
-        const lost = await externalError(under.connector.port.raiseQualityNotification(req));
-        const retried = await under.connector.port.raiseQualityNotification(req);
+        const lost = await externalError(under.connector.port.raiseQualityNotification(req, { lookupFirst: false }));
+        const retried = await under.connector.port.raiseQualityNotification(req, { lookupFirst: true });
 
         expect(lost.kind).toBe('transient');
         expect(lost.message).toContain('raiseQualityNotification');
@@ -175,8 +217,10 @@ export function erpConnectorContract(name: string, setup: ErpContractSetup): voi
         const before = await under.sandbox.counts();
         await under.sandbox.dropNextResponse('notification-item');
 
-        const lost = await externalError(under.connector.port.addNotificationItem(notification, item));
-        const retried = await under.connector.port.addNotificationItem(notification, item);
+        const lost = await externalError(
+          under.connector.port.addNotificationItem(notification, item, { lookupFirst: false }),
+        );
+        const retried = await under.connector.port.addNotificationItem(notification, item, { lookupFirst: true });
 
         expect(lost.kind).toBe('transient');
         expect(lost.message).toContain('addNotificationItem');
@@ -190,8 +234,8 @@ export function erpConnectorContract(name: string, setup: ErpContractSetup): voi
         const before = await under.sandbox.counts();
         await under.sandbox.dropNextResponse('goods-movement');
 
-        const lost = await externalError(under.connector.port.postGoodsMovement(req));
-        const retried = await under.connector.port.postGoodsMovement(req);
+        const lost = await externalError(under.connector.port.postGoodsMovement(req, { lookupFirst: false }));
+        const retried = await under.connector.port.postGoodsMovement(req, { lookupFirst: true });
 
         expect(lost.kind).toBe('transient');
         expect(lost.message).toContain('postGoodsMovement');

@@ -4,7 +4,13 @@
  * system) and a way to open the connector against it; README.md says how to run it against your own.
  */
 import type { MesHoldRequest, MesPort } from '../../activities/ports';
-import { connectorUnderContract, externalError, type ContractSandbox, type ContractSetup } from './contract-support';
+import {
+  connectorUnderContract,
+  externalError,
+  requestsOfCreates,
+  type ContractSandbox,
+  type ContractSetup,
+} from './contract-support';
 
 /** A test system the contract drives, plus what it reads past the connector to check the outcome. */
 export interface MesSandbox extends ContractSandbox {
@@ -52,13 +58,13 @@ export function mesConnectorContract(name: string, setup: MesContractSetup): voi
       await mes.port.holdLot(holdRequest(lot, newKey('hold')));
     });
 
-    describe('idempotency-key look-up: a retry with the same key finds the first result', () => {
+    describe('idempotency-key look-up: a retry with the same key (lookupFirst: true) finds the first result', () => {
       it('holdLot', async () => {
         const lot = await under.sandbox.newLot();
         const key = newKey('hold');
 
-        const first = await under.connector.port.holdLot(holdRequest(lot, key));
-        const again = await under.connector.port.holdLot(holdRequest(lot, key));
+        const first = await under.connector.port.holdLot(holdRequest(lot, key), { lookupFirst: false });
+        const again = await under.connector.port.holdLot(holdRequest(lot, key), { lookupFirst: true });
 
         expect(again).toEqual(first);
         expect(await under.sandbox.holdsWithKey(key)).toBe(1);
@@ -68,8 +74,8 @@ export function mesConnectorContract(name: string, setup: MesContractSetup): voi
         const lot = await under.sandbox.newLot();
         const key = newKey('quality');
 
-        const first = await under.connector.port.recordQualityEvent(qualityEvent(lot, key));
-        const again = await under.connector.port.recordQualityEvent(qualityEvent(lot, key));
+        const first = await under.connector.port.recordQualityEvent(qualityEvent(lot, key), { lookupFirst: false });
+        const again = await under.connector.port.recordQualityEvent(qualityEvent(lot, key), { lookupFirst: true });
 
         expect(again).toEqual(first);
         expect(first.nonconformingQuantity).toBe(1);
@@ -94,12 +100,34 @@ export function mesConnectorContract(name: string, setup: MesContractSetup): voi
         const key = newKey('hold');
         await under.connector.port.holdLot(holdRequest(a, key));
 
-        const err = await externalError(under.connector.port.holdLot(holdRequest(b, key)));
+        const err = await externalError(under.connector.port.holdLot(holdRequest(b, key), { lookupFirst: true }));
 
         expect(err.kind).toBe('validation');
         expect(err.message).toContain(key);
         expect(await under.sandbox.holdsWithKey(key)).toBe(1);
         expect((await under.connector.port.getLot(b.lotId)).status).toBe('RELEASED');
+      });
+    });
+
+    describe('lookupFirst: false (no earlier attempt): a fresh create is one request, the create itself', () => {
+      it('holdLot', async () => {
+        const lots = { true: await under.sandbox.newLot(), false: await under.sandbox.newLot() };
+        const { lookedUp, direct } = await requestsOfCreates(under.sandbox.port, (lookupFirst) =>
+          under.connector.port.holdLot(holdRequest(lots[`${lookupFirst}`], newKey('hold')), { lookupFirst }),
+        );
+
+        expect(direct).toEqual([expect.stringMatching(/^(POST|PUT|PATCH) /)]);
+        expect(lookedUp.length).toBeGreaterThan(direct.length);
+      });
+
+      it('recordQualityEvent', async () => {
+        const lot = await under.sandbox.newLot();
+        const { lookedUp, direct } = await requestsOfCreates(under.sandbox.port, (lookupFirst) =>
+          under.connector.port.recordQualityEvent(qualityEvent(lot, newKey('quality')), { lookupFirst }),
+        );
+
+        expect(direct).toEqual([expect.stringMatching(/^(POST|PUT|PATCH) /)]);
+        expect(lookedUp.length).toBeGreaterThan(direct.length);
       });
     });
 
@@ -109,8 +137,8 @@ export function mesConnectorContract(name: string, setup: MesContractSetup): voi
         const key = newKey('hold');
         await under.sandbox.dropNextResponse('hold');
 
-        const lost = await externalError(under.connector.port.holdLot(holdRequest(lot, key)));
-        const retried = await under.connector.port.holdLot(holdRequest(lot, key));
+        const lost = await externalError(under.connector.port.holdLot(holdRequest(lot, key), { lookupFirst: false }));
+        const retried = await under.connector.port.holdLot(holdRequest(lot, key), { lookupFirst: true });
 
         expect(lost.kind).toBe('transient');
         expect(lost.message).toContain('holdLot');
@@ -123,8 +151,10 @@ export function mesConnectorContract(name: string, setup: MesContractSetup): voi
         const key = newKey('quality');
         await under.sandbox.dropNextResponse('quality-event');
 
-        const lost = await externalError(under.connector.port.recordQualityEvent(qualityEvent(lot, key)));
-        const retried = await under.connector.port.recordQualityEvent(qualityEvent(lot, key));
+        const lost = await externalError(
+          under.connector.port.recordQualityEvent(qualityEvent(lot, key), { lookupFirst: false }),
+        );
+        const retried = await under.connector.port.recordQualityEvent(qualityEvent(lot, key), { lookupFirst: true });
 
         expect(lost.kind).toBe('transient');
         expect(lost.message).toContain('recordQualityEvent');

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { startHoldfastStack, type HoldfastStack } from '../support/stack';
 import { STOCK_TYPE } from '../../infra/simulators/sap-s4/sap-s4.schema';
-import type { LotCaseState } from '../../workflows/contracts';
+import type { LotCaseState, MaterialDocumentRef } from '../../workflows/contracts';
 import type { DefectView } from '../../api/schemas/defect.schema';
 import { eventually } from '../support/eventually';
 import { createLot, failedInspection, getJson, postJson, putJson, sapStock, simulatorCounts } from '../support/plant';
@@ -33,6 +33,15 @@ interface LotView {
 async function ingest(body: unknown) {
   const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: body as object });
   return { status: res.statusCode, body: res.json() };
+}
+
+/** What the intent ledger recorded as each key's outcome, in the order of the keys. */
+async function intentOutcomes(keys: string[]): Promise<unknown[]> {
+  const { rows } = await pool.query<{ idempotency_key: string; outcome: unknown }>(
+    'SELECT idempotency_key, outcome FROM holdfast.intent WHERE idempotency_key = ANY($1::text[])',
+    [keys],
+  );
+  return keys.map((key) => rows.find((r) => r.idempotency_key === key)?.outcome);
 }
 
 async function awaitingDisposition(lotId: string, parts: number): Promise<LotCaseState> {
@@ -153,14 +162,21 @@ test('a dropped SAP response never yields a second notification or material docu
   await putJson(`${stack.sapUrl}/__faults`, { dropResponse: { remaining: 2, methods: ['POST'] } });
   const before = await simulatorCounts(stack);
   try {
-    expect((await ingest(failedInspection(lotId))).status).toBe(202);
-    await awaitingDisposition(lotId, 1);
+    const part = failedInspection(lotId);
+    expect((await ingest(part)).status).toBe(202);
+    const live = await awaitingDisposition(lotId, 1);
     const faults = await getJson<{ counters: { responsesDropped: number } }>(`${stack.sapUrl}/__faults`);
     expect(faults.counters.responsesDropped).toBe(2);
     const after = await simulatorCounts(stack);
     expect(after.notifications - before.notifications).toBe(1);
     expect(after.materialDocuments - before.materialDocuments).toBe(1);
     expect(after.holds - before.holds).toBe(1);
+    // The retries found the intents their first attempts recorded, looked the keys up, and recorded what they found.
+    const [{ materialDocument, materialDocumentYear }] = live.materialDocuments as [MaterialDocumentRef];
+    expect(await intentOutcomes([`PLANT1:${lotId}:${part.eventId}:qn`, `${part.eventId}:block-344`])).toEqual([
+      { notification: live.notification, item: live.parts[0]!.notificationItem },
+      { materialDocument, materialDocumentYear },
+    ]);
   } finally {
     await fetch(`${stack.sapUrl}/__faults`, { method: 'DELETE' });
   }
@@ -174,12 +190,14 @@ test('a dropped MES response never yields a second hold', async () => {
   });
   const before = await simulatorCounts(stack);
   try {
-    expect((await ingest(failedInspection(lotId))).status).toBe(202);
-    await awaitingDisposition(lotId, 1);
+    const part = failedInspection(lotId);
+    expect((await ingest(part)).status).toBe(202);
+    const live = await awaitingDisposition(lotId, 1);
     const after = await simulatorCounts(stack);
     expect(after.holds - before.holds).toBe(1);
     const faults = await getJson<{ counters: { responsesDropped: number } }>(`${stack.mesUrl}/__faults`);
     expect(faults.counters.responsesDropped).toBe(1);
+    expect(await intentOutcomes([`PLANT1:${lotId}:${part.eventId}:mes-hold`])).toEqual([{ holdId: live.holdId }]);
   } finally {
     await fetch(`${stack.mesUrl}/__faults`, { method: 'DELETE' });
   }

@@ -147,9 +147,14 @@ test('one worst-case defect: its workflows, visibility writes, MES/ERP calls and
   // Record of the part, lot, hold, notification, block, work-order count, stage record.
   expect(cost.markers).toBe(7);
   expect(cost.historyEvents).toBeLessThanOrEqual(14);
-  // Each create once (hold, quality event, notification, block), each after its look-up.
+  // Each create once (hold, quality event, notification, block), none after a look-up: the intent ledger knows they
+  // are first attempts (docs/reliability.md#intent-ledger). The lot read is the one GET; a CSRF HEAD may come on top.
   expect(httpCalls.filter((c) => c.includes(' POST '))).toHaveLength(4);
-  expect(httpCalls.length).toBeLessThanOrEqual(10);
-  // Ingest (5), the dispatcher's drain (5), the lot case's record of the part and its stage record.
-  expect(statements.length).toBeLessThanOrEqual(12);
+  expect(httpCalls.filter((c) => c.includes(' GET '))).toEqual([`MES GET /api/v1/lots/${lotId}`]);
+  expect(httpCalls.length).toBeLessThanOrEqual(6);
+  // Ingest (5), the dispatcher's drain (5), the lot case's record of the part and its stage record (2), and for each
+  // of the four creates its intent before the call and its outcome after (8).
+  expect(statements.filter((s) => s.includes('INSERT INTO holdfast.intent'))).toHaveLength(4);
+  expect(statements.filter((s) => s.startsWith('UPDATE holdfast.intent'))).toHaveLength(4);
+  expect(statements.length).toBeLessThanOrEqual(20);
 });

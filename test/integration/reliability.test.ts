@@ -1,7 +1,7 @@
 /**
- * Faults that need real processes: a worker process killed between an ERP posting and Temporal hearing of it,
- * Temporal unreachable while inspections keep arriving, and a lot case the engine lost after its parts were
- * dispatched.
+ * Faults that need real processes: a worker process killed around an MES or ERP create (before the call, after it
+ * before its outcome is recorded, after it before Temporal hears of it), Temporal unreachable while inspections keep
+ * arriving, and a lot case the engine lost after its parts were dispatched.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -15,7 +15,7 @@ import type { HoldfastConfig } from '../../infra/config/schema';
 import { startHoldfastStack, type HoldfastStack } from '../support/stack';
 import { startOutboxDispatcher } from '../../infra/outbox/dispatcher';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
-import { lotCaseStateQuery, lotCaseWorkflowId } from '../../workflows/contracts';
+import { lotCaseStateQuery, lotCaseWorkflowId, type MaterialDocumentRef } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { createLot, failedInspection, getJson, sapStock, simulatorCounts } from '../support/plant';
 import { STOCK_TYPE } from '../../infra/simulators/sap-s4/sap-s4.schema';
@@ -87,42 +87,100 @@ function startWorkerProcess(extraEnv: Record<string, string>): {
   return { child, output: () => out, ready: ready.then(() => undefined) };
 }
 
-test('a worker killed right after the ERP stock block posts loses nothing and posts nothing twice', async () => {
-  const lotId = `L-KILL-${randomUUID().slice(0, 8)}`;
-  await createLot(stack, { lotId });
-  const before = await simulatorCounts(stack);
+/**
+ * Where a worker can die around one create, and what the create has left behind at that moment: whether the MES or
+ * ERP holds the document, and whether the intent ledger holds its outcome (docs/reliability.md#intent-ledger).
+ */
+const crashWindows = [
+  {
+    window: 'right after the ERP stock block posts',
+    crashAt: 'after-erp-goods-movement',
+    document: 'materialDocuments',
+    key: (eventId: string) => `${eventId}:block-344`,
+    madeAtCrash: 1,
+    outcomeAtCrash: true,
+  },
+  {
+    window: "after the stock block's intent is recorded, before the ERP is called",
+    crashAt: 'after-intent-erp-goods-movement',
+    document: 'materialDocuments',
+    key: (eventId: string) => `${eventId}:block-344`,
+    madeAtCrash: 0,
+    outcomeAtCrash: false,
+  },
+  {
+    window: 'after the ERP committed the stock block, before its outcome is recorded',
+    crashAt: 'before-outcome-erp-goods-movement',
+    document: 'materialDocuments',
+    key: (eventId: string) => `${eventId}:block-344`,
+    madeAtCrash: 1,
+    outcomeAtCrash: false,
+  },
+  {
+    window: 'after the MES committed the hold, before its outcome is recorded',
+    crashAt: 'before-outcome-mes-hold',
+    document: 'holds',
+    key: (eventId: string, lotId: string) => `PLANT1:${lotId}:${eventId}:mes-hold`,
+    madeAtCrash: 1,
+    outcomeAtCrash: false,
+  },
+] as const;
 
-  const doomed = startWorkerProcess({ HOLDFAST_CRASH_AT: 'after-erp-goods-movement' });
-  await doomed.ready;
-  const exited = new Promise<NodeJS.Signals | null>((r) => doomed.child.on('exit', (_code, signal) => r(signal)));
-  const inspection = failedInspection(lotId);
-  const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: inspection });
-  expect(res.statusCode).toBe(202);
-  expect(await exited).toBe('SIGKILL');
-  // The posting happened; Temporal never heard of it.
-  expect((await simulatorCounts(stack)).materialDocuments - before.materialDocuments).toBe(1);
+test.each(crashWindows)(
+  'a worker killed $window loses nothing and makes nothing twice',
+  async ({ crashAt, document, key, madeAtCrash, outcomeAtCrash }) => {
+    const lotId = `L-KILL-${randomUUID().slice(0, 8)}`;
+    await createLot(stack, { lotId });
+    const before = await simulatorCounts(stack);
 
-  const survivor = startWorkerProcess({});
-  try {
-    await survivor.ready;
-    const handle = stack.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
-    await eventually(
-      'lot case awaiting disposition after fail-over',
-      () => handle.query(lotCaseStateQuery),
-      (state) => state.stage === 'awaiting-disposition',
-      { timeoutMs: 60_000 },
-    );
-    const after = await simulatorCounts(stack);
-    expect(after.materialDocuments - before.materialDocuments).toBe(1);
-    expect(after.notifications - before.notifications).toBe(1);
-    expect(after.notificationItems - before.notificationItems).toBe(1);
-    expect(after.holds - before.holds).toBe(1);
-    expect(after.qualityEvents - before.qualityEvents).toBe(1);
-  } finally {
-    survivor.child.kill('SIGTERM');
-    await new Promise((r) => survivor.child.on('exit', r));
-  }
-}, 180_000);
+    const doomed = startWorkerProcess({ HOLDFAST_CRASH_AT: crashAt });
+    await doomed.ready;
+    const exited = new Promise<NodeJS.Signals | null>((r) => doomed.child.on('exit', (_code, signal) => r(signal)));
+    const inspection = failedInspection(lotId);
+    const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: inspection });
+    expect(res.statusCode).toBe(202);
+    expect(await exited).toBe('SIGKILL');
+    // Temporal never heard of the create; the MES or ERP has its document or not, the ledger its intent.
+    expect((await simulatorCounts(stack))[document] - before[document]).toBe(madeAtCrash);
+    const intentKey = key(inspection.eventId, lotId);
+    const intentAt = async () =>
+      (
+        await pool.query<{ outcome: unknown }>('SELECT outcome FROM holdfast.intent WHERE idempotency_key = $1', [
+          intentKey,
+        ])
+      ).rows;
+    const atCrash = await intentAt();
+    expect(atCrash).toHaveLength(1);
+    expect(atCrash[0]!.outcome !== null).toBe(outcomeAtCrash);
+
+    const survivor = startWorkerProcess({});
+    try {
+      await survivor.ready;
+      const handle = stack.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
+      const state = await eventually(
+        'lot case awaiting disposition after fail-over',
+        () => handle.query(lotCaseStateQuery),
+        (live) => live.stage === 'awaiting-disposition',
+        { timeoutMs: 60_000 },
+      );
+      const after = await simulatorCounts(stack);
+      expect(after.materialDocuments - before.materialDocuments).toBe(1);
+      expect(after.notifications - before.notifications).toBe(1);
+      expect(after.notificationItems - before.notificationItems).toBe(1);
+      expect(after.holds - before.holds).toBe(1);
+      expect(after.qualityEvents - before.qualityEvents).toBe(1);
+      // The intent now holds the one document the case recorded.
+      const [{ materialDocument, materialDocumentYear }] = state.materialDocuments as [MaterialDocumentRef];
+      expect((await intentAt())[0]!.outcome).toEqual(
+        document === 'holds' ? { holdId: state.holdId } : { materialDocument, materialDocumentYear },
+      );
+    } finally {
+      survivor.child.kill('SIGTERM');
+      await new Promise((r) => survivor.child.on('exit', r));
+    }
+  },
+  180_000,
+);
 
 test('inspections are accepted while Temporal is unreachable and their workflows start once it is back', async () => {
   const [host, port] = env.temporalAddress.split(':');

@@ -1,10 +1,14 @@
 import type {
+  CreateIntent,
+  CreateOptions,
   ErpDefectItem,
   ErpGoodsMovementRequest,
   ErpPort,
   ErpQualityNotificationRequest,
   EscalationMessage,
   EscalationPort,
+  IntentLedger,
+  IntentRecord,
   MesHoldRequest,
   MesLot,
   MesPort,
@@ -12,11 +16,12 @@ import type {
   MesReleaseRequest,
   MesWorkOrderQuality,
 } from '../../activities/ports';
-import { ExternalSystemError } from '../../activities/errors';
+import { ExternalSystemError, IntentConflictError } from '../../activities/errors';
 
 /**
  * In-memory MES and ERP typed against the real ports, for workflow tests that need no vendor simulator.
- * Like the connectors, they honour idempotency keys (lookup before create) and record every call.
+ * Like the connectors, they honour idempotency keys (lookup before create) and record every call, and the options
+ * of every create by its key (`createOptions`), so a test sees whether the caller allowed the look-up to be skipped.
  */
 type FailOnce = Map<string, ExternalSystemError>;
 
@@ -35,6 +40,7 @@ export class FakeMes implements MesPort {
   readonly qualityEvents = new Map<string, MesQualityEventRequest & { id: string }>();
   readonly calls: string[] = [];
   readonly failures: FailOnce = new Map();
+  readonly createOptions = new Map<string, CreateOptions | undefined>();
 
   addLot(lot: Partial<MesLot> & { lotId: string }): MesLot {
     const full: MesLot = {
@@ -60,8 +66,9 @@ export class FakeMes implements MesPort {
     return lot;
   }
 
-  async holdLot(req: MesHoldRequest): Promise<{ holdId: string }> {
+  async holdLot(req: MesHoldRequest, opts?: CreateOptions): Promise<{ holdId: string }> {
     this.calls.push(`holdLot ${req.lotId}`);
+    this.createOptions.set(req.idempotencyKey, opts);
     takeFailure(this.failures, 'holdLot');
     const existing = [...this.holds.values()].find((h) => h.idempotencyKey === req.idempotencyKey);
     if (existing) return { holdId: existing.holdId };
@@ -71,8 +78,9 @@ export class FakeMes implements MesPort {
     return { holdId };
   }
 
-  async recordQualityEvent(req: MesQualityEventRequest): Promise<MesWorkOrderQuality> {
+  async recordQualityEvent(req: MesQualityEventRequest, opts?: CreateOptions): Promise<MesWorkOrderQuality> {
     this.calls.push(`recordQualityEvent ${req.partId}`);
+    this.createOptions.set(req.idempotencyKey, opts);
     takeFailure(this.failures, 'recordQualityEvent');
     if (!this.qualityEvents.has(req.idempotencyKey)) {
       this.qualityEvents.set(req.idempotencyKey, { ...req, id: `QE-${this.qualityEvents.size + 1}` });
@@ -110,9 +118,14 @@ export class FakeErp implements ErpPort {
   readonly documents: (ErpGoodsMovementRequest & { materialDocument: string; materialDocumentYear: string })[] = [];
   readonly calls: string[] = [];
   readonly failures: FailOnce = new Map();
+  readonly createOptions = new Map<string, CreateOptions | undefined>();
 
-  async raiseQualityNotification(req: ErpQualityNotificationRequest): Promise<{ notification: string; item: string }> {
+  async raiseQualityNotification(
+    req: ErpQualityNotificationRequest,
+    opts?: CreateOptions,
+  ): Promise<{ notification: string; item: string }> {
     this.calls.push(`raiseQualityNotification ${req.batch}`);
+    this.createOptions.set(req.idempotencyKey, opts);
     takeFailure(this.failures, 'raiseQualityNotification');
     const existing = [...this.notifications.values()].find((n) => n.idempotencyKey === req.idempotencyKey);
     if (existing) return { notification: existing.number, item: existing.items[0]!.item };
@@ -121,8 +134,13 @@ export class FakeErp implements ErpPort {
     return { notification: number, item: '0001' };
   }
 
-  async addNotificationItem(notification: string, item: ErpDefectItem): Promise<{ item: string }> {
+  async addNotificationItem(
+    notification: string,
+    item: ErpDefectItem,
+    opts?: CreateOptions,
+  ): Promise<{ item: string }> {
     this.calls.push(`addNotificationItem ${notification}`);
+    this.createOptions.set(item.idempotencyKey, opts);
     takeFailure(this.failures, 'addNotificationItem');
     const qn = this.notifications.get(notification)!;
     const existing = qn.items.find((i) => i.idempotencyKey === item.idempotencyKey);
@@ -134,8 +152,10 @@ export class FakeErp implements ErpPort {
 
   async postGoodsMovement(
     req: ErpGoodsMovementRequest,
+    opts?: CreateOptions,
   ): Promise<{ materialDocument: string; materialDocumentYear: string }> {
     this.calls.push(`postGoodsMovement ${req.movementType} ${req.quantity}`);
+    this.createOptions.set(req.idempotencyKey, opts);
     takeFailure(this.failures, 'postGoodsMovement');
     const existing = this.documents.find((d) => d.idempotencyKey === req.idempotencyKey);
     if (existing)
@@ -156,5 +176,28 @@ export class RecordingEscalation implements EscalationPort {
   readonly messages: EscalationMessage[] = [];
   async escalate(message: EscalationMessage): Promise<void> {
     this.messages.push(message);
+  }
+}
+
+/**
+ * The intent ledger in memory, for units that check the activities' use of it (the PostgreSQL one is checked against
+ * PostgreSQL). Requests are compared as JSON, in the order the activity built them.
+ */
+export class MemoryIntentLedger implements IntentLedger {
+  readonly intents = new Map<string, { step: string; system: string; request: string; outcome?: unknown }>();
+
+  async begin({ key, step, system, request }: CreateIntent): Promise<IntentRecord> {
+    const known = this.intents.get(key);
+    if (!known) {
+      this.intents.set(key, { step, system, request: JSON.stringify(request) });
+      return { fresh: true };
+    }
+    if (known.request !== JSON.stringify(request)) throw new IntentConflictError(key, known.step);
+    return known.outcome === undefined ? { fresh: false } : { fresh: false, outcome: known.outcome };
+  }
+
+  async complete(key: string, outcome: unknown): Promise<void> {
+    const known = this.intents.get(key);
+    if (known) known.outcome = outcome;
   }
 }

@@ -11,6 +11,7 @@ import { createQualityWorkers } from '../../workers/quality-workers';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
+import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
 import { createConnectorObserver } from '../../infra/observability/connector-metrics';
 import type { Tracing } from '../../infra/observability/tracing';
 import { startOutboxDispatcher, type OutboxDispatcher } from '../../infra/outbox/dispatcher';
@@ -123,6 +124,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       closers.push(() => native.close());
       const activities = createActivities({
         pool: opts.pool,
+        ledger: createPgIntentLedger(opts.pool),
         mesFor: connectors.mesFor,
         erpFor: connectors.erpFor,
         escalationFor: connectors.escalationFor,

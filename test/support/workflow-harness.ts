@@ -13,6 +13,7 @@ import { createActivities } from '../../activities';
 import type { ErpPort, EscalationPort, MesPort } from '../../activities/ports';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
+import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
 import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { createQualityWorkers } from '../../workers/quality-workers';
 import { lotCaseWorkflow } from '../../workflows';
@@ -61,6 +62,7 @@ export class WorkflowHarness {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
       pool: this.pool,
+      ledger: createPgIntentLedger(this.pool),
       mesFor: () => ports.mes,
       erpFor: () => ports.erp,
       escalationFor: () => ({ target: 'test', port: ports.escalation }),

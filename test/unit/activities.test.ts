@@ -5,7 +5,7 @@ import { createActivities } from '../../activities';
 import { ConfigError } from '../../activities/errors';
 import { ExternalSystemError } from '../../activities/errors';
 import { ErrorType } from '../../workflows/contracts';
-import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
+import { FakeErp, FakeMes, MemoryIntentLedger, RecordingEscalation } from '../support/fake-ports';
 
 /** A pool stand-in that records SQL: these units check the activity boundary, not PostgreSQL (integration does). */
 function recordingPool(rows: unknown[] = []) {
@@ -19,12 +19,22 @@ function recordingPool(rows: unknown[] = []) {
   return { pool, queries };
 }
 
-function build(overrides: { mes?: FakeMes; erp?: FakeErp; pool?: Pool; escalation?: RecordingEscalation } = {}) {
+function build(
+  overrides: {
+    mes?: FakeMes;
+    erp?: FakeErp;
+    pool?: Pool;
+    escalation?: RecordingEscalation;
+    ledger?: MemoryIntentLedger;
+  } = {},
+) {
   const mes = overrides.mes ?? new FakeMes();
   const erp = overrides.erp ?? new FakeErp();
   const escalation = overrides.escalation ?? new RecordingEscalation();
+  const ledger = overrides.ledger ?? new MemoryIntentLedger();
   const activities = createActivities({
     pool: overrides.pool ?? recordingPool().pool,
+    ledger,
     mesFor: (site) => {
       if (site !== 'PLANT1') throw new ConfigError(`site "${site}" has no MES configured in temporal.yaml`);
       return mes;
@@ -32,7 +42,7 @@ function build(overrides: { mes?: FakeMes; erp?: FakeErp; pool?: Pool; escalatio
     erpFor: () => erp,
     escalationFor: () => ({ target: 'test', port: escalation }),
   });
-  return { activities, mes, erp, escalation };
+  return { activities, mes, erp, escalation, ledger };
 }
 
 const env = () => new MockActivityEnvironment();
@@ -108,6 +118,88 @@ test('holdLot passes the idempotency key through, so a retry finds the first hol
   const second = await env().run(activities.holdLot, req);
   expect(second).toEqual(first);
   expect(mes.holds.size).toBe(1);
+});
+
+describe('the intent ledger decides whether a create looks its key up first', () => {
+  const block = {
+    site: 'PLANT1',
+    idempotencyKey: 'evt-7:block-344',
+    movementType: '344' as const,
+    material: 'BRKT-200',
+    plant: '1010',
+    storageLocation: '0001',
+    batch: 'B7',
+    quantity: 1,
+    unit: 'PC',
+    headerText: 'Hold L-7',
+  };
+  const { site: _site, ...blockRequest } = block;
+
+  test('a new intent creates without a look-up and records the document on the intent', async () => {
+    const { activities, erp, ledger } = build();
+    const doc = await env().run(activities.postGoodsMovement, block);
+    expect(erp.createOptions.get(block.idempotencyKey)).toEqual({ lookupFirst: false });
+    expect(ledger.intents.get(block.idempotencyKey)).toMatchObject({
+      step: 'erp-goods-movement',
+      system: 'fake-erp',
+      request: JSON.stringify(blockRequest),
+      outcome: doc,
+    });
+  });
+
+  test('an intent recorded before with no outcome (a lost response, a crash) looks the key up first', async () => {
+    const { activities, erp, ledger } = build();
+    erp.failures.set('postGoodsMovement', new ExternalSystemError('sap', 'transient', 'socket hang up'));
+    await expect(env().run(activities.postGoodsMovement, block)).rejects.toThrow('socket hang up');
+    expect(erp.createOptions.get(block.idempotencyKey)).toEqual({ lookupFirst: false });
+    expect(ledger.intents.get(block.idempotencyKey)?.outcome).toBeUndefined();
+
+    const doc = await env().run(activities.postGoodsMovement, block);
+    expect(erp.createOptions.get(block.idempotencyKey)).toEqual({ lookupFirst: true });
+    expect(ledger.intents.get(block.idempotencyKey)?.outcome).toEqual(doc);
+    expect(erp.documents).toHaveLength(1);
+  });
+
+  test('an intent with its outcome recorded returns it without asking the ERP', async () => {
+    const { activities, erp } = build();
+    const first = await env().run(activities.postGoodsMovement, block);
+    const calls = erp.calls.length;
+    expect(await env().run(activities.postGoodsMovement, block)).toEqual(first);
+    expect(erp.calls).toHaveLength(calls);
+  });
+
+  test('a work-order count with a recorded outcome still asks the MES, for the counts as they are now', async () => {
+    const { activities, mes } = build();
+    mes.addLot({ lotId: 'L-8' });
+    const count = {
+      site: 'PLANT1',
+      idempotencyKey: 'evt-8:wo-quality',
+      workOrder: '1000100',
+      lotId: 'L-8',
+      partId: 'P-8',
+      defectClass: 'scratch',
+      nonconformingQuantity: 1,
+    };
+    await env().run(activities.recordWorkOrderQuality, count);
+    expect(mes.createOptions.get(count.idempotencyKey)).toEqual({ lookupFirst: false });
+    await env().run(activities.recordWorkOrderQuality, count);
+    expect(mes.createOptions.get(count.idempotencyKey)).toEqual({ lookupFirst: true });
+    expect(mes.qualityEvents.size).toBe(1);
+  });
+
+  test('another request under a recorded key is a non-retryable validation failure naming the key', async () => {
+    const { activities, erp } = build();
+    await env().run(activities.postGoodsMovement, block);
+    const calls = erp.calls.length;
+    const failure = await env()
+      .run(activities.postGoodsMovement, { ...block, quantity: 2 })
+      .catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect(failure).toMatchObject({ type: ErrorType.Validation, nonRetryable: true });
+    expect((failure as Error).message).toContain(block.idempotencyKey);
+    expect(erp.calls).toHaveLength(calls);
+    expect(erp.documents).toHaveLength(1);
+  });
 });
 
 test('escalation is sent once per key: a recorded escalation is not sent again', async () => {

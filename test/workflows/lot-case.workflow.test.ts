@@ -472,11 +472,15 @@ test('a part that arrives while the disposition runs is recorded at once and ope
     );
 
     await handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] });
+    // The query answers from the workflow task in progress; the search attribute is there once that task completes.
     const next = await until(
-      'the next case of the lot awaiting its disposition',
-      async () => ({ described: await handle.describe(), state: await handle.query(lotCaseStateQuery) }),
+      'the next case of the lot awaiting its disposition, in its state and its search attributes',
+      async () => ({ state: await handle.query(lotCaseStateQuery), described: await handle.describe() }),
       (x) =>
-        x.described.runId !== firstRun && x.state.stage === 'awaiting-disposition' && x.state.parts.length === 1
+        x.described.runId !== firstRun &&
+        x.state.stage === 'awaiting-disposition' &&
+        x.state.parts.length === 1 &&
+        x.described.typedSearchAttributes.get(SearchAttributes.dispositionState) === 'awaiting-disposition'
           ? x
           : undefined,
     );

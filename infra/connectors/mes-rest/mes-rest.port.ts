@@ -1,4 +1,5 @@
 import type {
+  CreateOptions,
   MesHoldRequest,
   MesLot,
   MesPort,
@@ -21,10 +22,13 @@ import {
 const API = '/api/v1';
 const seg = encodeURIComponent;
 
+const LOOKUP_FIRST: CreateOptions = { lookupFirst: true };
+
 /**
- * MesPort over holdfast-mes-rest. The MES does not de-duplicate POSTs, so every create first looks up its
- * idempotencyKey (sent as `externalReference`) and posts only when nothing carries it: a retry after a lost
- * response finds the document the first attempt made (docs/reliability.md#lookup-before-create).
+ * MesPort over holdfast-mes-rest. The MES does not de-duplicate POSTs, so a create that may be a retry first looks up
+ * its idempotencyKey (sent as `externalReference`) and posts only when nothing carries it: a retry after a lost
+ * response finds the document the first attempt made (docs/reliability.md#lookup-before-create). With
+ * `lookupFirst: false` (the intent ledger knows of no earlier attempt) it posts at once.
  */
 export function createMesRestPort(client: MesRestClient, system: string): MesPort {
   const keyReused = (operation: string, key: string, what: string) =>
@@ -55,19 +59,21 @@ export function createMesRestPort(client: MesRestClient, system: string): MesPor
     };
   }
 
-  async function holdLot(req: MesHoldRequest): Promise<{ holdId: string }> {
+  async function holdLot(req: MesHoldRequest, { lookupFirst } = LOOKUP_FIRST): Promise<{ holdId: string }> {
     const operation = 'holdLot';
-    const { items } = await client.request({
-      operation,
-      method: 'GET',
-      path: `${API}/holds`,
-      query: { externalReference: req.idempotencyKey },
-      response: MesHoldList,
-    });
-    const existing = items.find((h) => h.externalReference === req.idempotencyKey);
-    if (existing) {
-      if (existing.lotId !== req.lotId) throw keyReused(operation, req.idempotencyKey, `lot ${existing.lotId}`);
-      return { holdId: existing.holdId };
+    if (lookupFirst) {
+      const { items } = await client.request({
+        operation,
+        method: 'GET',
+        path: `${API}/holds`,
+        query: { externalReference: req.idempotencyKey },
+        response: MesHoldList,
+      });
+      const existing = items.find((h) => h.externalReference === req.idempotencyKey);
+      if (existing) {
+        if (existing.lotId !== req.lotId) throw keyReused(operation, req.idempotencyKey, `lot ${existing.lotId}`);
+        return { holdId: existing.holdId };
+      }
     }
     const created = await client.request({
       operation,
@@ -86,29 +92,34 @@ export function createMesRestPort(client: MesRestClient, system: string): MesPor
     return { holdId: created.holdId };
   }
 
-  async function recordQualityEvent(req: MesQualityEventRequest): Promise<MesWorkOrderQuality> {
+  async function recordQualityEvent(
+    req: MesQualityEventRequest,
+    { lookupFirst } = LOOKUP_FIRST,
+  ): Promise<MesWorkOrderQuality> {
     const operation = 'recordQualityEvent';
     const eventsPath = `${API}/work-orders/${seg(req.workOrder)}/quality-events`;
-    const { items } = await client.request({
-      operation,
-      method: 'GET',
-      path: eventsPath,
-      query: { externalReference: req.idempotencyKey },
-      response: MesQualityEventList,
-    });
-    const existing = items.find((e) => e.externalReference === req.idempotencyKey);
-    if (existing) {
-      if (existing.partId !== req.partId || existing.lotId !== req.lotId) {
-        throw keyReused(operation, req.idempotencyKey, `part ${existing.partId} of lot ${existing.lotId}`);
-      }
-      // The snapshot is read now rather than at creation: callers want the order's current quality status.
-      const wo = await client.request({
+    if (lookupFirst) {
+      const { items } = await client.request({
         operation,
         method: 'GET',
-        path: `${API}/work-orders/${seg(req.workOrder)}`,
-        response: MesWorkOrderResponse,
+        path: eventsPath,
+        query: { externalReference: req.idempotencyKey },
+        response: MesQualityEventList,
       });
-      return { qualityEventId: existing.qualityEventId, ...workOrderQuality(wo) };
+      const existing = items.find((e) => e.externalReference === req.idempotencyKey);
+      if (existing) {
+        if (existing.partId !== req.partId || existing.lotId !== req.lotId) {
+          throw keyReused(operation, req.idempotencyKey, `part ${existing.partId} of lot ${existing.lotId}`);
+        }
+        // The snapshot is read now rather than at creation: callers want the order's current quality status.
+        const wo = await client.request({
+          operation,
+          method: 'GET',
+          path: `${API}/work-orders/${seg(req.workOrder)}`,
+          response: MesWorkOrderResponse,
+        });
+        return { qualityEventId: existing.qualityEventId, ...workOrderQuality(wo) };
+      }
     }
     const created = await client.request({
       operation,

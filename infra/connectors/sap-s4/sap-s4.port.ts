@@ -1,4 +1,5 @@
 import type {
+  CreateOptions,
   ErpDefectItem,
   ErpGoodsMovementRequest,
   ErpMaterialDocument,
@@ -29,14 +30,17 @@ const TRANSFER_POSTING = '04';
 /** InventoryStockType 07 = blocked stock (recalled, not verified): 122 returns the lot Holdfast blocked. */
 const BLOCKED_STOCK = '07';
 
+const LOOKUP_FIRST: CreateOptions = { lookupFirst: true };
+
 const NOTIFICATION_TEXT_LENGTH = 40;
 const ITEM_TEXT_LENGTH = 40;
 const DOCUMENT_ITEM_TEXT_LENGTH = 50;
 
 /**
- * ErpPort on SAP S/4HANA. Every create first looks its idempotency token up and posts only when nothing carries it,
- * so "SAP committed but the response was lost" followed by a retry returns the first document
- * (docs/reliability.md#lookup-before-create).
+ * ErpPort on SAP S/4HANA. A create that may be a retry first looks its idempotency token up and posts only when
+ * nothing carries it, so "SAP committed but the response was lost" followed by a retry returns the first document
+ * (docs/reliability.md#lookup-before-create). With `lookupFirst: false` (the intent ledger knows of no earlier
+ * attempt) it posts at once; the token is written either way, so a later retry can find the document.
  * Where the token lives: notification → ExternalReferenceNumber; defect item → the end of NotificationItemText;
  * material document → MaterialDocumentHeaderText (infra/simulators/sap-s4/README.md says why).
  */
@@ -97,18 +101,20 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
   return {
     system,
 
-    async raiseQualityNotification(req: ErpQualityNotificationRequest) {
+    async raiseQualityNotification(req: ErpQualityNotificationRequest, { lookupFirst } = LOOKUP_FIRST) {
       const operation = 'raiseQualityNotification';
       const token = idempotencyToken(req.idempotencyKey);
       const itemToken = idempotencyToken(req.firstItem.idempotencyKey);
-      const [existing] = await client.list(
-        QUALITY_NOTIFICATION,
-        'QualityNotification',
-        { filter: { ExternalReferenceNumber: token }, expand: [ITEMS_NAV], top: 1 },
-        QualityNotificationRecord,
-        `${operation} (look-up)`,
-      );
-      if (existing) return firstItemOf(existing, itemToken, `${operation} (look-up)`);
+      if (lookupFirst) {
+        const [existing] = await client.list(
+          QUALITY_NOTIFICATION,
+          'QualityNotification',
+          { filter: { ExternalReferenceNumber: token }, expand: [ITEMS_NAV], top: 1 },
+          QualityNotificationRecord,
+          `${operation} (look-up)`,
+        );
+        if (existing) return firstItemOf(existing, itemToken, `${operation} (look-up)`);
+      }
 
       const created = await client.create(
         QUALITY_NOTIFICATION,
@@ -131,18 +137,19 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
       return firstItemOf(created, itemToken, operation);
     },
 
-    async addNotificationItem(notification: string, item: ErpDefectItem) {
+    async addNotificationItem(notification: string, item: ErpDefectItem, { lookupFirst } = LOOKUP_FIRST) {
       const operation = 'addNotificationItem';
-      const token = idempotencyToken(item.idempotencyKey);
-      const items = await client.list(
-        QUALITY_NOTIFICATION,
-        'QualityNotificationItem',
-        { filter: { QualityNotification: notification } },
-        QualityNotificationItemRecord,
-        `${operation} (look-up)`,
-      );
-      const existing = itemCarrying(items, token);
-      if (existing) return { item: existing.NotificationItem };
+      if (lookupFirst) {
+        const items = await client.list(
+          QUALITY_NOTIFICATION,
+          'QualityNotificationItem',
+          { filter: { QualityNotification: notification } },
+          QualityNotificationItemRecord,
+          `${operation} (look-up)`,
+        );
+        const existing = itemCarrying(items, idempotencyToken(item.idempotencyKey));
+        if (existing) return { item: existing.NotificationItem };
+      }
 
       const created = await client.create(
         QUALITY_NOTIFICATION,
@@ -154,22 +161,27 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
       return { item: created.NotificationItem };
     },
 
-    async postGoodsMovement(req: ErpGoodsMovementRequest): Promise<ErpMaterialDocument> {
+    async postGoodsMovement(
+      req: ErpGoodsMovementRequest,
+      { lookupFirst } = LOOKUP_FIRST,
+    ): Promise<ErpMaterialDocument> {
       const operation = `postGoodsMovement ${req.movementType}`;
       const token = idempotencyToken(req.idempotencyKey);
-      const [existing] = await client.list(
-        MATERIAL_DOCUMENT,
-        'A_MaterialDocumentHeader',
-        {
-          filter: { MaterialDocumentHeaderText: token },
-          top: 1,
-          select: ['MaterialDocumentYear', 'MaterialDocument'],
-        },
-        MaterialDocumentRecord,
-        `${operation} (look-up)`,
-      );
-      if (existing) {
-        return { materialDocument: existing.MaterialDocument, materialDocumentYear: existing.MaterialDocumentYear };
+      if (lookupFirst) {
+        const [existing] = await client.list(
+          MATERIAL_DOCUMENT,
+          'A_MaterialDocumentHeader',
+          {
+            filter: { MaterialDocumentHeaderText: token },
+            top: 1,
+            select: ['MaterialDocumentYear', 'MaterialDocument'],
+          },
+          MaterialDocumentRecord,
+          `${operation} (look-up)`,
+        );
+        if (existing) {
+          return { materialDocument: existing.MaterialDocument, materialDocumentYear: existing.MaterialDocumentYear };
+        }
       }
 
       const today = new Date();

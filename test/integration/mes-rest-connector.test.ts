@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import type { MesPort } from '../../activities/ports';
 import type { ConnectorContext, ConnectorInstance } from '../../infra/connectors/define';
-import { ExternalSystemError } from '../../activities/errors';
+import { externalError } from '../contract/contract-support';
 import mesRestConnector, { MesRestConfig } from '../../infra/connectors/mes-rest/mes-rest.connector';
 import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
 import { quietLog } from '../support/quiet-log';
@@ -62,17 +62,6 @@ const holdRequest = (lotId: string, workOrder: string, idempotencyKey: string) =
   line: 'L2',
   station: 'S1',
 });
-
-/** Runs `attempt` and returns what it threw, failing the test when it did not throw an ExternalSystemError. */
-async function externalError(attempt: Promise<unknown>): Promise<ExternalSystemError> {
-  const outcome = await attempt.then(
-    (value: unknown) => ({ value }),
-    (err: unknown) => ({ err }),
-  );
-  if (!('err' in outcome)) throw new Error(`expected an ExternalSystemError, got ${JSON.stringify(outcome.value)}`);
-  expect(outcome.err).toBeInstanceOf(ExternalSystemError);
-  return outcome.err as ExternalSystemError;
-}
 
 beforeAll(async () => {
   pool = testPool();

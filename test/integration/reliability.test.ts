@@ -235,8 +235,16 @@ test('inspections are accepted while Temporal is unreachable and their workflows
     expect(new Set(dispatched.map((r) => r.workflow_id))).toEqual(new Set([lotCaseWorkflowId('PLANT1', lotId)]));
     const lotCase = stack.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
     expect((await lotCase.describe()).type).toBe('lotCaseWorkflow');
-    const signalled = (await lotCase.fetchHistory()).events?.filter((e) => e.workflowExecutionSignaledEventAttributes);
-    expect(signalled).toHaveLength(3);
+    // Delivery is at least once: a signal whose reply was lost in the cut is sent again, so the history may hold a
+    // part twice; the case takes each event id once ('the same detection handed over twice is taken once'). What
+    // this test owns is that every part reached the case.
+    const signalledIds = (await lotCase.fetchHistory()).events
+      ?.filter((e) => e.workflowExecutionSignaledEventAttributes)
+      .map((e) => {
+        const payload = e.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!;
+        return (JSON.parse(Buffer.from(payload.data!).toString('utf8')) as { eventId: string }).eventId;
+      });
+    expect(new Set(signalledIds)).toEqual(new Set(ids));
   } finally {
     await dispatcher.stop();
     await connection.close();

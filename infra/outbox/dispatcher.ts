@@ -66,6 +66,27 @@ const LISTEN_RECONNECT_MAX_MS = 10_000;
 
 const silentLogger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
+/** A row Temporal accepted during a drain; written with the drain's other outcomes. */
+interface SentRow {
+  row: ClaimedOutboxRow;
+  workflowId: string;
+  runId: string;
+  confirmed: boolean;
+  /** performance.now() when Temporal answered. */
+  answeredAt: number;
+}
+
+interface FailedDispatch {
+  row: ClaimedOutboxRow;
+  err: unknown;
+}
+
+/** A lot's rows in one drain: those sent, in order, and the one that stopped the rest, if any. */
+interface LotOutcome {
+  sent: SentRow[];
+  failure?: FailedDispatch;
+}
+
 interface BatchResult {
   claimed: number;
   dispatched: number;
@@ -111,9 +132,15 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
       const rows = await claimDueRows(client, batchSize);
       // Order is promised per lot (docs/reliability.md#order-per-lot), not across lots: lots start side by side, each
       // lot's rows in id order, and a lot stops at its first failed start so its later rows cannot overtake it.
-      const outcomes = await Promise.all([...groupByLot(rows).values()].map((lotRows) => dispatchLot(client, lotRows)));
-      const dispatched = outcomes.reduce((n, o) => n + o.dispatched, 0);
-      const failed = outcomes.some((o) => o.failed);
+      const outcomes = await Promise.all([...groupByLot(rows).values()].map(dispatchLot));
+      // One connection runs one statement at a time: the drain's outcomes are written together, once every lot is done.
+      await recordOutcomes(
+        client,
+        outcomes.flatMap((o) => o.sent),
+        outcomes.flatMap((o) => (o.failure ? [o.failure] : [])),
+      );
+      const dispatched = outcomes.reduce((n, o) => n + o.sent.length, 0);
+      const failed = outcomes.some((o) => o.failure);
       await client.query('COMMIT');
       return { claimed: rows.length, dispatched, failed };
     } catch (err) {
@@ -126,16 +153,13 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     }
   }
 
-  async function dispatchLot(
-    client: pg.PoolClient,
-    lotRows: ClaimedOutboxRow[],
-  ): Promise<{ dispatched: number; failed: boolean }> {
-    let dispatched = 0;
+  async function dispatchLot(lotRows: ClaimedOutboxRow[]): Promise<LotOutcome> {
+    const sent: SentRow[] = [];
     for (const row of lotRows) {
       try {
         // The stored request's trace goes on here: the dispatch (and the workflow, through Temporal's headers) is
         // its child.
-        const sent = await inSpan(
+        const started = await inSpan(
           'outbox dispatch',
           {
             parent: contextFromTraceparent(row.traceparent),
@@ -143,30 +167,55 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
           },
           () => withTimeout(gateway.dispatchDetection(row.payload), startTimeoutMs),
         );
-        const latencySeconds = await markDispatched(client, row.id, sent.runId, !sent.awaitsConfirmation);
-        opts.observer?.dispatched(latencySeconds);
-        dispatched += 1;
-        // One per defect: detail for LOG_LEVEL=debug, not the default output.
-        log.debug?.({ outboxId: row.id, workflowId: sent.workflowId, runId: sent.runId }, 'outbox row dispatched');
+        sent.push({
+          row,
+          workflowId: started.workflowId,
+          runId: started.runId,
+          confirmed: !started.awaitsConfirmation,
+          answeredAt: performance.now(),
+        });
       } catch (err) {
         // Most failed dispatches mean Temporal is unreachable; this lot's later rows wait behind this one's backoff.
-        await recordFailure(client, row, err);
-        return { dispatched, failed: true };
+        return { sent, failure: { row, err } };
       }
     }
-    return { dispatched, failed: false };
+    return { sent };
   }
 
-  async function recordFailure(client: pg.PoolClient, row: ClaimedOutboxRow, err: unknown): Promise<void> {
-    const attempts = row.attempts + 1;
-    const backoffMs = backoffForAttempt(attempts, maxBackoffMs);
-    const text = describeError(err);
-    await markFailed(client, row.id, backoffMs, text);
-    opts.observer?.failed();
-    log.warn(
-      { outboxId: row.id, workflowId: row.workflowId, attempts, backoffMs, err: text },
-      'outbox dispatch failed',
+  async function recordOutcomes(client: pg.PoolClient, sent: SentRow[], failures: FailedDispatch[]): Promise<void> {
+    const now = performance.now();
+    const latencies = await markDispatched(
+      client,
+      sent.map((s) => ({ id: s.row.id, runId: s.runId, confirmed: s.confirmed, answeredMsAgo: now - s.answeredAt })),
     );
+    for (const s of sent) {
+      opts.observer?.dispatched(latencies.get(s.row.id) ?? 0);
+      // One per defect: detail for LOG_LEVEL=debug, not the default output.
+      log.debug?.({ outboxId: s.row.id, workflowId: s.workflowId, runId: s.runId }, 'outbox row dispatched');
+    }
+    const failed = failures.map(({ row, err }) => ({
+      row,
+      attempts: row.attempts + 1,
+      backoffMs: backoffForAttempt(row.attempts + 1, maxBackoffMs),
+      error: describeError(err),
+    }));
+    await markFailed(
+      client,
+      failed.map((f) => ({ id: f.row.id, backoffMs: f.backoffMs, error: f.error })),
+    );
+    for (const f of failed) {
+      opts.observer?.failed();
+      log.warn(
+        {
+          outboxId: f.row.id,
+          workflowId: f.row.workflowId,
+          attempts: f.attempts,
+          backoffMs: f.backoffMs,
+          err: f.error,
+        },
+        'outbox dispatch failed',
+      );
+    }
   }
 
   function wake(): void {

@@ -106,26 +106,33 @@ export async function claimDueRows(client: PoolClient, limit: number): Promise<C
   }));
 }
 
+/** A row Temporal accepted, as the dispatcher saw it. */
+export interface DispatchedRow {
+  id: string;
+  runId: string;
+  /** The row needs no confirmation from a workflow (a shadow defect's start is the whole of its effect). */
+  confirmed: boolean;
+  /** Milliseconds between Temporal's answer and this write: the row was dispatched that long before the write. */
+  answeredMsAgo: number;
+}
+
 /**
- * `confirmed`: the row needs no confirmation from a workflow (a shadow defect's start is the whole of its effect).
+ * Marks a drain's dispatched rows in one statement; resolves to each row's seconds from stored to dispatched, both
+ * instants on the database's clock (the dispatch instant is the write's clock less the time the row waited for it).
  */
-/** Marks the row dispatched; resolves to the seconds since it was stored (both instants from the database's clock). */
-export async function markDispatched(
-  client: PoolClient,
-  id: string,
-  runId: string,
-  confirmed = false,
-): Promise<number> {
-  const res = await client.query<{ latency_s: number }>(
-    // clock_timestamp: now() is the start of the drain transaction, before the workflow was reached.
-    `UPDATE holdfast.outbox
-        SET dispatched_at = clock_timestamp(), workflow_run_id = $2, last_error = NULL,
-            confirmed_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE confirmed_at END
-      WHERE id = $1
-      RETURNING extract(epoch FROM dispatched_at - created_at)::float8 AS latency_s`,
-    [id, runId, confirmed],
+export async function markDispatched(client: PoolClient, rows: DispatchedRow[]): Promise<Map<string, number>> {
+  if (rows.length === 0) return new Map();
+  const res = await client.query<{ id: string; latency_s: number }>(
+    `UPDATE holdfast.outbox o
+        SET dispatched_at = d.at, workflow_run_id = d.run_id, last_error = NULL,
+            confirmed_at = CASE WHEN d.confirmed THEN d.at ELSE o.confirmed_at END
+       FROM (SELECT id, run_id, confirmed, clock_timestamp() - ms_ago * interval '1 millisecond' AS at
+               FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::float8[]) AS t(id, run_id, confirmed, ms_ago)) d
+      WHERE o.id = d.id
+      RETURNING o.id, extract(epoch FROM o.dispatched_at - o.created_at)::float8 AS latency_s`,
+    [rows.map((r) => r.id), rows.map((r) => r.runId), rows.map((r) => r.confirmed), rows.map((r) => r.answeredMsAgo)],
   );
-  return res.rows[0]?.latency_s ?? 0;
+  return new Map(res.rows.map((r) => [String(r.id), r.latency_s]));
 }
 
 export interface UnconfirmedRow {
@@ -152,13 +159,23 @@ export async function resetUnconfirmed(pool: Pick<Pool, 'query'>, graceMs: numbe
   return res.rows.map((r) => ({ id: r.id, eventId: r.event_id, workflowId: r.workflow_id }));
 }
 
-export async function markFailed(client: PoolClient, id: string, backoffMs: number, error: string): Promise<void> {
+/** A row Temporal did not accept: it is due again after `backoffMs`. */
+export interface FailedRow {
+  id: string;
+  backoffMs: number;
+  error: string;
+}
+
+/** Records a drain's failed rows in one statement. */
+export async function markFailed(client: PoolClient, rows: FailedRow[]): Promise<void> {
+  if (rows.length === 0) return;
   await client.query(
-    `UPDATE holdfast.outbox
-        SET attempts = attempts + 1,
-            next_attempt_at = clock_timestamp() + ($2::double precision * interval '1 millisecond'),
-            last_error = $3
-      WHERE id = $1`,
-    [id, backoffMs, error],
+    `UPDATE holdfast.outbox o
+        SET attempts = o.attempts + 1,
+            next_attempt_at = clock_timestamp() + (f.backoff_ms * interval '1 millisecond'),
+            last_error = f.error
+       FROM unnest($1::bigint[], $2::float8[], $3::text[]) AS f(id, backoff_ms, error)
+      WHERE o.id = f.id`,
+    [rows.map((r) => r.id), rows.map((r) => r.backoffMs), rows.map((r) => r.error)],
   );
 }

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { HoldfastStack } from './stack';
 
-/** Creates a lot in the MES simulator and its batch's unrestricted stock in the SAP simulator, as a plant has. */
+/**
+ * Creates a lot in the MES simulator and its batch's unrestricted stock in the SAP simulator, as a plant has. A lot
+ * with a supplier is bought: both systems know the purchase order item it was received on.
+ */
 export async function createLot(
   stack: Pick<HoldfastStack, 'mesUrl' | 'sapUrl'>,
   lot: { lotId: string; quantity?: number; sku?: string; workOrder?: string; supplier?: string },
@@ -10,13 +13,14 @@ export async function createLot(
   const quantity = lot.quantity ?? 500;
   // SAP batch numbers are at most 10 characters.
   const batch = `B${randomUUID().replace(/-/g, '').slice(0, 9).toUpperCase()}`;
+  const purchase = { purchaseOrder: '4500000999', purchaseOrderItem: '00010' };
   await postJson(`${stack.mesUrl}/__sim/lots`, {
     lotId: lot.lotId,
     workOrder: lot.workOrder ?? '1000100',
     sku,
     quantity,
     batch,
-    ...(lot.supplier ? { supplier: lot.supplier } : {}),
+    ...(lot.supplier ? { supplier: lot.supplier, ...purchase } : {}),
   });
   await postJson(`${stack.sapUrl}/__sim/stock`, {
     material: sku,
@@ -25,6 +29,7 @@ export async function createLot(
     batch,
     quantity,
     unit: 'PC',
+    ...(lot.supplier ? { receipt: { ...purchase, supplier: lot.supplier } } : {}),
   });
   return { lotId: lot.lotId, batch, sku, quantity };
 }

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { HoldfastStack } from './stack';
 
+/** The purchase order item every bought lot of `createLot` was received on. */
+export const BOUGHT_LOT_ORDER = { purchaseOrder: '4500000999', purchaseOrderItem: '00010' };
+
 /**
  * Creates a lot in the MES simulator and its batch's unrestricted stock in the SAP simulator, as a plant has. A lot
  * with a supplier is bought: both systems know the purchase order item it was received on.
@@ -13,14 +16,13 @@ export async function createLot(
   const quantity = lot.quantity ?? 500;
   // SAP batch numbers are at most 10 characters.
   const batch = `B${randomUUID().replace(/-/g, '').slice(0, 9).toUpperCase()}`;
-  const purchase = { purchaseOrder: '4500000999', purchaseOrderItem: '00010' };
   await postJson(`${stack.mesUrl}/__sim/lots`, {
     lotId: lot.lotId,
     workOrder: lot.workOrder ?? '1000100',
     sku,
     quantity,
     batch,
-    ...(lot.supplier ? { supplier: lot.supplier, ...purchase } : {}),
+    ...(lot.supplier ? { supplier: lot.supplier, ...BOUGHT_LOT_ORDER } : {}),
   });
   await postJson(`${stack.sapUrl}/__sim/stock`, {
     material: sku,
@@ -29,7 +31,7 @@ export async function createLot(
     batch,
     quantity,
     unit: 'PC',
-    ...(lot.supplier ? { receipt: { ...purchase, supplier: lot.supplier } } : {}),
+    ...(lot.supplier ? { receipt: { ...BOUGHT_LOT_ORDER, supplier: lot.supplier } } : {}),
   });
   return { lotId: lot.lotId, batch, sku, quantity };
 }

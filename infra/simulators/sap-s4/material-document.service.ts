@@ -342,8 +342,9 @@ function checkItem(goodsMovementCode: string, body: unknown): ItemInput {
     }
   }
   for (const [name, own] of Object.entries(SAME_PLACE)) {
-    if (text(p, name) && p[name] !== p[own])
+    if (text(p, name) && p[name] !== p[own]) {
       throw SapMessages.propertyRequiredForMovement(name, movementType, text(p, own));
+    }
   }
   if (rule.code !== goodsMovementCode) {
     throw SapMessages.materialDocumentFailed(SapMessages.movementNotSupported(movementType, goodsMovementCode));

@@ -68,6 +68,8 @@ const StockSetting = z.strictObject({
     .optional(),
 });
 
+const AnswersWithoutItems = z.strictObject({ count: z.number().int().positive().default(1) });
+
 /**
  * An SAP S/4HANA stand-in that speaks OData V2 the way SAP Gateway does (Basic auth, CSRF handshake, V2 envelopes,
  * SAP error bodies) for the three services Holdfast uses, with state in PostgreSQL. It does not de-duplicate repeated
@@ -151,7 +153,7 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
   });
   app.get('/__sim/counts', async () => countDocuments(opts.pool, schema));
   app.post('/__sim/material-documents/answer-without-items', async (req, reply) => {
-    const parsed = z.strictObject({ count: z.number().int().positive().default(1) }).safeParse(req.body ?? {});
+    const parsed = AnswersWithoutItems.safeParse(req.body ?? {});
     if (!parsed.success) {
       return reply
         .code(400)
@@ -228,8 +230,9 @@ async function handleOData(
   const versionParam = matrix.find((p) => p.startsWith('v='))?.slice(2) ?? '1';
   const serviceRef = { name: serviceName, version: versionParam.padStart(4, '0') };
   const service = services.find((svc) => svc.name === serviceName);
-  if (!service)
+  if (!service) {
     return sendSapError(reply, SapMessages.serviceNotFound(serviceRef.name, serviceRef.version), serviceRef);
+  }
 
   const query = req.query as Record<string, unknown>;
   const sapClient = headerValue(req, 'sap-client') ?? (query['sap-client'] as string | undefined) ?? DEFAULT_SAP_CLIENT;

@@ -27,6 +27,9 @@ export interface MesLot {
   status: string;
   /** Vendor of purchased material; absent for lots made in-house. */
   supplier?: string;
+  /** Purchase order and item a bought lot was received on (a return to the vendor refers to them). */
+  purchaseOrder?: string;
+  purchaseOrderItem?: string;
   /** Where the ERP keeps this lot: plant, storage location and batch. */
   erpPlant: string;
   storageLocation: string;
@@ -115,6 +118,9 @@ export interface ErpGoodsMovementRequest {
   unit: string;
   headerText: string;
   supplier?: string;
+  /** Required for a return to vendor (122): the purchase order and item the batch was received on. */
+  purchaseOrder?: string;
+  purchaseOrderItem?: string;
 }
 
 export interface ErpMaterialDocument {
@@ -131,7 +137,10 @@ export interface ErpPort {
   ): Promise<{ notification: string; item: string }>;
   /** Adds a defect item to an existing notification, or returns the item already added with this key. */
   addNotificationItem(notification: string, item: ErpDefectItem, opts?: CreateOptions): Promise<{ item: string }>;
-  /** Posts a transfer posting (GoodsMovementCode 04) or return, or returns the document already posted with this key. */
+  /**
+   * Posts the goods movement (block, release, scrap or return to vendor), or returns the document already posted with
+   * this key.
+   */
   postGoodsMovement(req: ErpGoodsMovementRequest, opts?: CreateOptions): Promise<ErpMaterialDocument>;
   /** Sets the notification to completed; completing a completed notification is not an error. */
   completeNotification(notification: string): Promise<void>;

@@ -18,6 +18,9 @@ export interface DemoLot {
   unit: string;
   /** Purchased lots carry their vendor (return-to-vendor is possible); in-house lots do not. */
   supplier?: string;
+  /** The purchase order and item a purchased lot was received on; SAP's return (122) must name them. */
+  purchaseOrder?: string;
+  purchaseOrderItem?: string;
   erpPlant: string;
   storageLocation: string;
   batch: string;
@@ -25,6 +28,7 @@ export interface DemoLot {
 
 export const DEMO_PLANT = '1010';
 export const DEMO_STORAGE_LOCATION = '0001';
+export const DEMO_SUPPLIER = '17300001';
 
 export const DEMO_WORK_ORDERS: DemoWorkOrder[] = [
   { workOrder: '1000100', sku: 'BRKT-200', line: 'L1', plannedQuantity: 5000 },
@@ -41,8 +45,11 @@ export const DEMO_LOTS: DemoLot[] = DEMO_WORK_ORDERS.flatMap((wo, w) =>
       sku: wo.sku,
       quantity: 500,
       unit: 'PC',
-      // Every other lot is bought-in (e.g. castings from a vendor), so all four dispositions can be shown.
-      ...(i % 2 === 1 ? { supplier: '17300001' } : {}),
+      // Every other lot is bought-in (e.g. castings from a vendor), so all four dispositions can be shown; both bought
+      // lots of a material were received on the same purchase order item, one order per material.
+      ...(i % 2 === 1
+        ? { supplier: DEMO_SUPPLIER, purchaseOrder: String(4500000101 + w), purchaseOrderItem: '00010' }
+        : {}),
       erpPlant: DEMO_PLANT,
       storageLocation: DEMO_STORAGE_LOCATION,
       batch: `B${n}`,

@@ -8,7 +8,17 @@ import { STOCK_TYPE } from '../../infra/simulators/sap-s4/sap-s4.schema';
 import type { LotCaseState, MaterialDocumentRef } from '../../workflows/contracts';
 import type { DefectView } from '../../api/schemas/defect.schema';
 import { eventually } from '../support/eventually';
-import { createLot, failedInspection, getJson, postJson, putJson, sapStock, simulatorCounts } from '../support/plant';
+import {
+  BOUGHT_LOT_ORDER,
+  createLot,
+  failedInspection,
+  getJson,
+  postJson,
+  putJson,
+  sapAuth,
+  sapStock,
+  simulatorCounts,
+} from '../support/plant';
 import { readTestEnv, testPool } from '../support/test-env';
 import { installQuietRuntime } from '../support/workflow-harness';
 
@@ -135,6 +145,39 @@ test('three defective parts of one lot: one MES hold, one SAP notification with 
   expect((await sapStock(stack, lot.sku, lot.batch))[STOCK_TYPE.blocked] ?? 0).toBe(0);
   expect((await getJson<{ status: string }>(`${stack.mesUrl}/api/v1/lots/${lotId}`)).status).toBe('SCRAPPED');
   expect((await simulatorCounts(stack)).materialDocuments - before.materialDocuments).toBe(4);
+});
+
+test('return to vendor: the purchase order goes from the MES lot to one SAP 122 that refers to it', async () => {
+  const lotId = `L-E2E-${randomUUID().slice(0, 8)}`;
+  const lot = await createLot(stack, { lotId, quantity: 40, supplier: '17300001' });
+  expect((await ingest(failedInspection(lotId))).status).toBe(202);
+  await awaitingDisposition(lotId, 1);
+  const before = await simulatorCounts(stack);
+
+  const res = await stack.api.inject({
+    method: 'POST',
+    url: `/v1/lots/${lotId}/disposition`,
+    headers: { 'idempotency-key': `mrb-${randomUUID()}` },
+    payload: { decision: 'return-to-vendor', reason: 'Porosity (MRB 2026-312)', decidedBy: 'qe.jane', site: 'PLANT1' },
+  });
+  expect(res.statusCode).toBe(200);
+  expect(res.json()).toMatchObject({ status: 'completed', lotStatus: 'RETURNED' });
+  expect((await simulatorCounts(stack)).materialDocuments - before.materialDocuments).toBe(1);
+  const filter = encodeURIComponent(`Batch eq '${lot.batch}' and GoodsMovementType eq '122'`);
+  const items = await getJson<{ d: { results: Record<string, string>[] } }>(
+    `${stack.sapUrl}/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentItem?$filter=${filter}`,
+    sapAuth(stack),
+  );
+  expect(items.d.results).toEqual([
+    expect.objectContaining({
+      GoodsMovementRefDocType: 'B',
+      PurchaseOrder: BOUGHT_LOT_ORDER.purchaseOrder,
+      PurchaseOrderItem: BOUGHT_LOT_ORDER.purchaseOrderItem,
+      Supplier: '17300001',
+      QuantityInEntryUnit: '1.000',
+    }),
+  ]);
+  expect(await sapStock(stack, lot.sku, lot.batch)).toEqual({ [STOCK_TYPE.unrestricted]: 39 });
 });
 
 test('replaying the same inspections changes nothing', async () => {

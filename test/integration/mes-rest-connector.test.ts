@@ -91,7 +91,7 @@ afterAll(async () => {
 // kinds, health, close) is the contract's: test/contract/mes-rest.contract.test.ts. Here: what is this connector's.
 
 describe('MES REST connector: mapping', () => {
-  it('maps a lot to MesLot, with a supplier only for a bought lot', async () => {
+  it('maps a lot to MesLot, with a supplier and its purchase order only for a bought lot', async () => {
     const inHouse = await mes.port.getLot('L-0001');
     const bought = await mes.port.getLot('L-0002');
 
@@ -107,7 +107,7 @@ describe('MES REST connector: mapping', () => {
       storageLocation: '0001',
       batch: 'B0001',
     });
-    expect(bought.supplier).toBe('17300001');
+    expect(bought).toMatchObject({ supplier: '17300001', purchaseOrder: '4500000101', purchaseOrderItem: '00010' });
   });
 
   it("returns the work order's quality with a quality event, and each disposition's lot status", async () => {

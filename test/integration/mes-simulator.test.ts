@@ -108,7 +108,12 @@ describe('MES simulator: lots and demo data', () => {
       batch: 'B0001',
       activeHolds: [],
     });
-    expect((await call<Lot>('GET', '/api/v1/lots/L-0002')).body.supplier).toBe('17300001');
+    // A bought lot names its vendor and the purchase order item it was received on (SAP's return refers to them).
+    expect((await call<Lot>('GET', '/api/v1/lots/L-0002')).body).toMatchObject({
+      supplier: '17300001',
+      purchaseOrder: '4500000101',
+      purchaseOrderItem: '00010',
+    });
     const wo = await call<WorkOrder>('GET', '/api/v1/work-orders/1000101');
     expect(wo.body).toMatchObject({ workOrder: '1000101', sku: 'HSG-310', line: 'L2', plannedQuantity: 2000 });
   });
@@ -425,6 +430,16 @@ describe('MES simulator: errors', () => {
       'body.nonconformingQuantity',
     ],
     ['/api/v1/holds/H-000001/release', { disposition: 'destroy', externalReference: 'x' }, 'body.disposition'],
+    [
+      '/__sim/lots',
+      { lotId: 'T-PO-1', workOrder: 'T-WO-PO', sku: 'BRKT-200', quantity: 1, purchaseOrder: '4500000001' },
+      'body.supplier',
+    ],
+    [
+      '/__sim/lots',
+      { lotId: 'T-PO-2', workOrder: 'T-WO-PO', sku: 'BRKT-200', quantity: 1, supplier: 'V1', purchaseOrder: '45' },
+      'body.purchaseOrderItem',
+    ],
   ])('POST %s with a bad field → 400 naming it', async (path, body, field) => {
     const res = await call('POST', path, body);
 

@@ -5,7 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import type { ErpGoodsMovementRequest, ErpPort, ErpQualityNotificationRequest } from '../../activities/ports';
 import type { ConnectorContext, ConnectorInstance } from '../../infra/connectors/define';
+import { ApplicationFailure } from '@temporalio/common';
+import { classify } from '../../activities/boundary';
 import { ExternalSystemError } from '../../activities/errors';
+import { SapODataClient } from '../../infra/connectors/sap-s4/client';
+import { MaterialDocumentRecord } from '../../infra/connectors/sap-s4/sap-s4.schemas';
+import { ErrorType } from '../../workflows/contracts';
 import sapS4Connector, { SapS4Config } from '../../infra/connectors/sap-s4/sap-s4.connector';
 import { idempotencyToken } from '../../infra/connectors/sap-s4/idempotency-token';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
@@ -73,7 +78,8 @@ interface ReadBack {
 }
 
 let batchSeq = 0;
-async function newBatch(quantity = 100) {
+/** A batch of its own; with `receipt`, bought on that purchase order item. */
+async function newBatch(quantity = 100, receipt?: typeof RECEIPT) {
   batchSeq++;
   const b = {
     material: `C-MAT-${batchSeq}`,
@@ -82,16 +88,40 @@ async function newBatch(quantity = 100) {
     batch: `CB${batchSeq}`,
     unit: 'PC',
   };
-  await admin('POST', '/__sim/stock', { ...b, quantity });
+  await admin('POST', '/__sim/stock', { ...b, quantity, ...(receipt ? { receipt } : {}) });
   return b;
+}
+
+const RECEIPT = { purchaseOrder: '4500000888', purchaseOrderItem: '00010', supplier: '17300001' };
+
+/** A return to the vendor of a bought batch, with the purchase order item it was received on. */
+const returnRequest = (b: Awaited<ReturnType<typeof newBatch>>, quantity: number): ErpGoodsMovementRequest => ({
+  ...movementRequest(b, '122', quantity),
+  supplier: RECEIPT.supplier,
+  purchaseOrder: RECEIPT.purchaseOrder,
+  purchaseOrderItem: RECEIPT.purchaseOrderItem,
+});
+
+const sapAuth = () => `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+
+/** A material document as SAP has it, read by key with its items. */
+async function readDocument(doc: { materialDocument: string; materialDocumentYear: string }) {
+  const key = `MaterialDocumentYear='${doc.materialDocumentYear}',MaterialDocument='${doc.materialDocument}'`;
+  const res = await fetch(
+    `${simUrl}/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentHeader(${key})?$expand=to_MaterialDocumentItem`,
+    { headers: { authorization: sapAuth() } },
+  );
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as {
+    d: { GoodsMovementCode: string; to_MaterialDocumentItem: { results: Record<string, string>[] } };
+  };
+  return body.d;
 }
 
 async function stockOf(b: { material: string; batch: string }): Promise<Record<string, string>> {
   const filter = encodeURIComponent(`Material eq '${b.material}' and Batch eq '${b.batch}'`);
   const res = await fetch(`${simUrl}/sap/opu/odata/sap/API_MATERIAL_STOCK_SRV/A_MatlStkInAcctMod?$filter=${filter}`, {
-    headers: {
-      authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`,
-    },
+    headers: { authorization: sapAuth() },
   });
   const body = (await res.json()) as {
     d: { results: { InventoryStockType: string; MatlWrhsStkQtyInMatlBaseUnit: string }[] };
@@ -206,14 +236,59 @@ describe('SAP specifics', () => {
     expect(err.message).toMatch(/raiseQualityNotification: network error/);
   });
 
-  it('posts 343, 555 and 122 (from blocked stock, with the supplier)', async () => {
+  it('posts each movement type with its code: 343 and 344 04, 555 03, 122 01 with the purchase order', async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch(100, RECEIPT);
+    const block = await sap.postGoodsMovement(movementRequest(b, '344', 20));
+    const release = await sap.postGoodsMovement(movementRequest(b, '343', 5));
+    const scrap = await sap.postGoodsMovement(movementRequest(b, '555', 5));
+    const before = await admin('GET', '/__sim/counts');
+    const returned = await sap.postGoodsMovement({ ...returnRequest(b, 10), purchaseOrderItem: '10' });
+    expect((await admin('GET', '/__sim/counts')).materialDocuments).toBe(Number(before.materialDocuments) + 1);
+    expect(await stockOf(b)).toEqual({ '01': '85.000' });
+    const codes = await Promise.all(
+      [block, release, scrap, returned].map(async (d) => (await readDocument(d)).GoodsMovementCode),
+    );
+    expect(codes).toEqual(['04', '04', '03', '01']);
+    expect((await readDocument(returned)).to_MaterialDocumentItem.results).toEqual([
+      expect.objectContaining({
+        GoodsMovementType: '122',
+        GoodsMovementRefDocType: 'B',
+        PurchaseOrder: RECEIPT.purchaseOrder,
+        PurchaseOrderItem: '00010',
+        Supplier: RECEIPT.supplier,
+        InventoryStockType: '07',
+      }),
+    ]);
+  });
+
+  it('refuses a 122 without a purchase order as validation, naming the batch, before any HTTP call', async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch(100, RECEIPT);
+    const requestSpy = jest.spyOn(http, 'request');
+    const { purchaseOrder: _dropped, ...withoutOrder } = returnRequest(b, 1);
+    const err = await rejection(sap.postGoodsMovement(withoutOrder));
+    expect(err.kind).toBe('validation');
+    expect(err.message).toContain(`batch ${b.batch} of material ${b.material} has no purchase order`);
+    expect(requestSpy).not.toHaveBeenCalled();
+  });
+
+  it('returns the right document when SAP answers the create without its items', async () => {
     const sap = (await connect()).port;
     const b = await newBatch(100);
-    await sap.postGoodsMovement(movementRequest(b, '344', 20));
-    await sap.postGoodsMovement(movementRequest(b, '343', 5));
-    await sap.postGoodsMovement(movementRequest(b, '555', 5));
-    await sap.postGoodsMovement({ ...movementRequest(b, '122', 10), supplier: '17300001' });
-    expect(await stockOf(b)).toEqual({ '01': '85.000' });
+    await admin('POST', '/__sim/material-documents/answer-without-items', { count: 1 });
+    const before = await admin('GET', '/__sim/counts');
+    const doc = await sap.postGoodsMovement(movementRequest(b, '344', 3));
+    expect((await admin('GET', '/__sim/counts')).materialDocuments).toBe(Number(before.materialDocuments) + 1);
+    expect((await readDocument(doc)).to_MaterialDocumentItem.results).toEqual([
+      expect.objectContaining({
+        Material: b.material,
+        Batch: b.batch,
+        GoodsMovementType: '344',
+        QuantityInEntryUnit: '3.000',
+      }),
+    ]);
+    expect(await stockOf(b)).toEqual({ '01': '97.000', '07': '3.000' });
   });
 
   it('writes the token where a look-up finds it: ExternalReferenceNumber, item text end, header text', async () => {
@@ -307,15 +382,48 @@ describe('error classification', () => {
     expect(err.message).toContain('no response within 150 ms');
   });
 
-  it("classifies by SAP's message, not the status alone: M7/021 (deficit) rejected, M3/305 (no material) validation", async () => {
+  it("classifies by SAP's messages: a deficit inside errordetails rejected and not retried, M3/305 validation", async () => {
     const sap = (await connect()).port;
     const b = await newBatch(3);
     const deficit = await rejection(sap.postGoodsMovement(movementRequest(b, '344', 5)));
     const unknown = await rejection(sap.postGoodsMovement({ ...movementRequest(b, '344', 1), material: 'NO-SUCH' }));
     expect(deficit).toMatchObject({ kind: 'rejected', httpStatus: 400 });
-    expect(deficit.message).toContain(`postGoodsMovement 344: HTTP 400 M7/021: Deficit of SL Unrestricted-use 2 PC`);
+    // The top-level message is the generic 014; the deficit was found in errordetails.
+    expect(deficit.message).toContain(
+      'postGoodsMovement 344: HTTP 400 M7/021: Deficit of SL Unrestricted-use 2 PC ' +
+        `: ${b.material} 1010 0001 ${b.batch} (MM_IM_ODATA_API_MDOC/014: `,
+    );
+    const parked = classify('ERP goods movement 344', deficit);
+    expect(parked).toBeInstanceOf(ApplicationFailure);
+    expect(parked).toMatchObject({ type: ErrorType.BusinessRejection, nonRetryable: true });
     expect(unknown).toMatchObject({ kind: 'validation', httpStatus: 400 });
     expect(unknown.message).toContain('M3/305');
+  });
+
+  it('reports a service the system does not have (403 /IWFND/MED/170) as rejected: not active', async () => {
+    const client = new SapODataClient({
+      system: 'sap-test',
+      baseUrl: simUrl,
+      sapClient: '100',
+      username: credentials.username,
+      password: credentials.password,
+      timeoutMs: 5_000,
+    });
+    try {
+      const read = await rejection(
+        client.list('API_NOT_ACTIVE_SRV;v=0002', 'Things', {}, MaterialDocumentRecord, 'read things'),
+      );
+      const write = await rejection(client.create('API_NOT_ACTIVE_SRV', 'Things', {}, MaterialDocumentRecord, 'post'));
+      for (const err of [read, write]) {
+        expect(err).toMatchObject({ kind: 'rejected', httpStatus: 403 });
+        expect(err.message).toContain('/IWFND/MED/170: the OData service is not active on this SAP system');
+        expect(classify('ERP', err)).toMatchObject({ type: ErrorType.BusinessRejection, nonRetryable: true });
+      }
+      expect(read.message).toContain("name 'API_NOT_ACTIVE_SRV', version '0002'");
+      expect(write.message).toContain('post (CSRF fetch)');
+    } finally {
+      client.close();
+    }
   });
 
   describe('against a misbehaving server', () => {

@@ -96,8 +96,14 @@ async function counts(base = origin) {
 }
 
 let materialSeq = 0;
-/** A material and batch of its own with `quantity` unrestricted, so each test's stock assertions are independent. */
-async function newBatch(quantity = 100) {
+/**
+ * A material and batch of its own with `quantity` unrestricted, so each test's stock assertions are independent;
+ * with `receipt`, a batch bought on that purchase order item.
+ */
+async function newBatch(
+  quantity = 100,
+  receipt?: { purchaseOrder: string; purchaseOrderItem: string; supplier: string },
+) {
   materialSeq++;
   const batch = {
     material: `T-MAT-${materialSeq}`,
@@ -107,10 +113,19 @@ async function newBatch(quantity = 100) {
     quantity,
     unit: 'PC',
   };
-  const res = await call('POST', '/__sim/stock', { body: batch, auth: null });
+  const res = await call('POST', '/__sim/stock', { body: { ...batch, ...(receipt ? { receipt } : {}) }, auth: null });
   expect(res.status).toBe(204);
   return batch;
 }
+
+const RECEIPT = { purchaseOrder: '4500000777', purchaseOrderItem: '00010', supplier: '17300001' };
+/** What a return to the vendor refers to: the purchase order item the batch was received on. */
+const PO_REFERENCE = {
+  GoodsMovementRefDocType: 'B',
+  PurchaseOrder: RECEIPT.purchaseOrder,
+  PurchaseOrderItem: RECEIPT.purchaseOrderItem,
+  Supplier: RECEIPT.supplier,
+};
 
 type Batch = Awaited<ReturnType<typeof newBatch>>;
 
@@ -122,9 +137,12 @@ async function stockOf(b: Batch): Promise<Record<string, string>> {
   return Object.fromEntries(rows.map((r) => [r.InventoryStockType, r.MatlWrhsStkQtyInMatlBaseUnit]));
 }
 
+/** GoodsMovementCode per movement type: transfer postings 04, scrapping a goods issue 03, the return 01. */
+const CODE: Record<string, string> = { '344': '04', '343': '04', '555': '03', '122': '01' };
+
 function movement(b: Batch, movementType: string, quantity: string, extra: Record<string, unknown> = {}) {
   return {
-    GoodsMovementCode: '04',
+    GoodsMovementCode: CODE[movementType] ?? '04',
     MaterialDocumentHeaderText: `T-${movementType}-${randomBytes(3).toString('hex')}`,
     to_MaterialDocumentItem: [
       {
@@ -225,6 +243,27 @@ describe('transport conventions', () => {
     } finally {
       await shortLived.close();
     }
+  });
+
+  it('answers an unknown service 403 /IWFND/MED/170 in the V2 error shape, also to a CSRF fetch; ;v=0002 is taken', async () => {
+    const unknown = await call('GET', '/sap/opu/odata/sap/API_NO_SUCH_SRV;v=2/Things');
+    expect(unknown.status).toBe(403);
+    expect(unknown.json.error).toEqual({
+      code: '/IWFND/MED/170',
+      message: { lang: 'en', value: "No service found for namespace '/SAP/', name 'API_NO_SUCH_SRV', version '0002'" },
+      innererror: expect.objectContaining({
+        application: expect.objectContaining({ service_id: 'API_NO_SUCH_SRV', service_version: '0002' }),
+        errordetails: [expect.objectContaining({ code: '/IWFND/MED/170', severity: 'error' })],
+      }),
+    });
+    const fetch403 = await fetch(`${origin}/sap/opu/odata/sap/API_NO_SUCH_SRV/`, {
+      method: 'HEAD',
+      headers: { authorization: AUTH, 'x-csrf-token': 'Fetch' },
+    });
+    expect(fetch403.status).toBe(403);
+    expect(fetch403.headers.get('x-csrf-token')).toBeNull();
+    const versioned = await call('GET', `/sap/opu/odata/sap/${MD};v=0002/A_MaterialDocumentHeader?$top=1`);
+    expect(versioned.status).toBe(200);
   });
 
   it('serves the service document and $metadata, and answers unsupported $filter with an SAP error body', async () => {
@@ -393,7 +432,7 @@ describe('API_MATERIAL_DOCUMENT_SRV and API_MATERIAL_STOCK_SRV', () => {
   });
 
   it('343 releases, 555 scraps from blocked and 122 returns blocked stock to the vendor', async () => {
-    const b = await newBatch(100);
+    const b = await newBatch(100, RECEIPT);
     const post = (type: string, qty: string, extra?: Record<string, unknown>) =>
       call('POST', odata(MD, 'A_MaterialDocumentHeader'), { session, body: movement(b, type, qty, extra) });
     expect((await post('344', '10')).status).toBe(201);
@@ -401,11 +440,17 @@ describe('API_MATERIAL_DOCUMENT_SRV and API_MATERIAL_STOCK_SRV', () => {
     expect(await stockOf(b)).toEqual({ '01': '93.000', '07': '7.000' });
     expect((await post('555', '2')).status).toBe(201);
     expect(await stockOf(b)).toEqual({ '01': '93.000', '07': '5.000' });
-    expect((await post('122', '5', { Supplier: '17300001' })).status).toBe(201);
+    const before = await counts();
+    const returned = await post('122', '5', PO_REFERENCE);
+    expect(returned.status).toBe(201);
+    expect((await counts()).materialDocuments).toBe(before.materialDocuments + 1);
     expect(await stockOf(b)).toEqual({ '01': '93.000' });
+    expect(results<Record<string, string>>(returned.json.d.to_MaterialDocumentItem)).toEqual([
+      expect.objectContaining({ GoodsMovementType: '122', InventoryStockType: '07', ...PO_REFERENCE }),
+    ]);
   });
 
-  it('refuses a deficit with M7/021 and writes nothing, not even the valid items of the same document', async () => {
+  it('refuses a deficit with 014 on top and M7/021 in errordetails, and writes nothing, not even valid items', async () => {
     const b = await newBatch(10);
     const before = await counts();
     const deficit = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), {
@@ -413,21 +458,42 @@ describe('API_MATERIAL_DOCUMENT_SRV and API_MATERIAL_STOCK_SRV', () => {
       body: movement(b, '555', '5'),
     });
     expect(deficit.status).toBe(400);
-    expect(deficit.json.error.code).toBe('M7/021');
-    expect(deficit.json.error.message.value).toBe(
-      `Deficit of BL Blocked stock 5 PC : ${b.material} 1010 0001 ${b.batch}`,
-    );
+    expect(deficit.json.error).toEqual({
+      code: 'MM_IM_ODATA_API_MDOC/014',
+      message: { lang: 'en', value: expect.any(String) },
+      innererror: {
+        application: {
+          component_id: '',
+          service_namespace: '/SAP/',
+          service_id: MD,
+          service_version: '0001',
+        },
+        transactionid: expect.stringMatching(/^[0-9A-F]{32}$/),
+        timestamp: expect.stringMatching(/^\d{14}$/),
+        Error_Resolution: expect.any(Object),
+        errordetails: [
+          {
+            code: 'M7/021',
+            message: `Deficit of BL Blocked stock 5 PC : ${b.material} 1010 0001 ${b.batch}`,
+            propertyref: '',
+            severity: 'error',
+            target: '',
+          },
+          expect.objectContaining({ code: '/IWBEP/CX_MGW_BUSI_EXCEPTION', severity: 'info' }),
+        ],
+      },
+    });
 
     const mixed = movement(b, '344', '4');
     mixed.to_MaterialDocumentItem.push({ ...mixed.to_MaterialDocumentItem[0]!, QuantityInEntryUnit: '7' });
     const partial = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), { session, body: mixed });
     expect(partial.status).toBe(400);
-    expect(partial.json.error.message.value).toContain('Deficit of SL Unrestricted-use 1 PC');
+    expect(partial.json.error.innererror.errordetails[0].message).toContain('Deficit of SL Unrestricted-use 1 PC');
     expect(await stockOf(b)).toEqual({ '01': '10.000' });
     expect(await counts()).toEqual(before);
   });
 
-  it('refuses unknown material, plant and batch, and a movement type posted with the wrong code', async () => {
+  it('nests the posting refusals too: unknown material, plant, batch, unit, a movement type with the wrong code', async () => {
     const b = await newBatch(10);
     const before = await counts();
     const cases: [Record<string, unknown>, string][] = [
@@ -436,18 +502,156 @@ describe('API_MATERIAL_DOCUMENT_SRV and API_MATERIAL_STOCK_SRV', () => {
       [{ Batch: 'NOBATCH' }, 'ZHFS_SIM/002'],
       [{ EntryUnit: 'KG' }, 'ZHFS_SIM/003'],
     ];
+    const reason = (res: Answer): unknown[] => [
+      res.status,
+      res.json.error.code,
+      res.json.error.innererror.errordetails[0].code,
+    ];
     for (const [override, code] of cases) {
       const res = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), {
         session,
         body: movement(b, '344', '1', override),
       });
-      expect([res.status, res.json.error.code]).toEqual([400, code]);
+      expect(reason(res)).toEqual([400, 'MM_IM_ODATA_API_MDOC/014', code]);
     }
     const wrongCode = { ...movement(b, '344', '1'), GoodsMovementCode: '01' };
     const res = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), { session, body: wrongCode });
-    expect([res.status, res.json.error.code]).toEqual([400, 'ZHFS_SIM/004']);
+    expect(reason(res)).toEqual([400, 'MM_IM_ODATA_API_MDOC/014', 'ZHFS_SIM/004']);
     expect(await counts()).toEqual(before);
     expect(await stockOf(b)).toEqual({ '01': '10.000' });
+  });
+
+  it('refuses a 122 without its purchase order, and references that do not fit the movement, with 011', async () => {
+    const b = await newBatch(20, RECEIPT);
+    const block = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), { session, body: movement(b, '344', '5') });
+    expect(block.status).toBe(201);
+    const before = await counts();
+    const refused = async (type: string, extra: Record<string, unknown>) => {
+      const res = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), {
+        session,
+        body: movement(b, type, '1', extra),
+      });
+      expect([res.status, res.json.error.code]).toEqual([400, 'MM_IM_ODATA_API_MDOC/011']);
+      const [detail] = res.json.error.innererror.errordetails as { code: string; propertyref: string }[];
+      expect(detail).toMatchObject({ code: 'MM_IM_ODATA_API_MDOC/011', severity: 'error' });
+      return { message: res.json.error.message.value as string, property: detail!.propertyref };
+    };
+    expect(await refused('122', { Supplier: RECEIPT.supplier })).toEqual({
+      message: 'Movement type 122 needs property GoodsMovementRefDocType = B',
+      property: 'GoodsMovementRefDocType',
+    });
+    expect((await refused('122', { GoodsMovementRefDocType: 'B', PurchaseOrderItem: '00010' })).property).toBe(
+      'PurchaseOrder',
+    );
+    expect(await refused('344', { PurchaseOrder: RECEIPT.purchaseOrder })).toEqual({
+      message: 'Property PurchaseOrder is not allowed for movement type 344',
+      property: 'PurchaseOrder',
+    });
+    expect((await refused('555', { ManufacturingOrder: '1000001' })).property).toBe('ManufacturingOrder');
+    expect((await refused('343', { IssuingOrReceivingPlant: '2020' })).property).toBe('IssuingOrReceivingPlant');
+    expect(await counts()).toEqual(before);
+    expect(await stockOf(b)).toEqual({ '01': '15.000', '07': '5.000' });
+  });
+
+  it("refuses a 122 whose purchase order item or supplier is not the batch's receipt", async () => {
+    const b = await newBatch(20, RECEIPT);
+    const inHouse = await newBatch(20);
+    const before = await counts();
+    const reasons = [];
+    for (const [batch, reference] of [
+      [b, { ...PO_REFERENCE, PurchaseOrderItem: '00020' }],
+      [b, { ...PO_REFERENCE, Supplier: '17399999' }],
+      [inHouse, PO_REFERENCE],
+    ] as const) {
+      const res = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), {
+        session,
+        body: movement(batch, '122', '1', reference),
+      });
+      reasons.push([res.status, res.json.error.code, res.json.error.innererror.errordetails[0].code]);
+    }
+    expect(reasons).toEqual([
+      [400, 'MM_IM_ODATA_API_MDOC/014', 'ZHFS_SIM/005'],
+      [400, 'MM_IM_ODATA_API_MDOC/014', 'ZHFS_SIM/006'],
+      [400, 'MM_IM_ODATA_API_MDOC/014', 'ZHFS_SIM/005'],
+    ]);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('accepts every property the metadata lists, keeps it, and refuses one it does not list, naming it', async () => {
+    const b = await newBatch(10);
+    const shelfLife = Date.UTC(2027, 5, 30);
+    const posted = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), {
+      session,
+      body: {
+        ...movement(b, '344', '1', {
+          IssuingOrReceivingPlant: b.plant,
+          IssuingOrReceivingStorageLoc: b.storageLocation,
+          ManufactureDate: '2026-01-15T00:00:00',
+          ShelfLifeExpirationDate: `/Date(${shelfLife})/`,
+          GoodsMovementReasonCode: '0001',
+          QuantityInEntryUnit: 1,
+        }),
+        ReferenceDocument: 'DELIVERY-NOTE-7',
+        VersionForPrintingSlip: '0',
+      },
+    });
+    expect(posted.status).toBe(201);
+    const { MaterialDocument: doc, MaterialDocumentYear: year } = posted.json.d as Record<string, string>;
+    const key = `A_MaterialDocumentHeader(MaterialDocumentYear='${year}',MaterialDocument='${doc}')`;
+    const read = await call('GET', odata(MD, `${key}?$expand=to_MaterialDocumentItem`));
+    expect(read.json.d).toMatchObject({ ReferenceDocument: 'DELIVERY-NOTE-7', VersionForPrintingSlip: '0' });
+    expect(read.json.d.to_MaterialDocumentItem.results[0]).toMatchObject({
+      IssuingOrReceivingPlant: b.plant,
+      ManufactureDate: `/Date(${Date.UTC(2026, 0, 15)})/`,
+      ShelfLifeExpirationDate: `/Date(${shelfLife})/`,
+      GoodsMovementReasonCode: '0001',
+      QuantityInEntryUnit: '1.000',
+    });
+
+    const before = await counts();
+    const refusals: [Record<string, unknown>, string, string][] = [
+      [{ Colour: 'red' }, '/IWBEP/CM_MGW_RT/020', "Property 'Colour' is invalid"],
+      [{ Batch: 'B234567890X' }, '/IWBEP/CM_MGW_RT/022', "Invalid value for property 'Batch': at most 10 characters"],
+      [{ QuantityInEntryUnit: '1.2345' }, '/IWBEP/CM_MGW_RT/022', "Invalid value for property 'QuantityInEntryUnit'"],
+      [{ IsCompletelyDelivered: 'yes' }, '/IWBEP/CM_MGW_RT/022', "Invalid value for property 'IsCompletelyDelivered'"],
+      [{ ManufactureDate: 'last week' }, '/IWBEP/CM_MGW_RT/022', "Invalid value for property 'ManufactureDate'"],
+    ];
+    for (const [extra, code, text] of refusals) {
+      const res = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), {
+        session,
+        body: movement(b, '344', '1', extra),
+      });
+      expect([res.status, res.json.error.code]).toEqual([400, code]);
+      expect(res.json.error.message.value).toContain(text);
+    }
+    const header = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), {
+      session,
+      body: { ...movement(b, '344', '1'), Plant: '1010' },
+    });
+    expect(header.json.error.message.value).toBe("Property 'Plant' is invalid");
+    expect(await counts()).toEqual(before);
+  });
+
+  it('answers a create without its items when told to; the document reads back whole', async () => {
+    const b = await newBatch(10);
+    const armed = await call('POST', '/__sim/material-documents/answer-without-items', { auth: null, body: {} });
+    expect(armed.status).toBe(204);
+    const bare = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), { session, body: movement(b, '344', '2') });
+    expect(bare.status).toBe(201);
+    expect(bare.json.d.to_MaterialDocumentItem).toEqual({ results: [] });
+    const { MaterialDocument: doc, MaterialDocumentYear: year } = bare.json.d as Record<string, string>;
+    const items = await call(
+      'GET',
+      odata(
+        MD,
+        `A_MaterialDocumentHeader(MaterialDocumentYear='${year}',MaterialDocument='${doc}')/to_MaterialDocumentItem`,
+      ),
+    );
+    expect(results<Record<string, string>>(items.json.d)).toEqual([
+      expect.objectContaining({ MaterialDocumentItem: '0001', GoodsMovementType: '344', QuantityInEntryUnit: '2.000' }),
+    ]);
+    const next = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), { session, body: movement(b, '344', '1') });
+    expect(results(next.json.d.to_MaterialDocumentItem)).toHaveLength(1);
   });
 
   it('does not de-duplicate: the same POST twice makes two documents and moves the stock twice', async () => {
@@ -511,6 +715,20 @@ describe('demo seeding', () => {
         body: movement(lot, '344', '10'),
       });
       expect(posted.status).toBe(201);
+      // A bought demo lot comes with the purchase order item it was received on, so it can be returned.
+      const bought = { ...lot, batch: 'B0002' };
+      const block = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), {
+        session: own,
+        base,
+        body: movement(bought, '344', '4'),
+      });
+      const reference = { ...PO_REFERENCE, PurchaseOrder: '4500000101', PurchaseOrderItem: '00010' };
+      const returned = await call('POST', odata(MD, 'A_MaterialDocumentHeader'), {
+        session: own,
+        base,
+        body: movement(bought, '122', '4', reference),
+      });
+      expect([block.status, returned.status]).toEqual([201, 201]);
     } finally {
       await first.close();
     }

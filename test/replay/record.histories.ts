@@ -52,7 +52,7 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
   await worker.runUntil(async () => {
     // Two parts of one lot, handed over as the outbox dispatcher does; one hold cycle up to its disposition.
     const twoParts = `L-REPLAY-${run}-two-parts`;
-    mes.addLot({ lotId: twoParts, supplier: '17300001' });
+    mes.addLot({ lotId: twoParts, supplier: '17300001', purchaseOrder: '4500000101', purchaseOrderItem: '00010' });
     await Promise.all(
       [detection({ lotId: twoParts }), detection({ lotId: twoParts })].map((d) => harness.enrol(d, policy, taskQueue)),
     );

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { HoldfastStack } from './stack';
 
-/** Creates a lot in the MES simulator and its batch's unrestricted stock in the SAP simulator, as a plant has. */
+/** The purchase order item every bought lot of `createLot` was received on. */
+export const BOUGHT_LOT_ORDER = { purchaseOrder: '4500000999', purchaseOrderItem: '00010' };
+
+/**
+ * Creates a lot in the MES simulator and its batch's unrestricted stock in the SAP simulator, as a plant has. A lot
+ * with a supplier is bought: both systems know the purchase order item it was received on.
+ */
 export async function createLot(
   stack: Pick<HoldfastStack, 'mesUrl' | 'sapUrl'>,
   lot: { lotId: string; quantity?: number; sku?: string; workOrder?: string; supplier?: string },
@@ -16,7 +22,7 @@ export async function createLot(
     sku,
     quantity,
     batch,
-    ...(lot.supplier ? { supplier: lot.supplier } : {}),
+    ...(lot.supplier ? { supplier: lot.supplier, ...BOUGHT_LOT_ORDER } : {}),
   });
   await postJson(`${stack.sapUrl}/__sim/stock`, {
     material: sku,
@@ -25,6 +31,7 @@ export async function createLot(
     batch,
     quantity,
     unit: 'PC',
+    ...(lot.supplier ? { receipt: { ...BOUGHT_LOT_ORDER, supplier: lot.supplier } } : {}),
   });
   return { lotId: lot.lotId, batch, sku, quantity };
 }

@@ -71,7 +71,95 @@ describe('SAP error classification', () => {
     [500, undefined, 'transient'],
     [503, undefined, 'transient'],
   ] as const)('HTTP %i with %s is %s', (status, code, kind) => {
-    expect(kindForSapError(status, code)).toBe(kind);
+    expect(kindForSapError(status, code ? { code } : {})).toBe(kind);
+  });
+
+  /** A goods movement refused the way the material document API answers: a generic 014, the reason nested. */
+  const nested = (detail: { code: string; message: string; severity: string }) =>
+    JSON.stringify({
+      error: {
+        code: 'MM_IM_ODATA_API_MDOC/014',
+        message: { lang: 'en', value: 'Material document processing failed' },
+        innererror: {
+          application: { component_id: '', service_namespace: '/SAP/', service_id: 'API_MATERIAL_DOCUMENT_SRV' },
+          transactionid: 'A1B2',
+          timestamp: '20260101120000',
+          Error_Resolution: { SAP_Transaction: '', SAP_Note: '' },
+          errordetails: [
+            { ...detail, propertyref: '', target: '' },
+            {
+              code: '/IWBEP/CX_MGW_BUSI_EXCEPTION',
+              message: 'Material document processing failed',
+              propertyref: '',
+              severity: 'info',
+              target: '',
+            },
+          ],
+        },
+      },
+    });
+
+  it('finds a deficit reported only in errordetails: rejected, and the message shows it', () => {
+    const body = nested({ code: 'M7/021', message: 'Deficit of BL Blocked stock 5 PC : BRKT-200', severity: 'error' });
+    expect(parseSapError(body)).toEqual({
+      code: 'MM_IM_ODATA_API_MDOC/014',
+      message: 'Material document processing failed',
+      details: [
+        { code: 'M7/021', message: 'Deficit of BL Blocked stock 5 PC : BRKT-200', severity: 'error' },
+        { code: '/IWBEP/CX_MGW_BUSI_EXCEPTION', message: 'Material document processing failed', severity: 'info' },
+      ],
+    });
+    const err = sapHttpError('sap-prd', 'postGoodsMovement 555', 400, body);
+    expect(err).toMatchObject({ kind: 'rejected', httpStatus: 400 });
+    expect(err.message).toBe(
+      'SAP sap-prd postGoodsMovement 555: HTTP 400 M7/021: Deficit of BL Blocked stock 5 PC : BRKT-200' +
+        ' (MM_IM_ODATA_API_MDOC/014: Material document processing failed)',
+    );
+  });
+
+  it('counts only details of severity error: a business code in an info entry does not make a refusal', () => {
+    const info = nested({ code: 'M7/021', message: 'for information', severity: 'info' });
+    expect(sapHttpError('sap', 'op', 400, info).kind).toBe('validation');
+    const unknownMaterial = nested({ code: 'M3/305', message: 'Material X does not exist', severity: 'error' });
+    const err = sapHttpError('sap', 'op', 400, unknownMaterial);
+    expect(err.kind).toBe('validation');
+    expect(err.message).toContain('HTTP 400 M3/305: Material X does not exist');
+  });
+
+  it('reads OData V4 bodies: message as text, details with a numeric severity', () => {
+    const body = JSON.stringify({
+      error: {
+        code: 'SY/530',
+        message: 'Notification could not be changed',
+        target: '',
+        details: [
+          { code: 'ZHFS_SIM/010', message: 'Notification 200000001 is completed', '@Common.numericSeverity': 4 },
+          { code: 'SY/002', message: 'hint', '@Common.numericSeverity': 2 },
+        ],
+        innererror: {},
+      },
+    });
+    expect(parseSapError(body).details).toEqual([
+      { code: 'ZHFS_SIM/010', message: 'Notification 200000001 is completed', severity: 'error' },
+      { code: 'SY/002', message: 'hint', severity: 'info' },
+    ]);
+    const err = sapHttpError('sap', 'completeNotification', 400, body);
+    expect(err.kind).toBe('rejected');
+    expect(err.message).toContain('HTTP 400 ZHFS_SIM/010: Notification 200000001 is completed (SY/530:');
+  });
+
+  it('says an unknown or inactive service (403 /IWFND/MED/170) is not active, and does not retry it', () => {
+    const body = JSON.stringify({
+      error: {
+        code: '/IWFND/MED/170',
+        message: { lang: 'en', value: "No service found for namespace '/SAP/', name 'API_X', version '0002'" },
+        innererror: { errordetails: [] },
+      },
+    });
+    const err = sapHttpError('sap-prd', 'postGoodsMovement 344', 403, body);
+    expect(err).toMatchObject({ kind: 'rejected', httpStatus: 403 });
+    expect(err.message).toContain('/IWFND/MED/170: the OData service is not active on this SAP system');
+    expect(err.message).toContain("name 'API_X', version '0002'");
   });
 
   it('names system, operation, status, code and SAP text in the message', () => {

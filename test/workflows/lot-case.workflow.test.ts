@@ -191,17 +191,20 @@ test('whole-lot policy blocks the lot quantity once, however many parts fail', a
   });
 });
 
+/** A bought lot: its vendor and the purchase order item it was received on. */
+const BOUGHT = { supplier: '17300001', purchaseOrder: '4500000101', purchaseOrderItem: '00010' };
+
 test.each([
   ['use-as-is', '343', 'RELEASED', undefined],
   ['rework', '343', 'REWORK', undefined],
   ['scrap', '555', 'SCRAPPED', undefined],
-  ['return-to-vendor', '122', 'RETURNED', '17300001'],
+  ['return-to-vendor', '122', 'RETURNED', BOUGHT],
 ] as const)(
   'disposition %s posts %s, sets the lot %s and closes the notification',
-  async (decision, mvt, lotStatus, supplier) => {
+  async (decision, mvt, lotStatus, bought) => {
     const r = await rig();
     const lotId = `L-${Date.now()}-${decision}`;
-    r.mes.addLot({ lotId, ...(supplier ? { supplier } : {}) });
+    r.mes.addLot({ lotId, ...bought });
     await r.worker.runUntil(async () => {
       const handle = await enrol(r, detection({ lotId }));
       await waitForStage('PLANT1', lotId, 'awaiting-disposition');
@@ -209,7 +212,9 @@ test.each([
       expect(outcome).toMatchObject({ status: 'completed', decision, lotStatus, notificationClosed: true });
       expect(outcome.materialDocuments).toEqual([expect.objectContaining({ movementType: mvt, quantity: 1 })]);
       expect(r.erp.documents.map((x) => x.movementType)).toEqual(['344', mvt]);
-      if (supplier) expect(r.erp.documents[1]!.supplier).toBe(supplier);
+      // The return names the vendor and the purchase order item; the other movements name no order.
+      if (bought) expect(r.erp.documents[1]).toMatchObject(bought);
+      else expect(r.erp.documents[1]!.purchaseOrder).toBeUndefined();
       expect([...r.erp.notifications.values()][0]!.completed).toBe(true);
       expect(r.mes.lots.get(lotId)!.status).toBe(lotStatus);
       const final = await handle.result();
@@ -248,6 +253,24 @@ test('illegal transitions are rejected synchronously and change nothing', async 
     expect(r.erp.documents.map((x) => x.movementType)).toEqual(['344', '555']);
     // A second, different decision after the first is refused (the case is closed).
     await expect(handle.executeUpdate(dispositionUpdate, { args: [disposition('use-as-is')] })).rejects.toThrow();
+  });
+});
+
+test('return-to-vendor of a bought lot without a purchase order is refused before anything is posted', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-no-po`;
+  r.mes.addLot({ lotId, supplier: BOUGHT.supplier });
+  await r.worker.runUntil(async () => {
+    const handle = await enrol(r, detection({ lotId }));
+    await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    const refused = await handle.executeUpdate(dispositionUpdate, { args: [disposition('return-to-vendor')] }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect((refused as WorkflowUpdateFailedError).cause?.message).toContain(`lot ${lotId} has no purchase order`);
+    expect(r.erp.documents.map((x) => x.movementType)).toEqual(['344']);
+    expect((await handle.query(lotCaseStateQuery)).stage).toBe('awaiting-disposition');
   });
 });
 

@@ -181,6 +181,10 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     if (request.decision === 'return-to-vendor' && !lot?.supplier) {
       throw new Error(`lot ${lotId} was made in-house: return-to-vendor needs a supplier`);
     }
+    // The ERP's return refers to the purchase order item the lot was received on; without one it could only park.
+    if (request.decision === 'return-to-vendor' && !(lot?.purchaseOrder && lot.purchaseOrderItem)) {
+      throw new Error(`lot ${lotId} has no purchase order in the MES: return-to-vendor needs the order it came on`);
+    }
   }
 
   function pendingOutcome(request: DispositionRequest): DispositionOutcome {
@@ -503,6 +507,10 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
                   unit: lot!.unit,
                   headerText: `${request.decision} ${lotId}`,
                   ...(lot!.supplier ? { supplier: lot!.supplier } : {}),
+                  // Only the return refers to the order: the other movements' requests stay as the intent ledger has them.
+                  ...(movementType === '122'
+                    ? { purchaseOrder: lot!.purchaseOrder, purchaseOrderItem: lot!.purchaseOrderItem }
+                    : {}),
                 },
               ],
             ),

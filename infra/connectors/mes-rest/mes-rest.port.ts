@@ -53,6 +53,8 @@ export function createMesRestPort(client: MesRestClient, system: string): MesPor
       unit: lot.unit,
       status: lot.status,
       ...(lot.supplier ? { supplier: lot.supplier } : {}),
+      ...(lot.purchaseOrder ? { purchaseOrder: lot.purchaseOrder } : {}),
+      ...(lot.purchaseOrderItem ? { purchaseOrderItem: lot.purchaseOrderItem } : {}),
       erpPlant: lot.erpPlant,
       storageLocation: lot.storageLocation,
       batch: lot.batch,

@@ -28,6 +28,8 @@ export const MesLotResponse = z.object({
   unit: z.string(),
   status: z.string().min(1),
   supplier: z.string().nullish(),
+  purchaseOrder: z.string().nullish(),
+  purchaseOrderItem: z.string().nullish(),
   erpPlant: z.string(),
   storageLocation: z.string(),
   batch: z.string(),

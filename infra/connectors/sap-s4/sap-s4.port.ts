@@ -3,6 +3,7 @@ import type {
   ErpDefectItem,
   ErpGoodsMovementRequest,
   ErpMaterialDocument,
+  ErpMovementType,
   ErpPort,
   ErpQualityNotificationRequest,
 } from '../../../activities/ports';
@@ -25,8 +26,13 @@ const MATERIAL_DOCUMENT_ITEMS_NAV = 'to_MaterialDocumentItem';
 const PHASE_COMPLETED = '4';
 /** Catalog 9 holds defect types (QM standard catalogs). */
 const DEFECT_CATALOG = '9';
-/** Transfer posting (BAPI_GOODSMVT_CREATE GM_CODE 04), used for all four movement types (README). */
-const TRANSFER_POSTING = '04';
+/**
+ * GoodsMovementCode (BAPI_GOODSMVT_CREATE GM_CODE) per movement type: 344/343 are transfer postings (04), scrapping
+ * from blocked stock is a goods issue (03), a return to the vendor refers to the purchase order (01).
+ */
+const GOODS_MOVEMENT_CODE: Record<ErpMovementType, string> = { '344': '04', '343': '04', '555': '03', '122': '01' };
+/** GoodsMovementRefDocType B: the item refers to a purchase order. */
+const PURCHASE_ORDER_REFERENCE = 'B';
 /** InventoryStockType 07 = blocked stock (recalled, not verified): 122 returns the lot Holdfast blocked. */
 const BLOCKED_STOCK = '07';
 
@@ -56,6 +62,32 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
       );
     }
     return quantity.toFixed(3);
+  }
+
+  /**
+   * The item's reference to another document: a return to the vendor (122) names the purchase order item the batch
+   * was received on, from blocked stock; the transfer postings and the scrapping need none.
+   */
+  function movementReference(req: ErpGoodsMovementRequest, operation: string) {
+    if (req.movementType !== '122') return {};
+    if (!req.purchaseOrder || !req.purchaseOrderItem) {
+      throw new ExternalSystemError(
+        system,
+        'validation',
+        `SAP ${system} ${operation}: batch ${req.batch} of material ${req.material} has no purchase order and item; ` +
+          'a return to the vendor must name the purchase order the batch was received on',
+      );
+    }
+    return {
+      InventoryStockType: BLOCKED_STOCK,
+      GoodsMovementRefDocType: PURCHASE_ORDER_REFERENCE,
+      PurchaseOrder: req.purchaseOrder,
+      // EBELP is five digits in SAP; an MES may keep the item as "10".
+      PurchaseOrderItem: /^\d{1,5}$/.test(req.purchaseOrderItem)
+        ? req.purchaseOrderItem.padStart(5, '0')
+        : req.purchaseOrderItem,
+      ...(req.supplier ? { Supplier: req.supplier } : {}),
+    };
   }
 
   function itemCarrying(items: ItemRecord[], token: string): ItemRecord | undefined {
@@ -166,6 +198,9 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
       { lookupFirst } = LOOKUP_FIRST,
     ): Promise<ErpMaterialDocument> {
       const operation = `postGoodsMovement ${req.movementType}`;
+      // Checked before any call: a return that cannot name its purchase order would only be refused by SAP.
+      const reference = movementReference(req, operation);
+      const quantity = quantityText(req.quantity, operation);
       const token = idempotencyToken(req.idempotencyKey);
       if (lookupFirst) {
         const [existing] = await client.list(
@@ -186,11 +221,12 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
 
       const today = new Date();
       const postingDate = `/Date(${Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate())})/`;
+      // Only the header's keys are read from the answer: some systems answer a deep insert with no items in it.
       const created = await client.create(
         MATERIAL_DOCUMENT,
         'A_MaterialDocumentHeader',
         {
-          GoodsMovementCode: TRANSFER_POSTING,
+          GoodsMovementCode: GOODS_MOVEMENT_CODE[req.movementType],
           PostingDate: postingDate,
           DocumentDate: postingDate,
           MaterialDocumentHeaderText: token,
@@ -201,12 +237,10 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
               StorageLocation: req.storageLocation,
               Batch: req.batch,
               GoodsMovementType: req.movementType,
-              QuantityInEntryUnit: quantityText(req.quantity, operation),
+              QuantityInEntryUnit: quantity,
               EntryUnit: req.unit,
               MaterialDocumentItemText: req.headerText.slice(0, DOCUMENT_ITEM_TEXT_LENGTH),
-              ...(req.movementType === '122'
-                ? { InventoryStockType: BLOCKED_STOCK, ...(req.supplier ? { Supplier: req.supplier } : {}) }
-                : {}),
+              ...reference,
             },
           ],
         },

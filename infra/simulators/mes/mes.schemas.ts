@@ -43,6 +43,8 @@ export const Lot = z.object({
   unit: z.string(),
   status: LotStatus,
   supplier: z.string().optional(),
+  purchaseOrder: z.string().optional(),
+  purchaseOrderItem: z.string().optional(),
   erpPlant: z.string(),
   storageLocation: z.string(),
   batch: z.string(),
@@ -141,22 +143,40 @@ export const SimWorkOrderBody = z.object({
 });
 export type SimWorkOrderBody = z.infer<typeof SimWorkOrderBody>;
 
-export const SimLotBody = z.object({
-  lotId: Text(64),
-  workOrder: Text(64),
-  sku: Text(64),
-  quantity: Quantity,
-  unit: Text(8).default('PC'),
-  status: LotStatus.default('RELEASED'),
-  supplier: Text(32).optional(),
-  erpPlant: Text(8).default('1010'),
-  storageLocation: Text(8).default('0001'),
-  /** Defaults to the lot id. */
-  batch: Text(32).optional(),
-  /** Used only when the work order does not exist yet. */
-  line: Text(64).default('L1'),
-  plannedQuantity: Quantity.optional(),
-});
+export const SimLotBody = z
+  .object({
+    lotId: Text(64),
+    workOrder: Text(64),
+    sku: Text(64),
+    quantity: Quantity,
+    unit: Text(8).default('PC'),
+    status: LotStatus.default('RELEASED'),
+    supplier: Text(32).optional(),
+    /** The purchase order and item a bought lot was received on (ERP numbering: 10 and 5 digits). */
+    purchaseOrder: z
+      .string()
+      .regex(/^\d{1,10}$/, 'expected up to 10 digits')
+      .optional(),
+    purchaseOrderItem: z
+      .string()
+      .regex(/^\d{1,5}$/, 'expected up to 5 digits')
+      .optional(),
+    erpPlant: Text(8).default('1010'),
+    storageLocation: Text(8).default('0001'),
+    /** Defaults to the lot id. */
+    batch: Text(32).optional(),
+    /** Used only when the work order does not exist yet. */
+    line: Text(64).default('L1'),
+    plannedQuantity: Quantity.optional(),
+  })
+  .refine((lot) => !lot.purchaseOrder || lot.supplier, {
+    path: ['supplier'],
+    message: 'a lot with a purchase order is bought: name its supplier',
+  })
+  .refine((lot) => !lot.purchaseOrder === !lot.purchaseOrderItem, {
+    path: ['purchaseOrderItem'],
+    message: 'purchaseOrder and purchaseOrderItem go together',
+  });
 export type SimLotBody = z.infer<typeof SimLotBody>;
 
 export const Problem = z.object({

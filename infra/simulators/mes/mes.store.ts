@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS ${s}.lot (
   unit              text NOT NULL,
   status            text NOT NULL CHECK (status IN ('RELEASED', 'ON_HOLD', 'REWORK', 'SCRAPPED', 'RETURNED')),
   supplier          text,
+  purchase_order       text,
+  purchase_order_item  text,
   erp_plant         text NOT NULL,
   storage_location  text NOT NULL,
   batch             text NOT NULL,
@@ -75,6 +77,9 @@ CREATE TABLE IF NOT EXISTS ${s}.lot (
   updated_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS lot_work_order_idx ON ${s}.lot (work_order);
+ALTER TABLE ${s}.lot
+  ADD COLUMN IF NOT EXISTS purchase_order text,
+  ADD COLUMN IF NOT EXISTS purchase_order_item text;
 CREATE TABLE IF NOT EXISTS ${s}.hold (
   id                  bigserial PRIMARY KEY,
   hold_id             text GENERATED ALWAYS AS ('H-' || lpad(id::text, greatest(6, length(id::text)), '0')) STORED UNIQUE,
@@ -132,6 +137,8 @@ interface LotRow {
   unit: string;
   status: LotStatus;
   supplier: string | null;
+  purchase_order: string | null;
+  purchase_order_item: string | null;
   erp_plant: string;
   storage_location: string;
   batch: string;
@@ -185,6 +192,8 @@ const toLot = (r: LotRow, activeHolds: Hold[]): Lot => ({
   unit: r.unit,
   status: r.status,
   ...(r.supplier !== null ? { supplier: r.supplier } : {}),
+  ...(r.purchase_order !== null ? { purchaseOrder: r.purchase_order } : {}),
+  ...(r.purchase_order_item !== null ? { purchaseOrderItem: r.purchase_order_item } : {}),
   erpPlant: r.erp_plant,
   storageLocation: r.storage_location,
   batch: r.batch,
@@ -272,8 +281,9 @@ export function createMesStore(pool: Pool, schema: string) {
 
   async function insertLot(db: Queryable, lot: Omit<SimLotBody, 'line' | 'plannedQuantity'>): Promise<boolean> {
     const { rowCount } = await db.query(
-      `INSERT INTO ${s}.lot (lot_id, work_order, sku, quantity, unit, status, supplier, erp_plant, storage_location, batch)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (lot_id) DO NOTHING`,
+      `INSERT INTO ${s}.lot (lot_id, work_order, sku, quantity, unit, status, supplier, purchase_order,
+                            purchase_order_item, erp_plant, storage_location, batch)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (lot_id) DO NOTHING`,
       [
         lot.lotId,
         lot.workOrder,
@@ -282,6 +292,8 @@ export function createMesStore(pool: Pool, schema: string) {
         lot.unit,
         lot.status,
         lot.supplier ?? null,
+        lot.purchaseOrder ?? null,
+        lot.purchaseOrderItem ?? null,
         lot.erpPlant,
         lot.storageLocation,
         lot.batch ?? lot.lotId,

@@ -28,3 +28,30 @@ export async function checkMasterData(
   if (!batch) throw SapMessages.batchUnknown(ref.material, ref.plant, ref.batch);
   return batch.unit;
 }
+
+export interface PurchaseOrderReference extends BatchRef {
+  purchaseOrder: string;
+  purchaseOrderItem: string;
+  /** When given, it must be the order's vendor. */
+  supplier?: string;
+}
+
+/** A return to the vendor must name the purchase order item the batch was received on, and that order's vendor. */
+export async function checkPurchaseOrderReceipt(
+  db: pg.Pool | pg.PoolClient,
+  s: string,
+  ref: PurchaseOrderReference,
+): Promise<void> {
+  const { rows } = await db.query<{ purchase_order: string; purchase_order_item: string; supplier: string }>(
+    `SELECT purchase_order, purchase_order_item, supplier FROM ${s}.batch_receipt
+      WHERE material = $1 AND plant = $2 AND batch = $3`,
+    [ref.material, ref.plant, ref.batch],
+  );
+  const receipt = rows[0];
+  if (receipt?.purchase_order !== ref.purchaseOrder || receipt.purchase_order_item !== ref.purchaseOrderItem) {
+    throw SapMessages.batchNotFromPurchaseOrder(ref.batch, ref.material, ref.purchaseOrder, ref.purchaseOrderItem);
+  }
+  if (ref.supplier && ref.supplier !== receipt.supplier) {
+    throw SapMessages.supplierNotOfPurchaseOrder(ref.supplier, ref.purchaseOrder);
+  }
+}

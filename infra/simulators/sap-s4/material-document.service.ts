@@ -1,12 +1,14 @@
 import type pg from 'pg';
-import { z } from 'zod';
-import { checkMasterData } from './master-data';
+import { entitySetOf, MATERIAL_DOCUMENT_SERVICE } from '../../vendor-apis/sap-s4/metadata';
+import { checkMasterData, checkPurchaseOrderReceipt } from './master-data';
 import {
+  checkPayload,
   keyPredicateText,
   parseODataDate,
   SapODataError,
   toODataDate,
   toODataDecimal,
+  type ODataValue,
   type QueryOptions,
 } from './odata';
 import {
@@ -15,7 +17,6 @@ import {
   navigationArray,
   notFound,
   pagingSql,
-  parseBody,
   requireKey,
   type Entity,
   type ODataService,
@@ -27,69 +28,131 @@ import { STOCK_TYPE, type StockType } from './sap-s4.schema';
 
 /**
  * API_MATERIAL_DOCUMENT_SRV (OData V2, SAP_COM_0108): goods movements posted as a header with items (deep insert).
- * Each POST writes the document and moves the stock in one transaction; a deficit writes nothing. Like SAP, a repeated
- * POST is a second document: de-duplication is the caller's job.
+ * Each POST writes the document and moves the stock in one transaction; a refusal writes nothing. Like SAP, a repeated
+ * POST is a second document: de-duplication is the caller's job. Payloads are checked against the checked-in metadata
+ * (infra/vendor-apis/sap-s4/metadata.ts): every declared property is accepted and kept, any other is refused.
  */
-export const MATERIAL_DOCUMENT_SERVICE = 'API_MATERIAL_DOCUMENT_SRV';
 const ITEMS_NAV = 'to_MaterialDocumentItem';
+const HEADER_SET = entitySetOf(MATERIAL_DOCUMENT_SERVICE, 'A_MaterialDocumentHeader');
+const ITEM_SET = entitySetOf(MATERIAL_DOCUMENT_SERVICE, 'A_MaterialDocumentItem');
+
+/** What the simulator needs of every item to move batch stock. */
+const REQUIRED_ITEM_PROPERTIES = [
+  'Material',
+  'Plant',
+  'StorageLocation',
+  'Batch',
+  'GoodsMovementType',
+  'QuantityInEntryUnit',
+  'EntryUnit',
+] as const;
+
+/**
+ * Properties that refer to another document, account or location. Each movement type takes only those in its rule;
+ * the API refuses the others before it posts (MM_IM_ODATA_API_MDOC/011).
+ */
+const REFERENCE_PROPERTIES = [
+  'GoodsMovementRefDocType',
+  'PurchaseOrder',
+  'PurchaseOrderItem',
+  'Supplier',
+  'Customer',
+  'SalesOrder',
+  'SalesOrderItem',
+  'SalesOrderScheduleLine',
+  'ManufacturingOrder',
+  'ManufacturingOrderItem',
+  'Delivery',
+  'DeliveryItem',
+  'Reservation',
+  'ReservationItem',
+  'CostCenter',
+  'WBSElement',
+  'GLAccount',
+  'IssuingOrReceivingPlant',
+  'IssuingOrReceivingStorageLoc',
+  'IssgOrRcvgMaterial',
+  'IssgOrRcvgBatch',
+] as const;
+
+/** A stock-type change stays in place: its receiving side, when sent, is the item's own plant, location, batch. */
+const SAME_PLACE: Readonly<Record<string, string>> = {
+  IssuingOrReceivingPlant: 'Plant',
+  IssuingOrReceivingStorageLoc: 'StorageLocation',
+  IssgOrRcvgMaterial: 'Material',
+  IssgOrRcvgBatch: 'Batch',
+};
 
 interface MovementRule {
+  /** The GoodsMovementCode (BAPI_GOODSMVT_CREATE GM_CODE) the movement type is posted with. */
+  code: string;
   /** Stock type the quantity leaves. */
   from: StockType;
   /** Stock type it enters; absent when it leaves the plant's stock (scrap, return to vendor). */
   to?: StockType;
-  /** GoodsMovementCode values (BAPI_GOODSMVT_CREATE GM_CODE) accepted for this movement type. */
-  codes: string[];
+  /** Reference properties the movement cannot do without; a value in `fixed` must be exactly that. */
+  required: readonly string[];
+  fixed?: Readonly<Record<string, string>>;
+  /** Further reference properties that fit the movement. */
+  fits: readonly string[];
 }
 
 /**
- * 344/343 are transfer postings between stock types (GM code 04). 555 (scrap from blocked) is a goods issue in SAP
- * (03, recalled); 122 (return to vendor) normally refers to the purchase order (01, recalled). The reference lists all
- * quality follow-ups as transfer postings (04), which Holdfast's connector sends, so both are accepted (README).
- * Holdfast returns lots it blocked, so 122 takes blocked stock unless the item names unrestricted stock.
+ * 344/343 are transfer postings between stock types (04). Scrapping from blocked stock, 555, is a goods issue (03). A
+ * return to the vendor, 122, refers to the purchase order the batch was received on (01 with GoodsMovementRefDocType
+ * B). Holdfast returns lots it blocked, so 122 takes blocked stock unless the item names another stock type.
  */
-const MOVEMENT_RULES: Record<string, MovementRule> = {
-  '344': { from: STOCK_TYPE.unrestricted, to: STOCK_TYPE.blocked, codes: ['04'] },
-  '343': { from: STOCK_TYPE.blocked, to: STOCK_TYPE.unrestricted, codes: ['04'] },
-  '555': { from: STOCK_TYPE.blocked, codes: ['04', '03'] },
-  '122': { from: STOCK_TYPE.blocked, codes: ['04', '01'] },
+const MOVEMENT_RULES: Readonly<Record<string, MovementRule>> = {
+  '344': {
+    code: '04',
+    from: STOCK_TYPE.unrestricted,
+    to: STOCK_TYPE.blocked,
+    required: [],
+    fits: Object.keys(SAME_PLACE),
+  },
+  '343': {
+    code: '04',
+    from: STOCK_TYPE.blocked,
+    to: STOCK_TYPE.unrestricted,
+    required: [],
+    fits: Object.keys(SAME_PLACE),
+  },
+  '555': { code: '03', from: STOCK_TYPE.blocked, required: [], fits: ['CostCenter', 'GLAccount'] },
+  '122': {
+    code: '01',
+    from: STOCK_TYPE.blocked,
+    required: ['GoodsMovementRefDocType', 'PurchaseOrder', 'PurchaseOrderItem'],
+    fixed: { GoodsMovementRefDocType: 'B' },
+    fits: ['Supplier'],
+  },
 };
 
-const STOCK_LABEL: Record<StockType, string> = {
+const STOCK_LABEL: Record<string, string> = {
   [STOCK_TYPE.unrestricted]: 'SL Unrestricted-use',
   [STOCK_TYPE.blocked]: 'BL Blocked stock',
 };
 
-const Quantity = z.union([
-  z.string().regex(/^\d{1,10}(\.\d{1,3})?$/, 'expected a decimal with up to 3 places'),
-  z.number().positive(),
-]);
+/** The keys SAP assigns on create; values a caller sends for them are ignored. */
+const ASSIGNED_KEYS = ['MaterialDocumentYear', 'MaterialDocument', 'MaterialDocumentItem'];
 
-const ItemInput = z.strictObject({
-  __metadata: z.unknown().optional(),
-  Material: z.string().min(1).max(40),
-  Plant: z.string().min(1).max(4),
-  StorageLocation: z.string().min(1).max(4),
-  Batch: z.string().min(1).max(10),
-  GoodsMovementType: z.string().min(3).max(3),
-  QuantityInEntryUnit: Quantity,
-  EntryUnit: z.string().min(1).max(3),
-  MaterialDocumentItemText: z.string().max(50).default(''),
-  Supplier: z.string().max(10).default(''),
-  InventoryStockType: z.enum([STOCK_TYPE.unrestricted, STOCK_TYPE.blocked]).optional(),
-  GoodsMovementRefDocType: z.string().max(1).optional(),
-  GoodsMovementReasonCode: z.string().max(4).optional(),
-});
+type Properties = Record<string, ODataValue>;
 
-const HeaderInput = z.strictObject({
-  __metadata: z.unknown().optional(),
-  GoodsMovementCode: z.string().min(2).max(2),
-  PostingDate: z.unknown().optional(),
-  DocumentDate: z.unknown().optional(),
-  MaterialDocumentHeaderText: z.string().max(25).default(''),
-  ReferenceDocument: z.string().max(16).default(''),
-  [ITEMS_NAV]: z.unknown(),
-});
+interface ItemInput {
+  properties: Properties;
+  rule: MovementRule;
+  material: string;
+  plant: string;
+  storageLocation: string;
+  batch: string;
+  movementType: string;
+  quantity: string;
+  unit: string;
+}
+
+export interface MaterialDocumentControls {
+  /** True when the create being answered should come back with `to_MaterialDocumentItem: { results: [] }`. */
+  takeAnswerWithoutItems(): boolean;
+}
 
 interface HeaderRow {
   document_year: string;
@@ -101,6 +164,7 @@ interface HeaderRow {
   document_date: string;
   created_by_user: string;
   created_at: Date;
+  properties: Properties;
 }
 
 interface ItemRow {
@@ -117,6 +181,9 @@ interface ItemRow {
   quantity: string;
   unit: string;
   item_text: string;
+  purchase_order: string;
+  purchase_order_item: string;
+  properties: Properties;
 }
 
 const HEADER_COLUMNS: Record<string, string> = {
@@ -138,6 +205,8 @@ const ITEM_COLUMNS: Record<string, string> = {
   Batch: 'batch',
   GoodsMovementType: 'goods_movement_type',
   Supplier: 'supplier',
+  PurchaseOrder: 'purchase_order',
+  PurchaseOrderItem: 'purchase_order_item',
 };
 
 /** date columns come back as 'YYYY-MM-DD' (pg type parser left alone) and are midnight UTC in OData. */
@@ -145,6 +214,7 @@ function dateOnly(value: string | Date): Date {
   return typeof value === 'string' ? new Date(`${value}T00:00:00Z`) : value;
 }
 
+/** What was posted, then what the simulator decided (keys, stock type, quantities in the base unit). */
 function itemEntity(ctx: ServiceContext, r: ItemRow): Entity {
   const uri = `${ctx.serviceUrl}/A_MaterialDocumentItem${keyPredicateText({
     MaterialDocumentYear: r.document_year,
@@ -153,6 +223,7 @@ function itemEntity(ctx: ServiceContext, r: ItemRow): Entity {
   })}`;
   return {
     __metadata: { id: uri, uri, type: `${MATERIAL_DOCUMENT_SERVICE}.A_MaterialDocumentItemType` },
+    ...r.properties,
     MaterialDocumentYear: r.document_year,
     MaterialDocument: r.material_document,
     MaterialDocumentItem: r.item,
@@ -164,6 +235,8 @@ function itemEntity(ctx: ServiceContext, r: ItemRow): Entity {
     InventoryStockType: r.stock_type,
     InventorySpecialStockType: '',
     Supplier: r.supplier,
+    PurchaseOrder: r.purchase_order,
+    PurchaseOrderItem: r.purchase_order_item,
     QuantityInEntryUnit: toODataDecimal(r.quantity),
     EntryUnit: r.unit,
     QuantityInBaseUnit: toODataDecimal(r.quantity),
@@ -181,6 +254,7 @@ function headerEntity(ctx: ServiceContext, r: HeaderRow, items: ItemRow[] | unde
   const created = r.created_at;
   return {
     __metadata: { id: uri, uri, type: `${MATERIAL_DOCUMENT_SERVICE}.A_MaterialDocumentHeaderType` },
+    ...r.properties,
     MaterialDocumentYear: r.document_year,
     MaterialDocument: r.material_document,
     InventoryTransactionType: '',
@@ -233,24 +307,84 @@ function formatMilli(value: number): string {
   return String(value / 1000);
 }
 
-async function postItem(
-  client: pg.PoolClient,
-  s: string,
-  goodsMovementCode: string,
-  item: z.infer<typeof ItemInput>,
-): Promise<StockType> {
-  const rule = MOVEMENT_RULES[item.GoodsMovementType];
-  if (!rule || !rule.codes.includes(goodsMovementCode)) {
-    throw SapMessages.movementNotSupported(item.GoodsMovementType, goodsMovementCode);
+const text = (p: Properties, name: string): string => {
+  const value = p[name];
+  return typeof value === 'string' ? value : '';
+};
+
+const withoutAssignedKeys = (p: Properties): Properties =>
+  Object.fromEntries(Object.entries(p).filter(([name]) => !ASSIGNED_KEYS.includes(name)));
+
+/**
+ * What the API checks before it posts: the item has what the simulator needs, and every reference property fits the
+ * movement type (MM_IM_ODATA_API_MDOC/011). A movement type posted with another GoodsMovementCode is refused by the
+ * posting itself, so it comes back nested like the posting's other refusals.
+ */
+function checkItem(goodsMovementCode: string, body: unknown): ItemInput {
+  const { properties: p } = checkPayload(ITEM_SET, body);
+  for (const name of REQUIRED_ITEM_PROPERTIES) {
+    if (!text(p, name)) throw new SapODataError(400, '/IWBEP/CM_MGW_RT/022', `Property '${name}' is required`);
   }
-  const baseUnit = await checkMasterData(client, s, {
-    material: item.Material,
-    plant: item.Plant,
-    batch: item.Batch,
-  });
-  if (item.EntryUnit !== baseUnit) throw SapMessages.unitNotAllowed(item.EntryUnit, item.Material, baseUnit);
-  const from = item.GoodsMovementType === '122' && item.InventoryStockType ? item.InventoryStockType : rule.from;
-  const key = [item.Material, item.Plant, item.StorageLocation, item.Batch];
+  const movementType = text(p, 'GoodsMovementType');
+  const rule = MOVEMENT_RULES[movementType];
+  if (!rule) {
+    throw SapMessages.materialDocumentFailed(SapMessages.movementNotSupported(movementType, goodsMovementCode));
+  }
+  for (const name of REFERENCE_PROPERTIES) {
+    if (text(p, name) && !rule.required.includes(name) && !rule.fits.includes(name)) {
+      throw SapMessages.propertyNotForMovement(name, movementType);
+    }
+  }
+  for (const name of rule.required) {
+    const expected = rule.fixed?.[name];
+    if (!text(p, name) || (expected !== undefined && p[name] !== expected)) {
+      throw SapMessages.propertyRequiredForMovement(name, movementType, expected);
+    }
+  }
+  for (const [name, own] of Object.entries(SAME_PLACE)) {
+    if (text(p, name) && p[name] !== p[own]) {
+      throw SapMessages.propertyRequiredForMovement(name, movementType, text(p, own));
+    }
+  }
+  if (rule.code !== goodsMovementCode) {
+    throw SapMessages.materialDocumentFailed(SapMessages.movementNotSupported(movementType, goodsMovementCode));
+  }
+  const quantity = text(p, 'QuantityInEntryUnit');
+  if (Number(quantity) <= 0) {
+    throw new SapODataError(
+      400,
+      '/IWBEP/CM_MGW_RT/022',
+      "Invalid value for property 'QuantityInEntryUnit': not positive",
+    );
+  }
+  return {
+    properties: withoutAssignedKeys(p),
+    rule,
+    material: text(p, 'Material'),
+    plant: text(p, 'Plant'),
+    storageLocation: text(p, 'StorageLocation'),
+    batch: text(p, 'Batch'),
+    movementType,
+    quantity,
+    unit: text(p, 'EntryUnit'),
+  };
+}
+
+/** Moves one item's stock; returns the stock type the quantity left. Throws the posting's refusals un-nested. */
+async function postItem(client: pg.PoolClient, s: string, item: ItemInput): Promise<string> {
+  const { rule, properties: p } = item;
+  const baseUnit = await checkMasterData(client, s, item);
+  if (item.unit !== baseUnit) throw SapMessages.unitNotAllowed(item.unit, item.material, baseUnit);
+  if (rule.required.includes('PurchaseOrder')) {
+    await checkPurchaseOrderReceipt(client, s, {
+      ...item,
+      purchaseOrder: text(p, 'PurchaseOrder'),
+      purchaseOrderItem: text(p, 'PurchaseOrderItem'),
+      supplier: text(p, 'Supplier'),
+    });
+  }
+  const from = item.movementType === '122' && text(p, 'InventoryStockType') ? text(p, 'InventoryStockType') : rule.from;
+  const key = [item.material, item.plant, item.storageLocation, item.batch];
   const { rows } = await client.query<{ quantity: string }>(
     `SELECT quantity FROM ${s}.stock
       WHERE material = $1 AND plant = $2 AND storage_location = $3 AND batch = $4 AND stock_type = $5
@@ -258,14 +392,10 @@ async function postItem(
     [...key, from],
   );
   const available = milli(rows[0]?.quantity ?? 0);
-  const wanted = milli(item.QuantityInEntryUnit);
+  const wanted = milli(item.quantity);
   if (available < wanted) {
-    throw SapMessages.stockDeficit(STOCK_LABEL[from], formatMilli(wanted - available), item.EntryUnit, {
-      material: item.Material,
-      plant: item.Plant,
-      storageLocation: item.StorageLocation,
-      batch: item.Batch,
-    });
+    const label = STOCK_LABEL[from] ?? `stock type ${from}`;
+    throw SapMessages.stockDeficit(label, formatMilli(wanted - available), item.unit, item);
   }
   const quantity = formatMilli(wanted);
   await client.query(
@@ -285,126 +415,138 @@ async function postItem(
   return from;
 }
 
-async function createDocument(ctx: ServiceContext, body: unknown): Promise<Entity> {
-  const input = parseBody(HeaderInput, body);
-  const items = navigationArray(input[ITEMS_NAV]).map((i) => parseBody(ItemInput, i));
+const HEADER_SELECT = `document_year, material_document, goods_movement_code, header_text, reference_document,
+  posting_date::text, document_date::text, created_by_user, created_at, properties`;
+
+async function createDocument(ctx: ServiceContext, body: unknown, controls: MaterialDocumentControls): Promise<Entity> {
+  const { properties: header, navigations } = checkPayload(HEADER_SET, body, [ITEMS_NAV]);
+  const goodsMovementCode = text(header, 'GoodsMovementCode');
+  if (!goodsMovementCode) {
+    throw new SapODataError(400, '/IWBEP/CM_MGW_RT/022', "Property 'GoodsMovementCode' is required");
+  }
+  const items = navigationArray(navigations[ITEMS_NAV]).map((i) => checkItem(goodsMovementCode, i));
   if (items.length === 0) {
     throw new SapODataError(400, '/IWBEP/CM_MGW_RT/022', `A material document needs at least one ${ITEMS_NAV} item`);
   }
-  const today = new Date();
-  const postingDate = input.PostingDate !== undefined ? parseODataDate(input.PostingDate, 'PostingDate') : today;
+  // checkPayload has turned both into /Date(ms)/.
+  const postingDate = header.PostingDate !== undefined ? parseODataDate(header.PostingDate, 'PostingDate') : new Date();
   const documentDate =
-    input.DocumentDate !== undefined ? parseODataDate(input.DocumentDate, 'DocumentDate') : postingDate;
-  const { header, itemRows } = await withTransaction(ctx.pool, async (client) => {
+    header.DocumentDate !== undefined ? parseODataDate(header.DocumentDate, 'DocumentDate') : postingDate;
+  const posted = await withTransaction(ctx.pool, async (client) => {
     const { rows } = await client.query<HeaderRow>(
       `INSERT INTO ${ctx.s}.material_document
          (document_year, material_document, goods_movement_code, header_text, reference_document,
-          posting_date, document_date, created_by_user)
-       VALUES ($1, nextval('${ctx.s}.material_document_number')::text, $2, $3, $4, $5::date, $6::date, $7)
-       RETURNING document_year, material_document, goods_movement_code, header_text, reference_document,
-                 posting_date::text, document_date::text, created_by_user, created_at`,
+          posting_date, document_date, created_by_user, properties)
+       VALUES ($1, nextval('${ctx.s}.material_document_number')::text, $2, $3, $4, $5::date, $6::date, $7, $8)
+       RETURNING ${HEADER_SELECT}`,
       [
         String(postingDate.getUTCFullYear()),
-        input.GoodsMovementCode,
-        input.MaterialDocumentHeaderText,
-        input.ReferenceDocument,
+        goodsMovementCode,
+        text(header, 'MaterialDocumentHeaderText'),
+        text(header, 'ReferenceDocument'),
         postingDate.toISOString().slice(0, 10),
         documentDate.toISOString().slice(0, 10),
         ctx.user,
+        withoutAssignedKeys(header),
       ],
     );
-    const header = rows[0]!;
+    const document = rows[0]!;
     const itemRows: ItemRow[] = [];
     for (const [index, item] of items.entries()) {
-      const from = await postItem(client, ctx.s, input.GoodsMovementCode, item);
+      const from = await postItem(client, ctx.s, item);
       const inserted = await client.query<ItemRow>(
         `INSERT INTO ${ctx.s}.material_document_item
            (document_year, material_document, item, material, plant, storage_location, batch, goods_movement_type,
-            stock_type, supplier, quantity, unit, item_text)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *`,
+            stock_type, supplier, quantity, unit, item_text, purchase_order, purchase_order_item, properties)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING *`,
         [
-          header.document_year,
-          header.material_document,
+          document.document_year,
+          document.material_document,
           String(index + 1).padStart(4, '0'),
-          item.Material,
-          item.Plant,
-          item.StorageLocation,
-          item.Batch,
-          item.GoodsMovementType,
+          item.material,
+          item.plant,
+          item.storageLocation,
+          item.batch,
+          item.movementType,
           from,
-          item.Supplier,
-          String(item.QuantityInEntryUnit),
-          item.EntryUnit,
-          item.MaterialDocumentItemText,
+          text(item.properties, 'Supplier'),
+          item.quantity,
+          item.unit,
+          text(item.properties, 'MaterialDocumentItemText'),
+          text(item.properties, 'PurchaseOrder'),
+          text(item.properties, 'PurchaseOrderItem'),
+          item.properties,
         ],
       );
       itemRows.push(inserted.rows[0]!);
     }
-    return { header, itemRows };
+    return { document, itemRows };
+  }).catch((err: unknown) => {
+    throw err instanceof SapODataError ? SapMessages.materialDocumentFailed(err) : err;
   });
-  return headerEntity(ctx, header, itemRows);
+  // Some systems answer a deep insert without its items; callers must read back what they need.
+  return headerEntity(ctx, posted.document, controls.takeAnswerWithoutItems() ? [] : posted.itemRows);
 }
 
-const HEADER_SELECT = `document_year, material_document, goods_movement_code, header_text, reference_document,
-  posting_date::text, document_date::text, created_by_user, created_at`;
+export function createMaterialDocumentService(controls: MaterialDocumentControls): ODataService {
+  return {
+    name: MATERIAL_DOCUMENT_SERVICE,
+    entitySets: {
+      A_MaterialDocumentHeader: {
+        async list(ctx, q) {
+          const params: unknown[] = [];
+          const where = filterSql(q.filter, HEADER_COLUMNS, params);
+          const { rows } = await ctx.pool.query<HeaderRow>(
+            `SELECT ${HEADER_SELECT} FROM ${ctx.s}.material_document WHERE ${where}
+              ORDER BY document_year, material_document${pagingSql(q, params)}`,
+            params,
+          );
+          return expandHeaders(ctx, rows, q);
+        },
 
-export const materialDocumentService: ODataService = {
-  name: MATERIAL_DOCUMENT_SERVICE,
-  entitySets: {
-    A_MaterialDocumentHeader: {
-      async list(ctx, q) {
-        const params: unknown[] = [];
-        const where = filterSql(q.filter, HEADER_COLUMNS, params);
-        const { rows } = await ctx.pool.query<HeaderRow>(
-          `SELECT ${HEADER_SELECT} FROM ${ctx.s}.material_document WHERE ${where}
-            ORDER BY document_year, material_document${pagingSql(q, params)}`,
-          params,
-        );
-        return expandHeaders(ctx, rows, q);
-      },
+        async get(ctx, key, q) {
+          const year = requireKey(key, 'MaterialDocumentYear');
+          const document = key.named.MaterialDocument;
+          if (document === undefined) throw notFound('A_MaterialDocumentHeader');
+          const { rows } = await ctx.pool.query<HeaderRow>(
+            `SELECT ${HEADER_SELECT} FROM ${ctx.s}.material_document
+              WHERE document_year = $1 AND material_document = $2`,
+            [year, document],
+          );
+          if (!rows[0]) {
+            throw notFound(`A_MaterialDocumentHeader(MaterialDocumentYear='${year}',MaterialDocument='${document}')`);
+          }
+          const [entity] = await expandHeaders(ctx, rows, q);
+          return entity!;
+        },
 
-      async get(ctx, key, q) {
-        const year = requireKey(key, 'MaterialDocumentYear');
-        const document = key.named.MaterialDocument;
-        if (document === undefined) throw notFound('A_MaterialDocumentHeader');
-        const { rows } = await ctx.pool.query<HeaderRow>(
-          `SELECT ${HEADER_SELECT} FROM ${ctx.s}.material_document
-            WHERE document_year = $1 AND material_document = $2`,
-          [year, document],
-        );
-        if (!rows[0]) {
-          throw notFound(`A_MaterialDocumentHeader(MaterialDocumentYear='${year}',MaterialDocument='${document}')`);
-        }
-        const [entity] = await expandHeaders(ctx, rows, q);
-        return entity!;
-      },
+        create: (ctx, body) => createDocument(ctx, body, controls),
 
-      create: (ctx, body) => createDocument(ctx, body),
-
-      navigations: {
-        [ITEMS_NAV]: {
-          async list(ctx, key) {
-            const year = requireKey(key, 'MaterialDocumentYear');
-            const document = key.named.MaterialDocument ?? '';
-            const items = await itemsOf(ctx.pool, ctx.s, [{ document_year: year, material_document: document }]);
-            return (items.get(`${year}/${document}`) ?? []).map((i) => itemEntity(ctx, i));
+        navigations: {
+          [ITEMS_NAV]: {
+            async list(ctx, key) {
+              const year = requireKey(key, 'MaterialDocumentYear');
+              const document = key.named.MaterialDocument ?? '';
+              const items = await itemsOf(ctx.pool, ctx.s, [{ document_year: year, material_document: document }]);
+              return (items.get(`${year}/${document}`) ?? []).map((i) => itemEntity(ctx, i));
+            },
           },
         },
       },
-    },
 
-    A_MaterialDocumentItem: {
-      async list(ctx, q) {
-        checkExpand(q, []);
-        const params: unknown[] = [];
-        const where = filterSql(q.filter, ITEM_COLUMNS, params);
-        const { rows } = await ctx.pool.query<ItemRow>(
-          `SELECT * FROM ${ctx.s}.material_document_item WHERE ${where}
-            ORDER BY document_year, material_document, item${pagingSql(q, params)}`,
-          params,
-        );
-        return rows.map((r) => itemEntity(ctx, r));
+      A_MaterialDocumentItem: {
+        async list(ctx, q) {
+          checkExpand(q, []);
+          const params: unknown[] = [];
+          const where = filterSql(q.filter, ITEM_COLUMNS, params);
+          const { rows } = await ctx.pool.query<ItemRow>(
+            `SELECT * FROM ${ctx.s}.material_document_item WHERE ${where}
+              ORDER BY document_year, material_document, item${pagingSql(q, params)}`,
+            params,
+          );
+          return rows.map((r) => itemEntity(ctx, r));
+        },
       },
     },
-  },
-};
+  };
+}

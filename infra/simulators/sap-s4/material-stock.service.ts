@@ -1,3 +1,4 @@
+import { MATERIAL_STOCK_SERVICE } from '../../vendor-apis/sap-s4/metadata';
 import { keyPredicateText, toODataDecimal } from './odata';
 import {
   checkExpand,
@@ -13,8 +14,6 @@ import {
  * type (key fields verified, cdsee.me A_MatlStkInAcctMod). No special stocks are simulated, so the supplier, customer,
  * WBS and sales-document keys are always blank; rows with zero quantity are not returned.
  */
-export const MATERIAL_STOCK_SERVICE = 'API_MATERIAL_STOCK_SRV';
-
 const BLANK_KEYS = {
   Supplier: '',
   Customer: '',

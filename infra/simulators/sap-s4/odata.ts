@@ -1,8 +1,22 @@
+import type { SapEntitySet, SapProperty } from '../../vendor-apis/sap-s4/metadata';
+
 /**
  * The slice of OData V2 (JSON format, as SAP Gateway speaks it) that the simulator needs: resource paths with key
  * predicates, `$filter` with `eq`/`and`, `$top`/`$skip`/`$expand`/`$select`, V2 envelopes and SAP's error body.
  * OData V2 URL conventions: https://www.odata.org/documentation/odata-version-2-0/uri-conventions/
  */
+
+/**
+ * One message of `innererror.errordetails`: what SAP collected while processing the request. A goods movement that
+ * fails answers a generic top-level message and hides the cause (e.g. the stock deficit) here.
+ */
+export interface SapMessageDetail {
+  code: string;
+  message: string;
+  severity: 'error' | 'warning' | 'info';
+  /** The property the message is about, when there is one. */
+  propertyref?: string;
+}
 
 /** A failure answered with SAP Gateway's error body; `code` is the ABAP message class and number (e.g. M7/021). */
 export class SapODataError extends Error {
@@ -10,17 +24,45 @@ export class SapODataError extends Error {
     readonly httpStatus: number,
     readonly code: string,
     message: string,
+    readonly details: readonly SapMessageDetail[] = [],
   ) {
     super(message);
   }
 }
 
-export function sapErrorBody(code: string, message: string, transactionId: string) {
+/** The service an error is about, as Gateway names it in `innererror.application`. */
+export interface SapServiceRef {
+  name: string;
+  version: string;
+}
+
+/** SAP Gateway's V2 error body; the resolution hints are the simulator's own words. */
+export function sapErrorBody(err: SapODataError, transactionId: string, service?: SapServiceRef) {
   return {
     error: {
-      code,
-      message: { lang: 'en', value: message },
-      innererror: { transactionid: transactionId, timestamp: sapTimestamp(new Date()), errordetails: [] },
+      code: err.code,
+      message: { lang: 'en', value: err.message },
+      innererror: {
+        application: {
+          component_id: '',
+          service_namespace: '/SAP/',
+          service_id: service?.name ?? '',
+          service_version: service?.version ?? '',
+        },
+        transactionid: transactionId,
+        timestamp: sapTimestamp(new Date()),
+        Error_Resolution: {
+          SAP_Transaction: 'Search the Gateway error log for the timestamp above (simulated system: nothing to find)',
+          SAP_Note: '',
+        },
+        errordetails: err.details.map((d) => ({
+          code: d.code,
+          message: d.message,
+          propertyref: d.propertyref ?? '',
+          severity: d.severity,
+          target: '',
+        })),
+      },
     },
   };
 }
@@ -50,6 +92,71 @@ export function parseODataDate(value: unknown, property: string): Date {
     '/IWBEP/CM_MGW_RT/022',
     `Invalid value for property '${property}' (expected Edm.DateTime)`,
   );
+}
+
+/** A property value in its V2 JSON form (decimals and dates are strings). */
+export type ODataValue = string | boolean;
+
+export interface CheckedPayload {
+  properties: Record<string, ODataValue>;
+  /** Navigation properties, as sent (deep insert). */
+  navigations: Record<string, unknown>;
+}
+
+/**
+ * Checks one entity of a create payload against the service metadata as Gateway does: a property the entity does not
+ * declare is refused naming it, and each value must fit its EDM type and length. `null` counts as not sent. Values come
+ * back in their V2 JSON form: decimals with the property's scale, dates as `/Date(ms)/`.
+ */
+export function checkPayload(set: SapEntitySet, body: unknown, navigations: readonly string[] = []): CheckedPayload {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new SapODataError(400, '/IWBEP/CM_MGW_RT/022', 'The request body must be a JSON object');
+  }
+  const checked: CheckedPayload = { properties: {}, navigations: {} };
+  for (const [name, value] of Object.entries(body)) {
+    if (name === '__metadata' || value === null) continue;
+    if (navigations.includes(name)) {
+      checked.navigations[name] = value;
+      continue;
+    }
+    const property = set.properties[name];
+    if (!property) throw new SapODataError(400, '/IWBEP/CM_MGW_RT/020', `Property '${name}' is invalid`);
+    checked.properties[name] = checkValue(name, property, value);
+  }
+  return checked;
+}
+
+function checkValue(name: string, property: SapProperty, value: unknown): ODataValue {
+  const invalid = (why: string) =>
+    new SapODataError(400, '/IWBEP/CM_MGW_RT/022', `Invalid value for property '${name}': ${why}`);
+  switch (property.type) {
+    case 'Edm.Boolean':
+      if (typeof value !== 'boolean') throw invalid('expected Edm.Boolean (true or false)');
+      return value;
+    case 'Edm.Decimal': {
+      const text = typeof value === 'number' ? String(value) : value;
+      const m = typeof text === 'string' ? /^-?(\d+)(?:\.(\d+))?$/.exec(text) : null;
+      const scale = property.scale ?? 0;
+      const integerDigits = (property.precision ?? Infinity) - scale;
+      if (!m || m[1]!.replace(/^0+(?=\d)/, '').length > integerDigits || (m[2] ?? '').length > scale) {
+        throw invalid(`expected Edm.Decimal(${property.precision ?? ''},${scale}) as a string`);
+      }
+      return toODataDecimal(text as string, scale);
+    }
+    case 'Edm.DateTime':
+      return toODataDate(parseODataDate(value, name));
+    case 'Edm.Time':
+      if (typeof value !== 'string' || !/^PT(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?$/.test(value)) {
+        throw invalid('expected Edm.Time as an ISO-8601 duration (PT10H30M00S)');
+      }
+      return value;
+    default:
+      if (typeof value !== 'string') throw invalid(`expected ${property.type} as a string`);
+      if (property.maxLength !== undefined && value.length > property.maxLength) {
+        throw invalid(`at most ${property.maxLength} characters, got ${value.length}`);
+      }
+      return value;
+  }
 }
 
 /** Edm.Decimal travels as a string in V2 JSON; trailing zeros to the property's scale. */

@@ -66,8 +66,11 @@ CREATE TABLE IF NOT EXISTS ${s}.material_document (
   document_date        date NOT NULL,
   created_by_user      text NOT NULL,
   created_at           timestamptz NOT NULL DEFAULT now(),
+  -- Every other property the POST sent, in its V2 JSON form, so a read returns what was posted.
+  properties           jsonb NOT NULL DEFAULT '{}',
   PRIMARY KEY (document_year, material_document)
 );
+ALTER TABLE ${s}.material_document ADD COLUMN IF NOT EXISTS properties jsonb NOT NULL DEFAULT '{}';
 CREATE INDEX IF NOT EXISTS material_document_header_text_idx ON ${s}.material_document (header_text);
 
 CREATE TABLE IF NOT EXISTS ${s}.material_document_item (
@@ -85,9 +88,16 @@ CREATE TABLE IF NOT EXISTS ${s}.material_document_item (
   quantity             numeric(13, 3) NOT NULL,
   unit                 text NOT NULL,
   item_text            text NOT NULL DEFAULT '',
+  purchase_order       text NOT NULL DEFAULT '',
+  purchase_order_item  text NOT NULL DEFAULT '',
+  properties           jsonb NOT NULL DEFAULT '{}',
   PRIMARY KEY (document_year, material_document, item),
   FOREIGN KEY (document_year, material_document) REFERENCES ${s}.material_document (document_year, material_document)
 );
+ALTER TABLE ${s}.material_document_item
+  ADD COLUMN IF NOT EXISTS purchase_order text NOT NULL DEFAULT '',
+  ADD COLUMN IF NOT EXISTS purchase_order_item text NOT NULL DEFAULT '',
+  ADD COLUMN IF NOT EXISTS properties jsonb NOT NULL DEFAULT '{}';
 
 -- Stock per batch and stock type; the batches present here are the simulator's master data.
 CREATE TABLE IF NOT EXISTS ${s}.stock (
@@ -99,6 +109,17 @@ CREATE TABLE IF NOT EXISTS ${s}.stock (
   quantity          numeric(13, 3) NOT NULL CHECK (quantity >= 0),
   unit              text NOT NULL,
   PRIMARY KEY (material, plant, storage_location, batch, stock_type)
+);
+
+-- The purchase order item a supplier's batch was received on (its goods receipt): a return (122) must name it.
+CREATE TABLE IF NOT EXISTS ${s}.batch_receipt (
+  material             text NOT NULL,
+  plant                text NOT NULL,
+  batch                text NOT NULL,
+  purchase_order       text NOT NULL,
+  purchase_order_item  text NOT NULL,
+  supplier             text NOT NULL,
+  PRIMARY KEY (material, plant, batch)
 );
 `;
 }
@@ -127,6 +148,8 @@ export interface UnrestrictedStock {
   batch: string;
   quantity: number;
   unit: string;
+  /** A batch bought from a supplier: the purchase order item it was received on. */
+  receipt?: { purchaseOrder: string; purchaseOrderItem: string; supplier: string };
 }
 
 /** Seeds unrestricted stock; rows that exist are left alone, so a restart does not undo postings. */
@@ -138,10 +161,11 @@ export async function seedUnrestrictedStock(pool: pg.Pool, schema: string, rows:
        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
       [r.material, r.plant, r.storageLocation, r.batch, STOCK_TYPE.unrestricted, r.quantity, r.unit],
     );
+    if (r.receipt) await saveReceipt(pool, s, r, false);
   }
 }
 
-/** Sets unrestricted stock to exactly `quantity` (admin control for tests). */
+/** Sets unrestricted stock to exactly `quantity`, and the batch's receipt when given (admin control for tests). */
 export async function setUnrestrictedStock(pool: pg.Pool, schema: string, r: UnrestrictedStock): Promise<void> {
   const s = quoteSchema(schema);
   await pool.query(
@@ -150,6 +174,20 @@ export async function setUnrestrictedStock(pool: pg.Pool, schema: string, r: Unr
      ON CONFLICT (material, plant, storage_location, batch, stock_type)
      DO UPDATE SET quantity = EXCLUDED.quantity, unit = EXCLUDED.unit`,
     [r.material, r.plant, r.storageLocation, r.batch, STOCK_TYPE.unrestricted, r.quantity, r.unit],
+  );
+  if (r.receipt) await saveReceipt(pool, s, r, true);
+}
+
+async function saveReceipt(pool: pg.Pool, s: string, r: UnrestrictedStock, replace: boolean): Promise<void> {
+  const { purchaseOrder, purchaseOrderItem, supplier } = r.receipt!;
+  const onConflict = replace
+    ? `DO UPDATE SET purchase_order = EXCLUDED.purchase_order, purchase_order_item = EXCLUDED.purchase_order_item,
+         supplier = EXCLUDED.supplier`
+    : 'DO NOTHING';
+  await pool.query(
+    `INSERT INTO ${s}.batch_receipt (material, plant, batch, purchase_order, purchase_order_item, supplier)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (material, plant, batch) ${onConflict}`,
+    [r.material, r.plant, r.batch, purchaseOrder, purchaseOrderItem, supplier],
   );
 }
 

@@ -11,11 +11,19 @@ import {
   SIMULATED_SYSTEM_ID,
   xsrfCookieName,
 } from './csrf-session';
-import { materialDocumentService } from './material-document.service';
+import { createMaterialDocumentService } from './material-document.service';
 import { materialStockService } from './material-stock.service';
-import { parseQueryOptions, parseResourcePath, SapODataError, sapErrorBody, applySelect } from './odata';
+import {
+  applySelect,
+  parseQueryOptions,
+  parseResourcePath,
+  SapODataError,
+  sapErrorBody,
+  type SapServiceRef,
+} from './odata';
 import type { EntitySetHandler, ODataService, ServiceContext } from './odata-service';
 import { qualityNotificationService } from './quality-notification.service';
+import { SapMessages } from './sap-messages';
 import {
   countDocuments,
   ensureSimulatorSchema,
@@ -42,7 +50,6 @@ export interface SapS4SimulatorOptions {
 export const ODATA_ROOT = '/sap/opu/odata/sap';
 const DEFAULT_SAP_CLIENT = '100';
 const DEFAULT_SESSION_TTL_MS = 30 * 60_000;
-const SERVICES: ODataService[] = [qualityNotificationService, materialDocumentService, materialStockService];
 
 const StockSetting = z.strictObject({
   material: z.string().min(1).max(40),
@@ -51,7 +58,17 @@ const StockSetting = z.strictObject({
   batch: z.string().min(1).max(10),
   quantity: z.number().nonnegative(),
   unit: z.string().min(1).max(3),
+  /** A batch bought from a supplier: the purchase order item it was received on (a 122 must name it). */
+  receipt: z
+    .strictObject({
+      purchaseOrder: z.string().min(1).max(10),
+      purchaseOrderItem: z.string().regex(/^\d{5}$/, 'five digits, e.g. 00010'),
+      supplier: z.string().min(1).max(10),
+    })
+    .optional(),
 });
+
+const AnswersWithoutItems = z.strictObject({ count: z.number().int().positive().default(1) });
 
 /**
  * An SAP S/4HANA stand-in that speaks OData V2 the way SAP Gateway does (Basic auth, CSRF handshake, V2 envelopes,
@@ -73,9 +90,32 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
         batch: lot.batch,
         quantity: lot.quantity,
         unit: lot.unit,
+        ...(lot.supplier && lot.purchaseOrder && lot.purchaseOrderItem
+          ? {
+              receipt: {
+                purchaseOrder: lot.purchaseOrder,
+                purchaseOrderItem: lot.purchaseOrderItem,
+                supplier: lot.supplier,
+              },
+            }
+          : {}),
       })),
     );
   }
+
+  // Test control: the next N material-document creates are answered without their items, as some systems do.
+  let answersWithoutItems = 0;
+  const services: ODataService[] = [
+    qualityNotificationService,
+    createMaterialDocumentService({
+      takeAnswerWithoutItems() {
+        if (answersWithoutItems === 0) return false;
+        answersWithoutItems--;
+        return true;
+      },
+    }),
+    materialStockService,
+  ];
 
   const sessions = new CsrfSessionStore(opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS);
   const app = Fastify({ ...fastifyLogging(opts.logger), exposeHeadRoutes: false });
@@ -88,7 +128,9 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
     if (status === 500) req.log.error({ err }, 'SAP simulator request failed');
     const message = status === 500 ? 'Internal server error' : err.message;
     if (req.url.startsWith(ODATA_ROOT)) {
-      return reply.code(status).send(sapErrorBody('/IWBEP/CM_MGW_RT/000', message, transactionId()));
+      return reply
+        .code(status)
+        .send(sapErrorBody(new SapODataError(status, '/IWBEP/CM_MGW_RT/000', message), transactionId()));
     }
     return reply.code(status).type('application/problem+json').send({ title: message, status });
   });
@@ -110,9 +152,20 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
     return reply.code(204).send();
   });
   app.get('/__sim/counts', async () => countDocuments(opts.pool, schema));
+  app.post('/__sim/material-documents/answer-without-items', async (req, reply) => {
+    const parsed = AnswersWithoutItems.safeParse(req.body ?? {});
+    if (!parsed.success) {
+      return reply
+        .code(400)
+        .type('application/problem+json')
+        .send({ title: 'invalid control', status: 400, errors: parsed.error.issues });
+    }
+    answersWithoutItems = parsed.data.count;
+    return reply.code(204).send();
+  });
   app.post('/__sim/expire-sessions', async () => ({ expired: sessions.expireAll() }));
 
-  const handler = (req: FastifyRequest, reply: FastifyReply) => handleOData(req, reply, opts, sessions, s);
+  const handler = (req: FastifyRequest, reply: FastifyReply) => handleOData(req, reply, opts, services, sessions, s);
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'MERGE', 'DELETE'];
   app.route({ method: methods, url: `${ODATA_ROOT}/:service`, handler });
   app.route({ method: methods, url: `${ODATA_ROOT}/:service/*`, handler });
@@ -123,11 +176,11 @@ function transactionId(): string {
   return randomUUID().replace(/-/g, '').toUpperCase();
 }
 
-function sendSapError(reply: FastifyReply, err: SapODataError): FastifyReply {
+function sendSapError(reply: FastifyReply, err: SapODataError, service?: SapServiceRef): FastifyReply {
   return reply
     .code(err.httpStatus)
     .header('dataserviceversion', '1.0')
-    .send(sapErrorBody(err.code, err.message, transactionId()));
+    .send(sapErrorBody(err, transactionId(), service));
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -157,6 +210,7 @@ async function handleOData(
   req: FastifyRequest,
   reply: FastifyReply,
   opts: SapS4SimulatorOptions,
+  services: ODataService[],
   sessions: CsrfSessionStore,
   s: string,
 ): Promise<FastifyReply> {
@@ -167,6 +221,17 @@ async function handleOData(
       .header('www-authenticate', `Basic realm="SAP NetWeaver Application Server [${SIMULATED_SYSTEM_ID}/100]"`)
       .type('text/plain')
       .send('Logon failed');
+  }
+
+  const params = req.params as { service: string; '*'?: string };
+  // Versioned services append ;v=0002 (or ;v=2) to the service name (docs/vendor-interfaces.md#sap-odata-transport).
+  // Gateway resolves the service before anything else: an unknown or inactive one is 403, even for a CSRF fetch.
+  const [serviceName = '', ...matrix] = params.service.split(';');
+  const versionParam = matrix.find((p) => p.startsWith('v='))?.slice(2) ?? '1';
+  const serviceRef = { name: serviceName, version: versionParam.padStart(4, '0') };
+  const service = services.find((svc) => svc.name === serviceName);
+  if (!service) {
+    return sendSapError(reply, SapMessages.serviceNotFound(serviceRef.name, serviceRef.version), serviceRef);
   }
 
   const query = req.query as Record<string, unknown>;
@@ -196,19 +261,6 @@ async function handleOData(
     }
   }
 
-  const params = req.params as { service: string; '*'?: string };
-  // Versioned services append ;v=0002 to the service name (docs/vendor-interfaces.md#sap-odata-transport).
-  const service = SERVICES.find((svc) => svc.name === params.service.split(';')[0]);
-  if (!service) {
-    return sendSapError(
-      reply,
-      new SapODataError(
-        404,
-        '/IWFND/MED/170',
-        `No service found for namespace '', name '${params.service}', version '0001'`,
-      ),
-    );
-  }
   const host = req.headers.host ?? '127.0.0.1';
   const ctx: ServiceContext = {
     pool: opts.pool,
@@ -268,7 +320,7 @@ async function handleOData(
     }
     throw methodNotAllowed(method);
   } catch (err) {
-    if (err instanceof SapODataError) return sendSapError(reply, err);
+    if (err instanceof SapODataError) return sendSapError(reply, err, serviceRef);
     throw err;
   }
 }

@@ -303,19 +303,13 @@ export async function handleODataV4(
   const setMetadata = metadata.entitySets[path.entitySet];
   const handler = service.entitySets[path.entitySet];
   if (!setMetadata || !handler) throw notFound(path.entitySet);
-  const at = `${path.entitySet}${path.key ? keyPredicateText(path.key.single !== undefined ? { k: path.key.single } : path.key.named) : ''}`;
 
   if (action) {
     const qualified = action[2]!;
-    const name = qualified.slice(metadata.namespace!.length + 1);
-    const run = handler.actions?.[name];
-    if (
-      !qualified.startsWith(`${metadata.namespace}.`) ||
-      metadata.actions?.[name]?.boundTo !== path.entitySet ||
-      !run
-    ) {
-      throw notFound(qualified);
-    }
+    const prefix = `${metadata.namespace}.`;
+    const name = qualified.startsWith(prefix) ? qualified.slice(prefix.length) : '';
+    const run = metadata.actions?.[name]?.boundTo === path.entitySet ? handler.actions?.[name] : undefined;
+    if (!run) throw notFound(qualified);
     if (req.method !== 'POST' || !path.key) throw methodNotAllowed(req.method);
     parseV4Query(req.query, path.entitySet, setMetadata, handler, false);
     const body = req.body === undefined || req.body === null ? {} : req.body;
@@ -334,7 +328,7 @@ export async function handleODataV4(
     const q = parseV4Query(req.query, navMetadata.target, targetSet, targetHandler, reading);
     if (reading) {
       const value = (await nav.list(ctx, path.key, q)).map((e) => applySelect(e, targetSet, q));
-      return reply.send({ '@odata.context': `$metadata#${at}/${path.navigation}`, value });
+      return reply.send({ '@odata.context': `$metadata#${req.resource}`, value });
     }
     if (req.method !== 'POST' || !nav.create) throw methodNotAllowed(req.method);
     const created = await nav.create(ctx, path.key, checkBody(metadata, navMetadata.target, req.body), req.ifMatch);

@@ -100,6 +100,9 @@ export interface ErpQualityNotificationRequest {
   plant: string;
   batch: string;
   supplier?: string;
+  /** The purchase order and item a bought lot came on; the notification refers to them when given. */
+  purchaseOrder?: string;
+  purchaseOrderItem?: string;
   quantity: number;
   unit: string;
   firstItem: ErpDefectItem;

@@ -32,10 +32,10 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T 
   return text ? (JSON.parse(text) as T) : undefined;
 }
 
-/** URL fragments of each create's POST ("/QualityNotification?" is the header only, not its items). */
+/** URL fragments of each create's POST ("/QualityNotification?" is the notification, not an item added to it). */
 const DROP_PATH = {
   notification: '/QualityNotification?',
-  'notification-item': '/QualityNotificationItem',
+  'notification-item': '/_QualityNotificationItem',
   'goods-movement': '/A_MaterialDocumentHeader',
 } as const;
 /** InventoryStockType: 01 unrestricted, 07 blocked. */

@@ -26,6 +26,7 @@ import { findFreePort } from '../../infra/local/managed-process';
 import { startLocalStack, type LocalPorts, type LocalStack } from '../../infra/local/start';
 import { cameraStationsFor } from '../../infra/simulators/camera/camera.plan';
 import { DEMO_LOTS } from '../../infra/simulators/demo-plant';
+import { QUALITY_NOTIFICATION_SERVICE, SAP_SERVICES } from '../../infra/vendor-apis/sap-s4/metadata';
 import type { LotCaseState } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { getJson, sapStock } from '../support/plant';
@@ -453,9 +454,12 @@ async function outcome(lotIds: string[]): Promise<Record<string, LotOutcome>> {
     authorization: `Basic ${Buffer.from(`${sapEnv.SAP_USER}:${sapEnv.SAP_PASSWORD}`).toString('base64')}`,
     'sap-client': '100',
   };
-  const notifications = await getJson<{
-    d: { results: { Batch: string; to_QualityNotificationItem: { results: unknown[] } }[] };
-  }>(`${sap}/API_QUALITYNOTIFICATION/QualityNotification?$expand=to_QualityNotificationItem`, auth);
+  // Quality notifications are OData V4: a `value` list, items under their composition.
+  const notifications = await getJson<{ value: { Batch: string; _QualityNotificationItem: unknown[] }[] }>(
+    `http://127.0.0.1:${ports.sapSim}${SAP_SERVICES[QUALITY_NOTIFICATION_SERVICE]!.path}/QualityNotification` +
+      '?$expand=_QualityNotificationItem',
+    auth,
+  );
   const documents = await getJson<{
     d: { results: { to_MaterialDocumentItem: { results: { Batch: string; GoodsMovementType: string }[] } }[] };
   }>(`${sap}/API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentHeader?$expand=to_MaterialDocumentItem`, auth);
@@ -486,9 +490,9 @@ async function outcome(lotIds: string[]): Promise<Record<string, LotOutcome>> {
         .filter((e) => e.lotId === lotId)
         .map((e) => e.partId)
         .sort(),
-      notificationItems: notifications.d.results
+      notificationItems: notifications.value
         .filter((n) => n.Batch === lot.batch)
-        .map((n) => n.to_QualityNotificationItem.results.length),
+        .map((n) => n._QualityNotificationItem.length),
       postings,
       stock: await sapStock({ sapUrl: `http://127.0.0.1:${ports.sapSim}`, sapEnv }, lot.sku, lot.batch),
     };

@@ -8,12 +8,18 @@ import type { ConnectorContext, ConnectorInstance } from '../../infra/connectors
 import { ApplicationFailure } from '@temporalio/common';
 import { classify } from '../../activities/boundary';
 import { ExternalSystemError } from '../../activities/errors';
-import { SapODataClient } from '../../infra/connectors/sap-s4/client';
+import { SapHttpSession, SapODataClient } from '../../infra/connectors/sap-s4/client';
 import { MaterialDocumentRecord } from '../../infra/connectors/sap-s4/sap-s4.schemas';
 import { ErrorType } from '../../workflows/contracts';
 import sapS4Connector, { SapS4Config } from '../../infra/connectors/sap-s4/sap-s4.connector';
 import { idempotencyToken } from '../../infra/connectors/sap-s4/idempotency-token';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
+import {
+  MATERIAL_DOCUMENT_SERVICE,
+  QUALITY_NOTIFICATION_SERVICE,
+  SAP_SERVICES,
+} from '../../infra/vendor-apis/sap-s4/metadata';
+import { watchHttpRequests } from '../contract/contract-support';
 import { quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
 
@@ -70,12 +76,29 @@ async function rejection(promise: Promise<unknown>): Promise<ExternalSystemError
   return err as ExternalSystemError;
 }
 
-/** The properties the token assertions read back from the simulator. */
-interface ReadBack {
-  ExternalReferenceNumber?: string;
-  MaterialDocumentHeaderText?: string;
-  to_QualityNotificationItem?: { results: { NotificationItemText: string }[] };
+/** The quality-notification service (OData V4) at its path from metadata.ts. */
+const QN_ROOT = SAP_SERVICES[QUALITY_NOTIFICATION_SERVICE]!.path;
+const AUTH = () => `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+
+/** Reads a resource from the simulator past the connector (V2 answers come in `d`, V4 ones bare). */
+async function readSim<T>(path: string): Promise<T> {
+  const res = await fetch(`${simUrl}${path}`, { headers: { authorization: AUTH() } });
+  expect(res.status).toBe(200);
+  return (await res.json()) as T;
 }
+
+interface NotificationReadBack {
+  NotifProcessingPhase: string;
+  NotificationCompletionDate: string | null;
+  _QualityNotificationItem?: {
+    NotificationItemText: string;
+    InternalDefectiveQuantity: number;
+    DefectiveQuantityUnit: string;
+  }[];
+}
+
+const readNotification = (notification: string) =>
+  readSim<NotificationReadBack>(`${QN_ROOT}/QualityNotification('${notification}')?$expand=_QualityNotificationItem`);
 
 let batchSeq = 0;
 /** A batch of its own; with `receipt`, bought on that purchase order item. */
@@ -291,7 +314,7 @@ describe('SAP specifics', () => {
     expect(await stockOf(b)).toEqual({ '01': '97.000', '07': '3.000' });
   });
 
-  it('writes the token where a look-up finds it: ExternalReferenceNumber, item text end, header text', async () => {
+  it('writes the token where a look-up finds it: item text end, header text; the quantity on the item', async () => {
     const sap = (await connect()).port;
     const b = await newBatch(100);
     const req = notificationRequest(b);
@@ -311,26 +334,101 @@ describe('SAP specifics', () => {
       materialDocument: expect.stringMatching(/^49\d{8}$/),
       materialDocumentYear: String(new Date().getUTCFullYear()),
     });
-    const auth = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
-    const read = async (path: string): Promise<ReadBack> => {
-      const res = await fetch(`${simUrl}/sap/opu/odata/sap/${path}`, { headers: { authorization: auth } });
-      return ((await res.json()) as { d: ReadBack }).d;
+    const n = await readNotification(notification);
+    const first = n._QualityNotificationItem![0]!;
+    expect(first.NotificationItemText).toMatch(new RegExp(` ${idempotencyToken(req.firstItem.idempotencyKey)}$`));
+    expect(first.NotificationItemText.length).toBeLessThanOrEqual(40);
+    expect(first).toMatchObject({ InternalDefectiveQuantity: 1, DefectiveQuantityUnit: 'PC' });
+    const h = await readSim<{ d: { MaterialDocumentHeaderText: string } }>(
+      `/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentHeader(MaterialDocumentYear='${doc.materialDocumentYear}',MaterialDocument='${doc.materialDocument}')`,
+    );
+    expect(h.d.MaterialDocumentHeaderText).toMatch(/^HF[A-Z2-7]{14}$/);
+  });
+
+  it("finds a notification by its first item among the batch's others, and sends the purchase order when given", async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch(100);
+    const other = await sap.raiseQualityNotification(notificationRequest(b), { lookupFirst: false });
+    const req = { ...notificationRequest(b), purchaseOrder: '4500000017', purchaseOrderItem: '00010' };
+    const first = await sap.raiseQualityNotification(req, { lookupFirst: false });
+    const again = await sap.raiseQualityNotification(req, { lookupFirst: true });
+    expect(again).toEqual(first);
+    expect(first.notification).not.toBe(other.notification);
+    const n = await readSim<Record<string, string>>(`${QN_ROOT}/QualityNotification('${first.notification}')`);
+    expect(n).toMatchObject({ PurchasingDocument: '4500000017', PurchasingDocumentItem: '00010' });
+  });
+
+  it('reads the items back when SAP answers a create without them, and still returns the right item', async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch(100);
+    await admin('POST', '/__sim/quality-notifications/omit-items-on-next-create');
+    const watch = watchHttpRequests(Number(new URL(simUrl).port));
+    try {
+      const raised = await sap.raiseQualityNotification(notificationRequest(b), { lookupFirst: false });
+      expect(raised).toEqual({ notification: expect.stringMatching(/^2\d{8}$/), item: '0001' });
+      // The CSRF fetch of a fresh connector aside: the create, then its items read back.
+      expect(watch.take().filter((r) => !r.startsWith('HEAD '))).toEqual([
+        `POST ${QN_ROOT}/QualityNotification`,
+        `GET ${QN_ROOT}/QualityNotification('${raised.notification}')/_QualityNotificationItem`,
+      ]);
+    } finally {
+      watch.stop();
+    }
+  });
+});
+
+describe('ETags (OData V4)', () => {
+  it('completes a notification changed behind its back (412): reads again and completes it exactly once', async () => {
+    const sap = (await connect()).port;
+    const { notification } = await sap.raiseQualityNotification(notificationRequest(await newBatch()));
+    const path = `${QN_ROOT}/QualityNotification('${notification}')`;
+    await admin('POST', `/__sim/quality-notifications/${notification}/change`, { when: 'after-next-read' });
+    const watch = watchHttpRequests(Number(new URL(simUrl).port));
+    try {
+      await sap.completeNotification(notification);
+      const complete = `POST ${path}/com.sap.gateway.srvd_a2x.api_qualitynotification.v0001.Complete`;
+      // Read, Complete refused as stale (412), read again, Complete.
+      expect(watch.take()).toEqual([`GET ${path}`, complete, `GET ${path}`, complete]);
+      expect(await readNotification(notification)).toMatchObject({
+        NotifProcessingPhase: '4',
+        NotificationCompletionDate: expect.any(String),
+      });
+      // Completed: the next call reads and sends nothing.
+      await sap.completeNotification(notification);
+      expect(watch.take()).toEqual([`GET ${path}`]);
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it('refuses to add an item to a completed notification as rejected', async () => {
+    const sap = (await connect()).port;
+    const { notification } = await sap.raiseQualityNotification(notificationRequest(await newBatch()));
+    await sap.completeNotification(notification);
+    const item = {
+      idempotencyKey: `defect:${randomUUID()}:item`,
+      defectCodeGroup: 'VISUAL',
+      defectCode: '1',
+      text: 'x',
     };
-    const n = await read(
-      `API_QUALITYNOTIFICATION/QualityNotification('${notification}')?$expand=to_QualityNotificationItem`,
-    );
-    expect(n.ExternalReferenceNumber).toBe(idempotencyToken(req.idempotencyKey));
-    const itemText = n.to_QualityNotificationItem!.results[0]!.NotificationItemText;
-    expect(itemText).toMatch(new RegExp(` ${idempotencyToken(req.firstItem.idempotencyKey)}$`));
-    expect(itemText.length).toBeLessThanOrEqual(40);
-    const h = await read(
-      `API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentHeader(MaterialDocumentYear='${doc.materialDocumentYear}',MaterialDocument='${doc.materialDocument}')`,
-    );
-    expect(h.MaterialDocumentHeaderText).toMatch(/^HF[A-Z2-7]{14}$/);
+    const err = await rejection(sap.addNotificationItem(notification, item));
+    expect(err).toMatchObject({ kind: 'rejected', httpStatus: 400 });
+    expect(err.message).toContain('ZHFS_SIM/010');
   });
 });
 
 describe('CSRF handling', () => {
+  it('fetches the token for the health check on the quality-notification service (OData V4)', async () => {
+    const instance = await connect({}, 'sap-health');
+    const watch = watchHttpRequests(Number(new URL(simUrl).port));
+    try {
+      await instance.healthCheck();
+      expect(watch.take()).toEqual([`HEAD ${QN_ROOT}/`]);
+    } finally {
+      watch.stop();
+    }
+  });
+
   it('re-fetches the token once after the session expired, and the write goes through', async () => {
     const sap = (await connect({}, 'sap-csrf')).port;
     const b = await newBatch(100);
@@ -400,29 +498,40 @@ describe('error classification', () => {
     expect(unknown.message).toContain('M3/305');
   });
 
-  it('reports a service the system does not have (403 /IWFND/MED/170) as rejected: not active', async () => {
-    const client = new SapODataClient({
+  it('reports a service the system has not activated (403 /IWFND/MED/170) as rejected: not active', async () => {
+    const inactive = await buildSapS4Simulator({
+      pool,
+      schema,
+      credentials,
+      inactiveServices: [MATERIAL_DOCUMENT_SERVICE],
+    });
+    const address = await inactive.listen({ port: 0, host: '127.0.0.1' });
+    const session = new SapHttpSession({
       system: 'sap-test',
-      baseUrl: simUrl,
+      baseUrl: address,
       sapClient: '100',
       username: credentials.username,
       password: credentials.password,
       timeoutMs: 5_000,
     });
+    const client = new SapODataClient(session);
     try {
       const read = await rejection(
-        client.list('API_NOT_ACTIVE_SRV;v=0002', 'Things', {}, MaterialDocumentRecord, 'read things'),
+        client.list(MATERIAL_DOCUMENT_SERVICE, 'A_MaterialDocumentHeader', {}, MaterialDocumentRecord, 'read'),
       );
-      const write = await rejection(client.create('API_NOT_ACTIVE_SRV', 'Things', {}, MaterialDocumentRecord, 'post'));
+      const write = await rejection(
+        client.create(MATERIAL_DOCUMENT_SERVICE, 'A_MaterialDocumentHeader', {}, MaterialDocumentRecord, 'post'),
+      );
       for (const err of [read, write]) {
         expect(err).toMatchObject({ kind: 'rejected', httpStatus: 403 });
         expect(err.message).toContain('/IWFND/MED/170: the OData service is not active on this SAP system');
         expect(classify('ERP', err)).toMatchObject({ type: ErrorType.BusinessRejection, nonRetryable: true });
       }
-      expect(read.message).toContain("name 'API_NOT_ACTIVE_SRV', version '0002'");
+      expect(read.message).toContain(`name '${MATERIAL_DOCUMENT_SERVICE}'`);
       expect(write.message).toContain('post (CSRF fetch)');
     } finally {
-      client.close();
+      session.close();
+      await inactive.close();
     }
   });
 
@@ -457,11 +566,58 @@ describe('error classification', () => {
     });
 
     it('reports JSON of the wrong shape as validation', async () => {
-      serve(JSON.stringify({ d: { results: [{ QualityNotification: 42 }] } }));
+      serve(JSON.stringify({ value: [{ QualityNotification: 42 }] }));
       const sap = (await connect({ baseUrl: badUrl })).port;
       const err = await rejection(sap.raiseQualityNotification(notificationRequest(await newBatch())));
       expect(err.kind).toBe('validation');
-      expect(err.message).toContain('d.results.0.QualityNotification');
+      expect(err.message).toContain('value.0.QualityNotification');
+    });
+
+    /**
+     * A notification that reads with the next of `etags` (no ETag for undefined), and a Complete answered with the
+     * status `statusFor` gives its If-Match. Returns what the server saw: method and If-Match of each request.
+     */
+    const completeAnswered = (statusFor: (ifMatch: string | undefined) => number, etags: (string | undefined)[]) => {
+      const seen: string[] = [];
+      answer = (req, res) => {
+        const ifMatch = req.headers['if-match'];
+        seen.push(`${req.method} ${ifMatch ?? '-'}`);
+        if (req.method === 'HEAD') return void res.writeHead(200, { 'x-csrf-token': 'tok' }).end();
+        if (req.method === 'GET') {
+          const etag = etags.shift();
+          const body = { QualityNotification: '200000001', NotifProcessingPhase: '1' };
+          return void res.writeHead(200).end(JSON.stringify(etag ? { '@odata.etag': etag, ...body } : body));
+        }
+        const status = statusFor(ifMatch);
+        const error = { error: { code: 'X/1', message: `refused with ${status}` } };
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(status < 300 ? {} : error));
+      };
+      return seen;
+    };
+
+    it('fails transient when the ETag is stale again after a fresh read (412 twice)', async () => {
+      const seen = completeAnswered(() => 412, ['W/"1"', 'W/"2"']);
+      const sap = (await connect({ baseUrl: badUrl })).port;
+      const err = await rejection(sap.completeNotification('200000001'));
+      expect(err).toMatchObject({ kind: 'transient', httpStatus: 412 });
+      expect(err.message).toContain('changed again since a fresh read');
+      expect(seen).toEqual(['GET -', 'HEAD -', 'POST W/"1"', 'GET -', 'POST W/"2"']);
+    });
+
+    it('reads again after a 428 and sends the ETag that read carries', async () => {
+      const seen = completeAnswered((ifMatch) => (ifMatch ? 200 : 428), [undefined, 'W/"2"']);
+      const sap = (await connect({ baseUrl: badUrl })).port;
+      await sap.completeNotification('200000001');
+      expect(seen).toEqual(['GET -', 'HEAD -', 'POST -', 'GET -', 'POST W/"2"']);
+    });
+
+    it('fails validation on a 428 when a fresh read still carries no ETag', async () => {
+      const seen = completeAnswered(() => 428, [undefined, undefined]);
+      const sap = (await connect({ baseUrl: badUrl })).port;
+      const err = await rejection(sap.completeNotification('200000001'));
+      expect(err).toMatchObject({ kind: 'validation', httpStatus: 428 });
+      expect(err.message).toContain('SAP requires If-Match');
+      expect(seen).toEqual(['GET -', 'HEAD -', 'POST -', 'GET -']);
     });
 
     it('reports a created entity without a number as validation', async () => {

@@ -3,13 +3,13 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
+import { QUALITY_NOTIFICATION_SERVICE, SAP_SERVICES } from '../../infra/vendor-apis/sap-s4/metadata';
 import { testPool } from '../support/test-env';
 
 // The SAP S/4HANA simulator over real HTTP, its state in a schema of its own on the run's PostgreSQL.
 const schema = `sap_sim_test_${randomBytes(5).toString('hex')}`;
 const credentials = { username: 'HOLDFAST_COMM', password: `pw-${randomBytes(6).toString('hex')}` };
 const AUTH = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
-const QN = 'API_QUALITYNOTIFICATION';
 const MD = 'API_MATERIAL_DOCUMENT_SRV';
 const STOCK = 'API_MATERIAL_STOCK_SRV';
 
@@ -70,8 +70,13 @@ async function call(
 
 /** The records of a V2 collection (`{ results: [...] }`), typed for the assertion at hand. */
 const results = <T>(collection: unknown): T[] => (collection as { results: T[] }).results;
+/** The records of a V4 collection (`{ value: [...] }`). */
+const values = <T>(collection: unknown): T[] => (collection as { value: T[] }).value;
 
 const odata = (service: string, rest: string) => `/sap/opu/odata/sap/${service}/${rest}`;
+/** The quality-notification service (OData V4) lives at a path of its own. */
+const QN_ROOT = SAP_SERVICES[QUALITY_NOTIFICATION_SERVICE]!.path;
+const qn = (rest: string) => `${QN_ROOT}/${rest}`;
 
 async function fetchCsrf(
   base = origin,
@@ -176,37 +181,37 @@ afterAll(async () => {
 
 describe('transport conventions', () => {
   it('answers 401 with a Basic challenge without credentials or with a wrong password', async () => {
-    const none = await call('GET', odata(QN, 'QualityNotification'), { auth: null });
+    const none = await call('GET', qn('QualityNotification'), { auth: null });
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
-    const wrong = await call('GET', odata(QN, 'QualityNotification'), {
+    const wrong = await call('GET', qn('QualityNotification'), {
       auth: `Basic ${Buffer.from(`${credentials.username}:nope`).toString('base64')}`,
     });
     expect(wrong.status).toBe(401);
   });
 
   it('hands out a CSRF token with session and anti-XSRF cookies on HEAD, with and without the trailing slash', async () => {
-    for (const path of [odata(QN, ''), `/sap/opu/odata/sap/${QN}`]) {
+    for (const path of [odata(MD, ''), `/sap/opu/odata/sap/${MD}`, qn(''), QN_ROOT]) {
       const fetched = await fetchCsrf(origin, path);
       expect(fetched.setCookies.map((c) => c.split('=')[0])).toEqual(['SAP_SESSIONID_HFS_100', 'sap-XSRF_HFS_100']);
     }
-    const again = await fetchCsrf(origin, odata(QN, ''), session.cookie);
+    const again = await fetchCsrf(origin, qn(''), session.cookie);
     expect(again.token).toBe(session.token);
   });
 
   it('names the cookies after the sap-client given as query parameter', async () => {
-    const fetched = await fetchCsrf(origin, `${odata(QN, '')}?sap-client=200`);
+    const fetched = await fetchCsrf(origin, `${qn('')}?sap-client=200`);
     expect(fetched.setCookies.map((c) => c.split('=')[0])).toEqual(['SAP_SESSIONID_HFS_200', 'sap-XSRF_HFS_200']);
   });
 
   it('refuses a write without the token, or without the cookies, with 403 Required and writes nothing', async () => {
     const before = await counts();
     const body = { NotificationType: 'F3', NotificationText: 'no token' };
-    const noToken = await call('POST', odata(QN, 'QualityNotification'), { body });
+    const noToken = await call('POST', qn('QualityNotification'), { body });
     expect(noToken.status).toBe(403);
     expect(noToken.headers.get('x-csrf-token')).toBe('Required');
     expect(noToken.text).toBe('CSRF token validation failed');
-    const noCookies = await call('POST', odata(QN, 'QualityNotification'), {
+    const noCookies = await call('POST', qn('QualityNotification'), {
       body,
       headers: { 'x-csrf-token': session.token },
     });
@@ -218,15 +223,15 @@ describe('transport conventions', () => {
   it('kills tokens with their sessions: expire-sessions makes the old token stale until a new fetch', async () => {
     const own = await fetchCsrf();
     const body = { NotificationType: 'F3', NotificationText: 'before expiry' };
-    expect((await call('POST', odata(QN, 'QualityNotification'), { body, session: own })).status).toBe(201);
+    expect((await call('POST', qn('QualityNotification'), { body, session: own })).status).toBe(201);
     const expired = await call('POST', '/__sim/expire-sessions', { auth: null });
     expect(expired.json.expired).toBeGreaterThanOrEqual(1);
-    const stale = await call('POST', odata(QN, 'QualityNotification'), { body, session: own });
+    const stale = await call('POST', qn('QualityNotification'), { body, session: own });
     expect(stale.status).toBe(403);
     expect(stale.headers.get('x-csrf-token')).toBe('Required');
-    const fresh = await fetchCsrf(origin, odata(QN, ''), own.cookie);
+    const fresh = await fetchCsrf(origin, qn(''), own.cookie);
     expect(fresh.token).not.toBe(own.token);
-    expect((await call('POST', odata(QN, 'QualityNotification'), { body, session: fresh })).status).toBe(201);
+    expect((await call('POST', qn('QualityNotification'), { body, session: fresh })).status).toBe(201);
     session = fresh;
   });
 
@@ -234,10 +239,10 @@ describe('transport conventions', () => {
     const shortLived = await buildSapS4Simulator({ pool, schema, credentials, sessionTtlMs: 100 });
     try {
       const base = await listen(shortLived);
-      const own = await fetchCsrf(base, odata(QN, ''));
+      const own = await fetchCsrf(base, qn(''));
       await new Promise((r) => setTimeout(r, 250));
       const body = { NotificationType: 'F3', NotificationText: 'idle' };
-      const stale = await call('POST', odata(QN, 'QualityNotification'), { body, session: own, base });
+      const stale = await call('POST', qn('QualityNotification'), { body, session: own, base });
       expect(stale.status).toBe(403);
       expect(stale.headers.get('x-csrf-token')).toBe('Required');
     } finally {
@@ -266,134 +271,332 @@ describe('transport conventions', () => {
     expect(versioned.status).toBe(200);
   });
 
-  it('serves the service document and $metadata, and answers unsupported $filter with an SAP error body', async () => {
-    const doc = await call('GET', `/sap/opu/odata/sap/${QN}`);
-    expect(doc.json.d.EntitySets).toEqual(['QualityNotification', 'QualityNotificationItem']);
+  it('serves the service documents and $metadata, and answers unsupported $filter with an SAP error body', async () => {
+    const doc = await call('GET', `/sap/opu/odata/sap/${MD}`);
+    expect(doc.json.d.EntitySets).toEqual(['A_MaterialDocumentHeader', 'A_MaterialDocumentItem']);
     const metadata = await call('GET', odata(MD, '$metadata'));
     expect(metadata.status).toBe(200);
     expect(metadata.text).toContain('EntitySet Name="A_MaterialDocumentHeader"');
-    const bad = await call('GET', odata(QN, `QualityNotification?$filter=${encodeURIComponent("Material ne 'X'")}`));
+    const bad = await call('GET', odata(MD, `A_MaterialDocumentHeader?$filter=${encodeURIComponent("X ne 'Y'")}`));
     expect(bad.status).toBe(400);
     expect(bad.json.error.message).toEqual({ lang: 'en', value: expect.stringContaining('Unsupported $filter') });
     expect(bad.json.error.code).toEqual(expect.any(String));
   });
+
+  it('no longer serves quality notifications over OData V2', async () => {
+    const v2 = await call('GET', odata('API_QUALITYNOTIFICATION', 'QualityNotification'));
+    expect(v2.status).toBe(404);
+  });
 });
 
-describe('API_QUALITYNOTIFICATION', () => {
-  it('creates a notification with defect items by deep insert, reads it back, adds an item and completes it', async () => {
-    const b = await newBatch();
-    const reference = `HF${randomBytes(7).toString('hex').toUpperCase()}`.slice(0, 16);
-    const created = await call('POST', odata(QN, 'QualityNotification'), {
-      session,
-      body: {
-        NotificationType: 'F3',
-        NotificationText: 'Scratch on bracket flange',
-        Material: b.material,
-        Plant: b.plant,
-        Batch: b.batch,
-        ExternalReferenceNumber: reference,
-        ComplaintQuantity: '3',
-        ComplaintQuantityUnit: 'PC',
-        to_QualityNotificationItem: [
-          { NotificationItemText: 'scratch', DefectCodeGroup: 'VISUAL', DefectCode: '0001' },
-          { NotificationItemText: 'dent', DefectCodeGroup: 'VISUAL', DefectCode: '0002' },
-        ],
-      },
-    });
-    expect(created.status).toBe(201);
-    const n = created.json.d.QualityNotification as string;
-    expect(n).toMatch(/^2000000\d\d$/);
-    expect(created.headers.get('location')).toBe(`${origin}${odata(QN, `QualityNotification('${n}')`)}`);
-    expect(created.json.d).toMatchObject({
-      __metadata: { type: 'API_QUALITYNOTIFICATION.QualityNotificationType' },
+/** A defect item as Holdfast sends it; the quantity goes on the item, the root has none in V4. */
+const defect = (text: string, code = '0001') => ({
+  NotificationItemText: text,
+  DefectCodeGroup: 'VISUAL',
+  DefectCode: code,
+  InternalDefectiveQuantity: 3,
+  DefectiveQuantityUnit: 'PC',
+});
+
+async function raise(b: Batch, items = [defect('scratch')], extra: Record<string, unknown> = {}) {
+  const created = await call('POST', qn('QualityNotification'), {
+    session,
+    body: {
       NotificationType: 'F3',
-      NotifProcessingPhase: '1',
-      ComplaintQuantity: '3.000',
-      CreationDate: expect.stringMatching(/^\/Date\(\d+\)\/$/),
-    });
-    expect(
-      results<{ NotificationItem: string }>(created.json.d.to_QualityNotificationItem).map((i) => i.NotificationItem),
-    ).toEqual(['0001', '0002']);
+      NotificationText: 'Scratch on bracket flange',
+      Material: b.material,
+      Plant: b.plant,
+      Batch: b.batch,
+      _QualityNotificationItem: items,
+      ...extra,
+    },
+  });
+  expect(created.status).toBe(201);
+  return created;
+}
 
-    const plain = await call('GET', odata(QN, `QualityNotification('${n}')`));
-    expect(plain.json.d.to_QualityNotificationItem.__deferred.uri).toContain(
-      `QualityNotification('${n}')/to_QualityNotificationItem`,
-    );
-    const expanded = await call('GET', odata(QN, `QualityNotification('${n}')?$expand=to_QualityNotificationItem`));
-    expect(expanded.json.d.to_QualityNotificationItem.results).toEqual([
-      expect.objectContaining({ NotificationItem: '0001', NotificationItemText: 'scratch', DefectCodeCatalog: '9' }),
-      expect.objectContaining({ NotificationItem: '0002', DefectCode: '0002' }),
-    ]);
+/** Reads a notification and returns its ETag (the header and the annotation agree). */
+async function etagOf(n: string): Promise<string> {
+  const read = await call('GET', qn(`QualityNotification('${n}')`));
+  expect(read.status).toBe(200);
+  expect(read.headers.get('etag')).toBe(read.json['@odata.etag']);
+  return read.json['@odata.etag'] as string;
+}
 
-    const filter = encodeURIComponent(`ExternalReferenceNumber eq '${reference}' and NotificationType eq 'F3'`);
-    const found = await call('GET', odata(QN, `QualityNotification?$filter=${filter}&$top=5`));
-    expect(results<{ QualityNotification: string }>(found.json.d).map((r) => r.QualityNotification)).toEqual([n]);
-
-    const added = await call('POST', odata(QN, 'QualityNotificationItem'), {
-      session,
-      body: { QualityNotification: n, NotificationItemText: 'burr', DefectCodeGroup: 'VISUAL', DefectCode: '0003' },
-    });
-    expect(added.status).toBe(201);
-    expect(added.json.d.NotificationItem).toBe('0003');
-    const items = await call(
-      'GET',
-      odata(QN, `QualityNotificationItem?$filter=${encodeURIComponent(`QualityNotification eq '${n}'`)}`),
-    );
-    expect(items.json.d.results).toHaveLength(3);
-
-    const completed = await call('PATCH', odata(QN, `QualityNotification('${n}')`), {
-      session,
-      body: { NotifProcessingPhase: '4' },
-    });
-    expect(completed.status).toBe(204);
-    const again = await call('MERGE', odata(QN, `QualityNotification('${n}')`), {
-      session,
-      body: { NotifProcessingPhase: '4' },
-    });
-    expect(again.status).toBe(204);
-    const after = await call('GET', odata(QN, `QualityNotification('${n}')`));
-    expect(after.json.d.NotifProcessingPhase).toBe('4');
-    expect(after.json.d.CompletionDate).toMatch(/^\/Date\(\d+\)\/$/);
-
-    const late = await call('POST', odata(QN, 'QualityNotificationItem'), {
-      session,
-      body: { QualityNotification: n, NotificationItemText: 'too late' },
-    });
-    expect(late.status).toBe(400);
-    expect(late.json.error.code).toBe('ZHFS_SIM/010');
+const complete = (n: string, ifMatch?: string) =>
+  call('POST', qn(`QualityNotification('${n}')/com.sap.gateway.srvd_a2x.api_qualitynotification.v0001.Complete`), {
+    session,
+    body: {},
+    ...(ifMatch ? { headers: { 'if-match': ifMatch } } : {}),
   });
 
-  it('refuses unknown materials, notification types and notifications with SAP errors', async () => {
+describe('CE_QUALITYNOTIFICATION_0001 (OData V4)', () => {
+  it('serves its service document and a $metadata generated from metadata.ts', async () => {
+    const doc = await call('GET', QN_ROOT + '/');
+    expect(doc.headers.get('odata-version')).toBe('4.0');
+    expect(values<{ name: string }>(doc.json).map((s) => s.name)).toEqual([
+      'QualityNotification',
+      'QualityNotificationItem',
+    ]);
+    const metadata = await call('GET', qn('$metadata'));
+    expect(metadata.text).toContain('<Action Name="Complete" IsBound="true">');
+    expect(metadata.text).toContain('<NavigationProperty Name="_QualityNotificationItem"');
+  });
+
+  it('creates by deep insert, reads back in V4 JSON, finds by batch, adds an item, completes with If-Match', async () => {
+    const b = await newBatch();
+    const created = await raise(b, [defect('scratch'), defect('dent', '0002')], { Supplier: '17300001' });
+    const n = created.json.QualityNotification as string;
+    expect(n).toMatch(/^2000000\d\d$/);
+    expect(created.headers.get('location')).toBe(`${origin}${qn(`QualityNotification('${n}')`)}`);
+    expect(created.headers.get('etag')).toBe(created.json['@odata.etag']);
+    expect(created.json).toMatchObject({
+      '@odata.context': '$metadata#QualityNotification/$entity',
+      '@odata.etag': expect.stringMatching(/^W\/"\d{14}\.\d{7}"$/),
+      NotificationType: 'F3',
+      NotifProcessingPhase: '1',
+      Supplier: '17300001',
+      CreationDate: new Date().toISOString().slice(0, 10),
+      ChangedDateTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/),
+      NotificationCompletionDate: null,
+    });
+    expect(created.json.d).toBeUndefined();
+    expect(created.json._QualityNotificationItem).toEqual([
+      expect.objectContaining({ NotificationItem: '0001', InternalDefectiveQuantity: 3, DefectiveQuantityUnit: 'PC' }),
+      expect.objectContaining({ NotificationItem: '0002', DefectCode: '0002' }),
+    ]);
+    // Every property the simulator answers is one metadata.ts lists.
+    const described = SAP_SERVICES[QUALITY_NOTIFICATION_SERVICE]!.entitySets;
+    const undescribed = (set: string, entity: Record<string, unknown>) =>
+      Object.keys(entity).filter(
+        (p) => !p.startsWith('@') && !(p in described[set]!.properties) && !(p in described[set]!.navigations),
+      );
+    expect(undescribed('QualityNotification', created.json as Record<string, unknown>)).toEqual([]);
+    expect(
+      undescribed('QualityNotificationItem', (created.json._QualityNotificationItem as Record<string, unknown>[])[0]!),
+    ).toEqual([]);
+
+    const plain = await call('GET', qn(`QualityNotification('${n}')`));
+    expect(plain.json).not.toHaveProperty('_QualityNotificationItem');
+    const filter = encodeURIComponent(
+      `Material eq '${b.material}' and Plant eq '${b.plant}' and Batch eq '${b.batch}' and NotificationType eq 'F3'`,
+    );
+    const found = await call('GET', qn(`QualityNotification?$filter=${filter}&$expand=_QualityNotificationItem`));
+    expect(found.json['@odata.context']).toBe('$metadata#QualityNotification(_QualityNotificationItem())');
+    expect(found.json.value).toHaveLength(1);
+    expect(
+      values<{ _QualityNotificationItem: { NotificationItemText: string }[] }>(
+        found.json,
+      )[0]!._QualityNotificationItem.map((i) => i.NotificationItemText),
+    ).toEqual(['scratch', 'dent']);
+
+    // A create through the composition needs no ETag; it moves the notification's.
+    const before = await etagOf(n);
+    const added = await call('POST', qn(`QualityNotification('${n}')/_QualityNotificationItem`), {
+      session,
+      body: defect('burr', '0003'),
+    });
+    expect(added.status).toBe(201);
+    expect(added.json.NotificationItem).toBe('0003');
+    expect(added.headers.get('location')).toBe(
+      `${origin}${qn(`QualityNotificationItem(QualityNotification='${n}',NotificationItem='0003')`)}`,
+    );
+    const after = await etagOf(n);
+    expect(after).not.toBe(before);
+    expect(added.json['@odata.etag']).toBe(after);
+    const items = await call('GET', qn(`QualityNotification('${n}')/_QualityNotificationItem`));
+    expect(values<{ NotificationItem: string }>(items.json).map((i) => i.NotificationItem)).toEqual([
+      '0001',
+      '0002',
+      '0003',
+    ]);
+
+    const completed = await complete(n, after);
+    expect(completed.status).toBe(200);
+    expect(completed.json).toMatchObject({ NotifProcessingPhase: '4', NotificationCompletionDate: expect.any(String) });
+    // Completing a completed notification answers it unchanged (the simulator's choice; README).
+    const again = await complete(n, completed.json['@odata.etag'] as string);
+    expect(again.status).toBe(200);
+    expect(again.json['@odata.etag']).toBe(completed.json['@odata.etag']);
+
+    const late = await call('POST', qn(`QualityNotification('${n}')/_QualityNotificationItem`), {
+      session,
+      body: defect('too late'),
+    });
+    expect(late.status).toBe(400);
+    expect(late.json.error).toMatchObject({ code: 'ZHFS_SIM/010', message: expect.stringContaining(n) });
+  });
+
+  it('refuses a change without If-Match (428), then takes it with the ETag of a read; a stale ETag is 412', async () => {
+    const n = (await raise(await newBatch())).json.QualityNotification as string;
+    const patch = (ifMatch?: string, body: Record<string, unknown> = { NotificationText: 'Scratch, confirmed' }) =>
+      call('PATCH', qn(`QualityNotification('${n}')`), {
+        session,
+        body,
+        ...(ifMatch ? { headers: { 'if-match': ifMatch } } : {}),
+      });
+
+    const noEtag = await patch();
+    expect(noEtag.status).toBe(428);
+    expect(noEtag.json.error).toMatchObject({ code: expect.any(String), message: expect.stringContaining('If-Match') });
+    const read = await etagOf(n);
+    const changed = await patch(read);
+    expect(changed.status).toBe(200);
+    expect(changed.json.NotificationText).toBe('Scratch, confirmed');
+    expect(changed.json['@odata.etag']).not.toBe(read);
+
+    const stale = await patch(read);
+    expect(stale.status).toBe(412);
+    expect(stale.json.error.message).toContain('ETag');
+    expect((await patch('*')).status).toBe(200);
+
+    const phase = await patch(await etagOf(n), { NotifProcessingPhase: '4' });
+    expect(phase.status).toBe(400);
+    expect(phase.json.error).toMatchObject({
+      target: 'NotifProcessingPhase',
+      message: expect.stringContaining('read-only'),
+    });
+
+    const actionNoEtag = await complete(n);
+    expect(actionNoEtag.status).toBe(428);
+    const current = await etagOf(n);
+    await call('POST', `/__sim/quality-notifications/${n}/change`, { auth: null, body: { when: 'now' } });
+    expect((await complete(n, current)).status).toBe(412);
+    const completed = await complete(n, await etagOf(n));
+    expect(completed.status).toBe(200);
+    expect(completed.json.NotifProcessingPhase).toBe('4');
+  });
+
+  it("changes a notification behind the caller's back right after its next read, on request", async () => {
+    const n = (await raise(await newBatch())).json.QualityNotification as string;
+    const armed = await call('POST', `/__sim/quality-notifications/${n}/change`, {
+      auth: null,
+      body: { when: 'after-next-read' },
+    });
+    expect(armed.status).toBe(204);
+    const read = await etagOf(n);
+    expect((await complete(n, read)).status).toBe(412);
+    expect((await complete(n, await etagOf(n))).status).toBe(200);
+    const unknown = await call('POST', '/__sim/quality-notifications/999999999/change', { auth: null, body: {} });
+    expect(unknown.status).toBe(404);
+  });
+
+  it('answers the next create without its items, on request, as SAP may answer a deep insert', async () => {
+    const b = await newBatch();
+    expect((await call('POST', '/__sim/quality-notifications/omit-items-on-next-create', { auth: null })).status).toBe(
+      204,
+    );
+    const bare = await raise(b);
+    expect(bare.json).not.toHaveProperty('_QualityNotificationItem');
+    const items = await call(
+      'GET',
+      qn(`QualityNotification('${bare.json.QualityNotification}')/_QualityNotificationItem`),
+    );
+    expect(items.json.value).toHaveLength(1);
+    expect((await raise(b)).json._QualityNotificationItem).toHaveLength(1);
+  });
+
+  it('refuses a property metadata.ts does not list, in the body and in every query option, naming it', async () => {
     const before = await counts();
-    const material = await call('POST', odata(QN, 'QualityNotification'), {
+    const b = await newBatch();
+    const body = await call('POST', qn('QualityNotification'), {
+      session,
+      body: { NotificationType: 'F3', Colour: 'red' },
+    });
+    expect(body.status).toBe(400);
+    expect(body.json.error).toMatchObject({ target: 'Colour', message: expect.stringContaining("'Colour'") });
+    // V2's names are not the V4 service's.
+    const v2Names = await call('POST', qn('QualityNotification'), {
+      session,
+      body: { NotificationType: 'F3', ExternalReferenceNumber: 'HF1' },
+    });
+    expect(v2Names.json.error.target).toBe('ExternalReferenceNumber');
+    const withItem = (item: Record<string, unknown>) =>
+      call('POST', qn('QualityNotification'), {
+        session,
+        body: { NotificationType: 'F3', Material: b.material, _QualityNotificationItem: [item] },
+      });
+    const inItem = await withItem({ ...defect('x'), Colour: 'red' });
+    expect([inItem.status, inItem.json.error.target]).toEqual([400, 'Colour']);
+    const unsimulated = await call('POST', qn('QualityNotification'), {
+      session,
+      body: { NotificationType: 'F3', NotificationPriority: '1' },
+    });
+    expect(unsimulated.json.error.message).toBe("Property 'NotificationPriority' is not supported by the simulator");
+    const readOnly = await call('POST', qn('QualityNotification'), {
+      session,
+      body: { NotificationType: 'F3', QualityNotification: '200000999' },
+    });
+    expect(readOnly.json.error.message).toBe("Property 'QualityNotification' is read-only");
+    // Edm.Decimal is a JSON number (no IEEE754Compatible).
+    const decimalAsString = await withItem({ ...defect('x'), InternalDefectiveQuantity: '3' });
+    expect([decimalAsString.status, decimalAsString.json.error.target]).toEqual([400, 'InternalDefectiveQuantity']);
+    const queries: [string, string][] = [
+      [`$filter=${encodeURIComponent("Colour eq 'red'")}`, 'Colour'],
+      ['$select=QualityNotification,Colour', 'Colour'],
+      ['$expand=to_QualityNotificationItem', 'to_QualityNotificationItem'],
+      ['$orderby=Colour desc', 'Colour'],
+      ['$count=true', '$count'],
+      ['$inlinecount=allpages', '$inlinecount'],
+      ['colour=red', 'colour'],
+    ];
+    for (const [query, named] of queries) {
+      const res = await call('GET', qn(`QualityNotification?${query}`));
+      expect({ query, status: res.status, message: res.json.error.message }).toEqual({
+        query,
+        status: 400,
+        message: expect.stringContaining(named),
+      });
+    }
+    const unsupported = await call('GET', qn(`QualityNotification?$filter=${encodeURIComponent("Material ne 'X'")}`));
+    expect(unsupported.status).toBe(400);
+    expect(unsupported.json.error.message).toContain('Unsupported $filter');
+    expect(await counts()).toEqual(before);
+  });
+
+  it('supports $select, $orderby and $top on confirmed properties', async () => {
+    const b = await newBatch();
+    const first = (await raise(b)).json.QualityNotification as string;
+    const second = (await raise(b)).json.QualityNotification as string;
+    const filter = encodeURIComponent(`Batch eq '${b.batch}' and Material eq '${b.material}'`);
+    const res = await call(
+      'GET',
+      qn(`QualityNotification?$filter=${filter}&$select=NotificationType&$orderby=QualityNotification desc&$top=1`),
+    );
+    expect(res.json.value).toEqual([
+      { '@odata.etag': expect.any(String), QualityNotification: second, NotificationType: 'F3' },
+    ]);
+    expect(first).not.toBe(second);
+  });
+
+  it('refuses unknown materials, notification types and notifications, and items outside their composition', async () => {
+    const before = await counts();
+    const material = await call('POST', qn('QualityNotification'), {
       session,
       body: { NotificationType: 'F3', Material: 'NO-SUCH-MATERIAL', Plant: '1010' },
     });
     expect(material.status).toBe(400);
-    expect(material.json.error).toMatchObject({ code: 'M3/305', message: { lang: 'en' } });
-    const type = await call('POST', odata(QN, 'QualityNotification'), { session, body: { NotificationType: 'ZZ' } });
+    expect(material.json.error).toMatchObject({ code: 'M3/305', message: expect.stringContaining('NO-SUCH-MATERIAL') });
+    const type = await call('POST', qn('QualityNotification'), { session, body: { NotificationType: 'ZZ' } });
     expect(type.status).toBe(400);
-    const unknownProperty = await call('POST', odata(QN, 'QualityNotification'), {
+    expect((await complete('999999999', '*')).status).toBe(404);
+    const orphan = await call('POST', qn("QualityNotification('999999999')/_QualityNotificationItem"), {
       session,
-      body: { NotificationType: 'F3', Colour: 'red' },
+      body: defect('orphan'),
     });
-    expect(unknownProperty.status).toBe(400);
-    expect(unknownProperty.json.error.message.value).toContain("'Colour'");
-    const patch = await call('PATCH', odata(QN, "QualityNotification('999999999')"), {
-      session,
-      body: { NotifProcessingPhase: '4' },
-    });
-    expect(patch.status).toBe(404);
+    expect([orphan.status, orphan.json.error.code]).toEqual([404, 'ZHFS_SIM/012']);
+    expect((await call('GET', qn("QualityNotification('999999999')/_QualityNotificationItem"))).status).toBe(404);
+    const direct = await call('POST', qn('QualityNotificationItem'), { session, body: defect('direct') });
+    expect(direct.status).toBe(405);
     expect(await counts()).toEqual(before);
   });
 
   it('does not de-duplicate: the same POST twice makes two notifications', async () => {
     const before = await counts();
-    const body = { NotificationType: 'F3', ExternalReferenceNumber: 'HFSAMEPOSTTWICE1' };
-    const first = await call('POST', odata(QN, 'QualityNotification'), { session, body });
-    const second = await call('POST', odata(QN, 'QualityNotification'), { session, body });
-    expect([first.status, second.status]).toEqual([201, 201]);
-    expect(first.json.d.QualityNotification).not.toBe(second.json.d.QualityNotification);
+    const b = await newBatch();
+    const first = await raise(b);
+    const second = await raise(b);
+    expect(first.json.QualityNotification).not.toBe(second.json.QualityNotification);
     expect((await counts()).notifications).toBe(before.notifications + 2);
   });
 });

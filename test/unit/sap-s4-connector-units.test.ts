@@ -46,6 +46,16 @@ describe('odataString', () => {
   });
 });
 
+describe('OData V4 error bodies', () => {
+  it('are read like V2 ones: the message is a plain string, the code decides a business refusal', () => {
+    const body = JSON.stringify({
+      error: { code: 'ZHFS_SIM/010', message: 'Notification 200000001 is completed', details: [] },
+    });
+    expect(parseSapError(body)).toEqual({ code: 'ZHFS_SIM/010', message: 'Notification 200000001 is completed' });
+    expect(sapHttpError('sap', 'addNotificationItem', 400, body).kind).toBe('rejected');
+  });
+});
+
 describe('SAP error classification', () => {
   const sapBody = (code: string, value: string) => JSON.stringify({ error: { code, message: { lang: 'en', value } } });
 

@@ -1,19 +1,22 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ExternalSystemError } from '../../../activities/errors';
 import { createHttpTransport, ResponseTooLargeError, type HttpTransport } from '../http-transport';
+import { SAP_SERVICES } from '../../vendor-apis/sap-s4/metadata';
 import { sapHttpError, sapMalformedResponse, sapTransportError } from './errors';
-import { ODataCollection, ODataEntity } from './sap-s4.schemas';
+import { ODataCollection, ODataEntity, ODataV4Collection } from './sap-s4.schemas';
 
 /**
- * OData V2 client for SAP Gateway over a connection pool of its own (../http-transport.ts). One attempt per call (Temporal's retry policy is the only retry
- * owner, house rule 4), with one exception the protocol demands: a write refused with `403` + `X-CSRF-Token: Required`
- * re-fetches the token once and is sent again (docs/vendor-interfaces.md#sap-csrf-tokens; the SAP Cloud SDK does the
- * same).
+ * The OData clients for SAP: `SapODataClient` speaks V2 (SAP Gateway), `SapODataV4Client` V4 (RAP services), and both
+ * go through one `SapHttpSession`: a connection pool of its own (../http-transport.ts) with a deadline per call and a
+ * size cap, Basic auth, the session cookies and one CSRF token. One attempt per call (Temporal's retry policy is the
+ * only retry owner, house rule 4), with the exceptions the protocol demands: a write refused with `403` +
+ * `X-CSRF-Token: Required` re-fetches the token once and is sent again (docs/vendor-interfaces.md#sap-csrf-tokens; the
+ * SAP Cloud SDK does the same), and a V4 change refused for its ETag is read again and sent once more.
  */
 export interface SapODataClientOptions {
   /** Instance name from temporal.yaml, used as the system name in errors. */
   system: string;
-  /** Scheme, host and port; the client appends /sap/opu/odata/sap/{service}. */
+  /** Scheme, host and port; each service's path comes from infra/vendor-apis/sap-s4/metadata.ts. */
   baseUrl: string;
   sapClient: string;
   username: string;
@@ -37,17 +40,23 @@ interface Exchange {
   text: string;
 }
 
-const ODATA_PATH = '/sap/opu/odata/sap';
 const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
-/** OData V2 string literal: single quotes, an embedded quote doubled. */
+/** OData string literal (V2 and V4 alike): single quotes, an embedded quote doubled. */
 export function odataString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
-export class SapODataClient {
+const isSuccess = (status: number) => status >= 200 && status < 300;
+
+/**
+ * The HTTP session with one SAP system that the OData clients share: SAP binds the CSRF token to the session cookies,
+ * and the token fetched on one service is good for the others of the same system (a `403 Required` fetches anew on
+ * the service being written).
+ */
+export class SapHttpSession {
   readonly system: string;
-  private readonly root: string;
+  private readonly origin: string;
   private readonly authorization: string;
   private readonly http: HttpTransport;
   private closed = false;
@@ -58,7 +67,7 @@ export class SapODataClient {
 
   constructor(private readonly opts: SapODataClientOptions) {
     this.system = opts.system;
-    this.root = opts.baseUrl.replace(/\/+$/, '') + ODATA_PATH;
+    this.origin = opts.baseUrl.replace(/\/+$/, '');
     this.authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password}`, 'utf8').toString('base64')}`;
     this.http = createHttpTransport({
       timeoutMs: opts.timeoutMs,
@@ -66,50 +75,7 @@ export class SapODataClient {
     });
   }
 
-  /** GET a collection; each record is validated with `entity`. */
-  async list<T>(
-    service: string,
-    entitySet: string,
-    query: ODataQuery,
-    entity: z.ZodType<T>,
-    operation: string,
-  ): Promise<T[]> {
-    const res = await this.exchange('GET', this.url(service, entitySet, query), {}, undefined, operation);
-    if (res.status !== 200) throw sapHttpError(this.system, operation, res.status, res.text);
-    return this.parse(res, ODataCollection(entity), operation).d.results;
-  }
-
-  /** GET one entity by its resource path, e.g. `QualityNotification('200000001')`. */
-  async get<T>(
-    service: string,
-    resourcePath: string,
-    query: ODataQuery,
-    entity: z.ZodType<T>,
-    operation: string,
-  ): Promise<T> {
-    const res = await this.exchange('GET', this.url(service, resourcePath, query), {}, undefined, operation);
-    if (res.status !== 200) throw sapHttpError(this.system, operation, res.status, res.text);
-    return this.parse(res, ODataEntity(entity), operation).d;
-  }
-
-  /** POST a (deep) insert; SAP answers 201 with the created entity. */
-  async create<T>(
-    service: string,
-    entitySet: string,
-    body: unknown,
-    entity: z.ZodType<T>,
-    operation: string,
-  ): Promise<T> {
-    const res = await this.modify('POST', service, entitySet, body, operation);
-    return this.parse(res, ODataEntity(entity), operation).d;
-  }
-
-  /** PATCH (partial update, the MERGE of OData V2); SAP answers 204. */
-  async update(service: string, resourcePath: string, body: unknown, operation: string): Promise<void> {
-    await this.modify('PATCH', service, resourcePath, body, operation);
-  }
-
-  /** Fetches a fresh CSRF token (and session cookies); doubles as the health check. */
+  /** Fetches a fresh CSRF token (and session cookies) on the service; doubles as the health check. */
   async refreshCsrfToken(service: string, operation = 'fetch CSRF token'): Promise<void> {
     await this.renewToken(service, this.token, operation);
   }
@@ -122,7 +88,8 @@ export class SapODataClient {
     this.token = undefined;
   }
 
-  private url(service: string, resourcePath: string, query: ODataQuery = {}): string {
+  /** The URL of a resource of the service, with the query options and the SAP client. */
+  url(service: string, resourcePath: string, query: ODataQuery = {}): string {
     // encodeURIComponent, not URLSearchParams: '+' for a space is form encoding, which an OData server need not accept.
     const params: string[] = [`sap-client=${encodeURIComponent(this.opts.sapClient)}`];
     const filter = Object.entries(query.filter ?? {})
@@ -132,22 +99,34 @@ export class SapODataClient {
     if (query.top !== undefined) params.push(`$top=${query.top}`);
     if (query.expand?.length) params.push(`$expand=${encodeURIComponent(query.expand.join(','))}`);
     if (query.select?.length) params.push(`$select=${encodeURIComponent(query.select.join(','))}`);
-    return `${this.root}/${service}/${resourcePath}?${params.join('&')}`;
+    return `${this.serviceRoot(service)}/${resourcePath}?${params.join('&')}`;
   }
 
-  private async modify(
+  /** GET; a status other than 200 is thrown as SAP's error. */
+  async read(url: string, operation: string): Promise<Exchange> {
+    const res = await this.exchange('GET', url, {}, undefined, operation);
+    if (res.status !== 200) throw sapHttpError(this.system, operation, res.status, res.text);
+    return res;
+  }
+
+  /**
+   * A modifying request with the CSRF token and the session cookies, sent again once with a fresh token after a
+   * `403 Required`. A status in `answered` comes back for the caller to handle; any other non-2xx is thrown.
+   */
+  async write(
     method: 'POST' | 'PATCH',
     service: string,
-    resourcePath: string,
+    url: string,
     body: unknown,
     operation: string,
+    headers: Record<string, string> = {},
+    answered: readonly number[] = [],
   ): Promise<Exchange> {
-    const url = this.url(service, resourcePath);
     const send = (token: string) =>
       this.exchange(
         method,
         url,
-        { 'content-type': 'application/json', ...(token ? { 'x-csrf-token': token } : {}) },
+        { 'content-type': 'application/json', ...headers, ...(token ? { 'x-csrf-token': token } : {}) },
         JSON.stringify(body),
         operation,
       );
@@ -158,8 +137,34 @@ export class SapODataClient {
       token = await this.renewToken(service, token, operation);
       res = await send(token);
     }
-    if (res.status < 200 || res.status >= 300) throw sapHttpError(this.system, operation, res.status, res.text);
+    if (!isSuccess(res.status) && !answered.includes(res.status)) {
+      throw sapHttpError(this.system, operation, res.status, res.text);
+    }
     return res;
+  }
+
+  /** The body as JSON, validated with `schema` (OWASP API10): anything else is a malformed answer. */
+  parse<T>(res: Exchange, schema: z.ZodType<T>, operation: string): T {
+    let json: unknown;
+    try {
+      json = JSON.parse(res.text);
+    } catch {
+      throw sapMalformedResponse(
+        this.system,
+        operation,
+        res.status,
+        `body is not JSON: ${JSON.stringify(res.text.slice(0, 80))}`,
+      );
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) throw sapMalformedResponse(this.system, operation, res.status, parsed.error);
+    return parsed.data;
+  }
+
+  private serviceRoot(service: string): string {
+    const described = SAP_SERVICES[service];
+    if (!described) throw new Error(`SAP service ${service} is not in infra/vendor-apis/sap-s4/metadata.ts`);
+    return this.origin + described.path;
   }
 
   private currentToken(service: string, operation: string): Promise<string> {
@@ -192,9 +197,10 @@ export class SapODataClient {
    * that form (SAP Cloud SDK order). A 2xx without a token means the service does not check CSRF: writes go without.
    */
   private async fetchToken(service: string, operation: string): Promise<string> {
+    const client = `sap-client=${encodeURIComponent(this.opts.sapClient)}`;
     const attempts: ['HEAD' | 'GET', string][] = [
-      ['HEAD', `${this.root}/${service}/?sap-client=${encodeURIComponent(this.opts.sapClient)}`],
-      ['GET', `${this.root}/${service}?sap-client=${encodeURIComponent(this.opts.sapClient)}`],
+      ['HEAD', `${this.serviceRoot(service)}/?${client}`],
+      ['GET', `${this.serviceRoot(service)}?${client}`],
     ];
     let last: Exchange | undefined;
     for (const [method, url] of attempts) {
@@ -251,21 +257,151 @@ export class SapODataClient {
       else this.cookies.set(name, value);
     }
   }
+}
 
-  private parse<T>(res: Exchange, schema: z.ZodType<T>, operation: string): T {
-    let json: unknown;
-    try {
-      json = JSON.parse(res.text);
-    } catch {
-      throw sapMalformedResponse(
+/** OData V2 (SAP Gateway): `{"d": …}` envelopes. */
+export class SapODataClient {
+  readonly system: string;
+
+  constructor(private readonly session: SapHttpSession) {
+    this.system = session.system;
+  }
+
+  /** GET a collection; each record is validated with `entity`. */
+  async list<T>(
+    service: string,
+    entitySet: string,
+    query: ODataQuery,
+    entity: z.ZodType<T>,
+    operation: string,
+  ): Promise<T[]> {
+    const res = await this.session.read(this.session.url(service, entitySet, query), operation);
+    return this.session.parse(res, ODataCollection(entity), operation).d.results;
+  }
+
+  /** GET one entity by its resource path, e.g. `A_MaterialDocumentHeader(MaterialDocumentYear='2026',…)`. */
+  async get<T>(
+    service: string,
+    resourcePath: string,
+    query: ODataQuery,
+    entity: z.ZodType<T>,
+    operation: string,
+  ): Promise<T> {
+    const res = await this.session.read(this.session.url(service, resourcePath, query), operation);
+    return this.session.parse(res, ODataEntity(entity), operation).d;
+  }
+
+  /** POST a (deep) insert; SAP answers 201 with the created entity. */
+  async create<T>(
+    service: string,
+    entitySet: string,
+    body: unknown,
+    entity: z.ZodType<T>,
+    operation: string,
+  ): Promise<T> {
+    const res = await this.session.write('POST', service, this.session.url(service, entitySet), body, operation);
+    return this.session.parse(res, ODataEntity(entity), operation).d;
+  }
+}
+
+/** What a fresh read says about a change: the ETag to send (undefined when it carried none), or nothing to do. */
+export type ETagPrecondition = { etag: string | undefined } | 'already-done';
+
+/** A change of an entity: a PATCH of it or a bound action on it (`Entity('1')/namespace.Action`). */
+export interface ODataV4Change {
+  method: 'PATCH' | 'POST';
+  resourcePath: string;
+  body: unknown;
+}
+
+const ETagAnnotation = z.looseObject({ '@odata.etag': z.string().optional() });
+
+/** OData V4 (RAP): collections in `value`, entities without an envelope, changes guarded by ETags. */
+export class SapODataV4Client {
+  readonly system: string;
+
+  constructor(private readonly session: SapHttpSession) {
+    this.system = session.system;
+  }
+
+  /** GET a collection (an entity set, or a navigation such as `Root('1')/_Items`); records validated with `entity`. */
+  async list<T>(
+    service: string,
+    resourcePath: string,
+    query: ODataQuery,
+    entity: z.ZodType<T>,
+    operation: string,
+  ): Promise<T[]> {
+    const res = await this.session.read(this.session.url(service, resourcePath, query), operation);
+    return this.session.parse(res, ODataV4Collection(entity), operation).value;
+  }
+
+  /** GET one entity with its ETag: the `@odata.etag` annotation, or the `ETag` header when the body has none. */
+  async read<T>(
+    service: string,
+    resourcePath: string,
+    query: ODataQuery,
+    entity: z.ZodType<T>,
+    operation: string,
+  ): Promise<{ entity: T; etag: string | undefined }> {
+    const res = await this.session.read(this.session.url(service, resourcePath, query), operation);
+    const annotated = this.session.parse(res, ETagAnnotation, operation)['@odata.etag'];
+    return {
+      entity: this.session.parse(res, entity, operation),
+      etag: annotated ?? res.headers.get('etag') ?? undefined,
+    };
+  }
+
+  /** POST a (deep) insert, or a create through a composition (`Root('1')/_Items`); SAP answers 201 with the entity. */
+  async create<T>(
+    service: string,
+    resourcePath: string,
+    body: unknown,
+    entity: z.ZodType<T>,
+    operation: string,
+  ): Promise<T> {
+    const url = this.session.url(service, resourcePath);
+    return this.session.parse(await this.session.write('POST', service, url, body, operation), entity, operation);
+  }
+
+  /**
+   * A change RAP guards with the entity's ETag: sent with `If-Match` and the ETag `current()` read afresh. A `412`
+   * (changed since that read) reads again and sends once more, then fails transient, for the next attempt to start
+   * from a fresh read. A `428` means SAP wants an ETag the read did not carry: read again once, and without one still,
+   * fail validation, since no retry can supply it. `current()` answers `already-done` when the change is not needed
+   * (any more), which ends the change without sending it.
+   */
+  async changeWithETag(
+    service: string,
+    change: ODataV4Change,
+    current: () => Promise<ETagPrecondition>,
+    operation: string,
+  ): Promise<void> {
+    const url = this.session.url(service, change.resourcePath);
+    const noETag = (refused: ExternalSystemError) =>
+      new ExternalSystemError(
         this.system,
-        operation,
-        res.status,
-        `body is not JSON: ${JSON.stringify(res.text.slice(0, 80))}`,
+        'validation',
+        `${refused.message} (SAP requires If-Match, and a fresh read of ${change.resourcePath} gave no usable ETag)`,
+        428,
       );
+    let precondition = await current();
+    let reread = false;
+    for (;;) {
+      if (precondition === 'already-done') return;
+      const { etag } = precondition;
+      const headers: Record<string, string> = etag ? { 'if-match': etag } : {};
+      const res = await this.session.write(change.method, service, url, change.body, operation, headers, [412, 428]);
+      if (isSuccess(res.status)) return;
+      const refused = sapHttpError(this.system, operation, res.status, res.text);
+      if (reread && res.status === 428) throw noETag(refused);
+      if (reread) {
+        const message = `${refused.message} (changed again since a fresh read)`;
+        throw new ExternalSystemError(this.system, 'transient', message, 412);
+      }
+      reread = true;
+      precondition = await current();
+      if (res.status === 428 && precondition !== 'already-done' && !precondition.etag) throw noETag(refused);
     }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) throw sapMalformedResponse(this.system, operation, res.status, parsed.error);
-    return parsed.data;
   }
 }

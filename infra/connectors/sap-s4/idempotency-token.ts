@@ -8,9 +8,8 @@ export const IDEMPOTENCY_TOKEN_LENGTH = 16;
 /**
  * The short, deterministic stand-in for Holdfast's idempotency key that is written into a searchable SAP field, so a
  * retry can find what an earlier attempt created (docs/reliability.md#lookup-before-create). `HF` + 14 base32
- * characters of the key's SHA-256 (70 bits): 16 characters fit MaterialDocumentHeaderText (25),
- * ExternalReferenceNumber (20) and leave room in a 40-character item text. The chance that two of a million keys
- * collide is below 1e-9.
+ * characters of the key's SHA-256 (70 bits): 16 characters fit MaterialDocumentHeaderText (25) and leave room in a
+ * 40-character item text. The chance that two of a million keys collide is below 1e-9.
  */
 export function idempotencyToken(idempotencyKey: string): string {
   const digest = createHash('sha256').update(idempotencyKey, 'utf8').digest();

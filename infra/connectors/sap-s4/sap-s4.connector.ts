@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { resolveEnvRef } from '../../config/load';
 import { defineConnector } from '../define';
-import { SapODataClient } from './client';
+import { QUALITY_NOTIFICATION_SERVICE } from '../../vendor-apis/sap-s4/metadata';
+import { SapHttpSession, SapODataClient, SapODataV4Client } from './client';
 import { createSapS4ErpPort } from './sap-s4.port';
 
 export const SAP_S4_KIND = 'sap-s4-odata';
@@ -9,7 +10,7 @@ export const SAP_S4_KIND = 'sap-s4-odata';
 /** One `connectors:` entry in temporal.yaml. The `kind` key is accepted so the block can be passed as written. */
 export const SapS4Config = z.strictObject({
   kind: z.literal(SAP_S4_KIND).optional(),
-  /** Scheme, host and port of the SAP Gateway (the connector appends /sap/opu/odata/sap/…). */
+  /** Scheme, host and port of the SAP system; each service's path comes from infra/vendor-apis/sap-s4/metadata.ts. */
   baseUrl: z
     .url({ protocol: /^https?$/ })
     .refine(
@@ -30,7 +31,7 @@ export default defineConnector({
   role: 'erp',
   configSchema: SapS4Config,
   async connect(config, ctx) {
-    const client = new SapODataClient({
+    const session = new SapHttpSession({
       system: ctx.name,
       baseUrl: config.baseUrl,
       sapClient: config.sapClient,
@@ -39,13 +40,13 @@ export default defineConnector({
       timeoutMs: config.timeoutMs,
     });
     return {
-      port: createSapS4ErpPort(client),
+      port: createSapS4ErpPort(new SapODataClient(session), new SapODataV4Client(session)),
       async healthCheck() {
-        await client.refreshCsrfToken('API_QUALITYNOTIFICATION', 'healthCheck');
+        await session.refreshCsrfToken(QUALITY_NOTIFICATION_SERVICE, 'healthCheck');
       },
       // Fails the calls in flight, releases the connection pool and drops the SAP session.
       async close() {
-        client.close();
+        session.close();
       },
     };
   },

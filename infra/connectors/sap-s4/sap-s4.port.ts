@@ -8,7 +8,12 @@ import type {
   ErpQualityNotificationRequest,
 } from '../../../activities/ports';
 import { ExternalSystemError } from '../../../activities/errors';
-import { odataString, type SapODataClient } from './client';
+import {
+  entitySetOf,
+  QUALITY_NOTIFICATION_SERVICE as QUALITY_NOTIFICATION,
+  SAP_SERVICES,
+} from '../../vendor-apis/sap-s4/metadata';
+import { odataString, type SapODataClient, type SapODataV4Client } from './client';
 import { idempotencyToken, textWithToken } from './idempotency-token';
 import {
   MaterialDocumentRecord,
@@ -17,9 +22,11 @@ import {
   type QualityNotificationItemRecord as ItemRecord,
 } from './sap-s4.schemas';
 
-const QUALITY_NOTIFICATION = 'API_QUALITYNOTIFICATION';
 const MATERIAL_DOCUMENT = 'API_MATERIAL_DOCUMENT_SRV';
-const ITEMS_NAV = 'to_QualityNotificationItem';
+/** The composition from a notification to its defect items (OData V4). */
+const ITEMS_NAV = '_QualityNotificationItem';
+/** The bound action that completes a notification: the phase is read-only in a RAP service. */
+const COMPLETE = `${SAP_SERVICES[QUALITY_NOTIFICATION]!.namespace}.Complete`;
 const MATERIAL_DOCUMENT_ITEMS_NAV = 'to_MaterialDocumentItem';
 
 /** QMEL-PHASE: 4 = completed. */
@@ -38,19 +45,23 @@ const BLOCKED_STOCK = '07';
 
 const LOOKUP_FIRST: CreateOptions = { lookupFirst: true };
 
-const NOTIFICATION_TEXT_LENGTH = 40;
-const ITEM_TEXT_LENGTH = 40;
+/** Text lengths from metadata.ts, which both the connector and the simulator follow. */
+const maxLength = (entitySet: string, property: string) =>
+  entitySetOf(QUALITY_NOTIFICATION, entitySet).properties[property]?.maxLength ?? Infinity;
+const NOTIFICATION_TEXT_LENGTH = maxLength('QualityNotification', 'NotificationText');
+const ITEM_TEXT_LENGTH = maxLength('QualityNotificationItem', 'NotificationItemText');
 const DOCUMENT_ITEM_TEXT_LENGTH = 50;
 
 /**
- * ErpPort on SAP S/4HANA. A create that may be a retry first looks its idempotency token up and posts only when
- * nothing carries it, so "SAP committed but the response was lost" followed by a retry returns the first document
+ * ErpPort on SAP S/4HANA: quality notifications over OData V4 (`notifications`), material documents over V2
+ * (`client`). A create that may be a retry first looks its idempotency token up and posts only when nothing carries
+ * it, so "SAP committed but the response was lost" followed by a retry returns the first document
  * (docs/reliability.md#lookup-before-create). With `lookupFirst: false` (the intent ledger knows of no earlier
  * attempt) it posts at once; the token is written either way, so a later retry can find the document.
- * Where the token lives: notification → ExternalReferenceNumber; defect item → the end of NotificationItemText;
+ * Where the token lives: defect item → the end of NotificationItemText (a notification is found by its first item's);
  * material document → MaterialDocumentHeaderText (infra/simulators/sap-s4/README.md says why).
  */
-export function createSapS4ErpPort(client: SapODataClient): ErpPort {
+export function createSapS4ErpPort(client: SapODataClient, notifications: SapODataV4Client): ErpPort {
   const { system } = client;
 
   function quantityText(quantity: number, operation: string): string {
@@ -90,35 +101,36 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
     };
   }
 
-  function itemCarrying(items: ItemRecord[], token: string): ItemRecord | undefined {
-    return items.find((i) => i.NotificationItemText.endsWith(token));
+  /** V4 sends Edm.Decimal as a JSON number: the quantity checked and rounded like every other Holdfast sends. */
+  function defectiveQuantity(quantity: number, operation: string): number {
+    return Number(quantityText(quantity, operation));
   }
 
-  async function notificationItems(notification: QualityNotificationRecord, operation: string): Promise<ItemRecord[]> {
-    const nav = notification.to_QualityNotificationItem;
-    if (nav && 'results' in nav) return nav.results;
-    const expanded = await client.get(
+  const notificationPath = (notification: string) => `QualityNotification(${odataString(notification)})`;
+
+  function itemsOf(notification: string, operation: string): Promise<ItemRecord[]> {
+    return notifications.list(
       QUALITY_NOTIFICATION,
-      `QualityNotification(${odataString(notification.QualityNotification)})`,
-      { expand: [ITEMS_NAV] },
-      QualityNotificationRecord,
+      `${notificationPath(notification)}/${ITEMS_NAV}`,
+      {},
+      QualityNotificationItemRecord,
       operation,
     );
-    const again = expanded.to_QualityNotificationItem;
-    return again && 'results' in again ? again.results : [];
   }
 
-  async function firstItemOf(notification: QualityNotificationRecord, token: string, operation: string) {
-    const items = await notificationItems(notification, operation);
-    const item = itemCarrying(items, token) ?? items[0];
-    if (!item) {
-      throw new ExternalSystemError(
-        system,
-        'rejected',
-        `SAP ${system} ${operation}: notification ${notification.QualityNotification} has no defect item`,
-      );
-    }
-    return { notification: notification.QualityNotification, item: item.NotificationItem };
+  /**
+   * The notification's item that carries `token`. SAP's answer is not trusted to list the items (a deep insert may
+   * come back without them, a server may not expand): when it lacks them, they are read back.
+   */
+  async function itemCarrying(
+    notification: QualityNotificationRecord,
+    token: string,
+    operation: string,
+  ): Promise<ItemRecord | undefined> {
+    const items =
+      notification._QualityNotificationItem ??
+      (await itemsOf(notification.QualityNotification, `${operation} (items read back)`));
+    return items.find((i) => i.NotificationItemText.endsWith(token));
   }
 
   function defectItemBody(item: ErpDefectItem) {
@@ -135,20 +147,32 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
 
     async raiseQualityNotification(req: ErpQualityNotificationRequest, { lookupFirst } = LOOKUP_FIRST) {
       const operation = 'raiseQualityNotification';
-      const token = idempotencyToken(req.idempotencyKey);
       const itemToken = idempotencyToken(req.firstItem.idempotencyKey);
       if (lookupFirst) {
-        const [existing] = await client.list(
+        // The V4 root has no reference field: a batch has few notifications, and the one raised with this key is
+        // the one whose first item carries its token.
+        const candidates = await notifications.list(
           QUALITY_NOTIFICATION,
           'QualityNotification',
-          { filter: { ExternalReferenceNumber: token }, expand: [ITEMS_NAV], top: 1 },
+          {
+            filter: {
+              Material: req.material,
+              Plant: req.plant,
+              Batch: req.batch,
+              NotificationType: req.notificationType,
+            },
+            expand: [ITEMS_NAV],
+          },
           QualityNotificationRecord,
           `${operation} (look-up)`,
         );
-        if (existing) return firstItemOf(existing, itemToken, `${operation} (look-up)`);
+        for (const candidate of candidates) {
+          const item = await itemCarrying(candidate, itemToken, `${operation} (look-up)`);
+          if (item) return { notification: candidate.QualityNotification, item: item.NotificationItem };
+        }
       }
 
-      const created = await client.create(
+      const created = await notifications.create(
         QUALITY_NOTIFICATION,
         'QualityNotification',
         {
@@ -158,35 +182,45 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
           Plant: req.plant,
           Batch: req.batch,
           ...(req.supplier ? { Supplier: req.supplier } : {}),
-          ExternalReferenceNumber: token,
-          ComplaintQuantity: quantityText(req.quantity, operation),
-          ComplaintQuantityUnit: req.unit,
-          [ITEMS_NAV]: [defectItemBody(req.firstItem)],
+          ...(req.purchaseOrder ? { PurchasingDocument: req.purchaseOrder } : {}),
+          ...(req.purchaseOrder && req.purchaseOrderItem ? { PurchasingDocumentItem: req.purchaseOrderItem } : {}),
+          [ITEMS_NAV]: [
+            {
+              ...defectItemBody(req.firstItem),
+              // Found by Holdfast's own inspection, not reported by a customer or vendor: the internal quantity.
+              InternalDefectiveQuantity: defectiveQuantity(req.quantity, operation),
+              DefectiveQuantityUnit: req.unit,
+            },
+          ],
         },
         QualityNotificationRecord,
         operation,
       );
-      return firstItemOf(created, itemToken, operation);
+      const item = await itemCarrying(created, itemToken, operation);
+      if (!item) {
+        throw new ExternalSystemError(
+          system,
+          'rejected',
+          `SAP ${system} ${operation}: notification ${created.QualityNotification} has no defect item carrying ${itemToken}`,
+        );
+      }
+      return { notification: created.QualityNotification, item: item.NotificationItem };
     },
 
     async addNotificationItem(notification: string, item: ErpDefectItem, { lookupFirst } = LOOKUP_FIRST) {
       const operation = 'addNotificationItem';
       if (lookupFirst) {
-        const items = await client.list(
-          QUALITY_NOTIFICATION,
-          'QualityNotificationItem',
-          { filter: { QualityNotification: notification } },
-          QualityNotificationItemRecord,
-          `${operation} (look-up)`,
-        );
-        const existing = itemCarrying(items, idempotencyToken(item.idempotencyKey));
+        const token = idempotencyToken(item.idempotencyKey);
+        const items = await itemsOf(notification, `${operation} (look-up)`);
+        const existing = items.find((i) => i.NotificationItemText.endsWith(token));
         if (existing) return { item: existing.NotificationItem };
       }
 
-      const created = await client.create(
+      // Items of a notification are created through its composition (RAP), which needs no ETag.
+      const created = await notifications.create(
         QUALITY_NOTIFICATION,
-        'QualityNotificationItem',
-        { QualityNotification: notification, ...defectItemBody(item) },
+        `${notificationPath(notification)}/${ITEMS_NAV}`,
+        defectItemBody(item),
         QualityNotificationItemRecord,
         operation,
       );
@@ -251,12 +285,23 @@ export function createSapS4ErpPort(client: SapODataClient): ErpPort {
     },
 
     async completeNotification(notification: string) {
-      // Setting the phase is idempotent on SAP's side: completing a completed notification changes nothing.
-      await client.update(
+      const operation = 'completeNotification';
+      const path = notificationPath(notification);
+      // Read first: a completed notification is left alone (idempotent), and the read gives the ETag RAP demands.
+      await notifications.changeWithETag(
         QUALITY_NOTIFICATION,
-        `QualityNotification(${odataString(notification)})`,
-        { NotifProcessingPhase: PHASE_COMPLETED },
-        'completeNotification',
+        { method: 'POST', resourcePath: `${path}/${COMPLETE}`, body: {} },
+        async () => {
+          const { entity, etag } = await notifications.read(
+            QUALITY_NOTIFICATION,
+            path,
+            { select: ['QualityNotification', 'NotifProcessingPhase'] },
+            QualityNotificationRecord,
+            `${operation} (read)`,
+          );
+          return entity.NotifProcessingPhase === PHASE_COMPLETED ? 'already-done' : { etag };
+        },
+        operation,
       );
     },
   };

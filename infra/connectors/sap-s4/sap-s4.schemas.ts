@@ -15,6 +15,12 @@ export function ODataCollection<T>(entity: z.ZodType<T>): z.ZodType<{ d: { resul
   return z.object({ d: z.object({ results: z.array(entity) }) });
 }
 
+/** V4 collection `{"value": [...]}`; a single V4 entity has no envelope. */
+export function ODataV4Collection<T>(entity: z.ZodType<T>): z.ZodType<{ value: T[] }> {
+  return z.object({ value: z.array(entity) });
+}
+
+/** A defect item of CE_QUALITYNOTIFICATION_0001 (OData V4). */
 export const QualityNotificationItemRecord = z.looseObject({
   QualityNotification: z.string().min(1),
   NotificationItem: z.string().min(1),
@@ -22,16 +28,11 @@ export const QualityNotificationItemRecord = z.looseObject({
 });
 export type QualityNotificationItemRecord = z.infer<typeof QualityNotificationItemRecord>;
 
-/** A navigation is either expanded (`results`) or deferred (a link), depending on `$expand`. */
-const ItemsNavigation = z.union([
-  z.object({ results: z.array(QualityNotificationItemRecord) }),
-  z.object({ __deferred: z.unknown() }),
-]);
-
+/** A quality notification (OData V4); its items are there only when expanded, and SAP may leave them out anyway. */
 export const QualityNotificationRecord = z.looseObject({
   QualityNotification: z.string().min(1),
   NotifProcessingPhase: z.string().optional(),
-  to_QualityNotificationItem: ItemsNavigation.optional(),
+  _QualityNotificationItem: z.array(QualityNotificationItemRecord).optional(),
 });
 export type QualityNotificationRecord = z.infer<typeof QualityNotificationRecord>;
 

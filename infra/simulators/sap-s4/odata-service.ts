@@ -8,7 +8,7 @@ export interface ServiceContext {
   pool: pg.Pool;
   /** Quoted schema identifier, checked by quoteSchema(). */
   s: string;
-  /** Absolute service root for `__metadata.uri`, e.g. http://127.0.0.1:4020/sap/opu/odata/sap/API_QUALITYNOTIFICATION */
+  /** Absolute service root for `__metadata.uri`, e.g. http://127.0.0.1:4020/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV */
   serviceUrl: string;
   /** The Basic-auth user, recorded as CreatedByUser. */
   user: string;

@@ -1,65 +1,83 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import { entitySetOf, QUALITY_NOTIFICATION_SERVICE } from '../../vendor-apis/sap-s4/metadata';
 import { checkMasterData } from './master-data';
-import { keyPredicateText, SapODataError, toODataDate, toODataDecimal, type QueryOptions } from './odata';
+import type { KeyPredicate } from './odata';
+import { filterSql, notFound, pagingSql, requireKey, type Entity, type ServiceContext } from './odata-service';
 import {
-  checkExpand,
-  filterSql,
-  navigationArray,
-  notFound,
-  pagingSql,
-  parseBody,
-  requireKey,
-  type Entity,
-  type ODataService,
-  type ServiceContext,
-} from './odata-service';
+  checkIfMatch,
+  etagOf,
+  orderSql,
+  parseV4Body,
+  SapODataV4Error,
+  toEdmDate,
+  type ODataV4Service,
+  type V4Query,
+} from './odata-v4';
 import { SapMessages } from './sap-messages';
 import { withTransaction } from '../../db/pool';
 
 /**
- * API_QUALITYNOTIFICATION (OData V2): quality notifications with defect items. Property names follow the CDS fields
- * (I_QltyNotification, I_QualityNotificationItem); the API's own names for batch, external reference and complaint
- * quantity are not verified (README).
+ * CE_QUALITYNOTIFICATION_0001 (OData V4, RAP): quality notifications with their defect items, as metadata.ts
+ * describes them. Items are created with the notification (deep insert) or through its composition; every change of
+ * a notification or of its items moves the notification's ChangedDateTime and so its ETag, and a PATCH or the bound
+ * action Complete must present that ETag in If-Match. The phase is read-only: Complete sets it.
  */
-export const QUALITY_NOTIFICATION_SERVICE = 'API_QUALITYNOTIFICATION';
-const ITEMS_NAV = 'to_QualityNotificationItem';
+const ITEMS_NAV = '_QualityNotificationItem';
+export const PHASE_COMPLETED = '4';
 
 /** Standard notification types: Q1–Q3 complaints and problem reports, F1–F3 the same with defect recording. */
 const NOTIFICATION_TYPES = new Set(['Q1', 'Q2', 'Q3', 'F1', 'F2', 'F3']);
-export const PHASE_COMPLETED = '4';
 
-const Decimal = z.union([z.string().regex(/^\d{1,10}(\.\d{1,3})?$/), z.number().nonnegative()]);
-const Metadata = z.unknown().optional();
+/** A string property with its length from metadata.ts, so the simulator and the metadata cannot disagree. */
+function text(entitySet: string, property: string) {
+  const { maxLength } = entitySetOf(QUALITY_NOTIFICATION_SERVICE, entitySet).properties[property]!;
+  return maxLength === undefined ? z.string() : z.string().max(maxLength);
+}
+const root = (property: string) => text('QualityNotification', property);
+const item = (property: string) => text('QualityNotificationItem', property);
+
+/** Edm.Decimal is a JSON number in RAP's answers and requests unless the client asks for IEEE754Compatible. */
+const Quantity = z
+  .number({ error: 'expected Edm.Decimal as a JSON number' })
+  .nonnegative()
+  .max(9_999_999_999.999)
+  .refine((n) => Math.abs(n * 1000 - Math.round(n * 1000)) < 1e-6, 'at most 3 decimals');
 
 const ItemInput = z.strictObject({
-  __metadata: Metadata,
-  QualityNotification: z.string().optional(),
-  NotificationItemText: z.string().max(40).default(''),
-  DefectCodeCatalog: z.string().max(1).default('9'),
-  DefectCodeGroup: z.string().max(8).default(''),
-  DefectCode: z.string().max(4).default(''),
+  NotificationItemText: item('NotificationItemText').default(''),
+  DefectCodeCatalog: item('DefectCodeCatalog').default('9'),
+  DefectCodeGroup: item('DefectCodeGroup').default(''),
+  DefectCode: item('DefectCode').default(''),
+  InternalDefectiveQuantity: Quantity.default(0),
+  ExternalDefectiveQuantity: Quantity.default(0),
+  DefectiveQuantityUnit: item('DefectiveQuantityUnit').default(''),
 });
 
 const NotificationInput = z.strictObject({
-  __metadata: Metadata,
-  NotificationType: z.string().min(1).max(2),
-  NotificationText: z.string().max(40).default(''),
-  Material: z.string().max(40).default(''),
-  Plant: z.string().max(4).default(''),
-  Batch: z.string().max(10).default(''),
-  Supplier: z.string().max(10).default(''),
-  ExternalReferenceNumber: z.string().max(20).default(''),
-  ComplaintQuantity: Decimal.default('0'),
-  ComplaintQuantityUnit: z.string().max(3).default(''),
-  [ITEMS_NAV]: z.unknown().optional(),
+  NotificationType: root('NotificationType').min(1),
+  NotificationText: root('NotificationText').default(''),
+  Material: root('Material').default(''),
+  Plant: root('Plant').default(''),
+  Batch: root('Batch').default(''),
+  Supplier: root('Supplier').default(''),
+  PurchasingDocument: root('PurchasingDocument').default(''),
+  PurchasingDocumentItem: root('PurchasingDocumentItem').default(''),
+  [ITEMS_NAV]: z.array(z.record(z.string(), z.unknown())).default([]),
 });
 
-const NotificationChange = z.strictObject({
-  __metadata: Metadata,
-  NotifProcessingPhase: z.enum(['1', '2', '3', '4']).optional(),
-  NotificationText: z.string().max(40).optional(),
-});
+const NotificationChange = z.strictObject({ NotificationText: root('NotificationText').optional() });
+
+/** Assigned or derived by SAP: a client that sends them is refused naming the property. */
+const READ_ONLY = new Set([
+  'QualityNotification',
+  'NotificationItem',
+  'NotifProcessingPhase',
+  'CreatedByUser',
+  'CreationDate',
+  'NotificationCompletionDate',
+  'ChangedDateTime',
+]);
 
 interface NotificationRow {
   notification: string;
@@ -69,9 +87,8 @@ interface NotificationRow {
   plant: string;
   batch: string;
   supplier: string;
-  external_reference: string;
-  complaint_quantity: string;
-  complaint_quantity_unit: string;
+  purchasing_document: string;
+  purchasing_document_item: string;
   processing_phase: string;
   created_by_user: string;
   created_at: Date;
@@ -86,7 +103,12 @@ interface ItemRow {
   defect_code_catalog: string;
   defect_code_group: string;
   defect_code: string;
+  internal_defective_quantity: string;
+  external_defective_quantity: string;
+  defective_quantity_unit: string;
   created_at: Date;
+  /** The notification's ChangedDateTime: items carry their notification's ETag, as RAP's ETag master. */
+  root_changed_at: Date;
 }
 
 const NOTIFICATION_COLUMNS: Record<string, string> = {
@@ -98,40 +120,43 @@ const NOTIFICATION_COLUMNS: Record<string, string> = {
   Plant: 'plant',
   Batch: 'batch',
   Supplier: 'supplier',
-  ExternalReferenceNumber: 'external_reference',
+  PurchasingDocument: 'purchasing_document',
+  PurchasingDocumentItem: 'purchasing_document_item',
   CreatedByUser: 'created_by_user',
 };
 
 const ITEM_COLUMNS: Record<string, string> = {
-  QualityNotification: 'notification',
-  NotificationItem: 'item',
-  NotificationItemText: 'item_text',
-  DefectCodeCatalog: 'defect_code_catalog',
-  DefectCodeGroup: 'defect_code_group',
-  DefectCode: 'defect_code',
+  QualityNotification: 'i.notification',
+  NotificationItem: 'i.item',
+  NotificationItemText: 'i.item_text',
+  DefectCodeCatalog: 'i.defect_code_catalog',
+  DefectCodeGroup: 'i.defect_code_group',
+  DefectCode: 'i.defect_code',
+  DefectiveQuantityUnit: 'i.defective_quantity_unit',
 };
 
-function itemEntity(ctx: ServiceContext, r: ItemRow): Entity {
-  const uri = `${ctx.serviceUrl}/QualityNotificationItem${keyPredicateText({
-    QualityNotification: r.notification,
-    NotificationItem: r.item,
-  })}`;
+/** ChangedDateTime after a change: strictly later than before, so two changes in one millisecond differ in ETag. */
+const NEXT_CHANGE = "greatest(date_trunc('milliseconds', clock_timestamp()), changed_at + interval '1 millisecond')";
+
+function itemEntity(r: ItemRow): Entity {
   return {
-    __metadata: { id: uri, uri, type: `${QUALITY_NOTIFICATION_SERVICE}.QualityNotificationItemType` },
+    '@odata.etag': etagOf(r.root_changed_at),
     QualityNotification: r.notification,
     NotificationItem: r.item,
     NotificationItemText: r.item_text,
     DefectCodeCatalog: r.defect_code_catalog,
     DefectCodeGroup: r.defect_code_group,
     DefectCode: r.defect_code,
-    CreationDate: toODataDate(r.created_at),
+    InternalDefectiveQuantity: Number(r.internal_defective_quantity),
+    ExternalDefectiveQuantity: Number(r.external_defective_quantity),
+    DefectiveQuantityUnit: r.defective_quantity_unit,
+    CreationDate: toEdmDate(r.created_at),
   };
 }
 
-function notificationEntity(ctx: ServiceContext, r: NotificationRow, items: ItemRow[] | undefined): Entity {
-  const uri = `${ctx.serviceUrl}/QualityNotification${keyPredicateText({ QualityNotification: r.notification })}`;
+function notificationEntity(r: NotificationRow, items: ItemRow[] | undefined): Entity {
   return {
-    __metadata: { id: uri, uri, type: `${QUALITY_NOTIFICATION_SERVICE}.QualityNotificationType` },
+    '@odata.etag': etagOf(r.changed_at),
     QualityNotification: r.notification,
     NotificationType: r.notification_type,
     NotificationText: r.notification_text,
@@ -140,18 +165,28 @@ function notificationEntity(ctx: ServiceContext, r: NotificationRow, items: Item
     Plant: r.plant,
     Batch: r.batch,
     Supplier: r.supplier,
-    ExternalReferenceNumber: r.external_reference,
-    ComplaintQuantity: toODataDecimal(r.complaint_quantity),
-    ComplaintQuantityUnit: r.complaint_quantity_unit,
+    PurchasingDocument: r.purchasing_document,
+    PurchasingDocumentItem: r.purchasing_document_item,
     CreatedByUser: r.created_by_user,
-    CreationDate: toODataDate(r.created_at),
-    LastChangeDateTime: toODataDate(r.changed_at),
-    CompletionDate: r.completed_at ? toODataDate(r.completed_at) : null,
-    [ITEMS_NAV]: items
-      ? { results: items.map((i) => itemEntity(ctx, i)) }
-      : { __deferred: { uri: `${uri}/${ITEMS_NAV}` } },
+    CreationDate: toEdmDate(r.created_at),
+    NotificationCompletionDate: r.completed_at ? toEdmDate(r.completed_at) : null,
+    ChangedDateTime: r.changed_at.toISOString(),
+    // V4 leaves a navigation out unless it is expanded.
+    ...(items ? { [ITEMS_NAV]: items.map(itemEntity) } : {}),
   };
 }
+
+/** The properties the simulator fills, read off the entity builders so that the two cannot drift apart. */
+const servedBy = (entity: Entity) => Object.keys(entity).filter((p) => !p.startsWith('@'));
+const epoch = new Date(0);
+const SERVED_NOTIFICATION = servedBy(
+  notificationEntity({ created_at: epoch, changed_at: epoch, completed_at: null } as NotificationRow, undefined),
+);
+const SERVED_ITEM = servedBy(itemEntity({ created_at: epoch, root_changed_at: epoch } as ItemRow));
+
+const ITEMS_SELECT = (s: string) =>
+  `SELECT i.*, n.changed_at AS root_changed_at
+     FROM ${s}.quality_notification_item i JOIN ${s}.quality_notification n USING (notification)`;
 
 async function itemsOf(
   db: pg.Pool | pg.PoolClient,
@@ -161,15 +196,14 @@ async function itemsOf(
   const byNotification = new Map<string, ItemRow[]>(notifications.map((n) => [n, []]));
   if (notifications.length === 0) return byNotification;
   const { rows } = await db.query<ItemRow>(
-    `SELECT * FROM ${s}.quality_notification_item WHERE notification = ANY($1) ORDER BY notification, item`,
+    `${ITEMS_SELECT(s)} WHERE i.notification = ANY($1) ORDER BY i.notification, i.item`,
     [notifications],
   );
   for (const row of rows) byNotification.get(row.notification)?.push(row);
   return byNotification;
 }
 
-async function expandNotifications(ctx: ServiceContext, rows: NotificationRow[], q: QueryOptions): Promise<Entity[]> {
-  checkExpand(q, [ITEMS_NAV]);
+async function withItems(ctx: ServiceContext, rows: NotificationRow[], q: V4Query): Promise<Entity[]> {
   const items = q.expand.includes(ITEMS_NAV)
     ? await itemsOf(
         ctx.pool,
@@ -177,7 +211,7 @@ async function expandNotifications(ctx: ServiceContext, rows: NotificationRow[],
         rows.map((r) => r.notification),
       )
     : undefined;
-  return rows.map((r) => notificationEntity(ctx, r, items?.get(r.notification)));
+  return rows.map((r) => notificationEntity(r, items?.get(r.notification)));
 }
 
 async function lockNotification(client: pg.PoolClient, s: string, notification: string): Promise<NotificationRow> {
@@ -186,6 +220,25 @@ async function lockNotification(client: pg.PoolClient, s: string, notification: 
     [notification],
   );
   if (!rows[0]) throw SapMessages.notificationUnknown(notification);
+  return rows[0];
+}
+
+async function exists(db: pg.Pool, s: string, notification: string): Promise<boolean> {
+  const { rowCount } = await db.query(`SELECT 1 FROM ${s}.quality_notification WHERE notification = $1`, [
+    notification,
+  ]);
+  return rowCount !== 0;
+}
+
+async function touch(
+  db: pg.Pool | pg.PoolClient,
+  s: string,
+  notification: string,
+): Promise<NotificationRow | undefined> {
+  const { rows } = await db.query<NotificationRow>(
+    `UPDATE ${s}.quality_notification SET changed_at = ${NEXT_CHANGE} WHERE notification = $1 RETURNING *`,
+    [notification],
+  );
   return rows[0];
 }
 
@@ -201,172 +254,260 @@ async function insertItems(
     [notification],
   );
   let next = Number(rows[0]?.last ?? '0');
-  const inserted: ItemRow[] = [];
-  for (const item of items) {
+  for (const i of items) {
     next++;
-    const result = await client.query<ItemRow>(
+    await client.query(
       `INSERT INTO ${s}.quality_notification_item
-         (notification, item, item_text, defect_code_catalog, defect_code_group, defect_code)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+         (notification, item, item_text, defect_code_catalog, defect_code_group, defect_code,
+          internal_defective_quantity, external_defective_quantity, defective_quantity_unit)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
       [
         notification,
         String(next).padStart(4, '0'),
-        item.NotificationItemText,
-        item.DefectCodeCatalog,
-        item.DefectCodeGroup,
-        item.DefectCode,
+        i.NotificationItemText,
+        i.DefectCodeCatalog,
+        i.DefectCodeGroup,
+        i.DefectCode,
+        i.InternalDefectiveQuantity,
+        i.ExternalDefectiveQuantity,
+        i.DefectiveQuantityUnit,
       ],
     );
-    inserted.push(result.rows[0]!);
   }
-  await client.query(`UPDATE ${s}.quality_notification SET changed_at = now() WHERE notification = $1`, [notification]);
+  await touch(client, s, notification);
+  const { rows: inserted } = await client.query<ItemRow>(
+    `${ITEMS_SELECT(s)} WHERE i.notification = $1 AND i.item > $2 ORDER BY i.item`,
+    [notification, String(next - items.length).padStart(4, '0')],
+  );
   return inserted;
 }
 
-async function addItem(ctx: ServiceContext, notification: string, body: unknown): Promise<Entity> {
-  const input = parseBody(ItemInput, body);
-  if (input.QualityNotification !== undefined && input.QualityNotification !== notification) {
-    throw new SapODataError(400, '/IWBEP/CM_MGW_RT/022', 'QualityNotification in body does not match the key');
-  }
-  const [row] = await withTransaction(ctx.pool, async (client) => {
-    const header = await lockNotification(client, ctx.s, notification);
-    if (header.processing_phase === PHASE_COMPLETED) throw SapMessages.notificationCompleted(notification);
-    return insertItems(client, ctx.s, notification, [input]);
-  });
-  return itemEntity(ctx, row!);
+/** The test controls that make the simulator behave as SAP may, on demand (README, "Test and benchmark controls"). */
+export interface QualityNotificationControls {
+  /** The next create answers without its items, as SAP may answer a deep insert. */
+  omitItemsOnNextCreate(): void;
+  /**
+   * Changes the notification as a user in SAP would, which moves its ETag: at once, or right after the next read of
+   * it by key has been answered (the read's ETag is then stale). False when there is no such notification.
+   */
+  changeBehindCallersBack(
+    db: pg.Pool,
+    s: string,
+    notification: string,
+    when: 'now' | 'after-next-read',
+  ): Promise<boolean>;
 }
 
-export const qualityNotificationService: ODataService = {
-  name: QUALITY_NOTIFICATION_SERVICE,
-  entitySets: {
-    QualityNotification: {
-      async list(ctx, q) {
-        const params: unknown[] = [];
-        const where = filterSql(q.filter, NOTIFICATION_COLUMNS, params);
-        const { rows } = await ctx.pool.query<NotificationRow>(
-          `SELECT * FROM ${ctx.s}.quality_notification WHERE ${where} ORDER BY notification${pagingSql(q, params)}`,
-          params,
-        );
-        return expandNotifications(ctx, rows, q);
-      },
+export function createQualityNotificationService(): {
+  service: ODataV4Service;
+  controls: QualityNotificationControls;
+} {
+  let omitItems = false;
+  const changeAfterRead = new Set<string>();
 
-      async get(ctx, key, q) {
-        const notification = requireKey(key, 'QualityNotification');
-        const { rows } = await ctx.pool.query<NotificationRow>(
-          `SELECT * FROM ${ctx.s}.quality_notification WHERE notification = $1`,
-          [notification],
-        );
-        if (!rows[0]) throw notFound(`QualityNotification('${notification}')`);
-        const [entity] = await expandNotifications(ctx, rows, q);
-        return entity!;
-      },
+  async function addItem(
+    ctx: ServiceContext,
+    key: KeyPredicate,
+    body: Entity,
+    ifMatch: string | undefined,
+  ): Promise<Entity> {
+    const notification = requireKey(key, 'QualityNotification');
+    const input = parseV4Body(ItemInput, body, READ_ONLY);
+    const [row] = await withTransaction(ctx.pool, async (client) => {
+      const header = await lockNotification(client, ctx.s, notification);
+      // A create through the composition needs no ETag; one that is sent must still be current.
+      if (ifMatch !== undefined)
+        checkIfMatch(ifMatch, etagOf(header.changed_at), `QualityNotification('${notification}')`);
+      if (header.processing_phase === PHASE_COMPLETED) throw SapMessages.notificationCompleted(notification);
+      return insertItems(client, ctx.s, notification, [input]);
+    });
+    return itemEntity(row!);
+  }
 
-      async create(ctx, body) {
-        const input = parseBody(NotificationInput, body);
-        const items = navigationArray(input[ITEMS_NAV]).map((i) => parseBody(ItemInput, i));
-        if (!NOTIFICATION_TYPES.has(input.NotificationType)) {
-          throw SapMessages.notificationTypeUnknown(input.NotificationType);
-        }
-        if (input.Material) {
-          await checkMasterData(ctx.pool, ctx.s, {
-            material: input.Material,
-            plant: input.Plant,
-            batch: input.Batch,
-          });
-        }
-        const { header, inserted } = await withTransaction(ctx.pool, async (client) => {
-          const { rows } = await client.query<NotificationRow>(
-            `INSERT INTO ${ctx.s}.quality_notification
-               (notification, notification_type, notification_text, material, plant, batch, supplier,
-                external_reference, complaint_quantity, complaint_quantity_unit, created_by_user)
-             VALUES (nextval('${ctx.s}.quality_notification_number')::text, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             RETURNING *`,
-            [
-              input.NotificationType,
-              input.NotificationText,
-              input.Material,
-              input.Plant,
-              input.Batch,
-              input.Supplier,
-              input.ExternalReferenceNumber,
-              String(input.ComplaintQuantity),
-              input.ComplaintQuantityUnit,
-              ctx.user,
-            ],
+  /** Locks the notification, checks If-Match, applies `change` (which returns the updated row) and answers it. */
+  async function changeNotification(
+    ctx: ServiceContext,
+    key: KeyPredicate,
+    ifMatch: string | undefined,
+    change: (client: pg.PoolClient, header: NotificationRow) => Promise<NotificationRow>,
+  ): Promise<Entity> {
+    const notification = requireKey(key, 'QualityNotification');
+    const row = await withTransaction(ctx.pool, async (client) => {
+      const header = await lockNotification(client, ctx.s, notification);
+      checkIfMatch(ifMatch, etagOf(header.changed_at), `QualityNotification('${notification}')`);
+      return change(client, header);
+    });
+    return notificationEntity(row, undefined);
+  }
+
+  const service: ODataV4Service = {
+    name: QUALITY_NOTIFICATION_SERVICE,
+    entitySets: {
+      QualityNotification: {
+        served: SERVED_NOTIFICATION,
+
+        async list(ctx, q) {
+          const params: unknown[] = [];
+          const where = filterSql(q.filter, NOTIFICATION_COLUMNS, params);
+          const { rows } = await ctx.pool.query<NotificationRow>(
+            `SELECT * FROM ${ctx.s}.quality_notification WHERE ${where}
+              ORDER BY ${orderSql(q, NOTIFICATION_COLUMNS, 'notification')}${pagingSql(q, params)}`,
+            params,
           );
-          const header = rows[0]!;
-          return { header, inserted: await insertItems(client, ctx.s, header.notification, items) };
-        });
-        return notificationEntity(ctx, header, inserted);
-      },
+          return withItems(ctx, rows, q);
+        },
 
-      async update(ctx, key, body) {
-        const notification = requireKey(key, 'QualityNotification');
-        const change = parseBody(NotificationChange, body);
-        await withTransaction(ctx.pool, async (client) => {
-          const header = await lockNotification(client, ctx.s, notification).catch((err: unknown) => {
-            throw err instanceof SapODataError && err.httpStatus === 404
-              ? notFound(`QualityNotification('${notification}')`)
-              : err;
-          });
-          const phase = change.NotifProcessingPhase ?? header.processing_phase;
-          // Completing twice is a no-op, as with SAP's "complete" on a completed notification.
-          await client.query(
-            `UPDATE ${ctx.s}.quality_notification
-                SET processing_phase = $2,
-                    notification_text = $3,
-                    changed_at = now(),
-                    completed_at = CASE WHEN $2 = '${PHASE_COMPLETED}' THEN coalesce(completed_at, now()) ELSE NULL END
-              WHERE notification = $1`,
-            [notification, phase, change.NotificationText ?? header.notification_text],
+        async get(ctx, key, q) {
+          const notification = requireKey(key, 'QualityNotification');
+          const { rows } = await ctx.pool.query<NotificationRow>(
+            `SELECT * FROM ${ctx.s}.quality_notification WHERE notification = $1`,
+            [notification],
           );
-        });
-      },
+          if (!rows[0]) throw notFound(`QualityNotification('${notification}')`);
+          const [entity] = await withItems(ctx, rows, q);
+          if (changeAfterRead.delete(notification)) await touch(ctx.pool, ctx.s, notification);
+          return entity!;
+        },
 
-      navigations: {
-        [ITEMS_NAV]: {
-          async list(ctx, key) {
-            const notification = requireKey(key, 'QualityNotification');
-            const items = await itemsOf(ctx.pool, ctx.s, [notification]);
-            return (items.get(notification) ?? []).map((i) => itemEntity(ctx, i));
+        async create(ctx, body) {
+          const input = parseV4Body(NotificationInput, body, READ_ONLY);
+          const items = input[ITEMS_NAV].map((i) => parseV4Body(ItemInput, i, READ_ONLY));
+          if (!NOTIFICATION_TYPES.has(input.NotificationType)) {
+            throw SapMessages.notificationTypeUnknown(input.NotificationType);
+          }
+          if (input.Material) {
+            await checkMasterData(ctx.pool, ctx.s, {
+              material: input.Material,
+              plant: input.Plant,
+              batch: input.Batch,
+            });
+          }
+          const { header, inserted } = await withTransaction(ctx.pool, async (client) => {
+            const { rows } = await client.query<NotificationRow>(
+              `INSERT INTO ${ctx.s}.quality_notification
+                 (notification, notification_type, notification_text, material, plant, batch, supplier,
+                  purchasing_document, purchasing_document_item, created_by_user)
+               VALUES (nextval('${ctx.s}.quality_notification_number')::text, $1, $2, $3, $4, $5, $6, $7, $8, $9)
+               RETURNING notification`,
+              [
+                input.NotificationType,
+                input.NotificationText,
+                input.Material,
+                input.Plant,
+                input.Batch,
+                input.Supplier,
+                input.PurchasingDocument,
+                input.PurchasingDocumentItem,
+                ctx.user,
+              ],
+            );
+            const notification = rows[0]!.notification;
+            const inserted = await insertItems(client, ctx.s, notification, items);
+            return { header: await lockNotification(client, ctx.s, notification), inserted };
+          });
+          const answerItems = omitItems ? undefined : inserted;
+          omitItems = false;
+          return notificationEntity(header, answerItems);
+        },
+
+        update(ctx, key, body, ifMatch) {
+          const change = parseV4Body(NotificationChange, body, READ_ONLY);
+          return changeNotification(ctx, key, ifMatch, async (client, header) => {
+            if (header.processing_phase === PHASE_COMPLETED)
+              throw SapMessages.notificationCompleted(header.notification);
+            const { rows } = await client.query<NotificationRow>(
+              `UPDATE ${ctx.s}.quality_notification SET notification_text = $2, changed_at = ${NEXT_CHANGE}
+                WHERE notification = $1 RETURNING *`,
+              [header.notification, change.NotificationText ?? header.notification_text],
+            );
+            return rows[0]!;
+          });
+        },
+
+        navigations: {
+          [ITEMS_NAV]: {
+            async list(ctx, key, q) {
+              const notification = requireKey(key, 'QualityNotification');
+              const params: unknown[] = [notification];
+              const where = filterSql(q.filter, ITEM_COLUMNS, params);
+              const { rows } = await ctx.pool.query<ItemRow>(
+                `${ITEMS_SELECT(ctx.s)} WHERE i.notification = $1 AND ${where}
+                  ORDER BY ${orderSql(q, ITEM_COLUMNS, 'i.item')}${pagingSql(q, params)}`,
+                params,
+              );
+              // The items of an unknown notification are a 404, not an empty list: the navigation has no source.
+              if (rows.length === 0 && !(await exists(ctx.pool, ctx.s, notification))) {
+                throw notFound(`QualityNotification('${notification}')`);
+              }
+              return rows.map(itemEntity);
+            },
+            create: addItem,
           },
-          create: (ctx, key, body) => addItem(ctx, requireKey(key, 'QualityNotification'), body),
+        },
+
+        actions: {
+          // Completing a completed notification changes nothing and answers it as it is (unconfirmed; README).
+          Complete: (ctx, key, _body, ifMatch) =>
+            changeNotification(ctx, key, ifMatch, async (client, header) => {
+              if (header.processing_phase === PHASE_COMPLETED) return header;
+              const { rows } = await client.query<NotificationRow>(
+                `UPDATE ${ctx.s}.quality_notification
+                    SET processing_phase = '${PHASE_COMPLETED}', completed_at = now(), changed_at = ${NEXT_CHANGE}
+                  WHERE notification = $1 RETURNING *`,
+                [header.notification],
+              );
+              return rows[0]!;
+            }),
+        },
+      },
+
+      QualityNotificationItem: {
+        served: SERVED_ITEM,
+
+        async list(ctx, q) {
+          const params: unknown[] = [];
+          const where = filterSql(q.filter, ITEM_COLUMNS, params);
+          const { rows } = await ctx.pool.query<ItemRow>(
+            `${ITEMS_SELECT(ctx.s)} WHERE ${where}
+              ORDER BY ${orderSql(q, ITEM_COLUMNS, 'i.notification, i.item')}${pagingSql(q, params)}`,
+            params,
+          );
+          return rows.map(itemEntity);
+        },
+
+        async get(ctx, key) {
+          const notification = key.named.QualityNotification;
+          const item = key.named.NotificationItem;
+          if (notification === undefined || item === undefined) {
+            throw new SapODataV4Error(
+              400,
+              '/IWBEP/CM_MGW_RT/004',
+              'Both keys are needed: QualityNotification and NotificationItem',
+            );
+          }
+          const { rows } = await ctx.pool.query<ItemRow>(
+            `${ITEMS_SELECT(ctx.s)} WHERE i.notification = $1 AND i.item = $2`,
+            [notification, item],
+          );
+          if (!rows[0]) throw notFound(`QualityNotificationItem(QualityNotification='${notification}',…)`);
+          return itemEntity(rows[0]);
         },
       },
     },
+  };
 
-    QualityNotificationItem: {
-      async list(ctx, q) {
-        checkExpand(q, []);
-        const params: unknown[] = [];
-        const where = filterSql(q.filter, ITEM_COLUMNS, params);
-        const { rows } = await ctx.pool.query<ItemRow>(
-          `SELECT * FROM ${ctx.s}.quality_notification_item WHERE ${where}
-            ORDER BY notification, item${pagingSql(q, params)}`,
-          params,
-        );
-        return rows.map((r) => itemEntity(ctx, r));
+  return {
+    service,
+    controls: {
+      omitItemsOnNextCreate() {
+        omitItems = true;
       },
-
-      async get(ctx, key) {
-        const notification = requireKey(key, 'QualityNotification');
-        const item = key.named.NotificationItem;
-        if (item === undefined) throw notFound('QualityNotificationItem');
-        const { rows } = await ctx.pool.query<ItemRow>(
-          `SELECT * FROM ${ctx.s}.quality_notification_item WHERE notification = $1 AND item = $2`,
-          [notification, item],
-        );
-        if (!rows[0]) throw notFound(`QualityNotificationItem(QualityNotification='${notification}',…)`);
-        return itemEntity(ctx, rows[0]);
-      },
-
-      async create(ctx, body) {
-        const notification = (body as { QualityNotification?: unknown } | null)?.QualityNotification;
-        if (typeof notification !== 'string' || notification === '') {
-          throw new SapODataError(400, '/IWBEP/CM_MGW_RT/022', "Property 'QualityNotification' is required");
-        }
-        return addItem(ctx, notification, body);
+      async changeBehindCallersBack(db, s, notification, when) {
+        if (!(await exists(db, s, notification))) return false;
+        if (when === 'now') await touch(db, s, notification);
+        else changeAfterRead.add(notification);
+        return true;
       },
     },
-  },
-};
+  };
+}

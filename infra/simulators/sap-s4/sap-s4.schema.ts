@@ -31,30 +31,41 @@ CREATE TABLE IF NOT EXISTS ${s}.quality_notification (
   plant                    text NOT NULL DEFAULT '',
   batch                    text NOT NULL DEFAULT '',
   supplier                 text NOT NULL DEFAULT '',
-  -- External reference number (QMEL-REFNUM, CHAR 20): the searchable field Holdfast's idempotency token lives in.
-  external_reference       text NOT NULL DEFAULT '',
-  complaint_quantity       numeric(13, 3) NOT NULL DEFAULT 0,
-  complaint_quantity_unit  text NOT NULL DEFAULT '',
+  purchasing_document      text NOT NULL DEFAULT '',
+  purchasing_document_item text NOT NULL DEFAULT '',
   -- 1 outstanding, 2 postponed, 3 in process, 4 completed (QMEL-PHASE).
   processing_phase         text NOT NULL DEFAULT '1',
   created_by_user          text NOT NULL,
   created_at               timestamptz NOT NULL DEFAULT now(),
-  changed_at               timestamptz NOT NULL DEFAULT now(),
+  -- ChangedDateTime, whole milliseconds: the notification's ETag, moved by every change of it or of its items.
+  changed_at               timestamptz NOT NULL DEFAULT date_trunc('milliseconds', clock_timestamp()),
   completed_at             timestamptz
 );
-CREATE INDEX IF NOT EXISTS quality_notification_external_reference_idx
-  ON ${s}.quality_notification (external_reference);
+-- Holdfast's look-up before create lists a batch's notifications of one type.
+CREATE INDEX IF NOT EXISTS quality_notification_batch_idx ON ${s}.quality_notification (material, plant, batch);
 
 CREATE TABLE IF NOT EXISTS ${s}.quality_notification_item (
-  notification         text NOT NULL REFERENCES ${s}.quality_notification (notification),
-  item                 text NOT NULL,
-  item_text            text NOT NULL DEFAULT '',
-  defect_code_catalog  text NOT NULL DEFAULT '',
-  defect_code_group    text NOT NULL DEFAULT '',
-  defect_code          text NOT NULL DEFAULT '',
-  created_at           timestamptz NOT NULL DEFAULT now(),
+  notification                 text NOT NULL REFERENCES ${s}.quality_notification (notification),
+  item                         text NOT NULL,
+  item_text                    text NOT NULL DEFAULT '',
+  defect_code_catalog          text NOT NULL DEFAULT '',
+  defect_code_group            text NOT NULL DEFAULT '',
+  defect_code                  text NOT NULL DEFAULT '',
+  internal_defective_quantity  numeric(13, 3) NOT NULL DEFAULT 0,
+  external_defective_quantity  numeric(13, 3) NOT NULL DEFAULT 0,
+  defective_quantity_unit      text NOT NULL DEFAULT '',
+  created_at                   timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (notification, item)
 );
+-- A schema made by the OData V2 simulator (kept across restarts, e.g. sap_sim) gets the V4 columns; its V2-only
+-- columns have defaults and stay unused.
+ALTER TABLE ${s}.quality_notification
+  ADD COLUMN IF NOT EXISTS purchasing_document text NOT NULL DEFAULT '',
+  ADD COLUMN IF NOT EXISTS purchasing_document_item text NOT NULL DEFAULT '';
+ALTER TABLE ${s}.quality_notification_item
+  ADD COLUMN IF NOT EXISTS internal_defective_quantity numeric(13, 3) NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS external_defective_quantity numeric(13, 3) NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS defective_quantity_unit text NOT NULL DEFAULT '';
 
 CREATE TABLE IF NOT EXISTS ${s}.material_document (
   document_year        text NOT NULL,

@@ -22,7 +22,8 @@ import {
   type SapServiceRef,
 } from './odata';
 import type { EntitySetHandler, ODataService, ServiceContext } from './odata-service';
-import { qualityNotificationService } from './quality-notification.service';
+import { handleODataV4, v4ErrorBody, type ODataV4Service } from './odata-v4';
+import { createQualityNotificationService } from './quality-notification.service';
 import { SapMessages } from './sap-messages';
 import {
   countDocuments,
@@ -33,6 +34,7 @@ import {
 } from './sap-s4.schema';
 import { fastifyLogging } from '../../observability/fastify-logging';
 import type { Logger } from '../../observability/logger';
+import { QUALITY_NOTIFICATION_SERVICE, SAP_SERVICES } from '../../vendor-apis/sap-s4/metadata';
 
 export interface SapS4SimulatorOptions {
   pool: pg.Pool;
@@ -45,11 +47,15 @@ export interface SapS4SimulatorOptions {
   sessionTtlMs?: number;
   /** The process's logger (main.ts); tests leave it out and the simulator logs nothing. */
   logger?: Logger;
+  /** OData V2 services this system has not activated (/IWFND/MAINT_SERVICE): answered as unknown. */
+  inactiveServices?: string[];
 }
 
 export const ODATA_ROOT = '/sap/opu/odata/sap';
 const DEFAULT_SAP_CLIENT = '100';
 const DEFAULT_SESSION_TTL_MS = 30 * 60_000;
+/** OData V4 services answer at their own path (metadata.ts), outside the V2 root. */
+const QUALITY_NOTIFICATION_PATH = SAP_SERVICES[QUALITY_NOTIFICATION_SERVICE]!.path;
 
 const StockSetting = z.strictObject({
   material: z.string().min(1).max(40),
@@ -69,11 +75,13 @@ const StockSetting = z.strictObject({
 });
 
 const AnswersWithoutItems = z.strictObject({ count: z.number().int().positive().default(1) });
+const NotificationChangeSetting = z.strictObject({ when: z.enum(['now', 'after-next-read']).default('now') });
 
 /**
- * An SAP S/4HANA stand-in that speaks OData V2 the way SAP Gateway does (Basic auth, CSRF handshake, V2 envelopes,
- * SAP error bodies) for the three services Holdfast uses, with state in PostgreSQL. It does not de-duplicate repeated
- * POSTs, as SAP does not; fault injection (/__faults) and admin controls (/__sim) drive tests and benchmarks.
+ * An SAP S/4HANA stand-in that speaks OData the way SAP does (Basic auth, CSRF handshake, V2 envelopes and SAP Gateway
+ * error bodies for material documents and stock, OData V4 with ETags for quality notifications), with state in
+ * PostgreSQL. It does not de-duplicate repeated POSTs, as SAP does not; fault injection (/__faults) and admin controls
+ * (/__sim) drive tests and benchmarks.
  */
 export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<FastifyInstance> {
   const schema = opts.schema ?? 'sap_sim';
@@ -106,7 +114,6 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
   // Test control: the next N material-document creates are answered without their items, as some systems do.
   let answersWithoutItems = 0;
   const services: ODataService[] = [
-    qualityNotificationService,
     createMaterialDocumentService({
       takeAnswerWithoutItems() {
         if (answersWithoutItems === 0) return false;
@@ -118,6 +125,7 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
   ];
 
   const sessions = new CsrfSessionStore(opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS);
+  const qualityNotifications = createQualityNotificationService();
   const app = Fastify({ ...fastifyLogging(opts.logger), exposeHeadRoutes: false });
   // OData V2 clients may update with MERGE (the V2 verb for a partial update) besides PATCH.
   app.addHttpMethod('MERGE', { hasBody: true });
@@ -131,6 +139,10 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
       return reply
         .code(status)
         .send(sapErrorBody(new SapODataError(status, '/IWBEP/CM_MGW_RT/000', message), transactionId()));
+    }
+    if (req.url.startsWith(QUALITY_NOTIFICATION_PATH)) {
+      const err = new SapODataError(status, '/IWBEP/CM_MGW_RT/000', message);
+      return reply.code(status).send(v4ErrorBody(err, transactionId()));
     }
     return reply.code(status).type('application/problem+json').send({ title: message, status });
   });
@@ -164,11 +176,43 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
     return reply.code(204).send();
   });
   app.post('/__sim/expire-sessions', async () => ({ expired: sessions.expireAll() }));
+  app.post('/__sim/quality-notifications/omit-items-on-next-create', async (_req, reply) => {
+    qualityNotifications.controls.omitItemsOnNextCreate();
+    return reply.code(204).send();
+  });
+  app.post<{ Params: { notification: string } }>(
+    '/__sim/quality-notifications/:notification/change',
+    async (req, reply) => {
+      const parsed = NotificationChangeSetting.safeParse(req.body ?? {});
+      if (!parsed.success) {
+        return reply
+          .code(400)
+          .type('application/problem+json')
+          .send({ title: 'invalid change setting', status: 400, errors: parsed.error.issues });
+      }
+      const { notification } = req.params;
+      const changed = await qualityNotifications.controls.changeBehindCallersBack(
+        opts.pool,
+        s,
+        notification,
+        parsed.data.when,
+      );
+      if (changed) return reply.code(204).send();
+      return reply
+        .code(404)
+        .type('application/problem+json')
+        .send({ title: `no quality notification ${notification}`, status: 404 });
+    },
+  );
 
   const handler = (req: FastifyRequest, reply: FastifyReply) => handleOData(req, reply, opts, services, sessions, s);
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'MERGE', 'DELETE'];
   app.route({ method: methods, url: `${ODATA_ROOT}/:service`, handler });
   app.route({ method: methods, url: `${ODATA_ROOT}/:service/*`, handler });
+  const v4Handler = (req: FastifyRequest, reply: FastifyReply) =>
+    handleV4(req, reply, opts, sessions, s, QUALITY_NOTIFICATION_PATH, qualityNotifications.service);
+  app.route({ method: methods, url: QUALITY_NOTIFICATION_PATH, handler: v4Handler });
+  app.route({ method: methods, url: `${QUALITY_NOTIFICATION_PATH}/*`, handler: v4Handler });
   return app;
 }
 
@@ -206,33 +250,37 @@ function headerValue(req: FastifyRequest, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-async function handleOData(
+interface Admitted {
+  user: string;
+  /** The request's method, or the one a POST tunnels in `X-HTTP-Method`. */
+  method: string;
+  reading: boolean;
+}
+
+/**
+ * What every OData request passes first, whatever the service's version: Basic auth, then the CSRF handshake (a read
+ * with `X-CSRF-Token: Fetch` gets a token, a write must present it with the session's cookies). `resolveService`, run
+ * between the two, answers its own refusal and returns false. Answers every refusal itself and returns undefined.
+ */
+function admit(
   req: FastifyRequest,
   reply: FastifyReply,
   opts: SapS4SimulatorOptions,
-  services: ODataService[],
   sessions: CsrfSessionStore,
-  s: string,
-): Promise<FastifyReply> {
+  resolveService?: () => boolean,
+): Admitted | undefined {
   const user = authenticate(req, opts.credentials);
   if (!user) {
-    return reply
+    void reply
       .code(401)
       .header('www-authenticate', `Basic realm="SAP NetWeaver Application Server [${SIMULATED_SYSTEM_ID}/100]"`)
       .type('text/plain')
       .send('Logon failed');
+    return undefined;
   }
 
-  const params = req.params as { service: string; '*'?: string };
-  // Versioned services append ;v=0002 (or ;v=2) to the service name (docs/vendor-interfaces.md#sap-odata-transport).
-  // Gateway resolves the service before anything else: an unknown or inactive one is 403, even for a CSRF fetch.
-  const [serviceName = '', ...matrix] = params.service.split(';');
-  const versionParam = matrix.find((p) => p.startsWith('v='))?.slice(2) ?? '1';
-  const serviceRef = { name: serviceName, version: versionParam.padStart(4, '0') };
-  const service = services.find((svc) => svc.name === serviceName);
-  if (!service) {
-    return sendSapError(reply, SapMessages.serviceNotFound(serviceRef.name, serviceRef.version), serviceRef);
-  }
+  // Gateway resolves the service right after logon: an unknown or inactive one is refused even for a CSRF fetch.
+  if (resolveService && !resolveService()) return undefined;
 
   const query = req.query as Record<string, unknown>;
   const sapClient = headerValue(req, 'sap-client') ?? (query['sap-client'] as string | undefined) ?? DEFAULT_SAP_CLIENT;
@@ -257,9 +305,78 @@ async function handleOData(
     );
     if (!check.ok) {
       req.log.info({ reason: check.reason }, 'CSRF token validation failed');
-      return reply.code(403).header('x-csrf-token', 'Required').type('text/plain').send('CSRF token validation failed');
+      void reply.code(403).header('x-csrf-token', 'Required').type('text/plain').send('CSRF token validation failed');
+      return undefined;
     }
   }
+  return { user, method, reading };
+}
+
+/** An OData V4 service at `path`: the resource below it goes to odata-v4.ts; errors in the V4 body. */
+async function handleV4(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  opts: SapS4SimulatorOptions,
+  sessions: CsrfSessionStore,
+  s: string,
+  path: string,
+  service: ODataV4Service,
+): Promise<FastifyReply> {
+  const admitted = admit(req, reply, opts, sessions);
+  if (!admitted) return reply;
+  const host = req.headers.host ?? '127.0.0.1';
+  const ctx: ServiceContext = {
+    pool: opts.pool,
+    s,
+    serviceUrl: `${req.protocol}://${host}${path}`,
+    user: admitted.user,
+  };
+  const resource = ((req.params as { '*'?: string })['*'] ?? '').replace(/^\/+/, '');
+  try {
+    return await handleODataV4(
+      service,
+      {
+        method: admitted.method,
+        resource,
+        query: req.query as Record<string, unknown>,
+        body: req.body,
+        ifMatch: headerValue(req, 'if-match'),
+      },
+      ctx,
+      reply,
+    );
+  } catch (err) {
+    if (!(err instanceof SapODataError)) throw err;
+    return reply.code(err.httpStatus).header('odata-version', '4.0').send(v4ErrorBody(err, transactionId()));
+  }
+}
+
+async function handleOData(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  opts: SapS4SimulatorOptions,
+  services: ODataService[],
+  sessions: CsrfSessionStore,
+  s: string,
+): Promise<FastifyReply> {
+  const params = req.params as { service: string; '*'?: string };
+  // Versioned services append ;v=0002 (or ;v=2) to the service name (docs/vendor-interfaces.md#sap-odata-transport).
+  const [serviceName = '', ...matrix] = params.service.split(';');
+  const serviceRef: SapServiceRef = {
+    name: serviceName,
+    version: (matrix.find((p) => p.startsWith('v='))?.slice(2) ?? '1').padStart(4, '0'),
+  };
+  const service = opts.inactiveServices?.includes(serviceName)
+    ? undefined
+    : services.find((svc) => svc.name === serviceName);
+  const admitted = admit(req, reply, opts, sessions, () => {
+    if (!service)
+      void sendSapError(reply, SapMessages.serviceNotFound(serviceRef.name, serviceRef.version), serviceRef);
+    return service !== undefined;
+  });
+  if (!admitted || !service) return reply;
+  const { user, method, reading } = admitted;
+  const query = req.query as Record<string, unknown>;
 
   const host = req.headers.host ?? '127.0.0.1';
   const ctx: ServiceContext = {

@@ -21,6 +21,7 @@ import {
 } from '../../infra/vendor-apis/sap-s4/metadata';
 import { watchHttpRequests } from '../contract/contract-support';
 import { quietLog } from '../support/quiet-log';
+import { sapRequestViolations, type RecordedSapRequest } from '../support/sap-metadata-check';
 import { testPool } from '../support/test-env';
 
 // The sap-s4-odata connector against the SAP simulator over real HTTP (state in a schema of its own).
@@ -100,6 +101,9 @@ interface NotificationReadBack {
 const readNotification = (notification: string) =>
   readSim<NotificationReadBack>(`${QN_ROOT}/QualityNotification('${notification}')?$expand=_QualityNotificationItem`);
 
+let recording = false;
+const recorded: RecordedSapRequest[] = [];
+
 let batchSeq = 0;
 /** A batch of its own; with `receipt`, bought on that purchase order item. */
 async function newBatch(quantity = 100, receipt?: typeof RECEIPT) {
@@ -125,14 +129,12 @@ const returnRequest = (b: Awaited<ReturnType<typeof newBatch>>, quantity: number
   purchaseOrderItem: RECEIPT.purchaseOrderItem,
 });
 
-const sapAuth = () => `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
-
 /** A material document as SAP has it, read by key with its items. */
 async function readDocument(doc: { materialDocument: string; materialDocumentYear: string }) {
   const key = `MaterialDocumentYear='${doc.materialDocumentYear}',MaterialDocument='${doc.materialDocument}'`;
   const res = await fetch(
     `${simUrl}/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentHeader(${key})?$expand=to_MaterialDocumentItem`,
-    { headers: { authorization: sapAuth() } },
+    { headers: { authorization: AUTH() } },
   );
   expect(res.status).toBe(200);
   const body = (await res.json()) as {
@@ -144,7 +146,7 @@ async function readDocument(doc: { materialDocument: string; materialDocumentYea
 async function stockOf(b: { material: string; batch: string }): Promise<Record<string, string>> {
   const filter = encodeURIComponent(`Material eq '${b.material}' and Batch eq '${b.batch}'`);
   const res = await fetch(`${simUrl}/sap/opu/odata/sap/API_MATERIAL_STOCK_SRV/A_MatlStkInAcctMod?$filter=${filter}`, {
-    headers: { authorization: sapAuth() },
+    headers: { authorization: AUTH() },
   });
   const body = (await res.json()) as {
     d: { results: { InventoryStockType: string; MatlWrhsStkQtyInMatlBaseUnit: string }[] };
@@ -193,6 +195,10 @@ function movementRequest(
 beforeAll(async () => {
   pool = testPool();
   sim = await buildSapS4Simulator({ pool, schema, credentials });
+  // What reaches SAP's paths while `recording` is on, for the metadata test.
+  sim.addHook('preHandler', async (req) => {
+    if (recording && req.url.startsWith('/sap/')) recorded.push({ method: req.method, url: req.url, body: req.body });
+  });
   await sim.listen({ port: 0, host: '127.0.0.1' });
   simUrl = `http://127.0.0.1:${(sim.server.address() as AddressInfo).port}`;
 });
@@ -496,6 +502,53 @@ describe('error classification', () => {
     expect(parked).toMatchObject({ type: ErrorType.BusinessRejection, nonRetryable: true });
     expect(unknown).toMatchObject({ kind: 'validation', httpStatus: 400 });
     expect(unknown.message).toContain('M3/305');
+  });
+
+  it('names only entity sets, keys, navigations, actions and properties that metadata.ts lists', async () => {
+    const sap = (await connect()).port;
+    recording = true;
+    try {
+      const b = await newBatch(50, RECEIPT);
+      const raised = await sap.raiseQualityNotification(notificationRequest(b));
+      await sap.raiseQualityNotification(notificationRequest(b), { lookupFirst: false });
+      const item = {
+        idempotencyKey: `defect:${randomUUID()}:item`,
+        defectCodeGroup: 'VISUAL',
+        defectCode: '0002',
+        text: 'dent',
+      };
+      await sap.addNotificationItem(raised.notification, item);
+      await sap.addNotificationItem(
+        raised.notification,
+        { ...item, idempotencyKey: `${item.idempotencyKey}:2` },
+        { lookupFirst: false },
+      );
+      await sap.postGoodsMovement(movementRequest(b, '344', 10));
+      await sap.postGoodsMovement(movementRequest(b, '343', 2), { lookupFirst: false });
+      await sap.postGoodsMovement(movementRequest(b, '555', 3));
+      await sap.postGoodsMovement(returnRequest(b, 4));
+      await sap.completeNotification(raised.notification);
+      await sap.completeNotification(raised.notification);
+    } finally {
+      recording = false;
+    }
+    const used = new Set(
+      recorded.map(
+        (r) => `${r.method} ${new URL(r.url, simUrl).pathname.split('/').slice(-1)[0]!.replace(/\(.*$/, '')}`,
+      ),
+    );
+    // Every kind of request the port sends was seen: look-ups, deep inserts, item creates, the action.
+    expect([...used]).toEqual(
+      expect.arrayContaining([
+        'GET QualityNotification',
+        'POST QualityNotification',
+        'POST _QualityNotificationItem',
+        'GET A_MaterialDocumentHeader',
+        'POST A_MaterialDocumentHeader',
+        `POST ${SAP_SERVICES[QUALITY_NOTIFICATION_SERVICE]!.namespace}.Complete`,
+      ]),
+    );
+    expect(recorded.flatMap(sapRequestViolations)).toEqual([]);
   });
 
   it('reports a service the system has not activated (403 /IWFND/MED/170) as rejected: not active', async () => {

@@ -283,9 +283,10 @@ describe('transport conventions', () => {
     expect(bad.json.error.code).toEqual(expect.any(String));
   });
 
-  it('no longer serves quality notifications over OData V2', async () => {
+  it('no longer serves quality notifications over OData V2: the service is unknown, as on S/4HANA', async () => {
     const v2 = await call('GET', odata('API_QUALITYNOTIFICATION', 'QualityNotification'));
-    expect(v2.status).toBe(404);
+    expect(v2.status).toBe(403);
+    expect(v2.json.error.code).toBe('/IWFND/MED/170');
   });
 });
 

@@ -18,7 +18,7 @@ export async function listAuditRecords(
   filter: AuditFilter,
 ): Promise<{ records: AuditRecord[]; next: string | null }> {
   const res = await db.query<{ seq: string; content: string; prev_hash: string; hash: string }>(
-    `SELECT seq::text, content, prev_hash, hash FROM holdfast.audit_record
+    `SELECT seq, content, prev_hash, hash FROM holdfast.audit_record
       WHERE seq > $1
         AND ($2::text IS NULL OR record_type = $2)
         AND ($3::text IS NULL OR record_id = $3)

@@ -14,7 +14,6 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { HoldfastConfig } from '../config/schema';
 import { canonicalJson } from '../ingest/canonical-json';
-import type { Logger } from '../observability/logger';
 import { type AuditAnchor, type ChainProblem, verifySince } from './audit-chain';
 
 /** `audit.anchorFile`, relative to the data directory (HOLDFAST_DATA_DIR, default .holdfast/data) unless absolute. */
@@ -92,7 +91,8 @@ export interface AuditAnchoringOptions {
   pool: pg.Pool;
   file: string;
   intervalMs: number;
-  log: Pick<Logger, 'info' | 'error'>;
+  /** pino-shaped, so the API's logger is passed as it is. */
+  log: { info(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   observer?: AnchorObserver;
 }
 

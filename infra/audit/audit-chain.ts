@@ -167,9 +167,7 @@ async function inSnapshot<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Pro
 }
 
 async function readHead(client: pg.PoolClient): Promise<ChainLink> {
-  const res = await client.query<{ seq: string; hash: string }>(
-    `SELECT seq::text, hash FROM holdfast.audit_chain_head`,
-  );
+  const res = await client.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM holdfast.audit_chain_head`);
   const row = res.rows[0];
   if (!row) throw new Error('holdfast.audit_chain_head has no row: is migration 0007_audit applied?');
   return { seq: Number(row.seq), hash: row.hash };
@@ -197,7 +195,7 @@ async function walk(
 
   for (;;) {
     const page = await client.query<RecordRow>(
-      `SELECT seq::text, content, prev_hash, hash, actor_id, record_type, record_id,
+      `SELECT seq, content, prev_hash, hash, actor_id, record_type, record_id,
               to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS recorded_at
          FROM holdfast.audit_record
         WHERE seq > $1 AND ($2::bigint IS NULL OR seq <= $2)

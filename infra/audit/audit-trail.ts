@@ -37,7 +37,7 @@ interface ChainHead {
 async function lockChainHead(client: pg.PoolClient): Promise<ChainHead> {
   const res = await client.query<{ seq: string; hash: string; at: string }>(
     `WITH head AS (SELECT seq, hash FROM holdfast.audit_chain_head FOR UPDATE)
-     SELECT seq::text, hash,
+     SELECT seq, hash,
             to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS at
        FROM head`,
   );

@@ -138,7 +138,7 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
  * The retry is a Temporal update on the lot case, not a row of ours: it is recorded right after the update returns,
  * with the case's answer (accepted with the steps that run again, or refused). There is no idempotency key to hold
  * the answer until the record is written, so a database failure at that moment answers 500 while the steps run; the
- * case's Temporal history still shows the retry and who asked (docs/audit-trail.md#what-is-recorded).
+ * case's Temporal history still shows the retry and who asked (docs/audit-trail.md#requests-to-a-workflow).
  */
 async function retryStep(
   deps: ApiDeps,

@@ -133,6 +133,14 @@ export async function verifySince(
       if (stored !== from.hash) {
         return problem(empty, from.seq, 'anchor-mismatch', anchorMismatch(from, stored));
       }
+      if (head.seq < from.seq) {
+        return problem(
+          empty,
+          head.seq + 1,
+          'anchor-beyond-end',
+          `the chain head is record ${head.seq}, behind the last anchor (record ${from.seq}): it was moved back`,
+        );
+      }
     }
     const walked = await walk(client, start, {
       head,
@@ -232,7 +240,9 @@ function checkRecord(row: RecordRow, seq: number, before: ChainLink, head: Chain
     return {
       seq,
       kind: 'beyond-head',
-      detail: `the chain head is record ${head.seq}: this record was not appended through the chain`,
+      detail:
+        `the chain head is record ${head.seq}: this record was not appended through the chain, or the head was ` +
+        'moved back',
     };
   }
   if (chainHash(row.prev_hash, row.content) !== row.hash) {

@@ -321,7 +321,8 @@ describe('GET /v1/audit', () => {
     expect(body.records.map((r) => r.seq)).toEqual([mine[0]!.seq, mine[1]!.seq]);
     expect(body.next).toBe(String(mine[1]!.seq));
     expect(first.headers.get('link')).toBe(
-      `</v1/audit?actor=${encodeURIComponent(engineer)}&recordType=lot-case&from=${encodeURIComponent(mine[0]!.at)}&limit=2&after=${mine[1]!.seq}>; rel="next"`,
+      `</v1/audit?actor=${encodeURIComponent(engineer)}&recordType=lot-case` +
+        `&from=${encodeURIComponent(mine[0]!.at)}&limit=2&after=${mine[1]!.seq}>; rel="next"`,
     );
     const link = /^<([^>]+)>/.exec(first.headers.get('link')!)![1]!;
     const second = (await http('GET', link)).json<{ records: AuditRecord[]; next: string | null }>();
@@ -348,8 +349,9 @@ describe('GET /v1/audit', () => {
     expect(lines[2]).toBe('');
     expect(lines[1]).toMatch(
       new RegExp(
-        `^${mine[0]!.seq},${mine[0]!.at.replace('+', '\\+')},unauthenticated,${engineer.replace('.', '\\.')},,127\\.0\\.0\\.1,` +
-          `lot-case\\.disposition,lot-case,${mine[0]!.recordId},"\\{""disposition"":null,""stage"":""awaiting-disposition""\\}",`,
+        `^${mine[0]!.seq},${mine[0]!.at.replace('+', '\\+')},unauthenticated,${engineer.replace('.', '\\.')},,` +
+          `127\\.0\\.0\\.1,lot-case\\.disposition,lot-case,${mine[0]!.recordId},` +
+          `"\\{""disposition"":null,""stage"":""awaiting-disposition""\\}",`,
       ),
     );
     // The reason holds a comma: quoted; the content column is the exact text hashed, its quotes doubled.

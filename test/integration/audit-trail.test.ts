@@ -356,7 +356,7 @@ describe('the verifier names the first broken record', () => {
 });
 
 describe('the anchoring job', () => {
-  it('anchors the head when it moved, checks the records since before it anchors, and anchors once more at stop', async () => {
+  it('anchors a moved head after checking the records since the last anchor, and once more at stop', async () => {
     const { pool, trail } = await freshDatabase();
     const file = join(tempDir(), 'audit', 'anchors.jsonl');
     const errors: { obj: object; msg?: string }[] = [];

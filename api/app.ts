@@ -9,7 +9,10 @@ import { registerProblemHandlers } from '../infra/http/problem-details';
 import { type HealthCheck, postgresCheck } from '../infra/observability/health-checks';
 import { exposeMetrics } from '../infra/observability/http-metrics';
 import { createIngestMetrics } from '../infra/observability/ingest-metrics';
+import { createAuditTrail } from '../infra/audit/audit-trail';
+import { createAuditMetrics } from '../infra/observability/audit-metrics';
 import { traceRequests } from '../infra/observability/trace-context';
+import auditRoutes from './routes/audit';
 import defectRoutes from './routes/defects';
 import healthRoutes from './routes/health';
 import inspectionRoutes from './routes/inspections';
@@ -18,7 +21,7 @@ import stationRoutes from './routes/stations';
 
 export type { ApiDeps } from './deps';
 
-export interface BuildAppOptions extends Omit<ApiDeps, 'ingestMetrics' | 'healthChecks'> {
+export interface BuildAppOptions extends Omit<ApiDeps, 'ingestMetrics' | 'healthChecks' | 'audit'> {
   /** The process's logger (api/server.ts); tests leave it out and the app logs nothing. */
   logger?: Logger;
   /** Serve the Swagger UI at /docs (api/server.ts does); /docs/json is always served. */
@@ -47,6 +50,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
       ...routeDeps,
       ingestMetrics: createIngestMetrics(metrics, 'api'),
       healthChecks: [postgresCheck(deps.pool), ...healthChecks],
+      audit: createAuditTrail(deps.pool, createAuditMetrics(metrics)),
     },
   };
   await app.register(healthRoutes, opts);
@@ -54,5 +58,6 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(defectRoutes, opts);
   await app.register(lotRoutes, opts);
   await app.register(stationRoutes, opts);
+  await app.register(auditRoutes, opts);
   return app;
 }

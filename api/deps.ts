@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { AuditTrail } from '../infra/audit/audit-trail';
 import type { HoldfastConfig } from '../infra/config/schema';
 import type { HealthCheck } from '../infra/observability/health-checks';
 import type { IngestMetrics } from '../infra/observability/ingest-metrics';
@@ -15,4 +16,6 @@ export interface ApiDeps {
   ingestMetrics: IngestMetrics;
   /** What GET /health checks: PostgreSQL, then whatever the process adds (Temporal). */
   healthChecks: readonly HealthCheck[];
+  /** Where every create and change by a request is recorded (docs/audit-trail.md). */
+  audit: AuditTrail;
 }

@@ -6,18 +6,22 @@
  * workflow starts) while the connection is retried in the background.
  *
  * GET /metrics (Prometheus) and GET /health are served on the API's port (docs/operations.md); tracing is on when an
- * OTLP endpoint is configured (infra/observability/tracing.ts).
+ * OTLP endpoint is configured (infra/observability/tracing.ts). The audit chain's head is anchored to a file in the
+ * data directory every `audit.anchorInterval` (docs/audit-trail.md#anchors).
  *
- * Env: DATABASE_URL (required), API_PORT (overrides api.port), HOLDFAST_CONFIG, TEMPORAL_* (infra/temporal/connection),
- * OTEL_EXPORTER_OTLP_ENDPOINT.
+ * Env: DATABASE_URL (required), API_PORT (overrides api.port), HOLDFAST_CONFIG, HOLDFAST_DATA_DIR, TEMPORAL_*
+ * (infra/temporal/connection), OTEL_EXPORTER_OTLP_ENDPOINT.
  */
 import type { Connection } from '@temporalio/client';
+import { auditAnchorFile, startAuditAnchoring } from '../infra/audit/audit-anchor';
+import { parseDurationMs } from '../infra/config/duration';
 import { loadConfig } from '../infra/config/load';
 import { migrate } from '../infra/db/migrate';
 import { createPool } from '../infra/db/pool';
 import { createLogger } from '../infra/observability/logger';
 import { HealthCheckError } from '../infra/observability/health-checks';
 import { createProcessRegistry } from '../infra/observability/http-metrics';
+import { createAnchorMetrics } from '../infra/observability/audit-metrics';
 import { registerLotCaseGauge } from '../infra/observability/lot-case-metrics';
 import { createOutboxMetrics } from '../infra/observability/outbox-metrics';
 import { startTracingFromConfig } from '../infra/observability/tracing';
@@ -71,6 +75,13 @@ async function main(): Promise<void> {
     healthChecks: [temporalCheck],
     tracing: tracing !== undefined,
   });
+  const anchoring = startAuditAnchoring({
+    pool,
+    file: auditAnchorFile(config),
+    intervalMs: parseDurationMs(config.audit.anchorInterval),
+    log: app.log,
+    observer: createAnchorMetrics(metrics),
+  });
   const dispatcher = startOutboxDispatcher({
     pool,
     gateway,
@@ -107,6 +118,8 @@ async function main(): Promise<void> {
       // Stop taking work first: the dispatcher finishes its batch, the app drains in-flight requests.
       await dispatcher.stop();
       await app.close();
+      // After the last request, so the records of this run's last requests are anchored too.
+      await anchoring.stop();
       await pool.end();
       await connection?.close();
       await tracing?.shutdown();

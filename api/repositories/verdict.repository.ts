@@ -11,15 +11,57 @@ export interface VerdictRecord {
   decidedBy: string;
 }
 
-/** A verdict may be corrected: the latest from the same source for the same frame wins. */
-export async function saveVerdicts(db: Pick<pg.Pool, 'query'>, verdicts: readonly VerdictRecord[]): Promise<number> {
+/** What a verdict says, before and after a save. */
+export interface VerdictValue {
+  verdict: 'pass' | 'fail';
+  defectClass: string | null;
+  decidedBy: string;
+}
+
+export interface SavedVerdict {
+  verdict: VerdictRecord;
+  /** The verdict this one replaced, or null for the first from its source for its frame. */
+  old: VerdictValue | null;
+  new: VerdictValue;
+}
+
+/**
+ * A verdict may be corrected: the latest from the same source for the same frame wins. Returns each saved verdict
+ * with the one it replaced, for the audit trail; the caller holds the audit chain's lock, so no other audited save
+ * changes a verdict between the read of the old value and the write.
+ */
+export async function saveVerdicts(
+  db: Pick<pg.PoolClient, 'query'>,
+  verdicts: readonly VerdictRecord[],
+): Promise<SavedVerdict[]> {
   const col = <K extends keyof VerdictRecord>(k: K) => verdicts.map((v) => v[k] ?? null);
-  const res = await db.query(
-    `INSERT INTO holdfast.inspection_verdict (site, line, station, frame_id, verdict, defect_class, source, decided_by)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-     ON CONFLICT (site, line, station, frame_id, source)
-     DO UPDATE SET verdict = EXCLUDED.verdict, defect_class = EXCLUDED.defect_class, decided_by = EXCLUDED.decided_by,
-                   recorded_at = now()`,
+  // Every part of one statement sees the table as it was before the statement, so `before` holds the old verdicts.
+  const res = await db.query<{
+    n: string;
+    old_verdict: 'pass' | 'fail' | null;
+    old_defect_class: string | null;
+    old_decided_by: string | null;
+  }>(
+    `WITH input AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                            $8::text[]) WITH ORDINALITY
+                AS v (site, line, station, frame_id, verdict, defect_class, source, decided_by, n)),
+     before AS (
+       SELECT v.site, v.line, v.station, v.frame_id, v.source, v.verdict, v.defect_class, v.decided_by
+         FROM holdfast.inspection_verdict v JOIN input i USING (site, line, station, frame_id, source)),
+     saved AS (
+       INSERT INTO holdfast.inspection_verdict
+              (site, line, station, frame_id, verdict, defect_class, source, decided_by)
+       SELECT site, line, station, frame_id, verdict, defect_class, source, decided_by FROM input
+       ON CONFLICT (site, line, station, frame_id, source)
+       DO UPDATE SET verdict = EXCLUDED.verdict, defect_class = EXCLUDED.defect_class, decided_by = EXCLUDED.decided_by,
+                     recorded_at = now()
+       RETURNING site, line, station, frame_id, source)
+     SELECT i.n::text, b.verdict AS old_verdict, b.defect_class AS old_defect_class, b.decided_by AS old_decided_by
+       FROM saved s
+       JOIN input i USING (site, line, station, frame_id, source)
+       LEFT JOIN before b USING (site, line, station, frame_id, source)
+      ORDER BY i.n`,
     [
       col('site'),
       col('line'),
@@ -31,7 +73,17 @@ export async function saveVerdicts(db: Pick<pg.Pool, 'query'>, verdicts: readonl
       col('decidedBy'),
     ],
   );
-  return res.rowCount ?? 0;
+  return res.rows.map((row) => {
+    const verdict = verdicts[Number(row.n) - 1]!;
+    return {
+      verdict,
+      old:
+        row.old_verdict === null
+          ? null
+          : { verdict: row.old_verdict, defectClass: row.old_defect_class, decidedBy: row.old_decided_by ?? '' },
+      new: { verdict: verdict.verdict, defectClass: verdict.defectClass ?? null, decidedBy: verdict.decidedBy },
+    };
+  });
 }
 
 export interface ShadowComparisonRow {

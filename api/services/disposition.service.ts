@@ -3,11 +3,19 @@
  * docs/reliability.md#api-idempotency-key):
  * same key and body → the stored answer, byte for byte; same key, other body → 422; same key still running → 409.
  * The key is also the Temporal update id, so a retry after a lost answer reaches the same update.
+ *
+ * Audit (docs/audit-trail.md): the disposition changes the lot case, a workflow, not a row of ours, so no transaction
+ * can hold both. What the API can state for certain is the request and the lot case's answer, once the update has
+ * returned; that record is written in the same transaction as the stored final answer, so a key has its answer and
+ * its audit record together or neither (then the key stays in flight and a retry with it reaches the same update and
+ * records it). A request that never reached a lot case (unknown lot, Temporal unreachable) changed nothing and is not
+ * recorded; a replay of a stored answer records nothing new.
  */
 import { lotCaseWorkflowId } from '../../workflows/contracts';
 import type { DispositionRequest } from '../../workflows/contracts';
 import { DispositionRejectedError, WorkflowNotFoundError } from '../../infra/temporal/gateway';
 import type { ApiDeps } from '../deps';
+import type { AuditActor, AuditEntry } from '../../infra/audit/audit-record';
 import { type Problem, ProblemError, httpProblem, problemType } from '../../infra/http/problem-details';
 import {
   claimIdempotencyKey,
@@ -35,6 +43,7 @@ export async function submitLotDisposition(
   lotId: string,
   idempotencyKey: string,
   body: DispositionBody,
+  actor: AuditActor,
 ): Promise<StoredAnswer> {
   const fingerprint = sha256Hex(canonicalJson({ lotId, body }));
   const claim = await claimIdempotencyKey(
@@ -65,9 +74,9 @@ export async function submitLotDisposition(
       break;
   }
 
-  let final: { status: number; body: unknown };
+  let final: FinalAnswer;
   try {
-    final = await decide(deps, lotId, idempotencyKey, body);
+    final = await decide(deps, lotId, idempotencyKey, body, actor);
   } catch (err) {
     // Not a final answer (Temporal unreachable, ambiguous lot, a bug): free the key so a retry can run.
     await releaseIdempotencyKey(deps.pool, DISPOSITION_SCOPE, idempotencyKey);
@@ -82,8 +91,18 @@ export async function submitLotDisposition(
       { 'retry-after': '5' },
     );
   }
-  await completeIdempotencyKey(deps.pool, DISPOSITION_SCOPE, idempotencyKey, final.status, final.body);
+  await deps.audit.inTransaction(async (client) => {
+    await completeIdempotencyKey(client, DISPOSITION_SCOPE, idempotencyKey, final.status, final.body);
+    return { result: undefined, audit: final.audit ? [final.audit] : [] };
+  });
   return answer(final.status, final.body);
+}
+
+interface FinalAnswer {
+  status: number;
+  body: unknown;
+  /** Present once the request reached a lot case, accepted or refused. */
+  audit?: AuditEntry;
 }
 
 /** Resolves the lot case and runs the update; returns only answers that are final for this key. */
@@ -92,7 +111,8 @@ async function decide(
   lotId: string,
   requestId: string,
   body: DispositionBody,
-): Promise<{ status: number; body: unknown }> {
+  actor: AuditActor,
+): Promise<FinalAnswer> {
   const sites = await sitesOfLot(deps.pool, lotId);
   let site: string;
   if (body.site !== undefined) {
@@ -120,26 +140,41 @@ async function decide(
     ...(body.signature ? { signature: body.signature } : {}),
     requestId,
   };
+  const workflowId = lotCaseWorkflowId(site, lotId);
+  const audit = (outcome: 'accepted' | 'refused', detail: unknown): AuditEntry => ({
+    actor,
+    action: 'lot-case.disposition',
+    recordType: 'lot-case',
+    recordId: workflowId,
+    // The update's validator takes a disposition only from a case awaiting one, so an accepted one replaced that;
+    // a refused one replaced nothing, and its detail says what the case was doing instead.
+    old: outcome === 'accepted' ? { stage: 'awaiting-disposition', disposition: null } : null,
+    new: { disposition: request },
+    reason: body.reason,
+    outcome,
+    detail,
+  });
   try {
-    const outcome = await deps.gateway.submitDisposition(lotCaseWorkflowId(site, lotId), request);
-    return { status: 200, body: DispositionOutcomeSchema.parse(outcome) };
+    const outcome = DispositionOutcomeSchema.parse(await deps.gateway.submitDisposition(workflowId, request));
+    return { status: 200, body: outcome, audit: audit('accepted', outcome) };
   } catch (err) {
+    let refusal: Problem | undefined;
     if (err instanceof DispositionRejectedError) {
-      return problemAnswer({
+      refusal = {
         type: problemType('disposition-rejected'),
         title: 'Disposition rejected by the lot case',
         status: 409,
         detail: err.message,
-      });
+      };
+    } else if (err instanceof WorkflowNotFoundError) {
+      refusal = httpProblem(404, `lot ${lotId} at site ${site} has no open lot case`);
     }
-    if (err instanceof WorkflowNotFoundError) {
-      return problemAnswer(httpProblem(404, `lot ${lotId} at site ${site} has no open lot case`));
-    }
-    throw err;
+    if (!refusal) throw err;
+    return { ...problemAnswer(refusal), audit: audit('refused', refusal) };
   }
 }
 
-function problemAnswer(problem: Problem): { status: number; body: unknown } {
+function problemAnswer(problem: Problem): FinalAnswer {
   return { status: problem.status, body: problem };
 }
 

@@ -258,6 +258,15 @@ export const HoldfastConfig = z
       .prefault({}),
     vision: Vision.prefault({}),
     observability: Observability.prefault({}),
+    /** The audit trail (docs/audit-trail.md). */
+    audit: z
+      .strictObject({
+        /** How often the API writes the audit chain's head to the anchor file (when it has moved). */
+        anchorInterval: Duration.default('5m'),
+        /** JSON lines, one per anchor; relative to the data directory (HOLDFAST_DATA_DIR, .holdfast/data). */
+        anchorFile: z.string().min(1).default('audit/anchors.jsonl'),
+      })
+      .prefault({}),
     connectors: z.record(z.string().regex(/^[a-z0-9-]+$/), Connector),
     sites: z.array(Site).min(1),
   })

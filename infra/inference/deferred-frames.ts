@@ -12,8 +12,14 @@
  * recorded as refused (holdfast.frame_rejection, reason `image-unavailable`), as is one an operator drops through the
  * worker's HTTP edge (`dropped`, with who and why). Either way the row moves in one statement, so it is never both
  * kept and refused, nor neither.
+ *
+ * An operator's retry and drop, and the give-up, change a kept frame: each is recorded in the audit trail in the
+ * same transaction (docs/audit-trail.md). The loop's own attempts and a frame finally inspected are not: they are the
+ * pipeline doing its work, not a change of a record by a person or a policy.
  */
 import type pg from 'pg';
+import type { AuditActor } from '../audit/audit-record';
+import type { AuditTrail } from '../audit/audit-trail';
 import { ImageUnavailableError } from '../vision/image-source';
 import type { InferencePipeline } from './inference-pipeline';
 import type { DeferredFrameStore, PipelineLog } from './ports';
@@ -21,6 +27,8 @@ import type { DeferredFrameStore, PipelineLog } from './ports';
 export interface DeferredFrameRetryOptions {
   pool: pg.Pool;
   pipeline: Pick<InferencePipeline, 'handleFrame' | 'countRefused'>;
+  /** Where a frame given up is recorded. */
+  audit: AuditTrail;
   /** How often due frames are looked for, and the first wait before a frame is tried again. */
   intervalMs: number;
   /** The wait between attempts doubles from `intervalMs` up to this. */
@@ -54,9 +62,13 @@ export interface DeferredFrameAdmin {
   /** Oldest first. */
   list(opts: { limit: number }): Promise<{ total: number; frames: DeferredFrameView[] }>;
   /** Makes the frame due now (its image server is back); undefined when no such frame is kept. */
-  retryNow(eventId: string): Promise<DeferredFrameView | undefined>;
+  retryNow(eventId: string, actor: AuditActor): Promise<DeferredFrameView | undefined>;
   /** Gives the frame up, recorded as refused with who dropped it and why; undefined when no such frame is kept. */
-  drop(eventId: string, by: { droppedBy: string; reason: string }): Promise<{ rejectionId: string } | undefined>;
+  drop(
+    eventId: string,
+    by: { droppedBy: string; reason: string },
+    actor: AuditActor,
+  ): Promise<{ rejectionId: string } | undefined>;
 }
 
 const VIEW_COLUMNS = `event_id, topic, deferred_at, attempts, next_attempt_at, last_error`;
@@ -79,25 +91,56 @@ const toView = (r: DeferredFrameRow): DeferredFrameView => ({
   lastError: r.last_error,
 });
 
+/** The actor of a give-up: the retry loop, applying `vision.imageRetryMaxAge`. */
+const RETRY_LOOP_ACTOR: AuditActor = { kind: 'system', id: 'deferred-frame-retry' };
+
 /**
- * Moves a kept frame to holdfast.frame_rejection in one statement. The frame id comes from the payload, which passed
- * the frame checks before it was kept; the payload's hash is the one refused frames always carry.
+ * Moves a kept frame to holdfast.frame_rejection in one statement, in the audit trail's transaction, and records it
+ * there. The frame id comes from the payload, which passed the frame checks before it was kept; the payload's hash
+ * is the one refused frames always carry.
  */
-async function giveUp(pool: pg.Pool, eventId: string, reason: string): Promise<string | undefined> {
-  const res = await pool.query<{ id: string }>(
-    `WITH gone AS (DELETE FROM holdfast.frame_deferred WHERE event_id = $1 RETURNING topic, payload)
-     INSERT INTO holdfast.frame_rejection (topic, frame_id, reason, payload_sha256)
-     SELECT topic, convert_from(payload, 'UTF8')::jsonb ->> 'frameId', $2, encode(sha256(payload), 'hex') FROM gone
-     RETURNING id`,
-    [eventId, reason.slice(0, 2000)],
-  );
-  return res.rows[0]?.id;
+async function giveUp(
+  audit: AuditTrail,
+  eventId: string,
+  change: { action: string; actor: AuditActor; rejection: string; why: string },
+): Promise<string | undefined> {
+  return audit.inTransaction(async (client) => {
+    const res = await client.query<DeferredFrameRow & { rejection_id: string }>(
+      `WITH gone AS (DELETE FROM holdfast.frame_deferred WHERE event_id = $1 RETURNING *),
+            refused AS (
+              INSERT INTO holdfast.frame_rejection (topic, frame_id, reason, payload_sha256)
+              SELECT topic, convert_from(payload, 'UTF8')::jsonb ->> 'frameId', $2, encode(sha256(payload), 'hex')
+                FROM gone
+              RETURNING id)
+       SELECT ${VIEW_COLUMNS}, (SELECT id FROM refused) AS rejection_id FROM gone`,
+      [eventId, change.rejection.slice(0, 2000)],
+    );
+    const row = res.rows[0];
+    if (!row) return { result: undefined, audit: [] };
+    return {
+      result: row.rejection_id,
+      audit: [
+        {
+          actor: change.actor,
+          action: change.action,
+          recordType: 'deferred-frame',
+          recordId: eventId,
+          old: toView(row),
+          new: { rejectionId: row.rejection_id, rejectionReason: change.rejection.slice(0, 2000) },
+          reason: change.why,
+          outcome: 'done',
+          detail: null,
+        },
+      ],
+    };
+  });
 }
 
 /** `pipeline` counts the frames dropped here with its other refusals (its stats). */
 export function createPgDeferredFrameAdmin(
   pool: pg.Pool,
   pipeline: Pick<InferencePipeline, 'countRefused'>,
+  audit: AuditTrail,
 ): DeferredFrameAdmin {
   return {
     async list({ limit }) {
@@ -110,15 +153,45 @@ export function createPgDeferredFrameAdmin(
       ]);
       return { total: count.rows[0]!.total, frames: rows.rows.map(toView) };
     },
-    async retryNow(eventId) {
-      const res = await pool.query<DeferredFrameRow>(
-        `UPDATE holdfast.frame_deferred SET next_attempt_at = now() WHERE event_id = $1 RETURNING ${VIEW_COLUMNS}`,
-        [eventId],
-      );
-      return res.rows[0] ? toView(res.rows[0]) : undefined;
+    async retryNow(eventId, actor) {
+      return audit.inTransaction(async (client) => {
+        const before = await client.query<{ next_attempt_at: Date }>(
+          `SELECT next_attempt_at FROM holdfast.frame_deferred WHERE event_id = $1 FOR UPDATE`,
+          [eventId],
+        );
+        const previous = before.rows[0]?.next_attempt_at;
+        if (!previous) return { result: undefined, audit: [] };
+        const res = await client.query<DeferredFrameRow>(
+          `UPDATE holdfast.frame_deferred SET next_attempt_at = now() WHERE event_id = $1 RETURNING ${VIEW_COLUMNS}`,
+          [eventId],
+        );
+        const row = res.rows[0]!;
+        const view = toView(row);
+        return {
+          result: view,
+          audit: [
+            {
+              actor,
+              action: 'deferred-frame.retry',
+              recordType: 'deferred-frame',
+              recordId: eventId,
+              old: { nextAttemptAt: previous.toISOString() },
+              new: { nextAttemptAt: view.nextAttemptAt },
+              reason: null,
+              outcome: 'done',
+              detail: null,
+            },
+          ],
+        };
+      });
     },
-    async drop(eventId, { droppedBy, reason }) {
-      const rejectionId = await giveUp(pool, eventId, `dropped: by ${droppedBy}: ${reason}`);
+    async drop(eventId, { droppedBy, reason }, actor) {
+      const rejectionId = await giveUp(audit, eventId, {
+        action: 'deferred-frame.drop',
+        actor,
+        rejection: `dropped: by ${droppedBy}: ${reason}`,
+        why: reason,
+      });
       if (rejectionId === undefined) return undefined;
       pipeline.countRefused('dropped');
       return { rejectionId };
@@ -180,7 +253,12 @@ export function startDeferredFrameRetry(opts: DeferredFrameRetryOptions): Deferr
         }
         if (Date.now() - row.deferred_at.getTime() >= opts.maxAgeMs) {
           const reason = `image-unavailable: kept since ${row.deferred_at.toISOString()}, ${row.attempts + 1} attempts; ${err.message}`;
-          await giveUp(pool, row.event_id, reason);
+          await giveUp(opts.audit, row.event_id, {
+            action: 'deferred-frame.give-up',
+            actor: RETRY_LOOP_ACTOR,
+            rejection: reason,
+            why: `kept longer than vision.imageRetryMaxAge (${opts.maxAgeMs / 1000} s) without a readable image`,
+          });
           pipeline.countRefused('image-unavailable');
           log.warn('deferred frame given up', { eventId: row.event_id, reason });
           continue;

@@ -26,6 +26,7 @@ import {
   registerProblemHandlers,
   validationProblem,
 } from '../http/problem-details';
+import { requestActor } from '../http/request-actor';
 import { ProblemSchema } from '../http/schemas';
 import { StationParamsSchema } from '../http/schemas';
 import { findStation } from '../config/load';
@@ -232,7 +233,7 @@ const deferredFrameRoutes: FastifyPluginAsyncZod<{ deferredFrames: DeferredFrame
       response: { 200: DeferredFrameSchema, 404: ProblemSchema },
     },
     handler: async (request) => {
-      const frame = await deferredFrames.retryNow(request.params.eventId);
+      const frame = await deferredFrames.retryNow(request.params.eventId, requestActor(request));
       if (!frame) throw notKept(request.params.eventId);
       return frame;
     },
@@ -253,7 +254,11 @@ const deferredFrameRoutes: FastifyPluginAsyncZod<{ deferredFrames: DeferredFrame
       response: { 200: z.object({ eventId: z.string(), rejectionId: z.string() }), 404: ProblemSchema },
     },
     handler: async (request) => {
-      const dropped = await deferredFrames.drop(request.params.eventId, request.body);
+      const dropped = await deferredFrames.drop(
+        request.params.eventId,
+        request.body,
+        requestActor(request, request.body.droppedBy),
+      );
       if (!dropped) throw notKept(request.params.eventId);
       return { eventId: request.params.eventId, rejectionId: dropped.rejectionId };
     },

@@ -14,6 +14,8 @@ import {
 } from '../../infra/inference/deferred-frames';
 import { openFrameHttp, type FrameHttpServer } from '../../infra/inference/frame-http';
 import type { FrameOutcome, InferencePipeline } from '../../infra/inference/inference-pipeline';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
+import { auditRecordsOf } from '../support/audit';
 import { eventually } from '../support/eventually';
 import { captureLog, quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
@@ -82,7 +84,7 @@ describe('the kept frames over the HTTP edge', () => {
     http = await openFrameHttp({
       config: { ...base, vision: { ...base.vision, http: { ...base.vision.http, port: 0 } } },
       pipeline,
-      deferredFrames: createPgDeferredFrameAdmin(pool, pipeline),
+      deferredFrames: createPgDeferredFrameAdmin(pool, pipeline, createAuditTrail(pool)),
       log: quietLog(),
     });
   });
@@ -114,6 +116,18 @@ describe('the kept frames over the HTTP edge', () => {
     expect(retried.status).toBe(200);
     const due = (await retried.json()) as { nextAttemptAt: string };
     expect(Date.parse(due.nextAttemptAt)).toBeLessThanOrEqual(Date.now() + 1_000);
+    // Audited: the operator is only what the request can say (no body, so no claimed name), with the old due time.
+    const [retryRecord, ...noMoreRetries] = await auditRecordsOf(pool, newer);
+    expect(noMoreRetries).toEqual([]);
+    expect(retryRecord).toMatchObject({
+      action: 'deferred-frame.retry',
+      recordType: 'deferred-frame',
+      actor: { kind: 'unauthenticated', id: 'anonymous', address: '127.0.0.1' },
+      new: { nextAttemptAt: due.nextAttemptAt },
+      reason: null,
+      outcome: 'done',
+    });
+    expect(Date.parse((retryRecord!.old as { nextAttemptAt: string }).nextAttemptAt)).toBeGreaterThan(Date.now());
 
     const dropped = await drop(older, { droppedBy: 'qe.jones', reason: 'image store lost the file' });
     expect(dropped.status).toBe(200);
@@ -123,13 +137,24 @@ describe('the kept frames over the HTTP edge', () => {
     expect(refusal).toMatchObject({ topic, reason: 'dropped: by qe.jones: image store lost the file' });
     expect(refusal!.payload_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(counted.filter((r) => r === 'dropped')).toHaveLength(1);
+    const dropRecords = await auditRecordsOf(pool, older);
+    expect(dropRecords).toHaveLength(1);
+    expect(dropRecords[0]).toMatchObject({
+      action: 'deferred-frame.drop',
+      actor: { kind: 'unauthenticated', id: 'qe.jones', address: '127.0.0.1' },
+      old: { eventId: older, topic, attempts: 1, lastError: 'image source answered 503' },
+      new: { rejectionReason: 'dropped: by qe.jones: image store lost the file' },
+      reason: 'image store lost the file',
+      outcome: 'done',
+    });
 
-    // Dropped once: a second drop finds nothing (and counts nothing).
+    // Dropped once: a second drop finds nothing (and counts and records nothing).
     const again = await drop(older, { droppedBy: 'qe.jones', reason: 'again' });
     expect(again.status).toBe(404);
     expect(again.headers.get('content-type')).toMatch(/application\/problem\+json/);
     expect(await refusals(`${run}-a`)).toHaveLength(1);
     expect(counted.filter((r) => r === 'dropped')).toHaveLength(1);
+    expect(await auditRecordsOf(pool, older)).toHaveLength(1);
   });
 
   it('refuses a drop without who and why, naming the field, and keeps the frame', async () => {
@@ -141,6 +166,7 @@ describe('the kept frames over the HTTP edge', () => {
     expect(text).toContain('droppedBy');
     expect(text).toContain('reason');
     expect(await kept(eventId)).toBe(true);
+    expect(await auditRecordsOf(pool, eventId)).toEqual([]);
 
     const badLimit = await fetch(`${http.url}/v1/deferred-frames?limit=0`);
     expect(badLimit.status).toBe(400);
@@ -165,6 +191,7 @@ describe('the retry loop', () => {
     const retry = startDeferredFrameRetry({
       pool,
       pipeline,
+      audit: createAuditTrail(pool),
       intervalMs: 50,
       maxBackoffMs: 100,
       maxAgeMs: 60_000,
@@ -180,6 +207,15 @@ describe('the retry loop', () => {
         /^image-unavailable: kept since .*, 2 attempts; image source for .* answered 503$/,
       );
       expect(await kept(tooOld)).toBe(false);
+      expect(await auditRecordsOf(pool, tooOld)).toEqual([
+        expect.objectContaining({
+          action: 'deferred-frame.give-up',
+          actor: { kind: 'system', id: 'deferred-frame-retry' },
+          old: expect.objectContaining({ eventId: tooOld, attempts: 1 }),
+          new: { rejectionId: expect.any(String), rejectionReason: refusal!.reason },
+          reason: 'kept longer than vision.imageRetryMaxAge (60 s) without a readable image',
+        }),
+      ]);
       // Every frame the loop gave up (the table is shared: maybe more than this test's) is counted once.
       expect(counted.filter((r) => r === 'image-unavailable')).toEqual(givenUp().map(() => 'image-unavailable'));
       expect(givenUp()).toContain(tooOld);
@@ -205,6 +241,8 @@ describe('the retry loop', () => {
         (isKept) => !isKept,
       );
       expect(handled).not.toContain(`${run}-old`);
+      // Its attempts and its inspection are the loop at work, not changes of a record: nothing audited.
+      expect(await auditRecordsOf(pool, young)).toEqual([]);
     } finally {
       await retry.close();
     }

@@ -3,7 +3,8 @@
  * free ports, over the run's PostgreSQL and Temporal dev server and an embedded MQTT broker): the MES and SAP
  * simulators, the Temporal worker, the API with its outbox dispatcher, the line PLC simulator and the inference worker.
  * A failed inspection is posted to the API and a failed frame to the inference worker, and every process's
- * GET /metrics is scraped to see its counters move; GET /health must name each dependency.
+ * GET /metrics is scraped to see its counters move; GET /health must name each dependency. A verdict posted to the
+ * API is counted as an audit record and anchored in the API's data directory.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +21,10 @@ import { eventually } from '../support/eventually';
 import { createLot, failedInspection, getJson } from '../support/plant';
 import { type Sample, sampleValue, scrape } from '../support/prometheus';
 import { pointConfigAt } from '../support/stack';
-import { readTestEnv } from '../support/test-env';
+import { readTestEnv, testPool } from '../support/test-env';
+import { auditRecordsOf } from '../support/audit';
+import { readAnchors } from '../../infra/audit/audit-anchor';
+import { verifyAuditTrail } from '../../infra/audit/audit-chain';
 
 jest.setTimeout(240_000);
 
@@ -112,6 +116,7 @@ beforeAll(async () => {
       [plc]: { ...pointed.connectors[plc]!, endpointUrl: urls.linePlc },
     },
     api: { ...base.api, port: apiPort },
+    audit: { ...base.audit, anchorInterval: '1s' },
     observability: {
       ...base.observability,
       worker: { host: '127.0.0.1', port: workerPort, temporalSdkPort: sdkPort },
@@ -368,6 +373,37 @@ test('the inference worker counts frames, their latency, refusals and reject wri
   expect(sampleValue(plc, 'holdfast_plc_reject_commands_total', { station: 'PLANT1/L1/S1', duplicate: 'false' })).toBe(
     1,
   );
+});
+
+test('the API counts the audit records it writes and anchors the chain head in its data directory', async () => {
+  const frameId = `obs-${run}-verdict`;
+  const posted = await fetch(`${urls.api}/v1/stations/PLANT1/L1/S1/verdicts`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ verdicts: [{ frameId, verdict: 'fail', source: 'manual', decidedBy: 'qe.obs' }] }),
+  });
+  expect(posted.status).toBe(200);
+
+  const api = await scrapeUntil('the verdict counted as an audit record', `${urls.api}/metrics`, (s) =>
+    atLeastOne(sampleValue(s, 'holdfast_audit_records_written_total', { action: 'station-verdict.record' })),
+  );
+  expect(sampleValue(api, 'holdfast_audit_verify_failures_total')).toBe(0);
+  const pool = testPool();
+  try {
+    const [record] = await auditRecordsOf(pool, `PLANT1/L1/S1/${frameId}/manual`);
+    // Anchored within audit.anchorInterval (1 s here), by the API process, in its data directory.
+    const anchors = await eventually(
+      `an anchor at or after record ${record!.seq}`,
+      async () => (await readAnchors(join(workDir, 'data', 'audit', 'anchors.jsonl'))).anchors,
+      (list) => list.some((a) => a.seq >= record!.seq),
+    );
+    expect((await verifyAuditTrail(pool, { anchors })).problem).toBeUndefined();
+    expect(
+      sampleValue(await scrape(`${urls.api}/metrics`), 'holdfast_audit_anchors_written_total'),
+    ).toBeGreaterThanOrEqual(1);
+  } finally {
+    await pool.end();
+  }
 });
 
 test('/health answers 503 naming the required dependency that is down', async () => {

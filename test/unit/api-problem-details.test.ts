@@ -131,6 +131,7 @@ describe('problem+json error contract', () => {
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         '/health',
+        '/v1/audit',
         '/v1/defects/{id}',
         '/v1/inspections',
         '/v1/lots/{lotId}',

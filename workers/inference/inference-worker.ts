@@ -36,6 +36,8 @@ import {
 } from '../../infra/observability/health-checks';
 import { createInferenceMetrics } from '../../infra/observability/inference-metrics';
 import { createIngestMetrics } from '../../infra/observability/ingest-metrics';
+import { createAuditMetrics } from '../../infra/observability/audit-metrics';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
 
 export interface InferenceWorkerOptions {
   config: HoldfastConfig;
@@ -172,11 +174,13 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       ...(clientId ? { clientId } : {}),
       onFrame: async (msg) => void (await pipeline.handleFrame(msg)),
     });
+    // Operators' retries and drops of kept frames, and the loop's give-ups, are audited (docs/audit-trail.md).
+    const audit = createAuditTrail(pool, createAuditMetrics(registry));
     // Closed first in close(): HTTP stops taking frames, then MQTT does, then the batches drain.
     const http = await openFrameHttp({
       config,
       pipeline,
-      deferredFrames: createPgDeferredFrameAdmin(pool, pipeline),
+      deferredFrames: createPgDeferredFrameAdmin(pool, pipeline, audit),
       log,
       httpLogger: opts.httpLogger,
       metrics: registry,
@@ -191,6 +195,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       ? startDeferredFrameRetry({
           pool,
           pipeline,
+          audit,
           intervalMs: retryIntervalMs,
           maxBackoffMs: parseDurationMs(config.vision.imageRetryMaxBackoff),
           maxAgeMs: parseDurationMs(config.vision.imageRetryMaxAge),

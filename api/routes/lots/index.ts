@@ -3,6 +3,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { UpdateRejectedError, WorkflowNotFoundError } from '../../../infra/temporal/gateway';
 import { lotCaseWorkflowId } from '../../../workflows/contracts';
 import type { ApiDeps } from '../../deps';
+import type { AuditActor } from '../../../infra/audit/audit-record';
+import { requestActor } from '../../../infra/http/request-actor';
 import { ProblemError, notFound, problemType } from '../../../infra/http/problem-details';
 import { lotInspectionCounts, sitesOfLot } from '../../../infra/ingest/inspection.repository';
 import { type LotCaseRecord, lotCasesOf } from '../../repositories/lot-case.repository';
@@ -100,6 +102,7 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
         request.params.lotId,
         request.headers['idempotency-key'],
         request.body,
+        requestActor(request, request.body.decidedBy),
       );
       // Pre-serialised canonical JSON, so a replay is byte-identical to the first answer; the untyped reply lets a
       // string through (fastify sends a string with a JSON media type without re-serialising it).
@@ -120,26 +123,67 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
       body: RetryStepBodySchema,
       response: { 200: RetryStepResultSchema, 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema },
     },
-    handler: async (request) => retryStep(deps, request.params.lotId, request.body.requestedBy, request.body.site),
+    handler: async (request) =>
+      retryStep(
+        deps,
+        request.params.lotId,
+        request.body.requestedBy,
+        request.body.site,
+        requestActor(request, request.body.requestedBy),
+      ),
   });
 };
 
-async function retryStep(deps: ApiDeps, lotId: string, requestedBy: string, requestedSite?: string) {
+/**
+ * The retry is a Temporal update on the lot case, not a row of ours: it is recorded right after the update returns,
+ * with the case's answer (accepted with the steps that run again, or refused). There is no idempotency key to hold
+ * the answer until the record is written, so a database failure at that moment answers 500 while the steps run; the
+ * case's Temporal history still shows the retry and who asked (docs/audit-trail.md#requests-to-a-workflow).
+ */
+async function retryStep(
+  deps: ApiDeps,
+  lotId: string,
+  requestedBy: string,
+  requestedSite: string | undefined,
+  actor: AuditActor,
+) {
   const site = await resolveSite(deps, lotId, requestedSite);
+  const workflowId = lotCaseWorkflowId(site, lotId);
+  const record = (outcome: 'accepted' | 'refused', detail: unknown) =>
+    deps.audit.append([
+      {
+        actor,
+        action: 'lot-case.retry',
+        recordType: 'lot-case',
+        recordId: workflowId,
+        old: null,
+        new: { requestedBy },
+        reason: null,
+        outcome,
+        detail,
+      },
+    ]);
+  let refusal: ProblemError;
   try {
-    return await deps.gateway.retryFailedStep(lotCaseWorkflowId(site, lotId), requestedBy);
+    const result = await deps.gateway.retryFailedStep(workflowId, requestedBy);
+    await record('accepted', result);
+    return result;
   } catch (err) {
     if (err instanceof UpdateRejectedError) {
-      throw new ProblemError({
+      refusal = new ProblemError({
         type: problemType('retry-rejected'),
         title: 'Nothing to retry',
         status: 409,
         detail: err.message,
       });
+    } else if (err instanceof WorkflowNotFoundError) {
+      refusal = notFound(`lot ${lotId} at site ${site} has no open lot case`);
+    } else {
+      throw err;
     }
-    if (err instanceof WorkflowNotFoundError) throw notFound(`lot ${lotId} at site ${site} has no open lot case`);
-    throw err;
   }
+  await record('refused', refusal.problem);
+  throw refusal;
 }
 
 async function resolveSite(deps: ApiDeps, lotId: string, requested: string | undefined): Promise<string> {

@@ -1,4 +1,7 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { AuditEntry } from '../../../infra/audit/audit-record';
+import { requestActor } from '../../../infra/http/request-actor';
 import { findStation } from '../../../infra/config/load';
 import type { ApiDeps } from '../../deps';
 import { notFound } from '../../../infra/http/problem-details';
@@ -30,10 +33,27 @@ const stationRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { de
     },
     handler: async (request) => {
       configuredStation(request.params);
-      const recorded = await saveVerdicts(
-        deps.pool,
-        request.body.verdicts.map((v) => ({ ...request.params, ...v })),
-      );
+      const { site, line, station } = request.params;
+      const recorded = await deps.audit.inTransaction(async (client) => {
+        const saved = await saveVerdicts(
+          client,
+          request.body.verdicts.map((v) => ({ ...request.params, ...v })),
+        );
+        // A verdict sent again unchanged changes nothing, so it gets no record; a new or corrected one does.
+        const changed = saved.filter((s) => !isDeepStrictEqual(s.old, s.new));
+        const audit = changed.map((s): AuditEntry => ({
+          actor: requestActor(request, s.verdict.decidedBy),
+          action: 'station-verdict.record',
+          recordType: 'station-verdict',
+          recordId: `${site}/${line}/${station}/${s.verdict.frameId}/${s.verdict.source}`,
+          old: s.old,
+          new: s.new,
+          reason: null,
+          outcome: 'done',
+          detail: null,
+        }));
+        return { result: saved.length, audit };
+      });
       return { recorded };
     },
   });

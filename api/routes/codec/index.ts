@@ -30,6 +30,7 @@ const PayloadsHeaders = z.looseObject({
   'x-namespace': z.string().min(1).optional(),
 });
 
+const CODEC_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 const ALLOWED_HEADERS = 'Content-Type, X-Namespace, Authorization';
 
 type CodecDeps = ApiDeps & { payloadCodec: PayloadCodec };
@@ -67,6 +68,8 @@ const codecRoutes: FastifyPluginAsyncZod<{ deps: CodecDeps }> = async (app, { de
 
     app.post(path, {
       config: { access: CODEC_ACCESS },
+      // A Temporal payload may be 2 MB, a third more in base64, and the UI may send several at once.
+      bodyLimit: CODEC_BODY_LIMIT_BYTES,
       onRequest: async (request, reply) => allowOrigin(request, reply),
       schema: {
         summary:

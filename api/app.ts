@@ -13,6 +13,7 @@ import { createAuditTrail } from '../infra/audit/audit-trail';
 import { createAuditMetrics } from '../infra/observability/audit-metrics';
 import { traceRequests } from '../infra/observability/trace-context';
 import auditRoutes from './routes/audit';
+import codecRoutes from './routes/codec';
 import defectRoutes from './routes/defects';
 import healthRoutes from './routes/health';
 import inspectionRoutes from './routes/inspections';
@@ -59,5 +60,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(lotRoutes, opts);
   await app.register(stationRoutes, opts);
   await app.register(auditRoutes, opts);
+  const { payloadCodec } = opts.deps;
+  if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;
 }

@@ -1,3 +1,4 @@
+import type { PayloadCodec } from '@temporalio/common';
 import type pg from 'pg';
 import type { AuditTrail } from '../infra/audit/audit-trail';
 import type { HoldfastConfig } from '../infra/config/schema';
@@ -18,4 +19,9 @@ export interface ApiDeps {
   healthChecks: readonly HealthCheck[];
   /** Where every create and change by a request is recorded (docs/audit-trail.md). */
   audit: AuditTrail;
+  /**
+   * The Temporal payload codec (infra/temporal/payload-codec.ts); given, the app serves the Web UI's codec endpoint
+   * (POST /codec/decode, /codec/encode). The API process always gives it.
+   */
+  payloadCodec?: PayloadCodec;
 }

@@ -10,7 +10,8 @@
  * data directory every `audit.anchorInterval` (docs/audit-trail.md#anchors).
  *
  * Env: DATABASE_URL (required), API_PORT (overrides api.port), HOLDFAST_CONFIG, HOLDFAST_DATA_DIR, TEMPORAL_*
- * (infra/temporal/connection), OTEL_EXPORTER_OTLP_ENDPOINT.
+ * (infra/temporal/connection), HOLDFAST_PAYLOAD_KEYS and HOLDFAST_PAYLOAD_KEY_ID (infra/temporal/payload-codec),
+ * OTEL_EXPORTER_OTLP_ENDPOINT.
  */
 import type { Connection } from '@temporalio/client';
 import { auditAnchorFile, startAuditAnchoring } from '../infra/audit/audit-anchor';
@@ -28,6 +29,7 @@ import { startTracingFromConfig } from '../infra/observability/tracing';
 import { startOutboxDispatcher } from '../infra/outbox/dispatcher';
 import { connectClient, describeTarget, resolveTemporalTarget } from '../infra/temporal/connection';
 import { createDeferredWorkflowGateway, createTemporalWorkflowGateway } from '../infra/temporal/gateway';
+import { holdfastDataConverter, holdfastPayloadCodec } from '../infra/temporal/payload-codec';
 import { buildApp } from './app';
 
 const TEMPORAL_RETRY_MAX_MS = 30_000;
@@ -46,6 +48,8 @@ async function main(): Promise<void> {
   const applied = await migrate(pool);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const target = resolveTemporalTarget(config);
+  const payloadCodec = holdfastPayloadCodec();
+  const dataConverter = holdfastDataConverter(payloadCodec);
   const deferred = createDeferredWorkflowGateway();
   const gateway = deferred.gateway;
   const tracing = startTracingFromConfig(config, 'holdfast-api');
@@ -74,6 +78,7 @@ async function main(): Promise<void> {
     metrics,
     healthChecks: [temporalCheck],
     tracing: tracing !== undefined,
+    payloadCodec,
   });
   const anchoring = startAuditAnchoring({
     pool,
@@ -92,7 +97,7 @@ async function main(): Promise<void> {
 
   const connectTemporal = async (attempt: number): Promise<void> => {
     try {
-      const connected = await connectClient(target, { interceptors: tracing?.clientInterceptors });
+      const connected = await connectClient(target, { dataConverter, interceptors: tracing?.clientInterceptors });
       if (stopping) {
         await connected.connection.close();
         return;

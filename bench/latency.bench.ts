@@ -36,6 +36,7 @@ import { migrate } from '../infra/db/migrate';
 import { freePort } from '../infra/local/free-port';
 import { spawnManaged } from '../infra/local/managed-process';
 import { startEmbeddedPostgres } from '../infra/local/postgres';
+import { holdfastDataConverter, holdfastPayloadCodec } from '../infra/temporal/payload-codec';
 import { defaultLocalProcesses, startLocalStack, type LocalProcessSpec } from '../infra/local/start';
 import { DIRECT_READY_LINE, type DirectRunRequest, type DirectRunStatus } from './direct-protocol';
 import { runBenchmark, type Bench } from './harness';
@@ -243,7 +244,11 @@ runBenchmark('latency', async (bench) => {
   ];
   const connection = await Connection.connect({ address: local.temporal.address });
   bench.onCleanUp('Temporal connection', () => connection.close());
-  const temporal = new Client({ connection, namespace: local.temporal.namespace });
+  const temporal = new Client({
+    connection,
+    namespace: local.temporal.namespace,
+    dataConverter: holdfastDataConverter(holdfastPayloadCodec({ ...local.payloadKeys })),
+  });
 
   const holdfast: Side = {
     name: 'holdfast',

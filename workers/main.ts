@@ -17,6 +17,7 @@ import { startObservabilityServer, type ObservabilityServer } from '../infra/obs
 import { temporalLogger } from '../infra/observability/temporal-logger';
 import { startTracingFromConfig } from '../infra/observability/tracing';
 import { connectNative, resolveTemporalTarget } from '../infra/temporal/connection';
+import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { createQualityWorkers } from './quality-workers';
 
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is not set (npm start sets it; see infra/local/README.md)');
   const target = resolveTemporalTarget(config);
+  const dataConverter = holdfastDataConverter();
   const endpoints = config.observability.worker;
   // Before the first connection, which would create the runtime bare: the SDK's and the Rust core's lines (warnings
   // and up) go through this process's logger, and the SDK's metrics to their Prometheus exporter.
@@ -108,6 +110,7 @@ async function main(): Promise<void> {
       config,
       connection,
       namespace: target.namespace,
+      dataConverter,
       activities,
       ...(tracing ? { tracing: tracing.workerOptions } : {}),
     });

@@ -1,3 +1,4 @@
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Activities } from '../activities';
 import type { HoldfastConfig } from '../infra/config/schema';
@@ -6,6 +7,8 @@ export interface QualityWorkerOptions {
   config: HoldfastConfig;
   connection: NativeConnection;
   namespace: string;
+  /** Payload encryption, the same as the clients' (holdfastDataConverter in infra/temporal/payload-codec.ts). */
+  dataConverter: DataConverter;
   activities: Activities;
   /** A prebuilt bundle (tests bundle once per file); otherwise the worker bundles workflows/ at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
@@ -22,6 +25,7 @@ export async function createQualityWorkers(opts: QualityWorkerOptions): Promise<
       Worker.create({
         connection: opts.connection,
         namespace: opts.namespace,
+        dataConverter: opts.dataConverter,
         taskQueue: opts.taskQueue ?? pool.taskQueue,
         identity: `holdfast-${pool.name}@${process.pid}`,
         ...(pool.workflows

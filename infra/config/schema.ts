@@ -252,6 +252,11 @@ export const HoldfastConfig = z
         port: z.number().int().min(0).max(65535).default(3000),
         /** Base URL of the Temporal Web UI, for links in API responses. */
         temporalUiUrl: z.url().default('http://127.0.0.1:8233'),
+        /**
+         * Browser origins allowed to call the codec endpoint (POST /codec/decode, /codec/encode), i.e. where the
+         * Temporal Web UI is served. Default: the origin of temporalUiUrl.
+         */
+        codecUiOrigins: z.array(z.url()).optional(),
         bodyLimitBytes: z.number().int().positive().default(1_048_576),
         maxBatch: z.number().int().positive().default(500),
       })

@@ -16,6 +16,12 @@ import { migrate } from '../db/migrate';
 import { assertDurableSettings, createPool } from '../db/pool';
 import { resolveTemporalCli } from '../temporal/cli';
 import { describeTarget, resolveTemporalTarget, type TemporalTarget } from '../temporal/connection';
+import {
+  generatePayloadKeyEntry,
+  PAYLOAD_KEY_ID_ENV,
+  PAYLOAD_KEYS_ENV,
+  payloadKeysFromEnv,
+} from '../temporal/payload-codec';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { consoleOutput, plainOutput, readableLines, type StackOutput } from './console-output';
 import { describeExit, sleep, spawnManaged, type ManagedProcess, type ProcessExit } from './managed-process';
@@ -176,6 +182,8 @@ export interface LocalStack {
   dataDir: string;
   processes: LocalProcessSpec[];
   sapCredentials: SapCredentials;
+  /** The Temporal payload keys the children got (the environment's, else the data directory's generated one). */
+  payloadKeys: PayloadKeys;
   /**
    * Resolves once a child kept crashing, or PostgreSQL or the Temporal dev server exited, and everything else has
    * been stopped because of it. A child that exits now and then is restarted instead.
@@ -202,6 +210,11 @@ export interface StackFailure {
 interface SapCredentials {
   SAP_USER: string;
   SAP_PASSWORD: string;
+}
+
+interface PayloadKeys {
+  [PAYLOAD_KEYS_ENV]: string;
+  [PAYLOAD_KEY_ID_ENV]: string;
 }
 
 export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
@@ -306,6 +319,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
         dbFile: join(dataDir, 'temporal', config.temporal.devServer.dbFile),
         namespace: target.namespace,
         searchAttributes: ALL_SEARCH_ATTRIBUTES,
+        // The API's codec endpoint, so the Web UI shows payloads decrypted (docs/temporal.md#codec-endpoint).
+        uiCodecEndpoint: `http://${config.api.host}:${config.api.port}/codec`,
         log: output.from('temporal'),
       });
       stoppers.push({ name: 'temporal', stop: dev.stop });
@@ -332,6 +347,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     checkAborted();
 
     const sapCredentials = await sapCredentialsFor(dataDir, env);
+    const payloadKeys = await payloadKeysFor(dataDir, env);
     const childEnv: NodeJS.ProcessEnv = {
       ...env,
       DATABASE_URL: databaseUrl,
@@ -344,6 +360,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       // JSON log lines, whatever the terminal: this process renders them (console-output.ts).
       LOG_FORMAT: 'json',
       ...sapCredentials,
+      ...payloadKeys,
     };
 
     for (const spec of processes) {
@@ -369,6 +386,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       dataDir,
       processes,
       sapCredentials,
+      payloadKeys,
       crashed,
       restarts: () => supervisor.restarts(),
       children: () => supervisor.status(),
@@ -537,6 +555,32 @@ async function sapCredentialsFor(dataDir: string, env: NodeJS.ProcessEnv): Promi
     SAP_USER: env.SAP_USER || generated.SAP_USER,
     SAP_PASSWORD: env.SAP_PASSWORD || generated.SAP_PASSWORD,
   };
+}
+
+/**
+ * The environment's HOLDFAST_PAYLOAD_KEYS (checked here, so a bad value stops the launch before any child), else a key
+ * generated on first start into the data directory (mode 0600): workflows written by an earlier `npm start` stay
+ * readable, and deleting the file makes them unreadable.
+ */
+async function payloadKeysFor(dataDir: string, env: NodeJS.ProcessEnv): Promise<PayloadKeys> {
+  const given = env[PAYLOAD_KEYS_ENV];
+  if (given) return { [PAYLOAD_KEYS_ENV]: given, [PAYLOAD_KEY_ID_ENV]: payloadKeysFromEnv(env).currentKeyId };
+  const file = join(dataDir, 'payload-keys.json');
+  if (!existsSync(file)) {
+    const keyId = `local-${new Date().toISOString().slice(0, 10).replaceAll('-', '')}`;
+    const generated: PayloadKeys = { [PAYLOAD_KEYS_ENV]: generatePayloadKeyEntry(keyId), [PAYLOAD_KEY_ID_ENV]: keyId };
+    await writeFile(file, `${JSON.stringify(generated, null, 2)}\n`, { mode: 0o600 });
+  }
+  await chmod(file, 0o600);
+  const stored = JSON.parse(await readFile(file, 'utf8')) as PayloadKeys;
+  try {
+    payloadKeysFromEnv({ ...stored });
+  } catch (err) {
+    throw new Error(
+      `${file}: ${(err as Error).message} (fix it; a new key cannot read the workflows written with this one)`,
+    );
+  }
+  return stored;
 }
 
 /** One failed inspection for the demo plant (PLANT1, line L1, lot L-0001), as the banner's example. */

@@ -35,6 +35,8 @@ export interface TemporalDevServerOptions {
   sqlitePragmas?: Record<string, string>;
   /** Extra `--dynamic-config-value KEY=JSON` settings, on top of Holdfast's defaults. */
   dynamicConfig?: Record<string, unknown>;
+  /** The remote codec the Web UI calls to show encrypted payloads (`--ui-codec-endpoint`). */
+  uiCodecEndpoint?: string;
   /** How long to wait for the frontend and the search attributes (60 s unless told). */
   readyTimeoutMs?: number;
 }
@@ -62,6 +64,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
 
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(port)];
   args.push(...(uiPort === undefined ? ['--headless'] : ['--ui-port', String(uiPort)]));
+  if (uiPort !== undefined && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   if (opts.dbFile) {
     const dbFile = resolve(opts.dbFile);
     await mkdir(dirname(dbFile), { recursive: true });

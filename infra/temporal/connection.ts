@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Client, type ClientInterceptors, Connection, type TLSConfig } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { resolveEnvRef } from '../config/load';
 import { ConfigError } from '../../activities/errors';
@@ -70,17 +71,19 @@ function readPem(path: string, source: string): Buffer {
 }
 
 /**
- * A client for API and tooling processes; the caller closes `connection` when it shuts down. `interceptors`: tracing's
- * (infra/observability/tracing.ts), when it is on.
+ * A client for API and tooling processes; the caller closes `connection` when it shuts down. `dataConverter`: the
+ * payload encryption every Holdfast client and worker shares (holdfastDataConverter in ./payload-codec).
+ * `interceptors`: tracing's (infra/observability/tracing.ts), when it is on.
  */
 export async function connectClient(
   target: TemporalTarget,
-  opts: { interceptors?: ClientInterceptors } = {},
+  opts: { dataConverter: DataConverter; interceptors?: ClientInterceptors },
 ): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey });
   const client = new Client({
     connection,
     namespace: target.namespace,
+    dataConverter: opts.dataConverter,
     ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
   });
   return { client, connection };

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +31,8 @@ note('started');
 appendFileSync(events, JSON.stringify({ name, what: 'env', env: {
   DATABASE_URL: process.env.DATABASE_URL, TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS,
   TEMPORAL_NAMESPACE: process.env.TEMPORAL_NAMESPACE, HOLDFAST_CONFIG: process.env.HOLDFAST_CONFIG,
-  SAP_USER: process.env.SAP_USER, SAP_PASSWORD: process.env.SAP_PASSWORD } }) + '\n');
+  SAP_USER: process.env.SAP_USER, SAP_PASSWORD: process.env.SAP_PASSWORD,
+  HOLDFAST_PAYLOAD_KEYS: process.env.HOLDFAST_PAYLOAD_KEYS, HOLDFAST_PAYLOAD_KEY_ID: process.env.HOLDFAST_PAYLOAD_KEY_ID } }) + '\n');
 process.on('SIGTERM', () => { note('stopping'); setTimeout(() => process.exit(0), 50); });
 const mode = process.env.FAKE_MODE;
 if (mode === 'http') {
@@ -189,6 +191,49 @@ describe('startLocalStack', () => {
     expect(envs[1]!.SAP_PASSWORD).toBe(envs[0]!.SAP_PASSWORD);
     expect(envs[2]).toMatchObject({ SAP_USER: 'OVERRIDE', SAP_PASSWORD: 'from-env' });
     expect(statSync(join(dataDir, 'sap-credentials.json')).mode & 0o777).toBe(0o600);
+  });
+
+  it('gives every child a Temporal payload key generated once per data dir, unless the environment gives keys', async () => {
+    const dataDir = join(dir, 'data-keys');
+    const processes = [fake('worker', 'log-line')];
+    const noKeys = { HOLDFAST_PAYLOAD_KEYS: '', HOLDFAST_PAYLOAD_KEY_ID: '' };
+    const given = `site-2027:${randomBytes(32).toString('base64')}`;
+
+    stack = await startLocalStack({ env: stackEnv(noKeys), dataDir, processes, log: () => undefined });
+    await stack.stop();
+    stack = await startLocalStack({ env: stackEnv(noKeys), dataDir, processes, log: () => undefined });
+    await stack.stop();
+    stack = await startLocalStack({
+      env: stackEnv({ HOLDFAST_PAYLOAD_KEYS: given, HOLDFAST_PAYLOAD_KEY_ID: '' }),
+      dataDir,
+      processes,
+      log: () => undefined,
+    });
+
+    const envs = readEvents()
+      .filter((e) => e.what === 'env')
+      .map((e) => e.env!);
+    expect(envs).toHaveLength(3);
+    expect(envs[0]!.HOLDFAST_PAYLOAD_KEYS).toMatch(/^local-\d{8}:[A-Za-z0-9+/]{43}=$/);
+    expect(envs[0]!.HOLDFAST_PAYLOAD_KEY_ID).toBe(envs[0]!.HOLDFAST_PAYLOAD_KEYS!.split(':')[0]);
+    expect(envs[1]).toMatchObject({
+      HOLDFAST_PAYLOAD_KEYS: envs[0]!.HOLDFAST_PAYLOAD_KEYS,
+      HOLDFAST_PAYLOAD_KEY_ID: envs[0]!.HOLDFAST_PAYLOAD_KEY_ID,
+    });
+    expect(envs[2]).toMatchObject({ HOLDFAST_PAYLOAD_KEYS: given, HOLDFAST_PAYLOAD_KEY_ID: 'site-2027' });
+    expect(statSync(join(dataDir, 'payload-keys.json')).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses bad payload keys from the environment before starting anything, naming the variable', async () => {
+    await expect(
+      startLocalStack({
+        env: stackEnv({ HOLDFAST_PAYLOAD_KEYS: 'k1:dG9vIHNob3J0' }),
+        dataDir: join(dir, 'data-bad-keys'),
+        processes: [fake('worker', 'log-line')],
+        log: () => undefined,
+      }),
+    ).rejects.toThrow(/HOLDFAST_PAYLOAD_KEYS is invalid: key "k1" is not 32 bytes/);
+    expect(readEvents().filter((e) => e.what === 'started')).toEqual([]);
   });
 
   it('refuses to start when an entry file is missing, naming it, before starting anything', async () => {

@@ -7,6 +7,7 @@ import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPool } from '../../infra/db/pool';
 import { startOutboxDispatcher } from '../../infra/outbox/dispatcher';
+import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import {
   DispositionRejectedError,
   LOT_CASE_PRIORITY,
@@ -42,6 +43,7 @@ let client: Client;
 let gateway: WorkflowGateway;
 let pool: Pool;
 const startedWorkflowIds: string[] = [];
+const codec = holdfastPayloadCodec();
 /** For clean-up: every workflow a test starts. */
 const toCleanUp = (...workflowIds: string[]) => startedWorkflowIds.push(...workflowIds);
 
@@ -70,20 +72,19 @@ function dispatchOf(eventId: string, lotId: string): DetectionDispatch {
   };
 }
 
-/** The payloads of the `partDefect` signals in a workflow's history, decoded. */
+/** The payloads of the `partDefect` signals in a workflow's history, decrypted and decoded. */
 async function signalledParts(workflowId: string): Promise<DefectDetection[]> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? [])
+  const stored = (history.events ?? [])
     .filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'partDefect')
-    .map((e) => {
-      const payload = e.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!;
-      return JSON.parse(Buffer.from(payload.data!).toString('utf8')) as DefectDetection;
-    });
+    .map((e) => e.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!);
+  const decoded = await codec.decode(stored);
+  return decoded.map((payload) => JSON.parse(Buffer.from(payload.data!).toString('utf8')) as DefectDetection);
 }
 
 beforeAll(async () => {
   connection = await Connection.connect({ address: env.temporalAddress });
-  client = new Client({ connection, namespace: env.namespace });
+  client = new Client({ connection, namespace: env.namespace, dataConverter: holdfastDataConverter(codec) });
   gateway = createTemporalWorkflowGateway(client, { taskQueue, queryTimeoutMs: 1_000, updateTimeoutMs: 5_000 });
   pool = createPool(env.databaseUrl, { max: 5 });
 });

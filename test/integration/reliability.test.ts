@@ -14,6 +14,7 @@ import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { startHoldfastStack, type HoldfastStack } from '../support/stack';
 import { startOutboxDispatcher } from '../../infra/outbox/dispatcher';
+import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { lotCaseStateQuery, lotCaseWorkflowId, type MaterialDocumentRef } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
@@ -187,10 +188,13 @@ test('inspections are accepted while Temporal is unreachable and their workflows
   const proxy = new TcpProxy({ host: host!, port: Number(port) });
   await proxy.start();
   const connection = Connection.lazy({ address: `127.0.0.1:${proxy.port}` });
-  const gateway = createTemporalWorkflowGateway(new Client({ connection, namespace: env.namespace }), {
-    taskQueue: stack.taskQueue,
-    rpcTimeoutMs: 1_000,
-  });
+  const gateway = createTemporalWorkflowGateway(
+    new Client({ connection, namespace: env.namespace, dataConverter: holdfastDataConverter() }),
+    {
+      taskQueue: stack.taskQueue,
+      rpcTimeoutMs: 1_000,
+    },
+  );
   // A second dispatcher that reaches Temporal only through the proxy; the stack's own one is stopped for this test.
   await stack.dispatcher.stop();
   const dispatcher = startOutboxDispatcher({
@@ -238,12 +242,12 @@ test('inspections are accepted while Temporal is unreachable and their workflows
     // Delivery is at least once: a signal whose reply was lost in the cut is sent again, so the history may hold a
     // part twice; the case takes each event id once ('the same detection handed over twice is taken once'). What
     // this test owns is that every part reached the case.
-    const signalledIds = (await lotCase.fetchHistory()).events
+    const stored = (await lotCase.fetchHistory()).events
       ?.filter((e) => e.workflowExecutionSignaledEventAttributes)
-      .map((e) => {
-        const payload = e.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!;
-        return (JSON.parse(Buffer.from(payload.data!).toString('utf8')) as { eventId: string }).eventId;
-      });
+      .map((e) => e.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!);
+    const signalledIds = (await holdfastPayloadCodec().decode(stored ?? [])).map(
+      (payload) => (JSON.parse(Buffer.from(payload.data!).toString('utf8')) as { eventId: string }).eventId,
+    );
     expect(new Set(signalledIds)).toEqual(new Set(ids));
   } finally {
     await dispatcher.stop();

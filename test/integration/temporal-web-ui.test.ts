@@ -2,17 +2,23 @@
  * What an operator sees in the Temporal Web UI, in a real browser: Debian's Chromium driven by playwright-core, against
  * a Temporal CLI dev server with its UI (started here: the run's shared server is headless). The lot case and a shadow
  * defect are started by the real gateway, as the outbox dispatcher starts them; no worker polls their task queue, so
- * they stay Running, as a case waiting for its disposition does.
+ * they stay Running, as a case waiting for its disposition does. Their payloads are encrypted, as in production: the
+ * UI shows them through the API's codec endpoint (`--ui-codec-endpoint`, as `npm start` sets it).
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
+import type { FastifyInstance } from 'fastify';
+import type { Pool } from 'pg';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { buildApp } from '../../api/app';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
+import { findFreePort } from '../../infra/local/managed-process';
 import { startTemporalDevServer, type TemporalDevServer } from '../../infra/local/temporal-dev-server';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
+import { ENCRYPTED_ENCODING, holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import { ALL_SEARCH_ATTRIBUTES, lotCaseWorkflowId, type DetectionDispatch } from '../../workflows/contracts';
-import { readTestEnv } from '../support/test-env';
+import { readTestEnv, testPool } from '../support/test-env';
 
 /** Debian's package (npm run system-packages installs it); HOLDFAST_CHROMIUM names another build. */
 const CHROMIUM = process.env.HOLDFAST_CHROMIUM ?? '/usr/bin/chromium';
@@ -23,6 +29,8 @@ const config = loadConfig();
 
 let server: TemporalDevServer;
 let connection: Connection;
+let pool: Pool;
+let api: FastifyInstance;
 let browser: Browser;
 let page: Page;
 let shadowWorkflowId: string;
@@ -33,12 +41,27 @@ beforeAll(async () => {
       `no Chromium at ${CHROMIUM}: run \`npm run system-packages\` (Debian's chromium) or set HOLDFAST_CHROMIUM`,
     );
   }
+  // The UI calls the codec from the browser, so the API must know the UI's origin and the UI the API's address.
+  const [uiPort, apiPort] = [await findFreePort(), await findFreePort()];
   server = await startTemporalDevServer({
     cliPath: readTestEnv().temporalCliPath,
+    uiPort,
+    uiCodecEndpoint: `http://127.0.0.1:${apiPort}/codec`,
     searchAttributes: ALL_SEARCH_ATTRIBUTES,
   });
   connection = await Connection.connect({ address: server.address });
-  const gateway = createTemporalWorkflowGateway(new Client({ connection }), { taskQueue: `no-worker-${run}` });
+  const payloadCodec = holdfastPayloadCodec();
+  const client = new Client({ connection, dataConverter: holdfastDataConverter(payloadCodec) });
+  pool = testPool();
+  api = await buildApp({
+    pool,
+    gateway: createTemporalWorkflowGateway(client, { taskQueue: `no-worker-${run}` }),
+    config: { ...config, api: { ...config.api, codecUiOrigins: [server.uiUrl!] } },
+    namespace: 'default',
+    payloadCodec,
+  });
+  await api.listen({ host: '127.0.0.1', port: apiPort });
+  const gateway = createTemporalWorkflowGateway(client, { taskQueue: `no-worker-${run}` });
   const input: DetectionDispatch = {
     detection: {
       eventId,
@@ -69,6 +92,8 @@ afterAll(async () => {
   await browser?.close();
   await connection?.close();
   await server?.stop();
+  await api?.close();
+  await pool?.end();
 });
 
 /** The workflow list for a visibility query, as typed into the UI's filter. */
@@ -125,4 +150,13 @@ test("the lot case's page shows its summary and every search attribute", async (
   for (const [key, value] of Object.entries({ Station: 'S2', WorkOrder: '1000102', DefectClass: 'crack' })) {
     expect(text).toMatch(new RegExp(`"${key}": \\[\\s*"${value}"\\s*\\]`));
   }
+}, 60_000);
+
+test("a workflow's encrypted input is shown decoded, through the codec endpoint", async () => {
+  await page.goto(`${server.uiUrl}/namespaces/default/workflows/${encodeURIComponent(shadowWorkflowId)}`);
+  // The part id is only in the (encrypted) input: the UI can show it only by calling POST /codec/decode.
+  await page.getByText(`P-${run}`).first().waitFor({ timeout: 30_000 });
+  const text = await page.locator('body').innerText();
+  expect(text).toContain(eventId);
+  expect(text).not.toContain(ENCRYPTED_ENCODING);
 }, 60_000);

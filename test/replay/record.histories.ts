@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ExternalSystemError } from '../../activities/errors';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
+import { ENCRYPTED_ENCODING, payloadFromJson, payloadToJson } from '../../infra/temporal/payload-codec';
 import {
   dispositionUpdate,
   lotCaseStateQuery,
@@ -139,5 +140,23 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
       'json',
     ]);
   const dir = join(__dirname, 'histories');
-  for (const [name, history] of Object.entries(histories)) writeFileSync(join(dir, `${name}.json`), show(history));
+  for (const [name, history] of Object.entries(histories)) {
+    // Stored decrypted: the run's key is thrown away after it, and the replay must not need a secret.
+    const decrypted = await decryptPayloads(JSON.parse(show(history).toString('utf8')));
+    writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(decrypted, null, 2)}\n`);
+  }
 });
+
+/** Every encrypted payload anywhere in a proto3-JSON history, decrypted with the harness's codec. */
+async function decryptPayloads(node: unknown): Promise<unknown> {
+  if (Array.isArray(node)) return Promise.all(node.map(decryptPayloads));
+  if (node === null || typeof node !== 'object') return node;
+  const record = node as Record<string, unknown>;
+  const metadata = record.metadata as Record<string, string> | undefined;
+  if (metadata && Buffer.from(metadata.encoding ?? '', 'base64').toString() === ENCRYPTED_ENCODING) {
+    const [decoded] = await harness.payloadCodec.decode([payloadFromJson(record)]);
+    return payloadToJson(decoded!);
+  }
+  const entries = await Promise.all(Object.entries(record).map(async ([k, v]) => [k, await decryptPayloads(v)]));
+  return Object.fromEntries(entries);
+}

@@ -2,10 +2,19 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
+import {
+  generatePayloadKeyEntry,
+  holdfastDataConverter,
+  holdfastPayloadCodec,
+} from '../../infra/temporal/payload-codec';
 import { installQuietRuntime } from '../support/workflow-harness';
 
 const dir = join(__dirname, 'histories');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+/** Any key: the recorded payloads are stored decrypted (record.histories.ts) and pass through the codec. */
+const dataConverter = holdfastDataConverter(
+  holdfastPayloadCodec({ HOLDFAST_PAYLOAD_KEYS: generatePayloadKeyEntry('replay') }),
+);
 
 /**
  * Every recorded history must replay on today's workflow code without a non-determinism error. The histories are
@@ -22,7 +31,7 @@ test.each(files)('%s replays deterministically', async (file) => {
   const workflowType = file.startsWith('shadow-') ? 'shadowDefectWorkflow' : 'lotCaseWorkflow';
   await expect(
     Worker.runReplayHistory(
-      { workflowsPath: require.resolve('../../workflows'), replayName: file },
+      { workflowsPath: require.resolve('../../workflows'), replayName: file, dataConverter },
       history,
       `${workflowType}-${file}`,
     ),

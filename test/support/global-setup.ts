@@ -9,6 +9,7 @@ import { assertDurableSettings, createPool } from '../../infra/db/pool';
 import { startEmbeddedPostgres } from '../../infra/local/postgres';
 import { startTemporalDevServer } from '../../infra/local/temporal-dev-server';
 import { resolveTemporalCli } from '../../infra/temporal/cli';
+import { generatePayloadKeyEntry, PAYLOAD_KEY_ID_ENV, PAYLOAD_KEYS_ENV } from '../../infra/temporal/payload-codec';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { TEST_ENV_FILE, TEST_ENV_VARS, type TestEnv } from './test-env';
 
@@ -93,6 +94,11 @@ export default async function globalSetup(): Promise<void> {
       if (existsSync(TEST_ENV_FILE) && readFileSync(TEST_ENV_FILE, 'utf8') === envJson) rmSync(TEST_ENV_FILE);
     });
     for (const [key, variable] of Object.entries(TEST_ENV_VARS)) process.env[variable] = env[key as keyof TestEnv];
+    // The whole suite runs with Temporal payloads encrypted, as production does; worker processes inherit the key.
+    if (!process.env[PAYLOAD_KEYS_ENV]) {
+      process.env[PAYLOAD_KEYS_ENV] = generatePayloadKeyEntry('test');
+      process.env[PAYLOAD_KEY_ID_ENV] = 'test';
+    }
 
     const harness: TestHarness = { env, stop: stopAll };
     (globalThis as Record<string, unknown>)[HARNESS_KEY] = harness;

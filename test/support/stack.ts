@@ -18,6 +18,7 @@ import { startOutboxDispatcher, type OutboxDispatcher } from '../../infra/outbox
 import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
 import { createTemporalWorkflowGateway, type WorkflowGateway } from '../../infra/temporal/gateway';
+import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 
 export interface StackOptions {
   pool: Pool;
@@ -103,9 +104,12 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     const config = pointConfigAt(base, { sapUrl, mesUrl, taskQueue });
     const connection = await Connection.connect({ address: opts.temporalAddress });
     closers.push(() => connection.close());
+    const payloadCodec = holdfastPayloadCodec();
+    const dataConverter = holdfastDataConverter(payloadCodec);
     const client = new Client({
       connection,
       namespace: opts.namespace,
+      dataConverter,
       ...(opts.tracing ? { interceptors: opts.tracing.clientInterceptors } : {}),
     });
     const gateway = createTemporalWorkflowGateway(client, { taskQueue });
@@ -133,6 +137,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         config,
         connection: native,
         namespace: opts.namespace,
+        dataConverter,
         activities,
         ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
         ...(opts.tracing ? { tracing: opts.tracing.workerOptions } : {}),
@@ -150,6 +155,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       config,
       namespace: opts.namespace,
       tracing: opts.tracing !== undefined,
+      payloadCodec,
     });
     closers.push(() => api.close());
     const dispatcher = startOutboxDispatcher({ pool: opts.pool, gateway, config });

@@ -15,6 +15,7 @@ import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
 import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
+import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import { createQualityWorkers } from '../../workers/quality-workers';
 import { lotCaseWorkflow } from '../../workflows';
 import {
@@ -33,6 +34,9 @@ export class WorkflowHarness {
   client!: Client;
   native!: NativeConnection;
   namespace!: string;
+  /** Encrypted payloads, as in production (the key: test/support/global-setup.ts). */
+  readonly payloadCodec = holdfastPayloadCodec();
+  readonly dataConverter = holdfastDataConverter(this.payloadCodec);
   private connection!: Connection;
   private bundle!: WorkflowBundleWithSourceMap;
 
@@ -43,7 +47,11 @@ export class WorkflowHarness {
     this.pool = testPool();
     this.native = await NativeConnection.connect({ address: env.temporalAddress });
     this.connection = await Connection.connect({ address: env.temporalAddress });
-    this.client = new Client({ connection: this.connection, namespace: env.namespace });
+    this.client = new Client({
+      connection: this.connection,
+      namespace: env.namespace,
+      dataConverter: this.dataConverter,
+    });
     this.bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLog() });
   }
 
@@ -71,6 +79,7 @@ export class WorkflowHarness {
       config: this.config,
       connection: this.native,
       namespace: this.namespace,
+      dataConverter: this.dataConverter,
       activities,
       workflowBundle: this.bundle,
       taskQueue,

@@ -341,6 +341,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       HOLDFAST_DATA_DIR: dataDir,
       MQTT_URL: mqttUrl,
       LINE_PLC_DATA_DIR: join(dataDir, 'line-plc'),
+      // The reject station connector's default pkiDir: the simulator and it trust each other (line-plc/README.md).
+      LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: join(dataDir, 'opcua-pki'),
       // JSON log lines, whatever the terminal: this process renders them (console-output.ts).
       LOG_FORMAT: 'json',
       ...sapCredentials,

@@ -51,7 +51,13 @@ beforeAll(async () => {
   // As root, Mosquitto drops to its own OS user, which must be able to pass through to its data directory.
   chmodSync(workDir, 0o711);
   broker = await startMosquitto({ port: await freePort(), dataDir: join(workDir, 'mosquitto') });
-  plc = await startLinePlcSimulator({ port: await freePort(), stations: [S1, S2], dataDir: join(workDir, 'plc') });
+  plc = await startLinePlcSimulator({
+    port: await freePort(),
+    stations: [S1, S2],
+    dataDir: join(workDir, 'plc'),
+    // The reject station connector's default pkiDir under the worker's data directory, as npm start names it.
+    trustedClientPkiDirs: [join(workDir, 'opcua-pki')],
+  });
   writeBrightSpotModel(join(workDir, 'models'));
   writeBrightSpotModel(join(workDir, 'models'), BLOB_MODEL);
 

@@ -19,7 +19,7 @@ import { describeTarget, resolveTemporalTarget, type TemporalTarget } from '../t
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { consoleOutput, plainOutput, readableLines, type StackOutput } from './console-output';
 import { describeExit, sleep, spawnManaged, type ManagedProcess, type ProcessExit } from './managed-process';
-import { startEmbeddedMqttBroker } from './mqtt-broker';
+import { startEmbeddedMqttBroker, visionStreamAccounts } from './mqtt-broker';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer } from './temporal-dev-server';
 import { stopWhenNpmIsGone } from './orphan-watch';
@@ -320,11 +320,27 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       ? parseConnectorSettings(MqttConnectorConfig, config, config.vision.broker)
       : undefined;
     let mqttUrl = env.MQTT_URL || brokerSettings?.url;
+    /** Each MQTT client's own login, for the embedded broker (else the environment's MQTT_USERNAME/PASSWORD). */
+    let mqttLogins: Partial<Record<string, NodeJS.ProcessEnv>> = {};
     if (mqttUrl) {
       log(`MQTT: using ${redactUrl(mqttUrl)}`);
     } else {
+      const logins = await mqttCredentialsFor(dataDir);
+      mqttLogins = {
+        inference: { MQTT_USERNAME: logins.inference.username, MQTT_PASSWORD: logins.inference.password },
+        'camera-sim': { MQTT_USERNAME: logins.cameraSim.username, MQTT_PASSWORD: logins.cameraSim.password },
+      };
+      const accounts = visionStreamAccounts({
+        prefix: config.vision.topicPrefix,
+        inference: logins.inference,
+        // The simulator plays every station's camera; a plant camera gets an account for its own station only.
+        cameras: [{ ...logins.cameraSim, stations: configuredStations(config) }],
+      });
       // In this process: the broker is small, and stopping it last-but-two keeps workers from reconnecting in a loop.
-      const broker = await startEmbeddedMqttBroker({ port: brokerSettings?.embeddedPort ?? 1883 });
+      const broker = await startEmbeddedMqttBroker({
+        port: brokerSettings?.embeddedPort ?? 1883,
+        access: { accounts },
+      });
       stoppers.push({ name: 'mqtt-broker', stop: () => broker.stop() });
       mqttUrl = broker.url;
       log(`MQTT: embedded broker (aedes) at ${mqttUrl}`);
@@ -351,7 +367,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     for (const spec of processes) {
       checkAborted();
       const launch = (signal: AbortSignal) =>
-        startChild(spec, { ...childEnv, ...spec.env }, output.child(spec.name), log, {
+        startChild(spec, { ...childEnv, ...mqttLogins[spec.name], ...spec.env }, output.child(spec.name), log, {
           readyTimeoutMs: opts.readyTimeoutMs,
           signal,
         });
@@ -539,6 +555,33 @@ async function sapCredentialsFor(dataDir: string, env: NodeJS.ProcessEnv): Promi
     SAP_USER: env.SAP_USER || generated.SAP_USER,
     SAP_PASSWORD: env.SAP_PASSWORD || generated.SAP_PASSWORD,
   };
+}
+
+interface MqttLogins {
+  inference: { username: string; password: string };
+  cameraSim: { username: string; password: string };
+}
+
+/** The embedded broker's logins: generated on first start into the data directory, mode 0600, then reused. */
+async function mqttCredentialsFor(dataDir: string): Promise<MqttLogins> {
+  const file = join(dataDir, 'mqtt-credentials.json');
+  if (existsSync(file)) {
+    await chmod(file, 0o600);
+    return JSON.parse(await readFile(file, 'utf8')) as MqttLogins;
+  }
+  const generated: MqttLogins = {
+    inference: { username: 'holdfast-inference', password: randomBytes(18).toString('base64url') },
+    cameraSim: { username: 'camera-sim', password: randomBytes(18).toString('base64url') },
+  };
+  await writeFile(file, `${JSON.stringify(generated, null, 2)}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return generated;
+}
+
+function configuredStations(config: HoldfastConfig): { site: string; line: string; station: string }[] {
+  return config.sites.flatMap((site) =>
+    site.lines.flatMap((line) => line.stations.map((s) => ({ site: site.id, line: line.id, station: s.id }))),
+  );
 }
 
 /** One failed inspection for the demo plant (PLANT1, line L1, lot L-0001), as the banner's example. */

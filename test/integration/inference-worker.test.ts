@@ -16,7 +16,7 @@ import sharp from 'sharp';
 import type { Pool } from 'pg';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
-import { startMosquitto, type MosquittoBroker } from '../../infra/local/mqtt-broker';
+import { startMosquitto, visionStreamAccounts, type MosquittoBroker } from '../../infra/local/mqtt-broker';
 import { startLinePlcSimulator, type LinePlcSimulator } from '../../infra/simulators/line-plc/line-plc.simulator';
 import { frameTopic, resultTopic } from '../../infra/vision/frame.schema';
 import { saveRecipe } from '../../infra/vision/recipe.repository';
@@ -40,6 +40,8 @@ let plc: LinePlcSimulator;
 let config: HoldfastConfig;
 let publisher: MqttClient;
 const workers: InferenceWorker[] = [];
+const login = (username: string) => ({ username, password: randomUUID() });
+const LOGINS = { inference: login('inference'), camera: login('camera-l1'), observer: login('observer') };
 /** Isolates this file's recipes and frames from every other test sharing the database. */
 const run = randomUUID().slice(0, 8);
 const sku = `SKU-${run}`;
@@ -50,7 +52,21 @@ beforeAll(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'holdfast-inference-'));
   // As root, Mosquitto drops to its own OS user, which must be able to pass through to its data directory.
   chmodSync(workDir, 0o711);
-  broker = await startMosquitto({ port: await freePort(), dataDir: join(workDir, 'mosquitto') });
+  // Closed as npm start runs it: the worker, a camera for S1 and S2, and an observer that reads results.
+  broker = await startMosquitto({
+    port: await freePort(),
+    dataDir: join(workDir, 'mosquitto'),
+    access: {
+      accounts: [
+        ...visionStreamAccounts({
+          prefix,
+          inference: LOGINS.inference,
+          cameras: [{ ...LOGINS.camera, stations: [S1, S2] }],
+        }),
+        { ...LOGINS.observer, publish: [], subscribe: [`${prefix}/+/+/+/inspection`] },
+      ],
+    },
+  });
   plc = await startLinePlcSimulator({
     port: await freePort(),
     stations: [S1, S2],
@@ -67,6 +83,8 @@ beforeAll(async () => {
   config.vision.recipes = [];
   const plcName = config.vision.rejectStation!;
   config.connectors[plcName] = { ...config.connectors[plcName]!, endpointUrl: plc.endpointUrl };
+  const brokerName = config.vision.broker!;
+  config.connectors[brokerName] = { ...config.connectors[brokerName]!, ...LOGINS.inference };
   config.vision.inference.maxBatchWait = '2ms';
   config.vision.http.port = 0;
   // S2 validates in parallel monitoring: results recorded, nothing rejected, nothing done in MES/ERP.
@@ -82,7 +100,7 @@ beforeAll(async () => {
       'test',
     );
   }
-  publisher = await connectPublisher(broker.url, `pub-${run}`);
+  publisher = await connectPublisher(broker.url, `pub-${run}`, LOGINS.camera);
 }, 60_000);
 
 afterAll(async () => {
@@ -114,10 +132,14 @@ async function stopWorker(worker: InferenceWorker, opts: { force?: boolean } = {
   await worker.close(opts);
 }
 
-function connectPublisher(url: string, clientId: string): Promise<MqttClient> {
+function connectPublisher(
+  url: string,
+  clientId: string,
+  login: { username: string; password: string },
+): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
     // A persistent session: QoS 1 frames not yet PUBACKed by the broker are re-sent after a reconnect.
-    const client = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 200 });
+    const client = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 200, ...login });
     client.once('connect', () => resolve(client));
     client.once('error', reject);
   });
@@ -191,7 +213,7 @@ describe('inference worker', () => {
   it('inspects frames from MQTT: durable results, a reject on the PLC for each fail, outbox rows, results on MQTT', async () => {
     const worker = await startWorker();
     const published: string[] = [];
-    const listener = await connectPublisher(broker.url, `listen-${run}`);
+    const listener = await connectPublisher(broker.url, `listen-${run}`, LOGINS.observer);
     listener.on('message', (_topic, message) => published.push(String(message)));
     await listener.subscribeAsync(resultTopic(prefix, S1.site, S1.line, S1.station), { qos: 1 });
 

@@ -15,7 +15,7 @@ import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { freePort } from '../../infra/local/free-port';
 import { spawnManaged, type ManagedProcess } from '../../infra/local/managed-process';
-import { startEmbeddedMqttBroker, type MqttBroker } from '../../infra/local/mqtt-broker';
+import { startEmbeddedMqttBroker, visionStreamAccounts, type MqttBroker } from '../../infra/local/mqtt-broker';
 import { SPOT_MODEL, spotFrame, writeBrightSpotModel } from '../support/vision-fixtures';
 import { eventually } from '../support/eventually';
 import { createLot, failedInspection, getJson } from '../support/plant';
@@ -33,6 +33,7 @@ const env = readTestEnv();
 const run = randomUUID().slice(0, 8);
 const sku = `SKU-OBS-${run}`;
 const sapEnv = { SAP_USER: 'HOLDFAST_OBS', SAP_PASSWORD: randomUUID() };
+const mqttLogin = { username: 'inference-obs', password: randomUUID() };
 
 let workDir: string;
 let broker: MqttBroker;
@@ -92,7 +93,10 @@ beforeAll(async () => {
   const inferencePort = await freePort();
   const plcPort = await freePort();
   const plcMetricsPort = await freePort();
-  broker = await startEmbeddedMqttBroker({ port: 0 });
+  broker = await startEmbeddedMqttBroker({
+    port: 0,
+    access: { accounts: visionStreamAccounts({ prefix: `obs${run}`, inference: mqttLogin, cameras: [] }) },
+  });
   urls.mesSim = `http://127.0.0.1:${mesPort}`;
   urls.sapSim = `http://127.0.0.1:${sapPort}`;
   urls.api = `http://127.0.0.1:${apiPort}`;
@@ -177,10 +181,16 @@ beforeAll(async () => {
       LINE_PLC_PORT: String(plcPort),
       LINE_PLC_METRICS_PORT: String(plcMetricsPort),
       LINE_PLC_DATA_DIR: join(workDir, 'line-plc'),
+      LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: join(workDir, 'data', 'opcua-pki'),
     },
     { line: 'line-plc ready' },
   );
-  await start('inference', 'workers/inference.worker.ts', common, { line: 'inference worker ready' });
+  await start(
+    'inference',
+    'workers/inference.worker.ts',
+    { ...common, MQTT_USERNAME: mqttLogin.username, MQTT_PASSWORD: mqttLogin.password },
+    { line: 'inference worker ready' },
+  );
 }, 600_000);
 
 afterAll(async () => {

@@ -32,6 +32,8 @@ import { lotCaseWorkflowId } from '../../workflows/contracts';
 const BLOB_MODEL = { name: 'blob-finder', version: '2.0', defectClass: 'blob' };
 const S1 = { site: 'PLANT1', line: 'L1', station: 'S1' };
 const S2 = { site: 'PLANT1', line: 'L1', station: 'S2' };
+/** Not in the config: the camera may publish there, the worker must refuse it. */
+const UNKNOWN_STATION = { site: 'PLANT1', line: 'L9', station: 'S1' };
 
 let pool: Pool;
 let workDir: string;
@@ -61,7 +63,7 @@ beforeAll(async () => {
         ...visionStreamAccounts({
           prefix,
           inference: LOGINS.inference,
-          cameras: [{ ...LOGINS.camera, stations: [S1, S2] }],
+          cameras: [{ ...LOGINS.camera, stations: [S1, S2, UNKNOWN_STATION] }],
         }),
         { ...LOGINS.observer, publish: [], subscribe: [`${prefix}/+/+/+/inspection`] },
       ],
@@ -275,7 +277,7 @@ describe('inference worker', () => {
           image: { encoding: 'png', data: (await spotFrame(true)).subarray(0, 120).toString('base64') },
         }),
       ],
-      [frameTopic(prefix, 'PLANT1', 'L9', 'S1'), '{}'],
+      [frameTopic(prefix, UNKNOWN_STATION.site, UNKNOWN_STATION.line, UNKNOWN_STATION.station), '{}'],
     ];
     for (const [t, body] of bad) await publisher.publishAsync(t, body, { qos: 1 });
     const unknownSku = await publishFrame(S1, { spot: false, sku: `NOPE-${run}` });

@@ -7,7 +7,7 @@ import { redactUrl } from './redact-url';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { isAbsolute, join, resolve } from 'node:path';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { configPath, loadConfig } from '../config/load';
 import type { HoldfastConfig } from '../config/schema';
 import { parseConnectorSettings } from '../connectors/define';
@@ -357,8 +357,11 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       HOLDFAST_DATA_DIR: dataDir,
       MQTT_URL: mqttUrl,
       LINE_PLC_DATA_DIR: join(dataDir, 'line-plc'),
-      // The reject station connector's default pkiDir: the simulator and it trust each other (line-plc/README.md).
-      LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: join(dataDir, 'opcua-pki'),
+      // The reject station connector's default pkiDir, and any the caller names (an HMI): the simulator and they trust
+      // each other (line-plc/README.md).
+      LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: [join(dataDir, 'opcua-pki'), env.LINE_PLC_TRUSTED_CLIENT_PKI_DIRS]
+        .filter(Boolean)
+        .join(delimiter),
       // JSON log lines, whatever the terminal: this process renders them (console-output.ts).
       LOG_FORMAT: 'json',
       ...sapCredentials,

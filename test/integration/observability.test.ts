@@ -7,7 +7,7 @@
  * API is counted as an audit record and anchored in the API's data directory.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -34,6 +34,8 @@ const run = randomUUID().slice(0, 8);
 const sku = `SKU-OBS-${run}`;
 const sapEnv = { SAP_USER: 'HOLDFAST_OBS', SAP_PASSWORD: randomUUID() };
 const mqttLogin = { username: 'inference-obs', password: randomUUID() };
+/** Every line every process printed, for the secrets check. */
+const logLines: { name: string; line: string }[] = [];
 
 let workDir: string;
 let broker: MqttBroker;
@@ -63,6 +65,7 @@ async function start(
     cwd: ROOT,
     env: { ...process.env, ...childEnv },
     onLine: (line) => {
+      logLines.push({ name, line });
       if ('line' in ready && line.includes(ready.line)) sawLine = true;
     },
   });
@@ -414,6 +417,31 @@ test('the API counts the audit records it writes and anchors the chain head in i
   } finally {
     await pool.end();
   }
+});
+
+test('no secret appears in any log line: the SAP and MQTT passwords, the OPC UA private keys', () => {
+  // A middle line of each PEM body: long enough to be unique, and what a logged key or buffer would contain.
+  const keyLine = (file: string) => {
+    const lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l));
+    expect(lines.length).toBeGreaterThan(2);
+    return lines[Math.floor(lines.length / 2)]!;
+  };
+  const secrets = {
+    SAP_PASSWORD: sapEnv.SAP_PASSWORD,
+    MQTT_PASSWORD: mqttLogin.password,
+    'reject station private key': keyLine(join(workDir, 'data', 'opcua-pki', 'own', 'private', 'private_key.pem')),
+    'line PLC private key': keyLine(join(workDir, 'line-plc', 'pki', 'server', 'own', 'private', 'private_key.pem')),
+  };
+  // Every process did log: the check is not vacuous.
+  expect(new Set(logLines.map((l) => l.name))).toEqual(
+    new Set(['sap-sim', 'mes-sim', 'worker', 'api', 'line-plc', 'inference']),
+  );
+  const leaks = Object.entries(secrets).flatMap(([what, secret]) =>
+    logLines.filter((l) => l.line.includes(secret)).map((l) => `${what} in ${l.name}: ${l.line.slice(0, 200)}`),
+  );
+  expect(leaks).toEqual([]);
 });
 
 test('/health answers 503 naming the required dependency that is down', async () => {

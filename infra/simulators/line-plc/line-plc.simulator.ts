@@ -326,7 +326,8 @@ function trustKnownClients(
 ): void {
   if (clientPkiDirs.length === 0) return;
   const opcua = loadNodeOpcua();
-  const check = manager.checkCertificate.bind(manager) as (chain: Buffer | Buffer[]) => Promise<NodeOpcua.StatusCode>;
+  const original = manager.checkCertificate.bind(manager);
+  const check = (chain: Buffer | Buffer[]): Promise<NodeOpcua.StatusCode> => original(chain);
   const known = (leaf: Buffer): boolean =>
     clientPkiDirs.some((dir) => {
       try {

@@ -278,6 +278,8 @@ export interface MosquittoOptions {
   maxInflightMessages?: number;
   /** Accounts: written to a password file (mosquitto_passwd) and an ACL file in `dataDir`, both mode 0600. */
   access: MqttBrokerAccess;
+  /** TLS on the listener (PEM contents, written to `dataDir/tls`, mode 0600); the URL becomes mqtts://. */
+  tls?: { ca: string | Buffer; cert: string | Buffer; key: string | Buffer };
   log?: (line: string) => void;
 }
 
@@ -311,11 +313,13 @@ export function mosquittoConfig(opts: {
   dataDir: string;
   maxInflightMessages: number;
   anonymous: boolean;
+  tls?: boolean;
 }): string {
   const dir = resolve(opts.dataDir);
   return [
     '# Written by infra/local/mqtt-broker.ts at every start; edits are lost.',
     `listener ${opts.port} ${LOOPBACK}`,
+    ...(opts.tls ? [`cafile ${dir}/tls/ca.pem`, `certfile ${dir}/tls/cert.pem`, `keyfile ${dir}/tls/key.pem`] : []),
     ...(opts.anonymous
       ? ['# Anonymous clients (a test that asked for it), reachable from this machine alone.', 'allow_anonymous true']
       : [
@@ -368,9 +372,16 @@ export async function startMosquitto(opts: MosquittoOptions): Promise<MosquittoB
       dataDir,
       maxInflightMessages: opts.maxInflightMessages ?? DEFAULT_MAX_INFLIGHT,
       anonymous: opts.access === 'anonymous',
+      tls: opts.tls !== undefined,
     }),
     { mode: 0o600 },
   );
+  if (opts.tls) {
+    await mkdir(join(dataDir, 'tls'), { recursive: true, mode: 0o700 });
+    for (const name of ['ca', 'cert', 'key'] as const) {
+      await writeFile(join(dataDir, 'tls', `${name}.pem`), opts.tls[name], { mode: 0o600 });
+    }
+  }
   if (opts.access !== 'anonymous') await writeMosquittoAccounts(dataDir, opts.access.accounts, executable);
   const runAs = mosquittoOsUser();
   if (runAs) {
@@ -413,7 +424,7 @@ export async function startMosquitto(opts: MosquittoOptions): Promise<MosquittoB
 
   await launch();
   return {
-    url: `mqtt://${LOOPBACK}:${opts.port}`,
+    url: `${opts.tls ? 'mqtts' : 'mqtt'}://${LOOPBACK}:${opts.port}`,
     pid: () => proc?.pid ?? -1,
     async restart() {
       await halt();

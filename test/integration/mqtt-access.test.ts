@@ -5,11 +5,13 @@
  * results.
  */
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { openFrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
+import mqttConnector, { MqttConnectorConfig } from '../../infra/connectors/mqtt/mqtt.connector';
 import { openResultPublisher } from '../../infra/connectors/mqtt/result-publisher';
 import { findFreePort } from '../../infra/local/managed-process';
 import {
@@ -162,5 +164,111 @@ describe.each<[string, () => Promise<MqttBroker>]>([
       await subscriber.close();
       await publisher.close();
     }
+  });
+});
+
+/** A throwaway CA and a server certificate for 127.0.0.1 signed by it (openssl, as an administrator would). */
+function makeTestPki(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
+  mkdirSync(dir, { recursive: true });
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=holdfast-test-ca',
+  );
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'server.key',
+    '-out',
+    'server.csr',
+    '-subj',
+    '/CN=127.0.0.1',
+  );
+  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '1',
+    '-extfile',
+    'san.ext',
+  );
+  return {
+    ca: readFileSync(join(dir, 'ca.pem')),
+    cert: readFileSync(join(dir, 'server.pem')),
+    key: readFileSync(join(dir, 'server.key')),
+  };
+}
+
+describe('Mosquitto with TLS (tls: { ca } on the connector, a CA made for the test)', () => {
+  let broker: MqttBroker;
+  const dataDir = () => join(workDir, 'tls-client');
+
+  beforeAll(async () => {
+    const pki = makeTestPki(join(workDir, 'tls-pki'));
+    mkdirSync(dataDir(), { recursive: true });
+    writeFileSync(join(dataDir(), 'broker-ca.pem'), pki.ca);
+    broker = await startMosquitto({
+      port: await findFreePort(),
+      dataDir: join(workDir, 'mosquitto-tls'),
+      access: { accounts },
+      tls: pki,
+    });
+  }, 60_000);
+  afterAll(() => broker?.stop());
+
+  const probe = async (block: Record<string, unknown>) => {
+    const connector = await mqttConnector.connect(
+      MqttConnectorConfig.parse({
+        url: broker.url,
+        username: '${env:MQTT_USERNAME}',
+        password: '${env:MQTT_PASSWORD}',
+        connectTimeoutMs: 4_000,
+        ...block,
+      }),
+      {
+        name: 'line-mqtt',
+        env: { MQTT_USERNAME: inference.username, MQTT_PASSWORD: inference.password },
+        log: quietLog(),
+        dataDir: dataDir(),
+      },
+    );
+    try {
+      return await connector.healthCheck();
+    } finally {
+      await connector.close();
+    }
+  };
+
+  test('the inference login connects over mqtts:// when the connector trusts the CA', async () => {
+    expect(broker.url).toMatch(/^mqtts:\/\//);
+    await expect(probe({ tls: { ca: 'broker-ca.pem' } })).resolves.toMatch(/accepted a connection/);
+  });
+
+  test('without the CA the broker certificate is refused', async () => {
+    await expect(probe({})).rejects.toThrow(/self-signed certificate|unable to verify|certificate/i);
   });
 });

@@ -35,7 +35,7 @@ import { migrate } from '../infra/db/migrate';
 import { createMicroBatcher } from '../infra/inference/micro-batcher';
 import { freePort } from '../infra/local/free-port';
 import { spawnManaged } from '../infra/local/managed-process';
-import { startMosquitto } from '../infra/local/mqtt-broker';
+import { startMosquitto, visionStreamAccounts } from '../infra/local/mqtt-broker';
 import { startEmbeddedPostgres } from '../infra/local/postgres';
 import { frameImage } from '../infra/simulators/camera/camera.plan';
 import type { DefectCandidate, RawPixels } from '../infra/vision/contracts';
@@ -78,6 +78,10 @@ if (!(Number.isInteger(REJECT_WRITES) && REJECT_WRITES >= 0)) throw new Error('-
 const REPO = resolve(__dirname, '..');
 
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
+const BENCH_LOGINS = {
+  inference: { username: 'bench-inference', password: randomUUID() },
+  camera: { username: 'bench-camera', password: randomUUID() },
+};
 const STATIONS = [
   { site: 'PLANT1', line: 'L1', station: 'S1' },
   { site: 'PLANT1', line: 'L1', station: 'S2' },
@@ -162,6 +166,14 @@ runBenchmark('inference', async (bench) => {
     port: await freePort(),
     dataDir: join(work, 'mosquitto'),
     maxInflightMessages: maxInFlight,
+    // As npm start: the worker and a camera log in; '+' for the topic prefix, chosen below.
+    access: {
+      accounts: visionStreamAccounts({
+        prefix: '+',
+        inference: BENCH_LOGINS.inference,
+        cameras: [{ ...BENCH_LOGINS.camera, stations: STATIONS }],
+      }),
+    },
   });
   bench.onCleanUp('Mosquitto', () => broker.stop());
   const plcPort = await freePort();
@@ -172,7 +184,13 @@ runBenchmark('inference', async (bench) => {
     command: process.execPath,
     args: ['--import', 'tsx', join(REPO, 'infra/simulators/line-plc/main.ts')],
     cwd: REPO,
-    env: { ...process.env, LINE_PLC_PORT: String(plcPort), LINE_PLC_DATA_DIR: join(work, 'plc') },
+    env: {
+      ...process.env,
+      LINE_PLC_PORT: String(plcPort),
+      LINE_PLC_DATA_DIR: join(work, 'plc'),
+      // The worker's reject station PKI (dataDir: work): the simulator and it trust each other, as under npm start.
+      LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: join(work, 'opcua-pki'),
+    },
     onLine: (line) => line.includes('line-plc ready') && plcReady(),
   });
   bench.onCleanUp('line PLC simulator', async () => void (await plc.stop({ signal: 'SIGTERM' })));
@@ -267,6 +285,8 @@ runBenchmark('inference', async (bench) => {
     ...benchConfig.connectors[plcName]!,
     endpointUrl: `opc.tcp://127.0.0.1:${plcPort}`,
   };
+  const brokerName = benchConfig.vision.broker!;
+  benchConfig.connectors[brokerName] = { ...benchConfig.connectors[brokerName]!, ...BENCH_LOGINS.inference };
   benchConfig.vision.http.port = 0;
   benchConfig.vision.recipes = [];
   for (const st of STATIONS) {
@@ -293,7 +313,11 @@ runBenchmark('inference', async (bench) => {
       seedRecipes: false,
       log: quiet,
     });
-  const publisher = await mqtt.connectAsync(broker.url, { clientId: `bench-pub-${prefix}`, clean: true });
+  const publisher = await mqtt.connectAsync(broker.url, {
+    clientId: `bench-pub-${prefix}`,
+    clean: true,
+    ...BENCH_LOGINS.camera,
+  });
   bench.onCleanUp('MQTT publisher', () => publisher.endAsync());
 
   /** Until `worker` has stored `n` more results than when this is called (or than `from`); counted in process. */

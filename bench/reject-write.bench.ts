@@ -54,7 +54,13 @@ async function startPlcProcess(port: number, dataDir: string): Promise<ManagedPr
     command: process.execPath,
     args: ['--import', 'tsx', join(root, 'infra/simulators/line-plc/main.ts')],
     cwd: root,
-    env: { ...process.env, LINE_PLC_PORT: String(port), LINE_PLC_DATA_DIR: dataDir },
+    env: {
+      ...process.env,
+      LINE_PLC_PORT: String(port),
+      LINE_PLC_DATA_DIR: dataDir,
+      LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: join(dataDir, '..', 'client-pki'),
+      LINE_PLC_ALLOW_SECURITY_NONE: String(securityMode === 'None'),
+    },
     onLine: (line) => {
       if (line.includes('line-plc ready')) ready();
     },
@@ -76,7 +82,13 @@ runBenchmark('reject-write', async (bench) => {
     const plcProcess = await startPlcProcess(port, join(dataDir, 'plc'));
     bench.onCleanUp('line PLC simulator', () => plcProcess.stop({ signal: 'SIGTERM', graceMs: 5_000 }));
   } else {
-    const inProcess = await startLinePlcSimulator({ port, stations: [station], dataDir: join(dataDir, 'plc') });
+    const inProcess = await startLinePlcSimulator({
+      port,
+      stations: [station],
+      dataDir: join(dataDir, 'plc'),
+      trustedClientPkiDirs: [join(dataDir, 'client-pki')],
+      allowSecurityNone: securityMode === 'None',
+    });
     bench.onCleanUp('line PLC simulator', () => inProcess.stop());
     sim = inProcess;
   }

@@ -6,8 +6,10 @@
  * MQTT_BROKER_HOST, default 127.0.0.1); it prints `mqtt broker ready <url>` and stops on SIGTERM / SIGINT.
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
-import { chown, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { connect, createServer, type Socket } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { parseLogLine } from '../observability/log-line';
@@ -29,6 +31,104 @@ export interface MosquittoBroker extends MqttBroker {
 const LOOPBACK = '127.0.0.1';
 const READY_TIMEOUT_MS = 15_000;
 
+/** One broker login and what it may do; topic filters use MQTT's wildcards (+ one level, # the rest). */
+export interface MqttAccount {
+  username: string;
+  password: string;
+  /** Topics it may publish to; a publish elsewhere is dropped (aedes: the client is disconnected). */
+  publish: string[];
+  /** Filters it may subscribe to (a subscription is allowed when one of these covers it). */
+  subscribe: string[];
+}
+
+/**
+ * Who may connect: the accounts, or 'anonymous' (anyone, anything; for tests of unrelated behaviour only). No default,
+ * so an open broker is always a visible choice.
+ */
+export type MqttBrokerAccess = { accounts: MqttAccount[] } | 'anonymous';
+
+/**
+ * The vision stream's accounts (topics in infra/vision/frame.schema.ts): each camera publishes only its own station's
+ * frames; the inference worker subscribes to every station's frames and is the only one to publish results.
+ */
+export function visionStreamAccounts(opts: {
+  prefix: string;
+  inference: { username: string; password: string };
+  cameras: { username: string; password: string; stations: { site: string; line: string; station: string }[] }[];
+}): MqttAccount[] {
+  const stationTopic = (s: { site: string; line: string; station: string }, leaf: string) =>
+    `${opts.prefix}/${s.site}/${s.line}/${s.station}/${leaf}`;
+  return [
+    {
+      ...opts.inference,
+      publish: [`${opts.prefix}/+/+/+/inspection`],
+      subscribe: [`${opts.prefix}/+/+/+/frames`],
+    },
+    ...opts.cameras.map((camera) => ({
+      username: camera.username,
+      password: camera.password,
+      publish: camera.stations.map((s) => stationTopic(s, 'frames')),
+      subscribe: [],
+    })),
+  ];
+}
+
+/** True when every topic `filter` matches is also matched by `allowed` (both MQTT topic filters; a topic is one too). */
+export function topicFilterCovers(allowed: string, filter: string): boolean {
+  const a = allowed.split('/');
+  const f = filter.split('/');
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === '#') return true;
+    if (i >= f.length) return false;
+    if (a[i] === '+') {
+      if (f[i] === '#') return false;
+      continue;
+    }
+    if (a[i] !== f[i]) return false;
+  }
+  return a.length === f.length;
+}
+
+/** aedes' authenticate/authorize hooks for `accounts`; the password is compared in constant time. */
+function aedesAccessHooks(accounts: MqttAccount[]) {
+  const byName = new Map(accounts.map((a) => [a.username, a]));
+  const loggedIn = new WeakMap<object, MqttAccount>();
+  const digest = (value: Buffer | string) => createHash('sha256').update(value).digest();
+  return {
+    authenticate(
+      client: object,
+      username: string | undefined,
+      password: Buffer | undefined,
+      done: (error: (Error & { returnCode: number }) | null, success: boolean | null) => void,
+    ) {
+      const account = username === undefined ? undefined : byName.get(username);
+      if (!account || !password || !timingSafeEqual(digest(password), digest(account.password))) {
+        // 4: bad user name or password (MQTT 3.1.1 §3.2.2.3).
+        done(Object.assign(new Error('bad user name or password'), { returnCode: 4 }), false);
+        return;
+      }
+      loggedIn.set(client, account);
+      done(null, true);
+    },
+    authorizePublish(client: object | null, packet: { topic: string }, done: (error?: Error | null) => void) {
+      if (client === null) return done(null); // the broker's own $SYS messages
+      const account = loggedIn.get(client);
+      const allowed = account?.publish.some((topic) => topicFilterCovers(topic, packet.topic)) ?? false;
+      done(allowed ? null : new Error(`not allowed to publish to ${packet.topic}`));
+    },
+    authorizeSubscribe<S extends { topic: string }>(
+      client: object,
+      subscription: S,
+      done: (error: Error | null, subscription?: S | null) => void,
+    ) {
+      const account = loggedIn.get(client);
+      const allowed = account?.subscribe.some((topic) => topicFilterCovers(topic, subscription.topic)) ?? false;
+      // null: the SUBACK says failure (0x80) for this filter, the connection stays.
+      done(null, allowed ? subscription : null);
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Embedded broker (aedes)
 
@@ -36,7 +136,11 @@ const READY_TIMEOUT_MS = 15_000;
  * aedes over plain TCP with its default in-memory persistence: persistent sessions and queued QoS 1 messages
  * survive a subscriber's reconnect, but not a restart of this process. Port 0 picks a free port (see `url`).
  */
-export async function startEmbeddedMqttBroker(opts: { host?: string; port: number }): Promise<MqttBroker> {
+export async function startEmbeddedMqttBroker(opts: {
+  host?: string;
+  port: number;
+  access: MqttBrokerAccess;
+}): Promise<MqttBroker> {
   const host = opts.host ?? LOOPBACK;
   if (opts.port !== 0) await assertPortFree(opts.port, host, 'MQTT port');
   // aedes 1.x is ESM-only. Node 20.19+ loads it from this CommonJS module through import(); jest's module system
@@ -45,9 +149,9 @@ export async function startEmbeddedMqttBroker(opts: { host?: string; port: numbe
     if ((err as NodeJS.ErrnoException).code === 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING_FLAG') return undefined;
     throw err;
   });
-  if (!loaded) return spawnEmbeddedMqttBroker({ host, port: opts.port });
+  if (!loaded) return spawnEmbeddedMqttBroker({ host, port: opts.port, access: opts.access });
   const { Aedes } = loaded;
-  const broker = await Aedes.createBroker();
+  const broker = await Aedes.createBroker(opts.access === 'anonymous' ? {} : aedesAccessHooks(opts.access.accounts));
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -93,10 +197,15 @@ export async function startEmbeddedMqttBroker(opts: { host?: string; port: numbe
 export async function spawnEmbeddedMqttBroker(opts: {
   host?: string;
   port: number;
+  access: MqttBrokerAccess;
   log?: (line: string) => void;
 }): Promise<MqttBroker & { pid: number }> {
   const host = opts.host ?? LOOPBACK;
   if (opts.port !== 0) await assertPortFree(opts.port, host, 'MQTT port');
+  // The accounts reach the child in a file only its owner reads (passwords stay out of its environment and argv).
+  const accessDir = await mkdtemp(join(tmpdir(), 'holdfast-mqtt-access-'));
+  const accessFile = join(accessDir, 'access.json');
+  await writeFile(accessFile, JSON.stringify(opts.access), { mode: 0o600 });
   let announced: ((url: string) => void) | undefined;
   const ready = new Promise<string>((resolveReady) => (announced = resolveReady));
   const proc = spawnManaged({
@@ -104,7 +213,12 @@ export async function spawnEmbeddedMqttBroker(opts: {
     command: process.execPath,
     args: ['--import', 'tsx', __filename],
     cwd: resolve(__dirname, '../..'),
-    env: { ...process.env, MQTT_BROKER_HOST: host, MQTT_BROKER_PORT: String(opts.port) },
+    env: {
+      ...process.env,
+      MQTT_BROKER_HOST: host,
+      MQTT_BROKER_PORT: String(opts.port),
+      MQTT_BROKER_ACCESS_FILE: accessFile,
+    },
     onLine: (line) => {
       opts.log?.(`[mqtt-broker] ${line}`);
       const url = READY_LINE.exec(parseLogLine(line)?.msg ?? line)?.[1];
@@ -128,6 +242,7 @@ export async function spawnEmbeddedMqttBroker(opts: {
     await waitForTcp(host, Number(new URL(url).port), READY_TIMEOUT_MS);
   } catch (err) {
     await proc.stop({ signal: 'SIGKILL' });
+    await rm(accessDir, { recursive: true, force: true });
     throw err;
   } finally {
     clearTimeout(timer);
@@ -137,6 +252,7 @@ export async function spawnEmbeddedMqttBroker(opts: {
     pid: proc.pid,
     stop: async () => {
       await proc.stop({ signal: 'SIGTERM', graceMs: 5_000 });
+      await rm(accessDir, { recursive: true, force: true });
     },
   };
 }
@@ -160,6 +276,10 @@ export interface MosquittoOptions {
    * this is the broker-side window; an MQTT 5 client's Receive Maximum lowers it further. Default 20 (Mosquitto's).
    */
   maxInflightMessages?: number;
+  /** Accounts: written to a password file (mosquitto_passwd) and an ACL file in `dataDir`, both mode 0600. */
+  access: MqttBrokerAccess;
+  /** TLS on the listener (PEM contents, written to `dataDir/tls`, mode 0600); the URL becomes mqtts://. */
+  tls?: { ca: string | Buffer; cert: string | Buffer; key: string | Buffer };
   log?: (line: string) => void;
 }
 
@@ -188,12 +308,26 @@ export function resolveMosquittoExecutable(env: NodeJS.ProcessEnv = process.env)
  */
 export const DEFAULT_MAX_INFLIGHT = 256;
 
-export function mosquittoConfig(opts: { port: number; dataDir: string; maxInflightMessages: number }): string {
+export function mosquittoConfig(opts: {
+  port: number;
+  dataDir: string;
+  maxInflightMessages: number;
+  anonymous: boolean;
+  tls?: boolean;
+}): string {
+  const dir = resolve(opts.dataDir);
   return [
     '# Written by infra/local/mqtt-broker.ts at every start; edits are lost.',
     `listener ${opts.port} ${LOOPBACK}`,
-    '# Local development and tests only: anonymous clients, reachable from this machine alone (loopback listener).',
-    'allow_anonymous true',
+    ...(opts.tls ? [`cafile ${dir}/tls/ca.pem`, `certfile ${dir}/tls/cert.pem`, `keyfile ${dir}/tls/key.pem`] : []),
+    ...(opts.anonymous
+      ? ['# Anonymous clients (a test that asked for it), reachable from this machine alone.', 'allow_anonymous true']
+      : [
+          '# Only the accounts in the password file; each may use only the topics its ACL entry names.',
+          'allow_anonymous false',
+          `password_file ${dir}/passwords`,
+          `acl_file ${dir}/acl`,
+        ]),
     '',
     '# Sessions, subscriptions and queued QoS 1 messages are written here on a graceful exit (SIGTERM) and at every',
     '# autosave, so a restart keeps what the broker already acknowledged to publishers. A crash (SIGKILL) can lose',
@@ -237,9 +371,18 @@ export async function startMosquitto(opts: MosquittoOptions): Promise<MosquittoB
       port: opts.port,
       dataDir,
       maxInflightMessages: opts.maxInflightMessages ?? DEFAULT_MAX_INFLIGHT,
+      anonymous: opts.access === 'anonymous',
+      tls: opts.tls !== undefined,
     }),
     { mode: 0o600 },
   );
+  if (opts.tls) {
+    await mkdir(join(dataDir, 'tls'), { recursive: true, mode: 0o700 });
+    for (const name of ['ca', 'cert', 'key'] as const) {
+      await writeFile(join(dataDir, 'tls', `${name}.pem`), opts.tls[name], { mode: 0o600 });
+    }
+  }
+  if (opts.access !== 'anonymous') await writeMosquittoAccounts(dataDir, opts.access.accounts, executable);
   const runAs = mosquittoOsUser();
   if (runAs) {
     assertTraversable(dirname(dataDir), runAs.uid);
@@ -281,7 +424,7 @@ export async function startMosquitto(opts: MosquittoOptions): Promise<MosquittoB
 
   await launch();
   return {
-    url: `mqtt://${LOOPBACK}:${opts.port}`,
+    url: `${opts.tls ? 'mqtts' : 'mqtt'}://${LOOPBACK}:${opts.port}`,
     pid: () => proc?.pid ?? -1,
     async restart() {
       await halt();
@@ -289,6 +432,35 @@ export async function startMosquitto(opts: MosquittoOptions): Promise<MosquittoB
     },
     stop: halt,
   };
+}
+
+/**
+ * The password file, hashed by Debian's mosquitto_passwd, and the ACL file. Batch mode (-b) puts the password in the
+ * tool's argv for the few milliseconds it runs: acceptable for tests and development on one machine; a plant broker's
+ * password file is made by its administrator.
+ */
+async function writeMosquittoAccounts(dataDir: string, accounts: MqttAccount[], mosquitto: string): Promise<void> {
+  const passwords = join(dataDir, 'passwords');
+  await writeFile(passwords, '', { mode: 0o600 });
+  const tool = [join(dirname(mosquitto), 'mosquitto_passwd'), '/usr/bin/mosquitto_passwd'].find(isExecutable);
+  if (!tool) throw new Error(`mosquitto_passwd not found beside ${mosquitto} or in /usr/bin. ${MOSQUITTO_NOT_FOUND}`);
+  for (const account of accounts) {
+    if (/[\s:]/.test(account.username)) throw new Error(`MQTT user name "${account.username}" has a space or ":"`);
+    execFileSync(tool, ['-b', passwords, account.username, account.password], { stdio: 'pipe' });
+  }
+  const acl = accounts.flatMap((account) => [
+    `user ${account.username}`,
+    ...account.publish.map((topic) => `topic write ${topic}`),
+    ...account.subscribe.map((topic) => `topic read ${topic}`),
+    '',
+  ]);
+  await writeFile(
+    join(dataDir, 'acl'),
+    [`# Written by infra/local/mqtt-broker.ts at every start.`, ...acl].join('\n'),
+    {
+      mode: 0o600,
+    },
+  );
 }
 
 interface OsUser {
@@ -376,7 +548,10 @@ async function main(logger: Logger): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`MQTT_BROKER_PORT must be a port number, got "${process.env.MQTT_BROKER_PORT}"`);
   }
-  const broker = await startEmbeddedMqttBroker({ host: process.env.MQTT_BROKER_HOST || LOOPBACK, port });
+  const accessFile = process.env.MQTT_BROKER_ACCESS_FILE;
+  if (!accessFile) throw new Error('MQTT_BROKER_ACCESS_FILE must name the accounts file (spawnEmbeddedMqttBroker)');
+  const access = JSON.parse(readFileSync(accessFile, 'utf8')) as MqttBrokerAccess;
+  const broker = await startEmbeddedMqttBroker({ host: process.env.MQTT_BROKER_HOST || LOOPBACK, port, access });
   logger.info(`mqtt broker ready ${broker.url}`);
   const stop = () => {
     broker.stop().then(

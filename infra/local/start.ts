@@ -7,7 +7,7 @@ import { redactUrl } from './redact-url';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { isAbsolute, join, resolve } from 'node:path';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { configPath, loadConfig } from '../config/load';
 import type { HoldfastConfig } from '../config/schema';
 import { parseConnectorSettings } from '../connectors/define';
@@ -25,7 +25,7 @@ import {
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { consoleOutput, plainOutput, readableLines, type StackOutput } from './console-output';
 import { describeExit, sleep, spawnManaged, type ManagedProcess, type ProcessExit } from './managed-process';
-import { startEmbeddedMqttBroker } from './mqtt-broker';
+import { startEmbeddedMqttBroker, visionStreamAccounts } from './mqtt-broker';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer } from './temporal-dev-server';
 import { stopWhenNpmIsGone } from './orphan-watch';
@@ -335,11 +335,27 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       ? parseConnectorSettings(MqttConnectorConfig, config, config.vision.broker)
       : undefined;
     let mqttUrl = env.MQTT_URL || brokerSettings?.url;
+    /** Each MQTT client's own login, for the embedded broker (else the environment's MQTT_USERNAME/PASSWORD). */
+    let mqttLogins: Partial<Record<string, NodeJS.ProcessEnv>> = {};
     if (mqttUrl) {
       log(`MQTT: using ${redactUrl(mqttUrl)}`);
     } else {
+      const logins = await mqttCredentialsFor(dataDir);
+      mqttLogins = {
+        inference: { MQTT_USERNAME: logins.inference.username, MQTT_PASSWORD: logins.inference.password },
+        'camera-sim': { MQTT_USERNAME: logins.cameraSim.username, MQTT_PASSWORD: logins.cameraSim.password },
+      };
+      const accounts = visionStreamAccounts({
+        prefix: config.vision.topicPrefix,
+        inference: logins.inference,
+        // The simulator plays every station's camera; a plant camera gets an account for its own station only.
+        cameras: [{ ...logins.cameraSim, stations: configuredStations(config) }],
+      });
       // In this process: the broker is small, and stopping it last-but-two keeps workers from reconnecting in a loop.
-      const broker = await startEmbeddedMqttBroker({ port: brokerSettings?.embeddedPort ?? 1883 });
+      const broker = await startEmbeddedMqttBroker({
+        port: brokerSettings?.embeddedPort ?? 1883,
+        access: { accounts },
+      });
       stoppers.push({ name: 'mqtt-broker', stop: () => broker.stop() });
       mqttUrl = broker.url;
       log(`MQTT: embedded broker (aedes) at ${mqttUrl}`);
@@ -357,6 +373,11 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       HOLDFAST_DATA_DIR: dataDir,
       MQTT_URL: mqttUrl,
       LINE_PLC_DATA_DIR: join(dataDir, 'line-plc'),
+      // The reject station connector's default pkiDir, and any the caller names (an HMI): the simulator and they trust
+      // each other (line-plc/README.md).
+      LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: [join(dataDir, 'opcua-pki'), env.LINE_PLC_TRUSTED_CLIENT_PKI_DIRS]
+        .filter(Boolean)
+        .join(delimiter),
       // JSON log lines, whatever the terminal: this process renders them (console-output.ts).
       LOG_FORMAT: 'json',
       ...sapCredentials,
@@ -366,7 +387,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     for (const spec of processes) {
       checkAborted();
       const launch = (signal: AbortSignal) =>
-        startChild(spec, { ...childEnv, ...spec.env }, output.child(spec.name), log, {
+        startChild(spec, { ...childEnv, ...mqttLogins[spec.name], ...spec.env }, output.child(spec.name), log, {
           readyTimeoutMs: opts.readyTimeoutMs,
           signal,
         });
@@ -581,6 +602,33 @@ async function payloadKeysFor(dataDir: string, env: NodeJS.ProcessEnv): Promise<
     );
   }
   return stored;
+}
+
+interface MqttLogins {
+  inference: { username: string; password: string };
+  cameraSim: { username: string; password: string };
+}
+
+/** The embedded broker's logins: generated on first start into the data directory, mode 0600, then reused. */
+async function mqttCredentialsFor(dataDir: string): Promise<MqttLogins> {
+  const file = join(dataDir, 'mqtt-credentials.json');
+  if (existsSync(file)) {
+    await chmod(file, 0o600);
+    return JSON.parse(await readFile(file, 'utf8')) as MqttLogins;
+  }
+  const generated: MqttLogins = {
+    inference: { username: 'holdfast-inference', password: randomBytes(18).toString('base64url') },
+    cameraSim: { username: 'camera-sim', password: randomBytes(18).toString('base64url') },
+  };
+  await writeFile(file, `${JSON.stringify(generated, null, 2)}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return generated;
+}
+
+function configuredStations(config: HoldfastConfig): { site: string; line: string; station: string }[] {
+  return config.sites.flatMap((site) =>
+    site.lines.flatMap((line) => line.stations.map((s) => ({ site: site.id, line: line.id, station: s.id }))),
+  );
 }
 
 /** One failed inspection for the demo plant (PLANT1, line L1, lot L-0001), as the banner's example. */

@@ -50,7 +50,7 @@ const schemas: string[] = [];
 
 beforeAll(async () => {
   pool = testPool();
-  broker = await spawnEmbeddedMqttBroker({ port: await findFreePort() });
+  broker = await spawnEmbeddedMqttBroker({ port: await findFreePort(), access: 'anonymous' });
   listener = await connectAsync(broker.url, { clientId: unique('checker'), clean: true });
   listener.on('message', (topic, payload) => {
     const parsed = parseFrame(payload);

@@ -16,7 +16,7 @@ import sharp from 'sharp';
 import type { Pool } from 'pg';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
-import { startMosquitto, type MosquittoBroker } from '../../infra/local/mqtt-broker';
+import { startMosquitto, visionStreamAccounts, type MosquittoBroker } from '../../infra/local/mqtt-broker';
 import { startLinePlcSimulator, type LinePlcSimulator } from '../../infra/simulators/line-plc/line-plc.simulator';
 import { frameTopic, resultTopic } from '../../infra/vision/frame.schema';
 import { saveRecipe } from '../../infra/vision/recipe.repository';
@@ -32,6 +32,8 @@ import { lotCaseWorkflowId } from '../../workflows/contracts';
 const BLOB_MODEL = { name: 'blob-finder', version: '2.0', defectClass: 'blob' };
 const S1 = { site: 'PLANT1', line: 'L1', station: 'S1' };
 const S2 = { site: 'PLANT1', line: 'L1', station: 'S2' };
+/** Not in the config: the camera may publish there, the worker must refuse it. */
+const UNKNOWN_STATION = { site: 'PLANT1', line: 'L9', station: 'S1' };
 
 let pool: Pool;
 let workDir: string;
@@ -40,6 +42,8 @@ let plc: LinePlcSimulator;
 let config: HoldfastConfig;
 let publisher: MqttClient;
 const workers: InferenceWorker[] = [];
+const login = (username: string) => ({ username, password: randomUUID() });
+const LOGINS = { inference: login('inference'), camera: login('camera-l1'), observer: login('observer') };
 /** Isolates this file's recipes and frames from every other test sharing the database. */
 const run = randomUUID().slice(0, 8);
 const sku = `SKU-${run}`;
@@ -50,8 +54,28 @@ beforeAll(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'holdfast-inference-'));
   // As root, Mosquitto drops to its own OS user, which must be able to pass through to its data directory.
   chmodSync(workDir, 0o711);
-  broker = await startMosquitto({ port: await freePort(), dataDir: join(workDir, 'mosquitto') });
-  plc = await startLinePlcSimulator({ port: await freePort(), stations: [S1, S2], dataDir: join(workDir, 'plc') });
+  // Closed as npm start runs it: the worker, a camera for S1 and S2, and an observer that reads results.
+  broker = await startMosquitto({
+    port: await freePort(),
+    dataDir: join(workDir, 'mosquitto'),
+    access: {
+      accounts: [
+        ...visionStreamAccounts({
+          prefix,
+          inference: LOGINS.inference,
+          cameras: [{ ...LOGINS.camera, stations: [S1, S2, UNKNOWN_STATION] }],
+        }),
+        { ...LOGINS.observer, publish: [], subscribe: [`${prefix}/+/+/+/inspection`] },
+      ],
+    },
+  });
+  plc = await startLinePlcSimulator({
+    port: await freePort(),
+    stations: [S1, S2],
+    dataDir: join(workDir, 'plc'),
+    // The reject station connector's default pkiDir under the worker's data directory, as npm start names it.
+    trustedClientPkiDirs: [join(workDir, 'opcua-pki')],
+  });
   writeBrightSpotModel(join(workDir, 'models'));
   writeBrightSpotModel(join(workDir, 'models'), BLOB_MODEL);
 
@@ -61,6 +85,8 @@ beforeAll(async () => {
   config.vision.recipes = [];
   const plcName = config.vision.rejectStation!;
   config.connectors[plcName] = { ...config.connectors[plcName]!, endpointUrl: plc.endpointUrl };
+  const brokerName = config.vision.broker!;
+  config.connectors[brokerName] = { ...config.connectors[brokerName]!, ...LOGINS.inference };
   config.vision.inference.maxBatchWait = '2ms';
   config.vision.http.port = 0;
   // S2 validates in parallel monitoring: results recorded, nothing rejected, nothing done in MES/ERP.
@@ -76,7 +102,7 @@ beforeAll(async () => {
       'test',
     );
   }
-  publisher = await connectPublisher(broker.url, `pub-${run}`);
+  publisher = await connectPublisher(broker.url, `pub-${run}`, LOGINS.camera);
 }, 60_000);
 
 afterAll(async () => {
@@ -108,10 +134,14 @@ async function stopWorker(worker: InferenceWorker, opts: { force?: boolean } = {
   await worker.close(opts);
 }
 
-function connectPublisher(url: string, clientId: string): Promise<MqttClient> {
+function connectPublisher(
+  url: string,
+  clientId: string,
+  login: { username: string; password: string },
+): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
     // A persistent session: QoS 1 frames not yet PUBACKed by the broker are re-sent after a reconnect.
-    const client = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 200 });
+    const client = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 200, ...login });
     client.once('connect', () => resolve(client));
     client.once('error', reject);
   });
@@ -185,7 +215,7 @@ describe('inference worker', () => {
   it('inspects frames from MQTT: durable results, a reject on the PLC for each fail, outbox rows, results on MQTT', async () => {
     const worker = await startWorker();
     const published: string[] = [];
-    const listener = await connectPublisher(broker.url, `listen-${run}`);
+    const listener = await connectPublisher(broker.url, `listen-${run}`, LOGINS.observer);
     listener.on('message', (_topic, message) => published.push(String(message)));
     await listener.subscribeAsync(resultTopic(prefix, S1.site, S1.line, S1.station), { qos: 1 });
 
@@ -247,7 +277,7 @@ describe('inference worker', () => {
           image: { encoding: 'png', data: (await spotFrame(true)).subarray(0, 120).toString('base64') },
         }),
       ],
-      [frameTopic(prefix, 'PLANT1', 'L9', 'S1'), '{}'],
+      [frameTopic(prefix, UNKNOWN_STATION.site, UNKNOWN_STATION.line, UNKNOWN_STATION.station), '{}'],
     ];
     for (const [t, body] of bad) await publisher.publishAsync(t, body, { qos: 1 });
     const unknownSku = await publishFrame(S1, { spot: false, sku: `NOPE-${run}` });

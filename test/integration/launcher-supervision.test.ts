@@ -152,6 +152,8 @@ function stackEnv(configFile: string): NodeJS.ProcessEnv {
     // Twice the default: about 1.6 reject signals a second, so the few seconds without a worker always see some.
     CAMERA_SIM_DEFECT_RATE: '0.2',
     CAMERA_SIM_SEED: '7',
+    // The monitor below reads RejectCount as an HMI would: the simulated PLC trusts its certificate.
+    LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: join(work, 'monitor-pki'),
   };
 }
 
@@ -201,6 +203,8 @@ async function rejectCount(): Promise<number> {
   });
   const client = opcua.OPCUAClient.create({
     clientCertificateManager: certificateManager,
+    securityMode: opcua.MessageSecurityMode.SignAndEncrypt,
+    securityPolicy: opcua.SecurityPolicy.Basic256Sha256,
     endpointMustExist: false,
     connectionStrategy: { maxRetry: 0 },
   });

@@ -94,7 +94,7 @@ describe('startMosquitto', () => {
   test('runs on 127.0.0.1 with its config and persistence in the data dir, and stops', async () => {
     const dataDir = await tempDir('mosquitto');
     const port = await findFreePort();
-    const broker = await startMosquitto({ port, dataDir });
+    const broker = await startMosquitto({ port, dataDir, access: 'anonymous' });
     try {
       expect(broker.url).toBe(`mqtt://127.0.0.1:${port}`);
       // Readiness was a TCP connect, so it accepts connections the moment the promise resolves.
@@ -121,7 +121,7 @@ describe('startMosquitto', () => {
   test('restart() keeps the port and the data; a queued QoS 1 message survives it', async () => {
     const dataDir = await tempDir('mosquitto');
     const port = await findFreePort();
-    const broker = await startMosquitto({ port, dataDir });
+    const broker = await startMosquitto({ port, dataDir, access: 'anonymous' });
     try {
       const clientId = `offline-${randomBytes(3).toString('hex')}`;
       const subscriber = await connectAsync(broker.url, { clientId, clean: false });
@@ -147,7 +147,7 @@ describe('startMosquitto', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const port = (blocker.address() as { port: number }).port;
     try {
-      await expect(startMosquitto({ port, dataDir })).rejects.toThrow(
+      await expect(startMosquitto({ port, dataDir, access: 'anonymous' })).rejects.toThrow(
         `Mosquitto port 127.0.0.1:${port} is already in use`,
       );
     } finally {
@@ -160,16 +160,16 @@ describe('startMosquitto', () => {
     const fake = join(dataDir, 'broken-mosquitto');
     await writeFile(fake, '#!/bin/sh\necho "Error: unable to open config" >&2\nexit 3\n');
     await chmod(fake, 0o755);
-    await expect(startMosquitto({ port: await findFreePort(), dataDir, executable: fake })).rejects.toThrow(
-      /Mosquitto exited with code 3:[\s\S]*unable to open config/,
-    );
+    await expect(
+      startMosquitto({ port: await findFreePort(), dataDir, executable: fake, access: 'anonymous' }),
+    ).rejects.toThrow(/Mosquitto exited with code 3:[\s\S]*unable to open config/);
   });
 });
 
 describe('embedded broker (aedes)', () => {
   test('serves MQTT on the given port and frees it on stop', async () => {
     const port = await findFreePort();
-    const broker = await spawnEmbeddedMqttBroker({ port });
+    const broker = await spawnEmbeddedMqttBroker({ port, access: 'anonymous' });
     try {
       expect(broker.url).toBe(`mqtt://127.0.0.1:${port}`);
       expect(await roundTrip(broker.url)).toBe('hello');
@@ -180,7 +180,7 @@ describe('embedded broker (aedes)', () => {
   });
 
   test('startEmbeddedMqttBroker works where ESM cannot load in-process (jest): port 0 picks a free port', async () => {
-    const broker = await startEmbeddedMqttBroker({ port: 0 });
+    const broker = await startEmbeddedMqttBroker({ port: 0, access: 'anonymous' });
     const port = Number(new URL(broker.url).port);
     try {
       expect(port).toBeGreaterThan(0);
@@ -192,7 +192,7 @@ describe('embedded broker (aedes)', () => {
   });
 
   test('keeps a persistent session and its queued QoS 1 messages while it runs', async () => {
-    const broker = await spawnEmbeddedMqttBroker({ port: await findFreePort() });
+    const broker = await spawnEmbeddedMqttBroker({ port: await findFreePort(), access: 'anonymous' });
     try {
       const clientId = `offline-${randomBytes(3).toString('hex')}`;
       const subscriber = await connectAsync(broker.url, { clientId, clean: false });

@@ -40,12 +40,12 @@ const dataDirs: string[] = [];
 async function startTestMosquitto(): Promise<TestBroker & MosquittoBroker> {
   const dataDir = await mkdtemp(join(tmpdir(), 'holdfast-mosquitto-'));
   dataDirs.push(dataDir);
-  const broker = await startMosquitto({ port: await findFreePort(), dataDir });
+  const broker = await startMosquitto({ port: await findFreePort(), dataDir, access: 'anonymous' });
   return Object.assign(broker, { name: 'mosquitto' });
 }
 
 async function startTestAedes(): Promise<TestBroker> {
-  const broker = await spawnEmbeddedMqttBroker({ port: await findFreePort() });
+  const broker = await spawnEmbeddedMqttBroker({ port: await findFreePort(), access: 'anonymous' });
   return { ...broker, name: 'aedes' };
 }
 

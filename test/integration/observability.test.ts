@@ -7,7 +7,7 @@
  * API is counted as an audit record and anchored in the API's data directory.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -15,7 +15,7 @@ import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { freePort } from '../../infra/local/free-port';
 import { spawnManaged, type ManagedProcess } from '../../infra/local/managed-process';
-import { startEmbeddedMqttBroker, type MqttBroker } from '../../infra/local/mqtt-broker';
+import { startEmbeddedMqttBroker, visionStreamAccounts, type MqttBroker } from '../../infra/local/mqtt-broker';
 import { SPOT_MODEL, spotFrame, writeBrightSpotModel } from '../support/vision-fixtures';
 import { eventually } from '../support/eventually';
 import { createLot, failedInspection, getJson } from '../support/plant';
@@ -33,6 +33,9 @@ const env = readTestEnv();
 const run = randomUUID().slice(0, 8);
 const sku = `SKU-OBS-${run}`;
 const sapEnv = { SAP_USER: 'HOLDFAST_OBS', SAP_PASSWORD: randomUUID() };
+const mqttLogin = { username: 'inference-obs', password: randomUUID() };
+/** Every line every process printed, for the secrets check. */
+const logLines: { name: string; line: string }[] = [];
 
 let workDir: string;
 let broker: MqttBroker;
@@ -62,6 +65,7 @@ async function start(
     cwd: ROOT,
     env: { ...process.env, ...childEnv },
     onLine: (line) => {
+      logLines.push({ name, line });
       if ('line' in ready && line.includes(ready.line)) sawLine = true;
     },
   });
@@ -92,7 +96,10 @@ beforeAll(async () => {
   const inferencePort = await freePort();
   const plcPort = await freePort();
   const plcMetricsPort = await freePort();
-  broker = await startEmbeddedMqttBroker({ port: 0 });
+  broker = await startEmbeddedMqttBroker({
+    port: 0,
+    access: { accounts: visionStreamAccounts({ prefix: `obs${run}`, inference: mqttLogin, cameras: [] }) },
+  });
   urls.mesSim = `http://127.0.0.1:${mesPort}`;
   urls.sapSim = `http://127.0.0.1:${sapPort}`;
   urls.api = `http://127.0.0.1:${apiPort}`;
@@ -177,10 +184,16 @@ beforeAll(async () => {
       LINE_PLC_PORT: String(plcPort),
       LINE_PLC_METRICS_PORT: String(plcMetricsPort),
       LINE_PLC_DATA_DIR: join(workDir, 'line-plc'),
+      LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: join(workDir, 'data', 'opcua-pki'),
     },
     { line: 'line-plc ready' },
   );
-  await start('inference', 'workers/inference.worker.ts', common, { line: 'inference worker ready' });
+  await start(
+    'inference',
+    'workers/inference.worker.ts',
+    { ...common, MQTT_USERNAME: mqttLogin.username, MQTT_PASSWORD: mqttLogin.password },
+    { line: 'inference worker ready' },
+  );
 }, 600_000);
 
 afterAll(async () => {
@@ -404,6 +417,31 @@ test('the API counts the audit records it writes and anchors the chain head in i
   } finally {
     await pool.end();
   }
+});
+
+test('no secret appears in any log line: the SAP and MQTT passwords, the OPC UA private keys', () => {
+  // A middle line of each PEM body: long enough to be unique, and what a logged key or buffer would contain.
+  const keyLine = (file: string) => {
+    const lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l));
+    expect(lines.length).toBeGreaterThan(2);
+    return lines[Math.floor(lines.length / 2)]!;
+  };
+  const secrets = {
+    SAP_PASSWORD: sapEnv.SAP_PASSWORD,
+    MQTT_PASSWORD: mqttLogin.password,
+    'reject station private key': keyLine(join(workDir, 'data', 'opcua-pki', 'own', 'private', 'private_key.pem')),
+    'line PLC private key': keyLine(join(workDir, 'line-plc', 'pki', 'server', 'own', 'private', 'private_key.pem')),
+  };
+  // Every process did log: the check is not vacuous.
+  expect(new Set(logLines.map((l) => l.name))).toEqual(
+    new Set(['sap-sim', 'mes-sim', 'worker', 'api', 'line-plc', 'inference']),
+  );
+  const leaks = Object.entries(secrets).flatMap(([what, secret]) =>
+    logLines.filter((l) => l.line.includes(secret)).map((l) => `${what} in ${l.name}: ${l.line.slice(0, 200)}`),
+  );
+  expect(leaks).toEqual([]);
 });
 
 test('/health answers 503 naming the required dependency that is down', async () => {

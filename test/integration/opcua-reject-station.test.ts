@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNodeOpcua, type NodeOpcua } from '../../infra/connectors/opcua/node-opcua.driver';
@@ -36,6 +36,8 @@ async function openMonitor(endpointUrl: string, pkiDir: string): Promise<PlcMoni
   });
   const client = opcua.OPCUAClient.create({
     clientCertificateManager: certificateManager,
+    securityMode: opcua.MessageSecurityMode.SignAndEncrypt,
+    securityPolicy: opcua.SecurityPolicy.Basic256Sha256,
     endpointMustExist: false,
     connectionStrategy: { maxRetry: 0 },
   });
@@ -55,6 +57,12 @@ async function openMonitor(endpointUrl: string, pkiDir: string): Promise<PlcMoni
 
 let dataDir: string;
 
+/** The client PKI folders the simulated PLC trusts (as npm start does with the reject station's); not the strict one. */
+const trusted = () =>
+  ['client-pki', 'client-pki-2', 'client-pki-secure', 'monitor-pki', 'client-pki-thread', 'client-pki-thread-2'].map(
+    (dir) => join(dataDir, dir),
+  );
+
 beforeAll(() => {
   dataDir = mkdtempSync(join(tmpdir(), 'holdfast-opcua-'));
 });
@@ -71,7 +79,12 @@ describe('reject station against the simulated line PLC', () => {
 
   beforeAll(async () => {
     const port = await findFreePort();
-    sim = await startLinePlcSimulator({ port, stations: [S1, S2, S3], dataDir: join(dataDir, 'plc') });
+    sim = await startLinePlcSimulator({
+      port,
+      stations: [S1, S2, S3],
+      dataDir: join(dataDir, 'plc'),
+      trustedClientPkiDirs: trusted(),
+    });
     station = await openOpcUaRejectStation({ endpointUrl: sim.endpointUrl, pkiDir: join(dataDir, 'client-pki') }, log);
     monitor = await openMonitor(sim.endpointUrl, join(dataDir, 'monitor-pki'));
   }, 120_000);
@@ -224,6 +237,26 @@ describe('reject station against the simulated line PLC', () => {
     );
   });
 
+  test('by default the session is signed and encrypted (Basic256Sha256), as the PLC sees it, with no warning', () => {
+    expect(sim!.channelSecurity()).toContainEqual({ securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256' });
+    expect(sim!.channelSecurity().map((c) => c.securityMode)).not.toContain('None');
+    expect(log.lines.filter((l) => /securityMode None|any server certificate/.test(l.msg))).toEqual([]);
+  });
+
+  test('the simulated PLC refuses securityMode None unless it is configured to offer it', async () => {
+    await expect(
+      openOpcUaRejectStation(
+        {
+          endpointUrl: sim!.endpointUrl,
+          securityMode: 'None',
+          pkiDir: join(dataDir, 'client-pki'),
+          connectTimeoutMs: 3_000,
+        },
+        captureLog(),
+      ),
+    ).rejects.toMatchObject({ reason: 'connect' });
+  });
+
   test('SignAndEncrypt with Basic256Sha256 works against the same PLC', async () => {
     const rejectsBefore = sim!.rejects().length;
     const secure = await openOpcUaRejectStation(
@@ -244,17 +277,21 @@ describe('reject station against the simulated line PLC', () => {
     }
     expect(sim!.rejects().slice(rejectsBefore)).toMatchObject([{ ...S2, partId: 'P-600', eventId: 'EV-600' }]);
   });
-  test('Sign modes refuse an untrusted PLC certificate until it is moved from rejected/ to trusted/certs', async () => {
+  test('the default (SignAndEncrypt) refuses an untrusted PLC, naming the folders, until it is moved from rejected/ to trusted/certs', async () => {
     const pkiDir = join(dataDir, 'client-pki-strict');
-    const config = { endpointUrl: sim!.endpointUrl, securityMode: 'Sign' as const, pkiDir, connectTimeoutMs: 20_000 };
+    const config = { endpointUrl: sim!.endpointUrl, pkiDir, connectTimeoutMs: 20_000 };
 
     await expect(openOpcUaRejectStation(config, captureLog())).rejects.toMatchObject({
       reason: 'connect',
-      message: expect.stringContaining('BadCertificateUntrusted'),
+      message: expect.stringMatching(
+        new RegExp(`BadCertificateUntrusted.*move its certificate from ${pkiDir}/rejected to ${pkiDir}/trusted/certs`),
+      ),
     });
     const rejected = readdirSync(join(pkiDir, 'rejected')).filter((f) => f.endsWith('.pem'));
     expect(rejected).toHaveLength(1);
     renameSync(join(pkiDir, 'rejected', rejected[0]!), join(pkiDir, 'trusted', 'certs', rejected[0]!));
+    // And on the PLC's side, the client's certificate (a plant PLC: its engineering tool or web page).
+    await sim!.trustClient(readFileSync(join(pkiDir, 'own', 'certs', 'client_certificate.pem')));
 
     const trusting = await openOpcUaRejectStation(config, captureLog());
     try {
@@ -263,6 +300,40 @@ describe('reject station against the simulated line PLC', () => {
       await trusting.close();
     }
     expect(sim!.rejects().at(-1)).toMatchObject({ partId: 'P-650', eventId: 'EV-650' });
+  });
+});
+
+describe('securityMode None, only where both sides are configured for it', () => {
+  test('the PLC offers it and the client uses it, each logging a warning at start', async () => {
+    const plcLog = captureLog();
+    const clientLog = captureLog();
+    const sim = await startLinePlcSimulator({
+      port: await findFreePort(),
+      stations: [S1],
+      dataDir: join(dataDir, 'plc-none'),
+      allowSecurityNone: true,
+      log: plcLog,
+    });
+    try {
+      const station = await openOpcUaRejectStation(
+        { endpointUrl: sim.endpointUrl, securityMode: 'None', pkiDir: join(dataDir, 'client-pki-none') },
+        clientLog,
+      );
+      try {
+        await station.signalReject({ ...S1, partId: 'P-700', eventId: 'EV-700' });
+        expect(sim.channelSecurity()).toEqual([{ securityMode: 'None', securityPolicy: 'None' }]);
+      } finally {
+        await station.close();
+      }
+    } finally {
+      await sim.stop();
+    }
+    expect(plcLog.lines).toContainEqual(
+      expect.objectContaining({ level: 'warn', msg: expect.stringContaining('securityMode None is offered') }),
+    );
+    expect(clientLog.lines).toContainEqual(
+      expect.objectContaining({ level: 'warn', msg: expect.stringContaining('securityMode None') }),
+    );
   });
 });
 
@@ -292,7 +363,7 @@ describe('reject station when the PLC goes away', () => {
   test('server stops: rejects fail fast; server restarts on the same port: the client reconnects by itself', async () => {
     const port = await findFreePort();
     const plcDir = join(dataDir, 'plc-outage');
-    sim = await startLinePlcSimulator({ port, stations: [S1], dataDir: plcDir });
+    sim = await startLinePlcSimulator({ port, stations: [S1], dataDir: plcDir, trustedClientPkiDirs: trusted() });
     station = await openOpcUaRejectStation(
       {
         endpointUrl: sim.endpointUrl,
@@ -323,7 +394,7 @@ describe('reject station when the PLC goes away', () => {
     await expect(station.healthCheck()).rejects.toThrow(/session down/);
     expect(log.lines.some((l) => l.msg === 'reject station connection lost')).toBe(true);
 
-    sim = await startLinePlcSimulator({ port, stations: [S1], dataDir: plcDir });
+    sim = await startLinePlcSimulator({ port, stations: [S1], dataDir: plcDir, trustedClientPkiDirs: trusted() });
     await eventually('reconnection to the restarted PLC', () => station!.healthCheck().then(() => true), {
       timeoutMs: 30_000,
     });
@@ -345,6 +416,7 @@ describe('reject station on a thread of its own (as the inference worker runs it
       port: await findFreePort(),
       stations: [S1, S2],
       dataDir: join(dataDir, 'plc-t'),
+      trustedClientPkiDirs: trusted(),
     });
     station = await openOpcUaRejectStationInThread(
       { endpointUrl: sim.endpointUrl, pkiDir: join(dataDir, 'client-pki-thread') },

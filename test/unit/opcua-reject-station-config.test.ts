@@ -8,7 +8,7 @@ describe('OpcUaRejectStationConfig', () => {
     expect(OpcUaRejectStationConfig.parse({ endpointUrl: 'opc.tcp://127.0.0.1:4840', pkiDir: '/tmp/pki' })).toEqual({
       endpointUrl: 'opc.tcp://127.0.0.1:4840',
       pkiDir: '/tmp/pki',
-      securityMode: 'None',
+      securityMode: 'SignAndEncrypt',
       namespaceUri: 'urn:holdfast:line-plc',
       requestTimeoutMs: 1_000,
       connectTimeoutMs: 10_000,
@@ -32,7 +32,10 @@ describe('OpcUaRejectStationConfig', () => {
   test.each([
     [{ endpointUrl: 'http://127.0.0.1:4840', pkiDir: '/tmp/pki' }, 'endpointUrl'],
     [{ endpointUrl: 'opc.tcp://h:4840' }, 'pkiDir'],
-    [{ endpointUrl: 'opc.tcp://h:4840', pkiDir: '/p', securityPolicy: 'Basic256Sha256' }, 'securityPolicy'],
+    [
+      { endpointUrl: 'opc.tcp://h:4840', pkiDir: '/p', securityMode: 'None', securityPolicy: 'Basic256Sha256' },
+      'securityPolicy',
+    ],
     [{ endpointUrl: 'opc.tcp://h:4840', pkiDir: '/p', securityMode: 'Sign', securityPolicy: 'None' }, 'securityPolicy'],
     [{ endpointUrl: 'opc.tcp://h:4840', pkiDir: '/p', securityPolicy: 'Basic128Rsa15' }, 'securityPolicy'],
     [{ endpointUrl: 'opc.tcp://h:4840', pkiDir: '/p', reconnect: { maxRetry: -2 } }, 'reconnect.maxRetry'],

@@ -26,7 +26,14 @@
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import { frameSubscription } from '../../vision/frame.schema';
 import type { ConnectorLogger } from '../define';
-import { createMqttClient, describeMqttError, endClient, firstConnect, type MqttProtocolVersion } from './mqtt.client';
+import {
+  createMqttClient,
+  describeMqttError,
+  endClient,
+  firstConnect,
+  type MqttAuth,
+  type MqttProtocolVersion,
+} from './mqtt.client';
 
 export interface FrameMessage {
   topic: string;
@@ -39,6 +46,8 @@ export interface FrameMessage {
 
 export interface FrameSubscriberOptions {
   url: string;
+  /** The broker login (and TLS material) to connect with. */
+  auth?: MqttAuth;
   /** Fixed per worker: the broker keeps the session (subscription + unacknowledged frames) under this id. */
   clientId: string;
   /** Topic prefix; the subscription is `<prefix>/+/+/+/frames`. */
@@ -137,6 +146,7 @@ export async function openFrameSubscriber(opts: FrameSubscriberOptions): Promise
 
   const client = createMqttClient({
     url: opts.url,
+    auth: opts.auth,
     clientId: opts.clientId,
     clean: false,
     protocolVersion: opts.protocolVersion,

@@ -11,8 +11,17 @@ import { errorLike } from '../errors';
 /** 4 = MQTT 3.1.1 (aedes, the embedded broker, speaks only this), 5 = MQTT 5.0 (Mosquitto 2 speaks both). */
 export type MqttProtocolVersion = 4 | 5;
 
+/** The broker login and TLS material; `tls` needs an mqtts:// URL. */
+export interface MqttAuth {
+  username?: string;
+  password?: string;
+  /** PEM contents: the CA that signed the broker's certificate, and the client's own certificate and key (mutual TLS). */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+}
+
 export interface MqttClientOptions {
   url: string;
+  auth?: MqttAuth;
   clientId: string;
   /** Clean Session (3.1.1) / Clean Start (5.0). false resumes the broker's session for `clientId`. */
   clean: boolean;
@@ -35,6 +44,9 @@ export const DEFAULT_RECONNECT_PERIOD_MS = 1_000;
 export function createMqttClient(opts: MqttClientOptions): MqttClient {
   const client = connect(opts.url, {
     clientId: opts.clientId,
+    username: opts.auth?.username,
+    password: opts.auth?.password,
+    ...opts.auth?.tls,
     clean: opts.clean,
     protocolVersion: opts.protocolVersion ?? 4,
     properties: opts.protocolVersion === 5 ? opts.properties : undefined,
@@ -124,5 +136,9 @@ export function describeMqttError(err: unknown): string {
   if (code === 'ECONNREFUSED') return `broker refused the connection (${e.message}): is it running?`;
   if (code === 'ENOTFOUND') return `broker host not found (${e.message})`;
   if (code === 'ETIMEDOUT') return `broker did not answer (${e.message})`;
+  // CONNACK 4/5 (3.1.1), 134/135 (5.0): the broker refused the login; worth naming, as MQTT.js retries it forever.
+  if (code === 4 || code === 5 || code === 134 || code === 135) {
+    return `broker refused the login (${e.message}): check the MQTT user name and password`;
+  }
   return typeof code === 'string' ? `${e.message} (${code})` : e.message;
 }

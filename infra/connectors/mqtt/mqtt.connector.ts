@@ -8,13 +8,16 @@
  * between them (session kept or not, the publisher's `-results` client id) is what each needs to be correct, not a
  * setting. Two kinds would mean two blocks repeating the URL, free to disagree.
  */
+import { readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
+import { resolveEnvRef } from '../../config/load';
 import { ConfigError } from '../../../activities/errors';
 import { redactUrl } from '../../local/redact-url';
 import { defineConnector } from '../define';
 import { ExternalSystemError } from '../../../activities/errors';
 import { openFrameSubscriber, type FrameMessage, type FrameSubscriber } from './frame-subscriber';
-import { createMqttClient, endClient, firstConnect } from './mqtt.client';
+import { createMqttClient, endClient, firstConnect, type MqttAuth } from './mqtt.client';
 import { openResultPublisher, type ResultPublisher } from './result-publisher';
 
 export const MQTT_KIND = 'mqtt';
@@ -25,8 +28,20 @@ export const MqttConnectorConfig = z.strictObject({
   /** Accepted so the block under `connectors:` can be passed as written. */
   kind: z.literal(MQTT_KIND).optional(),
   /** The broker; MQTT_URL overrides it. Absent: `npm start` runs an embedded broker on `embeddedPort` and passes its
-   *  URL as MQTT_URL. Credentials, if any, in the URL (mqtts://user:pass@host), so better through MQTT_URL. */
+   *  URL as MQTT_URL. */
   url: BrokerUrl.optional(),
+  /** The broker login: `${env:MQTT_USERNAME}` and `${env:MQTT_PASSWORD}` (npm start generates them for its broker). */
+  username: z.string().min(1).optional(),
+  password: z.string().min(1).optional(),
+  /** TLS (with an mqtts:// URL): PEM files, relative to the data directory. A key file must be readable by its owner
+   *  alone (mode 0600 or stricter). */
+  tls: z
+    .strictObject({
+      ca: z.string().min(1).optional(),
+      cert: z.string().min(1).optional(),
+      key: z.string().min(1).optional(),
+    })
+    .optional(),
   embeddedPort: z.number().int().min(1).max(65535).default(1883),
   /** The frame subscriber's persistent-session client id: the broker keeps unacknowledged frames for it. The result
    *  publisher connects as `<clientId>-results`. */
@@ -75,6 +90,7 @@ export default defineConnector({
       );
     }
     const shown = redactUrl(url);
+    const auth = brokerAuth(config, ctx);
     const subscribers = new Set<FrameSubscriber>();
     const publishers = new Set<ResultPublisher>();
     let closed = false;
@@ -88,6 +104,7 @@ export default defineConnector({
         refuseClosed();
         const subscriber = await openFrameSubscriber({
           url,
+          auth,
           clientId: opts.clientId ?? config.clientId,
           prefix: opts.prefix,
           maxInFlight: config.maxInFlight,
@@ -103,6 +120,7 @@ export default defineConnector({
         refuseClosed();
         const publisher = await openResultPublisher({
           url,
+          auth,
           clientId: `${opts.clientId ?? config.clientId}-results`,
           prefix: opts.prefix,
           protocolVersion: config.protocolVersion,
@@ -136,6 +154,7 @@ export default defineConnector({
         // Nothing open yet (start-up): one clean-session connection shows the broker is there and takes our login.
         const probe = createMqttClient({
           url,
+          auth,
           clientId: `${config.clientId}-health`,
           clean: true,
           protocolVersion: config.protocolVersion,
@@ -161,3 +180,39 @@ export default defineConnector({
     };
   },
 });
+
+/** The login from the environment (`${env:…}` refs) and the TLS files, refusing a key others may read. */
+function brokerAuth(
+  config: MqttConnectorConfig,
+  ctx: { name: string; env: NodeJS.ProcessEnv; dataDir: string },
+): MqttAuth {
+  const key = (k: string) => `connectors.${ctx.name}.${k}`;
+  if ((config.username === undefined) !== (config.password === undefined)) {
+    throw new ConfigError(`${key(config.username === undefined ? 'username' : 'password')}: set both or neither`);
+  }
+  const file = (k: 'ca' | 'cert' | 'key', path: string | undefined, secret: boolean): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    const full = isAbsolute(path) ? path : join(ctx.dataDir, path);
+    let mode: number;
+    try {
+      mode = statSync(full).mode;
+    } catch (err) {
+      throw new ConfigError(`${key(`tls.${k}`)}: cannot read ${full}: ${(err as Error).message}`);
+    }
+    if (secret && (mode & 0o077) !== 0) {
+      throw new ConfigError(
+        `${key(`tls.${k}`)}: ${full} is readable by others (mode ${(mode & 0o777).toString(8)}): chmod 600`,
+      );
+    }
+    return readFileSync(full);
+  };
+  return {
+    username: config.username === undefined ? undefined : resolveEnvRef(config.username, key('username'), ctx.env),
+    password: config.password === undefined ? undefined : resolveEnvRef(config.password, key('password'), ctx.env),
+    tls: config.tls && {
+      ca: file('ca', config.tls.ca, false),
+      cert: file('cert', config.tls.cert, false),
+      key: file('key', config.tls.key, true),
+    },
+  };
+}

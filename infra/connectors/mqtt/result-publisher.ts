@@ -4,10 +4,12 @@
  */
 import { resultTopic } from '../../vision/frame.schema';
 import type { ConnectorLogger } from '../define';
-import { createMqttClient, endClient, firstConnect, type MqttProtocolVersion } from './mqtt.client';
+import { createMqttClient, endClient, firstConnect, type MqttAuth, type MqttProtocolVersion } from './mqtt.client';
 
 export interface ResultPublisherOptions {
   url: string;
+  /** The broker login (and TLS material) to connect with. */
+  auth?: MqttAuth;
   clientId: string;
   prefix: string;
   log: ConnectorLogger;
@@ -33,6 +35,7 @@ export async function openResultPublisher(opts: ResultPublisherOptions): Promise
   // by MQTT.js from its outgoing store after a reconnect.
   const client = createMqttClient({
     url: opts.url,
+    auth: opts.auth,
     clientId: opts.clientId,
     clean: true,
     protocolVersion: opts.protocolVersion,

@@ -6,7 +6,7 @@
  * session right before each request and builds its errors through `opts.error`.
  */
 import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { ConnectorLogger } from '../define';
 import type { ExternalErrorKind } from '../../../activities/errors';
@@ -17,9 +17,11 @@ const SecurityPolicyName = z.enum(['None', 'Basic256Sha256', 'Aes128_Sha256_RsaO
 /** The session settings every OPC UA connector's block shares; spread into its own strict object. */
 export const opcUaSessionSettings = {
   endpointUrl: z.string().regex(/^opc\.tcp:\/\/[^/\s]+/, 'expected opc.tcp://host:port'),
-  /** None is for a local simulator only; a plant PLC gets Sign or SignAndEncrypt. */
-  securityMode: z.enum(['None', 'Sign', 'SignAndEncrypt']).default('None'),
-  /** Default: None with securityMode None, else Basic256Sha256. Basic128Rsa15 is not offered (obsolete). */
+  /** Signed and encrypted unless configured otherwise; None (nothing signed, nothing encrypted) is logged as a warning
+   *  at every start. */
+  securityMode: z.enum(['None', 'Sign', 'SignAndEncrypt']).default('SignAndEncrypt'),
+  /** Default: None with securityMode None, else Basic256Sha256: the policy every current PLC offers (S7-1500, TwinCAT,
+   *  CODESYS), where Aes128_Sha256_RsaOaep is missing from older firmware. Basic128Rsa15 is not offered (obsolete). */
   securityPolicy: SecurityPolicyName.optional(),
   /** The client's PKI (own certificate and key, trusted/ and rejected/ server certificates). Never $HOME. */
   pkiDir: z.string().min(1),
@@ -27,8 +29,8 @@ export const opcUaSessionSettings = {
   requestTimeoutMs: z.number().int().positive().max(60_000).default(1_000),
   /** Longest opening waits for the first session. */
   connectTimeoutMs: z.number().int().positive().max(300_000).default(10_000),
-  /** Trust a server certificate not yet in `<pkiDir>/trusted/certs` (Sign modes). Off: copy the PLC's certificate
-   *  there. Only for the local simulator. */
+  /** Trust a server certificate not yet in `<pkiDir>/trusted/certs` (Sign modes). Off: an administrator copies the
+   *  PLC's certificate there (a refused one waits in `<pkiDir>/rejected`). Never for a plant PLC. */
   acceptUnknownServerCertificate: z.boolean().default(false),
   /** node-opcua's reconnect loop, the only retry owner for the connection (see README). */
   reconnect: z
@@ -126,6 +128,12 @@ export async function openOpcUaSession(opts: OpcUaSessionOptions): Promise<OpcUa
   });
 
   const securityPolicy = config.securityPolicy ?? (config.securityMode === 'None' ? 'None' : 'Basic256Sha256');
+  if (config.securityMode === 'None') {
+    log.warn(`${label}: OPC UA securityMode None: commands to the PLC are neither signed nor encrypted`, meta);
+  }
+  if (config.acceptUnknownServerCertificate) {
+    log.warn(`${label}: acceptUnknownServerCertificate: any server certificate is trusted`, meta);
+  }
   const client = opcua.OPCUAClient.create({
     applicationName: opts.applicationName,
     clientName: opts.clientName,
@@ -232,10 +240,20 @@ export async function openOpcUaSession(opts: OpcUaSessionOptions): Promise<OpcUa
   } catch (err) {
     await shutdown();
     if (err instanceof Error && ours.has(err)) throw err;
+    const text = (err as Error).message;
+    if (!(err instanceof TimeoutError) && /BadCertificateUntrusted/.test(text)) {
+      throw fail(
+        'connect',
+        'transient',
+        `the server's certificate is not trusted (${text}): if this is the PLC, move its certificate from ` +
+          `${join(pkiDir, 'rejected')} to ${join(pkiDir, 'trusted', 'certs')}`,
+        err,
+      );
+    }
     const message =
       err instanceof TimeoutError
         ? `no session within ${config.connectTimeoutMs} ms (is the PLC at ${config.endpointUrl} up?)`
-        : `cannot open a session: ${(err as Error).message}`;
+        : `cannot open a session: ${text}`;
     throw fail('connect', 'transient', message, err);
   }
   downSince = undefined;

@@ -8,7 +8,7 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import type { ConnectorLogger } from '../../connectors/define';
-import { createMqttClient, endClient, firstConnect } from '../../connectors/mqtt/mqtt.client';
+import { createMqttClient, endClient, firstConnect, type MqttAuth } from '../../connectors/mqtt/mqtt.client';
 import { DEFECT_CLASSES } from '../../vision/contracts';
 import { DEFAULT_TOPIC_PREFIX, FrameId } from '../../vision/frame.schema';
 import {
@@ -25,6 +25,8 @@ import type { Logger } from '../../observability/logger';
 export interface CameraSimulatorOptions {
   pool: Pool;
   mqttUrl: string;
+  /** The broker login (a camera account: it may publish only its stations' frames). */
+  mqttAuth?: MqttAuth;
   stations: CameraStation[];
   /** Frames per second, per station. */
   ratePerStation: number;
@@ -88,6 +90,7 @@ export async function startCameraSimulator(opts: CameraSimulatorOptions): Promis
   // reconnect from its outgoing store (MQTT 3.1.1 §4.4).
   const client = createMqttClient({
     url: opts.mqttUrl,
+    auth: opts.mqttAuth,
     clientId,
     clean: true,
     role: 'camera simulator',

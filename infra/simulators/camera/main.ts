@@ -12,6 +12,7 @@ const logger = createLogger('camera-sim');
 /**
  * Runs the camera simulator (started by `npm start`). Environment:
  * DATABASE_URL (required: ground truth in schema camera_sim), MQTT_URL (default mqtt://127.0.0.1:1883),
+ * MQTT_USERNAME and MQTT_PASSWORD (the camera account; npm start passes the embedded broker's),
  * CAMERA_SIM_RATE (frames/s per station, default 2), CAMERA_SIM_DEFECT_RATE (0..1, default 0.1),
  * CAMERA_SIM_SEED (default 1), CAMERA_SIM_FRAMES (each station shoots frames 0 to N-1, then stays idle; default no
  * end), CAMERA_SIM_FORMAT (png, jpeg or raw; default png), CAMERA_SIM_PORT (admin HTTP on
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
     sim = await startCameraSimulator({
       pool,
       mqttUrl,
+      mqttAuth: env.MQTT_USERNAME ? { username: env.MQTT_USERNAME, password: env.MQTT_PASSWORD } : undefined,
       stations,
       ratePerStation: rate,
       defectRate,

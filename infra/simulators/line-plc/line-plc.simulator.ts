@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ConnectorLogger } from '../../connectors/define';
 import { loadNodeOpcua, type NodeOpcua } from '../../connectors/opcua/node-opcua.driver';
@@ -18,6 +19,15 @@ export interface LinePlcSimulatorOptions {
   log?: ConnectorLogger;
   /** Event ids the PLC remembers per station for dedupe; the oldest is forgotten first. Default 10,000. */
   dedupeWindow?: number;
+  /**
+   * Client PKI folders on this machine (a connector's `pkiDir`) to exchange certificates with, the embedded default's
+   * way of establishing trust: at start the simulator puts its certificate in each `<dir>/trusted/certs`, and trusts a
+   * client whose certificate is the one in `<dir>/own/certs`. Any other client certificate is refused (into
+   * `<dataDir>/pki/server/rejected`).
+   */
+  trustedClientPkiDirs?: string[];
+  /** Also offer securityMode None (nothing signed or encrypted); logged as a warning at every start. Default false. */
+  allowSecurityNone?: boolean;
   /** Called for every Command write, after the PLC handled it (main.ts counts them for Prometheus). */
   onReject?: (record: RejectRecord) => void;
 }
@@ -40,12 +50,18 @@ export interface RejectRecord extends StationAddress {
 export interface LinePlcSimulator {
   /** `opc.tcp://127.0.0.1:<port>` */
   endpointUrl: string;
+  /** The simulator's certificate (PEM): what an administrator adds to a client's `trusted/certs`. */
+  certificateFile: string;
   port: number;
   namespaceUri: string;
   /** Index of `namespaceUri` in this server's NamespaceArray. */
   namespaceIndex: number;
   /** Every Command write received so far (duplicates included, flagged). A copy. */
   rejects(): RejectRecord[];
+  /** The open secure channels' security, as the server negotiated it: `{ securityMode: 'SignAndEncrypt', … }`. */
+  channelSecurity(): { securityMode: string; securityPolicy: string }[];
+  /** Trusts a client certificate (PEM or DER), as an administrator does on a PLC. */
+  trustClient(certificate: Buffer): Promise<void>;
   /** The station's RejectCount as a client would read it. */
   rejectCount(station: StationAddress): number;
   stop(): Promise<void>;
@@ -86,10 +102,11 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
   const serverCertificateManager = new opcua.OPCUACertificateManager({
     name: 'line-plc',
     rootFolder: join(pkiDir, 'server'),
-    // A local simulator trusts any client certificate so Sign/SignAndEncrypt work without provisioning.
-    automaticallyAcceptUnknownCertificate: true,
+    // Only the clients named by trustedClientPkiDirs (see trustKnownClients) or moved into server/trusted/certs.
+    automaticallyAcceptUnknownCertificate: false,
     disableFileWatchers: true,
   });
+  trustKnownClients(serverCertificateManager, options.trustedClientPkiDirs ?? [], log);
   const userCertificateManager = new opcua.OPCUACertificateManager({
     name: 'line-plc-users',
     rootFolder: join(pkiDir, 'users'),
@@ -104,12 +121,15 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
     alternateHostname: '127.0.0.1',
     serverCertificateManager,
     userCertificateManager,
-    // None is for local development only (no certificate exchange, nothing signed). Sign and SignAndEncrypt stay
-    // available with the current policies; Basic128Rsa15 is left out (deprecated, and its RSA PKCS#1 v1.5
+    // None only when asked for (allowSecurityNone). Basic128Rsa15 is left out (deprecated, and its RSA PKCS#1 v1.5
     // decryption is what Node 20's CVE-2023-46809 fix disables).
-    securityModes: [MessageSecurityMode.None, MessageSecurityMode.Sign, MessageSecurityMode.SignAndEncrypt],
+    securityModes: [
+      ...(options.allowSecurityNone ? [MessageSecurityMode.None] : []),
+      MessageSecurityMode.Sign,
+      MessageSecurityMode.SignAndEncrypt,
+    ],
     securityPolicies: [
-      SecurityPolicy.None,
+      ...(options.allowSecurityNone ? [SecurityPolicy.None] : []),
       SecurityPolicy.Basic256Sha256,
       SecurityPolicy.Aes128_Sha256_RsaOaep,
       SecurityPolicy.Aes256_Sha256_RsaPss,
@@ -256,20 +276,74 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
     throw new Error(`line-plc: cannot listen on 127.0.0.1:${options.port}: ${(err as Error).message}`, { cause: err });
   }
 
+  const certificateFile = join(serverCertificateManager.rootDir, 'own', 'certs', 'certificate.pem');
+  for (const dir of options.trustedClientPkiDirs ?? []) {
+    const trusted = join(resolve(dir), 'trusted', 'certs');
+    mkdirSync(trusted, { recursive: true });
+    copyFileSync(certificateFile, join(trusted, 'holdfast-line-plc-simulator.pem'));
+  }
+  if (options.allowSecurityNone) {
+    log?.warn('line-plc: securityMode None is offered: clients may connect with nothing signed or encrypted', {
+      port: options.port,
+    });
+  }
+
   const endpointUrl = `opc.tcp://127.0.0.1:${options.port}`;
   let stopped: Promise<void> | undefined;
 
   return {
     endpointUrl,
+    certificateFile,
     port: options.port,
     namespaceUri: REJECT_STATION_NAMESPACE_URI,
     namespaceIndex: namespace.index,
     rejects: () => log_.slice(),
+    channelSecurity: () =>
+      server.endpoints
+        .flatMap((endpoint) => endpoint.getChannels())
+        .map((channel) => ({
+          securityMode: MessageSecurityMode[channel.securityMode] ?? String(channel.securityMode),
+          securityPolicy: String(channel.securityPolicy).split('#')[1] ?? String(channel.securityPolicy),
+        })),
+    trustClient: (certificate) => serverCertificateManager.trustCertificate(new X509Certificate(certificate).raw),
     rejectCount: (address) => stations.get(rejectStationPath(address))?.count ?? 0,
     stop: () => {
       // shutdown(0): no grace period announced to clients; they see the socket close and start reconnecting.
       stopped ??= server.shutdown(0);
       return stopped;
     },
+  };
+}
+
+/**
+ * Trusts, on its first connection, a client whose certificate is the own certificate of one of `clientPkiDirs`:
+ * the client may create that certificate after the simulator started, so the folders are read at each refusal.
+ */
+function trustKnownClients(
+  manager: NodeOpcua.OPCUACertificateManager,
+  clientPkiDirs: string[],
+  log: ConnectorLogger | undefined,
+): void {
+  if (clientPkiDirs.length === 0) return;
+  const opcua = loadNodeOpcua();
+  const original = manager.checkCertificate.bind(manager);
+  const check = (chain: Buffer | Buffer[]): Promise<NodeOpcua.StatusCode> => original(chain);
+  const known = (leaf: Buffer): boolean =>
+    clientPkiDirs.some((dir) => {
+      try {
+        const pem = readFileSync(join(resolve(dir), 'own', 'certs', 'client_certificate.pem'));
+        return new X509Certificate(pem).raw.equals(leaf);
+      } catch {
+        return false;
+      }
+    });
+  // checkCertificate is what the secure channel asks; only the promise form is used there.
+  (manager as { checkCertificate: unknown }).checkCertificate = async (chain: Buffer | Buffer[]) => {
+    const status = await check(chain);
+    const leaf = Array.isArray(chain) ? chain[0] : chain;
+    if (status !== opcua.StatusCodes.BadCertificateUntrusted || !leaf || !known(leaf)) return status;
+    await manager.trustCertificate(leaf);
+    log?.info('line-plc: trusted the certificate of a local client', { clientPkiDirs });
+    return check(chain);
   };
 }

@@ -1,4 +1,4 @@
-import { join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { configPath, loadConfig } from '../../config/load';
 import { connectorLogger, createLogger } from '../../observability/logger';
 import { Counter } from 'prom-client';
@@ -13,6 +13,8 @@ const logger = createLogger('line-plc');
  * LINE_PLC_PORT (default 4840, OPC UA's registered port), LINE_PLC_DATA_DIR (default <HOLDFAST_DATA_DIR>/line-plc,
  * else .holdfast/data/line-plc): the simulator's PKI lives there. HOLDFAST_CONFIG picks the config file.
  * LINE_PLC_METRICS_PORT (default 9472): GET /metrics (process series, reject commands received) and GET /health.
+ * LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: client PKI folders (path-list separated) to exchange certificates with (npm start
+ * names the reject station's, <HOLDFAST_DATA_DIR>/opcua-pki). LINE_PLC_ALLOW_SECURITY_NONE=true also offers None.
  */
 async function main(): Promise<void> {
   const port = Number(process.env.LINE_PLC_PORT ?? 4840);
@@ -45,6 +47,8 @@ async function main(): Promise<void> {
     port,
     stations,
     dataDir,
+    trustedClientPkiDirs: (process.env.LINE_PLC_TRUSTED_CLIENT_PKI_DIRS ?? '').split(delimiter).filter(Boolean),
+    allowSecurityNone: process.env.LINE_PLC_ALLOW_SECURITY_NONE === 'true',
     log: connectorLogger(logger),
     onReject: (r) => commands.inc({ station: `${r.site}/${r.line}/${r.station}`, duplicate: String(r.duplicate) }),
   });

@@ -1,5 +1,7 @@
 import type pg from 'pg';
 import type { AuditTrail } from '../infra/audit/audit-trail';
+import type { Accounts } from '../infra/identity/accounts';
+import type { SigningKey } from '../infra/identity/signing-key';
 import type { HoldfastConfig } from '../infra/config/schema';
 import type { HealthCheck } from '../infra/observability/health-checks';
 import type { IngestMetrics } from '../infra/observability/ingest-metrics';
@@ -18,4 +20,8 @@ export interface ApiDeps {
   healthChecks: readonly HealthCheck[];
   /** Where every create and change by a request is recorded (docs/audit-trail.md). */
   audit: AuditTrail;
+  /** Local accounts and machine keys (docs/identity.md). */
+  accounts: Accounts;
+  /** Signs the tokens of local sign-ins. */
+  signingKey: SigningKey;
 }

@@ -33,6 +33,6 @@ export async function registerOpenApi(
     const fastifySwaggerUi = (require('@fastify/swagger-ui') as typeof import('@fastify/swagger-ui')).default;
     await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   } else {
-    app.get(OPENAPI_JSON_PATH, { schema: { hide: true } }, async () => app.swagger());
+    app.get(OPENAPI_JSON_PATH, { schema: { hide: true }, config: { access: 'public' } }, async () => app.swagger());
   }
 }

@@ -16,6 +16,7 @@ import {
 import type { DefectView } from '../../api/schemas/defect.schema';
 import type { LotView } from '../../api/schemas/lot.schema';
 import { readTestEnv } from '../support/test-env';
+import { asAdmin, testSigningKey } from '../support/identity';
 
 /** Answers reads from maps the test fills; `unavailable` makes every call fail like an unreachable frontend. */
 class ReadGateway implements WorkflowGateway {
@@ -80,7 +81,8 @@ function inspection(overrides: Record<string, unknown> = {}): Record<string, unk
 async function http(method: string, path: string, body?: unknown) {
   const res = await fetch(`${baseUrl}${path}`, {
     method,
-    ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
+    headers: { ...(await asAdmin()), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
   return {
@@ -124,7 +126,7 @@ const lotState = (lotId: string, overrides: Partial<LotCaseState> = {}): LotCase
 
 beforeAll(async () => {
   pool = createPool(readTestEnv().databaseUrl, { max: 5 });
-  app = await buildApp({ pool, gateway, config, namespace });
+  app = await buildApp({ signingKey: await testSigningKey(), pool, gateway, config, namespace });
   await app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });

@@ -13,6 +13,8 @@ import {
   startDeferredFrameRetry,
 } from '../../infra/inference/deferred-frames';
 import { openFrameHttp, type FrameHttpServer } from '../../infra/inference/frame-http';
+import { createAuthenticator } from '../../infra/identity/authenticate';
+import { bearerFor, testSigningKey } from '../support/identity';
 import type { FrameOutcome, InferencePipeline } from '../../infra/inference/inference-pipeline';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { auditRecordsOf } from '../support/audit';
@@ -77,6 +79,7 @@ afterAll(async () => {
 
 describe('the kept frames over the HTTP edge', () => {
   let http: FrameHttpServer;
+  let integrator: { authorization: string };
   const base = loadConfig();
   beforeAll(async () => {
     // Other tests' kept frames may share the table: this one's frames are told apart by their event ids.
@@ -86,17 +89,19 @@ describe('the kept frames over the HTTP edge', () => {
       pipeline,
       deferredFrames: createPgDeferredFrameAdmin(pool, pipeline, createAuditTrail(pool)),
       log: quietLog(),
+      authenticator: createAuthenticator({ identity: base.identity, signingKey: await testSigningKey() }),
     });
+    integrator = await bearerFor({ roles: ['integrator'] });
   });
   afterAll(() => http.close());
 
   const frameUrl = (eventId: string, action: 'retry' | 'drop') =>
     `${http.url}/v1/deferred-frames/${encodeURIComponent(eventId)}/${action}`;
-  const retry = (eventId: string) => fetch(frameUrl(eventId, 'retry'), { method: 'POST' });
+  const retry = (eventId: string) => fetch(frameUrl(eventId, 'retry'), { method: 'POST', headers: integrator });
   const drop = (eventId: string, body: unknown) =>
     fetch(frameUrl(eventId, 'drop'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...integrator },
       body: JSON.stringify(body),
     });
 
@@ -104,7 +109,7 @@ describe('the kept frames over the HTTP edge', () => {
     const older = await keep(`${run}-a`, 120);
     const newer = await keep(`${run}-b`, 60);
 
-    const listed = await fetch(`${http.url}/v1/deferred-frames?limit=500`);
+    const listed = await fetch(`${http.url}/v1/deferred-frames?limit=500`, { headers: integrator });
     expect(listed.status).toBe(200);
     const body = (await listed.json()) as { total: number; frames: { eventId: string; attempts: number }[] };
     const mine = body.frames.filter((f) => f.eventId.startsWith(`${run}-`));
@@ -168,7 +173,7 @@ describe('the kept frames over the HTTP edge', () => {
     expect(await kept(eventId)).toBe(true);
     expect(await auditRecordsOf(pool, eventId)).toEqual([]);
 
-    const badLimit = await fetch(`${http.url}/v1/deferred-frames?limit=0`);
+    const badLimit = await fetch(`${http.url}/v1/deferred-frames?limit=0`, { headers: integrator });
     expect(badLimit.status).toBe(400);
     expect(await badLimit.text()).toContain('limit');
     const unknown = await retry(`${run}-nope`);

@@ -127,7 +127,7 @@ describe('the kept frames over the HTTP edge', () => {
     expect(retryRecord).toMatchObject({
       action: 'deferred-frame.retry',
       recordType: 'deferred-frame',
-      actor: { kind: 'unauthenticated', id: 'anonymous', address: '127.0.0.1' },
+      actor: { kind: 'user', id: 'local:integrator', displayName: 'integrator', address: '127.0.0.1' },
       new: { nextAttemptAt: due.nextAttemptAt },
       reason: null,
       outcome: 'done',
@@ -146,7 +146,7 @@ describe('the kept frames over the HTTP edge', () => {
     expect(dropRecords).toHaveLength(1);
     expect(dropRecords[0]).toMatchObject({
       action: 'deferred-frame.drop',
-      actor: { kind: 'unauthenticated', id: 'qe.jones', address: '127.0.0.1' },
+      actor: { kind: 'user', id: 'local:integrator', displayName: 'integrator', address: '127.0.0.1' },
       old: { eventId: older, topic, attempts: 1, lastError: 'image source answered 503' },
       new: { rejectionReason: 'dropped: by qe.jones: image store lost the file' },
       reason: 'image store lost the file',

@@ -37,7 +37,9 @@ export async function loadOrCreateSigningKey(file: string): Promise<SigningKey> 
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     const key = await generateSigningKey();
-    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    // Folders with the default mode: the data directory is also PostgreSQL's, whose OS user must enter it; the file
+    // itself is the owner's alone.
+    await mkdir(dirname(file), { recursive: true });
     try {
       await writeFile(file, JSON.stringify(await exportJWK(key.privateKey)), { mode: 0o600, flag: 'wx' });
       return key;

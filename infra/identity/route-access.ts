@@ -10,6 +10,7 @@ import { ProblemError, problemType } from '../http/problem-details';
 import { type AccessTarget, type RouteAccess, decideAccess } from './access';
 import { AuthenticationError, type Authenticator } from './authenticate';
 import type { Principal } from './principal';
+import { API_KEY_SCHEME, BEARER_SCHEME } from '../http/openapi';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -39,7 +40,13 @@ export interface RouteAccessOptions {
 export function enforceRouteAccess(app: FastifyInstance, opts: RouteAccessOptions): void {
   app.decorateRequest('principal', undefined);
   app.addHook('onRoute', (route) => {
-    if (route.config?.access !== undefined) return;
+    const access = route.config?.access;
+    if (access !== undefined) {
+      // Before @fastify/swagger's own onRoute hook (registered later) reads the schema: the OpenAPI document says
+      // which credentials each operation takes (the schemes are declared in infra/http/openapi.ts).
+      if (route.schema && !route.schema.hide) route.schema = { ...route.schema, security: securityOf(access) };
+      return;
+    }
     if (opts.publicPrefixes?.some((prefix) => route.url.startsWith(prefix))) {
       route.config = { ...route.config, access: 'public' };
       return;
@@ -68,6 +75,15 @@ export function enforceRouteAccess(app: FastifyInstance, opts: RouteAccessOption
     if (access === undefined || access === 'public' || !accessTargets) return;
     check(request, access, accessTargets(request));
   });
+}
+
+/** OpenAPI security requirements: any one of them will do. */
+function securityOf(access: RouteAccess): Record<string, string[]>[] {
+  if (access === 'public') return [];
+  return [
+    ...(access.roles.length > 0 ? [{ [BEARER_SCHEME]: [] }] : []),
+    ...(access.machine && access.machine.length > 0 ? [{ [API_KEY_SCHEME]: [] }] : []),
+  ];
 }
 
 /** For a route that finds its site after authorisation (a lot's, from PostgreSQL): 403 unless the caller may act there. */

@@ -273,3 +273,15 @@ describe('local sign-in', () => {
   const call = (headers: Record<string, string>) => app.inject({ method: 'GET', url: `/v1/lots/${run}-LOT`, headers });
   const bearerHeader = (token: string) => ({ authorization: `Bearer ${token}` });
 });
+
+it('describes the credentials of every operation in the OpenAPI document', async () => {
+  const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json<{
+    components: { securitySchemes: Record<string, { type: string }> };
+    paths: Record<string, Record<string, { security?: Record<string, string[]>[] }>>;
+  }>();
+  expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['apiKey', 'bearerToken']);
+  expect(doc.paths['/v1/lots/{lotId}/disposition']!.post!.security).toEqual([{ bearerToken: [] }]);
+  expect(doc.paths['/v1/inspections']!.post!.security).toEqual([{ bearerToken: [] }, { apiKey: [] }]);
+  expect(doc.paths['/v1/auth/token']!.post!.security).toEqual([]);
+  expect(doc.paths['/health']!.get!.security).toEqual([]);
+});

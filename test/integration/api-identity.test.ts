@@ -15,7 +15,9 @@ import { generateSigningKey } from '../../infra/identity/signing-key';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import { asAdmin, bearerFor, machineKey, stationKey, testSigningKey } from '../support/identity';
-import { testPool } from '../support/test-env';
+import { readTestEnv, testPool } from '../support/test-env';
+import { createPool } from '../../infra/db/pool';
+import { migrate } from '../../infra/db/migrate';
 
 const base = loadConfig();
 const config = { ...base, identity: { ...base.identity, local: { ...base.identity.local, maxFailedSignIns: 3 } } };
@@ -80,50 +82,101 @@ describe('role × route', () => {
     disposition: { method: 'POST', url: `${lot}/disposition`, payload: () => decide },
     retry: { method: 'POST', url: `${lot}/retry`, payload: () => ({ requestedBy: 'x' }) },
     audit: { method: 'GET', url: '/v1/audit?limit=1' },
+    defect: { method: 'GET', url: `/v1/defects/${run}-1` },
+    verdicts: {
+      method: 'POST',
+      url: '/v1/stations/PLANT1/L1/S1/verdicts',
+      payload: () => ({ verdicts: [{ frameId: `${run}-f`, verdict: 'pass', source: 'manual', decidedBy: 'x' }] }),
+    },
+    shadow: { method: 'GET', url: '/v1/stations/PLANT1/L1/S1/shadow-report' },
     health: { method: 'GET', url: '/health' },
+    metrics: { method: 'GET', url: '/metrics' },
+    docs: { method: 'GET', url: '/docs/json' },
+    signIn: { method: 'POST', url: '/v1/auth/token', payload: () => ({ username: 'nobody', password: 'x' }) },
   } as const;
   type Route = keyof typeof routes;
+  /** Every route answering the same, then the exceptions. */
+  const row = (status: number) =>
+    Object.fromEntries(Object.keys(routes).map((r) => [r, status])) as Record<Route, number>;
+  /** The public routes, for anyone with any credentials (the sign-in's bad password is a 401 of its own). */
+  const open = { health: 200, metrics: 200, docs: 200, signIn: 401 } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500) the access check has let the call through.
   const through = (status: number) => status !== 401 && status !== 403;
 
-  const cases: [string, () => Promise<Record<string, string>>, Partial<Record<Route, number | 'through'>>][] = [
-    [
-      'no credentials',
-      async () => ({}),
-      { ingest: 401, lot: 401, disposition: 401, retry: 401, audit: 401, health: 200 },
-    ],
+  const cases: [string, () => Promise<Record<string, string>>, Record<Route, number | 'through'>][] = [
+    ['no credentials', async () => ({}), { ...row(401), health: 200, metrics: 200, docs: 200, signIn: 401 }],
     [
       'operator',
       () => bearerFor({ roles: ['operator'], sites: ['PLANT1'] }),
-      { ingest: 403, lot: 200, disposition: 403, retry: 403, audit: 403 },
+      { ...row(403), lot: 200, defect: 200, shadow: 200, ...open },
     ],
     [
       'quality-engineer',
       () => bearerFor({ roles: ['quality-engineer'], sites: ['PLANT1'] }),
-      { ingest: 403, lot: 200, disposition: 'through', retry: 'through', audit: 403 },
+      {
+        ...row(403),
+        lot: 200,
+        defect: 200,
+        shadow: 200,
+        verdicts: 200,
+        disposition: 'through',
+        retry: 'through',
+        ...open,
+      },
     ],
     [
       'quality-manager',
       () => bearerFor({ roles: ['quality-manager'], sites: ['PLANT1'] }),
-      { lot: 200, disposition: 'through', audit: 403 },
+      {
+        ...row(403),
+        lot: 200,
+        defect: 200,
+        shadow: 200,
+        verdicts: 200,
+        disposition: 'through',
+        retry: 'through',
+        ...open,
+      },
     ],
     [
       'integrator',
       () => bearerFor({ roles: ['integrator'], sites: ['PLANT1'] }),
-      { ingest: 202, lot: 200, disposition: 403, retry: 'through', audit: 403 },
+      { ...row(403), ingest: 202, lot: 200, defect: 200, shadow: 200, retry: 'through', ...open },
     ],
     [
       'auditor',
       () => bearerFor({ roles: ['auditor'], sites: ['PLANT1'] }),
-      { ingest: 403, lot: 200, disposition: 403, retry: 403, audit: 200 },
+      { ...row(403), lot: 200, defect: 200, shadow: 200, audit: 200, ...open },
     ],
-    ['admin', () => asAdmin(), { ingest: 202, lot: 200, disposition: 'through', retry: 'through', audit: 200 }],
+    [
+      'admin',
+      () => asAdmin(),
+      {
+        ...row(200),
+        ingest: 202,
+        disposition: 'through',
+        retry: 'through',
+        ...open,
+      },
+    ],
     [
       'a PLANT2 quality engineer',
       () => bearerFor({ roles: ['quality-engineer'], sites: ['PLANT2'] }),
-      { lot: 403, disposition: 403, retry: 403 },
+      { ...row(403), ...open },
     ],
   ];
+
+  it('covers every operation the API serves', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json<{ paths: Record<string, object> }>();
+    const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{[^}]+\}/g, '*')}`),
+    );
+    const covered = Object.values(routes).map(
+      (r) => `${r.method} ${r.url.split('?')[0]!.replace(`${run}-LOT`, '*').replace(`${run}-1`, '*')}`,
+    );
+    const byPattern = (op: string) => covered.some((c) => new RegExp(`^${op.replace(/\*/g, '[^/]+')}$`).test(c));
+    expect(operations.filter((op) => !byPattern(op))).toEqual([]);
+  });
 
   it.each(cases)('%s', async (_who, headers, expected) => {
     for (const [name, status] of Object.entries(expected)) {
@@ -136,7 +189,9 @@ describe('role × route', () => {
       });
       if (status === 'through') expect([name, through(res.statusCode)]).toEqual([name, true]);
       else expect([name, res.statusCode]).toEqual([name, status]);
-      if (res.statusCode === 401) expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="holdfast"/);
+      // A refused password is the token endpoint's own answer, not a challenge for credentials.
+      if (res.statusCode === 401 && name !== 'signIn')
+        expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="holdfast"/);
       if (res.statusCode === 401 || res.statusCode === 403) {
         expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
       }
@@ -284,4 +339,25 @@ it('describes the credentials of every operation in the OpenAPI document', async
   expect(doc.paths['/v1/inspections']!.post!.security).toEqual([{ bearerToken: [] }, { apiKey: [] }]);
   expect(doc.paths['/v1/auth/token']!.post!.security).toEqual([]);
   expect(doc.paths['/health']!.get!.security).toEqual([]);
+});
+
+it("creates the first start's admin once, with a password that signs in", async () => {
+  // A database of its own: the shared one already has accounts.
+  const database = `identity_first_${run.slice(-8)}`.replace(/-/g, '_');
+  await pool.query(`CREATE DATABASE ${database}`);
+  const url = new URL(readTestEnv().databaseUrl);
+  url.pathname = `/${database}`;
+  const fresh = createPool(url.toString(), { max: 2 });
+  try {
+    await migrate(fresh);
+    const accounts = createAccounts(fresh, createAuditTrail(fresh), { maxFailedSignIns: 3, lockForMs: 60_000 });
+    const password = await accounts.ensureFirstAdmin();
+    expect(password).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    expect(await accounts.ensureFirstAdmin()).toBeUndefined();
+    const signedIn = await accounts.signIn({ username: 'admin', password: password!, address: '127.0.0.1' });
+    expect(signedIn).toMatchObject({ ok: true, user: { username: 'admin', roles: ['admin'], sites: 'all' } });
+  } finally {
+    await fresh.end();
+    await pool.query(`DROP DATABASE ${database}`);
+  }
 });

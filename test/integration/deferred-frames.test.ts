@@ -14,7 +14,8 @@ import {
 } from '../../infra/inference/deferred-frames';
 import { openFrameHttp, type FrameHttpServer } from '../../infra/inference/frame-http';
 import { createAuthenticator } from '../../infra/identity/authenticate';
-import { bearerFor, testSigningKey } from '../support/identity';
+import { bearerFor, stationKey, testSigningKey } from '../support/identity';
+import { createAccounts } from '../../infra/identity/accounts';
 import type { FrameOutcome, InferencePipeline } from '../../infra/inference/inference-pipeline';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { auditRecordsOf } from '../support/audit';
@@ -89,7 +90,11 @@ describe('the kept frames over the HTTP edge', () => {
       pipeline,
       deferredFrames: createPgDeferredFrameAdmin(pool, pipeline, createAuditTrail(pool)),
       log: quietLog(),
-      authenticator: createAuthenticator({ identity: base.identity, signingKey: await testSigningKey() }),
+      authenticator: createAuthenticator({
+        identity: base.identity,
+        signingKey: await testSigningKey(),
+        accounts: createAccounts(pool, createAuditTrail(pool), { maxFailedSignIns: 5, lockForMs: 60_000 }),
+      }),
     });
     integrator = await bearerFor({ roles: ['integrator'] });
   });
@@ -160,6 +165,39 @@ describe('the kept frames over the HTTP edge', () => {
     expect(await refusals(`${run}-a`)).toHaveLength(1);
     expect(counted.filter((r) => r === 'dropped')).toHaveLength(1);
     expect(await auditRecordsOf(pool, older)).toHaveLength(1);
+  });
+
+  it('lets each role and key only where the edge declares (role × route)', async () => {
+    const s1 = (await stationKey(pool, { site: 'PLANT1', line: 'L1', station: 'S1' })).headers;
+    const as = (roles: Parameters<typeof bearerFor>[0]['roles']) => bearerFor({ roles, sites: ['PLANT1'] });
+    const frames = (station: string) => `${http.url}/v1/stations/PLANT1/L1/${station}/frames`;
+    const call = async (method: string, url: string, headers: Record<string, string>, body?: unknown) =>
+      (
+        await fetch(url, {
+          method,
+          headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        })
+      ).status;
+    const list = `${http.url}/v1/deferred-frames`;
+    const dropUrl = frameUrl(`${run}-nope`, 'drop');
+    const dropBody = { droppedBy: 'x', reason: 'y' };
+    // 503 and 404: the access check let the call through (the stand-in's image source is down; no such kept frame).
+    expect([
+      await call('POST', frames('S1'), {}, {}),
+      await call('GET', list, {}),
+      await call('GET', `${http.url}/docs/json`, {}),
+      await call('POST', frames('S1'), await as(['operator']), {}),
+      await call('GET', list, await as(['operator'])),
+      await call('GET', list, await as(['quality-manager'])),
+      await call('POST', dropUrl, await as(['quality-engineer']), dropBody),
+      await call('POST', dropUrl, await as(['integrator']), dropBody),
+      await call('POST', frames('S1'), s1, {}),
+      await call('POST', frames('S2'), s1, {}),
+      await call('GET', list, s1),
+      await call('POST', dropUrl, s1, dropBody),
+      await call('POST', frames('S1'), await bearerFor({ roles: ['operator'], sites: ['PLANT2'] }), {}),
+    ]).toEqual([401, 401, 200, 503, 403, 200, 403, 404, 503, 403, 403, 403, 403]);
   });
 
   it('refuses a drop without who and why, naming the field, and keeps the frame', async () => {

@@ -93,6 +93,12 @@ export function authorizeSite(request: FastifyRequest, target: AccessTarget): vo
   check(request, access, [target]);
 }
 
+/** Whether the caller may act on `target` under this route's access, without refusing. */
+export function mayActAt(request: FastifyRequest, target: AccessTarget): boolean {
+  const access = request.routeOptions.config.access;
+  return access === undefined || decideAccess(request.principal, access, [target]).allow;
+}
+
 function check(request: FastifyRequest, access: RouteAccess, targets: AccessTarget[]): void {
   const decision = decideAccess(request.principal, access, targets);
   if (decision.allow) return;

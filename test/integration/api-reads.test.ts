@@ -16,7 +16,7 @@ import {
 import type { DefectView } from '../../api/schemas/defect.schema';
 import type { LotView } from '../../api/schemas/lot.schema';
 import { readTestEnv } from '../support/test-env';
-import { asAdmin, testSigningKey } from '../support/identity';
+import { asAdmin, bearerFor, testSigningKey } from '../support/identity';
 
 /** Answers reads from maps the test fills; `unavailable` makes every call fail like an unreachable frontend. */
 class ReadGateway implements WorkflowGateway {
@@ -398,6 +398,13 @@ describe('GET /v1/lots/{lotId}', () => {
     const plant2 = await http('GET', `/v1/lots/${lotId}?site=PLANT2`);
     expect(plant2.status).toBe(200);
     expect(plant2.json()).toMatchObject({ site: 'PLANT2', inspections: { pass: 1, fail: 0, total: 1 } });
+
+    // Not ambiguous to a user of one of the sites: their site is meant, and the other stays out of reach.
+    const plant1User = await bearerFor({ roles: ['operator'], sites: ['PLANT1'] });
+    const mine = await app.inject({ method: 'GET', url: `/v1/lots/${lotId}`, headers: plant1User });
+    expect([mine.statusCode, mine.json<{ site: string }>().site]).toEqual([200, 'PLANT1']);
+    const theirs = await app.inject({ method: 'GET', url: `/v1/lots/${lotId}?site=PLANT2`, headers: plant1User });
+    expect(theirs.statusCode).toBe(403);
   });
 
   it('answers 404 for a lot never seen, or not seen at the given site', async () => {

@@ -449,7 +449,7 @@ interface LotOutcome {
 }
 
 async function lotView(lotId: string): Promise<{ cases: unknown[]; live?: LotCaseState }> {
-  return getJson(`http://127.0.0.1:${ports.api}/v1/lots/${lotId}?site=PLANT1`);
+  return getJson(`http://127.0.0.1:${ports.api}/v1/lots/${lotId}?site=PLANT1`, admin);
 }
 
 /** What Holdfast, the MES and the ERP hold for each lot, each read over its own HTTP API. */

@@ -1,4 +1,4 @@
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { UpdateRejectedError, WorkflowNotFoundError } from '../../../infra/temporal/gateway';
 import { lotCaseWorkflowId } from '../../../workflows/contracts';
@@ -27,7 +27,7 @@ import {
   LotViewSchema,
 } from '../../schemas/lot.schema';
 import { submitLotDisposition } from '../../services/disposition.service';
-import { authorizeSite } from '../../../infra/identity/route-access';
+import { authorizeSite, mayActAt } from '../../../infra/identity/route-access';
 import { READERS } from '../../support/access';
 import { temporalUiWorkflowUrl } from '../../support/temporal-ui';
 
@@ -47,7 +47,7 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
     },
     handler: async (request) => {
       const { lotId } = request.params;
-      const site = await resolveSite(deps, lotId, request.query.site);
+      const site = await resolveSite(deps, lotId, request.query.site, request);
       authorizeSite(request, { site });
       const [counts, cases, trace] = await Promise.all([
         lotInspectionCounts(deps.pool, site, lotId),
@@ -103,12 +103,14 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
       },
     },
     handler: async (request, reply) => {
-      authorizeSite(request, { site: await resolveSite(deps, request.params.lotId, request.body.site) });
+      const site = await resolveSite(deps, request.params.lotId, request.body.site, request);
+      authorizeSite(request, { site });
       const answer = await submitLotDisposition(
         deps,
         request.params.lotId,
         request.headers['idempotency-key'],
-        request.body,
+        // The site as resolved for this caller: a lot id also seen at a site they cannot see is not ambiguous to them.
+        { ...request.body, site },
         requestActor(request),
       );
       // Pre-serialised canonical JSON, so a replay is byte-identical to the first answer; the untyped reply lets a
@@ -132,7 +134,7 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
       response: { 200: RetryStepResultSchema, 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema },
     },
     handler: async (request) => {
-      const site = await resolveSite(deps, request.params.lotId, request.body.site);
+      const site = await resolveSite(deps, request.params.lotId, request.body.site, request);
       authorizeSite(request, { site });
       return retryStep(deps, request.params.lotId, request.body.requestedBy, site, requestActor(request));
     },
@@ -191,10 +193,22 @@ async function retryStep(
   throw refusal;
 }
 
-async function resolveSite(deps: ApiDeps, lotId: string, requested: string | undefined): Promise<string> {
-  const sites = await sitesOfLot(deps.pool, lotId);
+/**
+ * The site of a lot id: the one asked for, else the only one it was seen at. With a request, the sites its caller may
+ * act at come first: a lot id seen at PLANT1 and PLANT2 is not ambiguous to a PLANT1 user (their site is meant); a lot
+ * seen only elsewhere resolves to that site, and the caller's access check answers 403.
+ */
+async function resolveSite(
+  deps: ApiDeps,
+  lotId: string,
+  requested: string | undefined,
+  request?: FastifyRequest,
+): Promise<string> {
+  const seen = await sitesOfLot(deps.pool, lotId);
+  const mine = request ? seen.filter((site) => mayActAt(request, { site })) : [];
+  const sites = mine.length > 0 ? mine : seen;
   if (requested !== undefined) {
-    if (!sites.includes(requested)) throw notFound(`lot ${lotId} has not been seen at site ${requested}`);
+    if (!seen.includes(requested)) throw notFound(`lot ${lotId} has not been seen at site ${requested}`);
     return requested;
   }
   if (sites.length === 0) throw notFound(`lot ${lotId} has never been inspected`);

@@ -3,7 +3,17 @@
 const tsJest = ['ts-jest', { diagnostics: false }];
 
 // Jest does not pass the root's project options down to inline projects: each project gets them from here.
-const base = { testEnvironment: 'node', clearMocks: true, transform: { '^.+\\.ts$': tsJest } };
+// jose is ESM only, which jest's module loader cannot require: its files are transpiled to CommonJS like ours.
+const esmOnly = [
+  'ts-jest',
+  { diagnostics: false, tsconfig: { allowJs: true, module: 'commonjs', moduleResolution: 'node10' } },
+];
+const base = {
+  testEnvironment: 'node',
+  clearMocks: true,
+  transform: { '^.+\\.ts$': tsJest, '/node_modules/jose/.+\\.js$': esmOnly },
+  transformIgnorePatterns: ['/node_modules/(?!jose/)'],
+};
 
 // One PostgreSQL and one Temporal dev server for the whole run (2-core CI). Jest 29 runs a project's globalSetup only
 // when a selected test belongs to that project, and the same file once however many projects name it: the servers

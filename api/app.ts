@@ -12,8 +12,14 @@ import { createIngestMetrics } from '../infra/observability/ingest-metrics';
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import { createAuditMetrics } from '../infra/observability/audit-metrics';
 import { traceRequests } from '../infra/observability/trace-context';
+import { createAccounts } from '../infra/identity/accounts';
+import { createAuthenticator } from '../infra/identity/authenticate';
+import { enforceRouteAccess } from '../infra/identity/route-access';
+import type { SigningKey } from '../infra/identity/signing-key';
+import { parseDurationMs } from '../infra/config/duration';
 import auditRoutes from './routes/audit';
 import codecRoutes from './routes/codec';
+import authRoutes from './routes/auth';
 import defectRoutes from './routes/defects';
 import healthRoutes from './routes/health';
 import inspectionRoutes from './routes/inspections';
@@ -22,7 +28,9 @@ import stationRoutes from './routes/stations';
 
 export type { ApiDeps } from './deps';
 
-export interface BuildAppOptions extends Omit<ApiDeps, 'ingestMetrics' | 'healthChecks' | 'audit'> {
+export interface BuildAppOptions extends Omit<ApiDeps, 'ingestMetrics' | 'healthChecks' | 'audit' | 'accounts'> {
+  /** Holdfast's token key (infra/identity/signing-key.ts): signs local sign-ins, verifies people's local tokens. */
+  signingKey: SigningKey;
   /** The process's logger (api/server.ts); tests leave it out and the app logs nothing. */
   logger?: Logger;
   /** Serve the Swagger UI at /docs (api/server.ts does); /docs/json is always served. */
@@ -42,6 +50,17 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  const audit = createAuditTrail(deps.pool, createAuditMetrics(metrics));
+  const { local } = deps.config.identity;
+  const accounts = createAccounts(deps.pool, audit, {
+    maxFailedSignIns: local.maxFailedSignIns,
+    lockForMs: parseDurationMs(local.lockFor),
+  });
+  // Before any route: the onRoute check sees every route, the OpenAPI document's and the metrics' included.
+  enforceRouteAccess(app, {
+    authenticator: createAuthenticator({ identity: deps.config.identity, signingKey: deps.signingKey, accounts }),
+    publicPrefixes: ['/docs'],
+  });
   if (tracing) traceRequests(app);
   exposeMetrics(app, metrics);
   await registerOpenApi(app, { ui: docsUi });
@@ -51,10 +70,12 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
       ...routeDeps,
       ingestMetrics: createIngestMetrics(metrics, 'api'),
       healthChecks: [postgresCheck(deps.pool), ...healthChecks],
-      audit: createAuditTrail(deps.pool, createAuditMetrics(metrics)),
+      audit,
+      accounts,
     },
   };
   await app.register(healthRoutes, opts);
+  await app.register(authRoutes, opts);
   await app.register(inspectionRoutes, opts);
   await app.register(defectRoutes, opts);
   await app.register(lotRoutes, opts);

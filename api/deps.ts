@@ -1,6 +1,8 @@
 import type { PayloadCodec } from '@temporalio/common';
 import type pg from 'pg';
 import type { AuditTrail } from '../infra/audit/audit-trail';
+import type { Accounts } from '../infra/identity/accounts';
+import type { SigningKey } from '../infra/identity/signing-key';
 import type { HoldfastConfig } from '../infra/config/schema';
 import type { HealthCheck } from '../infra/observability/health-checks';
 import type { IngestMetrics } from '../infra/observability/ingest-metrics';
@@ -24,4 +26,8 @@ export interface ApiDeps {
    * (POST /codec/decode, /codec/encode). The API process always gives it.
    */
   payloadCodec?: PayloadCodec;
+  /** Local accounts and machine keys (docs/identity.md). */
+  accounts: Accounts;
+  /** Signs the tokens of local sign-ins. */
+  signingKey: SigningKey;
 }

@@ -30,6 +30,9 @@ import { startOutboxDispatcher } from '../infra/outbox/dispatcher';
 import { connectClient, describeTarget, resolveTemporalTarget } from '../infra/temporal/connection';
 import { createDeferredWorkflowGateway, createTemporalWorkflowGateway } from '../infra/temporal/gateway';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../infra/temporal/payload-codec';
+import { createAccounts } from '../infra/identity/accounts';
+import { loadOrCreateSigningKey, signingKeyFile } from '../infra/identity/signing-key';
+import { createAuditTrail } from '../infra/audit/audit-trail';
 import { buildApp } from './app';
 
 const TEMPORAL_RETRY_MAX_MS = 30_000;
@@ -68,8 +71,10 @@ async function main(): Promise<void> {
       await connection.workflowService.getSystemInfo({});
     },
   };
+  const signingKey = await loadOrCreateSigningKey(signingKeyFile(config));
   const app = await buildApp({
     pool,
+    signingKey,
     gateway,
     config,
     namespace: target.namespace,
@@ -140,6 +145,13 @@ async function main(): Promise<void> {
   process.once('SIGINT', shutdown);
 
   await app.listen({ host: config.api.host, port });
+  // The first start's only way in: printed once, to the console that started it (docs/identity.md#first-start).
+  const firstPassword = config.identity.local.enabled
+    ? await createAccounts(pool, createAuditTrail(pool), { maxFailedSignIns: 1, lockForMs: 0 }).ensureFirstAdmin()
+    : undefined;
+  if (firstPassword) {
+    app.log.warn(`first start: sign in as admin with password ${firstPassword} (shown once; docs/identity.md)`);
+  }
   app.log.info(
     `Holdfast API on http://${config.api.host}:${port} (docs at /docs, metrics at /metrics, health at /health)` +
       (tracing ? '; tracing on' : ''),

@@ -26,6 +26,8 @@ import { openSiteConnectors } from '../workers/connectors';
 import { DIRECT_READY_LINE, type DirectRunRequest, type DirectRunStatus } from './direct-protocol';
 import { inspectionBody, type PlannedPart } from './plant-data';
 import { openLoop } from './schedule';
+import { issueLocalToken } from '../infra/identity/authenticate';
+import { generateSigningKey } from '../infra/identity/signing-key';
 
 const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -50,7 +52,22 @@ async function main(): Promise<void> {
 
   // As api/server.ts builds and serves it (its logger included, at the level LOG_LEVEL says), less the dispatcher and the Temporal connection.
   const pool = createPool(databaseUrl, { applicationName: 'holdfast-api' });
+  // Its own key and an integrator's token: the API's access check is part of the measured path, as in production.
+  const signingKey = await generateSigningKey();
+  const integrator = `Bearer ${await issueLocalToken(
+    signingKey,
+    {
+      username: 'bench',
+      displayName: 'bench',
+      roles: ['integrator'],
+      sites: 'all',
+      disabled: false,
+      lockedUntil: null,
+    },
+    24 * 3600,
+  )}`;
   const app = await buildApp({
+    signingKey,
     pool,
     gateway: noTemporal,
     config,
@@ -78,7 +95,7 @@ async function main(): Promise<void> {
         try {
           const res = await fetch(apiUrl, {
             method: 'POST',
-            headers: { 'content-type': 'application/json' },
+            headers: { 'content-type': 'application/json', authorization: integrator },
             body: JSON.stringify(inspectionBody(part, dueMs, site)),
           });
           current.ingestMs.push(Date.now() - dueMs);

@@ -46,6 +46,8 @@ import { openPool, type ClosablePool } from './pools';
 import { cpuByBucket, cpuSecondsBetween, postgresBackendRole, ROLE_ENV, snapshotCpu } from './process-cpu';
 import { dueAt, openLoop } from './schedule';
 import { jsonFigure, jsonFigures, percentiles, spreadByKey } from './stats';
+import { issueLocalToken } from '../infra/identity/authenticate';
+import { loadOrCreateSigningKey } from '../infra/identity/signing-key';
 
 const { values: args } = parseArgs({
   options: {
@@ -214,6 +216,21 @@ runBenchmark('latency', async (bench) => {
     },
   ];
   say('starting the stack: Temporal dev server, simulators, worker, API, direct baseline');
+  // The API's token key, made first so that the camera side can sign an integrator's token the API trusts (the
+  // direct baseline checks one too: both sides pay for the access check).
+  const signingKey = await loadOrCreateSigningKey(join(work, 'data', 'identity', 'signing-key.json'));
+  const integrator = `Bearer ${await issueLocalToken(
+    signingKey,
+    {
+      username: 'bench',
+      displayName: 'bench',
+      roles: ['integrator'],
+      sites: 'all',
+      disabled: false,
+      lockedUntil: null,
+    },
+    24 * 3600,
+  )}`;
   const local = await startLocalStack({
     config,
     env: { ...process.env, DATABASE_URL: urlOf(databases.holdfast), HOLDFAST_CONFIG: holdfastConfigFile },
@@ -292,7 +309,7 @@ runBenchmark('latency', async (bench) => {
       try {
         const res = await fetch(apiUrl, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', authorization: integrator },
           body: JSON.stringify(inspectionBody(part, dueMs, SITE)),
         });
         ingestMs.push(Date.now() - dueMs);

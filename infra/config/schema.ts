@@ -257,12 +257,56 @@ export const HoldfastConfig = z
          * Temporal Web UI is served. Default: the origin of temporalUiUrl.
          */
         codecUiOrigins: z.array(z.url()).optional(),
+        /**
+         * Who may decode payloads through the codec endpoint. `signed-in`: quality staff, auditors and admins, with the
+         * bearer token the Web UI passes on (production: the UI signs in through the same OpenID provider).
+         * `local-ui`: a browser on this machine at one of codecUiOrigins, without a token; only for the embedded
+         * `npm start`, whose dev-server Web UI has no sign-in, and only while the API listens on loopback.
+         */
+        codecAccess: z.enum(['signed-in', 'local-ui']).default('signed-in'),
         bodyLimitBytes: z.number().int().positive().default(1_048_576),
         maxBatch: z.number().int().positive().default(500),
       })
       .prefault({}),
     vision: Vision.prefault({}),
     observability: Observability.prefault({}),
+    /** Who may call Holdfast's HTTP routes (docs/identity.md). */
+    identity: z
+      .strictObject({
+        /**
+         * The plant's OpenID Connect provider (Keycloak, Entra ID, Okta): its issuer URL, whose discovery document
+         * names the signing keys. Absent: only local accounts sign in.
+         */
+        issuer: z.url().optional(),
+        /** The `aud` Holdfast's access tokens carry at that provider. */
+        audience: z.string().min(1).optional(),
+        /** Claims (dot path for nested ones, e.g. `realm_access.roles`) holding a user's roles and sites. */
+        rolesClaim: z.string().min(1).default('roles'),
+        sitesClaim: z.string().min(1).default('sites'),
+        /** Accepted signature algorithms of the provider's tokens: asymmetric only (never `none`, never HS*). */
+        algorithms: z
+          .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
+          .min(1)
+          .default(['RS256', 'ES256']),
+        /** Local accounts (holdfast.user_account), the embedded default: POST /v1/auth/token. */
+        local: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            /** Lifetime of a token from POST /v1/auth/token. */
+            tokenTtl: Duration.default('15m'),
+            /** Failed sign-ins in a row that lock an account, and for how long. */
+            maxFailedSignIns: z.number().int().positive().default(5),
+            lockFor: Duration.default('15m'),
+            /** Holdfast's signing key pair (ES256), created on first start; relative to the data directory. */
+            signingKeyFile: z.string().min(1).default('identity/signing-key.json'),
+          })
+          .prefault({}),
+      })
+      .refine((i) => (i.issuer === undefined) === (i.audience === undefined), {
+        message: 'identity.issuer and identity.audience go together',
+        path: ['audience'],
+      })
+      .prefault({}),
     /** The audit trail (docs/audit-trail.md). */
     audit: z
       .strictObject({

@@ -4,6 +4,10 @@ import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 
 export const OPENAPI_JSON_PATH = '/docs/json';
 
+/** The OpenAPI security schemes every protected operation names (docs/identity.md). */
+export const BEARER_SCHEME = 'bearerToken';
+export const API_KEY_SCHEME = 'apiKey';
+
 /**
  * OpenAPI generated from the route schemas, so the published inventory is the registered routes (OWASP API9):
  * the document at /docs/json, the Swagger UI at /docs.
@@ -25,6 +29,24 @@ export async function registerOpenApi(
         }),
         version: '0.1.0',
       },
+      components: {
+        securitySchemes: {
+          [BEARER_SCHEME]: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description:
+              'A person: a token from POST /v1/auth/token (local accounts) or from the OpenID provider in ' +
+              '`identity.issuer`.',
+          },
+          [API_KEY_SCHEME]: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'X-Api-Key',
+            description: 'A machine: `hfk_<id>_<secret>`, scoped to a site, line or station (npm run keys).',
+          },
+        },
+      },
     },
     transform: jsonSchemaTransform,
   });
@@ -33,6 +55,6 @@ export async function registerOpenApi(
     const fastifySwaggerUi = (require('@fastify/swagger-ui') as typeof import('@fastify/swagger-ui')).default;
     await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   } else {
-    app.get(OPENAPI_JSON_PATH, { schema: { hide: true } }, async () => app.swagger());
+    app.get(OPENAPI_JSON_PATH, { schema: { hide: true }, config: { access: 'public' } }, async () => app.swagger());
   }
 }

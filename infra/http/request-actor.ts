@@ -2,12 +2,13 @@ import type { FastifyRequest } from 'fastify';
 import type { AuditActor } from '../audit/audit-record';
 
 /**
- * Who made a request, as far as the request can honestly say; both HTTP edges (the API and the inference worker's)
- * ask here for every audit record. Nobody is authenticated yet, so the actor is `unauthenticated`: its id is the name
- * the request claims (a body's `decidedBy`, `droppedBy`), unverified, and its address the peer's. Identity (OpenID
- * Connect, API keys) replaces this function's body with the verified user or key, and every call site and audit
- * record follows without change.
+ * Who made a request, for its audit records; both HTTP edges (the API and the inference worker's) ask here. It is the
+ * principal the route's access check authenticated (infra/identity/route-access.ts): a user (subject and display
+ * name) or an API key (its id and name). Names a request body claims (`decidedBy`, `droppedBy`) are notes, never the
+ * actor. Only a public route has no principal, and public routes change nothing.
  */
-export function requestActor(request: FastifyRequest, claimedName?: string): AuditActor {
-  return { kind: 'unauthenticated', id: claimedName ?? 'anonymous', address: request.ip };
+export function requestActor(request: FastifyRequest): AuditActor {
+  const principal = request.principal;
+  if (!principal) return { kind: 'unauthenticated', id: 'anonymous', address: request.ip };
+  return { kind: principal.kind, id: principal.id, displayName: principal.displayName, address: request.ip };
 }

@@ -27,6 +27,8 @@ import {
   validationProblem,
 } from '../http/problem-details';
 import { requestActor } from '../http/request-actor';
+import type { Authenticator } from '../identity/authenticate';
+import { enforceRouteAccess } from '../identity/route-access';
 import { ProblemSchema } from '../http/schemas';
 import { StationParamsSchema } from '../http/schemas';
 import { findStation } from '../config/load';
@@ -55,6 +57,8 @@ export interface FrameHttpOptions {
   metrics?: Registry;
   /** What GET /health checks (the worker's dependencies). */
   health?: readonly HealthCheck[];
+  /** Who is calling (the same tokens and keys as the API's: docs/identity.md). */
+  authenticator: Authenticator;
 }
 
 export interface FrameHttpServer {
@@ -116,6 +120,14 @@ const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { confi
   );
 
   app.post('/v1/stations/:site/:line/:station/frames', {
+    config: {
+      access: { roles: ['operator', 'quality-engineer', 'integrator'], machine: ['frames:write'] },
+      // A station's key sends frames for its own station only (Part 11 §11.10(h)).
+      accessTargets: (request) => {
+        const { site, line, station } = request.params as { site: string; line: string; station: string };
+        return [{ site, line, station }];
+      },
+    },
     schema: {
       summary: 'Inspect one image now, as a frame from this station',
       description:
@@ -201,6 +213,13 @@ const DeferredFrameSchema = z.object({
 });
 const EventIdParamsSchema = z.strictObject({ eventId: z.string().min(1).max(512) });
 
+/**
+ * Kept frames are the plant's image-source outages, listed across sites: people who run the plant's integration (and
+ * admins), not one site's staff. Dropping one loses an inspection for good, so no machine key may.
+ */
+const KEPT_FRAMES_READERS = { roles: ['integrator', 'quality-manager'], machine: ['deferred-frames:read'] } as const;
+const KEPT_FRAMES_ACTORS = { roles: ['integrator', 'quality-manager'] } as const;
+
 const deferredFrameRoutes: FastifyPluginAsyncZod<{ deferredFrames: DeferredFrameAdmin }> = async (
   app,
   { deferredFrames },
@@ -209,6 +228,7 @@ const deferredFrameRoutes: FastifyPluginAsyncZod<{ deferredFrames: DeferredFrame
     new ProblemError(httpProblem(404, `no frame ${eventId} is kept (inspected, dropped or never kept)`));
 
   app.get('/v1/deferred-frames', {
+    config: { access: KEPT_FRAMES_READERS },
     schema: {
       summary: 'Frames kept while their image source was down',
       description:
@@ -225,6 +245,7 @@ const deferredFrameRoutes: FastifyPluginAsyncZod<{ deferredFrames: DeferredFrame
   });
 
   app.post('/v1/deferred-frames/:eventId/retry', {
+    config: { access: KEPT_FRAMES_ACTORS },
     schema: {
       summary: 'Try a kept frame again now',
       description: 'For when its image source is back: the frame is due at once instead of after its backoff.',
@@ -240,6 +261,7 @@ const deferredFrameRoutes: FastifyPluginAsyncZod<{ deferredFrames: DeferredFrame
   });
 
   app.post('/v1/deferred-frames/:eventId/drop', {
+    config: { access: KEPT_FRAMES_ACTORS },
     schema: {
       summary: 'Give a kept frame up',
       description:
@@ -254,11 +276,7 @@ const deferredFrameRoutes: FastifyPluginAsyncZod<{ deferredFrames: DeferredFrame
       response: { 200: z.object({ eventId: z.string(), rejectionId: z.string() }), 404: ProblemSchema },
     },
     handler: async (request) => {
-      const dropped = await deferredFrames.drop(
-        request.params.eventId,
-        request.body,
-        requestActor(request, request.body.droppedBy),
-      );
+      const dropped = await deferredFrames.drop(request.params.eventId, request.body, requestActor(request));
       if (!dropped) throw notKept(request.params.eventId);
       return { eventId: request.params.eventId, rejectionId: dropped.rejectionId };
     },
@@ -333,6 +351,7 @@ export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpSe
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  enforceRouteAccess(app, { authenticator: opts.authenticator });
   app.addHook('onError', async (request, _reply, err) => {
     if (err instanceof ProblemError || (err.statusCode ?? 500) < 500) return;
     opts.log.error('one-off image failed', { url: request.url, error: err.message });

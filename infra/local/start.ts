@@ -36,6 +36,9 @@ import {
   type ChildStatus,
   type RestartPolicyOptions,
 } from './supervisor';
+import type pg from 'pg';
+import { createAuditTrail } from '../audit/audit-trail';
+import { createAccounts } from '../identity/accounts';
 
 export const REPO_ROOT = resolve(__dirname, '../..');
 /** Fixed so a restarted `npm start` finds its data at the same address; DATABASE_URL replaces it entirely. */
@@ -293,10 +296,12 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     }
     checkAborted();
     const pool = createPool(databaseUrl, { max: 2 });
+    let cameraSimKeys: string;
     try {
       await assertDurableSettings(pool);
       const applied = await migrate(pool);
       log(`migrations: ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
+      cameraSimKeys = await cameraSimulatorKeys(pool, config);
     } finally {
       await pool.end();
     }
@@ -382,6 +387,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       LOG_FORMAT: 'json',
       ...sapCredentials,
       ...payloadKeys,
+      // Only the camera simulator reads it (its ground truth for shadow stations goes to the API's verdicts route).
+      HOLDFAST_API_KEYS: cameraSimKeys,
     };
 
     for (const spec of processes) {
@@ -558,6 +565,30 @@ async function waitForHttp(url: string, giveUp: AbortSignal): Promise<void> {
   }
 }
 
+const CAMERA_SIM_KEY_NAME = 'camera simulator (npm start)';
+
+/**
+ * The camera simulator's API keys, JSON { site: key }: one per site (a key is scoped to one site), allowed to record
+ * verdicts only. New on every start, the previous start's revoked, so no key outlives the run that printed nothing.
+ */
+async function cameraSimulatorKeys(pool: pg.Pool, config: HoldfastConfig): Promise<string> {
+  const accounts = createAccounts(pool, createAuditTrail(pool), { maxFailedSignIns: 1, lockForMs: 0 });
+  const launcher = { kind: 'system' as const, id: 'local-launcher' };
+  for (const old of await accounts.listKeys()) {
+    if (old.name === CAMERA_SIM_KEY_NAME && !old.revokedAt) await accounts.revokeKey(launcher, old.id);
+  }
+  const keys: Record<string, string> = {};
+  for (const site of config.sites) {
+    const { key } = await accounts.createKey(launcher, {
+      name: CAMERA_SIM_KEY_NAME,
+      scope: { site: site.id },
+      actions: ['verdicts:write'],
+    });
+    keys[site.id] = key;
+  }
+  return JSON.stringify(keys);
+}
+
 /**
  * SAP_USER / SAP_PASSWORD for the simulator and the connector, which must agree: from the environment when set,
  * else generated on the first start of this data directory and kept in it (file mode 0600).
@@ -648,7 +679,10 @@ export function exampleCurl(apiBase: string, now = new Date()): string {
     recipeVersion: 'R-17',
     inspectedAt: now.toISOString(),
   };
-  return `curl -sS -X POST ${apiBase}/v1/inspections -H 'content-type: application/json' -d '${JSON.stringify(body)}'`;
+  return (
+    `curl -sS -X POST ${apiBase}/v1/inspections -H "authorization: Bearer $TOKEN" ` +
+    `-H 'content-type: application/json' -d '${JSON.stringify(body)}'`
+  );
 }
 
 export function banner(stack: LocalStack, config: HoldfastConfig): string {
@@ -664,8 +698,14 @@ export function banner(stack: LocalStack, config: HoldfastConfig): string {
   lines.push(`  Data directory    ${stack.dataDir}`);
   const metrics = stack.processes.flatMap((p) => (p.metricsUrls ?? []).map((url) => `  ${p.name.padEnd(18)}${url}`));
   if (metrics.length > 0) lines.push('', 'Prometheus metrics (docs/operations.md):', '', ...metrics);
+  const apiBase = api ?? `http://${config.api.host}:${config.api.port}`;
+  lines.push('', "Sign in (the first start printed admin's one-time password above; accounts: npm run users):", '');
+  lines.push(
+    `  TOKEN=$(curl -sS ${apiBase}/v1/auth/token -H 'content-type: application/json' ` +
+      `-d '{"username":"admin","password":"…"}' | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')`,
+  );
   lines.push('', 'Post a failed inspection:', '');
-  lines.push(`  ${exampleCurl(api ?? `http://${config.api.host}:${config.api.port}`)}`, '');
+  lines.push(`  ${exampleCurl(apiBase)}`, '');
   lines.push(
     'More detail: LOG_LEVEL=debug, or LOG_LEVEL_<PROCESS>=debug for one (LOG_LEVEL_API, LOG_LEVEL_SAP_SIM, …).',
   );

@@ -9,6 +9,8 @@ const ChecksSchema = z.record(z.string(), z.object({ ok: z.boolean(), required: 
 /** GET /health on a fastify edge (the API, the inference worker): the shared answer, documented in OpenAPI. */
 export function registerHealthRoute(app: FastifyInstance, checks: readonly HealthCheck[], description: string): void {
   app.withTypeProvider<ZodTypeProvider>().get('/health', {
+    // Load balancers and orchestrators probe it without credentials; it names dependencies, not data.
+    config: { access: 'public' },
     schema: {
       summary: 'Which dependencies are up',
       description: `${description} 503 while a required one is down.`,

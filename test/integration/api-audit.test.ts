@@ -27,6 +27,7 @@ import {
 } from '../../workflows/contracts';
 import { auditRecordsOf } from '../support/audit';
 import { testPool } from '../support/test-env';
+import { asAdmin, bearerFor, testSigningKey } from '../support/identity';
 
 /** The lot case as the test wants it to answer, call by call. */
 class LotCaseStandIn implements WorkflowGateway {
@@ -75,7 +76,11 @@ const lotCase = new LotCaseStandIn();
 async function http(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${baseUrl}${path}`, {
     method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: {
+      ...(await asAdmin()),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
@@ -109,14 +114,20 @@ async function newLot(): Promise<{ lotId: string; workflowId: string }> {
   return { lotId, workflowId: lotCaseWorkflowId('PLANT1', lotId) };
 }
 
+/** Who made the changes the admin's token made (retries, verdicts): the principal, whatever the body claims. */
+const ADMIN = { kind: 'user', id: 'local:test-admin', displayName: 'test-admin', address: '127.0.0.1' };
+
 const scrap = { decision: 'scrap', reason: 'cracked flange, beyond rework', decidedBy: engineer };
-const dispose = (lotId: string, key: string, body: unknown = scrap) =>
-  http('POST', `/v1/lots/${lotId}/disposition`, body, { 'Idempotency-Key': key });
+const dispose = async (lotId: string, key: string, body: unknown = scrap) =>
+  http('POST', `/v1/lots/${lotId}/disposition`, body, {
+    'Idempotency-Key': key,
+    ...(await bearerFor({ username: engineer, roles: ['quality-engineer'] })),
+  });
 const page = (query: string) => http('GET', `/v1/audit?${query}`);
 
 beforeAll(async () => {
   pool = testPool();
-  app = await buildApp({ pool, gateway: lotCase, config, namespace: 'default' });
+  app = await buildApp({ signingKey: await testSigningKey(), pool, gateway: lotCase, config, namespace: 'default' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });
@@ -150,7 +161,7 @@ describe('a disposition', () => {
     expect(records[0]).toMatchObject({
       action: 'lot-case.disposition',
       recordType: 'lot-case',
-      actor: { kind: 'unauthenticated', id: engineer, address: '127.0.0.1' },
+      actor: { kind: 'user', id: `local:${engineer}`, displayName: engineer, address: '127.0.0.1' },
       old: { stage: 'awaiting-disposition', disposition: null },
       new: { disposition: { ...scrap, requestId: key } },
       reason: scrap.reason,
@@ -221,7 +232,7 @@ describe('a lot-case retry', () => {
     expect(await auditRecordsOf(pool, workflowId)).toEqual([
       expect.objectContaining({
         action: 'lot-case.retry',
-        actor: { kind: 'unauthenticated', id: 'erp.admin', address: '127.0.0.1' },
+        actor: ADMIN,
         new: { requestedBy: 'erp.admin' },
         reason: null,
         outcome: 'accepted',
@@ -253,7 +264,7 @@ describe('station verdicts', () => {
     expect(await auditRecordsOf(pool, recordOf(second))).toEqual([
       expect.objectContaining({
         action: 'station-verdict.record',
-        actor: { kind: 'unauthenticated', id: 'camera-sim', address: '127.0.0.1' },
+        actor: ADMIN,
         old: null,
         new: { verdict: 'pass', defectClass: null, decidedBy: 'camera-sim' },
         outcome: 'done',
@@ -265,7 +276,7 @@ describe('station verdicts', () => {
         new: { verdict: 'fail', defectClass: 'scratch', decidedBy: engineer },
       }),
       expect.objectContaining({
-        actor: expect.objectContaining({ id: 'qe.lead' }),
+        actor: ADMIN,
         old: { verdict: 'fail', defectClass: 'scratch', decidedBy: engineer },
         new: { verdict: 'pass', defectClass: null, decidedBy: 'qe.lead' },
       }),
@@ -285,7 +296,7 @@ describe('GET /v1/audit', () => {
       };
       await dispose(lotId, `${run}-k-${randomUUID()}`);
     }
-    const res = await page(`actor=${engineer}&recordType=lot-case&limit=500`);
+    const res = await page(`actor=local:${engineer}&recordType=lot-case&limit=500`);
     mine = res.json<{ records: AuditRecord[] }>().records.slice(-3);
     expect(mine.map((r) => r.outcome)).toEqual(['accepted', 'refused', 'accepted']);
   });
@@ -316,12 +327,14 @@ describe('GET /v1/audit', () => {
   });
 
   it('filters by record, actor and time, and pages by `after` with a Link to the next page', async () => {
-    const first = await page(`actor=${engineer}&recordType=lot-case&from=${encodeURIComponent(mine[0]!.at)}&limit=2`);
+    const first = await page(
+      `actor=local:${engineer}&recordType=lot-case&from=${encodeURIComponent(mine[0]!.at)}&limit=2`,
+    );
     const body = first.json<{ records: AuditRecord[]; next: string | null }>();
     expect(body.records.map((r) => r.seq)).toEqual([mine[0]!.seq, mine[1]!.seq]);
     expect(body.next).toBe(String(mine[1]!.seq));
     expect(first.headers.get('link')).toBe(
-      `</v1/audit?actor=${encodeURIComponent(engineer)}&recordType=lot-case` +
+      `</v1/audit?actor=${encodeURIComponent(`local:${engineer}`)}&recordType=lot-case` +
         `&from=${encodeURIComponent(mine[0]!.at)}&limit=2&after=${mine[1]!.seq}>; rel="next"`,
     );
     const link = /^<([^>]+)>/.exec(first.headers.get('link')!)![1]!;
@@ -330,10 +343,10 @@ describe('GET /v1/audit', () => {
 
     // [from, to): the instant of the second record as `to` leaves the first only.
     const window = await page(
-      `actor=${engineer}&from=${encodeURIComponent(mine[0]!.at)}&to=${encodeURIComponent(mine[1]!.at)}`,
+      `actor=local:${engineer}&from=${encodeURIComponent(mine[0]!.at)}&to=${encodeURIComponent(mine[1]!.at)}`,
     );
     expect(window.json<{ records: AuditRecord[] }>().records.map((r) => r.seq)).toEqual([mine[0]!.seq]);
-    expect((await page(`recordType=no-such-type&actor=${engineer}`)).json()).toEqual({ records: [], next: null });
+    expect((await page(`recordType=no-such-type&actor=local:${engineer}`)).json()).toEqual({ records: [], next: null });
   });
 
   it('exports CSV (RFC 4180) on format=csv or Accept: text/csv, with the hashed content for checking', async () => {
@@ -349,7 +362,7 @@ describe('GET /v1/audit', () => {
     expect(lines[2]).toBe('');
     expect(lines[1]).toMatch(
       new RegExp(
-        `^${mine[0]!.seq},${mine[0]!.at.replace('+', '\\+')},unauthenticated,${engineer.replace('.', '\\.')},,` +
+        `^${mine[0]!.seq},${mine[0]!.at.replace('+', '\\+')},user,local:${engineer.replace('.', '\\.')},${engineer.replace('.', '\\.')},` +
           `127\\.0\\.0\\.1,lot-case\\.disposition,lot-case,${mine[0]!.recordId},` +
           `"\\{""disposition"":null,""stage"":""awaiting-disposition""\\}",`,
       ),

@@ -21,6 +21,7 @@ import {
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
+import { asAdmin, testSigningKey } from '../support/identity';
 
 type DispositionBehaviour = (workflowId: string, request: DispositionRequest) => Promise<DispositionOutcome>;
 
@@ -85,7 +86,11 @@ async function http(
 ): Promise<Answer> {
   const res = await fetch(`${baseUrl}${path}`, {
     method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: {
+      ...(await asAdmin()),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
@@ -135,7 +140,7 @@ async function idempotencyRow(k: string) {
 
 beforeAll(async () => {
   pool = createPool(readTestEnv().databaseUrl, { max: 5 });
-  app = await buildApp({ pool, gateway, config, namespace: 'default' });
+  app = await buildApp({ signingKey: await testSigningKey(), pool, gateway, config, namespace: 'default' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });

@@ -14,6 +14,7 @@ import {
   lotCaseWorkflowId,
 } from '../../workflows/contracts';
 import { readTestEnv } from '../support/test-env';
+import { asAdmin, testSigningKey } from '../support/identity';
 
 /** Ingest never touches Temporal: every method fails the test if called. */
 class UntouchedGateway implements WorkflowGateway {
@@ -103,7 +104,7 @@ interface HttpAnswer {
 async function post(payload: unknown): Promise<HttpAnswer> {
   const res = await fetch(`${baseUrl}/v1/inspections`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(await asAdmin()) },
     body: JSON.stringify(payload),
   });
   const body = await res.text();
@@ -112,7 +113,7 @@ async function post(payload: unknown): Promise<HttpAnswer> {
 
 beforeAll(async () => {
   pool = createPool(readTestEnv().databaseUrl, { max: 5 });
-  app = await buildApp({ pool, gateway, config, namespace: 'default' });
+  app = await buildApp({ signingKey: await testSigningKey(), pool, gateway, config, namespace: 'default' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });

@@ -16,6 +16,7 @@ import {
 import type { DefectView } from '../../api/schemas/defect.schema';
 import type { LotView } from '../../api/schemas/lot.schema';
 import { readTestEnv } from '../support/test-env';
+import { asAdmin, bearerFor, testSigningKey } from '../support/identity';
 
 /** Answers reads from maps the test fills; `unavailable` makes every call fail like an unreachable frontend. */
 class ReadGateway implements WorkflowGateway {
@@ -80,7 +81,8 @@ function inspection(overrides: Record<string, unknown> = {}): Record<string, unk
 async function http(method: string, path: string, body?: unknown) {
   const res = await fetch(`${baseUrl}${path}`, {
     method,
-    ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
+    headers: { ...(await asAdmin()), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
   return {
@@ -124,7 +126,7 @@ const lotState = (lotId: string, overrides: Partial<LotCaseState> = {}): LotCase
 
 beforeAll(async () => {
   pool = createPool(readTestEnv().databaseUrl, { max: 5 });
-  app = await buildApp({ pool, gateway, config, namespace });
+  app = await buildApp({ signingKey: await testSigningKey(), pool, gateway, config, namespace });
   await app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });
@@ -396,6 +398,13 @@ describe('GET /v1/lots/{lotId}', () => {
     const plant2 = await http('GET', `/v1/lots/${lotId}?site=PLANT2`);
     expect(plant2.status).toBe(200);
     expect(plant2.json()).toMatchObject({ site: 'PLANT2', inspections: { pass: 1, fail: 0, total: 1 } });
+
+    // Not ambiguous to a user of one of the sites: their site is meant, and the other stays out of reach.
+    const plant1User = await bearerFor({ roles: ['operator'], sites: ['PLANT1'] });
+    const mine = await app.inject({ method: 'GET', url: `/v1/lots/${lotId}`, headers: plant1User });
+    expect([mine.statusCode, mine.json<{ site: string }>().site]).toEqual([200, 'PLANT1']);
+    const theirs = await app.inject({ method: 'GET', url: `/v1/lots/${lotId}?site=PLANT2`, headers: plant1User });
+    expect(theirs.statusCode).toBe(403);
   });
 
   it('answers 404 for a lot never seen, or not seen at the given site', async () => {

@@ -11,6 +11,7 @@ import { ingestInspections } from '../../infra/ingest/ingest.service';
 import { loadConfig } from '../../infra/config/load';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import { testPool } from '../support/test-env';
+import { asAdmin, testSigningKey } from '../support/identity';
 
 const base = loadConfig();
 const config = structuredClone(base);
@@ -29,7 +30,7 @@ let app: FastifyInstance;
 
 beforeAll(async () => {
   pool = testPool();
-  app = await buildApp({ pool, gateway, config, namespace: 'default' });
+  app = await buildApp({ signingKey: await testSigningKey(), pool, gateway, config, namespace: 'default' });
 });
 
 afterAll(async () => {
@@ -78,6 +79,7 @@ describe('shadow report', () => {
       { frameId: `frame-${run}-3`, verdict: 'pass' },
     ].map((v) => ({ ...v, source: 'ground-truth', decidedBy: 'camera-sim' }));
     const posted = await app.inject({
+      headers: await asAdmin(),
       method: 'POST',
       url: `/v1/stations/PLANT1/${LINE}/S1/verdicts`,
       payload: { verdicts: truth },
@@ -86,13 +88,18 @@ describe('shadow report', () => {
     expect(posted.json()).toEqual({ recorded: 4 });
     // An inspector re-checked part 1: it was good after all.
     const manual = await app.inject({
+      headers: await asAdmin(),
       method: 'POST',
       url: `/v1/stations/PLANT1/${LINE}/S1/verdicts`,
       payload: { verdicts: [{ frameId: `frame-${run}-1`, verdict: 'pass', source: 'manual', decidedBy: 'qe.jones' }] },
     });
     expect(manual.statusCode).toBe(200);
 
-    const report = await app.inject({ method: 'GET', url: `/v1/stations/PLANT1/${LINE}/S1/shadow-report` });
+    const report = await app.inject({
+      headers: await asAdmin(),
+      method: 'GET',
+      url: `/v1/stations/PLANT1/${LINE}/S1/shadow-report`,
+    });
     expect(report.statusCode).toBe(200);
     expect(report.json()).toMatchObject({
       currentMode: 'shadow',
@@ -107,6 +114,7 @@ describe('shadow report', () => {
     });
 
     const truthOnly = await app.inject({
+      headers: await asAdmin(),
       method: 'GET',
       url: `/v1/stations/PLANT1/${LINE}/S1/shadow-report?source=ground-truth`,
     });
@@ -115,6 +123,7 @@ describe('shadow report', () => {
 
   it('refuses bad verdicts naming the field, and unknown stations', async () => {
     const bad = await app.inject({
+      headers: await asAdmin(),
       method: 'POST',
       url: `/v1/stations/PLANT1/${LINE}/S1/verdicts`,
       payload: { verdicts: [{ frameId: 'f 1', verdict: 'maybe', source: 'manual', decidedBy: 'x' }] },
@@ -124,7 +133,11 @@ describe('shadow report', () => {
     const fields = bad.json<{ errors: { field: string }[] }>().errors.map((e) => e.field);
     expect(fields).toEqual(expect.arrayContaining(['verdicts.0.frameId', 'verdicts.0.verdict']));
 
-    const unknown = await app.inject({ method: 'GET', url: '/v1/stations/PLANT1/L9/S1/shadow-report' });
+    const unknown = await app.inject({
+      headers: await asAdmin(),
+      method: 'GET',
+      url: '/v1/stations/PLANT1/L9/S1/shadow-report',
+    });
     expect(unknown.statusCode).toBe(404);
   });
 });

@@ -12,6 +12,7 @@ import type { LotView } from '../../api/schemas/lot.schema';
 import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { WorkflowHarness } from '../support/workflow-harness';
+import { asAdmin, testSigningKey } from '../support/identity';
 
 /**
  * The API end to end on real workflows: ingest → outbox → lot case (fake MES/ERP behind a real worker) → reads and an
@@ -62,14 +63,24 @@ test('a failed inspection becomes a held lot whose disposition goes through the 
   let dispatcher: OutboxDispatcher | undefined;
   await worker.runUntil(async () => {
     try {
-      app = await buildApp({ pool: harness.pool, gateway, config, namespace: harness.namespace });
+      app = await buildApp({
+        signingKey: await testSigningKey(),
+        pool: harness.pool,
+        gateway,
+        config,
+        namespace: harness.namespace,
+      });
       await app.listen({ host: '127.0.0.1', port: 0 });
       const baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
       dispatcher = startOutboxDispatcher({ pool: harness.pool, gateway, config });
       const http = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
         const res = await fetch(`${baseUrl}${path}`, {
           method,
-          headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+          headers: {
+            ...(await asAdmin()),
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+            ...headers,
+          },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         });
         const text = await res.text();

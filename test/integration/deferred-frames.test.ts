@@ -13,6 +13,9 @@ import {
   startDeferredFrameRetry,
 } from '../../infra/inference/deferred-frames';
 import { openFrameHttp, type FrameHttpServer } from '../../infra/inference/frame-http';
+import { createAuthenticator } from '../../infra/identity/authenticate';
+import { bearerFor, stationKey, testSigningKey } from '../support/identity';
+import { createAccounts } from '../../infra/identity/accounts';
 import type { FrameOutcome, InferencePipeline } from '../../infra/inference/inference-pipeline';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { auditRecordsOf } from '../support/audit';
@@ -77,6 +80,7 @@ afterAll(async () => {
 
 describe('the kept frames over the HTTP edge', () => {
   let http: FrameHttpServer;
+  let integrator: { authorization: string };
   const base = loadConfig();
   beforeAll(async () => {
     // Other tests' kept frames may share the table: this one's frames are told apart by their event ids.
@@ -86,17 +90,23 @@ describe('the kept frames over the HTTP edge', () => {
       pipeline,
       deferredFrames: createPgDeferredFrameAdmin(pool, pipeline, createAuditTrail(pool)),
       log: quietLog(),
+      authenticator: createAuthenticator({
+        identity: base.identity,
+        signingKey: await testSigningKey(),
+        accounts: createAccounts(pool, createAuditTrail(pool), { maxFailedSignIns: 5, lockForMs: 60_000 }),
+      }),
     });
+    integrator = await bearerFor({ roles: ['integrator'] });
   });
   afterAll(() => http.close());
 
   const frameUrl = (eventId: string, action: 'retry' | 'drop') =>
     `${http.url}/v1/deferred-frames/${encodeURIComponent(eventId)}/${action}`;
-  const retry = (eventId: string) => fetch(frameUrl(eventId, 'retry'), { method: 'POST' });
+  const retry = (eventId: string) => fetch(frameUrl(eventId, 'retry'), { method: 'POST', headers: integrator });
   const drop = (eventId: string, body: unknown) =>
     fetch(frameUrl(eventId, 'drop'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...integrator },
       body: JSON.stringify(body),
     });
 
@@ -104,7 +114,7 @@ describe('the kept frames over the HTTP edge', () => {
     const older = await keep(`${run}-a`, 120);
     const newer = await keep(`${run}-b`, 60);
 
-    const listed = await fetch(`${http.url}/v1/deferred-frames?limit=500`);
+    const listed = await fetch(`${http.url}/v1/deferred-frames?limit=500`, { headers: integrator });
     expect(listed.status).toBe(200);
     const body = (await listed.json()) as { total: number; frames: { eventId: string; attempts: number }[] };
     const mine = body.frames.filter((f) => f.eventId.startsWith(`${run}-`));
@@ -122,7 +132,7 @@ describe('the kept frames over the HTTP edge', () => {
     expect(retryRecord).toMatchObject({
       action: 'deferred-frame.retry',
       recordType: 'deferred-frame',
-      actor: { kind: 'unauthenticated', id: 'anonymous', address: '127.0.0.1' },
+      actor: { kind: 'user', id: 'local:integrator', displayName: 'integrator', address: '127.0.0.1' },
       new: { nextAttemptAt: due.nextAttemptAt },
       reason: null,
       outcome: 'done',
@@ -141,7 +151,7 @@ describe('the kept frames over the HTTP edge', () => {
     expect(dropRecords).toHaveLength(1);
     expect(dropRecords[0]).toMatchObject({
       action: 'deferred-frame.drop',
-      actor: { kind: 'unauthenticated', id: 'qe.jones', address: '127.0.0.1' },
+      actor: { kind: 'user', id: 'local:integrator', displayName: 'integrator', address: '127.0.0.1' },
       old: { eventId: older, topic, attempts: 1, lastError: 'image source answered 503' },
       new: { rejectionReason: 'dropped: by qe.jones: image store lost the file' },
       reason: 'image store lost the file',
@@ -157,6 +167,39 @@ describe('the kept frames over the HTTP edge', () => {
     expect(await auditRecordsOf(pool, older)).toHaveLength(1);
   });
 
+  it('lets each role and key only where the edge declares (role × route)', async () => {
+    const s1 = (await stationKey(pool, { site: 'PLANT1', line: 'L1', station: 'S1' })).headers;
+    const as = (roles: Parameters<typeof bearerFor>[0]['roles']) => bearerFor({ roles, sites: ['PLANT1'] });
+    const frames = (station: string) => `${http.url}/v1/stations/PLANT1/L1/${station}/frames`;
+    const call = async (method: string, url: string, headers: Record<string, string>, body?: unknown) =>
+      (
+        await fetch(url, {
+          method,
+          headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        })
+      ).status;
+    const list = `${http.url}/v1/deferred-frames`;
+    const dropUrl = frameUrl(`${run}-nope`, 'drop');
+    const dropBody = { droppedBy: 'x', reason: 'y' };
+    // 503 and 404: the access check let the call through (the stand-in's image source is down; no such kept frame).
+    expect([
+      await call('POST', frames('S1'), {}, {}),
+      await call('GET', list, {}),
+      await call('GET', `${http.url}/docs/json`, {}),
+      await call('POST', frames('S1'), await as(['operator']), {}),
+      await call('GET', list, await as(['operator'])),
+      await call('GET', list, await as(['quality-manager'])),
+      await call('POST', dropUrl, await as(['quality-engineer']), dropBody),
+      await call('POST', dropUrl, await as(['integrator']), dropBody),
+      await call('POST', frames('S1'), s1, {}),
+      await call('POST', frames('S2'), s1, {}),
+      await call('GET', list, s1),
+      await call('POST', dropUrl, s1, dropBody),
+      await call('POST', frames('S1'), await bearerFor({ roles: ['operator'], sites: ['PLANT2'] }), {}),
+    ]).toEqual([401, 401, 200, 503, 403, 200, 403, 404, 503, 403, 403, 403, 403]);
+  });
+
   it('refuses a drop without who and why, naming the field, and keeps the frame', async () => {
     const eventId = await keep(`${run}-c`);
     const res = await drop(eventId, { reason: '  ', extra: 1 });
@@ -168,7 +211,7 @@ describe('the kept frames over the HTTP edge', () => {
     expect(await kept(eventId)).toBe(true);
     expect(await auditRecordsOf(pool, eventId)).toEqual([]);
 
-    const badLimit = await fetch(`${http.url}/v1/deferred-frames?limit=0`);
+    const badLimit = await fetch(`${http.url}/v1/deferred-frames?limit=0`, { headers: integrator });
     expect(badLimit.status).toBe(400);
     expect(await badLimit.text()).toContain('limit');
     const unknown = await retry(`${run}-nope`);

@@ -41,7 +41,12 @@ interface LotView {
 }
 
 async function ingest(body: unknown) {
-  const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: body as object });
+  const res = await stack.api.inject({
+    headers: stack.adminHeaders,
+    method: 'POST',
+    url: '/v1/inspections',
+    payload: body as object,
+  });
   return { status: res.statusCode, body: res.json() };
 }
 
@@ -56,7 +61,11 @@ async function intentOutcomes(keys: string[]): Promise<unknown[]> {
 
 async function awaitingDisposition(lotId: string, parts: number): Promise<LotCaseState> {
   return eventually(`lot ${lotId} awaiting disposition with ${parts} part(s)`, async () => {
-    const res = await stack.api.inject({ method: 'GET', url: `/v1/lots/${lotId}?site=PLANT1` });
+    const res = await stack.api.inject({
+      headers: stack.adminHeaders,
+      method: 'GET',
+      url: `/v1/lots/${lotId}?site=PLANT1`,
+    });
     if (res.statusCode !== 200) return undefined;
     const live = res.json<LotView>().live;
     return live?.stage === 'awaiting-disposition' && live.parts.length === parts ? live : undefined;
@@ -107,7 +116,11 @@ test('three defective parts of one lot: one MES hold, one SAP notification with 
   );
   expect(items.rowCount).toBe(3);
   // Each part is findable: its inspection, its hand-over (recorded by the case) and its part in the lot case.
-  const defectView = await stack.api.inject({ method: 'GET', url: `/v1/defects/${fails[0]!.eventId}` });
+  const defectView = await stack.api.inject({
+    headers: stack.adminHeaders,
+    method: 'GET',
+    url: `/v1/defects/${fails[0]!.eventId}`,
+  });
   expect(defectView.statusCode).toBe(200);
   const defect = defectView.json<DefectView>();
   expect(defect.dispatch).toMatchObject({ state: 'confirmed', redispatches: 0 });
@@ -127,7 +140,7 @@ test('three defective parts of one lot: one MES hold, one SAP notification with 
     stack.api.inject({
       method: 'POST',
       url: `/v1/lots/${lotId}/disposition`,
-      headers: { 'idempotency-key': key },
+      headers: { ...stack.adminHeaders, 'idempotency-key': key },
       payload: {
         decision: 'scrap',
         reason: 'Scratches beyond limit (MRB 2026-311)',
@@ -157,7 +170,7 @@ test('return to vendor: the purchase order goes from the MES lot to one SAP 122 
   const res = await stack.api.inject({
     method: 'POST',
     url: `/v1/lots/${lotId}/disposition`,
-    headers: { 'idempotency-key': `mrb-${randomUUID()}` },
+    headers: { ...stack.adminHeaders, 'idempotency-key': `mrb-${randomUUID()}` },
     payload: { decision: 'return-to-vendor', reason: 'Porosity (MRB 2026-312)', decidedBy: 'qe.jane', site: 'PLANT1' },
   });
   expect(res.statusCode).toBe(200);
@@ -250,7 +263,12 @@ test('bad input is refused with a problem naming the field, and nothing is writt
   const lotId = `L-E2E-${randomUUID().slice(0, 8)}`;
   const good = failedInspection(lotId);
   const bad = { ...failedInspection(lotId), defects: [{ class: 'scratch', score: 7 }] };
-  const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: { results: [good, bad] } });
+  const res = await stack.api.inject({
+    headers: stack.adminHeaders,
+    method: 'POST',
+    url: '/v1/inspections',
+    payload: { results: [good, bad] },
+  });
   expect(res.statusCode).toBe(400);
   expect(res.headers['content-type']).toContain('application/problem+json');
   expect(JSON.stringify(res.json())).toContain('results.1.defects.0.score');
@@ -279,7 +297,7 @@ test('an ERP refusal parks the lot case in needs-attention; once fixed, POST /re
   expect((await ingest(failedInspection(lotId))).status).toBe(202);
 
   const parked = await eventually('lot case parked in needs-attention', async () => {
-    const res = await stack.api.inject({ method: 'GET', url: `/v1/lots/${lotId}` });
+    const res = await stack.api.inject({ headers: stack.adminHeaders, method: 'GET', url: `/v1/lots/${lotId}` });
     const live = res.statusCode === 200 ? (res.json<LotView>().live ?? undefined) : undefined;
     return live?.stage === 'needs-attention' ? live : undefined;
   });
@@ -288,7 +306,12 @@ test('an ERP refusal parks the lot case in needs-attention; once fixed, POST /re
   ]);
   expect(parked.failures![0]!.message).toContain(batch);
   const retry = () =>
-    stack.api.inject({ method: 'POST', url: `/v1/lots/${lotId}/retry`, payload: { requestedBy: 'erp.admin' } });
+    stack.api.inject({
+      headers: stack.adminHeaders,
+      method: 'POST',
+      url: `/v1/lots/${lotId}/retry`,
+      payload: { requestedBy: 'erp.admin' },
+    });
 
   await sapBatch('PC');
   const first = await retry();

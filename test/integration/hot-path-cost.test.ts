@@ -99,7 +99,12 @@ test('one worst-case defect: its workflows, visibility writes, MES/ERP calls and
   const lotCaseId = lotCaseWorkflowId('PLANT1', lotId);
 
   counting = true;
-  const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: inspection });
+  const res = await stack.api.inject({
+    headers: stack.adminHeaders,
+    method: 'POST',
+    url: '/v1/inspections',
+    payload: inspection,
+  });
   expect(res.statusCode).toBe(202);
   await eventually('the lot case awaiting its disposition', async () => {
     const { rows } = await others.query<{ stage: string }>(

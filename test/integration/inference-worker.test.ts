@@ -27,6 +27,7 @@ import { eventually } from '../support/eventually';
 import { quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
 import { lotCaseWorkflowId } from '../../workflows/contracts';
+import { asAdmin, testSigningKey } from '../support/identity';
 
 /** The second model: another manifest (identity, class name) over the same kind of network. */
 const BLOB_MODEL = { name: 'blob-finder', version: '2.0', defectClass: 'blob' };
@@ -116,6 +117,7 @@ afterAll(async () => {
 
 async function startWorker(workerConfig = config): Promise<InferenceWorker> {
   const worker = await startInferenceWorker({
+    signingKey: await testSigningKey(),
     config: workerConfig,
     pool,
     mqttUrl: broker.url,
@@ -385,10 +387,14 @@ describe('inference worker', () => {
         sku,
       }).toString();
     // One-off requests to the edge; the answers are checked as they come, errors included.
-    const postImage = (to: string, image: Buffer) =>
-      fetch(to, { method: 'POST', headers: { 'content-type': 'image/png' }, body: image });
-    const postFrameJson = (to: string, frame: unknown) =>
-      fetch(to, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(frame) });
+    const postImage = async (to: string, image: Buffer) =>
+      fetch(to, { method: 'POST', headers: { 'content-type': 'image/png', ...(await asAdmin()) }, body: image });
+    const postFrameJson = async (to: string, frame: unknown) =>
+      fetch(to, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(await asAdmin()) },
+        body: JSON.stringify(frame),
+      });
 
     // The image itself, its frame fields in the query, diversion asked for: a fail at a production station, its
     // reject written.
@@ -512,7 +518,11 @@ describe('inference worker', () => {
     const badDivert = await postFrameJson(url(S1, '?divert=yes'), json);
     expect(badDivert.status).toBe(400);
     expect((await problem(badDivert)).errors).toEqual([{ field: 'querystring.divert', message: 'true or false' }]);
-    const gif = await fetch(url(S1), { method: 'POST', headers: { 'content-type': 'image/gif' }, body: 'GIF89a' });
+    const gif = await fetch(url(S1), {
+      method: 'POST',
+      headers: { 'content-type': 'image/gif', ...(await asAdmin()) },
+      body: 'GIF89a',
+    });
     expect(gif.status).toBe(415);
 
     expect(worker.pipeline.stats().rejectedFrames).toMatchObject({ 'bad-payload': 1, 'bad-image': 2, 'no-recipe': 1 });
@@ -580,7 +590,9 @@ describe('inference worker', () => {
       expect(kept.last_error).toMatch(/answered 503/);
       expect(worker.pipeline.stats().deferredFrames).toBe(1);
       // An operator sees it on the worker's HTTP edge, with its attempts and why.
-      const listed = (await (await fetch(`${worker.http.url}/v1/deferred-frames`)).json()) as {
+      const listed = (await (
+        await fetch(`${worker.http.url}/v1/deferred-frames`, { headers: await asAdmin() })
+      ).json()) as {
         frames: { eventId: string; attempts: number; lastError: string }[];
       };
       expect(listed.frames.find((f) => f.eventId === inspectionEventId(S1, failId))).toMatchObject({
@@ -686,8 +698,10 @@ describe('inference worker connectors', () => {
       connectTimeoutMs: 1_500,
     };
     const noBroker = `mqtt://127.0.0.1:${await freePort()}`;
+    const signingKey = await testSigningKey();
     const start = (workerConfig: HoldfastConfig, mqttUrl: string) =>
       startInferenceWorker({
+        signingKey,
         config: workerConfig,
         pool,
         mqttUrl,

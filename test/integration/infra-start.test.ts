@@ -394,7 +394,11 @@ describe('banner', () => {
     expect(text).toContain(`Temporal          ${readTestEnv().temporalAddress}`);
     expect(text).not.toMatch(/postgres:\/\/[^:]+:(?!\*\*\*)[^@]+@/);
     const curl = exampleCurl('http://127.0.0.1:3000', new Date('2026-01-02T03:04:05Z'));
-    expect(text).toContain("curl -sS -X POST http://127.0.0.1:3000/v1/inspections -H 'content-type: application/json'");
+    expect(text).toContain(
+      'curl -sS -X POST http://127.0.0.1:3000/v1/inspections -H "authorization: Bearer $TOKEN" ' +
+        "-H 'content-type: application/json'",
+    );
+    expect(text).toContain('TOKEN=$(curl -sS http://127.0.0.1:3000/v1/auth/token');
     const body = JSON.parse(/-d '(.*)'$/.exec(curl)![1]!);
     expect(body).toMatchObject({ site: 'PLANT1', line: 'L1', station: 'S1', result: 'fail' });
     expect(body.inspectedAt).toBe('2026-01-02T03:04:05.000Z');

@@ -32,6 +32,11 @@ import { eventually } from '../support/eventually';
 import { getJson, sapStock } from '../support/plant';
 import { readTestEnv } from '../support/test-env';
 import { isRunning } from '../support/process-alive';
+import { loadOrCreateSigningKey } from '../../infra/identity/signing-key';
+import { asAdmin } from '../support/identity';
+
+/** An admin's bearer token, signed with the processes' own key (written to their data directory first). */
+let admin: { authorization: string };
 
 jest.setTimeout(300_000);
 
@@ -170,6 +175,8 @@ beforeAll(async () => {
   chmodSync(work, 0o755);
   const configFile = await writeConfig(work);
   config = loadConfig(configFile);
+  // The processes' token key, made first so that the poster can sign an admin's token the API trusts.
+  admin = await asAdmin(await loadOrCreateSigningKey(join(work, 'data', 'identity', 'signing-key.json')));
   stack = await startLocalStack({
     config,
     env: stackEnv(configFile),
@@ -248,7 +255,7 @@ async function postInputs(inputs: Inspection[]): Promise<void> {
     for (;;) {
       const answer = await fetch(`http://127.0.0.1:${ports.api}/v1/inspections`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...admin },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(10_000),
       }).then(
@@ -446,7 +453,7 @@ interface LotOutcome {
 }
 
 async function lotView(lotId: string): Promise<{ cases: unknown[]; live?: LotCaseState }> {
-  return getJson(`http://127.0.0.1:${ports.api}/v1/lots/${lotId}?site=PLANT1`);
+  return getJson(`http://127.0.0.1:${ports.api}/v1/lots/${lotId}?site=PLANT1`, admin);
 }
 
 /** What Holdfast, the MES and the ERP hold for each lot, each read over its own HTTP API. */

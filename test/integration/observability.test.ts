@@ -25,6 +25,11 @@ import { readTestEnv, testPool } from '../support/test-env';
 import { auditRecordsOf } from '../support/audit';
 import { readAnchors } from '../../infra/audit/audit-anchor';
 import { verifyAuditTrail } from '../../infra/audit/audit-chain';
+import { loadOrCreateSigningKey } from '../../infra/identity/signing-key';
+import { asAdmin } from '../support/identity';
+
+/** An admin's bearer token, signed with the processes' own key (written to their data directory first). */
+let admin: { authorization: string };
 
 jest.setTimeout(240_000);
 
@@ -147,6 +152,8 @@ beforeAll(async () => {
   };
   const configFile = join(workDir, 'temporal.yaml');
   writeFileSync(configFile, stringify(config));
+  // The processes' token key, made here first so that the test can sign an admin's token the API and the edge trust.
+  admin = await asAdmin(await loadOrCreateSigningKey(join(workDir, 'data', 'identity', 'signing-key.json')));
   const common = {
     HOLDFAST_CONFIG: configFile,
     HOLDFAST_DATA_DIR: join(workDir, 'data'),
@@ -267,7 +274,7 @@ test('the API counts accepted and refused inspections, and the dispatcher its la
   const post = (body: unknown) =>
     fetch(`${urls.api}/v1/inspections`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...admin },
       body: JSON.stringify(body),
     });
   expect((await post(failedInspection(lotId))).status).toBe(202);
@@ -356,7 +363,7 @@ test('the inference worker counts frames, their latency, refusals and reject wri
     });
     return fetch(`${urls.inference}/v1/stations/PLANT1/L1/S1/frames?${query.toString()}`, {
       method: 'POST',
-      headers: { 'content-type': 'image/png' },
+      headers: { 'content-type': 'image/png', ...admin },
       body: new Uint8Array(await spotFrame(true)),
     });
   };
@@ -392,7 +399,7 @@ test('the API counts the audit records it writes and anchors the chain head in i
   const frameId = `obs-${run}-verdict`;
   const posted = await fetch(`${urls.api}/v1/stations/PLANT1/L1/S1/verdicts`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...admin },
     body: JSON.stringify({ verdicts: [{ frameId, verdict: 'fail', source: 'manual', decidedBy: 'qe.obs' }] }),
   });
   expect(posted.status).toBe(200);

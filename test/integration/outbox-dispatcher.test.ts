@@ -17,6 +17,7 @@ import type {
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
+import { asAdmin, testSigningKey } from '../support/identity';
 
 /**
  * Behaves like signal-with-start: the first hand-over of a lot opens a run, later ones reach it. `failing` makes
@@ -97,7 +98,7 @@ function failed(lotId: string): Record<string, unknown> {
 async function ingest(...results: Record<string, unknown>[]): Promise<string[]> {
   const res = await fetch(`${baseUrl}/v1/inspections`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(await asAdmin()) },
     body: JSON.stringify({ results }),
   });
   expect(res.status).toBe(202);
@@ -150,7 +151,13 @@ async function confirm(eventIds: string[]): Promise<void> {
 
 beforeAll(async () => {
   pool = createPool(readTestEnv().databaseUrl, { max: 5 });
-  app = await buildApp({ pool, gateway: new DispatchRecordingGateway(), config, namespace: 'default' });
+  app = await buildApp({
+    signingKey: await testSigningKey(),
+    pool,
+    gateway: new DispatchRecordingGateway(),
+    config,
+    namespace: 'default',
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });

@@ -24,6 +24,7 @@ import {
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
+import { asAdmin, testSigningKey } from '../support/identity';
 
 /**
  * The real gateway against the run's Temporal dev server. No worker polls the task queue used here, so started
@@ -239,7 +240,7 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
   });
 
   it("hands an ingested failure to its lot's case through the outbox and records the run, unconfirmed until the case records it", async () => {
-    const app = await buildApp({ pool, gateway, config, namespace: env.namespace });
+    const app = await buildApp({ signingKey: await testSigningKey(), pool, gateway, config, namespace: env.namespace });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const dispatcher = startOutboxDispatcher({ pool, gateway, config });
     try {
@@ -248,7 +249,7 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
       toCleanUp(workflowId);
       const res = await fetch(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/v1/inspections`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...(await asAdmin()) },
         body: JSON.stringify({ ...detection, imageRef: 's3://vision/img.png', result: 'fail' }),
       });
       expect(res.status).toBe(202);

@@ -19,12 +19,14 @@ import {
 import { dispositionUpdate, lotCaseStateQuery, lotCaseWorkflowId } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
+import { asAdmin, bearerFor, testSigningKey } from '../support/identity';
 import { readTestEnv } from '../support/test-env';
 import { WorkflowHarness, detection } from '../support/workflow-harness';
 
 const harness = new WorkflowHarness();
 let rawConnection: Connection;
 let api: FastifyInstance;
+let authorization: { authorization: string };
 const UI_ORIGIN = 'http://127.0.0.1:8233';
 
 beforeAll(async () => {
@@ -33,10 +35,16 @@ beforeAll(async () => {
   api = await buildApp({
     pool: harness.pool,
     gateway: createTemporalWorkflowGateway(harness.client, { taskQueue: 'unused' }),
-    config: { ...harness.config, api: { ...harness.config.api, codecUiOrigins: [UI_ORIGIN] } },
+    // Signed in, as in production: the Web UI passes the user's token on.
+    config: {
+      ...harness.config,
+      api: { ...harness.config.api, codecUiOrigins: [UI_ORIGIN], codecAccess: 'signed-in' },
+    },
     namespace: harness.namespace,
     payloadCodec: harness.payloadCodec,
+    signingKey: await testSigningKey(),
   });
+  authorization = await asAdmin();
 });
 
 afterAll(async () => {
@@ -76,7 +84,7 @@ async function decodeOverHttp(payloads: JsonPayload[], headers: Record<string, s
   return api.inject({
     method: 'POST',
     url: '/codec/decode',
-    headers: { 'x-namespace': harness.namespace, ...headers },
+    headers: { 'x-namespace': harness.namespace, ...authorization, ...headers },
     payload: { payloads },
   });
 }
@@ -138,7 +146,12 @@ test('a lot case stores only ciphertext, and the codec endpoint decodes it for t
 
 test('the codec endpoint encodes what it decodes, and passes unencrypted payloads through', async () => {
   const original = { metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: btoa('"hello"') };
-  const encoded = await api.inject({ method: 'POST', url: '/codec/encode', payload: { payloads: [original] } });
+  const encoded = await api.inject({
+    method: 'POST',
+    url: '/codec/encode',
+    headers: authorization,
+    payload: { payloads: [original] },
+  });
   expect(encoded.statusCode).toBe(200);
   const [sealed] = encoded.json<{ payloads: JsonPayload[] }>().payloads;
   expect(utf8(sealed!.metadata!.encoding)).toBe(ENCRYPTED_ENCODING);
@@ -167,6 +180,18 @@ test('a preflight from the Web UI origin may send Authorization and X-Namespace;
 
   const other = await preflight('https://elsewhere.example');
   expect(other.headers['access-control-allow-origin']).toBeUndefined();
+});
+
+test('decoding needs a signed-in quality engineer, quality manager, auditor or admin', async () => {
+  const anonymous = await api.inject({ method: 'POST', url: '/codec/decode', payload: { payloads: [] } });
+  expect(anonymous.statusCode).toBe(401);
+  const operator = await decodeOverHttp(
+    [],
+    await bearerFor({ username: 'op', roles: ['operator'], sites: ['PLANT1'] }),
+  );
+  expect(operator.statusCode).toBe(403);
+  const auditor = await decodeOverHttp([], await bearerFor({ username: 'aud', roles: ['auditor'], sites: ['PLANT1'] }));
+  expect(auditor.statusCode).toBe(200);
 });
 
 test('bad requests are refused naming the field; a payload under an unknown key id is 422 naming the id', async () => {

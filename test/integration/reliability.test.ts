@@ -138,7 +138,12 @@ test.each(crashWindows)(
     await doomed.ready;
     const exited = new Promise<NodeJS.Signals | null>((r) => doomed.child.on('exit', (_code, signal) => r(signal)));
     const inspection = failedInspection(lotId);
-    const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: inspection });
+    const res = await stack.api.inject({
+      headers: stack.adminHeaders,
+      method: 'POST',
+      url: '/v1/inspections',
+      payload: inspection,
+    });
     expect(res.statusCode).toBe(202);
     expect(await exited).toBe('SIGKILL');
     // Temporal never heard of the create; the MES or ERP has its document or not, the ledger its intent.
@@ -206,7 +211,12 @@ test('inspections are accepted while Temporal is unreachable and their workflows
     await proxy.cut();
     const lotId = `L-OUT-${randomUUID().slice(0, 8)}`;
     const batch = { results: [failedInspection(lotId), failedInspection(lotId), failedInspection(lotId)] };
-    const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: batch });
+    const res = await stack.api.inject({
+      headers: stack.adminHeaders,
+      method: 'POST',
+      url: '/v1/inspections',
+      payload: batch,
+    });
     expect(res.statusCode).toBe(202);
     const ids = batch.results.map((r) => r.eventId);
     const pending = await eventually(
@@ -272,7 +282,12 @@ test('a lot case the engine lost after its parts were dispatched is started agai
   try {
     const parts = [failedInspection(lotId), failedInspection(lotId)];
     const ids = parts.map((p) => p.eventId);
-    const res = await stack.api.inject({ method: 'POST', url: '/v1/inspections', payload: { results: parts } });
+    const res = await stack.api.inject({
+      headers: stack.adminHeaders,
+      method: 'POST',
+      url: '/v1/inspections',
+      payload: { results: parts },
+    });
     expect(res.statusCode).toBe(202);
     // Both parts handed to the case; no worker runs yet, so nothing has recorded them.
     await eventually('both parts dispatched', async () => {

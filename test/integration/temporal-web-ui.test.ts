@@ -18,6 +18,7 @@ import { startTemporalDevServer, type TemporalDevServer } from '../../infra/loca
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { ENCRYPTED_ENCODING, holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import { ALL_SEARCH_ATTRIBUTES, lotCaseWorkflowId, type DetectionDispatch } from '../../workflows/contracts';
+import { testSigningKey } from '../support/identity';
 import { readTestEnv, testPool } from '../support/test-env';
 
 /** Debian's package (npm run system-packages installs it); HOLDFAST_CHROMIUM names another build. */
@@ -59,6 +60,7 @@ beforeAll(async () => {
     config: { ...config, api: { ...config.api, codecUiOrigins: [server.uiUrl!] } },
     namespace: 'default',
     payloadCodec,
+    signingKey: await testSigningKey(),
   });
   await api.listen({ host: '127.0.0.1', port: apiPort });
   const gateway = createTemporalWorkflowGateway(client, { taskQueue: `no-worker-${run}` });

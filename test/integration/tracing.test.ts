@@ -52,7 +52,7 @@ test('one trace from the ingest request through the outbox, the workflows and ac
   const res = await stack.api.inject({
     method: 'POST',
     url: '/v1/inspections',
-    headers: { traceparent: `00-${traceId}-${callerSpanId}-01` },
+    headers: { ...stack.adminHeaders, traceparent: `00-${traceId}-${callerSpanId}-01` },
     payload: inspection,
   });
   expect(res.statusCode).toBe(202);
@@ -108,7 +108,7 @@ test('one trace from the ingest request through the outbox, the workflows and ac
   const decided = await stack.api.inject({
     method: 'POST',
     url: `/v1/lots/${lotId}/disposition`,
-    headers: { 'idempotency-key': `mrb-${randomUUID()}` },
+    headers: { ...stack.adminHeaders, 'idempotency-key': `mrb-${randomUUID()}` },
     payload: { decision: 'scrap', reason: 'Scratch beyond limit', decidedBy: 'qe.jane', site: 'PLANT1' },
   });
   expect(decided.statusCode).toBe(200);

@@ -19,6 +19,8 @@ import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
 import { createTemporalWorkflowGateway, type WorkflowGateway } from '../../infra/temporal/gateway';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
+import type { SigningKey } from '../../infra/identity/signing-key';
+import { asAdmin, stationKey, testSigningKey } from './identity';
 
 export interface StackOptions {
   pool: Pool;
@@ -61,6 +63,12 @@ export interface HoldfastStack {
   connectors: SiteConnectors;
   /** The in-process worker's connector series (holdfast_connector_*), as the worker process serves them. */
   workerMetrics: Registry;
+  /** Signs this stack's people's tokens (test/support/identity.ts bearerFor). */
+  signingKey: SigningKey;
+  /** An admin's `Authorization` header for this stack's API. */
+  adminHeaders: { authorization: string };
+  /** A new key for one station (inspections and frames there only): its `X-Api-Key` header. */
+  stationKey(scope: { site: string; line: string; station: string }): Promise<{ 'x-api-key': string }>;
   /** Resolves when the in-process workers have stopped (after stop()). */
   stop(): Promise<void>;
 }
@@ -149,7 +157,9 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       });
     }
 
+    const signingKey = await testSigningKey();
     const api = await buildApp({
+      signingKey,
       pool: opts.pool,
       gateway,
       config,
@@ -164,6 +174,9 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     return {
       config,
       taskQueue,
+      signingKey,
+      adminHeaders: await asAdmin(signingKey),
+      stationKey: async (scope) => (await stationKey(opts.pool, scope)).headers,
       api,
       sap,
       mes,

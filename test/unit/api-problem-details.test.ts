@@ -4,6 +4,7 @@ import { Pool } from 'pg';
 import { buildApp } from '../../api/app';
 import { loadConfig } from '../../infra/config/load';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
+import { asAdmin, testSigningKey } from '../support/identity';
 
 /**
  * The error contract without a database: validation and framework errors never reach a repository. The pool points
@@ -20,7 +21,8 @@ let baseUrl: string;
 async function request(method: string, path: string, body?: string, contentType = 'application/json') {
   const res = await fetch(`${baseUrl}${path}`, {
     method,
-    ...(body !== undefined ? { headers: { 'content-type': contentType }, body } : {}),
+    headers: { ...(await asAdmin()), ...(body !== undefined ? { 'content-type': contentType } : {}) },
+    ...(body !== undefined ? { body } : {}),
   });
   const text = await res.text();
   return {
@@ -49,8 +51,14 @@ const valid = {
 
 beforeAll(async () => {
   pool = new Pool({ connectionString: 'postgres://nobody@127.0.0.1:1/none', connectionTimeoutMillis: 200 });
-  app = await buildApp({ pool, gateway: unusedGateway, config, namespace: 'default' });
-  app.get('/test/boom', { schema: { hide: true } }, async () => {
+  app = await buildApp({
+    signingKey: await testSigningKey(),
+    pool,
+    gateway: unusedGateway,
+    config,
+    namespace: 'default',
+  });
+  app.get('/test/boom', { schema: { hide: true }, config: { access: 'public' } }, async () => {
     throw new Error('duplicate key value violates unique constraint "inspection_pkey" at SELECT * FROM holdfast.x');
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -132,6 +140,7 @@ describe('problem+json error contract', () => {
       [
         '/health',
         '/v1/audit',
+        '/v1/auth/token',
         '/v1/defects/{id}',
         '/v1/inspections',
         '/v1/lots/{lotId}',

@@ -38,9 +38,14 @@ import { createInferenceMetrics } from '../../infra/observability/inference-metr
 import { createIngestMetrics } from '../../infra/observability/ingest-metrics';
 import { createAuditMetrics } from '../../infra/observability/audit-metrics';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
+import { createAccounts } from '../../infra/identity/accounts';
+import { createAuthenticator } from '../../infra/identity/authenticate';
+import { type SigningKey, loadOrCreateSigningKey, signingKeyFile } from '../../infra/identity/signing-key';
 
 export interface InferenceWorkerOptions {
   config: HoldfastConfig;
+  /** Verifies people's local tokens on the HTTP edge. Default: the API's key file (identity.local.signingKeyFile). */
+  signingKey?: Pick<SigningKey, 'publicKey'>;
   pool: pg.Pool;
   /** Overrides the broker connector's url, as MQTT_URL does (tests and benchmarks start their own broker). */
   mqttUrl?: string;
@@ -185,6 +190,11 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       httpLogger: opts.httpLogger,
       metrics: registry,
       health: healthChecks({ pool, connectors, brokerName, rejectName, models }),
+      authenticator: createAuthenticator({
+        identity: config.identity,
+        signingKey: opts.signingKey ?? (await loadOrCreateSigningKey(signingKeyFile(config, opts.env))),
+        accounts: createAccounts(pool, audit, { maxFailedSignIns: 1, lockForMs: 0 }),
+      }),
     }).catch(async (err: unknown) => {
       await subscriber.close({ force: true });
       throw err;

@@ -1,4 +1,5 @@
-import type { FastifyReply, onRequestHookHandler } from 'fastify';
+import type { FastifyReply } from 'fastify';
+import type { RouteAccess } from '../../../infra/identity/access';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { AuditRecord } from '../../../infra/audit/audit-record';
 import { canonicalJson } from '../../../infra/ingest/canonical-json';
@@ -8,11 +9,8 @@ import { listAuditRecords } from '../../repositories/audit.repository';
 import { AUDIT_PAGE_MAX, AuditPageSchema, AuditQuerySchema } from '../../schemas/audit.schema';
 import { toCsv } from '../../support/csv';
 
-/**
- * Who may read the audit trail. Nobody signs in yet, so nobody can be told apart; when identity lands, this one hook
- * refuses every caller without the auditor role, for every route of this plugin.
- */
-const auditorsOnly: onRequestHookHandler = (_request, _reply, done) => done();
+/** Who may read the audit trail: auditors (and admins), never a machine key. */
+const auditorsOnly: RouteAccess = { roles: ['auditor'] };
 
 const CSV_COLUMNS = [
   'seq',
@@ -36,7 +34,7 @@ const CSV_COLUMNS = [
 
 const auditRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.get('/v1/audit', {
-    onRequest: auditorsOnly,
+    config: { access: auditorsOnly },
     schema: {
       summary: 'The audit trail: every create and change of Holdfast records, with who, what, when and why',
       description:

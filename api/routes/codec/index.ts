@@ -5,20 +5,13 @@ import { z } from 'zod';
 import { ProblemError, problemType } from '../../../infra/http/problem-details';
 import { ProblemSchema } from '../../../infra/http/schemas';
 import { type JsonPayload, payloadFromJson, payloadToJson } from '../../../infra/temporal/payload-codec';
+import type { RouteAccess } from '../../../infra/identity/access';
 import type { ApiDeps } from '../../deps';
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /**
-     * Who may call the route. Declared here because the codec routes are the first to need it; the identity work
-     * enforces it (docs/temporal.md#codec-endpoint).
-     */
-    access?: { roles: readonly string[] };
-  }
-}
-
 /** Decoded payloads show personal and signed data: quality staff and auditors only. */
-const CODEC_ACCESS = { roles: ['quality-engineer', 'quality-manager', 'auditor', 'admin'] } as const;
+const CODEC_ACCESS: RouteAccess = { roles: ['quality-engineer', 'quality-manager', 'auditor'] };
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
 /** Temporal's remote codec protocol: proto3 JSON, so metadata values and data are base64. */
 const JsonPayloadSchema = z.object({
@@ -44,6 +37,10 @@ const codecRoutes: FastifyPluginAsyncZod<{ deps: CodecDeps }> = async (app, { de
   const origins = new Set(
     (deps.config.api.codecUiOrigins ?? [deps.config.api.temporalUiUrl]).map((url) => new URL(url).origin),
   );
+  const localUi = deps.config.api.codecAccess === 'local-ui';
+  if (localUi && !['127.0.0.1', '::1', 'localhost'].includes(deps.config.api.host)) {
+    throw new Error(`api.codecAccess local-ui needs the API on loopback; api.host is ${deps.config.api.host}`);
+  }
   const allowOrigin = (request: FastifyRequest, reply: FastifyReply) => {
     const origin = request.headers.origin;
     if (origin && origins.has(origin)) {
@@ -58,7 +55,8 @@ const codecRoutes: FastifyPluginAsyncZod<{ deps: CodecDeps }> = async (app, { de
     ['/codec/decode', 'decode'],
     ['/codec/encode', 'encode'],
   ] as const) {
-    app.options(path, { schema: { hide: true } }, async (request, reply) => {
+    // A browser's CORS preflight carries no credentials, by the Fetch standard: it is answered to anyone.
+    app.options(path, { config: { access: 'public' }, schema: { hide: true } }, async (request, reply) => {
       allowOrigin(request, reply);
       reply.header('Access-Control-Allow-Methods', 'POST, OPTIONS');
       reply.header('Access-Control-Allow-Headers', ALLOWED_HEADERS);
@@ -67,10 +65,20 @@ const codecRoutes: FastifyPluginAsyncZod<{ deps: CodecDeps }> = async (app, { de
     });
 
     app.post(path, {
-      config: { access: CODEC_ACCESS },
+      config: { access: localUi ? 'public' : CODEC_ACCESS },
       // A Temporal payload may be 2 MB, a third more in base64, and the UI may send several at once.
       bodyLimit: CODEC_BODY_LIMIT_BYTES,
-      onRequest: async (request, reply) => allowOrigin(request, reply),
+      onRequest: async (request, reply) => {
+        allowOrigin(request, reply);
+        if (localUi && !(LOOPBACK.has(request.ip) && origins.has(request.headers.origin ?? ''))) {
+          throw new ProblemError({
+            type: problemType('forbidden'),
+            title: 'Forbidden',
+            status: 403,
+            detail: 'api.codecAccess is local-ui: only the Web UI on this machine may call the codec without a token',
+          });
+        }
+      },
       schema: {
         summary:
           direction === 'decode'

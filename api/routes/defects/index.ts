@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../../deps';
+import { authorizeSite } from '../../../infra/identity/route-access';
+import { READERS } from '../../support/access';
 import { notFound } from '../../../infra/http/problem-details';
 import { findInspection } from '../../../infra/ingest/inspection.repository';
 import { lotCaseOfPart } from '../../repositories/lot-case.repository';
@@ -13,6 +15,7 @@ import { temporalUiWorkflowUrl } from '../../support/temporal-ui';
 
 const defectRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.get('/v1/defects/:id', {
+    config: { access: { roles: READERS, machine: ['defects:read'] } },
     schema: {
       summary: 'One inspection with its hand-over, its part in the lot case and its trace documents',
       description:
@@ -25,6 +28,7 @@ const defectRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
     handler: async (request) => {
       const inspection = await findInspection(deps.pool, request.params.id);
       if (!inspection) throw notFound(`no inspection ${request.params.id}`);
+      authorizeSite(request, { site: inspection.site, line: inspection.line, station: inspection.station });
       const { eventId } = inspection;
 
       const [trace, dispatch, lotCase] = await Promise.all([

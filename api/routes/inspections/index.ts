@@ -8,6 +8,14 @@ import type { IngestRefusal } from '../../../infra/observability/ingest-metrics'
 
 const inspectionRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.post('/v1/inspections', {
+    config: {
+      access: { roles: ['integrator'], machine: ['inspections:write'] },
+      // Every result of a batch: a station's key may post only its own station's.
+      accessTargets: (request) => {
+        const body = request.body as { results?: InspectionTarget[] } & InspectionTarget;
+        return (body.results ?? [body]).map(({ site, line, station }) => ({ site, line, station }));
+      },
+    },
     schema: {
       summary: 'Store inspection results (one, or a batch of up to api.maxBatch)',
       description:
@@ -45,6 +53,12 @@ const inspectionRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, {
     },
   });
 };
+
+interface InspectionTarget {
+  site: string;
+  line: string;
+  station: string;
+}
 
 function refusalFor(statusCode: number): IngestRefusal | undefined {
   if (statusCode === 400) return 'invalid';

@@ -1,4 +1,4 @@
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { UpdateRejectedError, WorkflowNotFoundError } from '../../../infra/temporal/gateway';
 import { lotCaseWorkflowId } from '../../../workflows/contracts';
@@ -27,6 +27,8 @@ import {
   LotViewSchema,
 } from '../../schemas/lot.schema';
 import { submitLotDisposition } from '../../services/disposition.service';
+import { authorizeSite, mayActAt } from '../../../infra/identity/route-access';
+import { READERS } from '../../support/access';
 import { temporalUiWorkflowUrl } from '../../support/temporal-ui';
 
 const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
@@ -34,6 +36,7 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
     temporalUiWorkflowUrl(deps.config.api.temporalUiUrl, deps.namespace, workflowId, runId);
 
   app.get('/v1/lots/:lotId', {
+    config: { access: { roles: READERS, machine: ['lots:read'] } },
     schema: {
       summary: 'A lot: its cases (holds), live case state, inspection counts and trace documents',
       description: '`site` is needed only when the lot id has been seen at more than one site.',
@@ -44,7 +47,8 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
     },
     handler: async (request) => {
       const { lotId } = request.params;
-      const site = await resolveSite(deps, lotId, request.query.site);
+      const site = await resolveSite(deps, lotId, request.query.site, request);
+      authorizeSite(request, { site });
       const [counts, cases, trace] = await Promise.all([
         lotInspectionCounts(deps.pool, site, lotId),
         lotCasesOf(deps.pool, site, lotId),
@@ -78,6 +82,8 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
   });
 
   app.post('/v1/lots/:lotId/disposition', {
+    // A person's decision: no machine key may drive it (OWASP API6).
+    config: { access: { roles: ['quality-engineer', 'quality-manager'] } },
     schema: {
       summary: 'Decide what happens to a held lot (use-as-is, rework, scrap, return-to-vendor)',
       description:
@@ -97,12 +103,15 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
       },
     },
     handler: async (request, reply) => {
+      const site = await resolveSite(deps, request.params.lotId, request.body.site, request);
+      authorizeSite(request, { site });
       const answer = await submitLotDisposition(
         deps,
         request.params.lotId,
         request.headers['idempotency-key'],
-        request.body,
-        requestActor(request, request.body.decidedBy),
+        // The site as resolved for this caller: a lot id also seen at a site they cannot see is not ambiguous to them.
+        { ...request.body, site },
+        requestActor(request),
       );
       // Pre-serialised canonical JSON, so a replay is byte-identical to the first answer; the untyped reply lets a
       // string through (fastify sends a string with a JSON media type without re-serialising it).
@@ -112,6 +121,7 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
   });
 
   app.post('/v1/lots/:lotId/retry', {
+    config: { access: { roles: ['quality-engineer', 'quality-manager', 'integrator'] } },
     schema: {
       summary: 'Run again the steps a lot case is parked on (needs-attention), after their cause was fixed',
       description:
@@ -123,14 +133,11 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
       body: RetryStepBodySchema,
       response: { 200: RetryStepResultSchema, 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema },
     },
-    handler: async (request) =>
-      retryStep(
-        deps,
-        request.params.lotId,
-        request.body.requestedBy,
-        request.body.site,
-        requestActor(request, request.body.requestedBy),
-      ),
+    handler: async (request) => {
+      const site = await resolveSite(deps, request.params.lotId, request.body.site, request);
+      authorizeSite(request, { site });
+      return retryStep(deps, request.params.lotId, request.body.requestedBy, site, requestActor(request));
+    },
   });
 };
 
@@ -186,10 +193,22 @@ async function retryStep(
   throw refusal;
 }
 
-async function resolveSite(deps: ApiDeps, lotId: string, requested: string | undefined): Promise<string> {
-  const sites = await sitesOfLot(deps.pool, lotId);
+/**
+ * The site of a lot id: the one asked for, else the only one it was seen at. With a request, the sites its caller may
+ * act at come first: a lot id seen at PLANT1 and PLANT2 is not ambiguous to a PLANT1 user (their site is meant); a lot
+ * seen only elsewhere resolves to that site, and the caller's access check answers 403.
+ */
+async function resolveSite(
+  deps: ApiDeps,
+  lotId: string,
+  requested: string | undefined,
+  request?: FastifyRequest,
+): Promise<string> {
+  const seen = await sitesOfLot(deps.pool, lotId);
+  const mine = request ? seen.filter((site) => mayActAt(request, { site })) : [];
+  const sites = mine.length > 0 ? mine : seen;
   if (requested !== undefined) {
-    if (!sites.includes(requested)) throw notFound(`lot ${lotId} has not been seen at site ${requested}`);
+    if (!seen.includes(requested)) throw notFound(`lot ${lotId} has not been seen at site ${requested}`);
     return requested;
   }
   if (sites.length === 0) throw notFound(`lot ${lotId} has never been inspected`);

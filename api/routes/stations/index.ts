@@ -4,6 +4,7 @@ import type { AuditEntry } from '../../../infra/audit/audit-record';
 import { requestActor } from '../../../infra/http/request-actor';
 import { findStation } from '../../../infra/config/load';
 import type { ApiDeps } from '../../deps';
+import { READERS, stationTarget } from '../../support/access';
 import { notFound } from '../../../infra/http/problem-details';
 import { saveVerdicts, shadowComparisons } from '../../repositories/verdict.repository';
 import { ProblemSchema } from '../../../infra/http/schemas';
@@ -24,6 +25,10 @@ const stationRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { de
   };
 
   app.post('/v1/stations/:site/:line/:station/verdicts', {
+    config: {
+      access: { roles: ['quality-engineer', 'quality-manager'], machine: ['verdicts:write'] },
+      accessTargets: stationTarget,
+    },
     schema: {
       summary: 'Record what parts really were (ground truth or a manual check), to measure the station against',
       tags: ['stations'],
@@ -42,7 +47,7 @@ const stationRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { de
         // A verdict sent again unchanged changes nothing, so it gets no record; a new or corrected one does.
         const changed = saved.filter((s) => !isDeepStrictEqual(s.old, s.new));
         const audit = changed.map((s): AuditEntry => ({
-          actor: requestActor(request, s.verdict.decidedBy),
+          actor: requestActor(request),
           action: 'station-verdict.record',
           recordType: 'station-verdict',
           recordId: `${site}/${line}/${station}/${s.verdict.frameId}/${s.verdict.source}`,
@@ -59,6 +64,7 @@ const stationRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { de
   });
 
   app.get('/v1/stations/:site/:line/:station/shadow-report', {
+    config: { access: { roles: READERS, machine: ['stations:read'] }, accessTargets: stationTarget },
     schema: {
       summary: "A station's parallel-monitoring (shadow) results against verdicts: agreement, precision, recall",
       description:

@@ -17,7 +17,8 @@ const logger = createLogger('camera-sim');
  * CAMERA_SIM_SEED (default 1), CAMERA_SIM_FRAMES (each station shoots frames 0 to N-1, then stays idle; default no
  * end), CAMERA_SIM_FORMAT (png, jpeg or raw; default png), CAMERA_SIM_PORT (admin HTTP on
  * 127.0.0.1, default 4030), CAMERA_SIM_SCHEMA (default camera_sim), HOLDFAST_CONFIG (the stations and the topic
- * prefix). Logs `camera-sim ready` once it publishes and answers HTTP. GET /metrics on the admin port: process
+ * prefix), HOLDFAST_API_URL and HOLDFAST_API_KEYS (JSON { site: key }, keys allowed `verdicts:write`: the ground truth
+ * of shadow stations goes to the API's verdicts route; `npm start` makes them). Logs `camera-sim ready` once it publishes and answers HTTP. GET /metrics on the admin port: process
  * series, request counts and frames published.
  */
 async function main(): Promise<void> {
@@ -91,7 +92,10 @@ async function main(): Promise<void> {
       ),
     );
     const apiUrl = env.HOLDFAST_API_URL ?? `http://${config.api.host}:${config.api.port}`;
-    if (shadow.size > 0) feeder = startVerdictFeeder({ store: sim.store, apiUrl, stations: shadow, log });
+    const apiKeys = env.HOLDFAST_API_KEYS ? (JSON.parse(env.HOLDFAST_API_KEYS) as Record<string, string>) : undefined;
+    if (shadow.size > 0) {
+      feeder = startVerdictFeeder({ store: sim.store, apiUrl, ...(apiKeys ? { apiKeys } : {}), stations: shadow, log });
+    }
   } catch (err) {
     await shutdown().catch(() => undefined);
     throw err;

@@ -13,6 +13,8 @@ export interface VerdictFeeder {
 export function startVerdictFeeder(opts: {
   store: CameraTruthStore;
   apiUrl: string;
+  /** Holdfast API keys allowed `verdicts:write`, by site (HOLDFAST_API_KEYS); without one the API answers 401. */
+  apiKeys?: Record<string, string>;
   /** `${site}/${line}/${station}` of the stations to feed. */
   stations: Set<string>;
   intervalMs?: number;
@@ -35,9 +37,10 @@ export function startVerdictFeeder(opts: {
         byStation.set(key, [...(byStation.get(key) ?? []), t]);
       }
       for (const [key, truths] of byStation) {
+        const apiKey = opts.apiKeys?.[key.split('/')[0]!];
         const res = await fetch(`${opts.apiUrl}/v1/stations/${key}/verdicts`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...(apiKey ? { 'x-api-key': apiKey } : {}) },
           body: JSON.stringify({
             verdicts: truths.map((t) => ({
               frameId: t.frameId,

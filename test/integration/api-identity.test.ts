@@ -1,0 +1,363 @@
+/**
+ * Who may call what (docs/identity.md): every route declares its access, people and machine keys are told apart,
+ * sites and stations are kept apart, and bad credentials of every kind are a 401 (OWASP API2).
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { SignJWT } from 'jose';
+import type { Pool } from 'pg';
+import { buildApp } from '../../api/app';
+import { loadConfig } from '../../infra/config/load';
+import { createAccounts } from '../../infra/identity/accounts';
+import { createAuthenticator, LOCAL_AUDIENCE, LOCAL_ISSUER } from '../../infra/identity/authenticate';
+import { enforceRouteAccess } from '../../infra/identity/route-access';
+import { generateSigningKey } from '../../infra/identity/signing-key';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
+import type { WorkflowGateway } from '../../infra/temporal/gateway';
+import { asAdmin, bearerFor, machineKey, stationKey, testSigningKey } from '../support/identity';
+import { readTestEnv, testPool } from '../support/test-env';
+import { createPool } from '../../infra/db/pool';
+import { migrate } from '../../infra/db/migrate';
+
+const base = loadConfig();
+const config = { ...base, identity: { ...base.identity, local: { ...base.identity.local, maxFailedSignIns: 3 } } };
+const run = `identity-${randomUUID().slice(0, 8)}`;
+const gateway = new Proxy({} as WorkflowGateway, {
+  get: (_, name) => () => Promise.reject(new Error(`unexpected Temporal call ${String(name)}`)),
+});
+
+let pool: Pool;
+let app: FastifyInstance;
+let seq = 0;
+const passed = (site = 'PLANT1', station = 'S1') => {
+  seq += 1;
+  return {
+    eventId: `${run}-${seq}`,
+    site,
+    line: 'L1',
+    station,
+    partId: `P-${seq}`,
+    sku: 'BRKT-200',
+    lotId: `${run}-LOT`,
+    workOrder: '1000100',
+    result: 'pass',
+    defects: [],
+    modelVersion: 'm-1',
+    recipeVersion: 'R-1',
+    inspectedAt: '2026-12-06T10:00:00Z',
+  };
+};
+
+beforeAll(async () => {
+  pool = testPool();
+  app = await buildApp({ signingKey: await testSigningKey(), pool, gateway, config, namespace: 'default' });
+  // The lot exists at PLANT1 for the site checks.
+  const seeded = await app.inject({
+    method: 'POST',
+    url: '/v1/inspections',
+    headers: await asAdmin(),
+    payload: passed(),
+  });
+  expect(seeded.statusCode).toBe(202);
+});
+
+afterAll(async () => {
+  await app?.close();
+  await pool?.end();
+});
+
+it('refuses to start a process with a route that declares no access', async () => {
+  const bare = Fastify();
+  enforceRouteAccess(bare, { authenticator: createAuthenticator({ identity: config.identity }) });
+  expect(() => bare.get('/v1/undeclared', async () => 'x')).toThrow(/declares no access/);
+  await bare.close();
+});
+
+describe('role × route', () => {
+  const lot = `/v1/lots/${run}-LOT`;
+  const decide = { decision: 'scrap', reason: 'r', decidedBy: 'x' };
+  const routes = {
+    ingest: { method: 'POST', url: '/v1/inspections', payload: () => passed() },
+    lot: { method: 'GET', url: lot },
+    disposition: { method: 'POST', url: `${lot}/disposition`, payload: () => decide },
+    retry: { method: 'POST', url: `${lot}/retry`, payload: () => ({ requestedBy: 'x' }) },
+    audit: { method: 'GET', url: '/v1/audit?limit=1' },
+    defect: { method: 'GET', url: `/v1/defects/${run}-1` },
+    verdicts: {
+      method: 'POST',
+      url: '/v1/stations/PLANT1/L1/S1/verdicts',
+      payload: () => ({ verdicts: [{ frameId: `${run}-f`, verdict: 'pass', source: 'manual', decidedBy: 'x' }] }),
+    },
+    shadow: { method: 'GET', url: '/v1/stations/PLANT1/L1/S1/shadow-report' },
+    health: { method: 'GET', url: '/health' },
+    metrics: { method: 'GET', url: '/metrics' },
+    docs: { method: 'GET', url: '/docs/json' },
+    signIn: { method: 'POST', url: '/v1/auth/token', payload: () => ({ username: 'nobody', password: 'x' }) },
+  } as const;
+  type Route = keyof typeof routes;
+  /** Every route answering the same, then the exceptions. */
+  const row = (status: number) =>
+    Object.fromEntries(Object.keys(routes).map((r) => [r, status])) as Record<Route, number>;
+  /** The public routes, for anyone with any credentials (the sign-in's bad password is a 401 of its own). */
+  const open = { health: 200, metrics: 200, docs: 200, signIn: 401 } as const;
+  // Where the handler itself would answer (Temporal stand-in refusing: 500) the access check has let the call through.
+  const through = (status: number) => status !== 401 && status !== 403;
+
+  const cases: [string, () => Promise<Record<string, string>>, Record<Route, number | 'through'>][] = [
+    ['no credentials', async () => ({}), { ...row(401), health: 200, metrics: 200, docs: 200, signIn: 401 }],
+    [
+      'operator',
+      () => bearerFor({ roles: ['operator'], sites: ['PLANT1'] }),
+      { ...row(403), lot: 200, defect: 200, shadow: 200, ...open },
+    ],
+    [
+      'quality-engineer',
+      () => bearerFor({ roles: ['quality-engineer'], sites: ['PLANT1'] }),
+      {
+        ...row(403),
+        lot: 200,
+        defect: 200,
+        shadow: 200,
+        verdicts: 200,
+        disposition: 'through',
+        retry: 'through',
+        ...open,
+      },
+    ],
+    [
+      'quality-manager',
+      () => bearerFor({ roles: ['quality-manager'], sites: ['PLANT1'] }),
+      {
+        ...row(403),
+        lot: 200,
+        defect: 200,
+        shadow: 200,
+        verdicts: 200,
+        disposition: 'through',
+        retry: 'through',
+        ...open,
+      },
+    ],
+    [
+      'integrator',
+      () => bearerFor({ roles: ['integrator'], sites: ['PLANT1'] }),
+      { ...row(403), ingest: 202, lot: 200, defect: 200, shadow: 200, retry: 'through', ...open },
+    ],
+    [
+      'auditor',
+      () => bearerFor({ roles: ['auditor'], sites: ['PLANT1'] }),
+      { ...row(403), lot: 200, defect: 200, shadow: 200, audit: 200, ...open },
+    ],
+    [
+      'admin',
+      () => asAdmin(),
+      {
+        ...row(200),
+        ingest: 202,
+        disposition: 'through',
+        retry: 'through',
+        ...open,
+      },
+    ],
+    [
+      'a PLANT2 quality engineer',
+      () => bearerFor({ roles: ['quality-engineer'], sites: ['PLANT2'] }),
+      { ...row(403), ...open },
+    ],
+  ];
+
+  it('covers every operation the API serves', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json<{ paths: Record<string, object> }>();
+    const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{[^}]+\}/g, '*')}`),
+    );
+    const covered = Object.values(routes).map(
+      (r) => `${r.method} ${r.url.split('?')[0]!.replace(`${run}-LOT`, '*').replace(`${run}-1`, '*')}`,
+    );
+    const byPattern = (op: string) => covered.some((c) => new RegExp(`^${op.replace(/\*/g, '[^/]+')}$`).test(c));
+    expect(operations.filter((op) => !byPattern(op))).toEqual([]);
+  });
+
+  it.each(cases)('%s', async (_who, headers, expected) => {
+    for (const [name, status] of Object.entries(expected)) {
+      const route = routes[name as Route];
+      const res = await app.inject({
+        method: route.method,
+        url: route.url,
+        headers: { ...(await headers()), ...(name === 'disposition' ? { 'idempotency-key': randomUUID() } : {}) },
+        ...('payload' in route ? { payload: route.payload() } : {}),
+      });
+      if (status === 'through') expect([name, through(res.statusCode)]).toEqual([name, true]);
+      else expect([name, res.statusCode]).toEqual([name, status]);
+      // A refused password is the token endpoint's own answer, not a challenge for credentials.
+      if (res.statusCode === 401 && name !== 'signIn')
+        expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="holdfast"/);
+      if (res.statusCode === 401 || res.statusCode === 403) {
+        expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      }
+    }
+  });
+});
+
+describe('a station key', () => {
+  it('posts inspections for its own station only, and can never decide a lot', async () => {
+    const { headers } = await stationKey(pool, { site: 'PLANT1', line: 'L1', station: 'S1' });
+    const post = (payload: unknown) =>
+      app.inject({ method: 'POST', url: '/v1/inspections', headers, payload: payload as object });
+    expect((await post(passed())).statusCode).toBe(202);
+    const other = await post({ results: [passed(), passed('PLANT1', 'S2')] });
+    expect([other.statusCode, other.json<{ detail: string }>().detail]).toEqual([
+      403,
+      'key is scoped to station L1/S1',
+    ]);
+    const decided = await app.inject({
+      method: 'POST',
+      url: `/v1/lots/${run}-LOT/disposition`,
+      headers: { ...headers, 'idempotency-key': randomUUID() },
+      payload: { decision: 'scrap', reason: 'r', decidedBy: 'x' },
+    });
+    expect(decided.statusCode).toBe(403);
+  });
+});
+
+describe('bad credentials are 401 (OWASP API2)', () => {
+  const call = (headers: Record<string, string>) => app.inject({ method: 'GET', url: `/v1/lots/${run}-LOT`, headers });
+  const sign = async (claims: { iss?: string; aud?: string; exp?: number }, key = testSigningKey()) =>
+    new SignJWT({ roles: ['admin'], sites: ['*'] })
+      .setProtectedHeader({ alg: 'ES256' })
+      .setSubject('local:mallory')
+      .setIssuer(claims.iss ?? LOCAL_ISSUER)
+      .setAudience(claims.aud ?? LOCAL_AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(claims.exp ?? Math.floor(Date.now() / 1000) + 60)
+      .sign((await key).privateKey);
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+  it.each([
+    ['expired', async () => bearer(await sign({ exp: Math.floor(Date.now() / 1000) - 120 })), /expired/],
+    ['wrong issuer', async () => bearer(await sign({ iss: 'https://evil.example' })), /issuer .* not trusted/],
+    ['wrong audience', async () => bearer(await sign({ aud: 'someone-else' })), /aud/],
+    ['signed by another key', async () => bearer(await sign({}, generateSigningKey())), /signature/],
+    [
+      'tampered payload',
+      async () => {
+        const [h, , s] = (await sign({})).split('.');
+        const body = Buffer.from(
+          JSON.stringify({ sub: 'local:mallory', roles: ['admin'], iss: LOCAL_ISSUER, aud: LOCAL_AUDIENCE, exp: 9e9 }),
+        ).toString('base64url');
+        return bearer(`${h}.${body}.${s}`);
+      },
+      /signature/,
+    ],
+    [
+      'alg none',
+      async () => {
+        const enc = (v: object) => Buffer.from(JSON.stringify(v)).toString('base64url');
+        return bearer(
+          `${enc({ alg: 'none' })}.${enc({ sub: 'x', iss: LOCAL_ISSUER, aud: LOCAL_AUDIENCE, exp: 9e9 })}.`,
+        );
+      },
+      /algorithm none is not accepted/,
+    ],
+    ['not a JWT', async () => bearer('hello'), /not a JWT/],
+    ['Basic scheme', async () => ({ authorization: 'Basic YWRtaW46YWRtaW4=' }), /Bearer/],
+    ['unknown API key', async () => ({ 'x-api-key': `hfk_000000000000_${'A'.repeat(43)}` }), /API key/],
+  ])('%s', async (_case, headers, detail) => {
+    const res = await call(await headers());
+    expect(res.statusCode).toBe(401);
+    expect(res.json<{ detail: string }>().detail).toMatch(detail);
+    expect(res.headers['www-authenticate']).toContain('error="invalid_token"');
+  });
+
+  it('refuses a revoked key, and the key that replaced a rotated one works', async () => {
+    const key = await machineKey(pool, { name: 'mes bridge', scope: { site: 'PLANT1' }, actions: ['lots:read'] });
+    expect((await call(key.headers)).statusCode).toBe(200);
+    const accounts = createAccounts(pool, createAuditTrail(pool), { maxFailedSignIns: 3, lockForMs: 60_000 });
+    const rotated = await accounts.rotateKey({ kind: 'system', id: 'test' }, key.id);
+    expect((await call(key.headers)).statusCode).toBe(401);
+    expect((await call({ 'x-api-key': rotated!.key })).statusCode).toBe(200);
+    await accounts.revokeKey({ kind: 'system', id: 'test' }, rotated!.record.id);
+    expect((await call({ 'x-api-key': rotated!.key })).statusCode).toBe(401);
+  });
+});
+
+describe('local sign-in', () => {
+  it('gives a token that works, and locks the account after maxFailedSignIns wrong passwords', async () => {
+    const accounts = createAccounts(pool, createAuditTrail(pool), { maxFailedSignIns: 3, lockForMs: 60_000 });
+    const username = `qe-${run}`.toLowerCase();
+    const { password } = await accounts.addUser(
+      { kind: 'system', id: 'test' },
+      {
+        username,
+        roles: ['quality-engineer'],
+        sites: ['PLANT1'],
+      },
+    );
+    const { rows } = await pool.query<{ password_hash: string }>(
+      'SELECT password_hash FROM holdfast.user_account WHERE username = $1',
+      [username],
+    );
+    expect(rows[0]!.password_hash).toMatch(/^\$argon2id\$/);
+    const signIn = (pw: string) =>
+      app.inject({ method: 'POST', url: '/v1/auth/token', payload: { username, password: pw } });
+
+    const good = await signIn(password);
+    expect(good.statusCode).toBe(200);
+    const token = good.json<{ access_token: string }>().access_token;
+    expect((await call(bearerHeader(token))).statusCode).toBe(200);
+
+    for (let i = 0; i < 3; i += 1) expect((await signIn('wrong')).statusCode).toBe(401);
+    expect((await signIn(password)).statusCode).toBe(401);
+    const { rows: audit } = await pool.query<{ content: string }>(
+      `SELECT content FROM holdfast.audit_record WHERE record_type = 'user' AND record_id = $1 ORDER BY seq`,
+      [username],
+    );
+    const outcomes = audit.map(
+      (r) => JSON.parse(r.content) as { action: string; outcome: string; detail: { reason?: string } | null },
+    );
+    expect(outcomes.map((o) => `${o.action}:${o.outcome}:${o.detail?.reason ?? ''}`)).toEqual([
+      'user.create:done:',
+      'user.sign-in:accepted:',
+      'user.sign-in:refused:unknown-or-wrong-password',
+      'user.sign-in:refused:unknown-or-wrong-password',
+      'user.sign-in:refused:unknown-or-wrong-password',
+      'user.sign-in:refused:locked',
+    ]);
+  });
+
+  const call = (headers: Record<string, string>) => app.inject({ method: 'GET', url: `/v1/lots/${run}-LOT`, headers });
+  const bearerHeader = (token: string) => ({ authorization: `Bearer ${token}` });
+});
+
+it('describes the credentials of every operation in the OpenAPI document', async () => {
+  const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json<{
+    components: { securitySchemes: Record<string, { type: string }> };
+    paths: Record<string, Record<string, { security?: Record<string, string[]>[] }>>;
+  }>();
+  expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['apiKey', 'bearerToken']);
+  expect(doc.paths['/v1/lots/{lotId}/disposition']!.post!.security).toEqual([{ bearerToken: [] }]);
+  expect(doc.paths['/v1/inspections']!.post!.security).toEqual([{ bearerToken: [] }, { apiKey: [] }]);
+  expect(doc.paths['/v1/auth/token']!.post!.security).toEqual([]);
+  expect(doc.paths['/health']!.get!.security).toEqual([]);
+});
+
+it("creates the first start's admin once, with a password that signs in", async () => {
+  // A database of its own: the shared one already has accounts.
+  const database = `identity_first_${run.slice(-8)}`.replace(/-/g, '_');
+  await pool.query(`CREATE DATABASE ${database}`);
+  const url = new URL(readTestEnv().databaseUrl);
+  url.pathname = `/${database}`;
+  const fresh = createPool(url.toString(), { max: 2 });
+  try {
+    await migrate(fresh);
+    const accounts = createAccounts(fresh, createAuditTrail(fresh), { maxFailedSignIns: 3, lockForMs: 60_000 });
+    const password = await accounts.ensureFirstAdmin();
+    expect(password).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    expect(await accounts.ensureFirstAdmin()).toBeUndefined();
+    const signedIn = await accounts.signIn({ username: 'admin', password: password!, address: '127.0.0.1' });
+    expect(signedIn).toMatchObject({ ok: true, user: { username: 'admin', roles: ['admin'], sites: 'all' } });
+  } finally {
+    await fresh.end();
+    await pool.query(`DROP DATABASE ${database}`);
+  }
+});

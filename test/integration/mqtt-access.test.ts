@@ -170,7 +170,10 @@ describe.each<[string, () => Promise<MqttBroker>]>([
 /** A throwaway CA and a server certificate for 127.0.0.1 signed by it (openssl, as an administrator would). */
 function makeTestPki(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
   mkdirSync(dir, { recursive: true });
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  // node-opcua-pki sets OPENSSL_CONF for the whole process (to "undefined" when it has no file), and OPC UA tests run in
+  // this process before this one: openssl must not read it.
+  const { OPENSSL_CONF: _fromOpcua, ...env } = process.env;
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe', env });
   openssl(
     'req',
     '-x509',

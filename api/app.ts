@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import type { ApiDeps } from './deps';
 import { registerOpenApi } from '../infra/http/openapi';
 import { registerProblemHandlers } from '../infra/http/problem-details';
+import { registerSecurityHeaders } from '../infra/http/security-headers';
 import { type HealthCheck, postgresCheck } from '../infra/observability/health-checks';
 import { exposeMetrics } from '../infra/observability/http-metrics';
 import { createIngestMetrics } from '../infra/observability/ingest-metrics';
@@ -50,6 +51,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  await registerSecurityHeaders(app);
   const audit = createAuditTrail(deps.pool, createAuditMetrics(metrics));
   const { local } = deps.config.identity;
   const accounts = createAccounts(deps.pool, audit, {

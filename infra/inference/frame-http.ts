@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { registerOpenApi } from '../http/openapi';
+import { registerSecurityHeaders } from '../http/security-headers';
 import {
   ProblemError,
   httpProblem,
@@ -351,6 +352,7 @@ export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpSe
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  await registerSecurityHeaders(app);
   enforceRouteAccess(app, { authenticator: opts.authenticator });
   app.addHook('onError', async (request, _reply, err) => {
     if (err instanceof ProblemError || (err.statusCode ?? 500) < 500) return;

@@ -1,0 +1,108 @@
+/**
+ * OWASP API Security Top 10 (2023) controls on the API (docs/identity.md#owasp-api-security-top-10):
+ * API8 security misconfiguration: helmet's headers, a JSON-only content security policy, no CORS by default, no
+ * stack traces or internal messages in a 500.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Pool } from 'pg';
+import { buildApp } from '../../api/app';
+import { loadConfig } from '../../infra/config/load';
+import { createPool } from '../../infra/db/pool';
+import type { WorkflowGateway } from '../../infra/temporal/gateway';
+import { DOCS_UI_CSP } from '../../infra/http/security-headers';
+import { readTestEnv } from '../support/test-env';
+import { asAdmin, testSigningKey } from '../support/identity';
+
+const INTERNAL_MESSAGE = 'relation "holdfast.secret_table" does not exist at owasp-probe';
+
+const unusedGateway = new Proxy({} as WorkflowGateway, {
+  get: (_, call) => () => Promise.reject(new Error(`the OWASP tests never call the gateway (${String(call)})`)),
+});
+
+let pool: Pool;
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  pool = createPool(readTestEnv().databaseUrl, { max: 2 });
+  app = await buildApp({
+    signingKey: await testSigningKey(),
+    pool,
+    gateway: unusedGateway,
+    config: loadConfig(),
+    namespace: 'holdfast-test-ns',
+  });
+  // A route that fails like a driver error would: its message and stack must stay in the log.
+  app.get('/v1/owasp-probe/throws', { config: { access: 'public' } }, async () => {
+    throw new Error(INTERNAL_MESSAGE);
+  });
+  // Stands in for the Swagger UI's pages (jest cannot load @fastify/swagger-ui: infra/http/openapi.ts).
+  app.get('/docs/static/probe.html', async (_, reply) => reply.type('text/html').send('<html></html>'));
+  await app.ready();
+});
+
+afterAll(async () => {
+  await app?.close();
+  await pool?.end();
+});
+
+describe('API8 security misconfiguration', () => {
+  it('sends helmet headers and a CSP that lets a JSON answer load nothing, without HSTS on plain HTTP', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/defects/owasp-no-such-event', headers: await asAdmin() });
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(res.headers['content-security-policy']).toMatch(/^default-src 'none';/);
+    expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(res.headers['strict-transport-security']).toBeUndefined();
+    expect(res.headers['x-powered-by']).toBeUndefined();
+  });
+
+  it('keeps the strict policy on the OpenAPI document and on problem answers', async () => {
+    const doc = await app.inject({ method: 'GET', url: '/docs/json' });
+    expect(doc.statusCode).toBe(200);
+    expect(doc.headers['content-security-policy']).toMatch(/^default-src 'none';/);
+    expect(doc.headers['content-security-policy']).not.toContain('script-src');
+    const unauthenticated = await app.inject({ method: 'GET', url: '/v1/defects/owasp-no-such-event' });
+    expect(unauthenticated.statusCode).toBe(401);
+    expect(unauthenticated.headers['content-security-policy']).toMatch(/^default-src 'none';/);
+  });
+
+  it('gives the Swagger UI pages under /docs a policy for their own scripts and styles only', async () => {
+    const res = await app.inject({ method: 'GET', url: '/docs/static/probe.html' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-security-policy']).toBe(DOCS_UI_CSP);
+    expect(res.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(res.headers['content-security-policy']).not.toMatch(/https?:|\*/);
+  });
+
+  it('answers a failing route with a bare 500 problem: no stack, no internal message', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/owasp-probe/throws' });
+    expect(res.statusCode).toBe(500);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json()).toEqual({
+      type: 'about:blank',
+      title: 'Internal Server Error',
+      status: 500,
+      detail: 'internal error; the request was not completed',
+    });
+    expect(res.body).not.toContain('owasp-probe');
+    expect(res.body).not.toMatch(/\bat .+\.ts:\d+/);
+  });
+
+  it('grants no other origin CORS on ordinary routes, preflight included', async () => {
+    const origin = 'https://evil.example';
+    const get = await app.inject({
+      method: 'GET',
+      url: '/v1/defects/owasp-no-such-event',
+      headers: { ...(await asAdmin()), origin },
+    });
+    expect(get.statusCode).toBe(404);
+    expect(get.headers['access-control-allow-origin']).toBeUndefined();
+    const preflight = await app.inject({
+      method: 'OPTIONS',
+      url: '/v1/inspections',
+      headers: { origin, 'access-control-request-method': 'POST' },
+    });
+    expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
+    expect(preflight.headers['access-control-allow-methods']).toBeUndefined();
+  });
+});

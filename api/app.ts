@@ -7,6 +7,7 @@ import type { ApiDeps } from './deps';
 import { registerOpenApi } from '../infra/http/openapi';
 import { registerProblemHandlers } from '../infra/http/problem-details';
 import { registerSecurityHeaders } from '../infra/http/security-headers';
+import { registerRateLimit } from '../infra/http/rate-limit';
 import { type HealthCheck, postgresCheck } from '../infra/observability/health-checks';
 import { exposeMetrics } from '../infra/observability/http-metrics';
 import { createIngestMetrics } from '../infra/observability/ingest-metrics';
@@ -63,6 +64,8 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
     authenticator: createAuthenticator({ identity: deps.config.identity, signingKey: deps.signingKey, accounts }),
     publicPrefixes: ['/docs'],
   });
+  // After the access hooks, so that limits count per identity; before any route, so that every route has one.
+  await registerRateLimit(app, deps.config.api.rateLimit);
   if (tracing) traceRequests(app);
   exposeMetrics(app, metrics);
   await registerOpenApi(app, { ui: docsUi });

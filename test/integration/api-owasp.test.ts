@@ -2,6 +2,8 @@
  * OWASP API Security Top 10 (2023) controls on the API (docs/identity.md#owasp-api-security-top-10):
  * API8 security misconfiguration: helmet's headers, a JSON-only content security policy, no CORS by default, no
  * stack traces or internal messages in a 500.
+ * API4 unrestricted resource consumption: request limits per identity, a tighter one on sign-in (body size and batch
+ * limits: api-ingest.test.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
@@ -11,7 +13,7 @@ import { createPool } from '../../infra/db/pool';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import { DOCS_UI_CSP } from '../../infra/http/security-headers';
 import { readTestEnv } from '../support/test-env';
-import { asAdmin, testSigningKey } from '../support/identity';
+import { asAdmin, bearerFor, stationKey, testSigningKey } from '../support/identity';
 
 const INTERNAL_MESSAGE = 'relation "holdfast.secret_table" does not exist at owasp-probe';
 
@@ -22,15 +24,19 @@ const unusedGateway = new Proxy({} as WorkflowGateway, {
 let pool: Pool;
 let app: FastifyInstance;
 
-beforeAll(async () => {
-  pool = createPool(readTestEnv().databaseUrl, { max: 2 });
-  app = await buildApp({
+async function appWith(config: ReturnType<typeof loadConfig>): Promise<FastifyInstance> {
+  return buildApp({
     signingKey: await testSigningKey(),
     pool,
     gateway: unusedGateway,
-    config: loadConfig(),
+    config,
     namespace: 'holdfast-test-ns',
   });
+}
+
+beforeAll(async () => {
+  pool = createPool(readTestEnv().databaseUrl, { max: 2 });
+  app = await appWith(loadConfig());
   // A route that fails like a driver error would: its message and stack must stay in the log.
   app.get('/v1/owasp-probe/throws', { config: { access: 'public' } }, async () => {
     throw new Error(INTERNAL_MESSAGE);
@@ -104,5 +110,77 @@ describe('API8 security misconfiguration', () => {
     });
     expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
     expect(preflight.headers['access-control-allow-methods']).toBeUndefined();
+  });
+});
+
+describe('API4 unrestricted resource consumption', () => {
+  const base = loadConfig();
+  let limited: FastifyInstance;
+
+  beforeAll(async () => {
+    limited = await appWith({
+      ...base,
+      api: {
+        ...base.api,
+        rateLimit: { max: 3, machineMax: 5, timeWindow: '1h', signIn: { max: 2, timeWindow: '1h' } },
+      },
+    });
+    await limited.ready();
+  });
+  afterAll(() => limited?.close());
+
+  const statuses = async (n: number, request: () => Promise<{ statusCode: number }>) => {
+    const seen: number[] = [];
+    for (let i = 0; i < n; i += 1) seen.push((await request()).statusCode);
+    return seen;
+  };
+
+  it('limits each person by identity and answers 429 problem+json with Retry-After', async () => {
+    const alice = await bearerFor({ username: 'owasp-alice', roles: ['admin'] });
+    const read = (headers: Record<string, string>) => () =>
+      limited.inject({ method: 'GET', url: '/v1/defects/owasp-no-such-event', headers });
+    expect(await statuses(3, read(alice))).toEqual([404, 404, 404]);
+    const refused = await limited.inject({ method: 'GET', url: '/v1/defects/owasp-no-such-event', headers: alice });
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expect(refused.json()).toMatchObject({ type: 'about:blank', title: 'Too Many Requests', status: 429 });
+    // Same address, another person: a count of their own.
+    const bob = await bearerFor({ username: 'owasp-bob', roles: ['admin'] });
+    expect(await statuses(1, read(bob))).toEqual([404]);
+  });
+
+  it('gives machine keys their own, higher limit', async () => {
+    const station = await stationKey(pool, { site: 'PLANT1', line: 'OWASP', station: 'S1' });
+    const post = () =>
+      limited.inject({
+        method: 'POST',
+        url: '/v1/inspections',
+        headers: station.headers,
+        payload: { results: 'none' },
+      });
+    expect(await statuses(6, post)).toEqual([400, 400, 400, 400, 400, 429]);
+  });
+
+  it('limits callers without credentials by address', async () => {
+    const doc = () => limited.inject({ method: 'GET', url: '/docs/json', remoteAddress: '192.0.2.7' });
+    expect(await statuses(4, doc)).toEqual([200, 200, 200, 429]);
+    const other = await limited.inject({ method: 'GET', url: '/docs/json', remoteAddress: '192.0.2.8' });
+    expect(other.statusCode).toBe(200);
+  });
+
+  it('bounds sign-in tries per address across usernames, before the account lock-out', async () => {
+    const signIn = (username: string) => () =>
+      limited.inject({
+        method: 'POST',
+        url: '/v1/auth/token',
+        remoteAddress: '198.51.100.9',
+        payload: { username, password: 'not-the-password' },
+      });
+    expect(await statuses(2, signIn('owasp-nobody-1'))).toEqual([401, 401]);
+    const refused = await signIn('owasp-nobody-2')();
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBeDefined();
+    expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
   });
 });

@@ -4,7 +4,7 @@ import { fastifyLogging } from '../infra/observability/fastify-logging';
 import type { Logger } from '../infra/observability/logger';
 import { Registry } from 'prom-client';
 import type { ApiDeps } from './deps';
-import { registerOpenApi } from '../infra/http/openapi';
+import { recordRoutes, registerOpenApi } from '../infra/http/openapi';
 import { registerProblemHandlers } from '../infra/http/problem-details';
 import { registerSecurityHeaders } from '../infra/http/security-headers';
 import { registerRateLimit } from '../infra/http/rate-limit';
@@ -49,6 +49,7 @@ export interface BuildAppOptions extends Omit<ApiDeps, 'ingestMetrics' | 'health
 export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> {
   const { logger, docsUi = false, metrics = new Registry(), healthChecks = [], tracing, ...routeDeps } = deps;
   const app = Fastify({ ...fastifyLogging(logger), bodyLimit: deps.config.api.bodyLimitBytes });
+  recordRoutes(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);

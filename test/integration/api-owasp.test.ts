@@ -4,6 +4,8 @@
  * stack traces or internal messages in a 500.
  * API4 unrestricted resource consumption: request limits per identity, a tighter one on sign-in (body size and batch
  * limits: api-ingest.test.ts).
+ * API9 improper inventory: every route the API and the inference edge serve is in their OpenAPI document, but for
+ * the few hidden on purpose.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
@@ -12,6 +14,15 @@ import { loadConfig } from '../../infra/config/load';
 import { createPool } from '../../infra/db/pool';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import { DOCS_UI_CSP } from '../../infra/http/security-headers';
+import { type ListedRoute, registeredRoutes } from '../../infra/http/openapi';
+import { openFrameHttp } from '../../infra/inference/frame-http';
+import { createAuthenticator } from '../../infra/identity/authenticate';
+import { createAccounts } from '../../infra/identity/accounts';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
+import { createPgDeferredFrameAdmin } from '../../infra/inference/deferred-frames';
+import { holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
+import { quietLog } from '../support/quiet-log';
+import { Registry } from 'prom-client';
 import { readTestEnv } from '../support/test-env';
 import { asAdmin, bearerFor, stationKey, testSigningKey } from '../support/identity';
 
@@ -182,5 +193,85 @@ describe('API4 unrestricted resource consumption', () => {
     expect(refused.statusCode).toBe(429);
     expect(refused.headers['retry-after']).toBeDefined();
     expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+  });
+});
+
+describe('API9 improper inventory', () => {
+  /** Left out of the OpenAPI documents on purpose, each for a reason a reader of the document would accept. */
+  const HIDDEN_ON_PURPOSE: Record<string, string> = {
+    // The document itself.
+    'GET /docs/json': 'the OpenAPI document does not describe itself',
+    // A scrape for Prometheus, not part of the business API.
+    'GET /metrics': 'Prometheus scrape, text exposition format',
+    // Browser CORS preflights of the codec endpoint: a browser detail, not an operation.
+    'OPTIONS /codec/decode': 'CORS preflight for the Temporal Web UI',
+    'OPTIONS /codec/encode': 'CORS preflight for the Temporal Web UI',
+  };
+
+  const openApiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+
+  async function undocumented(routes: readonly ListedRoute[], baseUrl: string) {
+    const doc = (await (await fetch(`${baseUrl}/docs/json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    // HEAD is fastify's automatic twin of each GET.
+    const served = routes.filter((r) => r.method !== 'HEAD');
+    expect(served.length).toBeGreaterThan(3);
+    const missing = served
+      .filter((r) => doc.paths[openApiPath(r.url)]?.[r.method.toLowerCase()] === undefined)
+      .map((r) => `${r.method} ${r.url}`);
+    const hidden = served.filter((r) => r.hidden).map((r) => `${r.method} ${r.url}`);
+    return { missing, hidden };
+  }
+
+  it('the API: every route is in /docs/json but for those hidden on purpose', async () => {
+    const api = await buildApp({
+      signingKey: await testSigningKey(),
+      pool,
+      gateway: unusedGateway,
+      config: loadConfig(),
+      namespace: 'holdfast-test-ns',
+      payloadCodec: holdfastPayloadCodec(),
+    });
+    try {
+      await api.listen({ host: '127.0.0.1', port: 0 });
+      const { port } = api.server.address() as { port: number };
+      const { missing, hidden } = await undocumented(registeredRoutes(api), `http://127.0.0.1:${port}`);
+      expect(missing.filter((r) => !(r in HIDDEN_ON_PURPOSE))).toEqual([]);
+      expect(hidden.filter((r) => !(r in HIDDEN_ON_PURPOSE))).toEqual([]);
+      expect(missing).toContain('OPTIONS /codec/decode');
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('the inference edge: every route is in /docs/json but for those hidden on purpose', async () => {
+    const base = loadConfig();
+    const audit = createAuditTrail(pool);
+    const pipeline = {
+      handleFrame: () => Promise.reject(new Error('the inventory test sends no frames')),
+      countRefused: () => undefined,
+    };
+    const edge = await openFrameHttp({
+      config: { ...base, vision: { ...base.vision, http: { ...base.vision.http, port: 0 } } },
+      pipeline,
+      deferredFrames: createPgDeferredFrameAdmin(pool, pipeline, audit),
+      metrics: new Registry(),
+      health: [],
+      log: quietLog(),
+      authenticator: createAuthenticator({
+        identity: base.identity,
+        signingKey: await testSigningKey(),
+        accounts: createAccounts(pool, audit, { maxFailedSignIns: 5, lockForMs: 60_000 }),
+      }),
+    });
+    try {
+      const { missing, hidden } = await undocumented(edge.routes, edge.url);
+      expect(missing.filter((r) => !(r in HIDDEN_ON_PURPOSE))).toEqual([]);
+      expect(hidden.filter((r) => !(r in HIDDEN_ON_PURPOSE))).toEqual([]);
+      expect(missing).toContain('GET /metrics');
+    } finally {
+      await edge.close();
+    }
   });
 });

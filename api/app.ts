@@ -4,8 +4,10 @@ import { fastifyLogging } from '../infra/observability/fastify-logging';
 import type { Logger } from '../infra/observability/logger';
 import { Registry } from 'prom-client';
 import type { ApiDeps } from './deps';
-import { registerOpenApi } from '../infra/http/openapi';
+import { recordRoutes, registerOpenApi } from '../infra/http/openapi';
 import { registerProblemHandlers } from '../infra/http/problem-details';
+import { registerSecurityHeaders } from '../infra/http/security-headers';
+import { registerRateLimit } from '../infra/http/rate-limit';
 import { type HealthCheck, postgresCheck } from '../infra/observability/health-checks';
 import { exposeMetrics } from '../infra/observability/http-metrics';
 import { createIngestMetrics } from '../infra/observability/ingest-metrics';
@@ -47,9 +49,11 @@ export interface BuildAppOptions extends Omit<ApiDeps, 'ingestMetrics' | 'health
 export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> {
   const { logger, docsUi = false, metrics = new Registry(), healthChecks = [], tracing, ...routeDeps } = deps;
   const app = Fastify({ ...fastifyLogging(logger), bodyLimit: deps.config.api.bodyLimitBytes });
+  recordRoutes(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  await registerSecurityHeaders(app);
   const audit = createAuditTrail(deps.pool, createAuditMetrics(metrics));
   const { local } = deps.config.identity;
   const accounts = createAccounts(deps.pool, audit, {
@@ -61,6 +65,8 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
     authenticator: createAuthenticator({ identity: deps.config.identity, signingKey: deps.signingKey, accounts }),
     publicPrefixes: ['/docs'],
   });
+  // After the access hooks, so that limits count per identity; before any route, so that every route has one.
+  await registerRateLimit(app, deps.config.api.rateLimit);
   if (tracing) traceRequests(app);
   exposeMetrics(app, metrics);
   await registerOpenApi(app, { ui: docsUi });

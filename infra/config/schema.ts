@@ -266,6 +266,25 @@ export const HoldfastConfig = z
         codecAccess: z.enum(['signed-in', 'local-ui']).default('signed-in'),
         bodyLimitBytes: z.number().int().positive().default(1_048_576),
         maxBatch: z.number().int().positive().default(500),
+        /**
+         * Requests per caller per window (OWASP API4): a person by their id, a machine by its key, anyone else by
+         * client address. Machine keys get their own, higher limit: a station posts every part, and the benchmarks
+         * post about 100 requests a second from one key. `signIn` bounds POST /v1/auth/token per client address,
+         * on top of the account lock-out (identity.local.maxFailedSignIns).
+         */
+        rateLimit: z
+          .strictObject({
+            max: z.number().int().positive().default(1_200),
+            machineMax: z.number().int().positive().default(12_000),
+            timeWindow: Duration.default('1m'),
+            signIn: z
+              .strictObject({
+                max: z.number().int().positive().default(10),
+                timeWindow: Duration.default('1m'),
+              })
+              .prefault({}),
+          })
+          .prefault({}),
       })
       .prefault({}),
     vision: Vision.prefault({}),

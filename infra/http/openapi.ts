@@ -58,3 +58,31 @@ export async function registerOpenApi(
     app.get(OPENAPI_JSON_PATH, { schema: { hide: true }, config: { access: 'public' } }, async () => app.swagger());
   }
 }
+
+export interface ListedRoute {
+  method: string;
+  url: string;
+  /** `schema.hide`: left out of the OpenAPI document on purpose. */
+  hidden: boolean;
+}
+
+const inventories = new WeakMap<FastifyInstance, ListedRoute[]>();
+
+/**
+ * Records every route registered on app from now on (call it first), so that the served OpenAPI document can be
+ * checked against what the process really serves (OWASP API9: test/integration/api-owasp.test.ts).
+ */
+export function recordRoutes(app: FastifyInstance): void {
+  const routes: ListedRoute[] = [];
+  inventories.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      routes.push({ method, url: route.url, hidden: route.schema?.hide === true });
+    }
+  });
+}
+
+/** The routes recordRoutes saw; empty when it was not called. */
+export function registeredRoutes(app: FastifyInstance): readonly ListedRoute[] {
+  return inventories.get(app) ?? [];
+}

@@ -18,7 +18,8 @@ import {
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { registerOpenApi } from '../http/openapi';
+import { type ListedRoute, recordRoutes, registeredRoutes, registerOpenApi } from '../http/openapi';
+import { registerSecurityHeaders } from '../http/security-headers';
 import {
   ProblemError,
   httpProblem,
@@ -64,6 +65,8 @@ export interface FrameHttpOptions {
 export interface FrameHttpServer {
   /** http://host:port, the port as bound (config port 0 picks a free one). */
   url: string;
+  /** Every route it serves (the OpenAPI inventory test compares them with /docs/json). */
+  routes: readonly ListedRoute[];
   close(): Promise<void>;
 }
 
@@ -348,9 +351,11 @@ function answer(outcome: FrameOutcome): z.infer<typeof FrameResultSchema> {
 export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpServer> {
   const { host, port, bodyLimitBytes } = opts.config.vision.http;
   const app: FastifyInstance = Fastify({ ...fastifyLogging(opts.httpLogger), bodyLimit: bodyLimitBytes });
+  recordRoutes(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerProblemHandlers(app);
+  await registerSecurityHeaders(app);
   enforceRouteAccess(app, { authenticator: opts.authenticator });
   app.addHook('onError', async (request, _reply, err) => {
     if (err instanceof ProblemError || (err.statusCode ?? 500) < 500) return;
@@ -386,6 +391,7 @@ export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpSe
   const bound = app.server.address() as AddressInfo;
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${bound.port}`,
+    routes: registeredRoutes(app),
     close: () => app.close(),
   };
 }

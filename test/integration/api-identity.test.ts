@@ -20,7 +20,13 @@ import { createPool } from '../../infra/db/pool';
 import { migrate } from '../../infra/db/migrate';
 
 const base = loadConfig();
-const config = { ...base, identity: { ...base.identity, local: { ...base.identity.local, maxFailedSignIns: 3 } } };
+// Every sign-in here comes from one address: the per-address sign-in limit (api-owasp.test.ts) is raised so that
+// the account lock-out is what these tests see.
+const config = {
+  ...base,
+  identity: { ...base.identity, local: { ...base.identity.local, maxFailedSignIns: 3 } },
+  api: { ...base.api, rateLimit: { ...base.api.rateLimit, signIn: { max: 1_000, timeWindow: '1m' } } },
+};
 const run = `identity-${randomUUID().slice(0, 8)}`;
 const gateway = new Proxy({} as WorkflowGateway, {
   get: (_, name) => () => Promise.reject(new Error(`unexpected Temporal call ${String(name)}`)),

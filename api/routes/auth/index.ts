@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { parseDurationMs } from '../../../infra/config/duration';
 import { ProblemError, problemType } from '../../../infra/http/problem-details';
+import { signInRateLimit } from '../../../infra/http/rate-limit';
 import { ProblemSchema } from '../../../infra/http/schemas';
 import { issueLocalToken } from '../../../infra/identity/authenticate';
 import type { ApiDeps } from '../../deps';
@@ -25,7 +26,8 @@ const authRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps 
 
   app.post('/v1/auth/token', {
     // Public by nature: this is where a person without a token gets one.
-    config: { access: 'public' },
+    // Rate-limited per client address besides the account lock-out: guessing across many usernames is bounded too.
+    config: { access: 'public', rateLimit: signInRateLimit(deps.config.api.rateLimit) },
     schema: {
       summary: 'Sign in with a local account: a short-lived bearer token for every other route',
       description:
@@ -34,7 +36,7 @@ const authRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps 
         'unknown user, wrong password, locked or disabled it was (the audit trail does).',
       tags: ['auth'],
       body: SignInBodySchema,
-      response: { 200: TokenSchema, 400: ProblemSchema, 401: ProblemSchema },
+      response: { 200: TokenSchema, 400: ProblemSchema, 401: ProblemSchema, 429: ProblemSchema },
     },
     handler: async (request) => {
       const outcome = await deps.accounts.signIn({ ...request.body, address: request.ip });

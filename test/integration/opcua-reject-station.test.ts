@@ -224,13 +224,15 @@ describe('reject station against the simulated line PLC', () => {
     await own.close();
     await own.close(); // idempotent
 
-    // node-opcua answers its own CloseSecureChannel after a 100 ms timer (the server never replies to CLO), so the
-    // count may lag briefly; anything still there after 2 s is a leak.
+    // node-opcua answers its own CloseSecureChannel after a 100 ms timer (the server never replies to CLO), and the
+    // in-process simulator closes its side of a SignAndEncrypt channel on its own schedule, so the count may lag; the
+    // counts are process-wide, so one of the baseline's own timers may also have fired meanwhile (fewer is fine).
+    // Anything above the baseline after 10 s is a leak.
     await eventually(
       'sockets and timers back to the baseline',
       resources,
-      (now) => JSON.stringify(now) === JSON.stringify(before),
-      { timeoutMs: 2_000 },
+      (now) => now.sockets <= before.sockets && now.timers <= before.timers,
+      { timeoutMs: 10_000 },
     );
     await expect(own.signalReject({ ...S1, partId: 'P-501', eventId: 'EV-501' })).rejects.toThrow(
       /session down .*closed/,

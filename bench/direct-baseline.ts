@@ -26,8 +26,8 @@ import { openSiteConnectors } from '../workers/connectors';
 import { DIRECT_READY_LINE, type DirectRunRequest, type DirectRunStatus } from './direct-protocol';
 import { inspectionBody, type PlannedPart } from './plant-data';
 import { openLoop } from './schedule';
-import { issueLocalToken } from '../infra/identity/authenticate';
 import { generateSigningKey } from '../infra/identity/signing-key';
+import { integratorAuthorization } from './harness';
 
 const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -54,18 +54,7 @@ async function main(): Promise<void> {
   const pool = createPool(databaseUrl, { applicationName: 'holdfast-api' });
   // Its own key and an integrator's token: the API's access check is part of the measured path, as in production.
   const signingKey = await generateSigningKey();
-  const integrator = `Bearer ${await issueLocalToken(
-    signingKey,
-    {
-      username: 'bench',
-      displayName: 'bench',
-      roles: ['integrator'],
-      sites: 'all',
-      disabled: false,
-      lockedUntil: null,
-    },
-    24 * 3600,
-  )}`;
+  const integrator = await integratorAuthorization(signingKey);
   const app = await buildApp({
     signingKey,
     pool,

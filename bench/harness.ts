@@ -7,6 +7,8 @@
  * clean-up waits for that clean-up instead of killing this process with Node's default action, which skips the
  * 'exit' hooks that stop child processes and would leave them (each in a process group of its own) running.
  */
+import { issueLocalToken } from '../infra/identity/authenticate';
+import type { SigningKey } from '../infra/identity/signing-key';
 import { stopWhenNpmIsGone } from '../infra/local/orphan-watch';
 import { ChildWatch } from './children';
 
@@ -80,4 +82,21 @@ export function runBenchmark(name: string, measure: (bench: Bench) => Promise<Be
       exit(1);
     },
   );
+}
+
+/** `Bearer …` for a day-long integrator token signed with `signingKey`: every benchmark side pays for the access check. */
+export async function integratorAuthorization(signingKey: SigningKey): Promise<string> {
+  const token = await issueLocalToken(
+    signingKey,
+    {
+      username: 'bench',
+      displayName: 'bench',
+      roles: ['integrator'],
+      sites: 'all',
+      disabled: false,
+      lockedUntil: null,
+    },
+    24 * 3600,
+  );
+  return `Bearer ${token}`;
 }

@@ -39,14 +39,13 @@ import { startEmbeddedPostgres } from '../infra/local/postgres';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../infra/temporal/payload-codec';
 import { defaultLocalProcesses, startLocalStack, type LocalProcessSpec } from '../infra/local/start';
 import { DIRECT_READY_LINE, type DirectRunRequest, type DirectRunStatus } from './direct-protocol';
-import { runBenchmark, type Bench } from './harness';
+import { integratorAuthorization, runBenchmark, type Bench } from './harness';
 import { complete, latencyOutcome, type LatencyOutcome, type SentPart } from './latency-report';
 import { inspectionBody, planRun, type PlannedLot } from './plant-data';
 import { openPool, type ClosablePool } from './pools';
 import { cpuByBucket, cpuSecondsBetween, postgresBackendRole, ROLE_ENV, snapshotCpu } from './process-cpu';
 import { dueAt, openLoop } from './schedule';
 import { jsonFigure, jsonFigures, percentiles, spreadByKey } from './stats';
-import { issueLocalToken } from '../infra/identity/authenticate';
 import { loadOrCreateSigningKey } from '../infra/identity/signing-key';
 
 const { values: args } = parseArgs({
@@ -219,18 +218,7 @@ runBenchmark('latency', async (bench) => {
   // The API's token key, made first so that the camera side can sign an integrator's token the API trusts (the
   // direct baseline checks one too: both sides pay for the access check).
   const signingKey = await loadOrCreateSigningKey(join(work, 'data', 'identity', 'signing-key.json'));
-  const integrator = `Bearer ${await issueLocalToken(
-    signingKey,
-    {
-      username: 'bench',
-      displayName: 'bench',
-      roles: ['integrator'],
-      sites: 'all',
-      disabled: false,
-      lockedUntil: null,
-    },
-    24 * 3600,
-  )}`;
+  const integrator = await integratorAuthorization(signingKey);
   const local = await startLocalStack({
     config,
     env: { ...process.env, DATABASE_URL: urlOf(databases.holdfast), HOLDFAST_CONFIG: holdfastConfigFile },

@@ -17,7 +17,7 @@ import { traceRequests } from '../infra/observability/trace-context';
 import { createAccounts } from '../infra/identity/accounts';
 import { createAuthenticator } from '../infra/identity/authenticate';
 import { enforceRouteAccess } from '../infra/identity/route-access';
-import type { SigningKey } from '../infra/identity/signing-key';
+import { type SigningKey, generateSigningKey } from '../infra/identity/signing-key';
 import { parseDurationMs } from '../infra/config/duration';
 import auditRoutes from './routes/audit';
 import codecRoutes from './routes/codec';
@@ -30,9 +30,17 @@ import stationRoutes from './routes/stations';
 
 export type { ApiDeps } from './deps';
 
-export interface BuildAppOptions extends Omit<ApiDeps, 'ingestMetrics' | 'healthChecks' | 'audit' | 'accounts'> {
+export interface BuildAppOptions extends Omit<
+  ApiDeps,
+  'ingestMetrics' | 'healthChecks' | 'audit' | 'accounts' | 'signatureKey'
+> {
   /** Holdfast's token key (infra/identity/signing-key.ts): signs local sign-ins, verifies people's local tokens. */
   signingKey: SigningKey;
+  /**
+   * Seals electronic signatures (api/server.ts passes the data directory's). Tests may leave it out: the app makes one
+   * in memory, whose signatures verify only while that app lives.
+   */
+  signatureKey?: SigningKey;
   /** The process's logger (api/server.ts); tests leave it out and the app logs nothing. */
   logger?: Logger;
   /** Serve the Swagger UI at /docs (api/server.ts does); /docs/json is always served. */
@@ -48,6 +56,7 @@ export interface BuildAppOptions extends Omit<ApiDeps, 'ingestMetrics' | 'health
 /** Builds the app without listening: tests call this and use app.inject; api/server.ts listens. */
 export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> {
   const { logger, docsUi = false, metrics = new Registry(), healthChecks = [], tracing, ...routeDeps } = deps;
+  const signatureKey = deps.signatureKey ?? (await generateSigningKey());
   const app = Fastify({ ...fastifyLogging(logger), bodyLimit: deps.config.api.bodyLimitBytes });
   recordRoutes(app);
   app.setValidatorCompiler(validatorCompiler);
@@ -78,6 +87,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
       healthChecks: [postgresCheck(deps.pool), ...healthChecks],
       audit,
       accounts,
+      signatureKey,
     },
   };
   await app.register(healthRoutes, opts);

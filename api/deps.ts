@@ -30,4 +30,6 @@ export interface ApiDeps {
   accounts: Accounts;
   /** Signs the tokens of local sign-ins. */
   signingKey: SigningKey;
+  /** Seals electronic signatures and verifies them on every read (infra/identity/e-signature.ts). */
+  signatureKey: SigningKey;
 }

@@ -31,7 +31,7 @@ import { connectClient, describeTarget, resolveTemporalTarget } from '../infra/t
 import { createDeferredWorkflowGateway, createTemporalWorkflowGateway } from '../infra/temporal/gateway';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../infra/temporal/payload-codec';
 import { createAccounts } from '../infra/identity/accounts';
-import { loadOrCreateSigningKey, signingKeyFile } from '../infra/identity/signing-key';
+import { loadOrCreateSigningKey, signatureKeyFile, signingKeyFile } from '../infra/identity/signing-key';
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import { buildApp } from './app';
 
@@ -72,9 +72,11 @@ async function main(): Promise<void> {
     },
   };
   const signingKey = await loadOrCreateSigningKey(signingKeyFile(config));
+  const signatureKey = await loadOrCreateSigningKey(signatureKeyFile(config));
   const app = await buildApp({
     pool,
     signingKey,
+    signatureKey,
     gateway,
     config,
     namespace: target.namespace,

@@ -182,21 +182,61 @@ export type DispositionDecision = (typeof DISPOSITION_DECISIONS)[number];
 export interface DispositionRequest {
   decision: DispositionDecision;
   reason: string;
-  /** The deciding user. Authenticated identity and e-signature plug in here (later issue). */
+  /** The deciding person: the authenticated principal's id (never a name the request body claims). */
   decidedBy: string;
-  /** Placeholder for the 21 CFR Part 11 e-signature manifestation; carried through unchanged today. */
-  signature?: { meaning: string; signedAt: string };
+  /**
+   * Electronic signatures (21 CFR Part 11 §11.50, docs/e-signatures.md), sealed by the API after the signer re-entered
+   * their credentials: the decider's first; `use-as-is` needs a second, by a quality manager, before the case acts.
+   */
+  signatures: SignatureManifest[];
   /** Idempotency key of the API request (also used as the Temporal update id). */
   requestId: string;
 }
 
+/** What a signer declares by signing (§11.50(a)(3)). */
+export const SIGNATURE_MEANINGS = ['approval', 'review', 'responsibility'] as const;
+export type SignatureMeaning = (typeof SIGNATURE_MEANINGS)[number];
+
+/**
+ * One electronic signature's manifestation (§11.50): the printed name of the signer, when and what the signature
+ * means; `contentSha256` binds it to the signed record (§11.70) and `seal` (a JWS by the API's signature key over all
+ * the other fields) makes a changed manifestation or a signature moved to another record fail verification.
+ */
+export interface SignatureManifest {
+  signatureId: string;
+  signer: { id: string; name: string; roles: string[] };
+  meaning: SignatureMeaning;
+  /** Server time at signing, ISO 8601 with offset. */
+  signedAt: string;
+  /** How the signer proved it was them at signing: a re-entered password, or a recent sign-in at the provider. */
+  method: 'password' | 'recent-sign-in';
+  /** sha256 (hex) of the canonical JSON of the signed content (docs/e-signatures.md#what-is-signed). */
+  contentSha256: string;
+  seal: string;
+}
+
+/** Decisions that release nonconforming material: a second person, a quality manager, must sign too. */
+export const TWO_PERSON_DECISIONS: readonly DispositionDecision[] = ['use-as-is'];
+export const signaturesRequired = (decision: DispositionDecision): number =>
+  TWO_PERSON_DECISIONS.includes(decision) ? 2 : 1;
+
+export interface CountersignRequest {
+  signature: SignatureManifest;
+  /** Idempotency key of the API request (the Temporal update id). */
+  requestId: string;
+}
+
 export interface DispositionOutcome {
-  /** completed: every follow-up ran; needs-attention: a follow-up failed for good and waits for retryFailedStep. */
-  status: 'completed' | 'needs-attention';
+  /**
+   * completed: every follow-up ran; needs-attention: a follow-up failed for good and waits for retryFailedStep;
+   * awaiting-second-signature: signed once, the case waits for a quality manager's countersignature before it acts.
+   */
+  status: 'completed' | 'needs-attention' | 'awaiting-second-signature';
   decision: DispositionDecision;
   decidedBy: string;
   reason: string;
   requestId: string;
+  signatures: SignatureManifest[];
   /** ERP material documents posted by the disposition follow-ups. */
   materialDocuments: MaterialDocumentRef[];
   lotStatus: string;
@@ -207,11 +247,17 @@ export interface DispositionOutcome {
 // Lot case state (the lot-level workflow: one MES hold, one ERP quality notification per hold cycle)
 
 /**
- * Stages of a lot case. Legal moves: containing → awaiting-disposition → executing-disposition → closed;
+ * Stages of a lot case. Legal moves: containing → awaiting-disposition → (awaiting-second-signature →)
+ * executing-disposition → closed;
  * any stage → needs-attention when a step fails for good; needs-attention → (retry) the stage it failed in.
  */
 export type LotCaseStage =
-  'containing' | 'awaiting-disposition' | 'executing-disposition' | 'needs-attention' | 'closed';
+  | 'containing'
+  | 'awaiting-disposition'
+  | 'awaiting-second-signature'
+  | 'executing-disposition'
+  | 'needs-attention'
+  | 'closed';
 
 export interface MaterialDocumentRef {
   materialDocument: string;
@@ -260,6 +306,8 @@ export interface LotCaseState {
   lotBlocked: boolean;
   blockedQuantity: number;
   materialDocuments: MaterialDocumentRef[];
+  /** The signed decision, from the moment the case accepted it (a use-as-is waits here for its second signature). */
+  decision?: DispositionRequest;
   disposition?: DispositionOutcome;
   escalatedAt?: string;
   /**
@@ -284,6 +332,9 @@ export interface RetryFailedStepResult {
   /** Every step that runs again, in the order they failed. */
   steps: string[];
 }
+export const countersignDispositionUpdate = defineUpdate<DispositionOutcome, [CountersignRequest]>(
+  'countersignDisposition',
+);
 export const retryFailedStepUpdate = defineUpdate<RetryFailedStepResult, [{ requestedBy: string }]>('retryFailedStep');
 export const lotCaseStateQuery = defineQuery<LotCaseState>('lotCaseState');
 

@@ -1,7 +1,17 @@
 import { z } from 'zod';
 import { MaterialDocumentSchema, StepFailureSchema, TraceLinkSchema, WorkflowViewSchema } from './common.schema';
 import { Identifier } from '../../infra/ingest/inspection.schema';
-import { DispositionOutcomeSchema } from './disposition.schema';
+import { DispositionOutcomeSchema, SignatureViewSchema } from './disposition.schema';
+import { DISPOSITION_DECISIONS } from '../../workflows/contracts';
+
+/** The signed decision as the case holds it from acceptance on (a use-as-is waits here for its second signature). */
+export const SignedDecisionSchema = z.object({
+  decision: z.enum(DISPOSITION_DECISIONS),
+  reason: z.string(),
+  decidedBy: z.string(),
+  requestId: z.string(),
+  signatures: z.array(SignatureViewSchema),
+});
 
 export const LotParamsSchema = z.strictObject({ lotId: Identifier });
 export const LotQuerySchema = z.strictObject({ site: Identifier.optional() });
@@ -33,6 +43,7 @@ export const LotCaseStateSchema = z.object({
   lotBlocked: z.boolean(),
   blockedQuantity: z.number(),
   materialDocuments: z.array(MaterialDocumentSchema),
+  decision: SignedDecisionSchema.optional(),
   disposition: DispositionOutcomeSchema.optional(),
   escalatedAt: z.string().optional(),
   /** Every step that failed for good and waits for an operator, in the order they failed. */
@@ -50,6 +61,7 @@ export const LotCaseViewSchema = z.object({
   holdId: z.string().optional(),
   notification: z.string().optional(),
   materialDocuments: z.array(MaterialDocumentSchema),
+  decision: SignedDecisionSchema.optional(),
   disposition: DispositionOutcomeSchema.optional(),
   openedAt: z.string(),
   updatedAt: z.string(),

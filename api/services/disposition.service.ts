@@ -1,5 +1,8 @@
 /**
- * Lot dispositions with an Idempotency-Key (draft-ietf-httpapi-idempotency-key-header,
+ * Signed lot dispositions and their countersignatures (docs/e-signatures.md): the API seals the signer's signature
+ * over the decision and hands both to the lot case, whose validators decide what it takes.
+ *
+ * Both with an Idempotency-Key (draft-ietf-httpapi-idempotency-key-header,
  * docs/reliability.md#api-idempotency-key):
  * same key and body → the stored answer, byte for byte; same key, other body → 422; same key still running → 409.
  * The key is also the Temporal update id, so a retry after a lost answer reaches the same update.
@@ -12,7 +15,7 @@
  * recorded; a replay of a stored answer records nothing new.
  */
 import { lotCaseWorkflowId } from '../../workflows/contracts';
-import type { DispositionRequest } from '../../workflows/contracts';
+import type { DispositionOutcome, DispositionRequest } from '../../workflows/contracts';
 import { DispositionRejectedError, WorkflowNotFoundError } from '../../infra/temporal/gateway';
 import type { ApiDeps } from '../deps';
 import type { AuditActor, AuditEntry } from '../../infra/audit/audit-record';
@@ -22,11 +25,23 @@ import {
   completeIdempotencyKey,
   releaseIdempotencyKey,
 } from '../repositories/idempotency.repository';
-import { sitesOfLot } from '../../infra/ingest/inspection.repository';
-import { type DispositionBody, DispositionOutcomeSchema } from '../schemas/disposition.schema';
+import {
+  type CountersignBody,
+  type DispositionBody,
+  DispositionOutcomeSchema,
+  type SignatureInput,
+} from '../schemas/disposition.schema';
 import { canonicalJson, sha256Hex } from '../../infra/ingest/canonical-json';
+import {
+  type DispositionPlace,
+  type Signer,
+  dispositionContent,
+  signDisposition,
+  verifiedSignatures,
+} from './e-signature.service';
 
 export const DISPOSITION_SCOPE = 'lot-disposition';
+export const COUNTERSIGN_SCOPE = 'lot-disposition-countersign';
 
 /** An in-flight key older than this belonged to a process that died mid-request (updates time out after 60 s). */
 const IN_FLIGHT_STALE_MS = 5 * 60_000;
@@ -38,21 +53,101 @@ export interface StoredAnswer {
   body: string;
 }
 
-export async function submitLotDisposition(
+/** A lot at the site the route resolved for its caller. */
+export interface LotAtSite {
+  site: string;
+  lotId: string;
+}
+
+/** The decider signs the decision; the case takes it (a use-as-is then waits for its second signature). */
+export function submitLotDisposition(
   deps: ApiDeps,
-  lotId: string,
+  lot: LotAtSite,
   idempotencyKey: string,
   body: DispositionBody,
+  signer: Signer,
   actor: AuditActor,
 ): Promise<StoredAnswer> {
-  const fingerprint = sha256Hex(canonicalJson({ lotId, body }));
-  const claim = await claimIdempotencyKey(
-    deps.pool,
-    DISPOSITION_SCOPE,
-    idempotencyKey,
-    fingerprint,
-    IN_FLIGHT_STALE_MS,
-  );
+  const fingerprint = sha256Hex(canonicalJson({ ...lot, body: withoutSecret(body) }));
+  return idempotent(deps, DISPOSITION_SCOPE, idempotencyKey, fingerprint, async () => {
+    const place = placeOf(lot);
+    const decided = { decision: body.decision, reason: body.reason, decidedBy: signer.principal.id };
+    const signature = await signDisposition(
+      deps,
+      signer,
+      body.signature.meaning,
+      dispositionContent(place, { ...decided, requestId: idempotencyKey }),
+    );
+    const request: DispositionRequest = { ...decided, signatures: [signature], requestId: idempotencyKey };
+    return runUpdate(deps, place, actor, {
+      action: 'lot-case.disposition',
+      // The update's validator takes a disposition only from a case awaiting one, so an accepted one replaced that.
+      old: { stage: 'awaiting-disposition', disposition: null },
+      new: { disposition: request },
+      reason: body.reason,
+      update: () => deps.gateway.submitDisposition(place.lotCaseWorkflowId, request),
+    });
+  });
+}
+
+/**
+ * The second signature of a use-as-is: a quality manager signs the very content the first signer signed, read from
+ * the case; the case's validator refuses the same person twice or a signer without the role, with the reason.
+ */
+export function countersignLotDisposition(
+  deps: ApiDeps,
+  lot: LotAtSite,
+  idempotencyKey: string,
+  body: CountersignBody,
+  signer: Signer,
+  actor: AuditActor,
+): Promise<StoredAnswer> {
+  const fingerprint = sha256Hex(canonicalJson({ ...lot, body: withoutSecret(body) }));
+  return idempotent(deps, COUNTERSIGN_SCOPE, idempotencyKey, fingerprint, async () => {
+    const place = placeOf(lot);
+    const state = await deps.gateway.lotCaseState(place.lotCaseWorkflowId);
+    if (!state) return problemAnswer(httpProblem(404, `lot ${lot.lotId} at site ${lot.site} has no open lot case`));
+    const pending = state.decision;
+    const refused = (detail: string): FinalAnswer => {
+      const problem = rejection(detail);
+      return { ...problemAnswer(problem), audit: countersignAudit('refused', problem) };
+    };
+    const countersignAudit = (outcome: 'accepted' | 'refused', detail: unknown): AuditEntry => ({
+      actor,
+      action: 'lot-case.countersign',
+      recordType: 'lot-case',
+      recordId: place.lotCaseWorkflowId,
+      old: null,
+      new: null,
+      reason: null,
+      outcome,
+      detail,
+    });
+    if (!pending) return refused(`lot ${lot.lotId} has no disposition waiting for a second signature`);
+    const signature = await signDisposition(deps, signer, body.signature.meaning, dispositionContent(place, pending));
+    return runUpdate(deps, place, actor, {
+      action: 'lot-case.countersign',
+      old: { signatures: pending.signatures.length },
+      new: { signature },
+      reason: null,
+      update: () =>
+        deps.gateway.countersignDisposition(place.lotCaseWorkflowId, { signature, requestId: idempotencyKey }),
+    });
+  });
+}
+
+/**
+ * Lot dispositions and countersignatures with an Idempotency-Key: the same key and body answer what the first
+ * request answered; the stored answer and its audit record are written together.
+ */
+async function idempotent(
+  deps: ApiDeps,
+  scope: string,
+  idempotencyKey: string,
+  fingerprint: string,
+  decide: () => Promise<FinalAnswer>,
+): Promise<StoredAnswer> {
+  const claim = await claimIdempotencyKey(deps.pool, scope, idempotencyKey, fingerprint, IN_FLIGHT_STALE_MS);
   switch (claim.kind) {
     case 'fingerprint-mismatch':
       throw new ProblemError({
@@ -76,10 +171,10 @@ export async function submitLotDisposition(
 
   let final: FinalAnswer;
   try {
-    final = await decide(deps, lotId, idempotencyKey, body, actor);
+    final = await decide();
   } catch (err) {
-    // Not a final answer (Temporal unreachable, ambiguous lot, a bug): free the key so a retry can run.
-    await releaseIdempotencyKey(deps.pool, DISPOSITION_SCOPE, idempotencyKey);
+    // Not a final answer (Temporal unreachable, a bug): free the key so a retry can run.
+    await releaseIdempotencyKey(deps.pool, scope, idempotencyKey);
     if (err instanceof ProblemError) throw err;
     throw new ProblemError(
       {
@@ -92,7 +187,7 @@ export async function submitLotDisposition(
     );
   }
   await deps.audit.inTransaction(async (client) => {
-    await completeIdempotencyKey(client, DISPOSITION_SCOPE, idempotencyKey, final.status, final.body);
+    await completeIdempotencyKey(client, scope, idempotencyKey, final.status, final.body);
     return { result: undefined, audit: final.audit ? [final.audit] : [] };
   });
   return answer(final.status, final.body);
@@ -105,73 +200,62 @@ interface FinalAnswer {
   audit?: AuditEntry;
 }
 
-/** Resolves the lot case and runs the update; returns only answers that are final for this key. */
-async function decide(
-  deps: ApiDeps,
-  lotId: string,
-  requestId: string,
-  body: DispositionBody,
-  actor: AuditActor,
-): Promise<FinalAnswer> {
-  const sites = await sitesOfLot(deps.pool, lotId);
-  let site: string;
-  if (body.site !== undefined) {
-    if (!sites.includes(body.site))
-      return problemAnswer(httpProblem(404, `lot ${lotId} has not been seen at site ${body.site}`));
-    site = body.site;
-  } else if (sites.length === 0) {
-    return problemAnswer(httpProblem(404, `lot ${lotId} has never been inspected`));
-  } else if (sites.length > 1) {
-    throw new ProblemError({
-      type: problemType('ambiguous-lot'),
-      title: 'Lot id exists at more than one site',
-      status: 400,
-      detail: `lot ${lotId} exists at sites ${sites.join(', ')}; send "site" in the body`,
-      sites,
-    });
-  } else {
-    site = sites[0]!;
-  }
+interface UpdateCall {
+  action: string;
+  old: unknown;
+  new: unknown;
+  reason: string | null;
+  update: () => Promise<DispositionOutcome>;
+}
 
-  const request: DispositionRequest = {
-    decision: body.decision,
-    reason: body.reason,
-    decidedBy: body.decidedBy,
-    ...(body.signature ? { signature: body.signature } : {}),
-    requestId,
-  };
-  const workflowId = lotCaseWorkflowId(site, lotId);
+/** Runs the lot case's update; returns only answers that are final for this key, each with its audit record. */
+async function runUpdate(deps: ApiDeps, place: DispositionPlace, actor: AuditActor, call: UpdateCall) {
   const audit = (outcome: 'accepted' | 'refused', detail: unknown): AuditEntry => ({
     actor,
-    action: 'lot-case.disposition',
+    action: call.action,
     recordType: 'lot-case',
-    recordId: workflowId,
-    // The update's validator takes a disposition only from a case awaiting one, so an accepted one replaced that;
-    // a refused one replaced nothing, and its detail says what the case was doing instead.
-    old: outcome === 'accepted' ? { stage: 'awaiting-disposition', disposition: null } : null,
-    new: { disposition: request },
-    reason: body.reason,
+    recordId: place.lotCaseWorkflowId,
+    // A refused request replaced nothing; its detail says what the case was doing instead.
+    old: outcome === 'accepted' ? call.old : null,
+    new: call.new,
+    reason: call.reason,
     outcome,
     detail,
   });
   try {
-    const outcome = DispositionOutcomeSchema.parse(await deps.gateway.submitDisposition(workflowId, request));
-    return { status: 200, body: outcome, audit: audit('accepted', outcome) };
+    const outcome = await call.update();
+    const view = DispositionOutcomeSchema.parse({
+      ...outcome,
+      signatures: await verifiedSignatures(deps, place, outcome),
+    });
+    return { status: 200, body: view, audit: audit('accepted', view) };
   } catch (err) {
     let refusal: Problem | undefined;
     if (err instanceof DispositionRejectedError) {
-      refusal = {
-        type: problemType('disposition-rejected'),
-        title: 'Disposition rejected by the lot case',
-        status: 409,
-        detail: err.message,
-      };
+      refusal = rejection(err.message);
     } else if (err instanceof WorkflowNotFoundError) {
-      refusal = httpProblem(404, `lot ${lotId} at site ${site} has no open lot case`);
+      refusal = httpProblem(404, `lot ${place.lotId} at site ${place.site} has no open lot case`);
     }
     if (!refusal) throw err;
     return { ...problemAnswer(refusal), audit: audit('refused', refusal) };
   }
+}
+
+const placeOf = (lot: LotAtSite): DispositionPlace => ({
+  ...lot,
+  lotCaseWorkflowId: lotCaseWorkflowId(lot.site, lot.lotId),
+});
+
+const rejection = (detail: string): Problem => ({
+  type: problemType('disposition-rejected'),
+  title: 'Disposition rejected by the lot case',
+  status: 409,
+  detail,
+});
+
+/** The password re-entered for a signature never reaches the stored fingerprint (an unsalted hash of it would). */
+function withoutSecret<T extends { signature: SignatureInput }>(body: T) {
+  return { ...body, signature: { meaning: body.signature.meaning } };
 }
 
 function problemAnswer(problem: Problem): FinalAnswer {

@@ -320,6 +320,18 @@ export const HoldfastConfig = z
             signingKeyFile: z.string().min(1).default('identity/signing-key.json'),
           })
           .prefault({}),
+        /** Electronic signatures on dispositions (docs/e-signatures.md). */
+        signatures: z
+          .strictObject({
+            /**
+             * How recent an OpenID user's sign-in (`auth_time`) must be to sign: older, and the API asks them to sign
+             * in again at the provider (Part 11 §11.200(a)). Local accounts re-enter their password instead.
+             */
+            maxAuthAge: Duration.default('5m'),
+            /** The key pair (ES256) that seals signatures, created on first start; relative to the data directory. */
+            keyFile: z.string().min(1).default('identity/signature-key.json'),
+          })
+          .prefault({}),
       })
       .refine((i) => (i.issuer === undefined) === (i.audience === undefined), {
         message: 'identity.issuer and identity.audience go together',

@@ -82,7 +82,12 @@ export interface Accounts {
   listUsers(): Promise<UserAccount[]>;
   /** The first start's `admin` with a one-time password, when no account exists yet; otherwise undefined. */
   ensureFirstAdmin(): Promise<string | undefined>;
-  signIn(attempt: { username: string; password: string; address: string }): Promise<SignInResult>;
+  signIn(attempt: PasswordAttempt): Promise<SignInResult>;
+  /**
+   * A password re-entered to sign a record electronically (docs/e-signatures.md): checked, counted and locked like a
+   * sign-in, a failure on one counts for the other, and each attempt is audited as `e-signature.credentials`.
+   */
+  confirmSigner(attempt: PasswordAttempt): Promise<SignInResult>;
 
   createKey(actor: AuditActor, key: NewKey): Promise<{ record: ApiKeyRecord; key: string }>;
   /** A new key with the old one's scope; the old one is revoked in the same transaction. */
@@ -102,7 +107,19 @@ export interface NewKey {
 }
 
 export type SignInResult =
-  { ok: true; user: UserAccount } | { ok: false; reason: 'unknown-or-wrong-password' | 'locked' | 'disabled' };
+  | { ok: true; user: UserAccount }
+  | {
+      ok: false;
+      reason: 'unknown-or-wrong-password' | 'locked' | 'disabled';
+      /** Set when this very attempt locked the account: the caller reports it (Part 11 §11.300(d)). */
+      lockedNow?: string;
+    };
+
+export interface PasswordAttempt {
+  username: string;
+  password: string;
+  address: string;
+}
 
 export interface LockoutPolicy {
   maxFailedSignIns: number;
@@ -151,6 +168,62 @@ export function createAccounts(pool: pg.Pool, audit: AuditTrail, lockout: Lockou
         audit: [entry(actor, 'user.create', 'user', created.username, null, userView(created))],
       };
     });
+
+  /** A sign-in or a signer's re-entered password: one lock-out counter, one kind of audit record per purpose. */
+  function checkPassword(
+    action: 'user.sign-in' | 'e-signature.credentials',
+    { username, password, address }: PasswordAttempt,
+  ): Promise<SignInResult> {
+    return change<SignInResult>(async (client) => {
+      const row = await selectUser(client, username, true);
+      const actor: AuditActor = row
+        ? { kind: 'user', id: `local:${row.username}`, displayName: row.display_name, address }
+        : { kind: 'unauthenticated', id: username, address };
+      const record = (outcome: 'accepted' | 'refused', detail: unknown) =>
+        ({
+          actor,
+          action,
+          recordType: 'user',
+          recordId: username,
+          old: null,
+          new: null,
+          reason: null,
+          outcome,
+          detail,
+        }) as const;
+      const refuse = (reason: 'unknown-or-wrong-password' | 'locked' | 'disabled', extra: object = {}) => ({
+        result: { ok: false as const, reason },
+        audit: [record('refused', { reason, ...extra })],
+      });
+
+      if (!row) {
+        await verify(await (decoyHash ??= hashPassword(oneTimeSecret())), password);
+        return refuse('unknown-or-wrong-password');
+      }
+      if (row.disabled) return refuse('disabled');
+      if (row.locked_until && row.locked_until.getTime() > Date.now()) {
+        return refuse('locked', { lockedUntil: row.locked_until.toISOString() });
+      }
+      if (!(await verify(row.password_hash, password))) {
+        const failed = row.failed_sign_ins + 1;
+        const locks = failed >= lockout.maxFailedSignIns;
+        const { rows } = await client.query<{ locked_until: Date | null }>(
+          `UPDATE holdfast.user_account SET failed_sign_ins = $2,
+             locked_until = CASE WHEN $3 THEN now() + $4 * interval '1 millisecond' ELSE NULL END
+           WHERE username = $1 RETURNING locked_until`,
+          [username, locks ? 0 : failed, locks, lockout.lockForMs],
+        );
+        const lockedUntil = locks ? rows[0]!.locked_until!.toISOString() : undefined;
+        const refused = refuse('unknown-or-wrong-password', { failedSignIns: failed, lockedUntil });
+        return lockedUntil ? { ...refused, result: { ...refused.result, lockedNow: lockedUntil } } : refused;
+      }
+      const { rows } = await client.query<UserRow>(
+        `UPDATE holdfast.user_account SET failed_sign_ins = 0, locked_until = NULL WHERE username = $1 RETURNING *`,
+        [username],
+      );
+      return { result: { ok: true as const, user: toUser(rows[0]!) }, audit: [record('accepted', null)] };
+    });
+  }
 
   return {
     addUser,
@@ -211,57 +284,8 @@ export function createAccounts(pool: pg.Pool, audit: AuditTrail, lockout: Lockou
       }
     },
 
-    signIn: ({ username, password, address }) =>
-      change<SignInResult>(async (client) => {
-        const row = await selectUser(client, username, true);
-        const actor: AuditActor = row
-          ? { kind: 'user', id: `local:${row.username}`, displayName: row.display_name, address }
-          : { kind: 'unauthenticated', id: username, address };
-        const record = (outcome: 'accepted' | 'refused', detail: unknown) =>
-          ({
-            actor,
-            action: 'user.sign-in',
-            recordType: 'user',
-            recordId: username,
-            old: null,
-            new: null,
-            reason: null,
-            outcome,
-            detail,
-          }) as const;
-        const refuse = (reason: 'unknown-or-wrong-password' | 'locked' | 'disabled', extra: object = {}) => ({
-          result: { ok: false as const, reason },
-          audit: [record('refused', { reason, ...extra })],
-        });
-
-        if (!row) {
-          await verify(await (decoyHash ??= hashPassword(oneTimeSecret())), password);
-          return refuse('unknown-or-wrong-password');
-        }
-        if (row.disabled) return refuse('disabled');
-        if (row.locked_until && row.locked_until.getTime() > Date.now()) {
-          return refuse('locked', { lockedUntil: row.locked_until.toISOString() });
-        }
-        if (!(await verify(row.password_hash, password))) {
-          const failed = row.failed_sign_ins + 1;
-          const locks = failed >= lockout.maxFailedSignIns;
-          const { rows } = await client.query<{ locked_until: Date | null }>(
-            `UPDATE holdfast.user_account SET failed_sign_ins = $2,
-               locked_until = CASE WHEN $3 THEN now() + $4 * interval '1 millisecond' ELSE NULL END
-             WHERE username = $1 RETURNING locked_until`,
-            [username, locks ? 0 : failed, locks, lockout.lockForMs],
-          );
-          return refuse('unknown-or-wrong-password', {
-            failedSignIns: failed,
-            ...(locks ? { lockedUntil: rows[0]!.locked_until!.toISOString() } : {}),
-          });
-        }
-        const { rows } = await client.query<UserRow>(
-          `UPDATE holdfast.user_account SET failed_sign_ins = 0, locked_until = NULL WHERE username = $1 RETURNING *`,
-          [username],
-        );
-        return { result: { ok: true as const, user: toUser(rows[0]!) }, audit: [record('accepted', null)] };
-      }),
+    signIn: (attempt) => checkPassword('user.sign-in', attempt),
+    confirmSigner: (attempt) => checkPassword('e-signature.credentials', attempt),
 
     createKey: (actor, key) =>
       change(async (client) => {

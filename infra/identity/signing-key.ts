@@ -18,8 +18,17 @@ export interface SigningKey {
 export const SIGNING_ALG = 'ES256';
 
 /** `identity.local.signingKeyFile`, relative to the data directory (HOLDFAST_DATA_DIR, .holdfast/data). */
-export function signingKeyFile(config: HoldfastConfig, env: NodeJS.ProcessEnv = process.env): string {
-  const file = config.identity.local.signingKeyFile;
+export const signingKeyFile = (config: HoldfastConfig, env: NodeJS.ProcessEnv = process.env): string =>
+  inDataDir(config.identity.local.signingKeyFile, env);
+
+/**
+ * `identity.signatures.keyFile`: the key that seals electronic signatures (infra/identity/e-signature.ts). A key of
+ * its own, so that rotating the token key (which signs everyone out) leaves every signature verifiable.
+ */
+export const signatureKeyFile = (config: HoldfastConfig, env: NodeJS.ProcessEnv = process.env): string =>
+  inDataDir(config.identity.signatures.keyFile, env);
+
+function inDataDir(file: string, env: NodeJS.ProcessEnv): string {
   return isAbsolute(file) ? file : join(resolve(env.HOLDFAST_DATA_DIR ?? '.holdfast/data'), file);
 }
 

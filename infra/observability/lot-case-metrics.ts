@@ -7,6 +7,7 @@ import { oncePerScrape } from './scrape';
 const OPEN_STAGES = Object.keys({
   containing: true,
   'awaiting-disposition': true,
+  'awaiting-second-signature': true,
   'executing-disposition': true,
   'needs-attention': true,
 } satisfies Record<Exclude<LotCaseStage, 'closed'>, true>);
@@ -24,7 +25,7 @@ export function registerLotCaseGauge(registry: Registry, pool: Pick<pg.Pool, 'qu
   });
   new Gauge({
     name: 'holdfast_lot_cases',
-    help: 'Open lot cases by stage (containing, awaiting-disposition, executing-disposition, needs-attention).',
+    help: 'Open lot cases by stage (containing, awaiting-disposition, awaiting-second-signature, executing-disposition, needs-attention).',
     labelNames: ['stage'],
     registers: [registry],
     async collect() {

@@ -13,7 +13,9 @@ import {
   isGrpcDeadlineError,
   isGrpcServiceError,
 } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import {
+  type CountersignRequest,
   type DefectDetection,
   type DetectionDispatch,
   type DispositionOutcome,
@@ -21,6 +23,7 @@ import {
   type LotCaseInput,
   type LotCaseState,
   type RetryFailedStepResult,
+  countersignDispositionUpdate,
   detectionSearchAttributes,
   dispositionUpdate,
   lotCaseEnrolment,
@@ -65,6 +68,8 @@ export interface WorkflowGateway {
   describe(workflowId: string): Promise<WorkflowDescription | undefined>;
   lotCaseState(workflowId: string): Promise<LotCaseState | undefined>;
   submitDisposition(lotCaseWorkflowId: string, request: DispositionRequest): Promise<DispositionOutcome>;
+  /** The second signature of a use-as-is (two-person rule); refused by the case's validator like a disposition. */
+  countersignDisposition(lotCaseWorkflowId: string, request: CountersignRequest): Promise<DispositionOutcome>;
   /** Re-runs the steps a case is parked on (needs-attention), once their cause was fixed in the MES or ERP. */
   retryFailedStep(workflowId: string, requestedBy: string): Promise<RetryFailedStepResult>;
 }
@@ -105,6 +110,7 @@ export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; con
       describe: async (workflowId) => target().describe(workflowId),
       lotCaseState: async (workflowId) => target().lotCaseState(workflowId),
       submitDisposition: async (workflowId, request) => target().submitDisposition(workflowId, request),
+      countersignDisposition: async (workflowId, request) => target().countersignDisposition(workflowId, request),
       retryFailedStep: async (workflowId, requestedBy) => target().retryFailedStep(workflowId, requestedBy),
     },
     connect(gateway) {
@@ -200,6 +206,29 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
     }
   };
 
+  /** A disposition or its countersignature: the API's idempotency key is the update id. */
+  async function decide<Request extends { requestId: string }>(
+    lotCaseWorkflowId: string,
+    update: UpdateDefinition<DispositionOutcome, [Request]>,
+    request: Request,
+  ): Promise<DispositionOutcome> {
+    try {
+      return await within(updateTimeoutMs, () =>
+        client.workflow
+          .getHandle(lotCaseWorkflowId)
+          .executeUpdate(update, { args: [request], updateId: request.requestId }),
+      );
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        throw new DispositionRejectedError(err.cause?.message ?? err.message, { cause: err });
+      }
+      if (err instanceof TemporalWorkflowNotFoundError) {
+        throw new WorkflowNotFoundError(`no open workflow ${lotCaseWorkflowId}`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
   return {
     async dispatchDetection(request) {
       if (request.mode === 'shadow') return startShadow(request);
@@ -214,23 +243,9 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
       return query(() => client.workflow.getHandle(workflowId).query(lotCaseStateQuery));
     },
 
-    async submitDisposition(lotCaseWorkflowId, request) {
-      try {
-        return await within(updateTimeoutMs, () =>
-          client.workflow
-            .getHandle(lotCaseWorkflowId)
-            .executeUpdate(dispositionUpdate, { args: [request], updateId: request.requestId }),
-        );
-      } catch (err) {
-        if (err instanceof WorkflowUpdateFailedError) {
-          throw new DispositionRejectedError(err.cause?.message ?? err.message, { cause: err });
-        }
-        if (err instanceof TemporalWorkflowNotFoundError) {
-          throw new WorkflowNotFoundError(`no open workflow ${lotCaseWorkflowId}`, { cause: err });
-        }
-        throw err;
-      }
-    },
+    submitDisposition: (lotCaseWorkflowId, request) => decide(lotCaseWorkflowId, dispositionUpdate, request),
+    countersignDisposition: (lotCaseWorkflowId, request) =>
+      decide(lotCaseWorkflowId, countersignDispositionUpdate, request),
 
     async retryFailedStep(workflowId, requestedBy) {
       try {

@@ -27,7 +27,7 @@ import {
 } from '../../workflows/contracts';
 import { auditRecordsOf } from '../support/audit';
 import { testPool } from '../support/test-env';
-import { asAdmin, bearerFor, testSigningKey } from '../support/identity';
+import { asAdmin, signerAccount, testSigningKey } from '../support/identity';
 
 /** The lot case as the test wants it to answer, call by call. */
 class LotCaseStandIn implements WorkflowGateway {
@@ -45,6 +45,9 @@ class LotCaseStandIn implements WorkflowGateway {
   async submitDisposition(_: string, request: DispositionRequest) {
     return this.disposition(request);
   }
+  async countersignDisposition(): Promise<DispositionOutcome> {
+    throw new Error('not used');
+  }
   async retryFailedStep() {
     return this.retry();
   }
@@ -56,6 +59,7 @@ const completed = (request: DispositionRequest): DispositionOutcome => ({
   decidedBy: request.decidedBy,
   reason: request.reason,
   requestId: request.requestId,
+  signatures: request.signatures,
   materialDocuments: [
     { materialDocument: '4900000042', materialDocumentYear: '2025', movementType: '555', quantity: 2 },
   ],
@@ -117,16 +121,32 @@ async function newLot(): Promise<{ lotId: string; workflowId: string }> {
 /** Who made the changes the admin's token made (retries, verdicts): the principal, whatever the body claims. */
 const ADMIN = { kind: 'user', id: 'local:test-admin', displayName: 'test-admin', address: '127.0.0.1' };
 
-const scrap = { decision: 'scrap', reason: 'cracked flange, beyond rework', decidedBy: engineer };
-const dispose = async (lotId: string, key: string, body: unknown = scrap) =>
-  http('POST', `/v1/lots/${lotId}/disposition`, body, {
-    'Idempotency-Key': key,
-    ...(await bearerFor({ username: engineer, roles: ['quality-engineer'] })),
-  });
+let signer: Awaited<ReturnType<typeof signerAccount>>;
+const scrap = { decision: 'scrap', reason: 'cracked flange, beyond rework' } as const;
+/** What the case is handed for `scrap` signed by this run's engineer (the seal differs per signature). */
+const signedScrap = (key: string) => ({
+  ...scrap,
+  decidedBy: `local:${engineer}`,
+  requestId: key,
+  signatures: [
+    expect.objectContaining({ signer: { id: `local:${engineer}`, name: engineer, roles: ['quality-engineer'] } }),
+  ],
+});
+const dispose = async (lotId: string, key: string) =>
+  http(
+    'POST',
+    `/v1/lots/${lotId}/disposition`,
+    { ...scrap, signature: signer.signature() },
+    {
+      'Idempotency-Key': key,
+      ...signer.headers,
+    },
+  );
 const page = (query: string) => http('GET', `/v1/audit?${query}`);
 
 beforeAll(async () => {
   pool = testPool();
+  signer = await signerAccount(pool, { username: engineer, roles: ['quality-engineer'] });
   app = await buildApp({ signingKey: await testSigningKey(), pool, gateway: lotCase, config, namespace: 'default' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -163,7 +183,7 @@ describe('a disposition', () => {
       recordType: 'lot-case',
       actor: { kind: 'user', id: `local:${engineer}`, displayName: engineer, address: '127.0.0.1' },
       old: { stage: 'awaiting-disposition', disposition: null },
-      new: { disposition: { ...scrap, requestId: key } },
+      new: { disposition: signedScrap(key) },
       reason: scrap.reason,
       outcome: 'accepted',
       detail: res.json(),
@@ -188,7 +208,7 @@ describe('a disposition', () => {
       expect.objectContaining({
         action: 'lot-case.disposition',
         old: null,
-        new: { disposition: { ...scrap, requestId: key } },
+        new: { disposition: signedScrap(key) },
         outcome: 'refused',
         detail: res.json(),
       }),
@@ -343,7 +363,7 @@ describe('GET /v1/audit', () => {
 
     // [from, to): the instant of the second record as `to` leaves the first only.
     const window = await page(
-      `actor=local:${engineer}&from=${encodeURIComponent(mine[0]!.at)}&to=${encodeURIComponent(mine[1]!.at)}`,
+      `actor=local:${engineer}&recordType=lot-case&from=${encodeURIComponent(mine[0]!.at)}&to=${encodeURIComponent(mine[1]!.at)}`,
     );
     expect(window.json<{ records: AuditRecord[] }>().records.map((r) => r.seq)).toEqual([mine[0]!.seq]);
     expect((await page(`recordType=no-such-type&actor=local:${engineer}`)).json()).toEqual({ records: [], next: null });

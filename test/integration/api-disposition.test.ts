@@ -19,9 +19,10 @@ import {
   type LotCaseState,
   lotCaseWorkflowId,
 } from '../../workflows/contracts';
+import { auditRecordsOf } from '../support/audit';
 import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
-import { asAdmin, testSigningKey } from '../support/identity';
+import { asAdmin, signerAccount, testSigningKey } from '../support/identity';
 
 type DispositionBehaviour = (workflowId: string, request: DispositionRequest) => Promise<DispositionOutcome>;
 
@@ -40,8 +41,13 @@ class DispositionGateway implements WorkflowGateway {
     return undefined;
   }
   async submitDisposition(workflowId: string, request: DispositionRequest): Promise<DispositionOutcome> {
+    // As Temporal does for an update id it has seen: the first update's outcome, whatever this request carries.
+    const first = this.submitted.find((s) => s.workflowId === workflowId && s.request.requestId === request.requestId);
     this.submitted.push({ workflowId, request });
-    return this.behaviour(workflowId, request);
+    return this.behaviour(workflowId, first?.request ?? request);
+  }
+  async countersignDisposition(): Promise<DispositionOutcome> {
+    throw new Error('countersigning runs against the real lot case (api-workflows.test.ts)');
   }
   async retryFailedStep(_: string, __: string): Promise<never> {
     throw new Error('not used by these tests');
@@ -55,6 +61,7 @@ function outcomeFor(request: DispositionRequest): DispositionOutcome {
     decidedBy: request.decidedBy,
     reason: request.reason,
     requestId: request.requestId,
+    signatures: request.signatures,
     materialDocuments: [
       { materialDocument: '4900000042', materialDocumentYear: '2025', movementType: '555', quantity: 2.5 },
     ],
@@ -102,8 +109,13 @@ async function http(
   };
 }
 
+/** This file's quality engineer, a real local account: a disposition re-enters its password to sign. */
+let engineer: Awaited<ReturnType<typeof signerAccount>>;
 const dispose = (lotId: string, key: string | undefined, body: unknown) =>
-  http('POST', `/v1/lots/${lotId}/disposition`, body, key === undefined ? {} : { 'Idempotency-Key': key });
+  http('POST', `/v1/lots/${lotId}/disposition`, body, {
+    ...engineer.headers,
+    ...(key === undefined ? {} : { 'Idempotency-Key': key }),
+  });
 
 async function newLot(): Promise<string> {
   seq += 1;
@@ -128,7 +140,8 @@ async function newLot(): Promise<string> {
 }
 
 const key = () => `${run}-key-${randomUUID()}`;
-const scrap = { decision: 'scrap', reason: 'cracked flange, beyond rework', decidedBy: 'qa.lee' };
+const scrapDecision = { decision: 'scrap', reason: 'cracked flange, beyond rework' } as const;
+let scrap: typeof scrapDecision & { signature: { meaning: 'approval'; password: string } };
 
 async function idempotencyRow(k: string) {
   const res = await pool.query<{ state: string; response_status: number | null }>(
@@ -140,6 +153,8 @@ async function idempotencyRow(k: string) {
 
 beforeAll(async () => {
   pool = createPool(readTestEnv().databaseUrl, { max: 5 });
+  engineer = await signerAccount(pool, { username: `${run}-qe`, roles: ['quality-engineer'] });
+  scrap = { ...scrapDecision, signature: { meaning: 'approval', password: engineer.password } };
   app = await buildApp({ signingKey: await testSigningKey(), pool, gateway, config, namespace: 'default' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -164,20 +179,28 @@ describe('POST /v1/lots/{lotId}/disposition', () => {
   it('submits the update to the lot case with the key as request id and answers 200 with the outcome', async () => {
     const lotId = await newLot();
     const k = key();
-    const res = await dispose(lotId, k, {
-      ...scrap,
-      signature: { meaning: 'approved', signedAt: '2025-03-04T12:00:00Z' },
-    });
+    const res = await dispose(lotId, k, { ...scrap, signature: engineer.signature('responsibility') });
 
     expect(res.status).toBe(200);
     expect(res.contentType).toMatch(/^application\/json/);
-    expect(res.json()).toEqual(outcomeFor({ ...(scrap as DispositionRequest), requestId: k }));
+    // The decider is the signed-in person; the signature is theirs, with the meaning they stated, sealed and valid.
+    const submitted = gateway.submitted[0]!.request;
     expect(gateway.submitted).toEqual([
       {
         workflowId: lotCaseWorkflowId('PLANT1', lotId),
-        request: { ...scrap, signature: { meaning: 'approved', signedAt: '2025-03-04T12:00:00Z' }, requestId: k },
+        request: { ...scrapDecision, decidedBy: engineer.id, requestId: k, signatures: [expect.any(Object)] },
       },
     ]);
+    expect(submitted.signatures[0]).toMatchObject({
+      signer: { id: engineer.id, name: `${run}-qe`, roles: ['quality-engineer'] },
+      meaning: 'responsibility',
+      method: 'password',
+    });
+    expect(JSON.stringify(submitted)).not.toContain(engineer.password);
+    expect(res.json()).toEqual({
+      ...outcomeFor(submitted),
+      signatures: [{ ...submitted.signatures[0], valid: true }],
+    });
     expect(await idempotencyRow(k)).toEqual({ state: 'done', response_status: 200 });
   });
 
@@ -186,7 +209,7 @@ describe('POST /v1/lots/{lotId}/disposition', () => {
     const k = key();
     const first = await dispose(lotId, k, scrap);
     // Same body, other key order: the fingerprint is over canonical JSON.
-    const retry = await dispose(lotId, k, { decidedBy: scrap.decidedBy, reason: scrap.reason, decision: 'scrap' });
+    const retry = await dispose(lotId, k, { signature: scrap.signature, reason: scrap.reason, decision: 'scrap' });
 
     expect(first.status).toBe(200);
     expect(retry.status).toBe(200);
@@ -338,7 +361,75 @@ describe('POST /v1/lots/{lotId}/disposition', () => {
 
     expect(res.status).toBe(400);
     const fields = (res.json() as { errors: { field: string }[] }).errors.map((e) => e.field).sort();
-    expect(fields).toEqual(['decision', 'reason', 'status']);
+    // `decidedBy` is unknown now: the decider is whoever signed in and signs, never a name the body claims.
+    expect(fields).toEqual(['decidedBy', 'decision', 'reason', 'signature', 'status']);
     expect(gateway.submitted).toHaveLength(0);
+  });
+});
+
+describe('the electronic signature on a disposition (21 CFR Part 11 §11.200, §11.300)', () => {
+  /** The signing attempts of one account, as the audit trail recorded them. */
+  const attemptsOf = async (username: string) =>
+    (await auditRecordsOf(pool, username))
+      .filter((r) => r.action === 'e-signature.credentials')
+      .map((r) => ({ outcome: r.outcome, detail: r.detail as { reason?: string; lockedUntil?: string } | null }));
+
+  it('a local account must re-enter its password: 400 naming signature.password, nothing submitted', async () => {
+    const lotId = await newLot();
+    const res = await dispose(lotId, key(), { ...scrapDecision, signature: { meaning: 'approval' } });
+    expect(res.status).toBe(400);
+    expect((res.json() as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['signature.password']);
+    expect(gateway.submitted).toHaveLength(0);
+  });
+
+  it('a wrong password signs nothing (401), is audited, and a stored answer is not replayed to it', async () => {
+    const lotId = await newLot();
+    const k = key();
+    const wrong = { ...scrapDecision, signature: { meaning: 'approval', password: 'not-the-password' } };
+    const before = (await attemptsOf(`${run}-qe`)).length;
+
+    const res = await dispose(lotId, k, wrong);
+
+    expect(res.status).toBe(401);
+    expect(res.json()).toMatchObject({ type: 'urn:holdfast:problem:signature-credentials-refused' });
+    expect(res.text).not.toContain('not-the-password');
+    expect(gateway.submitted).toHaveLength(0);
+    expect(await idempotencyRow(k)).toBeUndefined();
+    expect((await attemptsOf(`${run}-qe`)).slice(before)).toEqual([
+      { outcome: 'refused', detail: { reason: 'unknown-or-wrong-password', failedSignIns: 1 } },
+    ]);
+
+    // The right password signs; the same key with a wrong one again gets no copy of the answer.
+    expect((await dispose(lotId, k, scrap)).status).toBe(200);
+    expect((await dispose(lotId, k, wrong)).status).toBe(401);
+    expect(gateway.submitted).toHaveLength(1);
+  });
+
+  it('repeated wrong passwords lock the account (423) until the lock ends, each attempt audited', async () => {
+    const username = `${run}-locked`;
+    const locked = await signerAccount(pool, { username, roles: ['quality-engineer'] });
+    const lotId = await newLot();
+    const attempt = (password: string) =>
+      http(
+        'POST',
+        `/v1/lots/${lotId}/disposition`,
+        { ...scrapDecision, signature: { meaning: 'approval', password } },
+        { ...locked.headers, 'Idempotency-Key': key() },
+      );
+
+    const statuses: number[] = [];
+    for (let i = 0; i < config.identity.local.maxFailedSignIns; i++) statuses.push((await attempt('wrong')).status);
+    const withRightPassword = await attempt(locked.password);
+
+    expect(statuses).toEqual([...Array(config.identity.local.maxFailedSignIns - 1).fill(401), 423]);
+    expect(withRightPassword.status).toBe(423);
+    expect(withRightPassword.json()).toMatchObject({ type: 'urn:holdfast:problem:account-locked' });
+    expect(gateway.submitted).toHaveLength(0);
+    const attempts = await attemptsOf(username);
+    expect(attempts.map((a) => a.detail?.reason)).toEqual([
+      ...Array(config.identity.local.maxFailedSignIns).fill('unknown-or-wrong-password'),
+      'locked',
+    ]);
+    expect(attempts[config.identity.local.maxFailedSignIns - 1]!.detail?.lockedUntil).toEqual(expect.any(String));
   });
 });

@@ -81,11 +81,13 @@ it('refuses to start a process with a route that declares no access', async () =
 
 describe('role × route', () => {
   const lot = `/v1/lots/${run}-LOT`;
-  const decide = { decision: 'scrap', reason: 'r', decidedBy: 'x' };
+  const signature = { meaning: 'approval', password: 'x' };
+  const decide = { decision: 'scrap', reason: 'r', signature };
   const routes = {
     ingest: { method: 'POST', url: '/v1/inspections', payload: () => passed() },
     lot: { method: 'GET', url: lot },
     disposition: { method: 'POST', url: `${lot}/disposition`, payload: () => decide },
+    countersign: { method: 'POST', url: `${lot}/disposition/countersign`, payload: () => ({ signature }) },
     retry: { method: 'POST', url: `${lot}/retry`, payload: () => ({ requestedBy: 'x' }) },
     audit: { method: 'GET', url: '/v1/audit?limit=1' },
     defect: { method: 'GET', url: `/v1/defects/${run}-1` },
@@ -106,8 +108,12 @@ describe('role × route', () => {
     Object.fromEntries(Object.keys(routes).map((r) => [r, status])) as Record<Route, number>;
   /** The public routes, for anyone with any credentials (the sign-in's bad password is a 401 of its own). */
   const open = { health: 200, metrics: 200, docs: 200, signIn: 401 } as const;
-  // Where the handler itself would answer (Temporal stand-in refusing: 500) the access check has let the call through.
-  const through = (status: number) => status !== 401 && status !== 403;
+  // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
+  // own type) the access check has let the call through.
+  const signatureRefused = (res: { statusCode: number; body: string }) =>
+    res.statusCode === 401 && res.body.includes('urn:holdfast:problem:signature-credentials-refused');
+  const through = (res: { statusCode: number; body: string }) =>
+    signatureRefused(res) || (res.statusCode !== 401 && res.statusCode !== 403);
 
   const cases: [string, () => Promise<Record<string, string>>, Record<Route, number | 'through'>][] = [
     ['no credentials', async () => ({}), { ...row(401), health: 200, metrics: 200, docs: 200, signIn: 401 }],
@@ -140,6 +146,7 @@ describe('role × route', () => {
         shadow: 200,
         verdicts: 200,
         disposition: 'through',
+        countersign: 'through',
         retry: 'through',
         ...open,
       },
@@ -161,6 +168,7 @@ describe('role × route', () => {
         ...row(200),
         ingest: 202,
         disposition: 'through',
+        countersign: 'through',
         retry: 'through',
         ...open,
       },
@@ -190,13 +198,16 @@ describe('role × route', () => {
       const res = await app.inject({
         method: route.method,
         url: route.url,
-        headers: { ...(await headers()), ...(name === 'disposition' ? { 'idempotency-key': randomUUID() } : {}) },
+        headers: {
+          ...(await headers()),
+          ...(name === 'disposition' || name === 'countersign' ? { 'idempotency-key': randomUUID() } : {}),
+        },
         ...('payload' in route ? { payload: route.payload() } : {}),
       });
-      if (status === 'through') expect([name, through(res.statusCode)]).toEqual([name, true]);
+      if (status === 'through') expect([name, through(res)]).toEqual([name, true]);
       else expect([name, res.statusCode]).toEqual([name, status]);
       // A refused password is the token endpoint's own answer, not a challenge for credentials.
-      if (res.statusCode === 401 && name !== 'signIn')
+      if (res.statusCode === 401 && name !== 'signIn' && !signatureRefused(res))
         expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="holdfast"/);
       if (res.statusCode === 401 || res.statusCode === 403) {
         expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
@@ -220,7 +231,7 @@ describe('a station key', () => {
       method: 'POST',
       url: `/v1/lots/${run}-LOT/disposition`,
       headers: { ...headers, 'idempotency-key': randomUUID() },
-      payload: { decision: 'scrap', reason: 'r', decidedBy: 'x' },
+      payload: { decision: 'scrap', reason: 'r', signature: { meaning: 'approval', password: 'x' } },
     });
     expect(decided.statusCode).toBe(403);
   });

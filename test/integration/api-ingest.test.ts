@@ -35,6 +35,9 @@ class UntouchedGateway implements WorkflowGateway {
   async submitDisposition(_: string, __: DispositionRequest): Promise<DispositionOutcome> {
     return this.touched('submitDisposition');
   }
+  async countersignDisposition(): Promise<DispositionOutcome> {
+    return this.touched('countersignDisposition');
+  }
   async retryFailedStep(_: string, __: string): Promise<never> {
     throw new Error('not used by these tests');
   }

@@ -11,6 +11,7 @@ import { buildApp } from '../../api/app';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
+import { auditRecordsOf } from '../support/audit';
 import { eventually } from '../support/eventually';
 import { asAdmin, testSigningKey } from '../support/identity';
 import { testPool } from '../support/test-env';
@@ -147,4 +148,49 @@ it("refuses the provider's tokens when another issuer is configured", async () =
   const res = await lotOf(app, await tokenOf('qe-plant1'));
   expect(res.statusCode).toBe(401);
   expect(res.json<{ detail: string }>().detail).toMatch(/issuer .* is not trusted/);
+});
+
+describe("an OpenID user's electronic signature (Part 11 §11.200(a)): a recent sign-in at the provider", () => {
+  const dispose = (app: FastifyInstance, token: string, signature: object) =>
+    app.inject({
+      method: 'POST',
+      url: `/v1/lots/${run}-LOT/disposition`,
+      headers: { authorization: `Bearer ${token}`, 'idempotency-key': `${run}-${randomUUID()}` },
+      payload: { decision: 'scrap', reason: 'MRB 9', signature },
+    });
+
+  it('signs with a fresh sign-in (the request goes on to the lot case) and takes no password', async () => {
+    const app = await appWith({ ...oidc(), algorithms: ['ES256'] });
+    const token = await tokenOf('qe-plant1');
+    // The stand-in gateway refuses every call: 503 means the signature was made and the update attempted.
+    expect((await dispose(app, token, { meaning: 'approval' })).statusCode).toBe(503);
+    const withPassword = await dispose(app, token, { meaning: 'approval', password: 'secret' });
+    expect(withPassword.statusCode).toBe(400);
+    expect(withPassword.json<{ errors: { field: string }[] }>().errors.map((e) => e.field)).toEqual([
+      'signature.password',
+    ]);
+  });
+
+  it('asks for a new sign-in (401, RFC 9470 step-up challenge) when the last one is too old, and audits it', async () => {
+    const base = loadConfig().identity;
+    const app = await appWith({
+      ...oidc(),
+      algorithms: ['ES256'],
+      signatures: { ...base.signatures, maxAuthAge: '1s' },
+    });
+    const token = await tokenOf('qe-plant1');
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+
+    const stale = await dispose(app, token, { meaning: 'approval' });
+
+    expect(stale.statusCode).toBe(401);
+    expect(stale.json()).toMatchObject({ type: 'urn:holdfast:problem:reauthentication-required' });
+    expect(stale.headers['www-authenticate']).toMatch(/^Bearer error="insufficient_user_authentication".*max_age=1$/);
+    const refusals = (await auditRecordsOf(pool, 'qe-plant1')).filter((r) => r.action === 'e-signature.credentials');
+    expect(refusals.at(-1)).toMatchObject({
+      outcome: 'refused',
+      actor: { kind: 'user', id: 'qe-plant1' },
+      detail: { reason: 'reauthentication-required', maxAgeSeconds: 1 },
+    });
+  });
 });

@@ -43,6 +43,9 @@ class ReadGateway implements WorkflowGateway {
   async submitDisposition(_: string, __: DispositionRequest): Promise<DispositionOutcome> {
     throw new Error('reads never submit dispositions');
   }
+  async countersignDisposition(): Promise<DispositionOutcome> {
+    throw new Error('reads never countersign');
+  }
   async retryFailedStep(_: string, __: string): Promise<never> {
     throw new Error('not used by these tests');
   }
@@ -307,6 +310,7 @@ describe('GET /v1/lots/{lotId}', () => {
         decidedBy: 'qa.lee',
         reason: 'burr',
         requestId: 'k-1',
+        signatures: [],
         status: 'completed',
         materialDocuments: [],
         lotStatus: 'REWORK',

@@ -140,11 +140,11 @@ test('three defective parts of one lot: one MES hold, one SAP notification with 
     stack.api.inject({
       method: 'POST',
       url: `/v1/lots/${lotId}/disposition`,
-      headers: { ...stack.adminHeaders, 'idempotency-key': key },
+      headers: { ...stack.engineer.headers, 'idempotency-key': key },
       payload: {
         decision: 'scrap',
         reason: 'Scratches beyond limit (MRB 2026-311)',
-        decidedBy: 'qe.jane',
+        signature: stack.engineer.signature(),
         site: 'PLANT1',
       },
     });
@@ -170,8 +170,13 @@ test('return to vendor: the purchase order goes from the MES lot to one SAP 122 
   const res = await stack.api.inject({
     method: 'POST',
     url: `/v1/lots/${lotId}/disposition`,
-    headers: { ...stack.adminHeaders, 'idempotency-key': `mrb-${randomUUID()}` },
-    payload: { decision: 'return-to-vendor', reason: 'Porosity (MRB 2026-312)', decidedBy: 'qe.jane', site: 'PLANT1' },
+    headers: { ...stack.engineer.headers, 'idempotency-key': `mrb-${randomUUID()}` },
+    payload: {
+      decision: 'return-to-vendor',
+      reason: 'Porosity (MRB 2026-312)',
+      signature: stack.engineer.signature(),
+      site: 'PLANT1',
+    },
   });
   expect(res.statusCode).toBe(200);
   expect(res.json()).toMatchObject({ status: 'completed', lotStatus: 'RETURNED' });

@@ -52,6 +52,9 @@ class DispatchRecordingGateway implements WorkflowGateway {
   async submitDisposition(_: string, __: DispositionRequest): Promise<DispositionOutcome> {
     throw new Error('not used');
   }
+  async countersignDisposition(): Promise<DispositionOutcome> {
+    throw new Error('not used');
+  }
   async retryFailedStep(_: string, __: string): Promise<never> {
     throw new Error('not used by these tests');
   }

@@ -24,7 +24,7 @@ import {
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
-import { asAdmin, testSigningKey } from '../support/identity';
+import { asAdmin, caseSignature, testSigningKey } from '../support/identity';
 
 /**
  * The real gateway against the run's Temporal dev server. No worker polls the task queue used here, so started
@@ -230,7 +230,8 @@ describe('createTemporalWorkflowGateway against the dev server', () => {
       .submitDisposition(`lot-PLANT1-${run}-none`, {
         decision: 'scrap',
         reason: 'r',
-        decidedBy: 'qa',
+        decidedBy: 'local:qa',
+        signatures: [caseSignature({ id: 'local:qa', roles: ['quality-engineer'] })],
         requestId: `${run}-k`,
       })
       .catch((e: unknown) => e);

@@ -19,7 +19,7 @@ import {
 import { dispositionUpdate, lotCaseStateQuery, lotCaseWorkflowId } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
-import { asAdmin, bearerFor, testSigningKey } from '../support/identity';
+import { asAdmin, bearerFor, caseSignature, testSigningKey } from '../support/identity';
 import { readTestEnv } from '../support/test-env';
 import { WorkflowHarness, detection } from '../support/workflow-harness';
 
@@ -107,7 +107,13 @@ test('a lot case stores only ciphertext, and the codec endpoint decodes it for t
     });
     await handle.executeUpdate(dispositionUpdate, {
       args: [
-        { decision: 'scrap', reason: 'MRB decision 7', decidedBy: 'qe.jane.doe', requestId: `req-${part.eventId}` },
+        {
+          decision: 'scrap',
+          reason: 'MRB decision 7',
+          decidedBy: 'qe.jane.doe',
+          signatures: [caseSignature({ id: 'qe.jane.doe', roles: ['quality-engineer'] })],
+          requestId: `req-${part.eventId}`,
+        },
       ],
     });
   });

@@ -108,8 +108,13 @@ test('one trace from the ingest request through the outbox, the workflows and ac
   const decided = await stack.api.inject({
     method: 'POST',
     url: `/v1/lots/${lotId}/disposition`,
-    headers: { ...stack.adminHeaders, 'idempotency-key': `mrb-${randomUUID()}` },
-    payload: { decision: 'scrap', reason: 'Scratch beyond limit', decidedBy: 'qe.jane', site: 'PLANT1' },
+    headers: { ...stack.engineer.headers, 'idempotency-key': `mrb-${randomUUID()}` },
+    payload: {
+      decision: 'scrap',
+      reason: 'Scratch beyond limit',
+      signature: stack.engineer.signature(),
+      site: 'PLANT1',
+    },
   });
   expect(decided.statusCode).toBe(200);
   const closed = await eventually('the lot case workflow span', () => {

@@ -11,6 +11,7 @@ import { ExternalSystemError } from '../../activities/errors';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { ENCRYPTED_ENCODING, payloadFromJson, payloadToJson } from '../../infra/temporal/payload-codec';
 import {
+  countersignDispositionUpdate,
   dispositionUpdate,
   lotCaseStateQuery,
   lotCaseWorkflowId,
@@ -19,6 +20,7 @@ import {
   type LotCaseStage,
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
+import { caseSignature } from '../support/identity';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { readTestEnv } from '../support/test-env';
 import { WorkflowHarness, detection, dispatchOf } from '../support/workflow-harness';
@@ -43,10 +45,26 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
       const state = await lotCase(lotId).query(lotCaseStateQuery);
       return state.stage === stage && (stage === 'needs-attention' || state.parts.length >= parts);
     });
-  const decide = (lotId: string, decision: DispositionDecision) =>
-    lotCase(lotId).executeUpdate(dispositionUpdate, {
-      args: [{ decision, reason: 'MRB 7', decidedBy: 'qe.jane', requestId: `${lotId}-disposition` }],
+  /** Signed by the engineer; a use-as-is countersigned by the manager (the two-person rule's history shape). */
+  const decide = async (lotId: string, decision: DispositionDecision) => {
+    const engineer = caseSignature({ id: 'local:qe.jane', roles: ['quality-engineer'] });
+    const first = await lotCase(lotId).executeUpdate(dispositionUpdate, {
+      args: [
+        {
+          decision,
+          reason: 'MRB 7',
+          decidedBy: engineer.signer.id,
+          signatures: [engineer],
+          requestId: `${lotId}-disposition`,
+        },
+      ],
     });
+    if (first.status !== 'awaiting-second-signature') return;
+    const manager = caseSignature({ id: 'local:qm.ola', roles: ['quality-manager'] }, engineer.contentSha256);
+    await lotCase(lotId).executeUpdate(countersignDispositionUpdate, {
+      args: [{ signature: manager, requestId: `${lotId}-countersign` }],
+    });
+  };
   const retry = (handle: WorkflowHandle) =>
     handle.executeUpdate(retryFailedStepUpdate, { args: [{ requestedBy: 'erp.admin' }] });
 
@@ -112,7 +130,8 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
     await eventually('the next case', async () => (await lotCase(carried).describe()).runId !== firstRun);
     histories['lot-case-continued-as-new'] = { workflowId: lotCase(carried).workflowId, runId: firstRun };
 
-    // No disposition within the site's limit: the case escalates once, then takes the late decision.
+    // No disposition within the site's limit: the case escalates once, then takes the late decision, a use-as-is
+    // that waits for its second signature.
     const late = `L-REPLAY-${run}-escalated`;
     mes.addLot({ lotId: late });
     await harness.enrol(detection({ lotId: late }), harness.policy({ dispositionTimeout: '1s' }), taskQueue);

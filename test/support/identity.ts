@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { createAccounts, type NewKey } from '../../infra/identity/accounts';
 import { issueLocalToken } from '../../infra/identity/authenticate';
 import type { Role, Sites } from '../../infra/identity/principal';
+import type { SignatureManifest, SignatureMeaning } from '../../workflows/contracts';
 import { generateSigningKey, type SigningKey } from '../../infra/identity/signing-key';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
 
@@ -57,3 +58,49 @@ export const stationKey = (pool: pg.Pool, scope: { site: string; line: string; s
     scope,
     actions: ['inspections:write', 'frames:write'],
   });
+
+/**
+ * A real local account (holdfast.user_account) that can sign electronically: its bearer header, and `signature()`
+ * gives the body part that re-enters its password (docs/e-signatures.md).
+ */
+export async function signerAccount(
+  pool: pg.Pool,
+  user: { username: string; roles: Role[]; sites?: Sites },
+  key?: SigningKey,
+): Promise<{
+  id: string;
+  password: string;
+  headers: { authorization: string };
+  signature(meaning?: SignatureMeaning): { meaning: SignatureMeaning; password: string };
+}> {
+  const accounts = createAccounts(pool, createAuditTrail(pool), { maxFailedSignIns: 5, lockForMs: 60_000 });
+  const { password } = await accounts.addUser(
+    { kind: 'system', id: 'test' },
+    { username: user.username, roles: user.roles, sites: user.sites ?? 'all' },
+  );
+  return {
+    id: `local:${user.username}`,
+    password,
+    headers: await bearerFor(user, key),
+    signature: (meaning = 'approval') => ({ meaning, password }),
+  };
+}
+
+/**
+ * A signature as the API hands it to a lot case, for workflow tests: the workflow checks who signed and what, never
+ * the seal (the API verifies it on every read), so the seal here is a placeholder.
+ */
+export function caseSignature(
+  signer: { id: string; roles: Role[] },
+  contentSha256 = 'c'.repeat(64),
+): SignatureManifest {
+  return {
+    signatureId: `sig-${signer.id}-${Math.random().toString(36).slice(2, 8)}`,
+    signer: { id: signer.id, name: signer.id, roles: signer.roles },
+    meaning: 'approval',
+    signedAt: new Date().toISOString().replace('Z', '+00:00'),
+    method: 'password',
+    contentSha256,
+    seal: 'not-sealed-in-workflow-tests',
+  };
+}

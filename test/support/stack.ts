@@ -20,7 +20,7 @@ import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simula
 import { createTemporalWorkflowGateway, type WorkflowGateway } from '../../infra/temporal/gateway';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import type { SigningKey } from '../../infra/identity/signing-key';
-import { asAdmin, stationKey, testSigningKey } from './identity';
+import { asAdmin, signerAccount, stationKey, testSigningKey } from './identity';
 
 export interface StackOptions {
   pool: Pool;
@@ -67,6 +67,11 @@ export interface HoldfastStack {
   signingKey: SigningKey;
   /** An admin's `Authorization` header for this stack's API. */
   adminHeaders: { authorization: string };
+  /**
+   * A quality engineer with a real local account, who signs dispositions: `headers` to send, and the body's
+   * `signature` with the re-entered password (docs/e-signatures.md).
+   */
+  engineer: Awaited<ReturnType<typeof signerAccount>>;
   /** A new key for one station (inspections and frames there only): its `X-Api-Key` header. */
   stationKey(scope: { site: string; line: string; station: string }): Promise<{ 'x-api-key': string }>;
   /** Resolves when the in-process workers have stopped (after stop()). */
@@ -176,6 +181,11 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       taskQueue,
       signingKey,
       adminHeaders: await asAdmin(signingKey),
+      engineer: await signerAccount(
+        opts.pool,
+        { username: `qe-${randomUUID().slice(0, 8)}`, roles: ['quality-engineer'] },
+        signingKey,
+      ),
       stationKey: async (scope) => (await stationKey(opts.pool, scope)).headers,
       api,
       sap,

@@ -25,6 +25,9 @@ describe('createDeferredWorkflowGateway (API started while Temporal is unreachab
       submitDisposition: async () => {
         throw new Error('not used');
       },
+      countersignDisposition: async () => {
+        throw new Error('not used');
+      },
       retryFailedStep: async () => {
         throw new Error('not used');
       },

@@ -145,6 +145,7 @@ describe('problem+json error contract', () => {
         '/v1/inspections',
         '/v1/lots/{lotId}',
         '/v1/lots/{lotId}/disposition',
+        '/v1/lots/{lotId}/disposition/countersign',
         '/v1/lots/{lotId}/retry',
         '/v1/stations/{site}/{line}/{station}/shadow-report',
         '/v1/stations/{site}/{line}/{station}/verdicts',

@@ -2,18 +2,24 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { ExternalSystemError } from '../../activities/errors';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { Role } from '../../infra/identity/principal';
 import {
   SearchAttributes,
+  countersignDispositionUpdate,
   dispositionUpdate,
   lotCaseStateQuery,
   lotCaseWorkflowId,
   retryFailedStepUpdate,
   type DefectDetection,
   type DispositionDecision,
+  type DispositionOutcome,
+  type DispositionRequest,
   type LotCaseState,
   type SitePolicy,
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
+import { caseSignature } from '../support/identity';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { WorkflowHarness, detection, dispatchOf } from '../support/workflow-harness';
 
@@ -62,8 +68,29 @@ async function waitForStage(
 const until = <T, R>(what: string, read: () => Promise<T>, done: (value: T) => R | undefined) =>
   eventually(what, async () => done(await read()));
 
-function disposition(decision: DispositionDecision, requestId = `req-${Math.random()}`) {
-  return { decision, reason: 'MRB decision 42', decidedBy: 'qe.jane', requestId };
+const ENGINEER = { id: 'local:qe.jane', roles: ['quality-engineer'] as Role[] };
+const MANAGER = { id: 'local:qm.ola', roles: ['quality-manager'] as Role[] };
+
+function disposition(decision: DispositionDecision, requestId = `req-${Math.random()}`): DispositionRequest {
+  return {
+    decision,
+    reason: 'MRB decision 42',
+    decidedBy: ENGINEER.id,
+    signatures: [caseSignature(ENGINEER)],
+    requestId,
+  };
+}
+
+const countersign = (signer = MANAGER, contentSha256?: string) => ({
+  signature: caseSignature(signer, contentSha256),
+  requestId: `req-${Math.random()}`,
+});
+
+/** The decision signed by the engineer, and for a use-as-is countersigned by the manager: the final outcome. */
+async function decide(handle: WorkflowHandle, decision: DispositionDecision): Promise<DispositionOutcome> {
+  const first = await handle.executeUpdate(dispositionUpdate, { args: [disposition(decision)] });
+  if (first.status !== 'awaiting-second-signature') return first;
+  return handle.executeUpdate(countersignDispositionUpdate, { args: [countersign()] });
 }
 
 test('many defective parts of one lot give one hold, one notification with one item per part, one block and one count per part', async () => {
@@ -208,7 +235,7 @@ test.each([
     await r.worker.runUntil(async () => {
       const handle = await enrol(r, detection({ lotId }));
       await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-      const outcome = await handle.executeUpdate(dispositionUpdate, { args: [disposition(decision)] });
+      const outcome = await decide(handle, decision);
       expect(outcome).toMatchObject({ status: 'completed', decision, lotStatus, notificationClosed: true });
       expect(outcome.materialDocuments).toEqual([expect.objectContaining({ movementType: mvt, quantity: 1 })]);
       expect(r.erp.documents.map((x) => x.movementType)).toEqual(['344', mvt]);
@@ -253,6 +280,65 @@ test('illegal transitions are rejected synchronously and change nothing', async 
     expect(r.erp.documents.map((x) => x.movementType)).toEqual(['344', '555']);
     // A second, different decision after the first is refused (the case is closed).
     await expect(handle.executeUpdate(dispositionUpdate, { args: [disposition('use-as-is')] })).rejects.toThrow();
+  });
+});
+
+test('use-as-is waits for a second signature by another person, a quality manager; the validator says why not', async () => {
+  const r = await rig();
+  const lotId = `L-${Date.now()}-2p`;
+  r.mes.addLot({ lotId });
+  await r.worker.runUntil(async () => {
+    const handle = await enrol(r, detection({ lotId }));
+    await waitForStage('PLANT1', lotId, 'awaiting-disposition');
+    const refusal = (update: Promise<unknown>) =>
+      update.then(
+        () => 'accepted',
+        (err: unknown) => (err as WorkflowUpdateFailedError).cause?.message,
+      );
+
+    // A disposition must carry its decider's signature.
+    expect(
+      await refusal(handle.executeUpdate(dispositionUpdate, { args: [{ ...disposition('scrap'), signatures: [] }] })),
+    ).toBe("a disposition carries exactly one signature: its decider's");
+    expect(await refusal(handle.executeUpdate(countersignDispositionUpdate, { args: [countersign()] }))).toMatch(
+      /has no disposition waiting for a second signature/,
+    );
+
+    const first = await handle.executeUpdate(dispositionUpdate, { args: [disposition('use-as-is')] });
+    expect(first).toMatchObject({ status: 'awaiting-second-signature', decision: 'use-as-is' });
+    const waiting = await waitForStage('PLANT1', lotId, 'awaiting-second-signature');
+    expect(waiting.decision?.signatures.map((s) => s.signer.id)).toEqual([ENGINEER.id]);
+    // Nothing is released while one signature is missing.
+    expect(r.erp.documents.map((x) => x.movementType)).toEqual(['344']);
+    expect(r.mes.lots.get(lotId)!.status).not.toBe('RELEASED');
+    const described = await handle.describe();
+    expect(described.typedSearchAttributes.get(SearchAttributes.dispositionState)).toBe('awaiting-second-signature');
+
+    const content = first.signatures[0]!.contentSha256;
+    expect(
+      await refusal(handle.executeUpdate(countersignDispositionUpdate, { args: [countersign(ENGINEER, content)] })),
+    ).toBe(`use-as-is needs a second person: ${ENGINEER.id} (${ENGINEER.id}) has signed it already`);
+    const otherEngineer = { id: 'local:qe.max', roles: ['quality-engineer', 'operator'] as Role[] };
+    expect(
+      await refusal(
+        handle.executeUpdate(countersignDispositionUpdate, { args: [countersign(otherEngineer, content)] }),
+      ),
+    ).toBe(
+      `the second signature of a use-as-is must be a quality manager's; ${otherEngineer.id} has role(s) quality-engineer, operator`,
+    );
+    expect(
+      await refusal(
+        handle.executeUpdate(countersignDispositionUpdate, { args: [countersign(MANAGER, 'd'.repeat(64))] }),
+      ),
+    ).toBe(`the signature is for other content than the use-as-is of lot ${lotId} it would approve`);
+    expect(r.erp.documents.map((x) => x.movementType)).toEqual(['344']);
+
+    const done = await handle.executeUpdate(countersignDispositionUpdate, { args: [countersign(MANAGER, content)] });
+    expect(done).toMatchObject({ status: 'completed', decision: 'use-as-is', lotStatus: 'RELEASED' });
+    expect(done.signatures.map((s) => s.signer.id)).toEqual([ENGINEER.id, MANAGER.id]);
+    expect(r.erp.documents.map((x) => x.movementType)).toEqual(['344', '343']);
+    const final = await handle.result();
+    expect(final.disposition?.signatures).toHaveLength(2);
   });
 });
 
@@ -437,7 +523,7 @@ test('no disposition within the configured time escalates once; a decision is st
     const rows = await harness.pool.query('SELECT lot_id FROM holdfast.escalation WHERE lot_id = $1', [lotId]);
     expect(rows.rowCount).toBe(1);
     const handle = harness.client.workflow.getHandle(lotCaseWorkflowId('PLANT1', lotId));
-    const outcome = await handle.executeUpdate(dispositionUpdate, { args: [disposition('use-as-is')] });
+    const outcome = await decide(handle, 'use-as-is');
     expect(outcome.status).toBe('completed');
     expect(r.escalation.messages).toHaveLength(1);
   });
@@ -450,7 +536,7 @@ test('a part that arrives after the lot was dispositioned opens the next case of
   await r.worker.runUntil(async () => {
     const handle = await enrol(r, detection({ lotId }));
     await waitForStage('PLANT1', lotId, 'awaiting-disposition');
-    await handle.executeUpdate(dispositionUpdate, { args: [disposition('use-as-is')] });
+    await decide(handle, 'use-as-is');
     await handle.result();
     r.mes.lots.get(lotId)!.status = 'RELEASED';
     await enrol(r, detection({ lotId, workOrder: '1000101' }));

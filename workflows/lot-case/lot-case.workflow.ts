@@ -14,8 +14,11 @@ import type { Activities, TraceLink } from '../../activities';
 import type { ErpMovementType, MesLot } from '../../activities/ports';
 import {
   SearchAttributes,
+  countersignDispositionUpdate,
   detectionSearchAttributes,
   dispositionUpdate,
+  signaturesRequired,
+  type CountersignRequest,
   lotCaseStateQuery,
   partDefectSignal,
   retryFailedStepUpdate,
@@ -137,12 +140,31 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     dispositionUpdate,
     async (request) => {
       decision = request;
-      await condition(() => outcome !== undefined || state.stage === 'needs-attention');
-      return outcome ?? pendingOutcome(request);
+      state.decision = request;
+      // A use-as-is answers once the case waits for its second signature; the others once the case has acted.
+      await condition(
+        () => outcome !== undefined || state.stage === 'needs-attention' || state.stage === 'awaiting-second-signature',
+      );
+      return outcome ?? pendingOutcome(decision, state.stage);
     },
     {
-      description: 'Decide what happens to the held lot: use-as-is, rework, scrap or return-to-vendor.',
+      description:
+        'Decide what happens to the held lot (use-as-is, rework, scrap, return-to-vendor), electronically signed. ' +
+        'A use-as-is waits for a quality manager to countersign.',
       validator: validateDisposition,
+    },
+  );
+  setHandler(
+    countersignDispositionUpdate,
+    async ({ signature }) => {
+      decision = { ...decision!, signatures: [...decision!.signatures, signature] };
+      state.decision = decision;
+      await condition(() => outcome !== undefined || state.stage === 'needs-attention');
+      return outcome ?? pendingOutcome(decision, state.stage);
+    },
+    {
+      description: 'The second signature of a use-as-is, by a quality manager other than the first signer.',
+      validator: validateCountersignature,
     },
   );
 
@@ -178,6 +200,11 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     if (queue.length > 0) throw new Error(`lot ${lotId} still has ${queue.length} part(s) being contained`);
     if (!request.reason.trim()) throw new Error('a disposition needs a reason');
     if (!request.decidedBy.trim()) throw new Error('a disposition needs the deciding user');
+    const [first, ...more] = request.signatures ?? [];
+    if (!first || more.length > 0) throw new Error("a disposition carries exactly one signature: its decider's");
+    if (first.signer.id !== request.decidedBy) {
+      throw new Error(`the disposition is signed by ${first.signer.id}, not by its decider ${request.decidedBy}`);
+    }
     if (request.decision === 'return-to-vendor' && !lot?.supplier) {
       throw new Error(`lot ${lotId} was made in-house: return-to-vendor needs a supplier`);
     }
@@ -187,13 +214,41 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     }
   }
 
-  function pendingOutcome(request: DispositionRequest): DispositionOutcome {
+  /**
+   * Part 11's two-person rule for releasing nonconforming material: the second signer is another person, a quality
+   * manager, signing the same content. Refused here, before anything is written to history, with the reason.
+   */
+  function validateCountersignature({ signature }: CountersignRequest): void {
+    if (!decision || decision.signatures.length >= signaturesRequired(decision.decision)) {
+      throw new Error(`lot ${lotId} has no disposition waiting for a second signature (stage ${state.stage})`);
+    }
+    const first = decision.signatures[0]!;
+    if (signature.contentSha256 !== first.contentSha256) {
+      throw new Error(
+        `the signature is for other content than the ${decision.decision} of lot ${lotId} it would approve`,
+      );
+    }
+    if (decision.signatures.some((s) => s.signer.id === signature.signer.id)) {
+      throw new Error(
+        `${decision.decision} needs a second person: ${signature.signer.name} (${signature.signer.id}) has signed it already`,
+      );
+    }
+    if (!signature.signer.roles.includes('quality-manager')) {
+      throw new Error(
+        `the second signature of a ${decision.decision} must be a quality manager's; ${signature.signer.name} has ` +
+          `role(s) ${signature.signer.roles.join(', ') || 'none'}`,
+      );
+    }
+  }
+
+  function pendingOutcome(request: DispositionRequest, stage: LotCaseStage): DispositionOutcome {
     return {
-      status: 'needs-attention',
+      status: stage === 'awaiting-second-signature' ? 'awaiting-second-signature' : 'needs-attention',
       decision: request.decision,
       decidedBy: request.decidedBy,
       reason: request.reason,
       requestId: request.requestId,
+      signatures: request.signatures,
       materialDocuments: [],
       lotStatus: lot?.status ?? 'unknown',
       notificationClosed: false,
@@ -244,7 +299,10 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       `**${state.stage}** — lot \`${lotId}\` at ${site}/${line}, ${state.parts.length} defective part(s)`,
       `MES hold \`${state.holdId ?? '—'}\` · ERP notification \`${state.notification ?? '—'}\` · blocked ${state.blockedQuantity}`,
       docs ? `Material documents: ${docs}` : '',
-      state.disposition ? `Disposition **${state.disposition.decision}** by ${state.disposition.decidedBy}` : '',
+      state.decision ? `Disposition **${state.decision.decision}**: ${state.decision.reason}` : '',
+      ...(state.decision?.signatures ?? []).map(
+        (s) => `- Signed by **${s.signer.name}** (${s.signer.id}) at ${s.signedAt}, meaning: ${s.meaning}`,
+      ),
       note,
       parts,
     ]
@@ -486,7 +544,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
             holdId: state.holdId!,
             lotId,
             disposition: request.decision,
-            comment: `${request.reason} (${request.decidedBy})`,
+            comment: `${request.reason} (signed: ${request.signatures.map((s) => s.signer.name).join(', ')})`,
           },
         ]),
       ),
@@ -543,6 +601,7 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
       decision: request.decision,
       decidedBy: request.decidedBy,
       reason: request.reason,
+      signatures: request.signatures,
       requestId: request.requestId,
       materialDocuments: documents,
       lotStatus: released.lotStatus,
@@ -589,7 +648,16 @@ export async function lotCaseWorkflow(input: LotCaseInput): Promise<LotCaseState
     state.stage = 'containing';
   }
 
-  // Disposition
+  // Disposition. Parts that arrive from here on open the lot's next case (below); the MES hold keeps the lot still.
+  const signed = () => decision!.signatures.length >= signaturesRequired(decision!.decision);
+  if (!signed()) {
+    const first = decision.signatures[0]!;
+    await enter(
+      'awaiting-second-signature',
+      `${decision.decision} signed by ${first.signer.name}; waits for a quality manager's signature`,
+    );
+    await condition(signed);
+  }
   const request = decision;
   await enter('executing-disposition');
   outcome = await executeDisposition(request);

@@ -12,6 +12,7 @@ import { traceLinksOf } from '../../repositories/trace.repository';
 import { MaterialDocumentSchema, type WorkflowView } from '../../schemas/common.schema';
 import { ProblemSchema } from '../../../infra/http/schemas';
 import {
+  CountersignBodySchema,
   DispositionBodySchema,
   DispositionHeadersSchema,
   DispositionOutcomeSchema,
@@ -25,8 +26,10 @@ import {
   LotQuerySchema,
   type LotView,
   LotViewSchema,
+  SignedDecisionSchema,
 } from '../../schemas/lot.schema';
-import { submitLotDisposition } from '../../services/disposition.service';
+import { type StoredAnswer, countersignLotDisposition, submitLotDisposition } from '../../services/disposition.service';
+import { authenticateSigner, verifiedSignatures } from '../../services/e-signature.service';
 import { authorizeSite, mayActAt } from '../../../infra/identity/route-access';
 import { READERS } from '../../support/access';
 import { temporalUiWorkflowUrl } from '../../support/temporal-ui';
@@ -58,7 +61,7 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
         site,
         lotId,
         inspections: counts,
-        cases: cases.map((c) => lotCaseView(c, uiUrl(c.workflowId, c.runId))),
+        cases: await Promise.all(cases.map((c) => lotCaseView(deps, c, uiUrl(c.workflowId, c.runId)))),
         trace,
         temporalAvailable: true,
       };
@@ -69,8 +72,10 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
           const workflow: WorkflowView = { ...described, temporalUiUrl: uiUrl(workflowId, described.runId) };
           view.workflow = workflow;
           if (described.status === 'RUNNING') {
-            const live = LotCaseStateSchema.safeParse(await deps.gateway.lotCaseState(workflowId));
-            if (live.success) view.live = live.data;
+            const state = await deps.gateway.lotCaseState(workflowId);
+            const live =
+              state && LotCaseStateSchema.safeParse(await withVerifiedSignatures(deps, workflowId, { ...state }));
+            if (live?.success) view.live = live.data;
           }
         }
       } catch (err) {
@@ -103,20 +108,57 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
       },
     },
     handler: async (request, reply) => {
+      // The site as resolved for this caller: a lot id also seen at a site they cannot see is not ambiguous to them.
       const site = await resolveSite(deps, request.params.lotId, request.body.site, request);
       authorizeSite(request, { site });
+      const signer = await authenticateSigner(deps, request, request.body.signature);
       const answer = await submitLotDisposition(
         deps,
-        request.params.lotId,
+        { site, lotId: request.params.lotId },
         request.headers['idempotency-key'],
-        // The site as resolved for this caller: a lot id also seen at a site they cannot see is not ambiguous to them.
         { ...request.body, site },
+        signer,
         requestActor(request),
       );
-      // Pre-serialised canonical JSON, so a replay is byte-identical to the first answer; the untyped reply lets a
-      // string through (fastify sends a string with a JSON media type without re-serialising it).
-      const untyped: FastifyReply = reply;
-      return untyped.code(answer.status).type(answer.contentType).send(answer.body);
+      return sendStored(reply, answer);
+    },
+  });
+
+  app.post('/v1/lots/:lotId/disposition/countersign', {
+    // The two-person rule's second person; the lot case's validator checks the role and the person again.
+    config: { access: { roles: ['quality-manager'] } },
+    schema: {
+      summary: 'Countersign a use-as-is: the second signature, by a quality manager other than the first signer',
+      description:
+        'Releasing nonconforming material (use-as-is) needs two signatures; the lot case waits in ' +
+        '`awaiting-second-signature` until this one. Requires an `Idempotency-Key` header, as the disposition does. ' +
+        '409 when no disposition waits, or the signer signed it already or is not a quality manager.',
+      tags: ['lots'],
+      params: LotParamsSchema,
+      headers: DispositionHeadersSchema,
+      body: CountersignBodySchema,
+      response: {
+        200: DispositionOutcomeSchema,
+        400: ProblemSchema,
+        404: ProblemSchema,
+        409: ProblemSchema,
+        422: ProblemSchema,
+        503: ProblemSchema,
+      },
+    },
+    handler: async (request, reply) => {
+      const site = await resolveSite(deps, request.params.lotId, request.body.site, request);
+      authorizeSite(request, { site });
+      const signer = await authenticateSigner(deps, request, request.body.signature);
+      const answer = await countersignLotDisposition(
+        deps,
+        { site, lotId: request.params.lotId },
+        request.headers['idempotency-key'],
+        { ...request.body, site },
+        signer,
+        requestActor(request),
+      );
+      return sendStored(reply, answer);
     },
   });
 
@@ -224,9 +266,38 @@ async function resolveSite(
   return sites[0]!;
 }
 
-function lotCaseView(c: LotCaseRecord, temporalUiUrl: string): LotCaseView {
-  const materialDocuments = MaterialDocumentSchema.array().safeParse(c.state.materialDocuments);
-  const disposition = DispositionOutcomeSchema.safeParse(c.state.disposition);
+/** Pre-serialised canonical JSON, so a replay is byte-identical to the first answer. */
+function sendStored(reply: FastifyReply, answer: StoredAnswer) {
+  // The untyped reply lets a string through (fastify sends a string with a JSON media type without re-serialising it).
+  const untyped: FastifyReply = reply;
+  return untyped.code(answer.status).type(answer.contentType).send(answer.body);
+}
+
+/**
+ * A case's state with every signature checked against the decision as this copy holds it (Part 11: verified on
+ * every read; a copy altered after signing shows its signatures invalid).
+ */
+async function withVerifiedSignatures(
+  deps: ApiDeps,
+  lotCaseWorkflowId: string,
+  state: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const place = { site: String(state.site), lotId: String(state.lotId), lotCaseWorkflowId };
+  const verified = { ...state };
+  for (const field of ['decision', 'disposition'] as const) {
+    const recorded = state[field] as Parameters<typeof verifiedSignatures>[2] | undefined;
+    if (recorded && typeof recorded === 'object') {
+      verified[field] = { ...recorded, signatures: await verifiedSignatures(deps, place, recorded) };
+    }
+  }
+  return verified;
+}
+
+async function lotCaseView(deps: ApiDeps, c: LotCaseRecord, temporalUiUrl: string): Promise<LotCaseView> {
+  const state = await withVerifiedSignatures(deps, c.workflowId, { ...c.state, site: c.site, lotId: c.lotId });
+  const materialDocuments = MaterialDocumentSchema.array().safeParse(state.materialDocuments);
+  const decision = SignedDecisionSchema.safeParse(state.decision);
+  const disposition = DispositionOutcomeSchema.safeParse(state.disposition);
   return {
     workflowId: c.workflowId,
     runId: c.runId,
@@ -236,6 +307,7 @@ function lotCaseView(c: LotCaseRecord, temporalUiUrl: string): LotCaseView {
     ...(c.holdId !== undefined ? { holdId: c.holdId } : {}),
     ...(c.notification !== undefined ? { notification: c.notification } : {}),
     materialDocuments: materialDocuments.success ? materialDocuments.data : [],
+    ...(decision.success ? { decision: decision.data } : {}),
     ...(disposition.success ? { disposition: disposition.data } : {}),
     openedAt: c.openedAt,
     updatedAt: c.updatedAt,

@@ -227,7 +227,7 @@ function makeTestPki(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
 }
 
 /** The connector's health check as the inference login, with `block` over a plain URL-and-login block. */
-async function probeConnector(url: string, dataDir: string, block: Record<string, unknown>): Promise<string> {
+async function probeConnector(url: string, dataDir: string, block: Record<string, unknown>): Promise<string | void> {
   const connector = await mqttConnector.connect(
     MqttConnectorConfig.parse({
       url,

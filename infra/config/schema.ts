@@ -159,6 +159,19 @@ const Vision = z.strictObject({
         .int()
         .positive()
         .default(24 * 1024 * 1024),
+      /**
+       * Requests per caller per window (OWASP API4), counted as the API counts them (infra/http/rate-limit.ts). A
+       * machine key's 12 000 a minute (200 frames/s) is twice the fastest station we plan for (a press at 1 200
+       * strokes a minute, five views a part: 100 frames/s) and above what one worker inspects (~100 frames/s on the
+       * CI machine), so a camera at line rate is never refused; a runaway or stolen key is.
+       */
+      rateLimit: z
+        .strictObject({
+          max: z.number().int().positive().default(1_200),
+          machineMax: z.number().int().positive().default(12_000),
+          timeWindow: Duration.default('1m'),
+        })
+        .prefault({}),
     })
     .prefault({}),
   inference: z

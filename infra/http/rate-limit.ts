@@ -3,7 +3,7 @@
  *
  * The limit runs after authentication (route-access.ts authenticates in onRequest), so it counts per identity: a
  * person by id, a machine key by id with its own higher limit, and a caller without credentials (public routes)
- * by client address. Limits live in this process's memory: each API process counts on its own.
+ * by client address. Limits live in this process's memory: each API process (and inference edge) counts on its own.
  */
 import fastifyRateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -20,7 +20,11 @@ export interface RateLimitConfig {
 const callerKey = (request: FastifyRequest): string =>
   request.principal ? `${request.principal.kind}:${request.principal.id}` : `address:${request.ip}`;
 
-export async function registerRateLimit(app: FastifyInstance, limits: RateLimitConfig): Promise<void> {
+/** On every route of `app` (the API, the inference edge). */
+export async function registerRateLimit(
+  app: FastifyInstance,
+  limits: Pick<RateLimitConfig, 'max' | 'machineMax' | 'timeWindow'>,
+): Promise<void> {
   await app.register(fastifyRateLimit, {
     global: true,
     hook: 'preValidation',

@@ -97,6 +97,9 @@ export interface Accounts {
   /** The stored hash and record of a key id, for authentication (revoked keys included: the caller refuses them). */
   findKey(id: string): Promise<(ApiKeyRecord & { secretSha256: string }) | undefined>;
   markKeyUsed(id: string): Promise<void>;
+  /** What a local token's check needs (undefined: no such account): disabled, and when an administrator last changed
+   *  the account (password reset, disable, enable). */
+  userStatus(username: string): Promise<{ disabled: boolean; changedAt: Date } | undefined>;
 }
 
 export interface NewKey {
@@ -346,6 +349,14 @@ export function createAccounts(pool: pg.Pool, audit: AuditTrail, lockout: Lockou
          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,
         [id],
       );
+    },
+
+    async userStatus(username) {
+      const { rows } = await pool.query<{ disabled: boolean; updated_at: Date }>(
+        'SELECT disabled, updated_at FROM holdfast.user_account WHERE username = $1',
+        [username],
+      );
+      return rows[0] && { disabled: rows[0].disabled, changedAt: rows[0].updated_at };
     },
   };
 }

@@ -42,13 +42,21 @@ export interface AuthenticatorOptions {
   identity: HoldfastConfig['identity'];
   /** Holdfast's own key (its public half verifies local tokens); absent: local tokens are not accepted. */
   signingKey?: Pick<SigningKey, 'publicKey'>;
-  /** Machine keys; absent: X-Api-Key is refused. */
-  accounts?: Pick<Accounts, 'findKey' | 'markKeyUsed'>;
+  /** Machine keys, and local accounts' status; absent: X-Api-Key is refused, local tokens are checked by signature. */
+  accounts?: Pick<Accounts, 'findKey' | 'markKeyUsed' | 'userStatus'>;
 }
+
+/**
+ * How long a local account's status (disabled, last changed) is reused before PostgreSQL is asked again: a token of
+ * an account disabled or reset stops working within this, and a person's requests cost one database read per this
+ * interval rather than one each. API keys are not cached: their lookup is the authentication itself.
+ */
+export const ACCOUNT_STATUS_TTL_MS = 5_000;
 
 export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   const { identity } = opts;
   const oidcKeys = identity.issuer ? discoveredKeys(identity.issuer) : undefined;
+  const accountStatus = opts.accounts && cachedUserStatus(opts.accounts);
 
   async function person(token: string): Promise<UserPrincipal> {
     let header: ReturnType<typeof decodeProtectedHeader>;
@@ -75,7 +83,9 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
             algorithms,
           })
         : await jwtVerify(token, oidcKeys!, { issuer: identity.issuer!, audience: identity.audience!, algorithms });
-      return userFrom(payload, local ? { rolesClaim: 'roles', sitesClaim: 'sites' } : identity);
+      const user = userFrom(payload, local ? { rolesClaim: 'roles', sitesClaim: 'sites' } : identity);
+      if (local && accountStatus) await refuseStaleLocalToken(user.id, payload.iat ?? 0, accountStatus);
+      return user;
     } catch (err) {
       if (err instanceof AuthenticationError) throw err;
       if (err instanceof joseErrors.JOSEError) throw new AuthenticationError(`token refused: ${joseReason(err)}`);
@@ -115,6 +125,42 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       }
       return person(token);
     },
+  };
+}
+
+/**
+ * A local token outlives a change to its account until it expires, unless checked: refused when the account is
+ * disabled, or was changed by an administrator (reset, disable, enable) after the token was issued (to the second: a
+ * token's `iat` has no finer grain). An account with no row is let through: accounts are disabled, never deleted
+ * (their ids stay in the audit trail, Part 11 §11.300(b)), and tests sign tokens for users with no row.
+ */
+async function refuseStaleLocalToken(
+  subject: string,
+  issuedAt: number,
+  status: (username: string) => Promise<{ disabled: boolean; changedAt: Date } | undefined>,
+): Promise<void> {
+  const account = await status(subject.replace(/^local:/, ''));
+  if (account?.disabled) throw new AuthenticationError('account is disabled');
+  if (account && Math.floor(account.changedAt.getTime() / 1000) > issuedAt) {
+    throw new AuthenticationError('account changed after the token was issued: sign in again');
+  }
+}
+
+/** userStatus, each username's answer (or the lookup under way) reused for ACCOUNT_STATUS_TTL_MS. */
+function cachedUserStatus(accounts: Pick<Accounts, 'userStatus'>) {
+  type Status = Awaited<ReturnType<Accounts['userStatus']>>;
+  const cache = new Map<string, { at: number; status: Promise<Status> }>();
+  return (username: string): Promise<Status> => {
+    const now = Date.now();
+    const hit = cache.get(username);
+    if (hit && now - hit.at < ACCOUNT_STATUS_TTL_MS) return hit.status;
+    // Only signed tokens get here, so the keys are real accounts; stale ones are dropped as new ones come.
+    for (const [name, entry] of cache) if (now - entry.at >= ACCOUNT_STATUS_TTL_MS) cache.delete(name);
+    const status = accounts.userStatus(username);
+    cache.set(username, { at: now, status });
+    // A failed read is not kept: the next request asks again.
+    status.catch(() => cache.delete(username));
+    return status;
   };
 }
 

@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { type ListedRoute, recordRoutes, registeredRoutes, registerOpenApi } from '../http/openapi';
+import { registerRateLimit } from '../http/rate-limit';
 import { registerSecurityHeaders } from '../http/security-headers';
 import {
   ProblemError,
@@ -357,6 +358,8 @@ export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpSe
   registerProblemHandlers(app);
   await registerSecurityHeaders(app);
   enforceRouteAccess(app, { authenticator: opts.authenticator });
+  // After the access hooks, so that a station's key has a count of its own (as on the API).
+  await registerRateLimit(app, opts.config.vision.http.rateLimit);
   app.addHook('onError', async (request, _reply, err) => {
     if (err instanceof ProblemError || (err.statusCode ?? 500) < 500) return;
     opts.log.error('one-off image failed', { url: request.url, error: err.message });

@@ -10,14 +10,15 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { delimiter, dirname, join, resolve } from 'node:path';
-import { parseLogLine } from '../observability/log-line';
+import { levelValue, parseLogLine } from '../observability/log-line';
 import { createLogger, type Logger } from '../observability/logger';
 import { assertPortFree, describeExit, failOnExit, sleep, spawnManaged, type ManagedProcess } from './managed-process';
 
 export interface MqttBroker {
-  /** mqtt://host:port */
+  /** mqtt://host:port, or mqtts:// with TLS */
   url: string;
   stop(): Promise<void>;
 }
@@ -132,15 +133,42 @@ function aedesAccessHooks(accounts: MqttAccount[]) {
 // ---------------------------------------------------------------------------------------------------------------
 // Embedded broker (aedes)
 
-/**
- * aedes over plain TCP with its default in-memory persistence: persistent sessions and queued QoS 1 messages
- * survive a subscriber's reconnect, but not a restart of this process. Port 0 picks a free port (see `url`).
- */
-export async function startEmbeddedMqttBroker(opts: {
+/** The embedded broker's own certificate and key (PEM contents): with them it listens for mqtts:// only. */
+export interface EmbeddedBrokerTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
+
+export interface EmbeddedBrokerOptions {
+  /** Default 127.0.0.1. */
   host?: string;
   port: number;
   access: MqttBrokerAccess;
-}): Promise<MqttBroker> {
+  tls?: EmbeddedBrokerTls;
+  /** Told when the broker listens without TLS beyond this machine (passwords and frames would cross the network in
+   *  clear). */
+  warn?: (message: string) => void;
+}
+
+/** True for an address only this machine reaches: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+/** The warning for a plain listener reachable from other machines; undefined when there is nothing to warn about. */
+export function plainListenerWarning(host: string, tls: boolean): string | undefined {
+  if (tls || isLoopbackHost(host)) return undefined;
+  return (
+    `embedded MQTT broker listens on ${host} without TLS: MQTT passwords and frames cross the network in clear; ` +
+    'configure embeddedTls (docs: infra/connectors/mqtt/README.md)'
+  );
+}
+
+/**
+ * aedes over TCP (or TLS, with `tls`) with its default in-memory persistence: persistent sessions and queued QoS 1
+ * messages survive a subscriber's reconnect, but not a restart of this process. Port 0 picks a free port (see `url`).
+ */
+export async function startEmbeddedMqttBroker(opts: EmbeddedBrokerOptions): Promise<MqttBroker> {
   const host = opts.host ?? LOOPBACK;
   if (opts.port !== 0) await assertPortFree(opts.port, host, 'MQTT port');
   // aedes 1.x is ESM-only. Node 20.19+ loads it from this CommonJS module through import(); jest's module system
@@ -149,15 +177,28 @@ export async function startEmbeddedMqttBroker(opts: {
     if ((err as NodeJS.ErrnoException).code === 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING_FLAG') return undefined;
     throw err;
   });
-  if (!loaded) return spawnEmbeddedMqttBroker({ host, port: opts.port, access: opts.access });
+  if (!loaded) return spawnEmbeddedMqttBroker({ ...opts, host });
+  const warning = plainListenerWarning(host, opts.tls !== undefined);
+  if (warning) opts.warn?.(warning);
   const { Aedes } = loaded;
   const broker = await Aedes.createBroker(opts.access === 'anonymous' ? {} : aedesAccessHooks(opts.access.accounts));
   const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
+  const track = (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    broker.handle(socket);
-  });
+  };
+  let server: Server;
+  if (opts.tls) {
+    // A plain client's CONNECT is not a TLS ClientHello: the handshake fails and the socket is closed.
+    const tlsServer = createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, (socket) => broker.handle(socket));
+    tlsServer.on('connection', track);
+    server = tlsServer;
+  } else {
+    server = createServer((socket) => {
+      track(socket);
+      broker.handle(socket);
+    });
+  }
   try {
     await new Promise<void>((resolveListen, reject) => {
       server.once('error', reject);
@@ -176,7 +217,7 @@ export async function startEmbeddedMqttBroker(opts: {
 
   let stopped: Promise<void> | undefined;
   return {
-    url: `mqtt://${host}:${port}`,
+    url: `${opts.tls ? 'mqtts' : 'mqtt'}://${urlHost(host)}:${port}`,
     stop() {
       stopped ??= (async () => {
         const serverClosed = new Promise<void>((done) => server.close(() => done()));
@@ -194,18 +235,21 @@ export async function startEmbeddedMqttBroker(opts: {
  * The embedded broker in a child process of its own (`node --import tsx` this file): for callers that cannot load
  * ESM in-process (jest), and for tests that kill the broker. Port 0 lets the child pick one (see `url`).
  */
-export async function spawnEmbeddedMqttBroker(opts: {
-  host?: string;
-  port: number;
-  access: MqttBrokerAccess;
-  log?: (line: string) => void;
-}): Promise<MqttBroker & { pid: number }> {
+export async function spawnEmbeddedMqttBroker(
+  opts: EmbeddedBrokerOptions & { log?: (line: string) => void },
+): Promise<MqttBroker & { pid: number }> {
   const host = opts.host ?? LOOPBACK;
   if (opts.port !== 0) await assertPortFree(opts.port, host, 'MQTT port');
-  // The accounts reach the child in a file only its owner reads (passwords stay out of its environment and argv).
+  // The accounts and the TLS key reach the child in files only their owner reads (secrets stay out of its environment
+  // and argv).
   const accessDir = await mkdtemp(join(tmpdir(), 'holdfast-mqtt-access-'));
   const accessFile = join(accessDir, 'access.json');
   await writeFile(accessFile, JSON.stringify(opts.access), { mode: 0o600 });
+  const tlsFile = opts.tls && join(accessDir, 'tls.json');
+  if (tlsFile) {
+    const pem = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'));
+    await writeFile(tlsFile, JSON.stringify({ cert: pem(opts.tls!.cert), key: pem(opts.tls!.key) }), { mode: 0o600 });
+  }
   let announced: ((url: string) => void) | undefined;
   const ready = new Promise<string>((resolveReady) => (announced = resolveReady));
   const proc = spawnManaged({
@@ -218,9 +262,12 @@ export async function spawnEmbeddedMqttBroker(opts: {
       MQTT_BROKER_HOST: host,
       MQTT_BROKER_PORT: String(opts.port),
       MQTT_BROKER_ACCESS_FILE: accessFile,
+      ...(tlsFile ? { MQTT_BROKER_TLS_FILE: tlsFile } : {}),
     },
     onLine: (line) => {
       opts.log?.(`[mqtt-broker] ${line}`);
+      const parsed = parseLogLine(line);
+      if (parsed?.level === levelValue('warn') && parsed.msg) opts.warn?.(parsed.msg);
       const url = READY_LINE.exec(parseLogLine(line)?.msg ?? line)?.[1];
       if (url) announced?.(url);
     },
@@ -257,7 +304,13 @@ export async function spawnEmbeddedMqttBroker(opts: {
   };
 }
 
-const READY_LINE = /^mqtt broker ready (mqtt:\/\/\S+)$/;
+const READY_LINE = /^mqtt broker ready (mqtts?:\/\/\S+)$/;
+
+/** The host clients of this machine dial: a wildcard listener (every interface) is reached on loopback. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return LOOPBACK;
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Mosquitto
@@ -551,7 +604,15 @@ async function main(logger: Logger): Promise<void> {
   const accessFile = process.env.MQTT_BROKER_ACCESS_FILE;
   if (!accessFile) throw new Error('MQTT_BROKER_ACCESS_FILE must name the accounts file (spawnEmbeddedMqttBroker)');
   const access = JSON.parse(readFileSync(accessFile, 'utf8')) as MqttBrokerAccess;
-  const broker = await startEmbeddedMqttBroker({ host: process.env.MQTT_BROKER_HOST || LOOPBACK, port, access });
+  const tlsFile = process.env.MQTT_BROKER_TLS_FILE;
+  const tls = tlsFile ? (JSON.parse(readFileSync(tlsFile, 'utf8')) as EmbeddedBrokerTls) : undefined;
+  const broker = await startEmbeddedMqttBroker({
+    host: process.env.MQTT_BROKER_HOST || LOOPBACK,
+    port,
+    access,
+    tls,
+    warn: (message) => logger.warn(message),
+  });
   logger.info(`mqtt broker ready ${broker.url}`);
   const stop = () => {
     broker.stop().then(

@@ -11,7 +11,7 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { configPath, loadConfig } from '../config/load';
 import type { HoldfastConfig } from '../config/schema';
 import { parseConnectorSettings } from '../connectors/define';
-import { MqttConnectorConfig } from '../connectors/mqtt/mqtt.connector';
+import { embeddedBrokerTls, MqttConnectorConfig } from '../connectors/mqtt/mqtt.connector';
 import { migrate } from '../db/migrate';
 import { assertDurableSettings, createPool } from '../db/pool';
 import { resolveTemporalCli } from '../temporal/cli';
@@ -358,8 +358,11 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       });
       // In this process: the broker is small, and stopping it last-but-two keeps workers from reconnecting in a loop.
       const broker = await startEmbeddedMqttBroker({
+        host: brokerSettings?.embeddedHost,
         port: brokerSettings?.embeddedPort ?? 1883,
         access: { accounts },
+        tls: brokerSettings && embeddedBrokerTls(brokerSettings, { name: config.vision.broker!, dataDir }),
+        warn: (message) => log(message, 'warn'),
       });
       stoppers.push({ name: 'mqtt-broker', stop: () => broker.stop() });
       mqttUrl = broker.url;

@@ -3,18 +3,25 @@
  * sites and stations are kept apart, and bad credentials of every kind are a 401 (OWASP API2).
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import type { Pool } from 'pg';
 import { buildApp } from '../../api/app';
 import { loadConfig } from '../../infra/config/load';
 import { createAccounts } from '../../infra/identity/accounts';
-import { createAuthenticator, LOCAL_AUDIENCE, LOCAL_ISSUER } from '../../infra/identity/authenticate';
+import {
+  ACCOUNT_STATUS_TTL_MS,
+  createAuthenticator,
+  LOCAL_AUDIENCE,
+  LOCAL_ISSUER,
+} from '../../infra/identity/authenticate';
 import { enforceRouteAccess } from '../../infra/identity/route-access';
 import { generateSigningKey } from '../../infra/identity/signing-key';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import { asAdmin, bearerFor, machineKey, stationKey, testSigningKey } from '../support/identity';
+import { eventually } from '../support/eventually';
 import { readTestEnv, testPool } from '../support/test-env';
 import { createPool } from '../../infra/db/pool';
 import { migrate } from '../../infra/db/migrate';
@@ -340,6 +347,56 @@ describe('local sign-in', () => {
       'user.sign-in:refused:unknown-or-wrong-password',
       'user.sign-in:refused:locked',
     ]);
+  });
+
+  it(`stops taking a token once its account is disabled or reset, within ${ACCOUNT_STATUS_TTL_MS} ms`, async () => {
+    const accounts = createAccounts(pool, createAuditTrail(pool), { maxFailedSignIns: 3, lockForMs: 60_000 });
+    const username = `op-${run}`.toLowerCase();
+    const admin = { kind: 'system', id: 'test' } as const;
+    const { password } = await accounts.addUser(admin, { username, roles: ['operator'], sites: ['PLANT1'] });
+    const signIn = async (pw: string) => {
+      const res = await app.inject({ method: 'POST', url: '/v1/auth/token', payload: { username, password: pw } });
+      expect(res.statusCode).toBe(200);
+      return bearerHeader(res.json<{ access_token: string }>().access_token);
+    };
+    /** The status of `headers`' next request, polled until it is 401 (the cached status expires). */
+    const refusedWithin = async (headers: Record<string, string>) => {
+      const res = await eventually(
+        'the token refused',
+        () => call(headers),
+        (r) => r.statusCode === 401,
+        {
+          timeoutMs: ACCOUNT_STATUS_TTL_MS + 10_000,
+          intervalMs: 250,
+        },
+      );
+      expect(res.json<{ detail: string }>().detail).toMatch(/disabled|changed after the token/);
+    };
+
+    const token = await signIn(password);
+    expect((await call(token)).statusCode).toBe(200);
+    expect(await accounts.setDisabled(admin, username, true)).toBe(true);
+    await refusedWithin(token);
+    // Enabled again, the old token stays refused (the account changed after it was issued); a new sign-in works.
+    expect(await accounts.setDisabled(admin, username, false)).toBe(true);
+    const fresh = await signIn(password);
+    // Until the cached "disabled" expires, the new token is refused too.
+    await eventually(
+      'the new token taken',
+      () => call(fresh),
+      (r) => r.statusCode === 200,
+      {
+        timeoutMs: ACCOUNT_STATUS_TTL_MS + 10_000,
+        intervalMs: 250,
+      },
+    );
+    expect((await call(token)).statusCode).toBe(401);
+
+    // A token's iat counts whole seconds: the reset comes in a later second than the sign-in.
+    await sleep(1_100);
+    const newPassword = await accounts.resetPassword(admin, username);
+    await refusedWithin(fresh);
+    expect((await call(await signIn(newPassword!))).statusCode).toBe(200);
   });
 
   const call = (headers: Record<string, string>) => app.inject({ method: 'GET', url: `/v1/lots/${run}-LOT`, headers });

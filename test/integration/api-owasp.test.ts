@@ -194,6 +194,49 @@ describe('API4 unrestricted resource consumption', () => {
     expect(refused.headers['retry-after']).toBeDefined();
     expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
   });
+
+  it('limits each key on the inference edge (vision.http.rateLimit)', async () => {
+    const audit = createAuditTrail(pool);
+    const edge = await openFrameHttp({
+      config: {
+        ...base,
+        vision: {
+          ...base.vision,
+          http: { ...base.vision.http, port: 0, rateLimit: { max: 3, machineMax: 2, timeWindow: '1h' } },
+        },
+      },
+      // Refuses every frame as the real pipeline refuses a bad payload: a 400 is a request the limit let through.
+      pipeline: {
+        handleFrame: () => Promise.resolve({ kind: 'refused', reason: 'bad-payload', detail: 'the limit test' }),
+      },
+      log: quietLog(),
+      authenticator: createAuthenticator({
+        identity: base.identity,
+        signingKey: await testSigningKey(),
+        accounts: createAccounts(pool, audit, { maxFailedSignIns: 5, lockForMs: 60_000 }),
+      }),
+    });
+    try {
+      const post = (key: { headers: Record<string, string> }) => () =>
+        fetch(`${edge.url}/v1/stations/PLANT1/L1/S1/frames`, {
+          method: 'POST',
+          headers: { ...key.headers, 'content-type': 'application/json' },
+          body: JSON.stringify({ frameId: 'owasp-not-a-frame' }),
+        }).then(async (res) => ({ statusCode: res.status, res, body: await res.text() }));
+      const camera = await stationKey(pool, { site: 'PLANT1', line: 'L1', station: 'S1' });
+      expect(await statuses(2, post(camera))).toEqual([400, 400]);
+      const refused = await post(camera)();
+      expect(refused.statusCode).toBe(429);
+      expect(refused.res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(Number(refused.res.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(JSON.parse(refused.body)).toMatchObject({ title: 'Too Many Requests', status: 429 });
+      // Another key, even for the same station: a count of its own.
+      const other = await stationKey(pool, { site: 'PLANT1', line: 'L1', station: 'S1' });
+      expect(await statuses(1, post(other))).toEqual([400]);
+    } finally {
+      await edge.close();
+    }
+  });
 });
 
 describe('API9 improper inventory', () => {

@@ -6,12 +6,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { openFrameSubscriber } from '../../infra/connectors/mqtt/frame-subscriber';
-import mqttConnector, { MqttConnectorConfig } from '../../infra/connectors/mqtt/mqtt.connector';
+import mqttConnector, { embeddedBrokerTls, MqttConnectorConfig } from '../../infra/connectors/mqtt/mqtt.connector';
 import { openResultPublisher } from '../../infra/connectors/mqtt/result-publisher';
 import { findFreePort } from '../../infra/local/managed-process';
 import {
@@ -226,6 +226,104 @@ function makeTestPki(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
   };
 }
 
+/** The connector's health check as the inference login, with `block` over a plain URL-and-login block. */
+async function probeConnector(url: string, dataDir: string, block: Record<string, unknown>): Promise<string | void> {
+  const connector = await mqttConnector.connect(
+    MqttConnectorConfig.parse({
+      url,
+      username: '${env:MQTT_USERNAME}',
+      password: '${env:MQTT_PASSWORD}',
+      connectTimeoutMs: 4_000,
+      ...block,
+    }),
+    {
+      name: 'line-mqtt',
+      env: { MQTT_USERNAME: inference.username, MQTT_PASSWORD: inference.password },
+      log: quietLog(),
+      dataDir,
+    },
+  );
+  try {
+    return await connector.healthCheck();
+  } finally {
+    await connector.close();
+  }
+}
+
+describe('the embedded broker (aedes) with TLS (embeddedTls, as npm start configures it)', () => {
+  let broker: MqttBroker;
+  const warnings: string[] = [];
+  const dataDir = () => join(workDir, 'aedes-tls-data');
+
+  beforeAll(async () => {
+    const pki = makeTestPki(join(workDir, 'aedes-tls-pki'));
+    mkdirSync(join(dataDir(), 'mqtt'), { recursive: true });
+    writeFileSync(join(dataDir(), 'mqtt', 'ca.pem'), pki.ca);
+    writeFileSync(join(dataDir(), 'mqtt', 'broker.pem'), pki.cert);
+    writeFileSync(join(dataDir(), 'mqtt', 'broker.key'), pki.key, { mode: 0o600 });
+    const tls = embeddedBrokerTls(
+      MqttConnectorConfig.parse({ embeddedTls: { cert: 'mqtt/broker.pem', key: 'mqtt/broker.key' } }),
+      { name: 'line-mqtt', dataDir: dataDir() },
+    );
+    // Every interface: with TLS that is no reason to warn.
+    broker = await spawnEmbeddedMqttBroker({
+      host: '0.0.0.0',
+      port: await findFreePort(),
+      access: { accounts },
+      tls,
+      warn: (m) => warnings.push(m),
+    });
+  }, 60_000);
+  afterAll(() => broker?.stop());
+
+  test('the inference login connects over mqtts:// when the connector trusts the CA', async () => {
+    expect(broker.url).toMatch(/^mqtts:\/\/127\.0\.0\.1:/);
+    await expect(probeConnector(broker.url, dataDir(), { tls: { ca: 'mqtt/ca.pem' } })).resolves.toMatch(
+      /accepted a connection/,
+    );
+    expect(warnings).toEqual([]);
+  });
+
+  test('a plain connection to the TLS port is refused, and so is a client that does not trust the CA', async () => {
+    const plainUrl = broker.url.replace(/^mqtts:/, 'mqtt:');
+    await expect(connect(plainUrl, inference)).rejects.toThrow();
+    await expect(probeConnector(broker.url, dataDir(), {})).rejects.toThrow(
+      /self-signed certificate|unable to verify|certificate/i,
+    );
+  });
+
+  test('a key file others may read is refused, naming the setting', () => {
+    copyFileSync(join(dataDir(), 'mqtt', 'broker.key'), join(dataDir(), 'mqtt', 'open.key'));
+    chmodSync(join(dataDir(), 'mqtt', 'open.key'), 0o644);
+    expect(() =>
+      embeddedBrokerTls(MqttConnectorConfig.parse({ embeddedTls: { cert: 'mqtt/broker.pem', key: 'mqtt/open.key' } }), {
+        name: 'line-mqtt',
+        dataDir: dataDir(),
+      }),
+    ).toThrow(/connectors\.line-mqtt\.embeddedTls\.key: .* is readable by others \(mode 644\)/);
+  });
+
+  test('without TLS beyond loopback it warns at start; on loopback it does not', async () => {
+    const open: string[] = [];
+    const wide = await spawnEmbeddedMqttBroker({
+      host: '0.0.0.0',
+      port: await findFreePort(),
+      access: { accounts },
+      warn: (m) => open.push(m),
+    });
+    await wide.stop();
+    expect(open).toEqual([expect.stringMatching(/listens on 0\.0\.0\.0 without TLS/)]);
+    const local: string[] = [];
+    const loopback = await spawnEmbeddedMqttBroker({
+      port: await findFreePort(),
+      access: { accounts },
+      warn: (m) => local.push(m),
+    });
+    await loopback.stop();
+    expect(local).toEqual([]);
+  });
+});
+
 describe('Mosquitto with TLS (tls: { ca } on the connector, a CA made for the test)', () => {
   let broker: MqttBroker;
   const dataDir = () => join(workDir, 'tls-client');
@@ -243,28 +341,7 @@ describe('Mosquitto with TLS (tls: { ca } on the connector, a CA made for the te
   }, 60_000);
   afterAll(() => broker?.stop());
 
-  const probe = async (block: Record<string, unknown>) => {
-    const connector = await mqttConnector.connect(
-      MqttConnectorConfig.parse({
-        url: broker.url,
-        username: '${env:MQTT_USERNAME}',
-        password: '${env:MQTT_PASSWORD}',
-        connectTimeoutMs: 4_000,
-        ...block,
-      }),
-      {
-        name: 'line-mqtt',
-        env: { MQTT_USERNAME: inference.username, MQTT_PASSWORD: inference.password },
-        log: quietLog(),
-        dataDir: dataDir(),
-      },
-    );
-    try {
-      return await connector.healthCheck();
-    } finally {
-      await connector.close();
-    }
-  };
+  const probe = (block: Record<string, unknown>) => probeConnector(broker.url, dataDir(), block);
 
   test('the inference login connects over mqtts:// when the connector trusts the CA', async () => {
     expect(broker.url).toMatch(/^mqtts:\/\//);

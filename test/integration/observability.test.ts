@@ -4,7 +4,8 @@
  * simulators, the Temporal worker, the API with its outbox dispatcher, the line PLC simulator and the inference worker.
  * A failed inspection is posted to the API and a failed frame to the inference worker, and every process's
  * GET /metrics is scraped to see its counters move; GET /health must name each dependency. A verdict posted to the
- * API is counted as an audit record and anchored in the API's data directory.
+ * API is counted as an audit record and anchored in the API's data directory. Every process logs at debug, and no
+ * secret the run used (passwords, keys, the MES API key, an API key's secret) may appear in any line.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,12 @@ import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { freePort } from '../../infra/local/free-port';
 import { spawnManaged, type ManagedProcess } from '../../infra/local/managed-process';
-import { startEmbeddedMqttBroker, visionStreamAccounts, type MqttBroker } from '../../infra/local/mqtt-broker';
+import mqtt from 'mqtt';
+import { spawnEmbeddedMqttBroker, visionStreamAccounts, type MqttBroker } from '../../infra/local/mqtt-broker';
+import { createAccounts } from '../../infra/identity/accounts';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
+import { PAYLOAD_KEYS_ENV } from '../../infra/temporal/payload-codec';
+import { frameTopic } from '../../infra/vision/frame.schema';
 import { SPOT_MODEL, spotFrame, writeBrightSpotModel } from '../support/vision-fixtures';
 import { eventually } from '../support/eventually';
 import { createLot, failedInspection, getJson } from '../support/plant';
@@ -26,7 +32,7 @@ import { auditRecordsOf } from '../support/audit';
 import { readAnchors } from '../../infra/audit/audit-anchor';
 import { verifyAuditTrail } from '../../infra/audit/audit-chain';
 import { loadOrCreateSigningKey } from '../../infra/identity/signing-key';
-import { asAdmin } from '../support/identity';
+import { asAdmin, stationKey } from '../support/identity';
 
 /** An admin's bearer token, signed with the processes' own key (written to their data directory first). */
 let admin: { authorization: string };
@@ -39,6 +45,11 @@ const run = randomUUID().slice(0, 8);
 const sku = `SKU-OBS-${run}`;
 const sapEnv = { SAP_USER: 'HOLDFAST_OBS', SAP_PASSWORD: randomUUID() };
 const mqttLogin = { username: 'inference-obs', password: randomUUID() };
+const cameraLogin = { username: 'camera-obs', password: randomUUID() };
+/** The MES connector's credential (X-API-Key), which the MES simulator then requires. */
+const mesApiKey = `mes-${randomUUID()}`;
+/** Used by the test 'the credentials …' below; checked by the secrets test. */
+const used = {} as Record<'apiKey' | 'apiKeySecret' | 'password' | 'wrongPassword' | 'wrongMqttPassword', string>;
 /** Every line every process printed, for the secrets check. */
 const logLines: { name: string; line: string }[] = [];
 
@@ -101,9 +112,16 @@ beforeAll(async () => {
   const inferencePort = await freePort();
   const plcPort = await freePort();
   const plcMetricsPort = await freePort();
-  broker = await startEmbeddedMqttBroker({
+  broker = await spawnEmbeddedMqttBroker({
     port: 0,
-    access: { accounts: visionStreamAccounts({ prefix: `obs${run}`, inference: mqttLogin, cameras: [] }) },
+    access: {
+      accounts: visionStreamAccounts({
+        prefix: `obs${run}`,
+        inference: mqttLogin,
+        cameras: [{ ...cameraLogin, stations: [{ site: 'PLANT1', line: 'L1', station: 'S1' }] }],
+      }),
+    },
+    log: (line) => logLines.push({ name: 'mqtt-broker', line }),
   });
   urls.mesSim = `http://127.0.0.1:${mesPort}`;
   urls.sapSim = `http://127.0.0.1:${sapPort}`;
@@ -119,12 +137,14 @@ beforeAll(async () => {
   const base = loadConfig();
   const pointed = pointConfigAt(base, { sapUrl: urls.sapSim, mesUrl: urls.mesSim, taskQueue: `holdfast-obs-${run}` });
   const brokerName = base.vision.broker!;
+  const mesName = base.sites[0]!.mes;
   const plc = base.vision.rejectStation!;
   const config: HoldfastConfig = {
     ...pointed,
     connectors: {
       ...pointed.connectors,
       [brokerName]: { ...pointed.connectors[brokerName]!, clientId: `inference-obs-${run}` },
+      [mesName]: { ...pointed.connectors[mesName]!, apiKey: '${env:MES_API_KEY}' },
       [plc]: { ...pointed.connectors[plc]!, endpointUrl: urls.linePlc },
     },
     api: { ...base.api, port: apiPort },
@@ -161,6 +181,9 @@ beforeAll(async () => {
     TEMPORAL_ADDRESS: env.temporalAddress,
     TEMPORAL_NAMESPACE: env.namespace,
     MQTT_URL: broker.url,
+    MES_API_KEY: mesApiKey,
+    // Debug lines too: a secret logged at debug is as much a leak once someone turns it on.
+    LOG_LEVEL: 'debug',
     ...sapEnv,
   };
 
@@ -264,7 +287,7 @@ test('every process reports its dependencies on /health', async () => {
 
 test('the API counts accepted and refused inspections, and the dispatcher its latency; the worker its MES and ERP calls', async () => {
   const lotId = `L-OBS-${run}-1`;
-  await createLot({ mesUrl: urls.mesSim, sapUrl: urls.sapSim }, { lotId });
+  await createLot({ mesUrl: urls.mesSim, sapUrl: urls.sapSim, mesApiKey }, { lotId });
   const before = await scrape(`${urls.api}/metrics`);
   const accepted = (s: Sample[]) =>
     sampleValue(s, 'holdfast_inspections_accepted_total', { source: 'api', result: 'fail' }) ?? 0;
@@ -426,7 +449,82 @@ test('the API counts the audit records it writes and anchors the chain head in i
   }
 });
 
-test('no secret appears in any log line: the SAP and MQTT passwords, the OPC UA private keys', () => {
+test('the credentials the secrets check looks for are used: a sign-in, a station key, MQTT logins', async () => {
+  const pool = testPool();
+  let password: string;
+  let station: Awaited<ReturnType<typeof stationKey>>;
+  const username = `qe-obs-${run}`;
+  try {
+    const accounts = createAccounts(pool, createAuditTrail(pool), { maxFailedSignIns: 5, lockForMs: 60_000 });
+    ({ password } = await accounts.addUser(
+      { kind: 'system', id: 'test' },
+      { username, roles: ['quality-engineer'], sites: ['PLANT1'] },
+    ));
+    station = await stationKey(pool, { site: 'PLANT1', line: 'L1', station: 'S1' });
+  } finally {
+    await pool.end();
+  }
+  used.password = password;
+  used.wrongPassword = `wrong-${randomUUID()}`;
+  const signIn = (pw: string) =>
+    fetch(`${urls.api}/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password: pw }),
+    });
+  expect((await signIn(used.wrongPassword)).status).toBe(401);
+  const signedIn = await signIn(password);
+  expect(signedIn.status).toBe(200);
+  const { access_token: token } = (await signedIn.json()) as { access_token: string };
+  const lot = await fetch(`${urls.api}/v1/lots/L-OBS-${run}-1`, { headers: { authorization: `Bearer ${token}` } });
+  expect(lot.status).toBe(200);
+
+  used.apiKey = station.headers['x-api-key'];
+  used.apiKeySecret = used.apiKey.split('_')[2]!;
+  const withKey = { ...station.headers, 'content-type': 'application/json' };
+  const body = JSON.stringify({ results: 'none' });
+  expect((await fetch(`${urls.api}/v1/inspections`, { method: 'POST', headers: withKey, body })).status).toBe(400);
+  const frame = await fetch(`${urls.inference}/v1/stations/PLANT1/L1/S1/frames`, {
+    method: 'POST',
+    headers: withKey,
+    body,
+  });
+  expect(frame.status).toBe(400);
+
+  // The camera's login publishes a (bad) frame the worker refuses; a wrong password is refused at CONNECT.
+  const camera = await mqtt.connectAsync(broker.url, {
+    ...cameraLogin,
+    clientId: `camera-obs-${run}`,
+    reconnectPeriod: 0,
+  });
+  await camera.publishAsync(frameTopic(`obs${run}`, 'PLANT1', 'L1', 'S1'), 'not a frame', { qos: 1 });
+  await camera.endAsync();
+  used.wrongMqttPassword = `wrong-${randomUUID()}`;
+  await expect(
+    mqtt.connectAsync(broker.url, {
+      username: cameraLogin.username,
+      password: used.wrongMqttPassword,
+      reconnectPeriod: 0,
+    }),
+  ).rejects.toThrow();
+
+  // Their log lines are in before the check reads them.
+  await scrapeUntil('the bad MQTT frame refused', `${urls.inference}/metrics`, (s) =>
+    atLeastOne(sampleValue(s, 'holdfast_inference_frames_refused_total', { reason: 'bad-payload' })),
+  );
+  await eventually(
+    'the sign-in and the keyed requests logged',
+    () =>
+      ['/v1/auth/token', '/v1/inspections'].every((url) =>
+        logLines.some((l) => l.name === 'api' && l.line.includes(url) && l.line.includes('request completed')),
+      ) &&
+      logLines.some(
+        (l) => l.name === 'inference' && l.line.includes('/frames') && l.line.includes('request completed'),
+      ),
+  );
+});
+
+test('no secret appears in any log line: passwords, keys, the MES API key, an API key, a sign-in', () => {
   // A middle line of each PEM body: long enough to be unique, and what a logged key or buffer would contain.
   const keyLine = (file: string) => {
     const lines = readFileSync(file, 'utf8')
@@ -435,15 +533,29 @@ test('no secret appears in any log line: the SAP and MQTT passwords, the OPC UA 
     expect(lines.length).toBeGreaterThan(2);
     return lines[Math.floor(lines.length / 2)]!;
   };
+  expect(Object.keys(used)).toHaveLength(5);
   const secrets = {
     SAP_PASSWORD: sapEnv.SAP_PASSWORD,
     MQTT_PASSWORD: mqttLogin.password,
+    "the camera's MQTT password": cameraLogin.password,
+    'a wrong MQTT password': used.wrongMqttPassword,
+    MES_API_KEY: mesApiKey,
+    ...Object.fromEntries(
+      process.env[PAYLOAD_KEYS_ENV]!.split(',').map((entry) => [
+        `payload key ${entry.split(':')[0]}`,
+        entry.split(':')[1],
+      ]),
+    ),
+    'an API key': used.apiKey,
+    "an API key's secret": used.apiKeySecret,
+    'a password at sign-in': used.password,
+    'a wrong password at sign-in': used.wrongPassword,
     'reject station private key': keyLine(join(workDir, 'data', 'opcua-pki', 'own', 'private', 'private_key.pem')),
     'line PLC private key': keyLine(join(workDir, 'line-plc', 'pki', 'server', 'own', 'private', 'private_key.pem')),
   };
   // Every process did log: the check is not vacuous.
   expect(new Set(logLines.map((l) => l.name))).toEqual(
-    new Set(['sap-sim', 'mes-sim', 'worker', 'api', 'line-plc', 'inference']),
+    new Set(['mqtt-broker', 'sap-sim', 'mes-sim', 'worker', 'api', 'line-plc', 'inference']),
   );
   const leaks = Object.entries(secrets).flatMap(([what, secret]) =>
     logLines.filter((l) => l.line.includes(secret)).map((l) => `${what} in ${l.name}: ${l.line.slice(0, 200)}`),

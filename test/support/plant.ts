@@ -9,21 +9,26 @@ export const BOUGHT_LOT_ORDER = { purchaseOrder: '4500000999', purchaseOrderItem
  * with a supplier is bought: both systems know the purchase order item it was received on.
  */
 export async function createLot(
-  stack: Pick<HoldfastStack, 'mesUrl' | 'sapUrl'>,
+  /** `mesApiKey`: for a MES simulator that requires X-API-Key (MES_API_KEY). */
+  stack: Pick<HoldfastStack, 'mesUrl' | 'sapUrl'> & { mesApiKey?: string },
   lot: { lotId: string; quantity?: number; sku?: string; workOrder?: string; supplier?: string },
 ): Promise<{ lotId: string; batch: string; sku: string; quantity: number }> {
   const sku = lot.sku ?? 'BRKT-200';
   const quantity = lot.quantity ?? 500;
   // SAP batch numbers are at most 10 characters.
   const batch = `B${randomUUID().replace(/-/g, '').slice(0, 9).toUpperCase()}`;
-  await postJson(`${stack.mesUrl}/__sim/lots`, {
-    lotId: lot.lotId,
-    workOrder: lot.workOrder ?? '1000100',
-    sku,
-    quantity,
-    batch,
-    ...(lot.supplier ? { supplier: lot.supplier, ...BOUGHT_LOT_ORDER } : {}),
-  });
+  await postJson(
+    `${stack.mesUrl}/__sim/lots`,
+    {
+      lotId: lot.lotId,
+      workOrder: lot.workOrder ?? '1000100',
+      sku,
+      quantity,
+      batch,
+      ...(lot.supplier ? { supplier: lot.supplier, ...BOUGHT_LOT_ORDER } : {}),
+    },
+    stack.mesApiKey ? { 'x-api-key': stack.mesApiKey } : {},
+  );
   await postJson(`${stack.sapUrl}/__sim/stock`, {
     material: sku,
     plant: '1010',

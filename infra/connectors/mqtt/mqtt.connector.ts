@@ -43,6 +43,11 @@ export const MqttConnectorConfig = z.strictObject({
     })
     .optional(),
   embeddedPort: z.number().int().min(1).max(65535).default(1883),
+  /** Where the embedded broker listens. Beyond loopback without `embeddedTls` it warns at start. */
+  embeddedHost: z.string().min(1).default('127.0.0.1'),
+  /** TLS on the embedded broker (mqtts:// only): its certificate and key, PEM files relative to the data directory,
+   *  the key readable by its owner alone. Clients trust the CA that signed it through `tls.ca`. */
+  embeddedTls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   /** The frame subscriber's persistent-session client id: the broker keeps unacknowledged frames for it. The result
    *  publisher connects as `<clientId>-results`. */
   clientId: z.string().min(1).default('holdfast-inference'),
@@ -190,29 +195,52 @@ function brokerAuth(
   if ((config.username === undefined) !== (config.password === undefined)) {
     throw new ConfigError(`${key(config.username === undefined ? 'username' : 'password')}: set both or neither`);
   }
-  const file = (k: 'ca' | 'cert' | 'key', path: string | undefined, secret: boolean): Buffer | undefined => {
-    if (path === undefined) return undefined;
-    const full = isAbsolute(path) ? path : join(ctx.dataDir, path);
-    let mode: number;
-    try {
-      mode = statSync(full).mode;
-    } catch (err) {
-      throw new ConfigError(`${key(`tls.${k}`)}: cannot read ${full}: ${(err as Error).message}`);
-    }
-    if (secret && (mode & 0o077) !== 0) {
-      throw new ConfigError(
-        `${key(`tls.${k}`)}: ${full} is readable by others (mode ${(mode & 0o777).toString(8)}): chmod 600`,
-      );
-    }
-    return readFileSync(full);
-  };
   return {
     username: config.username === undefined ? undefined : resolveEnvRef(config.username, key('username'), ctx.env),
     password: config.password === undefined ? undefined : resolveEnvRef(config.password, key('password'), ctx.env),
-    tls: config.tls && {
+    tls: brokerTls(config, ctx),
+  };
+}
+
+/** The clients' TLS material from `tls` (the CA to trust, a client certificate and key); undefined without it. */
+export function brokerTls(config: MqttConnectorConfig, ctx: { name: string; dataDir: string }): MqttAuth['tls'] {
+  const file = (k: 'ca' | 'cert' | 'key', path: string | undefined, secret: boolean): Buffer | undefined =>
+    path === undefined ? undefined : readPemFile(`connectors.${ctx.name}.tls.${k}`, path, ctx.dataDir, secret);
+  return (
+    config.tls && {
       ca: file('ca', config.tls.ca, false),
       cert: file('cert', config.tls.cert, false),
       key: file('key', config.tls.key, true),
-    },
+    }
+  );
+}
+
+/** The embedded broker's certificate and key from `embeddedTls` (npm start's broker); undefined without it. */
+export function embeddedBrokerTls(
+  config: MqttConnectorConfig,
+  ctx: { name: string; dataDir: string },
+): { cert: Buffer; key: Buffer } | undefined {
+  if (!config.embeddedTls) return undefined;
+  const key = (k: string) => `connectors.${ctx.name}.embeddedTls.${k}`;
+  return {
+    cert: readPemFile(key('cert'), config.embeddedTls.cert, ctx.dataDir, false),
+    key: readPemFile(key('key'), config.embeddedTls.key, ctx.dataDir, true),
   };
+}
+
+/** A PEM file named in configuration (relative to the data directory); a `secret` one others may read is refused. */
+function readPemFile(configKey: string, path: string, dataDir: string, secret: boolean): Buffer {
+  const full = isAbsolute(path) ? path : join(dataDir, path);
+  let mode: number;
+  try {
+    mode = statSync(full).mode;
+  } catch (err) {
+    throw new ConfigError(`${configKey}: cannot read ${full}: ${(err as Error).message}`);
+  }
+  if (secret && (mode & 0o077) !== 0) {
+    throw new ConfigError(
+      `${configKey}: ${full} is readable by others (mode ${(mode & 0o777).toString(8)}): chmod 600`,
+    );
+  }
+  return readFileSync(full);
 }

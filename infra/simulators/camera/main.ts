@@ -1,5 +1,8 @@
 import { Counter } from 'prom-client';
+import { resolve } from 'node:path';
 import { loadConfig } from '../../config/load';
+import { parseConnectorSettings } from '../../connectors/define';
+import { brokerTls, MqttConnectorConfig } from '../../connectors/mqtt/mqtt.connector';
 import { createPool } from '../../db/pool';
 import { connectorLogger, createLogger } from '../../observability/logger';
 import { createProcessRegistry, exposeMetrics } from '../../observability/http-metrics';
@@ -12,7 +15,8 @@ const logger = createLogger('camera-sim');
 /**
  * Runs the camera simulator (started by `npm start`). Environment:
  * DATABASE_URL (required: ground truth in schema camera_sim), MQTT_URL (default mqtt://127.0.0.1:1883),
- * MQTT_USERNAME and MQTT_PASSWORD (the camera account; npm start passes the embedded broker's),
+ * MQTT_USERNAME and MQTT_PASSWORD (the camera account; npm start passes the embedded broker's), HOLDFAST_DATA_DIR
+ * (the broker connector's tls files are relative to it),
  * CAMERA_SIM_RATE (frames/s per station, default 2), CAMERA_SIM_DEFECT_RATE (0..1, default 0.1),
  * CAMERA_SIM_SEED (default 1), CAMERA_SIM_FRAMES (each station shoots frames 0 to N-1, then stays idle; default no
  * end), CAMERA_SIM_FORMAT (png, jpeg or raw; default png), CAMERA_SIM_PORT (admin HTTP on
@@ -57,7 +61,17 @@ async function main(): Promise<void> {
     sim = await startCameraSimulator({
       pool,
       mqttUrl,
-      mqttAuth: env.MQTT_USERNAME ? { username: env.MQTT_USERNAME, password: env.MQTT_PASSWORD } : undefined,
+      mqttAuth: {
+        ...(env.MQTT_USERNAME ? { username: env.MQTT_USERNAME, password: env.MQTT_PASSWORD } : {}),
+        // The broker connector's CA (and client certificate), so that it reaches a broker on mqtts:// as the worker does.
+        tls:
+          config.vision.broker === undefined
+            ? undefined
+            : brokerTls(parseConnectorSettings(MqttConnectorConfig, config, config.vision.broker), {
+                name: config.vision.broker,
+                dataDir: resolve(env.HOLDFAST_DATA_DIR ?? '.holdfast/data'),
+              }),
+      },
       stations,
       ratePerStation: rate,
       defectRate,

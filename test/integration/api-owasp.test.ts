@@ -30,6 +30,7 @@ import { quietLog } from '../support/quiet-log';
 import { Registry } from 'prom-client';
 import { readTestEnv } from '../support/test-env';
 import { asAdmin, bearerFor, stationKey, testSigningKey } from '../support/identity';
+import { failedInspection } from '../support/plant';
 import { createImageFetcher, ImageUnavailableError } from '../../infra/vision/image-source';
 import escalationWebhookConnector from '../../infra/connectors/escalation/escalation-webhook.connector';
 import mesRestConnector from '../../infra/connectors/mes-rest/mes-rest.connector';
@@ -118,6 +119,42 @@ describe('API8 security misconfiguration', () => {
     });
     expect(res.body).not.toContain('owasp-probe');
     expect(res.body).not.toMatch(/\bat .+\.ts:\d+/);
+  });
+
+  it("answers fastify's own refusals before routing as problems, and reads ids as long as the schemas allow", async () => {
+    // An eventId of 200 characters is valid (infra/ingest/inspection.schema.ts); fastify's router stopped at 100.
+    const longId = `owasp-${'e'.repeat(194)}`;
+    const stored = await app.inject({
+      method: 'POST',
+      url: '/v1/inspections',
+      headers: await asAdmin(),
+      payload: { ...failedInspection('L-OWASP-LONG'), eventId: longId, result: 'pass', defects: [] },
+    });
+    expect(stored.statusCode).toBe(202);
+    const read = await app.inject({ method: 'GET', url: `/v1/defects/${longId}`, headers: await asAdmin() });
+    expect(read.statusCode).toBe(200);
+    expect(read.json()).toMatchObject({ eventId: longId });
+
+    const tooLong = await app.inject({
+      method: 'GET',
+      url: `/v1/defects/${'x'.repeat(5_000)}`,
+      headers: await asAdmin(),
+    });
+    expect(tooLong.statusCode).toBe(414);
+    expect(tooLong.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(tooLong.json()).toMatchObject({
+      status: 414,
+      detail: 'a path parameter is longer than any this API accepts',
+    });
+    expect(tooLong.body).not.toContain('xxxxx');
+
+    // Node's HTTP parser refuses a request line over its limit before fastify has a request: only a socket shows it.
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const res = await fetch(`http://127.0.0.1:${port}/v1/audit?recordId=${'y'.repeat(20_000)}`);
+    expect(res.status).toBe(431);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(await res.json()).toMatchObject({ type: 'about:blank', status: 431 });
   });
 
   it('grants no other origin CORS on ordinary routes, preflight included', async () => {

@@ -1,6 +1,7 @@
 /**
- * Property-based fuzzing of every route the API and the inference edge serve, through inject (OWASP API8 and API4:
- * bad input of any shape is a 4xx problem, never a 5xx, and a refused request writes nothing).
+ * Property-based fuzzing of every route the API (through inject) and the inference edge (over loopback HTTP: it binds
+ * a port of its own) serve (OWASP API8 and API4: bad input of any shape is a 4xx problem, never a 5xx, and a refused
+ * request writes nothing).
  *
  * The routes come from the apps themselves (infra/http/openapi.ts registeredRoutes), so a new route is fuzzed with
  * random input at once, and the coverage test fails until it has a valid example in VALID_REQUESTS to mutate.

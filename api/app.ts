@@ -5,7 +5,7 @@ import type { Logger } from '../infra/observability/logger';
 import { Registry } from 'prom-client';
 import type { ApiDeps } from './deps';
 import { recordRoutes, registerOpenApi } from '../infra/http/openapi';
-import { registerProblemHandlers } from '../infra/http/problem-details';
+import { problemServerOptions, registerProblemHandlers } from '../infra/http/problem-details';
 import { registerSecurityHeaders } from '../infra/http/security-headers';
 import { registerRateLimit } from '../infra/http/rate-limit';
 import { type HealthCheck, postgresCheck } from '../infra/observability/health-checks';
@@ -57,7 +57,11 @@ export interface BuildAppOptions extends Omit<
 export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> {
   const { logger, docsUi = false, metrics = new Registry(), healthChecks = [], tracing, ...routeDeps } = deps;
   const signatureKey = deps.signatureKey ?? (await generateSigningKey());
-  const app = Fastify({ ...fastifyLogging(logger), bodyLimit: deps.config.api.bodyLimitBytes });
+  const app = Fastify({
+    ...fastifyLogging(logger),
+    ...problemServerOptions,
+    bodyLimit: deps.config.api.bodyLimitBytes,
+  });
   recordRoutes(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -7,6 +7,9 @@
  * Failures keep the names the connectors' error mapping reads (errors.ts `describeNetworkError`): `TimeoutError` for
  * the deadline, `AbortError` for a call cut by close(), and the socket's own error (ECONNREFUSED, ECONNRESET "socket
  * hang up" for a response dropped after the server committed) otherwise.
+ *
+ * Redirects are never followed (node:http does not): a 3xx is the answer the connector gets, so a vendor system or
+ * webhook cannot send a call, with its credentials, to a host the configuration did not name (OWASP API7).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -54,6 +57,9 @@ export class ResponseTooLargeError extends Error {
     super(`body larger than ${maxBytes} bytes`);
   }
 }
+
+/** What the MES and SAP connectors buffer at most of one answer; a larger one is malformed (OWASP API10). */
+export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 /**
  * Idle keep-alive sockets are dropped after this. Below the keep-alive timeout of common servers (nginx 75 s, SAP

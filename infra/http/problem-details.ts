@@ -2,9 +2,10 @@
  * Every 4xx and 5xx leaves as application/problem+json (RFC 9457). Validation failures name each bad field;
  * 5xx answers never carry stack traces, SQL or driver messages (OWASP API8, docs/reliability.md#error-responses).
  */
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyServerOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -60,6 +61,51 @@ export function sendProblem(reply: FastifyReply, problem: Problem, headers: Reco
   // Pre-serialised: a string with a JSON media type bypasses the route's response serializer.
   return reply.code(problem.status).headers(headers).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
 }
+
+/** What fastify refuses before routing, in words that do not echo the (possibly huge) path back. */
+const FRAMEWORK_REFUSALS: Record<string, string> = {
+  FST_ERR_MAX_PARAM_LENGTH: 'a path parameter is longer than any this API accepts',
+  FST_ERR_BAD_URL: 'the path is not a valid URL (bad percent-encoding)',
+};
+
+const CLIENT_ERRORS: Record<number, string> = {
+  400: 'the request is not valid HTTP',
+  408: 'the request did not arrive in time',
+  431: 'the request line or headers are larger than the server accepts',
+};
+
+/**
+ * Server options of every Holdfast fastify app (the API and the inference edge). fastify answers a few requests
+ * before any route or handler sees them (a path parameter over maxParamLength, a path it cannot decode), in plain
+ * JSON unless `frameworkErrors` answers: here as problems too. maxParamLength (fastify's default is 100) admits the
+ * identifiers the schemas accept, 200 characters of up to 9 bytes each once percent-encoded, so that the schema,
+ * not the router, judges them and names the field.
+ */
+export const problemServerOptions = {
+  maxParamLength: 2048,
+  frameworkErrors(err: FastifyError, _request: unknown, reply: FastifyReply) {
+    const status =
+      typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+    sendProblem(reply, httpProblem(status, FRAMEWORK_REFUSALS[err.code] ?? STATUS_CODES[status]));
+  },
+  /**
+   * A request Node's HTTP parser refuses (headers or request line over its limit: 431, a malformed request: 400),
+   * answered on the socket before fastify has a request or reply: fastify's default handler, in problem+json.
+   */
+  clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
+    // A reset connection has no one to answer (https://nodejs.org/api/http.html#event-clienterror).
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify(httpProblem(status, CLIENT_ERRORS[status]));
+    if (socket.writable) {
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+          `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(err);
+  },
+} satisfies Partial<FastifyServerOptions>;
 
 export function registerProblemHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {

@@ -25,6 +25,7 @@ import {
   ProblemError,
   httpProblem,
   problemType,
+  problemServerOptions,
   registerProblemHandlers,
   validationProblem,
 } from '../http/problem-details';
@@ -351,7 +352,11 @@ function answer(outcome: FrameOutcome): z.infer<typeof FrameResultSchema> {
 
 export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpServer> {
   const { host, port, bodyLimitBytes } = opts.config.vision.http;
-  const app: FastifyInstance = Fastify({ ...fastifyLogging(opts.httpLogger), bodyLimit: bodyLimitBytes });
+  const app: FastifyInstance = Fastify({
+    ...fastifyLogging(opts.httpLogger),
+    ...problemServerOptions,
+    bodyLimit: bodyLimitBytes,
+  });
   recordRoutes(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -6,7 +6,12 @@
  * limits: api-ingest.test.ts).
  * API9 improper inventory: every route the API and the inference edge serve is in their OpenAPI document, but for
  * the few hidden on purpose.
+ * API7 server-side request forgery: image references and escalation webhooks reach allow-listed targets only, and
+ * no redirect leads elsewhere.
+ * API10 unsafe consumption of APIs: a malformed MES or SAP answer fails the call for good, naming what was wrong.
  */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import { buildApp } from '../../api/app';
@@ -25,6 +30,17 @@ import { quietLog } from '../support/quiet-log';
 import { Registry } from 'prom-client';
 import { readTestEnv } from '../support/test-env';
 import { asAdmin, bearerFor, stationKey, testSigningKey } from '../support/identity';
+import { failedInspection } from '../support/plant';
+import { createImageFetcher, ImageUnavailableError } from '../../infra/vision/image-source';
+import escalationWebhookConnector from '../../infra/connectors/escalation/escalation-webhook.connector';
+import mesRestConnector from '../../infra/connectors/mes-rest/mes-rest.connector';
+import sapS4Connector from '../../infra/connectors/sap-s4/sap-s4.connector';
+import type { ConnectorContext, ConnectorInstance } from '../../infra/connectors/define';
+import { DEFAULT_MAX_RESPONSE_BYTES } from '../../infra/connectors/http-transport';
+import { ConfigError, ExternalSystemError } from '../../activities/errors';
+import type { ErpPort, MesPort } from '../../activities/ports';
+import { classify } from '../../activities/boundary';
+import { ErrorType } from '../../workflows/contracts';
 
 const INTERNAL_MESSAGE = 'relation "holdfast.secret_table" does not exist at owasp-probe';
 
@@ -103,6 +119,42 @@ describe('API8 security misconfiguration', () => {
     });
     expect(res.body).not.toContain('owasp-probe');
     expect(res.body).not.toMatch(/\bat .+\.ts:\d+/);
+  });
+
+  it("answers fastify's own refusals before routing as problems, and reads ids as long as the schemas allow", async () => {
+    // An eventId of 200 characters is valid (infra/ingest/inspection.schema.ts); fastify's router stopped at 100.
+    const longId = `owasp-${'e'.repeat(194)}`;
+    const stored = await app.inject({
+      method: 'POST',
+      url: '/v1/inspections',
+      headers: await asAdmin(),
+      payload: { ...failedInspection('L-OWASP-LONG'), eventId: longId, result: 'pass', defects: [] },
+    });
+    expect(stored.statusCode).toBe(202);
+    const read = await app.inject({ method: 'GET', url: `/v1/defects/${longId}`, headers: await asAdmin() });
+    expect(read.statusCode).toBe(200);
+    expect(read.json()).toMatchObject({ eventId: longId });
+
+    const tooLong = await app.inject({
+      method: 'GET',
+      url: `/v1/defects/${'x'.repeat(5_000)}`,
+      headers: await asAdmin(),
+    });
+    expect(tooLong.statusCode).toBe(414);
+    expect(tooLong.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(tooLong.json()).toMatchObject({
+      status: 414,
+      detail: 'a path parameter is longer than any this API accepts',
+    });
+    expect(tooLong.body).not.toContain('xxxxx');
+
+    // Node's HTTP parser refuses a request line over its limit before fastify has a request: only a socket shows it.
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const res = await fetch(`http://127.0.0.1:${port}/v1/audit?recordId=${'y'.repeat(20_000)}`);
+    expect(res.status).toBe(431);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(await res.json()).toMatchObject({ type: 'about:blank', status: 431 });
   });
 
   it('grants no other origin CORS on ordinary routes, preflight included', async () => {
@@ -316,5 +368,331 @@ describe('API9 improper inventory', () => {
     } finally {
       await edge.close();
     }
+  });
+});
+
+/** A local HTTP server whose answer the test sets; it records every request it gets. */
+async function localServer(answer: (req: IncomingMessage, res: ServerResponse) => void = (_, res) => res.end()) {
+  const requests: string[] = [];
+  const state = { answer };
+  const server = createServer((req, res) => {
+    requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
+    // The body is read whole before answering, as a real server does.
+    req.resume();
+    req.on('end', () => state.answer(req, res));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    requests,
+    answerWith(next: (req: IncomingMessage, res: ServerResponse) => void) {
+      state.answer = next;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+type LocalServer = Awaited<ReturnType<typeof localServer>>;
+
+const connectorContext = (name: string, env: NodeJS.ProcessEnv = {}): ConnectorContext => ({
+  name,
+  env,
+  log: quietLog(),
+  dataDir: '/tmp',
+});
+
+async function thrown(attempt: Promise<unknown>): Promise<Error> {
+  const outcome = await attempt.then(
+    (value: unknown) => ({ value }),
+    (err: unknown) => ({ err }),
+  );
+  if (!('err' in outcome)) throw new Error(`expected a failure, got ${JSON.stringify(outcome.value)}`);
+  expect(outcome.err).toBeInstanceOf(Error);
+  return outcome.err as Error;
+}
+
+describe('API7 server-side request forgery', () => {
+  let allowed: LocalServer;
+  let internal: LocalServer;
+
+  beforeAll(async () => {
+    // Stands in for an address inside the plant (a metadata service, an admin UI) that nothing may be led to.
+    internal = await localServer((_, res) => res.writeHead(200, { 'content-type': 'image/png' }).end('internal'));
+    allowed = await localServer();
+  });
+  beforeEach(() => {
+    internal.requests.length = 0;
+    allowed.requests.length = 0;
+  });
+  afterAll(async () => {
+    await allowed?.close();
+    await internal?.close();
+  });
+
+  describe('image sources (vision.imageSources)', () => {
+    const fetcher = () => createImageFetcher({ sources: [`${allowed.url}/images/`], timeoutMs: 2_000 });
+
+    it('refuses a reference outside every source, an escape with .. and a lookalike prefix, without a request', async () => {
+      const read = fetcher();
+      for (const ref of [
+        `${internal.url}/images/part.png`,
+        `${allowed.url}/images/../admin/config.json`,
+        `${allowed.url}/images/%2e%2e/admin/config.json`,
+        `${allowed.url}/images-private/part.png`,
+        `${allowed.url}/images`,
+        'http://169.254.169.254/latest/meta-data/',
+        'file:///etc/passwd',
+      ]) {
+        expect((await thrown(read(ref))).message).toMatch(
+          /not under a configured image source \(vision\.imageSources\)/,
+        );
+      }
+      expect(allowed.requests).toEqual([]);
+      expect(internal.requests).toEqual([]);
+    });
+
+    it.each([301, 302, 307, 308])('does not follow a %i from an allowed source to another host', async (status) => {
+      allowed.answerWith((_, res) => res.writeHead(status, { location: `${internal.url}/secret.png` }).end());
+      const err = await thrown(fetcher()(`${allowed.url}/images/part.png`));
+      expect(err).not.toBeInstanceOf(ImageUnavailableError);
+      expect(err.message).toContain(`redirects (${status})`);
+      expect(allowed.requests).toEqual(['GET /images/part.png']);
+      expect(internal.requests).toEqual([]);
+    });
+  });
+
+  describe('escalation webhook (connectors.<name>.allowedHosts)', () => {
+    const connect = (config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) =>
+      escalationWebhookConnector.connect(
+        escalationWebhookConnector.configSchema.parse({ kind: 'escalation-webhook', ...config }),
+        connectorContext('andon', env),
+      );
+    const message = {
+      idempotencyKey: 'PLANT1:L-OWASP:evt-1:escalation',
+      site: 'PLANT1',
+      line: 'L1',
+      lotId: 'L-OWASP',
+      lotCaseWorkflowId: 'lot-PLANT1-L-OWASP',
+      waitingSince: '2026-01-01T00:00:00Z',
+      text: 'lot L-OWASP waits for a disposition',
+    };
+
+    it('refuses at connect a URL from the environment whose host is not listed, naming the keys', async () => {
+      const env = { ANDON_WEBHOOK_URL: 'http://169.254.169.254/latest/meta-data/' };
+      const err = await thrown(
+        connect({ url: '${env:ANDON_WEBHOOK_URL}', allowedHosts: ['andon.plant1.example'] }, env),
+      );
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err.message).toBe(
+        'connectors.andon.url: host 169.254.169.254 is not in connectors.andon.allowedHosts (andon.plant1.example)',
+      );
+      // A listed host on another port than the one listed is another target.
+      const otherPort = await thrown(
+        connect(
+          { url: '${env:ANDON_WEBHOOK_URL}', allowedHosts: [`127.0.0.1:${allowed.port}`] },
+          { ANDON_WEBHOOK_URL: `${internal.url}/hook` },
+        ),
+      );
+      expect(otherPort).toBeInstanceOf(ConfigError);
+      expect(otherPort.message).toContain(`host 127.0.0.1:${internal.port} is not in connectors.andon.allowedHosts`);
+      expect(internal.requests).toEqual([]);
+    });
+
+    it('refuses a URL from the environment with no allow-list, and a literal URL outside a given one', async () => {
+      const unlisted = await thrown(connect({ url: '${env:ANDON_WEBHOOK_URL}' }, { ANDON_WEBHOOK_URL: allowed.url }));
+      expect(unlisted).toBeInstanceOf(ConfigError);
+      expect(unlisted.message).toMatch(/^connectors\.andon\.allowedHosts: required when connectors\.andon\.url comes/);
+      const literal = await thrown(connect({ url: `${internal.url}/hook`, allowedHosts: ['andon.plant1.example'] }));
+      expect(literal).toBeInstanceOf(ConfigError);
+      expect(literal.message).toMatch(/^connectors\.andon\.url: host 127\.0\.0\.1:\d+ is not in/);
+      expect(() =>
+        escalationWebhookConnector.configSchema.parse({ url: allowed.url, allowedHosts: ['http://andon.example/'] }),
+      ).toThrow(/no scheme, login or path/);
+    });
+
+    it.each([302, 307])('does not follow a %i from the webhook: the escalation fails naming it', async (status) => {
+      allowed.answerWith((_, res) => res.writeHead(status, { location: `${internal.url}/admin/hook?t=secret` }).end());
+      const webhook = await connect(
+        { url: '${env:ANDON_WEBHOOK_URL}', allowedHosts: [`127.0.0.1:${allowed.port}`] },
+        { ANDON_WEBHOOK_URL: `${allowed.url}/hook` },
+      );
+      try {
+        const err = await thrown(webhook.port.escalate(message));
+        expect(err).toBeInstanceOf(ExternalSystemError);
+        expect(err).toMatchObject({ kind: 'rejected', httpStatus: status });
+        expect(err.message).toBe(
+          `webhook answered HTTP ${status}, a redirect to ${internal.url}; redirects are not followed`,
+        );
+        expect(classify('escalate', err)).toMatchObject({ nonRetryable: true });
+      } finally {
+        await webhook.close();
+      }
+      expect(allowed.requests).toEqual(['POST /hook']);
+      expect(internal.requests).toEqual([]);
+    });
+  });
+});
+
+describe('API10 unsafe consumption of APIs', () => {
+  let vendor: LocalServer;
+  let mes: ConnectorInstance<MesPort>;
+  let sap: ConnectorInstance<ErpPort>;
+
+  /** Malformed 2xx bodies, each with what the error must name. */
+  const OVERSIZED = JSON.stringify({ padding: 'x'.repeat(DEFAULT_MAX_RESPONSE_BYTES) });
+  const MALFORMED: [string, string, string, RegExp][] = [
+    ['HTML instead of JSON', 'text/html', '<html><body>Service Unavailable</body></html>', /body is not JSON/],
+    ['truncated JSON', 'application/json', '{"lotId": "L-1", ', /body is not JSON/],
+    ['JSON null', 'application/json', 'null', /\(root\): /],
+    ['an oversized body', 'application/json', OVERSIZED, /body larger than 8388608 bytes/],
+  ];
+
+  const answer = (contentType: string, body: string, status = 200) =>
+    vendor.answerWith((req, res) => {
+      // The SAP CSRF handshake succeeds, so that the malformed answer is the one to the call itself.
+      if (req.method === 'HEAD') return void res.writeHead(200, { 'x-csrf-token': 'owasp-token' }).end();
+      res.writeHead(status, { 'content-type': contentType }).end(body);
+    });
+
+  async function malformed(attempt: Promise<unknown>, operation: string, what: RegExp, system: string) {
+    const err = await thrown(attempt);
+    expect(err).toBeInstanceOf(ExternalSystemError);
+    expect(err).toMatchObject({ kind: 'validation', system });
+    expect(err.message).toContain(`${operation}: malformed response (HTTP 20`);
+    expect(err.message).toMatch(what);
+    // A wrong body does not improve on retry: the activity boundary stops it for good.
+    expect(classify(operation, err)).toMatchObject({ nonRetryable: true, type: ErrorType.Validation });
+    return err;
+  }
+
+  beforeAll(async () => {
+    vendor = await localServer();
+    mes = await mesRestConnector.connect(
+      mesRestConnector.configSchema.parse({ baseUrl: vendor.url, timeoutMs: 10_000 }),
+      connectorContext('mes-owasp'),
+    );
+    sap = await sapS4Connector.connect(
+      sapS4Connector.configSchema.parse({ baseUrl: vendor.url, sapClient: '100', username: 'u', password: 'p' }),
+      connectorContext('sap-owasp'),
+    );
+  });
+  afterAll(async () => {
+    await mes?.close();
+    await sap?.close();
+    await vendor?.close();
+  });
+
+  const holdRequest = {
+    idempotencyKey: 'owasp-hold-1',
+    lotId: 'L-OWASP',
+    workOrder: '1000100',
+    reason: 'vision: scratch',
+    defectClass: 'scratch',
+    line: 'L1',
+    station: 'S1',
+  };
+  const movement = {
+    idempotencyKey: 'defect:owasp-1:block',
+    movementType: '344' as const,
+    material: 'BRKT-200',
+    plant: '1010',
+    storageLocation: '0001',
+    batch: 'B-OWASP',
+    quantity: 1,
+    unit: 'PC',
+    headerText: 'Holdfast vision reject',
+  };
+  const notification = {
+    idempotencyKey: 'lot-case:owasp-1:notification',
+    notificationType: 'F3',
+    text: 'Vision reject',
+    material: 'BRKT-200',
+    plant: '1010',
+    batch: 'B-OWASP',
+    quantity: 1,
+    unit: 'PC',
+    firstItem: { idempotencyKey: 'defect:owasp-1:item', defectCodeGroup: 'VISUAL', defectCode: '0001', text: 'x' },
+  };
+
+  /** Each read and create the tests feed malformed answers, with its operation name. */
+  const CALLS: [string, string, () => Promise<unknown>][] = [
+    ['MES lot read', 'getLot', () => mes.port.getLot('L-OWASP')],
+    ['MES hold look-up', 'holdLot', () => mes.port.holdLot(holdRequest)],
+    ['MES hold create', 'holdLot', () => mes.port.holdLot(holdRequest, { lookupFirst: false })],
+    ['SAP material document read', 'postGoodsMovement 344 (look-up)', () => sap.port.postGoodsMovement(movement)],
+    [
+      'SAP material document create',
+      'postGoodsMovement 344',
+      () => sap.port.postGoodsMovement(movement, { lookupFirst: false }),
+    ],
+    [
+      'SAP quality notification create',
+      'raiseQualityNotification',
+      () => sap.port.raiseQualityNotification(notification, { lookupFirst: false }),
+    ],
+  ];
+
+  describe.each(CALLS)('%s', (_, operation, call) => {
+    const system = () =>
+      operation.startsWith('postGoods') || operation.startsWith('raise') ? 'sap-owasp' : 'mes-owasp';
+
+    it.each(MALFORMED)('refuses %s as validation, naming it', async (__, contentType, body, what) => {
+      answer(contentType, body);
+      await malformed(call(), operation, what, system());
+    });
+  });
+
+  it('MES: a lot with a field missing or of the wrong type names the fields, and returns nothing', async () => {
+    const lot = {
+      lotId: 'L-OWASP',
+      sku: 'BRKT-200',
+      workOrder: '1000100',
+      quantity: 500,
+      unit: 'PC',
+      status: 'released',
+      erpPlant: '1010',
+      storageLocation: '0001',
+      batch: 'B-OWASP',
+    };
+    answer('application/json', JSON.stringify(lot));
+    expect(await mes.port.getLot('L-OWASP')).toMatchObject({ lotId: 'L-OWASP', quantity: 500 });
+    const { batch: _, ...noBatch } = lot;
+    answer('application/json', JSON.stringify({ ...noBatch, quantity: '500', status: 7 }));
+    const err = await malformed(mes.port.getLot('L-OWASP'), 'getLot', /quantity: .+; status: .+; batch: /, 'mes-owasp');
+    expect(err.message).toMatch(/quantity: Invalid input: expected number, received string/);
+  });
+
+  it('MES: a hold list or created hold of the wrong shape names the fields', async () => {
+    answer('application/json', JSON.stringify({ items: [{ holdId: 42, lotId: 'L-OWASP' }] }));
+    await malformed(mes.port.holdLot(holdRequest), 'holdLot', /items\.0\.holdId: .+items\.0\.status/, 'mes-owasp');
+    answer('application/json', JSON.stringify({ holdId: '', lotId: 'L-OWASP', status: 'active' }), 201);
+    await malformed(
+      mes.port.holdLot(holdRequest, { lookupFirst: false }),
+      'holdLot',
+      /holdId: .+externalReference: /,
+      'mes-owasp',
+    );
+  });
+
+  it('SAP: an OData read or create of the wrong shape names the properties', async () => {
+    answer('application/json', JSON.stringify({ d: { results: [{ MaterialDocumentYear: 2026 }] } }));
+    await malformed(
+      sap.port.postGoodsMovement(movement),
+      'postGoodsMovement 344 (look-up)',
+      /d\.results\.0\.MaterialDocumentYear: .+d\.results\.0\.MaterialDocument: /,
+      'sap-owasp',
+    );
+    // V4 sends the entity bare: a V2 envelope is the wrong shape.
+    answer('application/json', JSON.stringify({ d: { QualityNotification: '10000001' } }), 201);
+    await malformed(
+      sap.port.raiseQualityNotification(notification, { lookupFirst: false }),
+      'raiseQualityNotification',
+      /QualityNotification: /,
+      'sap-owasp',
+    );
   });
 });

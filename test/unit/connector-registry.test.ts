@@ -154,7 +154,9 @@ describe('escalation connectors', () => {
   };
 
   it('webhook: the URL from the environment, a healthy HEAD, the message POSTed with its key; refused after close', async () => {
-    const config = withEscalation('    kind: escalation-webhook\n    url: ${env:ANDON_WEBHOOK_URL}\n');
+    const config = withEscalation(
+      '    kind: escalation-webhook\n    url: ${env:ANDON_WEBHOOK_URL}\n    allowedHosts: [127.0.0.1]\n',
+    );
     const connectors = await openConnectors(config, ['worker-log'], {
       log: recordingLog(),
       env: { ANDON_WEBHOOK_URL: url },

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { ExternalSystemError } from '../../../activities/errors';
-import { createHttpTransport } from '../http-transport';
+import { createHttpTransport, DEFAULT_MAX_RESPONSE_BYTES, ResponseTooLargeError } from '../http-transport';
 import { type MesProblemBody, mesHttpError, mesMalformedResponse, mesTransportError } from './errors';
 
 export interface MesRestClientOptions {
@@ -9,6 +9,8 @@ export interface MesRestClientOptions {
   baseUrl: string;
   apiKey?: string;
   timeoutMs: number;
+  /** Larger bodies are refused as malformed rather than buffered (OWASP API10). */
+  maxResponseBytes?: number;
 }
 
 export interface MesRequest<T> {
@@ -27,7 +29,10 @@ export interface MesRequest<T> {
  */
 export function createMesRestClient(opts: MesRestClientOptions) {
   const baseUrl = opts.baseUrl.replace(/\/+$/, '');
-  const http = createHttpTransport({ timeoutMs: opts.timeoutMs });
+  const http = createHttpTransport({
+    timeoutMs: opts.timeoutMs,
+    maxResponseBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+  });
   let closed = false;
 
   async function request<T>(req: MesRequest<T>): Promise<T> {
@@ -55,6 +60,8 @@ export function createMesRestClient(opts: MesRestClientOptions) {
       status = res.status;
       text = res.text;
     } catch (err) {
+      if (err instanceof ResponseTooLargeError)
+        throw mesMalformedResponse(system, req.operation, err.status, err.message);
       throw mesTransportError(system, req.operation, err, opts.timeoutMs);
     }
 

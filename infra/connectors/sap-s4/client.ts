@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { ExternalSystemError } from '../../../activities/errors';
-import { createHttpTransport, ResponseTooLargeError, type HttpTransport } from '../http-transport';
+import {
+  createHttpTransport,
+  DEFAULT_MAX_RESPONSE_BYTES,
+  ResponseTooLargeError,
+  type HttpTransport,
+} from '../http-transport';
 import { SAP_SERVICES } from '../../vendor-apis/sap-s4/metadata';
 import { sapHttpError, sapMalformedResponse, sapTransportError } from './errors';
 import { ODataCollection, ODataEntity, ODataV4Collection } from './sap-s4.schemas';
@@ -39,8 +44,6 @@ interface Exchange {
   headers: Headers;
   text: string;
 }
-
-const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 /** OData string literal (V2 and V4 alike): single quotes, an embedded quote doubled. */
 export function odataString(value: string): string {

@@ -27,7 +27,8 @@ import {
 } from '../../workflows/contracts';
 import { auditRecordsOf } from '../support/audit';
 import { testPool } from '../support/test-env';
-import { asAdmin, signerAccount, testSigningKey } from '../support/identity';
+import { signerAccount, testSigningKey } from '../support/identity';
+import { apiClient } from '../support/api-client';
 
 /** The lot case as the test wants it to answer, call by call. */
 class LotCaseStandIn implements WorkflowGateway {
@@ -77,24 +78,7 @@ let app: FastifyInstance;
 let baseUrl: string;
 const lotCase = new LotCaseStandIn();
 
-async function http(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: {
-      ...(await asAdmin()),
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...headers,
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return {
-    status: res.status,
-    headers: res.headers,
-    text,
-    json: <T = Record<string, unknown>>() => JSON.parse(text) as T,
-  };
-}
+const http = apiClient(() => baseUrl);
 
 async function newLot(): Promise<{ lotId: string; workflowId: string }> {
   lots += 1;

@@ -22,7 +22,8 @@ import {
 import { auditRecordsOf } from '../support/audit';
 import { eventually } from '../support/eventually';
 import { readTestEnv } from '../support/test-env';
-import { asAdmin, signerAccount, testSigningKey } from '../support/identity';
+import { signerAccount, testSigningKey } from '../support/identity';
+import { apiClient } from '../support/api-client';
 
 type DispositionBehaviour = (workflowId: string, request: DispositionRequest) => Promise<DispositionOutcome>;
 
@@ -78,36 +79,7 @@ let app: FastifyInstance;
 let baseUrl: string;
 const gateway = new DispositionGateway();
 
-interface Answer {
-  status: number;
-  contentType: string;
-  text: string;
-  json(): Record<string, unknown>;
-}
-
-async function http(
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<Answer> {
-  const res = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: {
-      ...(await asAdmin()),
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...headers,
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return {
-    status: res.status,
-    contentType: res.headers.get('content-type') ?? '',
-    text,
-    json: () => JSON.parse(text) as Record<string, unknown>,
-  };
-}
+const http = apiClient(() => baseUrl);
 
 /** This file's quality engineer, a real local account: a disposition re-enters its password to sign. */
 let engineer: Awaited<ReturnType<typeof signerAccount>>;
@@ -347,7 +319,7 @@ describe('POST /v1/lots/{lotId}/disposition', () => {
     for (const res of [missing, tooLong]) {
       expect(res.status).toBe(400);
       expect(res.contentType).toMatch(/^application\/problem\+json/);
-      const problem = res.json() as { errors: { field: string }[]; detail: string };
+      const problem = res.json<{ errors: { field: string }[]; detail: string }>();
       expect(problem.errors.map((e) => e.field)).toEqual(['headers.idempotency-key']);
       expect(problem.detail).toMatch(/Idempotency-Key/);
     }
@@ -360,7 +332,10 @@ describe('POST /v1/lots/{lotId}/disposition', () => {
     const res = await dispose(lotId, key(), { decision: 'release', reason: '', decidedBy: 'qa', status: 'released' });
 
     expect(res.status).toBe(400);
-    const fields = (res.json() as { errors: { field: string }[] }).errors.map((e) => e.field).sort();
+    const fields = res
+      .json<{ errors: { field: string }[] }>()
+      .errors.map((e) => e.field)
+      .sort();
     // `decidedBy` is unknown now: the decider is whoever signed in and signs, never a name the body claims.
     expect(fields).toEqual(['decidedBy', 'decision', 'reason', 'signature', 'status']);
     expect(gateway.submitted).toHaveLength(0);
@@ -378,7 +353,7 @@ describe('the electronic signature on a disposition (21 CFR Part 11 §11.200, §
     const lotId = await newLot();
     const res = await dispose(lotId, key(), { ...scrapDecision, signature: { meaning: 'approval' } });
     expect(res.status).toBe(400);
-    expect((res.json() as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['signature.password']);
+    expect(res.json<{ errors: { field: string }[] }>().errors.map((e) => e.field)).toEqual(['signature.password']);
     expect(gateway.submitted).toHaveLength(0);
   });
 

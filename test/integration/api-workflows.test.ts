@@ -13,7 +13,8 @@ import type { DispositionOutcomeSchema } from '../../api/schemas/disposition.sch
 import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { WorkflowHarness } from '../support/workflow-harness';
-import { asAdmin, signerAccount, testSigningKey } from '../support/identity';
+import { signerAccount, testSigningKey } from '../support/identity';
+import { type ApiClient, apiClient } from '../support/api-client';
 
 /**
  * The API end to end on real workflows: ingest → outbox → lot case (fake MES/ERP behind a real worker) → reads and an
@@ -35,16 +36,8 @@ afterAll(async () => {
   await harness.tearDown();
 });
 
-interface Answer {
-  status: number;
-  text: string;
-  json<T = Record<string, unknown>>(): T;
-}
-
-type Http = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Answer>;
-
 /** The API on the harness's Temporal and PostgreSQL, with the outbox dispatcher; `http` sends an admin's token. */
-async function startApi(taskQueue: string): Promise<{ http: Http; close(): Promise<void> }> {
+async function startApi(taskQueue: string): Promise<{ http: ApiClient; close(): Promise<void> }> {
   const config: HoldfastConfig = {
     ...harness.config,
     taskQueues: { quality: taskQueue },
@@ -61,19 +54,7 @@ async function startApi(taskQueue: string): Promise<{ http: Http; close(): Promi
   await app.listen({ host: '127.0.0.1', port: 0 });
   const baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const dispatcher = startOutboxDispatcher({ pool: harness.pool, gateway, config });
-  const http: Http = async (method, path, body, headers = {}) => {
-    const res = await fetch(`${baseUrl}${path}`, {
-      method,
-      headers: {
-        ...(await asAdmin()),
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...headers,
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, text, json: <T>() => JSON.parse(text) as T };
-  };
+  const http = apiClient(() => baseUrl);
   return {
     http,
     async close() {
@@ -100,7 +81,7 @@ const failedPart = (lotId: string, eventId: string) => ({
   inspectedAt: new Date().toISOString(),
 });
 
-const liveStage = (http: Http, lotId: string, stage: string) =>
+const liveStage = (http: ApiClient, lotId: string, stage: string) =>
   eventually(
     `lot ${lotId} in ${stage}`,
     async () => (await http('GET', `/v1/lots/${lotId}`)).json<LotView>(),

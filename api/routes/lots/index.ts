@@ -18,6 +18,7 @@ import {
   DispositionOutcomeSchema,
   RetryStepBodySchema,
   RetryStepResultSchema,
+  type SignatureInput,
 } from '../../schemas/disposition.schema';
 import {
   type LotCaseView,
@@ -28,8 +29,13 @@ import {
   LotViewSchema,
   SignedDecisionSchema,
 } from '../../schemas/lot.schema';
-import { type StoredAnswer, countersignLotDisposition, submitLotDisposition } from '../../services/disposition.service';
-import { authenticateSigner, verifiedSignatures } from '../../services/e-signature.service';
+import {
+  type LotAtSite,
+  type StoredAnswer,
+  countersignLotDisposition,
+  submitLotDisposition,
+} from '../../services/disposition.service';
+import { type Signer, authenticateSigner, verifiedSignatures } from '../../services/e-signature.service';
 import { authorizeSite, mayActAt } from '../../../infra/identity/route-access';
 import { READERS } from '../../support/access';
 import { temporalUiWorkflowUrl } from '../../support/temporal-ui';
@@ -98,30 +104,9 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
       params: LotParamsSchema,
       headers: DispositionHeadersSchema,
       body: DispositionBodySchema,
-      response: {
-        200: DispositionOutcomeSchema,
-        400: ProblemSchema,
-        404: ProblemSchema,
-        409: ProblemSchema,
-        422: ProblemSchema,
-        503: ProblemSchema,
-      },
+      response: SIGNED_DECISION_RESPONSES,
     },
-    handler: async (request, reply) => {
-      // The site as resolved for this caller: a lot id also seen at a site they cannot see is not ambiguous to them.
-      const site = await resolveSite(deps, request.params.lotId, request.body.site, request);
-      authorizeSite(request, { site });
-      const signer = await authenticateSigner(deps, request, request.body.signature);
-      const answer = await submitLotDisposition(
-        deps,
-        { site, lotId: request.params.lotId },
-        request.headers['idempotency-key'],
-        { ...request.body, site },
-        signer,
-        requestActor(request),
-      );
-      return sendStored(reply, answer);
-    },
+    handler: (request, reply) => signedDecision(deps, request, reply, submitLotDisposition),
   });
 
   app.post('/v1/lots/:lotId/disposition/countersign', {
@@ -137,29 +122,9 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
       params: LotParamsSchema,
       headers: DispositionHeadersSchema,
       body: CountersignBodySchema,
-      response: {
-        200: DispositionOutcomeSchema,
-        400: ProblemSchema,
-        404: ProblemSchema,
-        409: ProblemSchema,
-        422: ProblemSchema,
-        503: ProblemSchema,
-      },
+      response: SIGNED_DECISION_RESPONSES,
     },
-    handler: async (request, reply) => {
-      const site = await resolveSite(deps, request.params.lotId, request.body.site, request);
-      authorizeSite(request, { site });
-      const signer = await authenticateSigner(deps, request, request.body.signature);
-      const answer = await countersignLotDisposition(
-        deps,
-        { site, lotId: request.params.lotId },
-        request.headers['idempotency-key'],
-        { ...request.body, site },
-        signer,
-        requestActor(request),
-      );
-      return sendStored(reply, answer);
-    },
+    handler: (request, reply) => signedDecision(deps, request, reply, countersignLotDisposition),
   });
 
   app.post('/v1/lots/:lotId/retry', {
@@ -266,8 +231,50 @@ async function resolveSite(
   return sites[0]!;
 }
 
-/** Pre-serialised canonical JSON, so a replay is byte-identical to the first answer. */
-function sendStored(reply: FastifyReply, answer: StoredAnswer) {
+const SIGNED_DECISION_RESPONSES = {
+  200: DispositionOutcomeSchema,
+  400: ProblemSchema,
+  404: ProblemSchema,
+  409: ProblemSchema,
+  422: ProblemSchema,
+  503: ProblemSchema,
+};
+
+type SignedDecisionRequest<Body> = FastifyRequest & {
+  params: { lotId: string };
+  headers: { 'idempotency-key': string };
+  body: Body;
+};
+
+/**
+ * A signed decision on a lot (a disposition, a countersignature): the site as resolved for this caller (a lot id
+ * also seen at a site they cannot see is not ambiguous to them), the signer's re-entered credentials, then the
+ * service. The answer is pre-serialised canonical JSON, so a replay is byte-identical to the first.
+ */
+async function signedDecision<Body extends { site?: string; signature: SignatureInput }>(
+  deps: ApiDeps,
+  request: SignedDecisionRequest<Body>,
+  reply: FastifyReply,
+  submit: (
+    deps: ApiDeps,
+    lot: LotAtSite,
+    idempotencyKey: string,
+    body: Body,
+    signer: Signer,
+    actor: AuditActor,
+  ) => Promise<StoredAnswer>,
+) {
+  const site = await resolveSite(deps, request.params.lotId, request.body.site, request);
+  authorizeSite(request, { site });
+  const signer = await authenticateSigner(deps, request, request.body.signature);
+  const answer = await submit(
+    deps,
+    { site, lotId: request.params.lotId },
+    request.headers['idempotency-key'],
+    { ...request.body, site },
+    signer,
+    requestActor(request),
+  );
   // The untyped reply lets a string through (fastify sends a string with a JSON media type without re-serialising it).
   const untyped: FastifyReply = reply;
   return untyped.code(answer.status).type(answer.contentType).send(answer.body);

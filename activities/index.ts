@@ -1,9 +1,10 @@
 import { createErpActivities, type ErpDeps } from './erp/erp.activities';
 import { createEscalationActivities, type EscalationDeps } from './escalation/escalation.activities';
+import { createGenealogyActivities, type GenealogyDeps } from './traceability/genealogy.activities';
 import { createMesActivities, type MesDeps } from './mes/mes.activities';
 import { createTraceabilityActivities, type TraceabilityDeps } from './traceability/traceability.activities';
 
-export type ActivityDeps = MesDeps & ErpDeps & TraceabilityDeps & EscalationDeps;
+export type ActivityDeps = MesDeps & ErpDeps & TraceabilityDeps & EscalationDeps & GenealogyDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -11,6 +12,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createErpActivities(deps),
   ...createTraceabilityActivities(deps),
   ...createEscalationActivities(deps),
+  ...createGenealogyActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -82,6 +82,8 @@ export interface MesPort {
   recordQualityEvent(req: MesQualityEventRequest, opts?: CreateOptions): Promise<MesWorkOrderQuality>;
   /** Closes the hold with the disposition's effect on the lot (released, rework, scrapped, returned). */
   releaseHold(req: MesReleaseRequest): Promise<{ lotStatus: string }>;
+  /** Production events (consumed, produced, split, merged, parts) as genealogy facts; absent: not offered. */
+  readonly genealogy?: GenealogyFeed;
 }
 
 export interface ErpDefectItem {
@@ -147,6 +149,130 @@ export interface ErpPort {
   postGoodsMovement(req: ErpGoodsMovementRequest, opts?: CreateOptions): Promise<ErpMaterialDocument>;
   /** Sets the notification to completed; completing a completed notification is not an error. */
   completeNotification(notification: string): Promise<void>;
+  /** Goods receipts, issues to production, transfers and deliveries as genealogy facts; absent: not offered. */
+  readonly genealogy?: GenealogyFeed;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Genealogy (docs/traceability.md): what the ERP and the MES state about lots and the material moved between them,
+// in Holdfast's terms. Each connector maps its vendor's documents to these; the store keys them by those documents.
+
+/** A fact's origin system. */
+export type GenealogySourceSystem = 'erp' | 'mes' | 'holdfast';
+
+/** ISA-95 MaterialLot, as one system states it. */
+export interface LotInput {
+  /** From lotKey() (infra/genealogy/genealogy-keys.ts). */
+  lotKey: string;
+  /** The Holdfast site the lot belongs to (the site authorizeSite checks), e.g. `PLANT1`. */
+  site: string;
+  material: string;
+  quantity?: number;
+  unit?: string;
+  origin: 'purchased' | 'produced';
+  mes?: { site: string; lotId: string };
+  erp?: { plant: string; material: string; batch: string };
+  purchased?: {
+    supplier: string;
+    supplierBatch?: string;
+    purchaseOrder?: string;
+    purchaseOrderItem?: string;
+    /** The goods receipt's material document key (erpMovementKey). */
+    goodsReceipt?: string;
+  };
+  produced?: { workOrder: string; line?: string };
+  sourceSystem: GenealogySourceSystem;
+  /** The document that states the lot (a goods receipt, a MES lot event). */
+  document: string;
+  occurredAt?: string;
+}
+
+export type EdgeKind = 'consumed' | 'produced' | 'split' | 'merged' | 'reworked' | 'repacked' | 'delivered';
+
+/**
+ * ISA-95 MaterialActual: material moved between two nodes (lotNode, workOrderNode, deliveryNode). `consumed` is
+ * lot → work order, `produced` work order → lot, `split` / `merged` / `reworked` / `repacked` lot → lot,
+ * `delivered` lot → delivery (recorded with the delivery).
+ */
+export interface MovementInput {
+  /** The business document that states it (erpMovementKey, mesEventKey): the same document is the same edge. */
+  edgeKey: string;
+  kind: EdgeKind;
+  from: string;
+  to: string;
+  quantity?: number;
+  unit?: string;
+  occurredAt: string;
+  /** The Holdfast site where it happened. */
+  site: string;
+  sourceSystem: GenealogySourceSystem;
+  document: string;
+}
+
+/** An outbound delivery item: which lot left for which customer. */
+export interface DeliveryInput {
+  delivery: string;
+  item: string;
+  site: string;
+  customer: string;
+  shipTo: string;
+  material?: string;
+  lotKey: string;
+  quantity?: number;
+  unit?: string;
+  shippedAt: string;
+  sourceSystem: GenealogySourceSystem;
+}
+
+/** A part the MES reports produced. */
+export interface PartInput {
+  site: string;
+  partId: string;
+  serial?: string;
+  lotKey: string;
+  workOrder?: string;
+  line?: string;
+  producedAt?: string;
+  sourceSystem: GenealogySourceSystem;
+}
+
+/** Facts read from one system, applied together. */
+export interface GenealogyFacts {
+  lots: LotInput[];
+  movements: MovementInput[];
+  deliveries: DeliveryInput[];
+  parts: PartInput[];
+}
+
+/** One page of a system's genealogy documents after a cursor, in the order the system recorded them. */
+export interface GenealogyPage extends GenealogyFacts {
+  /** Where the next page starts; the same as the one asked for when nothing new was found. */
+  cursor: string;
+  /** Documents read (a document can state several facts, or none Holdfast keeps). */
+  documents: number;
+  /** More documents wait after this page: read again at once rather than after the poll interval. */
+  more: boolean;
+}
+
+/**
+ * A system that states genealogy facts (the ERP's goods movements and deliveries, the MES's production events),
+ * read in pages after an opaque cursor of its own. `undefined` starts from the beginning.
+ */
+export interface GenealogyFeed {
+  readGenealogy(after: string | undefined, limit: number): Promise<GenealogyPage>;
+}
+
+export interface GenealogyApplied {
+  added: number;
+  updated: number;
+  unchanged: number;
+  gapsOpened: number;
+  gapsResolved: number;
+}
+
+/** Holdfast's genealogy (infra/genealogy): applies facts idempotently, keyed by the documents that state them. */
+export interface GenealogyRecorder {
+  record(source: string, facts: GenealogyFacts): Promise<GenealogyApplied>;
 }
 
 /** Where escalations go: a webhook, a log line, or (later) e-mail / MES andon. */

@@ -339,6 +339,52 @@ export const retryFailedStepUpdate = defineUpdate<RetryFailedStepResult, [{ requ
 export const lotCaseStateQuery = defineQuery<LotCaseState>('lotCaseState');
 
 // ---------------------------------------------------------------------------------------------------------------
+// Genealogy sync (docs/traceability.md#sync): one workflow per site and system, reading that system's genealogy
+// documents in pages after a cursor and applying them to Holdfast's genealogy, for as long as the site runs.
+
+export interface GenealogySyncTotals {
+  pages: number;
+  documents: number;
+  added: number;
+  updated: number;
+  unchanged: number;
+  gapsOpened: number;
+  gapsResolved: number;
+}
+
+export interface GenealogySyncInput {
+  site: string;
+  system: 'erp' | 'mes';
+  /** Where the previous run stopped (continue-as-new carries it); absent: from the system's first document. */
+  cursor?: string;
+  pageSize: number;
+  /** How long to wait after a page that left nothing more to read (a Temporal duration). */
+  pollInterval: string;
+  preset: ActivityPreset;
+  /** Totals of earlier runs, carried across continue-as-new so the Web UI shows the whole sync. */
+  totals?: GenealogySyncTotals;
+}
+
+export interface GenealogySyncStatus {
+  site: string;
+  system: 'erp' | 'mes';
+  cursor?: string;
+  totals: GenealogySyncTotals;
+  /** When the last page was applied (workflow time). */
+  lastPageAt?: string;
+  /** true while the last page left documents to read. */
+  catchingUp: boolean;
+}
+
+export const genealogySyncStatusQuery = defineQuery<GenealogySyncStatus>('genealogySyncStatus');
+/** Read now instead of after the poll interval (a plant history was just loaded; an operator wants it current). */
+export const syncNowSignal = defineSignal('syncNow');
+
+export function genealogySyncWorkflowId(system: 'erp' | 'mes', site: string): string {
+  return `genealogy-sync-${system}-${site}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Workflow ids: deterministic business keys. They are the first line of de-duplication (a re-sent detection
 // finds its workflow already there, and the lot case drops event ids it has taken); the permanent record is the
 // inspection table in PostgreSQL.

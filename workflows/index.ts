@@ -1,3 +1,4 @@
 // The single bundle entry for workers: every workflow Holdfast runs.
 export { lotCaseWorkflow } from './lot-case/lot-case.workflow';
 export { shadowDefectWorkflow } from './shadow/shadow-defect.workflow';
+export { genealogySyncWorkflow } from './genealogy/genealogy-sync.workflow';

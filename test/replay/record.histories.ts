@@ -12,6 +12,9 @@ import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { ENCRYPTED_ENCODING, payloadFromJson, payloadToJson } from '../../infra/temporal/payload-codec';
 import {
   countersignDispositionUpdate,
+  genealogySyncStatusQuery,
+  genealogySyncWorkflowId,
+  syncNowSignal,
   dispositionUpdate,
   lotCaseStateQuery,
   lotCaseWorkflowId,
@@ -21,7 +24,13 @@ import {
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { caseSignature } from '../support/identity';
-import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
+import {
+  FakeErp,
+  FakeMes,
+  RecordingEscalation,
+  RecordingGenealogy,
+  ScriptedGenealogyFeed,
+} from '../support/fake-ports';
 import { readTestEnv } from '../support/test-env';
 import { WorkflowHarness, detection, dispatchOf } from '../support/workflow-harness';
 
@@ -33,7 +42,9 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
   const mes = new FakeMes();
   const erp = new FakeErp();
   const escalation = new RecordingEscalation();
-  const { worker, taskQueue } = await harness.worker({ mes, erp, escalation });
+  const feed = new ScriptedGenealogyFeed();
+  erp.genealogy = feed;
+  const { worker, taskQueue } = await harness.worker({ mes, erp, escalation, genealogy: new RecordingGenealogy() });
   const run = Date.now();
   const policy = harness.policy();
   /** History name → workflow id, and the run when it is not the latest (a run that continued as new). */
@@ -140,6 +151,34 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
     await decide(late, 'use-as-is');
     await lotCase(late).result();
     histories['lot-case-escalated'] = lotCase(late).workflowId;
+
+    // A site's ERP genealogy: two pages, then waiting; a syncNow reads the document that came since. It runs for as
+    // long as the site does, so the history ends with its termination.
+    feed.documents.push('mdoc-0', 'mdoc-1', 'mdoc-2');
+    const sync = await harness.client.workflow.start('genealogySyncWorkflow', {
+      workflowId: genealogySyncWorkflowId('erp', `PLANT-REPLAY-${run}`),
+      taskQueue,
+      args: [
+        {
+          site: `PLANT-REPLAY-${run}`,
+          system: 'erp',
+          pageSize: 2,
+          pollInterval: '1h',
+          preset: harness.config.activityPresets.erpPost,
+        },
+      ],
+    });
+    const synced = (documents: number) =>
+      eventually(`${documents} genealogy documents synced`, async () => {
+        const status = await sync.query(genealogySyncStatusQuery);
+        return status.totals.documents === documents && !status.catchingUp;
+      });
+    await synced(3);
+    feed.documents.push('mdoc-3');
+    await sync.signal(syncNowSignal);
+    await synced(4);
+    await sync.terminate('history recorded');
+    histories['genealogy-sync-paged-and-woken'] = sync.workflowId;
   });
 
   // The CLI's JSON is the format operators export from production too (`temporal workflow show --output json`).

@@ -20,15 +20,25 @@ const dataConverter = holdfastDataConverter(
  * Every recorded history must replay on today's workflow code without a non-determinism error. The histories are
  * recorded by record.histories.ts, one per shape of history; workflows/README.md says when they change.
  */
-test('recorded histories exist for both workflow types', () => {
-  expect(files.some((f) => f.startsWith('shadow-'))).toBe(true);
-  expect(files.some((f) => f.startsWith('lot-case-'))).toBe(true);
+/** A history's workflow type, from its file name. */
+const WORKFLOW_TYPES: Record<string, string> = {
+  'shadow-': 'shadowDefectWorkflow',
+  'lot-case-': 'lotCaseWorkflow',
+  'genealogy-sync-': 'genealogySyncWorkflow',
+};
+const workflowTypeOf = (file: string) =>
+  Object.entries(WORKFLOW_TYPES).find(([prefix]) => file.startsWith(prefix))?.[1];
+
+test('recorded histories exist for every workflow type, and every history names one', () => {
+  for (const prefix of Object.keys(WORKFLOW_TYPES))
+    expect([prefix, files.some((f) => f.startsWith(prefix))]).toEqual([prefix, true]);
+  expect(files.filter((f) => workflowTypeOf(f) === undefined)).toEqual([]);
 });
 
 test.each(files)('%s replays deterministically', async (file) => {
   installQuietRuntime();
   const history = historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
-  const workflowType = file.startsWith('shadow-') ? 'shadowDefectWorkflow' : 'lotCaseWorkflow';
+  const workflowType = workflowTypeOf(file)!;
   await expect(
     Worker.runReplayHistory(
       { workflowsPath: require.resolve('../../workflows'), replayName: file, dataConverter },

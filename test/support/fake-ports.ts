@@ -1,4 +1,8 @@
 import type {
+  GenealogyFacts,
+  GenealogyFeed,
+  GenealogyPage,
+  GenealogyRecorder,
   CreateIntent,
   CreateOptions,
   ErpDefectItem,
@@ -111,6 +115,8 @@ export class FakeMes implements MesPort {
 
 export class FakeErp implements ErpPort {
   readonly system = 'fake-erp';
+  /** Set by a test that syncs genealogy from this ERP. */
+  genealogy?: GenealogyFeed;
   readonly notifications = new Map<
     string,
     ErpQualityNotificationRequest & { number: string; items: (ErpDefectItem & { item: string })[]; completed: boolean }
@@ -199,5 +205,52 @@ export class MemoryIntentLedger implements IntentLedger {
   async complete(key: string, outcome: unknown): Promise<void> {
     const known = this.intents.get(key);
     if (known) known.outcome = outcome;
+  }
+}
+
+/** An ERP's documents, one movement each, read after a cursor that is the index of the last one read. */
+export class ScriptedGenealogyFeed implements GenealogyFeed {
+  readonly documents: string[] = [];
+  readonly reads: (string | undefined)[] = [];
+  failNext = 0;
+
+  async readGenealogy(after: string | undefined, limit: number): Promise<GenealogyPage> {
+    this.reads.push(after);
+    if (this.failNext > 0) {
+      this.failNext -= 1;
+      throw new ExternalSystemError('fake-erp', 'transient', 'ECONNRESET');
+    }
+    const from = after === undefined ? 0 : Number(after);
+    const docs = this.documents.slice(from, from + limit);
+    return {
+      lots: [],
+      movements: docs.map((edgeKey) => ({
+        edgeKey,
+        kind: 'consumed' as const,
+        from: `lot:${edgeKey}`,
+        to: 'wo:PLANT1/1000100',
+        occurredAt: '2026-12-01T00:00:00Z',
+        site: 'PLANT1',
+        sourceSystem: 'erp' as const,
+        document: edgeKey,
+      })),
+      deliveries: [],
+      parts: [],
+      cursor: String(from + docs.length),
+      documents: docs.length,
+      more: from + docs.length < this.documents.length,
+    };
+  }
+}
+
+/** Keeps each movement once, by its document, as the store does. */
+export class RecordingGenealogy implements GenealogyRecorder {
+  readonly edges = new Set<string>();
+  readonly sources: string[] = [];
+  async record(source: string, facts: GenealogyFacts) {
+    this.sources.push(source);
+    const added = facts.movements.filter((m) => !this.edges.has(m.edgeKey)).length;
+    facts.movements.forEach((m) => this.edges.add(m.edgeKey));
+    return { added, updated: 0, unchanged: facts.movements.length - added, gapsOpened: 0, gapsResolved: 0 };
   }
 }

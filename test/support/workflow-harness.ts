@@ -10,7 +10,7 @@ import {
 } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createActivities } from '../../activities';
-import type { ErpPort, EscalationPort, MesPort } from '../../activities/ports';
+import type { ErpPort, EscalationPort, GenealogyRecorder, MesPort } from '../../activities/ports';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
@@ -66,6 +66,7 @@ export class WorkflowHarness {
     mes: MesPort;
     erp: ErpPort;
     escalation: EscalationPort;
+    genealogy?: GenealogyRecorder;
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -74,6 +75,7 @@ export class WorkflowHarness {
       mesFor: () => ports.mes,
       erpFor: () => ports.erp,
       escalationFor: () => ({ target: 'test', port: ports.escalation }),
+      ...(ports.genealogy ? { genealogy: ports.genealogy } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

@@ -254,12 +254,18 @@ export interface GenealogyPage extends GenealogyFacts {
   more: boolean;
 }
 
+/** Which site's facts to read, and the ERP plant whose batches its lots are (the MES's lot ids are those batches). */
+export interface GenealogyScope {
+  site: string;
+  erpPlant: string;
+}
+
 /**
  * A system that states genealogy facts (the ERP's goods movements and deliveries, the MES's production events),
  * read in pages after an opaque cursor of its own. `undefined` starts from the beginning.
  */
 export interface GenealogyFeed {
-  readGenealogy(after: string | undefined, limit: number): Promise<GenealogyPage>;
+  readGenealogy(scope: GenealogyScope, after: string | undefined, limit: number): Promise<GenealogyPage>;
 }
 
 export interface GenealogyApplied {

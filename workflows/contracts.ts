@@ -354,6 +354,8 @@ export interface GenealogySyncTotals {
 
 export interface GenealogySyncInput {
   site: string;
+  /** The ERP plant whose batches the site's lots are (sites[].erpPlant). */
+  erpPlant: string;
   system: 'erp' | 'mes';
   /** Where the previous run stopped (continue-as-new carries it); absent: from the system's first document. */
   cursor?: string;

@@ -226,6 +226,11 @@ const Site = z.strictObject({
   erp: ConnectorName('erp'),
   /** Where an overdue disposition is announced: a connector of kind escalation-log or escalation-webhook. */
   escalation: ConnectorName('escalation'),
+  /**
+   * The ERP plant whose batches this site's lots are. The MES's lot ids are those batches (docs/traceability.md), so
+   * one lot has one key whichever system states it.
+   */
+  erpPlant: z.string().min(1).max(4).default('1010'),
   lines: z.array(Line).min(1),
   policy: z
     .strictObject({
@@ -349,6 +354,22 @@ export const HoldfastConfig = z
       .refine((i) => (i.issuer === undefined) === (i.audience === undefined), {
         message: 'identity.issuer and identity.audience go together',
         path: ['audience'],
+      })
+      .prefault({}),
+    /** The genealogy (docs/traceability.md). */
+    traceability: z
+      .strictObject({
+        /** One sync workflow per site and system (genealogy-sync-<erp|mes>-<site>), started by the worker. */
+        sync: z
+          .strictObject({
+            enabled: z.boolean().default(false),
+            systems: z.array(z.enum(['erp', 'mes'])).min(1).default(['erp', 'mes']),
+            /** Wait after a page that left nothing to read. */
+            pollInterval: Duration.default('30s'),
+            /** Documents per page (one activity each). */
+            pageSize: z.number().int().positive().max(5000).default(500),
+          })
+          .prefault({}),
       })
       .prefault({}),
     /** The audit trail (docs/audit-trail.md). */

@@ -161,6 +161,7 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
       args: [
         {
           site: `PLANT-REPLAY-${run}`,
+          erpPlant: '1000',
           system: 'erp',
           pageSize: 2,
           pollInterval: '1h',

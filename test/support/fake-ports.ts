@@ -1,5 +1,6 @@
 import type {
   GenealogyFacts,
+  GenealogyScope,
   GenealogyFeed,
   GenealogyPage,
   GenealogyRecorder,
@@ -214,7 +215,7 @@ export class ScriptedGenealogyFeed implements GenealogyFeed {
   readonly reads: (string | undefined)[] = [];
   failNext = 0;
 
-  async readGenealogy(after: string | undefined, limit: number): Promise<GenealogyPage> {
+  async readGenealogy(_scope: GenealogyScope, after: string | undefined, limit: number): Promise<GenealogyPage> {
     this.reads.push(after);
     if (this.failNext > 0) {
       this.failNext -= 1;

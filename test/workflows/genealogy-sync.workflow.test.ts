@@ -44,7 +44,16 @@ test('pages through the documents after its cursor, waits when current, reads ag
     const handle = await harness.client.workflow.start('genealogySyncWorkflow', {
       workflowId: genealogySyncWorkflowId('erp', site),
       taskQueue,
-      args: [{ site, system: 'erp', pageSize: 3, pollInterval: '1h', preset: harness.config.activityPresets.erpPost }],
+      args: [
+        {
+          site,
+          erpPlant: '1000',
+          system: 'erp',
+          pageSize: 3,
+          pollInterval: '1h',
+          preset: harness.config.activityPresets.erpPost,
+        },
+      ],
     });
     const status = (when: (s: GenealogySyncStatus) => boolean) =>
       eventually(

@@ -56,7 +56,15 @@ export async function genealogySyncWorkflow(input: GenealogySyncInput): Promise<
   for (let pages = 0; ;) {
     const page = await sync.syncGenealogyPage.executeWithOptions(
       { summary: `${system.toUpperCase()} genealogy of ${site} after ${status.cursor ?? 'the start'}` },
-      [{ site, system, ...(status.cursor !== undefined ? { after: status.cursor } : {}), limit: pageSize }],
+      [
+        {
+          site,
+          erpPlant: input.erpPlant,
+          system,
+          ...(status.cursor !== undefined ? { after: status.cursor } : {}),
+          limit: pageSize,
+        },
+      ],
     );
     pages += 1;
     const t = status.totals;

@@ -16,7 +16,11 @@ import { connectorLogger, createLogger } from '../infra/observability/logger';
 import { startObservabilityServer, type ObservabilityServer } from '../infra/observability/observability-server';
 import { temporalLogger } from '../infra/observability/temporal-logger';
 import { startTracingFromConfig } from '../infra/observability/tracing';
-import { connectNative, resolveTemporalTarget } from '../infra/temporal/connection';
+import { connectClient, connectNative, resolveTemporalTarget } from '../infra/temporal/connection';
+import { ensureGenealogySyncs } from '../infra/temporal/genealogy-sync-starter';
+import { createAuditTrail } from '../infra/audit/audit-trail';
+import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
+import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { createQualityWorkers } from './quality-workers';
@@ -104,6 +108,7 @@ async function main(): Promise<void> {
       mesFor: connectors.mesFor,
       erpFor: connectors.erpFor,
       escalationFor: connectors.escalationFor,
+      genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(pool))),
     });
     logger.info('bundling workflow code and creating the workers');
     workers = await createQualityWorkers({
@@ -114,6 +119,15 @@ async function main(): Promise<void> {
       activities,
       ...(tracing ? { tracing: tracing.workerOptions } : {}),
     });
+    if (config.traceability.sync.enabled) {
+      // The syncs run on these workers; they are started (or found running) once the workers poll.
+      const { client, connection: clientConnection } = await connectClient(target, { dataConverter });
+      try {
+        logger.info({ syncs: await ensureGenealogySyncs(client, config) }, 'genealogy syncs running');
+      } finally {
+        await clientConnection.close();
+      }
+    }
     // infra/local/start.ts waits for a line containing `worker ready` before starting the API.
     logger.info(
       {

@@ -4,6 +4,7 @@ import { defineConnector } from '../define';
 import { createMesRestClient } from './mes-rest.client';
 import { MesHealthResponse } from './mes-rest.schemas';
 import { createMesRestPort } from './mes-rest.port';
+import { createMesGenealogyFeed } from './mes-genealogy';
 
 export const MES_REST_KIND = 'holdfast-mes-rest';
 
@@ -31,7 +32,7 @@ export default defineConnector({
       ...(apiKey !== undefined ? { apiKey } : {}),
     });
     return {
-      port: createMesRestPort(client, ctx.name),
+      port: { ...createMesRestPort(client, ctx.name), genealogy: createMesGenealogyFeed(client) },
       async healthCheck() {
         await client.request({ operation: 'healthCheck', method: 'GET', path: '/health', response: MesHealthResponse });
       },

@@ -89,11 +89,12 @@ export function createProductionEventStore(pool: Pool, schema: string) {
       after: string | undefined,
       limit: number,
     ): Promise<{ items: ProductionPerformanceEvent[]; nextCursor: string | null }> {
-      const { rows } = await pool.query<{ seq: string; payload: ProductionPerformanceEvent }>(
-        `SELECT seq::text, payload FROM ${s}.production_event WHERE seq > $1 ORDER BY seq LIMIT $2`,
+      const { rows } = await pool.query<{ cursor: string; payload: ProductionPerformanceEvent }>(
+        // Ordered by the number, not by its text (the output column of the same name).
+        `SELECT seq::text AS cursor, payload FROM ${s}.production_event WHERE seq > $1 ORDER BY production_event.seq LIMIT $2`,
         [after ?? '0', limit],
       );
-      const last = rows.at(-1)?.seq ?? after ?? null;
+      const last = rows.at(-1)?.cursor ?? after ?? null;
       return { items: rows.map((r) => r.payload), nextCursor: last };
     },
   };

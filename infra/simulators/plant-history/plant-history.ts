@@ -501,8 +501,10 @@ export function generatePlantHistory(input: PlantHistoryOptions): PlantHistory {
     gaps.push({ kind: 'event-out-of-order', eventId: eventId(moved!) });
   }
   for (let k = 0; k < Math.min(options.replayedEvents, events.length); k++) {
-    const replay = published[between(0, published.length - 1)]!;
-    published.splice(between(0, published.length), 0, replay);
+    // A replay comes after the original: a publisher's retry, or a broker's redelivery.
+    const original = between(0, published.length - 1);
+    const replay = published[original]!;
+    published.splice(between(original + 1, published.length), 0, replay);
     gaps.push({ kind: 'event-replayed', eventId: eventId(replay) });
   }
 

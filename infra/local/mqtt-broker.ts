@@ -74,6 +74,15 @@ export function visionStreamAccounts(opts: {
   ];
 }
 
+/**
+ * The MES's account on the Unified Namespace: it publishes every line's production-performance events
+ * (`plant/<site>/<area>/<line>/production/performance`, infra/simulators/mes/production-event.schema.ts) and reads
+ * nothing.
+ */
+export function mesProductionAccount(login: { username: string; password: string }): MqttAccount {
+  return { ...login, publish: ['plant/+/+/+/production/performance'], subscribe: [] };
+}
+
 /** True when every topic `filter` matches is also matched by `allowed` (both MQTT topic filters; a topic is one too). */
 export function topicFilterCovers(allowed: string, filter: string): boolean {
   const a = allowed.split('/');

@@ -7,7 +7,8 @@ const logger = createLogger('mes-sim');
 
 /**
  * Runs the reference MES on 127.0.0.1 (`npm run start:sim:mes`).
- * DATABASE_URL (required), MES_API_KEY (optional; then requests need X-API-Key), MES_SIM_PORT (default 4010).
+ * DATABASE_URL (required), MES_API_KEY (optional; then requests need X-API-Key), MES_SIM_PORT (default 4010);
+ * MES_MQTT_URL (optional, with MES_MQTT_USERNAME / MES_MQTT_PASSWORD): also publish production events there.
  * GET /metrics: process series and request counts.
  */
 async function main(): Promise<void> {
@@ -22,7 +23,15 @@ async function main(): Promise<void> {
   const pool = new Pool({ connectionString: databaseUrl, max: 10 });
   let app: Awaited<ReturnType<typeof buildMesSimulator>>;
   try {
-    app = await buildMesSimulator({ pool, apiKey, seedDemo: true, logger });
+    const brokerUrl = process.env.MES_MQTT_URL || undefined;
+    const productionEventBroker = brokerUrl
+      ? {
+          url: brokerUrl,
+          ...(process.env.MES_MQTT_USERNAME ? { username: process.env.MES_MQTT_USERNAME } : {}),
+          ...(process.env.MES_MQTT_PASSWORD ? { password: process.env.MES_MQTT_PASSWORD } : {}),
+        }
+      : undefined;
+    app = await buildMesSimulator({ pool, apiKey, seedDemo: true, logger, productionEventBroker });
     exposeMetrics(app, createProcessRegistry());
     await app.listen({ port, host: '127.0.0.1' });
   } catch (err) {

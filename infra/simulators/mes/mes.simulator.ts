@@ -30,6 +30,12 @@ import {
   WorkOrderParams,
 } from './mes.schemas';
 import { createMesStore, MesProblem } from './mes.store';
+import { ProductionEventsLoad, ProductionEventsPage, ProductionEventsQuery } from './production-event.schema';
+import {
+  connectProductionEventPublisher,
+  createProductionEventStore,
+  type ProductionEventBroker,
+} from './production-events';
 import { fastifyLogging } from '../../observability/fastify-logging';
 import type { Logger } from '../../observability/logger';
 
@@ -42,11 +48,15 @@ export interface MesSimulatorOptions {
   seedDemo?: boolean;
   /** The process's logger (main.ts); tests leave it out and the simulator logs nothing. */
   logger?: Logger;
+  /** Publish production events to this broker as well as keeping them for the REST cursor. */
+  productionEventBroker?: ProductionEventBroker;
 }
 
 export const MES_SIMULATOR_SYSTEM = 'holdfast-mes-rest';
 const DEFAULT_SCHEMA = 'mes_sim';
 const API = '/api/v1';
+/** A history load carries thousands of events per request. */
+const PRODUCTION_EVENTS_BODY_LIMIT = 256 * 1024 * 1024;
 
 const PROBLEM_TITLES: Record<number, string> = {
   400: 'Bad Request',
@@ -83,8 +93,14 @@ export async function buildMesSimulator(opts: MesSimulatorOptions): Promise<Fast
   const store = createMesStore(opts.pool, opts.schema ?? DEFAULT_SCHEMA);
   await store.migrate();
   if (opts.seedDemo) await store.seedDemo();
+  const productionEvents = createProductionEventStore(opts.pool, opts.schema ?? DEFAULT_SCHEMA);
+  await productionEvents.migrate();
+  const publisher = opts.productionEventBroker
+    ? await connectProductionEventPublisher(opts.productionEventBroker)
+    : undefined;
 
   const app = Fastify(fastifyLogging(opts.logger));
+  if (publisher) app.addHook('onClose', () => publisher.close());
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -204,6 +220,24 @@ export async function buildMesSimulator(opts: MesSimulatorOptions): Promise<Fast
     const { created, lot } = await store.createLot(req.body);
     return reply.code(created ? 201 : 200).send(lot);
   });
+
+  // Production performance: the REST fallback of the UNS topics, read with a cursor.
+  r.get(
+    `${API}/production-events`,
+    { schema: { querystring: ProductionEventsQuery, response: { 200: ProductionEventsPage } } },
+    async (req) => productionEvents.list(req.query.after, req.query.limit),
+  );
+
+  // What the shop floor reports (the plant history generator): kept once per event id, published as given.
+  r.post(
+    '/__sim/production-events',
+    { bodyLimit: PRODUCTION_EVENTS_BODY_LIMIT, schema: { body: ProductionEventsLoad } },
+    async (req, reply) => {
+      const recorded = await productionEvents.record(req.body.events);
+      await publisher?.publish(req.body.events);
+      return reply.code(201).send({ ...recorded, published: publisher ? req.body.events.length : 0 });
+    },
+  );
 
   r.get('/__sim/counts', { schema: { response: { 200: Counts } } }, async () => store.counts());
 

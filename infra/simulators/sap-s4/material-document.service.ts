@@ -16,7 +16,9 @@ import {
   filterSql,
   navigationArray,
   notFound,
+  orderBySql,
   pagingSql,
+  type ColumnSpec,
   requireKey,
   type Entity,
   type ODataService,
@@ -33,6 +35,8 @@ import { STOCK_TYPE, type StockType } from './sap-s4.schema';
  * (infra/vendor-apis/sap-s4/metadata.ts): every declared property is accepted and kept, any other is refused.
  */
 const ITEMS_NAV = 'to_MaterialDocumentItem';
+/** Rows per answer when the client asks for more (or sets no `$top`); the rest follows `__next`. */
+export const MATERIAL_DOCUMENT_PAGE_SIZE = 5000;
 const HEADER_SET = entitySetOf(MATERIAL_DOCUMENT_SERVICE, 'A_MaterialDocumentHeader');
 const ITEM_SET = entitySetOf(MATERIAL_DOCUMENT_SERVICE, 'A_MaterialDocumentItem');
 
@@ -186,16 +190,31 @@ interface ItemRow {
   properties: Properties;
 }
 
-const HEADER_COLUMNS: Record<string, string> = {
+const HEADER_COLUMNS: Record<string, ColumnSpec> = {
   MaterialDocumentYear: 'document_year',
   MaterialDocument: 'material_document',
   GoodsMovementCode: 'goods_movement_code',
   MaterialDocumentHeaderText: 'header_text',
   ReferenceDocument: 'reference_document',
   CreatedByUser: 'created_by_user',
+  PostingDate: { sql: 'posting_date', type: 'date' },
+  DocumentDate: { sql: 'document_date', type: 'date' },
+  // CreationDate and CreationTime are the UTC parts of one instant: a sync pages by them, or by document number.
+  CreationDate: { sql: "(created_at AT TIME ZONE 'UTC')::date", type: 'date' },
+  CreationTime: { sql: "(created_at AT TIME ZONE 'UTC')::time", type: 'time' },
 };
 
-const ITEM_COLUMNS: Record<string, string> = {
+/** Reference properties read from the posted properties; the two a trace follows most have indexes (schema). */
+const fromProperties = (name: string) => `coalesce(properties->>'${name}', '')`;
+
+const ITEM_COLUMNS: Record<string, ColumnSpec> = {
+  ManufacturingOrder: fromProperties('ManufacturingOrder'),
+  Delivery: fromProperties('Delivery'),
+  DeliveryItem: fromProperties('DeliveryItem'),
+  IssgOrRcvgBatch: fromProperties('IssgOrRcvgBatch'),
+  IssgOrRcvgMaterial: fromProperties('IssgOrRcvgMaterial'),
+  GoodsMovementRefDocType: fromProperties('GoodsMovementRefDocType'),
+  Customer: fromProperties('Customer'),
   MaterialDocumentYear: 'document_year',
   MaterialDocument: 'material_document',
   MaterialDocumentItem: 'item',
@@ -493,12 +512,13 @@ export function createMaterialDocumentService(controls: MaterialDocumentControls
     name: MATERIAL_DOCUMENT_SERVICE,
     entitySets: {
       A_MaterialDocumentHeader: {
+        pageSize: MATERIAL_DOCUMENT_PAGE_SIZE,
         async list(ctx, q) {
           const params: unknown[] = [];
           const where = filterSql(q.filter, HEADER_COLUMNS, params);
           const { rows } = await ctx.pool.query<HeaderRow>(
             `SELECT ${HEADER_SELECT} FROM ${ctx.s}.material_document WHERE ${where}
-              ORDER BY document_year, material_document${pagingSql(q, params)}`,
+              ORDER BY ${orderBySql(q, HEADER_COLUMNS, 'document_year, material_document')}${pagingSql(q, params)}`,
             params,
           );
           return expandHeaders(ctx, rows, q);
@@ -535,13 +555,14 @@ export function createMaterialDocumentService(controls: MaterialDocumentControls
       },
 
       A_MaterialDocumentItem: {
+        pageSize: MATERIAL_DOCUMENT_PAGE_SIZE,
         async list(ctx, q) {
           checkExpand(q, []);
           const params: unknown[] = [];
           const where = filterSql(q.filter, ITEM_COLUMNS, params);
           const { rows } = await ctx.pool.query<ItemRow>(
             `SELECT * FROM ${ctx.s}.material_document_item WHERE ${where}
-              ORDER BY document_year, material_document, item${pagingSql(q, params)}`,
+              ORDER BY ${orderBySql(q, ITEM_COLUMNS, 'document_year, material_document, item')}${pagingSql(q, params)}`,
             params,
           );
           return rows.map((r) => itemEntity(ctx, r));

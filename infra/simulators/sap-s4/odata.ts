@@ -223,14 +223,23 @@ function parseLiteral(raw: string): string {
   throw new SapODataError(400, '/IWBEP/CM_MGW_RT/004', `Invalid literal '${text}'`);
 }
 
+export type FilterOperator = 'eq' | 'ge' | 'gt' | 'le' | 'lt';
+
 export interface EqualityFilter {
   property: string;
+  /** `eq`, or a range comparison (`ge`, `gt`, `le`, `lt`) for a sync that pages by date or document number. */
+  operator: FilterOperator;
   value: string;
+  /** The literal's V2 form: `datetime'…'` and `time'…'` compare as dates and times, the rest as text. */
+  literal: 'string' | 'number' | 'datetime' | 'time';
 }
 
+const OPERATORS: readonly string[] = ['eq', 'ge', 'gt', 'le', 'lt'];
+
 /**
- * `$filter` limited to conjunctions of equality: `A eq 'x' and B eq 'y'` (optionally parenthesised). Anything else is
- * refused with 400 rather than silently ignored, so a connector relying on an unsupported operator notices.
+ * `$filter` limited to conjunctions of comparisons: `A eq 'x' and B ge datetime'2026-01-01T00:00:00'` (optionally
+ * parenthesised). Anything else (`or`, `ne`, functions) is refused with 400 rather than silently ignored, so a
+ * connector relying on an unsupported operator notices.
  */
 export function parseFilter(text: string | undefined): EqualityFilter[] {
   if (text === undefined || text.trim() === '') return [];
@@ -242,11 +251,16 @@ export function parseFilter(text: string | undefined): EqualityFilter[] {
     const property = next();
     const op = next();
     const value = next();
-    if (!property || property.kind !== 'name' || op?.kind !== 'name' || op.text !== 'eq' || !value) {
+    if (!property || property.kind !== 'name' || op?.kind !== 'name' || !OPERATORS.includes(op.text) || !value) {
       throw unsupportedFilter(text);
     }
     if (value.kind === 'name') throw unsupportedFilter(text);
-    filters.push({ property: property.text, value: value.text });
+    filters.push({
+      property: property.text,
+      operator: op.text as FilterOperator,
+      value: value.text,
+      literal: value.kind,
+    });
     if (i < tokens.length) {
       const conj = next();
       if (conj?.kind !== 'name' || conj.text !== 'and' || i >= tokens.length) throw unsupportedFilter(text);
@@ -256,13 +270,13 @@ export function parseFilter(text: string | undefined): EqualityFilter[] {
 }
 
 interface FilterToken {
-  kind: 'name' | 'string' | 'number';
+  kind: 'name' | 'string' | 'number' | 'datetime' | 'time';
   text: string;
 }
 
 function tokenizeFilter(text: string): FilterToken[] {
   const tokens: FilterToken[] = [];
-  const re = /\s*(?:'((?:[^']|'')*)'|(-?\d+(?:\.\d+)?)[mMdDlL]?|([A-Za-z_][A-Za-z0-9_/]*)|([()]))/y;
+  const re = /\s*(?:(datetime|time)?'((?:[^']|'')*)'|(-?\d+(?:\.\d+)?)[mMdDlL]?|([A-Za-z_][A-Za-z0-9_/]*)|([()]))/y;
   let pos = 0;
   while (pos < text.length) {
     if (/^\s*$/.test(text.slice(pos))) break;
@@ -270,9 +284,11 @@ function tokenizeFilter(text: string): FilterToken[] {
     const m = re.exec(text);
     if (!m) throw unsupportedFilter(text);
     pos = re.lastIndex;
-    if (m[1] !== undefined) tokens.push({ kind: 'string', text: m[1].replace(/''/g, "'") });
-    else if (m[2] !== undefined) tokens.push({ kind: 'number', text: m[2] });
-    else if (m[3] !== undefined) tokens.push({ kind: 'name', text: m[3] });
+    if (m[2] !== undefined) {
+      const kind = m[1] === 'datetime' || m[1] === 'time' ? m[1] : 'string';
+      tokens.push({ kind, text: m[2].replace(/''/g, "'") });
+    } else if (m[3] !== undefined) tokens.push({ kind: 'number', text: m[3] });
+    else if (m[4] !== undefined) tokens.push({ kind: 'name', text: m[4] });
     // Parentheses only group conjunctions here, which does not change the meaning of a pure `and` chain.
   }
   return tokens;
@@ -282,7 +298,7 @@ function unsupportedFilter(text: string): SapODataError {
   return new SapODataError(
     400,
     '/IWBEP/CM_MGW_RT/005',
-    `Unsupported $filter '${text}' (the simulator supports: Property eq 'value' [and ...])`,
+    `Unsupported $filter '${text}' (the simulator supports: Property eq|ge|gt|le|lt 'value' [and ...])`,
   );
 }
 
@@ -290,6 +306,9 @@ export interface QueryOptions {
   filter: EqualityFilter[];
   top?: number;
   skip?: number;
+  /** Server-driven paging: how many rows of the request's result earlier pages already gave (see `__next`). */
+  skipToken?: number;
+  orderBy: { property: string; descending: boolean }[];
   expand: string[];
   select?: string[];
   inlineCount: boolean;
@@ -314,10 +333,18 @@ export function parseQueryOptions(query: Record<string, unknown>): QueryOptions 
   const select = list('$select');
   const top = int('$top');
   const skip = int('$skip');
+  const skipToken = int('$skiptoken');
+  const orderBy = list('$orderby').map((clause) => {
+    const m = /^([A-Za-z_]\w*)(?:\s+(asc|desc))?$/.exec(clause);
+    if (!m) throw new SapODataError(400, '/IWBEP/CM_MGW_RT/006', `Invalid $orderby '${clause}'`);
+    return { property: m[1]!, descending: m[2] === 'desc' };
+  });
   return {
     filter: parseFilter(str('$filter')),
     ...(top !== undefined ? { top } : {}),
     ...(skip !== undefined ? { skip } : {}),
+    ...(skipToken !== undefined ? { skipToken } : {}),
+    orderBy,
     expand: list('$expand'),
     ...(select.length > 0 ? { select } : {}),
     inlineCount: str('$inlinecount') === 'allpages',

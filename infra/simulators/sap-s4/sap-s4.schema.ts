@@ -110,6 +110,42 @@ ALTER TABLE ${s}.material_document_item
   ADD COLUMN IF NOT EXISTS purchase_order_item text NOT NULL DEFAULT '',
   ADD COLUMN IF NOT EXISTS properties jsonb NOT NULL DEFAULT '{}';
 
+-- A genealogy sync follows production orders and deliveries through the items, and pages headers by creation.
+CREATE INDEX IF NOT EXISTS material_document_item_order_idx
+  ON ${s}.material_document_item ((coalesce(properties->>'ManufacturingOrder', '')));
+CREATE INDEX IF NOT EXISTS material_document_item_delivery_idx
+  ON ${s}.material_document_item ((coalesce(properties->>'Delivery', '')));
+CREATE INDEX IF NOT EXISTS material_document_item_batch_idx ON ${s}.material_document_item (batch);
+CREATE INDEX IF NOT EXISTS material_document_created_idx ON ${s}.material_document (created_at);
+
+-- API_OUTBOUND_DELIVERY_SRV: deliveries to customers, loaded as history (POST /__sim/history).
+CREATE TABLE IF NOT EXISTS ${s}.outbound_delivery (
+  delivery_document    text PRIMARY KEY,
+  sold_to_party        text NOT NULL,
+  ship_to_party        text NOT NULL,
+  shipping_point       text NOT NULL DEFAULT '',
+  delivery_date        date NOT NULL,
+  -- Set once goods issue is posted; status C then, A before.
+  goods_movement_date  date,
+  created_by_user      text NOT NULL,
+  created_at           timestamptz NOT NULL DEFAULT now(),
+  properties           jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS outbound_delivery_created_idx ON ${s}.outbound_delivery (created_at);
+CREATE TABLE IF NOT EXISTS ${s}.outbound_delivery_item (
+  delivery_document    text NOT NULL REFERENCES ${s}.outbound_delivery (delivery_document),
+  delivery_item        text NOT NULL,
+  material             text NOT NULL,
+  plant                text NOT NULL,
+  storage_location     text NOT NULL DEFAULT '',
+  batch                text NOT NULL DEFAULT '',
+  quantity             numeric(13, 3) NOT NULL,
+  unit                 text NOT NULL,
+  properties           jsonb NOT NULL DEFAULT '{}',
+  PRIMARY KEY (delivery_document, delivery_item)
+);
+CREATE INDEX IF NOT EXISTS outbound_delivery_item_batch_idx ON ${s}.outbound_delivery_item (batch);
+
 -- Stock per batch and stock type; the batches present here are the simulator's master data.
 CREATE TABLE IF NOT EXISTS ${s}.stock (
   material          text NOT NULL,

@@ -12,16 +12,19 @@ import {
   xsrfCookieName,
 } from './csrf-session';
 import { createMaterialDocumentService } from './material-document.service';
+import { HistoryLoad, HistoryLoadError, loadHistory } from './history';
 import { materialStockService } from './material-stock.service';
+import { outboundDeliveryService } from './outbound-delivery.service';
 import {
   applySelect,
   parseQueryOptions,
   parseResourcePath,
   SapODataError,
   sapErrorBody,
+  type QueryOptions,
   type SapServiceRef,
 } from './odata';
-import type { EntitySetHandler, ODataService, ServiceContext } from './odata-service';
+import type { Entity, EntitySetHandler, ODataService, ServiceContext } from './odata-service';
 import { handleODataV4, v4ErrorBody, type ODataV4Service } from './odata-v4';
 import { createQualityNotificationService } from './quality-notification.service';
 import { SapMessages } from './sap-messages';
@@ -54,6 +57,8 @@ export interface SapS4SimulatorOptions {
 export const ODATA_ROOT = '/sap/opu/odata/sap';
 const DEFAULT_SAP_CLIENT = '100';
 const DEFAULT_SESSION_TTL_MS = 30 * 60_000;
+/** A history load carries thousands of documents per request. */
+const HISTORY_BODY_LIMIT = 256 * 1024 * 1024;
 /** OData V4 services answer at their own path (metadata.ts), outside the V2 root. */
 const QUALITY_NOTIFICATION_PATH = SAP_SERVICES[QUALITY_NOTIFICATION_SERVICE]!.path;
 
@@ -122,6 +127,7 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
       },
     }),
     materialStockService,
+    outboundDeliveryService,
   ];
 
   const sessions = new CsrfSessionStore(opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS);
@@ -164,6 +170,26 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
     return reply.code(204).send();
   });
   app.get('/__sim/counts', async () => countDocuments(opts.pool, schema));
+  // A plant's past in bulk (infra/simulators/plant-history): large bodies, one transaction.
+  app.post('/__sim/history', { bodyLimit: HISTORY_BODY_LIMIT }, async (req, reply) => {
+    const parsed = HistoryLoad.safeParse(req.body);
+    if (!parsed.success) {
+      return reply
+        .code(400)
+        .type('application/problem+json')
+        .send({ title: 'invalid history', status: 400, errors: parsed.error.issues });
+    }
+    try {
+      const loaded = await loadHistory(opts.pool, schema, parsed.data);
+      return reply.code(201).send(loaded);
+    } catch (err) {
+      if (!(err instanceof HistoryLoadError)) throw err;
+      return reply
+        .code(400)
+        .type('application/problem+json')
+        .send({ title: 'invalid history', status: 400, detail: err.message, errors: [{ path: err.field }] });
+    }
+  });
   app.post('/__sim/material-documents/answer-without-items', async (req, reply) => {
     const parsed = AnswersWithoutItems.safeParse(req.body ?? {});
     if (!parsed.success) {
@@ -412,8 +438,13 @@ async function handleOData(
         return reply.send({ d: applySelect(await entitySet.get(ctx, path.key, q), q.select) });
       }
       if (!entitySet.list) throw methodNotAllowed(method);
-      const results = (await entitySet.list(ctx, q)).map((e) => applySelect(e, q.select));
-      return reply.send({ d: q.inlineCount ? { __count: String(results.length), results } : { results } });
+      const page = await listPage(ctx, entitySet, q);
+      const results = page.rows.map((e) => applySelect(e, q.select));
+      const next =
+        page.nextSkipToken === undefined ? {} : { __next: nextPageUrl(ctx.serviceUrl, req.url, page.nextSkipToken) };
+      return reply.send({
+        d: q.inlineCount ? { __count: String(results.length), results, ...next } : { results, ...next },
+      });
     }
 
     if (method === 'POST') {
@@ -440,6 +471,34 @@ async function handleOData(
     if (err instanceof SapODataError) return sendSapError(reply, err, serviceRef);
     throw err;
   }
+}
+
+/**
+ * One page of a list. With server-driven paging the set answers at most `pageSize` rows; one more is read to know
+ * whether a `__next` link is due. `$skiptoken` counts the rows earlier pages gave, on top of the client's `$skip`.
+ */
+async function listPage(
+  ctx: ServiceContext,
+  entitySet: EntitySetHandler,
+  q: QueryOptions,
+): Promise<{ rows: Entity[]; nextSkipToken?: number }> {
+  const pageSize = entitySet.pageSize;
+  if (!pageSize && q.skipToken !== undefined) {
+    throw new SapODataError(400, '/IWBEP/CM_MGW_RT/006', 'This entity set does not page on the server ($skiptoken)');
+  }
+  if (!pageSize || !entitySet.list) return { rows: entitySet.list ? await entitySet.list(ctx, q) : [] };
+  const given = q.skipToken ?? 0;
+  const wanted = q.top === undefined ? pageSize : Math.min(pageSize, Math.max(0, q.top - given));
+  const rows = await entitySet.list(ctx, { ...q, skip: (q.skip ?? 0) + given, top: wanted + 1 });
+  if (rows.length <= wanted) return { rows };
+  return { rows: rows.slice(0, wanted), nextSkipToken: given + wanted };
+}
+
+/** The request's own URL with `$skiptoken` set, absolute like Gateway's `__next`. */
+function nextPageUrl(serviceUrl: string, requestUrl: string, skipToken: number): string {
+  const url = new URL(requestUrl, serviceUrl);
+  url.searchParams.set('$skiptoken', String(skipToken));
+  return new URL(`${url.pathname}${url.search}`, serviceUrl).toString();
 }
 
 function methodNotAllowed(method: string): SapODataError {

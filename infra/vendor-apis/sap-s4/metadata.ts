@@ -24,6 +24,7 @@ export type SapMetadataSource =
   | 'vdm-material-stock'
   | 'cds-quality-notification-tp'
   | 'catalog-quality-notification'
+  | 'sdk-outbound-delivery'
   | 'unconfirmed';
 
 export interface SapProperty {
@@ -34,7 +35,7 @@ export interface SapProperty {
   key?: true;
   source: SapMetadataSource;
   /** Set when the length comes from elsewhere than `source` (a recalled DDIC length is not a confirmed one). */
-  lengthSource?: 'ddic-recall';
+  lengthSource?: 'ddic-recall' | 'third-party-schema';
 }
 
 export interface SapNavigation {
@@ -70,6 +71,15 @@ export interface SapService {
 export const MATERIAL_DOCUMENT_SERVICE = 'API_MATERIAL_DOCUMENT_SRV';
 export const MATERIAL_STOCK_SERVICE = 'API_MATERIAL_STOCK_SRV';
 export const QUALITY_NOTIFICATION_SERVICE = 'CE_QUALITYNOTIFICATION_0001';
+export const OUTBOUND_DELIVERY_SERVICE = 'API_OUTBOUND_DELIVERY_SRV';
+
+/** Outbound delivery properties: names from SAP's SDK, lengths from a third-party schema (README.md). */
+const od = (type: SapEdmType, extra: Partial<SapProperty> = {}): SapProperty => ({
+  type,
+  source: 'sdk-outbound-delivery',
+  ...(extra.maxLength !== undefined ? { lengthSource: 'third-party-schema' as const } : {}),
+  ...extra,
+});
 
 export const SAP_SERVICES: Readonly<Record<string, SapService>> = {
   [MATERIAL_DOCUMENT_SERVICE]: {
@@ -226,6 +236,56 @@ export const SAP_SERVICES: Readonly<Record<string, SapService>> = {
           InventoryStockType: { type: 'Edm.String', maxLength: 2, key: true, source: 'vdm-material-stock' },
           MaterialBaseUnit: { type: 'Edm.String', maxLength: 3, source: 'vdm-material-stock' },
           MatlWrhsStkQtyInMatlBaseUnit: { type: 'Edm.Decimal', precision: 31, scale: 14, source: 'vdm-material-stock' },
+        },
+        navigations: {},
+      },
+    },
+  },
+  [OUTBOUND_DELIVERY_SERVICE]: {
+    odataVersion: 'V2',
+    path: '/sap/opu/odata/sap/API_OUTBOUND_DELIVERY_SRV',
+    pathSource: 'sdk-outbound-delivery',
+    entitySets: {
+      A_OutbDeliveryHeader: {
+        nameSource: 'sdk-outbound-delivery',
+        properties: {
+          DeliveryDocument: od('Edm.String', { maxLength: 10, key: true }),
+          DeliveryDocumentType: od('Edm.String', { maxLength: 4 }),
+          SoldToParty: od('Edm.String', { maxLength: 10 }),
+          ShipToParty: od('Edm.String', { maxLength: 10 }),
+          ShippingPoint: od('Edm.String', { maxLength: 4 }),
+          DeliveryDate: od('Edm.DateTime'),
+          PlannedGoodsIssueDate: od('Edm.DateTime'),
+          ActualGoodsMovementDate: od('Edm.DateTime'),
+          ActualGoodsMovementTime: od('Edm.Time'),
+          DocumentDate: od('Edm.DateTime'),
+          CreationDate: od('Edm.DateTime'),
+          CreationTime: od('Edm.Time'),
+          CreatedByUser: od('Edm.String', { maxLength: 12 }),
+          LastChangeDate: od('Edm.DateTime'),
+          OverallGoodsMovementStatus: od('Edm.String', { maxLength: 1 }),
+        },
+        navigations: {
+          to_DeliveryDocumentItem: { target: 'A_OutbDeliveryItem', many: true, source: 'sdk-outbound-delivery' },
+        },
+      },
+      A_OutbDeliveryItem: {
+        nameSource: 'sdk-outbound-delivery',
+        properties: {
+          DeliveryDocument: od('Edm.String', { maxLength: 10, key: true }),
+          DeliveryDocumentItem: od('Edm.String', { maxLength: 6, key: true }),
+          Material: od('Edm.String', { maxLength: 40 }),
+          MaterialByCustomer: od('Edm.String', { maxLength: 35 }),
+          Plant: od('Edm.String', { maxLength: 4 }),
+          StorageLocation: od('Edm.String', { maxLength: 4 }),
+          Batch: od('Edm.String', { maxLength: 10 }),
+          ActualDeliveryQuantity: od('Edm.Decimal', { precision: 13, scale: 3 }),
+          DeliveryQuantityUnit: od('Edm.String', { maxLength: 3 }),
+          ActualDeliveredQtyInBaseUnit: od('Edm.Decimal', { precision: 13, scale: 3 }),
+          BaseUnit: od('Edm.String', { maxLength: 3 }),
+          ReferenceSDDocument: od('Edm.String', { maxLength: 10 }),
+          ReferenceSDDocumentItem: od('Edm.String', { maxLength: 6 }),
+          DeliveryDocumentItemText: od('Edm.String', { maxLength: 40 }),
         },
         navigations: {},
       },

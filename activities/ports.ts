@@ -258,6 +258,11 @@ export interface GenealogyPage extends GenealogyFacts {
 export interface GenealogyScope {
   site: string;
   erpPlant: string;
+  /**
+   * Which system states production (consumed, produced, split, merged): both record it (the MES as it happens, the
+   * ERP as postings), and one movement must not be counted twice. The other system's feed leaves it out.
+   */
+  production: 'erp' | 'mes';
 }
 
 /**

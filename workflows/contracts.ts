@@ -356,6 +356,8 @@ export interface GenealogySyncInput {
   site: string;
   /** The ERP plant whose batches the site's lots are (sites[].erpPlant). */
   erpPlant: string;
+  /** Which system states production movements; the other one's feed leaves them out. */
+  production: 'erp' | 'mes';
   system: 'erp' | 'mes';
   /** Where the previous run stopped (continue-as-new carries it); absent: from the system's first document. */
   cursor?: string;

@@ -13,6 +13,8 @@ export interface GenealogySyncPage {
   site: string;
   /** The ERP plant of the site's batches (sites[].erpPlant). */
   erpPlant: string;
+  /** Which system states production movements (traceability.sync.production). */
+  production: 'erp' | 'mes';
   system: 'erp' | 'mes';
   /** Where the last page ended; undefined: from the system's first document. */
   after?: string;
@@ -32,12 +34,19 @@ export const createGenealogyActivities = ({ mesFor, erpFor, genealogy }: Genealo
    * halves are idempotent (a read has no effect; the store keys every fact by the document that states it), so a
    * retry after a crash between them repeats the page and changes nothing. Only the cursor reaches the workflow.
    */
-  async syncGenealogyPage({ site, erpPlant, system, after, limit }: GenealogySyncPage): Promise<GenealogySyncResult> {
+  async syncGenealogyPage({
+    site,
+    erpPlant,
+    production,
+    system,
+    after,
+    limit,
+  }: GenealogySyncPage): Promise<GenealogySyncResult> {
     return atBoundary(`${system} genealogy of site ${site} after ${after ?? 'the start'}`, async () => {
       const feed = (system === 'erp' ? erpFor(site) : mesFor(site)).genealogy;
       if (!feed) throw new ConfigError(`the ${system} connector of site ${site} offers no genealogy feed`);
       if (!genealogy) throw new ConfigError('this worker has no genealogy store');
-      const page = await feed.readGenealogy({ site, erpPlant }, after, limit);
+      const page = await feed.readGenealogy({ site, erpPlant, production }, after, limit);
       const applied = await genealogy.record(`${system}-sync:${site}`, page);
       return { ...applied, cursor: page.cursor, documents: page.documents, more: page.more };
     });

@@ -363,7 +363,16 @@ export const HoldfastConfig = z
         sync: z
           .strictObject({
             enabled: z.boolean().default(false),
-            systems: z.array(z.enum(['erp', 'mes'])).min(1).default(['erp', 'mes']),
+            systems: z
+              .array(z.enum(['erp', 'mes']))
+              .min(1)
+              .default(['erp', 'mes']),
+            /**
+             * Which system states production (consumed, produced, split, merged). Both record it; counting both
+             * would double every movement. The MES (default) knows it as it happens, the ERP when it is posted.
+             * Receipts and deliveries always come from the ERP, produced parts from the MES.
+             */
+            production: z.enum(['erp', 'mes']).default('mes'),
             /** Wait after a page that left nothing to read. */
             pollInterval: Duration.default('30s'),
             /** Documents per page (one activity each). */

@@ -18,6 +18,7 @@ export async function ensureGenealogySyncs(client: Client, config: HoldfastConfi
       const input: GenealogySyncInput = {
         site: site.id,
         erpPlant: site.erpPlant,
+        production: sync.production,
         system,
         pageSize: sync.pageSize,
         pollInterval: sync.pollInterval,

@@ -162,6 +162,7 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
         {
           site: `PLANT-REPLAY-${run}`,
           erpPlant: '1000',
+          production: 'mes',
           system: 'erp',
           pageSize: 2,
           pollInterval: '1h',

@@ -21,6 +21,9 @@ import { createTemporalWorkflowGateway, type WorkflowGateway } from '../../infra
 import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import type { SigningKey } from '../../infra/identity/signing-key';
 import { asAdmin, signerAccount, stationKey, testSigningKey } from './identity';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
+import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
+import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
 
 export interface StackOptions {
   pool: Pool;
@@ -145,6 +148,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         mesFor: connectors.mesFor,
         erpFor: connectors.erpFor,
         escalationFor: connectors.escalationFor,
+        genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
       });
       workers = await createQualityWorkers({
         config,

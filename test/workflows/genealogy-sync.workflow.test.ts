@@ -48,6 +48,7 @@ test('pages through the documents after its cursor, waits when current, reads ag
         {
           site,
           erpPlant: '1000',
+          production: 'mes',
           system: 'erp',
           pageSize: 3,
           pollInterval: '1h',

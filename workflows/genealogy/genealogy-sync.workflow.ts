@@ -60,6 +60,7 @@ export async function genealogySyncWorkflow(input: GenealogySyncInput): Promise<
         {
           site,
           erpPlant: input.erpPlant,
+          production: input.production,
           system,
           ...(status.cursor !== undefined ? { after: status.cursor } : {}),
           limit: pageSize,

@@ -134,9 +134,11 @@ export function createMesGenealogyFeed(client: MesRestClient): GenealogyFeed {
       const facts = page.items
         .filter((e) => e.hierarchyScope.site === scope.site)
         .map((e) => productionEventFacts(e, scope));
+      // With the ERP stating production, the MES adds only the parts (the ERP knows no serials).
+      const production = scope.production === 'mes';
       return {
-        lots: facts.flatMap((f) => f.lots),
-        movements: facts.flatMap((f) => f.movements),
+        lots: production ? facts.flatMap((f) => f.lots) : [],
+        movements: production ? facts.flatMap((f) => f.movements) : [],
         deliveries: [],
         parts: facts.flatMap((f) => f.parts),
         cursor: page.nextCursor ?? after ?? '0',

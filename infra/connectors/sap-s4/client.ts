@@ -34,6 +34,10 @@ export interface SapODataClientOptions {
 export interface ODataQuery {
   /** Equality conditions joined by `and`. */
   filter?: Record<string, string>;
+  /** Further conditions as written, e.g. `CreationDate gt datetime'2026-12-01T00:00:00'`, joined by `and`. */
+  conditions?: string[];
+  /** `$orderby` clauses, e.g. `CreationDate`, `MaterialDocument desc`. */
+  orderBy?: string[];
   top?: number;
   expand?: string[];
   select?: string[];
@@ -95,10 +99,12 @@ export class SapHttpSession {
   url(service: string, resourcePath: string, query: ODataQuery = {}): string {
     // encodeURIComponent, not URLSearchParams: '+' for a space is form encoding, which an OData server need not accept.
     const params: string[] = [`sap-client=${encodeURIComponent(this.opts.sapClient)}`];
-    const filter = Object.entries(query.filter ?? {})
-      .map(([property, value]) => `${property} eq ${odataString(value)}`)
-      .join(' and ');
+    const filter = [
+      ...Object.entries(query.filter ?? {}).map(([property, value]) => `${property} eq ${odataString(value)}`),
+      ...(query.conditions ?? []),
+    ].join(' and ');
     if (filter) params.push(`$filter=${encodeURIComponent(filter)}`);
+    if (query.orderBy?.length) params.push(`$orderby=${encodeURIComponent(query.orderBy.join(','))}`);
     if (query.top !== undefined) params.push(`$top=${query.top}`);
     if (query.expand?.length) params.push(`$expand=${encodeURIComponent(query.expand.join(','))}`);
     if (query.select?.length) params.push(`$select=${encodeURIComponent(query.select.join(','))}`);

@@ -4,6 +4,7 @@ import { defineConnector } from '../define';
 import { QUALITY_NOTIFICATION_SERVICE } from '../../vendor-apis/sap-s4/metadata';
 import { SapHttpSession, SapODataClient, SapODataV4Client } from './client';
 import { createSapS4ErpPort } from './sap-s4.port';
+import { createSapGenealogyFeed } from './sap-genealogy';
 
 export const SAP_S4_KIND = 'sap-s4-odata';
 
@@ -40,7 +41,10 @@ export default defineConnector({
       timeoutMs: config.timeoutMs,
     });
     return {
-      port: createSapS4ErpPort(new SapODataClient(session), new SapODataV4Client(session)),
+      port: {
+        ...createSapS4ErpPort(new SapODataClient(session), new SapODataV4Client(session)),
+        genealogy: createSapGenealogyFeed(new SapODataClient(session)),
+      },
       async healthCheck() {
         await session.refreshCsrfToken(QUALITY_NOTIFICATION_SERVICE, 'healthCheck');
       },

@@ -32,7 +32,13 @@ export const TraceQuerySchema = z
           'supplier-lot (supplier + supplierBatch), part (site + partId), serial, work-order (site + workOrder), ' +
           'delivery (delivery + item), model-version (modelVersion, optionally site)',
       ),
-    lot: z.string().min(1).max(600).optional().describe('a lot key, e.g. erp:1010/BRKT-200/B000123'),
+    lot: z
+      .string()
+      .min(1)
+      .max(600)
+      .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters')
+      .optional()
+      .describe('a lot key, e.g. erp:1010/BRKT-200/B000123'),
     site: Identifier.optional(),
     lotId: Identifier.optional(),
     plant: Identifier.optional(),

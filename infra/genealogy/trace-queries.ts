@@ -452,6 +452,9 @@ const decodeCursor = (cursor: string): unknown => JSON.parse(Buffer.from(cursor,
 /** The site of a `wo:<site>/<order>` node. */
 const workOrderSite = (node: string): string => decodeURIComponent(node.slice('wo:'.length, node.indexOf('/')));
 
+/** PostgreSQL refuses NUL in text, and no key of ours holds a control character. */
+const CONTROL = /\p{Cc}/u;
+
 export class TraceCursorError extends Error {
   override readonly name = 'TraceCursorError';
 }
@@ -459,7 +462,12 @@ export class TraceCursorError extends Error {
 function parseGapCursor(cursor: string): [string, string, string] {
   try {
     const parsed = decodeCursor(cursor);
-    if (Array.isArray(parsed) && parsed.length === 3 && parsed.every((p) => typeof p === 'string')) {
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 3 &&
+      parsed.every((p) => typeof p === 'string' && !CONTROL.test(p)) &&
+      /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(parsed[0] as string)
+    ) {
       return parsed as [string, string, string];
     }
   } catch {

@@ -27,6 +27,7 @@ import healthRoutes from './routes/health';
 import inspectionRoutes from './routes/inspections';
 import lotRoutes from './routes/lots';
 import stationRoutes from './routes/stations';
+import traceRoutes from './routes/trace';
 
 export type { ApiDeps } from './deps';
 
@@ -101,6 +102,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(lotRoutes, opts);
   await app.register(stationRoutes, opts);
   await app.register(auditRoutes, opts);
+  await app.register(traceRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

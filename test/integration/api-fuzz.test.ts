@@ -114,6 +114,14 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
     query: { since: '2026-01-01T00:00:00Z', until: '2027-01-01T00:00:00Z', source: 'manual' },
   }),
   'GET /v1/audit': () => ({ query: { recordType: 'lot-case', limit: '5', format: 'json' } }),
+  'GET /v1/trace/backward': () => ({
+    query: { by: 'mes-lot', site: 'PLANT1', lotId: LOT, depth: '5', limit: '10' },
+  }),
+  'GET /v1/trace/forward': () => ({
+    query: { by: 'supplier-lot', supplier: 'V100', supplierBatch: `${run}-VB`, format: 'json' },
+  }),
+  'GET /v1/trace/gaps': () => ({ query: { site: 'PLANT1', state: 'all', limit: '10' } }),
+  'GET /v1/lots/:lotId/genealogy': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1' } }),
   'POST /codec/encode': () => ({
     headers: { 'x-namespace': 'default' },
     body: { payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: 'e30=' }] },

@@ -19,6 +19,8 @@ import {
 import { enforceRouteAccess } from '../../infra/identity/route-access';
 import { generateSigningKey } from '../../infra/identity/signing-key';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
+import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
+import { lotKey } from '../../infra/genealogy/genealogy-keys';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import { asAdmin, bearerFor, machineKey, stationKey, testSigningKey } from '../support/identity';
 import { eventually } from '../support/eventually';
@@ -72,6 +74,19 @@ beforeAll(async () => {
     payload: passed(),
   });
   expect(seeded.statusCode).toBe(202);
+  // ... and in the genealogy, for the trace routes.
+  const lotId = `${run}-LOT`;
+  await createGenealogyStore(createAuditTrail(pool)).recordLots({ source: `identity-test-${run}` }, [
+    {
+      lotKey: lotKey({ mes: { site: 'PLANT1', lotId } }),
+      site: 'PLANT1',
+      material: 'BRKT-200',
+      origin: 'produced',
+      mes: { site: 'PLANT1', lotId },
+      sourceSystem: 'mes',
+      document: `${run}-lot`,
+    },
+  ]);
 });
 
 afterAll(async () => {
@@ -104,6 +119,10 @@ describe('role × route', () => {
       payload: () => ({ verdicts: [{ frameId: `${run}-f`, verdict: 'pass', source: 'manual', decidedBy: 'x' }] }),
     },
     shadow: { method: 'GET', url: '/v1/stations/PLANT1/L1/S1/shadow-report' },
+    traceBackward: { method: 'GET', url: `/v1/trace/backward?by=mes-lot&site=PLANT1&lotId=${run}-LOT` },
+    traceForward: { method: 'GET', url: `/v1/trace/forward?by=mes-lot&site=PLANT1&lotId=${run}-LOT` },
+    traceGaps: { method: 'GET', url: '/v1/trace/gaps?site=PLANT1&limit=1' },
+    genealogy: { method: 'GET', url: `${lot}/genealogy` },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -115,6 +134,8 @@ describe('role × route', () => {
     Object.fromEntries(Object.keys(routes).map((r) => [r, status])) as Record<Route, number>;
   /** The public routes, for anyone with any credentials (the sign-in's bad password is a 401 of its own). */
   const open = { health: 200, metrics: 200, docs: 200, signIn: 401 } as const;
+  /** The genealogy's reads: every reader of the lot's site. */
+  const traced = { traceBackward: 200, traceForward: 200, traceGaps: 200, genealogy: 200 } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
   // own type) the access check has let the call through.
   const signatureRefused = (res: { statusCode: number; body: string }) =>
@@ -127,7 +148,7 @@ describe('role × route', () => {
     [
       'operator',
       () => bearerFor({ roles: ['operator'], sites: ['PLANT1'] }),
-      { ...row(403), lot: 200, defect: 200, shadow: 200, ...open },
+      { ...row(403), lot: 200, defect: 200, shadow: 200, ...traced, ...open },
     ],
     [
       'quality-engineer',
@@ -137,6 +158,7 @@ describe('role × route', () => {
         lot: 200,
         defect: 200,
         shadow: 200,
+        ...traced,
         verdicts: 200,
         disposition: 'through',
         retry: 'through',
@@ -151,6 +173,7 @@ describe('role × route', () => {
         lot: 200,
         defect: 200,
         shadow: 200,
+        ...traced,
         verdicts: 200,
         disposition: 'through',
         countersign: 'through',
@@ -161,12 +184,12 @@ describe('role × route', () => {
     [
       'integrator',
       () => bearerFor({ roles: ['integrator'], sites: ['PLANT1'] }),
-      { ...row(403), ingest: 202, lot: 200, defect: 200, shadow: 200, retry: 'through', ...open },
+      { ...row(403), ingest: 202, lot: 200, defect: 200, shadow: 200, ...traced, retry: 'through', ...open },
     ],
     [
       'auditor',
       () => bearerFor({ roles: ['auditor'], sites: ['PLANT1'] }),
-      { ...row(403), lot: 200, defect: 200, shadow: 200, audit: 200, ...open },
+      { ...row(403), lot: 200, defect: 200, shadow: 200, ...traced, audit: 200, ...open },
     ],
     [
       'admin',

@@ -7,7 +7,7 @@ import { ProblemSchema } from '../../../infra/http/schemas';
 import type { ApiDeps } from '../../deps';
 import { listAuditRecords } from '../../repositories/audit.repository';
 import { AUDIT_PAGE_MAX, AuditPageSchema, AuditQuerySchema } from '../../schemas/audit.schema';
-import { toCsv } from '../../support/csv';
+import { prefersCsv, toCsv } from '../../support/csv';
 
 /** Who may read the audit trail: auditors (and admins), never a machine key. */
 const auditorsOnly: RouteAccess = { roles: ['auditor'] };
@@ -88,22 +88,6 @@ function csvRow(record: AuditRecord): string[] {
     hash,
     canonicalJson(content),
   ];
-}
-
-/** Accept names text/csv with a higher weight than JSON (or JSON not at all). */
-function prefersCsv(accept: string | undefined): boolean {
-  if (!accept) return false;
-  const weight = (type: string) =>
-    Math.max(
-      0,
-      ...accept.split(',').map((part) => {
-        const [media, ...params] = part.split(';').map((p) => p.trim().toLowerCase());
-        if (media !== type) return 0;
-        const q = params.find((p) => p.startsWith('q='));
-        return q ? Number(q.slice(2)) || 0 : 1;
-      }),
-    );
-  return weight('text/csv') > weight('application/json');
 }
 
 export default auditRoutes;

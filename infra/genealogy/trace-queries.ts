@@ -380,18 +380,6 @@ export async function lotDetails(db: Db, lotKeys: readonly string[]): Promise<Lo
   }));
 }
 
-/** The sites of delivery nodes (a delivery belongs to the site that shipped it). */
-export async function deliverySites(db: Db, nodes: readonly string[]): Promise<Map<string, string>> {
-  if (nodes.length === 0) return new Map();
-  const res = await db.query<{ delivery: string; item: string; site: string }>(
-    `SELECT delivery, item, site FROM holdfast.delivery
-      WHERE (delivery, item) IN (SELECT split_part(n, '/', 1), split_part(n, '/', 2)
-                                   FROM unnest($1::text[]) AS n)`,
-    [nodes.map((n) => n.slice('delivery:'.length))],
-  );
-  return new Map(res.rows.map((r) => [deliveryNode(r.delivery, r.item), r.site]));
-}
-
 /** The sites of lot nodes. */
 export async function lotSites(db: Db, nodes: readonly string[]): Promise<Map<string, string>> {
   const keys = nodes.filter((n) => nodeKind(n) === 'lot').map(lotKeyOfNode);

@@ -164,7 +164,7 @@ export const TracePageSchema = z.object({
   hiddenLots: z.number().int().describe('lots reached at sites the caller may not see'),
   workOrders: z.array(z.string()),
   cycles: z.array(z.array(z.string())).describe('loops in the data: each is also a `cycle` gap'),
-  truncated: z.boolean().describe('the walk stopped at its path limit before it finished'),
+  truncated: z.boolean().describe('the walk stopped at its step limit before it finished'),
   next: z.string().nullable().describe('pass as `cursor` for the next page; null on the last'),
 });
 

@@ -248,6 +248,19 @@ function lotRow(lot: LotInput): Record<(typeof LOT_COLUMNS)[number], string | nu
   };
 }
 
+/**
+ * A MES lot id or ERP batch already stored under another lot key: two keys for one physical lot, which no later
+ * record could merge without rewriting the edges of both. The sync must key the lot the same way every time
+ * (lotKey: the ERP batch whenever the lot has one).
+ */
+function identityTaken(err: unknown): never {
+  const e = err as { code?: string; constraint?: string; detail?: string };
+  if (e.code === '23505' && (e.constraint === 'material_lot_mes_idx' || e.constraint === 'material_lot_erp_idx')) {
+    throw new GenealogyInputError(`a lot of this batch is already stored under another lot key: ${e.detail ?? ''}`);
+  }
+  throw err;
+}
+
 function checkMovement(m: MovementInput): void {
   const ends = EDGE_ENDS[m.kind];
   if (!ends) throw new GenealogyInputError(`movement ${m.edgeKey}: unknown kind ${String(m.kind)}`);
@@ -425,10 +438,12 @@ export function createGenealogyStore(audit: AuditTrail): GenealogyStore {
         const unique = firstPerKey(lots, (l) => l.lotKey);
         if (unique.length === 0) return ZERO;
         const rows = unique.map(lotRow);
-        const res = await client.query<{ lot_key: string; inserted: boolean }>(LOT_UPSERT_SQL, [
-          unique.map((l) => l.lotKey),
-          ...LOT_COLUMNS.map((c) => rows.map((r) => r[c])),
-        ]);
+        const res = await client
+          .query<{ lot_key: string; inserted: boolean }>(LOT_UPSERT_SQL, [
+            unique.map((l) => l.lotKey),
+            ...LOT_COLUMNS.map((c) => rows.map((r) => r[c])),
+          ])
+          .catch(identityTaken);
         const added = res.rows.filter((r) => r.inserted).length;
         const changed = new Set(res.rows.map((r) => r.lot_key));
         let result = sum(ZERO, { added, updated: res.rows.length - added, unchanged: lots.length - res.rows.length });

@@ -1,8 +1,8 @@
 /**
  * Forward and backward trace through the genealogy (docs/traceability.md#trace). A trace is two statements whatever
- * its size: the walk (one recursive CTE over the covering edge indexes, from the start nodes, every path carrying
- * the nodes it has passed so a cycle stops where it closes), then the enrichment of the page of lots the caller
- * sees (one batched statement: inspections, trace documents, lot cases, deliveries).
+ * its size: the walk (one recursive CTE over the covering edge indexes, from the start nodes, each step once per
+ * depth, bounded by the depth limit), then the enrichment of the page of lots the caller sees (one batched
+ * statement: inspections, trace documents, lot cases, deliveries).
  */
 import type pg from 'pg';
 import { deliveryNode, lotKey, lotKeyOfNode, lotNode, nodeKind, workOrderNode } from './genealogy-keys';
@@ -27,10 +27,10 @@ export type TraceStart =
 export const DEFAULT_DEPTH = 10;
 export const MAX_DEPTH = 20;
 /**
- * Paths the walk may enumerate before it stops and says it was cut short: each path is a row, and a graph full of
- * merges has more paths than nodes. Far above any plant-shaped trace (docs/traceability.md#limits).
+ * Steps (an edge at a depth) the walk may take before it stops and says it was cut short: far above any
+ * plant-shaped trace (docs/traceability.md#limits).
  */
-export const MAX_PATHS = 200_000;
+export const MAX_STEPS = 500_000;
 
 /** A node the start resolved to, and the site that decides who may trace from it. */
 export interface StartNode {
@@ -57,7 +57,7 @@ export interface TraceWalk {
   depthOf: Map<string, number>;
   /** Closed loops in the data: the path up to and including the node that closed it. */
   cycles: string[][];
-  /** The walk met MAX_PATHS before it finished. */
+  /** The walk met MAX_STEPS before it finished. */
   truncated: boolean;
 }
 
@@ -131,28 +131,59 @@ export async function resolveStart(db: Db, start: TraceStart): Promise<StartNode
 }
 
 /**
- * The walk: every path from the start nodes up to `depth` steps, each row one step. A path that reaches a node it
- * has passed is a cycle: it is kept (to report) and goes no further, so bad data can never make the walk endless.
+ * The walk: each step of the trace once per depth it is reached at. UNION (not UNION ALL) drops a step already
+ * found, so a lot reached along many routes is expanded once per depth, not once per route, and a loop in the data
+ * ends at the depth limit; the loops themselves are found afterwards, in the steps (findCycles).
  */
 function walkSql(direction: TraceDirection): string {
   const [near, far] = direction === 'forward' ? ['from_node', 'to_node'] : ['to_node', 'from_node'];
   return `
-    WITH RECURSIVE walk (node, depth, path, edge_key, kind, quantity, unit, prev, is_cycle) AS (
-      SELECT n, 0, ARRAY[n], NULL::text, NULL::text, NULL::numeric, NULL::text, NULL::text, false
+    WITH RECURSIVE walk (node, depth, edge_key, kind, quantity, unit, prev) AS (
+      SELECT n, 0, NULL::text, NULL::text, NULL::numeric, NULL::text, NULL::text
         FROM unnest($1::text[]) AS n
-      UNION ALL
-      SELECT e.${far}, w.depth + 1, w.path || e.${far}, e.edge_key, e.kind, e.quantity, e.unit, w.node,
-             e.${far} = ANY (w.path)
+      UNION
+      SELECT e.${far}, w.depth + 1, e.edge_key, e.kind, e.quantity, e.unit, w.node
         FROM walk w
         JOIN holdfast.genealogy_edge e ON e.${near} = w.node
-       WHERE w.depth < $2 AND NOT w.is_cycle
+       WHERE w.depth < $2
     ),
     capped AS (SELECT * FROM walk WHERE depth > 0 LIMIT $3)
-    SELECT edge_key, kind, prev, node, quantity, unit, min(depth) AS depth, count(*) AS paths,
-           (array_agg(to_jsonb(path)) FILTER (WHERE is_cycle))[1] AS cycle_path,
-           (SELECT count(*) FROM capped) AS total
+    SELECT edge_key, kind, prev, node, quantity, unit, min(depth) AS depth, (SELECT count(*) FROM capped) AS total
       FROM capped
      GROUP BY edge_key, kind, prev, node, quantity, unit`;
+}
+
+/**
+ * The loops among the steps of a walk (depth-first, iterative): each as the path from the node that starts it back
+ * to that node, e.g. [x, y, x]. A plant's genealogy has none; one found is bad data.
+ */
+export function findCycles(start: readonly string[], edges: readonly Pick<TracedEdge, 'from' | 'to'>[]): string[][] {
+  const next = new Map<string, string[]>();
+  for (const e of edges) next.set(e.from, [...(next.get(e.from) ?? []), e.to]);
+  const state = new Map<string, 'open' | 'done'>();
+  const cycles: string[][] = [];
+  for (const root of start) {
+    if (state.has(root)) continue;
+    const path: string[] = [root];
+    const pending: string[][] = [[...(next.get(root) ?? [])]];
+    state.set(root, 'open');
+    while (path.length > 0) {
+      const todo = pending[pending.length - 1] as string[];
+      const node = todo.pop();
+      if (node === undefined) {
+        state.set(path.pop() as string, 'done');
+        pending.pop();
+        continue;
+      }
+      const seen = state.get(node);
+      if (seen === 'open') cycles.push([...path.slice(path.indexOf(node)), node]);
+      if (seen !== undefined) continue;
+      state.set(node, 'open');
+      path.push(node);
+      pending.push([...(next.get(node) ?? [])]);
+    }
+  }
+  return cycles;
 }
 
 export async function walkGenealogy(
@@ -169,13 +200,11 @@ export async function walkGenealogy(
     quantity: string | null;
     unit: string | null;
     depth: number;
-    cycle_path: string[] | null;
     total: string;
-  }>(walkSql(direction), [start.map((s) => s.node), depth, MAX_PATHS]);
+  }>(walkSql(direction), [start.map((s) => s.node), depth, MAX_STEPS]);
 
   const depthOf = new Map<string, number>(start.map((s) => [s.node, 0]));
   const edges: TracedEdge[] = [];
-  const cycles: string[][] = [];
   for (const r of res.rows) {
     edges.push({
       edgeKey: r.edge_key,
@@ -186,13 +215,16 @@ export async function walkGenealogy(
       unit: r.unit,
       depth: r.depth,
     });
-    if (r.cycle_path) cycles.push(r.cycle_path);
     const known = depthOf.get(r.node);
     if (known === undefined || r.depth < known) depthOf.set(r.node, r.depth);
   }
   edges.sort((a, b) => a.depth - b.depth || a.edgeKey.localeCompare(b.edgeKey));
   const total = Number(res.rows[0]?.total ?? 0);
-  return { start: [...start], edges, depthOf, cycles, truncated: total >= MAX_PATHS };
+  const cycles = findCycles(
+    start.map((s) => s.node),
+    edges,
+  );
+  return { start: [...start], edges, depthOf, cycles, truncated: total >= MAX_STEPS };
 }
 
 export interface InspectionSummary {
@@ -346,18 +378,6 @@ export async function lotDetails(db: Db, lotKeys: readonly string[]): Promise<Lo
       shippedAt: d.shippedAt ? new Date(d.shippedAt).toISOString() : null,
     })),
   }));
-}
-
-/** The sites of delivery nodes (a delivery belongs to the site that shipped it). */
-export async function deliverySites(db: Db, nodes: readonly string[]): Promise<Map<string, string>> {
-  if (nodes.length === 0) return new Map();
-  const res = await db.query<{ delivery: string; item: string; site: string }>(
-    `SELECT delivery, item, site FROM holdfast.delivery
-      WHERE (delivery, item) IN (SELECT split_part(n, '/', 1), split_part(n, '/', 2)
-                                   FROM unnest($1::text[]) AS n)`,
-    [nodes.map((n) => n.slice('delivery:'.length))],
-  );
-  return new Map(res.rows.map((r) => [deliveryNode(r.delivery, r.item), r.site]));
 }
 
 /** The sites of lot nodes. */

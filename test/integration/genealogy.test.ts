@@ -15,6 +15,7 @@ import { createAuditTrail } from '../../infra/audit/audit-trail';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import {
   type BatchContext,
+  GenealogyInputError,
   type GenealogyStore,
   type LotInput,
   type MovementInput,
@@ -303,6 +304,16 @@ describe('the store', () => {
     ]);
   });
 
+  it('refuses a second key for a lot whose MES lot id is already stored', async () => {
+    const first = produced(erpKey('BRKT', `DUP-${run}`), 'BRKT', 'C1', 5);
+    await store.recordLots(batch, [first]);
+    const second: LotInput = { ...first, lotKey: lotKey({ mes: first.mes as { site: string; lotId: string } }) };
+    delete second.erp;
+    await expect(store.recordLots(batch, [second])).rejects.toThrow(GenealogyInputError);
+    const rows = await pool.query(`SELECT lot_key FROM holdfast.material_lot WHERE lot_key = $1`, [second.lotKey]);
+    expect(rows.rows).toEqual([]);
+  });
+
   it('reports a part no camera inspected, and finds a part’s lot', async () => {
     const result = await store.recordParts(batch, [
       {
@@ -382,6 +393,8 @@ describe('trace queries', () => {
         [wo('SA1'), 60],
       ].sort(),
     );
+    // Two routes into one lot (the cover through the sub-assembly and the finished lot F4) are no cycle.
+    expect(page.cycles).toEqual([]);
     expect(byKey.get(K.sup2)?.reachedVia).toEqual([
       expect.objectContaining({ kind: 'consumed', quantity: 50, unit: 'L' }),
     ]);

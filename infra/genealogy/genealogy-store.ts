@@ -5,13 +5,19 @@
  * transaction, and leaves one audit record for the batch when it changed anything.
  */
 import type pg from 'pg';
+import type {
+  DeliveryInput,
+  EdgeKind,
+  GenealogyFacts,
+  LotInput,
+  MovementInput,
+  PartInput,
+} from '../../activities/ports';
 import type { AuditActor, AuditEntry } from '../audit/audit-record';
 import type { AuditTrail } from '../audit/audit-trail';
 import { deliveryEdgeKey, deliveryNode, lotKeyOfNode, lotNode, nodeKind } from './genealogy-keys';
 
-export type SourceSystem = 'erp' | 'mes' | 'holdfast';
-
-export type EdgeKind = 'consumed' | 'produced' | 'split' | 'merged' | 'reworked' | 'repacked' | 'delivered';
+export type { DeliveryInput, EdgeKind, LotInput, MovementInput, PartInput } from '../../activities/ports';
 
 export type GapKind =
   | 'consumption-without-receipt'
@@ -20,80 +26,6 @@ export type GapKind =
   | 'shipment-of-held-lot'
   | 'cycle'
   | 'unknown-reference';
-
-/** ISA-95 MaterialLot, as one system states it. */
-export interface LotInput {
-  /** From lotKey() (genealogy-keys.ts). */
-  lotKey: string;
-  /** The Holdfast site the lot belongs to (the site authorizeSite checks), e.g. `PLANT1`. */
-  site: string;
-  material: string;
-  quantity?: number;
-  unit?: string;
-  origin: 'purchased' | 'produced';
-  mes?: { site: string; lotId: string };
-  erp?: { plant: string; material: string; batch: string };
-  purchased?: {
-    supplier: string;
-    supplierBatch?: string;
-    purchaseOrder?: string;
-    purchaseOrderItem?: string;
-    /** The goods receipt's material document key (erpMovementKey). */
-    goodsReceipt?: string;
-  };
-  produced?: { workOrder: string; line?: string };
-  sourceSystem: SourceSystem;
-  /** The document that states the lot (a goods receipt, a MES lot event). */
-  document: string;
-  occurredAt?: string;
-}
-
-/**
- * ISA-95 MaterialActual: material moved between two nodes (lotNode, workOrderNode, deliveryNode). `consumed` is
- * lot → work order, `produced` work order → lot, `split` / `merged` / `reworked` / `repacked` lot → lot,
- * `delivered` lot → delivery (recordDeliveries writes those).
- */
-export interface MovementInput {
-  /** The business document that states it (erpMovementKey, mesEventKey): the same document is the same edge. */
-  edgeKey: string;
-  kind: EdgeKind;
-  from: string;
-  to: string;
-  quantity?: number;
-  unit?: string;
-  occurredAt: string;
-  /** The Holdfast site where it happened. */
-  site: string;
-  sourceSystem: SourceSystem;
-  document: string;
-}
-
-/** An outbound delivery item: which lot left for which customer. */
-export interface DeliveryInput {
-  delivery: string;
-  item: string;
-  site: string;
-  customer: string;
-  shipTo: string;
-  material?: string;
-  lotKey: string;
-  quantity?: number;
-  unit?: string;
-  shippedAt: string;
-  sourceSystem: SourceSystem;
-}
-
-/** A part the MES reports produced. */
-export interface PartInput {
-  site: string;
-  partId: string;
-  serial?: string;
-  lotKey: string;
-  workOrder?: string;
-  line?: string;
-  producedAt?: string;
-  sourceSystem: SourceSystem;
-}
 
 export interface BatchContext {
   /** What is syncing, e.g. `erp-sync`, `mes-events`: recorded in the batch's audit record. */
@@ -127,6 +59,12 @@ export interface GenealogyStore {
    * ingest): for a periodic sweep; every record* call already resolves what its own batch explains.
    */
   reconcile(batch: BatchContext): Promise<BatchResult>;
+  /**
+   * A page of one system's facts in one transaction, lots first, then movements, deliveries and parts, and only then
+   * the check for produced lots without a source: a lot and the movement that made it, read together, open no gap.
+   * One audit record for the page.
+   */
+  recordPage(batch: BatchContext, facts: GenealogyFacts): Promise<BatchResult>;
 }
 
 /** Which node kinds each edge kind joins: anything else is refused before it is stored. */
@@ -419,6 +357,191 @@ function auditEntry(batch: BatchContext, what: string, keys: readonly string[], 
   ];
 }
 
+/** Lots upserted; `described`: the ones this call created or completed (they resolve the references to them). */
+async function upsertLots(
+  client: pg.PoolClient,
+  lots: readonly LotInput[],
+): Promise<{ result: BatchResult; described: LotInput[] }> {
+  const unique = firstPerKey(lots, (l) => l.lotKey);
+  if (unique.length === 0) return { result: ZERO, described: [] };
+  const rows = unique.map(lotRow);
+  const res = await client
+    .query<{ lot_key: string; inserted: boolean }>(LOT_UPSERT_SQL, [
+      unique.map((l) => l.lotKey),
+      ...LOT_COLUMNS.map((c) => rows.map((r) => r[c])),
+    ])
+    .catch(identityTaken);
+  const added = res.rows.filter((r) => r.inserted).length;
+  const changed = new Set(res.rows.map((r) => r.lot_key));
+  const described = unique.filter((l) => changed.has(l.lotKey));
+  const gapsResolved = await resolveGaps(
+    client,
+    ['consumption-without-receipt', 'unknown-reference'],
+    described.map((l) => ({ subject: lotNode(l.lotKey), by: l.document })),
+  );
+  return {
+    result: sum(ZERO, {
+      added,
+      updated: res.rows.length - added,
+      unchanged: lots.length - res.rows.length,
+      gapsResolved,
+    }),
+    described,
+  };
+}
+
+/**
+ * A produced lot with no movement that made it is a lot without a source until that movement arrives. Checked after
+ * the movements of the same page (recordPage), so a lot and the movement that made it, stated together, open no gap.
+ */
+async function openSourceGaps(client: pg.PoolClient, described: readonly LotInput[]): Promise<number> {
+  const produced = described.filter((l) => l.origin === 'produced').map((l) => lotNode(l.lotKey));
+  if (produced.length === 0) return 0;
+  const orphans = await client.query<{ node: string }>(
+    `SELECT n.node FROM unnest($1::text[]) AS n (node)
+      WHERE NOT EXISTS (SELECT 1 FROM holdfast.genealogy_edge e
+                         WHERE e.to_node = n.node AND e.kind = ANY($2::text[]))`,
+    [produced, SOURCE_KINDS],
+  );
+  const orphaned = new Set(orphans.rows.map((r) => r.node));
+  return openGaps(
+    client,
+    described
+      .filter((l) => orphaned.has(lotNode(l.lotKey)))
+      .map((l) => ({
+        kind: 'lot-without-source' as const,
+        subject: lotNode(l.lotKey),
+        site: l.site,
+        detail: { lotKey: l.lotKey, workOrder: l.produced?.workOrder ?? null, document: l.document },
+      })),
+  );
+}
+
+/** Delivery items, their `delivered` edges, and a gap for each shipped while its lot case is open. */
+async function insertDeliveries(client: pg.PoolClient, deliveries: readonly DeliveryInput[]): Promise<BatchResult> {
+  const unique = firstPerKey(deliveries, (d) => deliveryEdgeKey(d.delivery, d.item));
+  if (unique.length === 0) return ZERO;
+  const res = await client.query<{ delivery: string; item: string }>(
+    `INSERT INTO holdfast.delivery (delivery, item, site, customer, ship_to, material, lot_key, quantity, unit,
+                                      shipped_at, source_system)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                            $8::numeric[], $9::text[], $10::timestamptz[], $11::text[])
+       ON CONFLICT (delivery, item) DO NOTHING
+       RETURNING delivery, item`,
+    [
+      unique.map((d) => d.delivery),
+      unique.map((d) => d.item),
+      unique.map((d) => d.site),
+      unique.map((d) => d.customer),
+      unique.map((d) => d.shipTo),
+      unique.map((d) => d.material ?? null),
+      unique.map((d) => d.lotKey),
+      unique.map((d) => d.quantity ?? null),
+      unique.map((d) => d.unit ?? null),
+      unique.map((d) => d.shippedAt),
+      unique.map((d) => d.sourceSystem),
+    ],
+  );
+  const edges = await insertEdges(
+    client,
+    unique.map((d) => ({
+      edgeKey: deliveryEdgeKey(d.delivery, d.item),
+      kind: 'delivered' as const,
+      from: lotNode(d.lotKey),
+      to: deliveryNode(d.delivery, d.item),
+      ...(d.quantity !== undefined ? { quantity: d.quantity } : {}),
+      ...(d.unit !== undefined ? { unit: d.unit } : {}),
+      occurredAt: d.shippedAt,
+      site: d.site,
+      sourceSystem: d.sourceSystem,
+      document: deliveryEdgeKey(d.delivery, d.item),
+    })),
+  );
+  const fresh = new Set(res.rows.map((r) => deliveryNode(r.delivery, r.item)));
+  // A lot shipped while its lot case is open (held, awaiting or executing a disposition) left under a hold.
+  const held = await client.query<{ node: string; site: string; lot_key: string; workflow_id: string }>(
+    `SELECT DISTINCT ON (n.node) n.node, l.site, l.lot_key, c.workflow_id
+         FROM unnest($1::text[], $2::text[]) AS n (node, lot_key)
+         JOIN holdfast.material_lot l ON l.lot_key = n.lot_key
+         JOIN holdfast.lot_case c ON c.lot_id = l.mes_lot_id AND c.site = l.mes_site AND c.closed_at IS NULL
+        ORDER BY n.node, c.opened_at`,
+    [
+      unique.map((d) => deliveryNode(d.delivery, d.item)).filter((n) => fresh.has(n)),
+      unique.filter((d) => fresh.has(deliveryNode(d.delivery, d.item))).map((d) => d.lotKey),
+    ],
+  );
+  const gapsOpened = await openGaps(
+    client,
+    held.rows.map((r) => ({
+      kind: 'shipment-of-held-lot' as const,
+      subject: r.node,
+      site: r.site,
+      detail: { lotKey: r.lot_key, lotCase: r.workflow_id },
+    })),
+  );
+  return {
+    added: fresh.size,
+    updated: 0,
+    unchanged: deliveries.length - fresh.size,
+    gapsOpened: edges.gapsOpened + gapsOpened,
+    gapsResolved: edges.gapsResolved,
+  };
+}
+
+/** Produced parts, and a gap for each with no inspection. */
+async function insertParts(client: pg.PoolClient, parts: readonly PartInput[]): Promise<BatchResult> {
+  const unique = firstPerKey(parts, (p) => `${p.site}/${p.partId}`);
+  if (unique.length === 0) return ZERO;
+  const res = await client.query<{ site: string; part_id: string; inspected: boolean }>(
+    `WITH added AS (
+         INSERT INTO holdfast.produced_part (site, part_id, serial, lot_key, work_order, line, produced_at,
+                                             source_system)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::timestamptz[], $8::text[])
+         ON CONFLICT (site, part_id) DO NOTHING
+         RETURNING site, part_id)
+       SELECT a.site, a.part_id,
+              EXISTS (SELECT 1 FROM holdfast.inspection i WHERE i.site = a.site AND i.part_id = a.part_id)
+                AS inspected
+         FROM added a`,
+    [
+      unique.map((p) => p.site),
+      unique.map((p) => p.partId),
+      unique.map((p) => p.serial ?? null),
+      unique.map((p) => p.lotKey),
+      unique.map((p) => p.workOrder ?? null),
+      unique.map((p) => p.line ?? null),
+      unique.map((p) => p.producedAt ?? null),
+      unique.map((p) => p.sourceSystem),
+    ],
+  );
+  const fresh = new Set(res.rows.map((r) => `${r.site}/${r.part_id}`));
+  const freshParts = unique.filter((p) => fresh.has(`${p.site}/${p.partId}`));
+  let gapsOpened = await ensureLots(
+    client,
+    freshParts.map((p) => ({
+      lotKey: p.lotKey,
+      site: p.site,
+      document: `part:${p.site}/${p.partId}`,
+      sourceSystem: p.sourceSystem,
+      gap: 'unknown-reference' as const,
+    })),
+  );
+  const lotOf = new Map(freshParts.map((p) => [`${p.site}/${p.partId}`, p.lotKey]));
+  gapsOpened += await openGaps(
+    client,
+    res.rows
+      .filter((r) => !r.inspected)
+      .map((r) => ({
+        kind: 'part-without-inspection' as const,
+        subject: `part:${r.site}/${r.part_id}`,
+        site: r.site,
+        detail: { partId: r.part_id, lotKey: lotOf.get(`${r.site}/${r.part_id}`) ?? null },
+      })),
+  );
+  return { added: fresh.size, updated: 0, unchanged: parts.length - fresh.size, gapsOpened, gapsResolved: 0 };
+}
+
 export function createGenealogyStore(audit: AuditTrail): GenealogyStore {
   const applyBatch = (
     batch: BatchContext,
@@ -435,53 +558,8 @@ export function createGenealogyStore(audit: AuditTrail): GenealogyStore {
     recordLots(batch, lots) {
       const keys = lots.map((l) => l.lotKey);
       return applyBatch(batch, 'lots', keys, async (client) => {
-        const unique = firstPerKey(lots, (l) => l.lotKey);
-        if (unique.length === 0) return ZERO;
-        const rows = unique.map(lotRow);
-        const res = await client
-          .query<{ lot_key: string; inserted: boolean }>(LOT_UPSERT_SQL, [
-            unique.map((l) => l.lotKey),
-            ...LOT_COLUMNS.map((c) => rows.map((r) => r[c])),
-          ])
-          .catch(identityTaken);
-        const added = res.rows.filter((r) => r.inserted).length;
-        const changed = new Set(res.rows.map((r) => r.lot_key));
-        let result = sum(ZERO, { added, updated: res.rows.length - added, unchanged: lots.length - res.rows.length });
-
-        // A lot now described resolves the references that were waiting for it.
-        const described = unique.filter((l) => changed.has(l.lotKey));
-        result = sum(result, {
-          gapsResolved: await resolveGaps(
-            client,
-            ['consumption-without-receipt', 'unknown-reference'],
-            described.map((l) => ({ subject: lotNode(l.lotKey), by: l.document })),
-          ),
-        });
-        // A produced lot with no movement that made it is a lot without a source until that movement arrives.
-        const produced = described.filter((l) => l.origin === 'produced').map((l) => lotNode(l.lotKey));
-        if (produced.length > 0) {
-          const orphans = await client.query<{ node: string }>(
-            `SELECT n.node FROM unnest($1::text[]) AS n (node)
-              WHERE NOT EXISTS (SELECT 1 FROM holdfast.genealogy_edge e
-                                 WHERE e.to_node = n.node AND e.kind = ANY($2::text[]))`,
-            [produced, SOURCE_KINDS],
-          );
-          const orphaned = new Set(orphans.rows.map((r) => r.node));
-          result = sum(result, {
-            gapsOpened: await openGaps(
-              client,
-              described
-                .filter((l) => orphaned.has(lotNode(l.lotKey)))
-                .map((l) => ({
-                  kind: 'lot-without-source' as const,
-                  subject: lotNode(l.lotKey),
-                  site: l.site,
-                  detail: { lotKey: l.lotKey, workOrder: l.produced?.workOrder ?? null, document: l.document },
-                })),
-            ),
-          });
-        }
-        return result;
+        const { result, described } = await upsertLots(client, lots);
+        return sum(result, { gapsOpened: await openSourceGaps(client, described) });
       });
     },
 
@@ -497,130 +575,29 @@ export function createGenealogyStore(audit: AuditTrail): GenealogyStore {
 
     recordDeliveries(batch, deliveries) {
       const keys = deliveries.map((d) => deliveryEdgeKey(d.delivery, d.item));
-      return applyBatch(batch, 'deliveries', keys, async (client) => {
-        const unique = firstPerKey(deliveries, (d) => deliveryEdgeKey(d.delivery, d.item));
-        if (unique.length === 0) return ZERO;
-        const res = await client.query<{ delivery: string; item: string }>(
-          `INSERT INTO holdfast.delivery (delivery, item, site, customer, ship_to, material, lot_key, quantity, unit,
-                                          shipped_at, source_system)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                                $8::numeric[], $9::text[], $10::timestamptz[], $11::text[])
-           ON CONFLICT (delivery, item) DO NOTHING
-           RETURNING delivery, item`,
-          [
-            unique.map((d) => d.delivery),
-            unique.map((d) => d.item),
-            unique.map((d) => d.site),
-            unique.map((d) => d.customer),
-            unique.map((d) => d.shipTo),
-            unique.map((d) => d.material ?? null),
-            unique.map((d) => d.lotKey),
-            unique.map((d) => d.quantity ?? null),
-            unique.map((d) => d.unit ?? null),
-            unique.map((d) => d.shippedAt),
-            unique.map((d) => d.sourceSystem),
-          ],
-        );
-        const edges = await insertEdges(
-          client,
-          unique.map((d) => ({
-            edgeKey: deliveryEdgeKey(d.delivery, d.item),
-            kind: 'delivered' as const,
-            from: lotNode(d.lotKey),
-            to: deliveryNode(d.delivery, d.item),
-            ...(d.quantity !== undefined ? { quantity: d.quantity } : {}),
-            ...(d.unit !== undefined ? { unit: d.unit } : {}),
-            occurredAt: d.shippedAt,
-            site: d.site,
-            sourceSystem: d.sourceSystem,
-            document: deliveryEdgeKey(d.delivery, d.item),
-          })),
-        );
-        const fresh = new Set(res.rows.map((r) => deliveryNode(r.delivery, r.item)));
-        // A lot shipped while its lot case is open (held, awaiting or executing a disposition) left under a hold.
-        const held = await client.query<{ node: string; site: string; lot_key: string; workflow_id: string }>(
-          `SELECT DISTINCT ON (n.node) n.node, l.site, l.lot_key, c.workflow_id
-             FROM unnest($1::text[], $2::text[]) AS n (node, lot_key)
-             JOIN holdfast.material_lot l ON l.lot_key = n.lot_key
-             JOIN holdfast.lot_case c ON c.lot_id = l.mes_lot_id AND c.site = l.mes_site AND c.closed_at IS NULL
-            ORDER BY n.node, c.opened_at`,
-          [
-            unique.map((d) => deliveryNode(d.delivery, d.item)).filter((n) => fresh.has(n)),
-            unique.filter((d) => fresh.has(deliveryNode(d.delivery, d.item))).map((d) => d.lotKey),
-          ],
-        );
-        const gapsOpened = await openGaps(
-          client,
-          held.rows.map((r) => ({
-            kind: 'shipment-of-held-lot' as const,
-            subject: r.node,
-            site: r.site,
-            detail: { lotKey: r.lot_key, lotCase: r.workflow_id },
-          })),
-        );
-        return {
-          added: fresh.size,
-          updated: 0,
-          unchanged: deliveries.length - fresh.size,
-          gapsOpened: edges.gapsOpened + gapsOpened,
-          gapsResolved: edges.gapsResolved,
-        };
-      });
+      return applyBatch(batch, 'deliveries', keys, (client) => insertDeliveries(client, deliveries));
     },
 
     recordParts(batch, parts) {
       const keys = parts.map((p) => `${p.site}/${p.partId}`);
-      return applyBatch(batch, 'parts', keys, async (client) => {
-        const unique = firstPerKey(parts, (p) => `${p.site}/${p.partId}`);
-        if (unique.length === 0) return ZERO;
-        const res = await client.query<{ site: string; part_id: string; inspected: boolean }>(
-          `WITH added AS (
-             INSERT INTO holdfast.produced_part (site, part_id, serial, lot_key, work_order, line, produced_at,
-                                                 source_system)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                  $7::timestamptz[], $8::text[])
-             ON CONFLICT (site, part_id) DO NOTHING
-             RETURNING site, part_id)
-           SELECT a.site, a.part_id,
-                  EXISTS (SELECT 1 FROM holdfast.inspection i WHERE i.site = a.site AND i.part_id = a.part_id)
-                    AS inspected
-             FROM added a`,
-          [
-            unique.map((p) => p.site),
-            unique.map((p) => p.partId),
-            unique.map((p) => p.serial ?? null),
-            unique.map((p) => p.lotKey),
-            unique.map((p) => p.workOrder ?? null),
-            unique.map((p) => p.line ?? null),
-            unique.map((p) => p.producedAt ?? null),
-            unique.map((p) => p.sourceSystem),
-          ],
-        );
-        const fresh = new Set(res.rows.map((r) => `${r.site}/${r.part_id}`));
-        const freshParts = unique.filter((p) => fresh.has(`${p.site}/${p.partId}`));
-        let gapsOpened = await ensureLots(
-          client,
-          freshParts.map((p) => ({
-            lotKey: p.lotKey,
-            site: p.site,
-            document: `part:${p.site}/${p.partId}`,
-            sourceSystem: p.sourceSystem,
-            gap: 'unknown-reference' as const,
-          })),
-        );
-        const lotOf = new Map(freshParts.map((p) => [`${p.site}/${p.partId}`, p.lotKey]));
-        gapsOpened += await openGaps(
-          client,
-          res.rows
-            .filter((r) => !r.inspected)
-            .map((r) => ({
-              kind: 'part-without-inspection' as const,
-              subject: `part:${r.site}/${r.part_id}`,
-              site: r.site,
-              detail: { partId: r.part_id, lotKey: lotOf.get(`${r.site}/${r.part_id}`) ?? null },
-            })),
-        );
-        return { added: fresh.size, updated: 0, unchanged: parts.length - fresh.size, gapsOpened, gapsResolved: 0 };
+      return applyBatch(batch, 'parts', keys, (client) => insertParts(client, parts));
+    },
+
+    recordPage(batch, facts) {
+      facts.movements.forEach(checkMovement);
+      const keys = [
+        ...facts.lots.map((l) => l.document),
+        ...facts.movements.map((m) => m.edgeKey),
+        ...facts.deliveries.map((d) => deliveryEdgeKey(d.delivery, d.item)),
+        ...facts.parts.map((p) => `${p.site}/${p.partId}`),
+      ];
+      return applyBatch(batch, 'page', keys, async (client) => {
+        const lots = await upsertLots(client, facts.lots);
+        let result = lots.result;
+        result = sum(result, await insertEdges(client, facts.movements));
+        result = sum(result, await insertDeliveries(client, facts.deliveries));
+        result = sum(result, await insertParts(client, facts.parts));
+        return sum(result, { gapsOpened: await openSourceGaps(client, lots.described) });
       });
     },
 

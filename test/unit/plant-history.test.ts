@@ -154,7 +154,7 @@ test('every inspection is a body POST /v1/inspections takes for the configured p
   const refused = inspections
     .map((body) => schema.safeParse(body))
     .filter((r) => !r.success)
-    .map((r) => r.error!.issues[0]);
+    .map((r) => r.error.issues[0]);
   expect(refused).toEqual([]);
   const failed = inspections.filter((i) => i.result === 'fail').length / inspections.length;
   expect(failed).toBeGreaterThan(0.002);

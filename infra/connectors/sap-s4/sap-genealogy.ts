@@ -30,6 +30,7 @@ import type {
 } from '../../../activities/ports';
 import { MATERIAL_DOCUMENT_SERVICE, OUTBOUND_DELIVERY_SERVICE } from '../../vendor-apis/sap-s4/metadata';
 import { erpMovementKey, lotKey, lotNode, workOrderNode } from '../../genealogy/genealogy-keys';
+import { ExternalSystemError } from '../../../activities/errors';
 import { type SapODataClient, odataString } from './client';
 
 const text = z.string().default('');
@@ -115,11 +116,18 @@ export function createSapGenealogyFeed(odata: SapODataClient): GenealogyFeed {
       DeliveryHeader,
       'readOutboundDelivery',
     );
-    // A delivery SAP no longer finds still left with its goods: kept with an empty ship-to, as the gap it is.
-    const found = header ?? { DeliveryDocument: delivery, ShipToParty: '', SoldToParty: '' };
+    // SAP creates the delivery before its goods issue; one not readable yet is a replica or a load behind: the page
+    // is read again later (a transient failure) rather than recorded without its customer.
+    if (!header) {
+      throw new ExternalSystemError(
+        odata.system,
+        'transient',
+        `goods issue for delivery ${delivery}, which API_OUTBOUND_DELIVERY_SRV does not return yet`,
+      );
+    }
     if (shipTo.size > 10_000) shipTo.clear();
-    shipTo.set(delivery, found);
-    return found;
+    shipTo.set(delivery, header);
+    return header;
   }
 
   return {

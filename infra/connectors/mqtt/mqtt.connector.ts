@@ -73,6 +73,16 @@ export interface VisionBrokerPort {
     onFrame: (msg: FrameMessage) => Promise<void>;
     clientId?: string;
   }): Promise<FrameSubscriber>;
+  /**
+   * Subscribes to `filter` with the frames' delivery guarantees (QoS 1, persistent session under `clientId`, PUBACK
+   * after `onMessage` resolved): for other streams on this broker, such as the MES's production events.
+   */
+  subscribeTopic(opts: {
+    filter: string;
+    clientId: string;
+    role: string;
+    onMessage: (msg: FrameMessage) => Promise<void>;
+  }): Promise<FrameSubscriber>;
   /** Publishes results on `<prefix>/<site>/<line>/<station>/inspection` as `<clientId>-results`. */
   openResultPublisher(opts: { prefix: string; clientId?: string }): Promise<ResultPublisher>;
 }
@@ -96,7 +106,8 @@ export default defineConnector({
     }
     const shown = redactUrl(url);
     const auth = brokerAuth(config, ctx);
-    const subscribers = new Set<FrameSubscriber>();
+    /** Each open subscriber with the role it is named by in health checks. */
+    const subscribers = new Map<FrameSubscriber, string>();
     const publishers = new Set<ResultPublisher>();
     let closed = false;
     const refuseClosed = () => {
@@ -118,7 +129,24 @@ export default defineConnector({
           connectTimeoutMs: config.connectTimeoutMs,
           log: ctx.log,
         });
-        subscribers.add(subscriber);
+        subscribers.set(subscriber, 'frame subscriber');
+        return subscriber;
+      },
+      async subscribeTopic(opts) {
+        refuseClosed();
+        const subscriber = await openFrameSubscriber({
+          url,
+          auth,
+          clientId: opts.clientId,
+          filter: opts.filter,
+          role: opts.role,
+          maxInFlight: config.maxInFlight,
+          onFrame: opts.onMessage,
+          protocolVersion: config.protocolVersion,
+          connectTimeoutMs: config.connectTimeoutMs,
+          log: ctx.log,
+        });
+        subscribers.set(subscriber, opts.role);
         return subscriber;
       },
       async openResultPublisher(opts) {
@@ -142,7 +170,7 @@ export default defineConnector({
       async healthCheck() {
         refuseClosed();
         const clients = [
-          ...[...subscribers].map((c) => ({ role: 'frame subscriber', c })),
+          ...[...subscribers].map(([c, role]) => ({ role, c })),
           ...[...publishers].map((c) => ({ role: 'result publisher', c })),
         ];
         if (clients.length > 0) {
@@ -177,7 +205,7 @@ export default defineConnector({
       },
       async close() {
         closed = true;
-        const all = [...subscribers, ...publishers];
+        const all = [...subscribers.keys(), ...publishers];
         subscribers.clear();
         publishers.clear();
         await Promise.allSettled(all.map((c) => c.close()));

@@ -80,7 +80,18 @@ export function visionStreamAccounts(opts: {
  * nothing.
  */
 export function mesProductionAccount(login: { username: string; password: string }): MqttAccount {
-  return { ...login, publish: ['plant/+/+/+/production/performance'], subscribe: [] };
+  return { ...login, publish: [PRODUCTION_EVENT_TOPICS], subscribe: [] };
+}
+
+/** The production-event topics of every line (infra/simulators/mes/production-event.schema.ts productionEventTopic). */
+export const PRODUCTION_EVENT_TOPICS = 'plant/+/+/+/production/performance';
+
+/**
+ * Holdfast's account for the MES's production events (the worker's traceability.mesEvents subscriber): it reads those
+ * topics and nothing else, and writes nothing.
+ */
+export function mesEventsReaderAccount(login: { username: string; password: string }): MqttAccount {
+  return { ...login, publish: [], subscribe: [PRODUCTION_EVENT_TOPICS] };
 }
 
 /** True when every topic `filter` matches is also matched by `allowed` (both MQTT topic filters; a topic is one too). */

@@ -82,7 +82,20 @@ let mesPull: Awaited<ReturnType<typeof buildMesSimulator>>;
 let mesPullUrl: string;
 let mesPushUrl: string;
 let subscription: MesEventSubscription;
+let config: HoldfastConfig;
 const registry = new Registry();
+const subscribe = async (metrics = new Registry()) => {
+  const started = await startMesEventSubscription({
+    config,
+    recorder,
+    // A restarted worker process has a registry of its own.
+    registry: metrics,
+    log: quietLog(),
+    env: { UNS_MQTT_USERNAME: holdfastLogin.username, UNS_MQTT_PASSWORD: holdfastLogin.password },
+  });
+  if (!started) throw new Error('traceability.mesEvents.broker is set, yet no subscription was opened');
+  return started;
+};
 
 beforeAll(async () => {
   broker = await spawnEmbeddedMqttBroker({
@@ -101,7 +114,7 @@ beforeAll(async () => {
 
   const base = loadConfig();
   const template = base.sites[0]!;
-  const config: HoldfastConfig = {
+  config = {
     ...base,
     sites: [
       { ...template, id: copies.push.site, erpPlant: copies.push.erpPlant },
@@ -126,15 +139,7 @@ beforeAll(async () => {
       },
     },
   };
-  const started = await startMesEventSubscription({
-    config,
-    recorder,
-    registry,
-    log: quietLog(),
-    env: { UNS_MQTT_USERNAME: holdfastLogin.username, UNS_MQTT_PASSWORD: holdfastLogin.password },
-  });
-  if (!started) throw new Error('traceability.mesEvents.broker is set, yet no subscription was opened');
-  subscription = started;
+  subscription = await subscribe(registry);
 }, 60_000);
 
 afterAll(async () => {
@@ -342,3 +347,43 @@ test("Holdfast's account reads the production topics only, and writes none", asy
   }
   expect(await subscription.health.check()).toMatch(/acknowledged/);
 }, 30_000);
+
+test('a worker that dies before the commit gets the event again from its session; one down meanwhile misses none', async () => {
+  const [first] = events.push;
+  const inFlight = { ...first!, eventId: `${copies.push.ids}-at-the-crash` };
+  const whileDown = { ...first!, eventId: `${copies.push.ids}-while-stopped` };
+  const edgesOf = async (document: string) =>
+    (await pool.query(`SELECT count(*)::int AS n FROM holdfast.genealogy_edge WHERE document = $1`, [document])).rows[0]
+      .n as number;
+  const publisher = await connectProductionEventPublisher({ url: broker.url, ...mesLogin, clientId: `mes5-${tag}` });
+  try {
+    storeDown = true;
+    const retries = subscription.subscriber.stats().retries;
+    await publisher.publish([inFlight]);
+    await eventually(
+      'the event failing in the store',
+      async () => subscription.subscriber.stats().retries,
+      (n) => n > retries,
+    );
+    // As a crash would: the socket dropped, no PUBACK, no DISCONNECT.
+    await subscription.subscriber.close({ force: true });
+    await subscription.close();
+    storeDown = false;
+    await publisher.publish([whileDown]);
+    subscription = await subscribe();
+    await eventually(
+      'both applied after the restart',
+      async () => [await edgesOf(inFlight.eventId), await edgesOf(whileDown.eventId)],
+      ([a, b]) => a! > 0 && b! > 0,
+    );
+    await eventually(
+      'both acknowledged',
+      async () => subscription.subscriber.stats().acknowledged,
+      (n) => n >= 2,
+    );
+  } finally {
+    storeDown = false;
+    await publisher.close();
+  }
+  expect(await edgesOf(inFlight.eventId)).toBe(inFlight.segmentResponse.materialActuals.length);
+}, 60_000);

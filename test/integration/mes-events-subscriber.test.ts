@@ -6,6 +6,9 @@
  * the PUBACK until the event is applied.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
 import type { Pool } from 'pg';
 import { Registry } from 'prom-client';
@@ -19,6 +22,7 @@ import { createPool } from '../../infra/db/pool';
 import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
 import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
 import { findFreePort } from '../../infra/local/managed-process';
+import { defaultLocalProcesses, startLocalStack, type LocalStack } from '../../infra/local/start';
 import {
   mesEventsReaderAccount,
   mesProductionAccount,
@@ -29,6 +33,7 @@ import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
 import type { ProductionPerformanceEvent } from '../../infra/simulators/mes/production-event.schema';
 import { connectProductionEventPublisher } from '../../infra/simulators/mes/production-events';
 import { generatePlantHistory } from '../../infra/simulators/plant-history/plant-history';
+import { stringify } from 'yaml';
 import { startMesEventSubscription, type MesEventSubscription } from '../../workers/mes-events';
 import { eventually } from '../support/eventually';
 import { quietLog } from '../support/quiet-log';
@@ -387,3 +392,77 @@ test('a worker that dies before the commit gets the event again from its session
   }
   expect(await edgesOf(inFlight.eventId)).toBe(inFlight.segmentResponse.materialActuals.length);
 }, 60_000);
+
+describe('npm start', () => {
+  let stack: LocalStack | undefined;
+  let dir: string | undefined;
+  afterAll(async () => {
+    await stack?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('with mesEvents on, the MES simulator publishes on the embedded broker and the worker applies', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'holdfast-mes-events-start-'));
+    const base = loadConfig();
+    const [brokerPort, mesPort] = [await findFreePort(), await findFreePort()];
+    const erpPlant = `S${tag.slice(0, 3)}`;
+    const site = base.sites[0]!.id;
+    // temporal.yaml with the one line uncommented, on free ports (another run may hold the default ones).
+    const config: HoldfastConfig = {
+      ...base,
+      observability: { ...base.observability, worker: { host: '127.0.0.1', port: 0, temporalSdkPort: 0 } },
+      connectors: {
+        ...base.connectors,
+        'line-mqtt': { ...base.connectors['line-mqtt']!, embeddedPort: brokerPort },
+        'mes-sim': { ...base.connectors['mes-sim']!, baseUrl: `http://127.0.0.1:${mesPort}` },
+      },
+      sites: base.sites.map((s) => ({ ...s, erpPlant })),
+      traceability: {
+        ...base.traceability,
+        mesEvents: {
+          broker: 'line-mqtt',
+          clientId: `holdfast-genealogy-${tag}`,
+          topicFilter: 'plant/+/+/+/production/performance',
+        },
+      },
+    };
+    const configFile = join(dir, 'temporal.yaml');
+    writeFileSync(configFile, stringify(config));
+    const testEnv = readTestEnv();
+    const { MQTT_URL: _noExternalBroker, ...inherited } = process.env;
+    stack = await startLocalStack({
+      config: loadConfig(configFile),
+      env: {
+        ...inherited,
+        DATABASE_URL: testEnv.databaseUrl,
+        TEMPORAL_ADDRESS: testEnv.temporalAddress,
+        TEMPORAL_NAMESPACE: testEnv.namespace,
+        SAP_USER: '',
+        SAP_PASSWORD: '',
+        HOLDFAST_CONFIG: configFile,
+      },
+      dataDir: join(dir, 'data'),
+      processes: defaultLocalProcesses(config, { mesSim: mesPort }).filter((p) =>
+        ['mes-sim', 'worker'].includes(p.name),
+      ),
+      log: () => undefined,
+      readyTimeoutMs: 180_000,
+    });
+    const history = generatePlantHistory({ seed: 5, parts: 10, lots: 4, supplierLots: 2, days: 2, site, erpPlant });
+    const published = [...history.productionEvents()].map((e) => ({ ...e, eventId: `start${tag}-${e.eventId}` }));
+    await postEvents(`http://127.0.0.1:${mesPort}`, published);
+    const distinct = new Map(published.map((e) => [e.eventId, e]));
+    const expected = [...distinct.values()].reduce((n, e) => n + e.segmentResponse.materialActuals.length, 0);
+    await eventually(
+      "every event's edges in the genealogy",
+      async () =>
+        (
+          await pool.query(`SELECT count(*)::int AS n FROM holdfast.genealogy_edge WHERE document LIKE $1`, [
+            `start${tag}-%`,
+          ])
+        ).rows[0].n as number,
+      (n) => n === expected,
+      { timeoutMs: 60_000 },
+    );
+  }, 300_000);
+});

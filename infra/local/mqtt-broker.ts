@@ -74,6 +74,9 @@ export function visionStreamAccounts(opts: {
   ];
 }
 
+/** The production-event topics of every line (infra/simulators/mes/production-event.schema.ts productionEventTopic). */
+export const PRODUCTION_EVENT_TOPICS = 'plant/+/+/+/production/performance';
+
 /**
  * The MES's account on the Unified Namespace: it publishes every line's production-performance events
  * (`plant/<site>/<area>/<line>/production/performance`, infra/simulators/mes/production-event.schema.ts) and reads
@@ -82,9 +85,6 @@ export function visionStreamAccounts(opts: {
 export function mesProductionAccount(login: { username: string; password: string }): MqttAccount {
   return { ...login, publish: [PRODUCTION_EVENT_TOPICS], subscribe: [] };
 }
-
-/** The production-event topics of every line (infra/simulators/mes/production-event.schema.ts productionEventTopic). */
-export const PRODUCTION_EVENT_TOPICS = 'plant/+/+/+/production/performance';
 
 /**
  * Holdfast's account for the MES's production events (the worker's traceability.mesEvents subscriber): it reads those

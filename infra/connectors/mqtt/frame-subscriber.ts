@@ -1,7 +1,8 @@
 /**
  * Receives camera frames over MQTT with at-least-once delivery that survives a worker crash: a frame is
  * acknowledged to the broker (PUBACK) only after `onFrame` has resolved, i.e. after the worker stored its result.
- * A worker that dies earlier gets the frame again from the broker, which keeps it in the persistent session.
+ * A worker that dies earlier gets the frame again from the broker, which keeps it in the persistent session. Other
+ * streams that need the same delivery subscribe through it with a topic `filter` (the MES's production events).
  *
  * Protocol references: MQTT 3.1.1 (OASIS, 2014) http://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html
  * and MQTT 5.0 (OASIS, 2019) https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html; section numbers

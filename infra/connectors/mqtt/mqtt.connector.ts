@@ -8,6 +8,7 @@
  * between them (session kept or not, the publisher's `-results` client id) is what each needs to be correct, not a
  * setting. Two kinds would mean two blocks repeating the URL, free to disagree.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
@@ -82,6 +83,8 @@ export interface VisionBrokerPort {
     clientId: string;
     role: string;
     onMessage: (msg: FrameMessage) => Promise<void>;
+    /** Messages started and not yet acknowledged, at most; default the block's `maxInFlight`. */
+    maxInFlight?: number;
   }): Promise<FrameSubscriber>;
   /** Publishes results on `<prefix>/<site>/<line>/<station>/inspection` as `<clientId>-results`. */
   openResultPublisher(opts: { prefix: string; clientId?: string }): Promise<ResultPublisher>;
@@ -140,7 +143,7 @@ export default defineConnector({
           clientId: opts.clientId,
           filter: opts.filter,
           role: opts.role,
-          maxInFlight: config.maxInFlight,
+          maxInFlight: opts.maxInFlight ?? config.maxInFlight,
           onFrame: opts.onMessage,
           protocolVersion: config.protocolVersion,
           connectTimeoutMs: config.connectTimeoutMs,
@@ -188,7 +191,9 @@ export default defineConnector({
         const probe = createMqttClient({
           url,
           auth,
-          clientId: `${config.clientId}-health`,
+          // Unique per probe: two processes may share this block (the inference worker's frames, the worker's MES
+          // events), and two probes under one id at once would take over each other's connection.
+          clientId: `${config.clientId}-health-${randomBytes(4).toString('hex')}`,
           clean: true,
           protocolVersion: config.protocolVersion,
           role: 'health check',

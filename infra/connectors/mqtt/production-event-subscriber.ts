@@ -99,5 +99,8 @@ export function openProductionEventSubscriber(
     clientId: opts.clientId,
     role: 'production-event subscriber',
     onMessage: productionEventHandler(opts),
+    // One at a time, in arrival order, as the REST pull applies its pages: two events about one lot never race in
+    // concurrent transactions. The MES publishes one event per segment, far below what one transaction at a time takes.
+    maxInFlight: 1,
   });
 }

@@ -23,6 +23,7 @@ import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
+import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
 import { createQualityWorkers } from './quality-workers';
 
 const logger = createLogger('worker');
@@ -76,9 +77,18 @@ async function main(): Promise<void> {
     await pool.end();
     throw err;
   });
+  const genealogy = genealogyRecorder(createGenealogyStore(createAuditTrail(pool)));
   const connection = await connectNative(target);
   let server: ObservabilityServer | undefined;
+  let mesEvents: MesEventSubscription | undefined;
   try {
+    // The MES's production events pushed over MQTT, when traceability.mesEvents.broker names a broker.
+    mesEvents = await startMesEventSubscription({
+      config,
+      recorder: genealogy,
+      registry: metrics,
+      log: connectorLogger(logger, { component: 'mes-events' }),
+    });
     let workers: Worker[] = [];
     // Up before the Workers (bundling the workflows takes a while): /health says they are starting meanwhile.
     server = await startObservabilityServer({
@@ -98,6 +108,7 @@ async function main(): Promise<void> {
         },
         { ...postgresCheck(pool), required: false },
         ...connectorChecks(config, connectors),
+        ...(mesEvents ? [mesEvents.health] : []),
       ],
     }).catch((err: Error) => {
       throw new Error(`observability.worker.port ${endpoints.port}: ${err.message}`);
@@ -108,7 +119,7 @@ async function main(): Promise<void> {
       mesFor: connectors.mesFor,
       erpFor: connectors.erpFor,
       escalationFor: connectors.escalationFor,
-      genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(pool))),
+      genealogy,
     });
     logger.info('bundling workflow code and creating the workers');
     workers = await createQualityWorkers({
@@ -143,6 +154,8 @@ async function main(): Promise<void> {
     );
     await Promise.all(workers.map((w) => w.run()));
   } finally {
+    // First: no event is applied once the pool is closing (an unfinished one stays unacknowledged, for next time).
+    await mesEvents?.close();
     await server?.close();
     await connection.close();
     await connectors.close();

@@ -30,7 +30,7 @@ export const ROLE_REFERENCES: Record<ConnectorRole, string> = {
   erp: 'sites[].erp',
   escalation: 'sites[].escalation',
   'reject-station': 'vision.rejectStation',
-  'vision-broker': 'vision.broker',
+  'vision-broker': 'vision.broker or traceability.mesEvents.broker',
 };
 
 /** "holdfast-mes-rest, sap-s4-odata, …": for messages naming what is registered. */

@@ -379,6 +379,20 @@ export const HoldfastConfig = z
             pageSize: z.number().int().positive().max(5000).default(500),
           })
           .prefault({}),
+        /**
+         * The MES's production events pushed over MQTT (docs/traceability.md#from-the-mes): the worker subscribes when
+         * `broker` names a connector of kind mqtt (its url, login and TLS; an account that may read these topics only).
+         * Absent (or without `broker`): off, and the MES sync's REST pull alone brings them.
+         */
+        mesEvents: z
+          .strictObject({
+            broker: ConnectorName('vision-broker (kind mqtt)').optional(),
+            /** The persistent session the broker keeps unacknowledged events in; one per worker deployment. */
+            clientId: z.string().min(1).default('holdfast-genealogy'),
+            /** The Unified Namespace topics of every line's production performance. */
+            topicFilter: z.string().min(1).default('plant/+/+/+/production/performance'),
+          })
+          .optional(),
       })
       .prefault({}),
     /** The audit trail (docs/audit-trail.md). */
@@ -440,6 +454,7 @@ type ConnectorReference = { path: (string | number)[]; name: string; role: Conne
 export function connectorReferences(cfg: {
   sites: { mes: string; erp: string; escalation: string }[];
   vision: { broker?: string | undefined; rejectStation?: string | undefined };
+  traceability?: { mesEvents?: { broker?: string | undefined } };
 }): ConnectorReference[] {
   const refs: ConnectorReference[] = cfg.sites.flatMap((site, i) =>
     (['mes', 'erp', 'escalation'] as const).map((role) => ({ path: ['sites', i, role], name: site[role], role })),
@@ -449,6 +464,10 @@ export function connectorReferences(cfg: {
   }
   if (cfg.vision.rejectStation !== undefined) {
     refs.push({ path: ['vision', 'rejectStation'], name: cfg.vision.rejectStation, role: 'reject-station' });
+  }
+  const mesEventsBroker = cfg.traceability?.mesEvents?.broker;
+  if (mesEventsBroker !== undefined) {
+    refs.push({ path: ['traceability', 'mesEvents', 'broker'], name: mesEventsBroker, role: 'vision-broker' });
   }
   return refs;
 }

@@ -25,7 +25,12 @@ import {
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { consoleOutput, plainOutput, readableLines, type StackOutput } from './console-output';
 import { describeExit, sleep, spawnManaged, type ManagedProcess, type ProcessExit } from './managed-process';
-import { mesProductionAccount, startEmbeddedMqttBroker, visionStreamAccounts } from './mqtt-broker';
+import {
+  mesEventsReaderAccount,
+  mesProductionAccount,
+  startEmbeddedMqttBroker,
+  visionStreamAccounts,
+} from './mqtt-broker';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer } from './temporal-dev-server';
 import { stopWhenNpmIsGone } from './orphan-watch';
@@ -349,6 +354,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       mqttLogins = {
         inference: { MQTT_USERNAME: logins.inference.username, MQTT_PASSWORD: logins.inference.password },
         'camera-sim': { MQTT_USERNAME: logins.cameraSim.username, MQTT_PASSWORD: logins.cameraSim.password },
+        // The worker's MQTT client reads the MES's production events (traceability.mesEvents) and nothing else.
+        worker: { MQTT_USERNAME: logins.genealogy.username, MQTT_PASSWORD: logins.genealogy.password },
       };
       const accounts = [
         ...visionStreamAccounts({
@@ -357,7 +364,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
           // The simulator plays every station's camera; a plant camera gets an account for its own station only.
           cameras: [{ ...logins.cameraSim, stations: configuredStations(config) }],
         }),
-        mesProductionAccount(logins.mesSim!),
+        mesProductionAccount(logins.mesSim),
+        mesEventsReaderAccount(logins.genealogy),
       ];
       // In this process: the broker is small, and stopping it last-but-two keeps workers from reconnecting in a loop.
       const broker = await startEmbeddedMqttBroker({
@@ -376,6 +384,14 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
         MES_MQTT_PASSWORD: logins.mesSim!.password,
       };
       log(`MQTT: embedded broker (aedes) at ${mqttUrl}`);
+      // The MES simulator publishes its production events here too (it speaks plain MQTT only, no TLS).
+      if (!brokerSettings?.embeddedTls) {
+        mqttLogins['mes-sim'] = {
+          MES_MQTT_URL: mqttUrl,
+          MES_MQTT_USERNAME: logins.mesSim.username,
+          MES_MQTT_PASSWORD: logins.mesSim.password,
+        };
+      }
     }
     checkAborted();
 
@@ -650,30 +666,31 @@ async function payloadKeysFor(dataDir: string, env: NodeJS.ProcessEnv): Promise<
 interface MqttLogins {
   inference: { username: string; password: string };
   cameraSim: { username: string; password: string };
-  /** The MES simulator's, to publish production events; absent from files written before it existed. */
-  mesSim?: { username: string; password: string };
+  /** The worker's production-event subscriber (traceability.mesEvents). */
+  genealogy: { username: string; password: string };
+  /** The MES simulator publishing its production events. */
+  mesSim: { username: string; password: string };
 }
 
-/** The embedded broker's logins: generated on first start into the data directory, mode 0600, then reused. */
+/**
+ * The embedded broker's logins: generated on first start into the data directory, mode 0600, then reused; a login
+ * added since the file was written is generated and added to it.
+ */
 async function mqttCredentialsFor(dataDir: string): Promise<MqttLogins> {
   const file = join(dataDir, 'mqtt-credentials.json');
-  const mesSim = () => ({ username: 'mes-sim', password: randomBytes(18).toString('base64url') });
-  if (existsSync(file)) {
-    await chmod(file, 0o600);
-    const kept = JSON.parse(await readFile(file, 'utf8')) as MqttLogins;
-    if (kept.mesSim) return kept;
-    const completed = { ...kept, mesSim: mesSim() };
-    await writeFile(file, `${JSON.stringify(completed, null, 2)}\n`, { mode: 0o600 });
-    return completed;
-  }
-  const generated: MqttLogins = {
-    inference: { username: 'holdfast-inference', password: randomBytes(18).toString('base64url') },
-    cameraSim: { username: 'camera-sim', password: randomBytes(18).toString('base64url') },
-    mesSim: mesSim(),
+  const stored = existsSync(file) ? (JSON.parse(await readFile(file, 'utf8')) as Partial<MqttLogins>) : {};
+  const login = (username: string) => ({ username, password: randomBytes(18).toString('base64url') });
+  const logins: MqttLogins = {
+    inference: stored.inference ?? login('holdfast-inference'),
+    cameraSim: stored.cameraSim ?? login('camera-sim'),
+    genealogy: stored.genealogy ?? login('holdfast-genealogy'),
+    mesSim: stored.mesSim ?? login('mes-sim'),
   };
-  await writeFile(file, `${JSON.stringify(generated, null, 2)}\n`, { mode: 0o600 });
+  if (Object.keys(logins).some((k) => !Object.hasOwn(stored, k))) {
+    await writeFile(file, `${JSON.stringify(logins, null, 2)}\n`, { mode: 0o600 });
+  }
   await chmod(file, 0o600);
-  return generated;
+  return logins;
 }
 
 function configuredStations(config: HoldfastConfig): { site: string; line: string; station: string }[] {

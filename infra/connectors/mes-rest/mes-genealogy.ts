@@ -120,6 +120,21 @@ export function productionEventFacts(event: ProductionEvent, scope: GenealogySco
   return { lots, movements, deliveries: [], parts };
 }
 
+/**
+ * What Holdfast keeps of the site's events in `events` (others are left out), pulled or pushed alike: with the ERP
+ * stating production (`scope.production`), the MES adds only the parts (the ERP knows no serials).
+ */
+export function siteProductionFacts(events: readonly ProductionEvent[], scope: GenealogyScope): GenealogyFacts {
+  const facts = events.filter((e) => e.hierarchyScope.site === scope.site).map((e) => productionEventFacts(e, scope));
+  const production = scope.production === 'mes';
+  return {
+    lots: production ? facts.flatMap((f) => f.lots) : [],
+    movements: production ? facts.flatMap((f) => f.movements) : [],
+    deliveries: [],
+    parts: facts.flatMap((f) => f.parts),
+  };
+}
+
 /** The MES's genealogy feed: pages of production events after the MES's own cursor. */
 export function createMesGenealogyFeed(client: MesRestClient): GenealogyFeed {
   return {
@@ -131,16 +146,8 @@ export function createMesGenealogyFeed(client: MesRestClient): GenealogyFeed {
         query: { ...(after !== undefined ? { after } : {}), limit: String(limit) },
         response: ProductionEventsPage,
       });
-      const facts = page.items
-        .filter((e) => e.hierarchyScope.site === scope.site)
-        .map((e) => productionEventFacts(e, scope));
-      // With the ERP stating production, the MES adds only the parts (the ERP knows no serials).
-      const production = scope.production === 'mes';
       return {
-        lots: production ? facts.flatMap((f) => f.lots) : [],
-        movements: production ? facts.flatMap((f) => f.movements) : [],
-        deliveries: [],
-        parts: facts.flatMap((f) => f.parts),
+        ...siteProductionFacts(page.items, scope),
         cursor: page.nextCursor ?? after ?? '0',
         documents: page.items.length,
         more: page.items.length === limit,

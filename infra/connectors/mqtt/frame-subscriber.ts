@@ -1,7 +1,8 @@
 /**
  * Receives camera frames over MQTT with at-least-once delivery that survives a worker crash: a frame is
  * acknowledged to the broker (PUBACK) only after `onFrame` has resolved, i.e. after the worker stored its result.
- * A worker that dies earlier gets the frame again from the broker, which keeps it in the persistent session.
+ * A worker that dies earlier gets the frame again from the broker, which keeps it in the persistent session. Other
+ * streams that need the same delivery subscribe through it with a topic `filter` (the MES's production events).
  *
  * Protocol references: MQTT 3.1.1 (OASIS, 2014) http://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html
  * and MQTT 5.0 (OASIS, 2019) https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html; section numbers
@@ -44,14 +45,30 @@ export interface FrameMessage {
   redelivered: boolean;
 }
 
-export interface FrameSubscriberOptions {
+/**
+ * The subscription: every station's frames under a prefix, or any other topic filter whose messages need the same
+ * delivery (the MES's production events, production-event-subscriber.ts).
+ */
+export type SubscriptionTopics =
+  | {
+      /** Topic prefix; the subscription is `<prefix>/+/+/+/frames`. */
+      prefix: string;
+      filter?: never;
+    }
+  | {
+      /** An MQTT topic filter, subscribed as given. */
+      filter: string;
+      prefix?: never;
+    };
+
+export type FrameSubscriberOptions = SubscriptionTopics & {
   url: string;
   /** The broker login (and TLS material) to connect with. */
   auth?: MqttAuth;
   /** Fixed per worker: the broker keeps the session (subscription + unacknowledged frames) under this id. */
   clientId: string;
-  /** Topic prefix; the subscription is `<prefix>/+/+/+/frames`. */
-  prefix: string;
+  /** Names the client in log lines. Default `frame subscriber`. */
+  role?: string;
   /** Frames started and not yet acknowledged, at most. Default 64. */
   maxInFlight?: number;
   /**
@@ -75,7 +92,7 @@ export interface FrameSubscriberOptions {
   retry?: { initialMs?: number; maxMs?: number };
   /** How long `openFrameSubscriber` waits for the first connection and subscription. Default 30 s. */
   connectTimeoutMs?: number;
-}
+};
 
 export interface FrameSubscriberStats {
   /** Frames handed to onFrame (a redelivered frame whose earlier attempt was still known is not counted again). */
@@ -140,7 +157,8 @@ export async function openFrameSubscriber(opts: FrameSubscriberOptions): Promise
   }
   const retryInitialMs = opts.retry?.initialMs ?? 200;
   const retryMaxMs = opts.retry?.maxMs ?? 10_000;
-  const filter = frameSubscription(opts.prefix);
+  const filter = opts.filter ?? frameSubscription(opts.prefix);
+  const role = opts.role ?? 'frame subscriber';
   const log = opts.log;
   const meta = { clientId: opts.clientId, filter };
 
@@ -156,7 +174,7 @@ export async function openFrameSubscriber(opts: FrameSubscriberOptions): Promise
     },
     keepaliveSeconds: opts.keepaliveSeconds,
     reconnectPeriodMs: opts.reconnectPeriodMs,
-    role: 'frame subscriber',
+    role,
     log,
   });
 
@@ -363,15 +381,15 @@ export async function openFrameSubscriber(opts: FrameSubscriberOptions): Promise
         log.error('broker did not grant the frame subscription at QoS 1', { ...meta, grantedQos: qos });
         return;
       }
-      if (!subscribed) log.info('subscribed to frames', { ...meta, maxInFlight });
+      if (!subscribed) log.info(`${role} subscribed`, { ...meta, maxInFlight });
       subscribed = true;
       for (const wake of settledWaiters) wake();
     });
   });
 
   try {
-    await firstConnect(client, opts.connectTimeoutMs ?? 30_000, `frame subscriber ${opts.clientId}`);
-    await waitUntil(() => subscribed, opts.connectTimeoutMs ?? 30_000, 'frame subscription (SUBACK with QoS 1)');
+    await firstConnect(client, opts.connectTimeoutMs ?? 30_000, `${role} ${opts.clientId}`);
+    await waitUntil(() => subscribed, opts.connectTimeoutMs ?? 30_000, `subscription to ${filter} (SUBACK with QoS 1)`);
   } catch (err) {
     await endClient(client, { force: true });
     throw err;

@@ -8,6 +8,7 @@
  * between them (session kept or not, the publisher's `-results` client id) is what each needs to be correct, not a
  * setting. Two kinds would mean two blocks repeating the URL, free to disagree.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
@@ -73,6 +74,18 @@ export interface VisionBrokerPort {
     onFrame: (msg: FrameMessage) => Promise<void>;
     clientId?: string;
   }): Promise<FrameSubscriber>;
+  /**
+   * Subscribes to `filter` with the frames' delivery guarantees (QoS 1, persistent session under `clientId`, PUBACK
+   * after `onMessage` resolved): for other streams on this broker, such as the MES's production events.
+   */
+  subscribeTopic(opts: {
+    filter: string;
+    clientId: string;
+    role: string;
+    onMessage: (msg: FrameMessage) => Promise<void>;
+    /** Messages started and not yet acknowledged, at most; default the block's `maxInFlight`. */
+    maxInFlight?: number;
+  }): Promise<FrameSubscriber>;
   /** Publishes results on `<prefix>/<site>/<line>/<station>/inspection` as `<clientId>-results`. */
   openResultPublisher(opts: { prefix: string; clientId?: string }): Promise<ResultPublisher>;
 }
@@ -96,7 +109,8 @@ export default defineConnector({
     }
     const shown = redactUrl(url);
     const auth = brokerAuth(config, ctx);
-    const subscribers = new Set<FrameSubscriber>();
+    /** Each open subscriber with the role it is named by in health checks. */
+    const subscribers = new Map<FrameSubscriber, string>();
     const publishers = new Set<ResultPublisher>();
     let closed = false;
     const refuseClosed = () => {
@@ -118,7 +132,24 @@ export default defineConnector({
           connectTimeoutMs: config.connectTimeoutMs,
           log: ctx.log,
         });
-        subscribers.add(subscriber);
+        subscribers.set(subscriber, 'frame subscriber');
+        return subscriber;
+      },
+      async subscribeTopic(opts) {
+        refuseClosed();
+        const subscriber = await openFrameSubscriber({
+          url,
+          auth,
+          clientId: opts.clientId,
+          filter: opts.filter,
+          role: opts.role,
+          maxInFlight: opts.maxInFlight ?? config.maxInFlight,
+          onFrame: opts.onMessage,
+          protocolVersion: config.protocolVersion,
+          connectTimeoutMs: config.connectTimeoutMs,
+          log: ctx.log,
+        });
+        subscribers.set(subscriber, opts.role);
         return subscriber;
       },
       async openResultPublisher(opts) {
@@ -142,7 +173,7 @@ export default defineConnector({
       async healthCheck() {
         refuseClosed();
         const clients = [
-          ...[...subscribers].map((c) => ({ role: 'frame subscriber', c })),
+          ...[...subscribers].map(([c, role]) => ({ role, c })),
           ...[...publishers].map((c) => ({ role: 'result publisher', c })),
         ];
         if (clients.length > 0) {
@@ -160,7 +191,9 @@ export default defineConnector({
         const probe = createMqttClient({
           url,
           auth,
-          clientId: `${config.clientId}-health`,
+          // Unique per probe: two processes may share this block (the inference worker's frames, the worker's MES
+          // events), and two probes under one id at once would take over each other's connection.
+          clientId: `${config.clientId}-health-${randomBytes(4).toString('hex')}`,
           clean: true,
           protocolVersion: config.protocolVersion,
           role: 'health check',
@@ -177,7 +210,7 @@ export default defineConnector({
       },
       async close() {
         closed = true;
-        const all = [...subscribers, ...publishers];
+        const all = [...subscribers.keys(), ...publishers];
         subscribers.clear();
         publishers.clear();
         await Promise.allSettled(all.map((c) => c.close()));

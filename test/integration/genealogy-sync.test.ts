@@ -24,7 +24,11 @@ const pool: Pool = createPool(readTestEnv().databaseUrl, { max: 5 });
 let stack: HoldfastStack;
 /** A plant of its own, so this run's lot keys are its own in the shared database. */
 const erpPlant = randomBytes(2).toString('hex').toUpperCase();
-const site = 'PLANT1';
+/**
+ * A site of its own too: the sync workflows' ids name the site, and other tests' workers (npm start's own) run the
+ * syncs of temporal.yaml's PLANT1 on the same Temporal server.
+ */
+const site = `GEN-${erpPlant}`;
 
 const history = generatePlantHistory({
   seed: 20261206,
@@ -46,8 +50,11 @@ beforeAll(async () => {
   const base = loadConfig();
   const config: HoldfastConfig = {
     ...base,
-    sites: base.sites.map((s) => (s.id === site ? { ...s, erpPlant } : s)),
-    traceability: { sync: { ...base.traceability.sync, enabled: true, pageSize: 40, pollInterval: '1h' } },
+    sites: [{ ...base.sites[0]!, id: site, erpPlant }],
+    traceability: {
+      ...base.traceability,
+      sync: { ...base.traceability.sync, enabled: true, pageSize: 200, pollInterval: '1h' },
+    },
   };
   stack = await startHoldfastStack({
     pool,
@@ -105,7 +112,7 @@ test('both syncs catch up, and every lot has exactly its parents and children, q
       `${id} current`,
       () => stack.client.workflow.getHandle(id).query(genealogySyncStatusQuery),
       (status) => !status.catchingUp && status.totals.documents > 0,
-      { timeoutMs: 120_000 },
+      { timeoutMs: 150_000 },
     );
   }
 
@@ -165,7 +172,7 @@ test('both syncs catch up, and every lot has exactly its parents and children, q
     [`erp:${erpPlant}/%`],
   );
   expect(parts.rows[0]!.n).toBe(truth.counts.parts);
-});
+}, 180_000);
 
 test("every supplier lot's forward trace reaches exactly the finished lots and deliveries the ground truth says", async () => {
   // Runs after the sync test above has brought the genealogy up to date (jest runs a file's tests in order).

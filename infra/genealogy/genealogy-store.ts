@@ -231,6 +231,9 @@ async function openGaps(
   return res.rowCount ?? 0;
 }
 
+/** SQL for a key part escaped as genealogy-keys.ts escapes it ('%' → '%25', '/' → '%2F'). */
+const escapedKeyPart = (column: string) => `replace(replace(${column}, '%', '%25'), '/', '%2F')`;
+
 /** Resolves the open gaps of `kinds` about each subject, naming the document that explains it. */
 async function resolveGaps(
   client: pg.PoolClient,
@@ -330,10 +333,26 @@ async function insertEdges(client: pg.PoolClient, edges: readonly MovementInput[
       })),
   );
   const gapsOpened = await ensureLots(client, refs);
+  // A movement that makes a lot explains it; so does the first material a work order consumed, for the lots that
+  // work order produced (they were made from nothing until then).
+  const consumedBy = fresh.filter((e) => e.kind === 'consumed');
+  const producedFrom =
+    consumedBy.length === 0
+      ? []
+      : (
+          await client.query<{ lot: string; by: string }>(
+            `SELECT p.to_node AS lot, c.by FROM unnest($1::text[], $2::text[]) AS c (wo, by)
+               JOIN holdfast.genealogy_edge p ON p.from_node = c.wo AND p.kind = 'produced'`,
+            [consumedBy.map((e) => e.to), consumedBy.map((e) => e.edgeKey)],
+          )
+        ).rows.map((r) => ({ subject: r.lot, by: r.by }));
   const gapsResolved = await resolveGaps(
     client,
     ['lot-without-source'],
-    fresh.filter((e) => SOURCE_KINDS.includes(e.kind)).map((e) => ({ subject: e.to, by: e.edgeKey })),
+    [
+      ...fresh.filter((e) => SOURCE_KINDS.includes(e.kind)).map((e) => ({ subject: e.to, by: e.edgeKey })),
+      ...producedFrom,
+    ],
   );
   return { added: fresh.length, updated: 0, unchanged: edges.length - fresh.length, gapsOpened, gapsResolved };
 }
@@ -391,16 +410,22 @@ async function upsertLots(
 }
 
 /**
- * A produced lot with no movement that made it is a lot without a source until that movement arrives. Checked after
+ * A produced lot with no movement that made it, or made by a work order that consumed nothing, is a lot without a
+ * source until that movement or consumption arrives. Checked after
  * the movements of the same page (recordPage), so a lot and the movement that made it, stated together, open no gap.
  */
 async function openSourceGaps(client: pg.PoolClient, described: readonly LotInput[]): Promise<number> {
   const produced = described.filter((l) => l.origin === 'produced').map((l) => lotNode(l.lotKey));
   if (produced.length === 0) return 0;
+  // No movement made it, or the work order that made it consumed nothing (a bill of material never booked).
   const orphans = await client.query<{ node: string }>(
     `SELECT n.node FROM unnest($1::text[]) AS n (node)
       WHERE NOT EXISTS (SELECT 1 FROM holdfast.genealogy_edge e
-                         WHERE e.to_node = n.node AND e.kind = ANY($2::text[]))`,
+                         WHERE e.to_node = n.node AND e.kind = ANY($2::text[]))
+         OR EXISTS (SELECT 1 FROM holdfast.genealogy_edge p
+                     WHERE p.to_node = n.node AND p.kind = 'produced'
+                       AND NOT EXISTS (SELECT 1 FROM holdfast.genealogy_edge c
+                                        WHERE c.to_node = p.from_node AND c.kind = 'consumed'))`,
     [produced, SOURCE_KINDS],
   );
   const orphaned = new Set(orphans.rows.map((r) => r.node));
@@ -611,7 +636,19 @@ export function createGenealogyStore(audit: AuditTrail): GenealogyStore {
             WHERE g.kind = 'part-without-inspection' AND g.resolved_at IS NULL
               AND g.subject = 'part:' || p.site || '/' || p.part_id`,
         );
-        return { ...ZERO, gapsResolved: res.rowCount ?? 0 };
+        // A delivery recorded before its lot's MES identity (the ERP sync ahead of the MES one) could not be matched
+        // to the lot's open case then; it can now.
+        const held = await client.query(
+          `INSERT INTO holdfast.trace_gap (kind, subject, site, detail)
+           SELECT DISTINCT ON (d.delivery, d.item) 'shipment-of-held-lot', 'delivery:' || ${escapedKeyPart('d.delivery')} || '/' || ${escapedKeyPart('d.item')},
+                  l.site, jsonb_build_object('lotKey', l.lot_key, 'lotCase', c.workflow_id)
+             FROM holdfast.delivery d
+             JOIN holdfast.material_lot l ON l.lot_key = d.lot_key
+             JOIN holdfast.lot_case c ON c.lot_id = l.mes_lot_id AND c.site = l.mes_site AND c.closed_at IS NULL
+            ORDER BY d.delivery, d.item, c.opened_at
+           ON CONFLICT (kind, subject) DO NOTHING`,
+        );
+        return { ...ZERO, gapsOpened: held.rowCount ?? 0, gapsResolved: res.rowCount ?? 0 };
       });
     },
   };

@@ -95,7 +95,11 @@ export async function genealogySyncWorkflow(input: GenealogySyncInput): Promise<
           { summary: `Genealogy gaps of ${site} explained since the last sweep` },
           [{ site, system }],
         );
-        status.totals = { ...status.totals, gapsResolved: status.totals.gapsResolved + swept.gapsResolved };
+        status.totals = {
+          ...status.totals,
+          gapsOpened: status.totals.gapsOpened + swept.gapsOpened,
+          gapsResolved: status.totals.gapsResolved + swept.gapsResolved,
+        };
         setCurrentDetails(describe(status));
       }
       wake = false;

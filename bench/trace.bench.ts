@@ -56,7 +56,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
     runs: { type: 'string', default: process.env.BENCH_RUNS ?? '3' },
     traces: { type: 'string', default: '200' },
-    'baseline-traces': { type: 'string', default: '50' },
+    'baseline-traces': { type: 'string' },
     check: { type: 'string', default: '20' },
     'page-size': { type: 'string' },
   },
@@ -119,7 +119,7 @@ runBenchmark('trace', async (bench) => {
   const seed = count('seed', 0);
   const runs = count('runs', 1);
   const traces = count('traces', 1);
-  const baselineTraces = Math.min(traces, count('baseline-traces', 0));
+  const baselineTraces = args['baseline-traces'] === undefined ? traces : Math.min(traces, count('baseline-traces', 0));
   const checked = Math.min(traces, count('check', 0));
   const base = loadConfig();
   const pageSize = args['page-size'] === undefined ? base.traceability.sync.pageSize : count('page-size', 1);
@@ -129,6 +129,7 @@ runBenchmark('trace', async (bench) => {
       `(baseline: ${baselineTraces}); sync pages of ${pageSize}, production from the ${production}`,
   );
 
+  const loadBefore = loadavg()[0]!;
   const work = mkdtempSync(join(tmpdir(), 'holdfast-bench-'));
   chmodSync(work, 0o755);
   bench.onCleanUp('work directory', async () => rmSync(work, { recursive: true, force: true }));
@@ -361,7 +362,8 @@ runBenchmark('trace', async (bench) => {
       machine: {
         cpus: cpus().length,
         memory_gb: Math.round(totalmem() / 2 ** 30),
-        loadavg_1m: jsonFigure(loadavg()[0]!, 2),
+        loadavg_1m_before: jsonFigure(loadBefore, 2),
+        loadavg_1m_after: jsonFigure(loadavg()[0]!, 2),
       },
       runs,
       traces,

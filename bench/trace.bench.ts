@@ -393,6 +393,8 @@ runBenchmark('trace', async (bench) => {
       forward_p99_ms: jsonFigure(spreads.forward_p99_ms!.median),
       baseline_p99_ms: jsonFigure(spreads.baseline_p99_ms!.median),
       sync_rows_per_s: jsonFigure(perSecond(syncFacts, syncMs), 0),
+      // This process: the generator, both simulators and the load; PostgreSQL apart.
+      peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     },
   };
 });

@@ -284,6 +284,8 @@ export interface GenealogyApplied {
 /** Holdfast's genealogy (infra/genealogy): applies facts idempotently, keyed by the documents that state them. */
 export interface GenealogyRecorder {
   record(source: string, facts: GenealogyFacts): Promise<GenealogyApplied>;
+  /** Resolves the gaps another writer explained meanwhile (a part's inspection arrived through ingest). */
+  reconcile(source: string): Promise<GenealogyApplied>;
 }
 
 /** Where escalations go: a webhook, a log line, or (later) e-mail / MES andon. */

@@ -51,4 +51,15 @@ export const createGenealogyActivities = ({ mesFor, erpFor, genealogy }: Genealo
       return { ...applied, cursor: page.cursor, documents: page.documents, more: page.more };
     });
   },
+
+  /**
+   * Closes the gaps other writers explained since the last sweep: a part recorded without an inspection has one
+   * once ingest stored it. The sync runs it each time it has caught up.
+   */
+  async reconcileGenealogy({ site, system }: { site: string; system: 'erp' | 'mes' }): Promise<GenealogyApplied> {
+    return atBoundary(`genealogy reconcile for site ${site}`, async () => {
+      if (!genealogy) throw new ConfigError('this worker has no genealogy store');
+      return genealogy.reconcile(`${system}-sync:${site}`);
+    });
+  },
 });

@@ -6,5 +6,8 @@ import type { GenealogyRecorder } from '../../activities/ports';
 import type { GenealogyStore } from './genealogy-store';
 
 export function genealogyRecorder(store: GenealogyStore): GenealogyRecorder {
-  return { record: (source, facts) => store.recordPage({ source }, facts) };
+  return {
+    record: (source, facts) => store.recordPage({ source }, facts),
+    reconcile: (source) => store.reconcile({ source }),
+  };
 }

@@ -25,7 +25,7 @@ import {
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { consoleOutput, plainOutput, readableLines, type StackOutput } from './console-output';
 import { describeExit, sleep, spawnManaged, type ManagedProcess, type ProcessExit } from './managed-process';
-import { startEmbeddedMqttBroker, visionStreamAccounts } from './mqtt-broker';
+import { mesProductionAccount, startEmbeddedMqttBroker, visionStreamAccounts } from './mqtt-broker';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer } from './temporal-dev-server';
 import { stopWhenNpmIsGone } from './orphan-watch';
@@ -350,12 +350,15 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
         inference: { MQTT_USERNAME: logins.inference.username, MQTT_PASSWORD: logins.inference.password },
         'camera-sim': { MQTT_USERNAME: logins.cameraSim.username, MQTT_PASSWORD: logins.cameraSim.password },
       };
-      const accounts = visionStreamAccounts({
-        prefix: config.vision.topicPrefix,
-        inference: logins.inference,
-        // The simulator plays every station's camera; a plant camera gets an account for its own station only.
-        cameras: [{ ...logins.cameraSim, stations: configuredStations(config) }],
-      });
+      const accounts = [
+        ...visionStreamAccounts({
+          prefix: config.vision.topicPrefix,
+          inference: logins.inference,
+          // The simulator plays every station's camera; a plant camera gets an account for its own station only.
+          cameras: [{ ...logins.cameraSim, stations: configuredStations(config) }],
+        }),
+        mesProductionAccount(logins.mesSim!),
+      ];
       // In this process: the broker is small, and stopping it last-but-two keeps workers from reconnecting in a loop.
       const broker = await startEmbeddedMqttBroker({
         host: brokerSettings?.embeddedHost,
@@ -366,6 +369,12 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       });
       stoppers.push({ name: 'mqtt-broker', stop: () => broker.stop() });
       mqttUrl = broker.url;
+      // The MES simulator publishes its production events on the plant's Unified Namespace there.
+      mqttLogins['mes-sim'] = {
+        MES_MQTT_URL: broker.url,
+        MES_MQTT_USERNAME: logins.mesSim!.username,
+        MES_MQTT_PASSWORD: logins.mesSim!.password,
+      };
       log(`MQTT: embedded broker (aedes) at ${mqttUrl}`);
     }
     checkAborted();
@@ -641,18 +650,26 @@ async function payloadKeysFor(dataDir: string, env: NodeJS.ProcessEnv): Promise<
 interface MqttLogins {
   inference: { username: string; password: string };
   cameraSim: { username: string; password: string };
+  /** The MES simulator's, to publish production events; absent from files written before it existed. */
+  mesSim?: { username: string; password: string };
 }
 
 /** The embedded broker's logins: generated on first start into the data directory, mode 0600, then reused. */
 async function mqttCredentialsFor(dataDir: string): Promise<MqttLogins> {
   const file = join(dataDir, 'mqtt-credentials.json');
+  const mesSim = () => ({ username: 'mes-sim', password: randomBytes(18).toString('base64url') });
   if (existsSync(file)) {
     await chmod(file, 0o600);
-    return JSON.parse(await readFile(file, 'utf8')) as MqttLogins;
+    const kept = JSON.parse(await readFile(file, 'utf8')) as MqttLogins;
+    if (kept.mesSim) return kept;
+    const completed = { ...kept, mesSim: mesSim() };
+    await writeFile(file, `${JSON.stringify(completed, null, 2)}\n`, { mode: 0o600 });
+    return completed;
   }
   const generated: MqttLogins = {
     inference: { username: 'holdfast-inference', password: randomBytes(18).toString('base64url') },
     cameraSim: { username: 'camera-sim', password: randomBytes(18).toString('base64url') },
+    mesSim: mesSim(),
   };
   await writeFile(file, `${JSON.stringify(generated, null, 2)}\n`, { mode: 0o600 });
   await chmod(file, 0o600);

@@ -57,13 +57,19 @@ async function listen(app: FastifyInstance): Promise<string> {
   return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 }
 
+/** Records of a V2 answer, as the assertions read them. */
+type Row = Record<string, string>;
+interface V2Answer {
+  d: Row & { results: Row[]; __next?: string };
+  error: { code: string };
+}
+
 /** A V2 read; the request is kept for the metadata check at the end. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function odata(path: string): Promise<{ status: number; json: any }> {
+async function odata(path: string): Promise<{ status: number; json: V2Answer }> {
   const url = path.startsWith('http') ? path : `${sapUrl}/sap/opu/odata/sap/${path}`;
   sent.push(new URL(url).pathname + new URL(url).search);
   const res = await fetch(url, { headers: { authorization: AUTH, accept: 'application/json' } });
-  return { status: res.status, json: await res.json() };
+  return { status: res.status, json: (await res.json()) as V2Answer };
 }
 
 const q = (text: string) => encodeURIComponent(text);
@@ -134,7 +140,7 @@ describe('SAP: material documents of the history', () => {
     const issued = await odata(
       `API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentItem?$filter=${q(`ManufacturingOrder eq '${made.workOrder}' and GoodsMovementType eq '261'`)}`,
     );
-    const parents = issued.json.d.results.map((i: { Batch: string; QuantityInEntryUnit: string }) => ({
+    const parents = issued.json.d.results.map((i) => ({
       lotId: i.Batch,
       quantity: Number(i.QuantityInEntryUnit),
     }));
@@ -142,7 +148,7 @@ describe('SAP: material documents of the history', () => {
     const receipt = await odata(
       `API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentItem?$filter=${q(`ManufacturingOrder eq '${made.workOrder}' and GoodsMovementType eq '101'`)}`,
     );
-    expect(receipt.json.d.results.map((i: { Batch: string }) => i.Batch)).toEqual([made.lotId]);
+    expect(receipt.json.d.results.map((i) => i.Batch)).toEqual([made.lotId]);
   });
 
   test('a batch split is a 309 from the source batch to each new batch', async () => {
@@ -164,10 +170,10 @@ describe('SAP: material documents of the history', () => {
       const { json } = await odata(
         `API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentHeader?$filter=${q(`MaterialDocument gt '${after}'`)}&$orderby=MaterialDocument&$top=2000`,
       );
-      const page: { MaterialDocument: string }[] = json.d.results;
+      const page = json.d.results;
       if (page.length === 0) break;
-      byCursor.push(...page.map((d) => d.MaterialDocument));
-      after = page.at(-1)!.MaterialDocument;
+      byCursor.push(...page.map((d) => d.MaterialDocument!));
+      after = page.at(-1)!.MaterialDocument!;
     }
     expect(byCursor).toHaveLength(total);
     expect(new Set(byCursor).size).toBe(total);
@@ -177,8 +183,8 @@ describe('SAP: material documents of the history', () => {
       `API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentHeader?$orderby=${q('CreationDate,CreationTime')}`;
     let pages = 0;
     while (next) {
-      const { json }: { json: { d: { results: { MaterialDocument: string }[]; __next?: string } } } = await odata(next);
-      byNext.push(...json.d.results.map((d) => d.MaterialDocument));
+      const { json }: { json: V2Answer } = await odata(next);
+      byNext.push(...json.d.results.map((d) => d.MaterialDocument!));
       next = json.d.__next;
       pages++;
     }
@@ -218,15 +224,18 @@ describe('SAP: outbound deliveries', () => {
       ShipToParty: delivery.shipToParty,
       OverallGoodsMovementStatus: 'C',
     });
-    const batches = json.d.to_DeliveryDocumentItem.results.map((i: { Batch: string }) => i.Batch);
+    const batches = (
+      json.d as unknown as { to_DeliveryDocumentItem: { results: Row[] } }
+    ).to_DeliveryDocumentItem.results.map((i) => i.Batch);
     expect([...new Set(batches)]).toEqual(delivery.lots);
-    for (const item of json.d.to_DeliveryDocumentItem.results as { Batch: string; ActualDeliveryQuantity: string }[]) {
-      expect(lot(item.Batch).deliveries.map((d) => d.quantity)).toContain(Number(item.ActualDeliveryQuantity));
+    for (const item of (json.d as unknown as { to_DeliveryDocumentItem: { results: Row[] } }).to_DeliveryDocumentItem
+      .results) {
+      expect(lot(item.Batch!).deliveries.map((d) => d.quantity)).toContain(Number(item.ActualDeliveryQuantity));
     }
     const issues = await odata(
       `API_MATERIAL_DOCUMENT_SRV/A_MaterialDocumentItem?$filter=${q(`Delivery eq '${delivery.delivery}' and GoodsMovementType eq '601'`)}`,
     );
-    expect(issues.json.d.results.map((i: { Batch: string }) => i.Batch)).toEqual(batches);
+    expect(issues.json.d.results.map((i) => i.Batch)).toEqual(batches);
   });
 
   test('items filter by batch; headers by ship-to party; $metadata lists both sets', async () => {
@@ -234,14 +243,12 @@ describe('SAP: outbound deliveries', () => {
     const items = await odata(
       `API_OUTBOUND_DELIVERY_SRV/A_OutbDeliveryItem?$filter=${q(`Batch eq '${shipped.lotId}'`)}`,
     );
-    expect(items.json.d.results.map((i: { DeliveryDocument: string }) => i.DeliveryDocument)).toEqual(
-      shipped.deliveries.map((d) => d.delivery),
-    );
+    expect(items.json.d.results.map((i) => i.DeliveryDocument)).toEqual(shipped.deliveries.map((d) => d.delivery));
     const shipTo = truth.deliveries[0]!.shipToParty;
     const headers = await odata(
       `API_OUTBOUND_DELIVERY_SRV/A_OutbDeliveryHeader?$filter=${q(`ShipToParty eq '${shipTo}'`)}`,
     );
-    expect(headers.json.d.results.map((d: { DeliveryDocument: string }) => d.DeliveryDocument)).toEqual(
+    expect(headers.json.d.results.map((d) => d.DeliveryDocument)).toEqual(
       truth.deliveries.filter((d) => d.shipToParty === shipTo).map((d) => d.delivery),
     );
     const res = await fetch(`${sapUrl}/sap/opu/odata/sap/API_OUTBOUND_DELIVERY_SRV/$metadata`, {

@@ -254,4 +254,10 @@ export class RecordingGenealogy implements GenealogyRecorder {
     facts.movements.forEach((m) => this.edges.add(m.edgeKey));
     return { added, updated: 0, unchanged: facts.movements.length - added, gapsOpened: 0, gapsResolved: 0 };
   }
+
+  readonly reconciled: string[] = [];
+  async reconcile(source: string) {
+    this.reconciled.push(source);
+    return { added: 0, updated: 0, unchanged: 0, gapsOpened: 0, gapsResolved: 0 };
+  }
 }

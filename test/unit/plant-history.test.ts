@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { generatePlantHistory, type PlantHistoryOptions } from '../../infra/simulators/plant-history/plant-history';
+import { loadConfig } from '../../infra/config/load';
+import { inspectionResultSchema } from '../../infra/ingest/inspection.schema';
 import { ProductionPerformanceEvent } from '../../infra/simulators/mes/production-event.schema';
 
 // The plant history generator: the same seed gives the same history, and its ground truth agrees with itself.
@@ -144,6 +146,19 @@ describe('ground truth', () => {
     );
     expect(new Set(serials).size).toBe(3000);
   });
+});
+
+test('every inspection is a body POST /v1/inspections takes for the configured plant', () => {
+  const schema = inspectionResultSchema(loadConfig());
+  const inspections = [...generatePlantHistory(OPTIONS).inspections()];
+  const refused = inspections
+    .map((body) => schema.safeParse(body))
+    .filter((r) => !r.success)
+    .map((r) => r.error.issues[0]);
+  expect(refused).toEqual([]);
+  const failed = inspections.filter((i) => i.result === 'fail').length / inspections.length;
+  expect(failed).toBeGreaterThan(0.002);
+  expect(failed).toBeLessThan(0.03);
 });
 
 test('refuses options it cannot honour, naming them', () => {

@@ -51,14 +51,26 @@ describe('OData V2 resource paths', () => {
 describe('$filter', () => {
   it('accepts equality conjunctions with quoted and numeric literals', () => {
     expect(parseFilter("Material eq 'BRKT-200' and Plant eq '1010'")).toEqual([
-      { property: 'Material', value: 'BRKT-200' },
-      { property: 'Plant', value: '1010' },
+      { property: 'Material', operator: 'eq', value: 'BRKT-200', literal: 'string' },
+      { property: 'Plant', operator: 'eq', value: '1010', literal: 'string' },
     ]);
     expect(parseFilter("(Text eq 'a''b') and Year eq 2026")).toEqual([
-      { property: 'Text', value: "a'b" },
-      { property: 'Year', value: '2026' },
+      { property: 'Text', operator: 'eq', value: "a'b", literal: 'string' },
+      { property: 'Year', operator: 'eq', value: '2026', literal: 'number' },
     ]);
     expect(parseFilter(undefined)).toEqual([]);
+  });
+
+  it('accepts range comparisons with datetime and time literals, for paging by date or number', () => {
+    expect(
+      parseFilter(
+        "CreationDate ge datetime'2026-01-05T00:00:00' and CreationTime lt time'PT10H00M00S' and MaterialDocument gt '4900000010'",
+      ),
+    ).toEqual([
+      { property: 'CreationDate', operator: 'ge', value: '2026-01-05T00:00:00', literal: 'datetime' },
+      { property: 'CreationTime', operator: 'lt', value: 'PT10H00M00S', literal: 'time' },
+      { property: 'MaterialDocument', operator: 'gt', value: '4900000010', literal: 'string' },
+    ]);
   });
 
   it.each([
@@ -81,8 +93,17 @@ describe('$filter', () => {
       expand: ['to_A', 'to_B'],
       select: ['A', 'B'],
       inlineCount: true,
+      orderBy: [],
+    });
+    expect(parseQueryOptions({ $orderby: 'CreationDate desc, MaterialDocument', $skiptoken: '5000' })).toMatchObject({
+      orderBy: [
+        { property: 'CreationDate', descending: true },
+        { property: 'MaterialDocument', descending: false },
+      ],
+      skipToken: 5000,
     });
     expect(thrownBy(() => parseQueryOptions({ $top: 'ten' }))).toMatchObject({ httpStatus: 400 });
+    expect(thrownBy(() => parseQueryOptions({ $orderby: 'A sideways' }))).toMatchObject({ httpStatus: 400 });
   });
 });
 

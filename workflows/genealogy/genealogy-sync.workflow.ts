@@ -90,6 +90,14 @@ export async function genealogySyncWorkflow(input: GenealogySyncInput): Promise<
       });
     }
     if (!page.more) {
+      if (page.documents > 0) {
+        const swept = await sync.reconcileGenealogy.executeWithOptions(
+          { summary: `Genealogy gaps of ${site} explained since the last sweep` },
+          [{ site, system }],
+        );
+        status.totals = { ...status.totals, gapsResolved: status.totals.gapsResolved + swept.gapsResolved };
+        setCurrentDetails(describe(status));
+      }
       wake = false;
       await condition(() => wake, input.pollInterval);
     }

@@ -12,8 +12,12 @@
  * | 601 with `Delivery` | the lot → delivery movement and the delivery with its customer and ship-to |
  *
  * Other movement types (quality blocks 344/343, scrap 555, returns 122, storage-location transfers 311) move stock
- * within a lot and state no genealogy. The cursor is the creation instant and number of the last document read;
- * SAP's V2 filters have no `or`, so a page reads the rest of the cursor's day first, then the days after it.
+ * within a lot and state no genealogy.
+ *
+ * The cursor is the year and number of the last document read. SAP numbers material documents from a number range
+ * per year, in the order it posts them, so "after the cursor" is every later number of the cursor's year, then every
+ * later year (V2 filters have no `or`: two reads). Paging by number rather than by creation time also finds
+ * documents posted late for an earlier date (a backfill, a history load).
  */
 import { z } from 'zod';
 import type {
@@ -26,7 +30,8 @@ import type {
 } from '../../../activities/ports';
 import { MATERIAL_DOCUMENT_SERVICE, OUTBOUND_DELIVERY_SERVICE } from '../../vendor-apis/sap-s4/metadata';
 import { erpMovementKey, lotKey, lotNode, workOrderNode } from '../../genealogy/genealogy-keys';
-import type { SapODataClient } from './client';
+import { ExternalSystemError } from '../../../activities/errors';
+import { type SapODataClient, odataString } from './client';
 
 const text = z.string().default('');
 
@@ -67,21 +72,20 @@ const DeliveryHeader = z.looseObject({
   SoldToParty: text,
 });
 
-/** Where the last page ended: the last document's creation instant (to the second) and number. */
+/** Where the last page ended: the last document's year and number. */
 interface Cursor {
-  at: Date;
   year: string;
   document: string;
 }
 
-const formatCursor = (c: Cursor) => `${c.at.toISOString().slice(0, 19)}Z|${c.year}|${c.document}`;
+const formatCursor = (c: Cursor) => `${c.year}/${c.document}`;
 
 function parseCursor(after: string | undefined): Cursor | undefined {
-  if (after === undefined) return undefined;
-  const [at, year, document] = after.split('|');
-  const instant = new Date(at ?? '');
-  if (Number.isNaN(instant.getTime()) || !year || !document) throw new Error(`not an ERP genealogy cursor: ${after}`);
-  return { at: instant, year, document };
+  // '' is the cursor of a page that found nothing yet: read from the start again.
+  if (after === undefined || after === '') return undefined;
+  const m = /^(\d{4})\/(\S+)$/.exec(after);
+  if (!m) throw new Error(`not an ERP genealogy cursor: ${after}`);
+  return { year: m[1]!, document: m[2]! };
 }
 
 /** The creation instant of a header: SAP gives the UTC date and time as two properties. */
@@ -89,17 +93,6 @@ function createdAt(h: Header): Date {
   const day = Number(/-?\d+/.exec(h.CreationDate)![0]);
   const [, hh, mm, ss] = /^PT(\d+)H(\d+)M(\d+)S$/.exec(h.CreationTime)!;
   return new Date(day + (Number(hh) * 3600 + Number(mm) * 60 + Number(ss)) * 1000);
-}
-
-const dayLiteral = (d: Date) => `datetime'${d.toISOString().slice(0, 10)}T00:00:00'`;
-const timeLiteral = (d: Date) =>
-  `time'PT${String(d.getUTCHours()).padStart(2, '0')}H${String(d.getUTCMinutes()).padStart(2, '0')}M${String(d.getUTCSeconds()).padStart(2, '0')}S'`;
-
-/** After the cursor in SAP's creation order (instant, then year and number). */
-function isAfter(h: Header, c: Cursor): boolean {
-  const at = createdAt(h).getTime();
-  if (at !== c.at.getTime()) return at > c.at.getTime();
-  return `${h.MaterialDocumentYear}|${h.MaterialDocument}` > `${c.year}|${c.document}`;
 }
 
 export function createSapGenealogyFeed(odata: SapODataClient): GenealogyFeed {
@@ -123,35 +116,39 @@ export function createSapGenealogyFeed(odata: SapODataClient): GenealogyFeed {
       DeliveryHeader,
       'readOutboundDelivery',
     );
-    // A delivery SAP no longer finds still left with its goods: kept with an empty ship-to, as the gap it is.
-    const found = header ?? { DeliveryDocument: delivery, ShipToParty: '', SoldToParty: '' };
+    // SAP creates the delivery before its goods issue; one not readable yet is a replica or a load behind: the page
+    // is read again later (a transient failure) rather than recorded without its customer.
+    if (!header) {
+      throw new ExternalSystemError(
+        odata.system,
+        'transient',
+        `goods issue for delivery ${delivery}, which API_OUTBOUND_DELIVERY_SRV does not return yet`,
+      );
+    }
     if (shipTo.size > 10_000) shipTo.clear();
-    shipTo.set(delivery, found);
-    return found;
+    shipTo.set(delivery, header);
+    return header;
   }
 
   return {
     async readGenealogy(scope, after, limit): Promise<GenealogyPage> {
       const cursor = parseCursor(after);
+      const order = ['MaterialDocumentYear', 'MaterialDocument'];
       let headers: Header[] = [];
-      let full = false;
       if (cursor) {
-        // The rest of the cursor's day, from its second on (documents of that same second up to the cursor are skipped).
-        const sameDay = await list(
-          [`CreationDate eq ${dayLiteral(cursor.at)}`, `CreationTime ge ${timeLiteral(cursor.at)}`],
-          ['CreationTime', 'MaterialDocumentYear', 'MaterialDocument'],
+        headers = await list(
+          [
+            `MaterialDocumentYear eq ${odataString(cursor.year)}`,
+            `MaterialDocument gt ${odataString(cursor.document)}`,
+          ],
+          order,
           limit,
         );
-        full = sameDay.length === limit;
-        headers = sameDay.filter((h) => isAfter(h, cursor));
       }
-      if (!full && headers.length < limit) {
+      let full = headers.length === limit;
+      if (!full) {
         const top = limit - headers.length;
-        const later = await list(
-          cursor ? [`CreationDate gt ${dayLiteral(cursor.at)}`] : [],
-          ['CreationDate', 'CreationTime', 'MaterialDocumentYear', 'MaterialDocument'],
-          top,
-        );
+        const later = await list(cursor ? [`MaterialDocumentYear gt ${odataString(cursor.year)}`] : [], order, top);
         full = later.length === top;
         headers = [...headers, ...later];
       }
@@ -162,7 +159,7 @@ export function createSapGenealogyFeed(odata: SapODataClient): GenealogyFeed {
         deliveries: [],
         parts: [],
         cursor: last
-          ? formatCursor({ at: createdAt(last), year: last.MaterialDocumentYear, document: last.MaterialDocument })
+          ? formatCursor({ year: last.MaterialDocumentYear, document: last.MaterialDocument })
           : (after ?? ''),
         documents: headers.length,
         more: full,

@@ -32,8 +32,8 @@ async function post(url: string, headers: Record<string, string>, body: unknown)
 }
 
 /**
- * Loads a history into running simulators through their bulk admin routes, in chunks: SAP material documents (in
- * posting order, so numbers follow time), deliveries and stock (`POST /__sim/history`), then the MES production events
+ * Loads a history into running simulators through their bulk admin routes, in chunks: SAP deliveries, material documents (in
+ * posting order, so numbers follow time) and stock (`POST /__sim/history`), then the MES production events
  * (`POST /__sim/production-events`, which the MES also publishes when it has a broker). Inspections are not loaded:
  * they are Holdfast's input, for the caller to send to `POST /v1/inspections`.
  */
@@ -45,14 +45,15 @@ export async function loadIntoSimulators(history: PlantHistory, targets: History
   const sapHistory = `${targets.sap.url.replace(/\/$/, '')}/__sim/history`;
   const progress = (step: string, count: number) => targets.onProgress?.({ step, count });
   let count = 0;
-  for (const materialDocuments of chunked(history.materialDocuments(), size)) {
-    await post(sapHistory, sapAuth, { materialDocuments });
-    progress('material documents', (count += materialDocuments.length));
-  }
-  count = 0;
+  // Deliveries before the goods issues that name them, as SAP creates them.
   for (const outboundDeliveries of chunked(history.outboundDeliveries(), size)) {
     await post(sapHistory, sapAuth, { outboundDeliveries });
     progress('deliveries', (count += outboundDeliveries.length));
+  }
+  count = 0;
+  for (const materialDocuments of chunked(history.materialDocuments(), size)) {
+    await post(sapHistory, sapAuth, { materialDocuments });
+    progress('material documents', (count += materialDocuments.length));
   }
   count = 0;
   for (const stock of chunked(history.stock(), size)) {

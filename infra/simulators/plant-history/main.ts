@@ -1,11 +1,14 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generatePlantHistory, type GapKind } from './plant-history';
 import { loadIntoSimulators } from './load';
 
 /**
- * `npm run plant:history -- --parts N --lots M --supplier-lots K --seed S --days D [--out DIR] [--no-load]`
+ * `npm run plant:history -- --parts N --lots M --supplier-lots K --seed S --days D [--out DIR] [--no-load]
+ *  [--ingest API_URL]`
  * generates a plant history and loads it into the running simulators (SAP_SIM_URL, default http://127.0.0.1:4020,
  * with SAP_USER / SAP_PASSWORD; MES_SIM_URL, default http://127.0.0.1:4010, with MES_API_KEY if set). With --out it
  * writes ground-truth.json and inspections.ndjson there (the bodies for POST /v1/inspections). Gaps on purpose:
@@ -24,6 +27,8 @@ const { values } = parseArgs({
     replayed: { type: 'string', default: '0' },
     out: { type: 'string' },
     'no-load': { type: 'boolean', default: false },
+    /** Post the inspections to Holdfast's API (with the key in HOLDFAST_API_KEY), as the cameras would have. */
+    ingest: { type: 'string' },
   },
 });
 
@@ -87,9 +92,7 @@ async function main(): Promise<void> {
   }
 
   if (!values['no-load']) {
-    const sapUser = process.env.SAP_USER;
-    const sapPassword = process.env.SAP_PASSWORD;
-    if (!sapUser || !sapPassword) throw new Error('SAP_USER and SAP_PASSWORD must be set to load the SAP simulator');
+    const { SAP_USER: sapUser, SAP_PASSWORD: sapPassword } = await sapCredentials();
     const totals: Record<string, number> = {
       'material documents': [...history.materialDocuments()].length,
       deliveries: truth.counts.deliveries,
@@ -105,7 +108,49 @@ async function main(): Promise<void> {
       onProgress: ({ step, count }) => progressBar(step, count, totals[step] ?? count),
     });
   }
+  if (values.ingest) await ingest(values.ingest, history.inspections(), truth.counts.inspections);
   process.stderr.write(`done in ${Math.round(performance.now() - started)} ms\n`);
+}
+
+/**
+ * The cameras' findings: every inspection posted to `POST /v1/inspections` in batches of 500, with a machine key
+ * that may write inspections at the site (`npm run keys -- create --site PLANT1 --action inspections:write`).
+ */
+async function ingest(apiUrl: string, inspections: Iterable<unknown>, total: number): Promise<void> {
+  const key = process.env.HOLDFAST_API_KEY;
+  if (!key) throw new Error('--ingest needs HOLDFAST_API_KEY: a key with inspections:write at the site');
+  let sent = 0;
+  let batch: unknown[] = [];
+  const post = async () => {
+    const res = await fetch(`${apiUrl.replace(/\/$/, '')}/v1/inspections`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': key },
+      body: JSON.stringify({ results: batch }),
+    });
+    if (!res.ok) throw new Error(`POST /v1/inspections answered ${res.status}: ${(await res.text()).slice(0, 500)}`);
+    progressBar('inspections posted', (sent += batch.length), total);
+    batch = [];
+  };
+  for (const body of inspections) {
+    batch.push(body);
+    if (batch.length === 500) await post();
+  }
+  if (batch.length > 0) await post();
+}
+
+/**
+ * The SAP simulator's login: SAP_USER / SAP_PASSWORD, else what `npm start` generated for its data directory
+ * (HOLDFAST_DATA_DIR, default .holdfast/data), so that loading a history into `npm start`'s simulators needs no setup.
+ */
+async function sapCredentials(): Promise<{ SAP_USER: string; SAP_PASSWORD: string }> {
+  const { SAP_USER, SAP_PASSWORD } = process.env;
+  if (SAP_USER && SAP_PASSWORD) return { SAP_USER, SAP_PASSWORD };
+  const file = join(process.env.HOLDFAST_DATA_DIR ?? '.holdfast/data', 'sap-credentials.json');
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as { SAP_USER: string; SAP_PASSWORD: string };
+  } catch {
+    throw new Error(`set SAP_USER and SAP_PASSWORD, or start Holdfast once (npm start writes ${file})`);
+  }
 }
 
 main().catch((err: unknown) => {

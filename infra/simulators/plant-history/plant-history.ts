@@ -296,9 +296,10 @@ export function generatePlantHistory(input: PlantHistoryOptions): PlantHistory {
     const extra = total - n;
     let given = 0;
     let cumulative = 0;
-    return weights.map((w) => {
+    return weights.map((w, i) => {
       cumulative += w;
-      const upTo = Math.floor((extra * cumulative) / sum);
+      // The last share takes what float rounding left, so the shares add up exactly.
+      const upTo = i === n - 1 ? extra : Math.floor((extra * cumulative) / sum);
       const share = upTo - given;
       given = upTo;
       return 1 + share;

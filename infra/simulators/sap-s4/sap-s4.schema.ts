@@ -117,9 +117,6 @@ CREATE INDEX IF NOT EXISTS material_document_item_delivery_idx
   ON ${s}.material_document_item ((coalesce(properties->>'Delivery', '')));
 CREATE INDEX IF NOT EXISTS material_document_item_batch_idx ON ${s}.material_document_item (batch);
 CREATE INDEX IF NOT EXISTS material_document_created_idx ON ${s}.material_document (created_at);
--- A sync pages by CreationDate and CreationTime (the UTC parts of created_at): without this, every page sorts them all.
-CREATE INDEX IF NOT EXISTS material_document_creation_idx ON ${s}.material_document (
-  ((created_at AT TIME ZONE 'UTC')::date), ((created_at AT TIME ZONE 'UTC')::time), document_year, material_document);
 
 -- API_OUTBOUND_DELIVERY_SRV: deliveries to customers, loaded as history (POST /__sim/history).
 CREATE TABLE IF NOT EXISTS ${s}.outbound_delivery (

@@ -10,6 +10,7 @@ import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPool } from '../../infra/db/pool';
 import { lotKey, lotNode } from '../../infra/genealogy/genealogy-keys';
+import { MAX_DEPTH, resolveStart, walkGenealogy } from '../../infra/genealogy/trace-queries';
 import { ensureGenealogySyncs } from '../../infra/temporal/genealogy-sync-starter';
 import { generatePlantHistory, type GroundTruth } from '../../infra/simulators/plant-history/plant-history';
 import { loadIntoSimulators } from '../../infra/simulators/plant-history/load';
@@ -164,4 +165,40 @@ test('both syncs catch up, and every lot has exactly its parents and children, q
     [`erp:${erpPlant}/%`],
   );
   expect(parts.rows[0]!.n).toBe(truth.counts.parts);
+});
+
+test("every supplier lot's forward trace reaches exactly the finished lots and deliveries the ground truth says", async () => {
+  // Runs after the sync test above has brought the genealogy up to date (jest runs a file's tests in order).
+  const finishedKey = (lotId: string) => {
+    const lot = truth.lots.find((l) => l.lotId === lotId)!;
+    return lotNode(lotKey({ erp: { plant: erpPlant, material: lot.material, batch: lot.lotId } }));
+  };
+  const finishedLots = new Set(truth.lots.filter((l) => l.level === 'finished').map((l) => finishedKey(l.lotId)));
+  const wrong: string[] = [];
+  for (const reach of truth.supplierReach) {
+    const supplier = truth.lots.find((l) => l.lotId === reach.supplierLot)!;
+    const start = await resolveStart(pool, {
+      kind: 'erp-batch',
+      plant: erpPlant,
+      material: supplier.material,
+      batch: supplier.lotId,
+    });
+    const walk = await walkGenealogy(pool, start, 'forward', MAX_DEPTH);
+    const reached = new Set(walk.depthOf.keys());
+    const finished = [...reached].filter((n) => finishedLots.has(n)).sort();
+    const deliveries = [
+      ...new Set(
+        [...reached].filter((n) => n.startsWith('delivery:')).map((n) => n.slice('delivery:'.length).split('/')[0]!),
+      ),
+    ];
+    const want = {
+      finished: reach.finishedLots.map(finishedKey).sort(),
+      deliveries: [...reach.deliveries].sort(),
+    };
+    const got = { finished, deliveries: deliveries.sort() };
+    if (JSON.stringify(got) !== JSON.stringify(want))
+      wrong.push(`${reach.supplierLot}: ${JSON.stringify({ got, want })}`);
+  }
+  expect(truth.supplierReach.length).toBeGreaterThan(5);
+  expect(wrong.slice(0, 3)).toEqual([]);
 });

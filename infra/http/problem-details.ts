@@ -82,7 +82,7 @@ const CLIENT_ERRORS: Record<number, string> = {
  * not the router, judges them and names the field.
  */
 export const problemServerOptions = {
-  maxParamLength: 2048,
+  routerOptions: { maxParamLength: 2048 },
   frameworkErrors(err: FastifyError, _request: unknown, reply: FastifyReply) {
     const status =
       typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;

@@ -377,14 +377,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       });
       stoppers.push({ name: 'mqtt-broker', stop: () => broker.stop() });
       mqttUrl = broker.url;
-      // The MES simulator publishes its production events on the plant's Unified Namespace there.
-      mqttLogins['mes-sim'] = {
-        MES_MQTT_URL: broker.url,
-        MES_MQTT_USERNAME: logins.mesSim!.username,
-        MES_MQTT_PASSWORD: logins.mesSim!.password,
-      };
       log(`MQTT: embedded broker (aedes) at ${mqttUrl}`);
-      // The MES simulator publishes its production events here too (it speaks plain MQTT only, no TLS).
+      // The MES simulator publishes its production events on the plant's Unified Namespace there (it speaks plain
+      // MQTT only, no TLS).
       if (!brokerSettings?.embeddedTls) {
         mqttLogins['mes-sim'] = {
           MES_MQTT_URL: mqttUrl,

@@ -122,6 +122,7 @@ describe('role × route', () => {
     traceBackward: { method: 'GET', url: `/v1/trace/backward?by=mes-lot&site=PLANT1&lotId=${run}-LOT` },
     traceForward: { method: 'GET', url: `/v1/trace/forward?by=mes-lot&site=PLANT1&lotId=${run}-LOT` },
     traceGaps: { method: 'GET', url: '/v1/trace/gaps?site=PLANT1&limit=1' },
+    fsma204: { method: 'GET', url: '/v1/records/fsma204?site=PLANT1&from=2026-01-01&to=2026-01-01' },
     genealogy: { method: 'GET', url: `${lot}/genealogy` },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
@@ -135,7 +136,7 @@ describe('role × route', () => {
   /** The public routes, for anyone with any credentials (the sign-in's bad password is a 401 of its own). */
   const open = { health: 200, metrics: 200, docs: 200, signIn: 401 } as const;
   /** The genealogy's reads: every reader of the lot's site. */
-  const traced = { traceBackward: 200, traceForward: 200, traceGaps: 200, genealogy: 200 } as const;
+  const traced = { traceBackward: 200, traceForward: 200, traceGaps: 200, genealogy: 200, fsma204: 200 } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
   // own type) the access check has let the call through.
   const signatureRefused = (res: { statusCode: number; body: string }) =>

@@ -14,6 +14,7 @@ import type { ApiDeps } from '../../deps';
 import { Fsma204QuerySchema, SpreadsheetSchema } from '../../schemas/records.schema';
 import { toCsv } from '../../support/csv';
 import { READERS } from '../../support/access';
+import qualityRecordRoutes from './quality-record';
 
 const recordReaders: RouteAccess = { roles: READERS, machine: ['lots:read'] };
 
@@ -30,6 +31,7 @@ export async function fsma204Workbook(rows: readonly Fsma204Row[]): Promise<Buff
 }
 
 const recordsRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
+  await app.register(qualityRecordRoutes, { deps });
   app.get('/v1/records/fsma204', {
     config: { access: recordReaders, accessTargets: (request) => [{ site: (request.query as { site: string }).site }] },
     schema: {

@@ -155,6 +155,8 @@ test('HTML shows each signature manifestation; the PDF is printed from it by Chr
   expect(pdf.headers['content-type']).toBe('application/pdf');
   expect(pdf.rawPayload.subarray(0, 5).toString('latin1')).toBe('%PDF-');
   expect(pdf.rawPayload.length).toBeGreaterThan(1000);
+  // Its text is in subset fonts (no pdftotext here to read it), but Chromium copies the page title as it is.
+  expect(pdf.rawPayload.toString('latin1')).toContain(`/Title (Lot quality record ${lotId})`);
 }, 90_000);
 
 test('a lot nobody inspected is a 404; another site is a 403', async () => {

@@ -26,6 +26,7 @@ import defectRoutes from './routes/defects';
 import healthRoutes from './routes/health';
 import inspectionRoutes from './routes/inspections';
 import lotRoutes from './routes/lots';
+import recordsRoutes from './routes/records';
 import stationRoutes from './routes/stations';
 import traceRoutes from './routes/trace';
 
@@ -103,6 +104,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(stationRoutes, opts);
   await app.register(auditRoutes, opts);
   await app.register(traceRoutes, opts);
+  await app.register(recordsRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

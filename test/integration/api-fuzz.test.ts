@@ -121,6 +121,8 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
     query: { by: 'supplier-lot', supplier: 'V100', supplierBatch: `${run}-VB`, format: 'json' },
   }),
   'GET /v1/trace/gaps': () => ({ query: { site: 'PLANT1', state: 'all', limit: '10' } }),
+  'GET /v1/lots/:lotId/quality-record': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1', format: 'csv' } }),
+  'GET /v1/records/fsma204': () => ({ query: { site: 'PLANT1', from: '2026-01-01', to: '2026-01-31', lot: 'R1' } }),
   'GET /v1/lots/:lotId/genealogy': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1' } }),
   'POST /codec/encode': () => ({
     headers: { 'x-namespace': 'default' },

@@ -122,7 +122,9 @@ describe('role × route', () => {
     traceBackward: { method: 'GET', url: `/v1/trace/backward?by=mes-lot&site=PLANT1&lotId=${run}-LOT` },
     traceForward: { method: 'GET', url: `/v1/trace/forward?by=mes-lot&site=PLANT1&lotId=${run}-LOT` },
     traceGaps: { method: 'GET', url: '/v1/trace/gaps?site=PLANT1&limit=1' },
+    fsma204: { method: 'GET', url: '/v1/records/fsma204?site=PLANT1&from=2026-01-01&to=2026-01-01' },
     genealogy: { method: 'GET', url: `${lot}/genealogy` },
+    qualityRecord: { method: 'GET', url: `${lot}/quality-record` },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -135,7 +137,9 @@ describe('role × route', () => {
   /** The public routes, for anyone with any credentials (the sign-in's bad password is a 401 of its own). */
   const open = { health: 200, metrics: 200, docs: 200, signIn: 401 } as const;
   /** The genealogy's reads: every reader of the lot's site. */
-  const traced = { traceBackward: 200, traceForward: 200, traceGaps: 200, genealogy: 200 } as const;
+  const traced = { traceBackward: 200, traceForward: 200, traceGaps: 200, genealogy: 200, fsma204: 200 } as const;
+  /** The lot quality record: every reader of the lot's site, like the lot itself. */
+  const records = { qualityRecord: 200 } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
   // own type) the access check has let the call through.
   const signatureRefused = (res: { statusCode: number; body: string }) =>
@@ -148,7 +152,7 @@ describe('role × route', () => {
     [
       'operator',
       () => bearerFor({ roles: ['operator'], sites: ['PLANT1'] }),
-      { ...row(403), lot: 200, defect: 200, shadow: 200, ...traced, ...open },
+      { ...row(403), lot: 200, defect: 200, shadow: 200, ...traced, ...records, ...open },
     ],
     [
       'quality-engineer',
@@ -159,6 +163,7 @@ describe('role × route', () => {
         defect: 200,
         shadow: 200,
         ...traced,
+        ...records,
         verdicts: 200,
         disposition: 'through',
         retry: 'through',
@@ -174,6 +179,7 @@ describe('role × route', () => {
         defect: 200,
         shadow: 200,
         ...traced,
+        ...records,
         verdicts: 200,
         disposition: 'through',
         countersign: 'through',
@@ -184,12 +190,22 @@ describe('role × route', () => {
     [
       'integrator',
       () => bearerFor({ roles: ['integrator'], sites: ['PLANT1'] }),
-      { ...row(403), ingest: 202, lot: 200, defect: 200, shadow: 200, ...traced, retry: 'through', ...open },
+      {
+        ...row(403),
+        ingest: 202,
+        lot: 200,
+        defect: 200,
+        shadow: 200,
+        ...traced,
+        ...records,
+        retry: 'through',
+        ...open,
+      },
     ],
     [
       'auditor',
       () => bearerFor({ roles: ['auditor'], sites: ['PLANT1'] }),
-      { ...row(403), lot: 200, defect: 200, shadow: 200, ...traced, audit: 200, ...open },
+      { ...row(403), lot: 200, defect: 200, shadow: 200, ...traced, ...records, audit: 200, ...open },
     ],
     [
       'admin',

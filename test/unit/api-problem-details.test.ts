@@ -151,6 +151,8 @@ describe('problem+json error contract', () => {
         '/v1/trace/backward',
         '/v1/trace/forward',
         '/v1/trace/gaps',
+        '/v1/records/fsma204',
+        '/v1/lots/{lotId}/quality-record',
         '/v1/stations/{site}/{line}/{station}/shadow-report',
         '/v1/stations/{site}/{line}/{station}/verdicts',
       ].sort(),

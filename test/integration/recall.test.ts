@@ -1,0 +1,182 @@
+/**
+ * A mock recall over a synced plant history, checked against the history's ground truth: a seeded history goes into
+ * the SAP and MES simulators, both genealogy syncs run on a real worker until current, then a mock recall of one
+ * supplier lot runs as a real workflow and its rows are compared with what the generator says that lot reached.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Pool } from 'pg';
+import { loadConfig } from '../../infra/config/load';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import { createPool } from '../../infra/db/pool';
+import { lotKey } from '../../infra/genealogy/genealogy-keys';
+import { ensureGenealogySyncs } from '../../infra/temporal/genealogy-sync-starter';
+import { generatePlantHistory } from '../../infra/simulators/plant-history/plant-history';
+import { loadIntoSimulators } from '../../infra/simulators/plant-history/load';
+import { startRecall } from '../../infra/recall/recall-starter';
+import type { RecallReport } from '../../infra/recall/recall-store';
+import {
+  genealogySyncStatusQuery,
+  genealogySyncWorkflowId,
+  recallStatusQuery,
+  type RecallStatus,
+} from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
+import { type HoldfastStack, startHoldfastStack } from '../support/stack';
+import { readTestEnv } from '../support/test-env';
+import { installQuietRuntime } from '../support/workflow-harness';
+
+const pool: Pool = createPool(readTestEnv().databaseUrl, { max: 5 });
+let stack: HoldfastStack;
+/** A plant and site of their own: this run's lot keys and workflow ids collide with no other test's. */
+const erpPlant = randomBytes(2).toString('hex').toUpperCase();
+const site = `RCL-${erpPlant}`;
+const history = generatePlantHistory({
+  seed: 20261207,
+  parts: 300,
+  lots: 40,
+  supplierLots: 8,
+  days: 10,
+  site,
+  erpPlant,
+  defectRate: 0,
+});
+const truth = history.groundTruth();
+const byId = new Map(truth.lots.map((l) => [l.lotId, l]));
+
+beforeAll(async () => {
+  installQuietRuntime();
+  const env = readTestEnv();
+  const base = loadConfig();
+  const config: HoldfastConfig = {
+    ...base,
+    sites: [{ ...base.sites[0]!, id: site, erpPlant }],
+    traceability: {
+      ...base.traceability,
+      sync: { ...base.traceability.sync, enabled: true, pageSize: 200, pollInterval: '1h' },
+    },
+  };
+  stack = await startHoldfastStack({
+    pool,
+    temporalAddress: env.temporalAddress,
+    namespace: env.namespace,
+    config,
+    seedDemo: false,
+  });
+  await loadIntoSimulators(history, {
+    sap: { url: stack.sapUrl, username: stack.sapEnv.SAP_USER, password: stack.sapEnv.SAP_PASSWORD },
+    mes: { url: stack.mesUrl },
+  });
+  for (const id of await ensureGenealogySyncs(stack.client, stack.config)) {
+    await eventually(
+      `${id} current`,
+      () => stack.client.workflow.getHandle(id).query(genealogySyncStatusQuery),
+      (status) => !status.catchingUp && status.totals.documents > 0,
+      { timeoutMs: 150_000 },
+    );
+  }
+}, 240_000);
+
+afterAll(async () => {
+  for (const system of ['erp', 'mes'] as const) {
+    await stack?.client.workflow
+      .getHandle(genealogySyncWorkflowId(system, site))
+      .terminate('test done')
+      .catch(() => undefined);
+  }
+  await stack?.stop();
+  await pool.end();
+});
+
+test("a mock recall of a supplier lot reaches the truth's lots and deliveries, reconciles and is scored", async () => {
+  // The supplier lot that reaches the most finished lots: a recall worth the name.
+  const reach = [...truth.supplierReach].sort((a, b) => b.finishedLots.length - a.finishedLots.length)[0]!;
+  expect(reach.finishedLots.length).toBeGreaterThan(0);
+  expect(reach.deliveries.length).toBeGreaterThan(0);
+  const supplierLot = byId.get(reach.supplierLot)!;
+  const request = {
+    site,
+    kind: 'mock' as const,
+    scope: { kind: 'erp-batch' as const, plant: erpPlant, material: supplierLot.material, batch: supplierLot.lotId },
+    reason: 'quarterly mock recall',
+    requestedBy: 'qe-test',
+    idempotencyKey: `mock-${erpPlant}`,
+  };
+  const started = await startRecall(pool, stack.client, stack.config, request);
+  expect(started.outcome).toBe('started');
+  if (started.outcome === 'key-reused') throw new Error('unreachable');
+  const status = (await stack.client.workflow.getHandle(started.workflowId).result()) as RecallStatus;
+  expect(status.state).toBe('completed');
+  expect(status.stages.map((s) => [s.name, s.state])).toEqual([
+    ['trace', 'done'],
+    ['classify', 'done'],
+    ['contain', 'skipped'],
+    ['notify', 'skipped'],
+    ['reconcile', 'done'],
+    ['report', 'done'],
+  ]);
+  await expect(stack.client.workflow.getHandle(started.workflowId).query(recallStatusQuery)).resolves.toEqual(status);
+
+  // Every finished lot the truth says the supplier lot reached, and their deliveries.
+  const keyOf = (id: string) => lotKey({ erp: { plant: erpPlant, material: byId.get(id)!.material, batch: id } });
+  const lots = await pool.query<{
+    lot_key: string;
+    reached_by: string;
+    class: string;
+    deliveries: { delivery: string }[];
+  }>('SELECT lot_key, reached_by, class, deliveries FROM holdfast.recall_lot WHERE recall_id = $1', [started.recallId]);
+  const forward = lots.rows.filter((r) => r.reached_by === 'forward');
+  const finished = new Set(truth.lots.filter((l) => l.level === 'finished').map((l) => keyOf(l.lotId)));
+  expect(
+    forward
+      .filter((r) => finished.has(r.lot_key))
+      .map((r) => r.lot_key)
+      .sort(),
+  ).toEqual(reach.finishedLots.map(keyOf).sort());
+  expect([...new Set(forward.flatMap((r) => r.deliveries.map((d) => d.delivery)))].sort()).toEqual(
+    [...reach.deliveries].sort(),
+  );
+  expect(lots.rows.filter((r) => r.reached_by === 'scope').map((r) => r.lot_key)).toEqual([keyOf(supplierLot.lotId)]);
+  // Classified by the genealogy's edges: a finished lot with deliveries is shipped, every other reached lot went
+  // somewhere or is still there.
+  for (const r of forward) {
+    if (r.deliveries.length > 0) expect(r.class).toBe('shipped');
+    expect(['shipped', 'consumed', 'in-process', 'scrapped', 'in-stock']).toContain(r.class);
+  }
+
+  // The report: stage timings from workflow time, the reconciliation and the score against the site's targets.
+  const { rows } = await pool.query<{ state: string; report: RecallReport }>(
+    'SELECT state, report FROM holdfast.recall WHERE recall_id = $1',
+    [started.recallId],
+  );
+  expect(rows[0]!.state).toBe('completed');
+  const report = rows[0]!.report;
+  for (const s of report.stages.filter(
+    (x: { name: string; state: string }) => x.state === 'done' && x.name !== 'report',
+  )) {
+    expect(s.durationMs).toBeGreaterThanOrEqual(0);
+  }
+  const reconcile = report.stages.find((s) => s.name === 'reconcile')!.counts!;
+  expect(reconcile['produced']).toBeGreaterThan(0);
+  expect(report.score.reconciliation).toBeCloseTo(reconcile['accounted']! / reconcile['produced']!, 9);
+  expect(report.score).toMatchObject({ traceWithinMs: 8 * 60_000, reconciliationAtLeast: 0.995, traceOnTime: true });
+  // Each unreconciled lot is a finding, with its remainder.
+  const findings = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM holdfast.recall_finding WHERE recall_id = $1 AND kind = 'unreconciled-quantity'`,
+    [started.recallId],
+  );
+  expect(findings.rows[0]!.n).toBe(reconcile['unreconciledLots']);
+
+  // The same request again: the same recall, nothing new; the same key with another body is refused.
+  await expect(startRecall(pool, stack.client, stack.config, request)).resolves.toEqual({
+    ...started,
+    outcome: 'existing',
+  });
+  await expect(startRecall(pool, stack.client, stack.config, { ...request, reason: 'another' })).resolves.toEqual({
+    outcome: 'key-reused',
+    recallId: started.recallId,
+  });
+  const lotsAgain = await pool.query('SELECT count(*)::int AS n FROM holdfast.recall_lot WHERE recall_id = $1', [
+    started.recallId,
+  ]);
+  expect(lotsAgain.rows[0].n).toBe(lots.rows.length);
+}, 120_000);

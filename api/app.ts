@@ -28,6 +28,7 @@ import inspectionRoutes from './routes/inspections';
 import lotRoutes from './routes/lots';
 import stationRoutes from './routes/stations';
 import traceRoutes from './routes/trace';
+import recallRoutes from './routes/recalls';
 
 export type { ApiDeps } from './deps';
 
@@ -103,6 +104,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(stationRoutes, opts);
   await app.register(auditRoutes, opts);
   await app.register(traceRoutes, opts);
+  await app.register(recallRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

@@ -87,6 +87,13 @@ beforeAll(async () => {
       document: `${run}-lot`,
     },
   ]);
+  // ... and a recall of that lot, for the recall reads.
+  await pool.query(
+    `INSERT INTO holdfast.recall (recall_id, site, kind, scope, reason, requested_by, idempotency_key, request_sha256,
+                                  workflow_id)
+     VALUES ($1, 'PLANT1', 'mock', '{}', 'r', 'x', $1, 'x', $1)`,
+    [`${run}-RCL`],
+  );
 });
 
 afterAll(async () => {
@@ -123,6 +130,18 @@ describe('role × route', () => {
     traceForward: { method: 'GET', url: `/v1/trace/forward?by=mes-lot&site=PLANT1&lotId=${run}-LOT` },
     traceGaps: { method: 'GET', url: '/v1/trace/gaps?site=PLANT1&limit=1' },
     genealogy: { method: 'GET', url: `${lot}/genealogy` },
+    recallStart: {
+      method: 'POST',
+      url: '/v1/recalls',
+      payload: () => ({
+        site: 'PLANT1',
+        kind: 'mock',
+        scope: { kind: 'mes-lot', site: 'PLANT1', lotId: `${run}-LOT` },
+        reason: 'r',
+      }),
+    },
+    recall: { method: 'GET', url: `/v1/recalls/${run}-RCL` },
+    recalls: { method: 'GET', url: '/v1/recalls?site=PLANT1&kind=mock&limit=1' },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -135,7 +154,14 @@ describe('role × route', () => {
   /** The public routes, for anyone with any credentials (the sign-in's bad password is a 401 of its own). */
   const open = { health: 200, metrics: 200, docs: 200, signIn: 401 } as const;
   /** The genealogy's reads: every reader of the lot's site. */
-  const traced = { traceBackward: 200, traceForward: 200, traceGaps: 200, genealogy: 200 } as const;
+  const traced = {
+    traceBackward: 200,
+    traceForward: 200,
+    traceGaps: 200,
+    genealogy: 200,
+    recall: 200,
+    recalls: 200,
+  } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
   // own type) the access check has let the call through.
   const signatureRefused = (res: { statusCode: number; body: string }) =>
@@ -162,6 +188,7 @@ describe('role × route', () => {
         verdicts: 200,
         disposition: 'through',
         retry: 'through',
+        recallStart: 'through',
         ...open,
       },
     ],
@@ -178,6 +205,7 @@ describe('role × route', () => {
         disposition: 'through',
         countersign: 'through',
         retry: 'through',
+        recallStart: 'through',
         ...open,
       },
     ],
@@ -200,6 +228,7 @@ describe('role × route', () => {
         disposition: 'through',
         countersign: 'through',
         retry: 'through',
+        recallStart: 'through',
         ...open,
       },
     ],
@@ -230,7 +259,7 @@ describe('role × route', () => {
         url: route.url,
         headers: {
           ...(await headers()),
-          ...(name === 'disposition' || name === 'countersign' ? { 'idempotency-key': randomUUID() } : {}),
+          ...(['disposition', 'countersign', 'recallStart'].includes(name) ? { 'idempotency-key': randomUUID() } : {}),
         },
         ...('payload' in route ? { payload: route.payload() } : {}),
       });
@@ -264,6 +293,14 @@ describe('a station key', () => {
       payload: { decision: 'scrap', reason: 'r', signature: { meaning: 'approval', password: 'x' } },
     });
     expect(decided.statusCode).toBe(403);
+    // Nor start a recall (OWASP API6: a business flow only a person may drive).
+    const recall = await app.inject({
+      method: 'POST',
+      url: '/v1/recalls',
+      headers: { ...headers, 'idempotency-key': randomUUID() },
+      payload: { site: 'PLANT1', kind: 'mock', scope: { kind: 'serial', serial: 'x' }, reason: 'r' },
+    });
+    expect(recall.statusCode).toBe(403);
   });
 });
 

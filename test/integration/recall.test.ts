@@ -12,7 +12,6 @@ import { lotKey } from '../../infra/genealogy/genealogy-keys';
 import { ensureGenealogySyncs } from '../../infra/temporal/genealogy-sync-starter';
 import { generatePlantHistory } from '../../infra/simulators/plant-history/plant-history';
 import { loadIntoSimulators } from '../../infra/simulators/plant-history/load';
-import { startRecall } from '../../infra/recall/recall-starter';
 import type { RecallReport } from '../../infra/recall/recall-store';
 import {
   genealogySyncStatusQuery,
@@ -21,6 +20,7 @@ import {
   type RecallStatus,
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
+import { bearerFor } from '../support/identity';
 import { type HoldfastStack, startHoldfastStack } from '../support/stack';
 import { readTestEnv } from '../support/test-env';
 import { installQuietRuntime } from '../support/workflow-harness';
@@ -93,17 +93,23 @@ test("a mock recall of a supplier lot reaches the truth's lots and deliveries, r
   expect(reach.finishedLots.length).toBeGreaterThan(0);
   expect(reach.deliveries.length).toBeGreaterThan(0);
   const supplierLot = byId.get(reach.supplierLot)!;
-  const request = {
+  const qe = await bearerFor({ username: 'qe-recall', roles: ['quality-engineer'], sites: [site] }, stack.signingKey);
+  const body = {
     site,
-    kind: 'mock' as const,
-    scope: { kind: 'erp-batch' as const, plant: erpPlant, material: supplierLot.material, batch: supplierLot.lotId },
+    kind: 'mock',
+    scope: { kind: 'erp-batch', plant: erpPlant, material: supplierLot.material, batch: supplierLot.lotId },
     reason: 'quarterly mock recall',
-    requestedBy: 'qe-test',
-    idempotencyKey: `mock-${erpPlant}`,
   };
-  const started = await startRecall(pool, stack.client, stack.config, request);
-  expect(started.outcome).toBe('started');
-  if (started.outcome === 'key-reused') throw new Error('unreachable');
+  const post = (payload: object) =>
+    stack.api.inject({
+      method: 'POST',
+      url: '/v1/recalls',
+      headers: { ...qe, 'idempotency-key': `mock-${erpPlant}` },
+      payload,
+    });
+  const first = await post(body);
+  expect(first.statusCode).toBe(202);
+  const started = first.json<{ recallId: string; workflowId: string }>();
   const status = (await stack.client.workflow.getHandle(started.workflowId).result()) as RecallStatus;
   expect(status.state).toBe('completed');
   expect(status.stages.map((s) => [s.name, s.state])).toEqual([
@@ -167,14 +173,45 @@ test("a mock recall of a supplier lot reaches the truth's lots and deliveries, r
   expect(findings.rows[0]!.n).toBe(reconcile['unreconciledLots']);
 
   // The same request again: the same recall, nothing new; the same key with another body is refused.
-  await expect(startRecall(pool, stack.client, stack.config, request)).resolves.toEqual({
-    ...started,
-    outcome: 'existing',
+  const again = await post(body);
+  expect([again.statusCode, again.json()]).toEqual([202, first.json()]);
+  const reused = await post({ ...body, reason: 'another' });
+  expect([reused.statusCode, reused.headers['content-type']]).toEqual([422, 'application/problem+json; charset=utf-8']);
+  const audited = await pool.query(
+    `SELECT 1 FROM holdfast.audit_record WHERE record_type = 'recall' AND record_id = $1 AND content::jsonb->>'action' = 'recall.start'`,
+    [started.recallId],
+  );
+  expect(audited.rowCount).toBe(1);
+
+  // What GET /v1/recalls/{id} shows: the report, the lots by class, the deliveries; and the site's mock history.
+  const view = await stack.api.inject({ method: 'GET', url: `/v1/recalls/${started.recallId}`, headers: qe });
+  expect(view.statusCode).toBe(200);
+  const shown = view.json<{
+    state: string;
+    score: unknown;
+    stages: unknown[];
+    lots: { byReach: Record<string, number> };
+    deliveries: { delivery: string }[];
+  }>();
+  expect(shown).toMatchObject({ state: 'completed', score: report.score, stages: report.stages });
+  expect(shown.lots.byReach['forward']).toBe(forward.length);
+  expect([...new Set(shown.deliveries.map((d) => d.delivery))].sort()).toEqual([...reach.deliveries].sort());
+  const history = await stack.api.inject({
+    method: 'GET',
+    url: `/v1/recalls?site=${site}&kind=mock&limit=1`,
+    headers: qe,
   });
-  await expect(startRecall(pool, stack.client, stack.config, { ...request, reason: 'another' })).resolves.toEqual({
-    outcome: 'key-reused',
-    recallId: started.recallId,
+  expect(history.statusCode).toBe(200);
+  expect(history.json()).toMatchObject({
+    recalls: [{ recallId: started.recallId, kind: 'mock', state: 'completed' }],
+    next: null,
   });
+  const elsewhere = await bearerFor(
+    { username: 'qe-elsewhere', roles: ['quality-engineer'], sites: ['PLANT1'] },
+    stack.signingKey,
+  );
+  const hidden = await stack.api.inject({ method: 'GET', url: `/v1/recalls/${started.recallId}`, headers: elsewhere });
+  expect(hidden.statusCode).toBe(403);
   const lotsAgain = await pool.query('SELECT count(*)::int AS n FROM holdfast.recall_lot WHERE recall_id = $1', [
     started.recallId,
   ]);

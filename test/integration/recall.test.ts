@@ -20,7 +20,7 @@ import {
   type RecallStatus,
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
-import { bearerFor } from '../support/identity';
+import { bearerFor, signerAccount } from '../support/identity';
 import { type HoldfastStack, startHoldfastStack } from '../support/stack';
 import { readTestEnv } from '../support/test-env';
 import { installQuietRuntime } from '../support/workflow-harness';
@@ -217,3 +217,39 @@ test("a mock recall of a supplier lot reaches the truth's lots and deliveries, r
   ]);
   expect(lotsAgain.rows[0].n).toBe(lots.rows.length);
 }, 120_000);
+
+test("a real recall needs its requester's signature, and answers 501 until containment is built", async () => {
+  const qm = await signerAccount(
+    pool,
+    { username: `rcl-qm-${erpPlant}`, roles: ['quality-manager'], sites: [site] },
+    stack.signingKey,
+  );
+  const start = (signature?: object) =>
+    stack.api.inject({
+      method: 'POST',
+      url: '/v1/recalls',
+      headers: { ...qm.headers, 'idempotency-key': `real-${erpPlant}-${String(signature !== undefined)}` },
+      payload: {
+        site,
+        kind: 'real',
+        scope: { kind: 'serial', serial: 'none' },
+        reason: 'customer complaint',
+        ...(signature ? { signature } : {}),
+      },
+    });
+  const unsigned = await start();
+  expect([unsigned.statusCode, unsigned.json<{ errors: { field: string }[] }>().errors[0]?.field]).toEqual([
+    400,
+    'body.signature',
+  ]);
+  const wrong = await start({ meaning: 'approval', password: 'not-the-password' });
+  expect(wrong.statusCode).toBe(401);
+  const signed = await start(qm.signature());
+  expect([signed.statusCode, signed.json<{ detail: string }>().detail]).toEqual([
+    501,
+    expect.stringContaining('containment and notification'),
+  ]);
+  // Nothing was opened for it.
+  const { rowCount } = await pool.query(`SELECT 1 FROM holdfast.recall WHERE site = $1 AND kind = 'real'`, [site]);
+  expect(rowCount).toBe(0);
+});

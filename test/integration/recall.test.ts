@@ -39,6 +39,8 @@ const history = generatePlantHistory({
   site,
   erpPlant,
   defectRate: 0,
+  // One supplier batch consumed but never received: a trace gap a recall of it has to report.
+  gaps: { 'batch-never-received': 1 },
 });
 const truth = history.groundTruth();
 const byId = new Map(truth.lots.map((l) => [l.lotId, l]));
@@ -221,7 +223,7 @@ test("a mock recall of a supplier lot reaches the truth's lots and deliveries, r
 test("a real recall needs its requester's signature, and answers 501 until containment is built", async () => {
   const qm = await signerAccount(
     pool,
-    { username: `rcl-qm-${erpPlant}`, roles: ['quality-manager'], sites: [site] },
+    { username: `rcl-qm-${erpPlant.toLowerCase()}`, roles: ['quality-manager'], sites: [site] },
     stack.signingKey,
   );
   const start = (signature?: object) =>
@@ -252,4 +254,30 @@ test("a real recall needs its requester's signature, and answers 501 until conta
   // Nothing was opened for it.
   const { rowCount } = await pool.query(`SELECT 1 FROM holdfast.recall WHERE site = $1 AND kind = 'real'`, [site]);
   expect(rowCount).toBe(0);
+});
+
+test('a mock recall reports the trace gaps on its path as findings', async () => {
+  const unreceived = byId.get(truth.expectedGaps.find((g) => g.kind === 'batch-never-received')!.lotId!)!;
+  const qe = await bearerFor({ username: 'qe-recall', roles: ['quality-engineer'], sites: [site] }, stack.signingKey);
+  const res = await stack.api.inject({
+    method: 'POST',
+    url: '/v1/recalls',
+    headers: { ...qe, 'idempotency-key': `gap-${erpPlant}` },
+    payload: {
+      site,
+      kind: 'mock',
+      scope: { kind: 'erp-batch', plant: erpPlant, material: unreceived.material, batch: unreceived.lotId },
+      reason: 'mock recall of an unreceived batch',
+    },
+  });
+  expect(res.statusCode).toBe(202);
+  const { recallId, workflowId } = res.json<{ recallId: string; workflowId: string }>();
+  await stack.client.workflow.getHandle(workflowId).result();
+  const view = await stack.api.inject({ method: 'GET', url: `/v1/recalls/${recallId}`, headers: qe });
+  const key = lotKey({ erp: { plant: erpPlant, material: unreceived.material, batch: unreceived.lotId } });
+  expect(view.json<{ findings: unknown[] }>().findings).toContainEqual({
+    kind: 'trace-gap',
+    subject: `lot:${key}`,
+    detail: { gap: 'consumption-without-receipt' },
+  });
 });

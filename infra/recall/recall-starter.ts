@@ -6,6 +6,8 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Client } from '@temporalio/client';
+import type { AuditActor, AuditEntry } from '../audit/audit-record';
+import type { AuditTrail } from '../audit/audit-trail';
 import type { HoldfastConfig } from '../config/schema';
 import {
   recallWorkflowId,
@@ -36,6 +38,8 @@ export async function openRecall(
   config: HoldfastConfig,
   request: RecallRequest,
   start: (input: RecallInput) => Promise<void>,
+  /** Given, the new row and its audit record are stored together (a repeat of the request records nothing). */
+  audit?: { trail: AuditTrail; actor: AuditActor },
 ): Promise<RecallStart> {
   const site = config.sites.find((s) => s.id === request.site);
   if (!site) throw new Error(`site ${request.site} is not configured`);
@@ -43,23 +47,41 @@ export async function openRecall(
   const recallId = `${request.site}-${sha(`${request.site}\n${request.idempotencyKey}`).slice(0, 16)}`;
   const workflowId = recallWorkflowId(recallId);
   const body = sha(JSON.stringify([request.kind, request.scope, request.reason]));
-  const inserted = await db.query(
-    `INSERT INTO holdfast.recall (recall_id, site, kind, scope, reason, requested_by, idempotency_key, request_sha256,
+  const insert = (q: Pick<pg.Pool, 'query'>) =>
+    q.query(
+      `INSERT INTO holdfast.recall (recall_id, site, kind, scope, reason, requested_by, idempotency_key, request_sha256,
                                   workflow_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (recall_id) DO NOTHING`,
-    [
-      recallId,
-      request.site,
-      request.kind,
-      JSON.stringify(request.scope),
-      request.reason,
-      request.requestedBy,
-      request.idempotencyKey,
-      body,
-      workflowId,
-    ],
-  );
-  if (!inserted.rowCount) {
+      [
+        recallId,
+        request.site,
+        request.kind,
+        JSON.stringify(request.scope),
+        request.reason,
+        request.requestedBy,
+        request.idempotencyKey,
+        body,
+        workflowId,
+      ],
+    );
+  const opened = audit
+    ? await audit.trail.inTransaction(async (client) => {
+        const done = (await insert(client)).rowCount === 1;
+        const entry: AuditEntry = {
+          actor: audit.actor,
+          action: 'recall.start',
+          recordType: 'recall',
+          recordId: recallId,
+          old: null,
+          new: { site: request.site, kind: request.kind, scope: request.scope, workflowId },
+          reason: request.reason,
+          outcome: 'accepted',
+          detail: null,
+        };
+        return { result: done, audit: done ? [entry] : [] };
+      })
+    : (await insert(db)).rowCount === 1;
+  if (!opened) {
     const existing = await db.query<{ request_sha256: string }>(
       'SELECT request_sha256 FROM holdfast.recall WHERE recall_id = $1',
       [recallId],
@@ -76,9 +98,10 @@ export async function openRecall(
     targets: site.recall,
     preset: config.activityPresets.traceWrite,
   };
-  // Started again after a crash between the insert and the start: the same id finds the workflow already there.
+  // Started again by a repeat after a crash or an unreachable Temporal between the insert and the start: the same
+  // id finds the workflow already there, or starts it now.
   await start(input);
-  return { outcome: inserted.rowCount ? 'started' : 'existing', recallId, workflowId };
+  return { outcome: opened ? 'started' : 'existing', recallId, workflowId };
 }
 
 /** The recall's workflow, started or found running (the same id is the same recall). */

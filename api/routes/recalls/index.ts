@@ -116,7 +116,20 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
         deps.config,
         { site, kind, scope, reason, requestedBy: actor.id, idempotencyKey: request.headers['idempotency-key'] },
         (input) => gateway.startRecall!(input),
-      );
+        { trail: deps.audit, actor },
+      ).catch((err: unknown) => {
+        if (err instanceof ProblemError) throw err;
+        request.log.warn({ err }, 'recall not started');
+        throw new ProblemError(
+          {
+            type: problemType('workflow-service-unavailable'),
+            title: 'Service Unavailable',
+            status: 503,
+            detail: 'the workflow service could not be reached; retry with the same Idempotency-Key',
+          },
+          { 'retry-after': '5' },
+        );
+      });
       if (started.outcome === 'key-reused') {
         throw new ProblemError({
           type: problemType('idempotency-key-reused'),
@@ -124,21 +137,6 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
           status: 422,
           detail: 'this Idempotency-Key was first used with another body; use a new key for a new recall',
         });
-      }
-      if (started.outcome === 'started') {
-        await deps.audit.append([
-          {
-            actor,
-            action: 'recall.start',
-            recordType: 'recall',
-            recordId: started.recallId,
-            old: null,
-            new: { site, kind, scope },
-            reason,
-            outcome: 'accepted',
-            detail: { workflowId: started.workflowId },
-          },
-        ]);
       }
       return reply.code(202).send({
         recallId: started.recallId,

@@ -13,6 +13,8 @@ import { ensureGenealogySyncs } from '../../infra/temporal/genealogy-sync-starte
 import { generatePlantHistory } from '../../infra/simulators/plant-history/plant-history';
 import { loadIntoSimulators } from '../../infra/simulators/plant-history/load';
 import type { RecallReport } from '../../infra/recall/recall-store';
+import { startRecall } from '../../infra/recall/recall-starter';
+import { WorkflowFailedError } from '@temporalio/client';
 import {
   genealogySyncStatusQuery,
   genealogySyncWorkflowId,
@@ -254,6 +256,25 @@ test("a real recall needs its requester's signature, and answers 501 until conta
   // Nothing was opened for it.
   const { rowCount } = await pool.query(`SELECT 1 FROM holdfast.recall WHERE site = $1 AND kind = 'real'`, [site]);
   expect(rowCount).toBe(0);
+
+  // Should one be started all the same (not through the API), it traces and classifies, then fails as a workflow
+  // (not a workflow task retried for ever) and its report says so.
+  const started = await startRecall(pool, stack.client, stack.config, {
+    site,
+    kind: 'real',
+    scope: { kind: 'serial', serial: 'none' },
+    reason: 'not through the API',
+    requestedBy: 'test',
+    idempotencyKey: `real-direct-${erpPlant}`,
+  });
+  if (started.outcome === 'key-reused') throw new Error(`unexpected ${started.outcome}`);
+  await expect(stack.client.workflow.getHandle(started.workflowId).result()).rejects.toThrow(WorkflowFailedError);
+  const { rows } = await pool.query<{ state: string; report: RecallReport }>(
+    'SELECT state, report FROM holdfast.recall WHERE recall_id = $1',
+    [started.recallId],
+  );
+  expect(rows[0]!.state).toBe('failed');
+  expect(rows[0]!.report.stages.filter((s) => s.state === 'done').map((s) => s.name)).toEqual(['trace', 'classify']);
 });
 
 test('a mock recall reports the trace gaps on its path as findings', async () => {

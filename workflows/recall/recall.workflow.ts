@@ -1,6 +1,13 @@
-import { proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import {
+  ErrorType,
   recallStatusQuery,
   SearchAttributes,
   type RecallInput,
@@ -67,7 +74,13 @@ export async function recallWorkflow(input: RecallInput): Promise<RecallStatus> 
   try {
     await run('trace', async () => ({ ...(await act.traceRecall({ recallId, scope: input.scope })) }));
     await run('classify', () => act.classifyRecall({ recallId }));
-    if (input.kind === 'real') throw new Error('containment and notification of a real recall are not built yet');
+    if (input.kind === 'real') {
+      // A failure of the workflow, not of its task: a plain Error would retry the task for ever.
+      throw ApplicationFailure.nonRetryable(
+        'containment and notification of a real recall are not built yet',
+        ErrorType.Configuration,
+      );
+    }
     await run('reconcile', async () => ({ ...(await act.reconcileRecall({ recallId })) }));
     await run('report', async () => {
       status.state = 'completed';

@@ -2,9 +2,10 @@ import { createErpActivities, type ErpDeps } from './erp/erp.activities';
 import { createEscalationActivities, type EscalationDeps } from './escalation/escalation.activities';
 import { createGenealogyActivities, type GenealogyDeps } from './traceability/genealogy.activities';
 import { createMesActivities, type MesDeps } from './mes/mes.activities';
+import { createRecallActivities, type RecallDeps } from './recall/recall.activities';
 import { createTraceabilityActivities, type TraceabilityDeps } from './traceability/traceability.activities';
 
-export type ActivityDeps = MesDeps & ErpDeps & TraceabilityDeps & EscalationDeps & GenealogyDeps;
+export type ActivityDeps = MesDeps & ErpDeps & TraceabilityDeps & EscalationDeps & GenealogyDeps & RecallDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -13,6 +14,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createTraceabilityActivities(deps),
   ...createEscalationActivities(deps),
   ...createGenealogyActivities(deps),
+  ...createRecallActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -9,6 +9,8 @@
  * Implementations throw `ExternalSystemError` (activities/errors.ts) so activities can classify failures.
  */
 
+import type { RecallScope, RecallStage, RecallTargets } from '../workflows/contracts';
+
 /** How a create on the MES or ERP may proceed. Omitted, the create looks its key up first. */
 export interface CreateOptions {
   /**
@@ -336,4 +338,31 @@ export interface IntentLedger {
   begin(intent: CreateIntent): Promise<IntentRecord>;
   /** Records the document the create made (or the look-up found) on the key's intent. */
   complete(key: string, outcome: unknown): Promise<void>;
+}
+
+// Recall (docs/recall.md): the stages' work over Holdfast's genealogy; each writes its rows and returns counts.
+
+export interface RecallTraceCounts {
+  scopeLots: number;
+  forwardLots: number;
+  backwardLots: number;
+  deliveries: number;
+  customers: number;
+  gaps: number;
+  cycles: number;
+  truncated: number;
+}
+
+export interface RecallReconciliation {
+  /** Sum of the quantities of the scope's lots and every lot made from them (those with a known quantity). */
+  produced: number;
+  accounted: number;
+  unreconciledLots: number;
+}
+
+export interface RecallStore {
+  trace(recallId: string, scope: RecallScope): Promise<RecallTraceCounts>;
+  classify(recallId: string): Promise<Record<string, number>>;
+  reconcile(recallId: string): Promise<RecallReconciliation>;
+  report(recallId: string, state: 'completed' | 'failed', stages: RecallStage[], targets: RecallTargets): Promise<void>;
 }

@@ -29,6 +29,7 @@ import lotRoutes from './routes/lots';
 import recordsRoutes from './routes/records';
 import stationRoutes from './routes/stations';
 import traceRoutes from './routes/trace';
+import recallRoutes from './routes/recalls';
 
 export type { ApiDeps } from './deps';
 
@@ -105,6 +106,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(auditRoutes, opts);
   await app.register(traceRoutes, opts);
   await app.register(recordsRoutes, opts);
+  await app.register(recallRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

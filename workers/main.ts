@@ -21,6 +21,7 @@ import { ensureGenealogySyncs } from '../infra/temporal/genealogy-sync-starter';
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
+import { createRecallStore } from '../infra/recall/recall-store';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
@@ -120,6 +121,7 @@ async function main(): Promise<void> {
       erpFor: connectors.erpFor,
       escalationFor: connectors.escalationFor,
       genealogy,
+      recalls: createRecallStore(pool),
     });
     logger.info('bundling workflow code and creating the workers');
     workers = await createQualityWorkers({

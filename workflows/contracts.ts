@@ -23,6 +23,9 @@ export const SearchAttributes = {
   defectClass: defineSearchAttributeKey('DefectClass', SearchAttributeType.KEYWORD_LIST),
   dispositionState: defineSearchAttributeKey('DispositionState', SearchAttributeType.KEYWORD),
   detectedAt: defineSearchAttributeKey('DetectedAt', SearchAttributeType.DATETIME),
+  // A recall (with Site): two more of the Keyword slots, 7 of 10 in all.
+  recallKind: defineSearchAttributeKey('RecallKind', SearchAttributeType.KEYWORD),
+  recallState: defineSearchAttributeKey('RecallState', SearchAttributeType.KEYWORD),
 } as const;
 
 export const ALL_SEARCH_ATTRIBUTES = Object.values(SearchAttributes);
@@ -400,4 +403,67 @@ export function shadowWorkflowId(eventId: string): string {
 
 export function lotCaseWorkflowId(site: string, lotId: string): string {
   return `lot-${site}-${lotId}`;
+}
+
+// Recall (docs/recall.md): one workflow per recall, tracing forward and backward from a scope through the genealogy,
+// classifying what it reached, reconciling the scope's quantities and reporting. The findings stay in PostgreSQL
+// (holdfast.recall_lot); the workflow carries counts and timings only.
+
+export type RecallKind = 'mock' | 'real';
+
+/** Where a recall starts: the genealogy's trace starts (infra/genealogy/trace-queries.ts TraceStart). */
+export type RecallScope =
+  | { kind: 'lot-key'; lotKey: string }
+  | { kind: 'mes-lot'; site: string; lotId: string }
+  | { kind: 'erp-batch'; plant: string; material: string; batch: string }
+  | { kind: 'supplier-lot'; supplier: string; supplierBatch: string }
+  | { kind: 'part'; site: string; partId: string }
+  | { kind: 'serial'; serial: string }
+  | { kind: 'work-order'; site: string; order: string }
+  | { kind: 'model-version'; modelVersion: string; site?: string };
+
+/** A site's recall targets (sites[].recall in temporal.yaml). */
+export interface RecallTargets {
+  /** The full trace (trace and classify) within this Temporal duration, e.g. '8m'. */
+  traceWithin: string;
+  /** Share of the scope's produced quantity accounted for, 0..1. */
+  reconciliationAtLeast: number;
+}
+
+export interface RecallInput {
+  recallId: string;
+  site: string;
+  kind: RecallKind;
+  scope: RecallScope;
+  reason: string;
+  requestedBy: string;
+  targets: RecallTargets;
+  preset: ActivityPreset;
+}
+
+export type RecallStageName = 'trace' | 'classify' | 'contain' | 'notify' | 'reconcile' | 'report';
+
+export interface RecallStage {
+  name: RecallStageName;
+  state: 'pending' | 'running' | 'done' | 'skipped';
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  /** What the stage found, as counts (the rows are in holdfast.recall_lot). */
+  counts?: Record<string, number>;
+}
+
+export type RecallState = 'running' | 'completed' | 'failed';
+
+export interface RecallStatus {
+  recallId: string;
+  state: RecallState;
+  stages: RecallStage[];
+}
+
+export const recallStatusQuery = defineQuery<RecallStatus>('recallStatus');
+
+/** A recall's workflow id, from the id the API assigns it. */
+export function recallWorkflowId(recallId: string): string {
+  return `recall-${recallId}`;
 }

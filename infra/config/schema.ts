@@ -242,6 +242,13 @@ const Site = z.strictObject({
       ),
     })
     .prefault({}),
+  /** What a mock recall is scored against (docs/recall.md#score). */
+  recall: z
+    .strictObject({
+      traceWithin: Duration.default('8m'),
+      reconciliationAtLeast: z.number().min(0).max(1).default(0.995),
+    })
+    .prefault({}),
 });
 
 export const HoldfastConfig = z

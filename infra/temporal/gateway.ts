@@ -22,6 +22,7 @@ import {
   type DispositionRequest,
   type LotCaseInput,
   type LotCaseState,
+  type RecallInput,
   type RetryFailedStepResult,
   countersignDispositionUpdate,
   detectionSearchAttributes,
@@ -32,6 +33,7 @@ import {
   retryFailedStepUpdate,
   shadowWorkflowId,
 } from '../../workflows/contracts';
+import { startRecallWorkflow } from '../recall/recall-starter';
 
 /** Started by name: the API and dispatcher never import workflow implementations. */
 export const LOT_CASE_WORKFLOW_TYPE = 'lotCaseWorkflow';
@@ -72,6 +74,8 @@ export interface WorkflowGateway {
   countersignDisposition(lotCaseWorkflowId: string, request: CountersignRequest): Promise<DispositionOutcome>;
   /** Re-runs the steps a case is parked on (needs-attention), once their cause was fixed in the MES or ERP. */
   retryFailedStep(workflowId: string, requestedBy: string): Promise<RetryFailedStepResult>;
+  /** Starts a recall's workflow, or finds it running (docs/recall.md); absent: this process starts no recalls. */
+  startRecall?(input: RecallInput): Promise<void>;
 }
 
 /** A workflow's update validator refused the request (wrong stage, illegal transition): the API answers 409. */
@@ -112,6 +116,11 @@ export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; con
       submitDisposition: async (workflowId, request) => target().submitDisposition(workflowId, request),
       countersignDisposition: async (workflowId, request) => target().countersignDisposition(workflowId, request),
       retryFailedStep: async (workflowId, requestedBy) => target().retryFailedStep(workflowId, requestedBy),
+      startRecall: async (input) => {
+        const real = target();
+        if (!real.startRecall) throw new TemporalUnavailableError('this gateway starts no recalls');
+        await real.startRecall(input);
+      },
     },
     connect(gateway) {
       real = gateway;
@@ -262,6 +271,8 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
         throw err;
       }
     },
+
+    startRecall: (input) => within(rpcTimeoutMs, () => startRecallWorkflow(client, opts.taskQueue, input)),
   };
 }
 

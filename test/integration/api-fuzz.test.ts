@@ -64,6 +64,7 @@ const noWorkflows: WorkflowGateway = {
   submitDisposition: (id) => Promise.reject(new WorkflowNotFoundError(`no workflow ${id}`)),
   countersignDisposition: (id) => Promise.reject(new WorkflowNotFoundError(`no workflow ${id}`)),
   retryFailedStep: (id) => Promise.reject(new WorkflowNotFoundError(`no workflow ${id}`)),
+  startRecall: () => Promise.resolve(),
 };
 
 const run = `fuzz-${randomUUID().slice(0, 8)}`;
@@ -124,6 +125,17 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   'GET /v1/lots/:lotId/quality-record': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1', format: 'csv' } }),
   'GET /v1/records/fsma204': () => ({ query: { site: 'PLANT1', from: '2026-01-01', to: '2026-01-31', lot: 'R1' } }),
   'GET /v1/lots/:lotId/genealogy': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1' } }),
+  'POST /v1/recalls': () => ({
+    headers: { 'idempotency-key': `${run}-${randomUUID()}` },
+    body: {
+      site: 'PLANT1',
+      kind: 'mock',
+      scope: { kind: 'supplier-lot', supplier: 'V100', supplierBatch: `${run}-VB` },
+      reason: 'quarterly mock recall',
+    },
+  }),
+  'GET /v1/recalls/:recallId': () => ({ params: { recallId: `PLANT1-${run}` } }),
+  'GET /v1/recalls': () => ({ query: { site: 'PLANT1', kind: 'mock', limit: '5' } }),
   'POST /codec/encode': () => ({
     headers: { 'x-namespace': 'default' },
     body: { payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: 'e30=' }] },

@@ -87,6 +87,13 @@ beforeAll(async () => {
       document: `${run}-lot`,
     },
   ]);
+  // ... and a recall of that lot, for the recall reads.
+  await pool.query(
+    `INSERT INTO holdfast.recall (recall_id, site, kind, scope, reason, requested_by, idempotency_key, request_sha256,
+                                  workflow_id)
+     VALUES ($1, 'PLANT1', 'mock', '{}', 'r', 'x', $1, 'x', $1)`,
+    [`${run}-RCL`],
+  );
 });
 
 afterAll(async () => {
@@ -125,6 +132,18 @@ describe('role × route', () => {
     fsma204: { method: 'GET', url: '/v1/records/fsma204?site=PLANT1&from=2026-01-01&to=2026-01-01' },
     genealogy: { method: 'GET', url: `${lot}/genealogy` },
     qualityRecord: { method: 'GET', url: `${lot}/quality-record` },
+    recallStart: {
+      method: 'POST',
+      url: '/v1/recalls',
+      payload: () => ({
+        site: 'PLANT1',
+        kind: 'mock',
+        scope: { kind: 'mes-lot', site: 'PLANT1', lotId: `${run}-LOT` },
+        reason: 'r',
+      }),
+    },
+    recall: { method: 'GET', url: `/v1/recalls/${run}-RCL` },
+    recalls: { method: 'GET', url: '/v1/recalls?site=PLANT1&kind=mock&limit=1' },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -137,7 +156,15 @@ describe('role × route', () => {
   /** The public routes, for anyone with any credentials (the sign-in's bad password is a 401 of its own). */
   const open = { health: 200, metrics: 200, docs: 200, signIn: 401 } as const;
   /** The genealogy's reads: every reader of the lot's site. */
-  const traced = { traceBackward: 200, traceForward: 200, traceGaps: 200, genealogy: 200, fsma204: 200 } as const;
+  const traced = {
+    traceBackward: 200,
+    traceForward: 200,
+    traceGaps: 200,
+    genealogy: 200,
+    fsma204: 200,
+    recall: 200,
+    recalls: 200,
+  } as const;
   /** The lot quality record: every reader of the lot's site, like the lot itself. */
   const records = { qualityRecord: 200 } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
@@ -167,6 +194,7 @@ describe('role × route', () => {
         verdicts: 200,
         disposition: 'through',
         retry: 'through',
+        recallStart: 'through',
         ...open,
       },
     ],
@@ -184,6 +212,7 @@ describe('role × route', () => {
         disposition: 'through',
         countersign: 'through',
         retry: 'through',
+        recallStart: 'through',
         ...open,
       },
     ],
@@ -216,6 +245,7 @@ describe('role × route', () => {
         disposition: 'through',
         countersign: 'through',
         retry: 'through',
+        recallStart: 'through',
         ...open,
       },
     ],
@@ -246,7 +276,7 @@ describe('role × route', () => {
         url: route.url,
         headers: {
           ...(await headers()),
-          ...(name === 'disposition' || name === 'countersign' ? { 'idempotency-key': randomUUID() } : {}),
+          ...(['disposition', 'countersign', 'recallStart'].includes(name) ? { 'idempotency-key': randomUUID() } : {}),
         },
         ...('payload' in route ? { payload: route.payload() } : {}),
       });
@@ -280,6 +310,14 @@ describe('a station key', () => {
       payload: { decision: 'scrap', reason: 'r', signature: { meaning: 'approval', password: 'x' } },
     });
     expect(decided.statusCode).toBe(403);
+    // Nor start a recall (OWASP API6: a business flow only a person may drive).
+    const recall = await app.inject({
+      method: 'POST',
+      url: '/v1/recalls',
+      headers: { ...headers, 'idempotency-key': randomUUID() },
+      payload: { site: 'PLANT1', kind: 'mock', scope: { kind: 'serial', serial: 'x' }, reason: 'r' },
+    });
+    expect(recall.statusCode).toBe(403);
   });
 });
 

@@ -24,6 +24,7 @@ import { asAdmin, signerAccount, stationKey, testSigningKey } from './identity';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
+import { createRecallStore } from '../../infra/recall/recall-store';
 
 export interface StackOptions {
   pool: Pool;
@@ -149,6 +150,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         erpFor: connectors.erpFor,
         escalationFor: connectors.escalationFor,
         genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
+        recalls: createRecallStore(opts.pool),
       });
       workers = await createQualityWorkers({
         config,

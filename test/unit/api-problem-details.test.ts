@@ -153,12 +153,16 @@ describe('problem+json error contract', () => {
         '/v1/trace/gaps',
         '/v1/records/fsma204',
         '/v1/lots/{lotId}/quality-record',
+        '/v1/recalls',
+        '/v1/recalls/{recallId}',
         '/v1/stations/{site}/{line}/{station}/shadow-report',
         '/v1/stations/{site}/{line}/{station}/verdicts',
       ].sort(),
     );
-    expect(doc.paths['/v1/lots/{lotId}/disposition']!.post!.parameters).toEqual(
-      expect.arrayContaining([expect.objectContaining({ in: 'header', name: 'idempotency-key', required: true })]),
-    );
+    for (const path of ['/v1/lots/{lotId}/disposition', '/v1/recalls']) {
+      expect(doc.paths[path]!.post!.parameters).toEqual(
+        expect.arrayContaining([expect.objectContaining({ in: 'header', name: 'idempotency-key', required: true })]),
+      );
+    }
   });
 });

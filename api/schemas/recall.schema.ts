@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import { Identifier } from '../../infra/ingest/inspection.schema';
+import { SignatureInputSchema } from './disposition.schema';
+
+const Text = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+
+/** What a recall starts from: the genealogy's trace starts (docs/recall.md). */
+export const RecallScopeSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('mes-lot'), site: Identifier, lotId: Text }),
+  z.strictObject({ kind: z.literal('erp-batch'), plant: Text, material: Text, batch: Text }),
+  z.strictObject({ kind: z.literal('supplier-lot'), supplier: Text, supplierBatch: Text }),
+  z.strictObject({ kind: z.literal('part'), site: Identifier, partId: Text }),
+  z.strictObject({ kind: z.literal('serial'), serial: Text }),
+  z.strictObject({ kind: z.literal('work-order'), site: Identifier, order: Text }),
+  z.strictObject({ kind: z.literal('model-version'), modelVersion: Text, site: Identifier.optional() }),
+]);
+
+export const RecallBodySchema = z.strictObject({
+  site: Identifier,
+  kind: z.enum(['mock', 'real']),
+  scope: RecallScopeSchema,
+  reason: z.string().min(1).max(1000),
+  /** A real recall's requester signs it; a mock recall needs none. */
+  signature: SignatureInputSchema.optional(),
+});
+
+export const RecallStartedSchema = z.object({
+  recallId: z.string(),
+  workflowId: z.string(),
+  state: z.string(),
+  links: z.object({ self: z.string() }),
+});
+
+export const RecallParamsSchema = z.strictObject({ recallId: Identifier });
+
+const Stage = z.object({
+  name: z.string(),
+  state: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  durationMs: z.number().optional(),
+  counts: z.record(z.string(), z.number()).optional(),
+});
+
+const Summary = z.object({
+  recallId: z.string(),
+  site: z.string(),
+  kind: z.enum(['mock', 'real']),
+  scope: z.record(z.string(), z.unknown()),
+  reason: z.string(),
+  requestedBy: z.string(),
+  state: z.string(),
+  createdAt: z.string(),
+  completedAt: z.string().nullable(),
+  score: z
+    .object({
+      traceMs: z.number(),
+      traceWithinMs: z.number(),
+      traceOnTime: z.boolean(),
+      reconciliation: z.number(),
+      reconciliationAtLeast: z.number(),
+      reconciled: z.boolean(),
+      passed: z.boolean(),
+    })
+    .nullable(),
+});
+
+export const RecallViewSchema = Summary.extend({
+  workflowId: z.string(),
+  stages: z.array(Stage),
+  lots: z.object({
+    byClass: z.record(z.string(), z.number()),
+    byReach: z.record(z.string(), z.number()),
+  }),
+  deliveries: z.array(
+    z.object({ delivery: z.string(), item: z.string(), customer: z.string(), shipTo: z.string(), lotKey: z.string() }),
+  ),
+  findings: z.array(z.object({ kind: z.string(), subject: z.string(), detail: z.record(z.string(), z.unknown()) })),
+});
+
+export const RecallListQuerySchema = z.strictObject({
+  site: Identifier,
+  kind: z.enum(['mock', 'real']).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z
+    .string()
+    .max(300)
+    .regex(/^[A-Za-z0-9_-]+$/, 'the `next` of the previous page')
+    .optional(),
+});
+
+export const RecallPageSchema = z.object({ recalls: z.array(Summary), next: z.string().nullable() });

@@ -1,0 +1,304 @@
+/**
+ * A mock recall over a synced plant history, checked against the history's ground truth: a seeded history goes into
+ * the SAP and MES simulators, both genealogy syncs run on a real worker until current, then a mock recall of one
+ * supplier lot runs as a real workflow and its rows are compared with what the generator says that lot reached.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Pool } from 'pg';
+import { loadConfig } from '../../infra/config/load';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import { createPool } from '../../infra/db/pool';
+import { lotKey } from '../../infra/genealogy/genealogy-keys';
+import { ensureGenealogySyncs } from '../../infra/temporal/genealogy-sync-starter';
+import { generatePlantHistory } from '../../infra/simulators/plant-history/plant-history';
+import { loadIntoSimulators } from '../../infra/simulators/plant-history/load';
+import type { RecallReport } from '../../infra/recall/recall-store';
+import { startRecall } from '../../infra/recall/recall-starter';
+import { WorkflowFailedError } from '@temporalio/client';
+import {
+  genealogySyncStatusQuery,
+  genealogySyncWorkflowId,
+  recallStatusQuery,
+  type RecallStatus,
+} from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
+import { bearerFor, signerAccount } from '../support/identity';
+import { type HoldfastStack, startHoldfastStack } from '../support/stack';
+import { readTestEnv } from '../support/test-env';
+import { installQuietRuntime } from '../support/workflow-harness';
+
+const pool: Pool = createPool(readTestEnv().databaseUrl, { max: 5 });
+let stack: HoldfastStack;
+/** A plant and site of their own: this run's lot keys and workflow ids collide with no other test's. */
+const erpPlant = randomBytes(2).toString('hex').toUpperCase();
+const site = `RCL-${erpPlant}`;
+const history = generatePlantHistory({
+  seed: 20261207,
+  parts: 300,
+  lots: 40,
+  supplierLots: 8,
+  days: 10,
+  site,
+  erpPlant,
+  defectRate: 0,
+  // One supplier batch consumed but never received: a trace gap a recall of it has to report.
+  gaps: { 'batch-never-received': 1 },
+});
+const truth = history.groundTruth();
+const byId = new Map(truth.lots.map((l) => [l.lotId, l]));
+
+beforeAll(async () => {
+  installQuietRuntime();
+  const env = readTestEnv();
+  const base = loadConfig();
+  const config: HoldfastConfig = {
+    ...base,
+    sites: [{ ...base.sites[0]!, id: site, erpPlant }],
+    traceability: {
+      ...base.traceability,
+      sync: { ...base.traceability.sync, enabled: true, pageSize: 200, pollInterval: '1h' },
+    },
+  };
+  stack = await startHoldfastStack({
+    pool,
+    temporalAddress: env.temporalAddress,
+    namespace: env.namespace,
+    config,
+    seedDemo: false,
+  });
+  await loadIntoSimulators(history, {
+    sap: { url: stack.sapUrl, username: stack.sapEnv.SAP_USER, password: stack.sapEnv.SAP_PASSWORD },
+    mes: { url: stack.mesUrl },
+  });
+  for (const id of await ensureGenealogySyncs(stack.client, stack.config)) {
+    await eventually(
+      `${id} current`,
+      () => stack.client.workflow.getHandle(id).query(genealogySyncStatusQuery),
+      (status) => !status.catchingUp && status.totals.documents > 0,
+      { timeoutMs: 150_000 },
+    );
+  }
+}, 240_000);
+
+afterAll(async () => {
+  for (const system of ['erp', 'mes'] as const) {
+    await stack?.client.workflow
+      .getHandle(genealogySyncWorkflowId(system, site))
+      .terminate('test done')
+      .catch(() => undefined);
+  }
+  await stack?.stop();
+  await pool.end();
+});
+
+test("a mock recall of a supplier lot reaches the truth's lots and deliveries, reconciles and is scored", async () => {
+  // The supplier lot that reaches the most finished lots: a recall worth the name.
+  const reach = [...truth.supplierReach].sort((a, b) => b.finishedLots.length - a.finishedLots.length)[0]!;
+  expect(reach.finishedLots.length).toBeGreaterThan(0);
+  expect(reach.deliveries.length).toBeGreaterThan(0);
+  const supplierLot = byId.get(reach.supplierLot)!;
+  const qe = await bearerFor({ username: 'qe-recall', roles: ['quality-engineer'], sites: [site] }, stack.signingKey);
+  const body = {
+    site,
+    kind: 'mock',
+    scope: { kind: 'erp-batch', plant: erpPlant, material: supplierLot.material, batch: supplierLot.lotId },
+    reason: 'quarterly mock recall',
+  };
+  const post = (payload: object) =>
+    stack.api.inject({
+      method: 'POST',
+      url: '/v1/recalls',
+      headers: { ...qe, 'idempotency-key': `mock-${erpPlant}` },
+      payload,
+    });
+  const first = await post(body);
+  expect(first.statusCode).toBe(202);
+  const started = first.json<{ recallId: string; workflowId: string }>();
+  const status = (await stack.client.workflow.getHandle(started.workflowId).result()) as RecallStatus;
+  expect(status.state).toBe('completed');
+  expect(status.stages.map((s) => [s.name, s.state])).toEqual([
+    ['trace', 'done'],
+    ['classify', 'done'],
+    ['contain', 'skipped'],
+    ['notify', 'skipped'],
+    ['reconcile', 'done'],
+    ['report', 'done'],
+  ]);
+  await expect(stack.client.workflow.getHandle(started.workflowId).query(recallStatusQuery)).resolves.toEqual(status);
+
+  // Every finished lot the truth says the supplier lot reached, and their deliveries.
+  const keyOf = (id: string) => lotKey({ erp: { plant: erpPlant, material: byId.get(id)!.material, batch: id } });
+  const lots = await pool.query<{
+    lot_key: string;
+    reached_by: string;
+    class: string;
+    deliveries: { delivery: string }[];
+  }>('SELECT lot_key, reached_by, class, deliveries FROM holdfast.recall_lot WHERE recall_id = $1', [started.recallId]);
+  const forward = lots.rows.filter((r) => r.reached_by === 'forward');
+  const finished = new Set(truth.lots.filter((l) => l.level === 'finished').map((l) => keyOf(l.lotId)));
+  expect(
+    forward
+      .filter((r) => finished.has(r.lot_key))
+      .map((r) => r.lot_key)
+      .sort(),
+  ).toEqual(reach.finishedLots.map(keyOf).sort());
+  expect([...new Set(forward.flatMap((r) => r.deliveries.map((d) => d.delivery)))].sort()).toEqual(
+    [...reach.deliveries].sort(),
+  );
+  expect(lots.rows.filter((r) => r.reached_by === 'scope').map((r) => r.lot_key)).toEqual([keyOf(supplierLot.lotId)]);
+  // Classified by the genealogy's edges: a finished lot with deliveries is shipped, every other reached lot went
+  // somewhere or is still there.
+  for (const r of forward) {
+    if (r.deliveries.length > 0) expect(r.class).toBe('shipped');
+    expect(['shipped', 'consumed', 'in-process', 'scrapped', 'in-stock']).toContain(r.class);
+  }
+
+  // The report: stage timings from workflow time, the reconciliation and the score against the site's targets.
+  const { rows } = await pool.query<{ state: string; report: RecallReport }>(
+    'SELECT state, report FROM holdfast.recall WHERE recall_id = $1',
+    [started.recallId],
+  );
+  expect(rows[0]!.state).toBe('completed');
+  const report = rows[0]!.report;
+  for (const s of report.stages.filter(
+    (x: { name: string; state: string }) => x.state === 'done' && x.name !== 'report',
+  )) {
+    expect(s.durationMs).toBeGreaterThanOrEqual(0);
+  }
+  const reconcile = report.stages.find((s) => s.name === 'reconcile')!.counts!;
+  expect(reconcile['produced']).toBeGreaterThan(0);
+  expect(report.score.reconciliation).toBeCloseTo(reconcile['accounted']! / reconcile['produced']!, 9);
+  expect(report.score).toMatchObject({ traceWithinMs: 8 * 60_000, reconciliationAtLeast: 0.995, traceOnTime: true });
+  // Each unreconciled lot is a finding, with its remainder.
+  const findings = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM holdfast.recall_finding WHERE recall_id = $1 AND kind = 'unreconciled-quantity'`,
+    [started.recallId],
+  );
+  expect(findings.rows[0]!.n).toBe(reconcile['unreconciledLots']);
+
+  // The same request again: the same recall, nothing new; the same key with another body is refused.
+  const again = await post(body);
+  expect([again.statusCode, again.json()]).toEqual([202, first.json()]);
+  const reused = await post({ ...body, reason: 'another' });
+  expect([reused.statusCode, reused.headers['content-type']]).toEqual([422, 'application/problem+json; charset=utf-8']);
+  const audited = await pool.query(
+    `SELECT 1 FROM holdfast.audit_record WHERE record_type = 'recall' AND record_id = $1 AND content::jsonb->>'action' = 'recall.start'`,
+    [started.recallId],
+  );
+  expect(audited.rowCount).toBe(1);
+
+  // What GET /v1/recalls/{id} shows: the report, the lots by class, the deliveries; and the site's mock history.
+  const view = await stack.api.inject({ method: 'GET', url: `/v1/recalls/${started.recallId}`, headers: qe });
+  expect(view.statusCode).toBe(200);
+  const shown = view.json<{
+    state: string;
+    score: unknown;
+    stages: unknown[];
+    lots: { byReach: Record<string, number> };
+    deliveries: { delivery: string }[];
+  }>();
+  expect(shown).toMatchObject({ state: 'completed', score: report.score, stages: report.stages });
+  expect(shown.lots.byReach['forward']).toBe(forward.length);
+  expect([...new Set(shown.deliveries.map((d) => d.delivery))].sort()).toEqual([...reach.deliveries].sort());
+  const history = await stack.api.inject({
+    method: 'GET',
+    url: `/v1/recalls?site=${site}&kind=mock&limit=1`,
+    headers: qe,
+  });
+  expect(history.statusCode).toBe(200);
+  expect(history.json()).toMatchObject({
+    recalls: [{ recallId: started.recallId, kind: 'mock', state: 'completed' }],
+    next: null,
+  });
+  const elsewhere = await bearerFor(
+    { username: 'qe-elsewhere', roles: ['quality-engineer'], sites: ['PLANT1'] },
+    stack.signingKey,
+  );
+  const hidden = await stack.api.inject({ method: 'GET', url: `/v1/recalls/${started.recallId}`, headers: elsewhere });
+  expect(hidden.statusCode).toBe(403);
+  const lotsAgain = await pool.query('SELECT count(*)::int AS n FROM holdfast.recall_lot WHERE recall_id = $1', [
+    started.recallId,
+  ]);
+  expect(lotsAgain.rows[0].n).toBe(lots.rows.length);
+}, 120_000);
+
+test("a real recall needs its requester's signature, and answers 501 until containment is built", async () => {
+  const qm = await signerAccount(
+    pool,
+    { username: `rcl-qm-${erpPlant.toLowerCase()}`, roles: ['quality-manager'], sites: [site] },
+    stack.signingKey,
+  );
+  const start = (signature?: object) =>
+    stack.api.inject({
+      method: 'POST',
+      url: '/v1/recalls',
+      headers: { ...qm.headers, 'idempotency-key': `real-${erpPlant}-${String(signature !== undefined)}` },
+      payload: {
+        site,
+        kind: 'real',
+        scope: { kind: 'serial', serial: 'none' },
+        reason: 'customer complaint',
+        ...(signature ? { signature } : {}),
+      },
+    });
+  const unsigned = await start();
+  expect([unsigned.statusCode, unsigned.json<{ errors: { field: string }[] }>().errors[0]?.field]).toEqual([
+    400,
+    'body.signature',
+  ]);
+  const wrong = await start({ meaning: 'approval', password: 'not-the-password' });
+  expect(wrong.statusCode).toBe(401);
+  const signed = await start(qm.signature());
+  expect([signed.statusCode, signed.json<{ detail: string }>().detail]).toEqual([
+    501,
+    expect.stringContaining('containment and notification'),
+  ]);
+  // Nothing was opened for it.
+  const { rowCount } = await pool.query(`SELECT 1 FROM holdfast.recall WHERE site = $1 AND kind = 'real'`, [site]);
+  expect(rowCount).toBe(0);
+
+  // Should one be started all the same (not through the API), it traces and classifies, then fails as a workflow
+  // (not a workflow task retried for ever) and its report says so.
+  const started = await startRecall(pool, stack.client, stack.config, {
+    site,
+    kind: 'real',
+    scope: { kind: 'serial', serial: 'none' },
+    reason: 'not through the API',
+    requestedBy: 'test',
+    idempotencyKey: `real-direct-${erpPlant}`,
+  });
+  if (started.outcome === 'key-reused') throw new Error(`unexpected ${started.outcome}`);
+  await expect(stack.client.workflow.getHandle(started.workflowId).result()).rejects.toThrow(WorkflowFailedError);
+  const { rows } = await pool.query<{ state: string; report: RecallReport }>(
+    'SELECT state, report FROM holdfast.recall WHERE recall_id = $1',
+    [started.recallId],
+  );
+  expect(rows[0]!.state).toBe('failed');
+  expect(rows[0]!.report.stages.filter((s) => s.state === 'done').map((s) => s.name)).toEqual(['trace', 'classify']);
+});
+
+test('a mock recall reports the trace gaps on its path as findings', async () => {
+  const unreceived = byId.get(truth.expectedGaps.find((g) => g.kind === 'batch-never-received')!.lotId!)!;
+  const qe = await bearerFor({ username: 'qe-recall', roles: ['quality-engineer'], sites: [site] }, stack.signingKey);
+  const res = await stack.api.inject({
+    method: 'POST',
+    url: '/v1/recalls',
+    headers: { ...qe, 'idempotency-key': `gap-${erpPlant}` },
+    payload: {
+      site,
+      kind: 'mock',
+      scope: { kind: 'erp-batch', plant: erpPlant, material: unreceived.material, batch: unreceived.lotId },
+      reason: 'mock recall of an unreceived batch',
+    },
+  });
+  expect(res.statusCode).toBe(202);
+  const { recallId, workflowId } = res.json<{ recallId: string; workflowId: string }>();
+  await stack.client.workflow.getHandle(workflowId).result();
+  const view = await stack.api.inject({ method: 'GET', url: `/v1/recalls/${recallId}`, headers: qe });
+  const key = lotKey({ erp: { plant: erpPlant, material: unreceived.material, batch: unreceived.lotId } });
+  expect(view.json<{ findings: unknown[] }>().findings).toContainEqual({
+    kind: 'trace-gap',
+    subject: `lot:${key}`,
+    detail: { gap: 'consumption-without-receipt' },
+  });
+});

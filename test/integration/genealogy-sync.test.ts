@@ -32,6 +32,8 @@ const site = `GEN-${erpPlant}`;
 
 const history = generatePlantHistory({
   seed: 20261206,
+  // Delivery numbers of its own: other tests' histories share this genealogy.
+  firstDelivery: 83000001,
   parts: 400,
   lots: 60,
   supplierLots: 12,

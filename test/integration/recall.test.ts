@@ -34,6 +34,8 @@ const erpPlant = randomBytes(2).toString('hex').toUpperCase();
 const site = `RCL-${erpPlant}`;
 const history = generatePlantHistory({
   seed: 20261207,
+  // Delivery numbers of its own: other tests' histories share this genealogy.
+  firstDelivery: 81000001,
   parts: 300,
   lots: 40,
   supplierLots: 8,

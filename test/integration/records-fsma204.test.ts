@@ -30,6 +30,8 @@ const site = `FSMA-${erpPlant}`;
 
 const history = generatePlantHistory({
   seed: 20261207,
+  // Delivery numbers of its own: other tests' histories share this genealogy.
+  firstDelivery: 82000001,
   parts: 150,
   lots: 30,
   supplierLots: 8,

@@ -75,8 +75,8 @@ test('records the lots, movements and parts of a known site, under the site and 
   const { lots, movements, parts } = recorded[0]!.facts;
   expect(lots.map((l) => l.lotKey)).toEqual(['erp:1010/CMP-1/C1']);
   expect(movements.map((m) => [m.edgeKey, m.kind])).toEqual([
-    ['mes:PR-C0001#0', 'consumed'],
-    ['mes:PR-C0001#1', 'produced'],
+    ['mes:PLANT1%2FPR-C0001#0', 'consumed'],
+    ['mes:PLANT1%2FPR-C0001#1', 'produced'],
   ]);
   expect(parts.map((p) => p.partId)).toEqual(['C1-1', 'C1-2']);
   expect(counts).toEqual({ applied: 1, failed: 0, refused: [] });

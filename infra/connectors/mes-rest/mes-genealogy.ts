@@ -63,7 +63,8 @@ export function productionEventFacts(event: ProductionEvent, scope: GenealogySco
   const edge = (i: number, kind: MovementInput['kind'], from: string, to: string, a: z.infer<typeof MaterialActual>) =>
     ({
       ...common,
-      edgeKey: mesEventKey(`${event.eventId}#${i}`),
+      // Event ids are unique in one MES; the site keeps two plants' MES systems (or two tests') apart.
+      edgeKey: mesEventKey(`${site}/${event.eventId}#${i}`),
       kind,
       from,
       to,

@@ -30,6 +30,11 @@ export interface PlantHistoryOptions {
   storageLocation?: string;
   /** Lines and their inspection stations; they must exist in temporal.yaml for the inspections to be taken. */
   lines?: { area: string; line: string; stations: string[] }[];
+  /**
+   * The first outbound delivery's number (default 80000001). Holdfast keys deliveries by number, unique in one ERP:
+   * histories loaded into one genealogy (tests sharing a database) need ranges of their own.
+   */
+  firstDelivery?: number;
   /** Share of inspected parts that fail; default 0.01. */
   defectRate?: number;
   /** Share of produced lots split in two or three; default 0.02. Merges: pairs of lots, share default 0.01. */
@@ -196,6 +201,7 @@ export function generatePlantHistory(input: PlantHistoryOptions): PlantHistory {
       { area: 'STAMPING', line: 'L2', stations: ['S1'] },
       { area: 'ASSEMBLY', line: 'L3', stations: ['S1'] },
     ],
+    firstDelivery: 80000001,
     defectRate: 0.01,
     splitRate: 0.02,
     mergeRate: 0.01,
@@ -445,7 +451,7 @@ export function generatePlantHistory(input: PlantHistoryOptions): PlantHistory {
       if (!open || open.items.length >= between(1, 4)) {
         const customer = customers[between(0, customers.length - 1)]!;
         open = {
-          number: String(80000001 + deliveries.length),
+          number: String(options.firstDelivery + deliveries.length),
           soldTo: customer,
           // Most customers receive at their own address; some at a separate ship-to party.
           shipTo: random() < 0.7 ? customer : String(20000001 + customers.indexOf(customer)),

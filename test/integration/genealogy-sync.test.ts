@@ -6,19 +6,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
-import { loadConfig } from '../../infra/config/load';
-import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPool } from '../../infra/db/pool';
 import { deliveryNode, lotKey, lotNode } from '../../infra/genealogy/genealogy-keys';
 import { MAX_DEPTH, resolveStart, walkGenealogy } from '../../infra/genealogy/trace-queries';
-import { ensureGenealogySyncs } from '../../infra/temporal/genealogy-sync-starter';
 import { generatePlantHistory, type GroundTruth } from '../../infra/simulators/plant-history/plant-history';
-import { loadIntoSimulators } from '../../infra/simulators/plant-history/load';
-import { genealogySyncStatusQuery, genealogySyncWorkflowId } from '../../workflows/contracts';
+import { genealogySyncWorkflowId } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
-import { type HoldfastStack, startHoldfastStack } from '../support/stack';
+import type { HoldfastStack } from '../support/stack';
+import { startGenealogyStack, stopGenealogyStack, syncGenealogy } from '../support/genealogy-stack';
 import { readTestEnv } from '../support/test-env';
-import { installQuietRuntime } from '../support/workflow-harness';
 
 const pool: Pool = createPool(readTestEnv().databaseUrl, { max: 5 });
 let stack: HoldfastStack;
@@ -65,28 +61,7 @@ const stated = (lot: GroundTruth['lots'][number]) => ({
 });
 
 beforeAll(async () => {
-  installQuietRuntime();
-  const env = readTestEnv();
-  const base = loadConfig();
-  const config: HoldfastConfig = {
-    ...base,
-    sites: [{ ...base.sites[0]!, id: site, erpPlant }],
-    traceability: {
-      ...base.traceability,
-      sync: { ...base.traceability.sync, enabled: true, pageSize: 200, pollInterval: '1h' },
-    },
-  };
-  stack = await startHoldfastStack({
-    pool,
-    temporalAddress: env.temporalAddress,
-    namespace: env.namespace,
-    config,
-    seedDemo: false,
-  });
-  await loadIntoSimulators(history, {
-    sap: { url: stack.sapUrl, username: stack.sapEnv.SAP_USER, password: stack.sapEnv.SAP_PASSWORD },
-    mes: { url: stack.mesUrl },
-  });
+  stack = await startGenealogyStack(pool, { site, erpPlant, history });
   // The cameras' findings, as the stations posted them; the failing part holds its lot (after it shipped).
   const inspections = [...history.inspections()];
   for (let i = 0; i < inspections.length; i += 500) {
@@ -101,13 +76,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const system of ['erp', 'mes'] as const) {
-    await stack?.client.workflow
-      .getHandle(genealogySyncWorkflowId(system, site))
-      .terminate('test done')
-      .catch(() => undefined);
-  }
-  await stack?.stop();
+  await stopGenealogyStack(stack, site);
   await pool.end();
 });
 
@@ -144,16 +113,8 @@ test('both syncs catch up, and every lot has exactly its parents and children, q
     ]);
     return rows.length === 1;
   });
-  const started = await ensureGenealogySyncs(stack.client, stack.config);
+  const started = await syncGenealogy(stack);
   expect(started.sort()).toEqual([genealogySyncWorkflowId('erp', site), genealogySyncWorkflowId('mes', site)]);
-  for (const id of started) {
-    await eventually(
-      `${id} current`,
-      () => stack.client.workflow.getHandle(id).query(genealogySyncStatusQuery),
-      (status) => !status.catchingUp && status.totals.documents > 0,
-      { timeoutMs: 150_000 },
-    );
-  }
 
   const keyOf = (l: { lotId: string; material: string }) =>
     lotNode(lotKey({ erp: { plant: erpPlant, material: l.material, batch: l.lotId } }));

@@ -7,20 +7,14 @@
 import { randomBytes } from 'node:crypto';
 import ExcelJS from 'exceljs';
 import type { Pool } from 'pg';
-import { loadConfig } from '../../infra/config/load';
-import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPool } from '../../infra/db/pool';
 import { lotKey } from '../../infra/genealogy/genealogy-keys';
 import { FSMA204_COLUMNS, type Fsma204Row } from '../../infra/genealogy/fsma204';
-import { ensureGenealogySyncs } from '../../infra/temporal/genealogy-sync-starter';
-import { loadIntoSimulators } from '../../infra/simulators/plant-history/load';
 import { generatePlantHistory } from '../../infra/simulators/plant-history/plant-history';
-import { genealogySyncStatusQuery, genealogySyncWorkflowId } from '../../workflows/contracts';
-import { eventually } from '../support/eventually';
 import { bearerFor } from '../support/identity';
-import { type HoldfastStack, startHoldfastStack } from '../support/stack';
+import type { HoldfastStack } from '../support/stack';
+import { startGenealogyStack, stopGenealogyStack, syncGenealogy } from '../support/genealogy-stack';
 import { readTestEnv } from '../support/test-env';
-import { installQuietRuntime } from '../support/workflow-harness';
 
 const pool: Pool = createPool(readTestEnv().databaseUrl, { max: 5 });
 let stack: HoldfastStack;
@@ -44,47 +38,12 @@ const history = generatePlantHistory({
 });
 
 beforeAll(async () => {
-  installQuietRuntime();
-  const env = readTestEnv();
-  const base = loadConfig();
-  const config: HoldfastConfig = {
-    ...base,
-    sites: [{ ...base.sites[0]!, id: site, erpPlant }],
-    traceability: {
-      ...base.traceability,
-      sync: { ...base.traceability.sync, enabled: true, pageSize: 200, pollInterval: '1h' },
-    },
-  };
-  stack = await startHoldfastStack({
-    pool,
-    temporalAddress: env.temporalAddress,
-    namespace: env.namespace,
-    config,
-    seedDemo: false,
-  });
-  await loadIntoSimulators(history, {
-    sap: { url: stack.sapUrl, username: stack.sapEnv.SAP_USER, password: stack.sapEnv.SAP_PASSWORD },
-    mes: { url: stack.mesUrl },
-  });
-  const started = await ensureGenealogySyncs(stack.client, stack.config);
-  for (const id of started) {
-    await eventually(
-      `${id} current`,
-      () => stack.client.workflow.getHandle(id).query(genealogySyncStatusQuery),
-      (status) => !status.catchingUp && status.totals.documents > 0,
-      { timeoutMs: 150_000 },
-    );
-  }
+  stack = await startGenealogyStack(pool, { site, erpPlant, history });
+  await syncGenealogy(stack);
 }, 240_000);
 
 afterAll(async () => {
-  for (const system of ['erp', 'mes'] as const) {
-    await stack?.client.workflow
-      .getHandle(genealogySyncWorkflowId(system, site))
-      .terminate('test done')
-      .catch(() => undefined);
-  }
-  await stack?.stop();
+  await stopGenealogyStack(stack, site);
   await pool.end();
 });
 

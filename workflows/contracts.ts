@@ -411,8 +411,8 @@ export function lotCaseWorkflowId(site: string, lotId: string): string {
 
 export type RecallKind = 'mock' | 'real';
 
-/** Where a recall starts: the genealogy's trace starts (infra/genealogy/trace-queries.ts TraceStart). */
-export type RecallScope =
+/** Where a genealogy trace starts (infra/genealogy/trace-queries.ts): one identifier of one kind. */
+export type TraceStart =
   | { kind: 'lot-key'; lotKey: string }
   | { kind: 'mes-lot'; site: string; lotId: string }
   | { kind: 'erp-batch'; plant: string; material: string; batch: string }
@@ -420,7 +420,11 @@ export type RecallScope =
   | { kind: 'part'; site: string; partId: string }
   | { kind: 'serial'; serial: string }
   | { kind: 'work-order'; site: string; order: string }
+  | { kind: 'delivery'; delivery: string; item: string }
   | { kind: 'model-version'; modelVersion: string; site?: string };
+
+/** Where a recall starts: any trace start but a delivery. */
+export type RecallScope = Exclude<TraceStart, { kind: 'delivery' }>;
 
 /** A site's recall targets (sites[].recall in temporal.yaml). */
 export interface RecallTargets {

@@ -4,6 +4,7 @@
  * depth, bounded by the depth limit), then the enrichment of the page of lots the caller sees (one batched
  * statement: inspections, trace documents, lot cases, deliveries).
  */
+import type { TraceStart } from '../../workflows/contracts';
 import type pg from 'pg';
 import { deliveryNode, lotKey, lotKeyOfNode, lotNode, nodeKind, workOrderNode } from './genealogy-keys';
 import type { EdgeKind, LotInput } from './genealogy-store';
@@ -12,17 +13,8 @@ type Db = Pick<pg.Pool, 'query'>;
 
 export type TraceDirection = 'forward' | 'backward';
 
-/** Where a trace starts: one identifier of one kind. */
-export type TraceStart =
-  | { kind: 'lot-key'; lotKey: string }
-  | { kind: 'mes-lot'; site: string; lotId: string }
-  | { kind: 'erp-batch'; plant: string; material: string; batch: string }
-  | { kind: 'supplier-lot'; supplier: string; supplierBatch: string }
-  | { kind: 'part'; site: string; partId: string }
-  | { kind: 'serial'; serial: string }
-  | { kind: 'work-order'; site: string; order: string }
-  | { kind: 'delivery'; delivery: string; item: string }
-  | { kind: 'model-version'; modelVersion: string; site?: string };
+/** Where a trace starts: one identifier of one kind (the recall's scope is the same, less a delivery). */
+export type { TraceStart };
 
 export const DEFAULT_DEPTH = 10;
 export const MAX_DEPTH = 20;

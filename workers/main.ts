@@ -22,6 +22,7 @@ import { createAuditTrail } from '../infra/audit/audit-trail';
 import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { createRecallStore } from '../infra/recall/recall-store';
+import { openReinspector } from '../infra/recall/reinspection';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
   const connection = await connectNative(target);
   let server: ObservabilityServer | undefined;
   let mesEvents: MesEventSubscription | undefined;
+  let reinspection: ReturnType<typeof openReinspector> | undefined;
   try {
     // The MES's production events pushed over MQTT, when traceability.mesEvents.broker names a broker.
     mesEvents = await startMesEventSubscription({
@@ -114,6 +116,8 @@ async function main(): Promise<void> {
     }).catch((err: Error) => {
       throw new Error(`observability.worker.port ${endpoints.port}: ${err.message}`);
     });
+    // A model recall's models load on its first batch; closed with the worker.
+    reinspection = openReinspector(pool, config);
     const activities = createActivities({
       pool,
       ledger: createPgIntentLedger(pool),
@@ -122,6 +126,7 @@ async function main(): Promise<void> {
       escalationFor: connectors.escalationFor,
       genealogy,
       recalls: createRecallStore(pool),
+      reinspector: reinspection.reinspector,
     });
     logger.info('bundling workflow code and creating the workers');
     workers = await createQualityWorkers({
@@ -161,6 +166,7 @@ async function main(): Promise<void> {
     await server?.close();
     await connection.close();
     await connectors.close();
+    await reinspection?.close();
     await pool.end();
     await tracing?.shutdown();
   }

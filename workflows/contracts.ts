@@ -421,7 +421,13 @@ export type TraceStart =
   | { kind: 'serial'; serial: string }
   | { kind: 'work-order'; site: string; order: string }
   | { kind: 'delivery'; delivery: string; item: string }
-  | { kind: 'model-version'; modelVersion: string; site?: string };
+  /**
+   * The lots a model version (name@version) inspected, optionally at one site and between two instants (ISO 8601,
+   * both included): where a model recall starts.
+   */
+  | { kind: 'model-version'; modelVersion: string; site?: string; from?: string; to?: string }
+  /** The lots of a material (SKU) produced or received between two instants (ISO 8601, both included). */
+  | { kind: 'sku'; material: string; site?: string; from: string; to: string };
 
 /** Where a recall starts: any trace start but a delivery. */
 export type RecallScope = Exclude<TraceStart, { kind: 'delivery' }>;
@@ -443,9 +449,14 @@ export interface RecallInput {
   requestedBy: string;
   targets: RecallTargets;
   preset: ActivityPreset;
+  /**
+   * A model recall's corrected model (name@version): what the reinspect stage runs on the stored images. Absent: each
+   * station's active recipe's model.
+   */
+  correctedModelVersion?: string;
 }
 
-export type RecallStageName = 'trace' | 'classify' | 'contain' | 'notify' | 'reconcile' | 'report';
+export type RecallStageName = 'trace' | 'classify' | 'reinspect' | 'contain' | 'notify' | 'reconcile' | 'report';
 
 export interface RecallStage {
   name: RecallStageName;

@@ -26,6 +26,8 @@ export interface RecallRequest {
   reason: string;
   requestedBy: string;
   idempotencyKey: string;
+  /** A model recall's corrected model (name@version); absent: each station's active recipe's model. */
+  correctedModelVersion?: string;
 }
 
 export type RecallStart =
@@ -46,12 +48,14 @@ export async function openRecall(
   const sha = (text: string) => createHash('sha256').update(text).digest('hex');
   const recallId = `${request.site}-${sha(`${request.site}\n${request.idempotencyKey}`).slice(0, 16)}`;
   const workflowId = recallWorkflowId(recallId);
-  const body = sha(JSON.stringify([request.kind, request.scope, request.reason]));
+  const corrected = request.correctedModelVersion;
+  // Without a corrected model, the body hashes as before it could name one: stored recalls keep their hash.
+  const body = sha(JSON.stringify([request.kind, request.scope, request.reason, ...(corrected ? [corrected] : [])]));
   const insert = (q: Pick<pg.Pool, 'query'>) =>
     q.query(
       `INSERT INTO holdfast.recall (recall_id, site, kind, scope, reason, requested_by, idempotency_key, request_sha256,
-                                  workflow_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (recall_id) DO NOTHING`,
+                                  workflow_id, corrected_model_version)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (recall_id) DO NOTHING`,
       [
         recallId,
         request.site,
@@ -62,6 +66,7 @@ export async function openRecall(
         request.idempotencyKey,
         body,
         workflowId,
+        corrected ?? null,
       ],
     );
   const opened = audit
@@ -97,6 +102,7 @@ export async function openRecall(
     requestedBy: request.requestedBy,
     targets: site.recall,
     preset: config.activityPresets.traceWrite,
+    ...(corrected ? { correctedModelVersion: corrected } : {}),
   };
   // Started again by a repeat after a crash or an unreachable Temporal between the insert and the start: the same
   // id finds the workflow already there, or starts it now.

@@ -25,6 +25,7 @@ import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
 import { createRecallStore } from '../../infra/recall/recall-store';
+import { openReinspector } from '../../infra/recall/reinspection';
 
 export interface StackOptions {
   pool: Pool;
@@ -143,6 +144,8 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     if (opts.worker !== false) {
       const native = await NativeConnection.connect({ address: opts.temporalAddress });
       closers.push(() => native.close());
+      const reinspection = openReinspector(opts.pool, config);
+      closers.push(() => reinspection.close());
       const activities = createActivities({
         pool: opts.pool,
         ledger: createPgIntentLedger(opts.pool),
@@ -151,6 +154,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         escalationFor: connectors.escalationFor,
         genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
         recalls: createRecallStore(opts.pool),
+        reinspector: reinspection.reinspector,
       });
       workers = await createQualityWorkers({
         config,

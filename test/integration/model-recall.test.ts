@@ -496,19 +496,16 @@ test('the model-version and SKU scopes take time windows; bad ones are refused n
     return [res.statusCode, res.json<{ errors: { field: string }[] }>().errors.map((e) => e.field)];
   };
   const model = { kind: 'model-version', modelVersion: weakKey };
-  expect(await refused({ scope: { ...model, from: window.to, to: window.from } })).toEqual([400, ['body.scope.to']]);
-  expect(await refused({ scope: { ...model, from: 'yesterday' } })).toEqual([400, ['body.scope.from']]);
-  expect(await refused({ scope: { kind: 'sku', material, from: span.from } })).toEqual([400, ['body.scope.to']]);
+  expect(await refused({ scope: { ...model, from: window.to, to: window.from } })).toEqual([400, ['scope.to']]);
+  expect(await refused({ scope: { ...model, from: 'yesterday' } })).toEqual([400, ['scope.from']]);
+  expect(await refused({ scope: { kind: 'sku', material, from: span.from } })).toEqual([400, ['scope.to']]);
   expect(await refused({ scope: model, correctedModelVersion: 'bright-spot@7' })).toEqual([
     400,
-    ['body.correctedModelVersion'],
+    ['correctedModelVersion'],
   ]);
-  expect(await refused({ scope: model, correctedModelVersion: weakKey })).toEqual([
-    400,
-    ['body.correctedModelVersion'],
-  ]);
+  expect(await refused({ scope: model, correctedModelVersion: weakKey })).toEqual([400, ['correctedModelVersion']]);
   expect(await refused({ scope: { kind: 'sku', material, ...span }, correctedModelVersion: goodKey })).toEqual([
     400,
-    ['body.correctedModelVersion'],
+    ['correctedModelVersion'],
   ]);
 });

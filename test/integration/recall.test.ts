@@ -77,6 +77,7 @@ test("a mock recall of a supplier lot reaches the truth's lots and deliveries, r
   expect(status.stages.map((s) => [s.name, s.state])).toEqual([
     ['trace', 'done'],
     ['classify', 'done'],
+    ['reinspect', 'skipped'],
     ['contain', 'skipped'],
     ['notify', 'skipped'],
     ['reconcile', 'done'],

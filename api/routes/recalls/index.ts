@@ -81,7 +81,8 @@ interface ReinspectionRow {
 
 /** A corrected model belongs to a model recall, differs from the recalled one and is a model the workers can load. */
 async function checkCorrectedModel(deps: ApiDeps, scope: RecallScope, corrected: string): Promise<void> {
-  const field = 'body.correctedModelVersion';
+  // Named as the schema names a body field.
+  const field = 'correctedModelVersion';
   const refuse = (message: string) => new ProblemError(validationProblem([{ field, message }]));
   if (scope.kind !== 'model-version') throw refuse('only with a model-version scope (a model recall)');
   if (corrected === scope.modelVersion) throw refuse('must differ from the recalled model version');

@@ -321,7 +321,9 @@ export function openReinspector(
   const reinspector = createReinspector({
     db,
     models: () => {
-      catalog ??= openModelCatalog(modelsDirOf(config));
+      // In a thread of its own, on one core: the quality worker's activities and workflows must not wait behind a
+      // batch's inference on this thread.
+      catalog ??= openModelCatalog(modelsDirOf(config), { inThread: true, intraOpNumThreads: 1 });
       catalog.catch(() => (catalog = undefined));
       return catalog;
     },

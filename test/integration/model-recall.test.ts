@@ -74,6 +74,9 @@ const PATTERNS: Pattern[] = [
   'inline',
   'outside',
   'clear',
+  'fails',
+  'clear',
+  'lost-good',
 ];
 
 interface PartCase {
@@ -89,7 +92,7 @@ let stack: HoldfastStack;
 let workDir: string;
 let imagesDir: string;
 let cases: PartCase[] = [];
-/** A component lot that finished lots were made from: its failing part must hold them too. */
+/** A component lot that other lots were made from: its failing part must hold them too. */
 let componentLot: string;
 let window: { from: string; to: string };
 
@@ -111,12 +114,12 @@ beforeAll(async () => {
   });
   await syncGenealogy(stack);
 
-  // The parts: every part of seven finished lots and of one component lot that finished lots were made from.
+  // The parts: every part of a finished lot per pattern, and of one component lot that other lots were made from.
   const partsOf = new Map<string, InspectionBody[]>();
   for (const body of history.inspections()) partsOf.set(body.lotId, [...(partsOf.get(body.lotId) ?? []), body]);
   const withParts = (level: string) =>
     truth.lots.filter((l) => l.level === level && (partsOf.get(l.lotId)?.length ?? 0) >= 2).map((l) => l.lotId);
-  // The component lot that reaches the fewest finished lots: the others are left to patterns of their own.
+  // The component lot that reaches the fewest lots: the finished lots it does not reach get patterns of their own.
   componentLot = withParts('component')
     .filter((id) => descendants([id]).size > 0)
     .sort((a, b) => descendants([a]).size - descendants([b]).size)[0]!;
@@ -283,6 +286,8 @@ test('a model recall re-inspects the images the weakened model passed and marks 
 
   // Per part, against the truth: a spot whose image is kept now fails, a lost or inline image is for a person.
   const inWindow = cases.filter((c) => c.pattern !== 'outside');
+  // More than one of the workflow's batches (50 parts each).
+  expect(inWindow.length).toBeGreaterThan(50);
   const rows = await pool.query<{
     part_id: string;
     outcome: string;

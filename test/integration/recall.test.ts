@@ -306,7 +306,7 @@ test("the recall report and the recall's FSMA 204 sheet match the truth's custom
     'SELECT count(*)::int AS n FROM holdfast.recall_lot WHERE recall_id = $1',
     [recallId],
   );
-  expect(report.lots).toHaveLength(dbLots.rows[0].n);
+  expect(report.lots).toHaveLength(dbLots.rows[0]!.n);
   expect(report.lots[0]).toMatchObject({
     reachedBy: 'scope',
     lotKey: lotKey({ erp: { plant: erpPlant, material: supplierLot.material, batch: supplierLot.lotId } }),

@@ -5,6 +5,7 @@
  * (activities/traceability/genealogy.activities.ts) but driven here in a loop: Temporal is not in the measured path.
  */
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import type { Pool } from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAuditTrail } from '../infra/audit/audit-trail';
@@ -127,58 +128,19 @@ export async function preparePlantGenealogy(
   });
   bench.onCleanUp('connectors', () => connectors.close());
 
-  // 1. Generation: the history, its ground truth, and every document and event it yields (counted, not kept).
-  let started = performance.now();
-  const history = generatePlantHistory({ ...opts.history, site: SITE, erpPlant: PLANT });
-  const truth = history.groundTruth();
-  let generatedRows = 0;
-  for (const _ of history.materialDocuments()) generatedRows++;
-  for (const _ of history.outboundDeliveries()) generatedRows++;
-  generatedRows += history.stock().length;
-  for (const _ of history.productionEvents()) generatedRows++;
-  const generationMs = ms(started);
-  say(
-    `generated ${generatedRows} documents and events in ${Math.round(generationMs)} ms: ${JSON.stringify(truth.counts)}`,
-  );
+  const { history, truth, generatedRows, generationMs } = generateCounted(say, {
+    ...opts.history,
+    site: SITE,
+    erpPlant: PLANT,
+  });
 
   // 2. Load into the simulators through their bulk routes (generation again, on the fly, included).
-  started = performance.now();
+  const started = performance.now();
   await loadIntoSimulators(history, { sap: { url: sapUrl, ...sapCredentials }, mes: { url: mesUrl } });
   const loadMs = ms(started);
   say(`loaded in ${Math.round(loadMs)} ms`);
 
-  // 3. Sync: each system's feed page by page into the store, as the sync activity does.
-  const store = createGenealogyStore(createAuditTrail(holdfast.pool));
-  const scope = { site: SITE, erpPlant: PLANT, production: opts.production };
-  const sync = {} as Record<'erp' | 'mes', SyncTally>;
-  for (const system of ['erp', 'mes'] as const) {
-    const feed = (system === 'erp' ? connectors.erpFor(SITE) : connectors.mesFor(SITE)).genealogy;
-    if (!feed) throw new Error(`the ${system} connector of ${SITE} offers no genealogy feed`);
-    const tally: SyncTally = { ms: 0, readMs: 0, recordMs: 0, pages: 0, documents: 0, facts: 0, added: 0 };
-    started = performance.now();
-    let after: string | undefined;
-    for (;;) {
-      const read = performance.now();
-      const page = await feed.readGenealogy(scope, after, opts.pageSize);
-      const record = performance.now();
-      tally.readMs += record - read;
-      const applied = await store.recordPage({ source: `${system}-sync:${SITE}` }, page);
-      tally.recordMs += performance.now() - record;
-      tally.pages++;
-      tally.documents += page.documents;
-      tally.facts += page.lots.length + page.movements.length + page.deliveries.length + page.parts.length;
-      tally.added += applied.added + applied.updated;
-      after = page.cursor;
-      if (!page.more) break;
-      if (tally.pages % 200 === 0) say(`${system} sync: ${tally.documents} documents, ${tally.facts} facts`);
-    }
-    tally.ms = ms(started);
-    sync[system] = tally;
-    say(
-      `${system} sync: ${tally.pages} pages, ${tally.documents} documents, ${tally.facts} facts in ${Math.round(tally.ms)} ms`,
-    );
-  }
-  await holdfast.pool.query('ANALYZE');
+  const sync = await syncIntoGenealogy(say, holdfast.pool, connectors, opts.production, opts.pageSize);
   return {
     work,
     pgUrl: pg.url,
@@ -201,4 +163,63 @@ export async function preparePlantGenealogy(
 /** The sync's figures for a summary: reading the feed (the simulator's answer included) apart from applying it. */
 export function syncFigures({ ms: total, readMs, recordMs, ...counts }: SyncTally) {
   return { ...counts, ms: jsonFigure(total, 0), read_ms: jsonFigure(readMs, 0), record_ms: jsonFigure(recordMs, 0) };
+}
+
+/** The history, its ground truth, and every document and event it yields (counted, not kept), timed. */
+export function generateCounted(say: (line: string) => void, options: PlantHistoryOptions) {
+  const started = performance.now();
+  const history = generatePlantHistory(options);
+  const truth = history.groundTruth();
+  let generatedRows = 0;
+  for (const _ of history.materialDocuments()) generatedRows++;
+  for (const _ of history.outboundDeliveries()) generatedRows++;
+  generatedRows += history.stock().length;
+  for (const _ of history.productionEvents()) generatedRows++;
+  const generationMs = ms(started);
+  say(
+    `generated ${generatedRows} documents and events in ${Math.round(generationMs)} ms: ${JSON.stringify(truth.counts)}`,
+  );
+  return { history, truth, generatedRows, generationMs };
+}
+
+/** Each system's feed of SITE page by page into the store, as the sync activity does; timed per system. */
+export async function syncIntoGenealogy(
+  say: (line: string) => void,
+  pool: Pool,
+  connectors: Pick<SiteConnectors, 'erpFor' | 'mesFor'>,
+  production: 'erp' | 'mes',
+  pageSize: number,
+): Promise<Record<'erp' | 'mes', SyncTally>> {
+  const store = createGenealogyStore(createAuditTrail(pool));
+  const scope = { site: SITE, erpPlant: PLANT, production };
+  const sync = {} as Record<'erp' | 'mes', SyncTally>;
+  for (const system of ['erp', 'mes'] as const) {
+    const feed = (system === 'erp' ? connectors.erpFor(SITE) : connectors.mesFor(SITE)).genealogy;
+    if (!feed) throw new Error(`the ${system} connector of ${SITE} offers no genealogy feed`);
+    const tally: SyncTally = { ms: 0, readMs: 0, recordMs: 0, pages: 0, documents: 0, facts: 0, added: 0 };
+    const started = performance.now();
+    let after: string | undefined;
+    for (;;) {
+      const read = performance.now();
+      const page = await feed.readGenealogy(scope, after, pageSize);
+      const record = performance.now();
+      tally.readMs += record - read;
+      const applied = await store.recordPage({ source: `${system}-sync:${SITE}` }, page);
+      tally.recordMs += performance.now() - record;
+      tally.pages++;
+      tally.documents += page.documents;
+      tally.facts += page.lots.length + page.movements.length + page.deliveries.length + page.parts.length;
+      tally.added += applied.added + applied.updated;
+      after = page.cursor;
+      if (!page.more) break;
+      if (tally.pages % 200 === 0) say(`${system} sync: ${tally.documents} documents, ${tally.facts} facts`);
+    }
+    tally.ms = ms(started);
+    sync[system] = tally;
+    say(
+      `${system} sync: ${tally.pages} pages, ${tally.documents} documents, ${tally.facts} facts in ${Math.round(tally.ms)} ms`,
+    );
+  }
+  await pool.query('ANALYZE');
+  return sync;
 }

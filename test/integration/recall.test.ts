@@ -15,6 +15,7 @@ import type { RecallReport } from '../../infra/recall/recall-store';
 import { startRecall } from '../../infra/recall/recall-starter';
 import { WorkflowFailedError } from '@temporalio/client';
 import { recallStatusQuery, type RecallStatus } from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
 import { bearerFor, signerAccount } from '../support/identity';
 import type { HoldfastStack } from '../support/stack';
 import { startGenealogyStack, stopGenealogyStack, syncGenealogy } from '../support/genealogy-stack';
@@ -86,6 +87,20 @@ test("a mock recall of a supplier lot reaches the truth's lots and deliveries, r
     ['report', 'done'],
   ]);
   await expect(stack.client.workflow.getHandle(started.workflowId).query(recallStatusQuery)).resolves.toEqual(status);
+  // Found in the Web UI by site, scope, kind and state.
+  const query =
+    `Site = '${site}' AND RecallKind = 'mock' AND RecallState = 'completed' AND ` +
+    `RecallScope = 'erp-batch:${erpPlant}/${supplierLot.material}/${supplierLot.lotId}'`;
+  await eventually(
+    `the recall listed by ${query}`,
+    async () => {
+      const ids: string[] = [];
+      for await (const w of stack.client.workflow.list({ query })) ids.push(w.workflowId);
+      return ids;
+    },
+    (ids) => ids.length === 1 && ids[0] === started.workflowId,
+    { timeoutMs: 30_000 },
+  );
 
   // Every finished lot the truth says the supplier lot reached, and their deliveries.
   const keyOf = (id: string) => lotKey({ erp: { plant: erpPlant, material: byId.get(id)!.material, batch: id } });

@@ -23,9 +23,11 @@ export const SearchAttributes = {
   defectClass: defineSearchAttributeKey('DefectClass', SearchAttributeType.KEYWORD_LIST),
   dispositionState: defineSearchAttributeKey('DispositionState', SearchAttributeType.KEYWORD),
   detectedAt: defineSearchAttributeKey('DetectedAt', SearchAttributeType.DATETIME),
-  // A recall (with Site): two more of the Keyword slots, 7 of 10 in all.
+  // A recall (with Site): three more of the Keyword slots, 8 of 10 in all.
   recallKind: defineSearchAttributeKey('RecallKind', SearchAttributeType.KEYWORD),
   recallState: defineSearchAttributeKey('RecallState', SearchAttributeType.KEYWORD),
+  /** The recall's scope as one keyword (recallScopeLabel): `RecallScope = 'supplier-lot:V100/B7'`. */
+  recallScope: defineSearchAttributeKey('RecallScope', SearchAttributeType.KEYWORD),
 } as const;
 
 export const ALL_SEARCH_ATTRIBUTES = Object.values(SearchAttributes);
@@ -431,6 +433,12 @@ export type TraceStart =
 
 /** Where a recall starts: any trace start but a delivery. */
 export type RecallScope = Exclude<TraceStart, { kind: 'delivery' }>;
+
+/** The scope as one keyword, its kind then its values in the order they are written: `erp-batch:1010/RM-1/B7`. */
+export function recallScopeLabel(scope: RecallScope): string {
+  const { kind, ...values } = scope;
+  return `${kind}:${Object.values(values).join('/')}`;
+}
 
 /** A site's recall targets (sites[].recall in temporal.yaml). */
 export interface RecallTargets {

@@ -10,6 +10,7 @@ import type { AuditActor, AuditEntry } from '../audit/audit-record';
 import type { AuditTrail } from '../audit/audit-trail';
 import type { HoldfastConfig } from '../config/schema';
 import {
+  recallScopeLabel,
   recallWorkflowId,
   SearchAttributes,
   type RecallInput,
@@ -120,6 +121,7 @@ export async function startRecallWorkflow(client: Client, taskQueue: string, inp
     typedSearchAttributes: [
       { key: SearchAttributes.site, value: input.site },
       { key: SearchAttributes.recallKind, value: input.kind },
+      { key: SearchAttributes.recallScope, value: recallScopeLabel(input.scope) },
       { key: SearchAttributes.recallState, value: 'running' },
     ],
     staticSummary: `${input.kind} recall at ${input.site}: ${input.reason}`.slice(0, 190),

@@ -151,6 +151,8 @@ describe('role × route', () => {
     },
     recall: { method: 'GET', url: `/v1/recalls/${run}-RCL` },
     recalls: { method: 'GET', url: '/v1/recalls?site=PLANT1&kind=mock&limit=1' },
+    recallReport: { method: 'GET', url: `/v1/recalls/${run}-RCL/report?format=csv` },
+    recallFsma204: { method: 'GET', url: `/v1/recalls/${run}-RCL/fsma204` },
     reinspections: { method: 'GET', url: `/v1/recalls/${run}-MRCL/reinspections` },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
@@ -172,6 +174,8 @@ describe('role × route', () => {
     fsma204: 200,
     recall: 200,
     recalls: 200,
+    recallReport: 200,
+    recallFsma204: 200,
     reinspections: 200,
   } as const;
   /** The lot quality record: every reader of the lot's site, like the lot itself. */

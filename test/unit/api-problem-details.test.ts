@@ -155,6 +155,8 @@ describe('problem+json error contract', () => {
         '/v1/lots/{lotId}/quality-record',
         '/v1/recalls',
         '/v1/recalls/{recallId}',
+        '/v1/recalls/{recallId}/report',
+        '/v1/recalls/{recallId}/fsma204',
         '/v1/recalls/{recallId}/reinspections',
         '/v1/stations/{site}/{line}/{station}/shadow-report',
         '/v1/stations/{site}/{line}/{station}/verdicts',

@@ -21,6 +21,7 @@ import {
 } from '../../schemas/recall.schema';
 import { authenticateSigner } from '../../services/e-signature.service';
 import { READERS } from '../../support/access';
+import recallReportRoutes from './recall-report';
 
 interface RecallRow {
   recall_id: string;
@@ -94,6 +95,7 @@ async function checkCorrectedModel(deps: ApiDeps, scope: RecallScope, corrected:
 }
 
 const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
+  await app.register(recallReportRoutes, { deps });
   app.post('/v1/recalls', {
     // A person's decision: no machine key may start a recall (OWASP API6).
     config: { access: { roles: ['quality-engineer', 'quality-manager'] } },

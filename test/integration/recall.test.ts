@@ -313,7 +313,15 @@ test("the recall report and the recall's FSMA 204 sheet match the truth's custom
   expect(json.statusCode).toBe(200);
   const report = json.json<RecallReportDocument>();
   expect(report).toMatchObject({ recallId, kind: 'mock', state: 'completed', site });
-  expect(report.timeline.map((s) => s.name)).toEqual(['trace', 'classify', 'contain', 'notify', 'reconcile', 'report']);
+  expect(report.timeline.map((s) => s.name)).toEqual([
+    'trace',
+    'classify',
+    'reinspect',
+    'contain',
+    'notify',
+    'reconcile',
+    'report',
+  ]);
   expect(new Map(report.customers.map((c) => [`${c.customer}|${c.shipTo}`, c.quantity]))).toEqual(expected);
   expect(new Set(report.customers.flatMap((c) => c.deliveries.map((d) => d.delivery)))).toEqual(
     new Set(reach.deliveries),

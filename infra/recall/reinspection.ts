@@ -23,8 +23,8 @@ import { createImageFetcher, ImageUnavailableError, type ImageFetcher } from '..
 import { openModelCatalog, type ModelCatalog } from '../vision/onnx/model-catalog';
 import { preprocessImage } from '../vision/preprocess';
 import { applyRecipe, type InspectionDefect } from '../vision/recipe';
-import { modelsDirOf, parseModelVersion } from './model-versions';
 import { activeRecipe } from '../vision/recipe.repository';
+import { modelsDirOf, parseModelVersion } from './model-versions';
 
 type Db = Pick<pg.Pool, 'query'>;
 type ModelScope = Extract<RecallScope, { kind: 'model-version' }>;
@@ -141,11 +141,26 @@ export function createReinspector(deps: ReinspectionDeps): RecallReinspector {
       for (const [key, items] of pending) {
         const { recipe } = items[0]!;
         const model = await models.get(recipe.model.name, recipe.model.version).catch((err: unknown) => {
-          throw new ConfigError(`corrected model ${key}: ${(err as Error).message}`);
+          throw new ConfigError(`model ${key} to re-inspect with: ${(err as Error).message}`);
         });
-        const prepared = await Promise.all(
-          items.map(async (i) => ({ ...i, pre: await preprocessImage(i.image, model.manifest.input, i.recipe.roi) })),
-        );
+        const prepared = [];
+        for (const item of items) {
+          try {
+            prepared.push({ ...item, pre: await preprocessImage(item.image, model.manifest.input, item.recipe.roi) });
+          } catch (err) {
+            // Read, but not an image this model can take (undecodable, smaller than the region): a person's to judge.
+            const detail = `image ${item.part.image_ref}: ${(err as Error).message}`;
+            results.push({
+              part: item.part,
+              outcome: 'no-image',
+              defects: [],
+              modelVersion: null,
+              recipeVersion: null,
+              detail,
+            });
+          }
+        }
+        if (prepared.length === 0) continue;
         const candidates = await model.infer(
           prepared.map((p) => ({
             tensor: p.pre.tensor,

@@ -64,7 +64,7 @@ const goodKey = `${SPOT_MODEL.name}@${SPOT_MODEL.version}`;
  * them, which frames carried their image inline (nothing kept to re-inspect), and which lot the weak model saw after
  * the recall's window.
  */
-type Pattern = 'fails' | 'clear' | 'lost-good' | 'lost-spot' | 'fails-and-lost' | 'inline' | 'outside';
+type Pattern = 'fails' | 'clear' | 'lost-good' | 'lost-spot' | 'fails-and-lost' | 'inline' | 'outside' | 'changed';
 const PATTERNS: Pattern[] = [
   'fails',
   'clear',
@@ -77,6 +77,7 @@ const PATTERNS: Pattern[] = [
   'fails',
   'clear',
   'lost-good',
+  'changed',
 ];
 
 interface PartCase {
@@ -84,6 +85,8 @@ interface PartCase {
   pattern: Pattern;
   spot: boolean;
   lost: boolean;
+  /** Its image was replaced after inspection (by one with a spot): not the image the model saw. */
+  changed: boolean;
   inline: boolean;
   capturedAt: string;
 }
@@ -141,6 +144,7 @@ beforeAll(async () => {
         (pattern === 'lost-good' && n === 0) ||
         (pattern === 'lost-spot' && n === 0) ||
         (pattern === 'fails-and-lost' && n === 1),
+      changed: pattern === 'changed' && n === 0,
       inline: pattern === 'inline',
       capturedAt: pattern === 'outside' ? late(body.inspectedAt) : body.inspectedAt,
     })),
@@ -210,6 +214,8 @@ beforeAll(async () => {
   }
   // Images lost since (a retention policy, a disk replaced).
   for (const c of cases.filter((x) => x.lost)) rmSync(join(imagesDir, `${c.body.partId}.png`));
+  for (const c of cases.filter((x) => x.changed))
+    writeFileSync(join(imagesDir, `${c.body.partId}.png`), await spotFrame(true));
 }, 300_000);
 
 afterAll(async () => {
@@ -238,7 +244,8 @@ function expectedScopeReasons(): Map<string, string> {
   const own = new Map<string, string>();
   for (const c of cases.filter((x) => x.pattern !== 'outside')) {
     const lot = c.body.lotId;
-    const part = c.inline || c.lost ? 'manual-reinspection' : c.spot ? 'reinspection-failed' : 'reinspection-passed';
+    const part =
+      c.inline || c.lost || c.changed ? 'manual-reinspection' : c.spot ? 'reinspection-failed' : 'reinspection-passed';
     const before = own.get(lot);
     const rank = ['reinspection-passed', 'manual-reinspection', 'reinspection-failed'];
     if (before === undefined || rank.indexOf(part) > rank.indexOf(before)) own.set(lot, part);
@@ -300,7 +307,7 @@ test('a model recall re-inspects the images the weakened model passed and marks 
   expect([...got.keys()].sort()).toEqual(inWindow.map((c) => c.body.partId).sort());
   for (const c of inWindow) {
     const row = got.get(c.body.partId)!;
-    const outcome = c.lost || c.inline ? 'no-image' : c.spot ? 'now-fails' : 'still-passes';
+    const outcome = c.lost || c.inline || c.changed ? 'no-image' : c.spot ? 'now-fails' : 'still-passes';
     expect([c.body.partId, row.outcome]).toEqual([c.body.partId, outcome]);
     if (outcome === 'now-fails') {
       expect(row.defects).toEqual([

@@ -22,6 +22,7 @@ import { createAuditTrail } from '../infra/audit/audit-trail';
 import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { createRecallStore } from '../infra/recall/recall-store';
+import { createRecallContainmentStore } from '../infra/recall/recall-containment-store';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
@@ -122,6 +123,7 @@ async function main(): Promise<void> {
       escalationFor: connectors.escalationFor,
       genealogy,
       recalls: createRecallStore(pool),
+      containment: createRecallContainmentStore(pool),
     });
     logger.info('bundling workflow code and creating the workers');
     workers = await createQualityWorkers({

@@ -30,7 +30,7 @@ export const createRecallActivities = ({ recalls }: RecallDeps) => {
     },
     async reportRecall(input: {
       recallId: string;
-      state: 'completed' | 'failed';
+      state: 'completed' | 'failed' | 'cancelled';
       stages: RecallStage[];
       targets: RecallTargets;
     }): Promise<void> {

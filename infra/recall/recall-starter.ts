@@ -97,6 +97,7 @@ export async function openRecall(
     requestedBy: request.requestedBy,
     targets: site.recall,
     preset: config.activityPresets.traceWrite,
+    ...(request.kind === 'real' ? { contain: config.recall.contain } : {}),
   };
   // Started again by a repeat after a crash or an unreachable Temporal between the insert and the start: the same
   // id finds the workflow already there, or starts it now.

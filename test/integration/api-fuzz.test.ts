@@ -136,6 +136,10 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   }),
   'GET /v1/recalls/:recallId': () => ({ params: { recallId: `PLANT1-${run}` } }),
   'GET /v1/recalls': () => ({ query: { site: 'PLANT1', kind: 'mock', limit: '5' } }),
+  'POST /v1/recalls/:recallId/cancel': () => ({
+    params: { recallId: `PLANT1-${run}` },
+    body: { reason: 'recalled in error' },
+  }),
   'POST /codec/encode': () => ({
     headers: { 'x-namespace': 'default' },
     body: { payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: 'e30=' }] },

@@ -8,8 +8,10 @@ import type {
   CreateOptions,
   ErpDefectItem,
   ErpGoodsMovementRequest,
+  ErpBatchRef,
   ErpPort,
   ErpQualityNotificationRequest,
+  ErpStock,
   EscalationMessage,
   EscalationPort,
   IntentLedger,
@@ -170,6 +172,21 @@ export class FakeErp implements ErpPort {
     const doc = { ...req, materialDocument: String(4900000001 + this.documents.length), materialDocumentYear: '2026' };
     this.documents.push(doc);
     return { materialDocument: doc.materialDocument, materialDocumentYear: doc.materialDocumentYear };
+  }
+
+  /** Unrestricted stock per batch (`material/batch`), set by a test; a 344 takes its quantity out. */
+  readonly stock = new Map<string, ErpStock[]>();
+
+  async unrestrictedStock(ref: ErpBatchRef): Promise<ErpStock[]> {
+    this.calls.push(`unrestrictedStock ${ref.batch}`);
+    takeFailure(this.failures, 'unrestrictedStock');
+    const blocked = (sloc: string) =>
+      this.documents
+        .filter((d) => d.movementType === '344' && d.batch === ref.batch && d.storageLocation === sloc)
+        .reduce((sum, d) => sum + d.quantity, 0);
+    return (this.stock.get(`${ref.material}/${ref.batch}`) ?? [])
+      .map((s) => ({ ...s, quantity: s.quantity - blocked(s.storageLocation) }))
+      .filter((s) => s.quantity > 0);
   }
 
   async completeNotification(notification: string): Promise<void> {

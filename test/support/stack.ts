@@ -25,6 +25,7 @@ import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
 import { createRecallStore } from '../../infra/recall/recall-store';
+import { createRecallContainmentStore } from '../../infra/recall/recall-containment-store';
 
 export interface StackOptions {
   pool: Pool;
@@ -151,6 +152,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         escalationFor: connectors.escalationFor,
         genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
         recalls: createRecallStore(opts.pool),
+        containment: createRecallContainmentStore(opts.pool),
       });
       workers = await createQualityWorkers({
         config,

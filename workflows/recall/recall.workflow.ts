@@ -1,5 +1,4 @@
 import {
-  ActivityCancellationType,
   CancellationScope,
   CancelledFailure,
   isCancellation,
@@ -50,6 +49,18 @@ export async function recallWorkflow(input: RecallInput): Promise<RecallStatus> 
     })),
   };
   setHandler(recallStatusQuery, () => status, { description: 'Stages with timings and counts.' });
+
+  // A cancel is seen at once: recorded for the running batches, which start nothing more (docs/recall.md#cancel).
+  let cancelSeen = false;
+  let containClosed = false;
+  let cancelRecorded: Promise<void> | undefined;
+  const recordCancel = () =>
+    (cancelRecorded ??= CancellationScope.nonCancellable(() => act.cancelRecallContainment({ recallId })));
+  void CancellationScope.current().cancelRequested.catch(() => {
+    cancelSeen = true;
+    if (input.kind === 'real') void recordCancel();
+  });
+
   const details = () =>
     setCurrentDetails(
       [
@@ -102,17 +113,6 @@ export async function recallWorkflow(input: RecallInput): Promise<RecallStatus> 
     details();
   };
 
-  // A cancel is seen at once: recorded for the running batches, which start nothing more (docs/recall.md#cancel).
-  let cancelSeen = false;
-  let containClosed = false;
-  let cancelRecorded: Promise<void> | undefined;
-  const recordCancel = () =>
-    (cancelRecorded ??= CancellationScope.nonCancellable(() => act.cancelRecallContainment({ recallId })));
-  void CancellationScope.current().cancelRequested.catch(() => {
-    cancelSeen = true;
-    if (input.kind === 'real') void recordCancel();
-  });
-
   const contain = async (): Promise<Record<string, number>> => {
     const options = { ...CONTAIN_DEFAULTS, ...input.contain };
     // Batches run outside the workflow's cancellation: a cancel reaches them through the recorded flag, and they
@@ -121,7 +121,6 @@ export async function recallWorkflow(input: RecallInput): Promise<RecallStatus> 
       ...activityOptions(input.preset),
       startToCloseTimeout: options.batchTimeout,
       heartbeatTimeout: options.heartbeatTimeout,
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     });
     const plan = await act.planRecallContainment({ recallId, batchSize: options.batchSize });
     const progress: RecallContainProgress = {

@@ -5,7 +5,10 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ExternalSystemError } from '../../activities/errors';
 import type { ContainmentCounts, ContainmentLot, RecallContainmentStore } from '../../activities/ports';
-import { createRecallContainActivities } from '../../activities/recall/recall-contain.activities';
+import {
+  createRecallContainActivities,
+  type ContainBatchResult,
+} from '../../activities/recall/recall-contain.activities';
 import { FakeErp, FakeMes, MemoryIntentLedger } from '../support/fake-ports';
 
 /** The rows in memory, as infra/recall/recall-containment-store.ts keeps them in PostgreSQL. */
@@ -66,7 +69,7 @@ function build() {
   const ledger = new MemoryIntentLedger();
   const rows = new MemoryContainment();
   const activities = createRecallContainActivities({ containment: rows, mesFor: () => mes, erpFor: () => erp, ledger });
-  const contain = () =>
+  const contain = (): Promise<ContainBatchResult> =>
     new MockActivityEnvironment().run(activities.containRecallBatch, {
       recallId: 'R1',
       site: 'PLANT1',

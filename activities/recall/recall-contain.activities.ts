@@ -41,8 +41,8 @@ export interface ContainBatchResult {
   stopped: boolean;
 }
 
-/** How often a running batch heartbeats and looks for a cancel of its recall. */
-const POLL_MS = 1_000;
+/** How often a running batch heartbeats (Temporal sends them on at its own throttled pace). */
+const HEARTBEAT_MS = 1_000;
 /** MES lot states that have left production: the MES refuses a hold on them. */
 const CLOSED_LOT = new Set(['SCRAPPED', 'RETURNED']);
 
@@ -64,7 +64,7 @@ export const createRecallContainActivities = ({ containment, mesFor, erpFor, led
     siteOfRecall: string,
     reason: string,
     lot: ContainmentLot,
-    stop: () => boolean,
+    stop: () => Promise<boolean>,
   ) {
     const rows = store();
     const update = async (change: ContainmentUpdate) => {
@@ -84,7 +84,7 @@ export const createRecallContainActivities = ({ containment, mesFor, erpFor, led
       }
     }
     // A cancel seen between the two sides leaves the block undone: no new effect after it.
-    if ((lot.erpState === 'pending' && !stop()) || lot.erpState === 'blocking') {
+    if ((lot.erpState === 'pending' && !(await stop())) || lot.erpState === 'blocking') {
       try {
         await blockInErp(lot, update, keyOf('erp-block'), siteOfRecall, recallId);
       } catch (err) {
@@ -207,23 +207,27 @@ export const createRecallContainActivities = ({ containment, mesFor, erpFor, led
       const ctx = Context.current();
       let cancelled = false;
       let done = 0;
-      const poll = async () => {
-        cancelled ||= await rows.cancelRequested(recallId).catch(() => false);
-      };
-      const timer = setInterval(() => {
-        ctx.heartbeat({ done });
-        void poll();
-      }, POLL_MS);
+      // Asked before every lot and before every block: a cancel is honoured from the moment it is recorded.
+      const stop = async () => (cancelled ||= await rows.cancelRequested(recallId));
+      const timer = setInterval(() => ctx.heartbeat({ done }), HEARTBEAT_MS);
       try {
-        await poll();
         const lots = (await rows.batch(recallId, batch)).filter((l) => l.state === 'pending');
         let next = 0;
         const transient: unknown[] = [];
+        // A lane never rejects: every lane has stopped when the batch answers, so no retry overlaps this attempt.
         const lane = async () => {
-          while (next < lots.length && !cancelled && !ctx.cancellationSignal.aborted) {
-            const lot = lots[next++]!;
+          for (;;) {
+            if (ctx.cancellationSignal.aborted) return;
             try {
-              await containLot(recallId, site, reason, lot, () => cancelled);
+              if (await stop()) return;
+            } catch (err) {
+              transient.push(err);
+              return;
+            }
+            const lot = lots[next++];
+            if (!lot) return;
+            try {
+              await containLot(recallId, site, reason, lot, stop);
             } catch (err) {
               transient.push(err);
             }

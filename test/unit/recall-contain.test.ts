@@ -4,61 +4,11 @@
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ExternalSystemError } from '../../activities/errors';
-import type { ContainmentCounts, ContainmentLot, RecallContainmentStore } from '../../activities/ports';
 import {
   createRecallContainActivities,
   type ContainBatchResult,
 } from '../../activities/recall/recall-contain.activities';
-import { FakeErp, FakeMes, MemoryIntentLedger } from '../support/fake-ports';
-
-/** The rows in memory, as infra/recall/recall-containment-store.ts keeps them in PostgreSQL. */
-class MemoryContainment implements RecallContainmentStore {
-  readonly lots = new Map<string, ContainmentLot & { batch: number; error?: string }>();
-  cancelled = false;
-
-  add(lot: Partial<ContainmentLot> & { lotKey: string }, batch = 0) {
-    this.lots.set(lot.lotKey, {
-      state: 'pending',
-      mesState: 'pending',
-      erpState: 'pending',
-      erpBlocks: [],
-      batch,
-      ...lot,
-    });
-  }
-  async plan() {
-    return { lots: this.lots.size, batches: 1 };
-  }
-  async batch(_recallId: string, batch: number) {
-    return [...this.lots.values()].filter((l) => l.batch === batch).map((l) => structuredClone(l));
-  }
-  async update(_recallId: string, lotKey: string, update: Partial<ContainmentLot> & { error?: string }) {
-    Object.assign(this.lots.get(lotKey)!, structuredClone(update));
-  }
-  async cancelRequested() {
-    return this.cancelled;
-  }
-  async cancel() {
-    this.cancelled = true;
-  }
-  async abandon() {
-    for (const l of this.lots.values()) if (l.state === 'pending') l.state = 'cancelled';
-  }
-  async counts(): Promise<ContainmentCounts> {
-    const all = [...this.lots.values()];
-    const n = (s: string) => all.filter((l) => l.state === s).length;
-    return {
-      lots: all.length,
-      pending: n('pending'),
-      held: n('held'),
-      alreadyHeld: n('already-held'),
-      nothingToBlock: n('nothing-to-block'),
-      failed: n('failed'),
-      cancelled: n('cancelled'),
-      blocked: all.filter((l) => l.erpState === 'blocked').length,
-    };
-  }
-}
+import { FakeErp, FakeMes, MemoryContainment, MemoryIntentLedger } from '../support/fake-ports';
 
 const erpOf = (batch: string) => ({ plant: '1010', material: 'FIN-1', batch });
 const mesOf = (lotId: string) => ({ site: 'PLANT1', lotId });

@@ -4,100 +4,18 @@
  * query, and a cancel stops every new effect, keeps what was placed and still reports. The genealogy stages and the
  * rows are stand-ins here (test/integration/recall-real.test.ts runs them for real).
  */
-import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { CreateOptions, MesHoldRequest, RecallStore } from '../../activities/ports';
-import {
-  recallStatusQuery,
-  recallWorkflowId,
-  type RecallContainOptions,
-  type RecallStatus,
-} from '../../workflows/contracts';
+import { recallStatusQuery, type RecallStatus } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
-import { FakeErp, FakeMes, MemoryContainment, RecordingEscalation } from '../support/fake-ports';
+import { startRecallRig } from '../support/recall-rig';
 import { WorkflowHarness } from '../support/workflow-harness';
 
 const harness = new WorkflowHarness();
 beforeAll(() => harness.setUp());
 afterAll(() => harness.tearDown());
 
-/** An MES that takes `delayMs` per hold and counts the holds in flight. */
-class SlowMes extends FakeMes {
-  inFlight = 0;
-  maxInFlight = 0;
-  readonly started: number[] = [];
-  constructor(private readonly delayMs: number) {
-    super();
-  }
-  override async holdLot(req: MesHoldRequest, opts?: CreateOptions) {
-    this.started.push(Date.now());
-    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
-    try {
-      await new Promise((r) => setTimeout(r, this.delayMs));
-      return await super.holdLot(req, opts);
-    } finally {
-      this.inFlight--;
-    }
-  }
-}
-
-async function setUp(lots: number, delayMs: number) {
-  const mes = new SlowMes(delayMs);
-  const containment = new MemoryContainment();
-  for (let i = 0; i < lots; i++) {
-    const lotId = `F${String(i).padStart(4, '0')}`;
-    mes.addLot({ lotId });
-    containment.add({ lotKey: lotId, mes: { site: 'PLANT1', lotId } });
-  }
-  const reports: string[] = [];
-  const recalls: RecallStore = {
-    trace: async () => ({
-      scopeLots: 1,
-      forwardLots: lots,
-      backwardLots: 0,
-      deliveries: 0,
-      customers: 0,
-      gaps: 0,
-      cycles: 0,
-      truncated: 0,
-    }),
-    classify: async () => ({ 'in-stock': lots }),
-    reconcile: async () => ({ produced: 0, accounted: 0, unreconciledLots: 0 }),
-    report: async (_recallId, state) => {
-      reports.push(state);
-    },
-  };
-  const { worker, taskQueue } = await harness.worker({
-    mes,
-    erp: new FakeErp(),
-    escalation: new RecordingEscalation(),
-    recalls,
-    containment,
-  });
-  const recallId = `PLANT1-${randomUUID().slice(0, 8)}`;
-  const start = (contain: RecallContainOptions) =>
-    harness.client.workflow.start('recallWorkflow', {
-      workflowId: recallWorkflowId(recallId),
-      taskQueue,
-      args: [
-        {
-          recallId,
-          site: 'PLANT1',
-          kind: 'real',
-          scope: { kind: 'mes-lot', site: 'PLANT1', lotId: 'R1' },
-          reason: 'resin',
-          requestedBy: 'qm',
-          targets: { traceWithin: '8m', reconciliationAtLeast: 0.995 },
-          preset: harness.config.activityPresets.traceWrite,
-          contain,
-        },
-      ],
-    });
-  return { mes, containment, reports, worker, start };
-}
-
 test('batches fan out within their bounds, the history grows by batch, progress is a query', async () => {
-  const { mes, worker, start, reports } = await setUp(120, 20);
+  const { mes, worker, start, reports } = await startRecallRig(harness, { lots: 120, delayMs: 20 });
   await worker.runUntil(async () => {
     const handle = await start({
       batchSize: 20,
@@ -131,7 +49,7 @@ test('batches fan out within their bounds, the history grows by batch, progress 
 });
 
 test('a cancel stops new holds at once, keeps what was placed, skips the rest and still reports', async () => {
-  const { mes, containment, worker, start, reports } = await setUp(40, 300);
+  const { mes, containment, worker, start, reports } = await startRecallRig(harness, { lots: 40, delayMs: 300 });
   let cancelledAt = 0;
   const cancel = containment.cancel.bind(containment);
   containment.cancel = async () => {

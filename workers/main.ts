@@ -23,6 +23,7 @@ import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { createRecallStore } from '../infra/recall/recall-store';
 import { openReinspector } from '../infra/recall/reinspection';
+import { createRecallContainmentStore } from '../infra/recall/recall-containment-store';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
@@ -127,6 +128,7 @@ async function main(): Promise<void> {
       genealogy,
       recalls: createRecallStore(pool),
       reinspector: reinspection.reinspector,
+      containment: createRecallContainmentStore(pool),
     });
     logger.info('bundling workflow code and creating the workers');
     workers = await createQualityWorkers({

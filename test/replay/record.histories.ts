@@ -18,12 +18,14 @@ import {
   dispositionUpdate,
   lotCaseStateQuery,
   lotCaseWorkflowId,
+  recallStatusQuery,
   retryFailedStepUpdate,
   type DispositionDecision,
   type LotCaseStage,
 } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { caseSignature } from '../support/identity';
+import { startRecallRig } from '../support/recall-rig';
 import {
   FakeErp,
   FakeMes,
@@ -181,6 +183,27 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
     await synced(4);
     await sync.terminate('history recorded');
     histories['genealogy-sync-paged-and-woken'] = sync.workflowId;
+  });
+
+  // A real recall contained in batches, and one cancelled while it contains (test/support/recall-rig.ts).
+  const contain = { batchSize: 2, parallelBatches: 2, lotConcurrency: 1, batchTimeout: '1m', heartbeatTimeout: '10s' };
+  const contained = await startRecallRig(harness, { lots: 5, delayMs: 0 });
+  await contained.worker.runUntil(async () => {
+    const handle = await contained.start(contain);
+    await handle.result();
+    histories['recall-real-contained'] = handle.workflowId;
+  });
+  const cancelled = await startRecallRig(harness, { lots: 12, delayMs: 200 });
+  await cancelled.worker.runUntil(async () => {
+    const handle = await cancelled.start(contain);
+    await eventually(
+      'a first recall batch contained',
+      () => handle.query(recallStatusQuery),
+      (s) => (s.contain?.batchesDone ?? 0) >= 1,
+    );
+    await handle.cancel();
+    await handle.result().catch(() => undefined);
+    histories['recall-real-cancelled'] = handle.workflowId;
   });
 
   // The CLI's JSON is the format operators export from production too (`temporal workflow show --output json`).

@@ -26,6 +26,7 @@ import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
 import { createRecallStore } from '../../infra/recall/recall-store';
 import { openReinspector } from '../../infra/recall/reinspection';
+import { createRecallContainmentStore } from '../../infra/recall/recall-containment-store';
 
 export interface StackOptions {
   pool: Pool;
@@ -155,6 +156,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
         recalls: createRecallStore(opts.pool),
         reinspector: reinspection.reinspector,
+        containment: createRecallContainmentStore(opts.pool),
       });
       workers = await createQualityWorkers({
         config,

@@ -16,6 +16,7 @@ import type {
   GenealogyRecorder,
   MesPort,
   RecallReinspector,
+  RecallContainmentStore,
   RecallStore,
 } from '../../activities/ports';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
@@ -74,8 +75,10 @@ export class WorkflowHarness {
     erp: ErpPort;
     escalation: EscalationPort;
     genealogy?: GenealogyRecorder;
+    /** A recall's stages, its re-inspection and its containment rows, for recall workflow tests. */
     recalls?: RecallStore;
     reinspector?: RecallReinspector;
+    containment?: RecallContainmentStore;
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -87,6 +90,7 @@ export class WorkflowHarness {
       ...(ports.genealogy ? { genealogy: ports.genealogy } : {}),
       ...(ports.recalls ? { recalls: ports.recalls } : {}),
       ...(ports.reinspector ? { reinspector: ports.reinspector } : {}),
+      ...(ports.containment ? { containment: ports.containment } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

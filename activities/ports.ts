@@ -366,3 +366,46 @@ export interface RecallStore {
   reconcile(recallId: string): Promise<RecallReconciliation>;
   report(recallId: string, state: 'completed' | 'failed', stages: RecallStage[], targets: RecallTargets): Promise<void>;
 }
+
+// Recall notifications (docs/recall.md#notify): what a customer is told, through a connector of role recall-notice.
+
+export interface RecallNoticeLot {
+  lotKey: string;
+  material: string | null;
+  unit: string | null;
+  /** The lot's quantity delivered to this ship-to: the sum of its delivery items. */
+  quantity: number;
+  deliveries: { delivery: string; item: string; quantity: number }[];
+}
+
+/** One notification, as every target carries it (the webhook's body, the file, the e-mail's JSON attachment). */
+export interface RecallNotice {
+  /** The same for every attempt at this notification: recall, customer and ship-to. */
+  idempotencyKey: string;
+  recallId: string;
+  site: string;
+  reason: string;
+  notificationId: string;
+  customer: string;
+  shipTo: string;
+  lots: RecallNoticeLot[];
+  /** The delivery documents, `delivery/item`, sorted. */
+  deliveries: string[];
+  /** Per unit, the sum of the lots' quantities. */
+  quantities: { unit: string | null; quantity: number }[];
+}
+
+export interface RecallNoticeReceipt {
+  /** What identifies the delivered notification at the target: a Message-ID, a file name, the webhook's answer. */
+  reference: string;
+}
+
+/** A target for recall notifications: a webhook, an SMTP relay, a directory. */
+export interface RecallNoticePort {
+  /**
+   * Delivers the notice. With `lookupFirst` (an earlier attempt may have delivered it) a target that can tell finds
+   * the earlier delivery instead of repeating it; one that cannot repeats it under the same key (the webhook's
+   * `Idempotency-Key`, the e-mail's Message-ID), for the receiver to drop.
+   */
+  deliver(notice: RecallNotice, opts: CreateOptions): Promise<RecallNoticeReceipt>;
+}

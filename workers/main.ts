@@ -120,6 +120,7 @@ async function main(): Promise<void> {
       mesFor: connectors.mesFor,
       erpFor: connectors.erpFor,
       escalationFor: connectors.escalationFor,
+      recallNoticeFor: connectors.recallNoticeFor,
       genealogy,
       recalls: createRecallStore(pool),
     });

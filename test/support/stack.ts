@@ -149,6 +149,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         mesFor: connectors.mesFor,
         erpFor: connectors.erpFor,
         escalationFor: connectors.escalationFor,
+        recallNoticeFor: connectors.recallNoticeFor,
         genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
         recalls: createRecallStore(opts.pool),
       });

@@ -537,9 +537,8 @@ export interface RecallNotificationStatus {
 
 export const recallAcknowledgedSignal = defineSignal<[RecallAcknowledgement]>('acknowledged');
 /** From a notification's child to its recall: this notification went out (the stage waits for every one). */
-export const recallNotificationSentSignal = defineSignal<[{ notificationId: string; sentAt: string }]>(
-  'recallNotificationSent',
-);
+export const recallNotificationSentSignal =
+  defineSignal<[{ notificationId: string; sentAt: string }]>('recallNotificationSent');
 export const recallNotificationStatusQuery = defineQuery<RecallNotificationStatus>('recallNotificationStatus');
 
 /**

@@ -29,7 +29,8 @@ interface NotificationRow {
 }
 
 /** The key every attempt at one notification carries: the webhook's Idempotency-Key, the ledger's intent. */
-export const recallNoticeKey = (recallId: string, notificationId: string) => `recall:${recallId}:notify:${notificationId}`;
+export const recallNoticeKey = (recallId: string, notificationId: string) =>
+  `recall:${recallId}:notify:${notificationId}`;
 
 /**
  * A real recall's customer notifications (docs/recall.md#notify): the plan groups the deliveries of the scope's and
@@ -48,7 +49,12 @@ export const createRecallNotificationActivities = ({ pool, ledger, recallNoticeF
     }> {
       return atBoundary(`notification plan of recall ${recallId}`, async () => {
         const { policy } = target(site);
-        const groups = await pool.query<{ customer: string; ship_to: string; lots: RecallNoticeLot[]; quantity: string }>(
+        const groups = await pool.query<{
+          customer: string;
+          ship_to: string;
+          lots: RecallNoticeLot[];
+          quantity: string;
+        }>(
           `WITH item AS (
              SELECT r.lot_key, r.material, r.unit, x->>'customer' AS customer, x->>'shipTo' AS ship_to,
                     x->>'delivery' AS delivery, x->>'item' AS item, coalesce((x->>'quantity')::numeric, 0) AS quantity

@@ -81,9 +81,15 @@ export default defineConnector({
     });
     const failed = (what: string, err: unknown) => {
       const e = (err ?? {}) as { code?: unknown; responseCode?: unknown };
-      return new ExternalSystemError(ctx.name, kindOf(e), `${ctx.name} ${what}: ${describeNetworkError(err)}`, undefined, {
-        cause: err,
-      });
+      return new ExternalSystemError(
+        ctx.name,
+        kindOf(e),
+        `${ctx.name} ${what}: ${describeNetworkError(err)}`,
+        undefined,
+        {
+          cause: err,
+        },
+      );
     };
     let closed = false;
     return {
@@ -92,10 +98,13 @@ export default defineConnector({
           if (closed) throw new ExternalSystemError(ctx.name, 'transient', `${ctx.name} is closed`);
           const messageId = recallNoticeMessageId(notice, config.from);
           if (lookupFirst) {
-            ctx.log.warn('recall notice sent again under its Message-ID: an earlier attempt may have reached the relay', {
-              connector: ctx.name,
-              messageId,
-            });
+            ctx.log.warn(
+              'recall notice sent again under its Message-ID: an earlier attempt may have reached the relay',
+              {
+                connector: ctx.name,
+                messageId,
+              },
+            );
           }
           const { subject, text } = recallNoticeText(notice);
           try {

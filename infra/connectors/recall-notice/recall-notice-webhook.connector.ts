@@ -62,7 +62,12 @@ export default defineConnector({
             );
           }
           if (status < 200 || status >= 300) {
-            throw new ExternalSystemError(ctx.name, kindForHttpStatus(status), `webhook answered HTTP ${status}`, status);
+            throw new ExternalSystemError(
+              ctx.name,
+              kindForHttpStatus(status),
+              `webhook answered HTTP ${status}`,
+              status,
+            );
           }
           return { reference: `HTTP ${status} from ${new URL(redactUrl(url)).origin}` };
         },

@@ -9,7 +9,7 @@
  * Implementations throw `ExternalSystemError` (activities/errors.ts) so activities can classify failures.
  */
 
-import type { RecallScope, RecallStage, RecallTargets } from '../workflows/contracts';
+import type { RecallAcknowledgement, RecallScope, RecallStage, RecallTargets } from '../workflows/contracts';
 
 /** How a create on the MES or ERP may proceed. Omitted, the create looks its key up first. */
 export interface CreateOptions {
@@ -408,4 +408,34 @@ export interface RecallNoticePort {
    * `Idempotency-Key`, the e-mail's Message-ID), for the receiver to drop.
    */
   deliver(notice: RecallNotice, opts: CreateOptions): Promise<RecallNoticeReceipt>;
+}
+
+/** One planned notification as holdfast.recall_notification keeps it. */
+export interface RecallNotificationRecord {
+  recallId: string;
+  site: string;
+  reason: string;
+  notificationId: string;
+  customer: string;
+  shipTo: string;
+  workflowId: string;
+  lots: RecallNoticeLot[];
+  quantity: number;
+  sentAt: string | null;
+}
+
+/** A real recall's notifications in Holdfast's tables (infra/recall/recall-notification-store.ts). */
+export interface RecallNotificationStore {
+  /**
+   * Groups the deliveries of the recall's scope and forward lots by customer and ship-to into one notification each
+   * (kept as first planned: planning again adds nothing) and returns them all.
+   */
+  plan(recallId: string): Promise<RecallNotificationRecord[]>;
+  find(recallId: string, notificationId: string): Promise<RecallNotificationRecord | undefined>;
+  /** Records the send once; returns when it was first recorded. */
+  markSent(recallId: string, notificationId: string, target: string, reference: string): Promise<string>;
+  /** Records an escalation once per level. */
+  recordEscalation(recallId: string, notificationId: string, level: number, at: string): Promise<void>;
+  /** Records the first acknowledgement; true when this call recorded it. */
+  recordAcknowledgement(recallId: string, notificationId: string, ack: RecallAcknowledgement): Promise<boolean>;
 }

@@ -22,6 +22,7 @@ import { createAuditTrail } from '../infra/audit/audit-trail';
 import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { createRecallStore } from '../infra/recall/recall-store';
+import { createRecallNotificationStore } from '../infra/recall/recall-notification-store';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
@@ -121,6 +122,7 @@ async function main(): Promise<void> {
       erpFor: connectors.erpFor,
       escalationFor: connectors.escalationFor,
       recallNoticeFor: connectors.recallNoticeFor,
+      recallNotifications: createRecallNotificationStore(pool),
       genealogy,
       recalls: createRecallStore(pool),
     });

@@ -22,6 +22,7 @@ import {
   type DispositionRequest,
   type LotCaseInput,
   type LotCaseState,
+  type RecallAcknowledgement,
   type RecallInput,
   type RetryFailedStepResult,
   countersignDispositionUpdate,
@@ -30,6 +31,7 @@ import {
   lotCaseEnrolment,
   lotCaseStateQuery,
   partDefectSignal,
+  recallAcknowledgedSignal,
   retryFailedStepUpdate,
   shadowWorkflowId,
 } from '../../workflows/contracts';
@@ -76,6 +78,11 @@ export interface WorkflowGateway {
   retryFailedStep(workflowId: string, requestedBy: string): Promise<RetryFailedStepResult>;
   /** Starts a recall's workflow, or finds it running (docs/recall.md); absent: this process starts no recalls. */
   startRecall?(input: RecallInput): Promise<void>;
+  /**
+   * Hands a customer's acknowledgement to its recall notification's workflow (the `acknowledged` signal; a repeat is
+   * dropped there). WorkflowNotFoundError: the workflow has closed (acknowledged before, or terminated).
+   */
+  acknowledgeRecallNotification?(workflowId: string, acknowledgement: RecallAcknowledgement): Promise<void>;
 }
 
 /** A workflow's update validator refused the request (wrong stage, illegal transition): the API answers 409. */
@@ -120,6 +127,13 @@ export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; con
         const real = target();
         if (!real.startRecall) throw new TemporalUnavailableError('this gateway starts no recalls');
         await real.startRecall(input);
+      },
+      acknowledgeRecallNotification: async (workflowId, acknowledgement) => {
+        const real = target();
+        if (!real.acknowledgeRecallNotification) {
+          throw new TemporalUnavailableError('this gateway signals no recall notifications');
+        }
+        await real.acknowledgeRecallNotification(workflowId, acknowledgement);
       },
     },
     connect(gateway) {
@@ -273,6 +287,19 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
     },
 
     startRecall: (input) => within(rpcTimeoutMs, () => startRecallWorkflow(client, opts.taskQueue, input)),
+
+    async acknowledgeRecallNotification(workflowId, acknowledgement) {
+      try {
+        await within(rpcTimeoutMs, () =>
+          client.workflow.getHandle(workflowId).signal(recallAcknowledgedSignal, acknowledgement),
+        );
+      } catch (err) {
+        if (err instanceof TemporalWorkflowNotFoundError) {
+          throw new WorkflowNotFoundError(`no open workflow ${workflowId}`, { cause: err });
+        }
+        throw err;
+      }
+    },
   };
 }
 

@@ -136,6 +136,16 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   }),
   'GET /v1/recalls/:recallId': () => ({ params: { recallId: `PLANT1-${run}` } }),
   'GET /v1/recalls': () => ({ query: { site: 'PLANT1', kind: 'mock', limit: '5' } }),
+  'GET /v1/recalls/:recallId/notifications': () => ({ params: { recallId: `PLANT1-${run}` } }),
+  'POST /v1/recalls/:recallId/notifications/:notificationId/acknowledge': () => ({
+    params: { recallId: `PLANT1-${run}`, notificationId: 'C1-S1' },
+    body: {
+      contact: 'J. Doe, quality lead',
+      channel: 'phone',
+      note: 'will quarantine',
+      acknowledgedAt: '2026-12-06T10:00:00Z',
+    },
+  }),
   'POST /codec/encode': () => ({
     headers: { 'x-namespace': 'default' },
     body: { payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: 'e30=' }] },

@@ -144,6 +144,12 @@ describe('role × route', () => {
     },
     recall: { method: 'GET', url: `/v1/recalls/${run}-RCL` },
     recalls: { method: 'GET', url: '/v1/recalls?site=PLANT1&kind=mock&limit=1' },
+    recallNotifications: { method: 'GET', url: `/v1/recalls/${run}-RCL/notifications` },
+    recallAcknowledge: {
+      method: 'POST',
+      url: `/v1/recalls/${run}-RCL/notifications/C1-S1/acknowledge`,
+      payload: () => ({ contact: 'J. Doe', channel: 'phone' }),
+    },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -164,6 +170,7 @@ describe('role × route', () => {
     fsma204: 200,
     recall: 200,
     recalls: 200,
+    recallNotifications: 200,
   } as const;
   /** The lot quality record: every reader of the lot's site, like the lot itself. */
   const records = { qualityRecord: 200 } as const;
@@ -195,6 +202,7 @@ describe('role × route', () => {
         disposition: 'through',
         retry: 'through',
         recallStart: 'through',
+        recallAcknowledge: 'through',
         ...open,
       },
     ],
@@ -213,6 +221,7 @@ describe('role × route', () => {
         countersign: 'through',
         retry: 'through',
         recallStart: 'through',
+        recallAcknowledge: 'through',
         ...open,
       },
     ],
@@ -246,6 +255,7 @@ describe('role × route', () => {
         countersign: 'through',
         retry: 'through',
         recallStart: 'through',
+        recallAcknowledge: 'through',
         ...open,
       },
     ],

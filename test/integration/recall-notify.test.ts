@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { SMTPServer } from 'smtp-server';
 import { createActivities } from '../../activities';
@@ -21,6 +22,7 @@ import recallNoticeFile from '../../infra/connectors/recall-notice/recall-notice
 import recallNoticeSmtp from '../../infra/connectors/recall-notice/recall-notice-smtp.connector';
 import recallNoticeWebhook from '../../infra/connectors/recall-notice/recall-notice-webhook.connector';
 import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
+import { createRecallNotificationStore } from '../../infra/recall/recall-notification-store';
 import {
   recallAcknowledgedSignal,
   recallNotificationId,
@@ -33,6 +35,9 @@ import { eventually } from '../support/eventually';
 import { quietLog } from '../support/quiet-log';
 import type { notifyStageWorkflow } from '../support/recall-notify.workflows';
 import { WorkflowHarness } from '../support/workflow-harness';
+import { buildApp } from '../../api/app';
+import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
+import { bearerFor, testSigningKey } from '../support/identity';
 
 const harness = new WorkflowHarness();
 const run = randomBytes(3).toString('hex').toUpperCase();
@@ -258,6 +263,7 @@ beforeAll(async () => {
     mesFor: unused,
     erpFor: unused,
     escalationFor: () => ({ target: 'test-escalations', port: { escalate: async (m) => void escalations.push(m) } }),
+    recallNotifications: createRecallNotificationStore(harness.pool),
     recallNoticeFor: (site) => ({ port: ports[targetOf(site)], policy: policyOf(targetOf(site)) }),
   });
   const activities = {
@@ -289,7 +295,13 @@ afterAll(async () => {
   for await (const wf of harness.client.workflow.list({
     query: `WorkflowId STARTS_WITH 'recall-ntf-${run.toLowerCase()}' AND ExecutionStatus = 'Running'`,
   })) {
-    await harness.client.workflow.getHandle(wf.workflowId).terminate('test over');
+    // Visibility lags: a child listed as running may have completed meanwhile.
+    await harness.client.workflow
+      .getHandle(wf.workflowId)
+      .terminate('test over')
+      .catch((err: unknown) => {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      });
   }
   worker?.shutdown();
   await running;
@@ -430,4 +442,64 @@ test('the file drop holds one file per customer and ship-to; an acknowledgement 
   });
   // No escalation after the limit, however long the child waited.
   expect(escalations.filter((e) => e.lotCaseWorkflowId === child.workflowId)).toHaveLength(2);
+}, 180_000);
+
+test('the API lists the notifications and records an acknowledgement once, which completes the child', async () => {
+  const recallId = recallOf('webhook');
+  const app = await buildApp({
+    signingKey: await testSigningKey(),
+    pool: harness.pool,
+    gateway: createTemporalWorkflowGateway(harness.client, { taskQueue }),
+    config: harness.config,
+    namespace: harness.namespace,
+  });
+  try {
+    const qe = await bearerFor({ username: 'qe-notify', roles: ['quality-engineer'], sites: [sites.webhook] });
+    const list = await app.inject({ method: 'GET', url: `/v1/recalls/${recallId}/notifications`, headers: qe });
+    expect(list.statusCode).toBe(200);
+    const { notifications } = list.json<{
+      notifications: { notificationId: string; customer: string; shipTo: string; quantity: number; sentAt: string }[];
+    }>();
+    expect(notifications.map((n) => [n.customer, n.shipTo, n.quantity])).toEqual([
+      ['C 2', 'S9', 4],
+      ['C1', 'S1', 22],
+      ['C1', 'S2', 3],
+    ]);
+    expect(notifications.every((n) => n.sentAt !== null)).toBe(true);
+
+    const s1 = recallNotificationId('C1', 'S1');
+    const url = `/v1/recalls/${recallId}/notifications/${s1}/acknowledge`;
+    const missing = await app.inject({ method: 'POST', url, headers: qe, payload: { channel: 'phone' } });
+    expect(missing.statusCode).toBe(400);
+    expect(missing.json<{ errors: { field: string }[] }>().errors.map((e) => e.field)).toEqual(['contact']);
+    const body = { contact: 'A. Smith, receiving at C1 S1', channel: 'e-mail', note: 'quarantined on arrival' };
+    const first = await app.inject({ method: 'POST', url, headers: qe, payload: body });
+    expect(first.statusCode).toBe(200);
+    expect(first.json()).toMatchObject({
+      recorded: true,
+      acknowledgedBy: 'local:qe-notify',
+      acknowledgement: { contact: body.contact, channel: 'e-mail', note: body.note },
+    });
+    const child = harness.client.workflow.getHandle<typeof recallNotificationWorkflow>(
+      `recall-${recallId}-notify-${s1}`,
+    );
+    expect(await child.result()).toMatchObject({
+      stage: 'acknowledged',
+      acknowledgement: { recordedBy: 'local:qe-notify', contact: body.contact, channel: 'e-mail' },
+    });
+    // Repeated: the first acknowledgement stands, nothing more is recorded or audited.
+    const again = await app.inject({ method: 'POST', url, headers: qe, payload: { ...body, contact: 'someone else' } });
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toMatchObject({ recorded: false, acknowledgement: { contact: body.contact } });
+    const audit = await harness.pool.query<{ actor_id: string }>(
+      `SELECT actor_id FROM holdfast.audit_record WHERE record_type = 'recall-notification' AND record_id = $1`,
+      [`${recallId}/${s1}`],
+    );
+    expect(audit.rows.map((r) => r.actor_id)).toHaveLength(1);
+    // Another site's quality engineer sees neither.
+    const other = await bearerFor({ username: 'qe-other', roles: ['quality-engineer'], sites: ['PLANT1'] });
+    expect((await app.inject({ method: 'POST', url, headers: other, payload: body })).statusCode).toBe(403);
+  } finally {
+    await app.close();
+  }
 }, 180_000);

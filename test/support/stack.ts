@@ -25,6 +25,7 @@ import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
 import { createRecallStore } from '../../infra/recall/recall-store';
+import { createRecallNotificationStore } from '../../infra/recall/recall-notification-store';
 
 export interface StackOptions {
   pool: Pool;
@@ -150,6 +151,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         erpFor: connectors.erpFor,
         escalationFor: connectors.escalationFor,
         recallNoticeFor: connectors.recallNoticeFor,
+        recallNotifications: createRecallNotificationStore(opts.pool),
         genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
         recalls: createRecallStore(opts.pool),
       });

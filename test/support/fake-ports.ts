@@ -20,6 +20,8 @@ import type {
   MesQualityEventRequest,
   MesReleaseRequest,
   MesWorkOrderQuality,
+  RecallNotice,
+  RecallNoticePort,
 } from '../../activities/ports';
 import { ExternalSystemError, IntentConflictError } from '../../activities/errors';
 
@@ -259,5 +261,14 @@ export class RecordingGenealogy implements GenealogyRecorder {
   async reconcile(source: string) {
     this.reconciled.push(source);
     return { added: 0, updated: 0, unchanged: 0, gapsOpened: 0, gapsResolved: 0 };
+  }
+}
+
+/** A recall notice target that keeps what it was given; the reference is the notice's key. */
+export class RecordingRecallNotice implements RecallNoticePort {
+  readonly notices: RecallNotice[] = [];
+  async deliver(notice: RecallNotice): Promise<{ reference: string }> {
+    this.notices.push(notice);
+    return { reference: notice.idempotencyKey };
   }
 }

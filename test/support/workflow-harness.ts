@@ -10,10 +10,17 @@ import {
 } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createActivities } from '../../activities';
-import type { ErpPort, EscalationPort, GenealogyRecorder, MesPort } from '../../activities/ports';
+import type {
+  ErpPort,
+  EscalationPort,
+  GenealogyRecorder,
+  MesPort,
+  RecallNoticePort,
+} from '../../activities/ports';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
+import { createRecallNotificationStore } from '../../infra/recall/recall-notification-store';
 import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import { createQualityWorkers } from '../../workers/quality-workers';
@@ -22,6 +29,7 @@ import {
   lotCaseEnrolment,
   type DefectDetection,
   type DetectionDispatch,
+  type RecallNotifyPolicy,
   type SitePolicy,
 } from '../../workflows/contracts';
 import { quietLog } from './quiet-log';
@@ -67,6 +75,8 @@ export class WorkflowHarness {
     erp: ErpPort;
     escalation: EscalationPort;
     genealogy?: GenealogyRecorder;
+    /** Where recall notifications go, and how they are chased, for every site. */
+    recallNotice?: { port: RecallNoticePort; policy: RecallNotifyPolicy };
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -76,6 +86,8 @@ export class WorkflowHarness {
       erpFor: () => ports.erp,
       escalationFor: () => ({ target: 'test', port: ports.escalation }),
       ...(ports.genealogy ? { genealogy: ports.genealogy } : {}),
+      recallNotifications: createRecallNotificationStore(this.pool),
+      ...(ports.recallNotice ? { recallNoticeFor: () => ports.recallNotice! } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

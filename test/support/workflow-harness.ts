@@ -10,13 +10,7 @@ import {
 } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createActivities } from '../../activities';
-import type {
-  ErpPort,
-  EscalationPort,
-  GenealogyRecorder,
-  MesPort,
-  RecallNoticePort,
-} from '../../activities/ports';
+import type { ErpPort, EscalationPort, GenealogyRecorder, MesPort, RecallNoticePort } from '../../activities/ports';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';

@@ -175,7 +175,11 @@ async function main(): Promise<void> {
  * worker restart would not bring a MES back, and activities retry meanwhile.
  */
 function connectorChecks(config: HoldfastConfig, connectors: SiteConnectors): HealthCheck[] {
-  const names = [...new Set(config.sites.flatMap((s) => [s.mes, s.erp, s.escalation]))];
+  const names = [
+    ...new Set(
+      config.sites.flatMap((s) => [s.mes, s.erp, s.escalation, ...(s.recall.notify ? [s.recall.notify.target] : [])]),
+    ),
+  ];
   return connectorHealthChecks(
     () => connectors.health(),
     names.map((name) => ({ name: `connector:${name}`, connector: name, required: false })),

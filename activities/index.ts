@@ -4,6 +4,10 @@ import { createGenealogyActivities, type GenealogyDeps } from './traceability/ge
 import { createMesActivities, type MesDeps } from './mes/mes.activities';
 import { createRecallActivities, type RecallDeps } from './recall/recall.activities';
 import { createRecallContainActivities, type RecallContainDeps } from './recall/recall-contain.activities';
+import {
+  createRecallNotificationActivities,
+  type RecallNotificationDeps,
+} from './recall/recall-notification.activities';
 import { createTraceabilityActivities, type TraceabilityDeps } from './traceability/traceability.activities';
 
 export type ActivityDeps = MesDeps &
@@ -12,7 +16,8 @@ export type ActivityDeps = MesDeps &
   EscalationDeps &
   GenealogyDeps &
   RecallDeps &
-  RecallContainDeps;
+  RecallContainDeps &
+  RecallNotificationDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -23,6 +28,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createGenealogyActivities(deps),
   ...createRecallActivities(deps),
   ...createRecallContainActivities(deps),
+  ...createRecallNotificationActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -9,7 +9,7 @@
  * Implementations throw `ExternalSystemError` (activities/errors.ts) so activities can classify failures.
  */
 
-import type { RecallScope, RecallStage, RecallTargets } from '../workflows/contracts';
+import type { RecallAcknowledgement, RecallScope, RecallStage, RecallTargets } from '../workflows/contracts';
 
 /** How a create on the MES or ERP may proceed. Omitted, the create looks its key up first. */
 export interface CreateOptions {
@@ -479,4 +479,77 @@ export interface RecallReinspector {
   ): Promise<ReinspectionBatch>;
   /** Marks every lot of the recall for the contain stage (needs_containment, contain_reason); counts per reason. */
   conclude(recallId: string): Promise<Record<string, number>>;
+}
+
+// Recall notifications (docs/recall.md#notify): what a customer is told, through a connector of role recall-notice.
+
+export interface RecallNoticeLot {
+  lotKey: string;
+  material: string | null;
+  unit: string | null;
+  /** The lot's quantity delivered to this ship-to: the sum of its delivery items. */
+  quantity: number;
+  deliveries: { delivery: string; item: string; quantity: number }[];
+}
+
+/** One notification, as every target carries it (the webhook's body, the file, the e-mail's JSON attachment). */
+export interface RecallNotice {
+  /** The same for every attempt at this notification: recall, customer and ship-to. */
+  idempotencyKey: string;
+  recallId: string;
+  site: string;
+  reason: string;
+  notificationId: string;
+  customer: string;
+  shipTo: string;
+  lots: RecallNoticeLot[];
+  /** The delivery documents, `delivery/item`, sorted. */
+  deliveries: string[];
+  /** Per unit, the sum of the lots' quantities. */
+  quantities: { unit: string | null; quantity: number }[];
+}
+
+export interface RecallNoticeReceipt {
+  /** What identifies the delivered notification at the target: a Message-ID, a file name, the webhook's answer. */
+  reference: string;
+}
+
+/** A target for recall notifications: a webhook, an SMTP relay, a directory. */
+export interface RecallNoticePort {
+  /**
+   * Delivers the notice. With `lookupFirst` (an earlier attempt may have delivered it) a target that can tell finds
+   * the earlier delivery instead of repeating it; one that cannot repeats it under the same key (the webhook's
+   * `Idempotency-Key`, the e-mail's Message-ID), for the receiver to drop.
+   */
+  deliver(notice: RecallNotice, opts: CreateOptions): Promise<RecallNoticeReceipt>;
+}
+
+/** One planned notification as holdfast.recall_notification keeps it. */
+export interface RecallNotificationRecord {
+  recallId: string;
+  site: string;
+  reason: string;
+  notificationId: string;
+  customer: string;
+  shipTo: string;
+  workflowId: string;
+  lots: RecallNoticeLot[];
+  quantity: number;
+  sentAt: string | null;
+}
+
+/** A real recall's notifications in Holdfast's tables (infra/recall/recall-notification-store.ts). */
+export interface RecallNotificationStore {
+  /**
+   * Groups the deliveries of the recall's scope and forward lots by customer and ship-to into one notification each
+   * (kept as first planned: planning again adds nothing) and returns them all.
+   */
+  plan(recallId: string): Promise<RecallNotificationRecord[]>;
+  find(recallId: string, notificationId: string): Promise<RecallNotificationRecord | undefined>;
+  /** Records the send once; returns when it was first recorded. */
+  markSent(recallId: string, notificationId: string, target: string, reference: string): Promise<string>;
+  /** Records an escalation once per level. */
+  recordEscalation(recallId: string, notificationId: string, level: number, at: string): Promise<void>;
+  /** Records the first acknowledgement; true when this call recorded it. */
+  recordAcknowledgement(recallId: string, notificationId: string, ack: RecallAcknowledgement): Promise<boolean>;
 }

@@ -1,8 +1,9 @@
 import { resolve } from 'node:path';
-import type { EscalationPort, ErpPort, MesPort } from '../activities/ports';
+import type { EscalationPort, ErpPort, MesPort, RecallNoticePort } from '../activities/ports';
 import { isConnectorKind, knownConnectorKinds, type ConnectorRole } from '../infra/config/connector-kinds';
 import { ConfigError } from '../activities/errors';
 import type { HoldfastConfig } from '../infra/config/schema';
+import type { RecallNotifyPolicy } from '../workflows/contracts';
 import {
   parseConnectorSettings,
   type ConnectorInstance,
@@ -179,6 +180,8 @@ export interface SiteConnectors {
   erpFor: (site: string) => ErpPort;
   /** `target` is the connector's name, recorded with each escalation sent. */
   escalationFor: (site: string) => { target: string; port: EscalationPort };
+  /** A site's recall notification target and how notices are chased (sites[].recall.notify). */
+  recallNoticeFor: (site: string) => { port: RecallNoticePort; policy: RecallNotifyPolicy };
   health: ConnectorSet['health'];
   close(): Promise<void>;
 }
@@ -193,7 +196,12 @@ export async function openSiteConnectors(
   env: NodeJS.ProcessEnv = process.env,
   observe: PortObserver = (_role, port) => port,
 ): Promise<SiteConnectors> {
-  const names = config.sites.flatMap((site) => [site.mes, site.erp, site.escalation]);
+  const names = config.sites.flatMap((site) => [
+    site.mes,
+    site.erp,
+    site.escalation,
+    ...(site.recall.notify ? [site.recall.notify.target] : []),
+  ]);
   const connectors = await openConnectors(config, names, { log, env });
   const sites = new Map(config.sites.map((site) => [site.id, site]));
   const siteOf = (id: string, what: string) => {
@@ -217,6 +225,11 @@ export async function openSiteConnectors(
     escalationFor: (site) => {
       const target = siteOf(site, 'escalation').escalation;
       return { target, port: connectors.port(target, 'escalation') };
+    },
+    recallNoticeFor: (site) => {
+      const policy = siteOf(site, 'recall notification').recall.notify;
+      if (!policy) throw new ConfigError(`site "${site}" has no sites[].recall.notify in temporal.yaml`);
+      return { port: connectors.port(policy.target, 'recall-notice'), policy };
     },
     health: () => connectors.health(),
     close: () => connectors.close(),

@@ -24,6 +24,7 @@ import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { createRecallStore } from '../infra/recall/recall-store';
 import { openReinspector } from '../infra/recall/reinspection';
 import { createRecallContainmentStore } from '../infra/recall/recall-containment-store';
+import { createRecallNotificationStore } from '../infra/recall/recall-notification-store';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
@@ -125,6 +126,8 @@ async function main(): Promise<void> {
       mesFor: connectors.mesFor,
       erpFor: connectors.erpFor,
       escalationFor: connectors.escalationFor,
+      recallNoticeFor: connectors.recallNoticeFor,
+      recallNotifications: createRecallNotificationStore(pool),
       genealogy,
       recalls: createRecallStore(pool),
       reinspector: reinspection.reinspector,
@@ -180,7 +183,11 @@ async function main(): Promise<void> {
  * worker restart would not bring a MES back, and activities retry meanwhile.
  */
 function connectorChecks(config: HoldfastConfig, connectors: SiteConnectors): HealthCheck[] {
-  const names = [...new Set(config.sites.flatMap((s) => [s.mes, s.erp, s.escalation]))];
+  const names = [
+    ...new Set(
+      config.sites.flatMap((s) => [s.mes, s.erp, s.escalation, ...(s.recall.notify ? [s.recall.notify.target] : [])]),
+    ),
+  ];
   return connectorHealthChecks(
     () => connectors.health(),
     names.map((name) => ({ name: `connector:${name}`, connector: name, required: false })),

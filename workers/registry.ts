@@ -6,6 +6,9 @@ import escalationWebhookConnector from '../infra/connectors/escalation/escalatio
 import mesRestConnector from '../infra/connectors/mes-rest/mes-rest.connector';
 import mqttConnector from '../infra/connectors/mqtt/mqtt.connector';
 import opcUaRejectStationConnector from '../infra/connectors/opcua/reject-station.connector';
+import recallNoticeFileConnector from '../infra/connectors/recall-notice/recall-notice-file.connector';
+import recallNoticeSmtpConnector from '../infra/connectors/recall-notice/recall-notice-smtp.connector';
+import recallNoticeWebhookConnector from '../infra/connectors/recall-notice/recall-notice-webhook.connector';
 import sapS4Connector from '../infra/connectors/sap-s4/sap-s4.connector';
 
 /** One implementation per kind, declaring that kind and its role: missing, extra or mismatched entries do not compile. */
@@ -23,4 +26,7 @@ export const connectorRegistry: ConnectorRegistry = {
   'escalation-webhook': escalationWebhookConnector,
   'opcua-reject-station': opcUaRejectStationConnector,
   mqtt: mqttConnector,
+  'recall-notice-webhook': recallNoticeWebhookConnector,
+  'recall-notice-smtp': recallNoticeSmtpConnector,
+  'recall-notice-file': recallNoticeFileConnector,
 };

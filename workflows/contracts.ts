@@ -517,3 +517,88 @@ export const recallStatusQuery = defineQuery<RecallStatus>('recallStatus');
 export function recallWorkflowId(recallId: string): string {
   return `recall-${recallId}`;
 }
+
+// A real recall's customer notifications (docs/recall.md#notify): the notify stage plans one notification per
+// customer and ship-to and starts a child workflow for each, which sends it, then waits for the customer's
+// acknowledgement and escalates while none comes. The children outlive the recall (they are abandoned at its close).
+
+/** How a site's notifications are sent and chased (sites[].recall.notify in temporal.yaml). */
+export interface RecallNotifyPolicy {
+  /** The connector the notifications go through (role recall-notice). */
+  target: string;
+  /** Temporal durations: the first escalation after `ackWithin` without an acknowledgement, then every `escalateEvery`. */
+  ackWithin: string;
+  escalateEvery: string;
+  /** Escalations per notification at most; the child keeps waiting after the last. */
+  escalationLimit: number;
+  /** Notifications a recall sends at once. */
+  concurrency: number;
+}
+
+/** One planned notification, as the notify stage hands it to its child. */
+export interface PlannedRecallNotification {
+  notificationId: string;
+  customer: string;
+  shipTo: string;
+  workflowId: string;
+  lots: number;
+  quantity: number;
+  /** Set when an earlier run of the stage already sent it. */
+  sentAt: string | null;
+}
+
+export interface RecallNotificationInput {
+  recallId: string;
+  site: string;
+  notificationId: string;
+  customer: string;
+  shipTo: string;
+  policy: RecallNotifyPolicy;
+  preset: ActivityPreset;
+}
+
+export type RecallNotificationStage = 'sending' | 'awaiting-acknowledgement' | 'escalated' | 'acknowledged';
+
+/** A customer's acknowledgement as a quality engineer records it (POST .../notifications/{id}/acknowledge). */
+export interface RecallAcknowledgement {
+  /** The Holdfast user who recorded it. */
+  recordedBy: string;
+  /** Who at the customer acknowledged, and how (phone, e-mail, portal, …). */
+  contact: string;
+  channel: string;
+  note?: string;
+  acknowledgedAt: string;
+}
+
+export interface RecallNotificationStatus {
+  notificationId: string;
+  customer: string;
+  shipTo: string;
+  stage: RecallNotificationStage;
+  sentAt?: string;
+  reference?: string;
+  escalations: { level: number; at: string }[];
+  acknowledgement?: RecallAcknowledgement;
+}
+
+export const recallAcknowledgedSignal = defineSignal<[RecallAcknowledgement]>('acknowledged');
+/** From a notification's child to its recall: this notification went out (the stage waits for every one). */
+export const recallNotificationSentSignal =
+  defineSignal<[{ notificationId: string; sentAt: string }]>('recallNotificationSent');
+export const recallNotificationStatusQuery = defineQuery<RecallNotificationStatus>('recallNotificationStatus');
+
+/**
+ * A notification's id within its recall: customer and ship-to, each with every character but letters, digits and
+ * `.` written as `_` and its hex code, joined by `-`. The escape is reversible, so two pairs never share an id, and
+ * the id fits a URL path segment and a workflow id as it is.
+ */
+export function recallNotificationId(customer: string, shipTo: string): string {
+  const escape = (s: string) =>
+    [...s].map((c) => (/[A-Za-z0-9.]/.test(c) ? c : `_${c.codePointAt(0)!.toString(16)}_`)).join('');
+  return `${escape(customer)}-${escape(shipTo)}`;
+}
+
+/** A notification's workflow id: one per recall, customer and ship-to, so a second start is refused. */
+export function recallNotificationWorkflowId(recallId: string, notificationId: string): string {
+  return `recall-${recallId}-notify-${notificationId}`;
+}

@@ -193,3 +193,54 @@ export const ReinspectionViewSchema = z.object({
   ),
   next: z.string().nullable(),
 });
+
+// A real recall's customer notifications (docs/recall.md#notify).
+
+export const RecallNotificationParamsSchema = z.strictObject({ recallId: Identifier, notificationId: Identifier });
+
+export const RecallAcknowledgeBodySchema = z.strictObject({
+  /** Who at the customer acknowledged (name, role). */
+  contact: Text,
+  channel: z.enum(['phone', 'e-mail', 'portal', 'letter', 'in-person', 'other']),
+  note: z.string().max(1000).optional(),
+  /** When the customer acknowledged; default: now. */
+  acknowledgedAt: z.iso
+    .datetime({ offset: true })
+    .refine((t) => Date.parse(t) <= Date.now() + 60_000, 'must not be in the future')
+    .optional(),
+});
+
+export const RecallNotificationViewSchema = z.object({
+  notificationId: z.string(),
+  customer: z.string(),
+  shipTo: z.string(),
+  workflowId: z.string(),
+  lots: z.array(
+    z.object({
+      lotKey: z.string(),
+      material: z.string().nullable(),
+      unit: z.string().nullable(),
+      quantity: z.number(),
+      deliveries: z.array(z.object({ delivery: z.string(), item: z.string(), quantity: z.number() })),
+    }),
+  ),
+  quantity: z.number(),
+  deliveries: z.array(z.string()),
+  target: z.string().nullable(),
+  reference: z.string().nullable(),
+  sentAt: z.string().nullable(),
+  acknowledgedAt: z.string().nullable(),
+  acknowledgedBy: z.string().nullable(),
+  acknowledgement: z.object({ contact: z.string(), channel: z.string(), note: z.string().optional() }).nullable(),
+  escalations: z.array(z.object({ level: z.number(), at: z.string() })),
+});
+
+export const RecallNotificationsSchema = z.object({
+  recallId: z.string(),
+  notifications: z.array(RecallNotificationViewSchema),
+});
+
+export const RecallAcknowledgedSchema = RecallNotificationViewSchema.extend({
+  /** false: the notification was acknowledged before; this request changed nothing. */
+  recorded: z.boolean(),
+});

@@ -6,7 +6,7 @@
  */
 
 /** What a connector is for, i.e. which port it implements (infra/connectors/define.ts `RolePorts`). */
-export type ConnectorRole = 'mes' | 'erp' | 'escalation' | 'reject-station' | 'vision-broker';
+export type ConnectorRole = 'mes' | 'erp' | 'escalation' | 'reject-station' | 'vision-broker' | 'recall-notice';
 
 export const CONNECTOR_KINDS = {
   'holdfast-mes-rest': 'mes',
@@ -15,6 +15,9 @@ export const CONNECTOR_KINDS = {
   'escalation-webhook': 'escalation',
   'opcua-reject-station': 'reject-station',
   mqtt: 'vision-broker',
+  'recall-notice-webhook': 'recall-notice',
+  'recall-notice-smtp': 'recall-notice',
+  'recall-notice-file': 'recall-notice',
 } as const satisfies Record<string, ConnectorRole>;
 
 export type ConnectorKind = keyof typeof CONNECTOR_KINDS;
@@ -31,6 +34,7 @@ export const ROLE_REFERENCES: Record<ConnectorRole, string> = {
   escalation: 'sites[].escalation',
   'reject-station': 'vision.rejectStation',
   'vision-broker': 'vision.broker or traceability.mesEvents.broker',
+  'recall-notice': 'sites[].recall.notify.target',
 };
 
 /** "holdfast-mes-rest, sap-s4-odata, …": for messages naming what is registered. */

@@ -247,6 +247,17 @@ const Site = z.strictObject({
     .strictObject({
       traceWithin: Duration.default('8m'),
       reconciliationAtLeast: z.number().min(0).max(1).default(0.995),
+      /** How a real recall tells customers (docs/recall.md#notify); absent: this site's real recalls cannot notify. */
+      notify: z
+        .strictObject({
+          /** A connector of role recall-notice: recall-notice-webhook, recall-notice-smtp or recall-notice-file. */
+          target: ConnectorName('recall-notice'),
+          ackWithin: Duration.default('24h'),
+          escalateEvery: Duration.default('24h'),
+          escalationLimit: z.number().int().min(0).max(100).default(3),
+          concurrency: z.number().int().positive().max(100).default(10),
+        })
+        .optional(),
     })
     .prefault({}),
 });
@@ -478,13 +489,19 @@ type ConnectorReference = { path: (string | number)[]; name: string; role: Conne
 
 /** Every place temporal.yaml names a connector, with the role it must play there. */
 export function connectorReferences(cfg: {
-  sites: { mes: string; erp: string; escalation: string }[];
+  sites: { mes: string; erp: string; escalation: string; recall?: { notify?: { target: string } | undefined } }[];
   vision: { broker?: string | undefined; rejectStation?: string | undefined };
   traceability?: { mesEvents?: { broker?: string | undefined } };
 }): ConnectorReference[] {
   const refs: ConnectorReference[] = cfg.sites.flatMap((site, i) =>
     (['mes', 'erp', 'escalation'] as const).map((role) => ({ path: ['sites', i, role], name: site[role], role })),
   );
+  cfg.sites.forEach((site, i) => {
+    const target = site.recall?.notify?.target;
+    if (target !== undefined) {
+      refs.push({ path: ['sites', i, 'recall', 'notify', 'target'], name: target, role: 'recall-notice' });
+    }
+  });
   if (cfg.vision.broker !== undefined) {
     refs.push({ path: ['vision', 'broker'], name: cfg.vision.broker, role: 'vision-broker' });
   }

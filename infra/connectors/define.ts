@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { EscalationPort, ErpPort, MesPort } from '../../activities/ports';
+import type { EscalationPort, ErpPort, MesPort, RecallNoticePort } from '../../activities/ports';
 import type { ConnectorKind, ConnectorRole, RoleOf } from '../config/connector-kinds';
 import { formatIssues } from '../config/load';
 import { ConfigError } from '../../activities/errors';
@@ -16,6 +16,7 @@ export interface RolePorts {
   escalation: EscalationPort;
   'reject-station': RejectStationPort;
   'vision-broker': VisionBrokerPort;
+  'recall-notice': RecallNoticePort;
 }
 export type PortOf<R extends ConnectorRole> = RolePorts[R];
 

@@ -22,6 +22,7 @@ import {
   type DispositionRequest,
   type LotCaseInput,
   type LotCaseState,
+  type RecallAcknowledgement,
   type RecallInput,
   type RetryFailedStepResult,
   countersignDispositionUpdate,
@@ -31,6 +32,7 @@ import {
   lotCaseStateQuery,
   partDefectSignal,
   recallWorkflowId,
+  recallAcknowledgedSignal,
   retryFailedStepUpdate,
   shadowWorkflowId,
 } from '../../workflows/contracts';
@@ -79,6 +81,11 @@ export interface WorkflowGateway {
   startRecall?(input: RecallInput): Promise<void>;
   /** Asks a recall's workflow to cancel (docs/recall.md#cancel); WorkflowNotFoundError when it has closed. */
   cancelRecall?(recallId: string): Promise<void>;
+  /**
+   * Hands a customer's acknowledgement to its recall notification's workflow (the `acknowledged` signal; a repeat is
+   * dropped there). WorkflowNotFoundError: the workflow has closed (acknowledged before, or terminated).
+   */
+  acknowledgeRecallNotification?(workflowId: string, acknowledgement: RecallAcknowledgement): Promise<void>;
 }
 
 /** A workflow's update validator refused the request (wrong stage, illegal transition): the API answers 409. */
@@ -128,6 +135,13 @@ export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; con
         const real = target();
         if (!real.cancelRecall) throw new TemporalUnavailableError('this gateway cancels no recalls');
         await real.cancelRecall(recallId);
+      },
+      acknowledgeRecallNotification: async (workflowId, acknowledgement) => {
+        const real = target();
+        if (!real.acknowledgeRecallNotification) {
+          throw new TemporalUnavailableError('this gateway signals no recall notifications');
+        }
+        await real.acknowledgeRecallNotification(workflowId, acknowledgement);
       },
     },
     connect(gateway) {
@@ -290,6 +304,19 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
         const { status } = await within(rpcTimeoutMs, () => handle.describe());
         if (status.name !== 'RUNNING') throw new WorkflowNotFoundError(`recall ${recallId} has ${status.name}`);
         await within(rpcTimeoutMs, () => handle.cancel());
+      } catch (err) {
+        if (err instanceof TemporalWorkflowNotFoundError) {
+          throw new WorkflowNotFoundError(`no open workflow ${workflowId}`, { cause: err });
+        }
+        throw err;
+      }
+    },
+
+    async acknowledgeRecallNotification(workflowId, acknowledgement) {
+      try {
+        await within(rpcTimeoutMs, () =>
+          client.workflow.getHandle(workflowId).signal(recallAcknowledgedSignal, acknowledgement),
+        );
       } catch (err) {
         if (err instanceof TemporalWorkflowNotFoundError) {
           throw new WorkflowNotFoundError(`no open workflow ${workflowId}`, { cause: err });

@@ -146,6 +146,16 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
     params: { recallId: `PLANT1-${run}` },
     body: { reason: 'recalled in error' },
   }),
+  'GET /v1/recalls/:recallId/notifications': () => ({ params: { recallId: `PLANT1-${run}` } }),
+  'POST /v1/recalls/:recallId/notifications/:notificationId/acknowledge': () => ({
+    params: { recallId: `PLANT1-${run}`, notificationId: 'C1-S1' },
+    body: {
+      contact: 'J. Doe, quality lead',
+      channel: 'phone',
+      note: 'will quarantine',
+      acknowledgedAt: '2026-12-06T10:00:00Z',
+    },
+  }),
   'POST /codec/encode': () => ({
     headers: { 'x-namespace': 'default' },
     body: { payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: 'e30=' }] },

@@ -155,6 +155,12 @@ describe('role × route', () => {
     recallFsma204: { method: 'GET', url: `/v1/recalls/${run}-RCL/fsma204` },
     reinspections: { method: 'GET', url: `/v1/recalls/${run}-MRCL/reinspections` },
     recallCancel: { method: 'POST', url: `/v1/recalls/${run}-RCL/cancel`, payload: () => ({ reason: 'r' }) },
+    recallNotifications: { method: 'GET', url: `/v1/recalls/${run}-RCL/notifications` },
+    recallAcknowledge: {
+      method: 'POST',
+      url: `/v1/recalls/${run}-RCL/notifications/C1-S1/acknowledge`,
+      payload: () => ({ contact: 'J. Doe', channel: 'phone' }),
+    },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -178,6 +184,7 @@ describe('role × route', () => {
     recallReport: 200,
     recallFsma204: 200,
     reinspections: 200,
+    recallNotifications: 200,
   } as const;
   /** The lot quality record: every reader of the lot's site, like the lot itself. */
   const records = { qualityRecord: 200 } as const;
@@ -209,6 +216,7 @@ describe('role × route', () => {
         disposition: 'through',
         retry: 'through',
         recallStart: 'through',
+        recallAcknowledge: 'through',
         ...open,
       },
     ],
@@ -228,6 +236,7 @@ describe('role × route', () => {
         retry: 'through',
         recallStart: 'through',
         recallCancel: 'through',
+        recallAcknowledge: 'through',
         ...open,
       },
     ],
@@ -262,6 +271,7 @@ describe('role × route', () => {
         retry: 'through',
         recallStart: 'through',
         recallCancel: 'through',
+        recallAcknowledge: 'through',
         ...open,
       },
     ],

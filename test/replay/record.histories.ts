@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ExternalSystemError } from '../../activities/errors';
+import { createRecallNotificationStore } from '../../infra/recall/recall-notification-store';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { ENCRYPTED_ENCODING, payloadFromJson, payloadToJson } from '../../infra/temporal/payload-codec';
 import {
@@ -19,6 +20,7 @@ import {
   lotCaseStateQuery,
   lotCaseWorkflowId,
   recallStatusQuery,
+  recallAcknowledgedSignal,
   retryFailedStepUpdate,
   type DispositionDecision,
   type LotCaseStage,
@@ -31,6 +33,7 @@ import {
   FakeMes,
   RecordingEscalation,
   RecordingGenealogy,
+  RecordingRecallNotice,
   ScriptedGenealogyFeed,
 } from '../support/fake-ports';
 import { readTestEnv } from '../support/test-env';
@@ -206,6 +209,68 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
     histories['recall-real-cancelled'] = handle.workflowId;
   });
 
+  await writeHistories(histories);
+});
+
+test('record the history of a recall notification', async () => {
+  const escalation = new RecordingEscalation();
+  const policy = { target: 'recorded', ackWithin: '1s', escalateEvery: '1s', escalationLimit: 1, concurrency: 1 };
+  const { worker, taskQueue } = await harness.worker({
+    mes: new FakeMes(),
+    erp: new FakeErp(),
+    escalation,
+    recallNotice: { port: new RecordingRecallNotice(), policy },
+  });
+  const run = Date.now();
+  const histories: Record<string, string> = {};
+  await worker.runUntil(async () => {
+    // A real recall's notification of one customer and ship-to: sent, not acknowledged within 1 s, escalated once
+    // (the limit), then acknowledged.
+    const recallId = `REPLAY-${run}`;
+    await harness.pool.query(
+      `INSERT INTO holdfast.recall (recall_id, site, kind, scope, reason, requested_by, idempotency_key,
+                                    request_sha256, workflow_id)
+       VALUES ($1, 'PLANT1', 'real', '{}', 'replay', 'recorder', $1, 'x', $1)`,
+      [recallId],
+    );
+    await harness.pool.query(
+      `INSERT INTO holdfast.recall_lot (recall_id, lot_key, reached_by, depth, site, quantity, unit, deliveries)
+       VALUES ($1, $1, 'scope', 0, 'PLANT1', 5, 'PC', $2)`,
+      [recallId, JSON.stringify([{ delivery: '8000001', item: '10', customer: 'C1', shipTo: 'S1', quantity: 5 }])],
+    );
+    const [planned] = await createRecallNotificationStore(harness.pool).plan(recallId);
+    const notification = await harness.client.workflow.start('recallNotificationWorkflow', {
+      workflowId: planned!.workflowId,
+      taskQueue,
+      args: [
+        {
+          recallId,
+          site: 'PLANT1',
+          notificationId: planned!.notificationId,
+          customer: 'C1',
+          shipTo: 'S1',
+          policy,
+          preset: harness.config.activityPresets.notify,
+        },
+      ],
+    });
+    await eventually('the notification escalated', async () =>
+      escalation.messages.some((m) => m.lotCaseWorkflowId === notification.workflowId),
+    );
+    await notification.signal(recallAcknowledgedSignal, {
+      recordedBy: 'recorder',
+      contact: 'J. Doe',
+      channel: 'phone',
+      acknowledgedAt: new Date().toISOString(),
+    });
+    await notification.result();
+    histories['recall-notification-escalated-acknowledged'] = notification.workflowId;
+  });
+  await writeHistories(histories);
+});
+
+/** Writes each history, by name, from the dev server into histories/. */
+async function writeHistories(histories: Record<string, string | { workflowId: string; runId: string }>) {
   // The CLI's JSON is the format operators export from production too (`temporal workflow show --output json`).
   const env = readTestEnv();
   const show = (history: string | { workflowId: string; runId: string }) =>
@@ -228,7 +293,7 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
     const decrypted = await decryptPayloads(JSON.parse(show(history).toString('utf8')));
     writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(decrypted, null, 2)}\n`);
   }
-});
+}
 
 /** Every encrypted payload anywhere in a proto3-JSON history, decrypted with the harness's codec. */
 async function decryptPayloads(node: unknown): Promise<unknown> {

@@ -25,6 +25,8 @@ const WORKFLOW_TYPES: Record<string, string> = {
   'shadow-': 'shadowDefectWorkflow',
   'lot-case-': 'lotCaseWorkflow',
   'genealogy-sync-': 'genealogySyncWorkflow',
+  // Longest prefix first: a notification's history also starts with `recall-`.
+  'recall-notification-': 'recallNotificationWorkflow',
   'recall-': 'recallWorkflow',
 };
 const workflowTypeOf = (file: string) =>

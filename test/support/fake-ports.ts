@@ -25,6 +25,8 @@ import type {
   ContainmentCounts,
   ContainmentLot,
   RecallContainmentStore,
+  RecallNotice,
+  RecallNoticePort,
 } from '../../activities/ports';
 import { ExternalSystemError, IntentConflictError } from '../../activities/errors';
 
@@ -329,5 +331,14 @@ export class MemoryContainment implements RecallContainmentStore {
       cancelled: n('cancelled'),
       blocked: all.filter((l) => l.erpState === 'blocked').length,
     };
+  }
+}
+
+/** A recall notice target that keeps what it was given; the reference is the notice's key. */
+export class RecordingRecallNotice implements RecallNoticePort {
+  readonly notices: RecallNotice[] = [];
+  async deliver(notice: RecallNotice): Promise<{ reference: string }> {
+    this.notices.push(notice);
+    return { reference: notice.idempotencyKey };
   }
 }

@@ -27,6 +27,7 @@ import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
 import { createRecallStore } from '../../infra/recall/recall-store';
 import { openReinspector } from '../../infra/recall/reinspection';
 import { createRecallContainmentStore } from '../../infra/recall/recall-containment-store';
+import { createRecallNotificationStore } from '../../infra/recall/recall-notification-store';
 
 export interface StackOptions {
   pool: Pool;
@@ -153,6 +154,8 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         mesFor: connectors.mesFor,
         erpFor: connectors.erpFor,
         escalationFor: connectors.escalationFor,
+        recallNoticeFor: connectors.recallNoticeFor,
+        recallNotifications: createRecallNotificationStore(opts.pool),
         genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
         recalls: createRecallStore(opts.pool),
         reinspector: reinspection.reinspector,

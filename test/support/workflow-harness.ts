@@ -15,13 +15,15 @@ import type {
   EscalationPort,
   GenealogyRecorder,
   MesPort,
-  RecallReinspector,
   RecallContainmentStore,
+  RecallNoticePort,
+  RecallReinspector,
   RecallStore,
 } from '../../activities/ports';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
+import { createRecallNotificationStore } from '../../infra/recall/recall-notification-store';
 import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import { createQualityWorkers } from '../../workers/quality-workers';
@@ -30,6 +32,7 @@ import {
   lotCaseEnrolment,
   type DefectDetection,
   type DetectionDispatch,
+  type RecallNotifyPolicy,
   type SitePolicy,
 } from '../../workflows/contracts';
 import { quietLog } from './quiet-log';
@@ -79,6 +82,8 @@ export class WorkflowHarness {
     recalls?: RecallStore;
     reinspector?: RecallReinspector;
     containment?: RecallContainmentStore;
+    /** Where recall notifications go, and how they are chased, for every site. */
+    recallNotice?: { port: RecallNoticePort; policy: RecallNotifyPolicy };
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -91,6 +96,8 @@ export class WorkflowHarness {
       ...(ports.recalls ? { recalls: ports.recalls } : {}),
       ...(ports.reinspector ? { reinspector: ports.reinspector } : {}),
       ...(ports.containment ? { containment: ports.containment } : {}),
+      recallNotifications: createRecallNotificationStore(this.pool),
+      ...(ports.recallNotice ? { recallNoticeFor: () => ports.recallNotice! } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

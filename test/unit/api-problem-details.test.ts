@@ -159,6 +159,8 @@ describe('problem+json error contract', () => {
         '/v1/recalls/{recallId}/fsma204',
         '/v1/recalls/{recallId}/reinspections',
         '/v1/recalls/{recallId}/cancel',
+        '/v1/recalls/{recallId}/notifications',
+        '/v1/recalls/{recallId}/notifications/{notificationId}/acknowledge',
         '/v1/stations/{site}/{line}/{station}/shadow-report',
         '/v1/stations/{site}/{line}/{station}/verdicts',
       ].sort(),

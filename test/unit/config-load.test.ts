@@ -42,8 +42,10 @@ describe('temporal.yaml loading', () => {
       'worker-log': 'escalation-log',
       'line-mqtt': 'mqtt',
       'line-plc': 'opcua-reject-station',
+      'recall-notices': 'recall-notice-file',
     });
     expect(config.sites[0]).toMatchObject({ mes: 'mes-sim', erp: 'sap-sim', escalation: 'worker-log' });
+    expect(config.sites[0]!.recall.notify).toMatchObject({ target: 'recall-notices', ackWithin: '24h' });
     expect(config.vision).toMatchObject({ broker: 'line-mqtt', rejectStation: 'line-plc', topicPrefix: 'holdfast' });
     // What `npm start` relies on: the embedded broker's port and the line PLC simulator's endpoint.
     expect(config.connectors['line-mqtt']).toMatchObject({ embeddedPort: 1883, required: true });
@@ -80,7 +82,7 @@ describe('temporal.yaml loading', () => {
     const err = parseError(withLine('    kind: opcua-reject-station', '    kind: opcua-x'));
 
     expect(err.message).toContain(
-      'connectors.line-plc.kind: "opcua-x" is not a registered connector kind (known: holdfast-mes-rest, sap-s4-odata, escalation-log, escalation-webhook, opcua-reject-station, mqtt)',
+      'connectors.line-plc.kind: "opcua-x" is not a registered connector kind (known: holdfast-mes-rest, sap-s4-odata, escalation-log, escalation-webhook, opcua-reject-station, mqtt, recall-notice-webhook, recall-notice-smtp, recall-notice-file)',
     );
   });
 
@@ -108,6 +110,15 @@ describe('temporal.yaml loading', () => {
     expect(err.message).toContain(
       'sites.0.erp: connector "mes-sim" (kind holdfast-mes-rest) has role mes; here it needs role erp',
     );
+  });
+
+  it("checks a site's recall notification target like its other connectors", () => {
+    const err = parseError(withLine('        target: recall-notices', '        target: worker-log'));
+
+    expect(err.message).toContain(
+      'sites.0.recall.notify.target: connector "worker-log" (kind escalation-log) has role escalation; here it needs role recall-notice',
+    );
+    expect(err.message).toContain('connectors.recall-notices: declared but nothing uses it');
   });
 
   it('says where the settings that moved under connectors went', () => {

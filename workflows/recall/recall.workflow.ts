@@ -19,6 +19,7 @@ import {
   type RecallStatus,
 } from '../contracts';
 import { activityOptions } from '../options';
+import { notifyRecallCustomers } from './recall-notification.workflow';
 
 /** Parts per reinspect activity: the workflow's history grows by one activity per this many parts. */
 const REINSPECTION_BATCH = 50;
@@ -184,19 +185,17 @@ export async function recallWorkflow(input: RecallInput): Promise<RecallStatus> 
     return { ...totals };
   };
 
-  const skip = (name: RecallStageName) => {
-    (status.stages.find((s) => s.name === name) as RecallStage).state = 'skipped';
-  };
-
   try {
     await run('trace', async () => ({ ...(await act.traceRecall({ recallId, scope: input.scope })) }));
     await run('classify', () => act.classifyRecall({ recallId }));
     if (input.scope.kind === 'model-version') await run('reinspect', () => reinspect(input));
     if (input.kind === 'real') {
       await run('contain', contain);
-      // Notify: a real recall's customer notifications are their own child workflows, wired in at this spot; until
-      // they are, the stage is skipped and the report says so.
-      skip('notify');
+      // One child workflow per customer and ship-to; the stage ends when every notice is sent, and the children
+      // chase the acknowledgements after the recall has reported.
+      await run('notify', async () => ({
+        ...(await notifyRecallCustomers({ recallId, site: input.site, preset: input.preset })),
+      }));
     }
     await run('reconcile', async () => ({ ...(await act.reconcileRecall({ recallId })) }));
     await run('report', async () => {

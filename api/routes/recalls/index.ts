@@ -9,13 +9,23 @@ import { modelVersionsOnDisk, parseModelVersion } from '../../../infra/recall/mo
 import type { RecallScope } from '../../../workflows/contracts';
 import { WorkflowNotFoundError } from '../../../infra/temporal/gateway';
 import type { RecallReport } from '../../../infra/recall/recall-store';
+import {
+  createRecallNotificationStore,
+  recallNotificationRows,
+  type RecallNotificationRow,
+} from '../../../infra/recall/recall-notification-store';
+import type { RecallAcknowledgement } from '../../../workflows/contracts';
 import type { ApiDeps } from '../../deps';
 import { DispositionHeadersSchema } from '../../schemas/disposition.schema';
 import {
+  RecallAcknowledgeBodySchema,
+  RecallAcknowledgedSchema,
   RecallBodySchema,
   RecallCancelBodySchema,
   RecallCancelledSchema,
   RecallListQuerySchema,
+  RecallNotificationParamsSchema,
+  RecallNotificationsSchema,
   RecallPageSchema,
   RecallParamsSchema,
   RecallStartedSchema,
@@ -469,6 +479,134 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       return { recalls: page.map(summary), next: rows.length > limit && last ? cursorOf(last) : null };
     },
   });
+
+  app.get('/v1/recalls/:recallId/notifications', {
+    config: { access: { roles: READERS, machine: ['lots:read'] } },
+    schema: {
+      summary: "A real recall's customer notifications: lots, quantities and deliveries per customer and ship-to",
+      description:
+        'One per customer and ship-to that received affected lots, with when it was sent and through which ' +
+        'target, its escalations, and who acknowledged it. Empty until the notify stage has planned them. ' +
+        'docs/recall.md#notify.',
+      tags: ['recalls'],
+      params: RecallParamsSchema,
+      response: { 200: RecallNotificationsSchema, 400: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema },
+    },
+    handler: async (request) => {
+      const { recallId } = request.params;
+      const recall = await deps.pool.query<{ site: string }>('SELECT site FROM holdfast.recall WHERE recall_id = $1', [
+        recallId,
+      ]);
+      if (!recall.rows[0]) throw notFound(`no recall ${recallId}`);
+      authorizeSite(request, { site: recall.rows[0].site });
+      const rows = await recallNotificationRows(deps.pool, recallId);
+      return { recallId, notifications: rows.map(notificationView) };
+    },
+  });
+
+  app.post('/v1/recalls/:recallId/notifications/:notificationId/acknowledge', {
+    // A person records what a customer told them: no machine key.
+    config: { access: { roles: ['quality-engineer', 'quality-manager'] } },
+    schema: {
+      summary: "Record a customer's acknowledgement of a recall notification (who at the customer, and how)",
+      description:
+        "Ends the notification's escalations: its workflow gets the `acknowledged` signal and completes. The first " +
+        'acknowledgement is kept; a repeated request answers it with `recorded: false`. docs/recall.md#notify.',
+      tags: ['recalls'],
+      params: RecallNotificationParamsSchema,
+      body: RecallAcknowledgeBodySchema,
+      response: {
+        200: RecallAcknowledgedSchema,
+        400: ProblemSchema,
+        403: ProblemSchema,
+        404: ProblemSchema,
+        503: ProblemSchema,
+      },
+    },
+    handler: async (request) => {
+      const { recallId, notificationId } = request.params;
+      const recall = await deps.pool.query<{ site: string }>('SELECT site FROM holdfast.recall WHERE recall_id = $1', [
+        recallId,
+      ]);
+      if (!recall.rows[0]) throw notFound(`no recall ${recallId}`);
+      authorizeSite(request, { site: recall.rows[0].site });
+      const find = async () => (await recallNotificationRows(deps.pool, recallId, notificationId))[0];
+      const row = await find();
+      if (!row) throw notFound(`recall ${recallId} has no notification ${notificationId}`);
+      const actor = requestActor(request);
+      const { contact, channel, note, acknowledgedAt } = request.body;
+      const ack: RecallAcknowledgement = {
+        recordedBy: actor.id,
+        contact,
+        channel,
+        ...(note ? { note } : {}),
+        acknowledgedAt: new Date(acknowledgedAt ?? Date.now()).toISOString(),
+      };
+      if (row.acknowledged_at === null) {
+        // The workflow first, so that an unreachable Temporal leaves nothing recorded and the request can be repeated;
+        // a closed workflow (terminated, or acknowledged a moment ago) takes no signal and needs none.
+        try {
+          if (!deps.gateway.acknowledgeRecallNotification) throw new Error('this API signals no recall notifications');
+          await deps.gateway.acknowledgeRecallNotification(row.workflow_id, ack);
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) {
+            request.log.warn({ err }, 'recall acknowledgement not signalled');
+            throw new ProblemError(
+              {
+                type: problemType('workflow-service-unavailable'),
+                title: 'Service Unavailable',
+                status: 503,
+                detail: 'the workflow service could not be reached; nothing was recorded, repeat the request',
+              },
+              { 'retry-after': '5' },
+            );
+          }
+        }
+      }
+      const recorded = await deps.audit.inTransaction(async (client) => {
+        const done = await createRecallNotificationStore(client).recordAcknowledgement(recallId, notificationId, ack);
+        return {
+          result: done,
+          audit: done
+            ? [
+                {
+                  actor,
+                  action: 'recall-notification.acknowledge',
+                  recordType: 'recall-notification',
+                  recordId: `${recallId}/${notificationId}`,
+                  old: null,
+                  new: ack,
+                  reason: note ?? null,
+                  outcome: 'done' as const,
+                  detail: { workflowId: row.workflow_id, customer: row.customer, shipTo: row.ship_to },
+                },
+              ]
+            : [],
+        };
+      });
+      return { ...notificationView((await find())!), recorded };
+    },
+  });
 };
+
+function notificationView(r: RecallNotificationRow) {
+  const lots = r.lots.map((l) => ({ ...l, quantity: Number(l.quantity) }));
+  return {
+    notificationId: r.notification_id,
+    customer: r.customer,
+    shipTo: r.ship_to,
+    workflowId: r.workflow_id,
+    lots,
+    quantity: Number(r.quantity),
+    deliveries: [...new Set(lots.flatMap((l) => l.deliveries.map((d) => `${d.delivery}/${d.item}`)))].sort(),
+    target: r.target,
+    reference: r.reference,
+    sentAt: r.sent_at?.toISOString() ?? null,
+    acknowledgedAt: r.acknowledged_at?.toISOString() ?? null,
+    acknowledgedBy: r.acknowledged_by,
+    acknowledgement: r.acknowledgement,
+    escalations: r.escalations,
+  };
+}
 
 export default recallRoutes;

@@ -9,10 +9,10 @@ import { describeNetworkError, kindForHttpStatus } from '../errors';
 import { ExternalSystemError } from '../../../activities/errors';
 import { createHttpTransport } from '../http-transport';
 
-const HttpUrl = z.url({ protocol: /^https?$/, error: 'expected an http: or https: URL' });
+export const HttpUrl = z.url({ protocol: /^https?$/, error: 'expected an http: or https: URL' });
 
 /** `host` or `host:port` as in a URL's authority, no scheme, path or login: `hooks.example.com`, `10.1.2.3:8080`. */
-const AllowedHost = z.string().refine((entry) => parseAllowedHost(entry) !== undefined, {
+export const AllowedHost = z.string().refine((entry) => parseAllowedHost(entry) !== undefined, {
   error: 'expected a host name or address, optionally with :port (no scheme, login or path)',
 });
 
@@ -115,7 +115,11 @@ function parseAllowedHost(entry: string): { hostname: string; port: string | und
 }
 
 /** The resolved URL's host against `allowedHosts` (an entry without a port admits any port of its host). */
-function checkAllowedHost(url: string, config: z.infer<typeof EscalationWebhookConfig>, prefix: string): void {
+export function checkAllowedHost(
+  url: string,
+  config: { url: string; allowedHosts?: string[] | undefined },
+  prefix: string,
+): void {
   const target = new URL(url);
   if (config.allowedHosts === undefined) {
     if (EnvRef.safeParse(config.url).success) {
@@ -138,7 +142,7 @@ function checkAllowedHost(url: string, config: z.infer<typeof EscalationWebhookC
 }
 
 /** Where a redirect pointed, as scheme, host and port only: the path of a chat webhook may carry its secret. */
-function redirectTarget(url: string, location: string | null): string {
+export function redirectTarget(url: string, location: string | null): string {
   if (!location) return '(no Location)';
   try {
     return new URL(location, url).origin;

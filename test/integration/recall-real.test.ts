@@ -1,12 +1,16 @@
 /**
  * A real recall of a supplier lot over a synced plant history, checked against the generator's ground truth and the
  * simulators' own records: every affected lot held once in the MES and blocked once in SAP, nothing else touched,
+ * every customer and ship-to that received lots made from it notified once (the file drop) with what reached it,
  * with a worker process killed in the middle of the contain stage and a new one finishing it; the same request again
- * changes nothing; a cancelled recall places nothing after its cancel and still reports. Notifications are not
- * checked here (their own workflows).
+ * changes nothing; a cancelled recall places nothing after its cancel and still reports.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Pool } from 'pg';
+import type { RecallNotice } from '../../activities/ports';
 import { createPool } from '../../infra/db/pool';
 import { lotKey } from '../../infra/genealogy/genealogy-keys';
 import { generatePlantHistory } from '../../infra/simulators/plant-history/plant-history';
@@ -42,10 +46,11 @@ const history = generatePlantHistory({
 const truth = history.groundTruth();
 const byId = new Map(truth.lots.map((l) => [l.lotId, l]));
 const left = new Map(history.stock().map((s) => [s.batch, s.quantity]));
+const NOTICES = mkdtempSync(join(tmpdir(), 'holdfast-recall-notices-'));
 const keyOf = (id: string) => lotKey({ erp: { plant: erpPlant, material: byId.get(id)!.material, batch: id } });
 
-/** The scope's lot and every lot made from it that the plant still has some of: what a recall must contain. */
-function affectedBy(supplierLot: string): string[] {
+/** The lot and every lot made from it, at any depth. */
+function reachedFrom(supplierLot: string): Set<string> {
   const reached = new Set<string>([supplierLot]);
   const stack = [supplierLot];
   while (stack.length > 0) {
@@ -56,7 +61,12 @@ function affectedBy(supplierLot: string): string[] {
       }
     }
   }
-  return [...reached].filter((id) => (left.get(id) ?? 0) > 0).sort();
+  return reached;
+}
+
+/** The scope's lot and every lot made from it that the plant still has some of: what a recall must contain. */
+function affectedBy(supplierLot: string): string[] {
+  return [...reachedFrom(supplierLot)].filter((id) => (left.get(id) ?? 0) > 0).sort();
 }
 
 // The supplier lot that reaches the most lots.
@@ -98,6 +108,14 @@ function withSmallBatches(config: HoldfastConfig): HoldfastConfig {
     vision: { ...config.vision, recipes: [] },
     recall: {
       contain: { batchSize: 4, parallelBatches: 2, lotConcurrency: 2, batchTimeout: '2m', heartbeatTimeout: '4s' },
+    },
+    // The notices go to a directory of this run's own: the test reads what the customers would receive.
+    connectors: {
+      ...config.connectors,
+      'recall-notices': {
+        ...config.connectors['recall-notices']!,
+        directory: NOTICES,
+      },
     },
   };
 }
@@ -181,7 +199,7 @@ test('a real recall holds and blocks every affected lot once, through a worker k
     ['classify', 'done'],
     ['reinspect', 'skipped'],
     ['contain', 'done'],
-    ['notify', 'skipped'],
+    ['notify', 'done'],
     ['reconcile', 'done'],
     ['report', 'done'],
   ]);
@@ -238,6 +256,40 @@ test('a real recall holds and blocks every affected lot once, through a worker k
     expect(record.get(keyOf(b.Batch))!.erp_blocks.map((x) => x.materialDocument)).toEqual([b.MaterialDocument]);
   }
 
+  // Every customer and ship-to that received lots made from the supplier lot: one notice each, with what reached it
+  // (the truth's delivery items of every lot reached forward, summed per customer and ship-to).
+  const expectedNotices = new Map<string, { quantity: number; items: string[] }>();
+  const partyOf = new Map(truth.deliveries.map((d) => [d.delivery, `${d.soldToParty}|${d.shipToParty}`]));
+  for (const id of reachedFrom(scopeLot.lotId)) {
+    for (const d of byId.get(id)!.deliveries) {
+      const to = partyOf.get(d.delivery)!;
+      const entry = expectedNotices.get(to) ?? { quantity: 0, items: [] };
+      entry.quantity += d.quantity;
+      entry.items.push(`${d.delivery}/${d.item}`);
+      expectedNotices.set(to, entry);
+    }
+  }
+  expect(expectedNotices.size).toBeGreaterThan(0);
+  const noticeRows = await pool.query<{ customer: string; ship_to: string; quantity: string; reference: string }>(
+    `SELECT customer, ship_to, quantity::text, reference FROM holdfast.recall_notification
+      WHERE recall_id = $1 AND sent_at IS NOT NULL`,
+    [recallId],
+  );
+  expect(new Map(noticeRows.rows.map((r) => [`${r.customer}|${r.ship_to}`, Number(r.quantity)]))).toEqual(
+    new Map([...expectedNotices].map(([to, e]) => [to, e.quantity])),
+  );
+  // The files the customers' desk picks up: one per customer and ship-to, naming each delivery item that reached it.
+  const files = readdirSync(NOTICES).filter((f) => !f.startsWith('.'));
+  expect(files.sort()).toEqual(noticeRows.rows.map((r) => r.reference).sort());
+  for (const r of noticeRows.rows) {
+    const notice = JSON.parse(readFileSync(join(NOTICES, r.reference), 'utf8')) as RecallNotice;
+    expect([notice.customer, notice.shipTo, notice.deliveries]).toEqual([
+      r.customer,
+      r.ship_to,
+      expectedNotices.get(`${r.customer}|${r.ship_to}`)!.items.sort(),
+    ]);
+  }
+
   // The same request again: the same recall, not run again, nothing new in either system.
   const { runId } = await handle.describe();
   const again = await stack.api.inject(request);
@@ -245,6 +297,7 @@ test('a real recall holds and blocks every affected lot once, through a worker k
   expect((await handle.describe()).runId).toBe(runId);
   expect((await mesHolds()).length).toBe(holdsBefore.length + expectedHeld.length);
   expect((await sapBlocks()).length).toBe(blocks.length);
+  expect(readdirSync(NOTICES).filter((f) => !f.startsWith('.'))).toHaveLength(noticeRows.rows.length);
 
   // What GET /v1/recalls/{id} shows.
   const view = await stack.api.inject({ method: 'GET', url: `/v1/recalls/${recallId}`, headers: qm.headers });

@@ -197,7 +197,7 @@ test("a mock recall of a supplier lot reaches the truth's lots and deliveries, r
   expect(lotsAgain.rows[0].n).toBe(lots.rows.length);
 }, 120_000);
 
-test("a real recall needs its requester's signature; signed, it runs contain and leaves notify to its workflows", async () => {
+test("a real recall needs its requester's signature; signed, it runs every stage", async () => {
   const qm = await signerAccount(
     pool,
     { username: `rcl-qm-${erpPlant.toLowerCase()}`, roles: ['quality-manager'], sites: [site] },
@@ -227,7 +227,7 @@ test("a real recall needs its requester's signature; signed, it runs contain and
   const { rowCount } = await pool.query(`SELECT 1 FROM holdfast.recall WHERE site = $1 AND kind = 'real'`, [site]);
   expect(rowCount).toBe(0);
 
-  // Signed, it runs: a scope that reaches nothing contains nothing; notify is skipped (wired in separately).
+  // Signed, it runs: a scope that reaches nothing contains nothing and notifies no one.
   const signed = await start(qm.signature());
   expect(signed.statusCode).toBe(202);
   const { recallId, workflowId } = signed.json<{ recallId: string; workflowId: string }>();
@@ -237,11 +237,12 @@ test("a real recall needs its requester's signature; signed, it runs contain and
     ['classify', 'done'],
     ['reinspect', 'skipped'],
     ['contain', 'done'],
-    ['notify', 'skipped'],
+    ['notify', 'done'],
     ['reconcile', 'done'],
     ['report', 'done'],
   ]);
   expect(status.contain).toMatchObject({ lots: 0, batches: 0, held: 0, blocked: 0 });
+  expect(status.stages.find((s) => s.name === 'notify')!.counts).toMatchObject({ notifications: 0 });
   const { rows } = await pool.query<{ state: string; report: RecallReport }>(
     'SELECT state, report FROM holdfast.recall WHERE recall_id = $1',
     [recallId],

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CreateOptions, MesHoldRequest, RecallStore } from '../../activities/ports';
 import { recallWorkflowId, type RecallContainOptions } from '../../workflows/contracts';
-import { FakeErp, FakeMes, MemoryContainment, RecordingEscalation } from './fake-ports';
+import { FakeErp, FakeMes, MemoryContainment, RecordingEscalation, RecordingRecallNotice } from './fake-ports';
 import type { WorkflowHarness } from './workflow-harness';
 
 /** An MES that takes `delayMs` per hold and counts the holds in flight. */
@@ -61,6 +61,11 @@ export async function startRecallRig(harness: WorkflowHarness, { lots, delayMs }
     escalation: new RecordingEscalation(),
     recalls,
     containment,
+    // A real recall notifies after it contains: the rig's recall reached no deliveries, so nothing is sent.
+    recallNotice: {
+      port: new RecordingRecallNotice(),
+      policy: { target: 'recorded', ackWithin: '1h', escalateEvery: '1h', escalationLimit: 1, concurrency: 1 },
+    },
   });
   const recallId = `PLANT1-${randomUUID().slice(0, 8)}`;
   const start = (contain: RecallContainOptions) =>

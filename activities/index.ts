@@ -3,9 +3,16 @@ import { createEscalationActivities, type EscalationDeps } from './escalation/es
 import { createGenealogyActivities, type GenealogyDeps } from './traceability/genealogy.activities';
 import { createMesActivities, type MesDeps } from './mes/mes.activities';
 import { createRecallActivities, type RecallDeps } from './recall/recall.activities';
+import { createRecallDrillActivities, type RecallDrillDeps } from './recall/recall-drill.activities';
 import { createTraceabilityActivities, type TraceabilityDeps } from './traceability/traceability.activities';
 
-export type ActivityDeps = MesDeps & ErpDeps & TraceabilityDeps & EscalationDeps & GenealogyDeps & RecallDeps;
+export type ActivityDeps = MesDeps &
+  ErpDeps &
+  TraceabilityDeps &
+  EscalationDeps &
+  GenealogyDeps &
+  RecallDeps &
+  RecallDrillDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -15,6 +22,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createEscalationActivities(deps),
   ...createGenealogyActivities(deps),
   ...createRecallActivities(deps),
+  ...createRecallDrillActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

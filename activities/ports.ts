@@ -9,7 +9,15 @@
  * Implementations throw `ExternalSystemError` (activities/errors.ts) so activities can classify failures.
  */
 
-import type { RecallScope, RecallStage, RecallTargets } from '../workflows/contracts';
+import type {
+  RecallDrillEscalation,
+  RecallDrillScope,
+  RecallDrillState,
+  RecallInput,
+  RecallScope,
+  RecallStage,
+  RecallTargets,
+} from '../workflows/contracts';
 
 /** How a create on the MES or ERP may proceed. Omitted, the create looks its key up first. */
 export interface CreateOptions {
@@ -303,6 +311,8 @@ export interface EscalationMessage {
   lotCaseWorkflowId: string;
   waitingSince: string;
   text: string;
+  /** Set when a recall drill escalates (docs/recall.md#drills); `lotId` is then its recall's id, if it opened one. */
+  recallDrill?: { drillId: string; workflowId: string; reason: RecallDrillEscalation };
 }
 
 /** One create on the MES or ERP that an activity is about to make. */
@@ -365,4 +375,35 @@ export interface RecallStore {
   classify(recallId: string): Promise<Record<string, number>>;
   reconcile(recallId: string): Promise<RecallReconciliation>;
   report(recallId: string, state: 'completed' | 'failed', stages: RecallStage[], targets: RecallTargets): Promise<void>;
+}
+
+// Recall drills (docs/recall.md#drills): the drill's row, its scope and its mock recall, opened as the API opens one.
+
+export interface RecallDrillStart {
+  drillId: string;
+  site: string;
+  scheduleId: string;
+  workflowId: string;
+  scheduledAt: string;
+  completeWithinMs: number;
+}
+
+export interface RecallDrillStore {
+  /** Opens the drill's row (again: nothing changes); the time the site's previous drill was due, if any. */
+  begin(drill: RecallDrillStart): Promise<{ previousScheduledAt: string | null }>;
+  /** The configured scope, or a supplier lot with genealogy at the site, the same one for the same drill. */
+  pickScope(drillId: string, site: string, scope: RecallDrillScope): Promise<RecallScope>;
+  /** Opens the drill's mock recall (the same one for the same drill) and returns its workflow's input. */
+  openRecall(drill: { drillId: string; scope: RecallScope }): Promise<RecallInput>;
+  /** The drill's result from its recall's outcome and score (or the error that kept it from running one). */
+  finish(
+    drillId: string,
+    outcome: { overdue: boolean; durationMs: number; error?: string },
+  ): Promise<{ state: RecallDrillState }>;
+  /** Whether this reason was escalated for this drill already. */
+  escalated(drillId: string, reason: RecallDrillEscalation): Promise<boolean>;
+  recordEscalation(
+    drillId: string,
+    escalation: { reason: RecallDrillEscalation; target: string; text: string },
+  ): Promise<void>;
 }

@@ -3,3 +3,4 @@ export { lotCaseWorkflow } from './lot-case/lot-case.workflow';
 export { shadowDefectWorkflow } from './shadow/shadow-defect.workflow';
 export { genealogySyncWorkflow } from './genealogy/genealogy-sync.workflow';
 export { recallWorkflow } from './recall/recall.workflow';
+export { recallDrillWorkflow } from './recall/recall-drill.workflow';

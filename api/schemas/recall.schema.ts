@@ -67,11 +67,24 @@ const Summary = z.object({
       passed: z.boolean(),
     })
     .nullable(),
+  /** `drill`: opened by the site's drill schedule (docs/recall.md#drills); `request`: by POST /v1/recalls. */
+  origin: z.enum(['drill', 'request']),
+  drill: z
+    .object({
+      drillId: z.string(),
+      scheduleId: z.string(),
+      scheduledAt: z.string(),
+      state: z.enum(['running', 'passed', 'overdue', 'failed']),
+      completeWithinMs: z.number(),
+      durationMs: z.number().nullable(),
+      escalations: z.array(z.object({ reason: z.enum(['missed', 'overdue', 'failed']), at: z.string() })),
+    })
+    .nullable(),
+  stages: z.array(Stage),
 });
 
 export const RecallViewSchema = Summary.extend({
   workflowId: z.string(),
-  stages: z.array(Stage),
   lots: z.object({
     byClass: z.record(z.string(), z.number()),
     byReach: z.record(z.string(), z.number()),

@@ -95,7 +95,7 @@ export async function openRecall(
     scope: request.scope,
     reason: request.reason,
     requestedBy: request.requestedBy,
-    targets: site.recall,
+    targets: { traceWithin: site.recall.traceWithin, reconciliationAtLeast: site.recall.reconciliationAtLeast },
     preset: config.activityPresets.traceWrite,
   };
   // Started again by a repeat after a crash or an unreachable Temporal between the insert and the start: the same

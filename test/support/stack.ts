@@ -24,6 +24,7 @@ import { asAdmin, signerAccount, stationKey, testSigningKey } from './identity';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
+import { createRecallDrillStore } from '../../infra/recall/recall-drill-store';
 import { createRecallStore } from '../../infra/recall/recall-store';
 
 export interface StackOptions {
@@ -151,6 +152,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         escalationFor: connectors.escalationFor,
         genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
         recalls: createRecallStore(opts.pool),
+        drills: createRecallDrillStore(opts.pool, config, createAuditTrail(opts.pool)),
       });
       workers = await createQualityWorkers({
         config,

@@ -5,6 +5,7 @@ import { ProblemError, notFound, problemType, validationProblem } from '../../..
 import { ProblemSchema } from '../../../infra/http/schemas';
 import { openRecall } from '../../../infra/recall/recall-starter';
 import type { RecallReport } from '../../../infra/recall/recall-store';
+import type { RecallDrillEscalation, RecallDrillState } from '../../../workflows/contracts';
 import type { ApiDeps } from '../../deps';
 import { DispositionHeadersSchema } from '../../schemas/disposition.schema';
 import {
@@ -30,7 +31,21 @@ interface RecallRow {
   report: RecallReport | null;
   created_at: Date;
   completed_at: Date | null;
+  /** The recall's drill (holdfast.recall_drill as JSON), when a drill schedule opened it. */
+  drill: {
+    drill_id: string;
+    schedule_id: string;
+    scheduled_at: string;
+    state: RecallDrillState;
+    complete_within_ms: number;
+    duration_ms: number | null;
+    escalations: { reason: RecallDrillEscalation; at: string }[];
+  } | null;
 }
+
+/** A recall with its drill, if a drill opened it. */
+const RECALL_SELECT = `SELECT r.*, to_jsonb(d) AS drill FROM holdfast.recall r
+  LEFT JOIN holdfast.recall_drill d ON d.recall_id = r.recall_id`;
 
 const summary = (r: RecallRow) => ({
   recallId: r.recall_id,
@@ -43,6 +58,17 @@ const summary = (r: RecallRow) => ({
   createdAt: r.created_at.toISOString(),
   completedAt: r.completed_at?.toISOString() ?? null,
   score: r.report?.score ?? null,
+  origin: r.drill ? ('drill' as const) : ('request' as const),
+  drill: r.drill && {
+    drillId: r.drill.drill_id,
+    scheduleId: r.drill.schedule_id,
+    scheduledAt: new Date(r.drill.scheduled_at).toISOString(),
+    state: r.drill.state,
+    completeWithinMs: Number(r.drill.complete_within_ms),
+    durationMs: r.drill.duration_ms === null ? null : Number(r.drill.duration_ms),
+    escalations: r.drill.escalations.map((e) => ({ reason: e.reason, at: new Date(e.at).toISOString() })),
+  },
+  stages: r.report?.stages ?? [],
 });
 
 const cursorOf = (r: RecallRow) =>
@@ -157,9 +183,7 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
     },
     handler: async (request) => {
       const { recallId } = request.params;
-      const { rows } = await deps.pool.query<RecallRow>('SELECT * FROM holdfast.recall WHERE recall_id = $1', [
-        recallId,
-      ]);
+      const { rows } = await deps.pool.query<RecallRow>(`${RECALL_SELECT} WHERE r.recall_id = $1`, [recallId]);
       const row = rows[0];
       if (!row) throw notFound(`no recall ${recallId}`);
       authorizeSite(request, { site: row.site });
@@ -205,6 +229,10 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
     },
     schema: {
       summary: "A site's recalls, newest first (`kind=mock`: the mock recall history an auditor asks for)",
+      description:
+        'Each with its stage timings and score; `origin` says whether a request or a scheduled drill opened it, and ' +
+        "a drill's recall carries the drill: when it was due, its result, how long it took and what it escalated. " +
+        'docs/recall.md#drills.',
       tags: ['recalls'],
       querystring: RecallListQuerySchema,
       response: { 200: RecallPageSchema, 400: ProblemSchema, 403: ProblemSchema },
@@ -213,10 +241,10 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       const { site, kind, limit, cursor } = request.query;
       const after = cursor !== undefined ? parseCursor(cursor) : null;
       const { rows } = await deps.pool.query<RecallRow>(
-        `SELECT * FROM holdfast.recall
-          WHERE site = $1 AND ($2::text IS NULL OR kind = $2)
-            AND ($3::timestamptz IS NULL OR (created_at, recall_id) < ($3::timestamptz, $4::text))
-          ORDER BY created_at DESC, recall_id DESC LIMIT $5`,
+        `${RECALL_SELECT}
+          WHERE r.site = $1 AND ($2::text IS NULL OR r.kind = $2)
+            AND ($3::timestamptz IS NULL OR (r.created_at, r.recall_id) < ($3::timestamptz, $4::text))
+          ORDER BY r.created_at DESC, r.recall_id DESC LIMIT $5`,
         [site, kind ?? null, after?.[0] ?? null, after?.[1] ?? null, limit + 1],
       );
       const page = rows.slice(0, limit);

@@ -14,13 +14,12 @@ import { createActivities } from '../../activities';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
-import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
-import { lotKey, lotNode, mesEventKey, workOrderNode } from '../../infra/genealogy/genealogy-keys';
 import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
 import { createRecallDrillStore } from '../../infra/recall/recall-drill-store';
 import { createRecallStore } from '../../infra/recall/recall-store';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import type { RecallDrillInput, RecallDrillResult } from '../../workflows/contracts';
+import { writeDrillPlant } from '../support/drill-plant';
 import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
 import { bearerFor, testSigningKey } from '../support/identity';
@@ -59,67 +58,7 @@ beforeAll(async () => {
   installQuietRuntime();
   env = await startTimeSkippingEnvironment();
   pool = testPool();
-  // A supplier lot of 100 kg consumed by a work order that made 50 units, all delivered: it reconciles in full.
-  const store = createGenealogyStore(createAuditTrail(pool));
-  const batch = { source: `recall-drill-test-${run}` };
-  const supplierLot = lotKey({ erp: { plant, material: 'STEEL', batch: `S-${run}` } });
-  const finished = lotKey({ erp: { plant, material: 'UNIT', batch: `F-${run}` } });
-  const order = `WO-${run}`;
-  await store.recordLots(batch, [
-    {
-      lotKey: supplierLot,
-      site,
-      material: 'STEEL',
-      quantity: 100,
-      unit: 'KG',
-      origin: 'purchased',
-      erp: { plant, material: 'STEEL', batch: `S-${run}` },
-      purchased: { supplier: 'V100', supplierBatch: `VB-${run}` },
-      sourceSystem: 'erp',
-      document: `gr-${run}`,
-    },
-    {
-      lotKey: finished,
-      site,
-      material: 'UNIT',
-      quantity: 50,
-      unit: 'PC',
-      origin: 'produced',
-      erp: { plant, material: 'UNIT', batch: `F-${run}` },
-      produced: { workOrder: order },
-      sourceSystem: 'mes',
-      document: `lot-${run}`,
-    },
-  ]);
-  const move = (n: number, kind: 'consumed' | 'produced', from: string, to: string, quantity: number) => ({
-    edgeKey: mesEventKey(`${run}-${n}`),
-    kind,
-    from,
-    to,
-    quantity,
-    occurredAt: '2026-11-02T08:00:00Z',
-    site,
-    sourceSystem: 'mes' as const,
-    document: `event-${run}-${n}`,
-  });
-  await store.recordMovements(batch, [
-    move(1, 'consumed', lotNode(supplierLot), workOrderNode(site, order), 100),
-    move(2, 'produced', workOrderNode(site, order), lotNode(finished), 50),
-  ]);
-  await store.recordDeliveries(batch, [
-    {
-      delivery: `D${run}`,
-      item: '000010',
-      site,
-      customer: 'C-1',
-      shipTo: 'SH-1',
-      lotKey: finished,
-      quantity: 50,
-      unit: 'PC',
-      shippedAt: '2026-11-10T12:00:00Z',
-      sourceSystem: 'erp',
-    },
-  ]);
+  await writeDrillPlant(pool, { site, plant, run });
   const gateway = new Proxy({} as WorkflowGateway, {
     get: (_, name) => () => Promise.reject(new Error(`listing recalls must not call the gateway (${String(name)})`)),
   });

@@ -107,3 +107,40 @@ export const RecallListQuerySchema = z.strictObject({
 });
 
 export const RecallPageSchema = z.object({ recalls: z.array(Summary), next: z.string().nullable() });
+
+export const RecallDrillListQuerySchema = z.strictObject({
+  site: Identifier,
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  /** The `next` of the previous page: drills due before this time. */
+  before: z.iso.datetime({ offset: true }).optional(),
+});
+
+export const RecallDrillPageSchema = z.object({
+  drills: z.array(
+    z.object({
+      drillId: z.string(),
+      site: z.string(),
+      scheduleId: z.string(),
+      workflowId: z.string(),
+      scheduledAt: z.string(),
+      state: z.enum(['running', 'passed', 'overdue', 'failed']),
+      recallId: z.string().nullable(),
+      scope: z.record(z.string(), z.unknown()).nullable(),
+      completeWithinMs: z.number(),
+      durationMs: z.number().nullable(),
+      error: z.string().nullable(),
+      escalations: z.array(
+        z.object({
+          reason: z.enum(['missed', 'overdue', 'failed']),
+          target: z.string(),
+          text: z.string(),
+          at: z.string(),
+        }),
+      ),
+      startedAt: z.string(),
+      completedAt: z.string().nullable(),
+      links: z.object({ recall: z.string().nullable() }),
+    }),
+  ),
+  next: z.string().nullable(),
+});

@@ -7,6 +7,7 @@ import { ConfigError } from '../../activities/errors';
 import type { RecallDrillStore } from '../../activities/ports';
 import type { AuditTrail } from '../audit/audit-trail';
 import type { HoldfastConfig } from '../config/schema';
+import { resolveStart } from '../genealogy/trace-queries';
 import type { RecallInput, RecallScope } from '../../workflows/contracts';
 import { openRecall } from './recall-starter';
 import type { RecallReport } from './recall-store';
@@ -42,6 +43,10 @@ export function createRecallDrillStore(pool: pg.Pool, config: HoldfastConfig, au
       if (kept) return kept;
       let picked: RecallScope;
       if (scope !== 'random-supplier-lot') {
+        // A configured scope the genealogy does not know would trace nothing and pass: the drill fails instead.
+        if ((await resolveStart(pool, scope)).length === 0) {
+          throw new ConfigError(`the drill's scope ${JSON.stringify(scope)} names nothing in the genealogy`);
+        }
         picked = scope;
       } else {
         // Random per drill, not per attempt: the drill's id seeds the order, and the pick is kept on its row.

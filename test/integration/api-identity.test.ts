@@ -144,6 +144,7 @@ describe('role × route', () => {
     },
     recall: { method: 'GET', url: `/v1/recalls/${run}-RCL` },
     recalls: { method: 'GET', url: '/v1/recalls?site=PLANT1&kind=mock&limit=1' },
+    recallDrills: { method: 'GET', url: '/v1/recall-drills?site=PLANT1&limit=1' },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -164,6 +165,7 @@ describe('role × route', () => {
     fsma204: 200,
     recall: 200,
     recalls: 200,
+    recallDrills: 200,
   } as const;
   /** The lot quality record: every reader of the lot's site, like the lot itself. */
   const records = { qualityRecord: 200 } as const;

@@ -155,6 +155,7 @@ describe('problem+json error contract', () => {
         '/v1/lots/{lotId}/quality-record',
         '/v1/recalls',
         '/v1/recalls/{recallId}',
+        '/v1/recall-drills',
         '/v1/stations/{site}/{line}/{station}/shadow-report',
         '/v1/stations/{site}/{line}/{station}/verdicts',
       ].sort(),

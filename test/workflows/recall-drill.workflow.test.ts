@@ -2,7 +2,8 @@
  * Recall drills on Temporal's time-skipping test server, with the real activities over the jest run's PostgreSQL: a
  * small plant's genealogy of the test's own site, a drill that passes and is listed by GET /v1/recalls?kind=mock
  * with its timings, and a drill whose recall outlasts `completeWithin` (eight minutes skipped, not waited), which
- * escalates as overdue and, following the first drill by more than `every` plus grace, as missed too.
+ * escalates as overdue and, following the first drill by more than `every` plus grace, as missed too; and a drill of a
+ * scope the genealogy does not know, which fails before its recall and is listed by GET /v1/recall-drills.
  */
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -198,5 +199,48 @@ test('a drill passes and is listed with its timings; a late one escalates overdu
     }
     // The held-back trace took the skipped minutes, in workflow time.
     expect(recalls[0]!.stages[0]!.durationMs).toBeGreaterThanOrEqual(8 * 60_000);
+
+    // A drill of a configured scope the genealogy does not know: it fails before it opens a recall, and escalates.
+    const third = (await env.client.workflow.execute('recallDrillWorkflow', {
+      workflowId: `recall-drill-${site}-3`,
+      taskQueue,
+      args: [{ ...drillInput('2026-06-01T06:00:00.000Z'), scope: { kind: 'lot-key', lotKey: `erp:${plant}/NONE/X` } }],
+    })) as RecallDrillResult;
+    expect(third).toMatchObject({ state: 'failed', recallId: null, escalations: ['failed'] });
+    expect(escalation.messages.at(-1)!.text).toMatch(/names nothing in the genealogy/);
+
+    // Every drill, the failed one too, as GET /v1/recall-drills lists them.
+    const drills = await app.inject({ method: 'GET', url: `/v1/recall-drills?site=${site}&limit=2`, headers: qm });
+    expect(drills.statusCode).toBe(200);
+    const page = drills.json<{
+      drills: {
+        drillId: string;
+        state: string;
+        recallId: string | null;
+        error: string | null;
+        escalations: { reason: string; target: string }[];
+        links: { recall: string | null };
+      }[];
+      next: string | null;
+    }>();
+    expect(page.drills.map((d) => [d.drillId, d.state, d.recallId, d.links.recall])).toEqual([
+      [third.drillId, 'failed', null, null],
+      [second.drillId, 'overdue', second.recallId, `/v1/recalls/${second.recallId}`],
+    ]);
+    expect(page.drills[0]!.error).toMatch(/names nothing in the genealogy/);
+    expect(page.drills[1]!.escalations.map((e) => [e.reason, e.target])).toEqual([
+      ['missed', 'test-andon'],
+      ['overdue', 'test-andon'],
+    ]);
+    expect(page.next).toBe('2026-05-01T06:00:00.000Z');
+    const rest = await app.inject({
+      method: 'GET',
+      url: `/v1/recall-drills?site=${site}&before=${encodeURIComponent(page.next!)}`,
+      headers: qm,
+    });
+    expect(rest.json<{ drills: { drillId: string; state: string }[]; next: string | null }>()).toMatchObject({
+      drills: [{ drillId: first.drillId, state: 'passed' }],
+      next: null,
+    });
   });
 });

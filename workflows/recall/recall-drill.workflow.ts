@@ -97,9 +97,9 @@ export async function recallDrillWorkflow(input: RecallDrillInput): Promise<Reca
     }
     // Late or not, the drill waits for its recall: the result an auditor sees has the recall's timings.
     const finished = await outcome;
-    if (finished instanceof Error) error = `mock recall ${recall.recallId} failed: ${finished.message}`;
+    if (finished instanceof Error) error = `mock recall ${recall.recallId} failed: ${rootMessage(finished)}`;
   } catch (err) {
-    error = (err as Error).message;
+    error = rootMessage(err as Error);
   }
 
   result.durationMs = Date.now() - started;
@@ -116,4 +116,11 @@ export async function recallDrillWorkflow(input: RecallDrillInput): Promise<Reca
   }
   details(`${result.state}${result.recallId ? `, mock recall ${result.recallId}` : ''} in ${result.durationMs} ms`);
   return result;
+}
+
+/** What went wrong, not the wrapper that carried it here (an ActivityFailure's or ChildWorkflowFailure's cause). */
+function rootMessage(err: Error): string {
+  let cause = err;
+  while (cause.cause instanceof Error) cause = cause.cause;
+  return cause.message;
 }

@@ -9,6 +9,8 @@ import type { RecallDrillEscalation, RecallDrillState } from '../../../workflows
 import type { ApiDeps } from '../../deps';
 import { DispositionHeadersSchema } from '../../schemas/disposition.schema';
 import {
+  RecallDrillListQuerySchema,
+  RecallDrillPageSchema,
   RecallBodySchema,
   RecallListQuerySchema,
   RecallPageSchema,
@@ -250,6 +252,66 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return { recalls: page.map(summary), next: rows.length > limit && last ? cursorOf(last) : null };
+    },
+  });
+
+  app.get('/v1/recall-drills', {
+    config: {
+      access: { roles: READERS, machine: ['lots:read'] },
+      accessTargets: (request) => [{ site: (request.query as { site: string }).site }],
+    },
+    schema: {
+      summary: "A site's scheduled mock-recall drills, latest due first, with each one's result and escalations",
+      description:
+        'Every drill the schedule ran, including one that failed before it could open its recall (with the error). ' +
+        '`next` is the `before` of the following page. docs/recall.md#drills.',
+      tags: ['recalls'],
+      querystring: RecallDrillListQuerySchema,
+      response: { 200: RecallDrillPageSchema, 400: ProblemSchema, 403: ProblemSchema },
+    },
+    handler: async (request) => {
+      const { site, limit, before } = request.query;
+      const { rows } = await deps.pool.query<{
+        drill_id: string;
+        site: string;
+        schedule_id: string;
+        workflow_id: string;
+        scheduled_at: Date;
+        state: RecallDrillState;
+        recall_id: string | null;
+        scope: Record<string, unknown> | null;
+        complete_within_ms: string;
+        duration_ms: string | null;
+        error: string | null;
+        escalations: { reason: RecallDrillEscalation; target: string; text: string; at: string }[];
+        started_at: Date;
+        completed_at: Date | null;
+      }>(
+        `SELECT * FROM holdfast.recall_drill WHERE site = $1 AND ($2::timestamptz IS NULL OR scheduled_at < $2)
+          ORDER BY scheduled_at DESC LIMIT $3`,
+        [site, before ?? null, limit + 1],
+      );
+      const page = rows.slice(0, limit);
+      return {
+        drills: page.map((d) => ({
+          drillId: d.drill_id,
+          site: d.site,
+          scheduleId: d.schedule_id,
+          workflowId: d.workflow_id,
+          scheduledAt: d.scheduled_at.toISOString(),
+          state: d.state,
+          recallId: d.recall_id,
+          scope: d.scope,
+          completeWithinMs: Number(d.complete_within_ms),
+          durationMs: d.duration_ms === null ? null : Number(d.duration_ms),
+          error: d.error,
+          escalations: d.escalations.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+          startedAt: d.started_at.toISOString(),
+          completedAt: d.completed_at?.toISOString() ?? null,
+          links: { recall: d.recall_id ? `/v1/recalls/${d.recall_id}` : null },
+        })),
+        next: rows.length > limit ? (page[page.length - 1]?.scheduled_at.toISOString() ?? null) : null,
+      };
     },
   });
 };

@@ -22,6 +22,10 @@ import {
   type DispositionDecision,
   type LotCaseStage,
 } from '../../workflows/contracts';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
+import { createRecallDrillStore } from '../../infra/recall/recall-drill-store';
+import { createRecallStore } from '../../infra/recall/recall-store';
+import { writeDrillPlant } from '../support/drill-plant';
 import { eventually } from '../support/eventually';
 import { caseSignature } from '../support/identity';
 import {
@@ -38,7 +42,7 @@ const harness = new WorkflowHarness();
 beforeAll(() => harness.setUp());
 afterAll(() => harness.tearDown());
 
-test('record one history per shape of lot-case and shadow workflow', async () => {
+test('record one history per shape of lot-case, shadow, genealogy sync and recall drill workflow', async () => {
   const mes = new FakeMes();
   const erp = new FakeErp();
   const escalation = new RecordingEscalation();
@@ -181,6 +185,41 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
     await synced(4);
     await sync.terminate('history recorded');
     histories['genealogy-sync-paged-and-woken'] = sync.workflowId;
+  });
+
+  // A recall drill that passes: its supplier lot picked, its mock recall run as a child, its result stored.
+  const drillSite = `DRL-REPLAY-${run}`;
+  const drillPlant = String(run % 10_000).padStart(4, '0');
+  await writeDrillPlant(harness.pool, { site: drillSite, plant: drillPlant, run: `replay-${run}` });
+  const drillConfig = {
+    ...harness.config,
+    sites: [{ ...harness.config.sites[0]!, id: drillSite, erpPlant: drillPlant }],
+  };
+  const drillWorker = await harness.worker({
+    mes,
+    erp,
+    escalation,
+    recalls: createRecallStore(harness.pool),
+    drills: createRecallDrillStore(harness.pool, drillConfig, createAuditTrail(harness.pool)),
+  });
+  await drillWorker.worker.runUntil(async () => {
+    const drill = await harness.client.workflow.start('recallDrillWorkflow', {
+      workflowId: `recall-drill-${drillSite}`,
+      taskQueue: drillWorker.taskQueue,
+      args: [
+        {
+          site: drillSite,
+          scheduleId: `recall-drill-${drillSite}`,
+          scheduledAt: '2026-01-01T06:00:00.000Z',
+          scope: 'random-supplier-lot',
+          completeWithin: '8m',
+          missedAfter: '97d',
+          preset: harness.config.activityPresets.traceWrite,
+        },
+      ],
+    });
+    await drill.result();
+    histories['recall-drill-passed'] = drill.workflowId;
   });
 
   // The CLI's JSON is the format operators export from production too (`temporal workflow show --output json`).

@@ -25,6 +25,7 @@ const WORKFLOW_TYPES: Record<string, string> = {
   'shadow-': 'shadowDefectWorkflow',
   'lot-case-': 'lotCaseWorkflow',
   'genealogy-sync-': 'genealogySyncWorkflow',
+  'recall-drill-': 'recallDrillWorkflow',
 };
 const workflowTypeOf = (file: string) =>
   Object.entries(WORKFLOW_TYPES).find(([prefix]) => file.startsWith(prefix))?.[1];

@@ -10,7 +10,14 @@ import {
 } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createActivities } from '../../activities';
-import type { ErpPort, EscalationPort, GenealogyRecorder, MesPort } from '../../activities/ports';
+import type {
+  ErpPort,
+  EscalationPort,
+  GenealogyRecorder,
+  MesPort,
+  RecallDrillStore,
+  RecallStore,
+} from '../../activities/ports';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
@@ -67,6 +74,8 @@ export class WorkflowHarness {
     erp: ErpPort;
     escalation: EscalationPort;
     genealogy?: GenealogyRecorder;
+    recalls?: RecallStore;
+    drills?: RecallDrillStore;
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -76,6 +85,8 @@ export class WorkflowHarness {
       erpFor: () => ports.erp,
       escalationFor: () => ({ target: 'test', port: ports.escalation }),
       ...(ports.genealogy ? { genealogy: ports.genealogy } : {}),
+      ...(ports.recalls ? { recalls: ports.recalls } : {}),
+      ...(ports.drills ? { drills: ports.drills } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

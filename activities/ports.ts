@@ -377,6 +377,35 @@ export interface RecallStore {
   report(recallId: string, state: 'completed' | 'failed', stages: RecallStage[], targets: RecallTargets): Promise<void>;
 }
 
+// Model recall (docs/recall.md#model-recall): the reinspect stage, over the recalled model's stored images.
+
+/** What re-inspecting one part found: the corrected model fails it, still passes it, or its image is not there. */
+export type ReinspectionOutcome = 'now-fails' | 'still-passes' | 'no-image';
+
+export interface ReinspectionBatch {
+  counts: Record<ReinspectionOutcome, number>;
+  /** Parts may remain: ask for another batch. */
+  more: boolean;
+}
+
+export interface RecallReinspector {
+  /**
+   * Re-inspects up to `limit` of the parts the recalled model passed in the scope that have no outcome yet, and keeps
+   * each outcome; `progress` hears how many of the batch are done. A retried batch re-inspects only what is left.
+   */
+  reinspectBatch(
+    input: {
+      recallId: string;
+      scope: Extract<RecallScope, { kind: 'model-version' }>;
+      correctedModelVersion?: string;
+      limit: number;
+    },
+    progress: (done: number) => void,
+  ): Promise<ReinspectionBatch>;
+  /** Marks every lot of the recall for the contain stage (needs_containment, contain_reason); counts per reason. */
+  conclude(recallId: string): Promise<Record<string, number>>;
+}
+
 // Recall drills (docs/recall.md#drills): the drill's row, its scope and its mock recall, opened as the API opens one.
 
 export interface RecallDrillStart {

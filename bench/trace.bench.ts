@@ -18,16 +18,9 @@
  * 4. Every answer (Holdfast's and the baseline's) of the first `--check` traces of each direction is compared with the
  *    generator's ground truth: lots reached and, forward, deliveries. A difference fails the run.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
-import { createAuditTrail } from '../infra/audit/audit-trail';
 import { loadConfig } from '../infra/config/load';
-import type { HoldfastConfig } from '../infra/config/schema';
-import type { ConnectorLogger } from '../infra/connectors/define';
-import { migrate } from '../infra/db/migrate';
-import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { lotKey, lotNode, nodeKind } from '../infra/genealogy/genealogy-keys';
 import {
   MAX_DEPTH,
@@ -36,15 +29,10 @@ import {
   walkGenealogy,
   type TraceDirection,
 } from '../infra/genealogy/trace-queries';
-import { startEmbeddedPostgres } from '../infra/local/postgres';
-import { buildMesSimulator } from '../infra/simulators/mes/mes.simulator';
-import { loadIntoSimulators } from '../infra/simulators/plant-history/load';
-import { generatePlantHistory, type TruthLot } from '../infra/simulators/plant-history/plant-history';
-import { buildSapS4Simulator } from '../infra/simulators/sap-s4/sap-s4.simulator';
-import { openSiteConnectors } from '../workers/connectors';
+import type { TruthLot } from '../infra/simulators/plant-history/plant-history';
 import { createErpWalk } from './erp-walk';
 import { runBenchmark } from './harness';
-import { openPool } from './pools';
+import { PLANT, SITE, preparePlantGenealogy, syncFigures } from './plant-genealogy';
 import { jsonFigure, jsonFigures, percentiles, spreadByKey } from './stats';
 
 const { values: args } = parseArgs({
@@ -67,25 +55,6 @@ function count(name: string, min: number): number {
   const value = Number(text);
   if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${text}"`);
   return value;
-}
-
-const SITE = 'PLANT1';
-const PLANT = '1010';
-const quiet: ConnectorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-/** temporal.yaml with its SAP and MES connectors pointed at this run's simulators. */
-function pointedAt(base: HoldfastConfig, sapUrl: string, mesUrl: string): HoldfastConfig {
-  const connectors = Object.fromEntries(
-    Object.entries(base.connectors).map(([name, c]) => [
-      name,
-      c.kind === 'sap-s4-odata'
-        ? { ...c, baseUrl: sapUrl }
-        : c.kind === 'holdfast-mes-rest'
-          ? { ...c, baseUrl: mesUrl }
-          : c,
-    ]),
-  );
-  return { ...base, connectors };
 }
 
 /** Seeded choice of `n` distinct items (mulberry32, so a run's starts follow from --seed and the run number). */
@@ -130,103 +99,14 @@ runBenchmark('trace', async (bench) => {
   );
 
   const loadBefore = loadavg()[0]!;
-  const work = mkdtempSync(join(tmpdir(), 'holdfast-bench-'));
-  chmodSync(work, 0o755);
-  bench.onCleanUp('work directory', async () => rmSync(work, { recursive: true, force: true }));
-  const pg = await startEmbeddedPostgres({ dataDir: join(work, 'pg'), log: () => undefined });
-  bench.onCleanUp('PostgreSQL', pg.stop);
-  const admin = openPool(pg.url, { max: 1 });
-  try {
-    await admin.pool.query('CREATE DATABASE holdfast_sims');
-  } finally {
-    await admin.close();
-  }
-  const simsUrl = new URL(pg.url);
-  simsUrl.pathname = '/holdfast_sims';
-  const holdfast = openPool(pg.url, { max: 4, applicationName: 'holdfast-bench-trace' });
-  bench.onCleanUp('Holdfast pool', holdfast.close);
-  const sims = openPool(simsUrl.toString(), { max: 8, applicationName: 'holdfast-bench-sims' });
-  bench.onCleanUp('simulator pool', sims.close);
-  await migrate(holdfast.pool);
-
-  const sapCredentials = { username: 'HOLDFAST', password: 'bench-trace-only' };
-  const sap = await buildSapS4Simulator({
-    pool: sims.pool,
-    schema: 'sap',
-    credentials: sapCredentials,
-    seedDemo: false,
+  const plant = await preparePlantGenealogy(bench, {
+    base,
+    history: { parts, lots, supplierLots, seed, days },
+    pageSize,
+    production,
+    name: 'trace',
   });
-  bench.onCleanUp('SAP simulator', () => sap.close());
-  const mes = await buildMesSimulator({ pool: sims.pool, schema: 'mes', seedDemo: false });
-  bench.onCleanUp('MES simulator', () => mes.close());
-  const sapUrl = await sap.listen({ host: '127.0.0.1', port: 0 });
-  const mesUrl = await mes.listen({ host: '127.0.0.1', port: 0 });
-  const config = pointedAt(base, sapUrl, mesUrl);
-  const connectors = await openSiteConnectors(config, quiet, {
-    ...process.env,
-    SAP_USER: sapCredentials.username,
-    SAP_PASSWORD: sapCredentials.password,
-  });
-  bench.onCleanUp('connectors', () => connectors.close());
-
-  // 1. Generation: the history, its ground truth, and every document and event it yields (counted, not kept).
-  let started = performance.now();
-  const history = generatePlantHistory({ parts, lots, supplierLots, seed, days, site: SITE, erpPlant: PLANT });
-  const truth = history.groundTruth();
-  let generatedRows = 0;
-  for (const _ of history.materialDocuments()) generatedRows++;
-  for (const _ of history.outboundDeliveries()) generatedRows++;
-  generatedRows += history.stock().length;
-  for (const _ of history.productionEvents()) generatedRows++;
-  const generationMs = ms(started);
-  say(
-    `generated ${generatedRows} documents and events in ${Math.round(generationMs)} ms: ${JSON.stringify(truth.counts)}`,
-  );
-
-  // 2. Load into the simulators through their bulk routes (generation again, on the fly, included).
-  started = performance.now();
-  await loadIntoSimulators(history, {
-    sap: { url: sapUrl, ...sapCredentials },
-    mes: { url: mesUrl },
-  });
-  const loadMs = ms(started);
-  say(`loaded in ${Math.round(loadMs)} ms`);
-
-  // 3. Sync: each system's feed page by page into the store, as the sync activity does.
-  const store = createGenealogyStore(createAuditTrail(holdfast.pool));
-  const scope = { site: SITE, erpPlant: PLANT, production };
-  const sync: Record<
-    string,
-    { ms: number; readMs: number; recordMs: number; pages: number; documents: number; facts: number; added: number }
-  > = {};
-  for (const system of ['erp', 'mes'] as const) {
-    const feed = (system === 'erp' ? connectors.erpFor(SITE) : connectors.mesFor(SITE)).genealogy;
-    if (!feed) throw new Error(`the ${system} connector of ${SITE} offers no genealogy feed`);
-    const tally = { ms: 0, readMs: 0, recordMs: 0, pages: 0, documents: 0, facts: 0, added: 0 };
-    started = performance.now();
-    let after: string | undefined;
-    for (;;) {
-      const read = performance.now();
-      const page = await feed.readGenealogy(scope, after, pageSize);
-      const record = performance.now();
-      tally.readMs += record - read;
-      const applied = await store.recordPage({ source: `${system}-sync:${SITE}` }, page);
-      tally.recordMs += performance.now() - record;
-      tally.pages++;
-      tally.documents += page.documents;
-      tally.facts += page.lots.length + page.movements.length + page.deliveries.length + page.parts.length;
-      tally.added += applied.added + applied.updated;
-      after = page.cursor;
-      if (!page.more) break;
-      if (tally.pages % 200 === 0) say(`${system} sync: ${tally.documents} documents, ${tally.facts} facts`);
-    }
-    tally.ms = ms(started);
-    sync[system] = tally;
-    say(
-      `${system} sync: ${tally.pages} pages, ${tally.documents} documents, ${tally.facts} facts in ${Math.round(tally.ms)} ms`,
-    );
-  }
-  await holdfast.pool.query('ANALYZE');
+  const { holdfast, sapUrl, sapCredentials, truth, sync, generatedRows, generationMs, loadMs } = plant;
 
   // The ground truth's closures: every lot above (backward) or below (forward) a lot, and deliveries below.
   const byId = new Map(truth.lots.map((l) => [l.lotId, l]));
@@ -356,16 +236,9 @@ runBenchmark('trace', async (bench) => {
   }
 
   const spreads = spreadByKey(perRun);
-  // Reading the feed (the simulator's answer included) apart from applying it (the store's transaction).
-  const syncFigures = ({ ms: total, readMs, recordMs, ...counts }: (typeof sync)[string]) => ({
-    ...counts,
-    ms: jsonFigure(total, 0),
-    read_ms: jsonFigure(readMs, 0),
-    record_ms: jsonFigure(recordMs, 0),
-  });
   const sizeFigures = (values: number[]) => jsonFigures(percentiles(values), 0);
-  const syncFacts = sync.erp!.facts + sync.mes!.facts;
-  const syncMs = sync.erp!.ms + sync.mes!.ms;
+  const syncFacts = sync.erp.facts + sync.mes.facts;
+  const syncMs = sync.erp.ms + sync.mes.ms;
   const ok = wrong.length === 0;
   return {
     exitCode: ok ? 0 : 1,
@@ -394,8 +267,8 @@ runBenchmark('trace', async (bench) => {
       generation_rows_per_s: jsonFigure(perSecond(generatedRows, generationMs), 0),
       load_ms: jsonFigure(loadMs, 0),
       load_rows_per_s: jsonFigure(perSecond(generatedRows, loadMs), 0),
-      sync_erp: syncFigures(sync.erp!),
-      sync_mes: syncFigures(sync.mes!),
+      sync_erp: syncFigures(sync.erp),
+      sync_mes: syncFigures(sync.mes),
       sync_ms: jsonFigure(syncMs, 0),
       answer_lots_backward: sizeFigures(sizes.backward),
       answer_lots_forward: sizeFigures(sizes.forward),

@@ -24,6 +24,7 @@ import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { createRecallDrillStore } from '../infra/recall/recall-drill-store';
 import { createRecallStore } from '../infra/recall/recall-store';
 import { ensureRecallDrillSchedules } from '../infra/temporal/recall-drill-schedules';
+import { openReinspector } from '../infra/recall/reinspection';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
   const connection = await connectNative(target);
   let server: ObservabilityServer | undefined;
   let mesEvents: MesEventSubscription | undefined;
+  let reinspection: ReturnType<typeof openReinspector> | undefined;
   try {
     // The MES's production events pushed over MQTT, when traceability.mesEvents.broker names a broker.
     mesEvents = await startMesEventSubscription({
@@ -116,6 +118,8 @@ async function main(): Promise<void> {
     }).catch((err: Error) => {
       throw new Error(`observability.worker.port ${endpoints.port}: ${err.message}`);
     });
+    // A model recall's models load on its first batch; closed with the worker.
+    reinspection = openReinspector(pool, config);
     const activities = createActivities({
       pool,
       ledger: createPgIntentLedger(pool),
@@ -125,6 +129,7 @@ async function main(): Promise<void> {
       genealogy,
       recalls: createRecallStore(pool),
       drills: createRecallDrillStore(pool, config, createAuditTrail(pool)),
+      reinspector: reinspection.reinspector,
     });
     logger.info('bundling workflow code and creating the workers');
     workers = await createQualityWorkers({
@@ -166,6 +171,7 @@ async function main(): Promise<void> {
     await server?.close();
     await connection.close();
     await connectors.close();
+    await reinspection?.close();
     await pool.end();
     await tracing?.shutdown();
   }

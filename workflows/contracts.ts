@@ -23,9 +23,11 @@ export const SearchAttributes = {
   defectClass: defineSearchAttributeKey('DefectClass', SearchAttributeType.KEYWORD_LIST),
   dispositionState: defineSearchAttributeKey('DispositionState', SearchAttributeType.KEYWORD),
   detectedAt: defineSearchAttributeKey('DetectedAt', SearchAttributeType.DATETIME),
-  // A recall (with Site): two more of the Keyword slots, 7 of 10 in all.
+  // A recall (with Site): three more of the Keyword slots, 8 of 10 in all.
   recallKind: defineSearchAttributeKey('RecallKind', SearchAttributeType.KEYWORD),
   recallState: defineSearchAttributeKey('RecallState', SearchAttributeType.KEYWORD),
+  /** The recall's scope as one keyword (recallScopeLabel): `RecallScope = 'supplier-lot:V100/B7'`. */
+  recallScope: defineSearchAttributeKey('RecallScope', SearchAttributeType.KEYWORD),
 } as const;
 
 export const ALL_SEARCH_ATTRIBUTES = Object.values(SearchAttributes);
@@ -421,10 +423,22 @@ export type TraceStart =
   | { kind: 'serial'; serial: string }
   | { kind: 'work-order'; site: string; order: string }
   | { kind: 'delivery'; delivery: string; item: string }
-  | { kind: 'model-version'; modelVersion: string; site?: string };
+  /**
+   * The lots a model version (name@version) inspected, optionally at one site and between two instants (ISO 8601,
+   * both included): where a model recall starts.
+   */
+  | { kind: 'model-version'; modelVersion: string; site?: string; from?: string; to?: string }
+  /** The lots of a material (SKU) produced or received between two instants (ISO 8601, both included). */
+  | { kind: 'sku'; material: string; site?: string; from: string; to: string };
 
 /** Where a recall starts: any trace start but a delivery. */
 export type RecallScope = Exclude<TraceStart, { kind: 'delivery' }>;
+
+/** The scope as one keyword, its kind then its values in the order they are written: `erp-batch:1010/RM-1/B7`. */
+export function recallScopeLabel(scope: RecallScope): string {
+  const { kind, ...values } = scope;
+  return `${kind}:${Object.values(values).join('/')}`;
+}
 
 /** A site's recall targets (sites[].recall in temporal.yaml). */
 export interface RecallTargets {
@@ -443,9 +457,14 @@ export interface RecallInput {
   requestedBy: string;
   targets: RecallTargets;
   preset: ActivityPreset;
+  /**
+   * A model recall's corrected model (name@version): what the reinspect stage runs on the stored images. Absent: each
+   * station's active recipe's model.
+   */
+  correctedModelVersion?: string;
 }
 
-export type RecallStageName = 'trace' | 'classify' | 'contain' | 'notify' | 'reconcile' | 'report';
+export type RecallStageName = 'trace' | 'classify' | 'reinspect' | 'contain' | 'notify' | 'reconcile' | 'report';
 
 export interface RecallStage {
   name: RecallStageName;

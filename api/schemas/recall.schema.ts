@@ -8,6 +8,19 @@ const Text = z
   .max(200)
   .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 
+/** A time window's end: an ISO 8601 instant with its offset (or Z), so it names one moment wherever it is read. */
+export const Instant = z.iso.datetime({
+  offset: true,
+  error: (issue) => (issue.input === undefined ? 'required' : 'must be an ISO 8601 instant with an offset or Z'),
+});
+
+/** A window that ends before it starts is refused, naming `to`. */
+export function fromNotAfterTo(w: { from?: string | undefined; to?: string | undefined }, ctx: z.RefinementCtx): void {
+  if (w.from !== undefined && w.to !== undefined && Date.parse(w.from) > Date.parse(w.to)) {
+    ctx.addIssue({ code: 'custom', path: ['to'], message: 'must not be before `from`' });
+  }
+}
+
 /** What a recall starts from: the genealogy's trace starts (docs/recall.md). */
 export const RecallScopeSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('mes-lot'), site: Identifier, lotId: Text }),
@@ -16,7 +29,18 @@ export const RecallScopeSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('part'), site: Identifier, partId: Text }),
   z.strictObject({ kind: z.literal('serial'), serial: Text }),
   z.strictObject({ kind: z.literal('work-order'), site: Identifier, order: Text }),
-  z.strictObject({ kind: z.literal('model-version'), modelVersion: Text, site: Identifier.optional() }),
+  z
+    .strictObject({
+      kind: z.literal('model-version'),
+      modelVersion: Text,
+      site: Identifier.optional(),
+      from: Instant.optional(),
+      to: Instant.optional(),
+    })
+    .superRefine(fromNotAfterTo),
+  z
+    .strictObject({ kind: z.literal('sku'), material: Text, site: Identifier.optional(), from: Instant, to: Instant })
+    .superRefine(fromNotAfterTo),
 ]);
 
 export const RecallBodySchema = z.strictObject({
@@ -24,6 +48,11 @@ export const RecallBodySchema = z.strictObject({
   kind: z.enum(['mock', 'real']),
   scope: RecallScopeSchema,
   reason: z.string().min(1).max(1000),
+  /**
+   * A model recall (scope `model-version`): the corrected model (name@version) its reinspect stage runs on the stored
+   * images. Absent: each station's active recipe's model.
+   */
+  correctedModelVersion: Text.optional(),
   /** A real recall's requester signs it; a mock recall needs none. */
   signature: SignatureInputSchema.optional(),
 });
@@ -107,6 +136,45 @@ export const RecallListQuerySchema = z.strictObject({
 });
 
 export const RecallPageSchema = z.object({ recalls: z.array(Summary), next: z.string().nullable() });
+
+export const ReinspectionQuerySchema = z.strictObject({
+  outcome: z.enum(['now-fails', 'still-passes', 'no-image']).optional().describe('only the parts with this outcome'),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z
+    .string()
+    .max(300)
+    .regex(/^[A-Za-z0-9._:-]+$/, 'the `next` of the previous page')
+    .optional(),
+});
+
+export const ReinspectionViewSchema = z.object({
+  recallId: z.string(),
+  /** Null: each station's active recipe's model. */
+  correctedModelVersion: z.string().nullable(),
+  /** Parts per outcome: now-fails, still-passes, no-image (manual re-inspection). */
+  parts: z.record(z.string(), z.number()),
+  /** Every lot of the recall with the re-inspection's decision for the contain stage, held lots first. */
+  lots: z.array(
+    z.object({ lotKey: z.string(), reachedBy: z.string(), needsContainment: z.boolean(), reason: z.string() }),
+  ),
+  reinspected: z.array(
+    z.object({
+      eventId: z.string(),
+      lotKey: z.string(),
+      site: z.string(),
+      line: z.string(),
+      station: z.string(),
+      partId: z.string(),
+      imageRef: z.string().nullable(),
+      outcome: z.string(),
+      defects: z.array(z.record(z.string(), z.unknown())),
+      modelVersion: z.string().nullable(),
+      recipeVersion: z.string().nullable(),
+      detail: z.string().nullable(),
+    }),
+  ),
+  next: z.string().nullable(),
+});
 
 export const RecallDrillListQuerySchema = z.strictObject({
   site: Identifier,

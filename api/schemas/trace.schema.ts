@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Identifier } from '../../infra/ingest/inspection.schema';
+import { fromNotAfterTo, Instant } from './recall.schema';
 import { DEFAULT_DEPTH, MAX_DEPTH, type TraceStart } from '../../infra/genealogy/trace-queries';
 
 export const TRACE_PAGE_MAX = 500;
@@ -15,6 +16,7 @@ const START_FIELDS = {
   'work-order': ['site', 'workOrder'],
   delivery: ['delivery', 'item'],
   'model-version': ['modelVersion'],
+  sku: ['material', 'from', 'to'],
 } as const;
 
 const Cursor = z
@@ -30,7 +32,8 @@ export const TraceQuerySchema = z
       .describe(
         'what names the start: lot (Holdfast lot key), mes-lot (site + lotId), erp-batch (plant + material + batch), ' +
           'supplier-lot (supplier + supplierBatch), part (site + partId), serial, work-order (site + workOrder), ' +
-          'delivery (delivery + item), model-version (modelVersion, optionally site)',
+          'delivery (delivery + item), model-version (modelVersion, optionally site, from, to), ' +
+          'sku (material + from + to, optionally site)',
       ),
     lot: z
       .string()
@@ -52,6 +55,8 @@ export const TraceQuerySchema = z
     delivery: Identifier.optional(),
     item: Identifier.optional(),
     modelVersion: Identifier.optional(),
+    from: Instant.optional().describe('model-version, sku: start of the window (ISO 8601 with offset), included'),
+    to: Instant.optional().describe('model-version, sku: end of the window (ISO 8601 with offset), included'),
     depth: z.coerce.number().int().min(1).max(MAX_DEPTH).default(DEFAULT_DEPTH),
     limit: z.coerce.number().int().min(1).max(TRACE_PAGE_MAX).default(100),
     cursor: Cursor.optional().describe('the `next` of the previous page'),
@@ -61,6 +66,7 @@ export const TraceQuerySchema = z
     for (const field of START_FIELDS[q.by]) {
       if (q[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: `required with by=${q.by}` });
     }
+    fromNotAfterTo(q, ctx);
   });
 export type TraceQuery = z.infer<typeof TraceQuerySchema>;
 
@@ -85,7 +91,21 @@ export function traceStartOf(q: TraceQuery): TraceStart {
     case 'delivery':
       return { kind: 'delivery', delivery: v('delivery'), item: v('item') };
     case 'model-version':
-      return { kind: 'model-version', modelVersion: v('modelVersion'), ...(q.site ? { site: q.site } : {}) };
+      return {
+        kind: 'model-version',
+        modelVersion: v('modelVersion'),
+        ...(q.site ? { site: q.site } : {}),
+        ...(q.from ? { from: q.from } : {}),
+        ...(q.to ? { to: q.to } : {}),
+      };
+    case 'sku':
+      return {
+        kind: 'sku',
+        material: v('material'),
+        ...(q.site ? { site: q.site } : {}),
+        from: v('from'),
+        to: v('to'),
+      };
   }
 }
 

@@ -241,6 +241,15 @@ export function buildFsma204Rows(facts: Fsma204Facts, filter: Fsma204Filter): Fs
     );
 }
 
+const EDGE_COLUMNS = `from_node AS "fromNode", to_node AS "toNode", kind, quantity::text AS quantity, unit,
+  occurred_at AS "occurredAt", site`;
+const DELIVERY_COLUMNS = `delivery, item, site, ship_to AS "shipTo", lot_key AS "lotKey", quantity::text AS quantity,
+  unit, shipped_at AS "shippedAt"`;
+const LOT_COLUMNS = `lot_key AS "lotKey", site, material, quantity::text AS quantity, unit, origin,
+  mes_lot_id AS "mesLotId", erp_plant AS "erpPlant", erp_batch AS "erpBatch", supplier,
+  supplier_batch AS "supplierBatch", purchase_order AS "purchaseOrder", purchase_order_item AS "purchaseOrderItem",
+  goods_receipt AS "goodsReceipt", work_order AS "workOrder", occurred_at AS "occurredAt"`;
+
 /**
  * What the sheet of a site needs from the genealogy: the site's lots and the lots its movements name, its movements in
  * the range (a transformation's consumption may precede its production, so from a day before), its deliveries.
@@ -248,15 +257,13 @@ export function buildFsma204Rows(facts: Fsma204Facts, filter: Fsma204Filter): Fs
 export async function readFsma204Facts(pool: Pool, filter: Fsma204Filter): Promise<Fsma204Facts> {
   const range = [filter.site, new Date(filter.from.getTime() - 7 * 86_400_000), filter.to];
   const { rows: edges } = await pool.query<Fsma204Edge>(
-    `SELECT from_node AS "fromNode", to_node AS "toNode", kind, quantity::text AS quantity, unit,
-            occurred_at AS "occurredAt", site
+    `SELECT ${EDGE_COLUMNS}
        FROM holdfast.genealogy_edge
       WHERE site = $1 AND occurred_at >= $2 AND occurred_at < $3 AND kind <> 'delivered'`,
     range,
   );
   const { rows: deliveries } = await pool.query<Fsma204Delivery>(
-    `SELECT delivery, item, site, ship_to AS "shipTo", lot_key AS "lotKey", quantity::text AS quantity, unit,
-            shipped_at AS "shippedAt"
+    `SELECT ${DELIVERY_COLUMNS}
        FROM holdfast.delivery
       WHERE site = $1 AND shipped_at >= $2 AND shipped_at < $3`,
     [filter.site, filter.from, filter.to],
@@ -267,14 +274,46 @@ export async function readFsma204Facts(pool: Pool, filter: Fsma204Filter): Promi
   }
   for (const d of deliveries) named.add(d.lotKey);
   const { rows: lots } = await pool.query<Fsma204Lot>(
-    `SELECT lot_key AS "lotKey", site, material, quantity::text AS quantity, unit, origin, mes_lot_id AS "mesLotId",
-            erp_plant AS "erpPlant", erp_batch AS "erpBatch", supplier, supplier_batch AS "supplierBatch",
-            purchase_order AS "purchaseOrder",
-            purchase_order_item AS "purchaseOrderItem", goods_receipt AS "goodsReceipt", work_order AS "workOrder",
-            occurred_at AS "occurredAt"
+    `SELECT ${LOT_COLUMNS}
        FROM holdfast.material_lot
       WHERE (site = $1 AND origin = 'purchased' AND occurred_at >= $2 AND occurred_at < $3) OR lot_key = ANY($4)`,
     [filter.site, filter.from, filter.to, [...named]],
+  );
+  return { lots, edges, deliveries };
+}
+
+/**
+ * The facts of a set of lots, whatever their dates (a recall's, docs/recall.md#records): the lots' movements and those
+ * of the work orders that made or consumed them (a transformation's other inputs), their deliveries, the lots named.
+ * Read by the edge indexes, so a recall of a thousand lots does not read the site's whole history.
+ */
+export async function readFsma204FactsOfLots(pool: Pool, lotKeys: readonly string[]): Promise<Fsma204Facts> {
+  const { rows: edges } = await pool.query<Fsma204Edge>(
+    `WITH lot_nodes AS (SELECT 'lot:' || k AS node FROM unnest($1::text[]) k),
+          touching AS (
+            SELECT e.* FROM holdfast.genealogy_edge e JOIN lot_nodes n ON e.from_node = n.node
+            UNION SELECT e.* FROM holdfast.genealogy_edge e JOIN lot_nodes n ON e.to_node = n.node),
+          orders AS (
+            SELECT from_node AS node FROM touching WHERE from_node LIKE 'wo:%'
+            UNION SELECT to_node FROM touching WHERE to_node LIKE 'wo:%')
+     SELECT ${EDGE_COLUMNS} FROM touching WHERE kind <> 'delivered'
+     UNION SELECT ${EDGE_COLUMNS} FROM holdfast.genealogy_edge e JOIN orders o ON e.to_node = o.node
+     UNION SELECT ${EDGE_COLUMNS} FROM holdfast.genealogy_edge e JOIN orders o ON e.from_node = o.node`,
+    [lotKeys],
+  );
+  const { rows: deliveries } = await pool.query<Fsma204Delivery>(
+    `SELECT ${DELIVERY_COLUMNS}
+       FROM holdfast.delivery WHERE lot_key = ANY($1::text[])`,
+    [lotKeys],
+  );
+  const named = new Set<string>(lotKeys);
+  for (const e of edges) {
+    for (const node of [e.fromNode, e.toNode]) if (node.startsWith('lot:')) named.add(node.slice('lot:'.length));
+  }
+  const { rows: lots } = await pool.query<Fsma204Lot>(
+    `SELECT ${LOT_COLUMNS}
+       FROM holdfast.material_lot WHERE lot_key = ANY($1::text[])`,
+    [[...named]],
   );
   return { lots, edges, deliveries };
 }

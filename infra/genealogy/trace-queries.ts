@@ -112,13 +112,21 @@ export async function resolveStart(db: Db, start: TraceStart): Promise<StartNode
       const res = await db.query<{ lot_key: string; site: string }>(
         `SELECT DISTINCT l.lot_key, l.site
            FROM (SELECT DISTINCT site, lot_id FROM holdfast.inspection
-                  WHERE model_version = $1 AND ($2::text IS NULL OR site = $2)) i
+                  WHERE model_version = $1 AND ($2::text IS NULL OR site = $2)
+                    AND ($3::timestamptz IS NULL OR inspected_at >= $3)
+                    AND ($4::timestamptz IS NULL OR inspected_at <= $4)) i
            JOIN holdfast.material_lot l ON l.mes_site = i.site AND l.mes_lot_id = i.lot_id
           ORDER BY 1`,
-        [start.modelVersion, start.site ?? null],
+        [start.modelVersion, start.site ?? null, start.from ?? null, start.to ?? null],
       );
       return res.rows.map((r) => ({ node: lotNode(r.lot_key), site: r.site }));
     }
+    case 'sku':
+      // Made or received in the range: a lot's occurred_at is its production or its goods receipt.
+      return lots(
+        'material = $1 AND ($2::text IS NULL OR site = $2) AND occurred_at BETWEEN $3::timestamptz AND $4::timestamptz',
+        [start.material, start.site ?? null, start.from, start.to],
+      );
   }
 }
 

@@ -17,7 +17,10 @@ const LEVELS: Record<TemporalLogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'er
 export function temporalLogger(logger: Logger): TemporalLogger {
   const log = (level: TemporalLogLevel, message: string, meta?: LogMetadata) => {
     const target = level === 'INFO' && meta?.sdkComponent === 'worker' ? 'debug' : LEVELS[level];
-    logger[target](meta ?? {}, message);
+    // The SDK hands a failure over as `error`; pino serialises an Error (type, message, stack, cause) only as `err`,
+    // and would print `error: {}` otherwise, hiding why an activity failed.
+    const { error, ...rest } = meta ?? {};
+    logger[target](error instanceof Error ? { ...rest, err: error } : (meta ?? {}), message);
   };
   return {
     log,

@@ -10,6 +10,7 @@ import type { AuditActor, AuditEntry } from '../audit/audit-record';
 import type { AuditTrail } from '../audit/audit-trail';
 import type { HoldfastConfig } from '../config/schema';
 import {
+  recallScopeLabel,
   recallWorkflowId,
   SearchAttributes,
   type RecallInput,
@@ -26,6 +27,8 @@ export interface RecallRequest {
   reason: string;
   requestedBy: string;
   idempotencyKey: string;
+  /** A model recall's corrected model (name@version); absent: each station's active recipe's model. */
+  correctedModelVersion?: string;
 }
 
 export type RecallStart =
@@ -46,12 +49,14 @@ export async function openRecall(
   const sha = (text: string) => createHash('sha256').update(text).digest('hex');
   const recallId = `${request.site}-${sha(`${request.site}\n${request.idempotencyKey}`).slice(0, 16)}`;
   const workflowId = recallWorkflowId(recallId);
-  const body = sha(JSON.stringify([request.kind, request.scope, request.reason]));
+  const corrected = request.correctedModelVersion;
+  // Without a corrected model, the body hashes as before it could name one: stored recalls keep their hash.
+  const body = sha(JSON.stringify([request.kind, request.scope, request.reason, ...(corrected ? [corrected] : [])]));
   const insert = (q: Pick<pg.Pool, 'query'>) =>
     q.query(
       `INSERT INTO holdfast.recall (recall_id, site, kind, scope, reason, requested_by, idempotency_key, request_sha256,
-                                  workflow_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (recall_id) DO NOTHING`,
+                                  workflow_id, corrected_model_version)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (recall_id) DO NOTHING`,
       [
         recallId,
         request.site,
@@ -62,6 +67,7 @@ export async function openRecall(
         request.idempotencyKey,
         body,
         workflowId,
+        corrected ?? null,
       ],
     );
   const opened = audit
@@ -97,6 +103,7 @@ export async function openRecall(
     requestedBy: request.requestedBy,
     targets: { traceWithin: site.recall.traceWithin, reconciliationAtLeast: site.recall.reconciliationAtLeast },
     preset: config.activityPresets.traceWrite,
+    ...(corrected ? { correctedModelVersion: corrected } : {}),
   };
   // Started again by a repeat after a crash or an unreachable Temporal between the insert and the start: the same
   // id finds the workflow already there, or starts it now.
@@ -114,6 +121,7 @@ export async function startRecallWorkflow(client: Client, taskQueue: string, inp
     typedSearchAttributes: [
       { key: SearchAttributes.site, value: input.site },
       { key: SearchAttributes.recallKind, value: input.kind },
+      { key: SearchAttributes.recallScope, value: recallScopeLabel(input.scope) },
       { key: SearchAttributes.recallState, value: 'running' },
     ],
     staticSummary: `${input.kind} recall at ${input.site}: ${input.reason}`.slice(0, 190),

@@ -94,6 +94,13 @@ beforeAll(async () => {
      VALUES ($1, 'PLANT1', 'mock', '{}', 'r', 'x', $1, 'x', $1)`,
     [`${run}-RCL`],
   );
+  // ... and a model recall, for its re-inspection.
+  await pool.query(
+    `INSERT INTO holdfast.recall (recall_id, site, kind, scope, reason, requested_by, idempotency_key, request_sha256,
+                                  workflow_id)
+     VALUES ($1, 'PLANT1', 'mock', '{"kind":"model-version","modelVersion":"m-1"}', 'r', 'x', $1, 'x', $1)`,
+    [`${run}-MRCL`],
+  );
 });
 
 afterAll(async () => {
@@ -145,6 +152,9 @@ describe('role × route', () => {
     recall: { method: 'GET', url: `/v1/recalls/${run}-RCL` },
     recalls: { method: 'GET', url: '/v1/recalls?site=PLANT1&kind=mock&limit=1' },
     recallDrills: { method: 'GET', url: '/v1/recall-drills?site=PLANT1&limit=1' },
+    recallReport: { method: 'GET', url: `/v1/recalls/${run}-RCL/report?format=csv` },
+    recallFsma204: { method: 'GET', url: `/v1/recalls/${run}-RCL/fsma204` },
+    reinspections: { method: 'GET', url: `/v1/recalls/${run}-MRCL/reinspections` },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -166,6 +176,9 @@ describe('role × route', () => {
     recall: 200,
     recalls: 200,
     recallDrills: 200,
+    recallReport: 200,
+    recallFsma204: 200,
+    reinspections: 200,
   } as const;
   /** The lot quality record: every reader of the lot's site, like the lot itself. */
   const records = { qualityRecord: 200 } as const;

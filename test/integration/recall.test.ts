@@ -4,7 +4,10 @@
  * supplier lot runs as a real workflow and its rows are compared with what the generator says that lot reached.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Pool } from 'pg';
+import type { RecallReportDocument } from '../../api/routes/recalls/recall-report';
+import { CHROMIUM } from '../../api/support/printable';
 import { createPool } from '../../infra/db/pool';
 import { lotKey } from '../../infra/genealogy/genealogy-keys';
 import { generatePlantHistory } from '../../infra/simulators/plant-history/plant-history';
@@ -12,6 +15,7 @@ import type { RecallReport } from '../../infra/recall/recall-store';
 import { startRecall } from '../../infra/recall/recall-starter';
 import { WorkflowFailedError } from '@temporalio/client';
 import { recallStatusQuery, type RecallStatus } from '../../workflows/contracts';
+import { eventually } from '../support/eventually';
 import { bearerFor, signerAccount } from '../support/identity';
 import type { HoldfastStack } from '../support/stack';
 import { startGenealogyStack, stopGenealogyStack, syncGenealogy } from '../support/genealogy-stack';
@@ -77,12 +81,27 @@ test("a mock recall of a supplier lot reaches the truth's lots and deliveries, r
   expect(status.stages.map((s) => [s.name, s.state])).toEqual([
     ['trace', 'done'],
     ['classify', 'done'],
+    ['reinspect', 'skipped'],
     ['contain', 'skipped'],
     ['notify', 'skipped'],
     ['reconcile', 'done'],
     ['report', 'done'],
   ]);
   await expect(stack.client.workflow.getHandle(started.workflowId).query(recallStatusQuery)).resolves.toEqual(status);
+  // Found in the Web UI by site, scope, kind and state.
+  const query =
+    `Site = '${site}' AND RecallKind = 'mock' AND RecallState = 'completed' AND ` +
+    `RecallScope = 'erp-batch:${erpPlant}/${supplierLot.material}/${supplierLot.lotId}'`;
+  await eventually(
+    `the recall listed by ${query}`,
+    async () => {
+      const ids: string[] = [];
+      for await (const w of stack.client.workflow.list({ query })) ids.push(w.workflowId);
+      return ids;
+    },
+    (ids) => ids.length === 1 && ids[0] === started.workflowId,
+    { timeoutMs: 30_000 },
+  );
 
   // Every finished lot the truth says the supplier lot reached, and their deliveries.
   const keyOf = (id: string) => lotKey({ erp: { plant: erpPlant, material: byId.get(id)!.material, batch: id } });
@@ -260,3 +279,107 @@ test('a mock recall reports the trace gaps on its path as findings', async () =>
     detail: { gap: 'consumption-without-receipt' },
   });
 });
+
+test("the recall report and the recall's FSMA 204 sheet match the truth's customers, quantities and deliveries", async () => {
+  const reach = [...truth.supplierReach].sort((a, b) => b.finishedLots.length - a.finishedLots.length)[0]!;
+  const supplierLot = byId.get(reach.supplierLot)!;
+  const qe = await bearerFor({ username: 'qe-recall', roles: ['quality-engineer'], sites: [site] }, stack.signingKey);
+  // The first test's request again: the same recall, so this reads what that one recorded.
+  const started = await stack.api.inject({
+    method: 'POST',
+    url: '/v1/recalls',
+    headers: { ...qe, 'idempotency-key': `mock-${erpPlant}` },
+    payload: {
+      site,
+      kind: 'mock',
+      scope: { kind: 'erp-batch', plant: erpPlant, material: supplierLot.material, batch: supplierLot.lotId },
+      reason: 'quarterly mock recall',
+    },
+  });
+  const { recallId, workflowId } = started.json<{ recallId: string; workflowId: string }>();
+  await stack.client.workflow.getHandle(workflowId).result();
+  const get = (url: string) => stack.api.inject({ method: 'GET', url, headers: qe });
+
+  // What each customer and ship-to received of the finished lots the supplier lot reached, from the truth alone.
+  const expected = new Map<string, number>();
+  const customerOf = new Map(truth.deliveries.map((d) => [d.delivery, `${d.soldToParty}|${d.shipToParty}`]));
+  for (const id of reach.finishedLots) {
+    for (const d of byId.get(id)!.deliveries) {
+      const who = customerOf.get(d.delivery)!;
+      expected.set(who, (expected.get(who) ?? 0) + d.quantity);
+    }
+  }
+  const json = await get(`/v1/recalls/${recallId}/report`);
+  expect(json.statusCode).toBe(200);
+  const report = json.json<RecallReportDocument>();
+  expect(report).toMatchObject({ recallId, kind: 'mock', state: 'completed', site });
+  expect(report.timeline.map((s) => s.name)).toEqual([
+    'trace',
+    'classify',
+    'reinspect',
+    'contain',
+    'notify',
+    'reconcile',
+    'report',
+  ]);
+  expect(new Map(report.customers.map((c) => [`${c.customer}|${c.shipTo}`, c.quantity]))).toEqual(expected);
+  expect(new Set(report.customers.flatMap((c) => c.deliveries.map((d) => d.delivery)))).toEqual(
+    new Set(reach.deliveries),
+  );
+  const dbLots = await pool.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM holdfast.recall_lot WHERE recall_id = $1',
+    [recallId],
+  );
+  expect(report.lots).toHaveLength(dbLots.rows[0]!.n);
+  expect(report.lots[0]).toMatchObject({
+    reachedBy: 'scope',
+    lotKey: lotKey({ erp: { plant: erpPlant, material: supplierLot.material, batch: supplierLot.lotId } }),
+  });
+
+  const csv = await get(`/v1/recalls/${recallId}/report?format=csv`);
+  expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
+  const lines = csv.body.split('\r\n').filter(Boolean);
+  expect(lines[0]).toBe('section,id,time,class,quantity,detail');
+  expect(lines.filter((l) => l.startsWith('lot,'))).toHaveLength(report.lots.length);
+  expect(lines.filter((l) => l.startsWith('delivery,'))).toHaveLength(
+    report.customers.reduce((n, c) => n + c.deliveries.length, 0),
+  );
+
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is needed to print the report to PDF: ${CHROMIUM} is missing`);
+  const html = await get(`/v1/recalls/${recallId}/report?format=html`);
+  expect(html.body).toContain(`Mock recall ${recallId} at ${site}`);
+  for (const d of reach.deliveries) expect(html.body).toContain(d);
+  const pdf = await get(`/v1/recalls/${recallId}/report?format=pdf`);
+  expect([pdf.statusCode, pdf.headers['content-type']]).toEqual([200, 'application/pdf']);
+  expect(pdf.rawPayload.toString('latin1')).toContain(`/Title (Recall report ${recallId})`);
+
+  // The sheet of the recall's lots: a shipping event for every delivery item of a reached finished lot, and the
+  // supplier lot's own receipt or consumption named.
+  const sheet = await get(`/v1/recalls/${recallId}/fsma204`);
+  expect(sheet.statusCode).toBe(200);
+  const rows = sheet.body.split('\r\n').filter(Boolean);
+  const header = rows[0]!.split(',');
+  const cell = (row: string, column: string) => row.split(',')[header.indexOf(column)]!;
+  const shipping = rows.slice(1).filter((r) => cell(r, 'critical_tracking_event') === 'shipping');
+  const truthItems = reach.finishedLots.flatMap((id) => byId.get(id)!.deliveries.map((d) => `${d.delivery}/${d.item}`));
+  expect(
+    shipping
+      .filter((r) => reach.finishedLots.some((id) => cell(r, 'holdfast_lot_key').endsWith(`/${id}`)))
+      .map((r) => cell(r, 'reference_document_number'))
+      .sort(),
+  ).toEqual(truthItems.sort());
+  expect(rows.some((r) => r.includes(supplierLot.lotId) || r.includes(supplierLot.supplierBatch ?? '\u0000'))).toBe(
+    true,
+  );
+  const xlsx = await get(`/v1/recalls/${recallId}/fsma204?format=xlsx`);
+  expect(xlsx.rawPayload.subarray(0, 2).toString('latin1')).toBe('PK');
+  // Another site's engineer sees neither.
+  const elsewhere = await bearerFor(
+    { username: 'qe-elsewhere', roles: ['quality-engineer'], sites: ['PLANT1'] },
+    stack.signingKey,
+  );
+  for (const url of [`/v1/recalls/${recallId}/report`, `/v1/recalls/${recallId}/fsma204`]) {
+    expect((await stack.api.inject({ method: 'GET', url, headers: elsewhere })).statusCode).toBe(403);
+  }
+  expect((await get('/v1/recalls/RCL-none-0000000000000000/report')).statusCode).toBe(404);
+}, 120_000);

@@ -17,12 +17,18 @@ import { installQuietRuntime } from './workflow-harness';
 
 export async function startGenealogyStack(
   pool: Pool,
-  opts: { site: string; erpPlant: string; history: PlantHistory },
+  opts: {
+    site: string;
+    erpPlant: string;
+    history: PlantHistory;
+    /** Changes the test's config further (its vision settings, say) before the stack starts. */
+    configure?: (config: HoldfastConfig) => HoldfastConfig;
+  },
 ): Promise<HoldfastStack> {
   installQuietRuntime();
   const env = readTestEnv();
   const base = loadConfig();
-  const config: HoldfastConfig = {
+  const sited: HoldfastConfig = {
     ...base,
     sites: [{ ...base.sites[0]!, id: opts.site, erpPlant: opts.erpPlant }],
     traceability: {
@@ -30,6 +36,7 @@ export async function startGenealogyStack(
       sync: { ...base.traceability.sync, enabled: true, pageSize: 200, pollInterval: '1h' },
     },
   };
+  const config = opts.configure ? opts.configure(sited) : sited;
   const stack = await startHoldfastStack({
     pool,
     temporalAddress: env.temporalAddress,

@@ -26,6 +26,7 @@ import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
 import { createRecallDrillStore } from '../../infra/recall/recall-drill-store';
 import { createRecallStore } from '../../infra/recall/recall-store';
+import { openReinspector } from '../../infra/recall/reinspection';
 
 export interface StackOptions {
   pool: Pool;
@@ -144,6 +145,8 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     if (opts.worker !== false) {
       const native = await NativeConnection.connect({ address: opts.temporalAddress });
       closers.push(() => native.close());
+      const reinspection = openReinspector(opts.pool, config);
+      closers.push(() => reinspection.close());
       const activities = createActivities({
         pool: opts.pool,
         ledger: createPgIntentLedger(opts.pool),
@@ -153,6 +156,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
         recalls: createRecallStore(opts.pool),
         drills: createRecallDrillStore(opts.pool, config, createAuditTrail(opts.pool)),
+        reinspector: reinspection.reinspector,
       });
       workers = await createQualityWorkers({
         config,

@@ -16,6 +16,7 @@ import type {
   GenealogyRecorder,
   MesPort,
   RecallDrillStore,
+  RecallReinspector,
   RecallStore,
 } from '../../activities/ports';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
@@ -76,6 +77,7 @@ export class WorkflowHarness {
     genealogy?: GenealogyRecorder;
     recalls?: RecallStore;
     drills?: RecallDrillStore;
+    reinspector?: RecallReinspector;
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -87,6 +89,7 @@ export class WorkflowHarness {
       ...(ports.genealogy ? { genealogy: ports.genealogy } : {}),
       ...(ports.recalls ? { recalls: ports.recalls } : {}),
       ...(ports.drills ? { drills: ports.drills } : {}),
+      ...(ports.reinspector ? { reinspector: ports.reinspector } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

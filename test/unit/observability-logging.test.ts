@@ -185,6 +185,18 @@ describe("the Temporal SDK's lines", () => {
       [30, 'disposition received'],
     ]);
   });
+
+  it("show an activity's failure with its type, message and stack, not as an empty object", () => {
+    const out = memoryStream(false);
+    const log = temporalLogger(
+      createLogger('worker', { env: { LOG_LEVEL: 'info' }, format: 'json', destination: out }),
+    );
+    log.warn('Activity failed', { sdkComponent: 'activity', error: new TypeError('MES answered 503') });
+    const [record] = records(out.lines);
+    expect(record).toMatchObject({ msg: 'Activity failed', err: { type: 'TypeError', message: 'MES answered 503' } });
+    expect(JSON.stringify(record)).toContain('at ');
+    expect(record).not.toHaveProperty('error');
+  });
 });
 
 describe("the helpers' plain lines", () => {

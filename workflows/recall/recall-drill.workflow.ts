@@ -2,6 +2,7 @@ import { condition, proxyActivities, setCurrentDetails, startChild, workflowInfo
 import type { Activities } from '../../activities';
 import {
   recallDrillId,
+  recallScopeLabel,
   recallWorkflowId,
   scheduledStartTimeKey,
   SearchAttributes,
@@ -76,6 +77,7 @@ export async function recallDrillWorkflow(input: RecallDrillInput): Promise<Reca
       typedSearchAttributes: [
         { key: SearchAttributes.site, value: recall.site },
         { key: SearchAttributes.recallKind, value: recall.kind },
+        { key: SearchAttributes.recallScope, value: recallScopeLabel(recall.scope) },
         { key: SearchAttributes.recallState, value: 'running' },
       ],
       staticSummary: `mock recall of drill ${drillId}`,

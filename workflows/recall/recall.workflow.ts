@@ -17,6 +17,9 @@ import {
 } from '../contracts';
 import { activityOptions } from '../options';
 
+/** Parts per reinspect activity: the workflow's history grows by one activity per this many parts. */
+const REINSPECTION_BATCH = 50;
+
 /**
  * One recall (docs/recall.md): trace forward and backward from the scope, classify what was reached, reconcile the
  * scope's quantities, report. Contain and notify belong to a real recall and are not built yet: a mock recall skips
@@ -27,13 +30,17 @@ import { activityOptions } from '../options';
 export async function recallWorkflow(input: RecallInput): Promise<RecallStatus> {
   const act = proxyActivities<Activities>(activityOptions(input.preset));
   const { recallId } = input;
-  const order: RecallStageName[] = ['trace', 'classify', 'contain', 'notify', 'reconcile', 'report'];
+  const order: RecallStageName[] = ['trace', 'classify', 'reinspect', 'contain', 'notify', 'reconcile', 'report'];
   const status: RecallStatus = {
     recallId,
     state: 'running',
     stages: order.map((name) => ({
       name,
-      state: input.kind === 'mock' && (name === 'contain' || name === 'notify') ? 'skipped' : 'pending',
+      state:
+        (input.kind === 'mock' && (name === 'contain' || name === 'notify')) ||
+        (name === 'reinspect' && input.scope.kind !== 'model-version')
+          ? 'skipped'
+          : 'pending',
     })),
   };
   setHandler(recallStatusQuery, () => status, { description: 'Stages with timings and counts.' });
@@ -74,6 +81,7 @@ export async function recallWorkflow(input: RecallInput): Promise<RecallStatus> 
   try {
     await run('trace', async () => ({ ...(await act.traceRecall({ recallId, scope: input.scope })) }));
     await run('classify', () => act.classifyRecall({ recallId }));
+    if (input.scope.kind === 'model-version') await run('reinspect', () => reinspect(input));
     if (input.kind === 'real') {
       // A failure of the workflow, not of its task: a plain Error would retry the task for ever.
       throw ApplicationFailure.nonRetryable(
@@ -95,4 +103,27 @@ export async function recallWorkflow(input: RecallInput): Promise<RecallStatus> 
     details();
   }
   return status;
+}
+
+/** Stored images the model passed, through the corrected model, a batch per activity (docs/recall.md#model-recall). */
+async function reinspect(input: RecallInput): Promise<Record<string, number>> {
+  if (input.scope.kind !== 'model-version') return {};
+  // Inference and image reads take longer than a trace write: a minute per batch, alive as long as it heartbeats.
+  const act = proxyActivities<Activities>({
+    ...activityOptions(input.preset),
+    startToCloseTimeout: '5m',
+    heartbeatTimeout: '1m',
+  });
+  const counts: Record<string, number> = { 'now-fails': 0, 'still-passes': 0, 'no-image': 0 };
+  for (let more = true; more;) {
+    const batch = await act.reinspectRecallBatch({
+      recallId: input.recallId,
+      scope: input.scope,
+      ...(input.correctedModelVersion ? { correctedModelVersion: input.correctedModelVersion } : {}),
+      limit: REINSPECTION_BATCH,
+    });
+    for (const [k, n] of Object.entries(batch.counts)) counts[k] = (counts[k] ?? 0) + n;
+    more = batch.more;
+  }
+  return { ...counts, ...(await act.concludeReinspection({ recallId: input.recallId })) };
 }

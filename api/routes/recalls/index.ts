@@ -4,6 +4,8 @@ import { authorizeSite } from '../../../infra/identity/route-access';
 import { ProblemError, notFound, problemType, validationProblem } from '../../../infra/http/problem-details';
 import { ProblemSchema } from '../../../infra/http/schemas';
 import { openRecall } from '../../../infra/recall/recall-starter';
+import { modelVersionsOnDisk, parseModelVersion } from '../../../infra/recall/model-versions';
+import type { RecallScope } from '../../../workflows/contracts';
 import type { RecallReport } from '../../../infra/recall/recall-store';
 import type { RecallDrillEscalation, RecallDrillState } from '../../../workflows/contracts';
 import type { ApiDeps } from '../../deps';
@@ -17,9 +19,12 @@ import {
   RecallParamsSchema,
   RecallStartedSchema,
   RecallViewSchema,
+  ReinspectionQuerySchema,
+  ReinspectionViewSchema,
 } from '../../schemas/recall.schema';
 import { authenticateSigner } from '../../services/e-signature.service';
 import { READERS } from '../../support/access';
+import recallReportRoutes from './recall-report';
 
 interface RecallRow {
   recall_id: string;
@@ -88,17 +93,51 @@ function parseCursor(cursor: string): [string, string] {
   throw new ProblemError(validationProblem([{ field: 'querystring.cursor', message: 'not a `next` of this listing' }]));
 }
 
+interface ReinspectionRow {
+  event_id: string;
+  lot_key: string;
+  site: string;
+  line: string;
+  station: string;
+  part_id: string;
+  image_ref: string | null;
+  outcome: string;
+  defects: Record<string, unknown>[];
+  model_version: string | null;
+  recipe_version: string | null;
+  detail: string | null;
+}
+
+/** A corrected model belongs to a model recall, differs from the recalled one and is a model the workers can load. */
+async function checkCorrectedModel(deps: ApiDeps, scope: RecallScope, corrected: string): Promise<void> {
+  // Named as the schema names a body field.
+  const field = 'correctedModelVersion';
+  const refuse = (message: string) => new ProblemError(validationProblem([{ field, message }]));
+  if (scope.kind !== 'model-version') throw refuse('only with a model-version scope (a model recall)');
+  if (corrected === scope.modelVersion) throw refuse('must differ from the recalled model version');
+  if (!parseModelVersion(corrected)) throw refuse('must be name@version');
+  const known = await modelVersionsOnDisk(deps.config);
+  if (!known.has(corrected)) {
+    throw refuse(`no such model in vision.modelsDir (models: ${[...known].sort().join(', ') || 'none'})`);
+  }
+}
+
 const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
+  await app.register(recallReportRoutes, { deps });
   app.post('/v1/recalls', {
     // A person's decision: no machine key may start a recall (OWASP API6).
     config: { access: { roles: ['quality-engineer', 'quality-manager'] } },
     schema: {
-      summary: 'Start a recall or a mock recall of a scope (lots, parts, serials, supplier lots, work orders, a model)',
+      summary:
+        'Start a recall or a mock recall of a scope (lots, parts, serials, supplier lots, work orders, a SKU and ' +
+        'date range, a model version and time window)',
       description:
         'Requires an `Idempotency-Key` header: the same key and body answer the same recall; the same key with ' +
         'another body gets 422. A mock recall traces, classifies, reconciles and reports, scored against the ' +
-        "site's targets. A real recall needs the requester's electronic signature; its containment and " +
-        'notification are not built yet, so it answers 501 after the signature is checked. docs/recall.md.',
+        "site's targets. A model recall (scope `model-version`) also re-inspects the stored images of the parts the " +
+        "model passed, with `correctedModelVersion` (or each station's active model). A real recall needs the " +
+        "requester's electronic signature; its containment and notification are not built yet, so it answers 501 " +
+        'after the signature is checked. docs/recall.md.',
       tags: ['recalls'],
       headers: DispositionHeadersSchema,
       body: RecallBodySchema,
@@ -112,8 +151,9 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       },
     },
     handler: async (request, reply) => {
-      const { site, kind, scope, reason, signature } = request.body;
+      const { site, kind, scope, reason, signature, correctedModelVersion } = request.body;
       authorizeSite(request, { site });
+      if (correctedModelVersion !== undefined) await checkCorrectedModel(deps, scope, correctedModelVersion);
       const actor = requestActor(request);
       if (kind === 'real') {
         if (!signature) {
@@ -142,7 +182,15 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       const started = await openRecall(
         deps.pool,
         deps.config,
-        { site, kind, scope, reason, requestedBy: actor.id, idempotencyKey: request.headers['idempotency-key'] },
+        {
+          site,
+          kind,
+          scope,
+          reason,
+          requestedBy: actor.id,
+          idempotencyKey: request.headers['idempotency-key'],
+          ...(correctedModelVersion !== undefined ? { correctedModelVersion } : {}),
+        },
         (input) => gateway.startRecall!(input),
         { trail: deps.audit, actor },
       ).catch((err: unknown) => {
@@ -220,6 +268,76 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
         lots: { byClass: sum('class'), byReach: sum('reached_by') },
         deliveries: deliveries.rows,
         findings: findings.rows,
+      };
+    },
+  });
+
+  app.get('/v1/recalls/:recallId/reinspections', {
+    config: { access: { roles: READERS, machine: ['lots:read'] } },
+    schema: {
+      summary: "A model recall's re-inspection: per part and per lot, what the corrected model found",
+      description:
+        'Counts of parts that now fail, still pass or have no image (manual re-inspection), every lot with its ' +
+        'containment decision, and the parts, a page at a time. docs/recall.md#model-recall.',
+      tags: ['recalls'],
+      params: RecallParamsSchema,
+      querystring: ReinspectionQuerySchema,
+      response: { 200: ReinspectionViewSchema, 400: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema },
+    },
+    handler: async (request) => {
+      const { recallId } = request.params;
+      const { outcome, limit, cursor } = request.query;
+      const { rows } = await deps.pool.query<{ site: string; scope: { kind: string }; corrected: string | null }>(
+        'SELECT site, scope, corrected_model_version AS corrected FROM holdfast.recall WHERE recall_id = $1',
+        [recallId],
+      );
+      const row = rows[0];
+      if (!row) throw notFound(`no recall ${recallId}`);
+      authorizeSite(request, { site: row.site });
+      if (row.scope.kind !== 'model-version') throw notFound(`recall ${recallId} is not a model recall`);
+      const [counts, lots, parts] = await Promise.all([
+        deps.pool.query<{ outcome: string; n: number }>(
+          `SELECT outcome, count(*)::int AS n FROM holdfast.recall_reinspection WHERE recall_id = $1 GROUP BY outcome`,
+          [recallId],
+        ),
+        deps.pool.query<{ lotKey: string; reachedBy: string; needsContainment: boolean; reason: string }>(
+          `SELECT lot_key AS "lotKey", reached_by AS "reachedBy", needs_containment AS "needsContainment",
+                  contain_reason AS reason
+             FROM holdfast.recall_lot WHERE recall_id = $1 AND contain_reason IS NOT NULL
+            ORDER BY needs_containment DESC, lot_key LIMIT 10000`,
+          [recallId],
+        ),
+        deps.pool.query<ReinspectionRow>(
+          `SELECT event_id, lot_key, site, line, station, part_id, image_ref, outcome, defects, model_version,
+                  recipe_version, detail
+             FROM holdfast.recall_reinspection
+            WHERE recall_id = $1 AND ($2::text IS NULL OR outcome = $2) AND ($3::text IS NULL OR event_id > $3)
+            ORDER BY event_id LIMIT $4`,
+          [recallId, outcome ?? null, cursor ?? null, limit + 1],
+        ),
+      ]);
+      const page = parts.rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        recallId,
+        correctedModelVersion: row.corrected,
+        parts: Object.fromEntries(counts.rows.map((c) => [c.outcome, c.n])),
+        lots: lots.rows,
+        reinspected: page.map((p) => ({
+          eventId: p.event_id,
+          lotKey: p.lot_key,
+          site: p.site,
+          line: p.line,
+          station: p.station,
+          partId: p.part_id,
+          imageRef: p.image_ref,
+          outcome: p.outcome,
+          defects: p.defects,
+          modelVersion: p.model_version,
+          recipeVersion: p.recipe_version,
+          detail: p.detail,
+        })),
+        next: parts.rows.length > limit && last ? last.event_id : null,
       };
     },
   });

@@ -1,8 +1,3 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -16,12 +11,10 @@ import { lotCasesOf } from '../../repositories/lot-case.repository';
 import type { SignatureView } from '../../schemas/disposition.schema';
 import { verifiedSignatures } from '../../services/e-signature.service';
 import { toCsv } from '../../support/csv';
+import { escapeHtml, htmlTable, htmlToPdf, printablePage } from '../../support/printable';
 import { READERS } from '../../support/access';
 
-const run = promisify(execFile);
 const qualityReaders: RouteAccess = { roles: READERS, machine: ['lots:read'] };
-
-export const CHROMIUM = process.env.HOLDFAST_CHROMIUM ?? '/usr/bin/chromium';
 
 interface InspectionEntry {
   eventId: string;
@@ -158,27 +151,22 @@ export function qualityRecordCsv(record: LotQualityRecord): string {
   return toCsv(rows);
 }
 
-const escapeHtml = (value: string): string =>
-  value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-
 /** The printable record: every signature with its signer's printed name, time and meaning (21 CFR 11.50). */
 export function qualityRecordHtml(record: LotQualityRecord): string {
   const e = escapeHtml;
-  const cell = (values: string[]) => `<tr>${values.map((v) => `<td>${e(v)}</td>`).join('')}</tr>`;
-  const inspections = record.inspections
-    .map((i) =>
-      cell([
-        i.inspectedAt,
-        i.partId,
-        i.workOrder,
-        i.recipeVersion,
-        i.modelVersion,
-        `${i.line}/${i.station}`,
-        i.result,
-        i.defects.map((d) => `${d.class} ${d.score}`).join(', '),
-      ]),
-    )
-    .join('');
+  const inspections = htmlTable(
+    ['Time', 'Part', 'Work order', 'Recipe', 'Model', 'Station', 'Result', 'Defects'],
+    record.inspections.map((i) => [
+      i.inspectedAt,
+      i.partId,
+      i.workOrder,
+      i.recipeVersion,
+      i.modelVersion,
+      `${i.line}/${i.station}`,
+      i.result,
+      i.defects.map((d) => `${d.class} ${d.score}`).join(', '),
+    ]),
+  );
   const decision = (title: string, d: DecisionEntry | null) =>
     d === null
       ? ''
@@ -202,46 +190,12 @@ export function qualityRecordHtml(record: LotQualityRecord): string {
         '</section>',
     )
     .join('');
-  return (
-    '<!doctype html><html><head><meta charset="utf-8">' +
-    `<title>Lot quality record ${e(record.lotId)}</title>` +
-    '<style>body{font-family:sans-serif;font-size:10pt}table{border-collapse:collapse}' +
-    'td,th{border:1px solid #888;padding:2px 4px}</style></head><body>' +
+  return printablePage(
+    `Lot quality record ${record.lotId}`,
     `<h1>Lot quality record: lot ${e(record.lotId)} at ${e(record.site)}</h1>` +
-    `<p>Generated ${e(record.generatedAt)}. ${record.inspections.length} inspections, ${record.cases.length} ` +
-    'nonconformances.</p><h2>Inspections</h2><table><tr><th>Time</th><th>Part</th><th>Work order</th>' +
-    '<th>Recipe</th><th>Model</th><th>Station</th><th>Result</th><th>Defects</th></tr>' +
-    inspections +
-    '</table>' +
-    cases +
-    '</body></html>'
+      `<p>Generated ${e(record.generatedAt)}. ${record.inspections.length} inspections, ${record.cases.length} ` +
+      `nonconformances.</p><h2>Inspections</h2>${inspections}${cases}`,
   );
-}
-
-/** HTML printed to PDF by headless Chromium, in a directory of its own that is removed afterwards. */
-export async function htmlToPdf(html: string): Promise<Buffer> {
-  const dir = await mkdtemp(join(tmpdir(), 'holdfast-record-'));
-  try {
-    const page = join(dir, 'record.html');
-    const pdf = join(dir, 'record.pdf');
-    await writeFile(page, html);
-    await run(
-      CHROMIUM,
-      [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        `--user-data-dir=${join(dir, 'profile')}`,
-        '--no-pdf-header-footer',
-        `--print-to-pdf=${pdf}`,
-        `file://${page}`,
-      ],
-      { timeout: 60_000 },
-    );
-    return await readFile(pdf);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 const qualityRecordRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {

@@ -37,6 +37,11 @@ export interface PlantHistoryOptions {
   firstDelivery?: number;
   /** Share of inspected parts that fail; default 0.01. */
   defectRate?: number;
+  /**
+   * Share of finished lots never shipped (still in stock at the history's end); default 0.05. A benchmark of
+   * containment raises it, so that a recall finds a thousand lots still in the plant's hands.
+   */
+  unshippedShare?: number;
   /** Share of produced lots split in two or three; default 0.02. Merges: pairs of lots, share default 0.01. */
   splitRate?: number;
   mergeRate?: number;
@@ -203,6 +208,7 @@ export function generatePlantHistory(input: PlantHistoryOptions): PlantHistory {
     ],
     firstDelivery: 80000001,
     defectRate: 0.01,
+    unshippedShare: 0.05,
     splitRate: 0.02,
     mergeRate: 0.01,
     outOfOrderEvents: 0,
@@ -442,9 +448,9 @@ export function generatePlantHistory(input: PlantHistoryOptions): PlantHistory {
   for (const lot of shippable) {
     const l = lots[lot]!;
     const roll = random();
-    if (roll < 0.05) continue;
+    if (roll < options.unshippedShare) continue;
     const portions =
-      roll < 0.15 && l.quantity >= 2
+      roll < options.unshippedShare + 0.1 && l.quantity >= 2
         ? [Math.floor(l.quantity / 2), l.quantity - Math.floor(l.quantity / 2)]
         : [l.quantity];
     for (const quantity of portions) {

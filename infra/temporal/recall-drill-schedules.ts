@@ -31,7 +31,7 @@ function scheduleOptions(config: HoldfastConfig, site: SiteConfig, drill: Drill)
     scheduleId,
     scope: drill.scope as RecallDrillScope,
     completeWithin: drill.completeWithin,
-    missedAfter: `${msToNumber(drill.every) + msToNumber(drill.grace)}ms`,
+    missedAfter: readable(msToNumber(drill.every) + msToNumber(drill.grace)),
     preset: config.activityPresets.traceWrite,
   };
   const when = drill.cron ? `cron ${drill.cron} (${site.timezone})` : `every ${drill.every}`;
@@ -97,4 +97,9 @@ export async function ensureRecallDrillSchedules(client: Client, config: Holdfas
     scheduled.push(scheduleId);
   }
   return scheduled;
+}
+
+/** A duration in whole days where it is one, as an escalation's text shows it ('97d'), else in milliseconds. */
+function readable(ms: number): string {
+  return ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms}ms`;
 }

@@ -76,7 +76,7 @@ test('one schedule per drilling site; a triggered drill is listed with its timin
     scheduleId,
     scope: 'random-supplier-lot',
     completeWithin: '8m',
-    missedAfter: `${97 * 86_400_000}ms`,
+    missedAfter: '97d',
   });
   expect(created.state.note).toMatch(/every 90d/);
   expect(created.memo).toMatchObject({ site, every: '90d' });

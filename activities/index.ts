@@ -4,6 +4,7 @@ import { createGenealogyActivities, type GenealogyDeps } from './traceability/ge
 import { createMesActivities, type MesDeps } from './mes/mes.activities';
 import { createRecallActivities, type RecallDeps } from './recall/recall.activities';
 import { createRecallDrillActivities, type RecallDrillDeps } from './recall/recall-drill.activities';
+import { createRecallContainActivities, type RecallContainDeps } from './recall/recall-contain.activities';
 import { createTraceabilityActivities, type TraceabilityDeps } from './traceability/traceability.activities';
 
 export type ActivityDeps = MesDeps &
@@ -12,7 +13,8 @@ export type ActivityDeps = MesDeps &
   EscalationDeps &
   GenealogyDeps &
   RecallDeps &
-  RecallDrillDeps;
+  RecallDrillDeps &
+  RecallContainDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -23,6 +25,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createGenealogyActivities(deps),
   ...createRecallActivities(deps),
   ...createRecallDrillActivities(deps),
+  ...createRecallContainActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -143,6 +143,19 @@ export interface ErpMaterialDocument {
   materialDocumentYear: string;
 }
 
+/** A batch of a material at a plant, as the ERP keys its stock. */
+export interface ErpBatchRef {
+  material: string;
+  plant: string;
+  batch: string;
+}
+
+export interface ErpStock {
+  storageLocation: string;
+  quantity: number;
+  unit: string;
+}
+
 export interface ErpPort {
   readonly system: string;
   /** Creates the notification with its first defect item, or returns the one already made with this key. */
@@ -159,6 +172,8 @@ export interface ErpPort {
   postGoodsMovement(req: ErpGoodsMovementRequest, opts?: CreateOptions): Promise<ErpMaterialDocument>;
   /** Sets the notification to completed; completing a completed notification is not an error. */
   completeNotification(notification: string): Promise<void>;
+  /** The batch's unrestricted-use stock, per storage location (none: an empty list). */
+  unrestrictedStock(batch: ErpBatchRef): Promise<ErpStock[]>;
   /** Goods receipts, issues to production, transfers and deliveries as genealogy facts; absent: not offered. */
   readonly genealogy?: GenealogyFeed;
 }
@@ -374,7 +389,77 @@ export interface RecallStore {
   trace(recallId: string, scope: RecallScope): Promise<RecallTraceCounts>;
   classify(recallId: string): Promise<Record<string, number>>;
   reconcile(recallId: string): Promise<RecallReconciliation>;
-  report(recallId: string, state: 'completed' | 'failed', stages: RecallStage[], targets: RecallTargets): Promise<void>;
+  report(
+    recallId: string,
+    state: 'completed' | 'failed' | 'cancelled',
+    stages: RecallStage[],
+    targets: RecallTargets,
+  ): Promise<void>;
+}
+
+// A real recall's containment (docs/recall.md#contain): each affected lot's row, kept before and after each effect.
+
+/** One affected lot as the contain stage works on it, with what is recorded of it so far. */
+export interface ContainmentLot {
+  lotKey: string;
+  mes?: { site: string; lotId: string };
+  erp?: ErpBatchRef;
+  /** The lot's work order and line, as the genealogy knows them (the MES hold names them). */
+  workOrder?: string;
+  line?: string;
+  state: ContainmentState;
+  mesState: 'pending' | 'holding' | 'held' | 'lot-case' | 'mes-hold' | 'no-mes-lot' | 'lot-closed' | 'failed';
+  holdId?: string;
+  erpState: 'pending' | 'blocking' | 'blocked' | 'nothing-to-block' | 'no-erp-batch' | 'failed';
+  erpBlocks: ContainmentBlock[];
+  /** An open lot case of the lot that holds it in the MES: its hold. */
+  openCaseHold?: string;
+}
+
+export type ContainmentState = 'pending' | 'held' | 'already-held' | 'nothing-to-block' | 'failed' | 'cancelled';
+
+export interface ContainmentBlock {
+  storageLocation: string;
+  quantity: number;
+  unit: string;
+  materialDocument?: string;
+  materialDocumentYear?: string;
+}
+
+/** What is recorded of a lot after a step: only the fields given change. */
+export type ContainmentUpdate = Partial<
+  Pick<ContainmentLot, 'state' | 'mesState' | 'holdId' | 'erpState' | 'erpBlocks'> & { error: string }
+>;
+
+/** Lots by outcome, for the stage's progress and counts. */
+export interface ContainmentCounts {
+  lots: number;
+  pending: number;
+  held: number;
+  alreadyHeld: number;
+  nothingToBlock: number;
+  failed: number;
+  cancelled: number;
+  /** Lots whose ERP stock Holdfast blocked. */
+  blocked: number;
+}
+
+export interface RecallContainmentStore {
+  /**
+   * Chooses the affected lots among those the recall reached (docs/recall.md#contain) and numbers them into batches;
+   * a second call returns what the first chose.
+   */
+  plan(recallId: string, batchSize: number): Promise<{ lots: number; batches: number }>;
+  /** A batch's lots with their records and any open lot case's hold. */
+  batch(recallId: string, batch: number): Promise<ContainmentLot[]>;
+  update(recallId: string, lotKey: string, update: ContainmentUpdate): Promise<void>;
+  /** Whether the recall was cancelled: no new effect once it is. */
+  cancelRequested(recallId: string): Promise<boolean>;
+  /** Records the cancel (the first one counts): no new effect after it. */
+  cancel(recallId: string): Promise<void>;
+  /** Once the stage has stopped after a cancel: the lots it never reached become `cancelled`. */
+  abandon(recallId: string): Promise<void>;
+  counts(recallId: string, batch?: number): Promise<ContainmentCounts>;
 }
 
 // Model recall (docs/recall.md#model-recall): the reinspect stage, over the recalled model's stored images.

@@ -25,6 +25,7 @@ import { createRecallDrillStore } from '../infra/recall/recall-drill-store';
 import { createRecallStore } from '../infra/recall/recall-store';
 import { ensureRecallDrillSchedules } from '../infra/temporal/recall-drill-schedules';
 import { openReinspector } from '../infra/recall/reinspection';
+import { createRecallContainmentStore } from '../infra/recall/recall-containment-store';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
@@ -130,6 +131,7 @@ async function main(): Promise<void> {
       recalls: createRecallStore(pool),
       drills: createRecallDrillStore(pool, config, createAuditTrail(pool)),
       reinspector: reinspection.reinspector,
+      containment: createRecallContainmentStore(pool),
     });
     logger.info('bundling workflow code and creating the workers');
     workers = await createQualityWorkers({

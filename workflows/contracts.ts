@@ -462,13 +462,38 @@ export interface RecallInput {
    * station's active recipe's model.
    */
   correctedModelVersion?: string;
+  /** A real recall's contain stage (recall.contain in temporal.yaml); absent: its defaults. */
+  contain?: RecallContainOptions;
+}
+
+/** How a real recall's contain stage fans out (docs/recall.md#contain). */
+export interface RecallContainOptions {
+  batchSize: number;
+  parallelBatches: number;
+  lotConcurrency: number;
+  /** Temporal durations. */
+  batchTimeout: string;
+  heartbeatTimeout: string;
+}
+
+/** The contain stage's progress: lots by outcome so far, batches done. */
+export interface RecallContainProgress {
+  lots: number;
+  batches: number;
+  batchesDone: number;
+  held: number;
+  alreadyHeld: number;
+  blocked: number;
+  nothingToBlock: number;
+  failed: number;
+  cancelled: number;
 }
 
 export type RecallStageName = 'trace' | 'classify' | 'reinspect' | 'contain' | 'notify' | 'reconcile' | 'report';
 
 export interface RecallStage {
   name: RecallStageName;
-  state: 'pending' | 'running' | 'done' | 'skipped';
+  state: 'pending' | 'running' | 'done' | 'skipped' | 'cancelled';
   startedAt?: string;
   finishedAt?: string;
   durationMs?: number;
@@ -476,12 +501,14 @@ export interface RecallStage {
   counts?: Record<string, number>;
 }
 
-export type RecallState = 'running' | 'completed' | 'failed';
+export type RecallState = 'running' | 'completed' | 'failed' | 'cancelled';
 
 export interface RecallStatus {
   recallId: string;
   state: RecallState;
   stages: RecallStage[];
+  /** A real recall's containment, once its contain stage has begun. */
+  contain?: RecallContainProgress;
 }
 
 export const recallStatusQuery = defineQuery<RecallStatus>('recallStatus');

@@ -57,7 +57,7 @@ export const createRecallActivities = ({ recalls, reinspector }: RecallDeps) => 
     },
     async reportRecall(input: {
       recallId: string;
-      state: 'completed' | 'failed';
+      state: 'completed' | 'failed' | 'cancelled';
       stages: RecallStage[];
       targets: RecallTargets;
     }): Promise<void> {

@@ -122,7 +122,38 @@ export const RecallViewSchema = Summary.extend({
     z.object({ delivery: z.string(), item: z.string(), customer: z.string(), shipTo: z.string(), lotKey: z.string() }),
   ),
   findings: z.array(z.object({ kind: z.string(), subject: z.string(), detail: z.record(z.string(), z.unknown()) })),
+  /** A real recall's containment (docs/recall.md#contain): lots by outcome, and the first 1000 lots by key. */
+  containment: z
+    .object({
+      byState: z.record(z.string(), z.number()),
+      blocked: z.number(),
+      lots: z.array(
+        z.object({
+          lotKey: z.string(),
+          state: z.string(),
+          mesState: z.string(),
+          holdId: z.string().nullable(),
+          erpState: z.string(),
+          blocks: z.array(
+            z.object({
+              storageLocation: z.string(),
+              quantity: z.number(),
+              unit: z.string(),
+              materialDocument: z.string().optional(),
+              materialDocumentYear: z.string().optional(),
+            }),
+          ),
+          error: z.string().nullable(),
+          containedAt: z.string().nullable(),
+        }),
+      ),
+    })
+    .nullable(),
 });
+
+export const RecallCancelBodySchema = z.strictObject({ reason: z.string().min(1).max(1000) });
+
+export const RecallCancelledSchema = z.object({ recallId: z.string(), workflowId: z.string(), state: z.string() });
 
 export const RecallListQuerySchema = z.strictObject({
   site: Identifier,

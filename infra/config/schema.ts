@@ -434,6 +434,25 @@ export const HoldfastConfig = z
       .prefault({}),
     connectors: z.record(z.string().regex(/^[a-z0-9-]+$/), Connector),
     sites: z.array(Site).min(1),
+    /** Real recalls (docs/recall.md). */
+    recall: z
+      .strictObject({
+        /** The contain stage (docs/recall.md#contain): lots per activity, and how many at once. */
+        contain: z
+          .strictObject({
+            /** Lots contained by one activity; the workflow's history grows by batch, not by lot. */
+            batchSize: z.number().int().positive().max(1000).default(100),
+            /** Batches running at once. */
+            parallelBatches: z.number().int().positive().max(64).default(4),
+            /** Lots of one batch worked on at once: at most parallelBatches × lotConcurrency calls reach the MES. */
+            lotConcurrency: z.number().int().positive().max(64).default(8),
+            /** How long one batch may take, and how soon a silent one (a dead worker) is given to another worker. */
+            batchTimeout: Duration.default('10m'),
+            heartbeatTimeout: Duration.default('30s'),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
   })
   .superRefine((cfg, ctx) => {
     checkConnectors(cfg, ctx);

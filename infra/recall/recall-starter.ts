@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import type { Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { AuditActor, AuditEntry } from '../audit/audit-record';
 import type { AuditTrail } from '../audit/audit-trail';
 import type { HoldfastConfig } from '../config/schema';
@@ -104,6 +104,7 @@ export async function openRecall(
     targets: { traceWithin: site.recall.traceWithin, reconciliationAtLeast: site.recall.reconciliationAtLeast },
     preset: config.activityPresets.traceWrite,
     ...(corrected ? { correctedModelVersion: corrected } : {}),
+    ...(request.kind === 'real' ? { contain: config.recall.contain } : {}),
   };
   // Started again by a repeat after a crash or an unreachable Temporal between the insert and the start: the same
   // id finds the workflow already there, or starts it now.
@@ -111,21 +112,29 @@ export async function openRecall(
   return { outcome: opened ? 'started' : 'existing', recallId, workflowId };
 }
 
-/** The recall's workflow, started or found running (the same id is the same recall). */
+/**
+ * The recall's workflow, started, found running or found closed (the same id is the same recall): a repeated request
+ * never runs a finished recall again, whose real effects and report are done.
+ */
 export async function startRecallWorkflow(client: Client, taskQueue: string, input: RecallInput): Promise<void> {
-  await client.workflow.start(RECALL_WORKFLOW_TYPE, {
-    workflowId: recallWorkflowId(input.recallId),
-    taskQueue,
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    typedSearchAttributes: [
-      { key: SearchAttributes.site, value: input.site },
-      { key: SearchAttributes.recallKind, value: input.kind },
-      { key: SearchAttributes.recallScope, value: recallScopeLabel(input.scope) },
-      { key: SearchAttributes.recallState, value: 'running' },
-    ],
-    staticSummary: `${input.kind} recall at ${input.site}: ${input.reason}`.slice(0, 190),
-  });
+  await client.workflow
+    .start(RECALL_WORKFLOW_TYPE, {
+      workflowId: recallWorkflowId(input.recallId),
+      taskQueue,
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: [
+        { key: SearchAttributes.site, value: input.site },
+        { key: SearchAttributes.recallKind, value: input.kind },
+        { key: SearchAttributes.recallScope, value: recallScopeLabel(input.scope) },
+        { key: SearchAttributes.recallState, value: 'running' },
+      ],
+      staticSummary: `${input.kind} recall at ${input.site}: ${input.reason}`.slice(0, 190),
+    })
+    .catch((err: unknown) => {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    });
 }
 
 /** openRecall with a Temporal client. */

@@ -30,6 +30,7 @@ import {
   lotCaseEnrolment,
   lotCaseStateQuery,
   partDefectSignal,
+  recallWorkflowId,
   retryFailedStepUpdate,
   shadowWorkflowId,
 } from '../../workflows/contracts';
@@ -76,6 +77,8 @@ export interface WorkflowGateway {
   retryFailedStep(workflowId: string, requestedBy: string): Promise<RetryFailedStepResult>;
   /** Starts a recall's workflow, or finds it running (docs/recall.md); absent: this process starts no recalls. */
   startRecall?(input: RecallInput): Promise<void>;
+  /** Asks a recall's workflow to cancel (docs/recall.md#cancel); WorkflowNotFoundError when it has closed. */
+  cancelRecall?(recallId: string): Promise<void>;
 }
 
 /** A workflow's update validator refused the request (wrong stage, illegal transition): the API answers 409. */
@@ -120,6 +123,11 @@ export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; con
         const real = target();
         if (!real.startRecall) throw new TemporalUnavailableError('this gateway starts no recalls');
         await real.startRecall(input);
+      },
+      cancelRecall: async (recallId) => {
+        const real = target();
+        if (!real.cancelRecall) throw new TemporalUnavailableError('this gateway cancels no recalls');
+        await real.cancelRecall(recallId);
       },
     },
     connect(gateway) {
@@ -273,6 +281,22 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
     },
 
     startRecall: (input) => within(rpcTimeoutMs, () => startRecallWorkflow(client, opts.taskQueue, input)),
+
+    // The reason is Holdfast's to keep (the audit trail, the recall's row): Temporal's cancel request carries none.
+    async cancelRecall(recallId) {
+      const workflowId = recallWorkflowId(recallId);
+      try {
+        const handle = client.workflow.getHandle(workflowId);
+        const { status } = await within(rpcTimeoutMs, () => handle.describe());
+        if (status.name !== 'RUNNING') throw new WorkflowNotFoundError(`recall ${recallId} has ${status.name}`);
+        await within(rpcTimeoutMs, () => handle.cancel());
+      } catch (err) {
+        if (err instanceof TemporalWorkflowNotFoundError) {
+          throw new WorkflowNotFoundError(`no open workflow ${workflowId}`, { cause: err });
+        }
+        throw err;
+      }
+    },
   };
 }
 

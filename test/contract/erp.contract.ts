@@ -101,6 +101,16 @@ export function erpConnectorContract(name: string, setup: ErpContractSetup): voi
       await erp.port.postGoodsMovement(movement(await sandbox.newBatch(100), '344', 1));
     });
 
+    it("unrestrictedStock: the batch's unrestricted quantity per storage location, less what a 344 blocked", async () => {
+      const batch = await under.sandbox.newBatch(20);
+      await under.connector.port.postGoodsMovement(movement(batch, '344', 5));
+      expect(await under.connector.port.unrestrictedStock(batch)).toEqual([
+        { storageLocation: batch.storageLocation, quantity: 15, unit: batch.unit },
+      ]);
+      await under.connector.port.postGoodsMovement(movement(batch, '344', 15));
+      expect(await under.connector.port.unrestrictedStock(batch)).toEqual([]);
+    });
+
     describe('idempotency-key look-up: a retry with the same key (lookupFirst: true) finds the first result', () => {
       it('raiseQualityNotification', async () => {
         const req = notificationRequest(await under.sandbox.newBatch(100));

@@ -143,6 +143,10 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
     params: { recallId: `PLANT1-${run}` },
     query: { outcome: 'no-image', limit: '5' },
   }),
+  'POST /v1/recalls/:recallId/cancel': () => ({
+    params: { recallId: `PLANT1-${run}` },
+    body: { reason: 'recalled in error' },
+  }),
   'POST /codec/encode': () => ({
     headers: { 'x-namespace': 'default' },
     body: { payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: 'e30=' }] },

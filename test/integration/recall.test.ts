@@ -12,8 +12,6 @@ import { createPool } from '../../infra/db/pool';
 import { lotKey } from '../../infra/genealogy/genealogy-keys';
 import { generatePlantHistory } from '../../infra/simulators/plant-history/plant-history';
 import type { RecallReport } from '../../infra/recall/recall-store';
-import { startRecall } from '../../infra/recall/recall-starter';
-import { WorkflowFailedError } from '@temporalio/client';
 import { recallStatusQuery, type RecallStatus } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { bearerFor, signerAccount } from '../support/identity';
@@ -199,7 +197,7 @@ test("a mock recall of a supplier lot reaches the truth's lots and deliveries, r
   expect(lotsAgain.rows[0].n).toBe(lots.rows.length);
 }, 120_000);
 
-test("a real recall needs its requester's signature, and answers 501 until containment is built", async () => {
+test("a real recall needs its requester's signature; signed, it runs contain and leaves notify to its workflows", async () => {
   const qm = await signerAccount(
     pool,
     { username: `rcl-qm-${erpPlant.toLowerCase()}`, roles: ['quality-manager'], sites: [site] },
@@ -225,33 +223,29 @@ test("a real recall needs its requester's signature, and answers 501 until conta
   ]);
   const wrong = await start({ meaning: 'approval', password: 'not-the-password' });
   expect(wrong.statusCode).toBe(401);
-  const signed = await start(qm.signature());
-  expect([signed.statusCode, signed.json<{ detail: string }>().detail]).toEqual([
-    501,
-    expect.stringContaining('containment and notification'),
-  ]);
-  // Nothing was opened for it.
+  // Nothing was opened for the refused ones.
   const { rowCount } = await pool.query(`SELECT 1 FROM holdfast.recall WHERE site = $1 AND kind = 'real'`, [site]);
   expect(rowCount).toBe(0);
 
-  // Should one be started all the same (not through the API), it traces and classifies, then fails as a workflow
-  // (not a workflow task retried for ever) and its report says so.
-  const started = await startRecall(pool, stack.client, stack.config, {
-    site,
-    kind: 'real',
-    scope: { kind: 'serial', serial: 'none' },
-    reason: 'not through the API',
-    requestedBy: 'test',
-    idempotencyKey: `real-direct-${erpPlant}`,
-  });
-  if (started.outcome === 'key-reused') throw new Error(`unexpected ${started.outcome}`);
-  await expect(stack.client.workflow.getHandle(started.workflowId).result()).rejects.toThrow(WorkflowFailedError);
+  // Signed, it runs: a scope that reaches nothing contains nothing; notify is skipped (wired in separately).
+  const signed = await start(qm.signature());
+  expect(signed.statusCode).toBe(202);
+  const { recallId, workflowId } = signed.json<{ recallId: string; workflowId: string }>();
+  const status = (await stack.client.workflow.getHandle(workflowId).result()) as RecallStatus;
+  expect(status.stages.map((s) => [s.name, s.state])).toEqual([
+    ['trace', 'done'],
+    ['classify', 'done'],
+    ['contain', 'done'],
+    ['notify', 'skipped'],
+    ['reconcile', 'done'],
+    ['report', 'done'],
+  ]);
+  expect(status.contain).toMatchObject({ lots: 0, batches: 0, held: 0, blocked: 0 });
   const { rows } = await pool.query<{ state: string; report: RecallReport }>(
     'SELECT state, report FROM holdfast.recall WHERE recall_id = $1',
-    [started.recallId],
+    [recallId],
   );
-  expect(rows[0]!.state).toBe('failed');
-  expect(rows[0]!.report.stages.filter((s) => s.state === 'done').map((s) => s.name)).toEqual(['trace', 'classify']);
+  expect(rows[0]!.state).toBe('completed');
 });
 
 test('a mock recall reports the trace gaps on its path as findings', async () => {

@@ -3,13 +3,9 @@
  * before its outcome is recorded, after it before Temporal hears of it), Temporal unreachable while inspections keep
  * arriving, and a lot case the engine lost after its parts were dispatched.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { stringify } from 'yaml';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { startHoldfastStack, type HoldfastStack } from '../support/stack';
@@ -22,9 +18,9 @@ import { createLot, failedInspection, getJson, sapStock, simulatorCounts } from 
 import { STOCK_TYPE } from '../../infra/simulators/sap-s4/sap-s4.schema';
 import { TcpProxy } from '../support/tcp-proxy';
 import { readTestEnv, testPool } from '../support/test-env';
+import { startWorkerProcess as startWorker } from '../support/worker-process';
 import { installQuietRuntime } from '../support/workflow-harness';
 
-const ROOT = resolve(__dirname, '../..');
 const env = readTestEnv();
 const pool = testPool();
 let stack: HoldfastStack;
@@ -57,36 +53,8 @@ afterAll(async () => {
   await pool.end();
 });
 
-function startWorkerProcess(extraEnv: Record<string, string>): {
-  child: ChildProcess;
-  output: () => string;
-  ready: Promise<void>;
-} {
-  const dir = mkdtempSync(join(tmpdir(), 'holdfast-worker-'));
-  const configFile = join(dir, 'temporal.yaml');
-  // Metrics and health on free ports: a second worker, or another run on this machine, may hold the default ones.
-  const observability = { ...stack.config.observability, worker: { host: '127.0.0.1', port: 0, temporalSdkPort: 0 } };
-  writeFileSync(configFile, stringify({ ...stack.config, observability }));
-  // `node --import tsx` keeps the worker in this very process, so the test sees the SIGKILL itself.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      ...stack.sapEnv,
-      HOLDFAST_CONFIG: configFile,
-      DATABASE_URL: env.databaseUrl,
-      TEMPORAL_ADDRESS: env.temporalAddress,
-      TEMPORAL_NAMESPACE: env.namespace,
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  const ready = eventually('worker process ready', () => out.includes('worker ready'), { timeoutMs: 90_000 });
-  return { child, output: () => out, ready: ready.then(() => undefined) };
-}
+/** A worker process over this file's stack (test/support/worker-process.ts). */
+const startWorkerProcess = (extraEnv: Record<string, string>) => startWorker(stack, extraEnv);
 
 /**
  * Where a worker can die around one create, and what the create has left behind at that moment: whether the MES or

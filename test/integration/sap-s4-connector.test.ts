@@ -291,6 +291,17 @@ describe('SAP specifics', () => {
     ]);
   });
 
+  it("reads a batch's unrestricted stock, none once it is all blocked, nothing for a batch SAP does not have", async () => {
+    const sap = (await connect()).port;
+    const b = await newBatch(30);
+    expect(await sap.unrestrictedStock(b)).toEqual([{ storageLocation: '0001', quantity: 30, unit: 'PC' }]);
+    await sap.postGoodsMovement(movementRequest(b, '344', 12));
+    expect(await sap.unrestrictedStock(b)).toEqual([{ storageLocation: '0001', quantity: 18, unit: 'PC' }]);
+    await sap.postGoodsMovement(movementRequest(b, '344', 18));
+    expect(await sap.unrestrictedStock(b)).toEqual([]);
+    expect(await sap.unrestrictedStock({ ...b, batch: 'NOSUCH' })).toEqual([]);
+  });
+
   it('refuses a 122 without a purchase order as validation, naming the batch, before any HTTP call', async () => {
     const sap = (await connect()).port;
     const b = await newBatch(100, RECEIPT);
@@ -529,6 +540,7 @@ describe('error classification', () => {
       await sap.postGoodsMovement(returnRequest(b, 4));
       await sap.completeNotification(raised.notification);
       await sap.completeNotification(raised.notification);
+      await sap.unrestrictedStock(b);
     } finally {
       recording = false;
     }
@@ -546,6 +558,7 @@ describe('error classification', () => {
         'GET A_MaterialDocumentHeader',
         'POST A_MaterialDocumentHeader',
         `POST ${SAP_SERVICES[QUALITY_NOTIFICATION_SERVICE]!.namespace}.Complete`,
+        'GET A_MatlStkInAcctMod',
       ]),
     );
     expect(recorded.flatMap(sapRequestViolations)).toEqual([]);

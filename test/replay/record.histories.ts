@@ -18,6 +18,7 @@ import {
   dispositionUpdate,
   lotCaseStateQuery,
   lotCaseWorkflowId,
+  recallStatusQuery,
   retryFailedStepUpdate,
   type DispositionDecision,
   type LotCaseStage,
@@ -28,6 +29,7 @@ import { createRecallStore } from '../../infra/recall/recall-store';
 import { writeDrillPlant } from '../support/drill-plant';
 import { eventually } from '../support/eventually';
 import { caseSignature } from '../support/identity';
+import { startRecallRig } from '../support/recall-rig';
 import {
   FakeErp,
   FakeMes,
@@ -185,6 +187,27 @@ test('record one history per shape of lot-case, shadow, genealogy sync and recal
     await synced(4);
     await sync.terminate('history recorded');
     histories['genealogy-sync-paged-and-woken'] = sync.workflowId;
+  });
+
+  // A real recall contained in batches, and one cancelled while it contains (test/support/recall-rig.ts).
+  const contain = { batchSize: 2, parallelBatches: 2, lotConcurrency: 1, batchTimeout: '1m', heartbeatTimeout: '10s' };
+  const contained = await startRecallRig(harness, { lots: 5, delayMs: 0 });
+  await contained.worker.runUntil(async () => {
+    const handle = await contained.start(contain);
+    await handle.result();
+    histories['recall-real-contained'] = handle.workflowId;
+  });
+  const cancelled = await startRecallRig(harness, { lots: 12, delayMs: 200 });
+  await cancelled.worker.runUntil(async () => {
+    const handle = await cancelled.start(contain);
+    await eventually(
+      'a first recall batch contained',
+      () => handle.query(recallStatusQuery),
+      (s) => (s.contain?.batchesDone ?? 0) >= 1,
+    );
+    await handle.cancel();
+    await handle.result().catch(() => undefined);
+    histories['recall-real-cancelled'] = handle.workflowId;
   });
 
   // A recall drill that passes: its supplier lot picked, its mock recall run as a child, its result stored.

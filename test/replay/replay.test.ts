@@ -26,6 +26,7 @@ const WORKFLOW_TYPES: Record<string, string> = {
   'lot-case-': 'lotCaseWorkflow',
   'genealogy-sync-': 'genealogySyncWorkflow',
   'recall-drill-': 'recallDrillWorkflow',
+  'recall-': 'recallWorkflow',
 };
 const workflowTypeOf = (file: string) =>
   Object.entries(WORKFLOW_TYPES).find(([prefix]) => file.startsWith(prefix))?.[1];

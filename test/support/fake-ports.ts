@@ -8,8 +8,10 @@ import type {
   CreateOptions,
   ErpDefectItem,
   ErpGoodsMovementRequest,
+  ErpBatchRef,
   ErpPort,
   ErpQualityNotificationRequest,
+  ErpStock,
   EscalationMessage,
   EscalationPort,
   IntentLedger,
@@ -20,6 +22,9 @@ import type {
   MesQualityEventRequest,
   MesReleaseRequest,
   MesWorkOrderQuality,
+  ContainmentCounts,
+  ContainmentLot,
+  RecallContainmentStore,
 } from '../../activities/ports';
 import { ExternalSystemError, IntentConflictError } from '../../activities/errors';
 
@@ -172,6 +177,21 @@ export class FakeErp implements ErpPort {
     return { materialDocument: doc.materialDocument, materialDocumentYear: doc.materialDocumentYear };
   }
 
+  /** Unrestricted stock per batch (`material/batch`), set by a test; a 344 takes its quantity out. */
+  readonly stock = new Map<string, ErpStock[]>();
+
+  async unrestrictedStock(ref: ErpBatchRef): Promise<ErpStock[]> {
+    this.calls.push(`unrestrictedStock ${ref.batch}`);
+    takeFailure(this.failures, 'unrestrictedStock');
+    const blocked = (sloc: string) =>
+      this.documents
+        .filter((d) => d.movementType === '344' && d.batch === ref.batch && d.storageLocation === sloc)
+        .reduce((sum, d) => sum + d.quantity, 0);
+    return (this.stock.get(`${ref.material}/${ref.batch}`) ?? [])
+      .map((s) => ({ ...s, quantity: s.quantity - blocked(s.storageLocation) }))
+      .filter((s) => s.quantity > 0);
+  }
+
   async completeNotification(notification: string): Promise<void> {
     this.calls.push(`completeNotification ${notification}`);
     takeFailure(this.failures, 'completeNotification');
@@ -259,5 +279,55 @@ export class RecordingGenealogy implements GenealogyRecorder {
   async reconcile(source: string) {
     this.reconciled.push(source);
     return { added: 0, updated: 0, unchanged: 0, gapsOpened: 0, gapsResolved: 0 };
+  }
+}
+
+/** The rows in memory, as infra/recall/recall-containment-store.ts keeps them in PostgreSQL. */
+export class MemoryContainment implements RecallContainmentStore {
+  readonly lots = new Map<string, ContainmentLot & { batch: number; error?: string }>();
+  cancelled = false;
+
+  add(lot: Partial<ContainmentLot> & { lotKey: string }, batch = 0) {
+    this.lots.set(lot.lotKey, {
+      state: 'pending',
+      mesState: 'pending',
+      erpState: 'pending',
+      erpBlocks: [],
+      batch,
+      ...lot,
+    });
+  }
+  async plan(_recallId: string, batchSize: number) {
+    [...this.lots.values()].forEach((l, i) => (l.batch = Math.floor(i / batchSize)));
+    return { lots: this.lots.size, batches: Math.ceil(this.lots.size / batchSize) };
+  }
+  async batch(_recallId: string, batch: number) {
+    return [...this.lots.values()].filter((l) => l.batch === batch).map((l) => structuredClone(l));
+  }
+  async update(_recallId: string, lotKey: string, update: Partial<ContainmentLot> & { error?: string }) {
+    Object.assign(this.lots.get(lotKey)!, structuredClone(update));
+  }
+  async cancelRequested() {
+    return this.cancelled;
+  }
+  async cancel() {
+    this.cancelled = true;
+  }
+  async abandon() {
+    for (const l of this.lots.values()) if (l.state === 'pending') l.state = 'cancelled';
+  }
+  async counts(): Promise<ContainmentCounts> {
+    const all = [...this.lots.values()];
+    const n = (s: string) => all.filter((l) => l.state === s).length;
+    return {
+      lots: all.length,
+      pending: n('pending'),
+      held: n('held'),
+      alreadyHeld: n('already-held'),
+      nothingToBlock: n('nothing-to-block'),
+      failed: n('failed'),
+      cancelled: n('cancelled'),
+      blocked: all.filter((l) => l.erpState === 'blocked').length,
+    };
   }
 }

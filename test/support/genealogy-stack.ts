@@ -21,14 +21,14 @@ export async function startGenealogyStack(
     site: string;
     erpPlant: string;
     history: PlantHistory;
-    /** Changes the test's config further (its vision settings, say) before the stack starts. */
+    /** Changes the test makes to the stack's topology (recall.contain, activity presets, vision settings). */
     configure?: (config: HoldfastConfig) => HoldfastConfig;
   },
 ): Promise<HoldfastStack> {
   installQuietRuntime();
   const env = readTestEnv();
   const base = loadConfig();
-  const sited: HoldfastConfig = {
+  const configured: HoldfastConfig = {
     ...base,
     sites: [{ ...base.sites[0]!, id: opts.site, erpPlant: opts.erpPlant }],
     traceability: {
@@ -36,7 +36,7 @@ export async function startGenealogyStack(
       sync: { ...base.traceability.sync, enabled: true, pageSize: 200, pollInterval: '1h' },
     },
   };
-  const config = opts.configure ? opts.configure(sited) : sited;
+  const config = opts.configure ? opts.configure(configured) : configured;
   const stack = await startHoldfastStack({
     pool,
     temporalAddress: env.temporalAddress,

@@ -27,6 +27,7 @@ import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
 import { createRecallDrillStore } from '../../infra/recall/recall-drill-store';
 import { createRecallStore } from '../../infra/recall/recall-store';
 import { openReinspector } from '../../infra/recall/reinspection';
+import { createRecallContainmentStore } from '../../infra/recall/recall-containment-store';
 
 export interface StackOptions {
   pool: Pool;
@@ -157,6 +158,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         recalls: createRecallStore(opts.pool),
         drills: createRecallDrillStore(opts.pool, config, createAuditTrail(opts.pool)),
         reinspector: reinspection.reinspector,
+        containment: createRecallContainmentStore(opts.pool),
       });
       workers = await createQualityWorkers({
         config,

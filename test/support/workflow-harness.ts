@@ -17,6 +17,7 @@ import type {
   MesPort,
   RecallDrillStore,
   RecallReinspector,
+  RecallContainmentStore,
   RecallStore,
 } from '../../activities/ports';
 import { loadConfig, sitePolicy } from '../../infra/config/load';
@@ -75,9 +76,11 @@ export class WorkflowHarness {
     erp: ErpPort;
     escalation: EscalationPort;
     genealogy?: GenealogyRecorder;
+    /** A recall's stages, its re-inspection and its containment rows, for recall workflow tests. */
     recalls?: RecallStore;
     drills?: RecallDrillStore;
     reinspector?: RecallReinspector;
+    containment?: RecallContainmentStore;
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -90,6 +93,7 @@ export class WorkflowHarness {
       ...(ports.recalls ? { recalls: ports.recalls } : {}),
       ...(ports.drills ? { drills: ports.drills } : {}),
       ...(ports.reinspector ? { reinspector: ports.reinspector } : {}),
+      ...(ports.containment ? { containment: ports.containment } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

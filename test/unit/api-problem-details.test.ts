@@ -159,6 +159,7 @@ describe('problem+json error contract', () => {
         '/v1/recalls/{recallId}/report',
         '/v1/recalls/{recallId}/fsma204',
         '/v1/recalls/{recallId}/reinspections',
+        '/v1/recalls/{recallId}/cancel',
         '/v1/stations/{site}/{line}/{station}/shadow-report',
         '/v1/stations/{site}/{line}/{station}/verdicts',
       ].sort(),

@@ -3,9 +3,11 @@ import { requestActor } from '../../../infra/http/request-actor';
 import { authorizeSite } from '../../../infra/identity/route-access';
 import { ProblemError, notFound, problemType, validationProblem } from '../../../infra/http/problem-details';
 import { ProblemSchema } from '../../../infra/http/schemas';
+import type { AuditEntry } from '../../../infra/audit/audit-record';
 import { openRecall } from '../../../infra/recall/recall-starter';
 import { modelVersionsOnDisk, parseModelVersion } from '../../../infra/recall/model-versions';
 import type { RecallScope } from '../../../workflows/contracts';
+import { WorkflowNotFoundError } from '../../../infra/temporal/gateway';
 import type { RecallReport } from '../../../infra/recall/recall-store';
 import type { RecallDrillEscalation, RecallDrillState } from '../../../workflows/contracts';
 import type { ApiDeps } from '../../deps';
@@ -14,6 +16,8 @@ import {
   RecallDrillListQuerySchema,
   RecallDrillPageSchema,
   RecallBodySchema,
+  RecallCancelBodySchema,
+  RecallCancelledSchema,
   RecallListQuerySchema,
   RecallPageSchema,
   RecallParamsSchema,
@@ -122,6 +126,43 @@ async function checkCorrectedModel(deps: ApiDeps, scope: RecallScope, corrected:
   }
 }
 
+interface ContainmentRow {
+  lot_key: string;
+  state: string;
+  mes_state: string;
+  hold_id: string | null;
+  erp_state: string;
+  erp_blocks: {
+    storageLocation: string;
+    quantity: number;
+    unit: string;
+    materialDocument?: string;
+    materialDocumentYear?: string;
+  }[];
+  error: string | null;
+  contained_at: Date | null;
+  in_state: number;
+  blocked: number;
+}
+
+/** Lots by outcome over all rows; the lots themselves up to a page's worth (the report has them all). */
+function containmentView(rows: ContainmentRow[]) {
+  return {
+    byState: Object.fromEntries(rows.map((r) => [r.state, r.in_state])),
+    blocked: rows[0]?.blocked ?? 0,
+    lots: rows.slice(0, 1000).map((r) => ({
+      lotKey: r.lot_key,
+      state: r.state,
+      mesState: r.mes_state,
+      holdId: r.hold_id,
+      erpState: r.erp_state,
+      blocks: r.erp_blocks.map((b) => ({ ...b, quantity: Number(b.quantity) })),
+      error: r.error,
+      containedAt: r.contained_at?.toISOString() ?? null,
+    })),
+  };
+}
+
 const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   await app.register(recallReportRoutes, { deps });
   app.post('/v1/recalls', {
@@ -136,8 +177,8 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
         'another body gets 422. A mock recall traces, classifies, reconciles and reports, scored against the ' +
         "site's targets. A model recall (scope `model-version`) also re-inspects the stored images of the parts the " +
         "model passed, with `correctedModelVersion` (or each station's active model). A real recall needs the " +
-        "requester's electronic signature; its containment and notification are not built yet, so it answers 501 " +
-        'after the signature is checked. docs/recall.md.',
+        "requester's electronic signature, and also holds every affected lot in the MES and blocks its stock in the " +
+        'ERP (contain). docs/recall.md.',
       tags: ['recalls'],
       headers: DispositionHeadersSchema,
       body: RecallBodySchema,
@@ -145,8 +186,8 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
         202: RecallStartedSchema,
         400: ProblemSchema,
         403: ProblemSchema,
+        401: ProblemSchema,
         422: ProblemSchema,
-        501: ProblemSchema,
         503: ProblemSchema,
       },
     },
@@ -164,12 +205,6 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
           );
         }
         await authenticateSigner(deps, request, signature);
-        throw new ProblemError({
-          type: problemType('not-implemented'),
-          title: 'Not Implemented',
-          status: 501,
-          detail: 'a real recall needs containment and notification, which are not built yet; run a mock recall',
-        });
       }
       const gateway = deps.gateway;
       if (!gateway.startRecall) {
@@ -237,7 +272,7 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       const row = rows[0];
       if (!row) throw notFound(`no recall ${recallId}`);
       authorizeSite(request, { site: row.site });
-      const [lots, deliveries, findings] = await Promise.all([
+      const [lots, deliveries, findings, containment] = await Promise.all([
         deps.pool.query<{ class: string | null; reached_by: string; n: number }>(
           `SELECT class, reached_by, count(*)::int AS n FROM holdfast.recall_lot WHERE recall_id = $1
             GROUP BY class, reached_by`,
@@ -255,6 +290,13 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
             LIMIT 1000`,
           [recallId],
         ),
+        deps.pool.query<ContainmentRow>(
+          `SELECT lot_key, state, mes_state, hold_id, erp_state, erp_blocks, error, contained_at,
+                  count(*) OVER (PARTITION BY state)::int AS in_state,
+                  count(*) FILTER (WHERE erp_state = 'blocked') OVER ()::int AS blocked
+             FROM holdfast.recall_containment WHERE recall_id = $1 ORDER BY lot_key`,
+          [recallId],
+        ),
       ]);
       const sum = (key: 'class' | 'reached_by') => {
         const out: Record<string, number> = {};
@@ -268,6 +310,7 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
         lots: { byClass: sum('class'), byReach: sum('reached_by') },
         deliveries: deliveries.rows,
         findings: findings.rows,
+        containment: row.kind === 'real' ? containmentView(containment.rows) : null,
       };
     },
   });
@@ -339,6 +382,90 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
         })),
         next: parts.rows.length > limit && last ? last.event_id : null,
       };
+    },
+  });
+
+  app.post('/v1/recalls/:recallId/cancel', {
+    // Stopping a recall is a quality manager's decision, as much as starting one.
+    config: { access: { roles: ['quality-manager'] } },
+    schema: {
+      summary: 'Cancel a running recall: no new hold or block; what was placed stays, for disposition',
+      description:
+        'The recall records the cancel at once (its contain stage starts no lot after it and finishes the lots in ' +
+        'hand), skips the stages left, and still writes its report, with state `cancelled`. 409 when it has ' +
+        'finished already. docs/recall.md#cancel.',
+      tags: ['recalls'],
+      params: RecallParamsSchema,
+      body: RecallCancelBodySchema,
+      response: {
+        202: RecallCancelledSchema,
+        400: ProblemSchema,
+        403: ProblemSchema,
+        404: ProblemSchema,
+        409: ProblemSchema,
+        503: ProblemSchema,
+      },
+    },
+    handler: async (request, reply) => {
+      const { recallId } = request.params;
+      const { rows } = await deps.pool.query<RecallRow & { cancel_requested_at: Date | null }>(
+        'SELECT * FROM holdfast.recall WHERE recall_id = $1',
+        [recallId],
+      );
+      const row = rows[0];
+      if (!row) throw notFound(`no recall ${recallId}`);
+      authorizeSite(request, { site: row.site });
+      const closed = () =>
+        new ProblemError({
+          type: problemType('recall-closed'),
+          title: 'Recall finished',
+          status: 409,
+          detail: `recall ${recallId} is ${row.state}; only a running recall can be cancelled`,
+        });
+      if (row.state !== 'running') throw closed();
+      const gateway = deps.gateway;
+      if (!gateway.cancelRecall) {
+        throw new ProblemError({
+          type: problemType('workflow-service-unavailable'),
+          title: 'Service Unavailable',
+          status: 503,
+        });
+      }
+      // Recorded first, so the running batches stop even before the workflow hears of it; the first cancel counts.
+      await deps.audit.inTransaction(async (client) => {
+        const first = await client.query(
+          `UPDATE holdfast.recall SET cancel_requested_at = now() WHERE recall_id = $1 AND cancel_requested_at IS NULL`,
+          [recallId],
+        );
+        const entry: AuditEntry = {
+          actor: requestActor(request),
+          action: 'recall.cancel',
+          recordType: 'recall',
+          recordId: recallId,
+          old: { state: row.state },
+          new: { cancelRequested: true },
+          reason: request.body.reason,
+          outcome: 'accepted',
+          detail: null,
+        };
+        return { result: undefined, audit: first.rowCount === 1 ? [entry] : [] };
+      });
+      try {
+        await gateway.cancelRecall(recallId);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw closed();
+        request.log.warn({ err }, 'recall cancel not delivered');
+        throw new ProblemError(
+          {
+            type: problemType('workflow-service-unavailable'),
+            title: 'Service Unavailable',
+            status: 503,
+            detail: 'the cancel is recorded; the workflow service could not be reached to deliver it, retry',
+          },
+          { 'retry-after': '5' },
+        );
+      }
+      return reply.code(202).send({ recallId, workflowId: row.workflow_id, state: 'cancelling' });
     },
   });
 

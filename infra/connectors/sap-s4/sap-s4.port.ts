@@ -4,12 +4,15 @@ import type {
   ErpGoodsMovementRequest,
   ErpMaterialDocument,
   ErpMovementType,
+  ErpBatchRef,
   ErpPort,
   ErpQualityNotificationRequest,
+  ErpStock,
 } from '../../../activities/ports';
 import { ExternalSystemError } from '../../../activities/errors';
 import {
   entitySetOf,
+  MATERIAL_STOCK_SERVICE,
   QUALITY_NOTIFICATION_SERVICE as QUALITY_NOTIFICATION,
   SAP_SERVICES,
 } from '../../vendor-apis/sap-s4/metadata';
@@ -17,6 +20,7 @@ import { odataString, type SapODataClient, type SapODataV4Client } from './clien
 import { idempotencyToken, textWithToken } from './idempotency-token';
 import {
   MaterialDocumentRecord,
+  MaterialStockRecord,
   QualityNotificationItemRecord,
   QualityNotificationRecord,
   type QualityNotificationItemRecord as ItemRecord,
@@ -42,6 +46,8 @@ const GOODS_MOVEMENT_CODE: Record<ErpMovementType, string> = { '344': '04', '343
 const PURCHASE_ORDER_REFERENCE = 'B';
 /** InventoryStockType 07 = blocked stock (recalled, not verified): 122 returns the lot Holdfast blocked. */
 const BLOCKED_STOCK = '07';
+/** InventoryStockType 01 = unrestricted-use stock, what a 344 moves to blocked. */
+const UNRESTRICTED_STOCK = '01';
 
 const LOOKUP_FIRST: CreateOptions = { lookupFirst: true };
 
@@ -282,6 +288,37 @@ export function createSapS4ErpPort(client: SapODataClient, notifications: SapODa
         operation,
       );
       return { materialDocument: created.MaterialDocument, materialDocumentYear: created.MaterialDocumentYear };
+    },
+
+    async unrestrictedStock(ref: ErpBatchRef): Promise<ErpStock[]> {
+      const rows = await client.list(
+        MATERIAL_STOCK_SERVICE,
+        'A_MatlStkInAcctMod',
+        {
+          filter: {
+            Material: ref.material,
+            Plant: ref.plant,
+            Batch: ref.batch,
+            InventoryStockType: UNRESTRICTED_STOCK,
+          },
+          select: ['StorageLocation', 'MatlWrhsStkQtyInMatlBaseUnit', 'MaterialBaseUnit'],
+        },
+        MaterialStockRecord,
+        'unrestrictedStock',
+      );
+      // One row per storage location and special stock; Holdfast posts none of the special stocks, so they add up.
+      const bySloc = new Map<string, ErpStock>();
+      for (const r of rows) {
+        const quantity = Number(r.MatlWrhsStkQtyInMatlBaseUnit);
+        if (!(quantity > 0)) continue;
+        const known = bySloc.get(r.StorageLocation);
+        bySloc.set(r.StorageLocation, {
+          storageLocation: r.StorageLocation,
+          quantity: (known?.quantity ?? 0) + quantity,
+          unit: r.MaterialBaseUnit,
+        });
+      }
+      return [...bySloc.values()];
     },
 
     async completeNotification(notification: string) {

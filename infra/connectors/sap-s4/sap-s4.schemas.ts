@@ -41,3 +41,11 @@ export const MaterialDocumentRecord = z.looseObject({
   MaterialDocument: z.string().min(1),
 });
 export type MaterialDocumentRecord = z.infer<typeof MaterialDocumentRecord>;
+
+/** A stock row of API_MATERIAL_STOCK_SRV (A_MatlStkInAcctMod); the quantity is an Edm.Decimal string in V2. */
+export const MaterialStockRecord = z.looseObject({
+  StorageLocation: z.string(),
+  MatlWrhsStkQtyInMatlBaseUnit: z.string().regex(/^-?\d+(\.\d+)?$/, 'expected a decimal'),
+  MaterialBaseUnit: z.string(),
+});
+export type MaterialStockRecord = z.infer<typeof MaterialStockRecord>;

@@ -179,6 +179,7 @@ test('a real recall holds and blocks every affected lot once, through a worker k
   expect(status.stages.map((s) => [s.name, s.state])).toEqual([
     ['trace', 'done'],
     ['classify', 'done'],
+    ['reinspect', 'skipped'],
     ['contain', 'done'],
     ['notify', 'skipped'],
     ['reconcile', 'done'],

@@ -235,6 +235,7 @@ test("a real recall needs its requester's signature; signed, it runs contain and
   expect(status.stages.map((s) => [s.name, s.state])).toEqual([
     ['trace', 'done'],
     ['classify', 'done'],
+    ['reinspect', 'skipped'],
     ['contain', 'done'],
     ['notify', 'skipped'],
     ['reconcile', 'done'],

@@ -78,6 +78,7 @@ test('a cancel stops new holds at once, keeps what was placed, skips the rest an
     expect(status.stages.map((s) => [s.name, s.state])).toEqual([
       ['trace', 'done'],
       ['classify', 'done'],
+      ['reinspect', 'skipped'],
       ['contain', 'cancelled'],
       ['notify', 'skipped'],
       ['reconcile', 'skipped'],

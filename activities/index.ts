@@ -3,6 +3,7 @@ import { createEscalationActivities, type EscalationDeps } from './escalation/es
 import { createGenealogyActivities, type GenealogyDeps } from './traceability/genealogy.activities';
 import { createMesActivities, type MesDeps } from './mes/mes.activities';
 import { createRecallActivities, type RecallDeps } from './recall/recall.activities';
+import { createRecallDrillActivities, type RecallDrillDeps } from './recall/recall-drill.activities';
 import { createRecallContainActivities, type RecallContainDeps } from './recall/recall-contain.activities';
 import {
   createRecallNotificationActivities,
@@ -16,6 +17,7 @@ export type ActivityDeps = MesDeps &
   EscalationDeps &
   GenealogyDeps &
   RecallDeps &
+  RecallDrillDeps &
   RecallContainDeps &
   RecallNotificationDeps;
 
@@ -27,6 +29,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createEscalationActivities(deps),
   ...createGenealogyActivities(deps),
   ...createRecallActivities(deps),
+  ...createRecallDrillActivities(deps),
   ...createRecallContainActivities(deps),
   ...createRecallNotificationActivities(deps),
 });

@@ -9,7 +9,16 @@
  * Implementations throw `ExternalSystemError` (activities/errors.ts) so activities can classify failures.
  */
 
-import type { RecallAcknowledgement, RecallScope, RecallStage, RecallTargets } from '../workflows/contracts';
+import type {
+  RecallAcknowledgement,
+  RecallDrillEscalation,
+  RecallDrillScope,
+  RecallDrillState,
+  RecallInput,
+  RecallScope,
+  RecallStage,
+  RecallTargets,
+} from '../workflows/contracts';
 
 /** How a create on the MES or ERP may proceed. Omitted, the create looks its key up first. */
 export interface CreateOptions {
@@ -318,6 +327,8 @@ export interface EscalationMessage {
   lotCaseWorkflowId: string;
   waitingSince: string;
   text: string;
+  /** Set when a recall drill escalates (docs/recall.md#drills); `lotId` is then its recall's id, if it opened one. */
+  recallDrill?: { drillId: string; workflowId: string; reason: RecallDrillEscalation };
 }
 
 /** One create on the MES or ERP that an activity is about to make. */
@@ -552,4 +563,35 @@ export interface RecallNotificationStore {
   recordEscalation(recallId: string, notificationId: string, level: number, at: string): Promise<void>;
   /** Records the first acknowledgement; true when this call recorded it. */
   recordAcknowledgement(recallId: string, notificationId: string, ack: RecallAcknowledgement): Promise<boolean>;
+}
+
+// Recall drills (docs/recall.md#drills): the drill's row, its scope and its mock recall, opened as the API opens one.
+
+export interface RecallDrillStart {
+  drillId: string;
+  site: string;
+  scheduleId: string;
+  workflowId: string;
+  scheduledAt: string;
+  completeWithinMs: number;
+}
+
+export interface RecallDrillStore {
+  /** Opens the drill's row (again: nothing changes); the time the site's previous drill was due, if any. */
+  begin(drill: RecallDrillStart): Promise<{ previousScheduledAt: string | null }>;
+  /** The configured scope, or a supplier lot with genealogy at the site, the same one for the same drill. */
+  pickScope(drillId: string, site: string, scope: RecallDrillScope): Promise<RecallScope>;
+  /** Opens the drill's mock recall (the same one for the same drill) and returns its workflow's input. */
+  openRecall(drill: { drillId: string; scope: RecallScope }): Promise<RecallInput>;
+  /** The drill's result from its recall's outcome and score (or the error that kept it from running one). */
+  finish(
+    drillId: string,
+    outcome: { overdue: boolean; durationMs: number; error?: string },
+  ): Promise<{ state: RecallDrillState }>;
+  /** Whether this reason was escalated for this drill already. */
+  escalated(drillId: string, reason: RecallDrillEscalation): Promise<boolean>;
+  recordEscalation(
+    drillId: string,
+    escalation: { reason: RecallDrillEscalation; target: string; text: string },
+  ): Promise<void>;
 }

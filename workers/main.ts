@@ -21,7 +21,9 @@ import { ensureGenealogySyncs } from '../infra/temporal/genealogy-sync-starter';
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
+import { createRecallDrillStore } from '../infra/recall/recall-drill-store';
 import { createRecallStore } from '../infra/recall/recall-store';
+import { ensureRecallDrillSchedules } from '../infra/temporal/recall-drill-schedules';
 import { openReinspector } from '../infra/recall/reinspection';
 import { createRecallContainmentStore } from '../infra/recall/recall-containment-store';
 import { createRecallNotificationStore } from '../infra/recall/recall-notification-store';
@@ -130,6 +132,7 @@ async function main(): Promise<void> {
       recallNotifications: createRecallNotificationStore(pool),
       genealogy,
       recalls: createRecallStore(pool),
+      drills: createRecallDrillStore(pool, config, createAuditTrail(pool)),
       reinspector: reinspection.reinspector,
       containment: createRecallContainmentStore(pool),
     });
@@ -142,14 +145,16 @@ async function main(): Promise<void> {
       activities,
       ...(tracing ? { tracing: tracing.workerOptions } : {}),
     });
-    if (config.traceability.sync.enabled) {
-      // The syncs run on these workers; they are started (or found running) once the workers poll.
-      const { client, connection: clientConnection } = await connectClient(target, { dataConverter });
-      try {
+    // The syncs and drills run on these workers; they are started (or found running) once the workers poll.
+    const { client, connection: clientConnection } = await connectClient(target, { dataConverter });
+    try {
+      if (config.traceability.sync.enabled) {
         logger.info({ syncs: await ensureGenealogySyncs(client, config) }, 'genealogy syncs running');
-      } finally {
-        await clientConnection.close();
       }
+      // Every start, drilling or not: a site that stopped drilling loses its schedule.
+      logger.info({ schedules: await ensureRecallDrillSchedules(client, config) }, 'recall drill schedules');
+    } finally {
+      await clientConnection.close();
     }
     // infra/local/start.ts waits for a line containing `worker ready` before starting the API.
     logger.info(

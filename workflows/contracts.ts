@@ -602,3 +602,57 @@ export function recallNotificationId(customer: string, shipTo: string): string {
 export function recallNotificationWorkflowId(recallId: string, notificationId: string): string {
   return `recall-${recallId}-notify-${notificationId}`;
 }
+
+// Recall drills (docs/recall.md#drills): a Temporal Schedule per site starts recallDrillWorkflow, which opens a mock
+// recall, runs it as a child, keeps the drill's result in holdfast.recall_drill and escalates a drill that failed, ran
+// late or followed a missed one.
+
+/** What a drill recalls: a supplier lot picked for the drill, or a configured scope. */
+export type RecallDrillScope = 'random-supplier-lot' | RecallScope;
+
+export interface RecallDrillInput {
+  site: string;
+  /** The schedule that starts it: the drill's `requestedBy`. */
+  scheduleId: string;
+  /**
+   * When the drill was due (ISO). Absent, the schedule's `TemporalScheduledStartTime`; a drill started by hand uses its
+   * start time. The drill's recall is keyed by it, so a drill run again for the same time opens the same recall.
+   */
+  scheduledAt?: string;
+  scope: RecallDrillScope;
+  /** The drill is overdue when not finished this long (a Temporal duration) after it started. */
+  completeWithin: string;
+  /** The previous drill older than this when a drill starts: a missed drill. */
+  missedAfter: string;
+  preset: ActivityPreset;
+}
+
+/** passed: on time and the recall's score passed; overdue: late but passed; failed: the recall failed or scored low. */
+export type RecallDrillState = 'running' | 'passed' | 'overdue' | 'failed';
+export type RecallDrillEscalation = 'missed' | 'overdue' | 'failed';
+
+export interface RecallDrillResult {
+  drillId: string;
+  site: string;
+  scheduledAt: string;
+  recallId: string | null;
+  state: RecallDrillState;
+  durationMs: number;
+  escalations: RecallDrillEscalation[];
+}
+
+/** Temporal's own, set on a workflow a schedule starts: when the action was due (before jitter or catch-up). */
+export const scheduledStartTimeKey = defineSearchAttributeKey(
+  'TemporalScheduledStartTime',
+  SearchAttributeType.DATETIME,
+);
+
+/** The site's drill schedule: one per site, so creating it again at every worker start finds the same one. */
+export function recallDrillScheduleId(site: string): string {
+  return `recall-drill-${site}`;
+}
+
+/** A drill's id: the site and the time it was due (one drill per site and time). */
+export function recallDrillId(site: string, scheduledAt: string): string {
+  return `${site}@${scheduledAt}`;
+}

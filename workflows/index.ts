@@ -4,3 +4,4 @@ export { shadowDefectWorkflow } from './shadow/shadow-defect.workflow';
 export { genealogySyncWorkflow } from './genealogy/genealogy-sync.workflow';
 export { recallWorkflow } from './recall/recall.workflow';
 export { recallNotificationWorkflow } from './recall/recall-notification.workflow';
+export { recallDrillWorkflow } from './recall/recall-drill.workflow';

@@ -96,11 +96,24 @@ const Summary = z.object({
       passed: z.boolean(),
     })
     .nullable(),
+  /** `drill`: opened by the site's drill schedule (docs/recall.md#drills); `request`: by POST /v1/recalls. */
+  origin: z.enum(['drill', 'request']),
+  drill: z
+    .object({
+      drillId: z.string(),
+      scheduleId: z.string(),
+      scheduledAt: z.string(),
+      state: z.enum(['running', 'passed', 'overdue', 'failed']),
+      completeWithinMs: z.number(),
+      durationMs: z.number().nullable(),
+      escalations: z.array(z.object({ reason: z.enum(['missed', 'overdue', 'failed']), at: z.string() })),
+    })
+    .nullable(),
+  stages: z.array(Stage),
 });
 
 export const RecallViewSchema = Summary.extend({
   workflowId: z.string(),
-  stages: z.array(Stage),
   lots: z.object({
     byClass: z.record(z.string(), z.number()),
     byReach: z.record(z.string(), z.number()),
@@ -243,4 +256,41 @@ export const RecallNotificationsSchema = z.object({
 export const RecallAcknowledgedSchema = RecallNotificationViewSchema.extend({
   /** false: the notification was acknowledged before; this request changed nothing. */
   recorded: z.boolean(),
+});
+
+export const RecallDrillListQuerySchema = z.strictObject({
+  site: Identifier,
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  /** The `next` of the previous page: drills due before this time. */
+  before: z.iso.datetime({ offset: true }).optional(),
+});
+
+export const RecallDrillPageSchema = z.object({
+  drills: z.array(
+    z.object({
+      drillId: z.string(),
+      site: z.string(),
+      scheduleId: z.string(),
+      workflowId: z.string(),
+      scheduledAt: z.string(),
+      state: z.enum(['running', 'passed', 'overdue', 'failed']),
+      recallId: z.string().nullable(),
+      scope: z.record(z.string(), z.unknown()).nullable(),
+      completeWithinMs: z.number(),
+      durationMs: z.number().nullable(),
+      error: z.string().nullable(),
+      escalations: z.array(
+        z.object({
+          reason: z.enum(['missed', 'overdue', 'failed']),
+          target: z.string(),
+          text: z.string(),
+          at: z.string(),
+        }),
+      ),
+      startedAt: z.string(),
+      completedAt: z.string().nullable(),
+      links: z.object({ recall: z.string().nullable() }),
+    }),
+  ),
+  next: z.string().nullable(),
 });

@@ -217,6 +217,25 @@ const Observability = z.strictObject({
 
 const Line = z.strictObject({ id: z.string().min(1), name: z.string().optional(), stations: z.array(Station).min(1) });
 
+/** A configured drill scope: one of the recall scopes (docs/recall.md), checked again when the drill traces it. */
+const DrillScope = z.looseObject({
+  kind: z.enum(['lot-key', 'mes-lot', 'erp-batch', 'supplier-lot', 'part', 'serial', 'work-order', 'model-version']),
+});
+
+const RecallDrill = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** How often a drill runs (a Temporal interval, e.g. 90d); with `cron`, the gap expected between drills. */
+  every: Duration.default('90d'),
+  /** Calendar times instead of an interval, e.g. `0 6 1 1,4,7,10 *` (06:00 on each quarter's first day, site time). */
+  cron: z.string().min(1).optional(),
+  /** `random-supplier-lot`: a supplier lot with genealogy at the site, picked anew for each drill. */
+  scope: z.union([z.literal('random-supplier-lot'), DrillScope]).default('random-supplier-lot'),
+  /** A drill not finished this long after it started is overdue and escalates. */
+  completeWithin: Duration.default('8m'),
+  /** A drill that finds the previous one older than `every` plus this escalates a missed drill. */
+  grace: Duration.default('7d'),
+});
+
 const Site = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only (used in workflow ids)'),
   name: z.string().optional(),
@@ -258,6 +277,8 @@ const Site = z.strictObject({
           concurrency: z.number().int().positive().max(100).default(10),
         })
         .optional(),
+      /** Scheduled mock-recall drills (docs/recall.md#drills): one Temporal Schedule per site. */
+      drill: RecallDrill.optional(),
     })
     .prefault({}),
 });

@@ -101,7 +101,7 @@ export async function openRecall(
     scope: request.scope,
     reason: request.reason,
     requestedBy: request.requestedBy,
-    targets: site.recall,
+    targets: { traceWithin: site.recall.traceWithin, reconciliationAtLeast: site.recall.reconciliationAtLeast },
     preset: config.activityPresets.traceWrite,
     ...(corrected ? { correctedModelVersion: corrected } : {}),
     ...(request.kind === 'real' ? { contain: config.recall.contain } : {}),

@@ -136,6 +136,7 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   }),
   'GET /v1/recalls/:recallId': () => ({ params: { recallId: `PLANT1-${run}` } }),
   'GET /v1/recalls': () => ({ query: { site: 'PLANT1', kind: 'mock', limit: '5' } }),
+  'GET /v1/recall-drills': () => ({ query: { site: 'PLANT1', limit: '5' } }),
   'GET /v1/recalls/:recallId/report': () => ({ params: { recallId: `PLANT1-${run}` }, query: { format: 'csv' } }),
   'GET /v1/recalls/:recallId/fsma204': () => ({ params: { recallId: `PLANT1-${run}` }, query: { format: 'csv' } }),
   'GET /v1/recalls/:recallId/reinspections': () => ({

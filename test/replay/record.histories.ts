@@ -25,6 +25,10 @@ import {
   type DispositionDecision,
   type LotCaseStage,
 } from '../../workflows/contracts';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
+import { createRecallDrillStore } from '../../infra/recall/recall-drill-store';
+import { createRecallStore } from '../../infra/recall/recall-store';
+import { writeDrillPlant } from '../support/drill-plant';
 import { eventually } from '../support/eventually';
 import { caseSignature } from '../support/identity';
 import { startRecallRig } from '../support/recall-rig';
@@ -43,7 +47,7 @@ const harness = new WorkflowHarness();
 beforeAll(() => harness.setUp());
 afterAll(() => harness.tearDown());
 
-test('record one history per shape of lot-case and shadow workflow', async () => {
+test('record one history per shape of lot-case, shadow, genealogy sync and recall drill workflow', async () => {
   const mes = new FakeMes();
   const erp = new FakeErp();
   const escalation = new RecordingEscalation();
@@ -207,6 +211,41 @@ test('record one history per shape of lot-case and shadow workflow', async () =>
     await handle.cancel();
     await handle.result().catch(() => undefined);
     histories['recall-real-cancelled'] = handle.workflowId;
+  });
+
+  // A recall drill that passes: its supplier lot picked, its mock recall run as a child, its result stored.
+  const drillSite = `DRL-REPLAY-${run}`;
+  const drillPlant = String(run % 10_000).padStart(4, '0');
+  await writeDrillPlant(harness.pool, { site: drillSite, plant: drillPlant, run: `replay-${run}` });
+  const drillConfig = {
+    ...harness.config,
+    sites: [{ ...harness.config.sites[0]!, id: drillSite, erpPlant: drillPlant }],
+  };
+  const drillWorker = await harness.worker({
+    mes,
+    erp,
+    escalation,
+    recalls: createRecallStore(harness.pool),
+    drills: createRecallDrillStore(harness.pool, drillConfig, createAuditTrail(harness.pool)),
+  });
+  await drillWorker.worker.runUntil(async () => {
+    const drill = await harness.client.workflow.start('recallDrillWorkflow', {
+      workflowId: `recall-drill-${drillSite}`,
+      taskQueue: drillWorker.taskQueue,
+      args: [
+        {
+          site: drillSite,
+          scheduleId: `recall-drill-${drillSite}`,
+          scheduledAt: '2026-01-01T06:00:00.000Z',
+          scope: 'random-supplier-lot',
+          completeWithin: '8m',
+          missedAfter: '97d',
+          preset: harness.config.activityPresets.traceWrite,
+        },
+      ],
+    });
+    await drill.result();
+    histories['recall-drill-passed'] = drill.workflowId;
   });
 
   await writeHistories(histories);

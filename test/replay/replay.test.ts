@@ -25,8 +25,9 @@ const WORKFLOW_TYPES: Record<string, string> = {
   'shadow-': 'shadowDefectWorkflow',
   'lot-case-': 'lotCaseWorkflow',
   'genealogy-sync-': 'genealogySyncWorkflow',
-  // Longest prefix first: a notification's history also starts with `recall-`.
+  // Longest prefix first: a notification's or a drill's history also starts with `recall-`.
   'recall-notification-': 'recallNotificationWorkflow',
+  'recall-drill-': 'recallDrillWorkflow',
   'recall-': 'recallWorkflow',
 };
 const workflowTypeOf = (file: string) =>

@@ -24,6 +24,7 @@ import { asAdmin, signerAccount, stationKey, testSigningKey } from './identity';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
+import { createRecallDrillStore } from '../../infra/recall/recall-drill-store';
 import { createRecallStore } from '../../infra/recall/recall-store';
 import { openReinspector } from '../../infra/recall/reinspection';
 import { createRecallContainmentStore } from '../../infra/recall/recall-containment-store';
@@ -158,6 +159,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         recallNotifications: createRecallNotificationStore(opts.pool),
         genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
         recalls: createRecallStore(opts.pool),
+        drills: createRecallDrillStore(opts.pool, config, createAuditTrail(opts.pool)),
         reinspector: reinspection.reinspector,
         containment: createRecallContainmentStore(opts.pool),
       });

@@ -15,6 +15,7 @@ import type {
   EscalationPort,
   GenealogyRecorder,
   MesPort,
+  RecallDrillStore,
   RecallContainmentStore,
   RecallNoticePort,
   RecallReinspector,
@@ -80,6 +81,7 @@ export class WorkflowHarness {
     genealogy?: GenealogyRecorder;
     /** A recall's stages, its re-inspection and its containment rows, for recall workflow tests. */
     recalls?: RecallStore;
+    drills?: RecallDrillStore;
     reinspector?: RecallReinspector;
     containment?: RecallContainmentStore;
     /** Where recall notifications go, and how they are chased, for every site. */
@@ -94,6 +96,7 @@ export class WorkflowHarness {
       escalationFor: () => ({ target: 'test', port: ports.escalation }),
       ...(ports.genealogy ? { genealogy: ports.genealogy } : {}),
       ...(ports.recalls ? { recalls: ports.recalls } : {}),
+      ...(ports.drills ? { drills: ports.drills } : {}),
       ...(ports.reinspector ? { reinspector: ports.reinspector } : {}),
       ...(ports.containment ? { containment: ports.containment } : {}),
       recallNotifications: createRecallNotificationStore(this.pool),

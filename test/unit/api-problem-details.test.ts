@@ -155,6 +155,7 @@ describe('problem+json error contract', () => {
         '/v1/lots/{lotId}/quality-record',
         '/v1/recalls',
         '/v1/recalls/{recallId}',
+        '/v1/recall-drills',
         '/v1/recalls/{recallId}/report',
         '/v1/recalls/{recallId}/fsma204',
         '/v1/recalls/{recallId}/reinspections',

@@ -166,6 +166,33 @@ describe('temporal.yaml loading', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("reads a site's recall drill, with defaults, and names a bad scope", () => {
+    expect(parseConfig(repoYaml).sites[0]!.recall.drill).toEqual({
+      enabled: true,
+      every: '90d',
+      scope: 'random-supplier-lot',
+      completeWithin: '8m',
+      grace: '7d',
+    });
+    const cron = parseConfig(withLine('        every: 90d\n', "        cron: '0 6 1 1,4,7,10 *'\n"));
+    expect(cron.sites[0]!.recall.drill).toMatchObject({ every: '90d', cron: '0 6 1 1,4,7,10 *' });
+    const scoped = parseConfig(
+      withLine(
+        '        scope: random-supplier-lot',
+        '        scope: { kind: erp-batch, plant: "1010", material: RM-1, batch: R1 }',
+      ),
+    );
+    expect(scoped.sites[0]!.recall.drill?.scope).toEqual({
+      kind: 'erp-batch',
+      plant: '1010',
+      material: 'RM-1',
+      batch: 'R1',
+    });
+    expect(
+      parseError(withLine('        scope: random-supplier-lot', '        scope: { kind: delivery }')).message,
+    ).toMatch(/sites\.0\.recall\.drill\.scope/);
+  });
 });
 
 describe('resolveEnvRef', () => {

@@ -14,12 +14,14 @@ import {
   recallNotificationRows,
   type RecallNotificationRow,
 } from '../../../infra/recall/recall-notification-store';
-import type { RecallAcknowledgement } from '../../../workflows/contracts';
+import type { RecallAcknowledgement, RecallDrillEscalation, RecallDrillState } from '../../../workflows/contracts';
 import type { ApiDeps } from '../../deps';
 import { DispositionHeadersSchema } from '../../schemas/disposition.schema';
 import {
   RecallAcknowledgeBodySchema,
   RecallAcknowledgedSchema,
+  RecallDrillListQuerySchema,
+  RecallDrillPageSchema,
   RecallBodySchema,
   RecallCancelBodySchema,
   RecallCancelledSchema,
@@ -49,7 +51,21 @@ interface RecallRow {
   report: RecallReport | null;
   created_at: Date;
   completed_at: Date | null;
+  /** The recall's drill (holdfast.recall_drill as JSON), when a drill schedule opened it. */
+  drill: {
+    drill_id: string;
+    schedule_id: string;
+    scheduled_at: string;
+    state: RecallDrillState;
+    complete_within_ms: number;
+    duration_ms: number | null;
+    escalations: { reason: RecallDrillEscalation; at: string }[];
+  } | null;
 }
+
+/** A recall with its drill, if a drill opened it. */
+const RECALL_SELECT = `SELECT r.*, to_jsonb(d) AS drill FROM holdfast.recall r
+  LEFT JOIN holdfast.recall_drill d ON d.recall_id = r.recall_id`;
 
 const summary = (r: RecallRow) => ({
   recallId: r.recall_id,
@@ -62,6 +78,17 @@ const summary = (r: RecallRow) => ({
   createdAt: r.created_at.toISOString(),
   completedAt: r.completed_at?.toISOString() ?? null,
   score: r.report?.score ?? null,
+  origin: r.drill ? ('drill' as const) : ('request' as const),
+  drill: r.drill && {
+    drillId: r.drill.drill_id,
+    scheduleId: r.drill.schedule_id,
+    scheduledAt: new Date(r.drill.scheduled_at).toISOString(),
+    state: r.drill.state,
+    completeWithinMs: Number(r.drill.complete_within_ms),
+    durationMs: r.drill.duration_ms === null ? null : Number(r.drill.duration_ms),
+    escalations: r.drill.escalations.map((e) => ({ reason: e.reason, at: new Date(e.at).toISOString() })),
+  },
+  stages: r.report?.stages ?? [],
 });
 
 const cursorOf = (r: RecallRow) =>
@@ -250,9 +277,7 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
     },
     handler: async (request) => {
       const { recallId } = request.params;
-      const { rows } = await deps.pool.query<RecallRow>('SELECT * FROM holdfast.recall WHERE recall_id = $1', [
-        recallId,
-      ]);
+      const { rows } = await deps.pool.query<RecallRow>(`${RECALL_SELECT} WHERE r.recall_id = $1`, [recallId]);
       const row = rows[0];
       if (!row) throw notFound(`no recall ${recallId}`);
       authorizeSite(request, { site: row.site });
@@ -460,6 +485,10 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
     },
     schema: {
       summary: "A site's recalls, newest first (`kind=mock`: the mock recall history an auditor asks for)",
+      description:
+        'Each with its stage timings and score; `origin` says whether a request or a scheduled drill opened it, and ' +
+        "a drill's recall carries the drill: when it was due, its result, how long it took and what it escalated. " +
+        'docs/recall.md#drills.',
       tags: ['recalls'],
       querystring: RecallListQuerySchema,
       response: { 200: RecallPageSchema, 400: ProblemSchema, 403: ProblemSchema },
@@ -468,10 +497,10 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       const { site, kind, limit, cursor } = request.query;
       const after = cursor !== undefined ? parseCursor(cursor) : null;
       const { rows } = await deps.pool.query<RecallRow>(
-        `SELECT * FROM holdfast.recall
-          WHERE site = $1 AND ($2::text IS NULL OR kind = $2)
-            AND ($3::timestamptz IS NULL OR (created_at, recall_id) < ($3::timestamptz, $4::text))
-          ORDER BY created_at DESC, recall_id DESC LIMIT $5`,
+        `${RECALL_SELECT}
+          WHERE r.site = $1 AND ($2::text IS NULL OR r.kind = $2)
+            AND ($3::timestamptz IS NULL OR (r.created_at, r.recall_id) < ($3::timestamptz, $4::text))
+          ORDER BY r.created_at DESC, r.recall_id DESC LIMIT $5`,
         [site, kind ?? null, after?.[0] ?? null, after?.[1] ?? null, limit + 1],
       );
       const page = rows.slice(0, limit);
@@ -585,6 +614,66 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
         };
       });
       return { ...notificationView((await find())!), recorded };
+    },
+  });
+
+  app.get('/v1/recall-drills', {
+    config: {
+      access: { roles: READERS, machine: ['lots:read'] },
+      accessTargets: (request) => [{ site: (request.query as { site: string }).site }],
+    },
+    schema: {
+      summary: "A site's scheduled mock-recall drills, latest due first, with each one's result and escalations",
+      description:
+        'Every drill the schedule ran, including one that failed before it could open its recall (with the error). ' +
+        '`next` is the `before` of the following page. docs/recall.md#drills.',
+      tags: ['recalls'],
+      querystring: RecallDrillListQuerySchema,
+      response: { 200: RecallDrillPageSchema, 400: ProblemSchema, 403: ProblemSchema },
+    },
+    handler: async (request) => {
+      const { site, limit, before } = request.query;
+      const { rows } = await deps.pool.query<{
+        drill_id: string;
+        site: string;
+        schedule_id: string;
+        workflow_id: string;
+        scheduled_at: Date;
+        state: RecallDrillState;
+        recall_id: string | null;
+        scope: Record<string, unknown> | null;
+        complete_within_ms: string;
+        duration_ms: string | null;
+        error: string | null;
+        escalations: { reason: RecallDrillEscalation; target: string; text: string; at: string }[];
+        started_at: Date;
+        completed_at: Date | null;
+      }>(
+        `SELECT * FROM holdfast.recall_drill WHERE site = $1 AND ($2::timestamptz IS NULL OR scheduled_at < $2)
+          ORDER BY scheduled_at DESC LIMIT $3`,
+        [site, before ?? null, limit + 1],
+      );
+      const page = rows.slice(0, limit);
+      return {
+        drills: page.map((d) => ({
+          drillId: d.drill_id,
+          site: d.site,
+          scheduleId: d.schedule_id,
+          workflowId: d.workflow_id,
+          scheduledAt: d.scheduled_at.toISOString(),
+          state: d.state,
+          recallId: d.recall_id,
+          scope: d.scope,
+          completeWithinMs: Number(d.complete_within_ms),
+          durationMs: d.duration_ms === null ? null : Number(d.duration_ms),
+          error: d.error,
+          escalations: d.escalations.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+          startedAt: d.started_at.toISOString(),
+          completedAt: d.completed_at?.toISOString() ?? null,
+          links: { recall: d.recall_id ? `/v1/recalls/${d.recall_id}` : null },
+        })),
+        next: rows.length > limit ? (page[page.length - 1]?.scheduled_at.toISOString() ?? null) : null,
+      };
     },
   });
 };

@@ -15,26 +15,23 @@
  *    generator's ground truth. The baseline: the same supplier lot's forward walk through the SAP simulator's OData
  *    API (bench/erp-walk.ts, part 1's baseline), checked the same way.
  */
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { createActivities } from '../activities';
 import { buildApp } from '../api/app';
 import type { RecallReportDocument } from '../api/routes/recalls/recall-report';
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import { loadConfig } from '../infra/config/load';
 import type { HoldfastConfig } from '../infra/config/schema';
-import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
-import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { lotKey } from '../infra/genealogy/genealogy-keys';
 import { createAccounts } from '../infra/identity/accounts';
 import { issueLocalToken } from '../infra/identity/authenticate';
 import { generateSigningKey } from '../infra/identity/signing-key';
-import { createPgIntentLedger } from '../infra/ledger/pg-intent-ledger';
 import { startTemporalDevServer } from '../infra/local/temporal-dev-server';
-import { createRecallStore } from '../infra/recall/recall-store';
+import { openReinspector } from '../infra/recall/reinspection';
 import { resolveTemporalCli } from '../infra/temporal/cli';
 import { createTemporalWorkflowGateway } from '../infra/temporal/gateway';
 import {
@@ -45,6 +42,7 @@ import {
 } from '../infra/temporal/payload-codec';
 import { ALL_SEARCH_ATTRIBUTES, type RecallStatus } from '../workflows/contracts';
 import { createQualityWorkers } from '../workers/quality-workers';
+import { createWorkerActivities } from '../workers/worker-activities';
 import { createErpWalk } from './erp-walk';
 import { runBenchmark } from './harness';
 import { PLANT, SITE, preparePlantGenealogy, syncFigures } from './plant-genealogy';
@@ -55,7 +53,10 @@ const { values: args } = parseArgs({
     parts: { type: 'string', default: '1000000' },
     lots: { type: 'string', default: '100000' },
     'supplier-lots': { type: 'string', default: '300' },
-    'unshipped-share': { type: 'string', default: '0.05' },
+    // Finished lots still in stock: over half, so that the real recall finds a thousand lots in the plant's hands.
+    'unshipped-share': { type: 'string', default: '0.6' },
+    'real-runs': { type: 'string', default: process.env.BENCH_RUNS ?? '3' },
+    'min-contain': { type: 'string', default: '1000' },
     days: { type: 'string', default: '365' },
     seed: { type: 'string', default: '1' },
     runs: { type: 'string', default: process.env.BENCH_RUNS ?? '3' },
@@ -83,11 +84,17 @@ runBenchmark('recall', async (bench) => {
   const runs = count('runs', 1);
   const minLots = count('min-lots', 0);
   const minDeliveries = count('min-deliveries', 0);
+  const realRuns = count('real-runs', 0);
+  const minContain = count('min-contain', 0);
   const unshippedShare = Number(args['unshipped-share']);
   if (!(unshippedShare >= 0 && unshippedShare < 1)) throw new Error('--unshipped-share must be in [0, 1)');
   const base = loadConfig();
   const loadBefore = loadavg()[0]!;
 
+  // Keys, signatures and the real recall's notices (a file drop) in this run's own data directory.
+  const dataDir = mkdtempSync(join(tmpdir(), 'holdfast-bench-data-'));
+  bench.onCleanUp('data directory', async () => rmSync(dataDir, { recursive: true, force: true }));
+  process.env.HOLDFAST_DATA_DIR = dataDir;
   // The history in the simulators and the genealogy (the sync is not what this benchmark measures).
   const config: HoldfastConfig = { ...base, sites: [{ ...base.sites.find((s) => s.id === SITE)!, erpPlant: PLANT }] };
   const plant = await preparePlantGenealogy(bench, {
@@ -97,8 +104,7 @@ runBenchmark('recall', async (bench) => {
     production: config.traceability.sync.production,
     name: 'recall',
   });
-  const { holdfast, truth, sapUrl, sapCredentials } = plant;
-  process.env.HOLDFAST_DATA_DIR = join(plant.work, 'data');
+  const { holdfast, truth, history, sapUrl, sapCredentials } = plant;
 
   // Holdfast: a Temporal dev server, the worker and the API, in this process (as test/support/stack.ts wires them).
   // The worker's state changes at INFO would bury the benchmark's own lines.
@@ -117,19 +123,15 @@ runBenchmark('recall', async (bench) => {
   const client = new Client({ connection, namespace: temporal.namespace, dataConverter });
   const native = await NativeConnection.connect({ address: temporal.address });
   bench.onCleanUp('worker connection', () => native.close());
+  const reinspection = openReinspector(holdfast.pool, plant.config);
+  bench.onCleanUp('reinspector', () => reinspection.close());
   const workers = await createQualityWorkers({
     config: plant.config,
     connection: native,
     namespace: temporal.namespace,
     dataConverter,
-    activities: createActivities({
-      pool: holdfast.pool,
-      ledger: createPgIntentLedger(holdfast.pool),
-      mesFor: plant.connectors.mesFor,
-      erpFor: plant.connectors.erpFor,
-      escalationFor: plant.connectors.escalationFor,
-      genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(holdfast.pool))),
-      recalls: createRecallStore(holdfast.pool),
+    activities: createWorkerActivities(holdfast.pool, plant.config, plant.connectors, {
+      reinspector: reinspection.reinspector,
     }),
   });
   const running = workers.map((w) => w.run());
@@ -153,7 +155,7 @@ runBenchmark('recall', async (bench) => {
     lockForMs: 60_000,
   });
   const engineer = { username: 'bench-qe', roles: ['quality-engineer' as const], sites: 'all' as const };
-  const { password: _signerPassword } = await accounts.addUser({ kind: 'system', id: 'bench' }, engineer);
+  const { password } = await accounts.addUser({ kind: 'system', id: 'bench' }, engineer);
   const token = await issueLocalToken(
     signingKey,
     { ...engineer, displayName: engineer.username, disabled: false, lockedUntil: null },
@@ -255,8 +257,110 @@ runBenchmark('recall', async (bench) => {
     perRun.push(figures);
   }
 
+  // The real recalls: supplier lots whose lots still in stock are at least --min-contain, each with a set of its own
+  // (a lot another run held already would be found held, not held again, and cost less).
+  const stock = new Map(history.stock().map((x) => [x.batch, x.quantity]));
+  const inHand = (supplierLot: string): Set<string> => {
+    const reached = new Set([supplierLot]);
+    const todo = [supplierLot];
+    while (todo.length > 0) {
+      for (const c of byId.get(todo.pop()!)!.children)
+        if (!reached.has(c.lotId) && reached.add(c.lotId)) todo.push(c.lotId);
+    }
+    return new Set([...reached].filter((id) => (stock.get(id) ?? 0) > 0));
+  };
+  const taken = new Set<string>();
+  const realScopes: { lot: string; lots: Set<string> }[] = [];
+  for (const r of [...truth.supplierReach].sort((a, b) => b.finishedLots.length - a.finishedLots.length)) {
+    if (realScopes.length >= realRuns) break;
+    const lots = inHand(r.supplierLot);
+    if (lots.size < minContain || [...lots].some((id) => taken.has(id))) continue;
+    lots.forEach((id) => taken.add(id));
+    realScopes.push({ lot: r.supplierLot, lots });
+  }
+  if (realScopes.length < realRuns) {
+    throw new Error(
+      `only ${realScopes.length} supplier lot(s) with ${minContain} lots in stock and no lot in common; ` +
+        'raise --unshipped-share or lower --min-contain',
+    );
+  }
+  const realPerRun: Record<string, number>[] = [];
+  for (const [i, { lot, lots: expected }] of realScopes.entries()) {
+    const supplier = byId.get(lot)!;
+    const t0 = performance.now();
+    const posted = await api.inject({
+      method: 'POST',
+      url: '/v1/recalls',
+      headers: { ...headers, 'idempotency-key': `bench-real-${seed}-${i + 1}` },
+      payload: {
+        site: SITE,
+        kind: 'real',
+        scope: { kind: 'erp-batch', plant: PLANT, material: supplier.material, batch: supplier.lotId },
+        reason: `bench real recall ${i + 1}`,
+        signature: { meaning: 'responsibility', password },
+      },
+    });
+    if (posted.statusCode !== 202) throw new Error(`POST /v1/recalls answered ${posted.statusCode}: ${posted.body}`);
+    const { recallId, workflowId } = posted.json<{ recallId: string; workflowId: string }>();
+    const postedAt = Date.now() - (performance.now() - t0);
+    const status = (await client.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch((err: unknown) => {
+        // The cause chain says which stage failed and why (a failed activity's own message is two causes down).
+        let cause: unknown = err;
+        const chain: string[] = [];
+        while (cause instanceof Error) {
+          chain.push(cause.message);
+          cause = cause.cause;
+        }
+        throw new Error(`real recall ${recallId}: ${chain.join(': ')}`);
+      })) as RecallStatus;
+    const recallS = seconds(t0);
+    const contain = status.stages.find((x) => x.name === 'contain')!;
+    const notify = status.stages.find((x) => x.name === 'notify')!;
+    const real = {
+      real_recall_contain_s: (Date.parse(contain.finishedAt!) - postedAt) / 1000,
+      contain_stage_s: contain.durationMs! / 1000,
+      notify_stage_s: (notify.durationMs ?? 0) / 1000,
+      real_recall_s: recallS,
+      lots_contained: status.contain?.lots ?? 0,
+      notifications: notify.counts?.['notifications'] ?? 0,
+    };
+    const figures: Record<string, number> = real;
+    // Exactly once, by the simulators' own records: one hold of this recall per MES lot, one 344 per batch.
+    const rows = await holdfast.pool.query<{ lot_key: string; state: string; hold_id: string | null; blocks: number }>(
+      `SELECT lot_key, state, hold_id, jsonb_array_length(erp_blocks)::int AS blocks
+         FROM holdfast.recall_containment WHERE recall_id = $1`,
+      [recallId],
+    );
+    const holds = await plant.sims.pool.query<{ lot_id: string; n: number }>(
+      `SELECT lot_id, count(*)::int AS n FROM mes.hold WHERE external_reference LIKE $1 GROUP BY lot_id`,
+      [`recall:${recallId}:%`],
+    );
+    const got = new Set(rows.rows.map((r) => r.lot_key));
+    const want = new Set([...expected].map(keyOf));
+    if (got.size !== want.size || ![...want].every((k) => got.has(k))) {
+      wrong.push(`real recall ${i + 1}: contained ${got.size} lots, the truth has ${want.size} in stock`);
+    }
+    if (holds.rows.some((h) => h.n !== 1)) wrong.push(`real recall ${i + 1}: a lot held more than once`);
+    if (rows.rows.some((r) => r.state === 'failed' || r.blocks !== 1)) {
+      wrong.push(`real recall ${i + 1}: a lot failed, or was not blocked exactly once`);
+    }
+    figures.mes_holds = holds.rows.length;
+    figures.erp_blocks = rows.rows.reduce((n, r) => n + r.blocks, 0);
+    say(
+      `real recall ${i + 1} of ${supplier.lotId}: ${figures.lots_contained} lots contained ` +
+        `${real.real_recall_contain_s.toFixed(2)} s after the request (stage ${real.contain_stage_s.toFixed(2)} s; ` +
+        `${figures.mes_holds} MES holds, ${figures.erp_blocks} blocks), ${figures.notifications} notices in ` +
+        `${real.notify_stage_s.toFixed(2)} s, the whole recall ${recallS.toFixed(2)} s`,
+    );
+    realPerRun.push(figures);
+  }
+
   const spreads = spreadByKey(perRun);
-  const median = (key: string) => jsonFigure(spreads[key]!.median, 2);
+  const realSpreads = spreadByKey(realPerRun);
+  const median = (key: string) => jsonFigure((spreads[key] ?? realSpreads[key])!.median, 2);
   const ok = wrong.length === 0;
   return {
     exitCode: ok ? 0 : 1,
@@ -281,12 +385,17 @@ runBenchmark('recall', async (bench) => {
       load_ms: jsonFigure(plant.loadMs, 0),
       sync_erp: syncFigures(plant.sync.erp),
       sync_mes: syncFigures(plant.sync.mes),
-      spread: Object.fromEntries(Object.entries(spreads).map(([k, s]) => [k, jsonFigures({ ...s }, 3)])),
+      spread: Object.fromEntries(
+        Object.entries({ ...spreads, ...realSpreads }).map(([k, s]) => [k, jsonFigures({ ...s }, 3)]),
+      ),
+      real_runs: realRuns,
       mock_recall_s: median('mock_recall_s'),
       lots_affected: median('lots_affected'),
       deliveries_affected: median('deliveries_affected'),
       fsma_rows: median('fsma_rows'),
       baseline_s: median('baseline_s'),
+      real_recall_contain_s: realRuns > 0 ? median('real_recall_contain_s') : null,
+      lots_contained: realRuns > 0 ? median('lots_contained') : null,
       peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     },
   };

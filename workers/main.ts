@@ -1,9 +1,7 @@
 import { Runtime, type Worker } from '@temporalio/worker';
-import { createActivities } from '../activities';
 import { loadConfig } from '../infra/config/load';
 import type { HoldfastConfig } from '../infra/config/schema';
 import { createPool } from '../infra/db/pool';
-import { createPgIntentLedger } from '../infra/ledger/pg-intent-ledger';
 import { createConnectorObserver } from '../infra/observability/connector-metrics';
 import {
   connectorHealthChecks,
@@ -21,16 +19,13 @@ import { ensureGenealogySyncs } from '../infra/temporal/genealogy-sync-starter';
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
-import { createRecallDrillStore } from '../infra/recall/recall-drill-store';
-import { createRecallStore } from '../infra/recall/recall-store';
 import { ensureRecallDrillSchedules } from '../infra/temporal/recall-drill-schedules';
 import { openReinspector } from '../infra/recall/reinspection';
-import { createRecallContainmentStore } from '../infra/recall/recall-containment-store';
-import { createRecallNotificationStore } from '../infra/recall/recall-notification-store';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
 import { createQualityWorkers } from './quality-workers';
+import { createWorkerActivities } from './worker-activities';
 
 const logger = createLogger('worker');
 
@@ -122,19 +117,9 @@ async function main(): Promise<void> {
     });
     // A model recall's models load on its first batch; closed with the worker.
     reinspection = openReinspector(pool, config);
-    const activities = createActivities({
-      pool,
-      ledger: createPgIntentLedger(pool),
-      mesFor: connectors.mesFor,
-      erpFor: connectors.erpFor,
-      escalationFor: connectors.escalationFor,
-      recallNoticeFor: connectors.recallNoticeFor,
-      recallNotifications: createRecallNotificationStore(pool),
-      genealogy,
-      recalls: createRecallStore(pool),
-      drills: createRecallDrillStore(pool, config, createAuditTrail(pool)),
+    const activities = createWorkerActivities(pool, config, connectors, {
       reinspector: reinspection.reinspector,
-      containment: createRecallContainmentStore(pool),
+      genealogy,
     });
     logger.info('bundling workflow code and creating the workers');
     workers = await createQualityWorkers({

@@ -4,14 +4,13 @@ import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/w
 import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import { Registry } from 'prom-client';
-import { createActivities } from '../../activities';
 import { buildApp } from '../../api/app';
 import { openSiteConnectors, type SiteConnectors } from '../../workers/connectors';
 import { createQualityWorkers } from '../../workers/quality-workers';
+import { createWorkerActivities } from '../../workers/worker-activities';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import type { ConnectorLogger } from '../../infra/connectors/define';
-import { createPgIntentLedger } from '../../infra/ledger/pg-intent-ledger';
 import { createConnectorObserver } from '../../infra/observability/connector-metrics';
 import type { Tracing } from '../../infra/observability/tracing';
 import { startOutboxDispatcher, type OutboxDispatcher } from '../../infra/outbox/dispatcher';
@@ -21,14 +20,7 @@ import { createTemporalWorkflowGateway, type WorkflowGateway } from '../../infra
 import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import type { SigningKey } from '../../infra/identity/signing-key';
 import { asAdmin, signerAccount, stationKey, testSigningKey } from './identity';
-import { createAuditTrail } from '../../infra/audit/audit-trail';
-import { createGenealogyStore } from '../../infra/genealogy/genealogy-store';
-import { genealogyRecorder } from '../../infra/genealogy/genealogy-recorder';
-import { createRecallDrillStore } from '../../infra/recall/recall-drill-store';
-import { createRecallStore } from '../../infra/recall/recall-store';
 import { openReinspector } from '../../infra/recall/reinspection';
-import { createRecallContainmentStore } from '../../infra/recall/recall-containment-store';
-import { createRecallNotificationStore } from '../../infra/recall/recall-notification-store';
 
 export interface StackOptions {
   pool: Pool;
@@ -149,19 +141,8 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       closers.push(() => native.close());
       const reinspection = openReinspector(opts.pool, config);
       closers.push(() => reinspection.close());
-      const activities = createActivities({
-        pool: opts.pool,
-        ledger: createPgIntentLedger(opts.pool),
-        mesFor: connectors.mesFor,
-        erpFor: connectors.erpFor,
-        escalationFor: connectors.escalationFor,
-        recallNoticeFor: connectors.recallNoticeFor,
-        recallNotifications: createRecallNotificationStore(opts.pool),
-        genealogy: genealogyRecorder(createGenealogyStore(createAuditTrail(opts.pool))),
-        recalls: createRecallStore(opts.pool),
-        drills: createRecallDrillStore(opts.pool, config, createAuditTrail(opts.pool)),
+      const activities = createWorkerActivities(opts.pool, config, connectors, {
         reinspector: reinspection.reinspector,
-        containment: createRecallContainmentStore(opts.pool),
       });
       workers = await createQualityWorkers({
         config,

@@ -1,0 +1,40 @@
+import type pg from 'pg';
+import { createActivities } from '../activities';
+import type { GenealogyRecorder, RecallReinspector } from '../activities/ports';
+import { createAuditTrail } from '../infra/audit/audit-trail';
+import type { HoldfastConfig } from '../infra/config/schema';
+import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
+import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
+import { createPgIntentLedger } from '../infra/ledger/pg-intent-ledger';
+import { createRecallContainmentStore } from '../infra/recall/recall-containment-store';
+import { createRecallDrillStore } from '../infra/recall/recall-drill-store';
+import { createRecallNotificationStore } from '../infra/recall/recall-notification-store';
+import { createRecallStore } from '../infra/recall/recall-store';
+import type { SiteConnectors } from './connectors';
+
+/**
+ * Every activity of a Holdfast worker over its database and its sites' connectors: the worker process, the test
+ * stack and the benchmarks build them here, so none of them runs with an activity missing its port.
+ */
+export function createWorkerActivities(
+  pool: pg.Pool,
+  config: HoldfastConfig,
+  connectors: Pick<SiteConnectors, 'mesFor' | 'erpFor' | 'escalationFor' | 'recallNoticeFor'>,
+  opts: { reinspector: RecallReinspector; genealogy?: GenealogyRecorder },
+) {
+  const audit = createAuditTrail(pool);
+  return createActivities({
+    pool,
+    ledger: createPgIntentLedger(pool),
+    mesFor: connectors.mesFor,
+    erpFor: connectors.erpFor,
+    escalationFor: connectors.escalationFor,
+    recallNoticeFor: connectors.recallNoticeFor,
+    recallNotifications: createRecallNotificationStore(pool),
+    genealogy: opts.genealogy ?? genealogyRecorder(createGenealogyStore(audit)),
+    recalls: createRecallStore(pool),
+    drills: createRecallDrillStore(pool, config, audit),
+    reinspector: opts.reinspector,
+    containment: createRecallContainmentStore(pool),
+  });
+}

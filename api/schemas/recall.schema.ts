@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Identifier } from '../../infra/ingest/inspection.schema';
-import { SignatureInputSchema } from './disposition.schema';
+import { SignatureInputSchema, SignatureViewSchema } from './disposition.schema';
 
 const Text = z
   .string()
@@ -149,6 +149,8 @@ export const RecallViewSchema = Summary.extend({
       ),
     })
     .nullable(),
+  /** A real recall's requester's signature, verified against the recall as it is stored now. */
+  signatures: z.array(SignatureViewSchema),
 });
 
 export const RecallCancelBodySchema = z.strictObject({ reason: z.string().min(1).max(1000) });

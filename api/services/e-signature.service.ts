@@ -175,14 +175,68 @@ export async function verifiedSignatures(
 ): Promise<SignatureView[]> {
   const content = dispositionContent(place, recorded);
   const signatures = Array.isArray(recorded.signatures) ? recorded.signatures : [];
-  return Promise.all(
-    signatures.map(async (raw: unknown): Promise<SignatureView> => {
-      const parsed = ManifestSchema.safeParse(raw);
-      if (!parsed.success) return malformed(raw);
-      const check = await verifySignature([deps.signatureKey], parsed.data, content);
-      return { ...parsed.data, ...check };
-    }),
-  );
+  return Promise.all(signatures.map((raw: unknown) => verifiedSignature(deps, raw, content)));
+}
+
+/** One stored signature checked against the content its record holds now; malformed is shown as invalid. */
+async function verifiedSignature(
+  deps: Pick<ApiDeps, 'signatureKey'>,
+  raw: unknown,
+  content: unknown,
+): Promise<SignatureView> {
+  const parsed = ManifestSchema.safeParse(raw);
+  if (!parsed.success) return malformed(raw);
+  const check = await verifySignature([deps.signatureKey], parsed.data, content);
+  return { ...parsed.data, ...check };
+}
+
+/** What a recall is: the requester's signature covers all of it (docs/e-signatures.md#what-is-signed). */
+export interface RecallSigned {
+  recallId: string;
+  site: string;
+  kind: string;
+  scope: unknown;
+  reason: string;
+  requestedBy: string;
+}
+
+/**
+ * What a real recall's signature signs: the recall (id, site, kind, scope, reason, requester), so the signature cannot
+ * be moved to another recall or kept over a changed scope or reason.
+ */
+export function recallContent(r: RecallSigned) {
+  return {
+    record: 'recall',
+    recallId: r.recallId,
+    site: r.site,
+    kind: r.kind,
+    scope: r.scope,
+    reason: r.reason,
+    requestedBy: r.requestedBy,
+  };
+}
+
+export function signRecall(
+  deps: ApiDeps,
+  signer: Signer,
+  meaning: SignatureManifest['meaning'],
+  recall: RecallSigned,
+): Promise<SignatureManifest> {
+  return signContent(deps.signatureKey, {
+    signer: signer.principal,
+    meaning,
+    method: signer.method,
+    content: recallContent(recall),
+  });
+}
+
+/** A recall's stored signature (none for a mock recall) checked against the recall as its row holds it now. */
+export async function verifiedRecallSignatures(
+  deps: Pick<ApiDeps, 'signatureKey'>,
+  recall: RecallSigned & { signature: unknown },
+): Promise<SignatureView[]> {
+  if (recall.signature === null || recall.signature === undefined) return [];
+  return [await verifiedSignature(deps, recall.signature, recallContent(recall))];
 }
 
 function malformed(raw: unknown): SignatureView {

@@ -16,6 +16,7 @@ import {
   type RecallInput,
   type RecallKind,
   type RecallScope,
+  type SignatureManifest,
 } from '../../workflows/contracts';
 
 export const RECALL_WORKFLOW_TYPE = 'recallWorkflow';
@@ -29,6 +30,13 @@ export interface RecallRequest {
   idempotencyKey: string;
   /** A model recall's corrected model (name@version); absent: each station's active recipe's model. */
   correctedModelVersion?: string;
+  /** A real recall's: the requester's sealed signature of `recallContent` (the API makes it). */
+  signature?: SignatureManifest;
+}
+
+/** The recall's id: a hash of its site and the request's Idempotency-Key, so a repeated request finds it. */
+export function recallIdFor(site: string, idempotencyKey: string): string {
+  return `${site}-${createHash('sha256').update(`${site}\n${idempotencyKey}`).digest('hex').slice(0, 16)}`;
 }
 
 export type RecallStart =
@@ -47,7 +55,7 @@ export async function openRecall(
   const site = config.sites.find((s) => s.id === request.site);
   if (!site) throw new Error(`site ${request.site} is not configured`);
   const sha = (text: string) => createHash('sha256').update(text).digest('hex');
-  const recallId = `${request.site}-${sha(`${request.site}\n${request.idempotencyKey}`).slice(0, 16)}`;
+  const recallId = recallIdFor(request.site, request.idempotencyKey);
   const workflowId = recallWorkflowId(recallId);
   const corrected = request.correctedModelVersion;
   // Without a corrected model, the body hashes as before it could name one: stored recalls keep their hash.
@@ -55,8 +63,8 @@ export async function openRecall(
   const insert = (q: Pick<pg.Pool, 'query'>) =>
     q.query(
       `INSERT INTO holdfast.recall (recall_id, site, kind, scope, reason, requested_by, idempotency_key, request_sha256,
-                                  workflow_id, corrected_model_version)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (recall_id) DO NOTHING`,
+                                  workflow_id, corrected_model_version, signature)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (recall_id) DO NOTHING`,
       [
         recallId,
         request.site,
@@ -68,6 +76,7 @@ export async function openRecall(
         body,
         workflowId,
         corrected ?? null,
+        request.signature ? JSON.stringify(request.signature) : null,
       ],
     );
   const opened = audit
@@ -79,7 +88,13 @@ export async function openRecall(
           recordType: 'recall',
           recordId: recallId,
           old: null,
-          new: { site: request.site, kind: request.kind, scope: request.scope, workflowId },
+          new: {
+            site: request.site,
+            kind: request.kind,
+            scope: request.scope,
+            workflowId,
+            ...(request.signature ? { signatureId: request.signature.signatureId } : {}),
+          },
           reason: request.reason,
           outcome: 'accepted',
           detail: null,

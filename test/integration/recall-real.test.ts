@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
 import type { RecallNotice } from '../../activities/ports';
+import type { RecallReportDocument } from '../../api/routes/recalls/recall-report';
 import { createPool } from '../../infra/db/pool';
 import { lotKey } from '../../infra/genealogy/genealogy-keys';
 import { generatePlantHistory } from '../../infra/simulators/plant-history/plant-history';
@@ -289,6 +290,19 @@ test('a real recall holds and blocks every affected lot once, through a worker k
       expectedNotices.get(`${r.customer}|${r.ship_to}`)!.items.sort(),
     ]);
   }
+
+  // The recall report says the same: each affected lot's containment, each customer's notice, the signature.
+  const report = (
+    await stack.api.inject({ method: 'GET', url: `/v1/recalls/${recallId}/report`, headers: qm.headers })
+  ).json<RecallReportDocument>();
+  const containedInReport = report.lots.filter((l) => l.containment !== null);
+  expect(containedInReport.map((l) => l.lotKey).sort()).toEqual(affected.map(keyOf).sort());
+  for (const l of containedInReport) expect(['held', 'already-held']).toContain(l.containment!.state);
+  expect(report.customers.map((c) => `${c.customer}|${c.shipTo}`).sort()).toEqual([...expectedNotices.keys()].sort());
+  for (const c of report.customers) expect(c.notification).toMatchObject({ sentAt: expect.any(String) });
+  expect(report.signatures).toEqual([
+    expect.objectContaining({ valid: true, signer: expect.objectContaining({ id: qm.id }) }),
+  ]);
 
   // The same request again: the same recall, not run again, nothing new in either system.
   const { runId } = await handle.describe();

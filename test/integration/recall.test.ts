@@ -248,6 +248,32 @@ test("a real recall needs its requester's signature; signed, it runs every stage
     [recallId],
   );
   expect(rows[0]!.state).toBe('completed');
+
+  // The requester's signature: kept with the recall, verified on every read; a changed reason breaks it.
+  const read = async () =>
+    (await stack.api.inject({ method: 'GET', url: `/v1/recalls/${recallId}`, headers: qm.headers })).json<{
+      signatures: { signer: { id: string }; meaning: string; valid: boolean; problem?: string }[];
+    }>().signatures;
+  expect(await read()).toEqual([
+    expect.objectContaining({ signer: expect.objectContaining({ id: qm.id }), meaning: 'approval', valid: true }),
+  ]);
+  const report = await stack.api.inject({
+    method: 'GET',
+    url: `/v1/recalls/${recallId}/report?format=csv`,
+    headers: qm.headers,
+  });
+  expect(report.body).toMatch(/\r\nsignature,[^\r]*signature verified"?\r\n/);
+  await pool.query(`UPDATE holdfast.recall SET reason = 'a quieter reason' WHERE recall_id = $1`, [recallId]);
+  expect(await read()).toEqual([
+    expect.objectContaining({ valid: false, problem: 'the signed record was changed after it was signed' }),
+  ]);
+  const audited = await pool.query<{ content: string }>(
+    `SELECT content FROM holdfast.audit_record WHERE record_type = 'recall' AND record_id = $1`,
+    [recallId],
+  );
+  expect(audited.rows.map((r) => (JSON.parse(r.content) as { new: { signatureId?: string } }).new.signatureId)).toEqual(
+    [expect.any(String)],
+  );
 });
 
 test('a mock recall reports the trace gaps on its path as findings', async () => {

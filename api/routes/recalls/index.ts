@@ -4,9 +4,8 @@ import { authorizeSite } from '../../../infra/identity/route-access';
 import { ProblemError, notFound, problemType, validationProblem } from '../../../infra/http/problem-details';
 import { ProblemSchema } from '../../../infra/http/schemas';
 import type { AuditEntry } from '../../../infra/audit/audit-record';
-import { openRecall } from '../../../infra/recall/recall-starter';
+import { openRecall, recallIdFor } from '../../../infra/recall/recall-starter';
 import { modelVersionsOnDisk, parseModelVersion } from '../../../infra/recall/model-versions';
-import type { RecallScope } from '../../../workflows/contracts';
 import { WorkflowNotFoundError } from '../../../infra/temporal/gateway';
 import type { RecallReport } from '../../../infra/recall/recall-store';
 import {
@@ -14,7 +13,13 @@ import {
   recallNotificationRows,
   type RecallNotificationRow,
 } from '../../../infra/recall/recall-notification-store';
-import type { RecallAcknowledgement, RecallDrillEscalation, RecallDrillState } from '../../../workflows/contracts';
+import type {
+  RecallAcknowledgement,
+  RecallDrillEscalation,
+  RecallDrillState,
+  RecallScope,
+  SignatureManifest,
+} from '../../../workflows/contracts';
 import type { ApiDeps } from '../../deps';
 import { DispositionHeadersSchema } from '../../schemas/disposition.schema';
 import {
@@ -35,7 +40,7 @@ import {
   ReinspectionQuerySchema,
   ReinspectionViewSchema,
 } from '../../schemas/recall.schema';
-import { authenticateSigner } from '../../services/e-signature.service';
+import { authenticateSigner, signRecall, verifiedRecallSignatures } from '../../services/e-signature.service';
 import { READERS } from '../../support/access';
 import recallReportRoutes from './recall-report';
 
@@ -51,6 +56,8 @@ interface RecallRow {
   report: RecallReport | null;
   created_at: Date;
   completed_at: Date | null;
+  /** A real recall's requester's sealed signature. */
+  signature: unknown;
   /** The recall's drill (holdfast.recall_drill as JSON), when a drill schedule opened it. */
   drill: {
     drill_id: string;
@@ -62,6 +69,17 @@ interface RecallRow {
     escalations: { reason: RecallDrillEscalation; at: string }[];
   } | null;
 }
+
+/** What the requester's signature covers, as the row holds it now. */
+export const recallSigned = (r: Omit<RecallRow, 'drill'>) => ({
+  recallId: r.recall_id,
+  site: r.site,
+  kind: r.kind,
+  scope: r.scope,
+  reason: r.reason,
+  requestedBy: r.requested_by,
+  signature: r.signature,
+});
 
 /** A recall with its drill, if a drill opened it. */
 const RECALL_SELECT = `SELECT r.*, to_jsonb(d) AS drill FROM holdfast.recall r
@@ -205,6 +223,7 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       authorizeSite(request, { site });
       if (correctedModelVersion !== undefined) await checkCorrectedModel(deps, scope, correctedModelVersion);
       const actor = requestActor(request);
+      let sealed: SignatureManifest | undefined;
       if (kind === 'real') {
         if (!signature) {
           throw new ProblemError(
@@ -213,7 +232,16 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
             ]),
           );
         }
-        await authenticateSigner(deps, request, signature);
+        const signer = await authenticateSigner(deps, request, signature);
+        const recallId = recallIdFor(site, request.headers['idempotency-key']);
+        sealed = await signRecall(deps, signer, signature.meaning, {
+          recallId,
+          site,
+          kind,
+          scope,
+          reason,
+          requestedBy: actor.id,
+        });
       }
       const gateway = deps.gateway;
       if (!gateway.startRecall) {
@@ -234,6 +262,7 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
           requestedBy: actor.id,
           idempotencyKey: request.headers['idempotency-key'],
           ...(correctedModelVersion !== undefined ? { correctedModelVersion } : {}),
+          ...(sealed ? { signature: sealed } : {}),
         },
         (input) => gateway.startRecall!(input),
         { trail: deps.audit, actor },
@@ -320,6 +349,7 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
         deliveries: deliveries.rows,
         findings: findings.rows,
         containment: row.kind === 'real' ? containmentView(containment.rows) : null,
+        signatures: await verifiedRecallSignatures(deps, recallSigned(row)),
       };
     },
   });

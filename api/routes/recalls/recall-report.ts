@@ -17,6 +17,8 @@ import { SpreadsheetSchema } from '../../schemas/records.schema';
 import { toCsv } from '../../support/csv';
 import { escapeHtml, htmlTable, htmlToPdf, printablePage } from '../../support/printable';
 import { READERS } from '../../support/access';
+import type { SignatureView } from '../../schemas/disposition.schema';
+import { verifiedRecallSignatures } from '../../services/e-signature.service';
 import { sendFsma204 } from '../../support/fsma204-sheet';
 
 export interface RecallReportLot {
@@ -33,6 +35,8 @@ export interface RecallReportLot {
   consumed: number;
   inProcess: number;
   scrapped: number;
+  /** A real recall's containment of the lot (docs/recall.md#contain); null where it was not to be contained. */
+  containment: { state: string; holdId: string | null; blocked: number; materialDocuments: string[] } | null;
 }
 
 export interface RecallReportCustomer {
@@ -40,6 +44,14 @@ export interface RecallReportCustomer {
   shipTo: string;
   quantity: number;
   deliveries: { delivery: string; item: string; lotKey: string; quantity: number }[];
+  /** A real recall's notice to this customer and ship-to (docs/recall.md#notify); null before it was planned. */
+  notification: {
+    notificationId: string;
+    sentAt: string | null;
+    acknowledgedAt: string | null;
+    acknowledgedBy: string | null;
+    escalations: number;
+  } | null;
 }
 
 export interface RecallReportDocument {
@@ -59,6 +71,8 @@ export interface RecallReportDocument {
   lots: RecallReportLot[];
   customers: RecallReportCustomer[];
   findings: { kind: string; subject: string; detail: Record<string, unknown> }[];
+  /** A real recall's requester's signature, verified as the report is read. */
+  signatures: SignatureView[];
 }
 
 const QuerySchema = z.strictObject({ format: z.enum(['json', 'csv', 'html', 'pdf']).default('json') });
@@ -75,11 +89,12 @@ interface RecallHead {
   report: RecallReport | null;
   created_at: Date;
   completed_at: Date | null;
+  signature: unknown;
 }
 
 async function readHead(deps: ApiDeps, recallId: string): Promise<RecallHead> {
   const { rows } = await deps.pool.query<RecallHead>(
-    `SELECT recall_id, site, kind, scope, reason, requested_by, state, report, created_at, completed_at
+    `SELECT recall_id, site, kind, scope, reason, requested_by, state, report, created_at, completed_at, signature
        FROM holdfast.recall WHERE recall_id = $1`,
     [recallId],
   );
@@ -94,8 +109,15 @@ export async function readRecallReport(deps: ApiDeps, head: RecallHead): Promise
       `SELECT r.lot_key AS "lotKey", l.material, l.erp_batch AS "erpBatch", l.mes_lot_id AS "mesLotId",
               r.reached_by AS "reachedBy", r.depth, r.class, r.quantity::float8 AS quantity, r.unit,
               r.shipped::float8 AS shipped, r.consumed::float8 AS consumed, r.in_process::float8 AS "inProcess",
-              r.scrapped::float8 AS scrapped
+              r.scrapped::float8 AS scrapped,
+              CASE WHEN c.lot_key IS NULL THEN NULL
+                   ELSE jsonb_build_object('state', c.state, 'holdId', c.hold_id,
+                          'blocked', (SELECT coalesce(sum((b->>'quantity')::numeric), 0) FROM jsonb_array_elements(c.erp_blocks) b),
+                          'materialDocuments', (SELECT coalesce(jsonb_agg(b->>'materialDocument'), '[]'::jsonb)
+                                                  FROM jsonb_array_elements(c.erp_blocks) b
+                                                 WHERE b ? 'materialDocument')) END AS containment
          FROM holdfast.recall_lot r LEFT JOIN holdfast.material_lot l USING (lot_key)
+         LEFT JOIN holdfast.recall_containment c ON c.recall_id = r.recall_id AND c.lot_key = r.lot_key
         WHERE r.recall_id = $1
         ORDER BY CASE r.reached_by WHEN 'scope' THEN 0 WHEN 'forward' THEN 1 ELSE 2 END, r.depth, r.lot_key`,
       [recallId],
@@ -103,13 +125,24 @@ export async function readRecallReport(deps: ApiDeps, head: RecallHead): Promise
     // Who received what: the deliveries of the scope's lots and of every lot made from them (a source lot reached
     // backward did not carry the problem to its customers).
     deps.pool.query<RecallReportCustomer>(
-      `SELECT d->>'customer' AS customer, d->>'shipTo' AS "shipTo", sum((d->>'quantity')::numeric)::float8 AS quantity,
-              jsonb_agg(jsonb_build_object('delivery', d->>'delivery', 'item', d->>'item', 'lotKey', r.lot_key,
-                                           'quantity', (d->>'quantity')::numeric)
-                        ORDER BY d->>'delivery', d->>'item', r.lot_key) AS deliveries
-         FROM holdfast.recall_lot r, jsonb_array_elements(r.deliveries) d
-        WHERE r.recall_id = $1 AND r.reached_by <> 'backward'
-        GROUP BY 1, 2 ORDER BY 1, 2`,
+      `WITH shipped AS (
+         SELECT d->>'customer' AS customer, d->>'shipTo' AS "shipTo",
+                sum((d->>'quantity')::numeric)::float8 AS quantity,
+                jsonb_agg(jsonb_build_object('delivery', d->>'delivery', 'item', d->>'item', 'lotKey', r.lot_key,
+                                             'quantity', (d->>'quantity')::numeric)
+                          ORDER BY d->>'delivery', d->>'item', r.lot_key) AS deliveries
+           FROM holdfast.recall_lot r, jsonb_array_elements(r.deliveries) d
+          WHERE r.recall_id = $1 AND r.reached_by <> 'backward'
+          GROUP BY 1, 2)
+       SELECT s.*,
+              CASE WHEN n.notification_id IS NULL THEN NULL
+                   ELSE jsonb_build_object('notificationId', n.notification_id, 'sentAt', n.sent_at,
+                                           'acknowledgedAt', n.acknowledged_at, 'acknowledgedBy', n.acknowledged_by,
+                                           'escalations', jsonb_array_length(n.escalations)) END AS notification
+         FROM shipped s
+         LEFT JOIN holdfast.recall_notification n
+           ON n.recall_id = $1 AND n.customer = s.customer AND n.ship_to = s."shipTo"
+        ORDER BY 1, 2`,
       [recallId],
     ),
     deps.pool.query<{ kind: string; subject: string; detail: Record<string, unknown> }>(
@@ -142,10 +175,30 @@ export async function readRecallReport(deps: ApiDeps, head: RecallHead): Promise
     lots: lots.rows,
     customers: customers.rows,
     findings: findings.rows,
+    signatures: await verifiedRecallSignatures(deps, {
+      recallId,
+      site: head.site,
+      kind: head.kind,
+      scope: head.scope,
+      reason: head.reason,
+      requestedBy: head.requested_by,
+      signature: head.signature,
+    }),
   };
 }
 
 const CSV_COLUMNS = ['section', 'id', 'time', 'class', 'quantity', 'detail'];
+
+const containmentText = (c: NonNullable<RecallReportLot['containment']>) =>
+  `containment ${c.state}${c.holdId ? `, hold ${c.holdId}` : ''}` +
+  `${c.blocked ? `, blocked ${c.blocked} (${c.materialDocuments.join(' ')})` : ''}`;
+const notificationText = (n: NonNullable<RecallReportCustomer['notification']>) =>
+  `notice ${n.notificationId} ${n.sentAt ? `sent ${n.sentAt}` : 'not sent'}` +
+  `${n.acknowledgedAt ? `, acknowledged ${n.acknowledgedAt} (recorded by ${n.acknowledgedBy})` : ', not acknowledged'}` +
+  `${n.escalations ? `, escalated ${n.escalations}×` : ''}`;
+const signatureText = (s: SignatureView) =>
+  `signed by ${s.signer.name} (${s.signer.id}), meaning ${s.meaning}: ` +
+  `${s.valid ? 'signature verified' : `SIGNATURE INVALID${s.problem ? `: ${s.problem}` : ''}`}`;
 const num = (n: number | null) => (n === null ? '' : String(n));
 
 /** One row per stage, lot, customer delivery and finding, so the whole recall sorts and filters in one sheet. */
@@ -166,7 +219,7 @@ export function recallReportCsv(report: RecallReportDocument): string {
       l.class ?? '',
       num(l.quantity),
       `${l.reachedBy} depth ${l.depth}; shipped ${l.shipped}, consumed ${l.consumed}, in process ${l.inProcess}, ` +
-        `scrapped ${l.scrapped}`,
+        `scrapped ${l.scrapped}${l.containment ? `; ${containmentText(l.containment)}` : ''}`,
     ]);
   }
   for (const c of report.customers) {
@@ -177,9 +230,12 @@ export function recallReportCsv(report: RecallReportDocument): string {
         '',
         c.customer,
         num(d.quantity),
-        `ship-to ${c.shipTo}; lot ${d.lotKey}`,
+        `ship-to ${c.shipTo}; lot ${d.lotKey}${c.notification ? `; ${notificationText(c.notification)}` : ''}`,
       ]);
     }
+  }
+  for (const sig of report.signatures) {
+    rows.push(['signature', sig.signatureId, sig.signedAt, sig.meaning, '', signatureText(sig)]);
   }
   for (const f of report.findings) rows.push(['finding', f.subject, '', f.kind, '', JSON.stringify(f.detail)]);
   return toCsv(rows);
@@ -228,15 +284,17 @@ export function recallReportHtml(report: RecallReportDocument): string {
       num(l.consumed),
       num(l.inProcess),
       num(l.scrapped),
+      l.containment ? containmentText(l.containment) : '',
     ]),
   );
   const customers = htmlTable(
-    ['Customer', 'Ship-to', 'Quantity', 'Deliveries'],
+    ['Customer', 'Ship-to', 'Quantity', 'Deliveries', 'Notice'],
     report.customers.map((c) => [
       c.customer,
       c.shipTo,
       num(c.quantity),
       c.deliveries.map((d) => `${d.delivery}/${d.item} (lot ${d.lotKey}, ${d.quantity})`).join('; '),
+      c.notification ? notificationText(c.notification) : '',
     ]),
   );
   const findings = htmlTable(
@@ -258,6 +316,9 @@ export function recallReportHtml(report: RecallReportDocument): string {
       (reconciliation
         ? `<p>Produced ${reconciliation.produced}, accounted for ${reconciliation.accounted}, ` +
           `${reconciliation.unreconciledLots} lot(s) unreconciled.</p>`
+        : '') +
+      (report.signatures.length > 0
+        ? `<h2>Signatures</h2><ul>${report.signatures.map((sig) => `<li>${e(signatureText(sig))} on ${e(sig.signedAt)}</li>`).join('')}</ul>`
         : '') +
       `<h2>Timeline</h2>${timeline}<h2>Affected lots (${report.lots.length})</h2>${lots}` +
       `<h2>Customers (${report.customers.length})</h2>${customers}<h2>Findings (${report.findings.length})</h2>${findings}`,

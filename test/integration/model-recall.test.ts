@@ -3,8 +3,9 @@
  * with or without a bright spot (the defect), stored as images by reference. The weakened model version (the same
  * network with its map's weight cut below the threshold) inspected them through the inference worker's own pipeline
  * and passed every one. Then some images are lost, and a model recall of "the weak model between t1 and t2" runs as a
- * real workflow: the corrected model re-inspects what is left, and the lots are marked for the contain stage. Checked
- * against the ground truth of which frames had a spot and which images are gone.
+ * real workflow: the corrected model re-inspects what is left, and the lots are marked for the contain stage; signed,
+ * the same recall holds the marked lots in the MES and no other. Checked against the ground truth of which frames had
+ * a spot and which images are gone, and against the MES simulator's holds.
  */
 // First: it makes onnxruntime's typed arrays jest's (see shareProcessTypedArrays in test/support/onnx-builder.ts).
 import { SPOT_MODEL, spotFrame, writeBrightSpotModel } from '../support/vision-fixtures';
@@ -28,7 +29,8 @@ import { applyRecipe } from '../../infra/vision/recipe';
 import { createRecipeCache, saveRecipe } from '../../infra/vision/recipe.repository';
 import type { RecallStatus } from '../../workflows/contracts';
 import { startGenealogyStack, stopGenealogyStack, syncGenealogy } from '../support/genealogy-stack';
-import { bearerFor } from '../support/identity';
+import { bearerFor, signerAccount } from '../support/identity';
+import { getJson } from '../support/plant';
 import { quietLog } from '../support/quiet-log';
 import type { HoldfastStack } from '../support/stack';
 import { readTestEnv } from '../support/test-env';
@@ -50,6 +52,8 @@ const history = generatePlantHistory({
   defectRate: 0,
   splitRate: 0,
   mergeRate: 0,
+  // Half the finished lots still in stock, so that a real model recall has lots to hold.
+  unshippedShare: 0.5,
 });
 const truth = history.groundTruth();
 const byId = new Map(truth.lots.map((l) => [l.lotId, l]));
@@ -113,6 +117,14 @@ beforeAll(async () => {
     configure: (config) => ({
       ...config,
       vision: { ...config.vision, modelsDir, imageSources: [pathToFileURL(`${imagesDir}/`).href] },
+      // A real model recall notifies the customers of what it reached: into this run's directory.
+      connectors: {
+        ...config.connectors,
+        'recall-notices': {
+          ...config.connectors['recall-notices']!,
+          directory: join(workDir, 'notices'),
+        },
+      },
     }),
   });
   await syncGenealogy(stack);
@@ -274,7 +286,7 @@ async function recall(body: object, key: string): Promise<{ recallId: string; st
   return { recallId: started.recallId, status };
 }
 
-test('a model recall re-inspects the images the weakened model passed and marks what the good model fails', async () => {
+test('a model recall re-inspects what the weakened model passed, marks and, signed, holds what the good model fails', async () => {
   const scope = { kind: 'model-version', modelVersion: weakKey, site, ...window };
   const { recallId, status } = await recall(
     { site, kind: 'mock', reason: 'model missed spots', scope, correctedModelVersion: goodKey },
@@ -410,6 +422,62 @@ test('a model recall re-inspects the images the weakened model passed and marks 
     headers: elsewhere,
   });
   expect(hidden.statusCode).toBe(403);
+
+  // For real: the same recall signed by a quality manager holds exactly the marked lots the plant still has, and no
+  // lot the corrected model cleared (the MES simulator's own holds).
+  const qm = await signerAccount(
+    pool,
+    { username: `mrc-qm-${erpPlant.toLowerCase()}`, roles: ['quality-manager'], sites: [site] },
+    stack.signingKey,
+  );
+  const posted = await stack.api.inject({
+    method: 'POST',
+    url: '/v1/recalls',
+    headers: { ...qm.headers, 'idempotency-key': `model-real-${erpPlant}` },
+    payload: {
+      site,
+      kind: 'real',
+      reason: 'model missed spots',
+      scope,
+      correctedModelVersion: goodKey,
+      signature: qm.signature(),
+    },
+  });
+  expect(posted.statusCode).toBe(202);
+  const real = posted.json<{ recallId: string; workflowId: string }>();
+  const realStatus = (await stack.client.workflow.getHandle(real.workflowId).result()) as RecallStatus;
+  expect(realStatus.state).toBe('completed');
+  const stock = new Map(history.stock().map((x) => [x.batch, x.quantity]));
+  const batchOf = (key: string) => key.slice(key.lastIndexOf('/') + 1);
+  const marked = await pool.query<{ lot_key: string; needs_containment: boolean }>(
+    `SELECT lot_key, needs_containment FROM holdfast.recall_lot WHERE recall_id = $1 AND reached_by <> 'backward'`,
+    [real.recallId],
+  );
+  const toHold = marked.rows
+    .filter((r) => r.needs_containment && (stock.get(batchOf(r.lot_key)) ?? 0) > 0)
+    .map((r) => r.lot_key)
+    .sort();
+  expect(toHold.length).toBeGreaterThan(0);
+  const contained = await pool.query<{ lot_key: string; state: string }>(
+    'SELECT lot_key, state FROM holdfast.recall_containment WHERE recall_id = $1',
+    [real.recallId],
+  );
+  expect(contained.rows.map((r) => r.lot_key).sort()).toEqual(toHold);
+  const heldInMes = (
+    await getJson<{ items: { lotId: string; externalReference: string }[] }>(`${stack.mesUrl}/api/v1/holds`)
+  ).items
+    .filter((h) => h.externalReference.startsWith(`recall:${real.recallId}:`))
+    .map((h) => h.lotId)
+    .sort();
+  expect(heldInMes).toEqual(
+    toHold
+      .map(batchOf)
+      .filter((id) => byId.get(id)!.level !== 'supplier')
+      .sort(),
+  );
+  const cleared = marked.rows.filter((r) => !r.needs_containment).map((r) => batchOf(r.lot_key));
+  expect(cleared.length).toBeGreaterThan(0);
+  for (const id of cleared) expect(heldInMes).not.toContain(id);
 
   // Without a corrected model named, each station's active recipe's model re-inspects: the good one, now active.
   for (const c of cases) {

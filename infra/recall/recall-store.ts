@@ -142,12 +142,19 @@ export function createRecallStore(db: Db): RecallStore {
 
     async reconcile(recallId: string): Promise<RecallReconciliation> {
       // The scope and everything made from it: each lot's quantity against where it went. The genealogy holds no
-      // stock figure, so a remainder is unreconciled until counted; more out than in is a finding too.
+      // stock figure; a real recall's contain stage read the ERP's unrestricted stock of each lot it blocked, and that
+      // is the lot's stock on hand. What is left (a mock recall's stock, stock blocked before the recall) is
+      // unreconciled until counted; more out than in is a finding too.
       const res = await db.query<{ lot_key: string; quantity: string; accounted: string }>(
-        `SELECT lot_key, quantity::text, (shipped + consumed + in_process + scrapped)::text AS accounted
-           FROM holdfast.recall_lot
-          WHERE recall_id = $1 AND reached_by IN ('scope', 'forward') AND quantity IS NOT NULL
-          ORDER BY lot_key`,
+        `SELECT r.lot_key, r.quantity::text,
+                (r.shipped + r.consumed + r.in_process + r.scrapped + coalesce(stock.quantity, 0))::text AS accounted
+           FROM holdfast.recall_lot r
+           LEFT JOIN LATERAL (
+             SELECT sum((b->>'quantity')::numeric) AS quantity
+               FROM holdfast.recall_containment c, jsonb_array_elements(c.erp_blocks) b
+              WHERE c.recall_id = r.recall_id AND c.lot_key = r.lot_key) stock ON true
+          WHERE r.recall_id = $1 AND r.reached_by IN ('scope', 'forward') AND r.quantity IS NOT NULL
+          ORDER BY r.lot_key`,
         [recallId],
       );
       let produced = 0;

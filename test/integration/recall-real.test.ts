@@ -291,6 +291,12 @@ test('a real recall holds and blocks every affected lot once, through a worker k
     ]);
   }
 
+  // Reconciled: every lot made from the supplier lot is shipped, consumed, in process or (read from SAP as it was
+  // blocked) in stock; nothing is left over.
+  const reconcile = status.stages.find((s) => s.name === 'reconcile')!.counts!;
+  expect(reconcile['produced']).toBeGreaterThan(0);
+  expect([reconcile['accounted'], reconcile['unreconciledLots']]).toEqual([reconcile['produced'], 0]);
+
   // The recall report says the same: each affected lot's containment, each customer's notice, the signature.
   const report = (
     await stack.api.inject({ method: 'GET', url: `/v1/recalls/${recallId}/report`, headers: qm.headers })

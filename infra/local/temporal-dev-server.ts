@@ -187,6 +187,19 @@ async function waitUntilReady(
         return;
       }
       lastError = `search attributes not registered yet: ${missing.map((k) => k.name).join(', ')}`;
+      // The CLI registers its --search-attribute flags only in a database it creates: a file kept from an earlier
+      // Holdfast (a plant upgrading) lacks the attributes added since, and never gets them by waiting. Once the
+      // namespace answers, they are added here (a race with the CLI's own registration fails and is retried).
+      await connection.workflowService.describeNamespace({ namespace });
+      await connection.operatorService.addSearchAttributes({
+        namespace,
+        searchAttributes: Object.fromEntries(
+          missing.flatMap((k) => {
+            const type = encodeSearchAttributeIndexedValueType(k.type);
+            return type === undefined ? [] : [[k.name, type] as const];
+          }),
+        ),
+      });
     } catch (err) {
       if (err instanceof SearchAttributeTypeError) throw err;
       lastError = (err as Error).message;

@@ -68,6 +68,17 @@ describe('startTemporalDevServer', () => {
     expect(site).toBe('PLANT1');
     expect(customAttributes).toEqual(expect.arrayContaining(ALL_SEARCH_ATTRIBUTES.map((k) => k.name)));
 
+    // An upgrade: a file from a build that had fewer attributes gets the new ones at start.
+    await server.stop();
+    const added = defineSearchAttributeKey('HoldfastUpgradeProbe', SearchAttributeType.KEYWORD);
+    server = await startTemporalDevServer({ ...opts, searchAttributes: [...ALL_SEARCH_ATTRIBUTES, added] });
+    const upgraded = await withClient(server.address, async (_client, connection) =>
+      Object.keys(
+        (await connection.operatorService.listSearchAttributes({ namespace: 'default' })).customAttributes ?? {},
+      ),
+    );
+    expect(upgraded).toContain(added.name);
+
     // The file keeps the types it was given first: a start that needs another type for one says so and stops.
     await server.stop();
     server = undefined;

@@ -19,7 +19,13 @@ import type { DispositionOutcome, DispositionRequest } from '../../workflows/con
 import { DispositionRejectedError, WorkflowNotFoundError } from '../../infra/temporal/gateway';
 import type { ApiDeps } from '../deps';
 import type { AuditActor, AuditEntry } from '../../infra/audit/audit-record';
-import { type Problem, ProblemError, httpProblem, problemType } from '../../infra/http/problem-details';
+import {
+  type Problem,
+  ProblemError,
+  httpProblem,
+  problemType,
+  workflowServiceUnavailable,
+} from '../../infra/http/problem-details';
 import {
   claimIdempotencyKey,
   completeIdempotencyKey,
@@ -176,15 +182,7 @@ async function idempotent(
     // Not a final answer (Temporal unreachable, a bug): free the key so a retry can run.
     await releaseIdempotencyKey(deps.pool, scope, idempotencyKey);
     if (err instanceof ProblemError) throw err;
-    throw new ProblemError(
-      {
-        type: problemType('workflow-service-unavailable'),
-        title: 'Service Unavailable',
-        status: 503,
-        detail: 'the workflow service could not be reached; retry with the same Idempotency-Key',
-      },
-      { 'retry-after': '5' },
-    );
+    throw workflowServiceUnavailable('the workflow service could not be reached; retry with the same Idempotency-Key');
   }
   await deps.audit.inTransaction(async (client) => {
     await completeIdempotencyKey(client, scope, idempotencyKey, final.status, final.body);

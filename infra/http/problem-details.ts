@@ -47,6 +47,20 @@ export function notFound(detail: string): ProblemError {
   return new ProblemError(httpProblem(404, detail));
 }
 
+/**
+ * 503: Temporal is not wired into this process, or could not be reached. `retry` says what the caller should do; with
+ * it the answer carries `Retry-After: 5`.
+ */
+export function workflowServiceUnavailable(retry?: string): ProblemError {
+  const problem: Problem = {
+    type: problemType('workflow-service-unavailable'),
+    title: 'Service Unavailable',
+    status: 503,
+    ...(retry ? { detail: retry } : {}),
+  };
+  return new ProblemError(problem, retry ? { 'retry-after': '5' } : {});
+}
+
 export function validationProblem(errors: FieldError[], detail?: string): Problem {
   return {
     type: problemType('validation'),

@@ -1,13 +1,18 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { requestActor } from '../../../infra/http/request-actor';
 import { authorizeSite } from '../../../infra/identity/route-access';
-import { ProblemError, notFound, problemType, validationProblem } from '../../../infra/http/problem-details';
+import {
+  ProblemError,
+  notFound,
+  problemType,
+  validationProblem,
+  workflowServiceUnavailable,
+} from '../../../infra/http/problem-details';
 import { ProblemSchema } from '../../../infra/http/schemas';
 import type { AuditEntry } from '../../../infra/audit/audit-record';
 import { openRecall, recallIdFor } from '../../../infra/recall/recall-starter';
 import { modelVersionsOnDisk, parseModelVersion } from '../../../infra/recall/model-versions';
 import { WorkflowNotFoundError } from '../../../infra/temporal/gateway';
-import type { RecallReport } from '../../../infra/recall/recall-store';
 import {
   createRecallNotificationStore,
   recallNotificationRows,
@@ -42,22 +47,10 @@ import {
 } from '../../schemas/recall.schema';
 import { authenticateSigner, signRecall, verifiedRecallSignatures } from '../../services/e-signature.service';
 import { READERS } from '../../support/access';
-import recallReportRoutes from './recall-report';
+import recallReportRoutes, { recallSigned, type RecallHead } from './recall-report';
 
-interface RecallRow {
-  recall_id: string;
-  site: string;
-  kind: 'mock' | 'real';
-  scope: Record<string, unknown>;
-  reason: string;
-  requested_by: string;
+interface RecallRow extends RecallHead {
   workflow_id: string;
-  state: string;
-  report: RecallReport | null;
-  created_at: Date;
-  completed_at: Date | null;
-  /** A real recall's requester's sealed signature. */
-  signature: unknown;
   /** The recall's drill (holdfast.recall_drill as JSON), when a drill schedule opened it. */
   drill: {
     drill_id: string;
@@ -69,17 +62,6 @@ interface RecallRow {
     escalations: { reason: RecallDrillEscalation; at: string }[];
   } | null;
 }
-
-/** What the requester's signature covers, as the row holds it now. */
-export const recallSigned = (r: Omit<RecallRow, 'drill'>) => ({
-  recallId: r.recall_id,
-  site: r.site,
-  kind: r.kind,
-  scope: r.scope,
-  reason: r.reason,
-  requestedBy: r.requested_by,
-  signature: r.signature,
-});
 
 /** A recall with its drill, if a drill opened it. */
 const RECALL_SELECT = `SELECT r.*, to_jsonb(d) AS drill FROM holdfast.recall r
@@ -245,11 +227,7 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       }
       const gateway = deps.gateway;
       if (!gateway.startRecall) {
-        throw new ProblemError({
-          type: problemType('workflow-service-unavailable'),
-          title: 'Service Unavailable',
-          status: 503,
-        });
+        throw workflowServiceUnavailable();
       }
       const started = await openRecall(
         deps.pool,
@@ -269,14 +247,8 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       ).catch((err: unknown) => {
         if (err instanceof ProblemError) throw err;
         request.log.warn({ err }, 'recall not started');
-        throw new ProblemError(
-          {
-            type: problemType('workflow-service-unavailable'),
-            title: 'Service Unavailable',
-            status: 503,
-            detail: 'the workflow service could not be reached; retry with the same Idempotency-Key',
-          },
-          { 'retry-after': '5' },
+        throw workflowServiceUnavailable(
+          'the workflow service could not be reached; retry with the same Idempotency-Key',
         );
       });
       if (started.outcome === 'key-reused') {
@@ -464,11 +436,7 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       if (row.state !== 'running') throw closed();
       const gateway = deps.gateway;
       if (!gateway.cancelRecall) {
-        throw new ProblemError({
-          type: problemType('workflow-service-unavailable'),
-          title: 'Service Unavailable',
-          status: 503,
-        });
+        throw workflowServiceUnavailable();
       }
       // Recorded first, so the running batches stop even before the workflow hears of it; the first cancel counts.
       await deps.audit.inTransaction(async (client) => {
@@ -494,14 +462,8 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) throw closed();
         request.log.warn({ err }, 'recall cancel not delivered');
-        throw new ProblemError(
-          {
-            type: problemType('workflow-service-unavailable'),
-            title: 'Service Unavailable',
-            status: 503,
-            detail: 'the cancel is recorded; the workflow service could not be reached to deliver it, retry',
-          },
-          { 'retry-after': '5' },
+        throw workflowServiceUnavailable(
+          'the cancel is recorded; the workflow service could not be reached to deliver it, retry',
         );
       }
       return reply.code(202).send({ recallId, workflowId: row.workflow_id, state: 'cancelling' });
@@ -610,14 +572,8 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) {
             request.log.warn({ err }, 'recall acknowledgement not signalled');
-            throw new ProblemError(
-              {
-                type: problemType('workflow-service-unavailable'),
-                title: 'Service Unavailable',
-                status: 503,
-                detail: 'the workflow service could not be reached; nothing was recorded, repeat the request',
-              },
-              { 'retry-after': '5' },
+            throw workflowServiceUnavailable(
+              'the workflow service could not be reached; nothing was recorded, repeat the request',
             );
           }
         }

@@ -503,10 +503,8 @@ export interface RecallNoticeLot {
   deliveries: { delivery: string; item: string; quantity: number }[];
 }
 
-/** One notification, as every target carries it (the webhook's body, the file, the e-mail's JSON attachment). */
-export interface RecallNotice {
-  /** The same for every attempt at this notification: recall, customer and ship-to. */
-  idempotencyKey: string;
+/** Whom a notification is for and what reached them: what the notice and its row both hold. */
+interface RecallNotificationSubject {
   recallId: string;
   site: string;
   reason: string;
@@ -514,6 +512,12 @@ export interface RecallNotice {
   customer: string;
   shipTo: string;
   lots: RecallNoticeLot[];
+}
+
+/** One notification, as every target carries it (the webhook's body, the file, the e-mail's JSON attachment). */
+export interface RecallNotice extends RecallNotificationSubject {
+  /** The same for every attempt at this notification: recall, customer and ship-to. */
+  idempotencyKey: string;
   /** The delivery documents, `delivery/item`, sorted. */
   deliveries: string[];
   /** Per unit, the sum of the lots' quantities. */
@@ -536,15 +540,8 @@ export interface RecallNoticePort {
 }
 
 /** One planned notification as holdfast.recall_notification keeps it. */
-export interface RecallNotificationRecord {
-  recallId: string;
-  site: string;
-  reason: string;
-  notificationId: string;
-  customer: string;
-  shipTo: string;
+export interface RecallNotificationRecord extends RecallNotificationSubject {
   workflowId: string;
-  lots: RecallNoticeLot[];
   quantity: number;
   sentAt: string | null;
 }

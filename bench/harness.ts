@@ -100,3 +100,13 @@ export async function integratorAuthorization(signingKey: SigningKey): Promise<s
   );
   return `Bearer ${token}`;
 }
+
+/** A command-line option (parseArgs' `values`) as an integer ≥ `min`; anything else stops the benchmark, naming it. */
+export function integerOption(values: Record<string, unknown>, name: string, min: number): number {
+  const text = values[name];
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) {
+    throw new Error(`--${name} must be an integer ≥ ${min}, got "${String(text)}"`);
+  }
+  return value;
+}

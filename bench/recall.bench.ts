@@ -44,7 +44,7 @@ import { ALL_SEARCH_ATTRIBUTES, type RecallStatus } from '../workflows/contracts
 import { createQualityWorkers } from '../workers/quality-workers';
 import { createWorkerActivities } from '../workers/worker-activities';
 import { createErpWalk } from './erp-walk';
-import { runBenchmark } from './harness';
+import { integerOption, runBenchmark } from './harness';
 import { PLANT, SITE, preparePlantGenealogy, syncFigures } from './plant-genealogy';
 import { jsonFigure, jsonFigures, spreadByKey } from './stats';
 
@@ -67,12 +67,7 @@ const { values: args } = parseArgs({
   },
 });
 
-function count(name: string, min: number): number {
-  const text = args[name as keyof typeof args];
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${text}"`);
-  return value;
-}
+const count = (name: string, min: number) => integerOption(args, name, min);
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
 

@@ -31,7 +31,7 @@ import {
 } from '../infra/genealogy/trace-queries';
 import type { TruthLot } from '../infra/simulators/plant-history/plant-history';
 import { createErpWalk } from './erp-walk';
-import { runBenchmark } from './harness';
+import { integerOption, runBenchmark } from './harness';
 import { PLANT, SITE, preparePlantGenealogy, syncFigures } from './plant-genealogy';
 import { jsonFigure, jsonFigures, percentiles, spreadByKey } from './stats';
 
@@ -50,12 +50,7 @@ const { values: args } = parseArgs({
   },
 });
 
-function count(name: string, min: number): number {
-  const text = args[name as keyof typeof args];
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${text}"`);
-  return value;
-}
+const count = (name: string, min: number) => integerOption(args, name, min);
 
 /** Seeded choice of `n` distinct items (mulberry32, so a run's starts follow from --seed and the run number). */
 function pick<T>(from: readonly T[], n: number, seed: number): T[] {

@@ -78,7 +78,8 @@ export interface RecallReportDocument {
 const QuerySchema = z.strictObject({ format: z.enum(['json', 'csv', 'html', 'pdf']).default('json') });
 const SheetQuerySchema = z.strictObject({ format: z.enum(['csv', 'xlsx']).default('csv') });
 
-interface RecallHead {
+/** A recall's own row: what every read of it starts from. */
+export interface RecallHead {
   recall_id: string;
   site: string;
   kind: 'mock' | 'real';
@@ -89,8 +90,20 @@ interface RecallHead {
   report: RecallReport | null;
   created_at: Date;
   completed_at: Date | null;
+  /** A real recall's requester's sealed signature. */
   signature: unknown;
 }
+
+/** What the requester's signature covers, as the row holds it now. */
+export const recallSigned = (r: RecallHead) => ({
+  recallId: r.recall_id,
+  site: r.site,
+  kind: r.kind,
+  scope: r.scope,
+  reason: r.reason,
+  requestedBy: r.requested_by,
+  signature: r.signature,
+});
 
 async function readHead(deps: ApiDeps, recallId: string): Promise<RecallHead> {
   const { rows } = await deps.pool.query<RecallHead>(
@@ -175,15 +188,7 @@ export async function readRecallReport(deps: ApiDeps, head: RecallHead): Promise
     lots: lots.rows,
     customers: customers.rows,
     findings: findings.rows,
-    signatures: await verifiedRecallSignatures(deps, {
-      recallId,
-      site: head.site,
-      kind: head.kind,
-      scope: head.scope,
-      reason: head.reason,
-      requestedBy: head.requested_by,
-      signature: head.signature,
-    }),
+    signatures: await verifiedRecallSignatures(deps, recallSigned(head)),
   };
 }
 

@@ -95,6 +95,61 @@ export interface MesPort {
   releaseHold(req: MesReleaseRequest): Promise<{ lotStatus: string }>;
   /** Production events (consumed, produced, split, merged, parts) as genealogy facts; absent: not offered. */
   readonly genealogy?: GenealogyFeed;
+  /** Job-order events with a cursor (docs/changeover.md#order-events); absent: the MES does not offer them. */
+  // The feedback layer's operations below are optional: an MES that lacks one makes the step that needs it fail with
+  // a message naming the MES, never silently skip.
+  readonly jobOrders?: JobOrderFeed;
+  /**
+   * Releases the work order for production on its line once its changeover's first article passed. A second call
+   * with the same key answers the first release.
+   */
+  releaseForProduction?(req: MesProductionReleaseRequest, opts?: CreateOptions): Promise<MesProductionRelease>;
+  /** Reads the order's production release; undefined when it was not released. */
+  getProductionRelease?(workOrder: string): Promise<MesProductionRelease | undefined>;
+  /** The line's open orders in sequence, with their customers' criticality. */
+  lineOrders?(line: string): Promise<MesLineOrder[]>;
+  /** Asks the MES to resequence a line (scheduling advice); returns the existing request when one carries the key. */
+  requestResequencing?(req: MesResequencingRequest, opts?: CreateOptions): Promise<MesResequencing>;
+  getResequencing?(requestId: string): Promise<MesResequencing>;
+}
+
+export interface MesProductionReleaseRequest {
+  idempotencyKey: string;
+  workOrder: string;
+  line: string;
+  /** Who or what released it: the changeover's workflow id. */
+  releasedBy: string;
+  comment: string;
+}
+
+export interface MesProductionRelease {
+  workOrder: string;
+  line: string;
+  releasedAt: string;
+  externalReference: string;
+}
+
+/**
+ * Scheduling advice sent to the MES (docs/changeover.md#scheduling-advice): hold what is left of a component lot, or
+ * use it only on orders of lower customer criticality.
+ */
+export interface MesResequencingRequest {
+  idempotencyKey: string;
+  line: string;
+  componentLot: string;
+  action: 'hold-remaining' | 'use-on-less-critical';
+  /** For use-on-less-critical: the orders the lot may still go to, in the sequence advised. */
+  orders?: string[];
+  /** The evidence, as text the MES shows its planner. */
+  reason: string;
+}
+
+export interface MesResequencing extends Omit<MesResequencingRequest, 'idempotencyKey'> {
+  requestId: string;
+  externalReference: string;
+  /** The MES's answer: `ACCEPTED` once its sequence changed, `REJECTED` with its reason. */
+  status: 'PENDING' | 'ACCEPTED' | 'REJECTED';
+  createdAt: string;
 }
 
 export interface ErpDefectItem {
@@ -591,4 +646,144 @@ export interface RecallDrillStore {
     drillId: string,
     escalation: { reason: RecallDrillEscalation; target: string; text: string },
   ): Promise<void>;
+}
+
+// Feedback layer (docs/changeover.md): production-order events from the MES, changeovers of every station of a line,
+// the line's release interlock, and scheduling advice back to the MES.
+
+/** A station of a line, as the changeover addresses it. */
+export interface StationRef {
+  site: string;
+  line: string;
+  station: string;
+}
+
+/**
+ * What happened to a production order (an ISA-95 job order) in the MES: `released` for production planning,
+ * `started` on a line (Holdfast's changeover trigger), `changed` (quantity, sequence or criticality), `completed`.
+ */
+export type JobOrderEventType = 'released' | 'started' | 'changed' | 'completed';
+
+/** One job-order event, as Holdfast's intake normalises every MES's shape (docs/changeover.md#order-events). */
+export interface JobOrderEvent {
+  /** The MES's id of the event: the same event twice (MQTT redelivery, the REST fallback) is applied once. */
+  eventId: string;
+  eventType: JobOrderEventType;
+  /**
+   * The order's revision in the MES, increasing with each change. An event whose revision is not above the last one
+   * applied for its order is recorded and changes nothing (a replayed or out-of-order event).
+   */
+  revision: number;
+  publishedAt: string;
+  site: string;
+  line: string;
+  workOrder: string;
+  sku: string;
+  plannedQuantity?: number;
+  /** The order's customer criticality in the MES (higher: more critical); used by scheduling advice. */
+  customerCriticality?: number;
+}
+
+export interface JobOrderEventPage {
+  items: JobOrderEvent[];
+  /** Pass as `after` for the next page; equal to `after` when nothing new arrived. */
+  nextCursor: string | null;
+}
+
+/** The MES's job-order events with a cursor: the fallback for what the MQTT stream missed. */
+export interface JobOrderFeed {
+  read(after: string | undefined, limit: number): Promise<JobOrderEventPage>;
+}
+
+/** An order on a line, as the MES sequences it (for scheduling advice). */
+export interface MesLineOrder {
+  workOrder: string;
+  sku: string;
+  line: string;
+  status: string;
+  /** Position in the line's sequence, 1 first. */
+  sequence: number;
+  customerCriticality: number;
+  plannedQuantity: number;
+}
+
+/** Starts the changeover an order event asks for; the intake calls it for every applied `started` event. */
+export interface ChangeoverTrigger {
+  /** 'already-running': the changeover of this line and order exists (a replayed event starts nothing). */
+  orderStarted(event: JobOrderEvent): Promise<'started' | 'already-running'>;
+}
+
+/** What a Holdfast inference station is to apply for an order (the changeover's `prepare`). */
+export interface StationRecipeTarget {
+  changeoverId: string;
+  workOrder: string;
+  sku: string;
+  recipeVersion: string;
+  model: { name: string; version: string };
+}
+
+/** What a Holdfast station reports it applies, read back from the station itself (the inference worker). */
+export interface StationAssignmentReport {
+  workOrder: string;
+  sku: string;
+  recipeVersion: string;
+  /** `<name>@<version>` of the model loaded. */
+  modelKey: string;
+  /** sha256 of the ONNX file the worker loaded. */
+  modelSha256: string;
+}
+
+export interface StationReadBack {
+  /** Loaded and waiting for the boundary: applied from the first frame of `workOrder` on. */
+  armed?: StationAssignmentReport & { changeoverId: string; preparedAt: string };
+  /** Applied now; absent before the station's first changeover (frames then use their SKU's active recipe). */
+  active?: StationAssignmentReport & { activatedAt: string; firstFrameId?: string };
+}
+
+/** Holdfast's own inference stations (infra/vision/station-assignment): arm, read back, revert. */
+export interface StationControlPort {
+  /** Arms the station: the inference worker loads the model now and switches at the order's first frame. */
+  arm(station: StationRef, target: StationRecipeTarget): Promise<void>;
+  readBack(station: StationRef): Promise<StationReadBack>;
+  /** Puts back what the station applied before `changeoverId` (compensation); nothing when it never changed. */
+  revert(station: StationRef, changeoverId: string): Promise<void>;
+}
+
+/** The first parts of an order inspected on a line's Holdfast stations (the changeover's first article). */
+export interface FirstArticlePart {
+  partId: string;
+  /** fail when any station failed it. */
+  result: 'pass' | 'fail';
+  eventIds: string[];
+  lotId: string;
+  inspectedAt: string;
+}
+
+export interface FirstArticleReader {
+  /** Up to `parts` distinct parts of the order, first inspected first, each with every station's result so far. */
+  firstParts(line: { site: string; line: string }, workOrder: string, parts: number): Promise<FirstArticlePart[]>;
+}
+
+/** An external vision system's recipe state, read over OPC 40100 (docs/vendor-interfaces.md#opc-40100). */
+export interface VisionSystemState {
+  /** The VisionStateMachine's state, e.g. `Operational`, and the automatic mode's, e.g. `Ready`. */
+  state: string;
+  substate?: string;
+  externalRecipeId: string | null;
+  internalRecipeId: string | null;
+}
+
+/** An OPC UA for Machine Vision (OPC 40100) server hosting one or more vision systems, each named by `system`. */
+export interface VisionSystemPort {
+  readonly endpoint: string;
+  /** RecipeManagement.PrepareRecipe, then the state machine brought to Ready; the vision system's internal id. */
+  prepareRecipe(system: string, externalRecipeId: string): Promise<{ internalRecipeId: string }>;
+  unprepareRecipe(system: string, internalRecipeId: string): Promise<void>;
+  readState(system: string): Promise<VisionSystemState>;
+}
+
+/** A line's release interlock on its PLC: while not released, the line may not run product. */
+export interface LineInterlockPort {
+  setRelease(line: { site: string; line: string }, state: { released: boolean; workOrder: string }): Promise<void>;
+  readRelease(line: { site: string; line: string }): Promise<{ released: boolean; workOrder: string }>;
 }

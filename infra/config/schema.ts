@@ -90,6 +90,20 @@ const Station = z.strictObject({
    * what would be done, but no reject signal is written and no MES/ERP action is taken.
    */
   mode: z.enum(['production', 'shadow']).default('production'),
+  /**
+   * An external vision system at this station, switched over OPC UA for Machine Vision (OPC 40100) at a changeover
+   * (docs/changeover.md): its frames are not Holdfast's to inspect. Absent: a Holdfast inference station.
+   */
+  vision: z
+    .strictObject({
+      /** A connector of kind opcua-machine-vision: the OPC UA server hosting the vision system. */
+      connector: z.string().min(1),
+      /** The vision system's name on that server (its VisionSystem object's browse name). */
+      system: z.string().min(1),
+      /** The vision system's own recipe id (OPC 40100 ExternalRecipeId) per SKU. */
+      recipes: z.record(z.string().min(1), z.string().min(1)).default({}),
+    })
+    .optional(),
 });
 
 const Roi = z.strictObject({
@@ -251,6 +265,12 @@ const Site = z.strictObject({
    */
   erpPlant: z.string().min(1).max(4).default('1010'),
   lines: z.array(Line).min(1),
+  /**
+   * The PLC holding each line's release interlock (a connector of kind opcua-line-control): set at a changeover's
+   * start, released only after its first article (docs/changeover.md). Absent: changeovers run without an interlock
+   * (logged at start).
+   */
+  lineControl: z.string().min(1).optional(),
   policy: z
     .strictObject({
       blockQuantity: z.enum(['defective-parts', 'whole-lot']).default('defective-parts'),
@@ -445,6 +465,36 @@ export const HoldfastConfig = z
       .prefault({}),
     connectors: z.record(z.string().regex(/^[a-z0-9-]+$/), Connector),
     sites: z.array(Site).min(1),
+    /** Changeovers (docs/changeover.md): what starts them and how long each step may take. */
+    changeover: z
+      .strictObject({
+        /**
+         * The MES's job-order events over MQTT (a connector of kind mqtt; a persistent session under clientId, QoS 1).
+         * Absent: only the REST fallback below reads them.
+         */
+        events: z
+          .strictObject({
+            broker: z.string().min(1).optional(),
+            clientId: z.string().min(1).default('holdfast-job-orders'),
+            topicFilter: z.string().min(1).default('plant/+/+/+/production/job-orders'),
+          })
+          .optional(),
+        /** How often the MES's job-order events are read over REST (what the MQTT stream missed); 0s: never. */
+        pollInterval: Duration.default('5s'),
+        /** A `started` order event starts a changeover unless this is false (manual changeovers only). */
+        startOnOrderEvent: z.boolean().default(true),
+        /** How long preparing one station may take (model load, PrepareRecipe) before it is retried. */
+        prepareTimeout: Duration.default('30s'),
+        /** Read-backs that disagree with what was asked before the changeover fails. */
+        verifyAttempts: z.number().int().positive().max(20).default(3),
+        /** Parts of the new order that must pass before release, when the recipe names none. */
+        firstArticleParts: z.number().int().positive().max(1000).default(3),
+        /** The first article not decided within this escalates (and again each time it passes). */
+        firstArticleEscalateAfter: Duration.default('15m'),
+        /** The first article not decided within this fails the changeover. */
+        firstArticleTimeout: Duration.default('8h'),
+      })
+      .prefault({}),
     /** Real recalls (docs/recall.md). */
     recall: z
       .strictObject({

@@ -149,6 +149,8 @@ export interface MesResequencing extends Omit<MesResequencingRequest, 'idempoten
   externalReference: string;
   /** The MES's answer: `ACCEPTED` once its sequence changed, `REJECTED` with its reason. */
   status: 'PENDING' | 'ACCEPTED' | 'REJECTED';
+  /** The MES's reason for a REJECTED request. */
+  statusReason?: string;
   createdAt: string;
 }
 

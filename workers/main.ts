@@ -23,6 +23,7 @@ import { ensureRecallDrillSchedules } from '../infra/temporal/recall-drill-sched
 import { openReinspector } from '../infra/recall/reinspection';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
+import { startJobOrderIntake, type JobOrderIntakeService } from './job-orders';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
 import { createQualityWorkers } from './quality-workers';
 import { createWorkerActivities } from './worker-activities';
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
   const connection = await connectNative(target);
   let server: ObservabilityServer | undefined;
   let mesEvents: MesEventSubscription | undefined;
+  let jobOrders: JobOrderIntakeService | undefined;
   let reinspection: ReturnType<typeof openReinspector> | undefined;
   try {
     // The MES's production events pushed over MQTT, when traceability.mesEvents.broker names a broker.
@@ -90,6 +92,18 @@ async function main(): Promise<void> {
       recorder: genealogy,
       registry: metrics,
       log: connectorLogger(logger, { component: 'mes-events' }),
+    });
+    // The MES's job-order events (MQTT when changeover.events names a broker, and the REST poll): started orders
+    // start their changeover through the trigger.
+    jobOrders = await startJobOrderIntake({
+      config,
+      pool,
+      mesFor: connectors.mesFor,
+      // The changeover starter (infra/temporal/changeover-starter.ts) is wired here once it exists; until then the
+      // intake records orders and starts nothing.
+      trigger: undefined,
+      registry: metrics,
+      log: connectorLogger(logger, { component: 'job-orders' }),
     });
     let workers: Worker[] = [];
     // Up before the Workers (bundling the workflows takes a while): /health says they are starting meanwhile.
@@ -111,6 +125,7 @@ async function main(): Promise<void> {
         { ...postgresCheck(pool), required: false },
         ...connectorChecks(config, connectors),
         ...(mesEvents ? [mesEvents.health] : []),
+        jobOrders.health,
       ],
     }).catch((err: Error) => {
       throw new Error(`observability.worker.port ${endpoints.port}: ${err.message}`);
@@ -158,6 +173,7 @@ async function main(): Promise<void> {
   } finally {
     // First: no event is applied once the pool is closing (an unfinished one stays unacknowledged, for next time).
     await mesEvents?.close();
+    await jobOrders?.close();
     await server?.close();
     await connection.close();
     await connectors.close();

@@ -563,6 +563,7 @@ export function connectorReferences(cfg: {
   sites: { mes: string; erp: string; escalation: string; recall?: { notify?: { target: string } | undefined } }[];
   vision: { broker?: string | undefined; rejectStation?: string | undefined };
   traceability?: { mesEvents?: { broker?: string | undefined } };
+  changeover?: { events?: { broker?: string | undefined } | undefined };
 }): ConnectorReference[] {
   const refs: ConnectorReference[] = cfg.sites.flatMap((site, i) =>
     (['mes', 'erp', 'escalation'] as const).map((role) => ({ path: ['sites', i, role], name: site[role], role })),
@@ -582,6 +583,10 @@ export function connectorReferences(cfg: {
   const mesEventsBroker = cfg.traceability?.mesEvents?.broker;
   if (mesEventsBroker !== undefined) {
     refs.push({ path: ['traceability', 'mesEvents', 'broker'], name: mesEventsBroker, role: 'vision-broker' });
+  }
+  const jobOrderBroker = cfg.changeover?.events?.broker;
+  if (jobOrderBroker !== undefined) {
+    refs.push({ path: ['changeover', 'events', 'broker'], name: jobOrderBroker, role: 'vision-broker' });
   }
   return refs;
 }

@@ -77,21 +77,24 @@ export function visionStreamAccounts(opts: {
 /** The production-event topics of every line (infra/simulators/mes/production-event.schema.ts productionEventTopic). */
 export const PRODUCTION_EVENT_TOPICS = 'plant/+/+/+/production/performance';
 
+/** The job-order topics of every line (infra/simulators/mes/job-order.schema.ts jobOrderTopic). */
+export const JOB_ORDER_TOPICS = 'plant/+/+/+/production/job-orders';
+
 /**
  * The MES's account on the Unified Namespace: it publishes every line's production-performance events
- * (`plant/<site>/<area>/<line>/production/performance`, infra/simulators/mes/production-event.schema.ts) and reads
- * nothing.
+ * (`plant/<site>/<area>/<line>/production/performance`, infra/simulators/mes/production-event.schema.ts) and
+ * job-order events (`plant/<site>/<area>/<line>/production/job-orders`, job-order.schema.ts), and reads nothing.
  */
 export function mesProductionAccount(login: { username: string; password: string }): MqttAccount {
-  return { ...login, publish: [PRODUCTION_EVENT_TOPICS], subscribe: [] };
+  return { ...login, publish: [PRODUCTION_EVENT_TOPICS, JOB_ORDER_TOPICS], subscribe: [] };
 }
 
 /**
- * Holdfast's account for the MES's production events (the worker's traceability.mesEvents subscriber): it reads those
- * topics and nothing else, and writes nothing.
+ * Holdfast's account for the MES's events (the worker's traceability.mesEvents and changeover.events subscribers):
+ * it reads those topics and nothing else, and writes nothing.
  */
 export function mesEventsReaderAccount(login: { username: string; password: string }): MqttAccount {
-  return { ...login, publish: [], subscribe: [PRODUCTION_EVENT_TOPICS] };
+  return { ...login, publish: [], subscribe: [PRODUCTION_EVENT_TOPICS, JOB_ORDER_TOPICS] };
 }
 
 /** True when every topic `filter` matches is also matched by `allowed` (both MQTT topic filters; a topic is one too). */

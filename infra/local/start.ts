@@ -354,7 +354,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       mqttLogins = {
         inference: { MQTT_USERNAME: logins.inference.username, MQTT_PASSWORD: logins.inference.password },
         'camera-sim': { MQTT_USERNAME: logins.cameraSim.username, MQTT_PASSWORD: logins.cameraSim.password },
-        // The worker's MQTT client reads the MES's production events (traceability.mesEvents) and nothing else.
+        // The worker's MQTT client reads the MES's production and job-order events (traceability.mesEvents,
+        // changeover.events) and nothing else.
         worker: { MQTT_USERNAME: logins.genealogy.username, MQTT_PASSWORD: logins.genealogy.password },
       };
       const accounts = [

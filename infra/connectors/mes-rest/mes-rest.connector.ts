@@ -5,6 +5,7 @@ import { createMesRestClient } from './mes-rest.client';
 import { MesHealthResponse } from './mes-rest.schemas';
 import { createMesRestPort } from './mes-rest.port';
 import { createMesGenealogyFeed } from './mes-genealogy';
+import { createMesJobOrderFeed } from './mes-job-orders';
 
 export const MES_REST_KIND = 'holdfast-mes-rest';
 
@@ -32,7 +33,14 @@ export default defineConnector({
       ...(apiKey !== undefined ? { apiKey } : {}),
     });
     return {
-      port: { ...createMesRestPort(client, ctx.name), genealogy: createMesGenealogyFeed(client) },
+      port: {
+        ...createMesRestPort(client, ctx.name),
+        genealogy: createMesGenealogyFeed(client),
+        // A malformed event is left out of its page, so the cursor moves on; the log names it.
+        jobOrders: createMesJobOrderFeed(client, (reason) =>
+          ctx.log.warn('MES job-order event refused', { connector: ctx.name, reason }),
+        ),
+      },
       async healthCheck() {
         await client.request({ operation: 'healthCheck', method: 'GET', path: '/health', response: MesHealthResponse });
       },

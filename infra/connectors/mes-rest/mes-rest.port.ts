@@ -1,8 +1,13 @@
 import type {
   CreateOptions,
   MesHoldRequest,
+  MesLineOrder,
   MesLot,
   MesPort,
+  MesProductionRelease,
+  MesProductionReleaseRequest,
+  MesResequencing,
+  MesResequencingRequest,
   MesQualityEventRequest,
   MesReleaseRequest,
   MesWorkOrderQuality,
@@ -13,9 +18,13 @@ import {
   MesHoldList,
   MesHoldReleasedResponse,
   MesHoldResponse,
+  MesLineOrdersResponse,
   MesLotResponse,
+  MesProductionReleaseResponse,
   MesQualityEventCreatedResponse,
   MesQualityEventList,
+  MesResequencingList,
+  MesResequencingResponse,
   MesWorkOrderResponse,
 } from './mes-rest.schemas';
 
@@ -170,7 +179,154 @@ export function createMesRestPort(client: MesRestClient, system: string): MesPor
     return { lotStatus: released.lotStatus };
   }
 
-  return { system, getLot, holdLot, recordQualityEvent, releaseHold };
+  async function getProductionRelease(workOrder: string): Promise<MesProductionRelease | undefined> {
+    try {
+      const release = await client.request({
+        operation: 'getProductionRelease',
+        method: 'GET',
+        path: `${API}/work-orders/${seg(workOrder)}/production-release`,
+        response: MesProductionReleaseResponse,
+      });
+      return {
+        workOrder: release.workOrder,
+        line: release.line,
+        releasedAt: release.releasedAt,
+        externalReference: release.externalReference,
+      };
+    } catch (err) {
+      // 404 is the answer "not released" (an unknown order too: releasing it will say which).
+      if (err instanceof ExternalSystemError && err.kind === 'not-found') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * An order already released answers its release, whoever released it (the caller compares externalReference): the
+   * MES keeps a second release as another row, and an order is released once.
+   */
+  async function releaseForProduction(
+    req: MesProductionReleaseRequest,
+    { lookupFirst } = LOOKUP_FIRST,
+  ): Promise<MesProductionRelease> {
+    const operation = 'releaseForProduction';
+    if (lookupFirst) {
+      const existing = await getProductionRelease(req.workOrder);
+      if (existing) {
+        if (existing.line !== req.line) {
+          throw keyReused(operation, req.idempotencyKey, `a release on line ${existing.line}`);
+        }
+        return existing;
+      }
+    }
+    const created = await client.request({
+      operation,
+      method: 'POST',
+      path: `${API}/work-orders/${seg(req.workOrder)}/production-release`,
+      body: { line: req.line, externalReference: req.idempotencyKey, releasedBy: req.releasedBy, comment: req.comment },
+      response: MesProductionReleaseResponse,
+    });
+    return {
+      workOrder: created.workOrder,
+      line: created.line,
+      releasedAt: created.releasedAt,
+      externalReference: created.externalReference,
+    };
+  }
+
+  async function lineOrders(line: string): Promise<MesLineOrder[]> {
+    const { items } = await client.request({
+      operation: 'lineOrders',
+      method: 'GET',
+      path: `${API}/lines/${seg(line)}/orders`,
+      response: MesLineOrdersResponse,
+    });
+    return items.map((o) => ({
+      workOrder: o.workOrder,
+      sku: o.sku,
+      line: o.line,
+      status: o.status,
+      sequence: o.sequence,
+      customerCriticality: o.customerCriticality,
+      plannedQuantity: o.plannedQuantity,
+    }));
+  }
+
+  async function requestResequencing(
+    req: MesResequencingRequest,
+    { lookupFirst } = LOOKUP_FIRST,
+  ): Promise<MesResequencing> {
+    const operation = 'requestResequencing';
+    if (lookupFirst) {
+      const { items } = await client.request({
+        operation,
+        method: 'GET',
+        path: `${API}/resequencing-requests`,
+        query: { externalReference: req.idempotencyKey },
+        response: MesResequencingList,
+      });
+      const existing = items.find((r) => r.externalReference === req.idempotencyKey);
+      if (existing) {
+        if (existing.componentLot !== req.componentLot || existing.line !== req.line) {
+          throw keyReused(operation, req.idempotencyKey, `lot ${existing.componentLot} on line ${existing.line}`);
+        }
+        return resequencing(existing);
+      }
+    }
+    const created = await client.request({
+      operation,
+      method: 'POST',
+      path: `${API}/resequencing-requests`,
+      body: {
+        line: req.line,
+        componentLot: req.componentLot,
+        action: req.action,
+        ...(req.orders !== undefined ? { orders: req.orders } : {}),
+        reason: req.reason,
+        externalReference: req.idempotencyKey,
+      },
+      response: MesResequencingResponse,
+    });
+    return resequencing(created);
+  }
+
+  async function getResequencing(requestId: string): Promise<MesResequencing> {
+    return resequencing(
+      await client.request({
+        operation: 'getResequencing',
+        method: 'GET',
+        path: `${API}/resequencing-requests/${seg(requestId)}`,
+        response: MesResequencingResponse,
+      }),
+    );
+  }
+
+  return {
+    system,
+    getLot,
+    holdLot,
+    recordQualityEvent,
+    releaseHold,
+    releaseForProduction,
+    getProductionRelease,
+    lineOrders,
+    requestResequencing,
+    getResequencing,
+  };
+}
+
+function resequencing(r: MesResequencingResponse): MesResequencing {
+  return {
+    requestId: r.requestId,
+    externalReference: r.externalReference,
+    line: r.line,
+    componentLot: r.componentLot,
+    action: r.action,
+    ...(r.orders ? { orders: r.orders } : {}),
+    reason: r.reason,
+    status: r.status,
+    ...(r.statusReason ? { statusReason: r.statusReason } : {}),
+    createdAt: r.createdAt,
+  };
 }
 
 function workOrderQuality(wo: {

@@ -56,4 +56,41 @@ export const MesQualityEventCreatedResponse = MesQualityEventResponse.extend({
   workOrderQuality: MesWorkOrderResponse,
 });
 
+export const MesProductionReleaseResponse = z.object({
+  workOrder: Id,
+  line: Id,
+  externalReference: z.string(),
+  releasedAt: z.iso.datetime({ offset: true }),
+});
+
+export const MesLineOrdersResponse = z.object({
+  items: z.array(
+    z.object({
+      workOrder: Id,
+      sku: z.string(),
+      line: z.string(),
+      status: z.string(),
+      sequence: z.number().int(),
+      customerCriticality: z.number(),
+      plannedQuantity: z.number(),
+    }),
+  ),
+});
+
+export const MesResequencingResponse = z.object({
+  requestId: Id,
+  line: Id,
+  componentLot: Id,
+  action: z.enum(['hold-remaining', 'use-on-less-critical']),
+  orders: z.array(z.string()).nullish(),
+  reason: z.string(),
+  externalReference: z.string(),
+  status: z.enum(['PENDING', 'ACCEPTED', 'REJECTED']),
+  statusReason: z.string().nullish(),
+  createdAt: z.string(),
+});
+export type MesResequencingResponse = z.infer<typeof MesResequencingResponse>;
+
+export const MesResequencingList = z.object({ items: z.array(MesResequencingResponse) });
+
 export const MesHealthResponse = z.unknown();

@@ -62,6 +62,9 @@ export const WorkOrder = z.object({
   nonconformingQuantity: z.number(),
   scrappedQuantity: z.number(),
   qualityStatus: QualityStatus,
+  /** The customer's criticality (0–10, Holdfast's MES extension) and the order's position on its line, when open. */
+  customerCriticality: z.number().optional(),
+  sequence: z.number().nullable().optional(),
 });
 export type WorkOrder = z.infer<typeof WorkOrder>;
 

@@ -30,6 +30,27 @@ import {
   WorkOrderParams,
 } from './mes.schemas';
 import { createMesStore, MesProblem } from './mes.store';
+import {
+  EventParams,
+  JobOrderEvent,
+  JobOrderEventsPage,
+  JobOrderEventsQuery,
+  LineOrders,
+  LineParams,
+  ProductionRelease,
+  ProductionReleaseBody,
+  Republished,
+  Resequencing,
+  ResequencingBody,
+  ResequencingParams,
+  ResequencingQuery,
+  SimJobOrderChange,
+  SimJobOrderComplete,
+  SimJobOrderRelease,
+  SimJobOrderStart,
+  WorkOrderParams as JobOrderParams,
+} from './job-order.schema';
+import { createJobOrderStore } from './job-orders';
 import { ProductionEventsLoad, ProductionEventsPage, ProductionEventsQuery } from './production-event.schema';
 import {
   connectProductionEventPublisher,
@@ -95,6 +116,8 @@ export async function buildMesSimulator(opts: MesSimulatorOptions): Promise<Fast
   if (opts.seedDemo) await store.seedDemo();
   const productionEvents = createProductionEventStore(opts.pool, opts.schema ?? DEFAULT_SCHEMA);
   await productionEvents.migrate();
+  const jobOrders = createJobOrderStore(opts.pool, opts.schema ?? DEFAULT_SCHEMA);
+  await jobOrders.migrate();
   const publisher = opts.productionEventBroker
     ? await connectProductionEventPublisher(opts.productionEventBroker)
     : undefined;
@@ -236,6 +259,124 @@ export async function buildMesSimulator(opts: MesSimulatorOptions): Promise<Fast
       const recorded = await productionEvents.record(req.body.events);
       await publisher?.publish(req.body.events);
       return reply.code(201).send({ ...recorded, published: publisher ? req.body.events.length : 0 });
+    },
+  );
+
+  // Job orders (production orders as ISA-95 job orders) -------------------------------------------------------
+
+  /** Publishes what a change emitted, unless the caller keeps it for the REST cursor only (a missed MQTT message). */
+  const emitted = async (events: JobOrderEvent[], publish = true): Promise<void> => {
+    if (publish && publisher) await publisher.publishJobOrders(events);
+  };
+
+  r.get(
+    `${API}/job-order-events`,
+    { schema: { querystring: JobOrderEventsQuery, response: { 200: JobOrderEventsPage } } },
+    async (req) => jobOrders.list(req.query.after, req.query.limit),
+  );
+
+  r.post(
+    `${API}/work-orders/:workOrder/production-release`,
+    {
+      schema: {
+        params: JobOrderParams,
+        body: ProductionReleaseBody,
+        response: { 200: ProductionRelease, 201: ProductionRelease },
+      },
+    },
+    async (req, reply) => {
+      const { created, release } = await jobOrders.releaseForProduction(req.params.workOrder, req.body);
+      return reply.code(created ? 201 : 200).send(release);
+    },
+  );
+
+  r.get(
+    `${API}/work-orders/:workOrder/production-release`,
+    { schema: { params: JobOrderParams, response: { 200: ProductionRelease } } },
+    async (req) => jobOrders.getProductionRelease(req.params.workOrder),
+  );
+
+  r.get(
+    `${API}/lines/:line/orders`,
+    { schema: { params: LineParams, response: { 200: LineOrders } } },
+    async (req) => ({
+      items: await jobOrders.lineOrders(req.params.line),
+    }),
+  );
+
+  r.post(
+    `${API}/resequencing-requests`,
+    { schema: { body: ResequencingBody, response: { 201: Resequencing } } },
+    async (req, reply) => {
+      const { result, events } = await jobOrders.requestResequencing(req.body);
+      await emitted(events);
+      return reply.code(201).send(result);
+    },
+  );
+
+  r.get(
+    `${API}/resequencing-requests`,
+    { schema: { querystring: ResequencingQuery, response: { 200: z.object({ items: z.array(Resequencing) }) } } },
+    async (req) => ({ items: await jobOrders.findResequencing(req.query.externalReference) }),
+  );
+
+  r.get(
+    `${API}/resequencing-requests/:requestId`,
+    { schema: { params: ResequencingParams, response: { 200: Resequencing } } },
+    async (req) => jobOrders.getResequencing(req.params.requestId),
+  );
+
+  // Driving the orders (tests, the bench): each call is one event with the order's next revision.
+  r.post(
+    '/__sim/job-orders',
+    { schema: { body: SimJobOrderRelease, response: { 201: JobOrderEvent } } },
+    async (req, reply) => {
+      const event = await jobOrders.release(req.body);
+      await emitted([event], req.body.publish);
+      return reply.code(201).send(event);
+    },
+  );
+
+  r.post(
+    '/__sim/job-orders/:workOrder/start',
+    { schema: { params: JobOrderParams, body: SimJobOrderStart, response: { 201: JobOrderEvent } } },
+    async (req, reply) => {
+      const event = await jobOrders.start(req.params.workOrder, req.body.line);
+      await emitted([event], req.body.publish);
+      return reply.code(201).send(event);
+    },
+  );
+
+  r.post(
+    '/__sim/job-orders/:workOrder/change',
+    { schema: { params: JobOrderParams, body: SimJobOrderChange, response: { 201: JobOrderEvent } } },
+    async (req, reply) => {
+      const { publish, ...fields } = req.body;
+      const event = await jobOrders.change(req.params.workOrder, fields);
+      await emitted([event], publish);
+      return reply.code(201).send(event);
+    },
+  );
+
+  r.post(
+    '/__sim/job-orders/:workOrder/complete',
+    { schema: { params: JobOrderParams, body: SimJobOrderComplete, response: { 201: JobOrderEvent } } },
+    async (req, reply) => {
+      const event = await jobOrders.complete(req.params.workOrder);
+      await emitted([event], req.body.publish);
+      return reply.code(201).send(event);
+    },
+  );
+
+  // A recorded event published again as it was: a replay, or (events held back with publish: false and republished
+  // in another order) an out-of-order delivery.
+  r.post(
+    '/__sim/job-order-events/:eventId/republish',
+    { schema: { params: EventParams, response: { 200: Republished } } },
+    async (req) => {
+      const event = await jobOrders.getEvent(req.params.eventId);
+      await emitted([event]);
+      return { event, published: publisher !== undefined };
     },
   );
 

@@ -154,6 +154,9 @@ interface WorkOrderRow {
   nonconforming_quantity: string;
   scrapped_quantity: string;
   lots_on_hold: string;
+  /** Columns job-orders.ts adds. */
+  customer_criticality?: number;
+  sequence?: number | null;
 }
 
 interface QualityEventRow {
@@ -212,6 +215,8 @@ const toWorkOrder = (r: WorkOrderRow): WorkOrder => {
     nonconformingQuantity,
     scrappedQuantity: Number(r.scrapped_quantity),
     qualityStatus: Number(r.lots_on_hold) > 0 ? 'ON_HOLD' : nonconformingQuantity > 0 ? 'NONCONFORMING' : 'OK',
+    ...(r.customer_criticality !== undefined ? { customerCriticality: r.customer_criticality } : {}),
+    ...(r.sequence !== undefined ? { sequence: r.sequence } : {}),
   };
 };
 

@@ -1,6 +1,7 @@
 import { connectAsync, type MqttClient } from 'mqtt';
 import type { Pool } from 'pg';
 import { withTransaction } from '../../db/pool';
+import { jobOrderTopic, type JobOrderEvent } from './job-order.schema';
 import { productionEventTopic, type ProductionPerformanceEvent } from './production-event.schema';
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -127,6 +128,12 @@ export async function connectProductionEventPublisher(broker: ProductionEventBro
     async publish(events: ProductionPerformanceEvent[]): Promise<void> {
       for (const event of events) {
         await client.publishAsync(productionEventTopic(event.hierarchyScope), JSON.stringify(event), { qos: 1 });
+      }
+    },
+    /** Job-order events on their line's topic, QoS 1, not retained, in the order given (replays included). */
+    async publishJobOrders(events: JobOrderEvent[]): Promise<void> {
+      for (const event of events) {
+        await client.publishAsync(jobOrderTopic(event.hierarchyScope), JSON.stringify(event), { qos: 1 });
       }
     },
     async close(): Promise<void> {

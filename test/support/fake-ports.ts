@@ -16,9 +16,18 @@ import type {
   EscalationPort,
   IntentLedger,
   IntentRecord,
+  JobOrderEvent,
+  JobOrderEventPage,
+  JobOrderEventType,
+  JobOrderFeed,
   MesHoldRequest,
+  MesLineOrder,
   MesLot,
   MesPort,
+  MesProductionRelease,
+  MesProductionReleaseRequest,
+  MesResequencing,
+  MesResequencingRequest,
   MesQualityEventRequest,
   MesReleaseRequest,
   MesWorkOrderQuality,
@@ -118,6 +127,171 @@ export class FakeMes implements MesPort {
     ];
     this.lots.get(req.lotId)!.status = status;
     return { lotStatus: status };
+  }
+
+  // Feedback layer: job orders, production release, line sequence, resequencing ---------------------------------
+
+  /** Orders by work order, with their line position (`sequence`) and revision, as the MES would keep them. */
+  readonly orders = new Map<string, MesLineOrder & { site: string; revision: number }>();
+  /** Every job-order event the fake MES raised, in the order recorded (the feed's cursor is the index). */
+  readonly jobOrderEvents: JobOrderEvent[] = [];
+  readonly releases = new Map<string, MesProductionRelease[]>();
+  readonly resequencings = new Map<string, MesResequencing>();
+
+  /** The cursor feed over `jobOrderEvents`, as the mes-rest connector reads the MES's. */
+  readonly jobOrders: JobOrderFeed = {
+    read: async (after: string | undefined, limit: number): Promise<JobOrderEventPage> => {
+      this.calls.push(`jobOrders.read ${after ?? '-'}`);
+      takeFailure(this.failures, 'jobOrders.read');
+      const from = after === undefined ? 0 : Number(after);
+      const items = this.jobOrderEvents.slice(from, from + limit);
+      return { items, nextCursor: items.length > 0 ? String(from + items.length) : (after ?? null) };
+    },
+  };
+
+  /**
+   * Drives an order as the MES would (`released` creates it, last on its line): the order's revision goes up and one
+   * event is recorded and returned. `at` sets publishedAt.
+   */
+  orderEvent(
+    eventType: JobOrderEventType,
+    order: { workOrder: string; site?: string; line?: string; sku?: string; customerCriticality?: number },
+    at = new Date().toISOString(),
+  ): JobOrderEvent {
+    let o = this.orders.get(order.workOrder);
+    if (!o) {
+      const line = order.line ?? 'L1';
+      o = {
+        workOrder: order.workOrder,
+        site: order.site ?? 'PLANT1',
+        line,
+        sku: order.sku ?? 'BRKT-200',
+        status: 'RELEASED',
+        sequence: this.openOrders(line).length + 1,
+        customerCriticality: order.customerCriticality ?? 5,
+        plannedQuantity: 100,
+        revision: 0,
+      };
+      this.orders.set(o.workOrder, o);
+    }
+    if (order.customerCriticality !== undefined) o.customerCriticality = order.customerCriticality;
+    if (order.line !== undefined) o.line = order.line;
+    o.status = { released: 'RELEASED', started: 'IN_PROGRESS', changed: o.status, completed: 'COMPLETED' }[eventType];
+    o.revision += 1;
+    const event: JobOrderEvent = {
+      eventId: `JO-${o.workOrder}-r${o.revision}`,
+      eventType,
+      revision: o.revision,
+      publishedAt: at,
+      site: o.site,
+      line: o.line,
+      workOrder: o.workOrder,
+      sku: o.sku,
+      plannedQuantity: o.plannedQuantity,
+      customerCriticality: o.customerCriticality,
+    };
+    this.jobOrderEvents.push(event);
+    return event;
+  }
+
+  private openOrders(line: string) {
+    return [...this.orders.values()]
+      .filter((o) => o.line === line && o.status !== 'COMPLETED')
+      .sort((a, b) => a.sequence - b.sequence);
+  }
+
+  async releaseForProduction(req: MesProductionReleaseRequest, opts?: CreateOptions): Promise<MesProductionRelease> {
+    this.calls.push(`releaseForProduction ${req.workOrder}`);
+    this.createOptions.set(req.idempotencyKey, opts);
+    takeFailure(this.failures, 'releaseForProduction');
+    const existing = this.releases.get(req.workOrder) ?? [];
+    const same = existing.find((r) => r.externalReference === req.idempotencyKey);
+    if (same) return same;
+    // Like the MES: an order already released answers its release (when the caller looks first).
+    if (existing[0] && opts?.lookupFirst !== false) return existing[0];
+    const order = this.orders.get(req.workOrder);
+    if (order && order.line !== req.line) {
+      throw new ExternalSystemError(this.system, 'validation', `work order ${req.workOrder} runs on ${order.line}`);
+    }
+    const release = {
+      workOrder: req.workOrder,
+      line: req.line,
+      releasedAt: new Date().toISOString(),
+      externalReference: req.idempotencyKey,
+    };
+    this.releases.set(req.workOrder, [...existing, release]);
+    return release;
+  }
+
+  async getProductionRelease(workOrder: string): Promise<MesProductionRelease | undefined> {
+    this.calls.push(`getProductionRelease ${workOrder}`);
+    takeFailure(this.failures, 'getProductionRelease');
+    return this.releases.get(workOrder)?.[0];
+  }
+
+  async lineOrders(line: string): Promise<MesLineOrder[]> {
+    this.calls.push(`lineOrders ${line}`);
+    takeFailure(this.failures, 'lineOrders');
+    return this.openOrders(line).map((o, i) => ({
+      workOrder: o.workOrder,
+      sku: o.sku,
+      line: o.line,
+      status: o.status,
+      sequence: i + 1,
+      customerCriticality: o.customerCriticality,
+      plannedQuantity: o.plannedQuantity,
+    }));
+  }
+
+  /** Applied at once, as the simulator does: the lot put on hold, or the named orders moved up behind running ones. */
+  async requestResequencing(req: MesResequencingRequest, opts?: CreateOptions): Promise<MesResequencing> {
+    this.calls.push(`requestResequencing ${req.componentLot} ${req.action}`);
+    this.createOptions.set(req.idempotencyKey, opts);
+    takeFailure(this.failures, 'requestResequencing');
+    const existing = [...this.resequencings.values()].find((r) => r.externalReference === req.idempotencyKey);
+    if (existing && opts?.lookupFirst !== false) return existing;
+    const { idempotencyKey, ...rest } = req;
+    let statusReason: string | undefined;
+    const lot = this.lots.get(req.componentLot);
+    if (!lot) statusReason = `component lot ${req.componentLot} is unknown to the MES`;
+    else if (req.action === 'hold-remaining') lot.status = 'ON_HOLD';
+    else {
+      const open = this.openOrders(req.line);
+      const named = req.orders ?? [];
+      const missing = named.filter((wo) => !open.some((o) => o.workOrder === wo));
+      if (named.length === 0) statusReason = 'use-on-less-critical names no orders';
+      else if (missing.length > 0) statusReason = `not open on line ${req.line}: ${missing.join(', ')}`;
+      else {
+        const running = open.filter((o) => o.status === 'IN_PROGRESS' && !named.includes(o.workOrder));
+        const others = open.filter((o) => o.status !== 'IN_PROGRESS' && !named.includes(o.workOrder));
+        const order = [...running, ...named.map((wo) => this.orders.get(wo)!), ...others];
+        order.forEach((o, i) => {
+          if (o.sequence !== i + 1) {
+            o.sequence = i + 1;
+            this.orderEvent('changed', o);
+          }
+        });
+      }
+    }
+    const requestId = `RS-${this.resequencings.size + 1}`;
+    const answer: MesResequencing = {
+      ...rest,
+      requestId,
+      externalReference: idempotencyKey,
+      status: statusReason === undefined ? 'ACCEPTED' : 'REJECTED',
+      ...(statusReason !== undefined ? { statusReason } : {}),
+      createdAt: new Date().toISOString(),
+    };
+    this.resequencings.set(requestId, answer);
+    return answer;
+  }
+
+  async getResequencing(requestId: string): Promise<MesResequencing> {
+    this.calls.push(`getResequencing ${requestId}`);
+    takeFailure(this.failures, 'getResequencing');
+    const found = this.resequencings.get(requestId);
+    if (!found) throw new ExternalSystemError(this.system, 'not-found', `resequencing ${requestId} not found`, 404);
+    return found;
   }
 }
 

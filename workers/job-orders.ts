@@ -22,6 +22,8 @@ export interface JobOrderIntakeService {
   subscriber?: FrameSubscriber;
   /** For the worker's /health: reported, not required (either path catches up on what the other missed). */
   health: HealthCheck;
+  /** Polls every MES and drains pending triggers now, after the tick running (tests; the timer does it otherwise). */
+  pollNow(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -108,6 +110,7 @@ export async function startJobOrderIntake(opts: {
         return parts.join('; ');
       },
     },
+    pollNow: () => polling.tickNow(),
     async close() {
       // The subscriber first (its connector closes it): no message is recorded once the pool is closing, and an
       // unrecorded one stays unacknowledged for the next start.

@@ -62,7 +62,7 @@ export const WorkOrder = z.object({
   nonconformingQuantity: z.number(),
   scrappedQuantity: z.number(),
   qualityStatus: QualityStatus,
-  /** The customer's criticality (0–10, Holdfast's MES extension) and the order's position on its line, when open. */
+  /** The customer's criticality (0–10, Holdfast's MES extension) and the order's sequence number on its line. */
   customerCriticality: z.number().optional(),
   sequence: z.number().nullable().optional(),
 });

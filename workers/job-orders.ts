@@ -60,7 +60,8 @@ export async function startJobOrderIntake(opts: {
   for (const site of config.sites) {
     if (feeds.some((f) => f.mes === site.mes)) continue;
     const feed = opts.mesFor(site.id).jobOrders;
-    if (feed) feeds.push({ mes: site.mes, feed });
+    const sites = new Set(config.sites.filter((s) => s.mes === site.mes).map((s) => s.id));
+    if (feed) feeds.push({ mes: site.mes, feed, sites });
   }
 
   let broker: ConnectorSet | undefined;

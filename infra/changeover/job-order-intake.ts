@@ -222,9 +222,10 @@ export function createJobOrderIntake(opts: JobOrderIntakeOptions) {
 
     /**
      * Reads `mes`'s feed from its stored cursor to the end, applying each event, and stores the cursor after each
-     * page (a crash re-reads at most one page, whose events are then duplicates). Returns the events read.
+     * page (a crash re-reads at most one page, whose events are then duplicates). With `sites`, events of other sites
+     * (an MES serving plants this worker does not) are passed over, counted as refused. Returns the events read.
      */
-    async poll(mes: string, feed: JobOrderFeed, limit = 500): Promise<number> {
+    async poll(mes: string, feed: JobOrderFeed, limit = 500, sites?: ReadonlySet<string>): Promise<number> {
       const stored = await pool.query<{ cursor: string }>(
         `SELECT cursor FROM holdfast.job_order_cursor WHERE mes_system = $1`,
         [mes],
@@ -233,7 +234,10 @@ export function createJobOrderIntake(opts: JobOrderIntakeOptions) {
       let read = 0;
       for (;;) {
         const page = await feed.read(cursor, limit);
-        for (const event of page.items) await this.apply(mes, event, 'rest');
+        for (const event of page.items) {
+          if (sites && !sites.has(event.site)) metrics.received('rest', 'refused');
+          else await this.apply(mes, event, 'rest');
+        }
         read += page.items.length;
         if (page.nextCursor !== null && page.nextCursor !== cursor) {
           cursor = page.nextCursor;
@@ -291,6 +295,8 @@ export type JobOrderIntake = ReturnType<typeof createJobOrderIntake>;
 export interface JobOrderFeedSource {
   mes: string;
   feed: JobOrderFeed;
+  /** The sites this worker knows that use this MES; events of others are passed over. */
+  sites?: ReadonlySet<string>;
 }
 
 /**
@@ -315,10 +321,10 @@ export function startJobOrderPolling(opts: {
 
   async function tick(): Promise<void> {
     if (polling) {
-      for (const { mes, feed } of opts.feeds) {
+      for (const { mes, feed, sites } of opts.feeds) {
         if (stopped) return;
         try {
-          await opts.intake.poll(mes, feed);
+          await opts.intake.poll(mes, feed, undefined, sites);
           lastPoll.set(mes, { at: new Date() });
         } catch (err) {
           const error = messageOf(err);

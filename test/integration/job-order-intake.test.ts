@@ -318,11 +318,22 @@ describe('job-order intake against the MES simulator and a real broker', () => {
     const wo = `F-${tag}`;
     await release(wo, false);
     const started = await drive(`/__sim/job-orders/${wo}/start`, { publish: false });
+    // The same MES serves a plant this worker does not know.
+    const foreign = `X-${tag}`;
+    await drive('/__sim/job-orders', {
+      workOrder: foreign,
+      sku: 'HSG-310',
+      site: `OTHER${tag}`,
+      line: 'L2',
+      plannedQuantity: 5,
+      publish: false,
+    });
     const beforePoll = await orderOf(wo);
 
     await service.pollNow();
 
     expect(beforePoll).toBeUndefined();
+    expect(await orderOf(foreign)).toBeUndefined();
     expect(await orderOf(wo)).toEqual({ status: 'started', revision: 2 });
     expect(await eventRow(mesName, started.eventId)).toEqual({
       source: 'rest',

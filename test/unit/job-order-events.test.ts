@@ -2,7 +2,10 @@
  * The MES's job-order events as the connector normalises them (both the REST feed and the MQTT subscriber use this),
  * checked against the simulator's own schema, and the MQTT handler's refusals and routing by site.
  */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { JobOrderEvent } from '../../activities/ports';
+import { parseConfig } from '../../infra/config/load';
 import { parseJobOrderEvent } from '../../infra/connectors/mes-rest/mes-job-orders';
 import { jobOrderEventHandler, type JobOrderEventSink } from '../../infra/connectors/mqtt/job-order-subscriber';
 import { JobOrderEvent as SimJobOrderEvent, jobOrderTopic } from '../../infra/simulators/mes/job-order.schema';
@@ -135,5 +138,28 @@ describe('job-order MQTT handler', () => {
     };
 
     await expect(jobOrderEventHandler({ mesOfSite, sink })(message(started))).rejects.toThrow('PostgreSQL down');
+  });
+});
+
+describe('changeover.events in temporal.yaml', () => {
+  const repoYaml = readFileSync(resolve(__dirname, '../../temporal.yaml'), 'utf8');
+  const withEvents = (broker: string) => `${repoYaml}\nchangeover:\n  events: { broker: ${broker} }\n`;
+
+  it('takes a broker connector, with the session and topic defaults', () => {
+    const config = parseConfig(withEvents('line-mqtt'));
+
+    expect(config.changeover.events).toEqual({
+      broker: 'line-mqtt',
+      clientId: 'holdfast-job-orders',
+      topicFilter: 'plant/+/+/+/production/job-orders',
+    });
+    expect(config.changeover.pollInterval).toBe('5s');
+  });
+
+  it.each([
+    ['mqtt-typo', 'changeover.events.broker: connector "mqtt-typo" is not declared under connectors'],
+    ['mes-sim', 'changeover.events.broker: connector "mes-sim" (kind holdfast-mes-rest) has role mes'],
+  ])('refuses %s as the broker, naming the key', (broker, message) => {
+    expect(() => parseConfig(withEvents(broker), 'test.yaml')).toThrow(message);
   });
 });

@@ -8,7 +8,7 @@ const logger = createLogger('mes-sim');
 /**
  * Runs the reference MES on 127.0.0.1 (`npm run start:sim:mes`).
  * DATABASE_URL (required), MES_API_KEY (optional; then requests need X-API-Key), MES_SIM_PORT (default 4010);
- * MES_MQTT_URL (optional, with MES_MQTT_USERNAME / MES_MQTT_PASSWORD): also publish production events there.
+ * MES_MQTT_URL (optional, with MES_MQTT_USERNAME / MES_MQTT_PASSWORD): also publish production and job-order events there.
  * GET /metrics: process series and request counts.
  */
 async function main(): Promise<void> {

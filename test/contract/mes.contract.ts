@@ -380,6 +380,40 @@ function feedbackContract(under: { readonly sandbox: MesSandbox; readonly connec
       expect(await drive().resequencingsWithKey(req.idempotencyKey)).toBe(1);
     });
 
+    it('refuses a key already used for another lot or line, as validation, and creates nothing', async () => {
+      const line = newLine();
+      const order = await drive().releaseOrder(line, 5);
+      const [a, b] = [await under.sandbox.newLot(), await under.sandbox.newLot()];
+      const key = newKey('resequencing');
+      const ask = (componentLot: string) =>
+        port().requestResequencing({ idempotencyKey: key, line, componentLot, action: 'hold-remaining', reason: 'k' });
+      await ask(a.lotId);
+      await port().releaseForProduction({
+        idempotencyKey: newKey('production-release'),
+        workOrder: order.workOrder,
+        line,
+        releasedBy: 'k',
+        comment: '',
+      });
+
+      const reused = await externalError(ask(b.lotId));
+      const elsewhere = await externalError(
+        port().releaseForProduction({
+          idempotencyKey: newKey('production-release'),
+          workOrder: order.workOrder,
+          line: newLine(),
+          releasedBy: 'k',
+          comment: '',
+        }),
+      );
+
+      expect([reused.kind, elsewhere.kind]).toEqual(['validation', 'validation']);
+      expect(reused.message).toContain(key);
+      expect(await drive().resequencingsWithKey(key)).toBe(1);
+      expect(await drive().productionReleases(order.workOrder)).toBe(1);
+      expect((await port().getLot(b.lotId)).status).toBe('RELEASED');
+    });
+
     it('requestResequencing: an unknown lot is REJECTED with the reason, the sequence unchanged', async () => {
       const line = newLine();
       const a = await drive().releaseOrder(line, 9);

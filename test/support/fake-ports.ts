@@ -207,8 +207,18 @@ export class FakeMes implements MesPort {
     const existing = this.releases.get(req.workOrder) ?? [];
     const same = existing.find((r) => r.externalReference === req.idempotencyKey);
     if (same) return same;
-    // Like the MES: an order already released answers its release (when the caller looks first).
-    if (existing[0] && opts?.lookupFirst !== false) return existing[0];
+    // Like the connector: an order already released answers its release (when the caller looks first), unless that
+    // release was on another line.
+    if (existing[0] && opts?.lookupFirst !== false) {
+      if (existing[0].line !== req.line) {
+        throw new ExternalSystemError(
+          this.system,
+          'validation',
+          `${req.workOrder} was released on ${existing[0].line}`,
+        );
+      }
+      return existing[0];
+    }
     const order = this.orders.get(req.workOrder);
     if (order && order.line !== req.line) {
       throw new ExternalSystemError(this.system, 'validation', `work order ${req.workOrder} runs on ${order.line}`);
@@ -249,7 +259,12 @@ export class FakeMes implements MesPort {
     this.createOptions.set(req.idempotencyKey, opts);
     takeFailure(this.failures, 'requestResequencing');
     const existing = [...this.resequencings.values()].find((r) => r.externalReference === req.idempotencyKey);
-    if (existing && opts?.lookupFirst !== false) return existing;
+    if (existing && opts?.lookupFirst !== false) {
+      if (existing.componentLot !== req.componentLot || existing.line !== req.line) {
+        throw new ExternalSystemError(this.system, 'validation', `key ${req.idempotencyKey} already used`);
+      }
+      return existing;
+    }
     const { idempotencyKey, ...rest } = req;
     let statusReason: string | undefined;
     const lot = this.lots.get(req.componentLot);

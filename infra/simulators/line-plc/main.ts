@@ -5,6 +5,7 @@ import { Counter } from 'prom-client';
 import { createProcessRegistry } from '../../observability/http-metrics';
 import { startObservabilityServer } from '../../observability/observability-server';
 import { startLinePlcSimulator } from './line-plc.simulator';
+import { visionFaultsFromEnv, visionSystemsFromConfig } from './plant-config';
 
 const logger = createLogger('line-plc');
 
@@ -15,6 +16,9 @@ const logger = createLogger('line-plc');
  * LINE_PLC_METRICS_PORT (default 9472): GET /metrics (process series, reject commands received) and GET /health.
  * LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: client PKI folders (path-list separated) to exchange certificates with (npm start
  * names the reject station's, <HOLDFAST_DATA_DIR>/opcua-pki). LINE_PLC_ALLOW_SECURITY_NONE=true also offers None.
+ * Vision systems: one per station with `vision:`; a release interlock per line of a site with `lineControl`.
+ * LINE_PLC_VISION_FAULTS: JSON `{ "<system>": { "prepareDelayMs": 2000, "refuseWithError": -100,
+ * "reportWrongRecipe": true } }`, faults from the start (a running simulator: each system's Simulation.SetFaults).
  */
 async function main(): Promise<void> {
   const port = Number(process.env.LINE_PLC_PORT ?? 4840);
@@ -32,6 +36,11 @@ async function main(): Promise<void> {
     ),
   );
 
+  const visionSystems = visionSystemsFromConfig(config, visionFaultsFromEnv(process.env.LINE_PLC_VISION_FAULTS));
+  const lineControls = config.sites.flatMap((site) =>
+    site.lineControl === undefined ? [] : site.lines.map((line) => ({ site: site.id, line: line.id })),
+  );
+
   const metricsPort = Number(process.env.LINE_PLC_METRICS_PORT ?? 9472);
   if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) {
     throw new Error(`LINE_PLC_METRICS_PORT must be a port number, got "${process.env.LINE_PLC_METRICS_PORT}"`);
@@ -46,6 +55,8 @@ async function main(): Promise<void> {
   const sim = await startLinePlcSimulator({
     port,
     stations,
+    visionSystems,
+    lineControls,
     dataDir,
     trustedClientPkiDirs: (process.env.LINE_PLC_TRUSTED_CLIENT_PKI_DIRS ?? '').split(delimiter).filter(Boolean),
     allowSecurityNone: process.env.LINE_PLC_ALLOW_SECURITY_NONE === 'true',
@@ -65,7 +76,13 @@ async function main(): Promise<void> {
   logger.debug({ url: `${observability.url}/metrics` }, 'line-plc metrics');
   // The readiness line infra/local waits for; keep its wording.
   logger.info(
-    { rejectStations: stations.length, namespaceIndex: sim.namespaceIndex, namespaceUri: sim.namespaceUri },
+    {
+      rejectStations: stations.length,
+      visionSystems: visionSystems.map((v) => v.system),
+      lineControls: lineControls.map((l) => `${l.site}/${l.line}`),
+      namespaceIndex: sim.namespaceIndex,
+      namespaceUri: sim.namespaceUri,
+    },
     `line-plc ready ${sim.endpointUrl}`,
   );
 

@@ -9,7 +9,7 @@ export const OpcUaLineControlConnectorConfig = z
   .strictObject({ ...lineControlSettings, pkiDir: z.string().min(1).optional() })
   .superRefine(refineOpcUaSecurity);
 
-/** A line's release interlock on its PLC, named by sites[].lineControl (README-line-control.md). */
+/** A line's release interlock on its PLC, named by sites[].lineControl (README.md, "Line control"). */
 export default defineConnector({
   kind: 'opcua-line-control',
   role: 'line-control',

@@ -9,7 +9,7 @@ export const OpcUaMachineVisionConnectorConfig = z
   .strictObject({ ...machineVisionSettings, pkiDir: z.string().min(1).optional() })
   .superRefine(refineOpcUaSecurity);
 
-/** External vision systems over OPC UA for Machine Vision (OPC 40100), named by Station.vision (README-machine-vision.md). */
+/** External vision systems over OPC UA for Machine Vision (OPC 40100), named by Station.vision (README.md, "Vision systems"). */
 export default defineConnector({
   kind: 'opcua-machine-vision',
   role: 'vision-system',

@@ -2,7 +2,7 @@
  * External vision systems over OPC UA for Machine Vision (OPC 40100-1): the recipe switch of a changeover. One session
  * (session.ts) per server; each vision system on it is found by browse path, its RecipeManagement methods called and
  * its VisionStateMachine read. Not a hot path: a changeover calls it a few times per station, from an activity that
- * Temporal retries, so each call is one attempt and its failure is classified (README-machine-vision.md).
+ * Temporal retries, so each call is one attempt and its failure is classified (README.md, "Vision systems").
  */
 import { z } from 'zod';
 import type { ConnectorLogger } from '../define';

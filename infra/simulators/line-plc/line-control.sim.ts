@@ -43,6 +43,8 @@ export interface LineControlsContext {
   /** The line's folder, Objects/<site>/<line> (created once, shared with the reject stations). */
   lineFolder(address: LineAddress): NodeOpcua.UAObject;
   log?: ConnectorLogger | undefined;
+  /** Called for every accepted SetRelease (main.ts counts them for Prometheus). */
+  onRelease?: ((record: ReleaseRecord) => void) | undefined;
 }
 
 /** OPC UA's DateTime minimum: ChangedAt before the first change. */
@@ -117,7 +119,9 @@ export function addLineControls(ctx: LineControlsContext, lines: LineAddress[]):
         state.workOrderNode.setValueFromSource({ dataType: DataType.String, value: workOrder });
         state.changedAtNode.setValueFromSource({ dataType: DataType.DateTime, value: at });
       }
-      history.push({ ...state.address, released, workOrder, changed, at });
+      const record: ReleaseRecord = { ...state.address, released, workOrder, changed, at };
+      history.push(record);
+      ctx.onRelease?.(record);
       log?.info(released ? 'line-plc: line released' : 'line-plc: line interlocked', {
         line: path,
         workOrder,

@@ -50,6 +50,10 @@ export interface LinePlcSimulatorOptions {
   allowSecurityNone?: boolean;
   /** Called for every Command write, after the PLC handled it (main.ts counts them for Prometheus). */
   onReject?: (record: RejectRecord) => void;
+  /** Called for every vision-system method call, after it was handled. */
+  onVisionCall?: (record: VisionCallRecord) => void;
+  /** Called for every accepted SetRelease of a line's interlock. */
+  onRelease?: (record: ReleaseRecord) => void;
 }
 
 /** One Command write the PLC received, in arrival order. */
@@ -269,6 +273,7 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
       namespace,
       lineFolder: (line) => folder(folder(objectsFolder, line.site, line.site), `${line.site}.${line.line}`, line.line),
       log,
+      onRelease: options.onRelease,
     },
     (options.lineControls ?? []).map((line) => {
       for (const segment of [line.site, line.line]) {
@@ -287,6 +292,7 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
       // OPC 40100's browse names live in its namespace; registered here so clients find it in the NamespaceArray.
       machineVisionIndex: addressSpace.registerNamespace(MACHINE_VISION_NAMESPACE_URI).index,
       log,
+      onCall: options.onVisionCall,
     },
     options.visionSystems ?? [],
   );

@@ -13,7 +13,7 @@ const logger = createLogger('line-plc');
  * Runs the simulated line PLC on 127.0.0.1 with one RejectStation per station in the project config.
  * LINE_PLC_PORT (default 4840, OPC UA's registered port), LINE_PLC_DATA_DIR (default <HOLDFAST_DATA_DIR>/line-plc,
  * else .holdfast/data/line-plc): the simulator's PKI lives there. HOLDFAST_CONFIG picks the config file.
- * LINE_PLC_METRICS_PORT (default 9472): GET /metrics (process series, reject commands received) and GET /health.
+ * LINE_PLC_METRICS_PORT (default 9472): GET /metrics (process series, reject commands, vision-system calls and interlock changes received) and GET /health.
  * LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: client PKI folders (path-list separated) to exchange certificates with (npm start
  * names the reject station's, <HOLDFAST_DATA_DIR>/opcua-pki). LINE_PLC_ALLOW_SECURITY_NONE=true also offers None.
  * Vision systems: one per station with `vision:`; a release interlock per line of a site with `lineControl`.
@@ -52,6 +52,18 @@ async function main(): Promise<void> {
     labelNames: ['station', 'duplicate'],
     registers: [metrics],
   });
+  const visionCalls = new Counter({
+    name: 'holdfast_plc_vision_calls_total',
+    help: 'OPC 40100 method calls the simulated vision systems answered, by system, method and error code.',
+    labelNames: ['system', 'method', 'error'],
+    registers: [metrics],
+  });
+  const releases = new Counter({
+    name: 'holdfast_plc_line_release_calls_total',
+    help: 'SetRelease calls the simulated line interlocks accepted, by line and the state asked for.',
+    labelNames: ['line', 'released'],
+    registers: [metrics],
+  });
   const sim = await startLinePlcSimulator({
     port,
     stations,
@@ -62,6 +74,8 @@ async function main(): Promise<void> {
     allowSecurityNone: process.env.LINE_PLC_ALLOW_SECURITY_NONE === 'true',
     log: connectorLogger(logger),
     onReject: (r) => commands.inc({ station: `${r.site}/${r.line}/${r.station}`, duplicate: String(r.duplicate) }),
+    onVisionCall: (c) => visionCalls.inc({ system: c.system, method: c.method, error: String(c.error ?? c.status) }),
+    onRelease: (r) => releases.inc({ line: `${r.site}/${r.line}`, released: String(r.released) }),
   });
   const observability = await startObservabilityServer({
     host: '127.0.0.1',

@@ -113,6 +113,8 @@ export interface VisionSystemsContext {
   /** Index of MACHINE_VISION_NAMESPACE_URI (registered by the caller). */
   machineVisionIndex: number;
   log?: ConnectorLogger | undefined;
+  /** Called for every method call, after it was handled (main.ts counts them for Prometheus). */
+  onCall?: ((record: VisionCallRecord) => void) | undefined;
 }
 
 const recipeIds = (recipe: VisionRecipe | string): RecipeIds =>
@@ -366,14 +368,16 @@ export function addVisionSystems(ctx: VisionSystemsContext, systems: VisionSyste
     status: string,
     error?: number,
   ): void {
-    callLog.push({
+    const entry: VisionCallRecord = {
       system: s.options.system,
       method: methodName,
       externalId,
       status,
       ...(error !== undefined ? { error } : {}),
       at: new Date(),
-    });
+    };
+    callLog.push(entry);
+    ctx.onCall?.(entry);
   }
 
   function publish(s: SystemState): void {

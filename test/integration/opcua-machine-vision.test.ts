@@ -260,6 +260,48 @@ describe('opcua-machine-vision against the simulated OPC 40100 vision system', (
   });
 });
 
+describe('opcua-machine-vision against a server with the MachineVision NodeSet loaded', () => {
+  // The standard's id arguments are structures (RecipeIdExternalDataType, RecipeIdInternalDataType): the connector reads
+  // the method's argument list and builds them from the server's type definitions.
+  let structured: LinePlcSimulator | undefined;
+  let client: ConnectorInstance<VisionSystemPort> | undefined;
+
+  beforeAll(async () => {
+    structured = await startLinePlcSimulator({
+      port: await findFreePort(),
+      stations: [],
+      visionSystems: [{ ...S4, recipes: ['BRKT200-A', { externalId: 'HSG310-B', internalId: 'job-31' }] }],
+      machineVisionNodeSet: true,
+      dataDir: join(dataDir, 'line-plc-nodeset'),
+      trustedClientPkiDirs: [join(dataDir, 'opcua-pki')],
+    });
+    client = await machineVisionConnector.connect(
+      machineVisionConnector.configSchema.parse({ endpointUrl: structured.endpointUrl }),
+      ctx('line-vision-nodeset'),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await client?.close();
+    await structured?.stop();
+  });
+
+  test('PrepareRecipe and UnprepareRecipe go through with the ids as structures', async () => {
+    const { internalRecipeId } = await client!.port.prepareRecipe(S4.system, 'HSG310-B');
+
+    expect(internalRecipeId).toBe('job-31');
+    expect(await client!.port.readState(S4.system)).toMatchObject({
+      substate: 'Ready',
+      externalRecipeId: 'HSG310-B',
+      internalRecipeId: 'job-31',
+    });
+    expect(structured!.visionCalls().at(-1)).toMatchObject({ method: 'PrepareRecipe', externalId: 'HSG310-B' });
+
+    await client!.port.unprepareRecipe(S4.system, internalRecipeId);
+    expect(structured!.visionSystem(S4.system)).toMatchObject({ substate: 'Initialized', prepared: null });
+  });
+});
+
 describe('opcua-line-control against the simulated PLC', () => {
   test('is registered with role line-control and reports the PLC healthy', async () => {
     expect(connectorRegistry['opcua-line-control'].role).toBe('line-control');

@@ -68,6 +68,8 @@ interface SystemNodes {
   automaticModeState: NodeOpcua.NodeId;
   externalRecipeId: NodeOpcua.NodeId;
   internalRecipeId: NodeOpcua.NodeId;
+  /** PrepareRecipe's InputArguments property: says whether the ids are Strings or the standard's structures. */
+  prepareInputArguments: NodeOpcua.NodeId;
 }
 
 type Relative = { name: string; ns: 'vendor' | 'mv' | 'base' }[];
@@ -100,6 +102,11 @@ const PATHS: Record<keyof SystemNodes, Relative> = {
     { name: PREPARED_RECIPE.object, ns: 'vendor' },
     { name: PREPARED_RECIPE.internalRecipeId, ns: 'vendor' },
   ],
+  prepareInputArguments: [
+    { name: MV.RecipeManagement, ns: 'mv' },
+    { name: MV.PrepareRecipe, ns: 'mv' },
+    { name: 'InputArguments', ns: 'base' },
+  ],
 };
 
 /** A LocalizedText's text (CurrentState's DataType), or a plain string from a server that answers one. */
@@ -110,7 +117,14 @@ const text = (value: unknown): string => {
   }
   return typeof value === 'string' ? value : '';
 };
-const asString = (value: unknown): string => (typeof value === 'string' ? value : '');
+/** An id output: a String, or the standard's id structure (its `Id` field). */
+const asString = (value: unknown): string => {
+  if (value && typeof value === 'object' && 'id' in value) {
+    const id = value.id;
+    return typeof id === 'string' ? id : '';
+  }
+  return typeof value === 'string' ? value : '';
+};
 
 /**
  * Opens one session to the OPC 40100 server. Resolves once the session is active and the vendor namespace is known;
@@ -153,10 +167,15 @@ export async function openOpcUaMachineVision(
   const opcua = session.opcua;
 
   /** Resolved nodes per system, valid for the namespace index they were resolved under (a restarted server renumbers). */
-  const cache = new Map<string, SystemNodes>();
+  const cache = new Map<string, Resolved>();
+  interface Resolved extends SystemNodes {
+    /** The DataTypes of PrepareRecipe's ExternalId and InternalIdIn: String (i=12) or the standard's structures. */
+    externalIdType: NodeOpcua.NodeId;
+    internalIdType: NodeOpcua.NodeId;
+  }
   let cachedFor = -1;
 
-  const nodesOf = async (system: string): Promise<SystemNodes> => {
+  const nodesOf = async (system: string): Promise<Resolved> => {
     if (session.namespaceIndex() !== cachedFor) {
       cache.clear();
       cachedFor = session.namespaceIndex();
@@ -202,12 +221,26 @@ export async function openOpcUaMachineVision(
       }
       nodes[key] = opcua.resolveNodeId(target.toString());
     }
-    cache.set(system, nodes);
-    return nodes;
+    // OPC 40100 declares the ids as structures (RecipeIdExternalDataType, …); a server may declare Strings instead (the
+    // simulator without the NodeSet). The method's own argument list says which to send.
+    const [declared] = await readValues(session, [nodes.prepareInputArguments], config.requestTimeoutMs, fail, what);
+    const args = Array.isArray(declared) ? (declared as { dataType?: NodeOpcua.NodeId }[]) : [];
+    const externalIdType = args[0]?.dataType;
+    const internalIdType = args[1]?.dataType;
+    if (!externalIdType || !internalIdType) {
+      throw fail(
+        'bad-status',
+        'validation',
+        `vision system "${system}": PrepareRecipe declares no ExternalId/InternalIdIn`,
+      );
+    }
+    const resolved = { ...nodes, externalIdType, internalIdType };
+    cache.set(system, resolved);
+    return resolved;
   };
 
   /** A call whose node vanished (BadNodeIdUnknown) drops the cache, so the next attempt looks the system up again. */
-  const withNodes = async <T>(system: string, use: (nodes: SystemNodes) => Promise<T>): Promise<T> => {
+  const withNodes = async <T>(system: string, use: (nodes: Resolved) => Promise<T>): Promise<T> => {
     const nodes = await nodesOf(system);
     try {
       return await use(nodes);
@@ -236,7 +269,19 @@ export async function openOpcUaMachineVision(
       };
     });
 
-  const str = (value: string) => ({ dataType: opcua.DataType.String, value });
+  const STRING = opcua.resolveNodeId('String');
+  /** An id argument in the form the method declares: a String, or the structure built from the server's definition. */
+  const idArgument = async (
+    dataType: NodeOpcua.NodeId,
+    id: string,
+    what: string,
+  ): Promise<NodeOpcua.VariantOptions> => {
+    if (dataType.toString() === STRING.toString()) return { dataType: opcua.DataType.String, value: id };
+    const s = usableSession(session, fail, what);
+    // The first structure makes node-opcua read the server's type definitions (a second or more); cached after that.
+    const value = await request(s.constructExtensionObject(dataType, { id }), config.methodTimeoutMs, fail, what);
+    return { dataType: opcua.DataType.ExtensionObject, value };
+  };
 
   /** Reads the state until Ready; Error or Halted fail at once (nothing will bring it to Ready by itself). */
   const awaitReady = async (system: string, externalId: string): Promise<void> => {
@@ -275,7 +320,10 @@ export async function openOpcUaMachineVision(
             objectId: nodes.recipeManagement,
             methodId: nodes.prepareRecipe,
             // InternalIdIn empty: the external id alone selects the recipe (OPC 40100-1 §7.5.2.2).
-            inputArguments: [str(externalRecipeId), str('')],
+            inputArguments: [
+              await idArgument(nodes.externalIdType, externalRecipeId, what),
+              await idArgument(nodes.internalIdType, '', what),
+            ],
           },
           config.methodTimeoutMs,
           fail,
@@ -306,7 +354,10 @@ export async function openOpcUaMachineVision(
           {
             objectId: nodes.recipeManagement,
             methodId: nodes.unprepareRecipe,
-            inputArguments: [str(''), str(internalRecipeId)],
+            inputArguments: [
+              await idArgument(nodes.externalIdType, '', what),
+              await idArgument(nodes.internalIdType, internalRecipeId, what),
+            ],
           },
           config.methodTimeoutMs,
           fail,

@@ -32,6 +32,11 @@ export interface LinePlcSimulatorOptions {
   stations: StationAddress[];
   /** External vision systems (OPC 40100 subset) under Objects/VisionSystems/<system>; none by default. */
   visionSystems?: VisionSystemOptions[];
+  /**
+   * Load the MachineVision NodeSet (about a second more at start): the vision systems' id arguments are then the
+   * standard's structures (RecipeIdExternalDataType, RecipeIdInternalDataType) instead of Strings. Default false.
+   */
+  machineVisionNodeSet?: boolean;
   /** Lines with a release interlock under Objects/<site>/<line>/LineControl; none by default. */
   lineControls?: LineAddress[];
   /** Everything node-opcua writes (PKI: own certificate and key, trusted/rejected client certificates) goes here. */
@@ -172,6 +177,9 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
     ],
     allowAnonymous: true,
     isAuditing: false,
+    ...(options.machineVisionNodeSet
+      ? { nodeset_filename: [opcua.nodesets.standard, opcua.nodesets.machineVision] }
+      : {}),
     buildInfo: { productName: 'Holdfast line PLC simulator', manufacturerName: 'Holdfast' },
     serverInfo: {
       applicationName: { text: 'Holdfast line PLC simulator' },
@@ -284,13 +292,26 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
       return line;
     }),
   );
+  // OPC 40100's browse names live in its namespace: the NodeSet's when loaded, else registered here so clients find it
+  // in the NamespaceArray.
+  const loadedMv = addressSpace.getNamespaceIndex(MACHINE_VISION_NAMESPACE_URI);
+  const machineVisionIndex =
+    loadedMv >= 0 ? loadedMv : addressSpace.registerNamespace(MACHINE_VISION_NAMESPACE_URI).index;
+  const idType = (name: string) => {
+    const type = addressSpace.findDataType(name, machineVisionIndex);
+    if (!type) throw new Error(`line-plc: the MachineVision NodeSet has no data type ${name}`);
+    return type.nodeId;
+  };
   const visionSystems = addVisionSystems(
     {
       opcua,
       addressSpace,
       namespace,
-      // OPC 40100's browse names live in its namespace; registered here so clients find it in the NamespaceArray.
-      machineVisionIndex: addressSpace.registerNamespace(MACHINE_VISION_NAMESPACE_URI).index,
+      machineVisionIndex,
+      recipeIdTypes:
+        loadedMv >= 0
+          ? { external: idType('RecipeIdExternalDataType'), internal: idType('RecipeIdInternalDataType') }
+          : undefined,
       log,
       onCall: options.onVisionCall,
     },

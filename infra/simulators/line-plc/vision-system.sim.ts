@@ -115,6 +115,11 @@ export interface VisionSystemsContext {
   log?: ConnectorLogger | undefined;
   /** Called for every method call, after it was handled (main.ts counts them for Prometheus). */
   onCall?: ((record: VisionCallRecord) => void) | undefined;
+  /**
+   * The standard's id structures (RecipeIdExternalDataType, RecipeIdInternalDataType), when the MachineVision NodeSet is
+   * loaded: the methods' id arguments are then those structures instead of Strings.
+   */
+  recipeIdTypes?: { external: NodeOpcua.NodeId; internal: NodeOpcua.NodeId } | undefined;
 }
 
 const recipeIds = (recipe: VisionRecipe | string): RecipeIds =>
@@ -137,10 +142,27 @@ export function addVisionSystems(ctx: VisionSystemsContext, systems: VisionSyste
   const mvName = (name: string) => ({ name, namespaceIndex: mv });
   const text = (value: string) => ({ dataType: DataType.LocalizedText, value: { text: value } });
   const str = (value: string) => ({ dataType: DataType.String, value });
+  const types = ctx.recipeIdTypes;
   const out = {
     error: (value: number) => new Variant({ dataType: DataType.Int32, value }),
-    string: (value: string) => new Variant({ dataType: DataType.String, value }),
     boolean: (value: boolean) => new Variant({ dataType: DataType.Boolean, value }),
+    /** An internal id, as a String or as the standard's structure (its `Id` field). */
+    internalId: (id: string) =>
+      types
+        ? new Variant({
+            dataType: DataType.ExtensionObject,
+            value: addressSpace.constructExtensionObject(types.internal, { id }),
+          })
+        : new Variant({ dataType: DataType.String, value: id }),
+  };
+  /** The `Id` of an id argument, whichever form it came in. */
+  const idOf = (arg: NodeOpcua.Variant | undefined): string => {
+    const value: unknown = arg?.value;
+    if (value && typeof value === 'object' && 'id' in value) {
+      const id = value.id;
+      return typeof id === 'string' ? id : '';
+    }
+    return typeof value === 'string' ? value : '';
   };
 
   for (const options of systems) {
@@ -263,7 +285,11 @@ export function addVisionSystems(ctx: VisionSystemsContext, systems: VisionSyste
 
     // Method arguments as OPC 40100-1 §7.5.2 names them. The ids are the String `Id` of RecipeIdExternalDataType /
     // RecipeIdInternalDataType (the structures' Version and Hash are not modelled; README).
-    const idArg = (name: string) => ({ name, dataType: DataType.String, valueRank: -1 });
+    const idArg = (name: string, kind: 'external' | 'internal' = name === 'ExternalId' ? 'external' : 'internal') => ({
+      name,
+      dataType: types ? types[kind] : DataType.String,
+      valueRank: -1,
+    });
     const errorArg = { name: 'Error', dataType: DataType.Int32, valueRank: -1 };
     const method = (
       parent: NodeOpcua.UAObject,
@@ -291,7 +317,7 @@ export function addVisionSystems(ctx: VisionSystemsContext, systems: VisionSyste
       mvName(MV.PrepareRecipe),
       [idArg('ExternalId'), idArg('InternalIdIn')],
       [idArg('InternalIdOut'), { name: 'IsCompleted', dataType: DataType.Boolean, valueRank: -1 }, errorArg],
-      (args) => prepareRecipe(state, String(args[0]?.value ?? ''), String(args[1]?.value ?? '')),
+      (args) => prepareRecipe(state, idOf(args[0]), idOf(args[1])),
     );
     method(
       recipeManagement,
@@ -299,7 +325,7 @@ export function addVisionSystems(ctx: VisionSystemsContext, systems: VisionSyste
       mvName(MV.UnprepareRecipe),
       [idArg('ExternalId'), idArg('InternalIdIn')],
       [idArg('InternalIdOut'), errorArg],
-      (args) => unprepareRecipe(state, String(args[0]?.value ?? ''), String(args[1]?.value ?? '')),
+      (args) => unprepareRecipe(state, idOf(args[0]), idOf(args[1])),
     );
     method(
       recipeManagement,
@@ -318,13 +344,13 @@ export function addVisionSystems(ctx: VisionSystemsContext, systems: VisionSyste
         { name: 'IsComplete', dataType: DataType.Boolean, valueRank: -1 },
         { name: 'ResultCount', dataType: DataType.UInt32, valueRank: -1 },
         { name: 'RecipeHandle', dataType: DataType.UInt32, valueRank: -1 },
-        { name: 'RecipeList', dataType: DataType.String, valueRank: 1 },
+        { name: 'RecipeList', dataType: types ? types.internal : DataType.String, valueRank: 1 },
         errorArg,
       ],
       (args) =>
         getRecipeListFiltered(
           state,
-          String(args[0]?.value ?? ''),
+          idOf(args[0]),
           Number(args[2]?.value ?? 2),
           Number(args[3]?.value ?? 0),
           Number(args[4]?.value ?? 0),
@@ -420,7 +446,7 @@ export function addVisionSystems(ctx: VisionSystemsContext, systems: VisionSyste
       record(s, 'PrepareRecipe', externalId, 'Good', error);
       return {
         statusCode: StatusCodes.Good,
-        outputArguments: [out.string(internalIdOut), out.boolean(isCompleted), out.error(error)],
+        outputArguments: [out.internalId(internalIdOut), out.boolean(isCompleted), out.error(error)],
       };
     };
     if (s.state !== 'Operational' || (s.substate !== 'Initialized' && s.substate !== 'Ready')) {
@@ -463,7 +489,7 @@ export function addVisionSystems(ctx: VisionSystemsContext, systems: VisionSyste
   function unprepareRecipe(s: SystemState, externalId: string, internalIdIn: string) {
     const answer = (internalIdOut: string, error: number) => {
       record(s, 'UnprepareRecipe', externalId, 'Good', error);
-      return { statusCode: StatusCodes.Good, outputArguments: [out.string(internalIdOut), out.error(error)] };
+      return { statusCode: StatusCodes.Good, outputArguments: [out.internalId(internalIdOut), out.error(error)] };
     };
     if (s.state !== 'Operational' || (s.substate !== 'Ready' && s.substate !== 'Initialized')) {
       return invalidState(s, 'UnprepareRecipe', externalId);
@@ -502,11 +528,17 @@ export function addVisionSystems(ctx: VisionSystemsContext, systems: VisionSyste
         new Variant({ dataType: DataType.UInt32, value: all.length }),
         // No handle: the list is returned whole or paged by StartIndex, nothing is held for the client.
         new Variant({ dataType: DataType.UInt32, value: 0 }),
-        new Variant({
-          dataType: DataType.String,
-          arrayType: VariantArrayType.Array,
-          value: page.map((r) => r.internalId),
-        }),
+        types
+          ? new Variant({
+              dataType: DataType.ExtensionObject,
+              arrayType: VariantArrayType.Array,
+              value: page.map((r) => addressSpace.constructExtensionObject(types.internal, { id: r.internalId })),
+            })
+          : new Variant({
+              dataType: DataType.String,
+              arrayType: VariantArrayType.Array,
+              value: page.map((r) => r.internalId),
+            }),
         out.error(VISION_ERROR.ok),
       ],
     };

@@ -241,12 +241,17 @@ export async function openOpcUaMachineVision(
 
   /** A call whose node vanished (BadNodeIdUnknown) drops the cache, so the next attempt looks the system up again. */
   const withNodes = async <T>(system: string, use: (nodes: Resolved) => Promise<T>): Promise<T> => {
+    const cached = cache.has(system);
     const nodes = await nodesOf(system);
     try {
       return await use(nodes);
     } catch (err) {
-      if (err instanceof VisionSystemError && err.kind === 'not-found') cache.delete(system);
-      throw err;
+      if (!(err instanceof VisionSystemError) || err.kind !== 'not-found') throw err;
+      cache.delete(system);
+      // Nodes from an earlier lookup may be gone (a restarted server numbering them anew under the same namespace
+      // index): look the system up again once, so only a node that is really missing fails, as not-found.
+      if (!cached) throw err;
+      return use(await nodesOf(system));
     }
   };
 

@@ -5,6 +5,8 @@ import escalationLogConnector from '../infra/connectors/escalation/escalation-lo
 import escalationWebhookConnector from '../infra/connectors/escalation/escalation-webhook.connector';
 import mesRestConnector from '../infra/connectors/mes-rest/mes-rest.connector';
 import mqttConnector from '../infra/connectors/mqtt/mqtt.connector';
+import opcUaLineControlConnector from '../infra/connectors/opcua/line-control.connector';
+import opcUaMachineVisionConnector from '../infra/connectors/opcua/machine-vision.connector';
 import opcUaRejectStationConnector from '../infra/connectors/opcua/reject-station.connector';
 import recallNoticeFileConnector from '../infra/connectors/recall-notice/recall-notice-file.connector';
 import recallNoticeSmtpConnector from '../infra/connectors/recall-notice/recall-notice-smtp.connector';
@@ -29,4 +31,6 @@ export const connectorRegistry: ConnectorRegistry = {
   'recall-notice-webhook': recallNoticeWebhookConnector,
   'recall-notice-smtp': recallNoticeSmtpConnector,
   'recall-notice-file': recallNoticeFileConnector,
+  'opcua-machine-vision': opcUaMachineVisionConnector,
+  'opcua-line-control': opcUaLineControlConnector,
 };

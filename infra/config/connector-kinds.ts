@@ -6,7 +6,15 @@
  */
 
 /** What a connector is for, i.e. which port it implements (infra/connectors/define.ts `RolePorts`). */
-export type ConnectorRole = 'mes' | 'erp' | 'escalation' | 'reject-station' | 'vision-broker' | 'recall-notice';
+export type ConnectorRole =
+  | 'mes'
+  | 'erp'
+  | 'escalation'
+  | 'reject-station'
+  | 'vision-broker'
+  | 'recall-notice'
+  | 'vision-system'
+  | 'line-control';
 
 export const CONNECTOR_KINDS = {
   'holdfast-mes-rest': 'mes',
@@ -18,6 +26,8 @@ export const CONNECTOR_KINDS = {
   'recall-notice-webhook': 'recall-notice',
   'recall-notice-smtp': 'recall-notice',
   'recall-notice-file': 'recall-notice',
+  'opcua-machine-vision': 'vision-system',
+  'opcua-line-control': 'line-control',
 } as const satisfies Record<string, ConnectorRole>;
 
 export type ConnectorKind = keyof typeof CONNECTOR_KINDS;
@@ -35,6 +45,8 @@ export const ROLE_REFERENCES: Record<ConnectorRole, string> = {
   'reject-station': 'vision.rejectStation',
   'vision-broker': 'vision.broker or traceability.mesEvents.broker',
   'recall-notice': 'sites[].recall.notify.target',
+  'vision-system': 'sites[].lines[].stations[].vision.connector',
+  'line-control': 'sites[].lineControl',
 };
 
 /** "holdfast-mes-rest, sap-s4-odata, …": for messages naming what is registered. */

@@ -560,7 +560,14 @@ type ConnectorReference = { path: (string | number)[]; name: string; role: Conne
 
 /** Every place temporal.yaml names a connector, with the role it must play there. */
 export function connectorReferences(cfg: {
-  sites: { mes: string; erp: string; escalation: string; recall?: { notify?: { target: string } | undefined } }[];
+  sites: {
+    mes: string;
+    erp: string;
+    escalation: string;
+    recall?: { notify?: { target: string } | undefined };
+    lineControl?: string | undefined;
+    lines?: { stations: { vision?: { connector: string } | undefined }[] }[];
+  }[];
   vision: { broker?: string | undefined; rejectStation?: string | undefined };
   traceability?: { mesEvents?: { broker?: string | undefined } };
   changeover?: { events?: { broker?: string | undefined } | undefined };
@@ -573,6 +580,20 @@ export function connectorReferences(cfg: {
     if (target !== undefined) {
       refs.push({ path: ['sites', i, 'recall', 'notify', 'target'], name: target, role: 'recall-notice' });
     }
+    if (site.lineControl !== undefined) {
+      refs.push({ path: ['sites', i, 'lineControl'], name: site.lineControl, role: 'line-control' });
+    }
+    site.lines?.forEach((line, j) =>
+      line.stations.forEach((station, k) => {
+        if (station.vision !== undefined) {
+          refs.push({
+            path: ['sites', i, 'lines', j, 'stations', k, 'vision', 'connector'],
+            name: station.vision.connector,
+            role: 'vision-system',
+          });
+        }
+      }),
+    );
   });
   if (cfg.vision.broker !== undefined) {
     refs.push({ path: ['vision', 'broker'], name: cfg.vision.broker, role: 'vision-broker' });

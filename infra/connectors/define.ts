@@ -1,5 +1,12 @@
 import type { z } from 'zod';
-import type { EscalationPort, ErpPort, MesPort, RecallNoticePort } from '../../activities/ports';
+import type {
+  EscalationPort,
+  ErpPort,
+  LineInterlockPort,
+  MesPort,
+  RecallNoticePort,
+  VisionSystemPort,
+} from '../../activities/ports';
 import type { ConnectorKind, ConnectorRole, RoleOf } from '../config/connector-kinds';
 import { formatIssues } from '../config/load';
 import { ConfigError } from '../../activities/errors';
@@ -17,6 +24,8 @@ export interface RolePorts {
   'reject-station': RejectStationPort;
   'vision-broker': VisionBrokerPort;
   'recall-notice': RecallNoticePort;
+  'vision-system': VisionSystemPort;
+  'line-control': LineInterlockPort;
 }
 export type PortOf<R extends ConnectorRole> = RolePorts[R];
 

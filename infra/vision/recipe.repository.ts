@@ -64,7 +64,9 @@ export function seedRecipesFromConfig(config: HoldfastConfig): Recipe[] {
     const site = config.sites.find((s) => s.id === seed.site);
     if (!site) continue; // the config schema already refused this
     for (const line of site.lines.filter((l) => seed.line === undefined || l.id === seed.line)) {
-      for (const station of line.stations.filter((st) => seed.station === undefined || st.id === seed.station)) {
+      // Not external vision systems (Station.vision): their recipes are theirs, switched over OPC 40100.
+      const inspected = line.stations.filter((st) => st.vision === undefined);
+      for (const station of inspected.filter((st) => seed.station === undefined || st.id === seed.station)) {
         for (const sku of seed.skus) {
           recipes.push({
             site: site.id,

@@ -42,6 +42,8 @@ describe('temporal.yaml loading', () => {
       'worker-log': 'escalation-log',
       'line-mqtt': 'mqtt',
       'line-plc': 'opcua-reject-station',
+      'line-vision': 'opcua-machine-vision',
+      'line-control': 'opcua-line-control',
       'recall-notices': 'recall-notice-file',
     });
     expect(config.sites[0]).toMatchObject({ mes: 'mes-sim', erp: 'sap-sim', escalation: 'worker-log' });
@@ -82,7 +84,7 @@ describe('temporal.yaml loading', () => {
     const err = parseError(withLine('    kind: opcua-reject-station', '    kind: opcua-x'));
 
     expect(err.message).toContain(
-      'connectors.line-plc.kind: "opcua-x" is not a registered connector kind (known: holdfast-mes-rest, sap-s4-odata, escalation-log, escalation-webhook, opcua-reject-station, mqtt, recall-notice-webhook, recall-notice-smtp, recall-notice-file)',
+      'connectors.line-plc.kind: "opcua-x" is not a registered connector kind (known: holdfast-mes-rest, sap-s4-odata, escalation-log, escalation-webhook, opcua-reject-station, mqtt, recall-notice-webhook, recall-notice-smtp, recall-notice-file, opcua-machine-vision, opcua-line-control)',
     );
   });
 
@@ -119,6 +121,29 @@ describe('temporal.yaml loading', () => {
       'sites.0.recall.notify.target: connector "worker-log" (kind escalation-log) has role escalation; here it needs role recall-notice',
     );
     expect(err.message).toContain('connectors.recall-notices: declared but nothing uses it');
+  });
+
+  it("checks a site's line control and a station's vision system like its other connectors", () => {
+    const config = parseConfig(repoYaml);
+    expect(config.sites[0]!.lineControl).toBe('line-control');
+    expect(config.sites[0]!.lines[0]!.stations.find((s) => s.id === 'S4')!.vision).toEqual({
+      connector: 'line-vision',
+      system: 'L1-S4-vision',
+      recipes: { 'BRKT-200': 'BRKT200-A', 'HSG-310': 'HSG310-B', 'CVR-120': 'CVR120-C' },
+    });
+
+    const lineControl = parseError(withLine('    lineControl: line-control', '    lineControl: line-plc'));
+    expect(lineControl.message).toContain(
+      'sites.0.lineControl: connector "line-plc" (kind opcua-reject-station) has role reject-station; here it needs role line-control',
+    );
+    expect(lineControl.message).toContain(
+      'connectors.line-control: declared but nothing uses it: name it in sites[].lineControl, or remove it',
+    );
+
+    const vision = parseError(withLine('              connector: line-vision', '              connector: vision-typo'));
+    expect(vision.message).toContain(
+      'sites.0.lines.0.stations.3.vision.connector: connector "vision-typo" is not declared under connectors',
+    );
   });
 
   it('says where the settings that moved under connectors went', () => {

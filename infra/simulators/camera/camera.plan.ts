@@ -55,7 +55,9 @@ const HELD_OUT_RANGE = MAX_SEED - HELD_OUT_SEED_START + 1;
  * The stations of `sites` (temporal.yaml's shape) whose line runs a demo work order, each with that order's lots.
  * Lines without one are returned in `skipped`: the simulator has no parts to show for them.
  */
-export function cameraStationsFor(sites: { id: string; lines: { id: string; stations: { id: string }[] }[] }[]): {
+export function cameraStationsFor(
+  sites: { id: string; lines: { id: string; stations: { id: string; vision?: unknown }[] }[] }[],
+): {
   stations: CameraStation[];
   skipped: StationAddress[];
 } {
@@ -66,6 +68,8 @@ export function cameraStationsFor(sites: { id: string; lines: { id: string; stat
       const workOrder = DEMO_WORK_ORDERS.find((wo) => wo.line === line.id);
       const lots = workOrder ? DEMO_LOTS.filter((lot) => lot.workOrder === workOrder.workOrder) : [];
       for (const station of line.stations) {
+        // An external vision system (Station.vision) inspects with its own camera; Holdfast gets no frames from it.
+        if (station.vision !== undefined) continue;
         const address = { site: site.id, line: line.id, station: station.id };
         if (workOrder && lots.length > 0) stations.push({ ...address, workOrder, lots });
         else skipped.push(address);

@@ -9,11 +9,36 @@ import {
   rejectStationPath,
   type StationAddress,
 } from '../../connectors/opcua/reject-station.address';
+import {
+  MACHINE_VISION_NAMESPACE_URI,
+  type AutomaticModeState,
+  type VisionState,
+} from '../../connectors/opcua/machine-vision.address';
+import type { LineAddress } from '../../connectors/opcua/line-control.address';
+import { addLineControls, type LineControls, type ReleaseRecord } from './line-control.sim';
+import {
+  addVisionSystems,
+  type VisionCallRecord,
+  type VisionFaults,
+  type VisionSystemOptions,
+  type VisionSystemSnapshot,
+} from './vision-system.sim';
+
+export type { ReleaseRecord, VisionCallRecord, VisionFaults, VisionSystemOptions, VisionSystemSnapshot };
 
 export interface LinePlcSimulatorOptions {
   /** TCP port; bound on 127.0.0.1 only (a local simulator, never a plant network). */
   port: number;
   stations: StationAddress[];
+  /** External vision systems (OPC 40100 subset) under Objects/VisionSystems/<system>; none by default. */
+  visionSystems?: VisionSystemOptions[];
+  /**
+   * Load the MachineVision NodeSet (about a second more at start): the vision systems' id arguments are then the
+   * standard's structures (RecipeIdExternalDataType, RecipeIdInternalDataType) instead of Strings. Default false.
+   */
+  machineVisionNodeSet?: boolean;
+  /** Lines with a release interlock under Objects/<site>/<line>/LineControl; none by default. */
+  lineControls?: LineAddress[];
   /** Everything node-opcua writes (PKI: own certificate and key, trusted/rejected client certificates) goes here. */
   dataDir: string;
   log?: ConnectorLogger;
@@ -30,6 +55,10 @@ export interface LinePlcSimulatorOptions {
   allowSecurityNone?: boolean;
   /** Called for every Command write, after the PLC handled it (main.ts counts them for Prometheus). */
   onReject?: (record: RejectRecord) => void;
+  /** Called for every vision-system method call, after it was handled. */
+  onVisionCall?: (record: VisionCallRecord) => void;
+  /** Called for every accepted SetRelease of a line's interlock. */
+  onRelease?: (record: ReleaseRecord) => void;
 }
 
 /** One Command write the PLC received, in arrival order. */
@@ -64,6 +93,18 @@ export interface LinePlcSimulator {
   trustClient(certificate: Buffer): Promise<void>;
   /** The station's RejectCount as a client would read it. */
   rejectCount(station: StationAddress): number;
+  /** A vision system's state as the simulator knows it (the truth a faulty read-back may misreport). */
+  visionSystem(system: string): VisionSystemSnapshot;
+  /** Every RecipeManagement / Simulation method call so far, in arrival order. A copy. */
+  visionCalls(): VisionCallRecord[];
+  /** Replaces a vision system's faults (`{}` clears them); the same as calling its Simulation.SetFaults method. */
+  setVisionFaults(system: string, faults: VisionFaults): void;
+  /** Puts a vision system's state machine in a state (an operator's Halt, an internal Error). */
+  setVisionState(system: string, state: VisionState, substate?: AutomaticModeState): void;
+  /** The line's interlock as a client reads it; undefined for a line without one. */
+  lineRelease(line: LineAddress): { released: boolean; workOrder: string } | undefined;
+  /** Every SetRelease call the PLC accepted, with its time. A copy. */
+  releases(): ReleaseRecord[];
   stop(): Promise<void>;
 }
 
@@ -136,6 +177,9 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
     ],
     allowAnonymous: true,
     isAuditing: false,
+    ...(options.machineVisionNodeSet
+      ? { nodeset_filename: [opcua.nodesets.standard, opcua.nodesets.machineVision] }
+      : {}),
     buildInfo: { productName: 'Holdfast line PLC simulator', manufacturerName: 'Holdfast' },
     serverInfo: {
       applicationName: { text: 'Holdfast line PLC simulator' },
@@ -231,6 +275,49 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
     stations.set(path, state);
   }
 
+  const lineControls: LineControls = addLineControls(
+    {
+      opcua,
+      namespace,
+      lineFolder: (line) => folder(folder(objectsFolder, line.site, line.site), `${line.site}.${line.line}`, line.line),
+      log,
+      onRelease: options.onRelease,
+    },
+    (options.lineControls ?? []).map((line) => {
+      for (const segment of [line.site, line.line]) {
+        if (segment.length === 0 || segment.includes('.')) {
+          throw new Error(`line-plc: line id segment "${segment}" must be non-empty and contain no "."`);
+        }
+      }
+      return line;
+    }),
+  );
+  // OPC 40100's browse names live in its namespace: the NodeSet's when loaded, else registered here so clients find it
+  // in the NamespaceArray.
+  const loadedMv = addressSpace.getNamespaceIndex(MACHINE_VISION_NAMESPACE_URI);
+  const machineVisionIndex =
+    loadedMv >= 0 ? loadedMv : addressSpace.registerNamespace(MACHINE_VISION_NAMESPACE_URI).index;
+  const idType = (name: string) => {
+    const type = addressSpace.findDataType(name, machineVisionIndex);
+    if (!type) throw new Error(`line-plc: the MachineVision NodeSet has no data type ${name}`);
+    return type.nodeId;
+  };
+  const visionSystems = addVisionSystems(
+    {
+      opcua,
+      addressSpace,
+      namespace,
+      machineVisionIndex,
+      recipeIdTypes:
+        loadedMv >= 0
+          ? { external: idType('RecipeIdExternalDataType'), internal: idType('RecipeIdInternalDataType') }
+          : undefined,
+      log,
+      onCall: options.onVisionCall,
+    },
+    options.visionSystems ?? [],
+  );
+
   function onCommand(state: StationState, command: number): void {
     const receivedAtHr = process.hrtime.bigint();
     const receivedAt = new Date();
@@ -272,6 +359,7 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
   try {
     await server.start();
   } catch (err) {
+    visionSystems.dispose();
     await server.shutdown(0).catch(() => undefined);
     throw new Error(`line-plc: cannot listen on 127.0.0.1:${options.port}: ${(err as Error).message}`, { cause: err });
   }
@@ -307,7 +395,14 @@ export async function startLinePlcSimulator(options: LinePlcSimulatorOptions): P
         })),
     trustClient: (certificate) => serverCertificateManager.trustCertificate(new X509Certificate(certificate).raw),
     rejectCount: (address) => stations.get(rejectStationPath(address))?.count ?? 0,
+    visionSystem: (system) => visionSystems.snapshot(system),
+    visionCalls: () => visionSystems.calls(),
+    setVisionFaults: (system, faults) => visionSystems.setFaults(system, faults),
+    setVisionState: (system, state, substate) => visionSystems.setState(system, state, substate),
+    lineRelease: (line) => lineControls.release(line),
+    releases: () => lineControls.releases(),
     stop: () => {
+      visionSystems.dispose();
       // shutdown(0): no grace period announced to clients; they see the socket close and start reconnecting.
       stopped ??= server.shutdown(0);
       return stopped;

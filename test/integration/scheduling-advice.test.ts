@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
-import { createAdviceActivities } from '../../activities/advice/advice.activities';
+import { type LineQualityEvaluation, createAdviceActivities } from '../../activities/advice/advice.activities';
 import { binomialUpperTail } from '../../activities/advice/binomial-test';
 import type { LotInput, MovementInput } from '../../activities/ports';
 import { buildApp } from '../../api/app';
@@ -333,7 +333,7 @@ describe('scheduling advice', () => {
   });
 
   test('a signed reject closes the advice and nothing goes to the MES', async () => {
-    const evaluation = await mock().run(activities().evaluateLineQuality, {
+    const evaluation: LineQualityEvaluation = await mock().run(activities().evaluateLineQuality, {
       site: SITE,
       line: 'L2',
       rule,

@@ -48,6 +48,11 @@ const activities = () =>
     ledger: createPgIntentLedger(pool),
   });
 const mock = () => new MockActivityEnvironment();
+type EvaluationInput = Parameters<ReturnType<typeof activities>['evaluateLineQuality']>[0];
+const evaluate = (input: EvaluationInput): Promise<LineQualityEvaluation> =>
+  mock().run(activities().evaluateLineQuality, input);
+const send = (site: string, line: string): Promise<{ sent: string[] }> =>
+  mock().run(activities().sendAcceptedAdvice, { site, line });
 
 function purchased(lot: string, batch: string): LotInput {
   return {
@@ -190,7 +195,7 @@ describe('scheduling advice', () => {
   test('an evaluation proposes advice for the lot that trips, with its evidence, and only once per window', async () => {
     const evaluatedAt = new Date().toISOString();
     const input = { site: SITE, line: 'L1', rule, evaluatedAt, proposedBy: `test-${run}` };
-    const first = await mock().run(activities().evaluateLineQuality, input);
+    const first = await evaluate(input);
     expect(first.lots).toEqual([
       expect.objectContaining({ lotKey: LOT.bad, parts: 100, defective: 12, tripped: true }),
       expect.objectContaining({ lotKey: LOT.good, parts: 100, defective: 1, tripped: false }),
@@ -198,9 +203,9 @@ describe('scheduling advice', () => {
     expect(first.proposed).toHaveLength(1);
     adviceId = first.proposed[0]!;
     // The same evaluation again (a retry), and a later one: the lot's advice is open, none is added.
-    expect((await mock().run(activities().evaluateLineQuality, input)).proposed).toEqual([]);
+    expect((await evaluate(input)).proposed).toEqual([]);
     const later = { ...input, evaluatedAt: new Date(Date.now() + 60_000).toISOString() };
-    expect((await mock().run(activities().evaluateLineQuality, later)).proposed).toEqual([]);
+    expect((await evaluate(later)).proposed).toEqual([]);
 
     const res = await app.inject({
       method: 'GET',
@@ -310,8 +315,8 @@ describe('scheduling advice', () => {
     expect(again.statusCode).toBe(409);
 
     // Sent by the rule's activity; a second pass (a retry, the next evaluation) sends nothing more.
-    expect(await mock().run(activities().sendAcceptedAdvice, { site: SITE, line: 'L1' })).toEqual({ sent: [adviceId] });
-    expect(await mock().run(activities().sendAcceptedAdvice, { site: SITE, line: 'L1' })).toEqual({ sent: [] });
+    expect(await send(SITE, 'L1')).toEqual({ sent: [adviceId] });
+    expect(await send(SITE, 'L1')).toEqual({ sent: [] });
     expect(mes.requests).toEqual([
       expect.objectContaining({
         idempotencyKey: `advice:${adviceId}:resequence`,
@@ -333,7 +338,7 @@ describe('scheduling advice', () => {
   });
 
   test('a signed reject closes the advice and nothing goes to the MES', async () => {
-    const evaluation: LineQualityEvaluation = await mock().run(activities().evaluateLineQuality, {
+    const evaluation = await evaluate({
       site: SITE,
       line: 'L2',
       rule,
@@ -351,11 +356,11 @@ describe('scheduling advice', () => {
     });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ state: 'rejected', decisionReason: 'a gauge fault, not the lot' });
-    expect(await mock().run(activities().sendAcceptedAdvice, { site: SITE, line: 'L2' })).toEqual({ sent: [] });
+    expect(await send(SITE, 'L2')).toEqual({ sent: [] });
     expect(mes.requests).toHaveLength(1);
     expect(await auditRecordsOf(pool, id)).toEqual([expect.objectContaining({ action: 'advice.reject' })]);
     // Rejected within the window: the lot is not proposed again until its evidence is new.
-    const again = await mock().run(activities().evaluateLineQuality, {
+    const again = await evaluate({
       site: SITE,
       line: 'L2',
       rule,

@@ -15,11 +15,15 @@ $$;
 -- The material of each work order in `orders` (node ids): the lots consumed into it, and every purchased lot reached
 -- by walking back from those through the movements that made them (produced by a work order that consumed ..., split,
 -- merged, reworked, repacked), at most `max_depth` edges back. A work order with no consumption yet has no row.
--- Arrays are sorted, so two joins of the same genealogy compare equal.
+-- Arrays are sorted, so two joins of the same genealogy compare equal. PL/pgSQL rather than SQL: ingest calls it once per
+-- batch on pooled connections, and PL/pgSQL keeps the walk's plan per connection instead of planning it every call.
 CREATE FUNCTION holdfast.work_order_material(orders text[], max_depth integer DEFAULT 16)
   RETURNS TABLE (wo_node text, component_lots text[], supplier_lots text[])
-  LANGUAGE sql STABLE PARALLEL SAFE
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   WITH RECURSIVE components AS (
     SELECT DISTINCT e.to_node AS wo_node, e.from_node AS lot_node
       FROM holdfast.genealogy_edge e
@@ -33,16 +37,19 @@ AS $$
      WHERE b.depth < max_depth
        AND e.kind IN ('consumed', 'produced', 'split', 'merged', 'reworked', 'repacked')
   ), suppliers AS (
+    -- By the lot's primary key: each reached lot is one index lookup.
     SELECT DISTINCT b.wo_node, l.lot_key
       FROM back b
-      JOIN holdfast.material_lot l ON b.node = 'lot:' || l.lot_key AND l.origin = 'purchased'
+      JOIN holdfast.material_lot l ON l.lot_key = substr(b.node, 5) AND l.origin = 'purchased'
+     WHERE b.node LIKE 'lot:%'
   )
-  SELECT c.wo_node,
+  SELECT c.wo_node AS wo_node,
          array_agg(DISTINCT substr(c.lot_node, 5) ORDER BY substr(c.lot_node, 5)),
          COALESCE((SELECT array_agg(s.lot_key ORDER BY s.lot_key) FROM suppliers s WHERE s.wo_node = c.wo_node),
                   '{}'::text[])
     FROM components c
-   GROUP BY c.wo_node
+   GROUP BY c.wo_node;
+END
 $$;
 
 ALTER TABLE holdfast.inspection

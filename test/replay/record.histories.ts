@@ -258,7 +258,7 @@ test('record one history per shape of lot-case, shadow, genealogy sync and recal
   advice.counts = [
     { lotKey: 'erp:1010/CMP/A', lotId: 'A', material: 'CMP', parts: 100, defective: 10, skus: ['BRKT-200'] },
   ];
-  const advisor = await harness.worker({ mes: adviceMes, erp, escalation, advice });
+  const advisor = await harness.worker({ mes: adviceMes, erp: new FakeErp(), escalation, advice });
   await advisor.worker.runUntil(async () => {
     const rule = await harness.client.workflow.start('lineQualityAdvisorWorkflow', {
       workflowId: lineQualityAdvisorWorkflowId(`PLANT-REPLAY-${run}`, 'L1'),
@@ -344,7 +344,7 @@ test('record the history of a recall notification', async () => {
   advice.counts = [
     { lotKey: 'erp:1010/CMP/A', lotId: 'A', material: 'CMP', parts: 100, defective: 10, skus: ['BRKT-200'] },
   ];
-  const advisor = await harness.worker({ mes: adviceMes, erp, escalation, advice });
+  const advisor = await harness.worker({ mes: adviceMes, erp: new FakeErp(), escalation, advice });
   await advisor.worker.runUntil(async () => {
     const rule = await harness.client.workflow.start('lineQualityAdvisorWorkflow', {
       workflowId: lineQualityAdvisorWorkflowId(`PLANT-REPLAY-${run}`, 'L1'),

@@ -7,6 +7,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { msToNumber } from '@temporalio/common/lib/time';
 import type { Activities } from '../../activities';
 import {
   adviceDecidedSignal,
@@ -59,7 +60,9 @@ export async function lineQualityAdvisorWorkflow(input: LineQualityAdvisorInput)
     status.lastLots = evaluation.lots;
     setCurrentDetails(describe(status));
 
-    // Sends until nothing accepted is left, then waits for the next evaluation or an accepted advice.
+    // Sends until nothing accepted is left, then waits for the next evaluation or an accepted advice; a wake-up does
+    // not push the next evaluation back.
+    const nextEvaluation = Date.now() + msToNumber(input.evaluationInterval);
     for (;;) {
       decided = false;
       try {
@@ -76,7 +79,9 @@ export async function lineQualityAdvisorWorkflow(input: LineQualityAdvisorInput)
         status.sendFailure = err.cause?.message ?? err.message;
       }
       setCurrentDetails(describe(status));
-      const woken = await condition(() => decided, input.evaluationInterval);
+      const remaining = nextEvaluation - Date.now();
+      if (remaining <= 0) break;
+      const woken = await condition(() => decided, remaining);
       if (!woken) break;
     }
 

@@ -37,6 +37,6 @@ export function createWorkerActivities(
     drills: createRecallDrillStore(pool, config, audit),
     reinspector: opts.reinspector,
     containment: createRecallContainmentStore(pool),
-    advice: createPgAdviceStore(pool),
+    advice: createPgAdviceStore(pool, audit),
   });
 }

@@ -7,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { AdviceStore, NewAdvice, StoredAdvice } from '../../activities/advice/advice.ports';
 import type { MesResequencing } from '../../activities/ports';
+import type { AuditEntry } from '../audit/audit-record';
+import type { AuditTrail } from '../audit/audit-trail';
 
 export type { StoredAdvice } from '../../activities/advice/advice.ports';
 
@@ -58,7 +60,12 @@ export function adviceOfRow(r: AdviceRow): StoredAdvice {
   };
 }
 
-export function createPgAdviceStore(pool: Queryable): AdviceStore {
+/**
+ * `audit`: where the rule's proposals and the MES's acceptance of a sent advice are recorded (system actor
+ * `scheduling-advice`); the decisions between them are audited by the API routes that take them.
+ */
+export function createPgAdviceStore(pool: Queryable, audit: AuditTrail): AdviceStore {
+  const actor = { kind: 'system' as const, id: 'scheduling-advice' };
   return {
     async lotDefectCounts(site, line, from, to) {
       // A part counts once per lot however many stations saw it; defective when any of them failed it.
@@ -97,32 +104,51 @@ export function createPgAdviceStore(pool: Queryable): AdviceStore {
 
     async propose(a: NewAdvice) {
       // One advice per lot and window: none while one is open, none while the last one's window still overlaps.
-      const res = await pool.query<{ advice_id: string }>(
-        `INSERT INTO holdfast.scheduling_advice (advice_id, site, line, component_lot, lot_id, material, action, orders,
-                                                 current_order, evidence, proposed_by)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-          WHERE NOT EXISTS (
-                  SELECT 1 FROM holdfast.scheduling_advice o
-                   WHERE o.site = $2 AND o.line = $3 AND o.component_lot = $4
-                     AND (o.state = 'open' OR o.created_at > $12::timestamptz))
-         ON CONFLICT (site, line, component_lot) WHERE state = 'open' DO NOTHING
-         RETURNING advice_id`,
-        [
-          randomUUID(),
-          a.site,
-          a.line,
-          a.componentLot,
-          a.lotId,
-          a.material,
-          a.action,
-          a.orders,
-          a.currentOrder === null ? null : JSON.stringify(a.currentOrder),
-          JSON.stringify(a.evidence),
-          a.proposedBy,
-          a.evidence.window.from,
-        ],
-      );
-      return res.rows[0]?.advice_id;
+      return audit.inTransaction(async (client) => {
+        const res = await client.query<{ advice_id: string }>(
+          `INSERT INTO holdfast.scheduling_advice (advice_id, site, line, component_lot, lot_id, material, action,
+                                                   orders, current_order, evidence, proposed_by)
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+            WHERE NOT EXISTS (
+                    SELECT 1 FROM holdfast.scheduling_advice o
+                     WHERE o.site = $2 AND o.line = $3 AND o.component_lot = $4
+                       AND (o.state = 'open' OR o.created_at > $12::timestamptz))
+           ON CONFLICT (site, line, component_lot) WHERE state = 'open' DO NOTHING
+           RETURNING advice_id`,
+          [
+            randomUUID(),
+            a.site,
+            a.line,
+            a.componentLot,
+            a.lotId,
+            a.material,
+            a.action,
+            a.orders,
+            a.currentOrder === null ? null : JSON.stringify(a.currentOrder),
+            JSON.stringify(a.evidence),
+            a.proposedBy,
+            a.evidence.window.from,
+          ],
+        );
+        const adviceId = res.rows[0]?.advice_id;
+        const entries: AuditEntry[] =
+          adviceId === undefined
+            ? []
+            : [
+                {
+                  actor,
+                  action: 'advice.propose',
+                  recordType: 'scheduling-advice',
+                  recordId: adviceId,
+                  old: null,
+                  new: { state: 'open', componentLot: a.componentLot, action: a.action, orders: a.orders },
+                  reason: null,
+                  outcome: 'done',
+                  detail: { site: a.site, line: a.line, evidence: a.evidence, proposedBy: a.proposedBy },
+                },
+              ];
+        return { result: adviceId, audit: entries };
+      });
     },
 
     async acceptedUnsent(site, line) {
@@ -142,11 +168,30 @@ export function createPgAdviceStore(pool: Queryable): AdviceStore {
     },
 
     async recordSent(adviceId, resequencing) {
-      await pool.query(
-        `UPDATE holdfast.scheduling_advice SET state = 'sent', sent_at = now(), resequencing = $2
-          WHERE advice_id = $1 AND state = 'accepted'`,
-        [adviceId, JSON.stringify(resequencing)],
-      );
+      await audit.inTransaction(async (client) => {
+        const res = await client.query(
+          `UPDATE holdfast.scheduling_advice SET state = 'sent', sent_at = now(), resequencing = $2
+            WHERE advice_id = $1 AND state = 'accepted'`,
+          [adviceId, JSON.stringify(resequencing)],
+        );
+        const entries: AuditEntry[] =
+          res.rowCount === 1
+            ? [
+                {
+                  actor,
+                  action: 'advice.send',
+                  recordType: 'scheduling-advice',
+                  recordId: adviceId,
+                  old: { state: 'accepted' },
+                  new: { state: 'sent', requestId: resequencing.requestId, status: resequencing.status },
+                  reason: null,
+                  outcome: 'done',
+                  detail: { externalReference: resequencing.externalReference },
+                },
+              ]
+            : [];
+        return { result: undefined, audit: entries };
+      });
     },
   };
 }

@@ -43,7 +43,7 @@ const woken: string[] = [];
 const mes = new ResequencingMes();
 const activities = () =>
   createAdviceActivities({
-    advice: createPgAdviceStore(pool),
+    advice: createPgAdviceStore(pool, createAuditTrail(pool)),
     mesFor: () => mes,
     ledger: createPgIntentLedger(pool),
   });
@@ -299,6 +299,7 @@ describe('scheduling advice', () => {
     expect(woken).toEqual([adviceId]);
     const audit = await auditRecordsOf(pool, adviceId);
     expect(audit).toEqual([
+      expect.objectContaining({ action: 'advice.propose', recordType: 'scheduling-advice' }),
       expect.objectContaining({
         action: 'advice.accept',
         recordType: 'scheduling-advice',
@@ -317,6 +318,11 @@ describe('scheduling advice', () => {
     // Sent by the rule's activity; a second pass (a retry, the next evaluation) sends nothing more.
     expect(await send(SITE, 'L1')).toEqual({ sent: [adviceId] });
     expect(await send(SITE, 'L1')).toEqual({ sent: [] });
+    expect((await auditRecordsOf(pool, adviceId)).map((r) => r.action)).toEqual([
+      'advice.propose',
+      'advice.accept',
+      'advice.send',
+    ]);
     expect(mes.requests).toEqual([
       expect.objectContaining({
         idempotencyKey: `advice:${adviceId}:resequence`,
@@ -358,7 +364,7 @@ describe('scheduling advice', () => {
     expect(res.json()).toMatchObject({ state: 'rejected', decisionReason: 'a gauge fault, not the lot' });
     expect(await send(SITE, 'L2')).toEqual({ sent: [] });
     expect(mes.requests).toHaveLength(1);
-    expect(await auditRecordsOf(pool, id)).toEqual([expect.objectContaining({ action: 'advice.reject' })]);
+    expect((await auditRecordsOf(pool, id)).map((r) => r.action)).toEqual(['advice.propose', 'advice.reject']);
     // Rejected within the window: the lot is not proposed again until its evidence is new.
     const again = await evaluate({
       site: SITE,

@@ -1,3 +1,4 @@
+import { createAdviceActivities, type AdviceDeps } from './advice/advice.activities';
 import { createErpActivities, type ErpDeps } from './erp/erp.activities';
 import { createEscalationActivities, type EscalationDeps } from './escalation/escalation.activities';
 import { createGenealogyActivities, type GenealogyDeps } from './traceability/genealogy.activities';
@@ -19,7 +20,8 @@ export type ActivityDeps = MesDeps &
   RecallDeps &
   RecallDrillDeps &
   RecallContainDeps &
-  RecallNotificationDeps;
+  RecallNotificationDeps &
+  AdviceDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -32,6 +34,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createRecallDrillActivities(deps),
   ...createRecallContainActivities(deps),
   ...createRecallNotificationActivities(deps),
+  ...createAdviceActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

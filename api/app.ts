@@ -30,6 +30,8 @@ import recordsRoutes from './routes/records';
 import stationRoutes from './routes/stations';
 import traceRoutes from './routes/trace';
 import recallRoutes from './routes/recalls';
+import qualityRoutes from './routes/quality';
+import adviceRoutes from './routes/advice';
 
 export type { ApiDeps } from './deps';
 
@@ -107,6 +109,8 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(traceRoutes, opts);
   await app.register(recordsRoutes, opts);
   await app.register(recallRoutes, opts);
+  await app.register(qualityRoutes, opts);
+  await app.register(adviceRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

@@ -20,6 +20,7 @@ import { createAuditTrail } from '../infra/audit/audit-trail';
 import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { ensureRecallDrillSchedules } from '../infra/temporal/recall-drill-schedules';
+import { ensureLineQualityAdvisors } from '../infra/temporal/line-advisor-starter';
 import { openReinspector } from '../infra/recall/reinspection';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
@@ -153,6 +154,9 @@ async function main(): Promise<void> {
       }
       // Every start, drilling or not: a site that stopped drilling loses its schedule.
       logger.info({ schedules: await ensureRecallDrillSchedules(client, config) }, 'recall drill schedules');
+      if (config.advice.enabled) {
+        logger.info({ advisors: await ensureLineQualityAdvisors(client, config) }, 'scheduling-advice rules running');
+      }
     } finally {
       await clientConnection.close();
     }

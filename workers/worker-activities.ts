@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { createActivities } from '../activities';
 import type { GenealogyRecorder, RecallReinspector } from '../activities/ports';
+import { createPgAdviceStore } from '../infra/advice/pg-advice-store';
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import type { HoldfastConfig } from '../infra/config/schema';
 import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
@@ -36,5 +37,6 @@ export function createWorkerActivities(
     drills: createRecallDrillStore(pool, config, audit),
     reinspector: opts.reinspector,
     containment: createRecallContainmentStore(pool),
+    advice: createPgAdviceStore(pool, audit),
   });
 }

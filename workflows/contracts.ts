@@ -656,3 +656,54 @@ export function recallDrillScheduleId(site: string): string {
 export function recallDrillId(site: string, scheduledAt: string): string {
   return `${site}@${scheduledAt}`;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scheduling advice (docs/changeover.md#scheduling-advice)
+
+/** The rule a line's lots are held to (temporal.yaml `advice`), the window in milliseconds. */
+export interface LineQualityRule {
+  windowMs: number;
+  thresholdRate: number;
+  minParts: number;
+  significance: number;
+}
+
+export interface LineQualityAdvisorInput {
+  site: string;
+  line: string;
+  rule: LineQualityRule;
+  /** How long between evaluations (a Temporal duration string, e.g. `15m`). */
+  evaluationInterval: string;
+  preset: ActivityPreset;
+  /** Carried across continue-as-new. */
+  totals?: LineQualityAdvisorTotals;
+}
+
+export interface LineQualityAdvisorTotals {
+  evaluations: number;
+  proposed: number;
+  sent: number;
+}
+
+export interface LineQualityAdvisorStatus {
+  site: string;
+  line: string;
+  totals: LineQualityAdvisorTotals;
+  lastEvaluatedAt?: string;
+  /** Lots over the minimum in the last evaluation, and which of them tripped. */
+  lastLots?: { lotKey: string; parts: number; defective: number; pValue: number; tripped: boolean }[];
+  /** Why the last send of accepted advice failed (an MES without resequencing, a refusal); absent once one worked. */
+  sendFailure?: string;
+}
+
+/**
+ * One rule per line: the id is the line, so the worker's start at every boot and the accept route's wake-up find the
+ * same workflow instead of starting a second one.
+ */
+export function lineQualityAdvisorWorkflowId(site: string, line: string): string {
+  return `line-quality-advisor-${site}-${line}`;
+}
+
+/** An advice of the line was decided (accepted): send what is accepted now rather than at the next evaluation. */
+export const adviceDecidedSignal = defineSignal<[string]>('adviceDecided');
+export const lineQualityAdvisorStatusQuery = defineQuery<LineQualityAdvisorStatus>('lineQualityAdvisorStatus');

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { StepFailureSchema, TraceLinkSchema, WorkflowViewSchema } from './common.schema';
 import { DetectedDefectSchema } from '../../infra/ingest/inspection.schema';
 import { LotCasePartSchema } from './lot.schema';
+import { MaterialContextSchema } from './quality.schema';
 
 export const DefectParamsSchema = z.strictObject({ id: z.string().min(1).max(220) });
 
@@ -21,6 +22,8 @@ export const StoredInspectionSchema = z.object({
   inspectedAt: z.string(),
   imageRef: z.string().optional(),
   receivedAt: z.string(),
+  /** The component and supplier lots of the part's work order (docs/changeover.md#material-lot-context). */
+  materialContext: MaterialContextSchema.optional(),
 });
 
 export const DispatchStatusSchema = z.object({

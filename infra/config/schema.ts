@@ -495,6 +495,27 @@ export const HoldfastConfig = z
         firstArticleTimeout: Duration.default('8h'),
       })
       .prefault({}),
+    /**
+     * Quality-aware scheduling advice (docs/changeover.md#scheduling-advice): a rule per line that watches the defect
+     * rate of parts by component lot and, when a lot's rate is above `thresholdRate` with enough evidence, proposes to
+     * hold what is left of the lot or use it on less critical orders.
+     */
+    advice: z
+      .strictObject({
+        /** Runs the rule (workflow `line-quality-advisor-<site>-<line>`) for every configured line. */
+        enabled: z.boolean().default(false),
+        /** The sliding window of inspections each evaluation counts (by inspection time, ending now). */
+        window: Duration.default('7d'),
+        /** The defect rate a lot may have; advice needs evidence that its true rate is above this. */
+        thresholdRate: z.number().gt(0).lt(1).default(0.05),
+        /** Parts of a lot inspected in the window before the test is applied at all. */
+        minParts: z.number().int().positive().default(50),
+        /** α of the one-sided exact binomial test of H0: rate ≤ thresholdRate. */
+        significance: z.number().gt(0).lt(0.5).default(0.01),
+        /** How often each line is evaluated. */
+        evaluationInterval: Duration.default('15m'),
+      })
+      .prefault({}),
     /** Real recalls (docs/recall.md). */
     recall: z
       .strictObject({

@@ -16,6 +16,7 @@ import type {
 import type { AuditActor, AuditEntry } from '../audit/audit-record';
 import type { AuditTrail } from '../audit/audit-trail';
 import { deliveryEdgeKey, deliveryNode, lotKeyOfNode, lotNode, nodeKind } from './genealogy-keys';
+import { completeMaterialContext, completePendingMaterialContext } from './material-context';
 
 export type { DeliveryInput, EdgeKind, LotInput, MovementInput, PartInput } from '../../activities/ports';
 
@@ -346,6 +347,12 @@ async function insertEdges(client: pg.PoolClient, edges: readonly MovementInput[
             [consumedBy.map((e) => e.to), consumedBy.map((e) => e.edgeKey)],
           )
         ).rows.map((r) => ({ subject: r.lot, by: r.by }));
+  // What the new edges lead into may now be made of more (a consumption recorded after the work order's parts were
+  // inspected): their inspections' material context is joined again (docs/changeover.md#material-lot-context).
+  await completeMaterialContext(
+    client,
+    fresh.filter((e) => e.kind !== 'delivered').map((e) => e.to),
+  );
   const gapsResolved = await resolveGaps(
     client,
     ['lot-without-source'],
@@ -393,6 +400,11 @@ async function upsertLots(
   const added = res.rows.filter((r) => r.inserted).length;
   const changed = new Set(res.rows.map((r) => r.lot_key));
   const described = unique.filter((l) => changed.has(l.lotKey));
+  // A lot now known to be purchased becomes a supplier lot of every work order it reached.
+  await completeMaterialContext(
+    client,
+    described.filter((l) => l.origin === 'purchased').map((l) => lotNode(l.lotKey)),
+  );
   const gapsResolved = await resolveGaps(
     client,
     ['consumption-without-receipt', 'unknown-reference'],
@@ -648,6 +660,7 @@ export function createGenealogyStore(audit: AuditTrail): GenealogyStore {
             ORDER BY d.delivery, d.item, c.opened_at
            ON CONFLICT (kind, subject) DO NOTHING`,
         );
+        await completePendingMaterialContext(client);
         return { ...ZERO, gapsOpened: held.rowCount ?? 0, gapsResolved: res.rowCount ?? 0 };
       });
     },

@@ -25,10 +25,12 @@ import {
   type RecallAcknowledgement,
   type RecallInput,
   type RetryFailedStepResult,
+  adviceDecidedSignal,
   countersignDispositionUpdate,
   detectionSearchAttributes,
   dispositionUpdate,
   lotCaseEnrolment,
+  lineQualityAdvisorWorkflowId,
   lotCaseStateQuery,
   partDefectSignal,
   recallWorkflowId,
@@ -86,6 +88,12 @@ export interface WorkflowGateway {
    * dropped there). WorkflowNotFoundError: the workflow has closed (acknowledged before, or terminated).
    */
   acknowledgeRecallNotification?(workflowId: string, acknowledgement: RecallAcknowledgement): Promise<void>;
+  /**
+   * Wakes a line's scheduling-advice rule to send an accepted advice now (docs/changeover.md#scheduling-advice);
+   * a rule that is not running is left alone (it sends what is accepted when it runs). Absent: the rule sends it at
+   * its next evaluation.
+   */
+  adviceDecided?(site: string, line: string, adviceId: string): Promise<void>;
 }
 
 /** A workflow's update validator refused the request (wrong stage, illegal transition): the API answers 409. */
@@ -135,6 +143,11 @@ export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; con
         const real = target();
         if (!real.cancelRecall) throw new TemporalUnavailableError('this gateway cancels no recalls');
         await real.cancelRecall(recallId);
+      },
+      adviceDecided: async (site, line, adviceId) => {
+        const real = target();
+        if (!real.adviceDecided) throw new TemporalUnavailableError('this gateway wakes no advice rules');
+        await real.adviceDecided(site, line, adviceId);
       },
       acknowledgeRecallNotification: async (workflowId, acknowledgement) => {
         const real = target();
@@ -321,6 +334,18 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
         if (err instanceof TemporalWorkflowNotFoundError) {
           throw new WorkflowNotFoundError(`no open workflow ${workflowId}`, { cause: err });
         }
+        throw err;
+      }
+    },
+
+    async adviceDecided(site, line, adviceId) {
+      try {
+        await within(rpcTimeoutMs, () =>
+          client.workflow.getHandle(lineQualityAdvisorWorkflowId(site, line)).signal(adviceDecidedSignal, adviceId),
+        );
+      } catch (err) {
+        // No rule running for the line: the advice stays accepted and is sent when the rule runs.
+        if (err instanceof TemporalWorkflowNotFoundError) return;
         throw err;
       }
     },

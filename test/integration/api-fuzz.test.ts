@@ -122,6 +122,18 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
     query: { by: 'supplier-lot', supplier: 'V100', supplierBatch: `${run}-VB`, format: 'json' },
   }),
   'GET /v1/trace/gaps': () => ({ query: { site: 'PLANT1', state: 'all', limit: '10' } }),
+  'GET /v1/quality/defect-rates': () => ({
+    query: { site: 'PLANT1', line: 'L1', by: 'supplier-lot', from: '2026-01-01T00:00:00Z', to: '2026-02-01T00:00:00Z' },
+  }),
+  'GET /v1/lines/:site/:line/advice': () => ({ params: { site: 'PLANT1', line: 'L1' }, query: { state: 'open' } }),
+  'POST /v1/lines/:site/:line/advice/:id/accept': () => ({
+    params: { site: 'PLANT1', line: 'L1', id: randomUUID() },
+    body: { reason: 'confirmed at the bench', signature: { meaning: 'approval', password: adminPassword } },
+  }),
+  'POST /v1/lines/:site/:line/advice/:id/reject': () => ({
+    params: { site: 'PLANT1', line: 'L1', id: randomUUID() },
+    body: { reason: 'a gauge fault', signature: { meaning: 'review', password: adminPassword } },
+  }),
   'GET /v1/lots/:lotId/quality-record': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1', format: 'csv' } }),
   'GET /v1/records/fsma204': () => ({ query: { site: 'PLANT1', from: '2026-01-01', to: '2026-01-31', lot: 'R1' } }),
   'GET /v1/lots/:lotId/genealogy': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1' } }),

@@ -25,6 +25,7 @@ const WORKFLOW_TYPES: Record<string, string> = {
   'shadow-': 'shadowDefectWorkflow',
   'lot-case-': 'lotCaseWorkflow',
   'genealogy-sync-': 'genealogySyncWorkflow',
+  'line-quality-advisor-': 'lineQualityAdvisorWorkflow',
   // Longest prefix first: a notification's or a drill's history also starts with `recall-`.
   'recall-notification-': 'recallNotificationWorkflow',
   'recall-drill-': 'recallDrillWorkflow',

@@ -1,3 +1,4 @@
+import type { AdviceStore } from '../../activities/advice/advice.ports';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import {
@@ -86,6 +87,8 @@ export class WorkflowHarness {
     containment?: RecallContainmentStore;
     /** Where recall notifications go, and how they are chased, for every site. */
     recallNotice?: { port: RecallNoticePort; policy: RecallNotifyPolicy };
+    /** Scheduling advice's store, for the line-quality advisor's tests. */
+    advice?: AdviceStore;
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -101,6 +104,7 @@ export class WorkflowHarness {
       ...(ports.containment ? { containment: ports.containment } : {}),
       recallNotifications: createRecallNotificationStore(this.pool),
       ...(ports.recallNotice ? { recallNoticeFor: () => ports.recallNotice! } : {}),
+      ...(ports.advice ? { advice: ports.advice } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

@@ -4,6 +4,7 @@ import { authorizeSite } from '../../../infra/identity/route-access';
 import { READERS } from '../../support/access';
 import { notFound } from '../../../infra/http/problem-details';
 import { findInspection } from '../../../infra/ingest/inspection.repository';
+import { materialContextOf } from '../../../infra/genealogy/material-context';
 import { lotCaseOfPart } from '../../repositories/lot-case.repository';
 import { outboxStatus } from '../../repositories/outbox-status.repository';
 import { traceLinksOf } from '../../repositories/trace.repository';
@@ -17,7 +18,8 @@ const defectRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
   app.get('/v1/defects/:id', {
     config: { access: { roles: READERS, machine: ['defects:read'] } },
     schema: {
-      summary: 'One inspection with its hand-over, its part in the lot case and its trace documents',
+      summary:
+        'One inspection with its material-lot context, its hand-over, its part in the lot case and its trace documents',
       description:
         '`id` is the inspection eventId. Answered from PostgreSQL alone: the lot case records each part with its ' +
         'documents and parked steps, so the answer does not depend on Temporal being reachable.',
@@ -31,12 +33,17 @@ const defectRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       authorizeSite(request, { site: inspection.site, line: inspection.line, station: inspection.station });
       const { eventId } = inspection;
 
-      const [trace, dispatch, lotCase] = await Promise.all([
+      const [trace, dispatch, lotCase, materialContext] = await Promise.all([
         traceLinksOf(deps.pool, 'inspection', eventId),
         inspection.result === 'fail' ? outboxStatus(deps.pool, eventId) : undefined,
         inspection.result === 'fail' ? lotCaseOfPart(deps.pool, inspection) : undefined,
+        materialContextOf(deps.pool, eventId),
       ]);
-      const view: DefectView = { eventId, inspection, trace };
+      const view: DefectView = {
+        eventId,
+        inspection: { ...inspection, ...(materialContext ? { materialContext } : {}) },
+        trace,
+      };
       if (!dispatch) return view;
 
       view.dispatch = dispatch;

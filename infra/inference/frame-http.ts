@@ -340,6 +340,13 @@ function answer(outcome: FrameOutcome): z.infer<typeof FrameResultSchema> {
         status: 422,
         detail: `${outcome.detail}: activate one for this station and SKU first`,
       });
+    case 'recipe-mismatch':
+      throw new ProblemError({
+        type: problemType('recipe-mismatch'),
+        title: 'Not the order the station runs',
+        status: 409,
+        detail: outcome.detail,
+      });
     case 'model':
       throw new ProblemError({
         type: problemType('model-unavailable'),

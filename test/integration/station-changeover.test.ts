@@ -298,3 +298,65 @@ describe('a Holdfast station through changeovers', () => {
     await store().revert(S1, `changeover-${run}-C`);
   });
 });
+
+describe('first article', () => {
+  it("waits for every production station's verdict on a part, takes a fail at once, and leaves shadow stations out", async () => {
+    const line = { site: 'PLANT1', line: `F${run}` };
+    const faConfig = structuredClone(config);
+    faConfig.sites
+      .find((s) => s.id === line.site)!
+      .lines.push({
+        ...structuredClone(faConfig.sites[0]!.lines[0]!),
+        id: line.line,
+        stations: [
+          { id: 'S1', mode: 'production' },
+          { id: 'S2', mode: 'production' },
+          { id: 'S3', mode: 'shadow' },
+        ],
+      });
+    const workOrder = `WF-${run}`;
+    let at = Date.parse('2026-12-07T08:00:00Z');
+    const inspect = async (partId: string, station: string, result: 'pass' | 'fail', mode = 'production') => {
+      at += 1000;
+      await pool.query(
+        `INSERT INTO holdfast.inspection (event_id, site, line, station, part_id, sku, lot_id, work_order, result,
+                                          model_version, recipe_version, inspected_at, payload_sha256, mode)
+         VALUES ($1, $2, $3, $4, $5, 'SKU-F', 'LOT-F', $6, $7, 'm@1', 'r@1', $8, $9, $10)`,
+        [
+          `fa-${run}-${partId}-${station}`,
+          line.site,
+          line.line,
+          station,
+          `${run}-${partId}`,
+          workOrder,
+          result,
+          new Date(at).toISOString(),
+          'f'.repeat(64),
+          mode,
+        ],
+      );
+    };
+    await inspect('P1', 'S1', 'pass');
+    await inspect('P1', 'S2', 'pass');
+    await inspect('P2', 'S1', 'pass'); // not yet at S2
+    await inspect('P3', 'S1', 'fail'); // a fail decides the part at once
+    await inspect('P2', 'S3', 'fail', 'shadow'); // a shadow station's verdict does not count
+    const reader = createFirstArticleReader(pool, faConfig);
+
+    const three = await reader.firstParts(line, workOrder, 3);
+    expect(three.map((p) => [p.partId, p.result])).toEqual([
+      [`${run}-P1`, 'pass'],
+      [`${run}-P3`, 'fail'],
+    ]);
+    expect(three[0]!.eventIds).toEqual([`fa-${run}-P1-S1`, `fa-${run}-P1-S2`]);
+    // Of the first two parts only P1 is decided: P3 is not among the first two.
+    expect((await reader.firstParts(line, workOrder, 2)).map((p) => p.partId)).toEqual([`${run}-P1`]);
+
+    await inspect('P2', 'S2', 'pass');
+    expect((await reader.firstParts(line, workOrder, 3)).map((p) => [p.partId, p.result])).toEqual([
+      [`${run}-P1`, 'pass'],
+      [`${run}-P2`, 'pass'],
+      [`${run}-P3`, 'fail'],
+    ]);
+  });
+});

@@ -27,7 +27,7 @@ import { recipeByVersion, saveRecipe } from '../../infra/vision/recipe.repositor
 import { createStationAssignmentStore } from '../../infra/vision/station-assignment.store';
 import { startInferenceWorker, type InferenceWorker } from '../../workers/inference/inference-worker';
 import { eventually } from '../support/eventually';
-import { testSigningKey } from '../support/identity';
+import { asAdmin, testSigningKey } from '../support/identity';
 import { quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
 
@@ -242,6 +242,23 @@ describe('a Holdfast station through changeovers', () => {
     expect(await metric('holdfast_inference_frames_refused_total{reason="recipe-mismatch"}')).toEqual([
       'holdfast_inference_frames_refused_total{reason="recipe-mismatch"} 2',
     ]);
+
+    // A one-off image over HTTP meets the same rule: 409, a problem naming the reason.
+    const overHttp = await fetch(`${worker.http.url}/v1/stations/${S1.site}/${S1.line}/${S1.station}/frames`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(await asAdmin()) },
+      body: JSON.stringify({
+        frameId: `http-${run}`,
+        partId: `P-http-${run}`,
+        lotId: 'LOT-HTTP',
+        workOrder: ORDER_A.workOrder,
+        sku: ORDER_A.sku,
+        capturedAt: new Date().toISOString(),
+        image: { encoding: 'png', data: (await spotFrame(false)).toString('base64') },
+      }),
+    });
+    expect(overHttp.status).toBe(409);
+    expect(((await overHttp.json()) as { type: string }).type).toMatch(/recipe-mismatch$/);
 
     expect(await frame(ORDER_B, true)).toMatchObject({ ...underB, result: 'fail' });
     expect(await frame(ORDER_B)).toMatchObject({ ...underB, result: 'pass' });

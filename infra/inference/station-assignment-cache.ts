@@ -51,6 +51,7 @@ export function createStationAssignmentCache(opts: StationAssignmentCacheOptions
   const recipes = new Map<string, Recipe>();
   const preparing = new Map<string, Promise<void>>();
   const prepared = new Set<string>();
+  const warmed = new Set<string>();
   const activations = new Map<string, Promise<StationAssignmentView>>();
   let listener: pg.Client | undefined;
   let listenFailures = 0;
@@ -99,6 +100,18 @@ export function createStationAssignmentCache(opts: StationAssignmentCacheOptions
     const view = await toView(loaded);
     if (!apply(loaded.station, view, ticket)) return;
     if (loaded.armed) prepare(loaded.station, loaded.armed, view.armed!);
+    if (loaded.active) warm(loaded.active);
+  }
+
+  /**
+   * A worker (re)started on a station already switched: the active order's model is loaded now, not by its next
+   * frame (whose reject signal would wait for it). A failure shows at that frame, refused `model`.
+   */
+  function warm(active: StationAssignment): void {
+    const key = `${active.model.name}@${active.model.version}`;
+    if (warmed.has(key)) return;
+    warmed.add(key);
+    models.get(active.model.name, active.model.version).catch(() => warmed.delete(key));
   }
 
   /** Loads the armed recipe's model warm and reports it loaded (or why not); once per arm and worker. */

@@ -143,6 +143,24 @@ describe('station assignment cache', () => {
     await cache.close();
   });
 
+  it("loads the active order's model at start, so its next frame does not wait for it", async () => {
+    const active = assignment({ state: 'active', activatedAt: '2026-12-07T01:00:00.000Z' });
+    const fake = fakeStore({ station: S1, active });
+    const loads: string[] = [];
+    const cache = createStationAssignmentCache({
+      pool: recipePool,
+      store: fake.store,
+      models: { get: async (name, version) => (loads.push(`${name}@${version}`), model) },
+      log: captureLog(),
+    });
+    await cache.refresh();
+    await cache.refresh();
+    expect(loads).toEqual(['model-b@2']);
+    // Nothing is armed: nothing is reported.
+    expect(fake.prepared).toEqual([]);
+    await cache.close();
+  });
+
   it('reports why it could not prepare: a recipe version the station does not have, a model that does not load', async () => {
     const noRecipe = fakeStore({ station: S1, armed: assignment({ recipeVersion: 'missing' }) });
     const log = captureLog();

@@ -125,6 +125,8 @@ const SeedRecipe = z.strictObject({
   thresholds: z.record(z.string(), z.number().min(0).max(1)).default({}),
   roi: Roi.optional(),
   minDefectAreaPx: z.number().int().nonnegative().default(0),
+  /** Parts of a new order that must pass before release (docs/changeover.md); absent: changeover.firstArticleParts. */
+  firstArticleParts: z.number().int().positive().max(1000).optional(),
 });
 
 const Vision = z.strictObject({

@@ -140,7 +140,8 @@ const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { confi
         "with the frame's fields (frameId, partId, lotId, workOrder, sku, optional capturedAt) in the query string. " +
         'The answer comes once the result is stored. A fail writes the reject signal only with `divert=true` (and ' +
         'at a production station): an image sent here is rarely of the part at the reject gate. The same frameId ' +
-        'again is a duplicate: the first result stands.',
+        'again is a duplicate: the first result stands. At a station a changeover has switched, an image of another ' +
+        'work order or SKU than the one it runs is refused with 409 `recipe-mismatch` (docs/changeover.md).',
       tags: ['frames'],
       params: StationParamsSchema,
       querystring: RouteQuerySchema,
@@ -148,6 +149,7 @@ const frameRoutes: FastifyPluginAsyncZod<FrameHttpOptions> = async (app, { confi
         200: FrameResultSchema,
         400: ProblemSchema,
         404: ProblemSchema,
+        409: ProblemSchema,
         415: ProblemSchema,
         422: ProblemSchema,
         503: ProblemSchema,
@@ -339,6 +341,13 @@ function answer(outcome: FrameOutcome): z.infer<typeof FrameResultSchema> {
         title: 'No active recipe',
         status: 422,
         detail: `${outcome.detail}: activate one for this station and SKU first`,
+      });
+    case 'recipe-mismatch':
+      throw new ProblemError({
+        type: problemType('recipe-mismatch'),
+        title: 'Not the order the station runs',
+        status: 409,
+        detail: outcome.detail,
       });
     case 'model':
       throw new ProblemError({

@@ -38,11 +38,19 @@ import type {
   ResultSink,
   PipelineLog,
   PipelineMetrics,
+  StationAssignmentSource,
+  StationAssignmentView,
 } from './ports';
+import { decideFrame } from './station-decision';
 
 export interface InferencePipelineDeps {
   config: HoldfastConfig;
   recipes: RecipeCache;
+  /**
+   * What changeovers assigned each station (docs/changeover.md#holdfast-stations). Absent: every frame is inspected
+   * under its SKU's active recipe.
+   */
+  stations?: StationAssignmentSource;
   models: ModelSource;
   preprocess(image: Buffer | RawPixels, input: ModelManifest['input'], roi?: PixelBox): Promise<PreprocessedFrame>;
   applyRecipe(candidates: DefectCandidate[], recipe: Recipe, manifest: ModelManifest): Verdict;
@@ -131,9 +139,12 @@ export interface InferencePipeline {
   drain(): Promise<void>;
 }
 
-/** Why a frame was not inspected; each is counted under this name. */
+/**
+ * Why a frame was not inspected; each is counted under this name. `recipe-mismatch`: the frame's order or SKU is not
+ * the one its station runs since a changeover (docs/changeover.md#holdfast-stations); also an alarm.
+ */
 export type FrameRejectionReason =
-  'bad-topic' | 'unknown-station' | 'bad-payload' | 'no-recipe' | 'bad-image' | 'model';
+  'bad-topic' | 'unknown-station' | 'bad-payload' | 'no-recipe' | 'bad-image' | 'model' | 'recipe-mismatch';
 
 /**
  * Why a kept frame (its image source was down) was given up without a result: the retry loop's
@@ -208,11 +219,23 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
     payload: Buffer,
     reason: FrameRejectionReason,
     detail: string,
-    extra: { frameId?: string; issues?: FrameIssue[] } = {},
+    extra: { frameId?: string; issues?: FrameIssue[]; station?: StationAddress } = {},
   ): Promise<FrameOutcome> {
     const { frameId, issues } = extra;
     countRefused(reason);
-    log.warn('frame refused', { topic, frameId, reason, detail });
+    if (reason === 'recipe-mismatch' && extra.station) {
+      // An alarm, not noise: product the station is not set up for is on the line (or a changeover did not reach it).
+      metrics?.recipeMismatch(extra.station);
+      log.warn('alarm: frame refused, not the order the station runs', {
+        alarm: reason,
+        ...extra.station,
+        topic,
+        frameId,
+        detail,
+      });
+    } else {
+      log.warn('frame refused', { topic, frameId, reason, detail });
+    }
     await deps.store.recordRejectedFrame({
       topic,
       ...(frameId ? { frameId } : {}),
@@ -244,6 +267,58 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
     }
   }
 
+  type Chosen =
+    | { kind: 'chosen'; recipe: Recipe; model: InferenceModel }
+    | { kind: 'refused'; reason: FrameRejectionReason; detail: string };
+
+  async function modelFor(recipe: Recipe): Promise<Chosen> {
+    try {
+      return { kind: 'chosen', recipe, model: await deps.models.get(recipe.model.name, recipe.model.version) };
+    } catch (err) {
+      return { kind: 'refused', reason: 'model', detail: errorMessage(err) };
+    }
+  }
+
+  /**
+   * The recipe (and its model) the frame is inspected under: its station's assignment, else its SKU's active recipe.
+   * `settled`: the station's state after a boundary this frame waited on (decided once more, never activated twice).
+   */
+  async function recipeFor(
+    address: StationAddress,
+    frame: FramePayload,
+    settled?: StationAssignmentView,
+  ): Promise<Chosen> {
+    const decision = decideFrame(settled ?? deps.stations?.current(address), frame);
+    switch (decision.kind) {
+      case 'unassigned': {
+        const recipe = await deps.recipes.active({ ...address, sku: frame.sku });
+        if (!recipe) return { kind: 'refused', reason: 'no-recipe', detail: `no active recipe for SKU ${frame.sku}` };
+        return modelFor(recipe);
+      }
+      case 'mismatch':
+        return { kind: 'refused', reason: 'recipe-mismatch', detail: decision.detail };
+      case 'active':
+      case 'boundary': {
+        const { assignment } = decision;
+        if (!assignment.recipe) {
+          const detail = `no recipe ${assignment.recipeVersion} for SKU ${frame.sku} (changeover ${assignment.changeoverId})`;
+          return { kind: 'refused', reason: 'no-recipe', detail };
+        }
+        const chosen = await modelFor(assignment.recipe);
+        if (decision.kind === 'active' || chosen.kind === 'refused') return chosen;
+        if (settled) throw new Error(`changeover ${assignment.changeoverId} is still armed after its boundary`);
+        // The station switches only once the model is there: a model that does not load never becomes active.
+        const after = await deps.stations!.activate(address, assignment, {
+          frameId: frame.frameId,
+          model: chosen.model,
+        });
+        if (after.active?.changeoverId === assignment.changeoverId && !after.switching) return chosen;
+        // Reverted (or armed anew) while this frame waited: decided again on what the station applies now.
+        return recipeFor(address, frame, after);
+      }
+    }
+  }
+
   return {
     stats: () => stats,
     countRefused,
@@ -265,16 +340,11 @@ export function createInferencePipeline(deps: InferencePipelineDeps): InferenceP
       if (!parsed.ok) return refuse(topic, payload, 'bad-payload', parsed.reason, { issues: parsed.issues });
       const frame = parsed.frame;
 
-      const recipe = await deps.recipes.active({ ...address, sku: frame.sku });
-      if (!recipe) {
-        return refuse(topic, payload, 'no-recipe', `no active recipe for SKU ${frame.sku}`, { frameId: frame.frameId });
+      const chosen = await recipeFor(address, frame);
+      if (chosen.kind === 'refused') {
+        return refuse(topic, payload, chosen.reason, chosen.detail, { frameId: frame.frameId, station: address });
       }
-      let model: InferenceModel;
-      try {
-        model = await deps.models.get(recipe.model.name, recipe.model.version);
-      } catch (err) {
-        return refuse(topic, payload, 'model', errorMessage(err), { frameId: frame.frameId });
-      }
+      const { recipe, model } = chosen;
 
       const eventId = inspectionEventId(address, frame.frameId);
       let image: Buffer;

@@ -32,8 +32,14 @@ export function createInferenceMetrics(registry: Registry, pool: Pick<pg.Pool, '
   });
   const refused = new Counter({
     name: 'holdfast_inference_frames_refused_total',
-    help: 'Frames refused without a result, by reason (bad-topic, unknown-station, bad-payload, no-recipe, bad-image, model, image-unavailable, dropped).',
+    help: 'Frames refused without a result, by reason (bad-topic, unknown-station, bad-payload, no-recipe, bad-image, model, recipe-mismatch, image-unavailable, dropped).',
     labelNames: ['reason'],
+    registers: [registry],
+  });
+  const mismatches = new Counter({
+    name: 'holdfast_inference_recipe_mismatch_total',
+    help: 'Alarms: frames refused because their order or SKU is not the one their station runs since a changeover.',
+    labelNames: ['site', 'line', 'station'],
     registers: [registry],
   });
   const deferred = new Counter({
@@ -75,6 +81,7 @@ export function createInferenceMetrics(registry: Registry, pool: Pick<pg.Pool, '
       frameLatency.observe(latencySeconds);
     },
     frameRefused: (reason) => refused.inc({ reason }),
+    recipeMismatch: (station) => mismatches.inc({ site: station.site, line: station.line, station: station.station }),
     frameDeferred: () => deferred.inc(),
     rejectWritten: (latencySeconds) => rejectLatency.observe(latencySeconds),
     rejectFailed: () => rejectFailures.inc(),

@@ -122,6 +122,8 @@ export interface Recipe {
   roi?: PixelBox;
   /** Candidates with a box smaller than this (pixels²) are ignored; candidates without a box always count. */
   minDefectAreaPx: number;
+  /** Parts of a new order that must pass under this recipe before release (a changeover's first article); absent: changeover.firstArticleParts. */
+  firstArticleParts?: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

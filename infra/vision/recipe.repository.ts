@@ -17,7 +17,11 @@ interface RecipeRow {
   thresholds: Record<string, number>;
   roi: PixelBox | null;
   min_defect_area_px: number;
+  first_article_parts: number | null;
 }
+
+const RECIPE_COLUMNS =
+  'site, line, station, sku, version, model_name, model_version, thresholds, roi, min_defect_area_px, first_article_parts';
 
 function toRecipe(row: RecipeRow): Recipe {
   return {
@@ -30,6 +34,7 @@ function toRecipe(row: RecipeRow): Recipe {
     thresholds: row.thresholds,
     ...(row.roi ? { roi: row.roi } : {}),
     minDefectAreaPx: row.min_defect_area_px,
+    ...(row.first_article_parts !== null ? { firstArticleParts: row.first_article_parts } : {}),
   };
 }
 
@@ -37,8 +42,8 @@ function toRecipe(row: RecipeRow): Recipe {
 export async function saveRecipe(db: Pick<pg.Pool, 'query'>, recipe: Recipe, createdBy: string): Promise<boolean> {
   const res = await db.query(
     `INSERT INTO holdfast.vision_recipe (site, line, station, sku, version, model_name, model_version, thresholds, roi,
-                                         min_defect_area_px, created_by, activated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, now())
+                                         min_defect_area_px, created_by, first_article_parts, activated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, now())
      ON CONFLICT (site, line, station, sku, version) DO NOTHING`,
     [
       recipe.site,
@@ -52,6 +57,7 @@ export async function saveRecipe(db: Pick<pg.Pool, 'query'>, recipe: Recipe, cre
       recipe.roi ? JSON.stringify(recipe.roi) : null,
       recipe.minDefectAreaPx,
       createdBy,
+      recipe.firstArticleParts ?? null,
     ],
   );
   return (res.rowCount ?? 0) > 0;
@@ -78,6 +84,7 @@ export function seedRecipesFromConfig(config: HoldfastConfig): Recipe[] {
             thresholds: seed.thresholds,
             ...(seed.roi ? { roi: seed.roi } : {}),
             minDefectAreaPx: seed.minDefectAreaPx,
+            ...(seed.firstArticleParts !== undefined ? { firstArticleParts: seed.firstArticleParts } : {}),
           });
         }
       }
@@ -91,12 +98,29 @@ export async function activeRecipe(
   key: { site: string; line: string; station: string; sku: string },
 ): Promise<Recipe | undefined> {
   const res = await db.query<RecipeRow>(
-    `SELECT site, line, station, sku, version, model_name, model_version, thresholds, roi, min_defect_area_px
+    `SELECT ${RECIPE_COLUMNS}
        FROM holdfast.vision_recipe
       WHERE site = $1 AND line = $2 AND station = $3 AND sku = $4 AND activated_at IS NOT NULL
       ORDER BY activated_at DESC, created_at DESC
       LIMIT 1`,
     [key.site, key.line, key.station, key.sku],
+  );
+  return res.rows[0] ? toRecipe(res.rows[0]) : undefined;
+}
+
+/**
+ * One recipe version of a station and SKU, activated or not: a changeover names the version it applies, and versions
+ * are immutable, so what this returns never changes for a key.
+ */
+export async function recipeByVersion(
+  db: Pick<pg.Pool, 'query'>,
+  key: { site: string; line: string; station: string; sku: string; version: string },
+): Promise<Recipe | undefined> {
+  const res = await db.query<RecipeRow>(
+    `SELECT ${RECIPE_COLUMNS}
+       FROM holdfast.vision_recipe
+      WHERE site = $1 AND line = $2 AND station = $3 AND sku = $4 AND version = $5`,
+    [key.site, key.line, key.station, key.sku, key.version],
   );
   return res.rows[0] ? toRecipe(res.rows[0]) : undefined;
 }

@@ -289,6 +289,112 @@ test('the same seed gives the same frames; a restart continues after the last fr
   ]);
 });
 
+test('a line switched to another order shoots its parts from the next frame on, one part per frame on every station', () => {
+  const [s1, s2] = stations() as [CameraStation, CameraStation];
+  const opts = { seed: 5, defectRate: 0.1 };
+  const runs = [
+    { fromSequence: 3, workOrder: 'WO-B', sku: 'SKU-B', lotId: 'LOT-B' },
+    { fromSequence: 5, workOrder: 'WO-C', sku: 'SKU-C', lotId: 'LOT-C' },
+    { fromSequence: 7, workOrder: 'WO-B', sku: 'SKU-B', lotId: 'LOT-B' },
+  ];
+  const plans = Array.from({ length: 9 }, (_, n) => planFrame(s1, n, opts, runs));
+  expect(plans.map((p) => `${p.workOrder}/${p.sku}/${p.partId}`)).toEqual([
+    '1000100/BRKT-200/L-0001-0001',
+    '1000100/BRKT-200/L-0001-0002',
+    '1000100/BRKT-200/L-0001-0003',
+    'WO-B/SKU-B/LOT-B-0001',
+    'WO-B/SKU-B/LOT-B-0002',
+    'WO-C/SKU-C/LOT-C-0001',
+    'WO-C/SKU-C/LOT-C-0002',
+    // Back to a lot it ran before: part ids of their own.
+    'WO-B/SKU-B/LOT-B-0001-s7',
+    'WO-B/SKU-B/LOT-B-0002-s7',
+  ]);
+  expect(planFrame(s2, 4, opts, runs).partId).toBe(plans[4]!.partId);
+  // The image and class do not depend on the order: the same frame number draws the same part picture.
+  expect(planFrame(s1, 4, opts, runs).imageSeed).toBe(planFrame(s1, 4, opts).imageSeed);
+});
+
+test('the line order is switched at runtime, in code and over HTTP; truth records the order of each frame', async () => {
+  const prefix = unique('cam');
+  const schema = unique('camera_sim_o');
+  schemas.push(schema);
+  await listenOn(prefix);
+  const line = { site: 'PLANT1', line: 'L1' };
+  const start = () =>
+    startCameraSimulator({
+      pool,
+      mqttUrl: broker.url,
+      stations: stations().slice(0, 2),
+      ratePerStation: 25,
+      defectRate: 0.2,
+      seed: 9,
+      schema,
+      prefix,
+      framesPerStation: 12,
+      log: quietLog(),
+    });
+  const sim = await start();
+  const app = buildCameraAdminApp(sim.store, undefined, sim);
+  let switched: { fromSequence: number };
+  try {
+    expect((await app.inject({ method: 'GET', url: '/lines/PLANT1/L1/order' })).json()).toMatchObject({
+      workOrder: '1000100',
+      sku: 'BRKT-200',
+    });
+    await eventually('a few frames', async () => sim.published() >= 4);
+    const res = await app.inject({
+      method: 'PUT',
+      url: '/lines/PLANT1/L1/order',
+      payload: { workOrder: 'WO-NEXT', sku: 'SKU-NEXT', lotId: 'LOT-NEXT' },
+    });
+    expect(res.statusCode).toBe(200);
+    switched = res.json<{ fromSequence: number }>();
+    expect(switched).toMatchObject({ site: 'PLANT1', line: 'L1', workOrder: 'WO-NEXT', sku: 'SKU-NEXT' });
+    expect(switched.fromSequence).toBeGreaterThanOrEqual(2);
+    expect(sim.lineOrder(line)).toMatchObject({ workOrder: 'WO-NEXT', fromSequence: switched.fromSequence });
+
+    const bad = await app.inject({ method: 'PUT', url: '/lines/PLANT1/L1/order', payload: { workOrder: 'X' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json<{ error: string }>().error).toContain('sku');
+    const elsewhere = await app.inject({
+      method: 'PUT',
+      url: '/lines/PLANT1/L7/order',
+      payload: { workOrder: 'X', sku: 'Y', lotId: 'Z' },
+    });
+    expect(elsewhere.statusCode).toBe(404);
+    await sim.finished;
+  } finally {
+    await sim.stop();
+    await app.close();
+  }
+  const { rows } = await pool.query<{ station: string; sequence: string; work_order: string; sku: string }>(
+    `SELECT station, sequence, work_order, sku FROM "${schema}".frame_truth ORDER BY station, sequence`,
+  );
+  expect(rows).toHaveLength(24);
+  for (const r of rows) {
+    const next = Number(r.sequence) >= switched.fromSequence;
+    expect([r.station, r.sequence, r.work_order, r.sku]).toEqual([
+      r.station,
+      r.sequence,
+      next ? 'WO-NEXT' : '1000100',
+      next ? 'SKU-NEXT' : 'BRKT-200',
+    ]);
+  }
+  // A restart goes on with the order the line runs.
+  const again = await start();
+  try {
+    expect(again.lineOrder(line)).toMatchObject({ workOrder: 'WO-NEXT', fromSequence: switched.fromSequence });
+    await again.finished;
+  } finally {
+    await again.stop();
+  }
+  const { rows: resumed } = await pool.query<{ work_order: string }>(
+    `SELECT DISTINCT work_order FROM "${schema}".frame_truth WHERE sequence >= 12`,
+  );
+  expect(resumed).toEqual([{ work_order: 'WO-NEXT' }]);
+});
+
 test('main.ts prints "camera-sim ready", publishes at its rate and stops cleanly on SIGTERM', async () => {
   const schema = unique('camera_sim_main');
   schemas.push(schema);

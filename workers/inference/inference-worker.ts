@@ -27,6 +27,11 @@ import { openFrameHttp, type FrameHttpServer } from '../../infra/inference/frame
 import { createInferencePipeline, type InferencePipeline } from '../../infra/inference/inference-pipeline';
 import type { ResultSink } from '../../infra/inference/ports';
 import { createPgInspectionStore } from '../../infra/inference/pg-inspection-store';
+import {
+  createStationAssignmentCache,
+  type StationAssignmentCache,
+} from '../../infra/inference/station-assignment-cache';
+import { createStationAssignmentStore } from '../../infra/vision/station-assignment.store';
 import { openConnectors, type ConnectorSet } from '../connectors';
 import {
   connectorHealthChecks,
@@ -66,6 +71,8 @@ export interface InferenceWorkerOptions {
   seedRecipes?: boolean;
   /** Where the worker's series go, served at GET /metrics on its HTTP edge. Default: a registry of its own. */
   metrics?: Registry;
+  /** How often the stations' changeover assignments are reloaded in full (NOTIFY reloads at once). Default 30 s. */
+  assignmentRefreshMs?: number;
 }
 
 export interface InferenceWorker {
@@ -74,6 +81,8 @@ export interface InferenceWorker {
   /** One-off images over HTTP (config.vision.http). */
   http: FrameHttpServer;
   models: ModelCatalog;
+  /** What changeovers assigned each station, as this worker applies it (docs/changeover.md#holdfast-stations). */
+  stations: StationAssignmentCache;
   /** The broker and the reject station, as temporal.yaml declares them; `health()` for the process's /health. */
   connectors: ConnectorSet;
   /** Graceful: finished frames are acknowledged, unfinished ones stay with the broker. `force`: as a crash would. */
@@ -142,6 +151,17 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     for (const bad of models.rejected) log.warn('model manifest refused', { ...bad });
     log.info('models available', { models: models.list().map((m) => m.key) });
 
+    // Before frames arrive: a station changed over must never inspect a frame as if it had not been.
+    const stations = createStationAssignmentCache({
+      pool,
+      store: createStationAssignmentStore(pool),
+      models,
+      log,
+      ...(opts.assignmentRefreshMs !== undefined ? { refreshIntervalMs: opts.assignmentRefreshMs } : {}),
+    });
+    await stations.start();
+    closers.push(() => stations.close());
+
     const prefix = config.vision.topicPrefix;
     const clientId = opts.clientId;
     let results: ResultSink | undefined;
@@ -155,6 +175,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
     const pipeline = createInferencePipeline({
       config,
       recipes: createRecipeCache(pool),
+      stations,
       models,
       preprocess: preprocessImage,
       applyRecipe,
@@ -218,6 +239,7 @@ export async function startInferenceWorker(opts: InferenceWorkerOptions): Promis
       subscriber,
       http,
       models,
+      stations,
       connectors,
       async close(closeOpts) {
         if (closed) return;

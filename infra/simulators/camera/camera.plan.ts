@@ -49,6 +49,18 @@ export interface PlanOptions {
   framesPerLot?: number;
 }
 
+/** The order a line runs, set at runtime (a changeover): its parts are shot from `fromSequence` on. */
+export interface LineOrder {
+  workOrder: string;
+  sku: string;
+  lotId: string;
+}
+
+export interface LineOrderRun extends LineOrder {
+  /** The first frame number of the line's stations that shows this order's parts. */
+  fromSequence: number;
+}
+
 const HELD_OUT_RANGE = MAX_SEED - HELD_OUT_SEED_START + 1;
 
 /**
@@ -79,8 +91,17 @@ export function cameraStationsFor(
   return { stations, skipped };
 }
 
-/** Frame `sequence` of `station` under `opts.seed`. */
-export function planFrame(station: CameraStation, sequence: number, opts: PlanOptions): FramePlan {
+/**
+ * Frame `sequence` of `station` under `opts.seed`. `runs`: the orders its line was switched to, by `fromSequence`
+ * ascending; a frame at or after a run's `fromSequence` shows that order's part number `sequence - fromSequence + 1`,
+ * before the first run the demo order's lots as below.
+ */
+export function planFrame(
+  station: CameraStation,
+  sequence: number,
+  opts: PlanOptions,
+  runs: readonly LineOrderRun[] = [],
+): FramePlan {
   if (!Number.isInteger(sequence) || sequence < 0) throw new Error(`frame sequence must be >= 0, got ${sequence}`);
   if (!(opts.defectRate >= 0 && opts.defectRate <= 1)) {
     throw new Error(`defect rate must be between 0 and 1, got ${opts.defectRate}`);
@@ -99,11 +120,31 @@ export function planFrame(station: CameraStation, sequence: number, opts: PlanOp
   // The line runs one lot for `framesPerLot` parts, then the next lot of its work order; after the last, the first
   // again (a demo that runs for hours). Every station of a line is on the same part at the same frame number, as
   // parts pass S1 then S2. The run number keeps part ids unique when lots come round again.
-  const lotRun = Math.floor(sequence / framesPerLot);
-  const lot = station.lots[lotRun % station.lots.length]!;
-  const round = Math.floor(lotRun / station.lots.length);
-  const partNo = String((sequence % framesPerLot) + 1).padStart(4, '0');
-  const partId = `${lot.lotId}-${partNo}${round > 0 ? `-r${round}` : ''}`;
+  let run: LineOrderRun | undefined;
+  let runIndex = -1;
+  for (let i = runs.length - 1; i >= 0; i--) {
+    if (runs[i]!.fromSequence <= sequence) {
+      run = runs[i];
+      runIndex = i;
+      break;
+    }
+  }
+  let lot: { lotId: string; workOrder: string; sku: string };
+  let partId: string;
+  if (run) {
+    lot = run;
+    // A lot the line ran before (switched back to an earlier order) gets part ids of its own for this run.
+    const again = runs.slice(0, runIndex).some((r) => r.lotId === run.lotId);
+    const partNo = String(sequence - run.fromSequence + 1).padStart(4, '0');
+    partId = `${run.lotId}-${partNo}${again ? `-s${run.fromSequence}` : ''}`;
+  } else {
+    const lotRun = Math.floor(sequence / framesPerLot);
+    const demoLot = station.lots[lotRun % station.lots.length]!;
+    lot = demoLot;
+    const round = Math.floor(lotRun / station.lots.length);
+    const partNo = String((sequence % framesPerLot) + 1).padStart(4, '0');
+    partId = `${demoLot.lotId}-${partNo}${round > 0 ? `-r${round}` : ''}`;
+  }
 
   const frameId = `${idPart(station.site)}.${idPart(station.line)}.${idPart(station.station)}:${opts.seed}:${sequence}`;
   if (!FRAME_ID_PATTERN.test(frameId)) throw new Error(`frame id ${frameId} is longer than a frame id may be`);

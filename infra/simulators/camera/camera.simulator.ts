@@ -16,6 +16,8 @@ import {
   renderPlannedFrame,
   type CameraFrameFormat,
   type CameraStation,
+  type LineOrder,
+  type LineOrderRun,
   type PlanOptions,
 } from './camera.plan';
 import { createCameraTruthStore, type CameraTruthStore, type FrameTruth } from './camera.store';
@@ -54,6 +56,14 @@ export interface CameraSimulator {
   store: CameraTruthStore;
   /** Frames the broker has acknowledged, all stations. */
   published(): number;
+  /**
+   * Switches what the line runs (a changeover on the line): every station of the line shoots `order`'s parts from the
+   * returned frame number on, the next frame of the station furthest ahead (so that each part still passes the
+   * stations in turn). Persisted: a restart goes on with it. Rejects for a line the simulator has no camera on.
+   */
+  setLineOrder(line: { site: string; line: string }, order: LineOrder): Promise<LineOrderRun>;
+  /** The order the line runs now (or from its next frame): the last switch, else the demo order's current lot. */
+  lineOrder(line: { site: string; line: string }): LineOrderRun | undefined;
   /**
    * Resolves when every station has published `framesPerStation` frames (or reached `frameLimit`), or after stop();
    * rejects when a station's camera failed (PostgreSQL gone, say).
@@ -103,6 +113,12 @@ export async function startCameraSimulator(opts: CameraSimulatorOptions): Promis
     throw err;
   }
 
+  const lineKey = (l: { site: string; line: string }) => `${l.site}/${l.line}`;
+  const stationKey = (st: CameraStation) => `${st.site}/${st.line}/${st.station}`;
+  // Per line, the orders it was switched to; per station, the next frame number it will plan.
+  const runs = await store.lineOrders(seed);
+  const nextPlanned = new Map<string, number>();
+
   let stopping = false;
   let published = 0;
   const wakers = new Set<() => void>();
@@ -122,6 +138,7 @@ export async function startCameraSimulator(opts: CameraSimulatorOptions): Promis
   async function shoot(station: CameraStation): Promise<void> {
     let sequence = await store.nextSequence(seed, station);
     const first = sequence;
+    nextPlanned.set(stationKey(station), sequence);
     const meta = { site: station.site, line: station.line, station: station.station };
     // The ready line names every station; one line each is detail.
     opts.log.debug?.('camera started', { ...meta, firstFrame: sequence, ratePerSecond: opts.ratePerStation });
@@ -133,7 +150,10 @@ export async function startCameraSimulator(opts: CameraSimulatorOptions): Promis
     while (!stopping && more()) {
       await pause(due - performance.now());
       if (stopping) break;
-      const frame = await renderPlannedFrame(planFrame(station, sequence, plan), { prefix, format: opts.format });
+      // Planned and marked in one synchronous step, so that a line switch never lands on a frame already planned.
+      const planned = planFrame(station, sequence, plan, runs.get(lineKey(station)));
+      nextPlanned.set(stationKey(station), sequence + 1);
+      const frame = await renderPlannedFrame(planned, { prefix, format: opts.format });
       await store.recordPlanned(frame, seed);
       // Resolves on the broker's PUBACK; while the broker is away MQTT.js holds the frame and this waits.
       await client.publishAsync(frame.topic, frame.payload, { qos: 1 });
@@ -170,6 +190,34 @@ export async function startCameraSimulator(opts: CameraSimulatorOptions): Promis
   return {
     store,
     published: () => published,
+    async setLineOrder(line, order) {
+      const onLine = opts.stations.filter((st) => st.site === line.site && st.line === line.line);
+      if (onLine.length === 0) throw new Error(`no camera on line ${lineKey(line)}`);
+      const fromSequence = Math.max(...onLine.map((st) => nextPlanned.get(stationKey(st)) ?? 0));
+      const run: LineOrderRun = { ...order, fromSequence };
+      const list = runs.get(lineKey(line)) ?? [];
+      const before = [...list];
+      // Two switches before the next frame: the later one wins.
+      const kept = list.filter((r) => r.fromSequence < fromSequence);
+      runs.set(lineKey(line), [...kept, run]);
+      try {
+        await store.recordLineOrder(seed, line, run);
+      } catch (err) {
+        runs.set(lineKey(line), before);
+        throw err;
+      }
+      opts.log.info('line switched to another order', { ...line, ...run });
+      return run;
+    },
+    lineOrder(line) {
+      const list = runs.get(lineKey(line));
+      if (list && list.length > 0) return list[list.length - 1];
+      const station = opts.stations.find((st) => st.site === line.site && st.line === line.line);
+      if (!station) return undefined;
+      const next = nextPlanned.get(stationKey(station)) ?? 0;
+      const p = planFrame(station, next, plan);
+      return { workOrder: p.workOrder, sku: p.sku, lotId: p.lotId, fromSequence: 0 };
+    },
     finished,
     stop() {
       stopped ??= (async () => {
@@ -221,11 +269,27 @@ const TruthPage = z.object({
   next: z.object({ since: z.string(), after: z.string() }).optional(),
 });
 
+const LineParams = z.object({ site: z.string().min(1), line: z.string().min(1) });
+const LineOrderBody = z.strictObject({
+  workOrder: z.string().min(1).max(64),
+  sku: z.string().min(1).max(64),
+  lotId: z.string().min(1).max(64),
+});
+const LineOrderRunSchema = LineOrderBody.extend({
+  site: z.string(),
+  line: z.string(),
+  fromSequence: z.number().int().nonnegative(),
+});
+
 /**
  * The admin API on 127.0.0.1 (CAMERA_SIM_PORT): GET /health, GET /truth?since=&after=&limit=, GET /truth/{frameId},
- * GET /counts. The caller listens and closes.
+ * GET /counts, and with `lines` GET and PUT /lines/{site}/{line}/order. The caller listens and closes.
  */
-export function buildCameraAdminApp(store: CameraTruthStore, logger?: Logger): FastifyInstance {
+export function buildCameraAdminApp(
+  store: CameraTruthStore,
+  logger?: Logger,
+  lines?: Pick<CameraSimulator, 'setLineOrder' | 'lineOrder'>,
+): FastifyInstance {
   const app = Fastify(fastifyLogging(logger));
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -257,6 +321,31 @@ export function buildCameraAdminApp(store: CameraTruthStore, logger?: Logger): F
       return truth;
     },
   );
+
+  if (lines) {
+    const NotFound = z.object({ error: z.string() });
+    r.get(
+      '/lines/:site/:line/order',
+      { schema: { params: LineParams, response: { 200: LineOrderRunSchema, 404: NotFound } } },
+      async (req, reply) => {
+        const run = lines.lineOrder(req.params);
+        if (!run) return reply.code(404).send({ error: `no camera on line ${req.params.site}/${req.params.line}` });
+        return { ...req.params, ...run };
+      },
+    );
+    // A simulator's control, on 127.0.0.1 only, as the rest of this API: what the line runs from its next part on.
+    r.put(
+      '/lines/:site/:line/order',
+      { schema: { params: LineParams, body: LineOrderBody, response: { 200: LineOrderRunSchema, 404: NotFound } } },
+      async (req, reply) => {
+        if (!lines.lineOrder(req.params)) {
+          return reply.code(404).send({ error: `no camera on line ${req.params.site}/${req.params.line}` });
+        }
+        const run = await lines.setLineOrder(req.params, req.body);
+        return { ...req.params, ...run };
+      },
+    );
+  }
 
   r.get(
     '/counts',

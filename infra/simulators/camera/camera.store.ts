@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { withTransaction } from '../../db/pool';
 import type { GroundTruth, PixelBox } from '../../vision/contracts';
-import type { RenderedFrame } from './camera.plan';
+import type { LineOrderRun, RenderedFrame } from './camera.plan';
 
 /** What a published frame really shows, as GET /truth answers it. */
 export interface FrameTruth {
@@ -62,6 +62,19 @@ CREATE TABLE IF NOT EXISTS ${s}.frame_truth (
 CREATE INDEX IF NOT EXISTS frame_truth_published_idx ON ${s}.frame_truth (published_at, frame_id)
   WHERE published_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS frame_truth_station_idx ON ${s}.frame_truth (sim_seed, site, line, station, sequence);
+CREATE INDEX IF NOT EXISTS frame_truth_order_idx ON ${s}.frame_truth (site, line, work_order);
+-- The orders each line was switched to at runtime (a changeover), so that a restart goes on with the order running.
+CREATE TABLE IF NOT EXISTS ${s}.line_order (
+  sim_seed      bigint NOT NULL,
+  site          text NOT NULL,
+  line          text NOT NULL,
+  from_sequence bigint NOT NULL,
+  work_order    text NOT NULL,
+  sku           text NOT NULL,
+  lot_id        text NOT NULL,
+  set_at        timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (sim_seed, site, line, from_sequence)
+);
 `;
 
 const toTruth = (r: TruthRow): FrameTruth => ({
@@ -148,6 +161,41 @@ export function createCameraTruthStore(pool: Pool, schema: string) {
           WHERE frame_id = $1 AND published_at IS NULL`,
         [frameId],
       );
+    },
+
+    /** The line runs `run` from its frame number `fromSequence` on (a later switch at the same frame replaces it). */
+    async recordLineOrder(simSeed: number, line: { site: string; line: string }, run: LineOrderRun): Promise<void> {
+      await pool.query(
+        `INSERT INTO ${s}.line_order (sim_seed, site, line, from_sequence, work_order, sku, lot_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (sim_seed, site, line, from_sequence) DO UPDATE
+           SET work_order = EXCLUDED.work_order, sku = EXCLUDED.sku, lot_id = EXCLUDED.lot_id, set_at = now()`,
+        [simSeed, line.site, line.line, run.fromSequence, run.workOrder, run.sku, run.lotId],
+      );
+    },
+
+    /** Every line's switches under `simSeed`, keyed `<site>/<line>`, each by fromSequence ascending. */
+    async lineOrders(simSeed: number): Promise<Map<string, LineOrderRun[]>> {
+      const { rows } = await pool.query<{
+        site: string;
+        line: string;
+        from_sequence: string;
+        work_order: string;
+        sku: string;
+        lot_id: string;
+      }>(
+        `SELECT site, line, from_sequence, work_order, sku, lot_id FROM ${s}.line_order
+          WHERE sim_seed = $1 ORDER BY site, line, from_sequence`,
+        [simSeed],
+      );
+      const runs = new Map<string, LineOrderRun[]>();
+      for (const r of rows) {
+        const key = `${r.site}/${r.line}`;
+        const list = runs.get(key) ?? [];
+        list.push({ fromSequence: Number(r.from_sequence), workOrder: r.work_order, sku: r.sku, lotId: r.lot_id });
+        runs.set(key, list);
+      }
+      return runs;
     },
 
     async get(frameId: string): Promise<FrameTruth | undefined> {

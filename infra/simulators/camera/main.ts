@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       prefix: config.vision.topicPrefix,
       log,
     });
-    app = buildCameraAdminApp(sim.store, logger);
+    app = buildCameraAdminApp(sim.store, logger, sim);
     const metrics = createProcessRegistry();
     const camera = sim;
     new Counter({

@@ -1,3 +1,4 @@
+import { createChangeoverActivities, type ChangeoverDeps } from './changeover/changeover.activities';
 import { createErpActivities, type ErpDeps } from './erp/erp.activities';
 import { createEscalationActivities, type EscalationDeps } from './escalation/escalation.activities';
 import { createGenealogyActivities, type GenealogyDeps } from './traceability/genealogy.activities';
@@ -19,7 +20,8 @@ export type ActivityDeps = MesDeps &
   RecallDeps &
   RecallDrillDeps &
   RecallContainDeps &
-  RecallNotificationDeps;
+  RecallNotificationDeps &
+  ChangeoverDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -32,7 +34,9 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createRecallDrillActivities(deps),
   ...createRecallContainActivities(deps),
   ...createRecallNotificationActivities(deps),
+  ...createChangeoverActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;
+export type { ChangeoverRecipe, ChangeoverRecipeSource } from './changeover/changeover.activities';
 export type { TraceLink } from './traceability/traceability.activities';

@@ -5,3 +5,4 @@ export { genealogySyncWorkflow } from './genealogy/genealogy-sync.workflow';
 export { recallWorkflow } from './recall/recall.workflow';
 export { recallNotificationWorkflow } from './recall/recall-notification.workflow';
 export { recallDrillWorkflow } from './recall/recall-drill.workflow';
+export { changeoverWorkflow } from './changeover/changeover.workflow';

@@ -9,7 +9,7 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import type { Pool } from 'pg';
-import { createActivities } from '../../activities';
+import { createActivities, type ChangeoverRecipeSource } from '../../activities';
 import type {
   ErpPort,
   EscalationPort,
@@ -28,6 +28,7 @@ import { createRecallNotificationStore } from '../../infra/recall/recall-notific
 import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import { createQualityWorkers } from '../../workers/quality-workers';
+import type { ChangeoverPorts } from '../../workers/worker-activities';
 import { lotCaseWorkflow } from '../../workflows';
 import {
   lotCaseEnrolment,
@@ -86,6 +87,8 @@ export class WorkflowHarness {
     containment?: RecallContainmentStore;
     /** Where recall notifications go, and how they are chased, for every site. */
     recallNotice?: { port: RecallNoticePort; policy: RecallNotifyPolicy };
+    /** The plant ports and recipes a changeover works through (test/support/changeover-fakes.ts). */
+    changeover?: ChangeoverPorts & { changeoverRecipes?: ChangeoverRecipeSource };
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -101,6 +104,7 @@ export class WorkflowHarness {
       ...(ports.containment ? { containment: ports.containment } : {}),
       recallNotifications: createRecallNotificationStore(this.pool),
       ...(ports.recallNotice ? { recallNoticeFor: () => ports.recallNotice! } : {}),
+      ...ports.changeover,
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

@@ -30,6 +30,7 @@ import recordsRoutes from './routes/records';
 import stationRoutes from './routes/stations';
 import traceRoutes from './routes/trace';
 import recallRoutes from './routes/recalls';
+import lineRoutes from './routes/lines';
 
 export type { ApiDeps } from './deps';
 
@@ -107,6 +108,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(traceRoutes, opts);
   await app.register(recordsRoutes, opts);
   await app.register(recallRoutes, opts);
+  await app.register(lineRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

@@ -6,6 +6,7 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -28,7 +29,7 @@ import {
   type ChangeoverTiming,
   type FirstArticleApproval,
 } from '../contracts';
-import { activityOptions } from '../options';
+import { activityOptions, localActivityOptions } from '../options';
 
 /** Attempts of one station's revert before the changeover gives up on it and says so in its escalation. */
 const REVERT_ATTEMPTS = 5;
@@ -44,6 +45,9 @@ export async function changeoverWorkflow(input: ChangeoverInput): Promise<Change
   const { workflowId } = workflowInfo();
   const { site, line, workOrder, sku, options } = input;
   const act = proxyActivities<Activities>(activityOptions(input.preset));
+  // Short, idempotent reads and writes on the path to "every station verified" (the interlock, the recipes, the
+  // read-backs, the MES release): local activities add no server round trip per call (workflows/options.ts).
+  const local = proxyLocalActivities<Activities>(localActivityOptions(input.preset));
   const prepareAct = proxyActivities<Activities>({
     ...activityOptions(input.preset),
     startToCloseTimeout: options.prepareTimeout,
@@ -145,7 +149,7 @@ export async function changeoverWorkflow(input: ChangeoverInput): Promise<Change
   try {
     details();
     if (input.interlock) {
-      await timed('interlock', () => act.setLineRelease({ site, line, workOrder, released: false }));
+      await timed('interlock', () => local.setLineRelease({ site, line, workOrder, released: false }));
     } else {
       log.warn('the site has no line control (sites[].lineControl): changing over without an interlock', {
         site,
@@ -154,7 +158,7 @@ export async function changeoverWorkflow(input: ChangeoverInput): Promise<Change
     }
 
     enter('resolving');
-    plans = await timed('resolve', () => act.resolveChangeover({ site, line, sku, stations: input.stations }));
+    plans = await timed('resolve', () => local.resolveChangeover({ site, line, sku, stations: input.stations }));
     for (const plan of plans) {
       stationOf(plan.station).target =
         plan.kind === 'holdfast'
@@ -164,7 +168,7 @@ export async function changeoverWorkflow(input: ChangeoverInput): Promise<Change
 
     enter('preparing');
     await timed('prepare', async () => {
-      const before = await Promise.all(plans.map((plan) => act.readChangeoverStation(stationInput(plan))));
+      const before = await Promise.all(plans.map((plan) => local.readChangeoverStation(stationInput(plan))));
       plans.forEach((plan, i) => (stationOf(plan.station).before = before[i]));
       // Every prepare is let finish before a failure is acted on: a revert must not overtake its own prepare.
       const results = await Promise.allSettled(
@@ -191,7 +195,7 @@ export async function changeoverWorkflow(input: ChangeoverInput): Promise<Change
         const pending = begun.filter(({ plan }) => !stationOf(plan.station).verified);
         const answers = await Promise.all(
           pending.map(({ plan, internalRecipeId }) =>
-            act.verifyChangeoverStation({
+            local.verifyChangeoverStation({
               ...stationInput(plan),
               changeoverId: workflowId,
               workOrder,
@@ -228,10 +232,10 @@ export async function changeoverWorkflow(input: ChangeoverInput): Promise<Change
 
     enter('releasing');
     await timed('release', async () => {
-      const release = await act.releaseOrderForProduction({ site, line, workOrder, workflowId });
+      const release = await local.releaseOrderForProduction({ site, line, workOrder, workflowId });
       status.release = { releasedAt: release.releasedAt, externalReference: release.externalReference };
       if (input.interlock) {
-        await act.setLineRelease({ site, line, workOrder, released: true });
+        await local.setLineRelease({ site, line, workOrder, released: true });
         status.interlock = 'released';
       }
     });

@@ -679,6 +679,11 @@ export interface ChangeoverStationConfig {
 export interface ChangeoverOptions {
   /** Temporal durations. */
   prepareTimeout: string;
+  /**
+   * How long any one step's call may take, its retries included (the interlock, a read-back, the MES release): past
+   * it the changeover fails, reverts and escalates rather than retry for ever.
+   */
+  stepTimeout: string;
   verifyAttempts: number;
   /** Between two read-backs that did not yet agree. */
   verifyInterval: string;

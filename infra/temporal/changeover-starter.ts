@@ -31,6 +31,11 @@ export const CHANGEOVER_WORKFLOW_TYPE = 'changeoverWorkflow';
 
 /** How often the first-article activity reads the parts inspected so far. */
 const FIRST_ARTICLE_POLL_INTERVAL = '2s';
+/**
+ * A step's calls, retries included, past which the changeover gives up, reverts and escalates: long enough to ride out
+ * a PLC or MES restart, short enough that a line does not sit interlocked unnoticed.
+ */
+const STEP_TIMEOUT = '5m';
 /** Between two read-backs of a station that did not yet report what was asked. */
 const VERIFY_INTERVAL = '2s';
 
@@ -85,6 +90,7 @@ export function changeoverInput(config: HoldfastConfig, request: ChangeoverReque
     interlock: site.lineControl !== undefined,
     options: {
       prepareTimeout: c.prepareTimeout,
+      stepTimeout: STEP_TIMEOUT,
       verifyAttempts: c.verifyAttempts,
       verifyInterval: VERIFY_INTERVAL,
       firstArticleParts: c.firstArticleParts,

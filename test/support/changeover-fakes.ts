@@ -19,6 +19,7 @@ import type {
   VisionSystemState,
 } from '../../activities/ports';
 import type { ChangeoverInput, ChangeoverStationConfig } from '../../workflows/contracts';
+import { ExternalSystemError } from '../../activities/errors';
 import { FakeMes } from './fake-ports';
 
 /** sha256 of each model the fake stations load, as the manifests state them. */
@@ -133,8 +134,11 @@ export class FakeVisionSystem implements VisionSystemPort {
 export class FakeLineInterlock implements LineInterlockPort {
   readonly calls: { line: string; released: boolean; workOrder: string }[] = [];
   readonly lines = new Map<string, { released: boolean; workOrder: string }>();
+  /** The PLC does not answer: every write fails as a transient fault (retried until the step's timeout). */
+  unreachable = false;
 
   async setRelease(line: { site: string; line: string }, state: { released: boolean; workOrder: string }) {
+    if (this.unreachable) throw new ExternalSystemError('fake-plc', 'transient', 'no answer from the PLC');
     this.calls.push({ line: line.line, ...state });
     this.lines.set(line.line, state);
   }
@@ -200,6 +204,7 @@ export function changeoverTestInput(
     interlock: true,
     options: {
       prepareTimeout: '5s',
+      stepTimeout: '1m',
       verifyAttempts: 3,
       verifyInterval: '100ms',
       firstArticleParts: 2,

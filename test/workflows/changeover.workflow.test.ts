@@ -226,6 +226,24 @@ test('a vision system without an external recipe for the SKU fails the changeove
   });
 });
 
+test('a step that cannot finish within its timeout fails the changeover, touches no station and escalates', async () => {
+  const p = plant();
+  p.interlock.unreachable = true;
+  const base = changeoverTestInput(
+    { site: 'x', workOrder: 'x', stations: STATIONS },
+    harness.config.activityPresets.mesCall,
+  );
+  await run(p, { options: { ...base.options, stepTimeout: '2s' } }, async (handle) => {
+    const t0 = Date.now();
+    expect(await failureOf(handle)).toContain('no answer from the PLC');
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(p.stations.calls).toEqual([]);
+    expect(p.escalation.messages).toEqual([
+      expect.objectContaining({ idempotencyKey: changeoverKeys.escalation(handle.workflowId, 'failed') }),
+    ]);
+  });
+}, 60_000);
+
 test('a read-back that keeps disagreeing is retried, then every station is reverted last first and the line stays interlocked', async () => {
   const p = plant();
   p.stations.wrongModel.add('S2');

@@ -28,6 +28,7 @@ import {
   type ChangeoverStatus,
   type ChangeoverTiming,
   type FirstArticleApproval,
+  type RetryPreset,
 } from '../contracts';
 import { activityOptions, localActivityOptions } from '../options';
 
@@ -44,12 +45,24 @@ const REVERT_ATTEMPTS = 5;
 export async function changeoverWorkflow(input: ChangeoverInput): Promise<ChangeoverStatus> {
   const { workflowId } = workflowInfo();
   const { site, line, workOrder, sku, options } = input;
-  const act = proxyActivities<Activities>(activityOptions(input.preset));
+  // Every step's calls end within stepTimeout, retries included: then the changeover fails, reverts and escalates.
+  const bounded = { scheduleToCloseTimeout: options.stepTimeout };
+  const act = proxyActivities<Activities>({ ...activityOptions(input.preset), ...bounded });
   // Short, idempotent reads and writes on the path to "every station verified" (the interlock, the recipes, the
   // read-backs, the MES release): local activities add no server round trip per call (workflows/options.ts).
-  const local = proxyLocalActivities<Activities>(localActivityOptions(input.preset));
+  // A local activity is bounded by its attempts, not by a schedule-to-close timeout (not enforced for local
+  // activities here, SDK 1.24): as many as the preset's backoff fits into stepTimeout.
+  const localOptions = localActivityOptions(input.preset);
+  const local = proxyLocalActivities<Activities>({
+    ...localOptions,
+    retry: {
+      ...localOptions.retry,
+      maximumAttempts: attemptsWithin(msToNumber(options.stepTimeout), input.preset.retry),
+    },
+  });
   const prepareAct = proxyActivities<Activities>({
     ...activityOptions(input.preset),
+    ...bounded,
     startToCloseTimeout: options.prepareTimeout,
   });
   const revertAct = proxyActivities<Activities>({
@@ -403,11 +416,28 @@ function failureType(err: unknown): string {
   return cause instanceof ApplicationFailure && cause.type ? cause.type : 'ChangeoverFailed';
 }
 
-function messageOf(err: unknown): string {
-  if (err instanceof Error) {
-    // An activity's failure carries the activity's own error as its cause: that one says what went wrong.
-    const cause = err.cause;
-    return cause instanceof Error ? cause.message : err.message;
+/** Attempts of a call whose backoff (initial interval, growing by the coefficient up to the maximum) fits in `ms`. */
+function attemptsWithin(ms: number, retry: RetryPreset): number {
+  let attempts = 1;
+  let waited = 0;
+  let interval = msToNumber(retry.initialInterval);
+  while (waited + interval <= ms) {
+    waited += interval;
+    attempts += 1;
+    interval = Math.min(interval * retry.backoffCoefficient, msToNumber(retry.maximumInterval));
   }
-  return String(err);
+  return retry.maximumAttempts ? Math.min(attempts, retry.maximumAttempts) : attempts;
+}
+
+/**
+ * What went wrong, from the failure and its causes: an activity's failure says only that it failed, its cause what
+ * (and a timeout's cause the last attempt's error).
+ */
+function messageOf(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const messages: string[] = [];
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (!(e instanceof ActivityFailure) && e.message && !messages.includes(e.message)) messages.push(e.message);
+  }
+  return messages.join(': ') || err.message;
 }

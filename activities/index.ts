@@ -1,4 +1,5 @@
 import { createAdviceActivities, type AdviceDeps } from './advice/advice.activities';
+import { createChangeoverActivities, type ChangeoverDeps } from './changeover/changeover.activities';
 import { createErpActivities, type ErpDeps } from './erp/erp.activities';
 import { createEscalationActivities, type EscalationDeps } from './escalation/escalation.activities';
 import { createGenealogyActivities, type GenealogyDeps } from './traceability/genealogy.activities';
@@ -21,7 +22,8 @@ export type ActivityDeps = MesDeps &
   RecallDrillDeps &
   RecallContainDeps &
   RecallNotificationDeps &
-  AdviceDeps;
+  AdviceDeps &
+  ChangeoverDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -35,7 +37,9 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createRecallContainActivities(deps),
   ...createRecallNotificationActivities(deps),
   ...createAdviceActivities(deps),
+  ...createChangeoverActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;
+export type { ChangeoverRecipe, ChangeoverRecipeSource } from './changeover/changeover.activities';
 export type { TraceLink } from './traceability/traceability.activities';

@@ -6,6 +6,7 @@ import type { SigningKey } from '../infra/identity/signing-key';
 import type { HoldfastConfig } from '../infra/config/schema';
 import type { HealthCheck } from '../infra/observability/health-checks';
 import type { IngestMetrics } from '../infra/observability/ingest-metrics';
+import type { ChangeoverControl } from '../infra/temporal/changeover-starter';
 import type { WorkflowGateway } from '../infra/temporal/gateway';
 
 /** What routes need, passed in by buildApp: tests hand in a real pool and a fake gateway. */
@@ -32,4 +33,6 @@ export interface ApiDeps {
   signingKey: SigningKey;
   /** Seals electronic signatures and verifies them on every read (infra/identity/e-signature.ts). */
   signatureKey: SigningKey;
+  /** Starts, reads, approves and cancels changeovers (docs/changeover.md); absent: the changeover routes answer 503. */
+  changeovers?: ChangeoverControl;
 }

@@ -29,6 +29,7 @@ import { startTracingFromConfig } from '../infra/observability/tracing';
 import { startOutboxDispatcher } from '../infra/outbox/dispatcher';
 import { connectClient, describeTarget, resolveTemporalTarget } from '../infra/temporal/connection';
 import { createDeferredWorkflowGateway, createTemporalWorkflowGateway } from '../infra/temporal/gateway';
+import { createDeferredChangeoverControl, createTemporalChangeoverControl } from '../infra/temporal/changeover-starter';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../infra/temporal/payload-codec';
 import { createAccounts } from '../infra/identity/accounts';
 import { loadOrCreateSigningKey, signatureKeyFile, signingKeyFile } from '../infra/identity/signing-key';
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
   const dataConverter = holdfastDataConverter(payloadCodec);
   const deferred = createDeferredWorkflowGateway();
   const gateway = deferred.gateway;
+  const changeovers = createDeferredChangeoverControl();
   const tracing = startTracingFromConfig(config, 'holdfast-api');
   const metrics = createProcessRegistry();
   registerLotCaseGauge(metrics, pool);
@@ -78,6 +80,7 @@ async function main(): Promise<void> {
     signingKey,
     signatureKey,
     gateway,
+    changeovers: changeovers.control,
     config,
     namespace: target.namespace,
     logger,
@@ -111,6 +114,9 @@ async function main(): Promise<void> {
       }
       connection = connected.connection;
       deferred.connect(createTemporalWorkflowGateway(connected.client, { taskQueue: config.taskQueues.quality }));
+      changeovers.connect(
+        createTemporalChangeoverControl(connected.client, config, { taskQueue: config.taskQueues.quality }),
+      );
       app.log.info({ temporal: describeTarget(target) }, 'connected to Temporal');
     } catch (err) {
       if (stopping) return;

@@ -1,6 +1,13 @@
 import type pg from 'pg';
 import { createActivities } from '../activities';
-import type { GenealogyRecorder, RecallReinspector } from '../activities/ports';
+import type {
+  FirstArticleReader,
+  GenealogyRecorder,
+  LineInterlockPort,
+  RecallReinspector,
+  StationControlPort,
+  VisionSystemPort,
+} from '../activities/ports';
 import { createPgAdviceStore } from '../infra/advice/pg-advice-store';
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import type { HoldfastConfig } from '../infra/config/schema';
@@ -11,7 +18,22 @@ import { createRecallContainmentStore } from '../infra/recall/recall-containment
 import { createRecallDrillStore } from '../infra/recall/recall-drill-store';
 import { createRecallNotificationStore } from '../infra/recall/recall-notification-store';
 import { createRecallStore } from '../infra/recall/recall-store';
+import { createChangeoverRecipeSource } from '../infra/vision/changeover-recipes';
 import type { SiteConnectors } from './connectors';
+
+/**
+ * The plant ports a changeover switches stations and the line's interlock through (docs/changeover.md). Each absent one
+ * makes the changeover step that needs it fail naming it ("this worker has no …"), never skip.
+ */
+export interface ChangeoverPorts {
+  /** Holdfast's inference stations (PostgreSQL station assignments read by the inference worker). */
+  stationControl?: StationControlPort;
+  firstArticles?: FirstArticleReader;
+  /** By connector name (Station.vision.connector): connectors of role vision-system. */
+  visionFor?: (connector: string) => VisionSystemPort;
+  /** By site (Site.lineControl): connectors of role line-control. */
+  lineControlFor?: (site: string) => LineInterlockPort;
+}
 
 /**
  * Every activity of a Holdfast worker over its database and its sites' connectors: the worker process, the test
@@ -21,7 +43,7 @@ export function createWorkerActivities(
   pool: pg.Pool,
   config: HoldfastConfig,
   connectors: Pick<SiteConnectors, 'mesFor' | 'erpFor' | 'escalationFor' | 'recallNoticeFor'>,
-  opts: { reinspector: RecallReinspector; genealogy?: GenealogyRecorder },
+  opts: { reinspector: RecallReinspector; genealogy?: GenealogyRecorder; changeover?: ChangeoverPorts },
 ) {
   const audit = createAuditTrail(pool);
   return createActivities({
@@ -38,5 +60,7 @@ export function createWorkerActivities(
     reinspector: opts.reinspector,
     containment: createRecallContainmentStore(pool),
     advice: createPgAdviceStore(pool, audit),
+    changeoverRecipes: createChangeoverRecipeSource(pool, config),
+    ...opts.changeover,
   });
 }

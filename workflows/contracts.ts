@@ -28,6 +28,8 @@ export const SearchAttributes = {
   recallState: defineSearchAttributeKey('RecallState', SearchAttributeType.KEYWORD),
   /** The recall's scope as one keyword (recallScopeLabel): `RecallScope = 'supplier-lot:V100/B7'`. */
   recallScope: defineSearchAttributeKey('RecallScope', SearchAttributeType.KEYWORD),
+  // A changeover (with Site, Line, WorkOrder, Sku): one more Keyword slot, 9 of 10.
+  changeoverState: defineSearchAttributeKey('ChangeoverState', SearchAttributeType.KEYWORD),
 } as const;
 
 export const ALL_SEARCH_ATTRIBUTES = Object.values(SearchAttributes);
@@ -707,3 +709,175 @@ export function lineQualityAdvisorWorkflowId(site: string, line: string): string
 /** An advice of the line was decided (accepted): send what is accepted now rather than at the next evaluation. */
 export const adviceDecidedSignal = defineSignal<[string]>('adviceDecided');
 export const lineQualityAdvisorStatusQuery = defineQuery<LineQualityAdvisorStatus>('lineQualityAdvisorStatus');
+// Changeover (docs/changeover.md): one workflow per line and work order switches every station of the line to the
+// order's recipe, holds the line's release interlock until the first article passed, then releases the order in the
+// MES. Failed or cancelled, it puts every station back as it was and leaves the line interlocked.
+
+/** A station of the line as the changeover's input names it (from temporal.yaml when the changeover started). */
+export interface ChangeoverStationConfig {
+  station: string;
+  /** An external vision system (OPC 40100); absent: a Holdfast inference station. */
+  vision?: {
+    connector: string;
+    system: string;
+    /** The vision system's recipe for the order's SKU (vision.recipes[sku]); null: none configured. */
+    externalRecipeId: string | null;
+  };
+}
+
+/** How long each step may take and how often it is tried (changeover in temporal.yaml). */
+export interface ChangeoverOptions {
+  /** Temporal durations. */
+  prepareTimeout: string;
+  /**
+   * How long any one step's call may take, its retries included (the interlock, a read-back, the MES release): past
+   * it the changeover fails, reverts and escalates rather than retry for ever.
+   */
+  stepTimeout: string;
+  verifyAttempts: number;
+  /** Between two read-backs that did not yet agree. */
+  verifyInterval: string;
+  /** First-article parts when the recipe names none. */
+  firstArticleParts: number;
+  firstArticleEscalateAfter: string;
+  firstArticleTimeout: string;
+  /** How often the first-article activity reads the parts inspected so far. */
+  firstArticlePollInterval: string;
+}
+
+export type ChangeoverTriggerKind = 'order-event' | 'manual';
+
+export interface ChangeoverInput {
+  site: string;
+  line: string;
+  workOrder: string;
+  sku: string;
+  trigger: ChangeoverTriggerKind;
+  /** The MES event's id, or the API request's Idempotency-Key. */
+  requestId: string;
+  /** Who asked: the MES (its system name) or the signed-in person. */
+  requestedBy: string;
+  reason: string;
+  /** When the order was due on the line: the MES event's publishedAt, or the request's time. */
+  dueAt: string;
+  stations: ChangeoverStationConfig[];
+  /** Whether the site has a release interlock (sites[].lineControl); false: the changeover runs without one. */
+  interlock: boolean;
+  options: ChangeoverOptions;
+  preset: ActivityPreset;
+  /** A manual changeover's sealed signature of its request. */
+  signature?: SignatureManifest;
+}
+
+/** What a station is to apply, resolved from its recipe (Holdfast) or its configured external recipe (OPC 40100). */
+export type ChangeoverStationPlan =
+  | {
+      kind: 'holdfast';
+      station: string;
+      recipeVersion: string;
+      model: { name: string; version: string };
+      /** From the model manifest: what the station's read-back must report. */
+      modelSha256: string;
+      firstArticleParts?: number;
+    }
+  | { kind: 'opc40100'; station: string; connector: string; system: string; externalRecipeId: string };
+
+/** What a station applied, as read back from it. */
+export interface ChangeoverStationSnapshot {
+  /** Holdfast: the order, SKU, recipe and model; OPC 40100: the vision system's state and recipe ids. */
+  workOrder?: string;
+  sku?: string;
+  recipeVersion?: string;
+  modelKey?: string;
+  modelSha256?: string;
+  /** Holdfast: armed (waiting for the order's first frame) or active. */
+  assignment?: 'armed' | 'active' | 'none';
+  state?: string;
+  externalRecipeId?: string | null;
+  internalRecipeId?: string | null;
+}
+
+export interface ChangeoverStationStatus {
+  station: string;
+  kind: ChangeoverStationPlan['kind'];
+  /** What is asked: `<recipeVersion> (<model>)` or the external recipe id. */
+  target?: string;
+  before?: ChangeoverStationSnapshot;
+  after?: ChangeoverStationSnapshot;
+  prepared: boolean;
+  verified: boolean;
+  reverted: boolean;
+  /** Why the last read-back disagreed, or why revert failed. */
+  problem?: string;
+}
+
+export type ChangeoverStage =
+  | 'interlocking'
+  | 'resolving'
+  | 'preparing'
+  | 'verifying'
+  | 'first-article'
+  | 'releasing'
+  | 'released'
+  | 'reverting'
+  | 'failed'
+  | 'cancelled';
+
+export interface ChangeoverTiming {
+  step: 'interlock' | 'resolve' | 'prepare' | 'verify' | 'first-article' | 'release' | 'revert';
+  startedAt: string;
+  finishedAt?: string;
+  durationMs?: number;
+}
+
+export interface FirstArticleApproval {
+  /** The approving quality engineer: the authenticated principal's id. */
+  approvedBy: string;
+  reason: string;
+  /** The approver's sealed signature (docs/e-signatures.md). */
+  signature: SignatureManifest;
+  /** The API request's Idempotency-Key (the update id). */
+  requestId: string;
+}
+
+export interface ChangeoverStatus {
+  workflowId: string;
+  site: string;
+  line: string;
+  workOrder: string;
+  sku: string;
+  trigger: ChangeoverTriggerKind;
+  stage: ChangeoverStage;
+  dueAt: string;
+  interlock: 'held' | 'released' | 'not-configured';
+  stations: ChangeoverStationStatus[];
+  firstArticle?: {
+    required: number;
+    parts: { partId: string; result: 'pass' | 'fail'; lotId: string; inspectedAt: string }[];
+    outcome?: 'passed' | 'failed' | 'approved' | 'timed-out';
+    approval?: FirstArticleApproval;
+    /** The MES hold of the first lot after a failed first article. */
+    holdId?: string;
+    escalations: number;
+  };
+  release?: { releasedAt: string; externalReference: string };
+  timings: ChangeoverTiming[];
+  /** Why it failed or was cancelled. */
+  error?: string;
+}
+
+export const changeoverStatusQuery = defineQuery<ChangeoverStatus>('changeoverStatus');
+/** A quality engineer's signed approval ends the first-article wait as approved. */
+export const approveFirstArticleUpdate = defineUpdate<ChangeoverStatus, [FirstArticleApproval]>('approveFirstArticle');
+
+/** One changeover per line and work order: a replayed `started` event or a second manual request finds it. */
+export function changeoverWorkflowId(site: string, line: string, workOrder: string): string {
+  return `changeover-${site}-${line}-${workOrder}`;
+}
+
+/** The changeover's idempotency keys, derived from its workflow id and step. */
+export const changeoverKeys = {
+  release: (workflowId: string) => `changeover:${workflowId}:release`,
+  firstLotHold: (workflowId: string) => `changeover:${workflowId}:first-article-hold`,
+  escalation: (workflowId: string, reason: string) => `changeover:${workflowId}:escalate:${reason}`,
+};

@@ -6,3 +6,4 @@ export { recallWorkflow } from './recall/recall.workflow';
 export { recallNotificationWorkflow } from './recall/recall-notification.workflow';
 export { recallDrillWorkflow } from './recall/recall-drill.workflow';
 export { lineQualityAdvisorWorkflow } from './advice/line-quality-advisor.workflow';
+export { changeoverWorkflow } from './changeover/changeover.workflow';

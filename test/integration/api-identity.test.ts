@@ -162,6 +162,37 @@ describe('role × route', () => {
       url: `/v1/recalls/${run}-RCL/notifications/C1-S1/acknowledge`,
       payload: () => ({ contact: 'J. Doe', channel: 'phone' }),
     },
+    changeoverStart: {
+      method: 'POST',
+      url: '/v1/lines/PLANT1/L1/changeover',
+      payload: () => ({ workOrder: `${run}-WO`, sku: 'BRKT-200', reason: 'r', signature }),
+    },
+    changeover: { method: 'GET', url: `/v1/lines/PLANT1/L1/changeovers/${run}-WO` },
+    changeoverApprove: {
+      method: 'POST',
+      url: `/v1/lines/PLANT1/L1/changeovers/${run}-WO/first-article/approve`,
+      payload: () => ({ reason: 'r', signature }),
+    },
+    changeoverCancel: {
+      method: 'POST',
+      url: `/v1/lines/PLANT1/L1/changeovers/${run}-WO/cancel`,
+      payload: () => ({ reason: 'r' }),
+    },
+    defectRates: {
+      method: 'GET',
+      url: '/v1/quality/defect-rates?site=PLANT1&by=supplier-lot&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z',
+    },
+    advice: { method: 'GET', url: '/v1/lines/PLANT1/L1/advice' },
+    adviceAccept: {
+      method: 'POST',
+      url: `/v1/lines/PLANT1/L1/advice/00000000-0000-4000-8000-000000000000/accept`,
+      payload: () => ({ reason: 'r', signature }),
+    },
+    adviceReject: {
+      method: 'POST',
+      url: `/v1/lines/PLANT1/L1/advice/00000000-0000-4000-8000-000000000000/reject`,
+      payload: () => ({ reason: 'r', signature }),
+    },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -190,6 +221,20 @@ describe('role × route', () => {
   } as const;
   /** The lot quality record: every reader of the lot's site, like the lot itself. */
   const records = { qualityRecord: 200 } as const;
+  /**
+   * A changeover's status, the line's defect rates and its scheduling advice: every reader of the line's site (this app
+   * has no changeover control: 503 past access).
+   */
+  const changeoverReaders = { changeover: 'through', defectRates: 200, advice: 200 } as const;
+  /** Starting and approving a changeover, deciding advice: quality engineers and managers; cancelling: also operators. */
+  const changeoverDeciders = {
+    ...changeoverReaders,
+    changeoverStart: 'through',
+    changeoverApprove: 'through',
+    changeoverCancel: 'through',
+    adviceAccept: 'through',
+    adviceReject: 'through',
+  } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
   // own type) the access check has let the call through.
   const signatureRefused = (res: { statusCode: number; body: string }) =>
@@ -202,7 +247,17 @@ describe('role × route', () => {
     [
       'operator',
       () => bearerFor({ roles: ['operator'], sites: ['PLANT1'] }),
-      { ...row(403), lot: 200, defect: 200, shadow: 200, ...traced, ...records, ...open },
+      {
+        ...row(403),
+        lot: 200,
+        defect: 200,
+        shadow: 200,
+        ...traced,
+        ...records,
+        ...changeoverReaders,
+        changeoverCancel: 'through',
+        ...open,
+      },
     ],
     [
       'quality-engineer',
@@ -219,6 +274,7 @@ describe('role × route', () => {
         retry: 'through',
         recallStart: 'through',
         recallAcknowledge: 'through',
+        ...changeoverDeciders,
         ...open,
       },
     ],
@@ -239,6 +295,7 @@ describe('role × route', () => {
         recallStart: 'through',
         recallCancel: 'through',
         recallAcknowledge: 'through',
+        ...changeoverDeciders,
         ...open,
       },
     ],
@@ -254,13 +311,24 @@ describe('role × route', () => {
         ...traced,
         ...records,
         retry: 'through',
+        ...changeoverReaders,
         ...open,
       },
     ],
     [
       'auditor',
       () => bearerFor({ roles: ['auditor'], sites: ['PLANT1'] }),
-      { ...row(403), lot: 200, defect: 200, shadow: 200, ...traced, ...records, audit: 200, ...open },
+      {
+        ...row(403),
+        lot: 200,
+        defect: 200,
+        shadow: 200,
+        ...traced,
+        ...records,
+        audit: 200,
+        ...changeoverReaders,
+        ...open,
+      },
     ],
     [
       'admin',
@@ -274,6 +342,7 @@ describe('role × route', () => {
         recallStart: 'through',
         recallCancel: 'through',
         recallAcknowledge: 'through',
+        ...changeoverDeciders,
         ...open,
       },
     ],
@@ -304,7 +373,9 @@ describe('role × route', () => {
         url: route.url,
         headers: {
           ...(await headers()),
-          ...(['disposition', 'countersign', 'recallStart'].includes(name) ? { 'idempotency-key': randomUUID() } : {}),
+          ...(['disposition', 'countersign', 'recallStart', 'changeoverStart', 'changeoverApprove'].includes(name)
+            ? { 'idempotency-key': randomUUID() }
+            : {}),
         },
         ...('payload' in route ? { payload: route.payload() } : {}),
       });

@@ -13,6 +13,8 @@ import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { ENCRYPTED_ENCODING, payloadFromJson, payloadToJson } from '../../infra/temporal/payload-codec';
 import {
   adviceDecidedSignal,
+  changeoverStatusQuery,
+  changeoverWorkflowId,
   countersignDispositionUpdate,
   genealogySyncStatusQuery,
   genealogySyncWorkflowId,
@@ -32,6 +34,15 @@ import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { createRecallDrillStore } from '../../infra/recall/recall-drill-store';
 import { createRecallStore } from '../../infra/recall/recall-store';
 import { MemoryAdviceStore, ResequencingMes } from '../support/advice-fakes';
+import {
+  FakeFirstArticles,
+  FakeLineInterlock,
+  FakeRecipes,
+  FakeStationControl,
+  FakeVisionSystem,
+  ReleasingMes,
+  changeoverTestInput,
+} from '../support/changeover-fakes';
 import { writeDrillPlant } from '../support/drill-plant';
 import { eventually } from '../support/eventually';
 import { caseSignature } from '../support/identity';
@@ -366,6 +377,64 @@ test('record the history of a recall notification', async () => {
     // The rule runs for as long as the line does, so the history ends with its termination.
     await rule.terminate('history recorded');
     histories['line-quality-advisor-evaluated-and-sent'] = rule.workflowId;
+  });
+  await writeHistories(histories);
+});
+
+test('record the history of a changeover', async () => {
+  const stations = new FakeStationControl();
+  const vision = new FakeVisionSystem();
+  const firstArticles = new FakeFirstArticles();
+  const { worker, taskQueue } = await harness.worker({
+    mes: new ReleasingMes(),
+    erp: new FakeErp(),
+    escalation: new RecordingEscalation(),
+    changeover: {
+      stationControl: stations,
+      firstArticles,
+      visionFor: () => vision,
+      lineControlFor: () => new FakeLineInterlock(),
+      changeoverRecipes: new FakeRecipes()
+        .set('S1', 'SKU-B', { version: 'R-B1', model: { name: 'surface', version: '2.0.0' } })
+        .set('S2', 'SKU-B', { version: 'R-B2', model: { name: 'surface', version: '2.0.0' } }),
+    },
+  });
+  const histories: Record<string, string> = {};
+  await worker.runUntil(async () => {
+    // Two Holdfast stations and a vision system; S2 reads back a stale model once, then agrees; the first article
+    // comes in part by part and passes; the order is released.
+    stations.wrongModel.add('S2');
+    const input = changeoverTestInput(
+      {
+        site: 'PLANT1',
+        workOrder: `REPLAY-${Date.now()}`,
+        stations: [
+          { station: 'S1' },
+          { station: 'S2' },
+          { station: 'V1', vision: { connector: 'vision-opc', system: 'cam-a', externalRecipeId: 'EXT-B' } },
+        ],
+      },
+      harness.config.activityPresets.mesCall,
+    );
+    const handle = await harness.client.workflow.start('changeoverWorkflow', {
+      workflowId: changeoverWorkflowId(input.site, input.line, input.workOrder),
+      taskQueue,
+      args: [input],
+    });
+    await eventually('S2 read back twice', async () => stations.calls.filter((c) => c === 'readBack S2').length >= 3);
+    stations.wrongModel.delete('S2');
+    await eventually('the first article awaited', async () => {
+      const status = await handle.query(changeoverStatusQuery);
+      return status.stage === 'first-article';
+    });
+    firstArticles.add(input.workOrder, 'pass');
+    await eventually('one part shown', async () => {
+      const status = await handle.query(changeoverStatusQuery);
+      return status.firstArticle?.parts.length === 1;
+    });
+    firstArticles.add(input.workOrder, 'pass');
+    await handle.result();
+    histories['changeover-reread-released'] = handle.workflowId;
   });
   await writeHistories(histories);
 });

@@ -30,6 +30,7 @@ const WORKFLOW_TYPES: Record<string, string> = {
   'recall-notification-': 'recallNotificationWorkflow',
   'recall-drill-': 'recallDrillWorkflow',
   'recall-': 'recallWorkflow',
+  'changeover-': 'changeoverWorkflow',
 };
 const workflowTypeOf = (file: string) =>
   Object.entries(WORKFLOW_TYPES).find(([prefix]) => file.startsWith(prefix))?.[1];

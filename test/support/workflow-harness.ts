@@ -10,7 +10,7 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import type { Pool } from 'pg';
-import { createActivities } from '../../activities';
+import { createActivities, type ChangeoverRecipeSource } from '../../activities';
 import type {
   ErpPort,
   EscalationPort,
@@ -29,6 +29,7 @@ import { createRecallNotificationStore } from '../../infra/recall/recall-notific
 import { createTemporalLotCaseStarter } from '../../infra/temporal/gateway';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import { createQualityWorkers } from '../../workers/quality-workers';
+import type { ChangeoverPorts } from '../../workers/worker-activities';
 import { lotCaseWorkflow } from '../../workflows';
 import {
   lotCaseEnrolment,
@@ -89,6 +90,8 @@ export class WorkflowHarness {
     recallNotice?: { port: RecallNoticePort; policy: RecallNotifyPolicy };
     /** Scheduling advice's store, for the line-quality advisor's tests. */
     advice?: AdviceStore;
+    /** The plant ports and recipes a changeover works through (test/support/changeover-fakes.ts). */
+    changeover?: ChangeoverPorts & { changeoverRecipes?: ChangeoverRecipeSource };
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -105,6 +108,7 @@ export class WorkflowHarness {
       recallNotifications: createRecallNotificationStore(this.pool),
       ...(ports.recallNotice ? { recallNoticeFor: () => ports.recallNotice! } : {}),
       ...(ports.advice ? { advice: ports.advice } : {}),
+      ...ports.changeover,
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

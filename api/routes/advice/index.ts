@@ -63,7 +63,7 @@ const adviceRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
   const decisionRoute = (decision: AdviceDecision) =>
     app.post(`/v1/lines/:site/:line/advice/:id/${decision}`, {
       // A person's decision on what the MES is asked to do: no machine key may take it.
-      config: { access: { roles: ['quality-engineer'] }, accessTargets: lineTarget },
+      config: { access: { roles: ['quality-engineer', 'quality-manager'] }, accessTargets: lineTarget },
       schema: {
         summary:
           decision === 'accept'

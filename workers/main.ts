@@ -24,6 +24,8 @@ import { ensureLineQualityAdvisors } from '../infra/temporal/line-advisor-starte
 import { openReinspector } from '../infra/recall/reinspection';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
+import { createTemporalChangeoverControl } from '../infra/temporal/changeover-starter';
+import { openChangeoverPlant, type ChangeoverPlant } from './changeover-plant';
 import { startJobOrderIntake, type JobOrderIntakeService } from './job-orders';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
 import { createQualityWorkers } from './quality-workers';
@@ -86,6 +88,9 @@ async function main(): Promise<void> {
   let mesEvents: MesEventSubscription | undefined;
   let jobOrders: JobOrderIntakeService | undefined;
   let reinspection: ReturnType<typeof openReinspector> | undefined;
+  let plant: ChangeoverPlant | undefined;
+  // Lives as long as the worker: the job-order intake starts changeovers through it.
+  const temporal = await connectClient(target, { dataConverter });
   try {
     // The MES's production events pushed over MQTT, when traceability.mesEvents.broker names a broker.
     mesEvents = await startMesEventSubscription({
@@ -100,9 +105,9 @@ async function main(): Promise<void> {
       config,
       pool,
       mesFor: connectors.mesFor,
-      // The changeover starter (infra/temporal/changeover-starter.ts) is wired here once it exists; until then the
-      // intake records orders and starts nothing.
-      trigger: undefined,
+      trigger: config.changeover.startOnOrderEvent
+        ? createTemporalChangeoverControl(temporal.client, config, { taskQueue: config.taskQueues.quality })
+        : undefined,
       registry: metrics,
       log: connectorLogger(logger, { component: 'job-orders' }),
     });
@@ -133,9 +138,12 @@ async function main(): Promise<void> {
     });
     // A model recall's models load on its first batch; closed with the worker.
     reinspection = openReinspector(pool, config);
+    // The stations, vision systems and line PLCs a changeover switches; their OPC UA connectors open on first use.
+    plant = openChangeoverPlant(pool, config, { log: connectorLogger(logger, { component: 'changeover' }) });
     const activities = createWorkerActivities(pool, config, connectors, {
       reinspector: reinspection.reinspector,
       genealogy,
+      changeover: plant.ports,
     });
     logger.info('bundling workflow code and creating the workers');
     workers = await createQualityWorkers({
@@ -147,18 +155,14 @@ async function main(): Promise<void> {
       ...(tracing ? { tracing: tracing.workerOptions } : {}),
     });
     // The syncs and drills run on these workers; they are started (or found running) once the workers poll.
-    const { client, connection: clientConnection } = await connectClient(target, { dataConverter });
-    try {
-      if (config.traceability.sync.enabled) {
-        logger.info({ syncs: await ensureGenealogySyncs(client, config) }, 'genealogy syncs running');
-      }
-      // Every start, drilling or not: a site that stopped drilling loses its schedule.
-      logger.info({ schedules: await ensureRecallDrillSchedules(client, config) }, 'recall drill schedules');
-      if (config.advice.enabled) {
-        logger.info({ advisors: await ensureLineQualityAdvisors(client, config) }, 'scheduling-advice rules running');
-      }
-    } finally {
-      await clientConnection.close();
+    const { client } = temporal;
+    if (config.traceability.sync.enabled) {
+      logger.info({ syncs: await ensureGenealogySyncs(client, config) }, 'genealogy syncs running');
+    }
+    // Every start, drilling or not: a site that stopped drilling loses its schedule.
+    logger.info({ schedules: await ensureRecallDrillSchedules(client, config) }, 'recall drill schedules');
+    if (config.advice.enabled) {
+      logger.info({ advisors: await ensureLineQualityAdvisors(client, config) }, 'scheduling-advice rules running');
     }
     // infra/local/start.ts waits for a line containing `worker ready` before starting the API.
     logger.info(
@@ -179,7 +183,9 @@ async function main(): Promise<void> {
     await mesEvents?.close();
     await jobOrders?.close();
     await server?.close();
+    await temporal.connection.close();
     await connection.close();
+    await plant?.close();
     await connectors.close();
     await reinspection?.close();
     await pool.end();

@@ -48,6 +48,7 @@ export function createChangeoverRecipeSource(
         version: recipe.version,
         model: recipe.model,
         modelSha256: hashes.get(`${recipe.model.name}@${recipe.model.version}`),
+        ...(recipe.firstArticleParts !== undefined ? { firstArticleParts: recipe.firstArticleParts } : {}),
       };
     },
   };

@@ -21,6 +21,8 @@ import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/tempora
 import type { SigningKey } from '../../infra/identity/signing-key';
 import { asAdmin, signerAccount, stationKey, testSigningKey } from './identity';
 import { openReinspector } from '../../infra/recall/reinspection';
+import { createTemporalChangeoverControl, type ChangeoverControl } from '../../infra/temporal/changeover-starter';
+import { openChangeoverPlant } from '../../workers/changeover-plant';
 
 export interface StackOptions {
   pool: Pool;
@@ -58,6 +60,8 @@ export interface HoldfastStack {
   sapEnv: { SAP_USER: string; SAP_PASSWORD: string };
   client: Client;
   gateway: WorkflowGateway;
+  /** Starts and reads changeovers, as the API and the worker's job-order intake do. */
+  changeovers: ChangeoverControl;
   dispatcher: OutboxDispatcher;
   workers: Worker[];
   connectors: SiteConnectors;
@@ -141,8 +145,12 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       closers.push(() => native.close());
       const reinspection = openReinspector(opts.pool, config);
       closers.push(() => reinspection.close());
+      // Lazy: a stack whose test never changes over never reaches the vision systems or line PLC temporal.yaml names.
+      const plant = openChangeoverPlant(opts.pool, config, { log });
+      closers.push(() => plant.close());
       const activities = createWorkerActivities(opts.pool, config, connectors, {
         reinspector: reinspection.reinspector,
+        changeover: plant.ports,
       });
       workers = await createQualityWorkers({
         config,
@@ -161,7 +169,9 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     }
 
     const signingKey = await testSigningKey();
+    const changeovers = createTemporalChangeoverControl(client, config, { taskQueue });
     const api = await buildApp({
+      changeovers,
       signingKey,
       pool: opts.pool,
       gateway,
@@ -193,6 +203,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       sapEnv,
       client,
       gateway,
+      changeovers,
       dispatcher,
       workers,
       connectors,

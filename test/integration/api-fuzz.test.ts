@@ -28,6 +28,8 @@ import { createPgDeferredFrameAdmin } from '../../infra/inference/deferred-frame
 import { type FrameHttpOptions, type FrameHttpServer, openFrameHttp } from '../../infra/inference/frame-http';
 import { parseFrame } from '../../infra/vision/frame.schema';
 import { type WorkflowGateway, WorkflowNotFoundError } from '../../infra/temporal/gateway';
+import type { ChangeoverControl } from '../../infra/temporal/changeover-starter';
+import { changeoverWorkflowId } from '../../workflows/contracts';
 import { holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import { bearerFor, machineKey, signerAccount, testSigningKey } from '../support/identity';
 import { failedInspection } from '../support/plant';
@@ -65,6 +67,21 @@ const noWorkflows: WorkflowGateway = {
   countersignDisposition: (id) => Promise.reject(new WorkflowNotFoundError(`no workflow ${id}`)),
   retryFailedStep: (id) => Promise.reject(new WorkflowNotFoundError(`no workflow ${id}`)),
   startRecall: () => Promise.resolve(),
+};
+
+/** No changeover exists: starting one answers as started, every other call finds none. */
+const noChangeovers: ChangeoverControl = {
+  orderStarted: () => Promise.resolve('started'),
+  start: (request) =>
+    Promise.resolve({
+      outcome: 'started',
+      workflowId: changeoverWorkflowId(request.site, request.line, request.workOrder),
+    }),
+  view: () => Promise.resolve(undefined),
+  approveFirstArticle: (site, line, workOrder) =>
+    Promise.reject(new WorkflowNotFoundError(`no changeover of ${site}/${line} ${workOrder}`)),
+  cancel: (site, line, workOrder) =>
+    Promise.reject(new WorkflowNotFoundError(`no changeover of ${site}/${line} ${workOrder}`)),
 };
 
 const run = `fuzz-${randomUUID().slice(0, 8)}`;
@@ -124,6 +141,28 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   'GET /v1/trace/gaps': () => ({ query: { site: 'PLANT1', state: 'all', limit: '10' } }),
   'GET /v1/quality/defect-rates': () => ({
     query: { site: 'PLANT1', line: 'L1', by: 'supplier-lot', from: '2026-01-01T00:00:00Z', to: '2026-02-01T00:00:00Z' },
+  }),
+  'POST /v1/lines/:site/:line/changeover': () => ({
+    params: { site: 'PLANT1', line: 'L1' },
+    headers: { 'idempotency-key': `${run}-${randomUUID()}` },
+    body: {
+      workOrder: `${run}-WO`,
+      sku: 'BRKT-200',
+      reason: 'manual changeover for a trial run',
+      signature: { meaning: 'approval', password: adminPassword },
+    },
+  }),
+  'GET /v1/lines/:site/:line/changeovers/:workOrder': () => ({
+    params: { site: 'PLANT1', line: 'L1', workOrder: `${run}-WO` },
+  }),
+  'POST /v1/lines/:site/:line/changeovers/:workOrder/first-article/approve': () => ({
+    params: { site: 'PLANT1', line: 'L1', workOrder: `${run}-WO` },
+    headers: { 'idempotency-key': `${run}-${randomUUID()}` },
+    body: { reason: 'first parts measured good', signature: { meaning: 'approval', password: adminPassword } },
+  }),
+  'POST /v1/lines/:site/:line/changeovers/:workOrder/cancel': () => ({
+    params: { site: 'PLANT1', line: 'L1', workOrder: `${run}-WO` },
+    body: { reason: 'order withdrawn' },
   }),
   'GET /v1/lines/:site/:line/advice': () => ({ params: { site: 'PLANT1', line: 'L1' }, query: { state: 'open' } }),
   'POST /v1/lines/:site/:line/advice/:id/accept': () => ({
@@ -642,6 +681,7 @@ beforeAll(async () => {
     signingKey: await testSigningKey(),
     pool,
     gateway: noWorkflows,
+    changeovers: noChangeovers,
     config,
     namespace: 'default',
     payloadCodec: holdfastPayloadCodec(),

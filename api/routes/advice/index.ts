@@ -45,7 +45,7 @@ const adviceRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
       tags: ['advice'],
       params: LineParamsSchema,
       querystring: AdviceListQuerySchema,
-      response: { 200: AdviceListSchema, 400: ProblemSchema, 403: ProblemSchema },
+      response: { 200: AdviceListSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema },
     },
     handler: async (request) => {
       const { site, line } = request.params;

@@ -82,6 +82,7 @@ const lineRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps 
         401: ProblemSchema,
         403: ProblemSchema,
         404: ProblemSchema,
+        423: ProblemSchema,
         503: ProblemSchema,
       },
     },
@@ -156,6 +157,7 @@ const lineRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps 
       response: {
         200: ChangeoverViewSchema,
         400: ProblemSchema,
+        401: ProblemSchema,
         403: ProblemSchema,
         404: ProblemSchema,
         503: ProblemSchema,
@@ -200,6 +202,7 @@ const lineRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps 
         403: ProblemSchema,
         404: ProblemSchema,
         409: ProblemSchema,
+        423: ProblemSchema,
         503: ProblemSchema,
       },
     },

@@ -23,7 +23,7 @@ const qualityRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { de
         '(`pendingParts`). docs/changeover.md#material-lot-context.',
       tags: ['quality'],
       querystring: DefectRateQuerySchema,
-      response: { 200: DefectRatesSchema, 400: ProblemSchema },
+      response: { 200: DefectRatesSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema },
     },
     handler: async (request) => {
       const { site, line, by, from, to } = request.query;

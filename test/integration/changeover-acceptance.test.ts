@@ -2,7 +2,7 @@
  * Issue 17's acceptance, against real parts only: the Temporal dev server and PostgreSQL of the run, Mosquitto, the
  * real inference worker (onnxruntime) on two Holdfast stations, the node-opcua line-PLC simulator with an OPC 40100
  * vision system on the third station and the line's release interlock, the real MES simulator (its job-order events
- * read by the worker's intake over REST), and the camera simulator publishing throughout.
+ * taken by the worker's intake over MQTT and the REST poll), and the camera simulator publishing throughout.
  *
  * 1. Three changeovers, each started by the MES's `started` event: once the changeover reads every station back (its
  *    stage is first-article) the camera's line switches to the new order, as the operator runs the first article.
@@ -23,7 +23,13 @@ import { Registry } from 'prom-client';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { freePort } from '../../infra/local/free-port';
-import { startMosquitto, visionStreamAccounts, type MosquittoBroker } from '../../infra/local/mqtt-broker';
+import {
+  mesEventsReaderAccount,
+  mesProductionAccount,
+  startMosquitto,
+  visionStreamAccounts,
+  type MosquittoBroker,
+} from '../../infra/local/mqtt-broker';
 import type { CameraStation } from '../../infra/simulators/camera/camera.plan';
 import { startCameraSimulator, type CameraSimulator } from '../../infra/simulators/camera/camera.simulator';
 import { startLinePlcSimulator, type LinePlcSimulator } from '../../infra/simulators/line-plc/line-plc.simulator';
@@ -54,7 +60,14 @@ const MES = `mes-acc-${run.toLowerCase()}`;
 const SUFFIX = `acc_${run.toLowerCase()}`;
 const CAMERA_SCHEMA = `camera_${SUFFIX}`;
 const login = (username: string) => ({ username, password: randomUUID() });
-const LOGINS = { inference: login('inference'), camera: login('camera') };
+const LOGINS = {
+  inference: login('inference'),
+  camera: login('camera'),
+  mes: login('mes'),
+  jobOrders: login('holdfast-job-orders'),
+};
+/** Order 2's events are made with `publish: false`: only the intake's REST poll can read them. */
+const UNPUBLISHED = 2;
 const FIRST_ARTICLE_PARTS = 2;
 
 /** Order 0 is what the line runs when the test starts; 1–3 are changed over to; 4 fails on the vision system. */
@@ -80,7 +93,7 @@ let intake: JobOrderIntakeService;
 let camera: CameraSimulator;
 const sha = new Map<string, string>();
 
-function lineConfig(base: HoldfastConfig, pkiDir: string): HoldfastConfig {
+function lineConfig(base: HoldfastConfig, pkiDir: string, mqttUrl: string): HoldfastConfig {
   const config = structuredClone(base);
   const plant = config.sites[0]!;
   config.sites = [
@@ -131,8 +144,15 @@ function lineConfig(base: HoldfastConfig, pkiDir: string): HoldfastConfig {
   config.connectors[brokerName] = { ...config.connectors[brokerName]!, ...LOGINS.inference };
   config.vision.inference.maxBatchWait = '2ms';
   config.vision.http.port = 0;
+  // The MES's job-order events both ways: pushed over MQTT (read-only login) and polled over REST.
+  config.connectors['uns-mqtt'] = { kind: 'mqtt', required: true, url: mqttUrl, ...LOGINS.jobOrders };
   config.changeover = {
     ...config.changeover,
+    events: {
+      broker: 'uns-mqtt',
+      clientId: `holdfast-jo-${run}`,
+      topicFilter: `plant/${SITE}/+/+/production/job-orders`,
+    },
     pollInterval: '250ms',
     verifyAttempts: 2,
     firstArticleParts: FIRST_ARTICLE_PARTS,
@@ -178,11 +198,15 @@ beforeAll(async () => {
       port: mqttPort,
       dataDir: join(workDir, 'mosquitto'),
       access: {
-        accounts: visionStreamAccounts({
-          prefix: `acc${run.toLowerCase()}`,
-          inference: LOGINS.inference,
-          cameras: [{ ...LOGINS.camera, stations: holdfastStations }],
-        }),
+        accounts: [
+          ...visionStreamAccounts({
+            prefix: `acc${run.toLowerCase()}`,
+            inference: LOGINS.inference,
+            cameras: [{ ...LOGINS.camera, stations: holdfastStations }],
+          }),
+          mesProductionAccount(LOGINS.mes),
+          mesEventsReaderAccount(LOGINS.jobOrders),
+        ],
       },
     }),
     startLinePlcSimulator({
@@ -204,13 +228,14 @@ beforeAll(async () => {
   ]);
 
   const env = readTestEnv();
-  const config = lineConfig(loadConfig(), pkiDir);
+  const config = lineConfig(loadConfig(), pkiDir, broker.url);
   stack = await startHoldfastStack({
     pool,
     temporalAddress: env.temporalAddress,
     namespace: env.namespace,
     config,
     schemaSuffix: SUFFIX,
+    mesEventBroker: { url: broker.url, ...LOGINS.mes, clientId: `mes-${run}` },
     seedDemo: false,
   });
   inference = await startInferenceWorker({
@@ -286,16 +311,28 @@ async function mes(path: string, body?: unknown): Promise<{ status: number; json
 
 /** The MES releases the order to the line and starts it: its `started` job-order event is what starts the changeover. */
 async function startInMes(order: Order): Promise<void> {
+  const publish = order.i !== UNPUBLISHED;
   const released = await mes('/__sim/job-orders', {
     workOrder: order.workOrder,
     sku: order.sku,
     site: SITE,
     line: LINE,
     plannedQuantity: 1000,
+    publish,
   });
   expect(released.status).toBe(201);
-  const started = await mes(`/__sim/job-orders/${order.workOrder}/start`, {});
+  const started = await mes(`/__sim/job-orders/${order.workOrder}/start`, { publish });
   expect(started.status).toBe(201);
+}
+
+/** How the intake recorded the order's `started` event, and whether its trigger answered. */
+async function startedEvent(order: Order) {
+  const { rows } = await pool.query<{ source: string; outcome: string; trigger_state: string | null }>(
+    `SELECT source, outcome, trigger_state FROM holdfast.job_order_event
+      WHERE mes_system = $1 AND work_order = $2 AND event_type = 'started'`,
+    [MES, order.workOrder],
+  );
+  return rows;
 }
 
 const view = (order: Order) => stack.changeovers.view(SITE, LINE, order.workOrder);
@@ -465,6 +502,24 @@ describe('a line through three changeovers, each started by the MES', () => {
       expect(ofOrder.length).toBeGreaterThanOrEqual(FIRST_ARTICLE_PARTS * HOLDFAST_STATIONS.length);
     }
     expect([...perOrder.keys()].sort()).toEqual([0, 1, 2, 3]);
+  });
+
+  it('took each started event once: over MQTT as published, the unpublished one from the REST poll', async () => {
+    for (const { order } of changedOver) {
+      expect(await startedEvent(order)).toEqual([
+        {
+          source: order.i === UNPUBLISHED ? 'rest' : expect.stringMatching(/^(mqtt|rest)$/),
+          outcome: 'applied',
+          trigger_state: 'started',
+        },
+      ]);
+    }
+    // Orders 1 and 3 were published (released, started): four messages, each acknowledged once recorded.
+    await eventually(
+      'the published job-order events acknowledged by the subscriber',
+      () => intake.subscriber!.stats().acknowledged,
+      (n) => n === 4,
+    );
   });
 
   it('released each order in the MES only after its own first article, in order', () => {

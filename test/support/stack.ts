@@ -15,6 +15,7 @@ import { createConnectorObserver } from '../../infra/observability/connector-met
 import type { Tracing } from '../../infra/observability/tracing';
 import { startOutboxDispatcher, type OutboxDispatcher } from '../../infra/outbox/dispatcher';
 import { buildMesSimulator } from '../../infra/simulators/mes/mes.simulator';
+import type { ProductionEventBroker } from '../../infra/simulators/mes/production-events';
 import { buildSapS4Simulator } from '../../infra/simulators/sap-s4/sap-s4.simulator';
 import { createTemporalWorkflowGateway, type WorkflowGateway } from '../../infra/temporal/gateway';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
@@ -37,6 +38,8 @@ export interface StackOptions {
   /** Simulator schemas get this suffix; default a random one (isolated state per stack). */
   schemaSuffix?: string;
   seedDemo?: boolean;
+  /** The MES simulator also publishes its production and job-order events to this broker (default: REST only). */
+  mesEventBroker?: ProductionEventBroker;
   /** false: no in-process worker (a test runs worker processes itself). */
   worker?: boolean;
   workflowBundle?: WorkerOptions['workflowBundle'];
@@ -113,6 +116,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       pool: simulatorPool,
       schema: `mes_${suffix}`,
       seedDemo: opts.seedDemo ?? true,
+      ...(opts.mesEventBroker ? { productionEventBroker: opts.mesEventBroker } : {}),
     });
     closers.push(() => mes.close());
     const sapUrl = await sap.listen({ host: '127.0.0.1', port: 0 });

@@ -763,7 +763,16 @@ export interface FirstArticlePart {
 
 export interface FirstArticleReader {
   /** Up to `parts` distinct parts of the order, first inspected first, each with every station's result so far. */
-  firstParts(line: { site: string; line: string }, workOrder: string, parts: number): Promise<FirstArticlePart[]>;
+  /**
+   * Only parts Holdfast received at or after `since` count (the changeover's start): a changeover started again after
+   * a failed first article is judged on the parts made since, not on the part that failed the first one.
+   */
+  firstParts(
+    line: { site: string; line: string },
+    workOrder: string,
+    parts: number,
+    since?: string,
+  ): Promise<FirstArticlePart[]>;
 }
 
 /** An external vision system's recipe state, read over OPC 40100 (docs/vendor-interfaces.md#opc-40100). */

@@ -296,12 +296,14 @@ export const createChangeoverActivities = (deps: ChangeoverDeps) => {
       parts: number;
       known: number;
       pollIntervalMs: number;
+      /** The changeover's start: parts received before it do not count. Absent in histories from before it existed. */
+      since?: string;
     }): Promise<{ outcome: 'passed' | 'failed' | 'pending'; parts: FirstArticlePart[] }> {
       const reader = need(deps.firstArticles, 'first-article reader');
       const ctx = Context.current();
       for (;;) {
         const parts = await atBoundary(`first article of ${input.workOrder}`, () =>
-          reader.firstParts({ site: input.site, line: input.line }, input.workOrder, input.parts),
+          reader.firstParts({ site: input.site, line: input.line }, input.workOrder, input.parts, input.since),
         );
         ctx.heartbeat({ parts: parts.length });
         if (parts.some((p) => p.result === 'fail')) return { outcome: 'failed', parts };

@@ -31,7 +31,7 @@ export function firstArticleStations(config: HoldfastConfig, line: { site: strin
  */
 export function createFirstArticleReader(pool: Pick<pg.Pool, 'query'>, config: HoldfastConfig): FirstArticleReader {
   return {
-    async firstParts(line, workOrder, parts) {
+    async firstParts(line, workOrder, parts, since) {
       const stations = firstArticleStations(config, line);
       const { rows } = await pool.query<PartRow>(
         `WITH parts AS (
@@ -43,6 +43,7 @@ export function createFirstArticleReader(pool: Pick<pg.Pool, 'query'>, config: H
                   count(DISTINCT station) FILTER (WHERE station = ANY($4::text[])) AS stations_seen
              FROM holdfast.inspection
             WHERE site = $1 AND line = $2 AND work_order = $3 AND mode = 'production'
+              AND ($6::timestamptz IS NULL OR received_at >= $6::timestamptz)
             GROUP BY part_id
             ORDER BY first_at, part_id
             LIMIT $5
@@ -50,7 +51,7 @@ export function createFirstArticleReader(pool: Pick<pg.Pool, 'query'>, config: H
          SELECT part_id, failed, event_ids, lot_id, first_at FROM parts
           WHERE failed OR stations_seen >= cardinality($4::text[])
           ORDER BY first_at, part_id`,
-        [line.site, line.line, workOrder, stations, parts],
+        [line.site, line.line, workOrder, stations, parts, since ?? null],
       );
       return rows.map((r) => ({
         partId: r.part_id,

@@ -375,5 +375,15 @@ describe('first article', () => {
       [`${run}-P2`, 'pass'],
       [`${run}-P3`, 'fail'],
     ]);
+
+    // A changeover started again after that failed first article counts only the parts received since it started.
+    const { rows } = await pool.query<{ now: Date }>('SELECT clock_timestamp() AS now');
+    const restartedAt = rows[0]!.now.toISOString();
+    expect(await reader.firstParts(line, workOrder, 3, restartedAt)).toEqual([]);
+    await inspect('P4', 'S1', 'pass');
+    await inspect('P4', 'S2', 'pass');
+    expect((await reader.firstParts(line, workOrder, 3, restartedAt)).map((p) => [p.partId, p.result])).toEqual([
+      [`${run}-P4`, 'pass'],
+    ]);
   });
 });

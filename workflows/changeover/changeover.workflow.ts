@@ -331,6 +331,7 @@ export async function changeoverWorkflow(input: ChangeoverInput): Promise<Change
               parts: required,
               known,
               pollIntervalMs: pollMs,
+              since: workflowInfo().runStartTime.toISOString(),
             });
             state.parts = read.parts.map((p) => ({
               partId: p.partId,

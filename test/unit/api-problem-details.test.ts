@@ -164,9 +164,22 @@ describe('problem+json error contract', () => {
         '/v1/recalls/{recallId}/notifications/{notificationId}/acknowledge',
         '/v1/stations/{site}/{line}/{station}/shadow-report',
         '/v1/stations/{site}/{line}/{station}/verdicts',
+        '/v1/lines/{site}/{line}/changeover',
+        '/v1/lines/{site}/{line}/changeovers/{workOrder}',
+        '/v1/lines/{site}/{line}/changeovers/{workOrder}/first-article/approve',
+        '/v1/lines/{site}/{line}/changeovers/{workOrder}/cancel',
+        '/v1/lines/{site}/{line}/advice',
+        '/v1/lines/{site}/{line}/advice/{id}/accept',
+        '/v1/lines/{site}/{line}/advice/{id}/reject',
+        '/v1/quality/defect-rates',
       ].sort(),
     );
-    for (const path of ['/v1/lots/{lotId}/disposition', '/v1/recalls']) {
+    for (const path of [
+      '/v1/lots/{lotId}/disposition',
+      '/v1/recalls',
+      '/v1/lines/{site}/{line}/changeover',
+      '/v1/lines/{site}/{line}/changeovers/{workOrder}/first-article/approve',
+    ]) {
       expect(doc.paths[path]!.post!.parameters).toEqual(
         expect.arrayContaining([expect.objectContaining({ in: 'header', name: 'idempotency-key', required: true })]),
       );

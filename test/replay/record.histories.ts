@@ -349,35 +349,6 @@ test('record the history of a recall notification', async () => {
     await notification.result();
     histories['recall-notification-escalated-acknowledged'] = notification.workflowId;
   });
-  // A line's scheduling-advice rule: one evaluation proposes advice, which is accepted and sent on the signal.
-  const adviceMes = new ResequencingMes();
-  const advice = new MemoryAdviceStore();
-  advice.counts = [
-    { lotKey: 'erp:1010/CMP/A', lotId: 'A', material: 'CMP', parts: 100, defective: 10, skus: ['BRKT-200'] },
-  ];
-  const advisor = await harness.worker({ mes: adviceMes, erp: new FakeErp(), escalation, advice });
-  await advisor.worker.runUntil(async () => {
-    const rule = await harness.client.workflow.start('lineQualityAdvisorWorkflow', {
-      workflowId: lineQualityAdvisorWorkflowId(`PLANT-REPLAY-${run}`, 'L1'),
-      taskQueue: advisor.taskQueue,
-      args: [
-        {
-          site: `PLANT-REPLAY-${run}`,
-          line: 'L1',
-          rule: { windowMs: 86_400_000, thresholdRate: 0.05, minParts: 50, significance: 0.05 },
-          evaluationInterval: '1h',
-          preset: harness.config.activityPresets.erpPost,
-        },
-      ],
-    });
-    await eventually('advice proposed', async () => advice.advice.length === 1);
-    advice.accept(advice.advice[0]!.adviceId);
-    await rule.signal(adviceDecidedSignal, advice.advice[0]!.adviceId);
-    await eventually('advice sent', async () => (await rule.query(lineQualityAdvisorStatusQuery)).totals.sent === 1);
-    // The rule runs for as long as the line does, so the history ends with its termination.
-    await rule.terminate('history recorded');
-    histories['line-quality-advisor-evaluated-and-sent'] = rule.workflowId;
-  });
   await writeHistories(histories);
 });
 

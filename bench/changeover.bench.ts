@@ -154,6 +154,38 @@ function allPorts(ports: ChangeoverPorts): Required<ChangeoverPorts> {
   return { stationControl, firstArticles, visionFor, lineControlFor };
 }
 
+/** Durations of every plant call by name, for the profile (`ports_ms` in the summary). */
+type CallTimes = Map<string, number[]>;
+
+/** The ports with each call timed into `times` under `<port>.<method>`; behaviour unchanged. */
+function timedPorts(ports: Required<ChangeoverPorts>, times: CallTimes): Required<ChangeoverPorts> {
+  const timed = <T extends object>(name: string, target: T): T =>
+    new Proxy(target, {
+      get(obj, key, receiver) {
+        const value: unknown = Reflect.get(obj, key, receiver);
+        if (typeof value !== 'function') return value;
+        return async (...callArgs: unknown[]) => {
+          const started = performance.now();
+          try {
+            const call = value as (...a: unknown[]) => Promise<unknown>;
+            return await call.apply(obj, callArgs);
+          } finally {
+            const key2 = `${name}.${String(key)}`;
+            const list = times.get(key2) ?? [];
+            list.push(performance.now() - started);
+            times.set(key2, list);
+          }
+        };
+      },
+    });
+  return {
+    stationControl: timed('station', ports.stationControl),
+    firstArticles: timed('firstArticles', ports.firstArticles),
+    visionFor: (connector) => timed('vision', ports.visionFor(connector)),
+    lineControlFor: (site) => timed('interlock', ports.lineControlFor(site)),
+  };
+}
+
 /** The same changeover as plain awaited calls in this process over the same ports: no durability, no history. */
 async function directChangeover(
   ports: Required<ChangeoverPorts>,
@@ -381,6 +413,8 @@ runBenchmark('changeover', async (bench) => {
   const mes = mesConnector.port('mes-sim', 'mes');
   const plant = openChangeoverPlant(holdfast.pool, config, { log: quiet, dataDir: work, env: {} });
   bench.onCleanUp('changeover plant', () => plant.close());
+  // The workflow side's plant calls, timed: where the time of prepare and verify goes.
+  const callTimes: CallTimes = new Map();
   const notUsed = () => Promise.reject(new Error('a changeover does not use this'));
   const activities = createWorkerActivities(
     holdfast.pool,
@@ -395,7 +429,10 @@ runBenchmark('changeover', async (bench) => {
         throw new Error('a changeover sends no recall notices');
       },
     },
-    { reinspector: { reinspectBatch: notUsed, conclude: notUsed }, changeover: plant.ports },
+    {
+      reinspector: { reinspectBatch: notUsed, conclude: notUsed },
+      changeover: timedPorts(allPorts(plant.ports), callTimes),
+    },
   );
   const workers = await createQualityWorkers({
     config,
@@ -611,6 +648,11 @@ runBenchmark('changeover', async (bench) => {
     const p = percentiles(xs.filter((x) => !Number.isNaN(x)));
     steps[k] = { p50: jsonFigure(p.p50), p99: jsonFigure(p.p99) };
   }
+  const ports: Record<string, unknown> = {};
+  for (const [k, xs] of [...callTimes].sort(([a], [b]) => a.localeCompare(b))) {
+    const p = percentiles(xs);
+    ports[k] = { calls: xs.length, p50: jsonFigure(p.p50), p99: jsonFigure(p.p99) };
+  }
   return {
     summary: {
       benchmark: 'changeover',
@@ -623,6 +665,7 @@ runBenchmark('changeover', async (bench) => {
       rate_per_s: rate,
       ...figures,
       steps_ms: steps,
+      ports_ms: ports,
       plant: 'line-plc simulator (OPC UA), PostgreSQL station store + inference worker, MES simulator, Mosquitto',
       run_id: randomUUID().slice(0, 8),
       cpus: cpus().length,

@@ -624,6 +624,14 @@ runBenchmark('changeover', async (bench) => {
       baseline_p99_ms: b.p99,
       baseline_released_p99_ms: br.p99,
     });
+    // How long each Holdfast station's inference worker took from the arm to its report (model loaded): a station
+    // whose report comes after the verify step's first read-back waits for the next read.
+    const reports = await holdfast.pool.query<{ ms: number }>(
+      `SELECT (extract(epoch FROM prepared_at - armed_at) * 1000)::float8 AS ms FROM holdfast.station_assignment
+        WHERE changeover_id LIKE $1 AND prepared_at IS NOT NULL`,
+      [`changeover-${SITE}-%-WO-${run}-%`],
+    );
+    (breakdown.worker_report ??= []).push(...reports.rows.map((r) => r.ms));
     for (const m of side) {
       if (!m) continue;
       const add = (k: string, x: number) => (breakdown[k] ??= []).push(x);

@@ -112,6 +112,8 @@ interface Measured {
   steps: Partial<Record<(typeof STEPS)[number], number>>;
   /** From the workflow's start to its `interlock` step's start (the first workflow task). */
   firstTask: number;
+  /** From the interlock step's start to verify's end, the time outside every step: workflow tasks between steps. */
+  between: number;
 }
 
 function topology(base: HoldfastConfig, opts: { lineCount: number; modelsDir: string }): HoldfastConfig {
@@ -543,6 +545,10 @@ runBenchmark('changeover', async (bench) => {
               released: at('release', 'finishedAt') - due,
               intake: d.startTime.getTime() - due,
               firstTask: at('interlock', 'startedAt') - d.startTime.getTime(),
+              between:
+                at('verify', 'finishedAt') -
+                at('interlock', 'startedAt') -
+                (['interlock', 'resolve', 'prepare', 'verify'] as const).reduce((sum, k) => sum + (steps[k] ?? 0), 0),
               steps,
             };
           }
@@ -601,6 +607,8 @@ runBenchmark('changeover', async (bench) => {
   let failed = 0;
   let baselineFailed = 0;
   const breakdown: Record<string, number[]> = {};
+  /** The changeover slowest to verified, step by step: what one run's p99 (its slowest of 50) is made of. */
+  let slowest: Measured | undefined;
   say(
     `${runs} run(s) of ${changeovers} changeovers over ${lines.length} lines, ${rate}/s; load ${load[0]?.toFixed(2)}`,
   );
@@ -637,7 +645,9 @@ runBenchmark('changeover', async (bench) => {
       const add = (k: string, x: number) => (breakdown[k] ??= []).push(x);
       add('intake', m.intake);
       add('first_task', m.firstTask);
+      add('between_steps', m.between);
       for (const s of STEPS) add(s, m.steps[s] ?? NaN);
+      if (!slowest || m.verified > slowest.verified) slowest = m;
     }
     say(
       `run ${run}: verified p50/p99 ${v.p50}/${v.p99} ms, released ${r.p50}/${r.p99} ms, ` +
@@ -673,6 +683,15 @@ runBenchmark('changeover', async (bench) => {
       rate_per_s: rate,
       ...figures,
       steps_ms: steps,
+      slowest_ms: slowest
+        ? {
+            verified: jsonFigure(slowest.verified),
+            intake: jsonFigure(slowest.intake),
+            first_task: jsonFigure(slowest.firstTask),
+            between_steps: jsonFigure(slowest.between),
+            ...Object.fromEntries(Object.entries(slowest.steps).map(([k, x]) => [k, jsonFigure(x)])),
+          }
+        : null,
       ports_ms: ports,
       plant: 'line-plc simulator (OPC UA), PostgreSQL station store + inference worker, MES simulator, Mosquitto',
       run_id: randomUUID().slice(0, 8),

@@ -102,6 +102,32 @@ test("a Holdfast station's read-back must report the order, the recipe and the m
   expect(wrong.problem).toContain(`model sha256 ${'f'.repeat(64)}, the manifest's ${MODEL_SHA['surface@2.0.0']}`);
 });
 
+test("a Holdfast station's prepare ends once its inference worker reports the model loaded, not at the arm", async () => {
+  /** The worker's report arrives after the third read-back, as it does after the NOTIFY and the model load. */
+  class LateReport extends FakeStationControl {
+    reads = 0;
+    override async readBack(station: Parameters<FakeStationControl['readBack']>[0]) {
+      const back = await super.readBack(station);
+      this.reads += 1;
+      return this.reads <= 2 ? { ...(back.active ? { active: back.active } : {}) } : back;
+    }
+  }
+  const stations = new LateReport();
+  const { act } = build({ stationControl: stations });
+  const asked = {
+    site: 'PLANT1',
+    line: 'L1',
+    plan: holdfastPlan,
+    changeoverId: 'co-1',
+    workOrder: 'WO-1',
+    sku: 'SKU-B',
+  };
+
+  await env.run(act.prepareChangeoverStation, asked);
+  expect(stations.calls).toEqual(['arm S1 WO-1', 'readBack S1', 'readBack S1', 'readBack S1']);
+  expect(await env.run(act.verifyChangeoverStation, asked)).toMatchObject({ verified: true });
+});
+
 test('a vision system must hold the external and internal recipe asked for, in Ready', async () => {
   const vision = new FakeVisionSystem();
   const { act } = build({ visionFor: () => vision });

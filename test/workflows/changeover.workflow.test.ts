@@ -251,8 +251,9 @@ test('a read-back that keeps disagreeing is retried, then every station is rever
     const message = await failureOf(handle);
     expect(message).toContain('read-back disagrees after 3 attempts');
     expect(message).toContain(`station S2: model sha256 ${'f'.repeat(64)}`);
-    // S1 and V1 agreed at the first read; S2 was read three times.
-    expect(p.stations.calls.filter((c) => c === 'readBack S2').length).toBe(1 + 3);
+    // S1 and V1 agreed at the first read; S2 was read before, once by its prepare (the worker's report arrived), then
+    // three times by verify.
+    expect(p.stations.calls.filter((c) => c === 'readBack S2').length).toBe(1 + 1 + 3);
 
     const status = await handle.query(changeoverStatusQuery);
     expect(status.stage).toBe('failed');

@@ -74,6 +74,9 @@ test('one trace from the ingest request through the outbox, the workflows and ac
         'mes holdLot',
         'mes recordQualityEvent',
         'erp raiseQualityNotification',
+        // The workflow's spans reach the exporter through its sinks, after the activities' own: wait for them too.
+        'StartActivity:holdLot',
+        'StartActivity:recordWorkOrderQuality',
       ];
       return wanted.every((n) => names.has(n)) ? all : undefined;
     },

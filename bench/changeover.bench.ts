@@ -13,8 +13,9 @@
  *    (workers/job-orders.ts: the MQTT subscription and the REST poll).
  * 2. Event i is due at t0 + i / rate: then the benchmark asks the MES simulator to start the order. The MES publishes
  *    `started`, the intake applies it and starts the changeover. Every latency runs from that due time.
- * 3. The first article is not waited for: each order's first part is already in holdfast.inspection, passed at every
- *    Holdfast station of its line, when its event is due (as if the line had run it the moment it switched). So
+ * 3. The first article is not waited for: each order's first part is written to holdfast.inspection, passed at every
+ *    Holdfast station of its line, once its changeover has started (a first article counts only parts received since),
+ *    while the stations are prepared (as if the line had run it the moment it switched). So
  *    `released` = verified + one first-article read + the MES release + lifting the interlock.
  * 4. Verified: the workflow's `verify` step's end (workflow time) minus the due time; released: its `release` step's
  *    end. A changeover that failed, or had not finished by the deadline, is a failure: counted, and +Infinity in the
@@ -511,7 +512,6 @@ runBenchmark('changeover', async (bench) => {
         line: o.line,
         plannedQuantity: 100,
       });
-      await firstPartOf(o.line, o.workOrder, o.sku);
     }
     const t0 = Date.now() + 1000;
     const dues = await Promise.all(
@@ -519,6 +519,17 @@ runBenchmark('changeover', async (bench) => {
         const due = t0 + i * gapMs;
         await sleep(Math.max(0, due - Date.now()));
         await sim(`/__sim/job-orders/${o.workOrder}/start`);
+        // The first part is made once the changeover runs: a first article counts only parts received since its start.
+        // Written while the stations are prepared, it is there by the first-article read, so none is waited for.
+        const handle = client.workflow.getHandle(changeoverWorkflowId(SITE, o.line, o.workOrder));
+        while (
+          !(await handle.describe().then(
+            () => true,
+            () => false,
+          ))
+        )
+          await sleep(20);
+        await firstPartOf(o.line, o.workOrder, o.sku);
         return due;
       }),
     );

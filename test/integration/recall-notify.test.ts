@@ -411,7 +411,14 @@ test('the file drop holds one file per customer and ship-to; an acknowledgement 
   );
   expect(escalated.map((e) => e.idempotencyKey)).toEqual([1, 2].map((l) => `${child.workflowId}:escalation:${l}`));
   expect(escalated[0]!.text).toContain('C1 (ship-to S2) has not acknowledged');
-  expect((await child.query(recallNotificationStatusQuery)).stage).toBe('escalated');
+  // The child records each escalation after sending it: its status holds both once both are recorded.
+  const status = await eventually(
+    'both escalations of C1/S2 recorded',
+    () => child.query(recallNotificationStatusQuery),
+    (s) => s.escalations.length === 2,
+    { timeoutMs: 30_000 },
+  );
+  expect(status.stage).toBe('escalated');
   const row = await harness.pool.query<{ escalations: { level: number }[] }>(
     `SELECT escalations FROM holdfast.recall_notification WHERE recall_id = $1 AND notification_id = $2`,
     [recallId, s2],

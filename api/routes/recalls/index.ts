@@ -579,7 +579,19 @@ const recallRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { dep
         }
       }
       const recorded = await deps.audit.inTransaction(async (client) => {
-        const done = await createRecallNotificationStore(client).recordAcknowledgement(recallId, notificationId, ack);
+        await createRecallNotificationStore(client).recordAcknowledgement(recallId, notificationId, ack);
+        // The workflow, signalled above, records the acknowledgement too and may have stored this very one first: this
+        // request recorded it when the stored acknowledgement is its own and nobody audited one yet (the row's lock
+        // keeps a concurrent request from auditing it twice).
+        const { rowCount } = await client.query(
+          `SELECT 1 FROM holdfast.recall_notification
+            WHERE recall_id = $1 AND notification_id = $2 AND acknowledged_at = $3 AND acknowledged_by = $4
+              AND NOT EXISTS (SELECT 1 FROM holdfast.audit_record
+                               WHERE record_type = 'recall-notification' AND record_id = $5)
+              FOR UPDATE`,
+          [recallId, notificationId, ack.acknowledgedAt, ack.recordedBy, `${recallId}/${notificationId}`],
+        );
+        const done = (rowCount ?? 0) > 0;
         return {
           result: done,
           audit: done

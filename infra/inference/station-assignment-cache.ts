@@ -7,7 +7,8 @@
  * On an armed assignment it prepares the station: loads the recipe version and the model (warm, before the order's
  * first frame) and reports what it loaded, with the model file's sha256, for the changeover to read back.
  */
-import pg from 'pg';
+import type pg from 'pg';
+import { createChannelListener } from '../db/channel-listener';
 import type { StationRef } from '../../activities/ports';
 import type { Recipe } from '../vision/contracts';
 import { recipeByVersion } from '../vision/recipe.repository';
@@ -53,9 +54,6 @@ export function createStationAssignmentCache(opts: StationAssignmentCacheOptions
   const prepared = new Set<string>();
   const warmed = new Set<string>();
   const activations = new Map<string, Promise<StationAssignmentView>>();
-  let listener: pg.Client | undefined;
-  let listenFailures = 0;
-  let reconnectTimer: NodeJS.Timeout | undefined;
   let refreshTimer: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -177,51 +175,16 @@ export function createStationAssignmentCache(opts: StationAssignmentCacheOptions
     );
   }
 
-  async function listen(): Promise<void> {
-    const client = new pg.Client(pool.options);
-    client.on('notification', onNotification);
-    const onLost = (err?: Error) => {
-      if (listener !== client) return;
-      listener = undefined;
-      client.removeAllListeners('notification');
-      void client.end().catch(() => undefined);
-      if (stopped) return;
-      log.warn('station assignment LISTEN connection lost; reconnecting', { error: err?.message ?? 'ended' });
-      scheduleListen();
-    };
-    client.on('error', onLost);
-    client.on('end', () => onLost());
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${STATION_ASSIGNMENT_CHANNEL}`);
-    } catch (err) {
-      client.removeAllListeners();
-      client.on('error', () => undefined);
-      await client.end().catch(() => undefined);
-      throw err;
-    }
-    if (stopped) {
-      await client.end().catch(() => undefined);
-      return;
-    }
-    listener = client;
-    listenFailures = 0;
-  }
-
-  function scheduleListen(): void {
-    const delay = Math.min(LISTEN_RECONNECT_MAX_MS, 250 * 2 ** listenFailures);
-    reconnectTimer = setTimeout(() => {
-      listen()
-        // Changes committed while no one listened raised notifications nobody heard.
-        .then(() => refresh())
-        .catch((err: unknown) => {
-          listenFailures += 1;
-          log.warn('station assignment LISTEN connect failed', { error: String(err), retryInMs: delay });
-          if (!stopped && !listener) scheduleListen();
-        });
-    }, delay);
-    reconnectTimer.unref();
-  }
+  // After every (re)connect the stations are reloaded: changes committed while no one listened went unheard.
+  const listener = createChannelListener({
+    connection: pool.options,
+    channel: STATION_ASSIGNMENT_CHANNEL,
+    onNotification,
+    onListening: refresh,
+    onProblem: (problem, error, retryInMs) =>
+      log.warn(`station assignment LISTEN ${problem}`, { error, ...(retryInMs !== undefined ? { retryInMs } : {}) }),
+    maxBackoffMs: LISTEN_RECONNECT_MAX_MS,
+  });
 
   function scheduleRefresh(): void {
     refreshTimer = setTimeout(() => {
@@ -238,9 +201,8 @@ export function createStationAssignmentCache(opts: StationAssignmentCacheOptions
     current: (station) => views.get(stationKey(station)),
 
     async start() {
-      // Listening first: a change committed between the load and the LISTEN would otherwise go unheard.
-      await listen();
-      await refresh();
+      // Listening first, then the first load: a change committed between the two would otherwise go unheard.
+      await listener.start();
       scheduleRefresh();
     },
 
@@ -290,14 +252,8 @@ export function createStationAssignmentCache(opts: StationAssignmentCacheOptions
 
     async close() {
       stopped = true;
-      clearTimeout(reconnectTimer);
       clearTimeout(refreshTimer);
-      const current = listener;
-      listener = undefined;
-      if (current) {
-        current.removeAllListeners('notification');
-        await current.end().catch(() => undefined);
-      }
+      await listener.close();
       await Promise.allSettled([...preparing.values(), ...activations.values()]);
     },
   };

@@ -12,7 +12,8 @@
  * for notifications lost while that connection was down.
  */
 import { parseDurationMs } from '../config/duration';
-import pg from 'pg';
+import type pg from 'pg';
+import { createChannelListener } from '../db/channel-listener';
 import type { HoldfastConfig } from '../config/schema';
 import type { WorkflowGateway } from '../temporal/gateway';
 import { contextFromTraceparent, inSpan } from '../observability/trace-context';
@@ -106,11 +107,8 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
   let loopRunning: Promise<void> | undefined;
   let wakeRequested = false;
   let pollTimer: NodeJS.Timeout | undefined;
-  let reconnectTimer: NodeJS.Timeout | undefined;
   let reconcileTimer: NodeJS.Timeout | undefined;
   let reconciling: Promise<unknown> = Promise.resolve();
-  let listener: pg.Client | undefined;
-  let listenFailures = 0;
   // Batches in this process never overlap; across processes the advisory lock serialises them.
   let batchChain: Promise<unknown> = Promise.resolve();
 
@@ -249,50 +247,6 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     }
   }
 
-  async function listen(): Promise<void> {
-    const client = new pg.Client(pool.options);
-    client.on('notification', () => wake());
-    const onLost = (err?: Error) => {
-      if (listener !== client) return;
-      listener = undefined;
-      client.removeAllListeners('notification');
-      void client.end().catch(() => undefined);
-      if (stopped) return;
-      log.warn({ err: err ? describeError(err) : 'connection ended' }, 'outbox LISTEN connection lost; reconnecting');
-      scheduleListen();
-    };
-    client.on('error', onLost);
-    client.on('end', () => onLost());
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
-    } catch (err) {
-      client.removeAllListeners();
-      client.on('error', () => undefined);
-      await client.end().catch(() => undefined);
-      throw err;
-    }
-    if (stopped) {
-      await client.end().catch(() => undefined);
-      return;
-    }
-    listener = client;
-    listenFailures = 0;
-    // Rows committed while no one was listening raised notifications nobody heard.
-    wake();
-  }
-
-  function scheduleListen(): void {
-    const delay = Math.min(LISTEN_RECONNECT_MAX_MS, 250 * 2 ** listenFailures);
-    reconnectTimer = setTimeout(() => {
-      listen().catch((err: unknown) => {
-        listenFailures += 1;
-        log.warn({ err: describeError(err), retryInMs: delay }, 'outbox LISTEN connect failed');
-        if (!stopped) scheduleListen();
-      });
-    }, delay);
-  }
-
   async function reconcile(): Promise<number> {
     const unconfirmed = await resetUnconfirmed(pool, graceMs);
     for (const row of unconfirmed) {
@@ -319,10 +273,18 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     );
   }
 
-  listen().catch((err: unknown) => {
-    listenFailures += 1;
+  // Every (re)connect wakes the loop: rows committed while no one listened raised notifications nobody heard.
+  const listener = createChannelListener({
+    connection: pool.options,
+    channel: OUTBOX_CHANNEL,
+    onNotification: () => wake(),
+    onListening: () => wake(),
+    onProblem: (problem, error, retryInMs) =>
+      log.warn({ err: error, ...(retryInMs !== undefined ? { retryInMs } : {}) }, `outbox LISTEN ${problem}`),
+    maxBackoffMs: LISTEN_RECONNECT_MAX_MS,
+  });
+  listener.start().catch((err: unknown) => {
     log.warn({ err: describeError(err) }, 'outbox LISTEN connect failed; polling meanwhile');
-    if (!stopped) scheduleListen();
   });
   wake();
   scheduleReconcile();
@@ -331,14 +293,8 @@ export function startOutboxDispatcher(opts: OutboxDispatcherOptions): OutboxDisp
     async stop() {
       stopped = true;
       clearTimeout(pollTimer);
-      clearTimeout(reconnectTimer);
       clearTimeout(reconcileTimer);
-      const current = listener;
-      listener = undefined;
-      if (current) {
-        current.removeAllListeners('notification');
-        await current.end().catch(() => undefined);
-      }
+      await listener.close();
       await loopRunning;
       await batchChain;
       await reconciling;

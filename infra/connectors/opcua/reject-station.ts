@@ -14,6 +14,7 @@ import {
   type StationAddress,
 } from './reject-station.address';
 import { TimeoutError, opcUaSessionSettings, openOpcUaSession, refineOpcUaSecurity } from './session';
+import { kindOfStatus } from './method-call';
 
 const SYSTEM = 'opcua-reject-station';
 
@@ -77,20 +78,6 @@ export const rejectStationSettings = {
 
 export const OpcUaRejectStationConfig = z.strictObject(rejectStationSettings).superRefine(refineOpcUaSecurity);
 export type OpcUaRejectStationConfig = z.infer<typeof OpcUaRejectStationConfig>;
-
-/** Status codes a later attempt may clear (OPC 10000-4 §7.38); others mean the write itself is refused. */
-const TRANSIENT_STATUS = new Set([
-  'BadTimeout',
-  'BadTooManyOperations',
-  'BadServerHalted',
-  'BadCommunicationError',
-  'BadConnectionClosed',
-  'BadSecureChannelClosed',
-  'BadSessionClosed',
-  'BadSessionIdInvalid',
-  'BadResourceUnavailable',
-  'BadOutOfService',
-]);
 
 interface StationNodes {
   partId: NodeOpcua.NodeId;
@@ -240,12 +227,7 @@ export async function openOpcUaRejectStation(
         if (status?.isGood()) continue;
         const nodeId = nodesToWrite[i]!.nodeId!.toString();
         if (!status) return reject(fail('bad-status', 'transient', `no status for ${nodeId} (part ${signal.partId})`));
-        const kind: ExternalErrorKind =
-          status.name === 'BadNodeIdUnknown'
-            ? 'not-found'
-            : TRANSIENT_STATUS.has(status.name)
-              ? 'transient'
-              : 'rejected';
+        const kind = kindOfStatus(status);
         return reject(
           fail(
             'bad-status',

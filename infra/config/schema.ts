@@ -637,7 +637,9 @@ function checkErpFeed(site: z.infer<typeof Site>, i: number, ctx: z.RefinementCt
   const feed = site.erpFeed;
   if (!feed) return;
   const at = (...rest: (string | number)[]) => ['sites', i, 'erpFeed', ...rest];
-  if (feed.every !== 'shift-end' && parseDurationMs(feed.every) < 60_000) {
+  // Refinements run even when a field failed its own check: a malformed interval is named there, not here.
+  const every = /^\d+(ms|s|m|h|d)$/.test(feed.every) ? parseDurationMs(feed.every) : undefined;
+  if (every !== undefined && every < 60_000) {
     ctx.addIssue({ code: 'custom', path: at('every'), message: 'at least 1m, or shift-end' });
   }
   for (const [lineId, stationId] of Object.entries(feed.confirmingStations)) {

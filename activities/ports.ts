@@ -362,6 +362,8 @@ export interface ErpFeedStore {
   /** Intervals due at `asOf` and not yet posted, oldest first. */
   dueIntervals(site: string, asOf: number, limit?: number): Promise<FeedInterval[]>;
   pendingFigures(site: string, interval: FeedInterval): Promise<PendingFigures>;
+  /** Whether the interval's figures are fixed already (by this run's earlier attempt or another run). */
+  isFixed(site: string, interval: FeedInterval): Promise<boolean>;
   /** Stores the interval's figures unless a run already did (its figures then stand). */
   fixFigures(input: {
     site: string;

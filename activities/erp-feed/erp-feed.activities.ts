@@ -179,42 +179,55 @@ export const createErpFeedActivities = ({ erpFor, ledger, erpFeed }: ErpFeedDeps
         const settings = records.settings(site);
         const { system, feed } = feedPort(site);
 
-        const pending = await records.pendingFigures(site, interval);
-        const materials = new Set<string>([
-          ...pending.counts
-            .filter((c) => c.scrapped > 0 && settings.confirmingStations[c.line] === c.station)
-            .map((c) => c.sku),
-          ...pending.recalls.map((r) => r.material),
-        ]);
-        const prices = new Map<string, number>();
-        for (const material of materials) {
-          const price = await feed.standardPrice(material, settings.plant);
-          if (!price) {
-            throw new ExternalSystemError(
-              system,
-              'not-found',
-              `no standard price for material ${material} in plant ${settings.plant}`,
-            );
-          }
-          if (price.currency !== settings.currency) {
-            throw new ExternalSystemError(
-              system,
-              'validation',
-              `the standard price of ${material} is in ${price.currency}, the feed posts in ${settings.currency}`,
-            );
-          }
-          prices.set(material, price.pricePerUnit);
-        }
-        await records.fixFigures({
-          site,
-          interval,
-          confirmations: confirmationsFrom(settings, interval, pending.counts),
-          costs: costsFrom(settings, pending, prices),
-        });
+        // Fixed once: a retry or a second run posts what was fixed, without reading prices again.
+        if (!(await records.isFixed(site, interval))) await fixFigures(records, settings, feed, system, interval);
         return records.exclusive(site, interval, () => postFixed(records, settings, { system, feed }, interval));
       });
     },
   };
+
+  /** Reads the interval's counts and the standard prices they need, and fixes its figures (first run wins). */
+  async function fixFigures(
+    records: ErpFeedStore,
+    settings: ErpFeedSettings,
+    feed: ErpFeedPort,
+    system: string,
+    interval: FeedInterval,
+  ): Promise<void> {
+    const { site } = settings;
+    const pending = await records.pendingFigures(site, interval);
+    const materials = new Set<string>([
+      ...pending.counts
+        .filter((c) => c.scrapped > 0 && settings.confirmingStations[c.line] === c.station)
+        .map((c) => c.sku),
+      ...pending.recalls.map((r) => r.material),
+    ]);
+    const prices = new Map<string, number>();
+    for (const material of materials) {
+      const price = await feed.standardPrice(material, settings.plant);
+      if (!price) {
+        throw new ExternalSystemError(
+          system,
+          'not-found',
+          `no standard price for material ${material} in plant ${settings.plant}`,
+        );
+      }
+      if (price.currency !== settings.currency) {
+        throw new ExternalSystemError(
+          system,
+          'validation',
+          `the standard price of ${material} is in ${price.currency}, the feed posts in ${settings.currency}`,
+        );
+      }
+      prices.set(material, price.pricePerUnit);
+    }
+    await records.fixFigures({
+      site,
+      interval,
+      confirmations: confirmationsFrom(settings, interval, pending.counts),
+      costs: costsFrom(settings, pending, prices),
+    });
+  }
 
   /** Posts what is fixed for the interval and not yet posted, and marks the interval posted. */
   async function postFixed(

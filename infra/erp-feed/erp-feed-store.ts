@@ -155,6 +155,14 @@ export function createErpFeedStore(pool: pg.Pool, config: HoldfastConfig) {
       ].slice(0, limit);
     },
 
+    async isFixed(site: string, interval: FeedInterval): Promise<boolean> {
+      const { rowCount } = await pool.query(
+        'SELECT 1 FROM holdfast.erp_feed_interval WHERE site = $1 AND interval_start = $2',
+        [site, interval.from],
+      );
+      return rowCount === 1;
+    },
+
     /** The counts behind an interval's figures, and the completed real recalls not yet charged. */
     async pendingFigures(site: string, interval: FeedInterval): Promise<PendingFigures> {
       const counts = await pool.query<CountRow>(

@@ -12,6 +12,7 @@ import type { Pool } from 'pg';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPool } from '../../infra/db/pool';
+import { createErpFeedStore } from '../../infra/erp-feed/erp-feed-store';
 import { ensureErpFeedSchedules } from '../../infra/temporal/erp-feed-schedules';
 import { erpFeedScheduleId, type ErpFeedInput, type ErpFeedResult } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
@@ -410,3 +411,36 @@ test('one schedule per feeding site, updated in place, deleted when the feed goe
   await expect(ensureErpFeedSchedules(stack.client, without)).resolves.toEqual([]);
   await expect(handle.describe()).rejects.toThrow(ScheduleNotFoundError);
 }, 60_000);
+
+test('shift-end intervals follow the site calendar in local time, across the end of daylight saving', async () => {
+  const shiftSite = `ERPS-${run}`;
+  await pool.query(
+    `INSERT INTO holdfast.site_shift (site, shift, starts, ends, time_zone)
+     VALUES ($1, 'A', '06:00', '14:00', 'America/Chicago'), ($1, 'B', '14:00', '22:00', 'America/Chicago'),
+            ($1, 'C', '22:00', '06:00', 'America/Chicago')`,
+    [shiftSite],
+  );
+  const base = stack.config.sites[0]!;
+  const config = {
+    ...stack.config,
+    sites: [
+      {
+        ...base,
+        id: shiftSite,
+        timezone: 'America/Chicago',
+        erpFeed: { ...base.erpFeed!, every: 'shift-end', startBack: '2d' },
+      },
+    ],
+  } as HoldfastConfig;
+  const store = createErpFeedStore(pool, config);
+  // US clocks went back on Sunday 2026-11-01 at 02:00 CDT: shift C of Oct 31 ran 9 hours.
+  const due = await store.dueIntervals(shiftSite, Date.parse('2026-11-02T12:01:00Z'));
+  expect(due.map((i) => [i.from, i.to])).toEqual([
+    ['2026-10-31T11:00:00.000Z', '2026-10-31T19:00:00.000Z'],
+    ['2026-10-31T19:00:00.000Z', '2026-11-01T03:00:00.000Z'],
+    ['2026-11-01T03:00:00.000Z', '2026-11-01T12:00:00.000Z'],
+    ['2026-11-01T12:00:00.000Z', '2026-11-01T20:00:00.000Z'],
+    ['2026-11-01T20:00:00.000Z', '2026-11-02T04:00:00.000Z'],
+    ['2026-11-02T04:00:00.000Z', '2026-11-02T12:00:00.000Z'],
+  ]);
+});

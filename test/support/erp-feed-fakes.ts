@@ -60,6 +60,9 @@ export class MemoryErpFeedStore implements ErpFeedStore {
   async pendingFigures(_site: string, interval: FeedInterval): Promise<PendingFigures> {
     return this.figures(interval);
   }
+  async isFixed(_site: string, interval: FeedInterval): Promise<boolean> {
+    return this.fixed.has(interval.from);
+  }
   async fixFigures(input: Parameters<ErpFeedStore['fixFigures']>[0]): Promise<void> {
     if (this.fixed.has(input.interval.from)) return;
     this.fixed.set(input.interval.from, {

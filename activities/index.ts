@@ -1,6 +1,7 @@
 import { createAdviceActivities, type AdviceDeps } from './advice/advice.activities';
 import { createChangeoverActivities, type ChangeoverDeps } from './changeover/changeover.activities';
 import { createErpActivities, type ErpDeps } from './erp/erp.activities';
+import { createErpFeedActivities, type ErpFeedDeps } from './erp-feed/erp-feed.activities';
 import { createEscalationActivities, type EscalationDeps } from './escalation/escalation.activities';
 import { createGenealogyActivities, type GenealogyDeps } from './traceability/genealogy.activities';
 import { createMesActivities, type MesDeps } from './mes/mes.activities';
@@ -23,7 +24,8 @@ export type ActivityDeps = MesDeps &
   RecallContainDeps &
   RecallNotificationDeps &
   AdviceDeps &
-  ChangeoverDeps;
+  ChangeoverDeps &
+  ErpFeedDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -38,6 +40,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createRecallNotificationActivities(deps),
   ...createAdviceActivities(deps),
   ...createChangeoverActivities(deps),
+  ...createErpFeedActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -234,6 +234,169 @@ export interface ErpPort {
   unrestrictedStock(batch: ErpBatchRef): Promise<ErpStock[]>;
   /** Goods receipts, issues to production, transfers and deliveries as genealogy facts; absent: not offered. */
   readonly genealogy?: GenealogyFeed;
+  /** Confirmations, standard prices and cost postings for the ERP feed; absent: the ERP takes no feed. */
+  readonly feed?: ErpFeedPort;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The ERP feed (docs/analytics.md#the-erp-feed): what a site's production and its cost of quality come to per interval.
+
+/** One production order's quantities for one interval, confirmed against one operation. */
+export interface ErpOrderConfirmationRequest {
+  /** From the site, the order and the interval (erpFeedConfirmationKey): one confirmation per order and interval. */
+  idempotencyKey: string;
+  order: string;
+  operation: string;
+  material: string;
+  yieldQuantity: number;
+  scrapQuantity: number;
+  reworkQuantity: number;
+  unit: string;
+  /** YYYY-MM-DD, the interval's end in the site's time zone. */
+  postingDate: string;
+  /** Free text, e.g. the interval; the connector may add its token to it. */
+  text: string;
+}
+
+export interface ErpOrderConfirmation {
+  confirmationGroup: string;
+  confirmationCount: string;
+}
+
+/** A material's standard price per one base unit, in `currency`. */
+export interface ErpStandardPrice {
+  material: string;
+  plant: string;
+  pricePerUnit: number;
+  currency: string;
+}
+
+/** An interval's cost of quality as one balanced journal entry: each line debited, the total credited to `offset`. */
+export interface ErpCostPostingRequest {
+  idempotencyKey: string;
+  companyCode: string;
+  /** YYYY-MM-DD. */
+  postingDate: string;
+  text: string;
+  currency: string;
+  costCentre: string;
+  offsetAccount: string;
+  lines: { account: string; amount: number; text: string }[];
+}
+
+/** An interval of the feed, [from, to), as ISO-8601 instants. */
+export interface FeedInterval {
+  from: string;
+  to: string;
+}
+
+/** A site's feed settings (temporal.yaml sites[].erpFeed), with each line's confirming station resolved. */
+export interface ErpFeedSettings {
+  site: string;
+  plant: string;
+  timezone: string;
+  operation: string;
+  unit: string;
+  companyCode: string;
+  costCentre: string;
+  currency: string;
+  accounts: { scrap: string; rework: string; inspection: string; externalFailure: string; offset: string };
+  rates: { reworkPerHour: number; reworkMinutesPerPart: number; inspectionPerPart: number };
+  /** line → station whose results are confirmed. */
+  confirmingStations: Record<string, string>;
+}
+
+/** One work order's counts at its line's confirming station in an interval, as fixed for posting. */
+export interface ConfirmationFigures {
+  workOrder: string;
+  line: string;
+  station: string;
+  sku: string;
+  yieldQuantity: number;
+  scrapQuantity: number;
+  reworkQuantity: number;
+  idempotencyKey: string;
+  confirmationGroup: string | null;
+  confirmationCount: string | null;
+}
+
+export type CostCategory = 'scrap' | 'rework' | 'inspection' | 'external-failure';
+
+export interface CostRow {
+  category: CostCategory;
+  line: string | null;
+  sku: string | null;
+  workOrder: string | null;
+  supplierLot: string | null;
+  recallId: string | null;
+  quantity: number;
+  unitCost: number;
+  amount: number;
+  glAccount: string;
+}
+
+/** Inspections per line, station, SKU, order and supplier lot; a part from n supplier lots weighs 1/n in each. */
+export interface InspectionCounts {
+  line: string;
+  station: string;
+  sku: string;
+  workOrder: string;
+  supplierLot: string | null;
+  inspections: number;
+  passed: number;
+  reworked: number;
+  scrapped: number;
+}
+
+/** What an interval's figures are made from, read before they are fixed. */
+export interface PendingFigures {
+  counts: InspectionCounts[];
+  /** Completed real recalls not yet charged: shipped quantity per material. */
+  recalls: { recallId: string; material: string; shipped: number }[];
+}
+
+/** Holdfast's records of the feed (infra/erp-feed). */
+export interface ErpFeedStore {
+  /** The site's settings; throws ConfigError when the site has no feed. */
+  settings(site: string): ErpFeedSettings;
+  /** Intervals due at `asOf` and not yet posted, oldest first. */
+  dueIntervals(site: string, asOf: number, limit?: number): Promise<FeedInterval[]>;
+  pendingFigures(site: string, interval: FeedInterval): Promise<PendingFigures>;
+  /** Whether the interval's figures are fixed already (by this run's earlier attempt or another run). */
+  isFixed(site: string, interval: FeedInterval): Promise<boolean>;
+  /** Stores the interval's figures unless a run already did (its figures then stand). */
+  fixFigures(input: {
+    site: string;
+    interval: FeedInterval;
+    confirmations: Omit<ConfirmationFigures, 'confirmationGroup' | 'confirmationCount'>[];
+    costs: CostRow[];
+  }): Promise<void>;
+  confirmations(site: string, interval: FeedInterval): Promise<ConfirmationFigures[]>;
+  recordConfirmation(
+    site: string,
+    interval: FeedInterval,
+    workOrder: string,
+    posted: ErpOrderConfirmation,
+  ): Promise<void>;
+  costByAccount(
+    site: string,
+    interval: FeedInterval,
+  ): Promise<{ accounts: { account: string; category: string; amount: number }[]; document: string | null }>;
+  recordPosted(site: string, interval: FeedInterval, costDocument: string | null): Promise<void>;
+  /**
+   * Runs `work` while no other run posts the same interval: two runs that overlap would otherwise both find no
+   * document for a key whose create is still in flight, and both create.
+   */
+  exclusive<T>(site: string, interval: FeedInterval, work: () => Promise<T>): Promise<T>;
+}
+
+export interface ErpFeedPort {
+  /** Posts the confirmation, or returns the one already posted with this key. */
+  postOrderConfirmation(req: ErpOrderConfirmationRequest, opts?: CreateOptions): Promise<ErpOrderConfirmation>;
+  /** The material's standard price in the plant; undefined when the ERP values it otherwise or not at all. */
+  standardPrice(material: string, plant: string): Promise<ErpStandardPrice | undefined>;
+  /** Posts the journal entry, or returns the one already posted with this key. */
+  postCostOfQuality(req: ErpCostPostingRequest, opts?: CreateOptions): Promise<{ document: string }>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -32,6 +32,9 @@ import traceRoutes from './routes/trace';
 import recallRoutes from './routes/recalls';
 import qualityRoutes from './routes/quality';
 import adviceRoutes from './routes/advice';
+import erpFeedRoutes from './routes/erp-feed';
+import { createErpFeedStore } from '../infra/erp-feed/erp-feed-store';
+import { registerErpFeedMetrics } from '../infra/observability/erp-feed-metrics';
 import lineRoutes from './routes/lines';
 
 export type { ApiDeps } from './deps';
@@ -88,6 +91,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await registerRateLimit(app, deps.config.api.rateLimit);
   if (tracing) traceRequests(app);
   exposeMetrics(app, metrics);
+  registerErpFeedMetrics(metrics, deps.config, createErpFeedStore(deps.pool, deps.config));
   await registerOpenApi(app, { ui: docsUi });
 
   const opts = {
@@ -112,6 +116,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(recallRoutes, opts);
   await app.register(qualityRoutes, opts);
   await app.register(adviceRoutes, opts);
+  await app.register(erpFeedRoutes, opts);
   await app.register(lineRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });

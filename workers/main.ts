@@ -20,6 +20,7 @@ import { createAuditTrail } from '../infra/audit/audit-trail';
 import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { ensureRecallDrillSchedules } from '../infra/temporal/recall-drill-schedules';
+import { ensureErpFeedSchedules } from '../infra/temporal/erp-feed-schedules';
 import { ensureLineQualityAdvisors } from '../infra/temporal/line-advisor-starter';
 import { openReinspector } from '../infra/recall/reinspection';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
@@ -161,6 +162,8 @@ async function main(): Promise<void> {
     }
     // Every start, drilling or not: a site that stopped drilling loses its schedule.
     logger.info({ schedules: await ensureRecallDrillSchedules(client, config) }, 'recall drill schedules');
+    // Likewise: a site whose erpFeed was removed loses its feed schedule.
+    logger.info({ schedules: await ensureErpFeedSchedules(client, config) }, 'ERP feed schedules');
     if (config.advice.enabled) {
       logger.info({ advisors: await ensureLineQualityAdvisors(client, config) }, 'scheduling-advice rules running');
     }

@@ -19,6 +19,7 @@ import { createRecallDrillStore } from '../infra/recall/recall-drill-store';
 import { createRecallNotificationStore } from '../infra/recall/recall-notification-store';
 import { createRecallStore } from '../infra/recall/recall-store';
 import { createChangeoverRecipeSource } from '../infra/vision/changeover-recipes';
+import { createErpFeedStore } from '../infra/erp-feed/erp-feed-store';
 import type { SiteConnectors } from './connectors';
 
 /**
@@ -61,6 +62,7 @@ export function createWorkerActivities(
     containment: createRecallContainmentStore(pool),
     advice: createPgAdviceStore(pool, audit),
     changeoverRecipes: createChangeoverRecipeSource(pool, config),
+    erpFeed: createErpFeedStore(pool, config),
     ...opts.changeover,
   });
 }

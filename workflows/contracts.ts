@@ -881,3 +881,34 @@ export const changeoverKeys = {
   firstLotHold: (workflowId: string) => `changeover:${workflowId}:first-article-hold`,
   escalation: (workflowId: string, reason: string) => `changeover:${workflowId}:escalate:${reason}`,
 };
+
+// ---------------------------------------------------------------------------------------------------------------
+// The ERP feed (docs/analytics.md#the-erp-feed)
+
+/** The site's feed schedule: one per site, so creating it again at every worker start finds the same one. */
+export function erpFeedScheduleId(site: string): string {
+  return `erp-feed-${site}`;
+}
+
+export interface ErpFeedInput {
+  site: string;
+  /** The ERP calls' options (temporal.yaml activityPresets.erpPost), fixed in the run's history. */
+  preset: ActivityPreset;
+  /** The instant the run posts up to (less the settle time); default: the run's own start. */
+  asOf?: string;
+}
+
+export interface ErpFeedIntervalResult {
+  from: string;
+  to: string;
+  confirmations: number;
+  costDocument: string | null;
+  costTotal: number;
+}
+
+export interface ErpFeedResult {
+  site: string;
+  posted: ErpFeedIntervalResult[];
+  /** The interval the run stopped at, when one could not be posted (the next run starts there). */
+  stoppedAt?: { from: string; to: string; error: string };
+}

@@ -7,3 +7,4 @@ export { recallNotificationWorkflow } from './recall/recall-notification.workflo
 export { recallDrillWorkflow } from './recall/recall-drill.workflow';
 export { lineQualityAdvisorWorkflow } from './advice/line-quality-advisor.workflow';
 export { changeoverWorkflow } from './changeover/changeover.workflow';
+export { erpFeedWorkflow } from './erp-feed/erp-feed.workflow';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDurationMs } from './duration';
 import { DEFAULT_QUALITY_TASK_QUEUE } from '../../workflows/contracts';
 import {
   CONNECTOR_KINDS,
@@ -252,6 +253,55 @@ const RecallDrill = z.strictObject({
   grace: Duration.default('7d'),
 });
 
+/** A money amount per unit in the site's currency: not negative, at most 4 decimals. */
+const Rate = z.number().nonnegative().finite();
+/** A G/L account or cost centre as SAP keys them (up to 10 characters). */
+const AccountKey = z.string().regex(/^[A-Za-z0-9]{1,10}$/, 'expected up to 10 letters or digits, e.g. 52000000');
+
+/**
+ * The site's ERP feed (docs/analytics.md#the-erp-feed): production order confirmations and cost of quality posted for
+ * each interval, by a Temporal Schedule `erp-feed-<site>`. Absent: the site has no feed.
+ */
+export const ErpFeed = z.strictObject({
+  /** A fixed interval (aligned to the epoch, e.g. 15m → :00, :15, :30, :45 UTC) or each end of a shift. */
+  every: z.union([z.literal('shift-end'), Duration]),
+  /** How long after an interval ends it is posted, so inspections stored just before the end are in. */
+  settle: Duration.default('1m'),
+  /** Per line, the station whose results the confirmations count; default: the line's last production station. */
+  confirmingStations: z.record(z.string().min(1), z.string().min(1)).default({}),
+  /** The routing operation every confirmation is posted against (SAP OrderOperation, four digits). */
+  operation: z
+    .string()
+    .regex(/^\d{4}$/, 'four digits, e.g. 0010')
+    .default('0010'),
+  /** Unit of the confirmed quantities (SAP ConfirmationUnit). */
+  unit: z.string().min(1).max(3).default('PC'),
+  /** The company code the cost-of-quality journal entries are posted in. */
+  companyCode: z.string().regex(/^[A-Za-z0-9]{1,4}$/, 'up to 4 letters or digits, e.g. 1010'),
+  costCentre: AccountKey,
+  accounts: z.strictObject({
+    scrap: AccountKey,
+    rework: AccountKey,
+    inspection: AccountKey,
+    externalFailure: AccountKey,
+    /** The credit side of each cost-of-quality entry (e.g. an internal activity allocation account). */
+    offset: AccountKey,
+  }),
+  rates: z.strictObject({
+    /** Rework labour per hour. */
+    reworkPerHour: Rate,
+    /** Minutes of rework per reworked part. */
+    reworkMinutesPerPart: Rate,
+    /** Cost of one inspection. */
+    inspectionPerPart: Rate,
+  }),
+  /** ISO 4217 code of the amounts (SAP TransactionCurrency). */
+  currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as EUR'),
+  /** When the site's first run finds nothing posted, it starts this far back (aligned), and catches up from there. */
+  startBack: Duration.default('1d'),
+});
+export type ErpFeedConfig = z.infer<typeof ErpFeed>;
+
 const Site = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only (used in workflow ids)'),
   name: z.string().optional(),
@@ -303,6 +353,8 @@ const Site = z.strictObject({
       drill: RecallDrill.optional(),
     })
     .prefault({}),
+  /** Confirmations and cost of quality to the site's ERP at its interval (docs/analytics.md#the-erp-feed). */
+  erpFeed: ErpFeed.optional(),
 });
 
 export const HoldfastConfig = z
@@ -568,6 +620,7 @@ export const HoldfastConfig = z
         });
       }
     });
+    cfg.sites.forEach((site, i) => checkErpFeed(site, i, ctx));
     if (!cfg.workerPools.some((p) => p.taskQueue === cfg.taskQueues.quality && p.workflows)) {
       ctx.addIssue({
         code: 'custom',
@@ -578,6 +631,35 @@ export const HoldfastConfig = z
   });
 
 export type HoldfastConfig = z.infer<typeof HoldfastConfig>;
+
+/** The feed's confirming stations name lines and production stations of its site; an interval is at least a minute. */
+function checkErpFeed(site: z.infer<typeof Site>, i: number, ctx: z.RefinementCtx): void {
+  const feed = site.erpFeed;
+  if (!feed) return;
+  const at = (...rest: (string | number)[]) => ['sites', i, 'erpFeed', ...rest];
+  // Refinements run even when a field failed its own check: a malformed interval is named there, not here.
+  const every = /^\d+(ms|s|m|h|d)$/.test(feed.every) ? parseDurationMs(feed.every) : undefined;
+  if (every !== undefined && every < 60_000) {
+    ctx.addIssue({ code: 'custom', path: at('every'), message: 'at least 1m, or shift-end' });
+  }
+  for (const [lineId, stationId] of Object.entries(feed.confirmingStations)) {
+    const line = site.lines.find((l) => l.id === lineId);
+    if (!line) {
+      ctx.addIssue({ code: 'custom', path: at('confirmingStations', lineId), message: `unknown line "${lineId}"` });
+      continue;
+    }
+    const station = line.stations.find((st) => st.id === stationId);
+    if (!station || station.mode !== 'production') {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('confirmingStations', lineId),
+        message: station
+          ? `station "${stationId}" is in shadow mode: its results never count`
+          : `unknown station "${stationId}" on line "${lineId}"`,
+      });
+    }
+  }
+}
 
 type ConnectorReference = { path: (string | number)[]; name: string; role: ConnectorRole };
 

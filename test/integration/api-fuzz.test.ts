@@ -173,6 +173,10 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
     params: { site: 'PLANT1', line: 'L1', id: randomUUID() },
     body: { reason: 'a gauge fault', signature: { meaning: 'review', password: adminPassword } },
   }),
+  'GET /v1/erp-feed/:site': () => ({ params: { site: 'PLANT1' } }),
+  'GET /v1/metrics/cost-of-quality': () => ({
+    query: { site: 'PLANT1', from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z', groupBy: 'supplier,period' },
+  }),
   'GET /v1/lots/:lotId/quality-record': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1', format: 'csv' } }),
   'GET /v1/records/fsma204': () => ({ query: { site: 'PLANT1', from: '2026-01-01', to: '2026-01-31', lot: 'R1' } }),
   'GET /v1/lots/:lotId/genealogy': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1' } }),

@@ -193,6 +193,11 @@ describe('role × route', () => {
       url: `/v1/lines/PLANT1/L1/advice/00000000-0000-4000-8000-000000000000/reject`,
       payload: () => ({ reason: 'r', signature }),
     },
+    erpFeed: { method: 'GET', url: '/v1/erp-feed/PLANT1' },
+    costOfQuality: {
+      method: 'GET',
+      url: '/v1/metrics/cost-of-quality?site=PLANT1&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&groupBy=line',
+    },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -226,6 +231,8 @@ describe('role × route', () => {
    * has no changeover control: 503 past access).
    */
   const changeoverReaders = { changeover: 'through', defectRates: 200, advice: 200 } as const;
+  /** The ERP feed's status (PLANT1 has no feed here: 404 past access) and cost of quality: every reader of the site. */
+  const feedReaders = { erpFeed: 'through', costOfQuality: 200 } as const;
   /** Starting and approving a changeover, deciding advice: quality engineers and managers; cancelling: also operators. */
   const changeoverDeciders = {
     ...changeoverReaders,
@@ -255,6 +262,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...changeoverReaders,
+        ...feedReaders,
         changeoverCancel: 'through',
         ...open,
       },
@@ -275,6 +283,7 @@ describe('role × route', () => {
         recallStart: 'through',
         recallAcknowledge: 'through',
         ...changeoverDeciders,
+        ...feedReaders,
         ...open,
       },
     ],
@@ -296,6 +305,7 @@ describe('role × route', () => {
         recallCancel: 'through',
         recallAcknowledge: 'through',
         ...changeoverDeciders,
+        ...feedReaders,
         ...open,
       },
     ],
@@ -312,6 +322,7 @@ describe('role × route', () => {
         ...records,
         retry: 'through',
         ...changeoverReaders,
+        ...feedReaders,
         ...open,
       },
     ],
@@ -327,6 +338,7 @@ describe('role × route', () => {
         ...records,
         audit: 200,
         ...changeoverReaders,
+        ...feedReaders,
         ...open,
       },
     ],
@@ -343,6 +355,7 @@ describe('role × route', () => {
         recallCancel: 'through',
         recallAcknowledge: 'through',
         ...changeoverDeciders,
+        ...feedReaders,
         ...open,
       },
     ],

@@ -44,6 +44,8 @@ import {
   changeoverTestInput,
 } from '../support/changeover-fakes';
 import { writeDrillPlant } from '../support/drill-plant';
+import { FakeErpFeed, MemoryErpFeedStore } from '../support/erp-feed-fakes';
+import type { ErpFeedSettings } from '../../activities/ports';
 import { eventually } from '../support/eventually';
 import { caseSignature } from '../support/identity';
 import { startRecallRig } from '../support/recall-rig';
@@ -406,6 +408,69 @@ test('record the history of a changeover', async () => {
     firstArticles.add(input.workOrder, 'pass');
     await handle.result();
     histories['changeover-reread-released'] = handle.workflowId;
+  });
+  await writeHistories(histories);
+});
+
+test('record the ERP feed history: two intervals posted, the second stopped once for a missing price', async () => {
+  const settings: ErpFeedSettings = {
+    site: 'PLANT1',
+    plant: '1010',
+    timezone: 'UTC',
+    operation: '0010',
+    unit: 'PC',
+    companyCode: '1010',
+    costCentre: '4100',
+    currency: 'EUR',
+    accounts: { scrap: '521', rework: '522', inspection: '523', externalFailure: '524', offset: '890' },
+    rates: { reworkPerHour: 48, reworkMinutesPerPart: 10, inspectionPerPart: 0.5 },
+    confirmingStations: { L1: 'S1' },
+  };
+  const intervals = [
+    { from: '2026-12-01T00:00:00.000Z', to: '2026-12-01T00:15:00.000Z' },
+    { from: '2026-12-01T00:15:00.000Z', to: '2026-12-01T00:30:00.000Z' },
+  ];
+  const counts = (sku: string) => ({
+    counts: [
+      {
+        line: 'L1',
+        station: 'S1',
+        sku,
+        workOrder: `WO-${sku}`,
+        supplierLot: null,
+        inspections: 6,
+        passed: 4,
+        reworked: 1,
+        scrapped: 1,
+      },
+    ],
+    recalls: [],
+  });
+  const store = new MemoryErpFeedStore(settings, intervals, (i) =>
+    counts(i.from === intervals[0]!.from ? 'BRKT-200' : 'HSG-310'),
+  );
+  const erp = Object.assign(new FakeErp(), { feed: new FakeErpFeed({ 'BRKT-200': 12.4 }) });
+  const { worker, taskQueue } = await harness.worker({
+    mes: new FakeMes(),
+    erp,
+    escalation: new RecordingEscalation(),
+    erpFeed: store,
+  });
+  const histories: Record<string, string> = {};
+  await worker.runUntil(async () => {
+    const run = async (name: string) => {
+      const workflowId = `erp-feed-PLANT1-${name}-${Date.now()}`;
+      await harness.client.workflow.execute('erpFeedWorkflow', {
+        taskQueue,
+        workflowId,
+        args: [{ site: 'PLANT1', preset: harness.config.activityPresets.erpPost, asOf: '2026-12-01T00:31:00.000Z' }],
+      });
+      histories[name] = workflowId;
+    };
+    // HSG-310 has no standard price: the run posts the first interval and stops at the second.
+    await run('erp-feed-stopped-at-missing-price');
+    erp.feed = new FakeErpFeed({ 'BRKT-200': 12.4, 'HSG-310': 30 });
+    await run('erp-feed-caught-up');
   });
   await writeHistories(histories);
 });

@@ -31,6 +31,7 @@ const WORKFLOW_TYPES: Record<string, string> = {
   'recall-drill-': 'recallDrillWorkflow',
   'recall-': 'recallWorkflow',
   'changeover-': 'changeoverWorkflow',
+  'erp-feed-': 'erpFeedWorkflow',
 };
 const workflowTypeOf = (file: string) =>
   Object.entries(WORKFLOW_TYPES).find(([prefix]) => file.startsWith(prefix))?.[1];

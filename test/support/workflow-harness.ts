@@ -12,6 +12,7 @@ import {
 import type { Pool } from 'pg';
 import { createActivities, type ChangeoverRecipeSource } from '../../activities';
 import type {
+  ErpFeedStore,
   ErpPort,
   EscalationPort,
   GenealogyRecorder,
@@ -92,6 +93,8 @@ export class WorkflowHarness {
     advice?: AdviceStore;
     /** The plant ports and recipes a changeover works through (test/support/changeover-fakes.ts). */
     changeover?: ChangeoverPorts & { changeoverRecipes?: ChangeoverRecipeSource };
+    /** The ERP feed's records (test/support/erp-feed-fakes.ts). */
+    erpFeed?: ErpFeedStore;
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -109,6 +112,7 @@ export class WorkflowHarness {
       ...(ports.recallNotice ? { recallNoticeFor: () => ports.recallNotice! } : {}),
       ...(ports.advice ? { advice: ports.advice } : {}),
       ...ports.changeover,
+      ...(ports.erpFeed ? { erpFeed: ports.erpFeed } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

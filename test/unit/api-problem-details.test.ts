@@ -172,6 +172,8 @@ describe('problem+json error contract', () => {
         '/v1/lines/{site}/{line}/advice/{id}/accept',
         '/v1/lines/{site}/{line}/advice/{id}/reject',
         '/v1/quality/defect-rates',
+        '/v1/erp-feed/{site}',
+        '/v1/metrics/cost-of-quality',
       ].sort(),
     );
     for (const path of [

@@ -5,6 +5,7 @@ import { QUALITY_NOTIFICATION_SERVICE } from '../../vendor-apis/sap-s4/metadata'
 import { SapHttpSession, SapODataClient, SapODataV4Client } from './client';
 import { createSapS4ErpPort } from './sap-s4.port';
 import { createSapGenealogyFeed } from './sap-genealogy';
+import { createSapErpFeed } from './sap-erp-feed';
 
 export const SAP_S4_KIND = 'sap-s4-odata';
 
@@ -44,6 +45,7 @@ export default defineConnector({
       port: {
         ...createSapS4ErpPort(new SapODataClient(session), new SapODataV4Client(session)),
         genealogy: createSapGenealogyFeed(new SapODataClient(session)),
+        feed: createSapErpFeed(new SapODataClient(session)),
       },
       async healthCheck() {
         await session.refreshCsrfToken(QUALITY_NOTIFICATION_SERVICE, 'healthCheck');

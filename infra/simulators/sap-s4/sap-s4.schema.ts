@@ -168,6 +168,64 @@ CREATE TABLE IF NOT EXISTS ${s}.batch_receipt (
   supplier             text NOT NULL,
   PRIMARY KEY (material, plant, batch)
 );
+
+-- Production order confirmations (API_PROD_ORDER_CONFIRMATION_2_SRV, ProdnOrdConf2): one confirmation group per order
+-- and operation, counted up per confirmation. Never de-duplicated, as in SAP.
+CREATE SEQUENCE IF NOT EXISTS ${s}.confirmation_group_number START WITH 1000001;
+CREATE TABLE IF NOT EXISTS ${s}.confirmation_group (
+  order_id            text NOT NULL,
+  order_operation     text NOT NULL,
+  confirmation_group  text NOT NULL UNIQUE,
+  PRIMARY KEY (order_id, order_operation)
+);
+CREATE TABLE IF NOT EXISTS ${s}.production_order_confirmation (
+  confirmation_group  text NOT NULL,
+  confirmation_count  text NOT NULL,
+  order_id            text NOT NULL,
+  order_operation     text NOT NULL,
+  sequence            text NOT NULL DEFAULT '0',
+  properties          jsonb NOT NULL,
+  created_by_user     text NOT NULL,
+  created_at          timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (confirmation_group, confirmation_count)
+);
+CREATE INDEX IF NOT EXISTS production_order_confirmation_order_idx
+  ON ${s}.production_order_confirmation (order_id, order_operation);
+
+-- Material valuation (API_PRODUCT_SRV, A_ProductValuation): the standard price per price unit, set by tests.
+CREATE TABLE IF NOT EXISTS ${s}.product_valuation (
+  product         text NOT NULL,
+  valuation_area  text NOT NULL,
+  valuation_type  text NOT NULL DEFAULT '',
+  standard_price  numeric(11, 2) NOT NULL,
+  price_unit_qty  numeric(5, 0) NOT NULL DEFAULT 1,
+  currency        text NOT NULL,
+  PRIMARY KEY (product, valuation_area, valuation_type)
+);
+
+-- Journal entries posted through the stand-in service (ZHFS_JOURNAL_ENTRY_SRV), with their items.
+CREATE SEQUENCE IF NOT EXISTS ${s}.accounting_document_number START WITH 100000001;
+CREATE TABLE IF NOT EXISTS ${s}.journal_entry (
+  company_code         text NOT NULL,
+  fiscal_year          text NOT NULL,
+  accounting_document  text NOT NULL,
+  reference_id         text NOT NULL DEFAULT '',
+  properties           jsonb NOT NULL,
+  created_by_user      text NOT NULL,
+  created_at           timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (company_code, fiscal_year, accounting_document)
+);
+CREATE INDEX IF NOT EXISTS journal_entry_reference_idx ON ${s}.journal_entry (company_code, reference_id);
+CREATE TABLE IF NOT EXISTS ${s}.journal_entry_item (
+  company_code         text NOT NULL,
+  fiscal_year          text NOT NULL,
+  accounting_document  text NOT NULL,
+  item                 text NOT NULL,
+  properties           jsonb NOT NULL,
+  PRIMARY KEY (company_code, fiscal_year, accounting_document, item),
+  FOREIGN KEY (company_code, fiscal_year, accounting_document)
+    REFERENCES ${s}.journal_entry (company_code, fiscal_year, accounting_document)
+);
 `;
 }
 

@@ -27,6 +27,13 @@ import {
 import type { Entity, EntitySetHandler, ODataService, ServiceContext } from './odata-service';
 import { handleODataV4, v4ErrorBody, type ODataV4Service } from './odata-v4';
 import { createQualityNotificationService } from './quality-notification.service';
+import {
+  erpFeedPostings,
+  journalEntryService,
+  productionOrderConfirmationService,
+  productValuationService,
+  setStandardPrice,
+} from './erp-feed.services';
 import { SapMessages } from './sap-messages';
 import {
   countDocuments,
@@ -79,6 +86,14 @@ const StockSetting = z.strictObject({
     .optional(),
 });
 
+const StandardPriceSetting = z.strictObject({
+  product: z.string().min(1).max(40),
+  valuationArea: z.string().min(1).max(4),
+  standardPrice: z.number().nonnegative(),
+  priceUnitQty: z.number().int().positive().default(1),
+  currency: z.string().min(1).max(5),
+});
+
 const AnswersWithoutItems = z.strictObject({ count: z.number().int().positive().default(1) });
 const NotificationChangeSetting = z.strictObject({ when: z.enum(['now', 'after-next-read']).default('now') });
 
@@ -128,6 +143,9 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
     }),
     materialStockService,
     outboundDeliveryService,
+    productionOrderConfirmationService,
+    productValuationService,
+    journalEntryService,
   ];
 
   const sessions = new CsrfSessionStore(opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS);
@@ -170,6 +188,19 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
     return reply.code(204).send();
   });
   app.get('/__sim/counts', async () => countDocuments(opts.pool, schema));
+  app.post('/__sim/standard-price', async (req, reply) => {
+    const parsed = StandardPriceSetting.safeParse(req.body);
+    if (!parsed.success) {
+      return reply
+        .code(400)
+        .type('application/problem+json')
+        .send({ title: 'invalid standard price', status: 400, errors: parsed.error.issues });
+    }
+    await setStandardPrice(opts.pool, schema, parsed.data);
+    return reply.code(204).send();
+  });
+  // Every confirmation and journal entry posted, in posting order: what a test counts to show "posted once".
+  app.get('/__sim/erp-feed-postings', async () => erpFeedPostings(opts.pool, schema));
   // A plant's past in bulk (infra/simulators/plant-history): large bodies, one transaction.
   app.post('/__sim/history', { bodyLimit: HISTORY_BODY_LIMIT }, async (req, reply) => {
     const parsed = HistoryLoad.safeParse(req.body);

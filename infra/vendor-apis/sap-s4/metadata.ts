@@ -25,6 +25,9 @@ export type SapMetadataSource =
   | 'cds-quality-notification-tp'
   | 'catalog-quality-notification'
   | 'sdk-outbound-delivery'
+  | 'sdk-production-order-confirmation'
+  | 'client-production-order-confirmation-v2'
+  | 'sdk-product-valuation'
   | 'unconfirmed';
 
 export interface SapProperty {
@@ -72,6 +75,26 @@ export const MATERIAL_DOCUMENT_SERVICE = 'API_MATERIAL_DOCUMENT_SRV';
 export const MATERIAL_STOCK_SERVICE = 'API_MATERIAL_STOCK_SRV';
 export const QUALITY_NOTIFICATION_SERVICE = 'CE_QUALITYNOTIFICATION_0001';
 export const OUTBOUND_DELIVERY_SERVICE = 'API_OUTBOUND_DELIVERY_SRV';
+export const PRODUCTION_ORDER_CONFIRMATION_SERVICE = 'API_PROD_ORDER_CONFIRMATION_2_SRV';
+export const PRODUCT_SERVICE = 'API_PRODUCT_SRV';
+/**
+ * Not an SAP service: SAP posts journal entries over SOAP (JournalEntryCreateRequestConfirmation_In), not OData.
+ * The simulator offers this stand-in in the customer namespace (Z…) with the journal entry's field names, so that the
+ * connector keeps one transport; a real system needs such a service (or the SOAP call) before the feed can go live.
+ */
+export const JOURNAL_ENTRY_SERVICE = 'ZHFS_JOURNAL_ENTRY_SRV';
+
+/** Confirmation properties: names of the V1 type from SAP's SDK where they carry over, the rest observed in a client. */
+const conf = (type: SapEdmType, extra: Partial<SapProperty> = {}): SapProperty => ({
+  type,
+  source: 'sdk-production-order-confirmation',
+  ...extra,
+});
+const jeProp = (type: SapEdmType, extra: Partial<SapProperty> = {}): SapProperty => ({
+  type,
+  source: 'unconfirmed',
+  ...extra,
+});
 
 /** Outbound delivery properties: names from SAP's SDK, lengths from a third-party schema (README.md). */
 const od = (type: SapEdmType, extra: Partial<SapProperty> = {}): SapProperty => ({
@@ -504,6 +527,92 @@ export const SAP_SERVICES: Readonly<Record<string, SapService>> = {
         navigations: {
           _QltyNotification: { target: 'QualityNotification', many: false, source: 'cds-quality-notification-tp' },
         },
+      },
+    },
+  },
+  [PRODUCTION_ORDER_CONFIRMATION_SERVICE]: {
+    odataVersion: 'V2',
+    path: '/sap/opu/odata/sap/API_PROD_ORDER_CONFIRMATION_2_SRV',
+    pathSource: 'sdk-production-order-confirmation',
+    entitySets: {
+      ProdnOrdConf2: {
+        nameSource: 'sdk-production-order-confirmation',
+        properties: {
+          ConfirmationGroup: conf('Edm.String', { maxLength: 10, key: true }),
+          ConfirmationCount: conf('Edm.String', { maxLength: 8, key: true }),
+          OrderID: conf('Edm.String', { maxLength: 12, source: 'client-production-order-confirmation-v2' }),
+          OrderOperation: conf('Edm.String', { maxLength: 4, source: 'client-production-order-confirmation-v2' }),
+          Sequence: conf('Edm.String', { maxLength: 6, source: 'client-production-order-confirmation-v2' }),
+          ConfirmationUnit: conf('Edm.String', { maxLength: 3 }),
+          ConfirmationYieldQuantity: conf('Edm.Decimal', { precision: 13, scale: 3 }),
+          ConfirmationScrapQuantity: conf('Edm.Decimal', { precision: 13, scale: 3 }),
+          ConfirmationReworkQuantity: conf('Edm.Decimal', { precision: 13, scale: 3 }),
+          ConfirmationText: conf('Edm.String', { maxLength: 40 }),
+          PostingDate: conf('Edm.DateTime'),
+          IsFinalConfirmation: conf('Edm.Boolean'),
+          Material: conf('Edm.String', { maxLength: 40 }),
+          EnteredByUser: conf('Edm.String', { maxLength: 12 }),
+          MfgOrderConfirmationEntryDate: conf('Edm.DateTime'),
+        },
+        navigations: {},
+      },
+    },
+  },
+  [PRODUCT_SERVICE]: {
+    odataVersion: 'V2',
+    path: '/sap/opu/odata/sap/API_PRODUCT_SRV',
+    pathSource: 'sdk-product-valuation',
+    entitySets: {
+      A_ProductValuation: {
+        nameSource: 'sdk-product-valuation',
+        properties: {
+          Product: { type: 'Edm.String', maxLength: 40, key: true, source: 'sdk-product-valuation' },
+          ValuationArea: { type: 'Edm.String', maxLength: 4, key: true, source: 'sdk-product-valuation' },
+          ValuationType: { type: 'Edm.String', maxLength: 10, key: true, source: 'sdk-product-valuation' },
+          StandardPrice: { type: 'Edm.Decimal', precision: 11, scale: 2, source: 'sdk-product-valuation' },
+          PriceUnitQty: { type: 'Edm.Decimal', precision: 5, scale: 0, source: 'sdk-product-valuation' },
+          Currency: { type: 'Edm.String', maxLength: 5, source: 'unconfirmed' },
+          InventoryValuationProcedure: { type: 'Edm.String', maxLength: 1, source: 'sdk-product-valuation' },
+        },
+        navigations: {},
+      },
+    },
+  },
+  [JOURNAL_ENTRY_SERVICE]: {
+    odataVersion: 'V2',
+    path: '/sap/opu/odata/sap/ZHFS_JOURNAL_ENTRY_SRV',
+    pathSource: 'unconfirmed',
+    entitySets: {
+      JournalEntry: {
+        nameSource: 'unconfirmed',
+        properties: {
+          CompanyCode: jeProp('Edm.String', { maxLength: 4, key: true }),
+          FiscalYear: jeProp('Edm.String', { maxLength: 4, key: true }),
+          AccountingDocument: jeProp('Edm.String', { maxLength: 10, key: true }),
+          AccountingDocumentType: jeProp('Edm.String', { maxLength: 2 }),
+          DocumentReferenceID: jeProp('Edm.String', { maxLength: 16 }),
+          DocumentHeaderText: jeProp('Edm.String', { maxLength: 25 }),
+          DocumentDate: jeProp('Edm.DateTime'),
+          PostingDate: jeProp('Edm.DateTime'),
+          CreatedByUser: jeProp('Edm.String', { maxLength: 12 }),
+        },
+        navigations: { to_JournalEntryItem: { target: 'JournalEntryItem', many: true, source: 'unconfirmed' } },
+      },
+      JournalEntryItem: {
+        nameSource: 'unconfirmed',
+        properties: {
+          CompanyCode: jeProp('Edm.String', { maxLength: 4, key: true }),
+          FiscalYear: jeProp('Edm.String', { maxLength: 4, key: true }),
+          AccountingDocument: jeProp('Edm.String', { maxLength: 10, key: true }),
+          AccountingDocumentItem: jeProp('Edm.String', { maxLength: 3, key: true }),
+          GLAccount: jeProp('Edm.String', { maxLength: 10 }),
+          CostCenter: jeProp('Edm.String', { maxLength: 10 }),
+          DebitCreditCode: jeProp('Edm.String', { maxLength: 1 }),
+          AmountInTransactionCurrency: jeProp('Edm.Decimal', { precision: 23, scale: 2 }),
+          TransactionCurrency: jeProp('Edm.String', { maxLength: 5 }),
+          DocumentItemText: jeProp('Edm.String', { maxLength: 50 }),
+        },
+        navigations: {},
       },
     },
   },

@@ -217,7 +217,6 @@ CREATE FUNCTION holdfast.inspection_counted() RETURNS trigger
   LANGUAGE plpgsql
 AS $$
 DECLARE
-  firsts     text[];
   displaced  text[];
   counts     holdfast.inspection_count[];
   fix_ids    text[];
@@ -225,13 +224,16 @@ DECLARE
   fix_dates  date[];
   fix_shifts text[];
 BEGIN
-  -- Which candidates are now their part's first at the station (taken by time, then event id; re-inspections and
-  -- after-rework inspections the producer declared are no candidates) and which earlier-stored first each displaced.
+  -- One statement: which candidates are now their part's first at the station (by time, then event id), which
+  -- earlier-stored first each displaced, and every new row classified. Not candidates: what the producer declared
+  -- after rework or a re-inspection, and what the writer stamped a re-inspection (it saw an earlier first stored, and
+  -- a stored first only ever moves earlier).
   WITH candidate AS (
     SELECT DISTINCT ON (n.site, n.line, n.station, n.part_id, n.mode)
            n.site, n.line, n.station, n.part_id, n.mode, n.event_id, n.inspected_at
       FROM new_rows n
-     WHERE n.declared_kind IS NULL OR n.declared_kind = 'first'
+     WHERE (n.declared_kind IS NULL OR n.declared_kind = 'first')
+       AND n.inspection_kind IS DISTINCT FROM 're-inspection'
      ORDER BY n.site, n.line, n.station, n.part_id, n.mode, n.inspected_at, n.event_id
   ), upserted AS (
     INSERT INTO holdfast.station_part_first AS f (site, line, station, part_id, mode, event_id, inspected_at)
@@ -241,17 +243,12 @@ BEGIN
        SET previous_event_id = f.event_id, event_id = EXCLUDED.event_id, inspected_at = EXCLUDED.inspected_at
      WHERE (EXCLUDED.inspected_at, EXCLUDED.event_id) < (f.inspected_at, f.event_id)
     RETURNING f.event_id, f.previous_event_id
-  )
-  SELECT array_agg(event_id), array_agg(previous_event_id) FILTER (WHERE previous_event_id IS NOT NULL)
-    INTO firsts, displaced
-    FROM upserted;
-
-  WITH classified AS (
+  ), classified AS (
     SELECT n.event_id, n.inspection_kind AS stored_kind, n.shift_date AS stored_date, n.shift AS stored_shift,
            ROW(n.site, n.line, n.station, n.sku, n.work_order, date_trunc('hour', n.inspected_at, 'UTC'),
                s.shift_date, s.shift,
                CASE WHEN n.declared_kind IN ('after-rework', 're-inspection') THEN n.declared_kind
-                    WHEN f.id IS NOT NULL THEN 'first'
+                    WHEN u.event_id IS NOT NULL THEN 'first'
                     ELSE 're-inspection' END,
                n.mode = 'shadow', n.result = 'pass', n.defects, n.component_lots, n.supplier_lots,
                1)::holdfast.inspection_count AS c
@@ -261,15 +258,18 @@ BEGIN
                           UNION ALL
                           SELECT * FROM holdfast.shift_of(n.site, n.inspected_at) WHERE n.shift IS NULL
                                                                                      OR n.shift_date IS NULL) AS s
-      LEFT JOIN unnest(firsts) AS f (id) ON f.id = n.event_id
+      LEFT JOIN upserted u ON u.event_id = n.event_id
+  ), judged AS (
+    SELECT c, event_id,
+           (c).kind IS DISTINCT FROM stored_kind OR (c).shift_date IS DISTINCT FROM stored_date
+             OR (c).shift IS DISTINCT FROM stored_shift AS stale
+      FROM classified
   )
-  SELECT array_agg(c), array_agg(event_id) FILTER (WHERE stale), array_agg((c).kind) FILTER (WHERE stale),
+  SELECT (SELECT array_agg(previous_event_id) FROM upserted WHERE previous_event_id IS NOT NULL),
+         array_agg(c), array_agg(event_id) FILTER (WHERE stale), array_agg((c).kind) FILTER (WHERE stale),
          array_agg((c).shift_date) FILTER (WHERE stale), array_agg((c).shift) FILTER (WHERE stale)
-    INTO counts, fix_ids, fix_kinds, fix_dates, fix_shifts
-    FROM (SELECT c, event_id,
-                 (c).kind IS DISTINCT FROM stored_kind OR (c).shift_date IS DISTINCT FROM stored_date
-                   OR (c).shift IS DISTINCT FROM stored_shift AS stale
-            FROM classified) AS x;
+    INTO displaced, counts, fix_ids, fix_kinds, fix_dates, fix_shifts
+    FROM judged;
 
   -- Rows inserted without kind and shift (or with a kind the classification overrules): stamp them.
   IF cardinality(fix_ids) > 0 THEN

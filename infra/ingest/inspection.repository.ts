@@ -59,7 +59,7 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
             CASE WHEN t.declared_kind IN ('after-rework', 're-inspection') THEN t.declared_kind
                  WHEN EXISTS (SELECT 1 FROM holdfast.station_part_first f
                                WHERE (f.site, f.line, f.station, f.part_id, f.mode) = (t.site, t.line, t.station, t.part_id, t.mode)
-                                 AND (f.inspected_at, f.event_id) < (t.inspected_at::timestamptz, t.event_id)) THEN 're-inspection'
+                                 AND (f.inspected_at, f.event_id) < (t.inspected_at::timestamptz, t.event_id COLLATE "C")) THEN 're-inspection'
                  ELSE 'first' END,
             sh.shift_date, sh.shift
        FROM t LEFT JOIN ctx ON ctx.wo_node = t.wo_node

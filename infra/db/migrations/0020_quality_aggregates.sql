@@ -226,15 +226,13 @@ DECLARE
   fix_shifts text[];
 BEGIN
   -- One statement: which candidates are now their part's first at the station (by time, then event id), which
-  -- earlier-stored first each displaced, and every new row classified. Not candidates: what the producer declared
-  -- after rework or a re-inspection, and what the writer stamped a re-inspection (it saw an earlier first stored, and
-  -- a stored first only ever moves earlier).
+  -- earlier-stored first each displaced, and every new row classified. What the producer declared after rework or a
+  -- re-inspection is no candidate; what the writer stamped counts for nothing here.
   WITH candidate AS (
     SELECT DISTINCT ON (n.site, n.line, n.station, n.part_id, n.mode)
            n.site, n.line, n.station, n.part_id, n.mode, n.event_id, n.inspected_at
       FROM new_rows n
-     WHERE (n.declared_kind IS NULL OR n.declared_kind = 'first')
-       AND n.inspection_kind IS DISTINCT FROM 're-inspection'
+     WHERE n.declared_kind IS NULL OR n.declared_kind = 'first'
      ORDER BY n.site, n.line, n.station, n.part_id, n.mode, n.inspected_at, n.event_id COLLATE "C"
   ), upserted AS (
     INSERT INTO holdfast.station_part_first AS f (site, line, station, part_id, mode, event_id, inspected_at)

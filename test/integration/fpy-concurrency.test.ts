@@ -1,7 +1,8 @@
 /**
  * The aggregates under concurrent ingest (docs/analytics.md#how-the-aggregates-are-kept): batches on several
  * connections at once, each part's inspections spread over different connections and arriving out of time order,
- * must neither deadlock nor count a part first twice. Checked against counts computed here from the raw events.
+ * must neither deadlock nor count a part first twice. Checked against counts computed here from the raw events. And a
+ * plain INSERT (a test's, a benchmark's) is counted like ingest, and its counts go when it is deleted.
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
@@ -137,3 +138,46 @@ test('concurrent batches of the same parts: no deadlock, one first per part, eve
     { inspection_kind: 're-inspection', defects: String(failedRe) },
   ]);
 }, 60_000);
+
+test('a plain INSERT, without kind or shift, is classified, stamped and counted like ingest', async () => {
+  const site = `${SITE}D`;
+  await pool.query(
+    `INSERT INTO holdfast.inspection (event_id, site, line, station, part_id, sku, lot_id, work_order, result, defects,
+                                      model_version, recipe_version, inspected_at, payload_sha256, mode)
+     VALUES ($1 || '-2', $2, 'L1', 'S1', 'P1', 'BRKT-200', 'LOT', 'WO', 'pass', '[]', 'm', 'r', '2026-06-01T23:30:00Z', 'x', 'production'),
+            ($1 || '-1', $2, 'L1', 'S1', 'P1', 'BRKT-200', 'LOT', 'WO', 'fail', '[{"class":"dent","score":0.9}]', 'm', 'r',
+             '2026-06-01T23:10:00Z', 'x', 'production'),
+            ($1 || '-3', $2, 'L1', 'S3', 'P1', 'BRKT-200', 'LOT', 'WO', 'fail', '[{"class":"dent","score":0.9}]', 'm', 'r',
+             '2026-06-02T00:10:00Z', 'x', 'shadow')`,
+    [run, site],
+  );
+  const rows = await pool.query<{ event_id: string; inspection_kind: string; shift: string; shift_date: string }>(
+    `SELECT event_id, inspection_kind, shift, to_char(shift_date, 'YYYY-MM-DD') AS shift_date
+       FROM holdfast.inspection WHERE site = $1 ORDER BY event_id`,
+    [site],
+  );
+  // No calendar for this site in holdfast.site_shift: one shift, `all`, dated by UTC.
+  expect(rows.rows).toEqual([
+    { event_id: `${run}-1`, inspection_kind: 'first', shift: 'all', shift_date: '2026-06-01' },
+    { event_id: `${run}-2`, inspection_kind: 're-inspection', shift: 'all', shift_date: '2026-06-01' },
+    { event_id: `${run}-3`, inspection_kind: 'first', shift: 'all', shift_date: '2026-06-02' },
+  ]);
+  const sums = await pool.query(
+    `SELECT station, sum(units)::int AS units, sum(first_pass_good)::int AS good, sum(reinspections_passed)::int AS re,
+            sum(shadow_inspections)::int AS shadow, sum(shadow_failed)::int AS shadow_failed
+       FROM holdfast.quality_hourly WHERE site = $1 GROUP BY station ORDER BY station`,
+    [site],
+  );
+  expect(sums.rows).toEqual([
+    { station: 'S1', units: 1, good: 0, re: 1, shadow: 0, shadow_failed: 0 },
+    { station: 'S3', units: 0, good: 0, re: 0, shadow: 1, shadow_failed: 1 },
+  ]);
+  // Deleted (as tests clear theirs): the counts go with the rows.
+  await pool.query(`DELETE FROM holdfast.inspection WHERE site = $1`, [site]);
+  const left = await pool.query<{ n: string }>(
+    `SELECT coalesce(sum(units + reinspections + shadow_inspections), 0)::text AS n FROM holdfast.quality_hourly
+      WHERE site = $1`,
+    [site],
+  );
+  expect(left.rows[0]!.n).toBe('0');
+});

@@ -357,3 +357,86 @@ $$;
 CREATE TRIGGER inspection_uncounted AFTER DELETE ON holdfast.inspection
   REFERENCING OLD TABLE AS old_rows
   FOR EACH STATEMENT EXECUTE FUNCTION holdfast.inspection_uncounted();
+
+-- Counts a site again from its stored inspections: kind and shift stamped anew (with the calendar as it is now),
+-- station_part_first and the three aggregates rebuilt. For inspections stored before this migration (call it once the
+-- calendars are synced), after a calendar change that should apply to the past, and for bulk loads made with the
+-- trigger disabled. Inserts and updates of inspections wait while it runs. Returns the inspections counted.
+CREATE FUNCTION holdfast.recount_quality(p_site text) RETURNS bigint
+  LANGUAGE plpgsql
+AS $$
+DECLARE
+  counted bigint;
+BEGIN
+  LOCK TABLE holdfast.inspection IN SHARE ROW EXCLUSIVE MODE;
+
+  WITH classified AS (
+    SELECT i.event_id, s.shift_date, s.shift,
+           CASE WHEN i.declared_kind IN ('after-rework', 're-inspection') THEN i.declared_kind
+                WHEN row_number() OVER (
+                       PARTITION BY i.line, i.station, i.part_id, i.mode,
+                                    COALESCE(i.declared_kind IN ('after-rework', 're-inspection'), false)
+                       ORDER BY i.inspected_at, i.event_id COLLATE "C") = 1 THEN 'first'
+                ELSE 're-inspection' END AS kind
+      FROM holdfast.inspection i
+      CROSS JOIN LATERAL holdfast.shift_of(i.site, i.inspected_at) AS s
+     WHERE i.site = p_site
+  )
+  UPDATE holdfast.inspection i
+     SET inspection_kind = c.kind, shift_date = c.shift_date, shift = c.shift
+    FROM classified c
+   WHERE i.event_id = c.event_id
+     AND (i.inspection_kind, i.shift_date, i.shift) IS DISTINCT FROM (c.kind, c.shift_date, c.shift);
+
+  DELETE FROM holdfast.station_part_first WHERE site = p_site;
+  INSERT INTO holdfast.station_part_first (site, line, station, part_id, mode, event_id, inspected_at)
+  SELECT site, line, station, part_id, mode, event_id, inspected_at
+    FROM holdfast.inspection WHERE site = p_site AND inspection_kind = 'first';
+
+  DELETE FROM holdfast.quality_hourly WHERE site = p_site;
+  DELETE FROM holdfast.defect_hourly WHERE site = p_site;
+  DELETE FROM holdfast.lot_quality_daily WHERE site = p_site;
+
+  INSERT INTO holdfast.quality_hourly
+         (site, line, station, sku, work_order, hour, shift_date, shift, units, first_pass_good, reinspections,
+          reinspections_passed, reworked, reworked_passed, shadow_inspections, shadow_failed)
+  SELECT site, line, station, sku, work_order, date_trunc('hour', inspected_at, 'UTC'), shift_date, shift,
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'first'),
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'first' AND result = 'pass'),
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 're-inspection'),
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 're-inspection' AND result = 'pass'),
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'after-rework'),
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'after-rework' AND result = 'pass'),
+         count(*) FILTER (WHERE mode = 'shadow'),
+         count(*) FILTER (WHERE mode = 'shadow' AND result = 'fail')
+    FROM holdfast.inspection
+   WHERE site = p_site
+   GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+
+  INSERT INTO holdfast.defect_hourly
+         (site, line, station, sku, work_order, hour, shift_date, shift, inspection_kind, defect_class, parts, defects)
+  SELECT i.site, i.line, i.station, i.sku, i.work_order, date_trunc('hour', i.inspected_at, 'UTC'), i.shift_date,
+         i.shift, i.inspection_kind, k.class, count(*), sum(k.n)
+    FROM holdfast.inspection i
+    CROSS JOIN LATERAL (SELECT e ->> 'class' AS class, count(*) AS n
+                          FROM jsonb_array_elements(i.defects) AS e GROUP BY 1) AS k
+   WHERE i.site = p_site AND i.mode <> 'shadow'
+   GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;
+
+  INSERT INTO holdfast.lot_quality_daily
+         (site, line, station, shift_date, shift, lot_kind, lot_key, units, first_pass_good, defects)
+  SELECT i.site, i.line, i.station, i.shift_date, i.shift, k.lot_kind, k.lot_key,
+         count(*) FILTER (WHERE i.inspection_kind = 'first'),
+         count(*) FILTER (WHERE i.inspection_kind = 'first' AND i.result = 'pass'),
+         sum(jsonb_array_length(i.defects))
+    FROM holdfast.inspection i
+    CROSS JOIN LATERAL (SELECT 'component', u FROM unnest(i.component_lots) AS u
+                        UNION ALL
+                        SELECT 'supplier', u FROM unnest(i.supplier_lots) AS u) AS k (lot_kind, lot_key)
+   WHERE i.site = p_site AND i.mode <> 'shadow'
+   GROUP BY 1, 2, 3, 4, 5, 6, 7;
+
+  SELECT count(*) INTO counted FROM holdfast.inspection WHERE site = p_site;
+  RETURN counted;
+END
+$$;

@@ -36,6 +36,7 @@ import erpFeedRoutes from './routes/erp-feed';
 import { createErpFeedStore } from '../infra/erp-feed/erp-feed-store';
 import { registerErpFeedMetrics } from '../infra/observability/erp-feed-metrics';
 import lineRoutes from './routes/lines';
+import metricsRoutes from './routes/metrics';
 
 export type { ApiDeps } from './deps';
 
@@ -118,6 +119,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(adviceRoutes, opts);
   await app.register(erpFeedRoutes, opts);
   await app.register(lineRoutes, opts);
+  await app.register(metricsRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

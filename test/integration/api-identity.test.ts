@@ -183,6 +183,9 @@ describe('role × route', () => {
       url: '/v1/quality/defect-rates?site=PLANT1&by=supplier-lot&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z',
     },
     advice: { method: 'GET', url: '/v1/lines/PLANT1/L1/advice' },
+    metricsFpy: { method: 'GET', url: '/v1/metrics/fpy?site=PLANT1&line=L1&groupBy=station,shift&bucket=day' },
+    metricsDefects: { method: 'GET', url: '/v1/metrics/defects?site=PLANT1&groupBy=line&bucket=shift' },
+    metricsLotQuality: { method: 'GET', url: '/v1/metrics/lot-quality?site=PLANT1&by=supplier' },
     adviceAccept: {
       method: 'POST',
       url: `/v1/lines/PLANT1/L1/advice/00000000-0000-4000-8000-000000000000/accept`,
@@ -233,6 +236,8 @@ describe('role × route', () => {
   const changeoverReaders = { changeover: 'through', defectRates: 200, advice: 200 } as const;
   /** The ERP feed's status (PLANT1 has no feed here: 404 past access) and cost of quality: every reader of the site. */
   const feedReaders = { erpFeed: 'through', costOfQuality: 200 } as const;
+  /** First-pass yield, the defect Pareto and lot quality: every reader of the site. */
+  const metricsReaders = { metricsFpy: 200, metricsDefects: 200, metricsLotQuality: 200 } as const;
   /** Starting and approving a changeover, deciding advice: quality engineers and managers; cancelling: also operators. */
   const changeoverDeciders = {
     ...changeoverReaders,
@@ -261,6 +266,7 @@ describe('role × route', () => {
         shadow: 200,
         ...traced,
         ...records,
+        ...metricsReaders,
         ...changeoverReaders,
         ...feedReaders,
         changeoverCancel: 'through',
@@ -277,6 +283,7 @@ describe('role × route', () => {
         shadow: 200,
         ...traced,
         ...records,
+        ...metricsReaders,
         verdicts: 200,
         disposition: 'through',
         retry: 'through',
@@ -297,6 +304,7 @@ describe('role × route', () => {
         shadow: 200,
         ...traced,
         ...records,
+        ...metricsReaders,
         verdicts: 200,
         disposition: 'through',
         countersign: 'through',
@@ -320,6 +328,7 @@ describe('role × route', () => {
         shadow: 200,
         ...traced,
         ...records,
+        ...metricsReaders,
         retry: 'through',
         ...changeoverReaders,
         ...feedReaders,
@@ -336,6 +345,7 @@ describe('role × route', () => {
         shadow: 200,
         ...traced,
         ...records,
+        ...metricsReaders,
         audit: 200,
         ...changeoverReaders,
         ...feedReaders,

@@ -174,6 +174,9 @@ describe('problem+json error contract', () => {
         '/v1/quality/defect-rates',
         '/v1/erp-feed/{site}',
         '/v1/metrics/cost-of-quality',
+        '/v1/metrics/fpy',
+        '/v1/metrics/defects',
+        '/v1/metrics/lot-quality',
       ].sort(),
     );
     for (const path of [

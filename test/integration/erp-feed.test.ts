@@ -71,7 +71,7 @@ async function putFaults(body: unknown): Promise<void> {
 
 let seq = 0;
 type Kind = 'first' | 're-inspection' | 'after-rework';
-/** One stored inspection, as ingest (and the aggregates' trigger) leaves it. */
+/** One stored inspection with the kind its producer declared; the aggregates' trigger sets inspection_kind from it. */
 async function inspect(i: {
   line: string;
   station: string;
@@ -87,7 +87,7 @@ async function inspect(i: {
   await pool.query(
     `INSERT INTO holdfast.inspection
        (event_id, site, line, station, part_id, sku, lot_id, work_order, result, model_version, recipe_version,
-        inspected_at, received_at, payload_sha256, mode, inspection_kind, supplier_lots)
+        inspected_at, received_at, payload_sha256, mode, declared_kind, supplier_lots)
      VALUES ($1, $2, $3, $4, $5, $6, 'LOT-1', $7, $8, 'm1', 'r1', $9, $9, 'x', $10, $11, $12)`,
     [
       `erpf-${run}-${seq}`,

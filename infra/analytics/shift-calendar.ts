@@ -2,6 +2,7 @@
  * Each site's shift calendar (sites[].shifts and sites[].timezone in temporal.yaml), copied into holdfast.site_shift
  * when a process starts, where the aggregates' trigger and holdfast.shift_of (migration 0020) read it. Changing a
  * calendar changes where inspections stored from then on fall; counts already kept stay where they were counted.
+ * Inspections stored before migration 0020 are counted at the first sync that knows their site's calendar.
  */
 import type pg from 'pg';
 import type { HoldfastConfig } from '../config/schema';
@@ -38,6 +39,13 @@ export async function syncSiteShifts(pool: pg.Pool, config: HoldfastConfig): Pro
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [SHIFT_SYNC_LOCK_KEY]);
     const changed = await replaceSiteShifts(client, sites, rows);
+    // Inspections stored before the aggregates existed (migration 0020) are counted once, under this calendar.
+    await client.query(
+      `SELECT holdfast.recount_quality(p.site)
+         FROM holdfast.quality_recount_pending p WHERE p.site = ANY ($1::text[]) ORDER BY p.site`,
+      [sites],
+    );
+    await client.query('DELETE FROM holdfast.quality_recount_pending WHERE site = ANY ($1::text[])', [sites]);
     await client.query('COMMIT');
     return changed;
   } catch (err) {

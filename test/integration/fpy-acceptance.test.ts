@@ -651,20 +651,48 @@ describe('first-pass yield, computed right', () => {
     expect([...suppliers.values()].map((r) => r.supplier).sort()).toEqual(['V-ALPHA', 'V-BETA']);
   });
 
+  /** The site's counts and the inspections' stamps, comparable across a recount. */
+  const snapshot = async () => {
+    const q = (sql: string) => pool.query(sql, [SITE]).then((r) => r.rows.map((x) => JSON.stringify(x)).sort());
+    return [
+      await q(`SELECT * FROM holdfast.quality_hourly WHERE site = $1
+                AND units + reinspections + reworked + shadow_inspections <> 0`),
+      await q(`SELECT * FROM holdfast.defect_hourly WHERE site = $1 AND parts <> 0`),
+      await q(`SELECT * FROM holdfast.lot_quality_daily WHERE site = $1 AND (units <> 0 OR defects <> 0)`),
+      await q(`SELECT event_id, inspection_kind, shift, shift_date FROM holdfast.inspection WHERE site = $1`),
+    ];
+  };
+
   test('holdfast.recount_quality rebuilds from the stored inspections exactly what the triggers kept', async () => {
-    const snapshot = async () => {
-      const q = (sql: string) => pool.query(sql, [SITE]).then((r) => r.rows.map((x) => JSON.stringify(x)).sort());
-      return [
-        await q(`SELECT * FROM holdfast.quality_hourly WHERE site = $1
-                  AND units + reinspections + reworked + shadow_inspections <> 0`),
-        await q(`SELECT * FROM holdfast.defect_hourly WHERE site = $1 AND parts <> 0`),
-        await q(`SELECT * FROM holdfast.lot_quality_daily WHERE site = $1 AND (units <> 0 OR defects <> 0)`),
-        await q(`SELECT event_id, inspection_kind, shift, shift_date FROM holdfast.inspection WHERE site = $1`),
-      ];
-    };
     const kept = await snapshot();
     await pool.query(`SELECT holdfast.recount_quality($1)`, [SITE]);
     expect(await snapshot()).toEqual(kept);
+  });
+
+  test('inspections stored before the aggregates existed are counted at the first calendar sync, once', async () => {
+    const kept = await snapshot();
+    // The site as migration 0020 finds an older database: inspections unstamped, nothing counted, the site listed.
+    const client = await pool.connect();
+    try {
+      await client.query(`SET session_replication_role = replica`); // no triggers on this connection
+      await client.query(
+        `UPDATE holdfast.inspection SET inspection_kind = NULL, shift = NULL, shift_date = NULL WHERE site = $1`,
+        [SITE],
+      );
+      for (const table of ['station_part_first', 'quality_hourly', 'defect_hourly', 'lot_quality_daily']) {
+        await client.query(`DELETE FROM holdfast.${table} WHERE site = $1`, [SITE]);
+      }
+      await client.query(`INSERT INTO holdfast.quality_recount_pending (site) VALUES ($1)`, [SITE]);
+    } finally {
+      await client.query(`RESET session_replication_role`);
+      client.release();
+    }
+    expect((await snapshot())[0]).toEqual([]);
+
+    await syncSiteShifts(pool, config);
+    expect(await snapshot()).toEqual(kept);
+    const pending = await pool.query(`SELECT 1 FROM holdfast.quality_recount_pending WHERE site = $1`, [SITE]);
+    expect(pending.rowCount).toBe(0);
   });
 
   test('bad input is a 400 problem naming the field; another site’s reader is refused', async () => {

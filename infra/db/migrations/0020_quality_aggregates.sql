@@ -440,3 +440,8 @@ BEGIN
   RETURN counted;
 END
 $$;
+
+-- Sites with inspections stored before this migration: counted once, by syncSiteShifts
+-- (infra/analytics/shift-calendar.ts), as soon as their shift calendar is known, then taken off this list.
+CREATE TABLE holdfast.quality_recount_pending (site text PRIMARY KEY);
+INSERT INTO holdfast.quality_recount_pending (site) SELECT DISTINCT site FROM holdfast.inspection;

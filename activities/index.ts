@@ -12,6 +12,7 @@ import {
   type RecallNotificationDeps,
 } from './recall/recall-notification.activities';
 import { createTraceabilityActivities, type TraceabilityDeps } from './traceability/traceability.activities';
+import { createQualityRuleActivities, type QualityRuleDeps } from './quality-rules/quality-rules.activities';
 
 export type ActivityDeps = MesDeps &
   ErpDeps &
@@ -23,7 +24,8 @@ export type ActivityDeps = MesDeps &
   RecallContainDeps &
   RecallNotificationDeps &
   AdviceDeps &
-  ChangeoverDeps;
+  ChangeoverDeps &
+  QualityRuleDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -38,6 +40,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createRecallNotificationActivities(deps),
   ...createAdviceActivities(deps),
   ...createChangeoverActivities(deps),
+  ...createQualityRuleActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

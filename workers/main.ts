@@ -21,6 +21,7 @@ import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
 import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { ensureRecallDrillSchedules } from '../infra/temporal/recall-drill-schedules';
 import { ensureLineQualityAdvisors } from '../infra/temporal/line-advisor-starter';
+import { ensureLineRuleEvaluators } from '../infra/temporal/quality-rule-evaluator-starter';
 import { openReinspector } from '../infra/recall/reinspection';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
@@ -163,6 +164,9 @@ async function main(): Promise<void> {
     logger.info({ schedules: await ensureRecallDrillSchedules(client, config) }, 'recall drill schedules');
     if (config.advice.enabled) {
       logger.info({ advisors: await ensureLineQualityAdvisors(client, config) }, 'scheduling-advice rules running');
+    }
+    if (config.qualityRules.enabled) {
+      logger.info({ evaluators: await ensureLineRuleEvaluators(client, config) }, 'escalation-rule evaluators running');
     }
     // infra/local/start.ts waits for a line containing `worker ready` before starting the API.
     logger.info(

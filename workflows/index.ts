@@ -7,3 +7,5 @@ export { recallNotificationWorkflow } from './recall/recall-notification.workflo
 export { recallDrillWorkflow } from './recall/recall-drill.workflow';
 export { lineQualityAdvisorWorkflow } from './advice/line-quality-advisor.workflow';
 export { changeoverWorkflow } from './changeover/changeover.workflow';
+export { lineRuleEvaluatorWorkflow } from './escalation/line-rule-evaluator.workflow';
+export { qualityEscalationWorkflow } from './escalation/quality-escalation.workflow';

@@ -24,6 +24,7 @@ import { asAdmin, signerAccount, stationKey, testSigningKey } from './identity';
 import { openReinspector } from '../../infra/recall/reinspection';
 import { createTemporalChangeoverControl, type ChangeoverControl } from '../../infra/temporal/changeover-starter';
 import { openChangeoverPlant } from '../../workers/changeover-plant';
+import { ensureLineRuleEvaluators } from '../../infra/temporal/quality-rule-evaluator-starter';
 
 export interface StackOptions {
   pool: Pool;
@@ -170,6 +171,8 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         workers.forEach((w) => w.shutdown());
         await Promise.allSettled(running);
       });
+      // As the worker process does once its workers poll (config.qualityRules.enabled, off in temporal.yaml).
+      await ensureLineRuleEvaluators(client, config, { taskQueue });
     }
 
     const signingKey = await testSigningKey();

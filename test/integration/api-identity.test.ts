@@ -193,6 +193,23 @@ describe('role × route', () => {
       url: `/v1/lines/PLANT1/L1/advice/00000000-0000-4000-8000-000000000000/reject`,
       payload: () => ({ reason: 'r', signature }),
     },
+    qualityRules: { method: 'GET', url: '/v1/quality-rules?site=PLANT1' },
+    qualityRulePut: {
+      method: 'PUT',
+      url: `/v1/quality-rules/PLANT1/${run}-R`,
+      payload: () => ({ line: 'L1', station: 'S1', definition: { kind: 'consecutive-nc', count: 3 }, reason: 'r' }),
+    },
+    qualityRuleLimits: {
+      method: 'POST',
+      url: `/v1/quality-rules/PLANT1/${run}-R/limits`,
+      payload: () => ({ from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z', reason: 'r' }),
+    },
+    qualityEscalations: { method: 'GET', url: '/v1/quality-escalations?site=PLANT1' },
+    escalationRelease: {
+      method: 'POST',
+      url: `/v1/quality-escalations/${run}-ESC/release`,
+      payload: () => ({ reason: 'r', signature }),
+    },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -225,7 +242,13 @@ describe('role × route', () => {
    * A changeover's status, the line's defect rates and its scheduling advice: every reader of the line's site (this app
    * has no changeover control: 503 past access).
    */
-  const changeoverReaders = { changeover: 'through', defectRates: 200, advice: 200 } as const;
+  const changeoverReaders = {
+    changeover: 'through',
+    defectRates: 200,
+    advice: 200,
+    qualityRules: 200,
+    qualityEscalations: 200,
+  } as const;
   /** Starting and approving a changeover, deciding advice: quality engineers and managers; cancelling: also operators. */
   const changeoverDeciders = {
     ...changeoverReaders,
@@ -234,6 +257,9 @@ describe('role × route', () => {
     changeoverCancel: 'through',
     adviceAccept: 'through',
     adviceReject: 'through',
+    qualityRulePut: 'through',
+    qualityRuleLimits: 'through',
+    escalationRelease: 'through',
   } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
   // own type) the access check has let the call through.
@@ -349,7 +375,8 @@ describe('role × route', () => {
     [
       'a PLANT2 quality engineer',
       () => bearerFor({ roles: ['quality-engineer'], sites: ['PLANT2'] }),
-      { ...row(403), ...open },
+      // An escalation's site is known only once it is read: one that does not exist is 404 for every quality person.
+      { ...row(403), escalationRelease: 404, ...open },
     ],
   ];
 

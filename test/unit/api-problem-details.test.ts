@@ -172,6 +172,11 @@ describe('problem+json error contract', () => {
         '/v1/lines/{site}/{line}/advice/{id}/accept',
         '/v1/lines/{site}/{line}/advice/{id}/reject',
         '/v1/quality/defect-rates',
+        '/v1/quality-rules',
+        '/v1/quality-rules/{site}/{ruleId}',
+        '/v1/quality-rules/{site}/{ruleId}/limits',
+        '/v1/quality-escalations',
+        '/v1/quality-escalations/{id}/release',
       ].sort(),
     );
     for (const path of [

@@ -215,8 +215,8 @@ const qualityRuleRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, 
   });
 
   app.post('/v1/quality-escalations/:id/release', {
-    // Access is checked against the escalation's site once it is read (authorizeSite).
-    config: { access: { roles: [...QUALITY] } },
+    // The role is checked first; the site once the escalation is read (authorizeSite).
+    config: { access: { roles: [...QUALITY] }, accessTargets: () => [] },
     schema: {
       summary: 'Release an escalation, signed: its MES hold is released once, and the release audited',
       description:

@@ -1,4 +1,5 @@
 import type { AdviceStore } from '../../activities/advice/advice.ports';
+import type { EscalationPolicy, QualityRuleStore } from '../../activities/quality-rules/quality-rules.ports';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import {
@@ -92,6 +93,9 @@ export class WorkflowHarness {
     advice?: AdviceStore;
     /** The plant ports and recipes a changeover works through (test/support/changeover-fakes.ts). */
     changeover?: ChangeoverPorts & { changeoverRecipes?: ChangeoverRecipeSource };
+    /** Statistical escalation's store and every site's policy, for the escalation workflows' tests. */
+    qualityRules?: QualityRuleStore;
+    escalationPolicy?: EscalationPolicy;
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -109,6 +113,8 @@ export class WorkflowHarness {
       ...(ports.recallNotice ? { recallNoticeFor: () => ports.recallNotice! } : {}),
       ...(ports.advice ? { advice: ports.advice } : {}),
       ...ports.changeover,
+      ...(ports.qualityRules ? { qualityRules: ports.qualityRules } : {}),
+      ...(ports.escalationPolicy ? { escalationPolicyFor: () => ports.escalationPolicy! } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

@@ -44,6 +44,7 @@ import {
   changeoverTestInput,
 } from '../support/changeover-fakes';
 import { writeDrillPlant } from '../support/drill-plant';
+import { runEscalationScenario } from '../support/escalation-fakes';
 import { eventually } from '../support/eventually';
 import { caseSignature } from '../support/identity';
 import { startRecallRig } from '../support/recall-rig';
@@ -408,6 +409,14 @@ test('record the history of a changeover', async () => {
     histories['changeover-reread-released'] = handle.workflowId;
   });
   await writeHistories(histories);
+});
+
+test('record the escalation-rule evaluator and a quality escalation held and released', async () => {
+  const ids = await runEscalationScenario(harness, `RH${Date.now().toString(36).toUpperCase()}`);
+  await writeHistories({
+    'quality-rule-evaluator-tripped': ids.evaluator,
+    'quality-escalation-held-and-released': ids.escalation,
+  });
 });
 
 /** Writes each history, by name, from the dev server into histories/. */

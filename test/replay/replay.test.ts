@@ -31,6 +31,8 @@ const WORKFLOW_TYPES: Record<string, string> = {
   'recall-drill-': 'recallDrillWorkflow',
   'recall-': 'recallWorkflow',
   'changeover-': 'changeoverWorkflow',
+  'quality-rule-evaluator-': 'lineRuleEvaluatorWorkflow',
+  'quality-escalation-': 'qualityEscalationWorkflow',
 };
 const workflowTypeOf = (file: string) =>
   Object.entries(WORKFLOW_TYPES).find(([prefix]) => file.startsWith(prefix))?.[1];

@@ -15,6 +15,7 @@ import {
   emptyState,
   evaluateRule,
 } from '../../activities/quality-rules/rules';
+import { decideBatch, escalationIdOf } from '../../activities/quality-rules/quality-rules.activities';
 
 const T0 = Date.parse('2026-03-01T06:00:00.000Z');
 
@@ -472,5 +473,49 @@ describe('random series: the engine trips exactly where the independent implemen
     }
     // The series are not trivial: the rule trips in them.
     expect(compared).toBeGreaterThan(0);
+  });
+});
+
+describe('one pass over a line', () => {
+  const rule = (ruleId: string, station: string | null, count: number) => ({
+    site: 'P1',
+    ruleId,
+    version: 3,
+    line: 'L1',
+    station,
+    definition: { kind: 'consecutive-nc' as const, count },
+    limits: null,
+    active: true,
+    changedBy: 'qe',
+    reason: 'r',
+    changedAt: '2026-03-01T00:00:00Z',
+  });
+
+  it('feeds each rule the parts of its scope only, and skips a rule with none', () => {
+    const nc = (i: number, station: string) => ({ ...part(i, { nc: true }), station });
+    const result = decideBatch({
+      rules: [
+        { rule: rule('s1', 'S1', 2), state: {} },
+        { rule: rule('line', null, 3), state: {} },
+        { rule: rule('s9', 'S9', 1), state: {} },
+      ],
+      points: [nc(0, 'S1'), nc(1, 'S2'), nc(2, 'S1')],
+    });
+    expect(result.states.map((s) => [s.ruleId, s.parts, s.trips])).toEqual([
+      ['s1', 2, 1],
+      ['line', 3, 1],
+    ]);
+    expect(result.trips.map((t) => [t.rule.ruleId, t.trip.firstPoint])).toEqual([
+      ['s1', 'E00000'],
+      ['line', 'E00000'],
+    ]);
+  });
+
+  it('names an escalation by site, scope, rule, version and first point, the same every time', () => {
+    const id = escalationIdOf(rule('nc3', 'S1', 3), 'evt:1/2');
+    expect(id).toMatch(/^P1-L1-S1-nc3-v3-[0-9a-f]{16}$/);
+    expect(escalationIdOf(rule('nc3', 'S1', 3), 'evt:1/2')).toBe(id);
+    expect(escalationIdOf(rule('nc3', 'S1', 3), 'evt:1/3')).not.toBe(id);
+    expect(escalationIdOf(rule('nc3', null, 3), 'evt:1/2')).toMatch(/^P1-L1-line-nc3-v3-/);
   });
 });

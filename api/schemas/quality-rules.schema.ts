@@ -1,56 +1,15 @@
 import { z } from 'zod';
 import { Identifier } from '../../infra/ingest/inspection.schema';
+import { RuleDefinitionSchema, RuleIdSchema } from '../../infra/quality-rules/pg-quality-rule-store';
 import { SignatureInputSchema, SignatureViewSchema } from './disposition.schema';
+
+export { RuleDefinitionSchema, RuleIdSchema };
 
 const Reason = z
   .string()
   .min(1)
   .max(1000)
   .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
-
-export const RuleIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, - and _ only, at most 64 (used in escalation ids)');
-
-const Window = z.union([
-  z.strictObject({ parts: z.number().int().min(1).max(100_000) }),
-  z.strictObject({
-    seconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(31 * 86_400),
-  }),
-]);
-const RunRule = z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]);
-
-/** A rule's definition (activities/quality-rules/rules.ts RuleDefinition). */
-export const RuleDefinitionSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('consecutive-nc'), count: z.number().int().min(1).max(10_000) }),
-  z.strictObject({
-    kind: z.literal('defect-class-window'),
-    defectClass: Identifier,
-    defects: z.number().int().min(1).max(100_000),
-    window: Window,
-  }),
-  z.strictObject({
-    kind: z.literal('fpy-below'),
-    threshold: z.number().gt(0).max(1),
-    window: Window,
-    /** A time window judges only with at least this many parts in it (default 1). */
-    minParts: z.number().int().min(1).max(100_000).optional(),
-  }),
-  z.strictObject({
-    kind: z.enum(['p-chart', 'u-chart']),
-    subgroup: Window,
-    runRules: z
-      .array(RunRule)
-      .min(1)
-      .max(4)
-      .refine((r) => new Set(r).size === r.length, 'each run rule at most once')
-      .default([1, 2, 3, 4]),
-  }),
-]);
 
 export const ChartLimitsSchema = z.object({
   centre: z.number(),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_QUALITY_TASK_QUEUE } from '../../workflows/contracts';
+import { RuleDefinitionSchema, RuleIdSchema } from '../../activities/quality-rules/rule-definition.schema';
 import {
   CONNECTOR_KINDS,
   ROLE_REFERENCES,
@@ -539,6 +540,22 @@ export const HoldfastConfig = z
         maxBatches: z.number().int().positive().max(100).default(10),
         /** An escalation also reads its release decision this often, should the release route's wake-up be lost. */
         releaseCheckInterval: Duration.default('1m'),
+        /**
+         * Rules a new installation starts with: each is stored as version 1 (changed by `temporal.yaml`) when the
+         * rule has no version yet; later changes are made through the API and are never overwritten from here.
+         */
+        seed: z
+          .array(
+            z.strictObject({
+              site: z.string().min(1),
+              ruleId: RuleIdSchema,
+              line: z.string().min(1),
+              station: z.string().min(1).optional(),
+              definition: RuleDefinitionSchema,
+              active: z.boolean().default(true),
+            }),
+          )
+          .default([]),
       })
       .prefault({}),
     /** Real recalls (docs/recall.md). */

@@ -21,6 +21,7 @@ import {
 import type { MesProductionHold } from '../../activities/ports';
 import type { AuditActor, AuditEntry } from '../audit/audit-record';
 import type { AuditTrail } from '../audit/audit-trail';
+import type { HoldfastConfig } from '../config/schema';
 import { withTransaction } from '../db/pool';
 
 export type {
@@ -29,6 +30,7 @@ export type {
   StoredEscalation,
 } from '../../activities/quality-rules/quality-rules.ports';
 export type { ChartLimits, RuleDefinition, TripEvidence } from '../../activities/quality-rules/rules';
+export { RuleDefinitionSchema, RuleIdSchema } from '../../activities/quality-rules/rule-definition.schema';
 
 type Queryable = Pick<pg.Pool, 'query'>;
 
@@ -560,4 +562,42 @@ export async function recomputeLimits(
     };
     return { result: created, audit: [entry] };
   });
+}
+
+/**
+ * Stores each rule of `qualityRules.seed` (temporal.yaml) as version 1 unless the rule has a version already, audited
+ * as changed by `temporal.yaml`: the ids of the rules it stored. A seed naming a site, line or station the
+ * configuration lacks stops the process, named.
+ */
+export async function seedQualityRules(audit: AuditTrail, config: HoldfastConfig): Promise<string[]> {
+  const seeded: string[] = [];
+  for (const [i, r] of config.qualityRules.seed.entries()) {
+    const line = config.sites.find((s) => s.id === r.site)?.lines.find((l) => l.id === r.line);
+    if (!line || (r.station !== undefined && !line.stations.some((s) => s.id === r.station))) {
+      throw new Error(
+        `qualityRules.seed[${i}]: ${r.site}/${r.line}${r.station ? `/${r.station}` : ''} is not configured`,
+      );
+    }
+    try {
+      await putRuleVersion(
+        audit,
+        {
+          site: r.site,
+          ruleId: r.ruleId,
+          line: r.line,
+          station: r.station ?? null,
+          definition: r.definition,
+          active: r.active,
+          reason: 'seeded from temporal.yaml',
+          expectedVersion: 0,
+        },
+        { kind: 'system', id: 'temporal.yaml' },
+      );
+      seeded.push(`${r.site}/${r.ruleId}`);
+    } catch (err) {
+      // The rule exists (seeded before, or made through the API): it is the API's now.
+      if (!(err instanceof RuleVersionConflict)) throw err;
+    }
+  }
+  return seeded;
 }

@@ -135,6 +135,16 @@ beforeAll(async () => {
       batchSize: 3,
       maxBatches: 2,
       releaseCheckInterval: '3s',
+      seed: [
+        {
+          site: SITE,
+          ruleId: 'fpy-s2',
+          line: LINE,
+          station: 'S2',
+          definition: { kind: 'fpy-below', threshold: 0.5, window: { parts: 1000 } },
+          active: true,
+        },
+      ],
     },
   };
   stack = await startHoldfastStack({
@@ -155,6 +165,15 @@ afterAll(async () => {
     .catch(() => undefined);
   await stack?.stop();
   await pool?.end();
+});
+
+test('the seed in temporal.yaml is stored as version 1 of its rule, audited as from temporal.yaml', async () => {
+  const listed = await api('GET', `/v1/quality-rules?site=${SITE}`);
+  expect(listed.json<{ rules: unknown[] }>().rules).toEqual([
+    expect.objectContaining({ ruleId: 'fpy-s2', version: 1, station: 'S2', changedBy: 'temporal.yaml' }),
+  ]);
+  const [seeded] = await auditRecordsOf(pool, `${SITE}/fpy-s2`);
+  expect(seeded).toMatchObject({ action: 'quality-rule.create', actor: { kind: 'system', id: 'temporal.yaml' } });
 });
 
 test('a consecutive-NC rule holds the line once, and only a signed release releases it, once', async () => {
@@ -290,7 +309,9 @@ test('a consecutive-NC rule holds the line once, and only a signed release relea
     },
   ]);
   const history = await api('GET', `/v1/quality-rules?site=${SITE}&history=true`);
-  expect(history.json<{ rules: { version: number }[] }>().rules.map((r) => r.version)).toEqual([2, 1]);
+  expect(
+    history.json<{ rules: { ruleId: string; version: number }[] }>().rules.map((r) => `${r.ruleId}@${r.version}`),
+  ).toEqual(['fpy-s2@1', 'nc3@2', 'nc3@1']);
 
   const [q1, q2] = await store([
     { part: 'Q1', fail: true },

@@ -25,6 +25,8 @@ import { openReinspector } from '../../infra/recall/reinspection';
 import { createTemporalChangeoverControl, type ChangeoverControl } from '../../infra/temporal/changeover-starter';
 import { openChangeoverPlant } from '../../workers/changeover-plant';
 import { ensureLineRuleEvaluators } from '../../infra/temporal/quality-rule-evaluator-starter';
+import { seedQualityRules } from '../../infra/quality-rules/pg-quality-rule-store';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
 
 export interface StackOptions {
   pool: Pool;
@@ -172,6 +174,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         await Promise.allSettled(running);
       });
       // As the worker process does once its workers poll (config.qualityRules.enabled, off in temporal.yaml).
+      await seedQualityRules(createAuditTrail(opts.pool), config);
       await ensureLineRuleEvaluators(client, config, { taskQueue });
     }
 

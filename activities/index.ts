@@ -13,6 +13,7 @@ import {
   type RecallNotificationDeps,
 } from './recall/recall-notification.activities';
 import { createTraceabilityActivities, type TraceabilityDeps } from './traceability/traceability.activities';
+import { createQualityRuleActivities, type QualityRuleDeps } from './quality-rules/quality-rules.activities';
 
 export type ActivityDeps = MesDeps &
   ErpDeps &
@@ -25,7 +26,8 @@ export type ActivityDeps = MesDeps &
   RecallNotificationDeps &
   AdviceDeps &
   ChangeoverDeps &
-  ErpFeedDeps;
+  ErpFeedDeps &
+  QualityRuleDeps;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -41,6 +43,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createAdviceActivities(deps),
   ...createChangeoverActivities(deps),
   ...createErpFeedActivities(deps),
+  ...createQualityRuleActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -111,6 +111,46 @@ export interface MesPort {
   /** Asks the MES to resequence a line (scheduling advice); returns the existing request when one carries the key. */
   requestResequencing?(req: MesResequencingRequest, opts?: CreateOptions): Promise<MesResequencing>;
   getResequencing?(requestId: string): Promise<MesResequencing>;
+  /**
+   * Stops a line or a work order until released (statistical escalation, docs/analytics.md#statistical-escalation);
+   * returns the existing hold when one carries the key.
+   */
+  holdProduction?(req: MesProductionHoldRequest, opts?: CreateOptions): Promise<MesProductionHold>;
+  getProductionHold?(holdId: string): Promise<MesProductionHold>;
+  /** Releases the hold; a repeat with the same key answers the release already made. */
+  releaseProductionHold?(req: MesProductionHoldRelease): Promise<MesProductionHold>;
+}
+
+/** A line or work-order hold asked of the MES by an escalation. */
+export interface MesProductionHoldRequest {
+  idempotencyKey: string;
+  scope: 'line' | 'work-order';
+  line: string;
+  /** The order held (scope work-order), or the order running when the line was held. */
+  workOrder?: string;
+  station?: string;
+  reason: string;
+}
+
+export interface MesProductionHold {
+  holdId: string;
+  scope: 'line' | 'work-order';
+  line: string;
+  workOrder?: string;
+  station?: string;
+  status: 'ACTIVE' | 'RELEASED';
+  reason: string;
+  externalReference: string;
+  createdAt: string;
+  releaseReference?: string;
+  releaseComment?: string;
+  releasedAt?: string;
+}
+
+export interface MesProductionHoldRelease {
+  idempotencyKey: string;
+  holdId: string;
+  comment: string;
 }
 
 export interface MesProductionReleaseRequest {
@@ -549,6 +589,18 @@ export interface EscalationMessage {
   text: string;
   /** Set when a recall drill escalates (docs/recall.md#drills); `lotId` is then its recall's id, if it opened one. */
   recallDrill?: { drillId: string; workflowId: string; reason: RecallDrillEscalation };
+  /**
+   * Set when a statistical rule tripped (docs/analytics.md#statistical-escalation): `lotId` is then the lot of the
+   * part that tripped it, and `lotCaseWorkflowId` the escalation's workflow.
+   */
+  qualityEscalation?: {
+    escalationId: string;
+    ruleId: string;
+    version: number;
+    station: string | null;
+    policy: 'alert' | 'hold-line' | 'hold-order';
+    summary: string;
+  };
 }
 
 /** One create on the MES or ERP that an activity is about to make. */

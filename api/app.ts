@@ -37,6 +37,7 @@ import { createErpFeedStore } from '../infra/erp-feed/erp-feed-store';
 import { registerErpFeedMetrics } from '../infra/observability/erp-feed-metrics';
 import lineRoutes from './routes/lines';
 import metricsRoutes from './routes/metrics';
+import qualityRuleRoutes from './routes/quality-rules';
 
 export type { ApiDeps } from './deps';
 
@@ -120,6 +121,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(erpFeedRoutes, opts);
   await app.register(lineRoutes, opts);
   await app.register(metricsRoutes, opts);
+  await app.register(qualityRuleRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

@@ -23,6 +23,8 @@ import { genealogyRecorder } from '../infra/genealogy/genealogy-recorder';
 import { ensureRecallDrillSchedules } from '../infra/temporal/recall-drill-schedules';
 import { ensureErpFeedSchedules } from '../infra/temporal/erp-feed-schedules';
 import { ensureLineQualityAdvisors } from '../infra/temporal/line-advisor-starter';
+import { ensureLineRuleEvaluators } from '../infra/temporal/quality-rule-evaluator-starter';
+import { seedQualityRules } from '../infra/quality-rules/pg-quality-rule-store';
 import { openReinspector } from '../infra/recall/reinspection';
 import { holdfastDataConverter } from '../infra/temporal/payload-codec';
 import { openSiteConnectors, type SiteConnectors } from './connectors';
@@ -173,6 +175,12 @@ async function main(): Promise<void> {
     logger.info({ schedules: await ensureErpFeedSchedules(client, config) }, 'ERP feed schedules');
     if (config.advice.enabled) {
       logger.info({ advisors: await ensureLineQualityAdvisors(client, config) }, 'scheduling-advice rules running');
+    }
+    if (config.qualityRules.seed.length > 0) {
+      logger.info({ seeded: await seedQualityRules(createAuditTrail(pool), config) }, 'escalation rules seeded');
+    }
+    if (config.qualityRules.enabled) {
+      logger.info({ evaluators: await ensureLineRuleEvaluators(client, config) }, 'escalation-rule evaluators running');
     }
     // infra/local/start.ts waits for a line containing `worker ready` before starting the API.
     logger.info(

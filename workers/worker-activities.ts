@@ -9,6 +9,7 @@ import type {
   VisionSystemPort,
 } from '../activities/ports';
 import { createPgAdviceStore } from '../infra/advice/pg-advice-store';
+import { createPgQualityRuleStore } from '../infra/quality-rules/pg-quality-rule-store';
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import type { HoldfastConfig } from '../infra/config/schema';
 import { createGenealogyStore } from '../infra/genealogy/genealogy-store';
@@ -63,6 +64,12 @@ export function createWorkerActivities(
     advice: createPgAdviceStore(pool, audit),
     changeoverRecipes: createChangeoverRecipeSource(pool, config),
     erpFeed: createErpFeedStore(pool, config),
+    qualityRules: createPgQualityRuleStore(pool, audit),
+    escalationPolicyFor: (site) => {
+      const found = config.sites.find((s) => s.id === site);
+      if (!found) throw new Error(`unknown site ${site}`);
+      return found.escalationPolicy;
+    },
     ...opts.changeover,
   });
 }

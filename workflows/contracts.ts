@@ -912,3 +912,80 @@ export interface ErpFeedResult {
   /** The interval the run stopped at, when one could not be posted (the next run starts there). */
   stoppedAt?: { from: string; to: string; error: string };
 }
+// Statistical escalation (docs/analytics.md#statistical-escalation): one evaluator per line reads the line's new
+// inspections and evaluates every active rule; each trip starts one escalation workflow, which alerts, holds the line
+// or order in the MES by site policy and waits for a signed release.
+
+export type QualityEscalationPolicy = 'alert' | 'hold-line' | 'hold-order';
+
+export interface LineRuleEvaluatorTotals {
+  evaluations: number;
+  inspections: number;
+  trips: number;
+}
+
+export interface LineRuleEvaluatorInput {
+  site: string;
+  line: string;
+  /** How long the evaluator waits between passes (a Temporal duration). */
+  evaluationInterval: string;
+  /** Inspections per transaction, and transactions per pass. */
+  batchSize: number;
+  maxBatches: number;
+  /** Holdfast's own tables (evaluation, escalation records). */
+  preset: ActivityPreset;
+  /** What each escalation it starts runs with. */
+  escalation: Omit<
+    QualityEscalationInput,
+    'escalationId' | 'site' | 'line' | 'station' | 'ruleId' | 'version' | 'policy' | 'summary'
+  >;
+  /** Carried across continue-as-new. */
+  totals?: LineRuleEvaluatorTotals;
+}
+
+export interface LineRuleEvaluatorStatus {
+  site: string;
+  line: string;
+  totals: LineRuleEvaluatorTotals;
+  lastEvaluatedAt?: string;
+  /** Why the last pass failed; absent once one worked. */
+  failure?: string;
+}
+
+export interface QualityEscalationInput {
+  escalationId: string;
+  site: string;
+  line: string;
+  station: string | null;
+  ruleId: string;
+  version: number;
+  policy: QualityEscalationPolicy;
+  summary: string;
+  /** Holdfast's tables; the MES hold and release; the alert. */
+  presets: { store: ActivityPreset; mes: ActivityPreset; notify: ActivityPreset };
+  /** The workflow also reads the decision this often, in case the release route's wake-up was lost. */
+  releaseCheckInterval: string;
+}
+
+export interface QualityEscalationStatus {
+  escalationId: string;
+  state: 'open' | 'alerted' | 'held' | 'released';
+  holdId?: string;
+  /** The step that is failing, while it is retried. */
+  failure?: string;
+}
+
+/** One evaluator per line: the worker's start at every boot finds the running one instead of starting a second. */
+export function lineRuleEvaluatorWorkflowId(site: string, line: string): string {
+  return `quality-rule-evaluator-${site}-${line}`;
+}
+
+/** One workflow per trip: the id is the escalation's, itself from the rule, its version and the trip's first point. */
+export function qualityEscalationWorkflowId(escalationId: string): string {
+  return `quality-escalation-${escalationId}`;
+}
+
+/** A signed release was stored for the escalation: release the MES hold now. */
+export const qualityEscalationReleasedSignal = defineSignal<[string]>('qualityEscalationReleased');
+export const lineRuleEvaluatorStatusQuery = defineQuery<LineRuleEvaluatorStatus>('lineRuleEvaluatorStatus');
+export const qualityEscalationStatusQuery = defineQuery<QualityEscalationStatus>('qualityEscalationStatus');

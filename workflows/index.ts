@@ -8,3 +8,5 @@ export { recallDrillWorkflow } from './recall/recall-drill.workflow';
 export { lineQualityAdvisorWorkflow } from './advice/line-quality-advisor.workflow';
 export { changeoverWorkflow } from './changeover/changeover.workflow';
 export { erpFeedWorkflow } from './erp-feed/erp-feed.workflow';
+export { lineRuleEvaluatorWorkflow } from './escalation/line-rule-evaluator.workflow';
+export { qualityEscalationWorkflow } from './escalation/quality-escalation.workflow';

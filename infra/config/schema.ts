@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDurationMs } from './duration';
 import { DEFAULT_QUALITY_TASK_QUEUE } from '../../workflows/contracts';
+import { RuleDefinitionSchema, RuleIdSchema } from '../../activities/quality-rules/rule-definition.schema';
 import {
   CONNECTOR_KINDS,
   ROLE_REFERENCES,
@@ -408,6 +409,12 @@ const Site = z.strictObject({
    * (logged at start).
    */
   lineControl: z.string().min(1).optional(),
+  /**
+   * What a tripped statistical rule does (docs/analytics.md#statistical-escalation): `alert` the escalation target
+   * only; `hold-line` also holds the rule's line in the MES; `hold-order` holds the work order of the part that
+   * tripped it. A hold is released only by a signed decision.
+   */
+  escalationPolicy: z.enum(['alert', 'hold-line', 'hold-order']).default('alert'),
   policy: z
     .strictObject({
       blockQuantity: z.enum(['defective-parts', 'whole-lot']).default('defective-parts'),
@@ -653,6 +660,39 @@ export const HoldfastConfig = z
         significance: z.number().gt(0).lt(0.5).default(0.01),
         /** How often each line is evaluated. */
         evaluationInterval: Duration.default('15m'),
+      })
+      .prefault({}),
+    /**
+     * Statistical escalation (docs/analytics.md#statistical-escalation): one evaluator per configured line reads its
+     * new inspections and evaluates the rules stored through `PUT /v1/quality-rules/{site}/{ruleId}`.
+     */
+    qualityRules: z
+      .strictObject({
+        /** Runs the evaluator (workflow `quality-rule-evaluator-<site>-<line>`) for every configured line. */
+        enabled: z.boolean().default(false),
+        /** The pause between an evaluator's passes. */
+        evaluationInterval: Duration.default('5s'),
+        /** Inspections per transaction, and transactions per pass. */
+        batchSize: z.number().int().positive().max(10_000).default(1000),
+        maxBatches: z.number().int().positive().max(100).default(10),
+        /** An escalation also reads its release decision this often, should the release route's wake-up be lost. */
+        releaseCheckInterval: Duration.default('1m'),
+        /**
+         * Rules a new installation starts with: each is stored as version 1 (changed by `temporal.yaml`) when the
+         * rule has no version yet; later changes are made through the API and are never overwritten from here.
+         */
+        seed: z
+          .array(
+            z.strictObject({
+              site: z.string().min(1),
+              ruleId: RuleIdSchema,
+              line: z.string().min(1),
+              station: z.string().min(1).optional(),
+              definition: RuleDefinitionSchema,
+              active: z.boolean().default(true),
+            }),
+          )
+          .default([]),
       })
       .prefault({}),
     /** Real recalls (docs/recall.md). */

@@ -26,6 +26,7 @@ import {
   type RecallInput,
   type RetryFailedStepResult,
   adviceDecidedSignal,
+  qualityEscalationReleasedSignal,
   countersignDispositionUpdate,
   detectionSearchAttributes,
   dispositionUpdate,
@@ -94,6 +95,11 @@ export interface WorkflowGateway {
    * its next evaluation.
    */
   adviceDecided?(site: string, line: string, adviceId: string): Promise<void>;
+  /**
+   * Wakes a quality escalation whose signed release was stored (docs/analytics.md#statistical-escalation); one that
+   * has closed is left alone. Absent: the escalation reads the decision at its next check.
+   */
+  qualityEscalationReleased?(workflowId: string, escalationId: string): Promise<void>;
 }
 
 /** A workflow's update validator refused the request (wrong stage, illegal transition): the API answers 409. */
@@ -148,6 +154,11 @@ export function createDeferredWorkflowGateway(): { gateway: WorkflowGateway; con
         const real = target();
         if (!real.adviceDecided) throw new TemporalUnavailableError('this gateway wakes no advice rules');
         await real.adviceDecided(site, line, adviceId);
+      },
+      qualityEscalationReleased: async (workflowId, escalationId) => {
+        const real = target();
+        if (!real.qualityEscalationReleased) throw new TemporalUnavailableError('this gateway wakes no escalations');
+        await real.qualityEscalationReleased(workflowId, escalationId);
       },
       acknowledgeRecallNotification: async (workflowId, acknowledgement) => {
         const real = target();
@@ -334,6 +345,18 @@ export function createTemporalWorkflowGateway(client: Client, opts: TemporalGate
         if (err instanceof TemporalWorkflowNotFoundError) {
           throw new WorkflowNotFoundError(`no open workflow ${workflowId}`, { cause: err });
         }
+        throw err;
+      }
+    },
+
+    async qualityEscalationReleased(workflowId, escalationId) {
+      try {
+        await within(rpcTimeoutMs, () =>
+          client.workflow.getHandle(workflowId).signal(qualityEscalationReleasedSignal, escalationId),
+        );
+      } catch (err) {
+        // Closed (released before) or never started: the decision is stored, and a running one reads it.
+        if (err instanceof TemporalWorkflowNotFoundError) return;
         throw err;
       }
     },

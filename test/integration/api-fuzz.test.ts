@@ -199,6 +199,26 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   'GET /v1/metrics/cost-of-quality': () => ({
     query: { site: 'PLANT1', from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z', groupBy: 'supplier,period' },
   }),
+  'GET /v1/quality-rules': () => ({ query: { site: 'PLANT1', line: 'L1', history: 'true' } }),
+  'PUT /v1/quality-rules/:site/:ruleId': () => ({
+    params: { site: 'PLANT1', ruleId: `${run}-fuzz` },
+    body: {
+      line: 'L1',
+      station: 'S1',
+      definition: { kind: 'p-chart', subgroup: { parts: 50 }, runRules: [1, 2, 3, 4] },
+      active: true,
+      reason: 'fraction nonconforming at S1',
+    },
+  }),
+  'POST /v1/quality-rules/:site/:ruleId/limits': () => ({
+    params: { site: 'PLANT1', ruleId: `${run}-fuzz` },
+    body: { from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z', reason: 'baseline January' },
+  }),
+  'GET /v1/quality-escalations': () => ({ query: { site: 'PLANT1', state: 'held', limit: '10' } }),
+  'POST /v1/quality-escalations/:id/release': () => ({
+    params: { id: `${run}-esc` },
+    body: { reason: 'fixture re-clamped', signature: { meaning: 'approval', password: adminPassword } },
+  }),
   'GET /v1/lots/:lotId/quality-record': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1', format: 'csv' } }),
   'GET /v1/records/fsma204': () => ({ query: { site: 'PLANT1', from: '2026-01-01', to: '2026-01-31', lot: 'R1' } }),
   'GET /v1/lots/:lotId/genealogy': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1' } }),

@@ -201,6 +201,23 @@ describe('role × route', () => {
       method: 'GET',
       url: '/v1/metrics/cost-of-quality?site=PLANT1&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&groupBy=line',
     },
+    qualityRules: { method: 'GET', url: '/v1/quality-rules?site=PLANT1' },
+    qualityRulePut: {
+      method: 'PUT',
+      url: `/v1/quality-rules/PLANT1/${run}-R`,
+      payload: () => ({ line: 'L1', station: 'S1', definition: { kind: 'consecutive-nc', count: 3 }, reason: 'r' }),
+    },
+    qualityRuleLimits: {
+      method: 'POST',
+      url: `/v1/quality-rules/PLANT1/${run}-R/limits`,
+      payload: () => ({ from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z', reason: 'r' }),
+    },
+    qualityEscalations: { method: 'GET', url: '/v1/quality-escalations?site=PLANT1' },
+    escalationRelease: {
+      method: 'POST',
+      url: `/v1/quality-escalations/${run}-ESC/release`,
+      payload: () => ({ reason: 'r', signature }),
+    },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -229,15 +246,21 @@ describe('role × route', () => {
   } as const;
   /** The lot quality record: every reader of the lot's site, like the lot itself. */
   const records = { qualityRecord: 200 } as const;
-  /**
-   * A changeover's status, the line's defect rates and its scheduling advice: every reader of the line's site (this app
-   * has no changeover control: 503 past access).
-   */
-  const changeoverReaders = { changeover: 'through', defectRates: 200, advice: 200 } as const;
   /** The ERP feed's status (PLANT1 has no feed here: 404 past access) and cost of quality: every reader of the site. */
   const feedReaders = { erpFeed: 'through', costOfQuality: 200 } as const;
   /** First-pass yield, the defect Pareto and lot quality: every reader of the site. */
   const metricsReaders = { metricsFpy: 200, metricsDefects: 200, metricsLotQuality: 200 } as const;
+  /**
+   * A changeover's status, the line's defect rates, its scheduling advice, the quality rules and escalations: every
+   * reader of the line's site (this app has no changeover control: 503 past access).
+   */
+  const changeoverReaders = {
+    changeover: 'through',
+    defectRates: 200,
+    advice: 200,
+    qualityRules: 200,
+    qualityEscalations: 200,
+  } as const;
   /** Starting and approving a changeover, deciding advice: quality engineers and managers; cancelling: also operators. */
   const changeoverDeciders = {
     ...changeoverReaders,
@@ -246,6 +269,9 @@ describe('role × route', () => {
     changeoverCancel: 'through',
     adviceAccept: 'through',
     adviceReject: 'through',
+    qualityRulePut: 'through',
+    qualityRuleLimits: 'through',
+    escalationRelease: 'through',
   } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
   // own type) the access check has let the call through.
@@ -372,7 +398,8 @@ describe('role × route', () => {
     [
       'a PLANT2 quality engineer',
       () => bearerFor({ roles: ['quality-engineer'], sites: ['PLANT2'] }),
-      { ...row(403), ...open },
+      // An escalation's site is known only once it is read: one that does not exist is 404 for every quality person.
+      { ...row(403), escalationRelease: 404, ...open },
     ],
   ];
 

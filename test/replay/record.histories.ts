@@ -46,6 +46,7 @@ import {
 import { writeDrillPlant } from '../support/drill-plant';
 import { FakeErpFeed, MemoryErpFeedStore } from '../support/erp-feed-fakes';
 import type { ErpFeedSettings } from '../../activities/ports';
+import { runEscalationScenario } from '../support/escalation-fakes';
 import { eventually } from '../support/eventually';
 import { caseSignature } from '../support/identity';
 import { startRecallRig } from '../support/recall-rig';
@@ -473,6 +474,14 @@ test('record the ERP feed history: two intervals posted, the second stopped once
     await run('erp-feed-caught-up');
   });
   await writeHistories(histories);
+});
+
+test('record the escalation-rule evaluator and a quality escalation held and released', async () => {
+  const ids = await runEscalationScenario(harness, `RH${Date.now().toString(36).toUpperCase()}`);
+  await writeHistories({
+    'quality-rule-evaluator-tripped': ids.evaluator,
+    'quality-escalation-held-and-released': ids.escalation,
+  });
 });
 
 /** Writes each history, by name, from the dev server into histories/. */

@@ -32,6 +32,8 @@ const WORKFLOW_TYPES: Record<string, string> = {
   'recall-': 'recallWorkflow',
   'changeover-': 'changeoverWorkflow',
   'erp-feed-': 'erpFeedWorkflow',
+  'quality-rule-evaluator-': 'lineRuleEvaluatorWorkflow',
+  'quality-escalation-': 'qualityEscalationWorkflow',
 };
 const workflowTypeOf = (file: string) =>
   Object.entries(WORKFLOW_TYPES).find(([prefix]) => file.startsWith(prefix))?.[1];

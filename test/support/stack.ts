@@ -25,6 +25,9 @@ import { openReinspector } from '../../infra/recall/reinspection';
 import { createTemporalChangeoverControl, type ChangeoverControl } from '../../infra/temporal/changeover-starter';
 import { openChangeoverPlant } from '../../workers/changeover-plant';
 import { syncSiteShifts } from '../../infra/analytics/shift-calendar';
+import { ensureLineRuleEvaluators } from '../../infra/temporal/quality-rule-evaluator-starter';
+import { seedQualityRules } from '../../infra/quality-rules/pg-quality-rule-store';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
 
 export interface StackOptions {
   pool: Pool;
@@ -173,6 +176,9 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
         workers.forEach((w) => w.shutdown());
         await Promise.allSettled(running);
       });
+      // As the worker process does once its workers poll (config.qualityRules.enabled, off in temporal.yaml).
+      await seedQualityRules(createAuditTrail(opts.pool), config);
+      await ensureLineRuleEvaluators(client, config, { taskQueue });
     }
 
     const signingKey = await testSigningKey();

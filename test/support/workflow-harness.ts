@@ -1,4 +1,5 @@
 import type { AdviceStore } from '../../activities/advice/advice.ports';
+import type { EscalationPolicy, QualityRuleStore } from '../../activities/quality-rules/quality-rules.ports';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import {
@@ -95,6 +96,9 @@ export class WorkflowHarness {
     changeover?: ChangeoverPorts & { changeoverRecipes?: ChangeoverRecipeSource };
     /** The ERP feed's records (test/support/erp-feed-fakes.ts). */
     erpFeed?: ErpFeedStore;
+    /** Statistical escalation's store and every site's policy, for the escalation workflows' tests. */
+    qualityRules?: QualityRuleStore;
+    escalationPolicy?: EscalationPolicy;
   }): Promise<{ worker: Worker; taskQueue: string }> {
     const taskQueue = `test-${randomUUID()}`;
     const activities = createActivities({
@@ -113,6 +117,8 @@ export class WorkflowHarness {
       ...(ports.advice ? { advice: ports.advice } : {}),
       ...ports.changeover,
       ...(ports.erpFeed ? { erpFeed: ports.erpFeed } : {}),
+      ...(ports.qualityRules ? { qualityRules: ports.qualityRules } : {}),
+      ...(ports.escalationPolicy ? { escalationPolicyFor: () => ports.escalationPolicy! } : {}),
     });
     const [worker] = await createQualityWorkers({
       config: this.config,

@@ -177,6 +177,11 @@ describe('problem+json error contract', () => {
         '/v1/metrics/fpy',
         '/v1/metrics/defects',
         '/v1/metrics/lot-quality',
+        '/v1/quality-rules',
+        '/v1/quality-rules/{site}/{ruleId}',
+        '/v1/quality-rules/{site}/{ruleId}/limits',
+        '/v1/quality-escalations',
+        '/v1/quality-escalations/{id}/release',
       ].sort(),
     );
     for (const path of [

@@ -6,6 +6,9 @@ import type {
   MesPort,
   MesProductionRelease,
   MesProductionReleaseRequest,
+  MesProductionHold,
+  MesProductionHoldRelease,
+  MesProductionHoldRequest,
   MesResequencing,
   MesResequencingRequest,
   MesQualityEventRequest,
@@ -23,6 +26,8 @@ import {
   MesProductionReleaseResponse,
   MesQualityEventCreatedResponse,
   MesQualityEventList,
+  MesProductionHoldList,
+  MesProductionHoldResponse,
   MesResequencingList,
   MesResequencingResponse,
   MesWorkOrderResponse,
@@ -311,6 +316,94 @@ export function createMesRestPort(client: MesRestClient, system: string): MesPor
     lineOrders,
     requestResequencing,
     getResequencing,
+    holdProduction,
+    getProductionHold,
+    releaseProductionHold,
+  };
+
+  async function holdProduction(
+    req: MesProductionHoldRequest,
+    { lookupFirst } = LOOKUP_FIRST,
+  ): Promise<MesProductionHold> {
+    const operation = 'holdProduction';
+    if (lookupFirst) {
+      const { items } = await client.request({
+        operation,
+        method: 'GET',
+        path: `${API}/production-holds`,
+        query: { externalReference: req.idempotencyKey },
+        response: MesProductionHoldList,
+      });
+      const existing = items.find((h) => h.externalReference === req.idempotencyKey);
+      if (existing) {
+        const held = productionHold(existing);
+        if (held.scope !== req.scope || held.line !== req.line) {
+          throw keyReused(operation, req.idempotencyKey, `a ${held.scope} hold on line ${held.line}`);
+        }
+        return held;
+      }
+    }
+    const common = {
+      reason: req.reason,
+      externalReference: req.idempotencyKey,
+      ...(req.station !== undefined ? { station: req.station } : {}),
+    };
+    if (req.scope === 'work-order' && req.workOrder === undefined) {
+      throw new ExternalSystemError(system, 'validation', `${system} ${operation}: a work-order hold needs its order`);
+    }
+    const created = await client.request({
+      operation,
+      method: 'POST',
+      ...(req.scope === 'line'
+        ? {
+            path: `${API}/lines/${seg(req.line)}/holds`,
+            body: { ...common, ...(req.workOrder !== undefined ? { workOrder: req.workOrder } : {}) },
+          }
+        : { path: `${API}/work-orders/${seg(req.workOrder!)}/holds`, body: common }),
+      response: MesProductionHoldResponse,
+    });
+    return productionHold(created);
+  }
+
+  async function getProductionHold(holdId: string): Promise<MesProductionHold> {
+    return productionHold(
+      await client.request({
+        operation: 'getProductionHold',
+        method: 'GET',
+        path: `${API}/production-holds/${seg(holdId)}`,
+        response: MesProductionHoldResponse,
+      }),
+    );
+  }
+
+  async function releaseProductionHold(req: MesProductionHoldRelease): Promise<MesProductionHold> {
+    // The MES answers a repeat with the same reference with the release it made: a retry needs no look-up.
+    return productionHold(
+      await client.request({
+        operation: 'releaseProductionHold',
+        method: 'POST',
+        path: `${API}/production-holds/${seg(req.holdId)}/release`,
+        body: { comment: req.comment, externalReference: req.idempotencyKey },
+        response: MesProductionHoldResponse,
+      }),
+    );
+  }
+}
+
+function productionHold(h: MesProductionHoldResponse): MesProductionHold {
+  return {
+    holdId: h.holdId,
+    scope: h.scope === 'LINE' ? 'line' : 'work-order',
+    line: h.line,
+    ...(h.workOrder ? { workOrder: h.workOrder } : {}),
+    ...(h.station ? { station: h.station } : {}),
+    status: h.status,
+    reason: h.reason,
+    externalReference: h.externalReference,
+    createdAt: h.createdAt,
+    ...(h.releaseReference ? { releaseReference: h.releaseReference } : {}),
+    ...(h.releaseComment ? { releaseComment: h.releaseComment } : {}),
+    ...(h.releasedAt ? { releasedAt: h.releasedAt } : {}),
   };
 }
 

@@ -93,4 +93,22 @@ export type MesResequencingResponse = z.infer<typeof MesResequencingResponse>;
 
 export const MesResequencingList = z.object({ items: z.array(MesResequencingResponse) });
 
+export const MesProductionHoldResponse = z.object({
+  holdId: Id,
+  scope: z.enum(['LINE', 'WORK_ORDER']),
+  line: z.string(),
+  workOrder: z.string().nullish(),
+  station: z.string().nullish(),
+  status: z.enum(['ACTIVE', 'RELEASED']),
+  reason: z.string(),
+  externalReference: z.string(),
+  createdAt: z.string(),
+  releaseComment: z.string().nullish(),
+  releaseReference: z.string().nullish(),
+  releasedAt: z.string().nullish(),
+});
+export type MesProductionHoldResponse = z.infer<typeof MesProductionHoldResponse>;
+
+export const MesProductionHoldList = z.object({ items: z.array(MesProductionHoldResponse) });
+
 export const MesHealthResponse = z.unknown();

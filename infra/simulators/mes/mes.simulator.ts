@@ -57,6 +57,19 @@ import {
   createProductionEventStore,
   type ProductionEventBroker,
 } from './production-events';
+import {
+  HoldLineParams,
+  HoldOrderParams,
+  LineHoldBody,
+  LineStatus,
+  OrderHoldBody,
+  ProductionHold,
+  ProductionHoldCounts,
+  ProductionHoldParams,
+  ProductionHoldQuery,
+  ProductionHoldReleaseBody,
+} from './production-hold.schema';
+import { createProductionHoldStore } from './production-holds';
 import { fastifyLogging } from '../../observability/fastify-logging';
 import type { Logger } from '../../observability/logger';
 
@@ -118,6 +131,8 @@ export async function buildMesSimulator(opts: MesSimulatorOptions): Promise<Fast
   await productionEvents.migrate();
   const jobOrders = createJobOrderStore(opts.pool, opts.schema ?? DEFAULT_SCHEMA);
   await jobOrders.migrate();
+  const productionHolds = createProductionHoldStore(opts.pool, opts.schema ?? DEFAULT_SCHEMA);
+  await productionHolds.migrate();
   const publisher = opts.productionEventBroker
     ? await connectProductionEventPublisher(opts.productionEventBroker)
     : undefined;
@@ -381,6 +396,48 @@ export async function buildMesSimulator(opts: MesSimulatorOptions): Promise<Fast
   );
 
   r.get('/__sim/counts', { schema: { response: { 200: Counts } } }, async () => store.counts());
+
+  // Production holds: a line or a work order stopped until released ------------------------------------------
+
+  r.post(
+    `${API}/lines/:line/holds`,
+    { schema: { params: HoldLineParams, body: LineHoldBody, response: { 201: ProductionHold } } },
+    async (req, reply) => reply.code(201).send(await productionHolds.holdLine(req.params.line, req.body)),
+  );
+
+  r.get(
+    `${API}/lines/:line/status`,
+    { schema: { params: HoldLineParams, response: { 200: LineStatus } } },
+    async (req) => productionHolds.lineStatus(req.params.line),
+  );
+
+  r.post(
+    `${API}/work-orders/:workOrder/holds`,
+    { schema: { params: HoldOrderParams, body: OrderHoldBody, response: { 201: ProductionHold } } },
+    async (req, reply) => reply.code(201).send(await productionHolds.holdOrder(req.params.workOrder, req.body)),
+  );
+
+  r.get(
+    `${API}/production-holds`,
+    { schema: { querystring: ProductionHoldQuery, response: { 200: z.object({ items: z.array(ProductionHold) }) } } },
+    async (req) => ({ items: await productionHolds.find(req.query) }),
+  );
+
+  r.get(
+    `${API}/production-holds/:holdId`,
+    { schema: { params: ProductionHoldParams, response: { 200: ProductionHold } } },
+    async (req) => productionHolds.get(req.params.holdId),
+  );
+
+  r.post(
+    `${API}/production-holds/:holdId/release`,
+    { schema: { params: ProductionHoldParams, body: ProductionHoldReleaseBody, response: { 200: ProductionHold } } },
+    async (req) => productionHolds.release(req.params.holdId, req.body),
+  );
+
+  r.get('/__sim/production-holds/counts', { schema: { response: { 200: ProductionHoldCounts } } }, async () =>
+    productionHolds.counts(),
+  );
 
   return app;
 }

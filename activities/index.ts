@@ -12,6 +12,7 @@ import {
   type RecallNotificationDeps,
 } from './recall/recall-notification.activities';
 import { createTraceabilityActivities, type TraceabilityDeps } from './traceability/traceability.activities';
+import { createSupplierActivities, type SupplierDeps } from './supplier/supplier.activities';
 
 export type ActivityDeps = MesDeps &
   ErpDeps &
@@ -23,7 +24,8 @@ export type ActivityDeps = MesDeps &
   RecallContainDeps &
   RecallNotificationDeps &
   AdviceDeps &
-  ChangeoverDeps;
+  ChangeoverDeps &
+  Partial<SupplierDeps>;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -38,6 +40,11 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createRecallNotificationActivities(deps),
   ...createAdviceActivities(deps),
   ...createChangeoverActivities(deps),
+  ...createSupplierActivities({
+    ...deps,
+    // Optional so that the workers and tests that predate supplier quality need not pass them.
+    supplierScores: deps.supplierScores ?? (() => Promise.reject(new Error('this worker has no supplier scorecards'))),
+  }),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -30,6 +30,8 @@ import { startJobOrderIntake, type JobOrderIntakeService } from './job-orders';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
 import { createQualityWorkers } from './quality-workers';
 import { createWorkerActivities } from './worker-activities';
+import { startReceiptRelay, type ReceiptRelay } from '../infra/supplier/receipt-relay';
+import { ensureSupplierEvaluationSchedule } from '../infra/supplier/evaluation-schedule';
 
 const logger = createLogger('worker');
 
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
   let jobOrders: JobOrderIntakeService | undefined;
   let reinspection: ReturnType<typeof openReinspector> | undefined;
   let plant: ChangeoverPlant | undefined;
+  let receipts: ReceiptRelay | undefined;
   // Lives as long as the worker: the job-order intake starts changeovers through it.
   const temporal = await connectClient(target, { dataConverter });
   try {
@@ -164,6 +167,9 @@ async function main(): Promise<void> {
     if (config.advice.enabled) {
       logger.info({ advisors: await ensureLineQualityAdvisors(client, config) }, 'scheduling-advice rules running');
     }
+    // Decided incoming receipts start their workflows (the receipts' outbox), and the supplier evaluation schedule.
+    receipts = startReceiptRelay({ pool, client, config, log: logger });
+    logger.info({ schedule: await ensureSupplierEvaluationSchedule(client, config) }, 'supplier evaluation');
     // infra/local/start.ts waits for a line containing `worker ready` before starting the API.
     logger.info(
       {
@@ -182,6 +188,7 @@ async function main(): Promise<void> {
     // First: no event is applied once the pool is closing (an unfinished one stays unacknowledged, for next time).
     await mesEvents?.close();
     await jobOrders?.close();
+    await receipts?.stop();
     await server?.close();
     await temporal.connection.close();
     await connection.close();

@@ -12,6 +12,7 @@ import recallNoticeFileConnector from '../infra/connectors/recall-notice/recall-
 import recallNoticeSmtpConnector from '../infra/connectors/recall-notice/recall-notice-smtp.connector';
 import recallNoticeWebhookConnector from '../infra/connectors/recall-notice/recall-notice-webhook.connector';
 import sapS4Connector from '../infra/connectors/sap-s4/sap-s4.connector';
+import supplierNoticeFileConnector from '../infra/connectors/supplier-notice/supplier-notice-file.connector';
 
 /** One implementation per kind, declaring that kind and its role: missing, extra or mismatched entries do not compile. */
 export type ConnectorRegistry = { readonly [K in ConnectorKind]: ConnectorDefinition<K, RoleOf<K>, z.ZodType> };
@@ -33,4 +34,5 @@ export const connectorRegistry: ConnectorRegistry = {
   'recall-notice-file': recallNoticeFileConnector,
   'opcua-machine-vision': opcUaMachineVisionConnector,
   'opcua-line-control': opcUaLineControlConnector,
+  'supplier-notice-file': supplierNoticeFileConnector,
 };

@@ -20,6 +20,7 @@ import { createRecallNotificationStore } from '../infra/recall/recall-notificati
 import { createRecallStore } from '../infra/recall/recall-store';
 import { createChangeoverRecipeSource } from '../infra/vision/changeover-recipes';
 import type { SiteConnectors } from './connectors';
+import { supplierScores } from '../infra/supplier/scorecard';
 
 /**
  * The plant ports a changeover switches stations and the line's interlock through (docs/changeover.md). Each absent one
@@ -42,7 +43,7 @@ export interface ChangeoverPorts {
 export function createWorkerActivities(
   pool: pg.Pool,
   config: HoldfastConfig,
-  connectors: Pick<SiteConnectors, 'mesFor' | 'erpFor' | 'escalationFor' | 'recallNoticeFor'>,
+  connectors: Pick<SiteConnectors, 'mesFor' | 'erpFor' | 'escalationFor' | 'recallNoticeFor' | 'supplierNotice'>,
   opts: { reinspector: RecallReinspector; genealogy?: GenealogyRecorder; changeover?: ChangeoverPorts },
 ) {
   const audit = createAuditTrail(pool);
@@ -61,6 +62,8 @@ export function createWorkerActivities(
     containment: createRecallContainmentStore(pool),
     advice: createPgAdviceStore(pool, audit),
     changeoverRecipes: createChangeoverRecipeSource(pool, config),
+    ...(connectors.supplierNotice ? { supplierNotice: connectors.supplierNotice } : {}),
+    supplierScores: (period) => supplierScores(pool, period),
     ...opts.changeover,
   });
 }

@@ -7,3 +7,6 @@ export { recallNotificationWorkflow } from './recall/recall-notification.workflo
 export { recallDrillWorkflow } from './recall/recall-drill.workflow';
 export { lineQualityAdvisorWorkflow } from './advice/line-quality-advisor.workflow';
 export { changeoverWorkflow } from './changeover/changeover.workflow';
+export { incomingReceiptWorkflow } from './supplier/incoming-receipt.workflow';
+export { scarWorkflow } from './supplier/scar.workflow';
+export { supplierEvaluationWorkflow } from './supplier/supplier-evaluation.workflow';

@@ -24,6 +24,7 @@ import { asAdmin, signerAccount, stationKey, testSigningKey } from './identity';
 import { openReinspector } from '../../infra/recall/reinspection';
 import { createTemporalChangeoverControl, type ChangeoverControl } from '../../infra/temporal/changeover-starter';
 import { openChangeoverPlant } from '../../workers/changeover-plant';
+import { startReceiptRelay, type ReceiptRelay } from '../../infra/supplier/receipt-relay';
 
 export interface StackOptions {
   pool: Pool;
@@ -66,6 +67,8 @@ export interface HoldfastStack {
   /** Starts and reads changeovers, as the API and the worker's job-order intake do. */
   changeovers: ChangeoverControl;
   dispatcher: OutboxDispatcher;
+  /** Starts decided incoming receipts' workflows, as the worker process does. */
+  receipts: ReceiptRelay;
   workers: Worker[];
   connectors: SiteConnectors;
   /** The in-process worker's connector series (holdfast_connector_*), as the worker process serves them. */
@@ -187,6 +190,8 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     closers.push(() => api.close());
     const dispatcher = startOutboxDispatcher({ pool: opts.pool, gateway, config });
     closers.push(() => dispatcher.stop());
+    const receipts = startReceiptRelay({ pool: opts.pool, client, config });
+    closers.push(() => receipts.stop());
 
     return {
       config,
@@ -209,6 +214,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       gateway,
       changeovers,
       dispatcher,
+      receipts,
       workers,
       connectors,
       workerMetrics,

@@ -5,6 +5,7 @@ import { QUALITY_NOTIFICATION_SERVICE } from '../../vendor-apis/sap-s4/metadata'
 import { SapHttpSession, SapODataClient, SapODataV4Client } from './client';
 import { createSapS4ErpPort } from './sap-s4.port';
 import { createSapGenealogyFeed } from './sap-genealogy';
+import { createSapPurchasing, createSapSupplierEvaluation } from './sap-purchasing';
 
 export const SAP_S4_KIND = 'sap-s4-odata';
 
@@ -44,6 +45,8 @@ export default defineConnector({
       port: {
         ...createSapS4ErpPort(new SapODataClient(session), new SapODataV4Client(session)),
         genealogy: createSapGenealogyFeed(new SapODataClient(session)),
+        purchasing: createSapPurchasing(new SapODataClient(session)),
+        supplierEvaluation: createSapSupplierEvaluation(new SapODataClient(session)),
       },
       async healthCheck() {
         await session.refreshCsrfToken(QUALITY_NOTIFICATION_SERVICE, 'healthCheck');

@@ -32,6 +32,7 @@ import traceRoutes from './routes/trace';
 import recallRoutes from './routes/recalls';
 import qualityRoutes from './routes/quality';
 import adviceRoutes from './routes/advice';
+import suppliersRoutes from './routes/suppliers';
 import lineRoutes from './routes/lines';
 
 export type { ApiDeps } from './deps';
@@ -112,6 +113,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(recallRoutes, opts);
   await app.register(qualityRoutes, opts);
   await app.register(adviceRoutes, opts);
+  await app.register(suppliersRoutes, opts);
   await app.register(lineRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });

@@ -74,6 +74,18 @@ export interface ScarInputShape {
   requestedBy?: string;
   material?: string;
   evidence?: unknown;
+  /** An engineer's signed request (a SignatureManifest), kept with the row. */
+  requestSignature?: unknown;
+}
+
+/** The request's SCAR: `start` when it is this request's own (its workflow to start), `created` when made just now. */
+export interface OpenedScar {
+  scarId: string;
+  workflowId: string;
+  start: boolean;
+  created: boolean;
+  reason: string;
+  evidence: unknown;
 }
 
 const receiptKey = (site: string, lotId: string) => `${site}/${lotId}`;
@@ -311,7 +323,7 @@ export const createSupplierActivities = ({
       supplier: string;
       decidedAt: string;
       threshold: ScarThreshold;
-    }): Promise<{ scarId: string; workflowId: string; start: boolean; reason: string; evidence: unknown } | undefined> {
+    }): Promise<OpenedScar | undefined> {
       const since = new Date(Date.parse(req.decidedAt) - msToNumber(req.threshold.window)).toISOString();
       const { rows } = await pool.query<{ receipts: number; rejected: number }>(
         `SELECT count(*)::int AS receipts, count(*) FILTER (WHERE decision = 'rejected')::int AS rejected
@@ -439,35 +451,48 @@ export const createSupplierActivities = ({
 };
 
 /** Opens a SCAR for the request key, or finds the one it opened; an open SCAR of the supplier answers instead. */
-export async function openScar(
-  pool: Pick<Pool, 'query'>,
-  req: ScarInputShape,
-): Promise<{ scarId: string; workflowId: string; start: boolean; reason: string; evidence: unknown }> {
+export async function openScar(pool: Pick<Pool, 'query'>, req: ScarInputShape): Promise<OpenedScar> {
   const mine = await pool.query<{ id: string; workflow_id: string }>(
     `SELECT id::text, workflow_id FROM holdfast.scar WHERE request_key = $1`,
     [req.requestKey],
   );
   if (mine.rows[0]) {
-    return { scarId: mine.rows[0].id, workflowId: mine.rows[0].workflow_id, start: true, ...pick(req) };
+    return { scarId: mine.rows[0].id, workflowId: mine.rows[0].workflow_id, start: true, created: false, ...pick(req) };
   }
   const open = await pool.query<{ id: string; workflow_id: string }>(
     `SELECT id::text, workflow_id FROM holdfast.scar WHERE supplier = $1 AND state NOT IN ('closed', 'cancelled')`,
     [req.supplier],
   );
-  if (open.rows[0])
-    return { scarId: open.rows[0].id, workflowId: open.rows[0].workflow_id, start: false, ...pick(req) };
+  if (open.rows[0]) {
+    return {
+      scarId: open.rows[0].id,
+      workflowId: open.rows[0].workflow_id,
+      start: false,
+      created: false,
+      ...pick(req),
+    };
+  }
   // The workflow id carries the row's id: take it from the sequence first, then insert with it.
   const { rows } = await pool.query<{ id: string; workflow_id: string }>(
     `WITH next AS (SELECT nextval(pg_get_serial_sequence('holdfast.scar', 'id')) AS id)
-     INSERT INTO holdfast.scar (id, supplier, workflow_id, trigger, request_key, reason, requested_by, material)
+     INSERT INTO holdfast.scar (id, supplier, workflow_id, trigger, request_key, reason, requested_by, material,
+                                request_signature)
      OVERRIDING SYSTEM VALUE
-     SELECT next.id, $1, 'scar-' || $1 || '-' || next.id, $2, $3, $4, $5, $6 FROM next
+     SELECT next.id, $1, 'scar-' || $1 || '-' || next.id, $2, $3, $4, $5, $6, $7::jsonb FROM next
      ON CONFLICT DO NOTHING
      RETURNING id::text, workflow_id`,
-    [req.supplier, req.trigger, req.requestKey, req.reason, req.requestedBy ?? null, req.material ?? null],
+    [
+      req.supplier,
+      req.trigger,
+      req.requestKey,
+      req.reason,
+      req.requestedBy ?? null,
+      req.material ?? null,
+      req.requestSignature === undefined ? null : JSON.stringify(req.requestSignature),
+    ],
   );
   if (!rows[0]) return openScar(pool, req);
-  return { scarId: rows[0].id, workflowId: rows[0].workflow_id, start: true, ...pick(req) };
+  return { scarId: rows[0].id, workflowId: rows[0].workflow_id, start: true, created: true, ...pick(req) };
 }
 
 const pick = (req: ScarInputShape) => ({ reason: req.reason, evidence: req.evidence });

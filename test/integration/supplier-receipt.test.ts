@@ -31,6 +31,11 @@ function withIncomingStation(base: HoldfastConfig): HoldfastConfig {
   const [line, ...lines] = site!.lines;
   return {
     ...base,
+    // One rejected receipt of one is over the threshold: the first test's rejection requests a SCAR by itself.
+    supplierQuality: {
+      ...base.supplierQuality,
+      scar: { ...base.supplierQuality.scar, minReceipts: 1, lotRejectionRate: 0.5, verifyReceipts: 2 },
+    },
     sites: [
       {
         ...site!,
@@ -79,15 +84,19 @@ beforeAll(async () => {
     },
   });
   expect(stock.statusCode).toBe(204);
-  // The goods receipt as the genealogy sync would have recorded it.
+  await receivedLot(batch);
+}, 120_000);
+
+/** The goods receipt as the genealogy sync would have recorded it. */
+async function receivedLot(lot: string) {
   await pool.query(
     `INSERT INTO holdfast.material_lot (lot_key, site, material, quantity, unit, origin, erp_plant, erp_material,
                                         erp_batch, supplier, supplier_batch, purchase_order, purchase_order_item,
                                         goods_receipt)
      VALUES ($1, 'PLANT1', $2, 500, 'PC', 'purchased', '1010', $2, $3, $4, $5, $6, '00010', $7)`,
-    [`erp:1010/${material}/${batch}`, material, batch, supplier, `SB-${run}`, purchaseOrder, `5000${run}`],
+    [`erp:1010/${material}/${lot}`, material, lot, supplier, `SB-${lot}`, purchaseOrder, `5000${lot}`],
   );
-}, 120_000);
+}
 
 afterAll(async () => {
   await stack?.stop();
@@ -159,6 +168,15 @@ it('a rejected receipt yields one complaint, one block and one purchase order ho
   const handle = stack.client.workflow.getHandle(incomingReceiptWorkflowId('PLANT1', batch));
   const result = await handle.result();
   expect(result).toMatchObject({ decision: 'rejected', supplier });
+  // Over the threshold: one SCAR, requested by the receipt, running as scar-<supplier>-<id>.
+  const scars = await pool.query<{ id: string; workflow_id: string; trigger: string }>(
+    `SELECT id::text, workflow_id, trigger FROM holdfast.scar WHERE supplier = $1`,
+    [supplier],
+  );
+  expect(scars.rows).toEqual([
+    { id: expect.any(String), workflow_id: `scar-${supplier}-${scars.rows[0]!.id}`, trigger: 'threshold' },
+  ]);
+  expect(result.scarWorkflowId).toBe(scars.rows[0]!.workflow_id);
 
   const s = `sap_${suffix}`;
   const complaints = await pool.query<{ notification_type: string; supplier: string; purchasing_document: string }>(
@@ -207,4 +225,91 @@ it('an accepted receipt raises nothing', async () => {
   expect(done.decision).toBe('accepted');
   const result = await stack.client.workflow.getHandle(incomingReceiptWorkflowId('PLANT1', lot)).result();
   expect(result).toEqual({ decision: 'accepted' });
+});
+
+interface ScarBody {
+  id: string;
+  state: string;
+  workflowId: string;
+  signatures: { valid: boolean; meaning: string }[];
+  live?: { stage: string; responses: unknown[]; verification: { receipts: { lotId: string }[] } };
+}
+
+it('a SCAR through the API: response, signed acceptance, verification over the next receipts, closed', async () => {
+  const { rows } = await pool.query<{ id: string }>(`SELECT id::text FROM holdfast.scar WHERE supplier = $1`, [
+    supplier,
+  ]);
+  const id = rows[0]!.id;
+  const get = async () =>
+    (await stack.api.inject({ method: 'GET', url: `/v1/scars/${id}`, headers: stack.adminHeaders })).json<ScarBody>();
+  await eventually('the SCAR awaiting the response', get, (b) => b.live?.stage === 'awaiting-response');
+
+  // A second request for the supplier while this one is open: refused, naming it.
+  const again = await stack.api.inject({
+    method: 'POST',
+    url: `/v1/suppliers/${supplier}/scars`,
+    headers: stack.engineer.headers,
+    payload: { reason: 'scratches again', signature: stack.engineer.signature() },
+  });
+  expect(again.statusCode).toBe(409);
+
+  const response = await stack.api.inject({
+    method: 'POST',
+    url: `/v1/scars/${id}/response`,
+    headers: stack.engineer.headers,
+    payload: {
+      responseId: `8D-${run}`,
+      disciplines: { D4: 'die wear', D5: 'new die', D7: 'die life monitored' },
+      rootCause: 'die wear',
+      correctiveAction: 'die replaced; life monitored',
+    },
+  });
+  expect(response.statusCode).toBe(202);
+  await eventually('the response recorded', get, (b) => b.live?.stage === 'response-received');
+
+  // Unsigned: refused; signed: accepted.
+  const unsigned = await stack.api.inject({
+    method: 'POST',
+    url: `/v1/scars/${id}/accept`,
+    headers: stack.engineer.headers,
+    payload: { reason: 'root cause found' },
+  });
+  expect(unsigned.statusCode).toBe(400);
+  const accepted = await stack.api.inject({
+    method: 'POST',
+    url: `/v1/scars/${id}/accept`,
+    headers: stack.engineer.headers,
+    payload: { reason: 'root cause found', signature: stack.engineer.signature() },
+  });
+  expect(accepted.statusCode).toBe(202);
+  await eventually('verification', get, (b) => b.live?.stage === 'verifying');
+
+  // The supplier's next two receipts pass incoming inspection: the SCAR closes.
+  for (const lot of [`${batch}V1`, `${batch}V2`]) {
+    await receivedLot(lot);
+    const res = await stack.api.inject({
+      method: 'POST',
+      url: '/v1/inspections',
+      headers: stack.adminHeaders,
+      payload: {
+        results: [1, 2, 3].map((n) => ({
+          ...part(n, 'pass'),
+          eventId: `in-${run}-${lot}-${n}`,
+          lotId: lot,
+          partId: `${lot}-${n}`,
+        })),
+      },
+    });
+    expect(res.statusCode).toBe(202);
+  }
+  const closed = await eventually('the SCAR closed', get, (b) => b.state === 'closed', { timeoutMs: 30_000 });
+  expect(closed.live?.verification.receipts.map((r) => r.lotId).sort()).toEqual([`${batch}V1`, `${batch}V2`]);
+  expect(closed.signatures).toEqual([expect.objectContaining({ valid: true, meaning: 'approval' })]);
+
+  const audit = await pool.query<{ action: string }>(
+    `SELECT content::jsonb ->> 'action' AS action FROM holdfast.audit_record
+      WHERE record_type = 'scar' AND record_id = $1 ORDER BY seq`,
+    [id],
+  );
+  expect(audit.rows.map((r) => r.action)).toEqual(['scar.request', 'scar.response', 'scar.accept']);
 });

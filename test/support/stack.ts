@@ -25,6 +25,7 @@ import { openReinspector } from '../../infra/recall/reinspection';
 import { createTemporalChangeoverControl, type ChangeoverControl } from '../../infra/temporal/changeover-starter';
 import { openChangeoverPlant } from '../../workers/changeover-plant';
 import { startReceiptRelay, type ReceiptRelay } from '../../infra/supplier/receipt-relay';
+import { createTemporalSupplierControl } from '../../infra/temporal/supplier-control';
 
 export interface StackOptions {
   pool: Pool;
@@ -179,6 +180,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     const changeovers = createTemporalChangeoverControl(client, config, { taskQueue });
     const api = await buildApp({
       changeovers,
+      suppliers: createTemporalSupplierControl(client, { taskQueue }),
       signingKey,
       pool: opts.pool,
       gateway,

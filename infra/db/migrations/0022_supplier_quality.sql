@@ -69,6 +69,9 @@ CREATE TABLE holdfast.scar (
                   CHECK (state IN ('requested', 'awaiting-response', 'response-received', 'verifying', 'closed',
                                    'cancelled')),
   rounds          integer NOT NULL DEFAULT 1,
+  -- The engineer's signed request (SignatureManifest), and each signed decision on a response, oldest first.
+  request_signature   jsonb,
+  decision_signatures jsonb NOT NULL DEFAULT '[]'::jsonb,
   opened_at       timestamptz NOT NULL DEFAULT now(),
   updated_at      timestamptz NOT NULL DEFAULT now(),
   closed_at       timestamptz

@@ -193,6 +193,22 @@ describe('role × route', () => {
       url: `/v1/lines/PLANT1/L1/advice/00000000-0000-4000-8000-000000000000/reject`,
       payload: () => ({ reason: 'r', signature }),
     },
+    suppliers: { method: 'GET', url: '/v1/suppliers' },
+    supplierScorecard: { method: 'GET', url: `/v1/suppliers/${run}-SUP/scorecard` },
+    scars: { method: 'GET', url: '/v1/scars?limit=1' },
+    scar: { method: 'GET', url: '/v1/scars/999999999' },
+    scarRequest: {
+      method: 'POST',
+      url: `/v1/suppliers/${run}-SUP/scars`,
+      payload: () => ({ reason: 'r', signature }),
+    },
+    scarResponse: {
+      method: 'POST',
+      url: '/v1/scars/999999999/response',
+      payload: () => ({ responseId: 'x', disciplines: { D4: 'c' }, rootCause: 'c', correctiveAction: 'a' }),
+    },
+    scarAccept: { method: 'POST', url: '/v1/scars/999999999/accept', payload: () => ({ reason: 'r', signature }) },
+    scarReject: { method: 'POST', url: '/v1/scars/999999999/reject', payload: () => ({ reason: 'r', signature }) },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -235,6 +251,18 @@ describe('role × route', () => {
     adviceAccept: 'through',
     adviceReject: 'through',
   } as const;
+  /**
+   * Supplier scorecards and SCARs: purchasing data of every site, so every reader (of any site) reads them; an unknown
+   * supplier or SCAR is the handler's 404. Requesting and deciding SCARs: quality engineers and managers, signed.
+   */
+  const supplierReaders = { suppliers: 200, supplierScorecard: 'through', scars: 200, scar: 'through' } as const;
+  const supplierDeciders = {
+    ...supplierReaders,
+    scarRequest: 'through',
+    scarResponse: 'through',
+    scarAccept: 'through',
+    scarReject: 'through',
+  } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
   // own type) the access check has let the call through.
   const signatureRefused = (res: { statusCode: number; body: string }) =>
@@ -256,6 +284,7 @@ describe('role × route', () => {
         ...records,
         ...changeoverReaders,
         changeoverCancel: 'through',
+        ...supplierReaders,
         ...open,
       },
     ],
@@ -275,6 +304,7 @@ describe('role × route', () => {
         recallStart: 'through',
         recallAcknowledge: 'through',
         ...changeoverDeciders,
+        ...supplierDeciders,
         ...open,
       },
     ],
@@ -296,6 +326,7 @@ describe('role × route', () => {
         recallCancel: 'through',
         recallAcknowledge: 'through',
         ...changeoverDeciders,
+        ...supplierDeciders,
         ...open,
       },
     ],
@@ -312,6 +343,7 @@ describe('role × route', () => {
         ...records,
         retry: 'through',
         ...changeoverReaders,
+        ...supplierReaders,
         ...open,
       },
     ],
@@ -327,6 +359,7 @@ describe('role × route', () => {
         ...records,
         audit: 200,
         ...changeoverReaders,
+        ...supplierReaders,
         ...open,
       },
     ],
@@ -343,13 +376,14 @@ describe('role × route', () => {
         recallCancel: 'through',
         recallAcknowledge: 'through',
         ...changeoverDeciders,
+        ...supplierDeciders,
         ...open,
       },
     ],
     [
       'a PLANT2 quality engineer',
       () => bearerFor({ roles: ['quality-engineer'], sites: ['PLANT2'] }),
-      { ...row(403), ...open },
+      { ...row(403), ...supplierDeciders, ...open },
     ],
   ];
 

@@ -172,6 +172,14 @@ describe('problem+json error contract', () => {
         '/v1/lines/{site}/{line}/advice/{id}/accept',
         '/v1/lines/{site}/{line}/advice/{id}/reject',
         '/v1/quality/defect-rates',
+        '/v1/suppliers',
+        '/v1/suppliers/{supplier}/scorecard',
+        '/v1/suppliers/{supplier}/scars',
+        '/v1/scars',
+        '/v1/scars/{id}',
+        '/v1/scars/{id}/response',
+        '/v1/scars/{id}/accept',
+        '/v1/scars/{id}/reject',
       ].sort(),
     );
     for (const path of [

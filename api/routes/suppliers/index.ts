@@ -35,6 +35,8 @@ import { authenticateSigner } from '../../services/e-signature.service';
 import { READERS } from '../../support/access';
 import { temporalUiWorkflowUrl } from '../../support/temporal-ui';
 
+const SCAR_COLUMNS = `id::text AS id, supplier, workflow_id, trigger, reason, requested_by, material, state, rounds,
+  opened_at, closed_at, request_signature, decision_signatures`;
 const DEFAULT_PERIOD_MS = 90 * 86_400_000;
 const SCAR_DECIDERS = ['quality-engineer', 'quality-manager'] as const;
 
@@ -127,7 +129,7 @@ const suppliersRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { 
   }
 
   async function scarRow(id: string): Promise<ScarRow> {
-    const { rows } = await deps.pool.query<ScarRow>(`SELECT *, id::text AS id FROM holdfast.scar WHERE id = $1`, [id]);
+    const { rows } = await deps.pool.query<ScarRow>(`SELECT ${SCAR_COLUMNS} FROM holdfast.scar WHERE id = $1`, [id]);
     if (!rows[0]) throw notFound(`no SCAR ${id}`);
     return rows[0];
   }
@@ -239,7 +241,16 @@ const suppliersRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { 
         };
         return { result: scar, audit: [entry] };
       });
-      if (!opened.created) {
+      const stored = await scarRow(opened.scarId);
+      // A request whose row was written but whose workflow never started (Temporal was down): started now.
+      const orphan =
+        !opened.created &&
+        stored.trigger === 'engineer' &&
+        stored.requested_by === actor.id &&
+        (await control()
+          .scarState(stored.workflow_id)
+          .catch((err: unknown) => unavailable(request, err, 'SCAR state not read'))) === undefined;
+      if (!opened.created && !orphan) {
         throw new ProblemError({
           type: problemType('scar-open'),
           title: 'Supplier has an open SCAR',
@@ -252,9 +263,9 @@ const suppliersRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { 
           scarId: opened.scarId,
           supplier,
           trigger: 'engineer',
-          reason,
+          reason: stored.reason,
           requestedBy: actor.id,
-          ...(material ? { material } : {}),
+          ...(stored.material ? { material: stored.material } : {}),
           settings: scarSettingsOf(deps.config),
           notify: deps.config.activityPresets.notify,
           traceWrite: deps.config.activityPresets.traceWrite,
@@ -276,9 +287,9 @@ const suppliersRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { 
     handler: async (request) => {
       const { supplier, state, limit } = request.query;
       const { rows } = await deps.pool.query<ScarRow>(
-        `SELECT *, id::text AS id FROM holdfast.scar
+        `SELECT ${SCAR_COLUMNS} FROM holdfast.scar
           WHERE ($1::text IS NULL OR supplier = $1) AND ($2::text IS NULL OR state = $2)
-          ORDER BY opened_at DESC, id DESC LIMIT $3`,
+          ORDER BY opened_at DESC, holdfast.scar.id DESC LIMIT $3`,
         [supplier ?? null, state ?? null, limit],
       );
       return { scars: await Promise.all(rows.map((r) => view(r))) };

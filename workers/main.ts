@@ -207,9 +207,15 @@ async function main(): Promise<void> {
  */
 function connectorChecks(config: HoldfastConfig, connectors: SiteConnectors): HealthCheck[] {
   const names = [
-    ...new Set(
-      config.sites.flatMap((s) => [s.mes, s.erp, s.escalation, ...(s.recall.notify ? [s.recall.notify.target] : [])]),
-    ),
+    ...new Set([
+      ...config.sites.flatMap((s) => [
+        s.mes,
+        s.erp,
+        s.escalation,
+        ...(s.recall.notify ? [s.recall.notify.target] : []),
+      ]),
+      ...(config.supplierQuality.scar.channel ? [config.supplierQuality.scar.channel] : []),
+    ]),
   ];
   return connectorHealthChecks(
     () => connectors.health(),

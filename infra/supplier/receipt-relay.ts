@@ -79,6 +79,16 @@ export function scarSettings(config: HoldfastConfig): IncomingReceiptInput['scar
   };
 }
 
+/** A LISTEN connection goes back to the pool listening to nothing. */
+async function release(c: pg.PoolClient): Promise<void> {
+  try {
+    await c.query('UNLISTEN *');
+    c.release();
+  } catch (err) {
+    c.release(err instanceof Error ? err : true);
+  }
+}
+
 export function startReceiptRelay(opts: {
   pool: pg.Pool;
   client: Client;
@@ -169,7 +179,7 @@ export function startReceiptRelay(opts: {
         if (!stopped) drainOnce().catch(() => undefined);
       });
       listener = c;
-      if (stopped) c.release();
+      if (stopped) await release(c);
     } catch {
       // The poll still runs.
     }
@@ -180,7 +190,7 @@ export function startReceiptRelay(opts: {
     async stop() {
       stopped = true;
       clearInterval(timer);
-      listener?.release();
+      if (listener) await release(listener);
       await chain.catch(() => undefined);
     },
   };

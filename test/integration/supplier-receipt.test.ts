@@ -120,11 +120,11 @@ const part = (n: number, result: 'pass' | 'fail', defects: { class: string; scor
 });
 
 it('a rejected receipt yields one complaint, one block and one purchase order hold, under retries and a re-send', async () => {
-  // SAP commits, then the answer is lost: the complaint's POST and the hold's PATCH are each retried.
+  // SAP commits, then the answer is lost: the complaint's POST, the block's POST and the hold's PATCH, once each.
   const faults = await stack.sap.inject({
     method: 'PUT',
     url: '/__faults',
-    payload: { dropResponse: { remaining: 1, methods: ['POST'], pathContains: 'QualityNotification' } },
+    payload: { dropResponse: { remaining: 3, methods: ['POST', 'PATCH'] } },
   });
   expect(faults.statusCode).toBeLessThan(300);
 
@@ -158,6 +158,8 @@ it('a rejected receipt yields one complaint, one block and one purchase order ho
     { timeoutMs: 60_000 },
   );
   expect(receipt).toMatchObject({ decision: 'rejected', inspected: 3, defective: 1 });
+  const dropped = await stack.sap.inject({ method: 'GET', url: '/__faults' });
+  expect(dropped.json<{ counters: { responsesDropped: number } }>().counters.responsesDropped).toBe(3);
   expect(receipt.purchase_order_hold).toBe(`${purchaseOrder}/00010:S`);
 
   // The same receipt handed over again (the relay's row reset, as after a crash before its mark).

@@ -7,6 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { loadConfig } from '../../infra/config/load';
+import {
+  SUPPLIER_EVALUATION_SCHEDULE_ID,
+  ensureSupplierEvaluationSchedule,
+} from '../../infra/supplier/evaluation-schedule';
 import { incomingReceiptWorkflowId } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { startHoldfastStack, type HoldfastStack } from '../support/stack';
@@ -24,6 +28,7 @@ const supplier = `V${run.slice(0, 6)}`.toUpperCase();
 const purchaseOrder = `45${String(parseInt(run.slice(0, 6), 16))
   .padStart(8, '0')
   .slice(0, 8)}`;
+const startedAt = Date.now();
 let stack: HoldfastStack;
 
 function withIncomingStation(base: HoldfastConfig): HoldfastConfig {
@@ -116,7 +121,8 @@ const part = (n: number, result: 'pass' | 'fail', defects: { class: string; scor
   defects,
   modelVersion: 'm1',
   recipeVersion: 'r1',
-  inspectedAt: new Date(Date.UTC(2026, 11, 7, 6, 0, n)).toISOString(),
+  // In the past: the supplier evaluation's period ends now.
+  inspectedAt: new Date(startedAt - 3_600_000 + n * 1000).toISOString(),
 });
 
 it('a rejected receipt yields one complaint, one block and one purchase order hold, under retries and a re-send', async () => {
@@ -314,4 +320,36 @@ it('a SCAR through the API: response, signed acceptance, verification over the n
     [id],
   );
   expect(audit.rows.map((r) => r.action)).toEqual(['scar.request', 'scar.response', 'scar.accept']);
+});
+
+it('the supplier evaluation schedule posts the scorecards to SAP, and is removed when disabled', async () => {
+  const enabled = {
+    ...stack.config,
+    supplierQuality: {
+      ...stack.config.supplierQuality,
+      evaluation: { enabled: true, every: '1d', period: '3650d' },
+    },
+  };
+  expect(await ensureSupplierEvaluationSchedule(stack.client, enabled)).toBe('created, every 1d');
+  expect(await ensureSupplierEvaluationSchedule(stack.client, enabled)).toBe('updated, every 1d');
+  await stack.client.schedule.getHandle(SUPPLIER_EVALUATION_SCHEDULE_ID).trigger();
+  const s = `sap_${suffix}`;
+  const posted = await eventually(
+    "the supplier's score in SAP",
+    async () =>
+      (
+        await pool.query<{ supplier: string; material: string; criterion: string; score: string }>(
+          `SELECT supplier, material, criterion, score FROM ${s}.supplier_eval_score WHERE supplier = $1`,
+          [supplier],
+        )
+      ).rows,
+    (rows) => rows.length > 0,
+    { timeoutMs: 30_000 },
+  );
+  // The supplier's receipts: the rejected one and the two that closed the SCAR (the accepted lot without a goods
+  // receipt has no supplier); 1 defective part of 9; no production figures. 100 − 100/3 − min(30, ppm / 1000).
+  const ppm = (1 / 9) * 1e6;
+  const expected = Math.round((100 - 100 / 3 - Math.min(30, ppm / 1000)) * 10) / 10;
+  expect(posted).toEqual([{ supplier, material, criterion: 'QUALITY', score: expected.toFixed(2) }]);
+  expect(await ensureSupplierEvaluationSchedule(stack.client, stack.config)).toBe('disabled');
 });

@@ -3,6 +3,7 @@ import {
   WorkflowIdReusePolicy,
   getExternalWorkflowHandle,
   proxyActivities,
+  sleep,
   startChild,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
@@ -16,6 +17,10 @@ import {
 import { activityOptions } from '../options';
 import { scarWorkflow } from './scar.workflow';
 
+/** How long a rejected receipt waits for its goods receipt in the genealogy: 48 looks, 5 minutes apart. */
+const SUPPLIER_WAIT = '5m';
+const SUPPLIER_WAITS = 48;
+
 /**
  * One decided receipt (docs/analytics.md#supplier-quality). Rejected: the complaint against the supplier, the block of
  * the received batch and the hold on its purchase order item, each once (intent ledger keys from the receipt). Either
@@ -27,7 +32,13 @@ export async function incomingReceiptWorkflow(input: IncomingReceiptInput): Prom
   const erp = proxyActivities<Activities>(activityOptions(input.erpPost));
   const db = proxyActivities<Activities>(activityOptions(input.traceWrite));
   const { plant } = input;
-  const receipt = await db.loadIncomingReceipt({ site, lotId, plant });
+  let receipt = await db.loadIncomingReceipt({ site, lotId, plant });
+  // A receipt inspected before its goods receipt reached the genealogy: the complaint needs the supplier, so wait for
+  // the sync (bounded; after that the complaint fails visibly, naming what is missing).
+  for (let waited = 0; input.decision === 'rejected' && !receipt.supplier && waited < SUPPLIER_WAITS; waited++) {
+    await sleep(SUPPLIER_WAIT);
+    receipt = await db.loadIncomingReceipt({ site, lotId, plant });
+  }
   const result: IncomingReceiptResult = {
     decision: input.decision,
     ...(receipt.supplier ? { supplier: receipt.supplier } : {}),

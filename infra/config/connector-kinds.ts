@@ -30,6 +30,7 @@ export const CONNECTOR_KINDS = {
   'opcua-machine-vision': 'vision-system',
   'opcua-line-control': 'line-control',
   'supplier-notice-file': 'supplier-notice',
+  'supplier-notice-webhook': 'supplier-notice',
 } as const satisfies Record<string, ConnectorRole>;
 
 export type ConnectorKind = keyof typeof CONNECTOR_KINDS;

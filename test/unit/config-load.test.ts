@@ -86,7 +86,7 @@ describe('temporal.yaml loading', () => {
     const err = parseError(withLine('    kind: opcua-reject-station', '    kind: opcua-x'));
 
     expect(err.message).toContain(
-      'connectors.line-plc.kind: "opcua-x" is not a registered connector kind (known: holdfast-mes-rest, sap-s4-odata, escalation-log, escalation-webhook, opcua-reject-station, mqtt, recall-notice-webhook, recall-notice-smtp, recall-notice-file, opcua-machine-vision, opcua-line-control, supplier-notice-file)',
+      'connectors.line-plc.kind: "opcua-x" is not a registered connector kind (known: holdfast-mes-rest, sap-s4-odata, escalation-log, escalation-webhook, opcua-reject-station, mqtt, recall-notice-webhook, recall-notice-smtp, recall-notice-file, opcua-machine-vision, opcua-line-control, supplier-notice-file, supplier-notice-webhook)',
     );
   });
 

@@ -14,6 +14,7 @@ import {
 } from './recall/recall-notification.activities';
 import { createTraceabilityActivities, type TraceabilityDeps } from './traceability/traceability.activities';
 import { createQualityRuleActivities, type QualityRuleDeps } from './quality-rules/quality-rules.activities';
+import { createSupplierActivities, type SupplierDeps } from './supplier/supplier.activities';
 
 export type ActivityDeps = MesDeps &
   ErpDeps &
@@ -27,7 +28,8 @@ export type ActivityDeps = MesDeps &
   AdviceDeps &
   ChangeoverDeps &
   ErpFeedDeps &
-  QualityRuleDeps;
+  QualityRuleDeps &
+  Partial<SupplierDeps>;
 
 /** Every activity Holdfast registers, built over its ports. Workflows see only the type. */
 export const createActivities = (deps: ActivityDeps) => ({
@@ -44,6 +46,11 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createChangeoverActivities(deps),
   ...createErpFeedActivities(deps),
   ...createQualityRuleActivities(deps),
+  ...createSupplierActivities({
+    ...deps,
+    // Optional so that the workers and tests that predate supplier quality need not pass them.
+    supplierScores: deps.supplierScores ?? (() => Promise.reject(new Error('this worker has no supplier scorecards'))),
+  }),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

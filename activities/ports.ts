@@ -276,6 +276,80 @@ export interface ErpPort {
   readonly genealogy?: GenealogyFeed;
   /** Confirmations, standard prices and cost postings for the ERP feed; absent: the ERP takes no feed. */
   readonly feed?: ErpFeedPort;
+  /** Quality holds on purchase order items (docs/analytics.md#supplier-quality); absent: not offered. */
+  readonly purchasing?: ErpPurchasingPort;
+  /** The ERP's supplier evaluation; absent: not offered. */
+  readonly supplierEvaluation?: ErpSupplierEvaluationPort;
+}
+
+/** A purchase order item, as the ERP keys it. */
+export interface ErpPurchaseOrderItemRef {
+  purchaseOrder: string;
+  purchaseOrderItem: string;
+}
+
+export interface ErpPurchaseOrderItemHold extends ErpPurchaseOrderItemRef {
+  /** true: the item is blocked, so no further goods can be received or ordered on it. */
+  blocked: boolean;
+  /** The ERP's own code for the state (SAP: PurchasingDocumentDeletionCode, 'S' = blocked). */
+  code: string;
+}
+
+export interface ErpPurchasingPort {
+  /**
+   * Blocks the item for quality reasons. Setting a state, not creating a document: a second call with the item already
+   * blocked changes nothing and answers the same.
+   */
+  holdItem(ref: ErpPurchaseOrderItemRef, reason: string): Promise<ErpPurchaseOrderItemHold>;
+  /** The item's hold as the ERP reads it back. */
+  itemHold(ref: ErpPurchaseOrderItemRef): Promise<ErpPurchaseOrderItemHold>;
+}
+
+/** One supplier's quality score for a material and period, 0 to 100 (docs/analytics.md#supplier-quality). */
+export interface ErpSupplierScore {
+  idempotencyKey: string;
+  supplier: string;
+  material: string;
+  periodStart: string;
+  periodEnd: string;
+  qualityScore: number;
+  lotRejectionRate: number;
+  ppm: number;
+}
+
+export interface ErpSupplierEvaluationPort {
+  /** Records the score, or returns the reference of the one already recorded under this key. */
+  postScore(score: ErpSupplierScore, opts?: CreateOptions): Promise<{ reference: string }>;
+}
+
+/** One supplier and material's scorecard over a period, as the ERP's supplier evaluation receives it. */
+export interface SupplierScoreFigures {
+  supplier: string;
+  material: string;
+  qualityScore: number;
+  lotRejectionRate: number | null;
+  ppm: number;
+}
+
+/** Scorecard figures per supplier and material over [from, to) (ISO instants). */
+export type SupplierScoreSource = (period: { from: string; to: string }) => Promise<SupplierScoreFigures[]>;
+
+/** A supplier corrective action request, or a step of one, as sent to the supplier. */
+export interface SupplierNotice {
+  /** The same on every attempt of one step: the file's name, the webhook's Idempotency-Key. */
+  idempotencyKey: string;
+  scarId: string;
+  supplier: string;
+  kind: 'request' | 'reminder' | 'response-rejected' | 'reopened' | 'closed';
+  text: string;
+  /** When the 8D response is due (ISO), where one is. */
+  responseDue?: string;
+  /** The receipts behind the request. */
+  evidence?: unknown;
+}
+
+export interface SupplierNoticePort {
+  deliver(notice: SupplierNotice): Promise<{ reference: string }>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

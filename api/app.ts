@@ -35,6 +35,7 @@ import adviceRoutes from './routes/advice';
 import erpFeedRoutes from './routes/erp-feed';
 import { createErpFeedStore } from '../infra/erp-feed/erp-feed-store';
 import { registerErpFeedMetrics } from '../infra/observability/erp-feed-metrics';
+import suppliersRoutes from './routes/suppliers';
 import lineRoutes from './routes/lines';
 import metricsRoutes from './routes/metrics';
 import qualityRuleRoutes from './routes/quality-rules';
@@ -119,6 +120,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(qualityRoutes, opts);
   await app.register(adviceRoutes, opts);
   await app.register(erpFeedRoutes, opts);
+  await app.register(suppliersRoutes, opts);
   await app.register(lineRoutes, opts);
   await app.register(metricsRoutes, opts);
   await app.register(qualityRuleRoutes, opts);

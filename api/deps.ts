@@ -7,6 +7,7 @@ import type { HoldfastConfig } from '../infra/config/schema';
 import type { HealthCheck } from '../infra/observability/health-checks';
 import type { IngestMetrics } from '../infra/observability/ingest-metrics';
 import type { ChangeoverControl } from '../infra/temporal/changeover-starter';
+import type { SupplierControl } from '../infra/temporal/supplier-control';
 import type { WorkflowGateway } from '../infra/temporal/gateway';
 
 /** What routes need, passed in by buildApp: tests hand in a real pool and a fake gateway. */
@@ -35,4 +36,6 @@ export interface ApiDeps {
   signatureKey: SigningKey;
   /** Starts, reads, approves and cancels changeovers (docs/changeover.md); absent: the changeover routes answer 503. */
   changeovers?: ChangeoverControl;
+  /** Starts, signals and reads SCAR workflows (docs/analytics.md#supplier-quality); absent: those routes answer 503. */
+  suppliers?: SupplierControl;
 }

@@ -28,6 +28,7 @@ import { registerLotCaseGauge } from '../infra/observability/lot-case-metrics';
 import { createOutboxMetrics } from '../infra/observability/outbox-metrics';
 import { startTracingFromConfig } from '../infra/observability/tracing';
 import { startOutboxDispatcher } from '../infra/outbox/dispatcher';
+import { createDeferredSupplierControl, createTemporalSupplierControl } from '../infra/temporal/supplier-control';
 import { connectClient, describeTarget, resolveTemporalTarget } from '../infra/temporal/connection';
 import { createDeferredWorkflowGateway, createTemporalWorkflowGateway } from '../infra/temporal/gateway';
 import { createDeferredChangeoverControl, createTemporalChangeoverControl } from '../infra/temporal/changeover-starter';
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
   const deferred = createDeferredWorkflowGateway();
   const gateway = deferred.gateway;
   const changeovers = createDeferredChangeoverControl();
+  const suppliers = createDeferredSupplierControl();
   const tracing = startTracingFromConfig(config, 'holdfast-api');
   const metrics = createProcessRegistry();
   registerLotCaseGauge(metrics, pool);
@@ -85,6 +87,7 @@ async function main(): Promise<void> {
     signatureKey,
     gateway,
     changeovers: changeovers.control,
+    suppliers: suppliers.control,
     config,
     namespace: target.namespace,
     logger,
@@ -121,6 +124,7 @@ async function main(): Promise<void> {
       changeovers.connect(
         createTemporalChangeoverControl(connected.client, config, { taskQueue: config.taskQueues.quality }),
       );
+      suppliers.connect(createTemporalSupplierControl(connected.client, { taskQueue: config.taskQueues.quality }));
       app.log.info({ temporal: describeTarget(target) }, 'connected to Temporal');
     } catch (err) {
       if (stopping) return;

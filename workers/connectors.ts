@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { EscalationPort, ErpPort, MesPort, RecallNoticePort } from '../activities/ports';
+import type { EscalationPort, ErpPort, MesPort, RecallNoticePort, SupplierNoticePort } from '../activities/ports';
 import { isConnectorKind, knownConnectorKinds, type ConnectorRole } from '../infra/config/connector-kinds';
 import { ConfigError } from '../activities/errors';
 import type { HoldfastConfig } from '../infra/config/schema';
@@ -182,6 +182,8 @@ export interface SiteConnectors {
   escalationFor: (site: string) => { target: string; port: EscalationPort };
   /** A site's recall notification target and how notices are chased (sites[].recall.notify). */
   recallNoticeFor: (site: string) => { port: RecallNoticePort; policy: RecallNotifyPolicy };
+  /** Where SCARs go to suppliers (supplierQuality.scar.channel); undefined when none is configured. */
+  supplierNotice?: { target: string; port: SupplierNoticePort };
   health: ConnectorSet['health'];
   close(): Promise<void>;
 }
@@ -202,6 +204,8 @@ export async function openSiteConnectors(
     site.escalation,
     ...(site.recall.notify ? [site.recall.notify.target] : []),
   ]);
+  const scarChannel = config.supplierQuality.scar.channel;
+  if (scarChannel !== undefined) names.push(scarChannel);
   const connectors = await openConnectors(config, names, { log, env });
   const sites = new Map(config.sites.map((site) => [site.id, site]));
   const siteOf = (id: string, what: string) => {
@@ -231,6 +235,9 @@ export async function openSiteConnectors(
       if (!policy) throw new ConfigError(`site "${site}" has no sites[].recall.notify in temporal.yaml`);
       return { port: connectors.port(policy.target, 'recall-notice'), policy };
     },
+    ...(scarChannel !== undefined
+      ? { supplierNotice: { target: scarChannel, port: connectors.port(scarChannel, 'supplier-notice') } }
+      : {}),
     health: () => connectors.health(),
     close: () => connectors.close(),
   };

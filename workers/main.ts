@@ -34,6 +34,8 @@ import { startJobOrderIntake, type JobOrderIntakeService } from './job-orders';
 import { startMesEventSubscription, type MesEventSubscription } from './mes-events';
 import { createQualityWorkers } from './quality-workers';
 import { createWorkerActivities } from './worker-activities';
+import { startReceiptRelay, type ReceiptRelay } from '../infra/supplier/receipt-relay';
+import { ensureSupplierEvaluationSchedule } from '../infra/supplier/evaluation-schedule';
 
 const logger = createLogger('worker');
 
@@ -99,6 +101,7 @@ async function main(): Promise<void> {
   let jobOrders: JobOrderIntakeService | undefined;
   let reinspection: ReturnType<typeof openReinspector> | undefined;
   let plant: ChangeoverPlant | undefined;
+  let receipts: ReceiptRelay | undefined;
   // Lives as long as the worker: the job-order intake starts changeovers through it.
   const temporal = await connectClient(target, { dataConverter });
   try {
@@ -182,6 +185,9 @@ async function main(): Promise<void> {
     if (config.qualityRules.enabled) {
       logger.info({ evaluators: await ensureLineRuleEvaluators(client, config) }, 'escalation-rule evaluators running');
     }
+    // Decided incoming receipts start their workflows (the receipts' outbox), and the supplier evaluation schedule.
+    receipts = startReceiptRelay({ pool, client, config, log: logger });
+    logger.info({ schedule: await ensureSupplierEvaluationSchedule(client, config) }, 'supplier evaluation');
     // infra/local/start.ts waits for a line containing `worker ready` before starting the API.
     logger.info(
       {
@@ -200,6 +206,7 @@ async function main(): Promise<void> {
     // First: no event is applied once the pool is closing (an unfinished one stays unacknowledged, for next time).
     await mesEvents?.close();
     await jobOrders?.close();
+    await receipts?.stop();
     await server?.close();
     await temporal.connection.close();
     await connection.close();
@@ -218,9 +225,15 @@ async function main(): Promise<void> {
  */
 function connectorChecks(config: HoldfastConfig, connectors: SiteConnectors): HealthCheck[] {
   const names = [
-    ...new Set(
-      config.sites.flatMap((s) => [s.mes, s.erp, s.escalation, ...(s.recall.notify ? [s.recall.notify.target] : [])]),
-    ),
+    ...new Set([
+      ...config.sites.flatMap((s) => [
+        s.mes,
+        s.erp,
+        s.escalation,
+        ...(s.recall.notify ? [s.recall.notify.target] : []),
+      ]),
+      ...(config.supplierQuality.scar.channel ? [config.supplierQuality.scar.channel] : []),
+    ]),
   ];
   return connectorHealthChecks(
     () => connectors.health(),

@@ -12,6 +12,8 @@ import recallNoticeFileConnector from '../infra/connectors/recall-notice/recall-
 import recallNoticeSmtpConnector from '../infra/connectors/recall-notice/recall-notice-smtp.connector';
 import recallNoticeWebhookConnector from '../infra/connectors/recall-notice/recall-notice-webhook.connector';
 import sapS4Connector from '../infra/connectors/sap-s4/sap-s4.connector';
+import supplierNoticeFileConnector from '../infra/connectors/supplier-notice/supplier-notice-file.connector';
+import supplierNoticeWebhookConnector from '../infra/connectors/supplier-notice/supplier-notice-webhook.connector';
 
 /** One implementation per kind, declaring that kind and its role: missing, extra or mismatched entries do not compile. */
 export type ConnectorRegistry = { readonly [K in ConnectorKind]: ConnectorDefinition<K, RoleOf<K>, z.ZodType> };
@@ -33,4 +35,6 @@ export const connectorRegistry: ConnectorRegistry = {
   'recall-notice-file': recallNoticeFileConnector,
   'opcua-machine-vision': opcUaMachineVisionConnector,
   'opcua-line-control': opcUaLineControlConnector,
+  'supplier-notice-file': supplierNoticeFileConnector,
+  'supplier-notice-webhook': supplierNoticeWebhookConnector,
 };

@@ -22,6 +22,7 @@ import { createRecallStore } from '../infra/recall/recall-store';
 import { createChangeoverRecipeSource } from '../infra/vision/changeover-recipes';
 import { createErpFeedStore } from '../infra/erp-feed/erp-feed-store';
 import type { SiteConnectors } from './connectors';
+import { supplierScores } from '../infra/supplier/scorecard';
 
 /**
  * The plant ports a changeover switches stations and the line's interlock through (docs/changeover.md). Each absent one
@@ -44,7 +45,7 @@ export interface ChangeoverPorts {
 export function createWorkerActivities(
   pool: pg.Pool,
   config: HoldfastConfig,
-  connectors: Pick<SiteConnectors, 'mesFor' | 'erpFor' | 'escalationFor' | 'recallNoticeFor'>,
+  connectors: Pick<SiteConnectors, 'mesFor' | 'erpFor' | 'escalationFor' | 'recallNoticeFor' | 'supplierNotice'>,
   opts: { reinspector: RecallReinspector; genealogy?: GenealogyRecorder; changeover?: ChangeoverPorts },
 ) {
   const audit = createAuditTrail(pool);
@@ -70,6 +71,8 @@ export function createWorkerActivities(
       if (!found) throw new Error(`unknown site ${site}`);
       return found.escalationPolicy;
     },
+    ...(connectors.supplierNotice ? { supplierNotice: connectors.supplierNotice } : {}),
+    supplierScores: (period) => supplierScores(pool, period),
     ...opts.changeover,
   });
 }

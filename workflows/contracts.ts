@@ -30,6 +30,8 @@ export const SearchAttributes = {
   recallScope: defineSearchAttributeKey('RecallScope', SearchAttributeType.KEYWORD),
   // A changeover (with Site, Line, WorkOrder, Sku): one more Keyword slot, 9 of 10.
   changeoverState: defineSearchAttributeKey('ChangeoverState', SearchAttributeType.KEYWORD),
+  // Supplier quality (receipts and SCARs): the last Keyword slot, 10 of 10.
+  supplier: defineSearchAttributeKey('Supplier', SearchAttributeType.KEYWORD),
 } as const;
 
 export const ALL_SEARCH_ATTRIBUTES = Object.values(SearchAttributes);
@@ -989,3 +991,134 @@ export function qualityEscalationWorkflowId(escalationId: string): string {
 export const qualityEscalationReleasedSignal = defineSignal<[string]>('qualityEscalationReleased');
 export const lineRuleEvaluatorStatusQuery = defineQuery<LineRuleEvaluatorStatus>('lineRuleEvaluatorStatus');
 export const qualityEscalationStatusQuery = defineQuery<QualityEscalationStatus>('qualityEscalationStatus');
+// Supplier quality (docs/analytics.md#supplier-quality): incoming receipts, SCARs and the supplier evaluation feed.
+
+export type ReceiptDecision = 'accepted' | 'rejected';
+
+/** One decided receipt, as the receipt relay hands it to its workflow. */
+export interface IncomingReceiptInput {
+  site: string;
+  lotId: string;
+  /** The site's ERP plant (sites[].erpPlant): where the received batch is kept. */
+  plant: string;
+  decision: ReceiptDecision;
+  reason: string;
+  decidedAt: string;
+  erpPost: ActivityPreset;
+  traceWrite: ActivityPreset;
+  /** The complaint's notification type and first item's defect code (supplierQuality in temporal.yaml). */
+  complaint: { notificationType: string; defectCodeGroup: string; defectCode: string };
+  /** When a rejection requests a SCAR by itself, and the SCAR's settings. */
+  scarThreshold: ScarThreshold;
+  scar: ScarSettings;
+  notify: ActivityPreset;
+  taskQueue: string;
+}
+
+export interface ScarThreshold {
+  auto: boolean;
+  lotRejectionRate: number;
+  minReceipts: number;
+  window: string;
+}
+
+export interface IncomingReceiptResult {
+  decision: ReceiptDecision;
+  supplier?: string;
+  complaintNotification?: string;
+  blockDocument?: string;
+  purchaseOrderHold?: string;
+  /** The SCAR this receipt was counted towards (verification) or requested. */
+  scarWorkflowId?: string;
+}
+
+/** Dedupes the receipt's workflow: one per received lot and site, whatever triggers it again. */
+export const incomingReceiptWorkflowId = (site: string, lotId: string) => `incoming-receipt-${site}-${lotId}`;
+
+/** Dedupes a SCAR's workflow: its row id is unique, and a supplier has at most one open at a time. */
+export const scarWorkflowId = (supplier: string, id: string) => `scar-${supplier}-${id}`;
+
+export interface ScarSettings {
+  responseDue: string;
+  remindEvery: string;
+  escalateAfter: string;
+  verifyReceipts: number;
+  /** The site whose escalation connector announces a late response; absent: not escalated beyond the state. */
+  escalationSite?: string;
+}
+
+export interface ScarInput {
+  scarId: string;
+  supplier: string;
+  trigger: 'threshold' | 'engineer';
+  reason: string;
+  requestedBy?: string;
+  material?: string;
+  /** What the request rests on (receipts, figures), sent to the supplier with it. */
+  evidence?: unknown;
+  settings: ScarSettings;
+  notify: ActivityPreset;
+  traceWrite: ActivityPreset;
+}
+
+export type ScarStage = 'requested' | 'awaiting-response' | 'response-received' | 'verifying' | 'closed';
+
+/** The supplier's 8D response, as recorded by POST /v1/scars/{id}/response. */
+export interface ScarResponse {
+  /** Dedupes a re-sent response. */
+  responseId: string;
+  receivedAt: string;
+  recordedBy: string;
+  /** The 8D disciplines the supplier filled in: D1 … D8 → text. */
+  disciplines: Record<string, string>;
+  rootCause: string;
+  correctiveAction: string;
+  attachments?: string[];
+}
+
+/** A quality engineer's signed decision on a response. */
+export interface ScarDecision {
+  decision: 'accept' | 'reject';
+  reason: string;
+  decidedBy: string;
+  signatureId: string;
+  decidedAt: string;
+}
+
+/** An incoming receipt of the supplier, decided after the SCAR's response was accepted. */
+export interface ScarReceipt {
+  site: string;
+  lotId: string;
+  decision: ReceiptDecision;
+  decidedAt: string;
+}
+
+export interface ScarState {
+  scarId: string;
+  supplier: string;
+  stage: ScarStage;
+  round: number;
+  reopened: number;
+  responseDue?: string;
+  remindersSent: number;
+  escalated: boolean;
+  responses: ScarResponse[];
+  decisions: ScarDecision[];
+  /** Receipts counted in the current verification. */
+  verification: { needed: number; receipts: ScarReceipt[] };
+  notices: string[];
+  closedAt?: string;
+}
+
+export const scarResponseSignal = defineSignal<[ScarResponse]>('scarResponse');
+export const scarDecisionSignal = defineSignal<[ScarDecision]>('scarDecision');
+export const scarReceiptSignal = defineSignal<[ScarReceipt]>('scarReceipt');
+export const scarStateQuery = defineQuery<ScarState>('scarState');
+
+export interface SupplierEvaluationInput {
+  /** The period each run scores, ending at the run's scheduled time. */
+  period: string;
+  erpSite: string;
+  erpPost: ActivityPreset;
+  traceWrite: ActivityPreset;
+}

@@ -10,3 +10,6 @@ export { changeoverWorkflow } from './changeover/changeover.workflow';
 export { erpFeedWorkflow } from './erp-feed/erp-feed.workflow';
 export { lineRuleEvaluatorWorkflow } from './escalation/line-rule-evaluator.workflow';
 export { qualityEscalationWorkflow } from './escalation/quality-escalation.workflow';
+export { incomingReceiptWorkflow } from './supplier/incoming-receipt.workflow';
+export { scarWorkflow } from './supplier/scar.workflow';
+export { supplierEvaluationWorkflow } from './supplier/supplier-evaluation.workflow';

@@ -14,7 +14,8 @@ export type ConnectorRole =
   | 'vision-broker'
   | 'recall-notice'
   | 'vision-system'
-  | 'line-control';
+  | 'line-control'
+  | 'supplier-notice';
 
 export const CONNECTOR_KINDS = {
   'holdfast-mes-rest': 'mes',
@@ -28,6 +29,8 @@ export const CONNECTOR_KINDS = {
   'recall-notice-file': 'recall-notice',
   'opcua-machine-vision': 'vision-system',
   'opcua-line-control': 'line-control',
+  'supplier-notice-file': 'supplier-notice',
+  'supplier-notice-webhook': 'supplier-notice',
 } as const satisfies Record<string, ConnectorRole>;
 
 export type ConnectorKind = keyof typeof CONNECTOR_KINDS;
@@ -47,6 +50,7 @@ export const ROLE_REFERENCES: Record<ConnectorRole, string> = {
   'recall-notice': 'sites[].recall.notify.target',
   'vision-system': 'sites[].lines[].stations[].vision.connector',
   'line-control': 'sites[].lineControl',
+  'supplier-notice': 'supplierQuality.scar.channel',
 };
 
 /** "holdfast-mes-rest, sap-s4-odata, …": for messages naming what is registered. */

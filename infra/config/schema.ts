@@ -106,6 +106,26 @@ const Station = z.strictObject({
       recipes: z.record(z.string().min(1), z.string().min(1)).default({}),
     })
     .optional(),
+  /**
+   * `incoming-inspection`: the station inspects received material (docs/analytics.md#supplier-quality). Its inspections
+   * are ordinary ones whose lot is the received batch and whose SKU is the material; they decide the receipt by
+   * `acceptance` instead of starting lot cases. Absent: `production`.
+   */
+  role: z.enum(['production', 'incoming-inspection']).optional(),
+  acceptance: z
+    .strictObject({
+      /** n: parts of the receipt inspected before it is accepted. */
+      sampleSize: z.number().int().positive().max(10_000).default(13),
+      /** c: defective parts the sample may hold; one more rejects the receipt at once. */
+      acceptanceNumber: z.number().int().nonnegative().default(0),
+      /** Defect classes that reject the receipt on their first occurrence, whatever c allows. */
+      criticalClasses: z.array(z.string().min(1)).default([]),
+    })
+    .refine((a) => a.acceptanceNumber < a.sampleSize, {
+      message: 'acceptanceNumber must be below sampleSize',
+      path: ['acceptanceNumber'],
+    })
+    .optional(),
 });
 
 const Roi = z.strictObject({
@@ -695,6 +715,49 @@ export const HoldfastConfig = z
           .default([]),
       })
       .prefault({}),
+    /** Supplier quality (docs/analytics.md#supplier-quality). */
+    supplierQuality: z
+      .strictObject({
+        /** The ERP notification type of a complaint against a supplier (SAP Q2). */
+        complaintNotificationType: z.string().min(1).default('Q2'),
+        /** SAP defect code group and code the complaint's first item carries. */
+        defectCodeGroup: z.string().min(1).default('QM-E'),
+        defectCode: z.string().min(1).default('0001'),
+        /** How often decided receipts whose workflow has not started are looked for (the outbox's safety net). */
+        relayInterval: Duration.default('1s'),
+        /** Sends scorecards to the ERP's supplier evaluation on a Temporal Schedule (one, global). */
+        evaluation: z
+          .strictObject({
+            enabled: z.boolean().default(false),
+            every: Duration.default('1d'),
+            /** The period each post covers, ending at the run. */
+            period: Duration.default('30d'),
+          })
+          .prefault({}),
+        scar: z
+          .strictObject({
+            /** Request a SCAR automatically when a supplier crosses the threshold below. */
+            auto: z.boolean().default(true),
+            /** Over the receipts decided in `window`: at least `minReceipts`, and a rejection rate at or above this. */
+            lotRejectionRate: z.number().gt(0).max(1).default(0.2),
+            minReceipts: z.number().int().positive().default(5),
+            window: Duration.default('90d'),
+            /** Where SCARs go to the supplier: a connector of role supplier-notice. Absent: recorded, not sent. */
+            channel: z.string().min(1).optional(),
+            /** The 8D response is due this long after the request (and after each rejected response or reopen). */
+            responseDue: Duration.default('14d'),
+            /** A reminder this often while the response is outstanding. */
+            remindEvery: Duration.default('3d'),
+            /** Escalated when the response is this late. */
+            escalateAfter: Duration.default('7d'),
+            /** Where an escalation is announced: the escalation connector of this site. */
+            escalationSite: z.string().min(1).optional(),
+            /** Receipts after acceptance that must all be accepted to close it. */
+            verifyReceipts: z.number().int().positive().max(100).default(3),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
     /** Real recalls (docs/recall.md). */
     recall: z
       .strictObject({
@@ -801,6 +864,7 @@ export function connectorReferences(cfg: {
   vision: { broker?: string | undefined; rejectStation?: string | undefined };
   traceability?: { mesEvents?: { broker?: string | undefined } };
   changeover?: { events?: { broker?: string | undefined } | undefined };
+  supplierQuality?: { scar?: { channel?: string | undefined } };
 }): ConnectorReference[] {
   const refs: ConnectorReference[] = cfg.sites.flatMap((site, i) =>
     (['mes', 'erp', 'escalation'] as const).map((role) => ({ path: ['sites', i, role], name: site[role], role })),
@@ -838,6 +902,10 @@ export function connectorReferences(cfg: {
   const jobOrderBroker = cfg.changeover?.events?.broker;
   if (jobOrderBroker !== undefined) {
     refs.push({ path: ['changeover', 'events', 'broker'], name: jobOrderBroker, role: 'vision-broker' });
+  }
+  const scarChannel = cfg.supplierQuality?.scar?.channel;
+  if (scarChannel !== undefined) {
+    refs.push({ path: ['supplierQuality', 'scar', 'channel'], name: scarChannel, role: 'supplier-notice' });
   }
   return refs;
 }

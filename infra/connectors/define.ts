@@ -3,6 +3,7 @@ import type {
   EscalationPort,
   ErpPort,
   LineInterlockPort,
+  SupplierNoticePort,
   MesPort,
   RecallNoticePort,
   VisionSystemPort,
@@ -26,6 +27,7 @@ export interface RolePorts {
   'recall-notice': RecallNoticePort;
   'vision-system': VisionSystemPort;
   'line-control': LineInterlockPort;
+  'supplier-notice': SupplierNoticePort;
 }
 export type PortOf<R extends ConnectorRole> = RolePorts[R];
 

@@ -20,6 +20,8 @@ export const MACHINE_ACTIONS = [
   'stations:read',
   'deferred-frames:read',
   'deferred-frames:write',
+  // A supplier portal or EDI integration recording a supplier's 8D response to a SCAR.
+  'scars:respond',
 ] as const;
 export type MachineAction = (typeof MACHINE_ACTIONS)[number];
 

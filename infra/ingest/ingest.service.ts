@@ -16,6 +16,7 @@ import {
 import { type InspectionRecord, insertInspections, payloadHashes } from './inspection.repository';
 import type { IngestResponse, InspectionResult } from './inspection.schema';
 import { canonicalJson, sha256Hex } from './canonical-json';
+import { incomingPlan, recordIncomingInspections } from '../supplier/incoming.repository';
 
 export type IngestOutcome =
   | { kind: 'stored'; response: IngestResponse }
@@ -68,8 +69,11 @@ async function ingest(
       return { kind: 'conflict', eventIds: [...conflicts] };
     }
     const traceparent = currentTraceparent();
+    // Incoming inspection decides the receipt instead of starting lot cases (docs/analytics.md#supplier-quality).
+    const incoming = unique.filter((r) => inserted.has(r.eventId) && incomingPlan(config, r) !== undefined);
+    if (incoming.length > 0) await recordIncomingInspections(client, config, incoming);
     const outboxRows: NewOutboxRow[] = unique
-      .filter((r) => r.result === 'fail' && inserted.has(r.eventId))
+      .filter((r) => r.result === 'fail' && inserted.has(r.eventId) && incomingPlan(config, r) === undefined)
       .map((r) => ({
         eventId: r.eventId,
         workflowId: workflowOf(r),
@@ -87,7 +91,7 @@ async function ingest(
       return {
         eventId: r.eventId,
         status,
-        ...(r.result === 'fail' ? { workflowId: workflowOf(r) } : {}),
+        ...(r.result === 'fail' && incomingPlan(config, r) === undefined ? { workflowId: workflowOf(r) } : {}),
       };
     });
     const accepted = responseResults.filter((r) => r.status === 'accepted').length;

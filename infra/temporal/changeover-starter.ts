@@ -73,20 +73,23 @@ export function changeoverInput(config: HoldfastConfig, request: ChangeoverReque
     requestedBy: request.requestedBy,
     reason: request.reason,
     dueAt: request.dueAt,
-    stations: line.stations.map((s) => ({
-      station: s.id,
-      ...(s.vision
-        ? {
-            vision: {
-              connector: s.vision.connector,
-              system: s.vision.system,
-              externalRecipeId: Object.hasOwn(s.vision.recipes, request.sku)
-                ? (s.vision.recipes[request.sku] ?? null)
-                : null,
-            },
-          }
-        : {}),
-    })),
+    // An incoming-inspection station inspects received material, not the line's order: a changeover leaves it be.
+    stations: line.stations
+      .filter((s) => s.role !== 'incoming-inspection')
+      .map((s) => ({
+        station: s.id,
+        ...(s.vision
+          ? {
+              vision: {
+                connector: s.vision.connector,
+                system: s.vision.system,
+                externalRecipeId: Object.hasOwn(s.vision.recipes, request.sku)
+                  ? (s.vision.recipes[request.sku] ?? null)
+                  : null,
+              },
+            }
+          : {}),
+      })),
     interlock: site.lineControl !== undefined,
     options: {
       prepareTimeout: c.prepareTimeout,

@@ -29,6 +29,7 @@ import { type FrameHttpOptions, type FrameHttpServer, openFrameHttp } from '../.
 import { parseFrame } from '../../infra/vision/frame.schema';
 import { type WorkflowGateway, WorkflowNotFoundError } from '../../infra/temporal/gateway';
 import type { ChangeoverControl } from '../../infra/temporal/changeover-starter';
+import type { SupplierControl } from '../../infra/temporal/supplier-control';
 import { changeoverWorkflowId } from '../../workflows/contracts';
 import { holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
 import { bearerFor, machineKey, signerAccount, testSigningKey } from '../support/identity';
@@ -82,6 +83,14 @@ const noChangeovers: ChangeoverControl = {
     Promise.reject(new WorkflowNotFoundError(`no changeover of ${site}/${line} ${workOrder}`)),
   cancel: (site, line, workOrder) =>
     Promise.reject(new WorkflowNotFoundError(`no changeover of ${site}/${line} ${workOrder}`)),
+};
+
+/** SCAR workflows start as asked and none is found afterwards. */
+const noSuppliers: SupplierControl = {
+  startScar: () => Promise.resolve(),
+  scarState: () => Promise.resolve(undefined),
+  recordResponse: (id) => Promise.reject(new WorkflowNotFoundError(`no workflow ${id}`)),
+  decide: (id) => Promise.reject(new WorkflowNotFoundError(`no workflow ${id}`)),
 };
 
 const run = `fuzz-${randomUUID().slice(0, 8)}`;
@@ -218,6 +227,39 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   'POST /v1/quality-escalations/:id/release': () => ({
     params: { id: `${run}-esc` },
     body: { reason: 'fixture re-clamped', signature: { meaning: 'approval', password: adminPassword } },
+  }),
+  'GET /v1/suppliers': () => ({ query: { from: '2026-01-01T00:00:00Z', to: '2026-02-01T00:00:00Z' } }),
+  'GET /v1/suppliers/:supplier/scorecard': () => ({
+    params: { supplier: 'V100' },
+    query: { from: '2026-01-01T00:00:00Z', to: '2026-02-01T00:00:00Z', bucket: 'week', material: 'STEEL' },
+  }),
+  'POST /v1/suppliers/:supplier/scars': () => ({
+    params: { supplier: `V-${randomUUID().slice(0, 8)}` },
+    body: {
+      reason: 'three receipts rejected',
+      material: 'STEEL',
+      signature: { meaning: 'approval', password: adminPassword },
+    },
+  }),
+  'GET /v1/scars': () => ({ query: { supplier: 'V100', state: 'verifying', limit: '5' } }),
+  'GET /v1/scars/:id': () => ({ params: { id: '1' } }),
+  'POST /v1/scars/:id/response': () => ({
+    params: { id: '1' },
+    body: {
+      responseId: `8D-${run}`,
+      disciplines: { D4: 'die wear', D5: 'die replaced' },
+      rootCause: 'die wear',
+      correctiveAction: 'die replaced',
+      attachments: ['https://supplier.example/8d.pdf'],
+    },
+  }),
+  'POST /v1/scars/:id/accept': () => ({
+    params: { id: '1' },
+    body: { reason: 'root cause found', signature: { meaning: 'approval', password: adminPassword } },
+  }),
+  'POST /v1/scars/:id/reject': () => ({
+    params: { id: '1' },
+    body: { reason: 'no root cause', signature: { meaning: 'review', password: adminPassword } },
   }),
   'GET /v1/lots/:lotId/quality-record': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1', format: 'csv' } }),
   'GET /v1/records/fsma204': () => ({ query: { site: 'PLANT1', from: '2026-01-01', to: '2026-01-31', lot: 'R1' } }),
@@ -728,6 +770,7 @@ beforeAll(async () => {
     pool,
     gateway: noWorkflows,
     changeovers: noChangeovers,
+    suppliers: noSuppliers,
     config,
     namespace: 'default',
     payloadCodec: holdfastPayloadCodec(),

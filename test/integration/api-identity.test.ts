@@ -218,6 +218,22 @@ describe('role × route', () => {
       url: `/v1/quality-escalations/${run}-ESC/release`,
       payload: () => ({ reason: 'r', signature }),
     },
+    suppliers: { method: 'GET', url: '/v1/suppliers' },
+    supplierScorecard: { method: 'GET', url: `/v1/suppliers/${run}-SUP/scorecard` },
+    scars: { method: 'GET', url: '/v1/scars?limit=1' },
+    scar: { method: 'GET', url: '/v1/scars/999999999' },
+    scarRequest: {
+      method: 'POST',
+      url: `/v1/suppliers/${run}-SUP/scars`,
+      payload: () => ({ reason: 'r', signature }),
+    },
+    scarResponse: {
+      method: 'POST',
+      url: '/v1/scars/999999999/response',
+      payload: () => ({ responseId: 'x', disciplines: { D4: 'c' }, rootCause: 'c', correctiveAction: 'a' }),
+    },
+    scarAccept: { method: 'POST', url: '/v1/scars/999999999/accept', payload: () => ({ reason: 'r', signature }) },
+    scarReject: { method: 'POST', url: '/v1/scars/999999999/reject', payload: () => ({ reason: 'r', signature }) },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -273,6 +289,18 @@ describe('role × route', () => {
     qualityRuleLimits: 'through',
     escalationRelease: 'through',
   } as const;
+  /**
+   * Supplier scorecards and SCARs: purchasing data of every site, so every reader (of any site) reads them; an unknown
+   * supplier or SCAR is the handler's 404. Requesting and deciding SCARs: quality engineers and managers, signed.
+   */
+  const supplierReaders = { suppliers: 200, supplierScorecard: 'through', scars: 200, scar: 'through' } as const;
+  const supplierDeciders = {
+    ...supplierReaders,
+    scarRequest: 'through',
+    scarResponse: 'through',
+    scarAccept: 'through',
+    scarReject: 'through',
+  } as const;
   // Where the handler itself would answer (Temporal stand-in refusing: 500; the signer's password refused: 401 of its
   // own type) the access check has let the call through.
   const signatureRefused = (res: { statusCode: number; body: string }) =>
@@ -296,6 +324,7 @@ describe('role × route', () => {
         ...changeoverReaders,
         ...feedReaders,
         changeoverCancel: 'through',
+        ...supplierReaders,
         ...open,
       },
     ],
@@ -317,6 +346,7 @@ describe('role × route', () => {
         recallAcknowledge: 'through',
         ...changeoverDeciders,
         ...feedReaders,
+        ...supplierDeciders,
         ...open,
       },
     ],
@@ -340,6 +370,7 @@ describe('role × route', () => {
         recallAcknowledge: 'through',
         ...changeoverDeciders,
         ...feedReaders,
+        ...supplierDeciders,
         ...open,
       },
     ],
@@ -358,6 +389,7 @@ describe('role × route', () => {
         retry: 'through',
         ...changeoverReaders,
         ...feedReaders,
+        ...supplierReaders,
         ...open,
       },
     ],
@@ -375,6 +407,7 @@ describe('role × route', () => {
         audit: 200,
         ...changeoverReaders,
         ...feedReaders,
+        ...supplierReaders,
         ...open,
       },
     ],
@@ -392,6 +425,7 @@ describe('role × route', () => {
         recallAcknowledge: 'through',
         ...changeoverDeciders,
         ...feedReaders,
+        ...supplierDeciders,
         ...open,
       },
     ],
@@ -399,7 +433,7 @@ describe('role × route', () => {
       'a PLANT2 quality engineer',
       () => bearerFor({ roles: ['quality-engineer'], sites: ['PLANT2'] }),
       // An escalation's site is known only once it is read: one that does not exist is 404 for every quality person.
-      { ...row(403), escalationRelease: 404, ...open },
+      { ...row(403), escalationRelease: 404, ...supplierDeciders, ...open },
     ],
   ];
 

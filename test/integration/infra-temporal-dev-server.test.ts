@@ -70,7 +70,8 @@ describe('startTemporalDevServer', () => {
 
     // An upgrade: a file from a build that had fewer attributes gets the new ones at start.
     await server.stop();
-    const added = defineSearchAttributeKey('HoldfastUpgradeProbe', SearchAttributeType.KEYWORD);
+    // Not a Keyword: Holdfast's attributes take all 10 of the dev server's Keyword slots.
+    const added = defineSearchAttributeKey('HoldfastUpgradeProbe', SearchAttributeType.INT);
     server = await startTemporalDevServer({ ...opts, searchAttributes: [...ALL_SEARCH_ATTRIBUTES, added] });
     const upgraded = await withClient(server.address, async (_client, connection) =>
       Object.keys(

@@ -34,6 +34,10 @@ const WORKFLOW_TYPES: Record<string, string> = {
   'erp-feed-': 'erpFeedWorkflow',
   'quality-rule-evaluator-': 'lineRuleEvaluatorWorkflow',
   'quality-escalation-': 'qualityEscalationWorkflow',
+  // Recorded on the time-skipping server with stub activities (docs/analytics.md#supplier-quality), not by
+  // record.histories.ts: a SCAR escalated, verified and closed, and rejected and accepted receipts.
+  'scar-': 'scarWorkflow',
+  'incoming-receipt-': 'incomingReceiptWorkflow',
 };
 const workflowTypeOf = (file: string) =>
   Object.entries(WORKFLOW_TYPES).find(([prefix]) => file.startsWith(prefix))?.[1];

@@ -28,6 +28,8 @@ import { syncSiteShifts } from '../../infra/analytics/shift-calendar';
 import { ensureLineRuleEvaluators } from '../../infra/temporal/quality-rule-evaluator-starter';
 import { seedQualityRules } from '../../infra/quality-rules/pg-quality-rule-store';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
+import { startReceiptRelay, type ReceiptRelay } from '../../infra/supplier/receipt-relay';
+import { createTemporalSupplierControl } from '../../infra/temporal/supplier-control';
 
 export interface StackOptions {
   pool: Pool;
@@ -70,6 +72,8 @@ export interface HoldfastStack {
   /** Starts and reads changeovers, as the API and the worker's job-order intake do. */
   changeovers: ChangeoverControl;
   dispatcher: OutboxDispatcher;
+  /** Starts decided incoming receipts' workflows, as the worker process does. */
+  receipts: ReceiptRelay;
   workers: Worker[];
   connectors: SiteConnectors;
   /** The in-process worker's connector series (holdfast_connector_*), as the worker process serves them. */
@@ -185,6 +189,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     const changeovers = createTemporalChangeoverControl(client, config, { taskQueue });
     const api = await buildApp({
       changeovers,
+      suppliers: createTemporalSupplierControl(client, { taskQueue }),
       signingKey,
       pool: opts.pool,
       gateway,
@@ -196,6 +201,8 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     closers.push(() => api.close());
     const dispatcher = startOutboxDispatcher({ pool: opts.pool, gateway, config });
     closers.push(() => dispatcher.stop());
+    const receipts = startReceiptRelay({ pool: opts.pool, client, config });
+    closers.push(() => receipts.stop());
 
     return {
       config,
@@ -218,6 +225,7 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
       gateway,
       changeovers,
       dispatcher,
+      receipts,
       workers,
       connectors,
       workerMetrics,

@@ -56,13 +56,14 @@ describe('workflow metadata for the Temporal Web UI', () => {
     expect(attrs.get(SearchAttributes.dispositionState.name)).toBe('containing');
     expect(attrs.get(SearchAttributes.lot.name)).toBe('L-0001');
     expect((attrs.get(SearchAttributes.detectedAt.name) as Date).toISOString()).toBe('2025-03-04T09:15:00.000Z');
-    // Every attribute but a recall's own (RecallKind, RecallState, RecallScope: set by the recall workflow) and a
-    // changeover's (ChangeoverState).
+    // Every attribute but a recall's own (RecallKind, RecallState, RecallScope: set by the recall workflow), a
+    // changeover's (ChangeoverState) and supplier quality's (Supplier: receipts and SCARs).
     const recallOnly: string[] = [
       SearchAttributes.recallKind.name,
       SearchAttributes.recallState.name,
       SearchAttributes.recallScope.name,
       SearchAttributes.changeoverState.name,
+      SearchAttributes.supplier.name,
     ];
     expect([...attrs.keys()].sort()).toEqual(
       Object.values(SearchAttributes)

@@ -182,6 +182,14 @@ describe('problem+json error contract', () => {
         '/v1/quality-rules/{site}/{ruleId}/limits',
         '/v1/quality-escalations',
         '/v1/quality-escalations/{id}/release',
+        '/v1/suppliers',
+        '/v1/suppliers/{supplier}/scorecard',
+        '/v1/suppliers/{supplier}/scars',
+        '/v1/scars',
+        '/v1/scars/{id}',
+        '/v1/scars/{id}/response',
+        '/v1/scars/{id}/accept',
+        '/v1/scars/{id}/reject',
       ].sort(),
     );
     for (const path of [

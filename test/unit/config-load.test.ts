@@ -45,7 +45,9 @@ describe('temporal.yaml loading', () => {
       'line-vision': 'opcua-machine-vision',
       'line-control': 'opcua-line-control',
       'recall-notices': 'recall-notice-file',
+      'supplier-notices': 'supplier-notice-file',
     });
+    expect(config.supplierQuality.scar).toMatchObject({ channel: 'supplier-notices', verifyReceipts: 3 });
     expect(config.sites[0]).toMatchObject({ mes: 'mes-sim', erp: 'sap-sim', escalation: 'worker-log' });
     expect(config.sites[0]!.recall.notify).toMatchObject({ target: 'recall-notices', ackWithin: '24h' });
     expect(config.vision).toMatchObject({ broker: 'line-mqtt', rejectStation: 'line-plc', topicPrefix: 'holdfast' });
@@ -84,7 +86,7 @@ describe('temporal.yaml loading', () => {
     const err = parseError(withLine('    kind: opcua-reject-station', '    kind: opcua-x'));
 
     expect(err.message).toContain(
-      'connectors.line-plc.kind: "opcua-x" is not a registered connector kind (known: holdfast-mes-rest, sap-s4-odata, escalation-log, escalation-webhook, opcua-reject-station, mqtt, recall-notice-webhook, recall-notice-smtp, recall-notice-file, opcua-machine-vision, opcua-line-control)',
+      'connectors.line-plc.kind: "opcua-x" is not a registered connector kind (known: holdfast-mes-rest, sap-s4-odata, escalation-log, escalation-webhook, opcua-reject-station, mqtt, recall-notice-webhook, recall-notice-smtp, recall-notice-file, opcua-machine-vision, opcua-line-control, supplier-notice-file, supplier-notice-webhook)',
     );
   });
 

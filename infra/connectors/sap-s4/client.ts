@@ -311,6 +311,11 @@ export class SapODataClient {
     const res = await this.session.write('POST', service, this.session.url(service, entitySet), body, operation);
     return this.session.parse(res, ODataEntity(entity), operation).d;
   }
+
+  /** PATCH an entity's properties; SAP answers 204 without a body. */
+  async update(service: string, resourcePath: string, body: unknown, operation: string): Promise<void> {
+    await this.session.write('PATCH', service, this.session.url(service, resourcePath), body, operation);
+  }
 }
 
 /** What a fresh read says about a change: the ETag to send (undefined when it carried none), or nothing to do. */

@@ -6,6 +6,7 @@ import { SapHttpSession, SapODataClient, SapODataV4Client } from './client';
 import { createSapS4ErpPort } from './sap-s4.port';
 import { createSapGenealogyFeed } from './sap-genealogy';
 import { createSapErpFeed } from './sap-erp-feed';
+import { createSapPurchasing, createSapSupplierEvaluation } from './sap-purchasing';
 
 export const SAP_S4_KIND = 'sap-s4-odata';
 
@@ -46,6 +47,8 @@ export default defineConnector({
         ...createSapS4ErpPort(new SapODataClient(session), new SapODataV4Client(session)),
         genealogy: createSapGenealogyFeed(new SapODataClient(session)),
         feed: createSapErpFeed(new SapODataClient(session)),
+        purchasing: createSapPurchasing(new SapODataClient(session)),
+        supplierEvaluation: createSapSupplierEvaluation(new SapODataClient(session)),
       },
       async healthCheck() {
         await session.refreshCsrfToken(QUALITY_NOTIFICATION_SERVICE, 'healthCheck');

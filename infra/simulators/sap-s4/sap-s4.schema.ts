@@ -159,6 +159,37 @@ CREATE TABLE IF NOT EXISTS ${s}.stock (
 );
 
 -- The purchase order item a supplier's batch was received on (its goods receipt): a return (122) must name it.
+-- A purchase order item's EKPO-LOEKZ (PurchasingDocumentDeletionCode) once changed, and each change as a change
+-- document (CDHDR/CDPOS in SAP): how many times a hold was set is what tests count.
+CREATE TABLE IF NOT EXISTS ${s}.purchase_order_item_state (
+  purchase_order       text NOT NULL,
+  purchase_order_item  text NOT NULL,
+  deletion_code        text NOT NULL DEFAULT '',
+  PRIMARY KEY (purchase_order, purchase_order_item)
+);
+CREATE TABLE IF NOT EXISTS ${s}.purchase_order_item_change (
+  change_id            bigserial PRIMARY KEY,
+  purchase_order       text NOT NULL,
+  purchase_order_item  text NOT NULL,
+  field                text NOT NULL,
+  old_value            text NOT NULL,
+  new_value            text NOT NULL,
+  changed_by_user      text NOT NULL,
+  changed_at           timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ${s}.supplier_eval_score (
+  uuid                 text PRIMARY KEY,
+  supplier             text NOT NULL,
+  material             text NOT NULL,
+  criterion            text NOT NULL,
+  period_start         date NOT NULL,
+  period_end           date NOT NULL,
+  score                numeric(5, 2) NOT NULL,
+  external_reference   text NOT NULL,
+  created_by_user      text NOT NULL,
+  created_at           timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE IF NOT EXISTS ${s}.batch_receipt (
   material             text NOT NULL,
   plant                text NOT NULL,

@@ -15,6 +15,7 @@ import { createMaterialDocumentService } from './material-document.service';
 import { HistoryLoad, HistoryLoadError, loadHistory } from './history';
 import { materialStockService } from './material-stock.service';
 import { outboundDeliveryService } from './outbound-delivery.service';
+import { purchaseOrderService, supplierEvaluationService } from './purchasing.service';
 import {
   applySelect,
   parseQueryOptions,
@@ -146,6 +147,8 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
     productionOrderConfirmationService,
     productValuationService,
     journalEntryService,
+    purchaseOrderService,
+    supplierEvaluationService,
   ];
 
   const sessions = new CsrfSessionStore(opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS);
@@ -201,6 +204,15 @@ export async function buildSapS4Simulator(opts: SapS4SimulatorOptions): Promise<
   });
   // Every confirmation and journal entry posted, in posting order: what a test counts to show "posted once".
   app.get('/__sim/erp-feed-postings', async () => erpFeedPostings(opts.pool, schema));
+  // Every change document of purchase order items (the holds set), oldest first.
+  app.get('/__sim/purchase-order-changes', async () => {
+    const { rows } = await opts.pool.query(
+      `SELECT purchase_order AS "purchaseOrder", purchase_order_item AS "purchaseOrderItem", field,
+              old_value AS "oldValue", new_value AS "newValue", changed_by_user AS "changedBy"
+         FROM ${s}.purchase_order_item_change ORDER BY change_id`,
+    );
+    return { changes: rows };
+  });
   // A plant's past in bulk (infra/simulators/plant-history): large bodies, one transaction.
   app.post('/__sim/history', { bodyLimit: HISTORY_BODY_LIMIT }, async (req, reply) => {
     const parsed = HistoryLoad.safeParse(req.body);

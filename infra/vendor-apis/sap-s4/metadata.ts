@@ -95,6 +95,10 @@ const jeProp = (type: SapEdmType, extra: Partial<SapProperty> = {}): SapProperty
   source: 'unconfirmed',
   ...extra,
 });
+/** Purchase orders (API_PURCHASEORDER_PROCESS_SRV): the item's block for quality reasons. Unconfirmed (README.md). */
+export const PURCHASE_ORDER_SERVICE = 'API_PURCHASEORDER_PROCESS_SRV';
+/** Supplier evaluation scores from an external system: shaped after SAP_COM_0324; unconfirmed (README.md). */
+export const SUPPLIER_EVALUATION_SERVICE = 'API_SUPLREVALSCORE_SRV';
 
 /** Outbound delivery properties: names from SAP's SDK, lengths from a third-party schema (README.md). */
 const od = (type: SapEdmType, extra: Partial<SapProperty> = {}): SapProperty => ({
@@ -104,7 +108,53 @@ const od = (type: SapEdmType, extra: Partial<SapProperty> = {}): SapProperty => 
   ...extra,
 });
 
+const unconfirmed = (type: SapEdmType, extra: Partial<SapProperty> = {}): SapProperty => ({
+  type,
+  source: 'unconfirmed',
+  ...extra,
+});
+
 export const SAP_SERVICES: Readonly<Record<string, SapService>> = {
+  [PURCHASE_ORDER_SERVICE]: {
+    odataVersion: 'V2',
+    path: '/sap/opu/odata/sap/API_PURCHASEORDER_PROCESS_SRV',
+    pathSource: 'unconfirmed',
+    entitySets: {
+      A_PurchaseOrderItem: {
+        nameSource: 'unconfirmed',
+        properties: {
+          PurchaseOrder: unconfirmed('Edm.String', { maxLength: 10, key: true }),
+          PurchaseOrderItem: unconfirmed('Edm.String', { maxLength: 5, key: true }),
+          Material: unconfirmed('Edm.String', { maxLength: 40 }),
+          Plant: unconfirmed('Edm.String', { maxLength: 4 }),
+          // EKPO-LOEKZ: blank, L (deleted) or S (blocked).
+          PurchasingDocumentDeletionCode: unconfirmed('Edm.String', { maxLength: 1 }),
+        },
+        navigations: {},
+      },
+    },
+  },
+  [SUPPLIER_EVALUATION_SERVICE]: {
+    odataVersion: 'V2',
+    path: '/sap/opu/odata/sap/API_SUPLREVALSCORE_SRV',
+    pathSource: 'unconfirmed',
+    entitySets: {
+      A_SuplrEvalExternalScore: {
+        nameSource: 'unconfirmed',
+        properties: {
+          SuplrEvalExternalScoreUUID: unconfirmed('Edm.String', { maxLength: 36, key: true }),
+          Supplier: unconfirmed('Edm.String', { maxLength: 10 }),
+          Material: unconfirmed('Edm.String', { maxLength: 40 }),
+          SuplrEvalCriterion: unconfirmed('Edm.String', { maxLength: 10 }),
+          SuplrEvalPeriodStartDate: unconfirmed('Edm.DateTime'),
+          SuplrEvalPeriodEndDate: unconfirmed('Edm.DateTime'),
+          SuplrEvalScore: unconfirmed('Edm.Decimal', { precision: 5, scale: 2 }),
+          SuplrEvalExternalReference: unconfirmed('Edm.String', { maxLength: 80 }),
+        },
+        navigations: {},
+      },
+    },
+  },
   [MATERIAL_DOCUMENT_SERVICE]: {
     odataVersion: 'V2',
     path: '/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV',

@@ -1,0 +1,43 @@
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, type Client } from '@temporalio/client';
+import type { HoldfastConfig } from '../config/schema';
+import type { SupplierEvaluationInput } from '../../workflows/contracts';
+
+/** One global schedule: scorecards go to the ERP of the first site (supplier evaluation is a purchasing matter). */
+export const SUPPLIER_EVALUATION_SCHEDULE_ID = 'supplier-evaluation';
+
+/**
+ * Creates, updates or (when supplierQuality.evaluation.enabled is false) deletes the supplier evaluation schedule, so
+ * the schedule always follows temporal.yaml. Overlapping runs are skipped: a run posts once per key anyway.
+ */
+export async function ensureSupplierEvaluationSchedule(client: Client, config: HoldfastConfig): Promise<string> {
+  const evaluation = config.supplierQuality.evaluation;
+  const handle = client.schedule.getHandle(SUPPLIER_EVALUATION_SCHEDULE_ID);
+  if (!evaluation.enabled) {
+    await handle.delete().catch((err: unknown) => {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    });
+    return 'disabled';
+  }
+  const input: SupplierEvaluationInput = {
+    period: evaluation.period,
+    erpSite: config.sites[0]!.id,
+    erpPost: config.activityPresets.erpPost,
+    traceWrite: config.activityPresets.traceWrite,
+  };
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: 'supplierEvaluationWorkflow',
+    workflowId: 'supplier-evaluation-run',
+    taskQueue: config.taskQueues.quality,
+    args: [input],
+  };
+  const spec = { intervals: [{ every: evaluation.every }] };
+  try {
+    await client.schedule.create({ scheduleId: SUPPLIER_EVALUATION_SCHEDULE_ID, spec, action });
+    return `created, every ${evaluation.every}`;
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await handle.update((prev) => ({ ...prev, spec, action }));
+    return `updated, every ${evaluation.every}`;
+  }
+}

@@ -19,6 +19,7 @@ import { parseDurationMs } from '../infra/config/duration';
 import { loadConfig } from '../infra/config/load';
 import { migrate } from '../infra/db/migrate';
 import { createPool } from '../infra/db/pool';
+import { syncSiteShifts } from '../infra/analytics/shift-calendar';
 import { createLogger } from '../infra/observability/logger';
 import { HealthCheckError } from '../infra/observability/health-checks';
 import { createProcessRegistry } from '../infra/observability/http-metrics';
@@ -51,6 +52,9 @@ async function main(): Promise<void> {
   const pool = createPool(databaseUrl, { applicationName: 'holdfast-api' });
   const applied = await migrate(pool);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+  // The shift calendars the aggregates count by (docs/analytics.md#first-pass-yield), as temporal.yaml has them now.
+  if (await syncSiteShifts(pool, config))
+    logger.info({ sites: config.sites.map((s) => s.id) }, 'shift calendars synced');
   const target = resolveTemporalTarget(config);
   const payloadCodec = holdfastPayloadCodec();
   const dataConverter = holdfastDataConverter(payloadCodec);

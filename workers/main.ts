@@ -2,6 +2,7 @@ import { Runtime, type Worker } from '@temporalio/worker';
 import { loadConfig } from '../infra/config/load';
 import type { HoldfastConfig } from '../infra/config/schema';
 import { createPool } from '../infra/db/pool';
+import { syncSiteShifts } from '../infra/analytics/shift-calendar';
 import { createConnectorObserver } from '../infra/observability/connector-metrics';
 import {
   connectorHealthChecks,
@@ -71,6 +72,12 @@ async function main(): Promise<void> {
   const metrics = createProcessRegistry();
   const connectorObserver = createConnectorObserver(metrics);
   const pool = createPool(databaseUrl);
+  // The shift calendars the aggregates count by, as this process's temporal.yaml has them. The API migrates; a worker
+  // started against a database the API has not migrated yet leaves that to the API's start.
+  await syncSiteShifts(pool, config).then(
+    (changed) => changed && logger.info({ sites: config.sites.map((s) => s.id) }, 'shift calendars synced'),
+    (err: unknown) => logger.warn({ err }, 'shift calendars not synced (the API syncs them when it starts)'),
+  );
   // Opens every site's MES, ERP and escalation connector and runs their health checks: a required one that fails
   // stops start-up here, named with its cause, before anything talks to Temporal.
   const connectors = await openSiteConnectors(

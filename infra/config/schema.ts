@@ -252,10 +252,94 @@ const RecallDrill = z.strictObject({
   grace: Duration.default('7d'),
 });
 
+/** A local clock time, `HH:MM` (00:00 to 23:59). */
+const ClockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a local clock time HH:MM (00:00 to 23:59)');
+
+/** One shift of a site's calendar, by local clock time in the site's time zone (docs/analytics.md#shared-definitions). */
+const Shift = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, '1 to 40 letters, digits, - and _'),
+  name: z.string().optional(),
+  /** Local clock time the shift starts. */
+  start: ClockTime,
+  /** Local clock time it ends; not after `start`: it runs across midnight (its shift date is the day it started). */
+  end: ClockTime,
+});
+export type ShiftConfig = z.infer<typeof Shift>;
+
+/** No shifts configured: one, all day. */
+export const ALL_DAY_SHIFT: ShiftConfig = { id: 'all', start: '00:00', end: '00:00' };
+
+const minutesOf = (clock: string) => Number(clock.slice(0, 2)) * 60 + Number(clock.slice(3, 5));
+const clockOf = (minute: number) =>
+  `${String(Math.floor(minute / 60)).padStart(2, '0')}:${String(minute % 60).padStart(2, '0')}`;
+
+/**
+ * The shifts cover the day once: every minute of the local day belongs to exactly one shift. Each issue names the
+ * field: the shift that overlaps another at its start, or the list when a stretch of the day is left uncovered.
+ */
+function checkShiftCalendar(shifts: readonly ShiftConfig[], ctx: z.RefinementCtx): void {
+  const owner = new Array<number | undefined>(24 * 60).fill(undefined);
+  shifts.forEach((shift, i) => {
+    const earlier = shifts.findIndex((s) => s.id === shift.id);
+    if (earlier !== i) {
+      ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `shift id "${shift.id}" is used twice` });
+      return;
+    }
+    const start = minutesOf(shift.start);
+    const end = minutesOf(shift.end);
+    const length = end > start ? end - start : end + 24 * 60 - start;
+    for (let k = 0; k < length; k++) {
+      const minute = (start + k) % (24 * 60);
+      const other = owner[minute];
+      if (other !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [i, 'start'],
+          message: `shift ${shift.id} (${shift.start}–${shift.end}) overlaps shift ${shifts[other]?.id} at ${clockOf(minute)}`,
+        });
+        return;
+      }
+      owner[minute] = i;
+    }
+  });
+  const free = owner.findIndex((o) => o === undefined);
+  if (free >= 0 && shifts.length > 0) {
+    let last = free;
+    while (last + 1 < owner.length && owner[last + 1] === undefined) last++;
+    ctx.addIssue({
+      code: 'custom',
+      path: [],
+      message: `the shifts must cover the whole day: ${clockOf(free)}–${clockOf((last + 1) % (24 * 60))} belongs to no shift`,
+    });
+  }
+}
+
+/** An IANA time zone name that this runtime (and so PostgreSQL's zone database, which has the same names) knows. */
+const TimeZone = z.string().refine(
+  (zone) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an IANA time zone such as Europe/Berlin or America/Chicago' },
+);
+
 const Site = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _ only (used in workflow ids)'),
   name: z.string().optional(),
-  timezone: z.string().default('UTC'),
+  timezone: TimeZone.default('UTC'),
+  /**
+   * The site's shift calendar by local clock time in `timezone`, covering the day without overlap
+   * (docs/analytics.md#shared-definitions). Absent: one shift, `all`, 00:00 to 00:00.
+   */
+  shifts: z
+    .array(Shift)
+    .min(1)
+    .superRefine(checkShiftCalendar)
+    .default(() => [{ ...ALL_DAY_SHIFT }]),
   /** Names of entries under `connectors`. */
   mes: ConnectorName('mes'),
   erp: ConnectorName('erp'),

@@ -119,6 +119,7 @@ function toRecord(config: HoldfastConfig, result: InspectionResult): InspectionR
     recipeVersion: result.recipeVersion,
     inspectedAt: result.inspectedAt,
     ...(result.imageRef !== undefined ? { imageRef: result.imageRef } : {}),
+    ...(result.inspectionKind !== undefined ? { inspectionKind: result.inspectionKind } : {}),
     ...(result.frame ? { frameId: result.frame.id, frameSha256: result.frame.sha256 } : {}),
     payloadSha256: sha256Hex(canonicalJson(result)),
     mode: findStation(config, result)?.mode ?? 'production',

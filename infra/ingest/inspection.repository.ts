@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import type { DefectDetection, DetectedDefect, StationMode } from '../../workflows/contracts';
 
+export type InspectionKind = 'first' | 're-inspection' | 'after-rework';
+
 /** A stored inspection: the detection's fields, pass or fail, and the fingerprint that tells a re-send from a conflict. */
 export interface InspectionRecord extends DefectDetection {
   result: 'pass' | 'fail';
@@ -9,6 +11,8 @@ export interface InspectionRecord extends DefectDetection {
   frameSha256?: string;
   /** The station's mode at ingest (temporal.yaml); shadow results never start MES/ERP actions. */
   mode: StationMode;
+  /** What the producer says the inspection is (docs/analytics.md#first-pass-yield); absent: decided by time. */
+  inspectionKind?: InspectionKind;
 }
 
 export interface StoredInspection extends Omit<InspectionRecord, 'payloadSha256' | 'frameId' | 'frameSha256' | 'mode'> {
@@ -23,30 +27,37 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
   const col = <K extends keyof InspectionRecord>(k: K) => rows.map((r) => r[k] ?? null);
   // The material context is joined in the same statement (docs/changeover.md#material-lot-context): one walk of the
   // genealogy per distinct work order of the batch, none per inspection; a work order with no consumption yet is
-  // `pending`, and the genealogy store completes it when the consumption arrives.
+  // `pending`, and the genealogy store completes it when the consumption arrives. Shift and inspection kind are stamped
+  // here too, so that the aggregates' trigger (migration 0020) rewrites only the rows whose kind its classification
+  // changes (a re-inspection): the kind given here is the producer's, or `first` until the trigger says otherwise.
   const res = await db.query<{ event_id: string }>(
     `WITH t AS (
        SELECT t.*, holdfast.work_order_node(t.site, t.work_order) AS wo_node
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                      $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                     $16::text[], $17::text[], $18::text[])
+                     $16::text[], $17::text[], $18::text[], $19::text[])
               WITH ORDINALITY AS t(event_id, site, line, station, part_id, sku, lot_id, work_order, result, defects,
                                    model_version, recipe_version, inspected_at, image_ref, payload_sha256,
-                                   frame_id, frame_sha256, mode, ord)
+                                   frame_id, frame_sha256, mode, declared_kind, ord)
      ), ctx AS (
        SELECT * FROM holdfast.work_order_material(ARRAY(SELECT DISTINCT wo_node FROM t))
      )
      INSERT INTO holdfast.inspection (event_id, site, line, station, part_id, sku, lot_id, work_order, result, defects,
                                       model_version, recipe_version, inspected_at, image_ref, payload_sha256,
                                       frame_id, frame_sha256, mode,
-                                      material_context, material_context_at, component_lots, supplier_lots)
+                                      material_context, material_context_at, component_lots, supplier_lots,
+                                      declared_kind, inspection_kind, shift_date, shift)
      SELECT t.event_id, t.site, t.line, t.station, t.part_id, t.sku, t.lot_id, t.work_order, t.result, t.defects::jsonb,
             t.model_version, t.recipe_version, t.inspected_at::timestamptz, t.image_ref, t.payload_sha256,
             t.frame_id, t.frame_sha256, t.mode,
             CASE WHEN ctx.wo_node IS NULL THEN 'pending' ELSE 'at-ingest' END,
             CASE WHEN ctx.wo_node IS NULL THEN NULL ELSE now() END,
-            ctx.component_lots, ctx.supplier_lots
+            ctx.component_lots, ctx.supplier_lots,
+            t.declared_kind,
+            CASE WHEN t.declared_kind IN ('after-rework', 're-inspection') THEN t.declared_kind ELSE 'first' END,
+            sh.shift_date, sh.shift
        FROM t LEFT JOIN ctx ON ctx.wo_node = t.wo_node
+            CROSS JOIN LATERAL holdfast.shift_of(t.site, t.inspected_at::timestamptz) AS sh
       ORDER BY t.ord
      ON CONFLICT (event_id) DO NOTHING
      RETURNING event_id`,
@@ -69,6 +80,7 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
       col('frameId'),
       col('frameSha256'),
       col('mode'),
+      col('inspectionKind'),
     ],
   );
   return new Set(res.rows.map((r) => r.event_id));

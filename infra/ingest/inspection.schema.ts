@@ -51,6 +51,11 @@ export function inspectionResultSchema(config: HoldfastConfig) {
       modelVersion: Identifier,
       recipeVersion: Identifier,
       inspectedAt: IsoInstant,
+      /**
+       * What the producer knows of this inspection (docs/analytics.md#first-pass-yield): `after-rework` and
+       * `re-inspection` are taken as said; absent or `first`, Holdfast decides by inspection time.
+       */
+      inspectionKind: z.enum(['first', 're-inspection', 'after-rework']).optional(),
       imageRef: z.url().max(2000).optional(),
       /** The camera frame behind the result: its producer id and the sha256 of its image bytes. */
       frame: z

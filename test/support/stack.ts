@@ -24,6 +24,7 @@ import { asAdmin, signerAccount, stationKey, testSigningKey } from './identity';
 import { openReinspector } from '../../infra/recall/reinspection';
 import { createTemporalChangeoverControl, type ChangeoverControl } from '../../infra/temporal/changeover-starter';
 import { openChangeoverPlant } from '../../workers/changeover-plant';
+import { syncSiteShifts } from '../../infra/analytics/shift-calendar';
 
 export interface StackOptions {
   pool: Pool;
@@ -123,6 +124,8 @@ export async function startHoldfastStack(opts: StackOptions): Promise<HoldfastSt
     const mesUrl = await mes.listen({ host: '127.0.0.1', port: 0 });
 
     const config = pointConfigAt(base, { sapUrl, mesUrl, taskQueue });
+    // As the API and worker processes do at start: the sites' shift calendars, read by the aggregates (0020).
+    await syncSiteShifts(opts.pool, config);
     const connection = await Connection.connect({ address: opts.temporalAddress });
     closers.push(() => connection.close());
     const payloadCodec = holdfastPayloadCodec();

@@ -19,7 +19,10 @@ CREATE TABLE holdfast.site_shift (
 ALTER TABLE holdfast.inspection
   ADD COLUMN inspection_kind text CHECK (inspection_kind IN ('first', 're-inspection', 'after-rework')),
   ADD COLUMN shift_date date,
-  ADD COLUMN shift text;
+  ADD COLUMN shift text,
+  -- What the producer said (`inspectionKind` in the detection), as it said it; NULL: nothing. inspection_kind above is
+  -- what counts: 'after-rework' and 're-inspection' are taken as said, 'first' is checked by inspection time.
+  ADD COLUMN declared_kind text CHECK (declared_kind IN ('first', 're-inspection', 'after-rework'));
 
 -- Per station, SKU, work order, UTC hour and shift. units: parts whose first inspection at the station fell here
 -- (production mode); first_pass_good: those whose first inspection passed. Re-inspections, inspections after rework
@@ -81,3 +84,246 @@ CREATE TABLE holdfast.lot_quality_daily (
   PRIMARY KEY (site, line, station, shift_date, shift, lot_kind, lot_key)
 );
 CREATE INDEX lot_quality_daily_lot_idx ON holdfast.lot_quality_daily (lot_key, shift_date);
+
+-- The shift (and its shift date) of an instant at a site, by the local clock in the site's time zone. A shift with
+-- ends <= starts runs across midnight: before `ends` the instant belongs to the shift that started the day before. On
+-- the days clocks change, local clock times decide, so such a shift is an hour shorter or longer. A site without a
+-- calendar (or an instant no shift covers, which configuration rules out) falls in `all`, dated by UTC. A SQL table
+-- function, so the planner inlines it into the statements that call it.
+CREATE FUNCTION holdfast.shift_of(p_site text, p_at timestamptz) RETURNS TABLE (shift_date date, shift text)
+  LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT d.shift_date, d.shift
+    FROM (SELECT CASE WHEN s.ends <= s.starts AND l.t::time < s.starts THEN l.t::date - 1 ELSE l.t::date END,
+                 s.shift, 0
+            FROM holdfast.site_shift s
+            CROSS JOIN LATERAL (SELECT p_at AT TIME ZONE s.time_zone) AS l (t)
+           WHERE s.site = p_site
+             AND CASE WHEN s.starts < s.ends THEN l.t::time >= s.starts AND l.t::time < s.ends
+                      ELSE l.t::time >= s.starts OR l.t::time < s.ends END
+          UNION ALL
+          SELECT (p_at AT TIME ZONE 'UTC')::date, 'all', 1) AS d (shift_date, shift, pref)
+   ORDER BY d.pref
+   LIMIT 1
+$$;
+
+-- The first production (or, apart, shadow) inspection of each part at each station, by inspection time then event id.
+-- Its primary key is what serialises concurrent batches inspecting the same part: the upsert waits for the other
+-- batch's row and then compares with it. previous_event_id: the inspection this one displaced as first (a late
+-- arrival that was inspected earlier), NULL when it was first from the start.
+CREATE TABLE holdfast.station_part_first (
+  site               text NOT NULL,
+  line               text NOT NULL,
+  station            text NOT NULL,
+  part_id            text NOT NULL,
+  mode               text NOT NULL,
+  event_id           text NOT NULL,
+  inspected_at       timestamptz NOT NULL,
+  previous_event_id  text,
+  PRIMARY KEY (site, line, station, part_id, mode)
+);
+
+-- One inspection's share of the aggregates: sign +1 adds it, -1 takes it back (a first that became a re-inspection).
+CREATE TYPE holdfast.inspection_count AS (
+  site             text,
+  line             text,
+  station          text,
+  sku              text,
+  work_order       text,
+  hour             timestamptz,
+  shift_date       date,
+  shift            text,
+  kind             text,
+  shadow           boolean,
+  passed           boolean,
+  defects          jsonb,
+  component_lots   text[],
+  supplier_lots    text[],
+  sign             integer
+);
+
+-- Adds counts to the three aggregates, each upsert in primary-key order so that concurrent batches lock the rows
+-- they share in the same order and cannot deadlock.
+CREATE FUNCTION holdfast.add_quality_counts(counts holdfast.inspection_count[]) RETURNS void
+  LANGUAGE plpgsql
+AS $$
+BEGIN
+  IF counts IS NULL OR cardinality(counts) = 0 THEN
+    RETURN;
+  END IF;
+
+  INSERT INTO holdfast.quality_hourly AS q
+         (site, line, station, sku, work_order, hour, shift_date, shift, units, first_pass_good, reinspections,
+          reinspections_passed, reworked, reworked_passed, shadow_inspections, shadow_failed)
+  SELECT c.site, c.line, c.station, c.sku, c.work_order, c.hour, c.shift_date, c.shift,
+         COALESCE(sum(c.sign) FILTER (WHERE NOT c.shadow AND c.kind = 'first'), 0),
+         COALESCE(sum(c.sign) FILTER (WHERE NOT c.shadow AND c.kind = 'first' AND c.passed), 0),
+         COALESCE(sum(c.sign) FILTER (WHERE NOT c.shadow AND c.kind = 're-inspection'), 0),
+         COALESCE(sum(c.sign) FILTER (WHERE NOT c.shadow AND c.kind = 're-inspection' AND c.passed), 0),
+         COALESCE(sum(c.sign) FILTER (WHERE NOT c.shadow AND c.kind = 'after-rework'), 0),
+         COALESCE(sum(c.sign) FILTER (WHERE NOT c.shadow AND c.kind = 'after-rework' AND c.passed), 0),
+         COALESCE(sum(c.sign) FILTER (WHERE c.shadow), 0),
+         COALESCE(sum(c.sign) FILTER (WHERE c.shadow AND NOT c.passed), 0)
+    FROM unnest(counts) AS c
+   GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+   ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+  ON CONFLICT (site, line, station, sku, work_order, hour, shift_date, shift) DO UPDATE
+     SET units                = q.units + EXCLUDED.units,
+         first_pass_good      = q.first_pass_good + EXCLUDED.first_pass_good,
+         reinspections        = q.reinspections + EXCLUDED.reinspections,
+         reinspections_passed = q.reinspections_passed + EXCLUDED.reinspections_passed,
+         reworked             = q.reworked + EXCLUDED.reworked,
+         reworked_passed      = q.reworked_passed + EXCLUDED.reworked_passed,
+         shadow_inspections   = q.shadow_inspections + EXCLUDED.shadow_inspections,
+         shadow_failed        = q.shadow_failed + EXCLUDED.shadow_failed;
+
+  INSERT INTO holdfast.defect_hourly AS d
+         (site, line, station, sku, work_order, hour, shift_date, shift, inspection_kind, defect_class, parts, defects)
+  SELECT c.site, c.line, c.station, c.sku, c.work_order, c.hour, c.shift_date, c.shift, c.kind, k.class,
+         sum(c.sign), sum(c.sign * k.n)
+    FROM unnest(counts) AS c
+    CROSS JOIN LATERAL (SELECT e ->> 'class' AS class, count(*) AS n
+                          FROM jsonb_array_elements(c.defects) AS e GROUP BY 1) AS k
+   WHERE NOT c.shadow AND jsonb_array_length(c.defects) > 0
+   GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+   ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+  ON CONFLICT (site, line, station, sku, work_order, hour, shift_date, shift, inspection_kind, defect_class) DO UPDATE
+     SET parts = d.parts + EXCLUDED.parts, defects = d.defects + EXCLUDED.defects;
+
+  INSERT INTO holdfast.lot_quality_daily AS l
+         (site, line, station, shift_date, shift, lot_kind, lot_key, units, first_pass_good, defects)
+  SELECT c.site, c.line, c.station, c.shift_date, c.shift, k.lot_kind, k.lot_key,
+         COALESCE(sum(c.sign) FILTER (WHERE c.kind = 'first'), 0),
+         COALESCE(sum(c.sign) FILTER (WHERE c.kind = 'first' AND c.passed), 0),
+         sum(c.sign * jsonb_array_length(c.defects))
+    FROM unnest(counts) AS c
+    CROSS JOIN LATERAL (SELECT 'component', u FROM unnest(c.component_lots) AS u
+                        UNION ALL
+                        SELECT 'supplier', u FROM unnest(c.supplier_lots) AS u) AS k (lot_kind, lot_key)
+   WHERE NOT c.shadow
+   GROUP BY 1, 2, 3, 4, 5, 6, 7
+   ORDER BY 1, 2, 3, 4, 5, 6, 7
+  ON CONFLICT (site, line, station, shift_date, shift, lot_kind, lot_key) DO UPDATE
+     SET units = l.units + EXCLUDED.units, first_pass_good = l.first_pass_good + EXCLUDED.first_pass_good,
+         defects = l.defects + EXCLUDED.defects;
+END
+$$;
+
+-- After each INSERT statement into holdfast.inspection, in its transaction, over the rows it inserted (a re-sent event
+-- that ON CONFLICT DO NOTHING skipped is not among them): classify each, stamp kind and shift on the rows that do not
+-- carry them already, move a displaced first to the re-inspections, and add everything to the aggregates. Set-based:
+-- a handful of statements per batch, however large.
+CREATE FUNCTION holdfast.inspection_counted() RETURNS trigger
+  LANGUAGE plpgsql
+AS $$
+DECLARE
+  firsts     text[];
+  displaced  text[];
+  counts     holdfast.inspection_count[];
+  fix_ids    text[];
+  fix_kinds  text[];
+  fix_dates  date[];
+  fix_shifts text[];
+BEGIN
+  -- Which candidates are now their part's first at the station (taken by time, then event id; re-inspections and
+  -- after-rework inspections the producer declared are no candidates) and which earlier-stored first each displaced.
+  WITH candidate AS (
+    SELECT DISTINCT ON (n.site, n.line, n.station, n.part_id, n.mode)
+           n.site, n.line, n.station, n.part_id, n.mode, n.event_id, n.inspected_at
+      FROM new_rows n
+     WHERE n.declared_kind IS NULL OR n.declared_kind = 'first'
+     ORDER BY n.site, n.line, n.station, n.part_id, n.mode, n.inspected_at, n.event_id
+  ), upserted AS (
+    INSERT INTO holdfast.station_part_first AS f (site, line, station, part_id, mode, event_id, inspected_at)
+    SELECT site, line, station, part_id, mode, event_id, inspected_at FROM candidate
+     ORDER BY site, line, station, part_id, mode
+    ON CONFLICT (site, line, station, part_id, mode) DO UPDATE
+       SET previous_event_id = f.event_id, event_id = EXCLUDED.event_id, inspected_at = EXCLUDED.inspected_at
+     WHERE (EXCLUDED.inspected_at, EXCLUDED.event_id) < (f.inspected_at, f.event_id)
+    RETURNING f.event_id, f.previous_event_id
+  )
+  SELECT array_agg(event_id), array_agg(previous_event_id) FILTER (WHERE previous_event_id IS NOT NULL)
+    INTO firsts, displaced
+    FROM upserted;
+
+  WITH classified AS (
+    SELECT n.event_id, n.inspection_kind AS stored_kind, n.shift_date AS stored_date, n.shift AS stored_shift,
+           ROW(n.site, n.line, n.station, n.sku, n.work_order, date_trunc('hour', n.inspected_at, 'UTC'),
+               s.shift_date, s.shift,
+               CASE WHEN n.declared_kind IN ('after-rework', 're-inspection') THEN n.declared_kind
+                    WHEN f.id IS NOT NULL THEN 'first'
+                    ELSE 're-inspection' END,
+               n.mode = 'shadow', n.result = 'pass', n.defects, n.component_lots, n.supplier_lots,
+               1)::holdfast.inspection_count AS c
+      FROM new_rows n
+      CROSS JOIN LATERAL holdfast.shift_of(n.site, n.inspected_at) AS s
+      LEFT JOIN unnest(firsts) AS f (id) ON f.id = n.event_id
+  )
+  SELECT array_agg(c), array_agg(event_id) FILTER (WHERE stale), array_agg((c).kind) FILTER (WHERE stale),
+         array_agg((c).shift_date) FILTER (WHERE stale), array_agg((c).shift) FILTER (WHERE stale)
+    INTO counts, fix_ids, fix_kinds, fix_dates, fix_shifts
+    FROM (SELECT c, event_id,
+                 (c).kind IS DISTINCT FROM stored_kind OR (c).shift_date IS DISTINCT FROM stored_date
+                   OR (c).shift IS DISTINCT FROM stored_shift AS stale
+            FROM classified) AS x;
+
+  -- Rows inserted without kind and shift (or with a kind the classification overrules): stamp them.
+  IF cardinality(fix_ids) > 0 THEN
+    UPDATE holdfast.inspection i
+       SET inspection_kind = x.kind, shift_date = x.shift_date, shift = x.shift
+      FROM unnest(fix_ids, fix_kinds, fix_dates, fix_shifts) AS x (id, kind, shift_date, shift)
+     WHERE i.event_id = x.id;
+  END IF;
+
+  -- A first displaced by an earlier inspection that arrived later: taken back as first, counted as a re-inspection.
+  IF cardinality(displaced) > 0 THEN
+    WITH moved AS (
+      UPDATE holdfast.inspection i SET inspection_kind = 're-inspection'
+       WHERE i.event_id = ANY (displaced) AND i.inspection_kind = 'first'
+      RETURNING i.*
+    )
+    SELECT counts || array_agg(ROW(m.site, m.line, m.station, m.sku, m.work_order,
+                                   date_trunc('hour', m.inspected_at, 'UTC'), m.shift_date, m.shift, k.kind,
+                                   m.mode = 'shadow', m.result = 'pass', m.defects, m.component_lots, m.supplier_lots,
+                                   k.sign)::holdfast.inspection_count)
+      INTO counts
+      FROM moved m CROSS JOIN (VALUES ('first', -1), ('re-inspection', 1)) AS k (kind, sign);
+  END IF;
+
+  PERFORM holdfast.add_quality_counts(counts);
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER inspection_counted AFTER INSERT ON holdfast.inspection
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION holdfast.inspection_counted();
+
+-- The material context completed or changed after the inspection was stored (infra/genealogy/material-context.ts):
+-- its lots' counts move from the old lots to the new. Only lot_quality_daily depends on the lots. A statement trigger
+-- with transition tables cannot name columns, so it runs on every UPDATE and keeps the rows whose lots changed.
+CREATE FUNCTION holdfast.inspection_lots_changed() RETURNS trigger
+  LANGUAGE plpgsql
+AS $$
+DECLARE
+  counts holdfast.inspection_count[];
+BEGIN
+  SELECT array_agg(ROW(r.site, r.line, r.station, r.sku, r.work_order, date_trunc('hour', r.inspected_at, 'UTC'),
+                       r.shift_date, r.shift, r.inspection_kind, r.mode = 'shadow', r.result = 'pass', r.defects,
+                       r.component_lots, r.supplier_lots, r.sign)::holdfast.inspection_count)
+    INTO counts
+    FROM (SELECT o.*, -1 AS sign FROM old_rows o JOIN new_rows n USING (event_id)
+           WHERE o.component_lots IS DISTINCT FROM n.component_lots OR o.supplier_lots IS DISTINCT FROM n.supplier_lots
+          UNION ALL
+          SELECT n.*, 1 AS sign FROM new_rows n JOIN old_rows o USING (event_id)
+           WHERE o.component_lots IS DISTINCT FROM n.component_lots OR o.supplier_lots IS DISTINCT FROM n.supplier_lots)
+         AS r
+   WHERE r.inspection_kind IS NOT NULL AND r.shift IS NOT NULL;
+  PERFORM holdfast.add_quality_counts(counts);
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER inspection_lots_changed AFTER UPDATE ON holdfast.inspection
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION holdfast.inspection_lots_changed();

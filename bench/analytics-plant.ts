@@ -449,7 +449,7 @@ export function buildPlant(options: PlantOptions): Plant {
 }
 
 /** An inspection as the benchmark stores it: `inspectionKind` is set where the producer says the part was reworked. */
-export type PlantInspection = InspectionRecord & { inspectionKind?: 'after-rework' };
+export type PlantInspection = InspectionRecord;
 
 export interface StreamOptions {
   /** Prepended to event and part ids: the same stream under another prefix is the same work on other parts. */

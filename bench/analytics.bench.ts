@@ -20,9 +20,9 @@
  *
  * Prints progress on stderr and one JSON summary line last on stdout.
  */
-import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { createAuditTrail } from '../infra/audit/audit-trail';
@@ -65,6 +65,7 @@ const { values: args } = parseArgs({
     ingest: { type: 'string', default: '200000' },
     batch: { type: 'string', default: '500' },
     'load-batch': { type: 'string', default: '5000' },
+    'data-dir': { type: 'string' },
   },
 });
 
@@ -84,6 +85,16 @@ const PG_SETTINGS: Record<string, string> = {
   work_mem: '16MB',
   maintenance_work_mem: '256MB',
 };
+
+/** What loading the history took, kept with it so that a reused --data-dir still reports it. */
+interface LoadRecord {
+  history: unknown;
+  load_ms: number;
+  retries: number;
+  vacuum_ms: number;
+  genealogy_ms: number;
+  invocations: number;
+}
 
 const RETRYABLE = new Set(['40P01', '40001']);
 
@@ -188,10 +199,17 @@ runBenchmark('analytics', async (bench) => {
       `${plant.counts.purchasedLots} purchased lots (${Math.round(ms(planStarted))} ms)`,
   );
 
-  const work = mkdtempSync(join(tmpdir(), 'holdfast-bench-analytics-'));
-  chmodSync(work, 0o755);
-  bench.onCleanUp('work directory', async () => rmSync(work, { recursive: true, force: true }));
-  const dataDir = join(work, 'pg');
+  // --data-dir keeps the database: a later invocation with the same history options reuses the loaded history.
+  let dataDir: string;
+  if (args['data-dir'] !== undefined) {
+    dataDir = resolve(args['data-dir']);
+    mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+  } else {
+    const work = mkdtempSync(join(tmpdir(), 'holdfast-bench-analytics-'));
+    chmodSync(work, 0o755);
+    bench.onCleanUp('work directory', async () => rmSync(work, { recursive: true, force: true }));
+    dataDir = join(work, 'pg');
+  }
   let pgServer: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir, log: () => undefined });
   {
     const admin = openPool(pgServer.url, { max: 1 });
@@ -215,54 +233,91 @@ runBenchmark('analytics', async (bench) => {
   await migrate(pool);
   const version = (await pool.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v;
 
-  for (const site of plant.sites) {
-    for (const shift of site.shifts) {
-      await pool.query(
-        `INSERT INTO holdfast.site_shift (site, shift, starts, ends, time_zone) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (site, shift) DO UPDATE SET starts = EXCLUDED.starts, ends = EXCLUDED.ends,
-                                                 time_zone = EXCLUDED.time_zone`,
-        [site.id, shift.id, shift.start, shift.end, site.timezone],
-      );
-    }
+  // What an earlier invocation on this --data-dir loaded, if anything.
+  const historyKey = { inspections, days, start: args.start, seed, horizonDays, loadBatch };
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS bench_analytics`);
+  await pool.query(`CREATE TABLE IF NOT EXISTS bench_analytics.load (
+      history jsonb NOT NULL, load_ms double precision NOT NULL, retries integer NOT NULL,
+      vacuum_ms double precision NOT NULL, genealogy_ms double precision NOT NULL, invocations integer NOT NULL)`);
+  const earlier = (
+    await pool.query<LoadRecord & { same: boolean }>(
+      `UPDATE bench_analytics.load SET invocations = invocations + 1 RETURNING *, history = $1::jsonb AS same`,
+      [JSON.stringify(historyKey)],
+    )
+  ).rows[0];
+  if (earlier && !earlier.same) {
+    throw new Error(`${dataDir} holds another history (${JSON.stringify(earlier.history)}): use another --data-dir`);
   }
-  const store = createGenealogyStore(createAuditTrail(pool));
-  const genealogyStarted = performance.now();
-  let facts = 0;
-  for (const page of plant.genealogyPages(2000)) {
-    await store.recordPage({ source: 'bench-analytics' }, page);
-    facts += page.lots.length + page.movements.length;
+  const invocation = earlier?.invocations ?? 1;
+  if (earlier) say(`reusing the history loaded in ${dataDir} (invocation ${invocation})`);
+  if (!earlier && (await pool.query(`SELECT 1 FROM holdfast.inspection LIMIT 1`)).rowCount !== 0) {
+    throw new Error(`${dataDir} holds inspections but no record of loading them: use another --data-dir`);
   }
-  say(`genealogy: ${facts} lots and movements in ${Math.round(ms(genealogyStarted))} ms`);
 
   const triggers = await inspectionTriggers(pool);
   const problems: string[] = [];
   if (triggers.length === 0) problems.push('no aggregate maintenance: holdfast.inspection has no trigger');
   say(`aggregate maintenance on holdfast.inspection: ${triggers.length > 0 ? triggers.join(', ') : 'none'}`);
 
-  // The history, one connection per site, each site's results in arrival order.
-  const loadStarted = performance.now();
-  let loaded = 0;
-  let retries = 0;
-  let nextReport = 250_000;
-  const quotas = siteQuotas(plant, inspections);
-  await Promise.all(
-    plant.sites.map(async (site) => {
-      const stream = siteInspections(plant, site, { prefix: '', seed, from: start, partsPerHour: rates });
-      for (const batch of batchesOf(stream, quotas.get(site)!, loadBatch)) {
-        retries += await insertBatch(pool, batch);
-        loaded += batch.length;
-        if (loaded >= nextReport) {
-          nextReport += 250_000;
-          say(`loaded ${loaded} (${Math.round(perSecond(loaded, ms(loadStarted)))}/s)`);
-        }
+  let load: LoadRecord;
+  if (earlier) {
+    load = earlier;
+  } else {
+    for (const site of plant.sites) {
+      for (const shift of site.shifts) {
+        await pool.query(
+          `INSERT INTO holdfast.site_shift (site, shift, starts, ends, time_zone) VALUES ($1, $2, $3, $4, $5)`,
+          [site.id, shift.id, shift.start, shift.end, site.timezone],
+        );
       }
-    }),
-  );
-  const loadMs = ms(loadStarted);
-  say(`loaded ${loaded} inspections in ${Math.round(loadMs / 1000)} s (${Math.round(perSecond(loaded, loadMs))}/s)`);
-  const vacuumStarted = performance.now();
-  await pool.query('VACUUM (ANALYZE)');
-  const vacuumMs = ms(vacuumStarted);
+    }
+    const store = createGenealogyStore(createAuditTrail(pool));
+    const genealogyStarted = performance.now();
+    let facts = 0;
+    for (const page of plant.genealogyPages(2000)) {
+      await store.recordPage({ source: 'bench-analytics' }, page);
+      facts += page.lots.length + page.movements.length;
+    }
+    const genealogyMs = ms(genealogyStarted);
+    say(`genealogy: ${facts} lots and movements in ${Math.round(genealogyMs)} ms`);
+
+    // The history, one connection per site, each site's results in arrival order.
+    const loadStarted = performance.now();
+    let loaded = 0;
+    let retries = 0;
+    let nextReport = 250_000;
+    const quotas = siteQuotas(plant, inspections);
+    await Promise.all(
+      plant.sites.map(async (site) => {
+        const stream = siteInspections(plant, site, { prefix: 'h-', seed, from: start, partsPerHour: rates });
+        for (const batch of batchesOf(stream, quotas.get(site)!, loadBatch)) {
+          retries += await insertBatch(pool, batch);
+          loaded += batch.length;
+          if (loaded >= nextReport) {
+            nextReport += 250_000;
+            say(`loaded ${loaded} (${Math.round(perSecond(loaded, ms(loadStarted)))}/s)`);
+          }
+        }
+      }),
+    );
+    const loadMs = ms(loadStarted);
+    say(`loaded ${loaded} inspections in ${Math.round(loadMs / 1000)} s (${Math.round(perSecond(loaded, loadMs))}/s)`);
+    const vacuumStarted = performance.now();
+    await pool.query('VACUUM (ANALYZE)');
+    load = {
+      history: historyKey,
+      load_ms: loadMs,
+      retries,
+      vacuum_ms: ms(vacuumStarted),
+      genealogy_ms: genealogyMs,
+      invocations: 1,
+    };
+    await pool.query(
+      `INSERT INTO bench_analytics.load (history, load_ms, retries, vacuum_ms, genealogy_ms, invocations)
+       VALUES ($1, $2, $3, $4, $5, 1)`,
+      [JSON.stringify(historyKey), load.load_ms, load.retries, load.vacuum_ms, load.genealogy_ms],
+    );
+  }
 
   const history = (
     await pool.query<{
@@ -282,7 +337,8 @@ runBenchmark('analytics', async (bench) => {
               count(*) FILTER (WHERE inspection_kind IS NULL) AS unclassified,
               count(*) FILTER (WHERE mode = 'shadow') AS shadow,
               max(inspected_at) AS newest
-         FROM holdfast.inspection`,
+         FROM holdfast.inspection
+        WHERE event_id LIKE 'h-%'`,
     )
   ).rows[0]!;
   const sizes = (
@@ -303,6 +359,7 @@ runBenchmark('analytics', async (bench) => {
   const wrong: string[] = [];
   const failures: string[] = [];
   const perRun: Record<string, number>[] = [];
+  let ingestRetries = 0;
   const windowsFrom = (random: () => number): Window => {
     const site = plant.sites[Math.floor(random() * plant.sites.length)]!;
     const offset = Math.floor(random() * (days - windowDays + 1));
@@ -356,7 +413,7 @@ runBenchmark('analytics', async (bench) => {
     // The same inspections with and without the maintenance, under two id prefixes, the order alternating.
     const from = historyEnd + (run - 1) * ingestSpanHours * HOUR;
     const sets = new Map<string, PlantInspection[][][]>();
-    for (const prefix of [`r${run}m-`, `r${run}n-`]) {
+    for (const prefix of [`i${invocation}r${run}m-`, `i${invocation}r${run}n-`]) {
       sets.set(
         prefix,
         plant.sites.map((site) => [
@@ -370,14 +427,14 @@ runBenchmark('analytics', async (bench) => {
     }
     const sides = run % 2 === 1 ? (['with', 'without'] as const) : (['without', 'with'] as const);
     for (const side of sides) {
-      const set = sets.get(side === 'with' ? `r${run}m-` : `r${run}n-`)!;
+      const set = sets.get(side === 'with' ? `i${invocation}r${run}m-` : `i${invocation}r${run}n-`)!;
       await setTriggers(pool, triggers, side === 'with');
       await pool.query('CHECKPOINT');
       const t0 = performance.now();
       try {
         await Promise.all(
           set.map(async (batches) => {
-            for (const batch of batches) retries += await insertBatch(pool, batch);
+            for (const batch of batches) ingestRetries += await insertBatch(pool, batch);
           }),
         );
       } finally {
@@ -436,11 +493,13 @@ runBenchmark('analytics', async (bench) => {
       },
       tables,
       maintenance_triggers: triggers,
-      load_s: jsonFigure(loadMs / 1000, 0),
-      load_inspections_per_s: jsonFigure(perSecond(loaded, loadMs), 0),
+      load_reused: earlier !== undefined,
+      genealogy_s: jsonFigure(load.genealogy_ms / 1000, 0),
+      load_s: jsonFigure(load.load_ms / 1000, 0),
+      load_inspections_per_s: jsonFigure(perSecond(inspections, load.load_ms), 0),
       load_batch: loadBatch,
-      load_retries: retries,
-      vacuum_analyze_s: jsonFigure(vacuumMs / 1000, 0),
+      load_retries: load.retries,
+      vacuum_analyze_s: jsonFigure(load.vacuum_ms / 1000, 0),
       runs,
       queries_per_run: queries,
       raw_queries_per_run: rawQueries,
@@ -449,6 +508,7 @@ runBenchmark('analytics', async (bench) => {
       ingest_per_side: ingestN,
       ingest_batch: batchSize,
       ingest_connections: sites,
+      ingest_retries: ingestRetries,
       spread: Object.fromEntries(Object.entries(spreads).map(([k, s]) => [k, jsonFigures({ ...s }, 2)])),
       fpy_p50_ms: median('fpy_p50_ms'),
       pareto_p50_ms: median('pareto_p50_ms'),

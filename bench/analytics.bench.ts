@@ -66,6 +66,7 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '500' },
     'load-batch': { type: 'string', default: '5000' },
     'data-dir': { type: 'string' },
+    profile: { type: 'boolean', default: false },
   },
 });
 
@@ -94,6 +95,36 @@ interface LoadRecord {
   vacuum_ms: number;
   genealogy_ms: number;
   invocations: number;
+}
+
+/**
+ * --profile: where ingest's time goes, statement by statement from pg_stat_statements (nested ones too: the
+ * trigger's). Its bookkeeping slows ingest a little, so a profiled run is not a measured one.
+ */
+const PROFILE_SETTINGS: Record<string, string> = {
+  shared_preload_libraries: 'pg_stat_statements',
+  'pg_stat_statements.track': 'all',
+};
+
+interface IngestProfile {
+  statements: { query: string; calls: number; total_ms: number; rows: number }[];
+}
+
+async function readProfile(pool: pg.Pool): Promise<IngestProfile> {
+  const statements = await pool.query<{ query: string; calls: string; total_ms: number; rows: string }>(
+    `SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query, calls, total_exec_time AS total_ms, rows
+       FROM pg_stat_statements
+      WHERE query NOT LIKE '%pg_stat%' AND query NOT IN ('BEGIN', 'COMMIT')
+      ORDER BY total_exec_time DESC LIMIT 12`,
+  );
+  return {
+    statements: statements.rows.map((r) => ({
+      query: r.query,
+      calls: Number(r.calls),
+      total_ms: Math.round(r.total_ms),
+      rows: Number(r.rows),
+    })),
+  };
 }
 
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -180,6 +211,7 @@ runBenchmark('analytics', async (bench) => {
   const batchSize = count('batch', 1);
   const loadBatch = count('load-batch', 1);
   if (windowDays > days) throw new Error(`--window-days ${windowDays} is longer than the history (--days ${days})`);
+  const profile = args.profile;
   const start = Date.parse(`${args.start}T00:00:00Z`);
   if (Number.isNaN(start)) throw new Error(`--start must be a date (YYYY-MM-DD), got "${args.start}"`);
   const historyEnd = start + days * DAY;
@@ -216,6 +248,9 @@ runBenchmark('analytics', async (bench) => {
     for (const [name, value] of Object.entries(PG_SETTINGS)) {
       await admin.pool.query(`ALTER SYSTEM SET ${name} = '${value}'`);
     }
+    for (const [name, value] of Object.entries(PROFILE_SETTINGS)) {
+      await admin.pool.query(profile ? `ALTER SYSTEM SET ${name} = '${value}'` : `ALTER SYSTEM RESET ${name}`);
+    }
     await admin.close();
     await pgServer.stop();
     pgServer = await startEmbeddedPostgres({ dataDir, log: () => undefined });
@@ -231,6 +266,7 @@ runBenchmark('analytics', async (bench) => {
   bench.onCleanUp('database connections', () => db.close());
   const pool = db.pool;
   await migrate(pool);
+  if (profile) await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
   const version = (await pool.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v;
 
   // What an earlier invocation on this --data-dir loaded, if anything.
@@ -360,6 +396,7 @@ runBenchmark('analytics', async (bench) => {
   const failures: string[] = [];
   const perRun: Record<string, number>[] = [];
   let ingestRetries = 0;
+  const profiles: Record<string, IngestProfile> = {};
   const windowsFrom = (random: () => number): Window => {
     const site = plant.sites[Math.floor(random() * plant.sites.length)]!;
     const offset = Math.floor(random() * (days - windowDays + 1));
@@ -430,6 +467,7 @@ runBenchmark('analytics', async (bench) => {
       const set = sets.get(side === 'with' ? `i${invocation}r${run}m-` : `i${invocation}r${run}n-`)!;
       await setTriggers(pool, triggers, side === 'with');
       await pool.query('CHECKPOINT');
+      if (profile) await pool.query('SELECT pg_stat_statements_reset()');
       const t0 = performance.now();
       try {
         await Promise.all(
@@ -441,6 +479,7 @@ runBenchmark('analytics', async (bench) => {
         await setTriggers(pool, triggers, true);
       }
       const took = ms(t0);
+      if (profile) profiles[`run ${run} ${side}`] = await readProfile(pool);
       figures[`ingest_${side}_per_s`] = perSecond(ingestN, took);
       say(`run ${run} ingest ${side} the aggregates: ${ingestN} in ${Math.round(took)} ms`);
     }
@@ -521,6 +560,7 @@ runBenchmark('analytics', async (bench) => {
       pareto_p99_ms: median('pareto_p99_ms'),
       supplier_p99_ms: median('supplier_p99_ms'),
       ingest_ratio: jsonFigure(spreads.ingest_ratio?.median ?? NaN, 3),
+      ...(profile ? { profile: profiles } : {}),
       peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     },
   };

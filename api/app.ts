@@ -33,6 +33,7 @@ import recallRoutes from './routes/recalls';
 import qualityRoutes from './routes/quality';
 import adviceRoutes from './routes/advice';
 import lineRoutes from './routes/lines';
+import metricsRoutes from './routes/metrics';
 
 export type { ApiDeps } from './deps';
 
@@ -113,6 +114,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(qualityRoutes, opts);
   await app.register(adviceRoutes, opts);
   await app.register(lineRoutes, opts);
+  await app.register(metricsRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

@@ -29,7 +29,8 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
   // genealogy per distinct work order of the batch, none per inspection; a work order with no consumption yet is
   // `pending`, and the genealogy store completes it when the consumption arrives. Shift and inspection kind are stamped
   // here too, so that the aggregates' trigger (migration 0020) rewrites only the rows whose kind its classification
-  // changes (a re-inspection): the kind given here is the producer's, or `first` until the trigger says otherwise.
+  // changes: the kind given here is the producer's, or a guess from the parts seen before (the trigger decides, and
+  // rewrites a wrong guess: two inspections of one part in one batch, or a batch racing this one).
   const res = await db.query<{ event_id: string }>(
     `WITH t AS (
        SELECT t.*, holdfast.work_order_node(t.site, t.work_order) AS wo_node
@@ -54,7 +55,11 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
             CASE WHEN ctx.wo_node IS NULL THEN NULL ELSE now() END,
             ctx.component_lots, ctx.supplier_lots,
             t.declared_kind,
-            CASE WHEN t.declared_kind IN ('after-rework', 're-inspection') THEN t.declared_kind ELSE 'first' END,
+            CASE WHEN t.declared_kind IN ('after-rework', 're-inspection') THEN t.declared_kind
+                 WHEN EXISTS (SELECT 1 FROM holdfast.station_part_first f
+                               WHERE (f.site, f.line, f.station, f.part_id, f.mode) = (t.site, t.line, t.station, t.part_id, t.mode)
+                                 AND f.inspected_at <= t.inspected_at::timestamptz) THEN 're-inspection'
+                 ELSE 'first' END,
             sh.shift_date, sh.shift
        FROM t LEFT JOIN ctx ON ctx.wo_node = t.wo_node
             CROSS JOIN LATERAL holdfast.shift_of(t.site, t.inspected_at::timestamptz) AS sh

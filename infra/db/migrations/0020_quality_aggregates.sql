@@ -256,7 +256,11 @@ BEGIN
                n.mode = 'shadow', n.result = 'pass', n.defects, n.component_lots, n.supplier_lots,
                1)::holdfast.inspection_count AS c
       FROM new_rows n
-      CROSS JOIN LATERAL holdfast.shift_of(n.site, n.inspected_at) AS s
+      -- The writer may have stamped the shift already (infra/ingest/inspection.repository.ts): kept, not recomputed.
+      CROSS JOIN LATERAL (SELECT n.shift_date, n.shift WHERE n.shift IS NOT NULL AND n.shift_date IS NOT NULL
+                          UNION ALL
+                          SELECT * FROM holdfast.shift_of(n.site, n.inspected_at) WHERE n.shift IS NULL
+                                                                                     OR n.shift_date IS NULL) AS s
       LEFT JOIN unnest(firsts) AS f (id) ON f.id = n.event_id
   )
   SELECT array_agg(c), array_agg(event_id) FILTER (WHERE stale), array_agg((c).kind) FILTER (WHERE stale),
@@ -327,3 +331,30 @@ $$;
 CREATE TRIGGER inspection_lots_changed AFTER UPDATE ON holdfast.inspection
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION holdfast.inspection_lots_changed();
+
+-- Inspections are records and are not deleted in operation; tests clear theirs. Their counts go with them, and a
+-- deleted first leaves its part without one (the next inspection stored for it becomes first).
+CREATE FUNCTION holdfast.inspection_uncounted() RETURNS trigger
+  LANGUAGE plpgsql
+AS $$
+DECLARE
+  counts holdfast.inspection_count[];
+BEGIN
+  DELETE FROM holdfast.station_part_first f
+   USING old_rows o
+   WHERE (f.site, f.line, f.station, f.part_id, f.mode) = (o.site, o.line, o.station, o.part_id, o.mode)
+     AND f.event_id = o.event_id;
+  SELECT array_agg(ROW(r.site, r.line, r.station, r.sku, r.work_order, date_trunc('hour', r.inspected_at, 'UTC'),
+                       r.shift_date, r.shift, r.inspection_kind, r.mode = 'shadow', r.result = 'pass', r.defects,
+                       r.component_lots, r.supplier_lots, -1)::holdfast.inspection_count)
+    INTO counts
+    FROM old_rows r
+   WHERE r.inspection_kind IS NOT NULL AND r.shift IS NOT NULL AND r.shift_date IS NOT NULL;
+  PERFORM holdfast.add_quality_counts(counts);
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER inspection_uncounted AFTER DELETE ON holdfast.inspection
+  REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION holdfast.inspection_uncounted();

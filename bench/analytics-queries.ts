@@ -1,8 +1,10 @@
 /**
- * The three questions bench:analytics times, each over one site and a window, grouped by line and shift, and the
- * reference: first-pass yield by line and shift read from the raw inspections instead of the aggregates.
+ * The three questions bench:analytics times, each over one site and a window, grouped by line and shift, through the
+ * functions the metrics routes call (infra/analytics/metrics.ts), and the reference: first-pass yield by line and shift
+ * read from the raw inspections instead of the aggregates.
  */
 import type pg from 'pg';
+import { defectPareto, firstPassYield, lotQuality } from '../infra/analytics/metrics';
 
 export interface Window {
   site: string;
@@ -18,54 +20,52 @@ export interface FpyRow {
   firstPassGood: number;
 }
 
-type Queryable = Pick<pg.Pool, 'query'>;
+type Queryable = Pick<pg.PoolClient, 'query'>;
 
 const day = (d: Date) => d.toISOString().slice(0, 10);
 
-/** First-pass yield by line and shift from holdfast.quality_hourly. */
+/** What GET /v1/metrics/fpy?site=…&groupBy=line,shift&from=…&to= runs: first-pass yield by line and shift. */
 export async function fpyByLineAndShift(db: Queryable, w: Window): Promise<FpyRow[]> {
-  const res = await db.query<{ line: string; shift: string; units: string; first_pass_good: string }>(
-    `SELECT line, shift, sum(units) AS units, sum(first_pass_good) AS first_pass_good
-       FROM holdfast.quality_hourly
-      WHERE site = $1 AND hour >= $2 AND hour < $3
-      GROUP BY line, shift
-      ORDER BY line, shift`,
-    [w.site, w.from, w.to],
-  );
-  return res.rows.map((r) => ({
-    line: r.line,
-    shift: r.shift,
-    units: Number(r.units),
-    firstPassGood: Number(r.first_pass_good),
+  const { rows } = await firstPassYield(db, {
+    site: w.site,
+    from: w.from.toISOString(),
+    to: w.to.toISOString(),
+    groupBy: ['line', 'shift'],
+    bucket: 'none',
+  });
+  return rows.map((r) => ({
+    line: r.group.line ?? '',
+    shift: r.group.shift ?? '',
+    units: r.units,
+    firstPassGood: r.firstPassGood,
   }));
 }
 
-/** Defects by class, line and shift, most frequent first, from holdfast.defect_hourly. */
+/** What GET /v1/metrics/defects runs for the same window: the defect Pareto of each line and shift. */
 export async function paretoByLineAndShift(db: Queryable, w: Window): Promise<number> {
-  const res = await db.query(
-    `SELECT line, shift, defect_class, sum(parts) AS parts, sum(defects) AS defects
-       FROM holdfast.defect_hourly
-      WHERE site = $1 AND hour >= $2 AND hour < $3
-      GROUP BY line, shift, defect_class
-      ORDER BY line, shift, sum(defects) DESC`,
-    [w.site, w.from, w.to],
-  );
-  return res.rowCount ?? 0;
+  const { groups } = await defectPareto(db, {
+    site: w.site,
+    from: w.from.toISOString(),
+    to: w.to.toISOString(),
+    groupBy: ['line', 'shift'],
+    bucket: 'none',
+  });
+  return groups.length;
 }
 
-/** First-pass yield and defects by supplier, line and shift: holdfast.lot_quality_daily's supplier lots by supplier. */
+/**
+ * What GET /v1/metrics/lot-quality?by=supplier runs for the window's shift dates: first-pass yield and defects of the
+ * parts made from each supplier's lots, by line and shift.
+ */
 export async function supplierByLineAndShift(db: Queryable, w: Window): Promise<number> {
-  const res = await db.query(
-    `SELECT m.supplier, q.line, q.shift, sum(q.units) AS units, sum(q.first_pass_good) AS first_pass_good,
-            sum(q.defects) AS defects
-       FROM holdfast.lot_quality_daily q
-       JOIN holdfast.material_lot m ON m.lot_key = q.lot_key
-      WHERE q.site = $1 AND q.lot_kind = 'supplier' AND q.shift_date >= $2::date AND q.shift_date < $3::date
-      GROUP BY m.supplier, q.line, q.shift
-      ORDER BY m.supplier, q.line, q.shift`,
-    [w.site, day(w.from), day(w.to)],
-  );
-  return res.rowCount ?? 0;
+  const { rows } = await lotQuality(db, {
+    site: w.site,
+    by: 'supplier',
+    fromShiftDate: day(w.from),
+    toShiftDate: day(new Date(w.to.getTime() - 24 * 3_600_000)),
+    groupBy: ['line', 'shift'],
+  });
+  return rows.length;
 }
 
 /**

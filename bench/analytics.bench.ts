@@ -48,6 +48,7 @@ import {
   type FpyRow,
   type Window,
 } from './analytics-queries';
+import { insertWithoutAnalytics } from './analytics-baseline';
 import { integerOption, runBenchmark } from './harness';
 import { openPool, type ClosablePool } from './pools';
 import { jsonFigure, jsonFigures, percentiles, spreadByKey } from './stats';
@@ -129,11 +130,16 @@ async function readProfile(pool: pg.Pool): Promise<IngestProfile> {
 
 const RETRYABLE = new Set(['40P01', '40001']);
 
-/** insertInspections, retried as a producer would on a deadlock or serialization failure; returns retries. */
-async function insertBatch(pool: pg.Pool, batch: readonly PlantInspection[]): Promise<number> {
+type Insert = (db: pg.Pool, rows: readonly PlantInspection[]) => Promise<Set<string>>;
+
+/** The ingest sides: with the aggregates, without them, and today's insert with the triggers off. */
+const SIDES = ['with', 'without', 'triggers_off'] as const;
+
+/** An insert, retried as a producer would on a deadlock or serialization failure; returns the retries. */
+async function insertBatch(pool: pg.Pool, insert: Insert, batch: readonly PlantInspection[]): Promise<number> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const inserted = await insertInspections(pool, batch);
+      const inserted = await insert(pool, batch);
       if (inserted.size !== batch.length) {
         throw new Error(`a batch of ${batch.length} stored ${inserted.size} (from ${batch[0]?.eventId})`);
       }
@@ -327,7 +333,7 @@ runBenchmark('analytics', async (bench) => {
       plant.sites.map(async (site) => {
         const stream = siteInspections(plant, site, { prefix: 'h-', seed, from: start, partsPerHour: rates });
         for (const batch of batchesOf(stream, quotas.get(site)!, loadBatch)) {
-          retries += await insertBatch(pool, batch);
+          retries += await insertBatch(pool, insertInspections, batch);
           loaded += batch.length;
           if (loaded >= nextReport) {
             nextReport += 250_000;
@@ -447,32 +453,40 @@ runBenchmark('analytics', async (bench) => {
       say(`run ${run} ${name}: ${list.length} queries, p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms`);
     }
 
-    // The same inspections with and without the maintenance, under two id prefixes, the order alternating.
+    // The same inspections three ways, each under its own id prefix, the order rotating from run to run: with the
+    // aggregates (today's insert, triggers on), without them (the insert before migration 0020, triggers off), and
+    // today's insert with the triggers off (what the trigger alone costs).
     const from = historyEnd + (run - 1) * ingestSpanHours * HOUR;
-    const sets = new Map<string, PlantInspection[][][]>();
-    for (const prefix of [`i${invocation}r${run}m-`, `i${invocation}r${run}n-`]) {
-      sets.set(
-        prefix,
-        plant.sites.map((site) => [
-          ...batchesOf(
-            siteInspections(plant, site, { prefix, seed: seed + run * 101, from, partsPerHour: rates }),
-            siteQuotas(plant, ingestN).get(site)!,
-            batchSize,
-          ),
-        ]),
+    const base = `i${invocation}r${run}-`;
+    const set = plant.sites.map((site) => [
+      ...batchesOf(
+        siteInspections(plant, site, { prefix: base, seed: seed + run * 101, from, partsPerHour: rates }),
+        siteQuotas(plant, ingestN).get(site)!,
+        batchSize,
+      ),
+    ]);
+    const renamed = (prefix: string) =>
+      set.map((batches) =>
+        batches.map((batch) =>
+          batch.map((r) => ({
+            ...r,
+            eventId: prefix + r.eventId.slice(base.length),
+            partId: prefix + r.partId.slice(base.length),
+          })),
+        ),
       );
-    }
-    const sides = run % 2 === 1 ? (['with', 'without'] as const) : (['without', 'with'] as const);
-    for (const side of sides) {
-      const set = sets.get(side === 'with' ? `i${invocation}r${run}m-` : `i${invocation}r${run}n-`)!;
+    const order = [...SIDES.slice((run - 1) % SIDES.length), ...SIDES.slice(0, (run - 1) % SIDES.length)];
+    for (const side of order) {
+      const batchesBySite = renamed(`i${invocation}r${run}${'abc'[SIDES.indexOf(side)]}-`);
+      const insert = side === 'without' ? insertWithoutAnalytics : insertInspections;
       await setTriggers(pool, triggers, side === 'with');
       await pool.query('CHECKPOINT');
       if (profile) await pool.query('SELECT pg_stat_statements_reset()');
       const t0 = performance.now();
       try {
         await Promise.all(
-          set.map(async (batches) => {
-            for (const batch of batches) ingestRetries += await insertBatch(pool, batch);
+          batchesBySite.map(async (batches) => {
+            for (const batch of batches) ingestRetries += await insertBatch(pool, insert, batch);
           }),
         );
       } finally {
@@ -481,9 +495,10 @@ runBenchmark('analytics', async (bench) => {
       const took = ms(t0);
       if (profile) profiles[`run ${run} ${side}`] = await readProfile(pool);
       figures[`ingest_${side}_per_s`] = perSecond(ingestN, took);
-      say(`run ${run} ingest ${side} the aggregates: ${ingestN} in ${Math.round(took)} ms`);
+      say(`run ${run} ingest ${side}: ${ingestN} in ${Math.round(took)} ms`);
     }
     figures.ingest_ratio = figures.ingest_with_per_s! / figures.ingest_without_per_s!;
+    figures.ingest_ratio_to_triggers_off = figures.ingest_with_per_s! / figures.ingest_triggers_off_per_s!;
     perRun.push(figures);
   }
 
@@ -556,6 +571,8 @@ runBenchmark('analytics', async (bench) => {
       raw_fpy_p99_ms: median('raw_p99_ms'),
       ingest_with_per_s: jsonFigure(spreads.ingest_with_per_s?.median ?? NaN, 0),
       ingest_without_per_s: jsonFigure(spreads.ingest_without_per_s?.median ?? NaN, 0),
+      ingest_triggers_off_per_s: jsonFigure(spreads.ingest_triggers_off_per_s?.median ?? NaN, 0),
+      ingest_ratio_to_triggers_off: jsonFigure(spreads.ingest_ratio_to_triggers_off?.median ?? NaN, 3),
       fpy_p99_ms: median('fpy_p99_ms'),
       pareto_p99_ms: median('pareto_p99_ms'),
       supplier_p99_ms: median('supplier_p99_ms'),

@@ -302,14 +302,16 @@ function checkShiftCalendar(shifts: readonly ShiftConfig[], ctx: z.RefinementCtx
       owner[minute] = i;
     }
   });
-  const free = owner.findIndex((o) => o === undefined);
-  if (free >= 0 && shifts.length > 0) {
-    let last = free;
-    while (last + 1 < owner.length && owner[last + 1] === undefined) last++;
+  // The first uncovered stretch, from where it starts (it may run across midnight).
+  const day = 24 * 60;
+  const free = owner.findIndex((o, m) => o === undefined && owner[(m + day - 1) % day] !== undefined);
+  if (free >= 0) {
+    let end = free;
+    while (owner[end % day] === undefined) end++;
     ctx.addIssue({
       code: 'custom',
       path: [],
-      message: `the shifts must cover the whole day: ${clockOf(free)}–${clockOf((last + 1) % (24 * 60))} belongs to no shift`,
+      message: `the shifts must cover the whole day: ${clockOf(free)}–${clockOf(end % day)} belongs to no shift`,
     });
   }
 }

@@ -142,6 +142,28 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   'GET /v1/quality/defect-rates': () => ({
     query: { site: 'PLANT1', line: 'L1', by: 'supplier-lot', from: '2026-01-01T00:00:00Z', to: '2026-02-01T00:00:00Z' },
   }),
+  'GET /v1/metrics/fpy': () => ({
+    query: {
+      site: 'PLANT1',
+      line: 'L1',
+      groupBy: 'station,shift,workOrder',
+      bucket: 'hour',
+      from: '2026-01-01T00:00:00Z',
+      to: '2026-02-01T00:00:00Z',
+    },
+  }),
+  'GET /v1/metrics/defects': () => ({
+    query: { site: 'PLANT1', groupBy: 'line,sku', bucket: 'week', inspectionKind: 'first,after-rework' },
+  }),
+  'GET /v1/metrics/lot-quality': () => ({
+    query: {
+      site: 'PLANT1',
+      by: 'supplier-lot',
+      groupBy: 'shiftDate',
+      fromShiftDate: '2026-01-01',
+      toShiftDate: '2026-01-31',
+    },
+  }),
   'POST /v1/lines/:site/:line/changeover': () => ({
     params: { site: 'PLANT1', line: 'L1' },
     headers: { 'idempotency-key': `${run}-${randomUUID()}` },

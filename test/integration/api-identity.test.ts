@@ -183,6 +183,9 @@ describe('role × route', () => {
       url: '/v1/quality/defect-rates?site=PLANT1&by=supplier-lot&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z',
     },
     advice: { method: 'GET', url: '/v1/lines/PLANT1/L1/advice' },
+    metricsFpy: { method: 'GET', url: '/v1/metrics/fpy?site=PLANT1&line=L1&groupBy=station,shift&bucket=day' },
+    metricsDefects: { method: 'GET', url: '/v1/metrics/defects?site=PLANT1&groupBy=line&bucket=shift' },
+    metricsLotQuality: { method: 'GET', url: '/v1/metrics/lot-quality?site=PLANT1&by=supplier' },
     adviceAccept: {
       method: 'POST',
       url: `/v1/lines/PLANT1/L1/advice/00000000-0000-4000-8000-000000000000/accept`,
@@ -226,6 +229,8 @@ describe('role × route', () => {
    * has no changeover control: 503 past access).
    */
   const changeoverReaders = { changeover: 'through', defectRates: 200, advice: 200 } as const;
+  /** First-pass yield, the defect Pareto and lot quality: every reader of the site. */
+  const metricsReaders = { metricsFpy: 200, metricsDefects: 200, metricsLotQuality: 200 } as const;
   /** Starting and approving a changeover, deciding advice: quality engineers and managers; cancelling: also operators. */
   const changeoverDeciders = {
     ...changeoverReaders,
@@ -254,6 +259,7 @@ describe('role × route', () => {
         shadow: 200,
         ...traced,
         ...records,
+        ...metricsReaders,
         ...changeoverReaders,
         changeoverCancel: 'through',
         ...open,
@@ -269,6 +275,7 @@ describe('role × route', () => {
         shadow: 200,
         ...traced,
         ...records,
+        ...metricsReaders,
         verdicts: 200,
         disposition: 'through',
         retry: 'through',
@@ -288,6 +295,7 @@ describe('role × route', () => {
         shadow: 200,
         ...traced,
         ...records,
+        ...metricsReaders,
         verdicts: 200,
         disposition: 'through',
         countersign: 'through',
@@ -310,6 +318,7 @@ describe('role × route', () => {
         shadow: 200,
         ...traced,
         ...records,
+        ...metricsReaders,
         retry: 'through',
         ...changeoverReaders,
         ...open,
@@ -325,6 +334,7 @@ describe('role × route', () => {
         shadow: 200,
         ...traced,
         ...records,
+        ...metricsReaders,
         audit: 200,
         ...changeoverReaders,
         ...open,

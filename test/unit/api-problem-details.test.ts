@@ -172,6 +172,9 @@ describe('problem+json error contract', () => {
         '/v1/lines/{site}/{line}/advice/{id}/accept',
         '/v1/lines/{site}/{line}/advice/{id}/reject',
         '/v1/quality/defect-rates',
+        '/v1/metrics/fpy',
+        '/v1/metrics/defects',
+        '/v1/metrics/lot-quality',
       ].sort(),
     );
     for (const path of [

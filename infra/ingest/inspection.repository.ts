@@ -28,9 +28,10 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
   // The material context is joined in the same statement (docs/changeover.md#material-lot-context): one walk of the
   // genealogy per distinct work order of the batch, none per inspection; a work order with no consumption yet is
   // `pending`, and the genealogy store completes it when the consumption arrives. Shift and inspection kind are stamped
-  // here too, so that the aggregates' trigger (migration 0020) rewrites only the rows whose kind its classification
-  // changes: the kind given here is the producer's, or a guess from the parts seen before (the trigger decides, and
-  // rewrites a wrong guess: two inspections of one part in one batch, or a batch racing this one).
+  // here too, as the aggregates' trigger (migration 0020) will classify them, so that it rewrites no row in the ordinary
+  // case: the producer's kind when it declared rework or a re-inspection; else a re-inspection when an earlier first of
+  // the part is stored or an earlier inspection of it is in this batch; else first. The trigger decides (a batch racing
+  // this one is the case where it corrects the reading).
   const res = await db.query<{ event_id: string }>(
     `WITH t AS (
        SELECT t.*, holdfast.work_order_node(t.site, t.work_order) AS wo_node
@@ -40,6 +41,12 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
               WITH ORDINALITY AS t(event_id, site, line, station, part_id, sku, lot_id, work_order, result, defects,
                                    model_version, recipe_version, inspected_at, image_ref, payload_sha256,
                                    frame_id, frame_sha256, mode, declared_kind, ord)
+     ), ranked AS (
+       SELECT t.*, row_number() OVER (
+                PARTITION BY t.site, t.line, t.station, t.part_id, t.mode,
+                             COALESCE(t.declared_kind IN ('after-rework', 're-inspection'), false)
+                ORDER BY t.inspected_at::timestamptz, t.event_id COLLATE "C") AS nth
+         FROM t
      ), ctx AS (
        SELECT * FROM holdfast.work_order_material(ARRAY(SELECT DISTINCT wo_node FROM t))
      )
@@ -56,12 +63,13 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
             ctx.component_lots, ctx.supplier_lots,
             t.declared_kind,
             CASE WHEN t.declared_kind IN ('after-rework', 're-inspection') THEN t.declared_kind
+                 WHEN t.nth > 1 THEN 're-inspection'
                  WHEN EXISTS (SELECT 1 FROM holdfast.station_part_first f
                                WHERE (f.site, f.line, f.station, f.part_id, f.mode) = (t.site, t.line, t.station, t.part_id, t.mode)
-                                 AND f.inspected_at <= t.inspected_at::timestamptz) THEN 're-inspection'
+                                 AND (f.inspected_at, f.event_id) < (t.inspected_at::timestamptz, t.event_id COLLATE "C")) THEN 're-inspection'
                  ELSE 'first' END,
             sh.shift_date, sh.shift
-       FROM t LEFT JOIN ctx ON ctx.wo_node = t.wo_node
+       FROM ranked t LEFT JOIN ctx ON ctx.wo_node = t.wo_node
             CROSS JOIN LATERAL holdfast.shift_of(t.site, t.inspected_at::timestamptz) AS sh
       ORDER BY t.ord
      ON CONFLICT (event_id) DO NOTHING

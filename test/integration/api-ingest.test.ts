@@ -290,6 +290,31 @@ describe('POST /v1/inspections', () => {
     expect((await rowsFor(ids)).inspections).toHaveLength(0);
   });
 
+  it("stores the producer's inspectionKind and counts by it (docs/analytics.md#first-pass-yield)", async () => {
+    const part = `${run}-KIND`;
+    const first = passed({ partId: part, inspectedAt: '2025-03-04T09:00:00Z' });
+    const reworked = passed({ partId: part, inspectedAt: '2025-03-04T09:30:00Z', inspectionKind: 'after-rework' });
+    const again = passed({ partId: part, inspectedAt: '2025-03-04T09:40:00Z', inspectionKind: 'first' });
+    const res = await post({ results: [again, reworked, first] });
+
+    expect(res.statusCode).toBe(202);
+    const kinds = await pool.query<{ event_id: string; declared_kind: string | null; inspection_kind: string }>(
+      `SELECT event_id, declared_kind, inspection_kind FROM holdfast.inspection WHERE event_id = ANY($1::text[])`,
+      [[first.eventId, reworked.eventId, again.eventId]],
+    );
+    const byId = new Map(kinds.rows.map((r) => [r.event_id, [r.declared_kind, r.inspection_kind]]));
+    expect(byId.get(first.eventId as string)).toEqual([null, 'first']);
+    expect(byId.get(reworked.eventId as string)).toEqual(['after-rework', 'after-rework']);
+    // Declared first, but inspected after the part's first inspection here: a re-inspection.
+    expect(byId.get(again.eventId as string)).toEqual(['first', 're-inspection']);
+
+    const bad = await post({ results: [passed({ inspectionKind: 'second-pass' })] });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json<{ errors: { field: string }[] }>().errors.map((e) => e.field)).toEqual([
+      'results.0.inspectionKind',
+    ]);
+  });
+
   it('answers 400 naming the field for an unknown site, line or station', async () => {
     const res = await post({
       results: [inspection({ station: 'S9' }), inspection({ line: 'L9' }), inspection({ site: 'NOWHERE' })],

@@ -651,6 +651,22 @@ describe('first-pass yield, computed right', () => {
     expect([...suppliers.values()].map((r) => r.supplier).sort()).toEqual(['V-ALPHA', 'V-BETA']);
   });
 
+  test('holdfast.recount_quality rebuilds from the stored inspections exactly what the triggers kept', async () => {
+    const snapshot = async () => {
+      const q = (sql: string) => pool.query(sql, [SITE]).then((r) => r.rows.map((x) => JSON.stringify(x)).sort());
+      return [
+        await q(`SELECT * FROM holdfast.quality_hourly WHERE site = $1
+                  AND units + reinspections + reworked + shadow_inspections <> 0`),
+        await q(`SELECT * FROM holdfast.defect_hourly WHERE site = $1 AND parts <> 0`),
+        await q(`SELECT * FROM holdfast.lot_quality_daily WHERE site = $1 AND (units <> 0 OR defects <> 0)`),
+        await q(`SELECT event_id, inspection_kind, shift, shift_date FROM holdfast.inspection WHERE site = $1`),
+      ];
+    };
+    const kept = await snapshot();
+    await pool.query(`SELECT holdfast.recount_quality($1)`, [SITE]);
+    expect(await snapshot()).toEqual(kept);
+  });
+
   test('bad input is a 400 problem naming the field; another site’s reader is refused', async () => {
     const cases: [string, string][] = [
       [`/v1/metrics/fpy?site=${SITE}&from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z`, 'to'],

@@ -111,13 +111,14 @@ $$;
 -- Its primary key is what serialises concurrent batches inspecting the same part: the upsert waits for the other
 -- batch's row and then compares with it. previous_event_id: the inspection this one displaced as first (a late
 -- arrival that was inspected earlier), NULL when it was first from the start.
+-- Byte order ("C"): identifiers, not words; cheaper to compare, and the event-id tie-break means the same everywhere.
 CREATE TABLE holdfast.station_part_first (
-  site               text NOT NULL,
-  line               text NOT NULL,
-  station            text NOT NULL,
-  part_id            text NOT NULL,
-  mode               text NOT NULL,
-  event_id           text NOT NULL,
+  site               text COLLATE "C" NOT NULL,
+  line               text COLLATE "C" NOT NULL,
+  station            text COLLATE "C" NOT NULL,
+  part_id            text COLLATE "C" NOT NULL,
+  mode               text COLLATE "C" NOT NULL,
+  event_id           text COLLATE "C" NOT NULL,
   inspected_at       timestamptz NOT NULL,
   previous_event_id  text,
   PRIMARY KEY (site, line, station, part_id, mode)
@@ -217,7 +218,6 @@ CREATE FUNCTION holdfast.inspection_counted() RETURNS trigger
   LANGUAGE plpgsql
 AS $$
 DECLARE
-  firsts     text[];
   displaced  text[];
   counts     holdfast.inspection_count[];
   fix_ids    text[];
@@ -225,14 +225,15 @@ DECLARE
   fix_dates  date[];
   fix_shifts text[];
 BEGIN
-  -- Which candidates are now their part's first at the station (taken by time, then event id; re-inspections and
-  -- after-rework inspections the producer declared are no candidates) and which earlier-stored first each displaced.
+  -- One statement: which candidates are now their part's first at the station (by time, then event id), which
+  -- earlier-stored first each displaced, and every new row classified. What the producer declared after rework or a
+  -- re-inspection is no candidate; what the writer stamped counts for nothing here.
   WITH candidate AS (
     SELECT DISTINCT ON (n.site, n.line, n.station, n.part_id, n.mode)
            n.site, n.line, n.station, n.part_id, n.mode, n.event_id, n.inspected_at
       FROM new_rows n
      WHERE n.declared_kind IS NULL OR n.declared_kind = 'first'
-     ORDER BY n.site, n.line, n.station, n.part_id, n.mode, n.inspected_at, n.event_id
+     ORDER BY n.site, n.line, n.station, n.part_id, n.mode, n.inspected_at, n.event_id COLLATE "C"
   ), upserted AS (
     INSERT INTO holdfast.station_part_first AS f (site, line, station, part_id, mode, event_id, inspected_at)
     SELECT site, line, station, part_id, mode, event_id, inspected_at FROM candidate
@@ -241,17 +242,12 @@ BEGIN
        SET previous_event_id = f.event_id, event_id = EXCLUDED.event_id, inspected_at = EXCLUDED.inspected_at
      WHERE (EXCLUDED.inspected_at, EXCLUDED.event_id) < (f.inspected_at, f.event_id)
     RETURNING f.event_id, f.previous_event_id
-  )
-  SELECT array_agg(event_id), array_agg(previous_event_id) FILTER (WHERE previous_event_id IS NOT NULL)
-    INTO firsts, displaced
-    FROM upserted;
-
-  WITH classified AS (
+  ), classified AS (
     SELECT n.event_id, n.inspection_kind AS stored_kind, n.shift_date AS stored_date, n.shift AS stored_shift,
            ROW(n.site, n.line, n.station, n.sku, n.work_order, date_trunc('hour', n.inspected_at, 'UTC'),
                s.shift_date, s.shift,
                CASE WHEN n.declared_kind IN ('after-rework', 're-inspection') THEN n.declared_kind
-                    WHEN f.id IS NOT NULL THEN 'first'
+                    WHEN u.event_id IS NOT NULL THEN 'first'
                     ELSE 're-inspection' END,
                n.mode = 'shadow', n.result = 'pass', n.defects, n.component_lots, n.supplier_lots,
                1)::holdfast.inspection_count AS c
@@ -261,15 +257,18 @@ BEGIN
                           UNION ALL
                           SELECT * FROM holdfast.shift_of(n.site, n.inspected_at) WHERE n.shift IS NULL
                                                                                      OR n.shift_date IS NULL) AS s
-      LEFT JOIN unnest(firsts) AS f (id) ON f.id = n.event_id
+      LEFT JOIN upserted u ON u.event_id = n.event_id
+  ), judged AS (
+    SELECT c, event_id,
+           (c).kind IS DISTINCT FROM stored_kind OR (c).shift_date IS DISTINCT FROM stored_date
+             OR (c).shift IS DISTINCT FROM stored_shift AS stale
+      FROM classified
   )
-  SELECT array_agg(c), array_agg(event_id) FILTER (WHERE stale), array_agg((c).kind) FILTER (WHERE stale),
+  SELECT (SELECT array_agg(previous_event_id) FROM upserted WHERE previous_event_id IS NOT NULL),
+         array_agg(c), array_agg(event_id) FILTER (WHERE stale), array_agg((c).kind) FILTER (WHERE stale),
          array_agg((c).shift_date) FILTER (WHERE stale), array_agg((c).shift) FILTER (WHERE stale)
-    INTO counts, fix_ids, fix_kinds, fix_dates, fix_shifts
-    FROM (SELECT c, event_id,
-                 (c).kind IS DISTINCT FROM stored_kind OR (c).shift_date IS DISTINCT FROM stored_date
-                   OR (c).shift IS DISTINCT FROM stored_shift AS stale
-            FROM classified) AS x;
+    INTO displaced, counts, fix_ids, fix_kinds, fix_dates, fix_shifts
+    FROM judged;
 
   -- Rows inserted without kind and shift (or with a kind the classification overrules): stamp them.
   IF cardinality(fix_ids) > 0 THEN
@@ -358,3 +357,86 @@ $$;
 CREATE TRIGGER inspection_uncounted AFTER DELETE ON holdfast.inspection
   REFERENCING OLD TABLE AS old_rows
   FOR EACH STATEMENT EXECUTE FUNCTION holdfast.inspection_uncounted();
+
+-- Counts a site again from its stored inspections: kind and shift stamped anew (with the calendar as it is now),
+-- station_part_first and the three aggregates rebuilt. For inspections stored before this migration (call it once the
+-- calendars are synced), after a calendar change that should apply to the past, and for bulk loads made with the
+-- trigger disabled. Inserts and updates of inspections wait while it runs. Returns the inspections counted.
+CREATE FUNCTION holdfast.recount_quality(p_site text) RETURNS bigint
+  LANGUAGE plpgsql
+AS $$
+DECLARE
+  counted bigint;
+BEGIN
+  LOCK TABLE holdfast.inspection IN SHARE ROW EXCLUSIVE MODE;
+
+  WITH classified AS (
+    SELECT i.event_id, s.shift_date, s.shift,
+           CASE WHEN i.declared_kind IN ('after-rework', 're-inspection') THEN i.declared_kind
+                WHEN row_number() OVER (
+                       PARTITION BY i.line, i.station, i.part_id, i.mode,
+                                    COALESCE(i.declared_kind IN ('after-rework', 're-inspection'), false)
+                       ORDER BY i.inspected_at, i.event_id COLLATE "C") = 1 THEN 'first'
+                ELSE 're-inspection' END AS kind
+      FROM holdfast.inspection i
+      CROSS JOIN LATERAL holdfast.shift_of(i.site, i.inspected_at) AS s
+     WHERE i.site = p_site
+  )
+  UPDATE holdfast.inspection i
+     SET inspection_kind = c.kind, shift_date = c.shift_date, shift = c.shift
+    FROM classified c
+   WHERE i.event_id = c.event_id
+     AND (i.inspection_kind, i.shift_date, i.shift) IS DISTINCT FROM (c.kind, c.shift_date, c.shift);
+
+  DELETE FROM holdfast.station_part_first WHERE site = p_site;
+  INSERT INTO holdfast.station_part_first (site, line, station, part_id, mode, event_id, inspected_at)
+  SELECT site, line, station, part_id, mode, event_id, inspected_at
+    FROM holdfast.inspection WHERE site = p_site AND inspection_kind = 'first';
+
+  DELETE FROM holdfast.quality_hourly WHERE site = p_site;
+  DELETE FROM holdfast.defect_hourly WHERE site = p_site;
+  DELETE FROM holdfast.lot_quality_daily WHERE site = p_site;
+
+  INSERT INTO holdfast.quality_hourly
+         (site, line, station, sku, work_order, hour, shift_date, shift, units, first_pass_good, reinspections,
+          reinspections_passed, reworked, reworked_passed, shadow_inspections, shadow_failed)
+  SELECT site, line, station, sku, work_order, date_trunc('hour', inspected_at, 'UTC'), shift_date, shift,
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'first'),
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'first' AND result = 'pass'),
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 're-inspection'),
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 're-inspection' AND result = 'pass'),
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'after-rework'),
+         count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'after-rework' AND result = 'pass'),
+         count(*) FILTER (WHERE mode = 'shadow'),
+         count(*) FILTER (WHERE mode = 'shadow' AND result = 'fail')
+    FROM holdfast.inspection
+   WHERE site = p_site
+   GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+
+  INSERT INTO holdfast.defect_hourly
+         (site, line, station, sku, work_order, hour, shift_date, shift, inspection_kind, defect_class, parts, defects)
+  SELECT i.site, i.line, i.station, i.sku, i.work_order, date_trunc('hour', i.inspected_at, 'UTC'), i.shift_date,
+         i.shift, i.inspection_kind, k.class, count(*), sum(k.n)
+    FROM holdfast.inspection i
+    CROSS JOIN LATERAL (SELECT e ->> 'class' AS class, count(*) AS n
+                          FROM jsonb_array_elements(i.defects) AS e GROUP BY 1) AS k
+   WHERE i.site = p_site AND i.mode <> 'shadow'
+   GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;
+
+  INSERT INTO holdfast.lot_quality_daily
+         (site, line, station, shift_date, shift, lot_kind, lot_key, units, first_pass_good, defects)
+  SELECT i.site, i.line, i.station, i.shift_date, i.shift, k.lot_kind, k.lot_key,
+         count(*) FILTER (WHERE i.inspection_kind = 'first'),
+         count(*) FILTER (WHERE i.inspection_kind = 'first' AND i.result = 'pass'),
+         sum(jsonb_array_length(i.defects))
+    FROM holdfast.inspection i
+    CROSS JOIN LATERAL (SELECT 'component', u FROM unnest(i.component_lots) AS u
+                        UNION ALL
+                        SELECT 'supplier', u FROM unnest(i.supplier_lots) AS u) AS k (lot_kind, lot_key)
+   WHERE i.site = p_site AND i.mode <> 'shadow'
+   GROUP BY 1, 2, 3, 4, 5, 6, 7;
+
+  SELECT count(*) INTO counted FROM holdfast.inspection WHERE site = p_site;
+  RETURN counted;
+END
+$$;

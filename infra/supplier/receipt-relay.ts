@@ -2,12 +2,14 @@
  * The outbox of decided receipts (docs/analytics.md#supplier-quality): ingest decides a receipt in its transaction;
  * this relay starts the receipt's workflow (incoming-receipt-<site>-<lot>) and marks the row. The workflow id refuses a
  * second start, even after the first run closed, so a row sent twice (a crash between the start and the mark, two
- * relays) runs the workflow once. Woken by NOTIFY on commit; polls every supplierQuality.relayInterval besides.
+ * relays) runs the workflow once. Woken by NOTIFY on commit; polls every supplierQuality.relayInterval besides. Idle, with neither, where no
+ * station of the configuration inspects incoming material.
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { WorkflowIdReusePolicy, type SearchAttributePair } from '@temporalio/common';
-import pg from 'pg';
+import type pg from 'pg';
+import { createChannelListener } from '../db/channel-listener';
 import { parseDurationMs } from '../config/duration';
 import type { HoldfastConfig } from '../config/schema';
 import {
@@ -79,16 +81,6 @@ export function scarSettings(config: HoldfastConfig): IncomingReceiptInput['scar
   };
 }
 
-/** A LISTEN connection goes back to the pool listening to nothing. */
-async function release(c: pg.PoolClient): Promise<void> {
-  try {
-    await c.query('UNLISTEN *');
-    c.release();
-  } catch (err) {
-    c.release(err instanceof Error ? err : true);
-  }
-}
-
 export function startReceiptRelay(opts: {
   pool: pg.Pool;
   client: Client;
@@ -99,7 +91,6 @@ export function startReceiptRelay(opts: {
   const pollMs = parseDurationMs(config.supplierQuality.relayInterval);
   let stopped = false;
   let chain: Promise<number> = Promise.resolve(0);
-  let listener: pg.PoolClient | undefined;
 
   async function startOne(row: DueRow): Promise<void> {
     const workflowId = incomingReceiptWorkflowId(row.site, row.lot_id);
@@ -167,30 +158,31 @@ export function startReceiptRelay(opts: {
     chain = next.catch(() => 0);
     return next;
   };
+  // A plant without incoming-inspection stations decides no receipts: nothing to listen to or poll for.
+  const incoming = config.sites.some((site) =>
+    site.lines.some((line) => line.stations.some((station) => station.role === 'incoming-inspection')),
+  );
+  if (!incoming) return { drainOnce, stop: () => chain.then(() => undefined) };
   const timer = setInterval(() => {
     if (!stopped) drainOnce().catch(() => undefined);
   }, pollMs);
   timer.unref();
-  void (async () => {
-    try {
-      const c = await pool.connect();
-      await c.query(`LISTEN ${RECEIPT_CHANNEL}`);
-      c.on('notification', () => {
-        if (!stopped) drainOnce().catch(() => undefined);
-      });
-      listener = c;
-      if (stopped) await release(c);
-    } catch {
-      // The poll still runs.
-    }
-  })();
+  // Every (re)connect drains: receipts decided while no one listened raised notifications nobody heard.
+  const listener = createChannelListener({
+    connection: pool.options,
+    channel: RECEIPT_CHANNEL,
+    onNotification: () => void drainOnce().catch(() => undefined),
+    onListening: () => void drainOnce().catch(() => undefined),
+    onProblem: (problem, error) => opts.log?.warn({ err: error }, `receipt relay LISTEN ${problem}; polling meanwhile`),
+  });
+  listener.start().catch(() => undefined); // reported through onProblem; the poll runs meanwhile
 
   return {
     drainOnce,
     async stop() {
       stopped = true;
       clearInterval(timer);
-      if (listener) await release(listener);
+      await listener.close();
       await chain.catch(() => undefined);
     },
   };

@@ -38,7 +38,11 @@ import { quietLog } from '../support/quiet-log';
 import { testPool } from '../support/test-env';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_206);
-/** Per route and kind of run: enough to reach past validation often, small enough for a loaded 2-core machine. */
+/**
+ * Per route and kind of run: enough to reach past validation often, small enough for a loaded 2-core machine. Each
+ * request counts every table's rows before and after, so a pass over every route takes minutes there: the passes
+ * below allow five.
+ */
 const RUNS = { random: 60, mutated: 60, roles: 20 };
 
 const base = loadConfig();
@@ -838,15 +842,15 @@ function fuzzEveryRouteOf(target: () => Target) {
 
   it('random params, query, headers and bodies as admin: no 5xx, 4xx as problem+json, no write on refusal', async () => {
     await fuzzEveryRoute(target(), 'random');
-  }, 120_000);
+  }, 300_000);
 
   it('mutations of a valid request as admin: the same', async () => {
     await fuzzEveryRoute(target(), 'mutated');
-  }, 120_000);
+  }, 300_000);
 
   it('random requests as the other roles, another site and a station key: the same', async () => {
     await fuzzEveryRoute(target(), 'roles');
-  }, 120_000);
+  }, 300_000);
 }
 
 describe('API: every route, fuzzed', () => fuzzEveryRouteOf(() => apiTarget));

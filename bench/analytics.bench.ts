@@ -391,7 +391,7 @@ runBenchmark('analytics', async (bench) => {
               round(pg_total_relation_size(c.oid) / 1e6) AS mb
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'holdfast'
-          AND c.relname IN ('inspection', 'quality_hourly', 'defect_hourly', 'lot_quality_daily')`,
+          AND c.relname IN ('inspection', 'quality_hourly', 'defect_hourly', 'work_order_lot')`,
     )
   ).rows;
   const tables = Object.fromEntries(sizes.map((r) => [r.name, { rows: Number(r.rows), mb: Number(r.mb) }]));

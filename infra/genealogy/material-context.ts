@@ -32,13 +32,13 @@ const AFFECTED_ORDERS = `
  */
 export async function completeMaterialContext(client: Queryable, nodes: readonly string[]): Promise<number> {
   if (nodes.length === 0) return 0;
-  const res = await client.query(
+  const res = await client.query<{ changed: number }>(
     `WITH orders AS (${AFFECTED_ORDERS}),
      ctx AS (SELECT * FROM holdfast.work_order_material(ARRAY(SELECT node FROM orders), ${MATERIAL_CONTEXT_DEPTH}))
      ${UPDATE_FROM_CTX}`,
     [[...new Set(nodes)]],
   );
-  return res.rowCount ?? 0;
+  return res.rows[0]?.changed ?? 0;
 }
 
 /**
@@ -47,28 +47,51 @@ export async function completeMaterialContext(client: Queryable, nodes: readonly
  * still open, each missing the other's uncommitted row.
  */
 export async function completePendingMaterialContext(client: Queryable): Promise<number> {
-  const res = await client.query(
+  const res = await client.query<{ changed: number }>(
     `WITH ctx AS (
        SELECT * FROM holdfast.work_order_material(
          ARRAY(SELECT DISTINCT holdfast.work_order_node(site, work_order) FROM holdfast.inspection
                 WHERE material_context = 'pending'), ${MATERIAL_CONTEXT_DEPTH}))
      ${UPDATE_FROM_CTX}`,
   );
-  return res.rowCount ?? 0;
+  return res.rows[0]?.changed ?? 0;
 }
 
-// The order is the node's second part, unescaped, so the update finds the order's inspections by its index.
-const UPDATE_FROM_CTX = `
-  UPDATE holdfast.inspection i
-     SET component_lots = ctx.component_lots, supplier_lots = ctx.supplier_lots,
-         material_context = 'completed-later', material_context_at = now()
-    FROM ctx
-   WHERE i.work_order = replace(replace(split_part(substr(ctx.wo_node, 4), '/', 2), '%2F', '/'), '%25', '%')
-     AND holdfast.work_order_node(i.site, i.work_order) = ctx.wo_node
-     AND i.material_context IS NOT NULL
-     AND (i.material_context = 'pending'
-          OR i.component_lots IS DISTINCT FROM ctx.component_lots
-          OR i.supplier_lots IS DISTINCT FROM ctx.supplier_lots)`;
+// The order is the node's second part, unescaped, so the update finds the order's inspections by its index. The
+// work orders it re-joins take their lots in holdfast.work_order_lot (migration 0020, what the lot figures count by):
+// the lots they no longer have deleted, the new ones added, in key order like ingest. Returns the inspections changed.
+const UPDATE_FROM_CTX = `,
+  joined AS (
+    UPDATE holdfast.inspection i
+       SET component_lots = ctx.component_lots, supplier_lots = ctx.supplier_lots,
+           material_context = 'completed-later', material_context_at = now()
+      FROM ctx
+     WHERE i.work_order = replace(replace(split_part(substr(ctx.wo_node, 4), '/', 2), '%2F', '/'), '%25', '%')
+       AND holdfast.work_order_node(i.site, i.work_order) = ctx.wo_node
+       AND i.material_context IS NOT NULL
+       AND (i.material_context = 'pending'
+            OR i.component_lots IS DISTINCT FROM ctx.component_lots
+            OR i.supplier_lots IS DISTINCT FROM ctx.supplier_lots)
+    RETURNING i.site, i.work_order, ctx.component_lots, ctx.supplier_lots
+  ), orders_joined AS (
+    SELECT DISTINCT ON (site, work_order) site, work_order, component_lots, supplier_lots FROM joined
+  ), lots_gone AS (
+    DELETE FROM holdfast.work_order_lot w
+     USING orders_joined o
+     WHERE w.site = o.site AND w.work_order = o.work_order
+       AND NOT COALESCE(CASE w.lot_kind WHEN 'component' THEN w.lot_key = ANY (o.component_lots)
+                                        ELSE w.lot_key = ANY (o.supplier_lots) END, false)
+  ), lots_added AS (
+    INSERT INTO holdfast.work_order_lot (site, work_order, lot_kind, lot_key)
+    SELECT DISTINCT o.site, o.work_order, k.lot_kind, k.lot_key
+      FROM orders_joined o
+      CROSS JOIN LATERAL (SELECT 'component', u FROM unnest(o.component_lots) AS u
+                          UNION ALL
+                          SELECT 'supplier', u FROM unnest(o.supplier_lots) AS u) AS k (lot_kind, lot_key)
+     ORDER BY 1, 2, 3, 4
+    ON CONFLICT DO NOTHING
+  )
+  SELECT count(*)::int AS changed FROM joined`;
 
 /** A lot of an inspection's context, with what the genealogy knows of it now. */
 export interface ContextLot {

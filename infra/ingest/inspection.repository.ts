@@ -31,7 +31,8 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
   // here too, as the aggregates' trigger (migration 0020) will classify them, so that it rewrites no row in the ordinary
   // case: the producer's kind when it declared rework or a re-inspection; else a re-inspection when an earlier first of
   // the part is stored or an earlier inspection of it is in this batch; else first. The trigger decides (a batch racing
-  // this one is the case where it corrects the reading).
+  // this one is the case where it corrects the reading). The batch's work orders take their joined lots in
+  // holdfast.work_order_lot (migration 0020), a few rows per work order, which the lot figures count by.
   const res = await db.query<{ event_id: string }>(
     `WITH t AS (
        SELECT t.*, holdfast.work_order_node(t.site, t.work_order) AS wo_node
@@ -49,6 +50,16 @@ export async function insertInspections(db: Queryable, rows: readonly Inspection
          FROM t
      ), ctx AS (
        SELECT * FROM holdfast.work_order_material(ARRAY(SELECT DISTINCT wo_node FROM t))
+     ), order_lots AS (
+       INSERT INTO holdfast.work_order_lot (site, work_order, lot_kind, lot_key)
+       SELECT DISTINCT o.site, o.work_order, k.lot_kind, k.lot_key
+         FROM (SELECT DISTINCT t.site, t.work_order, t.wo_node FROM t) AS o
+         JOIN ctx ON ctx.wo_node = o.wo_node
+         CROSS JOIN LATERAL (SELECT 'component', u FROM unnest(ctx.component_lots) AS u
+                             UNION ALL
+                             SELECT 'supplier', u FROM unnest(ctx.supplier_lots) AS u) AS k (lot_kind, lot_key)
+        ORDER BY 1, 2, 3, 4
+       ON CONFLICT DO NOTHING
      )
      INSERT INTO holdfast.inspection (event_id, site, line, station, part_id, sku, lot_id, work_order, result, defects,
                                       model_version, recipe_version, inspected_at, image_ref, payload_sha256,

@@ -679,7 +679,7 @@ describe('first-pass yield, computed right', () => {
         `UPDATE holdfast.inspection SET inspection_kind = NULL, shift = NULL, shift_date = NULL WHERE site = $1`,
         [SITE],
       );
-      for (const table of ['station_part_first', 'quality_hourly', 'defect_hourly', 'lot_quality_daily']) {
+      for (const table of ['station_part_first', 'quality_hourly', 'defect_hourly', 'work_order_lot']) {
         await client.query(`DELETE FROM holdfast.${table} WHERE site = $1`, [SITE]);
       }
       await client.query(`INSERT INTO holdfast.quality_recount_pending (site) VALUES ($1)`, [SITE]);

@@ -226,6 +226,27 @@ describe('material-lot context', () => {
         lots: truthSuppliers(r.work_order),
       });
     }
+    // The lots kept per work order for the lot figures (holdfast.work_order_lot) are the truth's too, the late order's
+    // and the downstream order's (which gained the supplier lots behind the late one) included.
+    const kept = await pool.query<{ work_order: string; lot_kind: string; lot_key: string }>(
+      `SELECT work_order, lot_kind, lot_key FROM holdfast.work_order_lot WHERE site = $1`,
+      [SITE],
+    );
+    const keptOf = (wo: string, kind: string) =>
+      kept.rows
+        .filter((k) => k.work_order === wo && k.lot_kind === kind)
+        .map((k) => k.lot_key)
+        .sort();
+    const orders = [...new Set(rows.map((r) => r.work_order))];
+    expect(orders).toEqual(expect.arrayContaining([LATE, downstream]));
+    for (const wo of orders) {
+      expect({ wo, component: keptOf(wo, 'component'), supplier: keptOf(wo, 'supplier') }).toEqual({
+        wo,
+        component: truthComponents(wo),
+        supplier: truthSuppliers(wo),
+      });
+    }
+    expect(new Set(kept.rows.map((k) => k.work_order))).toEqual(new Set(orders));
     // A replay of the same page changes nothing (the store keys facts by document; the context is unchanged).
     const stamped = late.map((r) => r.material_context_at!.getTime());
     await store.recordPage(source, { ...facts[0]!, parts: [] });

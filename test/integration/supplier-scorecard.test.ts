@@ -132,12 +132,19 @@ beforeAll(async () => {
       [d.lot, d.material, d.lot.split('/')[2], d.supplier],
     );
   }
-  for (const d of PRODUCTION) {
+  // Production's figures as migration 0020 keeps them: one work order per production day, its counts in
+  // quality_hourly, the supplier lot it was made from in work_order_lot (the view lot_quality_daily joins the two).
+  for (const [i, d] of PRODUCTION.entries()) {
+    const workOrder = `WO-${run}-${i}`;
     await pool.query(
-      `INSERT INTO holdfast.lot_quality_daily (site, line, station, shift_date, shift, lot_kind, lot_key, units,
-                                               first_pass_good, defects)
-       VALUES ('PLANT1', 'L1', 'S1', $1, 'all', 'supplier', $2, $3, $4, $5)`,
-      [d.day, d.lot, d.units, d.good, d.defects],
+      `INSERT INTO holdfast.quality_hourly (site, line, station, sku, work_order, hour, shift_date, shift, units,
+                                            first_pass_good, defects)
+       VALUES ('PLANT1', 'L1', 'S1', 'SKU', $1, $2::date::timestamp AT TIME ZONE 'UTC', $2, 'all', $3, $4, $5)`,
+      [workOrder, d.day, d.units, d.good, d.defects],
+    );
+    await pool.query(
+      `INSERT INTO holdfast.work_order_lot (site, work_order, lot_kind, lot_key) VALUES ('PLANT1', $1, 'supplier', $2)`,
+      [workOrder, d.lot],
     );
   }
   const gateway = new Proxy({} as WorkflowGateway, {

@@ -44,6 +44,8 @@ CREATE TABLE holdfast.quality_hourly (
   reworked_passed       bigint NOT NULL DEFAULT 0,
   shadow_inspections    bigint NOT NULL DEFAULT 0,
   shadow_failed         bigint NOT NULL DEFAULT 0,
+  -- Defects found (production mode, every inspection kind): what the lot figures below count as a lot's defects.
+  defects               bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (site, line, station, sku, work_order, hour, shift_date, shift)
 );
 CREATE INDEX quality_hourly_time_idx ON holdfast.quality_hourly (site, hour);
@@ -67,23 +69,37 @@ CREATE TABLE holdfast.defect_hourly (
 );
 CREATE INDEX defect_hourly_time_idx ON holdfast.defect_hourly (site, hour);
 
--- First-pass figures by the lots a part was made from (the inspection's material-lot context, 0018), per day and
--- shift: lot_kind 'component' for component_lots, 'supplier' for supplier_lots. Kept when the context is joined at
--- ingest and when it is completed later.
-CREATE TABLE holdfast.lot_quality_daily (
-  site             text NOT NULL,
-  line             text NOT NULL,
-  station          text NOT NULL,
-  shift_date       date NOT NULL,
-  shift            text NOT NULL,
-  lot_kind         text NOT NULL CHECK (lot_kind IN ('component', 'supplier')),
-  lot_key          text NOT NULL,
-  units            bigint NOT NULL DEFAULT 0,
-  first_pass_good  bigint NOT NULL DEFAULT 0,
-  defects          bigint NOT NULL DEFAULT 0,
-  PRIMARY KEY (site, line, station, shift_date, shift, lot_kind, lot_key)
+-- The lots each work order's parts are made from (the material-lot context, 0018, which is the same for every
+-- inspection of a work order): lot_kind 'component' for component_lots, 'supplier' for supplier_lots. Written where
+-- the context is joined: at ingest (infra/ingest/inspection.repository.ts) and when the genealogy store completes or
+-- changes it (infra/genealogy/material-context.ts, which also deletes the lots a work order no longer has). A few rows
+-- per work order, against one row per inspection and lot that per-lot counters would have to move.
+CREATE TABLE holdfast.work_order_lot (
+  site        text NOT NULL,
+  work_order  text NOT NULL,
+  lot_kind    text NOT NULL CHECK (lot_kind IN ('component', 'supplier')),
+  lot_key     text NOT NULL,
+  PRIMARY KEY (site, work_order, lot_kind, lot_key)
 );
-CREATE INDEX lot_quality_daily_lot_idx ON holdfast.lot_quality_daily (lot_key, shift_date);
+CREATE INDEX work_order_lot_lot_idx ON holdfast.work_order_lot (lot_key);
+INSERT INTO holdfast.work_order_lot (site, work_order, lot_kind, lot_key)
+SELECT DISTINCT i.site, i.work_order, k.lot_kind, k.lot_key
+  FROM holdfast.inspection i
+  CROSS JOIN LATERAL (SELECT 'component', u FROM unnest(i.component_lots) AS u
+                      UNION ALL
+                      SELECT 'supplier', u FROM unnest(i.supplier_lots) AS u) AS k (lot_kind, lot_key)
+ WHERE i.material_context IN ('at-ingest', 'completed-later');
+
+-- First-pass figures by the lots a part was made from, per day and shift: the work order's figures (quality_hourly)
+-- counted for each of its lots. A part counts for its work order's lots whether or not the consumption was known
+-- when it was inspected (docs/analytics.md#first-pass-yield).
+CREATE VIEW holdfast.lot_quality_daily AS
+SELECT q.site, q.line, q.station, q.shift_date, q.shift, w.lot_kind, w.lot_key,
+       sum(q.units)::bigint AS units, sum(q.first_pass_good)::bigint AS first_pass_good,
+       sum(q.defects)::bigint AS defects
+  FROM holdfast.quality_hourly q
+  JOIN holdfast.work_order_lot w ON w.site = q.site AND w.work_order = q.work_order
+ GROUP BY q.site, q.line, q.station, q.shift_date, q.shift, w.lot_kind, w.lot_key;
 
 -- The shift (and its shift date) of an instant at a site, by the local clock in the site's time zone. A shift with
 -- ends <= starts runs across midnight: before `ends` the instant belongs to the shift that started the day before. On
@@ -138,12 +154,10 @@ CREATE TYPE holdfast.inspection_count AS (
   shadow           boolean,
   passed           boolean,
   defects          jsonb,
-  component_lots   text[],
-  supplier_lots    text[],
   sign             integer
 );
 
--- Adds counts to the three aggregates, each upsert in primary-key order so that concurrent batches lock the rows
+-- Adds counts to the two aggregates, each upsert in primary-key order so that concurrent batches lock the rows
 -- they share in the same order and cannot deadlock.
 CREATE FUNCTION holdfast.add_quality_counts(counts holdfast.inspection_count[]) RETURNS void
   LANGUAGE plpgsql
@@ -155,7 +169,7 @@ BEGIN
 
   INSERT INTO holdfast.quality_hourly AS q
          (site, line, station, sku, work_order, hour, shift_date, shift, units, first_pass_good, reinspections,
-          reinspections_passed, reworked, reworked_passed, shadow_inspections, shadow_failed)
+          reinspections_passed, reworked, reworked_passed, shadow_inspections, shadow_failed, defects)
   SELECT c.site, c.line, c.station, c.sku, c.work_order, c.hour, c.shift_date, c.shift,
          COALESCE(sum(c.sign) FILTER (WHERE NOT c.shadow AND c.kind = 'first'), 0),
          COALESCE(sum(c.sign) FILTER (WHERE NOT c.shadow AND c.kind = 'first' AND c.passed), 0),
@@ -164,7 +178,8 @@ BEGIN
          COALESCE(sum(c.sign) FILTER (WHERE NOT c.shadow AND c.kind = 'after-rework'), 0),
          COALESCE(sum(c.sign) FILTER (WHERE NOT c.shadow AND c.kind = 'after-rework' AND c.passed), 0),
          COALESCE(sum(c.sign) FILTER (WHERE c.shadow), 0),
-         COALESCE(sum(c.sign) FILTER (WHERE c.shadow AND NOT c.passed), 0)
+         COALESCE(sum(c.sign) FILTER (WHERE c.shadow AND NOT c.passed), 0),
+         COALESCE(sum(c.sign * jsonb_array_length(c.defects)) FILTER (WHERE NOT c.shadow), 0)
     FROM unnest(counts) AS c
    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
@@ -176,7 +191,8 @@ BEGIN
          reworked             = q.reworked + EXCLUDED.reworked,
          reworked_passed      = q.reworked_passed + EXCLUDED.reworked_passed,
          shadow_inspections   = q.shadow_inspections + EXCLUDED.shadow_inspections,
-         shadow_failed        = q.shadow_failed + EXCLUDED.shadow_failed;
+         shadow_failed        = q.shadow_failed + EXCLUDED.shadow_failed,
+         defects              = q.defects + EXCLUDED.defects;
 
   INSERT INTO holdfast.defect_hourly AS d
          (site, line, station, sku, work_order, hour, shift_date, shift, inspection_kind, defect_class, parts, defects)
@@ -190,23 +206,6 @@ BEGIN
    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
   ON CONFLICT (site, line, station, sku, work_order, hour, shift_date, shift, inspection_kind, defect_class) DO UPDATE
      SET parts = d.parts + EXCLUDED.parts, defects = d.defects + EXCLUDED.defects;
-
-  INSERT INTO holdfast.lot_quality_daily AS l
-         (site, line, station, shift_date, shift, lot_kind, lot_key, units, first_pass_good, defects)
-  SELECT c.site, c.line, c.station, c.shift_date, c.shift, k.lot_kind, k.lot_key,
-         COALESCE(sum(c.sign) FILTER (WHERE c.kind = 'first'), 0),
-         COALESCE(sum(c.sign) FILTER (WHERE c.kind = 'first' AND c.passed), 0),
-         sum(c.sign * jsonb_array_length(c.defects))
-    FROM unnest(counts) AS c
-    CROSS JOIN LATERAL (SELECT 'component', u FROM unnest(c.component_lots) AS u
-                        UNION ALL
-                        SELECT 'supplier', u FROM unnest(c.supplier_lots) AS u) AS k (lot_kind, lot_key)
-   WHERE NOT c.shadow
-   GROUP BY 1, 2, 3, 4, 5, 6, 7
-   ORDER BY 1, 2, 3, 4, 5, 6, 7
-  ON CONFLICT (site, line, station, shift_date, shift, lot_kind, lot_key) DO UPDATE
-     SET units = l.units + EXCLUDED.units, first_pass_good = l.first_pass_good + EXCLUDED.first_pass_good,
-         defects = l.defects + EXCLUDED.defects;
 END
 $$;
 
@@ -249,7 +248,7 @@ BEGIN
                CASE WHEN n.declared_kind IN ('after-rework', 're-inspection') THEN n.declared_kind
                     WHEN u.event_id IS NOT NULL THEN 'first'
                     ELSE 're-inspection' END,
-               n.mode = 'shadow', n.result = 'pass', n.defects, n.component_lots, n.supplier_lots,
+               n.mode = 'shadow', n.result = 'pass', n.defects,
                1)::holdfast.inspection_count AS c
       FROM new_rows n
       -- The writer may have stamped the shift already (infra/ingest/inspection.repository.ts): kept, not recomputed.
@@ -287,7 +286,7 @@ BEGIN
     )
     SELECT counts || array_agg(ROW(m.site, m.line, m.station, m.sku, m.work_order,
                                    date_trunc('hour', m.inspected_at, 'UTC'), m.shift_date, m.shift, k.kind,
-                                   m.mode = 'shadow', m.result = 'pass', m.defects, m.component_lots, m.supplier_lots,
+                                   m.mode = 'shadow', m.result = 'pass', m.defects,
                                    k.sign)::holdfast.inspection_count)
       INTO counts
       FROM moved m CROSS JOIN (VALUES ('first', -1), ('re-inspection', 1)) AS k (kind, sign);
@@ -301,35 +300,6 @@ $$;
 CREATE TRIGGER inspection_counted AFTER INSERT ON holdfast.inspection
   REFERENCING NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION holdfast.inspection_counted();
-
--- The material context completed or changed after the inspection was stored (infra/genealogy/material-context.ts):
--- its lots' counts move from the old lots to the new. Only lot_quality_daily depends on the lots. A statement trigger
--- with transition tables cannot name columns, so it runs on every UPDATE and keeps the rows whose lots changed.
-CREATE FUNCTION holdfast.inspection_lots_changed() RETURNS trigger
-  LANGUAGE plpgsql
-AS $$
-DECLARE
-  counts holdfast.inspection_count[];
-BEGIN
-  SELECT array_agg(ROW(r.site, r.line, r.station, r.sku, r.work_order, date_trunc('hour', r.inspected_at, 'UTC'),
-                       r.shift_date, r.shift, r.inspection_kind, r.mode = 'shadow', r.result = 'pass', r.defects,
-                       r.component_lots, r.supplier_lots, r.sign)::holdfast.inspection_count)
-    INTO counts
-    FROM (SELECT o.*, -1 AS sign FROM old_rows o JOIN new_rows n USING (event_id)
-           WHERE o.component_lots IS DISTINCT FROM n.component_lots OR o.supplier_lots IS DISTINCT FROM n.supplier_lots
-          UNION ALL
-          SELECT n.*, 1 AS sign FROM new_rows n JOIN old_rows o USING (event_id)
-           WHERE o.component_lots IS DISTINCT FROM n.component_lots OR o.supplier_lots IS DISTINCT FROM n.supplier_lots)
-         AS r
-   WHERE r.inspection_kind IS NOT NULL AND r.shift IS NOT NULL;
-  PERFORM holdfast.add_quality_counts(counts);
-  RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER inspection_lots_changed AFTER UPDATE ON holdfast.inspection
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION holdfast.inspection_lots_changed();
 
 -- Inspections are records and are not deleted in operation; tests clear theirs. Their counts go with them, and a
 -- deleted first leaves its part without one (the next inspection stored for it becomes first).
@@ -345,7 +315,7 @@ BEGIN
      AND f.event_id = o.event_id;
   SELECT array_agg(ROW(r.site, r.line, r.station, r.sku, r.work_order, date_trunc('hour', r.inspected_at, 'UTC'),
                        r.shift_date, r.shift, r.inspection_kind, r.mode = 'shadow', r.result = 'pass', r.defects,
-                       r.component_lots, r.supplier_lots, -1)::holdfast.inspection_count)
+                       -1)::holdfast.inspection_count)
     INTO counts
     FROM old_rows r
    WHERE r.inspection_kind IS NOT NULL AND r.shift IS NOT NULL AND r.shift_date IS NOT NULL;
@@ -359,9 +329,9 @@ CREATE TRIGGER inspection_uncounted AFTER DELETE ON holdfast.inspection
   FOR EACH STATEMENT EXECUTE FUNCTION holdfast.inspection_uncounted();
 
 -- Counts a site again from its stored inspections: kind and shift stamped anew (with the calendar as it is now),
--- station_part_first and the three aggregates rebuilt. For inspections stored before this migration (call it once the
--- calendars are synced), after a calendar change that should apply to the past, and for bulk loads made with the
--- trigger disabled. Inserts and updates of inspections wait while it runs. Returns the inspections counted.
+-- station_part_first, the two aggregates and work_order_lot rebuilt. For inspections stored before this migration
+-- (call it once the calendars are synced), after a calendar change that should apply to the past, and for bulk loads
+-- made with the trigger disabled. Inserts and updates of inspections wait while it runs. Returns the inspections counted.
 CREATE FUNCTION holdfast.recount_quality(p_site text) RETURNS bigint
   LANGUAGE plpgsql
 AS $$
@@ -395,11 +365,11 @@ BEGIN
 
   DELETE FROM holdfast.quality_hourly WHERE site = p_site;
   DELETE FROM holdfast.defect_hourly WHERE site = p_site;
-  DELETE FROM holdfast.lot_quality_daily WHERE site = p_site;
+  DELETE FROM holdfast.work_order_lot WHERE site = p_site;
 
   INSERT INTO holdfast.quality_hourly
          (site, line, station, sku, work_order, hour, shift_date, shift, units, first_pass_good, reinspections,
-          reinspections_passed, reworked, reworked_passed, shadow_inspections, shadow_failed)
+          reinspections_passed, reworked, reworked_passed, shadow_inspections, shadow_failed, defects)
   SELECT site, line, station, sku, work_order, date_trunc('hour', inspected_at, 'UTC'), shift_date, shift,
          count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'first'),
          count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'first' AND result = 'pass'),
@@ -408,7 +378,8 @@ BEGIN
          count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'after-rework'),
          count(*) FILTER (WHERE mode <> 'shadow' AND inspection_kind = 'after-rework' AND result = 'pass'),
          count(*) FILTER (WHERE mode = 'shadow'),
-         count(*) FILTER (WHERE mode = 'shadow' AND result = 'fail')
+         count(*) FILTER (WHERE mode = 'shadow' AND result = 'fail'),
+         COALESCE(sum(jsonb_array_length(defects)) FILTER (WHERE mode <> 'shadow'), 0)
     FROM holdfast.inspection
    WHERE site = p_site
    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
@@ -423,18 +394,13 @@ BEGIN
    WHERE i.site = p_site AND i.mode <> 'shadow'
    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;
 
-  INSERT INTO holdfast.lot_quality_daily
-         (site, line, station, shift_date, shift, lot_kind, lot_key, units, first_pass_good, defects)
-  SELECT i.site, i.line, i.station, i.shift_date, i.shift, k.lot_kind, k.lot_key,
-         count(*) FILTER (WHERE i.inspection_kind = 'first'),
-         count(*) FILTER (WHERE i.inspection_kind = 'first' AND i.result = 'pass'),
-         sum(jsonb_array_length(i.defects))
+  INSERT INTO holdfast.work_order_lot (site, work_order, lot_kind, lot_key)
+  SELECT DISTINCT i.site, i.work_order, k.lot_kind, k.lot_key
     FROM holdfast.inspection i
     CROSS JOIN LATERAL (SELECT 'component', u FROM unnest(i.component_lots) AS u
                         UNION ALL
                         SELECT 'supplier', u FROM unnest(i.supplier_lots) AS u) AS k (lot_kind, lot_key)
-   WHERE i.site = p_site AND i.mode <> 'shadow'
-   GROUP BY 1, 2, 3, 4, 5, 6, 7;
+   WHERE i.site = p_site AND i.material_context IN ('at-ingest', 'completed-later');
 
   SELECT count(*) INTO counted FROM holdfast.inspection WHERE site = p_site;
   RETURN counted;

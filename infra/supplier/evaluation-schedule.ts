@@ -1,4 +1,5 @@
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { deleteScheduleIfAny, upsertSchedule } from '../temporal/schedules';
 import type { HoldfastConfig } from '../config/schema';
 import type { SupplierEvaluationInput } from '../../workflows/contracts';
 
@@ -11,11 +12,8 @@ export const SUPPLIER_EVALUATION_SCHEDULE_ID = 'supplier-evaluation';
  */
 export async function ensureSupplierEvaluationSchedule(client: Client, config: HoldfastConfig): Promise<string> {
   const evaluation = config.supplierQuality.evaluation;
-  const handle = client.schedule.getHandle(SUPPLIER_EVALUATION_SCHEDULE_ID);
   if (!evaluation.enabled) {
-    await handle.delete().catch((err: unknown) => {
-      if (!(err instanceof ScheduleNotFoundError)) throw err;
-    });
+    await deleteScheduleIfAny(client, SUPPLIER_EVALUATION_SCHEDULE_ID);
     return 'disabled';
   }
   const input: SupplierEvaluationInput = {
@@ -32,12 +30,6 @@ export async function ensureSupplierEvaluationSchedule(client: Client, config: H
     args: [input],
   };
   const spec = { intervals: [{ every: evaluation.every }] };
-  try {
-    await client.schedule.create({ scheduleId: SUPPLIER_EVALUATION_SCHEDULE_ID, spec, action });
-    return `created, every ${evaluation.every}`;
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await handle.update((prev) => ({ ...prev, spec, action }));
-    return `updated, every ${evaluation.every}`;
-  }
+  const done = await upsertSchedule(client, { scheduleId: SUPPLIER_EVALUATION_SCHEDULE_ID, spec, action });
+  return `${done}, every ${evaluation.every}`;
 }

@@ -3,13 +3,8 @@
  * `erp-feed-<site>`, whose action starts erpFeedWorkflow. A worker calls this at every start: a schedule that exists
  * is updated to the configuration, one whose site no longer has a feed is deleted.
  */
-import {
-  ScheduleAlreadyRunning,
-  ScheduleNotFoundError,
-  ScheduleOverlapPolicy,
-  type Client,
-  type ScheduleOptions,
-} from '@temporalio/client';
+import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { deleteScheduleIfAny, upsertSchedule } from './schedules';
 import { parseDurationMs } from '../config/duration';
 import type { ErpFeedConfig, HoldfastConfig, SiteConfig } from '../config/schema';
 import { erpFeedScheduleId, SearchAttributes, type ErpFeedInput } from '../../workflows/contracts';
@@ -65,27 +60,11 @@ export async function ensureErpFeedSchedules(client: Client, config: HoldfastCon
   for (const site of config.sites) {
     const scheduleId = erpFeedScheduleId(site.id);
     if (!site.erpFeed) {
-      await client.schedule
-        .getHandle(scheduleId)
-        .delete()
-        .catch((err: unknown) => {
-          if (!(err instanceof ScheduleNotFoundError)) throw err;
-        });
+      await deleteScheduleIfAny(client, scheduleId);
       continue;
     }
     const options = scheduleOptions(config, site, site.erpFeed);
-    try {
-      await client.schedule.create(options);
-    } catch (err) {
-      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-      await client.schedule.getHandle(scheduleId).update((previous) => ({
-        ...previous,
-        spec: options.spec,
-        action: options.action,
-        policies: options.policies,
-        state: { ...previous.state, note: options.state?.note },
-      }));
-    }
+    await upsertSchedule(client, options);
     scheduled.push(scheduleId);
   }
   return scheduled;

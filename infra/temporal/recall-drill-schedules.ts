@@ -4,13 +4,8 @@
  * schedule that exists is updated to the configuration, one whose site no longer drills is deleted, so the Web UI's
  * Schedules page shows what temporal.yaml says.
  */
-import {
-  ScheduleAlreadyRunning,
-  ScheduleNotFoundError,
-  ScheduleOverlapPolicy,
-  type Client,
-  type ScheduleOptions,
-} from '@temporalio/client';
+import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { deleteScheduleIfAny, upsertSchedule } from './schedules';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { HoldfastConfig, SiteConfig } from '../config/schema';
 import {
@@ -73,27 +68,11 @@ export async function ensureRecallDrillSchedules(client: Client, config: Holdfas
     const drill = site.recall.drill;
     const scheduleId = recallDrillScheduleId(site.id);
     if (!drill?.enabled) {
-      await client.schedule
-        .getHandle(scheduleId)
-        .delete()
-        .catch((err: unknown) => {
-          if (!(err instanceof ScheduleNotFoundError)) throw err;
-        });
+      await deleteScheduleIfAny(client, scheduleId);
       continue;
     }
     const options = scheduleOptions(config, site, drill);
-    try {
-      await client.schedule.create(options);
-    } catch (err) {
-      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-      await client.schedule.getHandle(scheduleId).update((previous) => ({
-        ...previous,
-        spec: options.spec,
-        action: options.action,
-        policies: options.policies,
-        state: { ...previous.state, note: options.state?.note },
-      }));
-    }
+    await upsertSchedule(client, options);
     scheduled.push(scheduleId);
   }
   return scheduled;

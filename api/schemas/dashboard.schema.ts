@@ -1,0 +1,192 @@
+/**
+ * The quality dashboard's own reads (docs/dashboard.md): what the page needs that no other route answers in one
+ * request. Everything else on the page (FPY, Pareto, lot quality, suppliers, SCARs, trace, recalls, dispositions)
+ * comes from the routes every integrator uses, so the page shows what the API says.
+ *
+ * The browser code imports these *types* only (`import type`): zod stays on the server.
+ */
+import { z } from 'zod';
+import { Identifier } from '../../infra/ingest/inspection.schema';
+
+export const DashboardSiteQuerySchema = z.strictObject({
+  site: Identifier,
+  line: Identifier.optional(),
+});
+
+/** Who is signed in, for the page's navigation (what it offers); the routes still decide every call. */
+export const MeResponseSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  roles: z.array(z.string()),
+  /** The sites this person may read (config sites, narrowed by the token's sites). */
+  sites: z.array(z.string()),
+  /** local: re-enter the password to sign; oidc: a recent sign-in at the provider is the re-authentication. */
+  method: z.enum(['local', 'oidc']),
+  /** Temporal Web UI base, for links from the page (namespace included). */
+  temporalUiUrl: z.string().nullable(),
+});
+export type MeResponse = z.infer<typeof MeResponseSchema>;
+
+const LotCaseTileSchema = z.object({
+  lotId: z.string(),
+  line: z.string(),
+  sku: z.string(),
+  stage: z.string(),
+  workflowId: z.string(),
+  runId: z.string(),
+  openedAt: z.string(),
+  ageSeconds: z.number().int(),
+  /** When the disposition is due (opened + the site's disposition deadline); null where no deadline applies. */
+  dispositionDueAt: z.string().nullable(),
+  overdue: z.boolean(),
+  /** Steps parked for attention (needs-attention), by name. */
+  parkedSteps: z.array(z.string()),
+  temporalUiUrl: z.string(),
+});
+export type LotCaseTile = z.infer<typeof LotCaseTileSchema>;
+
+const RunningWorkflowTileSchema = z.object({
+  kind: z.enum(['changeover', 'recall', 'mock-recall', 'recall-drill']),
+  /** The business identity: the work order of a changeover, the recall id of a recall or drill. */
+  id: z.string(),
+  line: z.string().nullable(),
+  stage: z.string(),
+  startedAt: z.string(),
+  workflowId: z.string(),
+  temporalUiUrl: z.string(),
+});
+export type RunningWorkflowTile = z.infer<typeof RunningWorkflowTileSchema>;
+
+const ConnectorTileSchema = z.object({
+  /** MES, ERP, PLC, MQTT broker, Temporal, PostgreSQL. */
+  name: z.string(),
+  status: z.enum(['up', 'down', 'unknown']),
+  detail: z.string().optional(),
+  checkedAt: z.string(),
+});
+export type ConnectorTile = z.infer<typeof ConnectorTileSchema>;
+
+export const NowResponseSchema = z.object({
+  site: z.string(),
+  line: z.string().nullable(),
+  generatedAt: z.string(),
+  lotCases: z.object({
+    open: z.number().int(),
+    byStage: z.array(z.object({ stage: z.string(), count: z.number().int() })),
+    overdue: z.number().int(),
+    /** The open cases, oldest first (at most 200). */
+    items: z.array(LotCaseTileSchema),
+  }),
+  running: z.array(RunningWorkflowTileSchema),
+  connectors: z.array(ConnectorTileSchema),
+  backlogs: z.object({
+    outboxPending: z.number().int(),
+    outboxOldestAgeSeconds: z.number().int().nullable(),
+    deferredFrames: z.number().int(),
+    deferredOldestAgeSeconds: z.number().int().nullable(),
+  }),
+  /** The latest failed inspections (newest first, at most 20), so the live feed starts filled. */
+  latestDefects: z.array(
+    z.object({
+      eventId: z.string(),
+      line: z.string(),
+      station: z.string(),
+      lotId: z.string(),
+      partId: z.string(),
+      defectClasses: z.array(z.string()),
+      inspectedAt: z.string(),
+    }),
+  ),
+});
+export type NowResponse = z.infer<typeof NowResponseSchema>;
+
+/**
+ * One server-sent event of `GET /v1/live?site=` (`event: <type>`, `data: <json>`). The page refreshes what an event
+ * touches; `inspections` carries the failed ones of a statement (at most 20) so the live feed needs no extra read.
+ */
+export type LiveEvent =
+  | {
+      type: 'inspections';
+      site: string;
+      lines: string[];
+      inspections: number;
+      failed: number;
+      defects: Array<{
+        eventId: string;
+        line: string;
+        station: string;
+        lotId: string;
+        partId: string;
+        defectClasses: string[];
+        inspectedAt: string;
+      }>;
+    }
+  | { type: 'lot-case'; site: string; lotId: string; stage: string };
+
+/** `GET /v1/lots/{lotId}/defects?site=`: the lot's failed inspections for the MRB console. */
+export const LotDefectsResponseSchema = z.object({
+  site: z.string(),
+  lotId: z.string(),
+  defects: z.array(
+    z.object({
+      eventId: z.string(),
+      line: z.string(),
+      station: z.string(),
+      partId: z.string(),
+      inspectedAt: z.string(),
+      defects: z.array(z.object({ class: z.string(), score: z.number() }).passthrough()),
+      /** `/v1/defects/{eventId}/image` when the frame had an image reference the API may fetch; else null. */
+      imageUrl: z.string().nullable(),
+      /** The frame's reference as stored (shown when the API may not fetch it). */
+      imageRef: z.string().nullable(),
+    }),
+  ),
+});
+export type LotDefectsResponse = z.infer<typeof LotDefectsResponseSchema>;
+
+/** `GET /v1/quality-rules/{site}/{ruleId}/chart?from=&to=`: a control chart's points, limits and trips. */
+export const ControlChartResponseSchema = z.object({
+  site: z.string(),
+  ruleId: z.string(),
+  title: z.string(),
+  /** What each point is (p, np, u, c, count per window, …), as the rule defines it. */
+  statistic: z.string(),
+  centre: z.number().nullable(),
+  upperLimit: z.number().nullable(),
+  lowerLimit: z.number().nullable(),
+  points: z.array(
+    z.object({
+      at: z.string(),
+      value: z.number(),
+      /** The subgroup size behind the point (inspections), when the statistic has one. */
+      n: z.number().int().nullable(),
+      /** The rule tests this point tripped (e.g. `beyond-limits`, `run-of-8`), empty when none. */
+      tripped: z.array(z.string()),
+      /** The escalation it raised, to link to. */
+      escalationId: z.string().nullable(),
+    }),
+  ),
+});
+export type ControlChartResponse = z.infer<typeof ControlChartResponseSchema>;
+
+/**
+ * `GET /v1/metrics/defect-heatmap?site=&by=&from=&to=&line=`: defect rate (defective units ÷ units first inspected)
+ * per key and shift date, from the aggregates kept at ingest.
+ */
+export const HEATMAP_DIMENSIONS = ['product', 'line', 'shift', 'component-lot', 'supplier'] as const;
+export const DefectHeatmapResponseSchema = z.object({
+  site: z.string(),
+  by: z.enum(HEATMAP_DIMENSIONS),
+  days: z.array(z.string()),
+  keys: z.array(z.string()),
+  cells: z.array(
+    z.object({
+      key: z.string(),
+      day: z.string(),
+      units: z.number().int(),
+      defective: z.number().int(),
+      rate: z.number().nullable(),
+    }),
+  ),
+});
+export type DefectHeatmapResponse = z.infer<typeof DefectHeatmapResponseSchema>;

@@ -39,6 +39,8 @@ import suppliersRoutes from './routes/suppliers';
 import lineRoutes from './routes/lines';
 import metricsRoutes from './routes/metrics';
 import qualityRuleRoutes from './routes/quality-rules';
+import meRoutes from './routes/me';
+import uiRoutes from './routes/ui';
 
 export type { ApiDeps } from './deps';
 
@@ -124,6 +126,8 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(lineRoutes, opts);
   await app.register(metricsRoutes, opts);
   await app.register(qualityRuleRoutes, opts);
+  await app.register(meRoutes, opts);
+  await app.register(uiRoutes, opts);
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

@@ -18,8 +18,8 @@ export const MeResponseSchema = z.object({
   id: z.string(),
   name: z.string(),
   roles: z.array(z.string()),
-  /** The sites this person may read (config sites, narrowed by the token's sites). */
-  sites: z.array(z.string()),
+  /** The sites this person may read (config sites, narrowed by the token's sites), with their lines. */
+  sites: z.array(z.object({ id: z.string(), name: z.string().nullable(), lines: z.array(z.string()) })),
   /** local: re-enter the password to sign; oidc: a recent sign-in at the provider is the re-authentication. */
   method: z.enum(['local', 'oidc']),
   /** Temporal Web UI base, for links from the page (namespace included). */

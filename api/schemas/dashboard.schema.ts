@@ -19,7 +19,17 @@ export const MeResponseSchema = z.object({
   name: z.string(),
   roles: z.array(z.string()),
   /** The sites this person may read (config sites, narrowed by the token's sites), with their lines. */
-  sites: z.array(z.object({ id: z.string(), name: z.string().nullable(), lines: z.array(z.string()) })),
+  sites: z.array(
+    z.object({
+      id: z.string(),
+      name: z.string().nullable(),
+      lines: z.array(z.string()),
+      /** The site's first-pass yield target (`sites[].fpyTarget`), null when none is configured. */
+      fpyTarget: z.number().nullable().optional(),
+      /** Each line's target: its own `fpyTarget`, else the site's; lines without either are absent. */
+      lineFpyTargets: z.record(z.string(), z.number()).optional(),
+    }),
+  ),
   /** local: re-enter the password to sign; oidc: a recent sign-in at the provider is the re-authentication. */
   method: z.enum(['local', 'oidc']),
   /** Temporal Web UI base, for links from the page (namespace included). */

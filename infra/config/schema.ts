@@ -253,7 +253,20 @@ const Observability = z.strictObject({
     .prefault({}),
 });
 
-const Line = z.strictObject({ id: z.string().min(1), name: z.string().optional(), stations: z.array(Station).min(1) });
+/**
+ * The first-pass yield a line or site aims at (docs/analytics.md#first-pass-yield), a fraction such as 0.97: the
+ * dashboard draws each line's FPY against it (docs/dashboard.md#yield-and-defects). A line without its own takes its
+ * site's; absent on both, the dashboard shows the figures without a target. Nothing is held or alerted on it: that is
+ * what an `fpy-below` quality rule does.
+ */
+const FpyTarget = z.number().gt(0).max(1);
+
+const Line = z.strictObject({
+  id: z.string().min(1),
+  name: z.string().optional(),
+  stations: z.array(Station).min(1),
+  fpyTarget: FpyTarget.optional(),
+});
 
 /** A configured drill scope: one of the recall scopes (docs/recall.md), checked again when the drill traces it. */
 const DrillScope = z.looseObject({
@@ -423,6 +436,8 @@ const Site = z.strictObject({
    */
   erpPlant: z.string().min(1).max(4).default('1010'),
   lines: z.array(Line).min(1),
+  /** The site's first-pass yield target, for lines without their own (see `FpyTarget`). */
+  fpyTarget: FpyTarget.optional(),
   /**
    * The PLC holding each line's release interlock (a connector of kind opcua-line-control): set at a changeover's
    * start, released only after its first article (docs/changeover.md). Absent: changeovers run without an interlock

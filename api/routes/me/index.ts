@@ -23,7 +23,18 @@ const meRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps })
       const allowed = sitesOf(principal);
       const sites = deps.config.sites
         .filter((s) => allowed === 'all' || allowed.includes(s.id))
-        .map((s) => ({ id: s.id, name: s.name ?? null, lines: s.lines.map((l) => l.id) }));
+        .map((s) => ({
+          id: s.id,
+          name: s.name ?? null,
+          lines: s.lines.map((l) => l.id),
+          fpyTarget: s.fpyTarget ?? null,
+          lineFpyTargets: Object.fromEntries(
+            s.lines.flatMap((l) => {
+              const target = l.fpyTarget ?? s.fpyTarget;
+              return target === undefined ? [] : [[l.id, target] as const];
+            }),
+          ),
+        }));
       return {
         id: principal.id,
         name: principal.displayName,

@@ -155,9 +155,14 @@ async function openScars(signal: AbortSignal): Promise<OpenScar[]> {
   );
 }
 
-function scarTable(scars: readonly OpenScar[], filters: Filters, caption = 'Open SCARs, newest first'): HTMLElement {
+function scarTable(
+  scars: readonly OpenScar[],
+  filters: Filters,
+  caption = 'Open SCARs, newest first',
+  id = 'scar-table',
+): HTMLElement {
   return table({
-    id: 'scar-table',
+    id,
     caption,
     rows: scars,
     empty: 'No open SCAR.',
@@ -206,7 +211,7 @@ function detail(
       'supplier-detail',
       `Scorecard of ${supplier}`,
       h('p', { class: 'empty' }, `No receipts or production figures of ${supplier} in the period.`),
-      own.length > 0 ? scarTable(own, filters, `Open SCARs of ${supplier}`) : null,
+      own.length > 0 ? scarTable(own, filters, `Open SCARs of ${supplier}`, 'supplier-scars') : null,
     );
   }
   const seriesChart = h('div', { class: 'chart' });
@@ -286,7 +291,7 @@ function detail(
       ],
     }),
     h('h3', null, 'Open SCARs'),
-    scarTable(own, filters, `Open SCARs of ${supplier}`),
+    scarTable(own, filters, `Open SCARs of ${supplier}`, 'supplier-scars'),
   );
   section.dataset.supplier = supplier;
   if (card.series.length > 0) {
@@ -357,6 +362,7 @@ function drawScores(container: HTMLElement, scores: readonly SupplierScore[], ct
         {
           name: 'quality score',
           type: 'bar',
+          barMaxWidth: 28,
           data: sorted.map((s) => ({
             value: s.qualityScore,
             itemStyle: { color: s.qualityScore >= 90 ? PALETTE[2] : s.qualityScore >= 70 ? PALETTE[3] : PALETTE[1] },

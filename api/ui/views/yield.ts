@@ -38,6 +38,7 @@ const CHART_HOURS = 24;
 /** More rules than this are listed, not drawn. */
 const MAX_CHARTS = 12;
 const DAY_MS = 86_400_000;
+const SHIFT_COLOURS = [PALETTE[0], PALETTE[5], PALETTE[4], PALETTE[3]];
 
 /** The heat map's rows (the contract's HEATMAP_DIMENSIONS, not imported: zod stays on the server). */
 const HEATMAP_DIMENSIONS: readonly HeatmapBy[] = ['product', 'line', 'shift', 'component-lot', 'supplier'];
@@ -344,14 +345,19 @@ function drawFpy(target: HTMLElement, data: YieldData, ctx: ViewContext, signal:
       xAxis: { type: 'category', data: lines },
       yAxis: { type: 'value', max: 100, axisLabel: { formatter: '{value} %' } },
       series: [
-        ...shifts.map((shift) => ({
+        ...shifts.map((shift, i) => ({
           name: `shift ${shift}`,
           type: 'bar',
+          barMaxWidth: 48,
+          // Shifts in calm colours, the line's whole day dark: red stays for "below target" in the tables.
+          itemStyle: { color: SHIFT_COLOURS[i % SHIFT_COLOURS.length] },
           data: lines.map((l) => pct(byLineShift.get(`${l}|${shift}`)?.fpy)),
         })),
         {
           name: `line ${dayLabel}`,
           type: 'bar',
+          barMaxWidth: 48,
+          itemStyle: { color: '#102a43' },
           data: lines.map((l) => pct(today.get(l)?.fpy)),
           // The target of each line as a mark over its bars (lines may have their own).
           markPoint: goals.some((g) => g !== null) && {
@@ -416,7 +422,7 @@ function drawTrend(target: HTMLElement, data: YieldData, ctx: ViewContext, signa
     chart,
     `First-pass yield per shift date for lines ${lines.join(', ')}; the table below lists every value`,
     {
-      grid: { left: 50, right: 30, top: 30, bottom: 60 },
+      grid: { left: 50, right: 90, top: 30, bottom: 60 },
       legend: { top: 0 },
       tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? `${v} %` : '–') },
       dataZoom: [{ type: 'slider', bottom: 10, height: 18 }],

@@ -362,9 +362,10 @@ function drawFpy(target: HTMLElement, data: YieldData, ctx: ViewContext, signal:
           // The target of each line as a mark over its bars (lines may have their own).
           markPoint: goals.some((g) => g !== null) && {
             symbol: 'rect',
-            symbolSize: [40, 3],
+            symbolSize: [56, 4],
             label: { show: false },
-            itemStyle: { color: '#1a1f24' },
+            // Visible on the dark bar and on the page alike.
+            itemStyle: { color: '#1a1f24', borderColor: '#ffffff', borderWidth: 1 },
             data: lines.flatMap((l, i) =>
               goals[i] === null ? [] : [{ name: `target ${l}`, coord: [l, pct(goals[i])], value: pct(goals[i]) }],
             ),
@@ -593,7 +594,8 @@ function drawHeatmap(
     return;
   }
   const rates = map.cells.map((c) => (c.rate ?? 0) * 100);
-  const keys = [...map.keys].reverse(); // most parts at the top
+  // Most parts at the top; shifts in their own order (A, B, C).
+  const keys = by === 'shift' ? [...map.keys].sort().reverse() : [...map.keys].reverse();
   const drawn = drawChart(
     chart,
     `Defect rate by ${label.toLowerCase()} and shift date, ${map.keys.length} rows over ${map.days.length} days; the table lists every cell`,

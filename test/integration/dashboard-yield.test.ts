@@ -9,12 +9,8 @@
  * the workflows are not started (no worker runs here).
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { buildApp } from '../../api/app';
+import type { Page } from 'playwright-core';
 import { syncSiteShifts } from '../../infra/analytics/shift-calendar';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
@@ -22,12 +18,11 @@ import { type InspectionRecord, insertInspections } from '../../infra/ingest/ins
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import type { SupplierControl } from '../../infra/temporal/supplier-control';
 import type { ScarState } from '../../workflows/contracts';
+import { type DashboardRig, seriousAccessibilityViolations, startDashboardRig } from '../support/dashboard-rig';
 import { bearerFor, testSigningKey } from '../support/identity';
-import { testPool } from '../support/test-env';
 
 jest.setTimeout(90_000);
 
-const CHROMIUM = process.env.HOLDFAST_CHROMIUM ?? '/usr/bin/chromium';
 const run = randomUUID().replace(/-/g, '').slice(0, 8).toUpperCase();
 const SITE = `DY${run}`;
 const SUPPLIER = `VY${run}`;
@@ -144,13 +139,11 @@ async function sqlPareto(from: string, to: string): Promise<Array<{ defectClass:
 
 // --- The stack. ---------------------------------------------------------------------------------------------------
 
+let rig: DashboardRig;
 let pool: Pool;
-let app: FastifyInstance;
 let baseUrl: string;
-let browser: Browser;
 let page: Page;
 let token: string;
-let engineer: { authorization: string };
 const scarIds: Record<string, string> = {};
 
 /** The SCAR workflows' state as their query would answer: one response overdue since yesterday, one due tomorrow. */
@@ -178,18 +171,12 @@ const scarControl: SupplierControl = {
 };
 
 async function api<T>(path: string): Promise<T> {
-  const res = await fetch(`${baseUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  const res = await fetch(`${baseUrl}${path}`, { headers: { authorization: token } });
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `no Chromium at ${CHROMIUM}: run \`npm run system-packages\` (Debian's chromium) or set HOLDFAST_CHROMIUM`,
-    );
-  }
-  pool = testPool();
   const base = loadConfig();
   const plant = base.sites[0]!;
   const config: HoldfastConfig = {
@@ -209,19 +196,16 @@ beforeAll(async () => {
       },
     ],
   };
-  await syncSiteShifts(pool, config);
   const gateway = new Proxy({} as WorkflowGateway, {
     get: (_, name) => () => Promise.reject(new Error(`the views must not start workflows (${String(name)})`)),
   });
+  rig = await startDashboardRig({ config, gateway, suppliers: scarControl });
+  ({ pool, baseUrl } = rig);
+  await syncSiteShifts(pool, config);
   const signingKey = await testSigningKey();
-  app = await buildApp({ pool, gateway, config, namespace: 'test', signingKey, suppliers: scarControl });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('the API did not listen on a port');
-  baseUrl = `http://127.0.0.1:${address.port}`;
-  const manager = await bearerFor({ username: `qm-${run}`, roles: ['quality-manager'], sites: [SITE] }, signingKey);
-  token = manager.authorization.replace(/^Bearer /, '');
-  engineer = await bearerFor({ username: `qe-${run}`, roles: ['quality-engineer'], sites: [SITE] }, signingKey);
+  token = (await bearerFor({ username: `qm-${run}`, roles: ['quality-manager'], sites: [SITE] }, signingKey))
+    .authorization;
+  const engineer = await bearerFor({ username: `qe-${run}`, roles: ['quality-engineer'], sites: [SITE] }, signingKey);
 
   // Stored as ingest stores them, in batches: the aggregates' triggers count them.
   const ordered = [...records].sort((a, b) => a.inspectedAt.localeCompare(b.inspectedAt));
@@ -274,43 +258,16 @@ beforeAll(async () => {
     scarIds[supplier] = rows[0]!.id;
   }
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
-  const context = await browser.newContext({
-    timezoneId: 'UTC',
-    locale: 'en-GB',
-    viewport: { width: 1400, height: 1000 },
-  });
-  // Signed in as the page keeps it: the token in this tab's sessionStorage.
-  await context.addInitScript(
-    ([t]) =>
-      sessionStorage.setItem('holdfast.session', JSON.stringify({ token: t, expiresAt: Date.now() + 3_600_000 })),
-    [token],
-  );
-  page = await context.newPage();
+  page = await rig.signedInPage('quality-manager');
 }, 90_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await app?.close();
   await pool?.query(`DELETE FROM holdfast.scar WHERE supplier IN ($1, $2)`, [SUPPLIER, SUPPLIER_ON_TIME]);
-  await pool?.end();
+  await rig?.close();
 });
 
 const today = () => new Date().toISOString().slice(0, 10);
 const daysAgo = (n: number) => new Date(Date.now() - n * DAY).toISOString().slice(0, 10);
-
-async function axeViolations(p: Page) {
-  // Evaluated, not added as a script tag: the page's CSP (script-src 'self') refuses inline scripts, and the check
-  // should run against the page as served.
-  await p.evaluate(readFileSync(join(dirname(require.resolve('axe-core')), 'axe.min.js'), 'utf8'));
-  const result = await p.evaluate(async () => {
-    const axe = (
-      globalThis as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; impact: string }> }> } }
-    ).axe;
-    return (await axe.run()).violations.map((v) => ({ id: v.id, impact: v.impact }));
-  });
-  return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-}
 
 describe('Yield and defects', () => {
   let fpyUrl: URL;
@@ -372,14 +329,22 @@ describe('Yield and defects', () => {
     await expect(first.locator('[data-defects]').getAttribute('data-defects')).resolves.toBe(String(top!.defects));
   });
 
-  test('the control chart section lists the site rule', async () => {
-    await page.locator(`[data-rule="${RULE}"]`).waitFor();
+  test("the site's rule is drawn as a control chart, its trips counted", async () => {
+    const section = page.locator(`[data-rule="${RULE}"]`);
+    await section.waitFor();
+    // Drawn (not an error): the chart and the count of tripped points, none here (no evaluator ran).
+    await expect(section.locator(`[data-figure="rule-${RULE}-tripped"]`).textContent({ timeout: 5000 })).resolves.toBe(
+      '0',
+    );
+    await expect(section.locator('canvas').count()).resolves.toBeGreaterThan(0);
   });
 
   test('the heat map changes its rows through the URL', async () => {
     await page.locator('#heatmap-by').selectOption('shift');
     await page.waitForURL((u) => u.searchParams.get('by') === 'shift');
-    await page.locator('#heatmap > div[data-by="shift"] #heatmap-table').waitFor({ state: 'attached' });
+    await page
+      .locator('#heatmap > div[data-by="shift"] #heatmap-table')
+      .waitFor({ state: 'attached', timeout: 10_000 });
     const keys = await page.locator('#heatmap-table [data-key]').allTextContents();
     expect(keys.length).toBeGreaterThan(0);
     expect(new Set(keys).size).toBeLessThanOrEqual(3);
@@ -391,7 +356,7 @@ describe('Yield and defects', () => {
 
   test('axe-core finds no serious or critical violation', async () => {
     await page.locator('#fpy-by-line').waitFor();
-    expect(await axeViolations(page)).toEqual([]);
+    expect(await seriousAccessibilityViolations(page)).toEqual([]);
   });
 });
 
@@ -417,6 +382,6 @@ describe('Supplier quality', () => {
   });
 
   test('axe-core finds no serious or critical violation', async () => {
-    expect(await axeViolations(page)).toEqual([]);
+    expect(await seriousAccessibilityViolations(page)).toEqual([]);
   });
 });

@@ -19,6 +19,7 @@ import { createAccounts } from '../../infra/identity/accounts';
 import type { Role } from '../../infra/identity/principal';
 import { type WorkflowGateway, createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { holdfastDataConverter, holdfastPayloadCodec } from '../../infra/temporal/payload-codec';
+import type { SupplierControl } from '../../infra/temporal/supplier-control';
 import { testSigningKey } from './identity';
 import { readTestEnv, testPool } from './test-env';
 
@@ -67,6 +68,8 @@ export interface RigOptions {
   config?: HoldfastConfig;
   /** Who may read which sites (default every site). */
   sites?: string[] | 'all';
+  /** The SCAR workflows' control (their state query); default none, as an API without a worker client has. */
+  suppliers?: SupplierControl;
 }
 
 export async function startDashboardRig(opts: RigOptions = {}): Promise<DashboardRig> {
@@ -96,6 +99,7 @@ export async function startDashboardRig(opts: RigOptions = {}): Promise<Dashboar
     config,
     namespace: env.namespace,
     signingKey: await testSigningKey(),
+    ...(opts.suppliers ? { suppliers: opts.suppliers } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;

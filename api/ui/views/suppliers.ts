@@ -92,7 +92,7 @@ export async function suppliersView(ctx: ViewContext): Promise<void> {
     ),
     supplier ? detail(supplier, card ?? null, scars, ctx, signal) : null,
     panel(
-      'scorecards',
+      'supplier-scorecards',
       'Scorecards',
       scoreChart,
       table({

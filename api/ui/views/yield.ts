@@ -247,7 +247,7 @@ function drawFpy(target: HTMLElement, data: YieldData, ctx: ViewContext, signal:
       'div',
       { class: 'tiles' },
       tile({
-        id: 'fpy-period',
+        id: 'fpy-site',
         label: `FPY over the period${filters.line ? ` (line ${filters.line})` : ''}`,
         value: percent(total.fpy),
         state: against(total.fpy, filters.line ? targetOf(me, filters.site, filters.line) : siteTarget),

@@ -28,6 +28,7 @@ const SITE = `DY${run}`;
 const SUPPLIER = `VY${run}`;
 const SUPPLIER_ON_TIME = `VZ${run}`;
 const RULE = `fpy-l1-${run.toLowerCase()}`;
+const ESCALATION = `${SITE}-L1-line-${RULE}-v1-test`;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
@@ -224,6 +225,27 @@ beforeAll(async () => {
     }),
   });
   if (!put.ok) throw new Error(`rule: HTTP ${put.status} ${await put.text()}`);
+  // A trip of it at L1's latest inspection, as the evaluator records one (no evaluator runs here).
+  const latest = records
+    .filter((r) => r.line === 'L1' && r.mode === 'production')
+    .reduce((a, b) => (a.inspectedAt > b.inspectedAt ? a : b));
+  await pool.query(
+    `INSERT INTO holdfast.quality_escalation (escalation_id, site, line, station, rule_id, version, kind, first_point,
+                                              tripped_by, tripped_at, summary, evidence, work_order, lot_id, policy,
+                                              workflow_id)
+     VALUES ($1, $2, 'L1', NULL, $3, 1, 'fpy-below', $4, $4, $5, 'FPY below 90 % over 50 parts',
+             '{"kind": "fpy-below"}', $6, $7, 'alert', $8)`,
+    [
+      ESCALATION,
+      SITE,
+      RULE,
+      latest.eventId,
+      latest.inspectedAt,
+      latest.workOrder,
+      latest.lotId,
+      `quality-escalation-${ESCALATION}`,
+    ],
+  );
   // Receipts of two suppliers (one rejected of two for SUPPLIER) and an open SCAR each.
   const receipts = [
     { supplier: SUPPLIER, lot: `${run}-R1`, decision: 'rejected', inspected: 13, defective: 3 },
@@ -263,6 +285,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await pool?.query(`DELETE FROM holdfast.scar WHERE supplier IN ($1, $2)`, [SUPPLIER, SUPPLIER_ON_TIME]);
+  await pool?.query(`DELETE FROM holdfast.quality_escalation WHERE escalation_id = $1`, [ESCALATION]);
   await rig?.close();
 });
 
@@ -332,11 +355,13 @@ describe('Yield and defects', () => {
   test("the site's rule is drawn as a control chart, its trips counted", async () => {
     const section = page.locator(`[data-rule="${RULE}"]`);
     await section.waitFor();
-    // Drawn (not an error): the chart and the count of tripped points, none here (no evaluator ran).
+    // Drawn (not an error): the chart, and the one trip in a table linking its escalation's workflow.
     await expect(section.locator(`[data-figure="rule-${RULE}-tripped"]`).textContent({ timeout: 5000 })).resolves.toBe(
-      '0',
+      '1',
     );
     await expect(section.locator('canvas').count()).resolves.toBeGreaterThan(0);
+    const link = section.locator(`a[data-escalation="${ESCALATION}"]`);
+    await expect(link.getAttribute('href')).resolves.toContain(`/workflows/quality-escalation-${ESCALATION}`);
   });
 
   test('the heat map changes its rows through the URL', async () => {

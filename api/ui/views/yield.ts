@@ -699,7 +699,7 @@ function controlChart(
   const section = h(
     'section',
     { class: 'control-chart', id, 'data-rule': rule.ruleId, 'aria-labelledby': `${id}-title` },
-    h('h3', { id: `${id}-title` }, `${chart.title} · ${scope}`),
+    h('h3', { id: `${id}-title` }, chart.title),
     h(
       'p',
       null,

@@ -19,6 +19,7 @@ import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import type { SupplierControl } from '../../infra/temporal/supplier-control';
 import type { ScarState } from '../../workflows/contracts';
 import { type DashboardRig, seriousAccessibilityViolations, startDashboardRig } from '../support/dashboard-rig';
+import { eventually } from '../support/eventually';
 import { bearerFor, testSigningKey } from '../support/identity';
 
 jest.setTimeout(90_000);
@@ -350,6 +351,49 @@ describe('Yield and defects', () => {
     const first = page.locator('#pareto-table tbody tr').first();
     await expect(first.locator('[data-class]').getAttribute('data-class')).resolves.toBe(top!.defectClass);
     await expect(first.locator('[data-defects]').getAttribute('data-defects')).resolves.toBe(String(top!.defects));
+  });
+
+  test('new inspections refresh the figures live, a burst in one refresh', async () => {
+    const cell = page.locator('[data-fpy-cell="period|L1"]');
+    const before = Number(await cell.getAttribute('data-units'));
+    let refreshes = 0;
+    const count = (req: { url(): string }) => {
+      const u = new URL(req.url());
+      if (u.pathname === '/v1/metrics/fpy' && u.searchParams.get('groupBy') === 'line' && !u.searchParams.has('bucket'))
+        refreshes += 1;
+    };
+    page.on('request', count);
+    // Three statements in quick succession: 3 × 5 new L1 parts, each failing its first inspection at S1.
+    const burst = Array.from({ length: 15 }, (_, i) => i);
+    const startedAt = Date.now();
+    for (const chunk of [burst.slice(0, 5), burst.slice(5, 10), burst.slice(10)]) {
+      const at = Date.now() - 60_000;
+      await insertInspections(
+        pool,
+        chunk.map((i) => ({
+          ...records.find((r) => r.line === 'L1' && r.station === 'S1' && r.mode === 'production')!,
+          eventId: `${run}-live-${i}`,
+          partId: `P-live-${i}`,
+          result: 'fail' as const,
+          defects: [{ class: 'dent', score: 0.9 }],
+          inspectedAt: new Date(at).toISOString(),
+          payloadSha256: `sha-live-${i}`,
+          inspectionKind: undefined,
+        })),
+      );
+    }
+    await eventually(
+      'the page shows the 15 new parts',
+      async () => Number(await cell.getAttribute('data-units')),
+      (units) => units === before + 15,
+      { timeoutMs: 10_000 },
+    );
+    const tookMs = Date.now() - startedAt;
+    page.off('request', count);
+    // Debounced: at least 2 s after the first event, and the burst read once (a later event may add one more).
+    expect(tookMs).toBeGreaterThanOrEqual(2000);
+    expect(refreshes).toBeGreaterThanOrEqual(1);
+    expect(refreshes).toBeLessThanOrEqual(2);
   });
 
   test("the site's rule is drawn as a control chart, its trips counted", async () => {

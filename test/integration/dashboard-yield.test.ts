@@ -331,7 +331,14 @@ describe('Yield and defects', () => {
       expect(shown).toMatchObject({ units: sql.get(line)!.units, good: sql.get(line)!.good });
       expect(shown.text).toContain(`${((sql.get(line)!.good / sql.get(line)!.units) * 100).toFixed(1)} %`);
     }
-    // The targets: L2 its own, L1 the site's.
+    // The targets: L2 its own, L1 the site's, as /v1/me serves them from the configuration.
+    const me = await api<{ sites: Array<{ id: string; fpyTarget?: number | null; lineFpyTargets?: object }> }>(
+      '/v1/me',
+    );
+    expect(me.sites.find((x) => x.id === SITE)).toMatchObject({
+      fpyTarget: 0.9,
+      lineFpyTargets: { L1: 0.9, L2: 0.8, L3: 0.9 },
+    });
     await expect(page.locator('#fpy-by-line tbody tr', { hasText: 'L2' }).first().textContent()).resolves.toContain(
       '80.0 %',
     );

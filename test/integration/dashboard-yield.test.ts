@@ -425,6 +425,8 @@ describe('Yield and defects', () => {
     expect(keys.length).toBeGreaterThan(0);
     expect(new Set(keys).size).toBeLessThanOrEqual(3);
     for (const k of keys) expect(['A', 'B', 'C']).toContain(k);
+    // The keyboard stays on the selector after the view is drawn again.
+    await expect(page.evaluate('document.activeElement && document.activeElement.id')).resolves.toBe('heatmap-by');
     // The same URL opened afresh draws the same rows.
     await page.reload();
     await expect(page.locator('#heatmap-by').inputValue()).resolves.toBe('shift');

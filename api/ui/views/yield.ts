@@ -63,6 +63,9 @@ interface YieldData {
 
 const failed = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
+/** Set when the heat map's selector changed the URL, so the view drawn next gives it the focus back. */
+let refocusHeatmapBy = false;
+
 export async function yieldView(ctx: ViewContext): Promise<void> {
   const { main, filters, signal } = ctx;
   const by = heatmapBy(ctx.params.get('by'));
@@ -80,7 +83,10 @@ export async function yieldView(ctx: ViewContext): Promise<void> {
     { id: 'heatmap-by', name: 'by' },
     HEATMAP_DIMENSIONS.map((d) => h('option', { value: d, selected: d === by }, HEATMAP_LABEL[d])),
   );
-  select.addEventListener('change', () => ctx.setParams({ by: select.value }));
+  select.addEventListener('change', () => {
+    refocusHeatmapBy = true;
+    ctx.setParams({ by: select.value });
+  });
   const period = `${filters.from} to ${filters.to}`;
   replace(
     main,
@@ -96,6 +102,9 @@ export async function yieldView(ctx: ViewContext): Promise<void> {
     ),
     panel('control-charts', 'Control charts', sections.charts),
   );
+  // The view is drawn again for the new `by`: the keyboard stays on the selector (arrow keys change it).
+  if (refocusHeatmapBy) select.focus();
+  refocusHeatmapBy = false;
 
   // Each refresh redraws the figures: the previous drawing's charts go with it.
   let drawing: AbortController | undefined;

@@ -91,7 +91,7 @@ export async function yieldView(ctx: ViewContext): Promise<void> {
   replace(
     main,
     h('h1', null, `Yield and defects at ${filters.site}${filters.line ? ` · line ${filters.line}` : ''}`),
-    h('p', { class: 'period' }, `Shift dates ${period}. FPY counts each part's first inspection at each station.`),
+    h('p', { class: 'period' }, `From ${period}. FPY counts each part's first inspection at each station.`),
     panel('fpy', 'First-pass yield by line and shift', sections.fpy),
     panel('fpy-trend', 'First-pass yield over the days', sections.trend),
     h(
@@ -114,7 +114,14 @@ export async function yieldView(ctx: ViewContext): Promise<void> {
     if (signal.aborted) return;
     drawing?.abort();
     drawing = new AbortController();
+    // A live refresh keeps the tables someone opened open.
+    const open = Object.values(sections).map((el) => [...el.querySelectorAll('details')].map((d) => d.open));
     draw(sections, data, ctx, by, drawing.signal);
+    Object.values(sections).forEach((el, i) =>
+      el.querySelectorAll('details').forEach((d, j) => {
+        if (open[i]?.[j]) d.open = true;
+      }),
+    );
     main.dataset.loadedAt = new Date().toISOString();
   };
 

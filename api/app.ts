@@ -39,6 +39,7 @@ import suppliersRoutes from './routes/suppliers';
 import lineRoutes from './routes/lines';
 import metricsRoutes from './routes/metrics';
 import qualityRuleRoutes from './routes/quality-rules';
+import dashboardRoutes from './routes/dashboard';
 
 export type { ApiDeps } from './deps';
 
@@ -124,6 +125,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(lineRoutes, opts);
   await app.register(metricsRoutes, opts);
   await app.register(qualityRuleRoutes, opts);
+  await app.register(dashboardRoutes, { ...opts, metrics });
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

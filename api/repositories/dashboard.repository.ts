@@ -102,7 +102,8 @@ export interface RunningWork {
 /**
  * What runs now, from the projections the workflows keep: recalls and mock recalls (holdfast.recall; a drill's own
  * mock recall shows as the drill), drills (holdfast.recall_drill), and changeovers while they have stations armed
- * (holdfast.station_assignment; the changeover's id is its workflow id).
+ * (holdfast.station_assignment; the changeover's id is its workflow id). The Now view asks Temporal for changeovers
+ * first: what PostgreSQL knows of them is its fallback.
  */
 export async function runningWork(db: Db, at: Place): Promise<RunningWork[]> {
   const [recalls, drills, changeovers] = await Promise.all([
@@ -121,21 +122,28 @@ export async function runningWork(db: Db, at: Place): Promise<RunningWork[]> {
         ORDER BY started_at, drill_id`,
       [at.site],
     ),
-    db.query<{ changeover_id: string; line: string; armed_at: Date; preparing: boolean; failed: boolean }>(
-      `SELECT changeover_id, line, min(armed_at) AS armed_at,
+    db.query<{
+      changeover_id: string;
+      line: string;
+      work_order: string;
+      armed_at: Date;
+      preparing: boolean;
+      failed: boolean;
+    }>(
+      `SELECT changeover_id, line, work_order, min(armed_at) AS armed_at,
               bool_or(prepared_at IS NULL AND prepare_error IS NULL) AS preparing,
               bool_or(prepare_error IS NOT NULL) AS failed
          FROM holdfast.station_assignment
         WHERE site = $1 AND ($2::text IS NULL OR line = $2) AND state = 'armed'
-        GROUP BY changeover_id, line
-        ORDER BY 3, 1`,
+        GROUP BY changeover_id, line, work_order
+        ORDER BY 4, 1`,
       [at.site, at.line ?? null],
     ),
   ]);
   return [
     ...changeovers.rows.map((r): RunningWork => ({
       kind: 'changeover',
-      id: r.changeover_id,
+      id: r.work_order,
       line: r.line,
       stage: r.failed ? 'prepare-failed' : r.preparing ? 'preparing' : 'armed',
       startedAt: r.armed_at,

@@ -4,6 +4,7 @@
  * counts), site authorisation, and GET /v1/live's server-sent events from the triggers of 0024_live_events.sql.
  */
 import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -16,6 +17,12 @@ import type { HoldfastConfig } from '../../infra/config/schema';
 import { createPool } from '../../infra/db/pool';
 import { HealthCheckError } from '../../infra/observability/health-checks';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
+import {
+  CHANGEOVER_WORKFLOW_TYPE,
+  type ChangeoverControl,
+  createTemporalChangeoverControl,
+} from '../../infra/temporal/changeover-starter';
+import { SearchAttributes } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { asAdmin, bearerFor, testSigningKey } from '../support/identity';
 import { readTestEnv } from '../support/test-env';
@@ -27,6 +34,15 @@ const HOUR = 3_600_000;
 const base = loadConfig();
 const plant1 = base.sites.find((s) => s.id === 'PLANT1')!;
 
+/** A changeover control that is never asked to do anything but list (the fallback test replaces that). */
+const noChangeovers: ChangeoverControl = {
+  orderStarted: () => Promise.reject(new Error('not used')),
+  start: () => Promise.reject(new Error('not used')),
+  view: () => Promise.reject(new Error('not used')),
+  approveFirstArticle: () => Promise.reject(new Error('not used')),
+  cancel: () => Promise.reject(new Error('not used')),
+};
+
 /** Temporal is not asked: every read of the Now view comes from PostgreSQL. */
 const gateway = new Proxy({} as WorkflowGateway, {
   get: (_, name) => () => Promise.reject(new Error(`unexpected Temporal call ${String(name)}`)),
@@ -36,6 +52,7 @@ let pool: Pool;
 let app: FastifyInstance;
 let baseUrl: string;
 let healthServer: Server;
+let appConfig: HoldfastConfig;
 let seq = 0;
 
 /** Stands in for the worker's /health: MES up, ERP down (the shapes infra/observability/health-route.ts answers). */
@@ -161,7 +178,7 @@ beforeAll(async () => {
   pool = createPool(readTestEnv().databaseUrl, { max: 5 });
   healthServer = await startHealthServer();
   const healthUrl = `http://127.0.0.1:${(healthServer.address() as AddressInfo).port}/health`;
-  const config: HoldfastConfig = {
+  appConfig = {
     ...base,
     sites: [...base.sites, { ...plant1, id: SITE }],
     api: {
@@ -181,7 +198,7 @@ beforeAll(async () => {
     signingKey: await testSigningKey(),
     pool,
     gateway,
-    config,
+    config: appConfig,
     namespace: 'holdfast-test-ns',
     metrics: new Registry(),
     healthChecks: [
@@ -335,7 +352,7 @@ describe('GET /v1/dashboard/now', () => {
 
     // A drill's own mock recall shows as the drill; the completed mock recall is not running.
     expect(body.running.map((r) => [r.kind, r.id, r.stage])).toEqual([
-      ['changeover', `changeover-${SITE}-L1-WO-9`, 'preparing'],
+      ['changeover', 'WO-9', 'preparing'],
       ['recall', `${run}-R1`, 'running'],
       ['mock-recall', `${run}-M1`, 'running'],
       ['recall-drill', `${run}-DR`, 'recalling'],
@@ -376,6 +393,69 @@ describe('GET /v1/dashboard/now', () => {
       defectClasses: ['scratch', 'dent'],
       inspectedAt: expected[0]!.inspectedAt,
     });
+  });
+
+  it('lists running changeovers from Temporal, and from PostgreSQL when Temporal cannot answer in time', async () => {
+    const { temporalAddress, namespace } = readTestEnv();
+    const connection = await Connection.connect({ address: temporalAddress });
+    const client = new Client({ connection, namespace });
+    const workflowId = `changeover-${SITE}-L2-WO-T${run}`;
+    // No worker polls this queue: the execution stays running with the stage it was started with.
+    const handle = await client.workflow.start(CHANGEOVER_WORKFLOW_TYPE, {
+      workflowId,
+      taskQueue: `dashboard-${run}`,
+      args: [{}],
+      typedSearchAttributes: [
+        { key: SearchAttributes.site, value: SITE },
+        { key: SearchAttributes.line, value: 'L2' },
+        { key: SearchAttributes.workOrder, value: [`WO-T${run}`] },
+        { key: SearchAttributes.changeoverState, value: 'first-article' },
+      ],
+    });
+    const withTemporal = await buildApp({
+      signingKey: await testSigningKey(),
+      pool,
+      gateway,
+      config: appConfig,
+      namespace,
+      changeovers: createTemporalChangeoverControl(client, appConfig, { taskQueue: `dashboard-${run}` }),
+    });
+    // Temporal hangs: the view waits 300 ms for it, then shows what PostgreSQL knows.
+    const hung = await buildApp({
+      signingKey: await testSigningKey(),
+      pool,
+      gateway,
+      config: appConfig,
+      namespace,
+      changeovers: { ...noChangeovers, running: () => new Promise<never>(() => undefined) },
+    });
+    const now = async (target: FastifyInstance) => {
+      const res = await target.inject({
+        method: 'GET',
+        url: `/v1/dashboard/now?site=${SITE}`,
+        headers: await asAdmin(),
+      });
+      expect(res.statusCode).toBe(200);
+      return res.json<NowResponse>().running.filter((r) => r.kind === 'changeover');
+    };
+    try {
+      // Visibility is eventually consistent: the started execution is listed within moments.
+      const listed = await eventually('the changeover in Temporal’s list', async () => {
+        const found = await now(withTemporal);
+        return found.length > 0 ? found : undefined;
+      });
+      expect(listed.map((c) => [c.id, c.line, c.stage, c.workflowId])).toEqual([
+        [`WO-T${run}`, 'L2', 'first-article', workflowId],
+      ]);
+      const started = Date.now();
+      expect((await now(hung)).map((c) => [c.id, c.stage])).toEqual([['WO-9', 'preparing']]);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    } finally {
+      await handle.terminate('test done').catch(() => undefined);
+      await withTemporal.close();
+      await hung.close();
+      await connection.close();
+    }
   });
 
   it('narrows to a line: its lot cases, changeovers and defects; recalls and drills stay the site’s', async () => {

@@ -9,7 +9,13 @@ import { notFound } from '../../../infra/http/problem-details';
 import { ProblemSchema } from '../../../infra/http/schemas';
 import type { AccessTarget } from '../../../infra/identity/access';
 import type { ApiDeps } from '../../deps';
-import { backlogs, latestFailedInspections, openLotCases, runningWork } from '../../repositories/dashboard.repository';
+import {
+  backlogs,
+  latestFailedInspections,
+  openLotCases,
+  type RunningWork,
+  runningWork,
+} from '../../repositories/dashboard.repository';
 import {
   DashboardSiteQuerySchema,
   type LiveEvent,
@@ -25,6 +31,8 @@ import { temporalUiWorkflowUrl } from '../../support/temporal-ui';
 export const LIVE_PING_MS = 15_000;
 /** What the client waits before it reconnects after the stream ends (the `retry:` field). */
 export const LIVE_RETRY_MS = 3_000;
+/** How long the Now view waits for Temporal's list of changeovers before it shows what PostgreSQL knows. */
+export const CHANGEOVER_LIST_TIMEOUT_MS = 300;
 /** A client that reads slower than events come is dropped past this much unsent, and reconnects. */
 const LIVE_MAX_BUFFERED_BYTES = 1_048_576;
 
@@ -42,6 +50,34 @@ function siteOf(deps: ApiDeps, site: string, line: string | undefined) {
   if (!found) throw notFound(`no site ${site} in the configuration`);
   if (line !== undefined && !found.lines.some((l) => l.id === line)) throw notFound(`no line ${line} at ${site}`);
   return found;
+}
+
+/** Running changeovers from Temporal's visibility, or undefined when it cannot say in time (down, slow, absent). */
+async function listChangeovers(deps: ApiDeps, site: string, line: string | undefined) {
+  const control = deps.changeovers;
+  if (!control?.running) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // The control bounds its own call; this bounds a control that does not.
+    const found = await Promise.race([
+      control.running(site, line, CHANGEOVER_LIST_TIMEOUT_MS),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no list in time')), CHANGEOVER_LIST_TIMEOUT_MS + 50);
+      }),
+    ]);
+    return found.map((c): RunningWork => ({
+      kind: 'changeover',
+      id: c.workOrder,
+      line: c.line,
+      stage: c.stage,
+      startedAt: new Date(c.startedAt),
+      workflowId: c.workflowId,
+    }));
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** One server-sent event (HTML Living Standard §9.2): its type, and its data as one line of JSON. */
@@ -92,13 +128,19 @@ const dashboardRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps; metrics?: Registry
       const at = { site, ...(line !== undefined ? { line } : {}) };
       const deadlineMs = parseDurationMs(siteConfig.policy.dispositionTimeout);
       const uiBase = deps.config.api.temporalUiUrl;
-      const [cases, running, tiles, queues, defects] = await Promise.all([
+      const [cases, stored, listed, tiles, queues, defects] = await Promise.all([
         openLotCases(deps.pool, at, deadlineMs, now),
         runningWork(deps.pool, at),
+        listChangeovers(deps, site, line),
         connectors.tiles(),
         backlogs(deps.pool),
         latestFailedInspections(deps.pool, at),
       ]);
+      // Temporal knows every running changeover and its stage; PostgreSQL only those with a station armed.
+      const running = [
+        ...(listed ?? stored.filter((r) => r.kind === 'changeover')),
+        ...stored.filter((r) => r.kind !== 'changeover'),
+      ];
       return {
         site,
         line: line ?? null,

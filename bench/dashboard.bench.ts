@@ -2,7 +2,7 @@
  * `npm run bench:dashboard`: how fast the quality dashboard paints with a year of plant history, in Debian's Chromium
  * on this machine, and how long each API read behind it takes.
  *
- *   npm run bench:dashboard -- --inspections 2000000 --days 365 --runs 3 --loads 10 --data-dir ~/.cache/holdfast/bench-dashboard
+ *   npm run bench:dashboard -- --inspections 2000000 --days 365 --runs 3 --loads 10 --data-dir /var/tmp/holdfast-bench/dashboard
  *
  * 1. The history: bench:analytics's plant (three sites, ten lines, suppliers and their lots, a year of inspections
  *    ending today), loaded by bench:analytics itself into `--data-dir` (reused when it holds that history already).

@@ -131,7 +131,7 @@ export type LiveEvent =
         inspectedAt: string;
       }>;
     }
-  | { type: 'lot-case'; site: string; lotId: string; stage: string };
+  | { type: 'lot-case'; site: string; line: string; lotId: string; stage: string };
 
 /** `GET /v1/lots/{lotId}/defects?site=`: the lot's failed inspections for the MRB console. */
 export const LotDefectsResponseSchema = z.object({

@@ -543,6 +543,25 @@ export const HoldfastConfig = z
               .prefault({}),
           })
           .prefault({}),
+        /** The dashboard's own reads (docs/dashboard.md#now). */
+        dashboard: z
+          .strictObject({
+            /**
+             * Other processes' GET /health, probed for the dashboard's connector tiles (at most 500 ms each, answers
+             * kept 5 s). `name` is the tile (MES, ERP, PLC, MQTT broker); `check` the entry of the answer's `checks`
+             * that decides it (e.g. `connector:mes-sim`), else the answer's status. `npm start` fills it for the
+             * processes it starts (HOLDFAST_DASHBOARD_HEALTH_ENDPOINTS); a tile with no endpoint shows unknown.
+             */
+            healthEndpoints: z
+              .array(z.strictObject({ name: z.string().min(1), url: z.url(), check: z.string().min(1).optional() }))
+              .default([]),
+            /**
+             * How long one GET /v1/live stream stays open: then it ends and the page opens another, with the token it
+             * holds then (a stream never outlives its credentials by more than this).
+             */
+            liveMaxDuration: Duration.default('15m'),
+          })
+          .prefault({}),
       })
       .prefault({}),
     vision: Vision.prefault({}),

@@ -300,6 +300,10 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
       acknowledgedAt: '2026-12-06T10:00:00Z',
     },
   }),
+  'GET /v1/dashboard/now': () => ({ query: { site: 'PLANT1', line: 'L1' } }),
+  // A site the configuration does not have: 404 before the stream opens. A stream of a real site would never end,
+  // and inject waits for the end (test/integration/dashboard-now.test.ts reads the stream itself).
+  'GET /v1/live': () => ({ query: { site: `NOSITE-${run}`, line: 'L1' } }),
   'POST /codec/encode': () => ({
     headers: { 'x-namespace': 'default' },
     body: { payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: 'e30=' }] },

@@ -234,6 +234,9 @@ describe('role × route', () => {
     },
     scarAccept: { method: 'POST', url: '/v1/scars/999999999/accept', payload: () => ({ reason: 'r', signature }) },
     scarReject: { method: 'POST', url: '/v1/scars/999999999/reject', payload: () => ({ reason: 'r', signature }) },
+    dashboardNow: { method: 'GET', url: '/v1/dashboard/now?site=PLANT1' },
+    // Server-sent events: read as a stream (inject would wait for an end that never comes).
+    live: { method: 'GET', url: '/v1/live?site=PLANT1&line=L1', stream: true },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -266,6 +269,8 @@ describe('role × route', () => {
   const feedReaders = { erpFeed: 'through', costOfQuality: 200 } as const;
   /** First-pass yield, the defect Pareto and lot quality: every reader of the site. */
   const metricsReaders = { metricsFpy: 200, metricsDefects: 200, metricsLotQuality: 200 } as const;
+  /** The dashboard's Now view and live updates: every reader of the site. */
+  const dashboardReaders = { dashboardNow: 200, live: 200 } as const;
   /**
    * A changeover's status, the line's defect rates, its scheduling advice, the quality rules and escalations: every
    * reader of the line's site (this app has no changeover control: 503 past access).
@@ -321,6 +326,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...metricsReaders,
+        ...dashboardReaders,
         ...changeoverReaders,
         ...feedReaders,
         changeoverCancel: 'through',
@@ -339,6 +345,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...metricsReaders,
+        ...dashboardReaders,
         verdicts: 200,
         disposition: 'through',
         retry: 'through',
@@ -361,6 +368,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...metricsReaders,
+        ...dashboardReaders,
         verdicts: 200,
         disposition: 'through',
         countersign: 'through',
@@ -386,6 +394,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...metricsReaders,
+        ...dashboardReaders,
         retry: 'through',
         ...changeoverReaders,
         ...feedReaders,
@@ -404,6 +413,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...metricsReaders,
+        ...dashboardReaders,
         audit: 200,
         ...changeoverReaders,
         ...feedReaders,
@@ -462,7 +472,13 @@ describe('role × route', () => {
             : {}),
         },
         ...('payload' in route ? { payload: route.payload() } : {}),
+        ...('stream' in route ? { payloadAsStream: true } : {}),
       });
+      if ('stream' in route) {
+        // An open stream is left to the app's close (it ends every stream); a refusal is read whole.
+        if (res.statusCode === 200) expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+        else res.body = (await res.stream().toArray()).join('');
+      }
       if (status === 'through') expect([name, through(res)]).toEqual([name, true]);
       else expect([name, res.statusCode]).toEqual([name, status]);
       // A refused password is the token endpoint's own answer, not a challenge for credentials.

@@ -190,6 +190,8 @@ describe('problem+json error contract', () => {
         '/v1/scars/{id}/response',
         '/v1/scars/{id}/accept',
         '/v1/scars/{id}/reject',
+        '/v1/dashboard/now',
+        '/v1/live',
       ].sort(),
     );
     for (const path of [

@@ -125,9 +125,13 @@ export type LiveEvent =
   | { type: 'lot-case'; site: string; lotId: string; stage: string };
 
 /** `GET /v1/lots/{lotId}/defects?site=`: the lot's failed inspections for the MRB console. */
+export const LOT_DEFECTS_LIMIT = 200;
 export const LotDefectsResponseSchema = z.object({
   site: z.string(),
   lotId: z.string(),
+  /** The lot's failed production inspections in all; `defects` holds the newest `limit` of them. */
+  total: z.number().int(),
+  limit: z.number().int(),
   defects: z.array(
     z.object({
       eventId: z.string(),

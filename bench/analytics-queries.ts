@@ -4,6 +4,7 @@
  * read from the raw inspections instead of the aggregates.
  */
 import type pg from 'pg';
+import { defectHeatmap } from '../infra/analytics/defect-heatmap';
 import { defectPareto, firstPassYield, lotQuality } from '../infra/analytics/metrics';
 
 export interface Window {
@@ -88,4 +89,18 @@ export async function rawFpyByLineAndShift(db: Queryable, w: Window): Promise<Fp
     units: Number(r.units),
     firstPassGood: Number(r.first_pass_good),
   }));
+}
+
+/**
+ * What the dashboard's GET /v1/metrics/defect-heatmap?by=supplier runs for the window: the defect rate of each
+ * supplier's lots per shift date, the heaviest of its keys (work orders' lots joined, suppliers looked up).
+ */
+export async function supplierHeatmap(db: Queryable, w: Window): Promise<number> {
+  const map = await defectHeatmap(db, {
+    site: w.site,
+    by: 'supplier',
+    from: w.from.toISOString(),
+    to: w.to.toISOString(),
+  });
+  return map.cells.length;
 }

@@ -187,7 +187,10 @@ export const ControlChartResponseSchema = z.object({
       upperLimit: z.number().nullable(),
       lowerLimit: z.number().nullable(),
       z: z.number().nullable(),
-      /** The rule tests this point tripped (e.g. `beyond-limits`, `run-of-8`), empty when none. */
+      /**
+       * The rule tests this point tripped, empty when none: the run rules `beyond-3-sigma`, `2-of-3-beyond-2-sigma`,
+       * `4-of-5-beyond-1-sigma`, `run-of-8` on p- and u-charts; the rule's kind on an hourly chart of another rule.
+       */
       tripped: z.array(z.string()),
       /** The escalation it raised, to link to. */
       escalationId: z.string().nullable(),

@@ -543,8 +543,9 @@ export type ChartSubgroup = Omit<SubgroupPoint, 'centre' | 'sigma' | 'lcl' | 'uc
   Partial<Pick<SubgroupPoint, 'centre' | 'sigma' | 'lcl' | 'ucl' | 'z'>>;
 
 /**
- * The closed subgroups of a chart over parts in inspection-time order, for drawing it (docs/dashboard.md#control-charts):
- * the subgrouping and the standardisation the evaluator uses (`chart`, `standardise`). A time subgroup is its UTC bucket
+ * The closed subgroups of a chart over parts in inspection-time order, as the dashboard draws it
+ * (docs/dashboard.md#control-charts; infra/quality-rules/control-chart.ts forms the same subgroups in SQL, and the tests
+ * hold it to this): the subgrouping and the standardisation the evaluator uses (`chart`, `standardise`). A time subgroup is its UTC bucket
  * (complete when a later part arrived, or when its end is not after `until`); a parts subgroup closes at each nth part,
  * counted from the first part, or afresh from any part in `starts` (the first parts of subgroups the evaluator closed,
  * so the drawing keeps its boundaries); parts before such a restart that did not fill a subgroup are left out.

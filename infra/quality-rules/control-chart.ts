@@ -3,10 +3,11 @@
  * line and limits, and the points that tripped it with the escalation each raised.
  *
  * The evaluator stores no points, only its state (the open subgroup and the last closed ones) and each trip's evidence
- * (the subgroups it judged, with their limits and z). So a p- or u-chart is drawn again from the parts in its scope
- * with the evaluator's own functions (`chartSubgroups`, `standardise`, rules.ts), keeping the boundaries of the
- * subgroups the evaluator closed, and every subgroup the evaluator recorded (trip evidence, state history) is shown
- * with the values the evaluator computed. The other rules judge parts or windows, not subgroups: they are drawn per
+ * (the subgroups it judged, with their limits and z). So a p- or u-chart is drawn again from the parts in its scope:
+ * subgrouped in PostgreSQL as `chartSubgroups` (rules.ts) subgroups them, which the tests hold it to (a week of a line
+ * is tens of thousands of parts, and only its subgroups come back), standardised with the evaluator's `standardise`,
+ * keeping the boundaries of the subgroups the evaluator closed; every subgroup the evaluator recorded (trip evidence,
+ * state history) is shown with the values the evaluator computed. The other rules judge parts or windows, not subgroups: they are drawn per
  * UTC hour from the aggregates kept at ingest (migration 0020), with the hours that tripped them marked.
  */
 import type pg from 'pg';
@@ -18,10 +19,9 @@ import {
   type RunRule,
   type SubgroupPoint,
   type TripEvidence,
-  chartSubgroups,
   standardise,
 } from '../../activities/quality-rules/rules';
-import { baselinePoints } from './pg-quality-rule-store';
+import { FIRST_INSPECTION } from './pg-quality-rule-store';
 
 type Queryable = Pick<pg.Pool, 'query'>;
 
@@ -107,10 +107,9 @@ async function subgroupChart(
   const starts = new Set([...recorded.values()].map((g) => g.firstId));
   if (state.open) starts.add(state.open.firstId);
 
-  const parts = await baselinePoints(db, rule, range.from, range.to);
   const until = range.to < range.now ? range.to : range.now;
   const drawn = new Map<string, ChartSubgroup>(
-    chartSubgroups(def, rule.limits, parts, { starts, until }).map((g) => [g.key, g]),
+    (await drawnSubgroups(db, rule, def, { from: range.from, to: range.to, until }, starts)).map((g) => [g.key, g]),
   );
   for (const [key, g] of recorded) {
     if (g.to >= range.from && g.from < range.to) drawn.set(key, g);
@@ -236,4 +235,87 @@ async function hourlyChart(
       };
     }),
   };
+}
+
+interface SubgroupRow {
+  bucket_ms: string | null;
+  n: string;
+  count: string;
+  first_id: string;
+  last_id: string;
+  first_at: Date;
+  last_at: Date;
+  station: string;
+  work_order: string;
+  lot_id: string;
+}
+
+/**
+ * A chart's closed subgroups over the first production inspections in the rule's scope in [from, to), in
+ * inspection-time order, as `chartSubgroups` (rules.ts) forms them: a parts subgroup closes at each nth part, counted
+ * afresh from each part in `starts`, and a short one is left out; a time subgroup is its UTC bucket, closed when a
+ * later bucket has parts or its end is not after `until`. Aggregated in SQL: only the subgroups come back.
+ */
+export async function drawnSubgroups(
+  db: Queryable,
+  rule: Pick<QualityRuleVersion, 'site' | 'line' | 'station' | 'limits'>,
+  def: ChartDefinition,
+  range: { from: string; to: string; until: string },
+  starts: ReadonlySet<string> = new Set(),
+): Promise<ChartSubgroup[]> {
+  // What a part adds to its subgroup: 1 when it failed (p-chart); its defects, one per entry (u-chart).
+  const count = def.kind === 'p-chart' ? `(i.result = 'fail')::int` : 'jsonb_array_length(i.defects)';
+  const parts = `SELECT i.event_id, i.inspected_at, i.station, i.work_order, i.lot_id, ${count} AS c
+                   FROM holdfast.inspection i
+                  WHERE i.site = $1 AND i.line = $2 AND ($3::text IS NULL OR i.station = $3)
+                    AND i.inspected_at >= $4 AND i.inspected_at < $5 AND ${FIRST_INSPECTION}`;
+  const summary = `count(*) AS n, sum(c) AS count,
+                   (array_agg(event_id ORDER BY inspected_at, event_id))[1] AS first_id,
+                   (array_agg(event_id ORDER BY inspected_at DESC, event_id DESC))[1] AS last_id,
+                   min(inspected_at) AS first_at, max(inspected_at) AS last_at,
+                   (array_agg(station ORDER BY inspected_at DESC, event_id DESC))[1] AS station,
+                   (array_agg(work_order ORDER BY inspected_at DESC, event_id DESC))[1] AS work_order,
+                   (array_agg(lot_id ORDER BY inspected_at DESC, event_id DESC))[1] AS lot_id`;
+  const params = [rule.site, rule.line, rule.station, range.from, range.to];
+  let rows: SubgroupRow[];
+  if ('parts' in def.subgroup) {
+    const res = await db.query<SubgroupRow>(
+      `WITH p AS (${parts}),
+       s AS (SELECT p.*, count(*) FILTER (WHERE event_id = ANY ($6::text[]))
+                           OVER (ORDER BY inspected_at, event_id ROWS UNBOUNDED PRECEDING) AS seg
+               FROM p),
+       g AS (SELECT s.*, (row_number() OVER (PARTITION BY seg ORDER BY inspected_at, event_id) - 1) / $7 AS grp
+               FROM s)
+       SELECT NULL AS bucket_ms, ${summary}
+         FROM g GROUP BY seg, grp HAVING count(*) = $7 ORDER BY seg, grp`,
+      [...params, [...starts], def.subgroup.parts],
+    );
+    rows = res.rows;
+  } else {
+    const size = def.subgroup.seconds * 1000;
+    const res = await db.query<SubgroupRow>(
+      `WITH p AS (${parts})
+       SELECT (floor(extract(epoch FROM inspected_at) * 1000 / $6) * $6)::bigint::text AS bucket_ms, ${summary}
+         FROM p GROUP BY 1 ORDER BY 1`,
+      [...params, size],
+    );
+    const last = res.rows[res.rows.length - 1];
+    // The newest bucket is closed only once its end has passed.
+    rows = last && Number(last.bucket_ms) + size > Date.parse(range.until) ? res.rows.slice(0, -1) : res.rows;
+  }
+  return rows.map((r) => {
+    const g = {
+      key: r.bucket_ms === null ? r.first_id : new Date(Number(r.bucket_ms)).toISOString(),
+      firstId: r.first_id,
+      lastId: r.last_id,
+      from: r.first_at.toISOString(),
+      to: r.last_at.toISOString(),
+      n: Number(r.n),
+      count: Number(r.count),
+      workOrder: r.work_order,
+      lotId: r.lot_id,
+      station: r.station,
+    };
+    return rule.limits ? standardise(def.kind, rule.limits, g) : { ...g, x: g.count / g.n };
+  });
 }

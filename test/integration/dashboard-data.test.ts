@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { decideBatch, escalationIdOf } from '../../activities/quality-rules/quality-rules.activities';
 import type { QualityRuleVersion } from '../../activities/quality-rules/quality-rules.ports';
-import type { RuleTrip } from '../../activities/quality-rules/rules';
+import { type ChartDefinition, type RuleTrip, chartSubgroups } from '../../activities/quality-rules/rules';
 import { buildApp } from '../../api/app';
 import type {
   ControlChartResponse,
@@ -24,7 +24,8 @@ import { createAuditTrail } from '../../infra/audit/audit-trail';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { type InspectionRecord, insertInspections } from '../../infra/ingest/inspection.repository';
-import { createPgQualityRuleStore } from '../../infra/quality-rules/pg-quality-rule-store';
+import { drawnSubgroups } from '../../infra/quality-rules/control-chart';
+import { baselinePoints, createPgQualityRuleStore } from '../../infra/quality-rules/pg-quality-rule-store';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import { eventually } from '../support/eventually';
 import { asAdmin, bearerFor, testSigningKey } from '../support/identity';
@@ -353,6 +354,10 @@ describe('GET /v1/quality-rules/{site}/{ruleId}/chart', () => {
   const LINE = 'LC';
   const T0 = Date.parse('2026-06-01T10:00:00.000Z');
   const CENTRE = 0.1;
+  const LIMITS = {
+    centre: CENTRE,
+    baseline: { from: '2026-05-01T00:00:00Z', to: '2026-05-02T00:00:00Z', subgroups: 10, units: 50, count: 5 },
+  };
   const rules = createPgQualityRuleStore(pool, createAuditTrail(pool));
   let evaluated = 0;
 
@@ -450,6 +455,57 @@ describe('GET /v1/quality-rules/{site}/{ruleId}/chart', () => {
         escalationId: trip.rows[0]!.escalation_id,
       },
     ]);
+  });
+
+  test('the subgroups drawn in SQL are the ones chartSubgroups forms from the same parts (random series)', async () => {
+    const line = 'LR';
+    const t0 = Date.parse('2026-06-02T00:00:00.000Z');
+    let x = 3;
+    const next = () => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const rows: Row[] = [];
+    let at = t0;
+    for (let i = 0; i < 400; i += 1) {
+      at += 1_000 + Math.floor(next() * 40_000);
+      const fail = next() < 0.15;
+      const defects = fail ? Array.from({ length: 1 + Math.floor(next() * 3) }, () => 'scratch') : [];
+      rows.push({ line, station: next() < 0.5 ? 'S1' : 'S2', part: `R${i}`, fail, at, defects });
+      // Re-inspections and shadow results: never a chart's parts.
+      if (i % 9 === 0) rows.push({ line, station: 'S1', part: `R${i}`, fail: false, at: at + 500 });
+      if (i % 13 === 0) rows.push({ line, station: 'S9', part: `R${i}`, fail: true, at, mode: 'shadow' });
+    }
+    const ids = await store(rows);
+    const range = { from: new Date(t0 + 600_000).toISOString(), to: new Date(at - 600_000).toISOString() };
+    const scope = { site: SITE, line, station: null, limits: { ...LIMITS } };
+    const parts = await baselinePoints(pool, scope, range.from, range.to);
+    expect(parts.length).toBeGreaterThan(300);
+    // Boundaries the evaluator would have kept: two parts in a row, and one later on.
+    const starts = new Set([parts[20]!.id, parts[21]!.id, parts[150]!.id]);
+    expect(ids).toEqual(expect.arrayContaining([...starts]));
+    const defs: ChartDefinition[] = [
+      { kind: 'p-chart', subgroup: { parts: 7 }, runRules: [1] },
+      { kind: 'u-chart', subgroup: { parts: 5 }, runRules: [1] },
+      { kind: 'p-chart', subgroup: { seconds: 600 }, runRules: [1] },
+      { kind: 'u-chart', subgroup: { seconds: 3600 }, runRules: [1] },
+    ];
+    for (const until of [range.to, new Date(at - 1_200_000).toISOString()]) {
+      for (const def of defs) {
+        const sql = await drawnSubgroups(pool, scope, def, { ...range, until }, starts);
+        const reference = chartSubgroups(def, scope.limits, parts, { starts, until });
+        expect(sql.length).toBeGreaterThan(1);
+        expect(sql).toEqual(reference);
+      }
+    }
+    // The boundaries matter: without them the parts are cut elsewhere.
+    const uncut = await drawnSubgroups(pool, scope, defs[0]!, { ...range, until: range.to });
+    expect(uncut.map((g) => g.key)).not.toEqual(
+      (await drawnSubgroups(pool, scope, defs[0]!, { ...range, until: range.to }, starts)).map((g) => g.key),
+    );
+    // Without limits: sizes and values only, the same.
+    const bare = { ...scope, limits: null };
+    const def = defs[0]!;
+    expect(await drawnSubgroups(pool, bare, def, { ...range, until: range.to }, starts)).toEqual(
+      chartSubgroups(def, null, parts, { starts, until: range.to }),
+    );
   });
 
   test('an unknown rule is a 404, a range over 7 days a 400, another site’s reader a 403', async () => {

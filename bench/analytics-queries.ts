@@ -107,11 +107,11 @@ export async function supplierHeatmap(db: Queryable, w: Window): Promise<number>
 }
 
 /** The longest range the dashboard draws a chart over (CHART_MAX_DAYS in api/schemas/dashboard.schema.ts). */
-const CHART_DAYS = 7;
+const CHART_DAYS = 2;
 
 /**
  * What the dashboard's GET /v1/quality-rules/{site}/{ruleId}/chart runs at its widest: a line-wide p-chart (subgroups
- * of 50 parts, limits set) drawn again from the line's first inspections over the 7 days ending with the window.
+ * of 50 parts, limits set) drawn again from the line's first inspections over the 2 days ending with the window.
  */
 export async function lineChartWeek(db: Queryable, w: Window, line: string): Promise<number> {
   const to = w.to.toISOString();

@@ -150,7 +150,7 @@ export const LotDefectsResponseSchema = z.object({
 export type LotDefectsResponse = z.infer<typeof LotDefectsResponseSchema>;
 
 /** The longest range one chart covers: a p- or u-chart is drawn again from the parts in it. */
-export const CHART_MAX_DAYS = 7;
+export const CHART_MAX_DAYS = 2;
 
 export const ControlChartQuerySchema = z
   .strictObject({

@@ -508,7 +508,7 @@ describe('GET /v1/quality-rules/{site}/{ruleId}/chart', () => {
     );
   });
 
-  test('an unknown rule is a 404, a range over 7 days a 400, another site’s reader a 403', async () => {
+  test('an unknown rule is a 404, a range over 2 days a 400, another site’s reader a 403', async () => {
     expect((await get(`/v1/quality-rules/${SITE}/nosuch/chart`)).status).toBe(404);
     const wide = await get<{ errors: { field: string }[] }>(
       `/v1/quality-rules/${SITE}/pchart/chart?from=2026-05-01T00:00:00Z&to=2026-05-20T00:00:00Z`,

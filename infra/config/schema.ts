@@ -484,6 +484,19 @@ const Site = z.strictObject({
   erpFeed: ErpFeed.optional(),
 });
 
+/** An http or https origin, written as the URL standard serialises it (no path, query, user or fragment). */
+const ImageOrigin = z
+  .string()
+  .refine(
+    (v) => {
+      if (!URL.canParse(v)) return false;
+      const u = new URL(v);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === v.replace(/\/$/, '');
+    },
+    { message: 'must be an http or https origin (scheme://host[:port]) without path, query or credentials' },
+  )
+  .transform((v) => new URL(v).origin);
+
 export const HoldfastConfig = z
   .strictObject({
     temporal: Temporal.prefault({}),
@@ -523,6 +536,16 @@ export const HoldfastConfig = z
          */
         codecAccess: z.enum(['signed-in', 'local-ui']).default('signed-in'),
         bodyLimitBytes: z.number().int().positive().default(1_048_576),
+        dashboard: z
+          .strictObject({
+            /**
+             * Origins (scheme, host, port: `http://camera-store.plant1:8080`) whose frame images the API may fetch and
+             * serve to signed-in readers (GET /v1/defects/{id}/image, docs/dashboard.md#mrb-console-data). Exact
+             * origin match, http and https only. Default: none, so the API fetches nothing a frame's imageRef names.
+             */
+            imageOrigins: z.array(ImageOrigin).default([]),
+          })
+          .prefault({}),
         maxBatch: z.number().int().positive().default(500),
         /**
          * Requests per caller per window (OWASP API4): a person by their id, a machine by its key, anyone else by

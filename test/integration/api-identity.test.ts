@@ -186,6 +186,10 @@ describe('role × route', () => {
     metricsFpy: { method: 'GET', url: '/v1/metrics/fpy?site=PLANT1&line=L1&groupBy=station,shift&bucket=day' },
     metricsDefects: { method: 'GET', url: '/v1/metrics/defects?site=PLANT1&groupBy=line&bucket=shift' },
     metricsLotQuality: { method: 'GET', url: '/v1/metrics/lot-quality?site=PLANT1&by=supplier' },
+    metricsHeatmap: { method: 'GET', url: '/v1/metrics/defect-heatmap?site=PLANT1&by=line' },
+    lotDefects: { method: 'GET', url: `${lot}/defects` },
+    defectImage: { method: 'GET', url: `/v1/defects/${run}-1/image` },
+    qualityRuleChart: { method: 'GET', url: `/v1/quality-rules/PLANT1/${run}-R/chart` },
     adviceAccept: {
       method: 'POST',
       url: `/v1/lines/PLANT1/L1/advice/00000000-0000-4000-8000-000000000000/accept`,
@@ -271,6 +275,16 @@ describe('role × route', () => {
   const metricsReaders = { metricsFpy: 200, metricsDefects: 200, metricsLotQuality: 200 } as const;
   /** The dashboard's Now view and live updates: every reader of the site. */
   const dashboardReaders = { dashboardNow: 200, live: 200 } as const;
+  /**
+   * The dashboard's own reads: every reader of the site. The seeded inspection has no image (404 past access); the
+   * rule exists once a quality engineer has stored it (404 before).
+   */
+  const dashboardReaders = {
+    metricsHeatmap: 200,
+    lotDefects: 200,
+    defectImage: 'through',
+    qualityRuleChart: 'through',
+  } as const;
   /**
    * A changeover's status, the line's defect rates, its scheduling advice, the quality rules and escalations: every
    * reader of the line's site (this app has no changeover control: 503 past access).
@@ -426,6 +440,7 @@ describe('role × route', () => {
       () => asAdmin(),
       {
         ...row(200),
+        ...dashboardReaders,
         ingest: 202,
         disposition: 'through',
         countersign: 'through',

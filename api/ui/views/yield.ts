@@ -102,8 +102,7 @@ export async function yieldView(ctx: ViewContext): Promise<void> {
     ),
     panel('control-charts', 'Control charts', sections.charts),
   );
-  // The view is drawn again for the new `by`: the keyboard stays on the selector (arrow keys change it).
-  if (refocusHeatmapBy) select.focus();
+  const refocus = refocusHeatmapBy;
   refocusHeatmapBy = false;
 
   // Each refresh redraws the figures: the previous drawing's charts go with it.
@@ -138,6 +137,9 @@ export async function yieldView(ctx: ViewContext): Promise<void> {
     }, REFRESH_MS);
   }, signal);
   await load();
+  // The view was drawn again for the new `by`: the keyboard goes back to the selector (arrow keys change it), after
+  // the shell has moved the focus to the new view's content.
+  if (refocus) setTimeout(() => signal.aborted || select.focus({ preventScroll: true }), 0);
 }
 
 function heatmapBy(value: string | null): HeatmapBy {

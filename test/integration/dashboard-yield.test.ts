@@ -18,7 +18,12 @@ import { type InspectionRecord, insertInspections } from '../../infra/ingest/ins
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
 import type { SupplierControl } from '../../infra/temporal/supplier-control';
 import type { ScarState } from '../../workflows/contracts';
-import { type DashboardRig, seriousAccessibilityViolations, startDashboardRig } from '../support/dashboard-rig';
+import {
+  type DashboardRig,
+  screenshot,
+  seriousAccessibilityViolations,
+  startDashboardRig,
+} from '../support/dashboard-rig';
 import { eventually } from '../support/eventually';
 import { bearerFor, testSigningKey } from '../support/identity';
 
@@ -282,6 +287,7 @@ beforeAll(async () => {
   }
 
   page = await rig.signedInPage('quality-manager');
+  watch(page);
 }, 90_000);
 
 afterAll(async () => {
@@ -289,6 +295,22 @@ afterAll(async () => {
   await pool?.query(`DELETE FROM holdfast.quality_escalation WHERE escalation_id = $1`, [ESCALATION]);
   await rig?.close();
 });
+
+/** Script errors, policy refusals and failed reads on the pages of this file (reads cancelled by a redraw aside). */
+const problems: string[] = [];
+function watch(p: Page): Page {
+  p.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(m.text());
+  });
+  p.on('pageerror', (e) => problems.push(e.message));
+  p.on('requestfailed', (r) => {
+    if (r.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`${r.url()} failed`);
+  });
+  p.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`${r.url()}: ${r.status()}`);
+  });
+  return p;
+}
 
 const today = () => new Date().toISOString().slice(0, 10);
 const daysAgo = (n: number) => new Date(Date.now() - n * DAY).toISOString().slice(0, 10);
@@ -435,6 +457,7 @@ describe('Yield and defects', () => {
   test('axe-core finds no serious or critical violation', async () => {
     await page.locator('#fpy-by-line').waitFor();
     expect(await seriousAccessibilityViolations(page)).toEqual([]);
+    await screenshot(page, 'yield');
   });
 });
 
@@ -461,5 +484,28 @@ describe('Supplier quality', () => {
 
   test('axe-core finds no serious or critical violation', async () => {
     expect(await seriousAccessibilityViolations(page)).toEqual([]);
+    await screenshot(page, 'suppliers');
+  });
+});
+
+describe('both views', () => {
+  test('on a tablet at the line they reflow without sideways scrolling', async () => {
+    const tablet = watch(await rig.signedInPage('quality-manager', { width: 820, height: 1180 }));
+    for (const [path, ready] of [
+      [`yield?site=${SITE}`, '[data-figure="fpy-site"]'],
+      [`suppliers?site=${SITE}&supplier=${SUPPLIER}`, '#supplier-detail'],
+    ] as const) {
+      await tablet.goto(`${baseUrl}/ui/${path}`);
+      await tablet.locator(ready).waitFor();
+      const overflow = await tablet.evaluate(
+        'document.documentElement.scrollWidth - document.documentElement.clientWidth',
+      );
+      expect({ path, overflow }).toEqual({ path, overflow: 0 });
+    }
+    await tablet.close();
+  });
+
+  test('no script failed, no resource was refused and no read failed on any page of this file', () => {
+    expect(problems).toEqual([]);
   });
 });

@@ -446,6 +446,8 @@ function drawGenealogy(
     container,
     label,
     {
+      // ECharts' own description would replace the label with a list of node names.
+      aria: { enabled: true, label: { description: label } },
       tooltip: { renderMode: 'richText' },
       legend: { data: [...CATEGORIES], bottom: 0 },
       series: [

@@ -1,0 +1,359 @@
+/**
+ * The traceability view and the MRB console in a real browser: Debian's Chromium driven by playwright-core against
+ * the API on a real port, a real Temporal worker running the lot case (fake MES and ERP behind it, as
+ * api-workflows.test.ts), real local accounts signing in through the page's form, and a genealogy written through the
+ * genealogy store as the syncs write it. The expected supplier lots, customers and signers are this file's own seed,
+ * never read back from the code under test.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Worker } from '@temporalio/worker';
+import type { FastifyInstance } from 'fastify';
+import { type Browser, type Page, chromium } from 'playwright-core';
+import type { z } from 'zod';
+import { buildApp } from '../../api/app';
+import type { LotViewSchema } from '../../api/schemas/lot.schema';
+import type { RecallViewSchema } from '../../api/schemas/recall.schema';
+import { createAuditTrail } from '../../infra/audit/audit-trail';
+import type { HoldfastConfig } from '../../infra/config/schema';
+import { lotKey, lotNode, mesEventKey, workOrderNode } from '../../infra/genealogy/genealogy-keys';
+import { type LotInput, type MovementInput, createGenealogyStore } from '../../infra/genealogy/genealogy-store';
+import { type OutboxDispatcher, startOutboxDispatcher } from '../../infra/outbox/dispatcher';
+import { createRecallStore } from '../../infra/recall/recall-store';
+import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
+import { type ApiClient, apiClient } from '../support/api-client';
+import { eventually } from '../support/eventually';
+import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
+import { signerAccount, testSigningKey } from '../support/identity';
+import { WorkflowHarness } from '../support/workflow-harness';
+
+type LotView = z.infer<typeof LotViewSchema>;
+type RecallView = z.infer<typeof RecallViewSchema>;
+type Account = Awaited<ReturnType<typeof signerAccount>>;
+
+/** Debian's package (npm run system-packages installs it); HOLDFAST_CHROMIUM names another build. */
+const CHROMIUM = process.env.HOLDFAST_CHROMIUM ?? '/usr/bin/chromium';
+const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const SITE = 'PLANT1';
+const run = randomUUID().slice(0, 8);
+const lotId = `MRB-${run}`;
+const order = `WO-${run}`;
+const batch = `B-${run}`;
+
+// The seeded genealogy: two supplier lots went into the work order that made the held lot; two customers got it.
+const SUPPLIER_LOTS = [
+  { supplier: 'V100', supplierBatch: `VB-STEEL-${run}`, material: 'STEEL', erpBatch: `S1-${run}` },
+  { supplier: 'V200', supplierBatch: `VB-PAINT-${run}`, material: 'PAINT', erpBatch: `S2-${run}` },
+];
+const CUSTOMERS = [
+  { customer: `ACME-${run}`, delivery: `81${run.slice(0, 6)}`, item: '000010' },
+  { customer: `GLOBEX-${run}`, delivery: `82${run.slice(0, 6)}`, item: '000010' },
+];
+
+const harness = new WorkflowHarness();
+let worker: Worker;
+let running: Promise<void>;
+let app: FastifyInstance;
+let dispatcher: OutboxDispatcher;
+let baseUrl: string;
+let browser: Browser;
+const http: ApiClient = apiClient(() => baseUrl);
+const people = {} as Record<'operator' | 'engineer' | 'manager', Account>;
+
+async function seedGenealogy(): Promise<void> {
+  const store = createGenealogyStore(createAuditTrail(harness.pool));
+  const source = { source: `dashboard-mrb-${run}` };
+  const productKey = lotKey({ erp: { plant: '1010', material: 'BRKT-200', batch } });
+  const suppliers: LotInput[] = SUPPLIER_LOTS.map((s) => ({
+    lotKey: lotKey({ erp: { plant: '1010', material: s.material, batch: s.erpBatch } }),
+    site: SITE,
+    material: s.material,
+    quantity: 500,
+    unit: 'KG',
+    origin: 'purchased',
+    erp: { plant: '1010', material: s.material, batch: s.erpBatch },
+    purchased: { supplier: s.supplier, supplierBatch: s.supplierBatch, purchaseOrder: '4500000001' },
+    sourceSystem: 'erp',
+    document: `gr-${s.erpBatch}`,
+  }));
+  const product: LotInput = {
+    lotKey: productKey,
+    site: SITE,
+    material: 'BRKT-200',
+    quantity: 50,
+    unit: 'PC',
+    origin: 'produced',
+    mes: { site: SITE, lotId },
+    erp: { plant: '1010', material: 'BRKT-200', batch },
+    produced: { workOrder: order, line: 'L1' },
+    sourceSystem: 'mes',
+    document: `lot-${lotId}`,
+  };
+  let seq = 0;
+  const move = (kind: MovementInput['kind'], from: string, to: string, quantity: number): MovementInput => ({
+    edgeKey: mesEventKey(`${run}-${++seq}`),
+    kind,
+    from,
+    to,
+    quantity,
+    unit: 'PC',
+    occurredAt: '2026-11-02T08:00:00Z',
+    site: SITE,
+    sourceSystem: 'mes',
+    document: `event-${run}-${seq}`,
+  });
+  const wo = workOrderNode(SITE, order);
+  await store.recordLots(source, [...suppliers, product]);
+  await store.recordMovements(source, [
+    ...suppliers.map((s) => move('consumed', lotNode(s.lotKey), wo, 100)),
+    move('produced', wo, lotNode(productKey), 50),
+  ]);
+  await store.recordDeliveries(
+    source,
+    CUSTOMERS.map((c) => ({
+      delivery: c.delivery,
+      item: c.item,
+      site: SITE,
+      customer: c.customer,
+      shipTo: `${c.customer}-DOCK`,
+      material: 'BRKT-200',
+      lotKey: productKey,
+      quantity: 10,
+      unit: 'PC',
+      shippedAt: '2026-11-03T08:00:00Z',
+      sourceSystem: 'erp',
+    })),
+  );
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `no Chromium at ${CHROMIUM}: run \`npm run system-packages\` (Debian's chromium) or set HOLDFAST_CHROMIUM`,
+    );
+  }
+  await harness.setUp();
+  const mes = new FakeMes();
+  mes.addLot({ lotId, quantity: 50, workOrder: order });
+  const started = await harness.worker({
+    mes,
+    erp: new FakeErp(),
+    escalation: new RecordingEscalation(),
+    recalls: createRecallStore(harness.pool),
+  });
+  worker = started.worker;
+  running = worker.run();
+  const config: HoldfastConfig = {
+    ...harness.config,
+    taskQueues: { ...harness.config.taskQueues, quality: started.taskQueue },
+    outbox: { ...harness.config.outbox, pollInterval: '200ms' },
+  };
+  const gateway = createTemporalWorkflowGateway(harness.client, { taskQueue: started.taskQueue });
+  app = await buildApp({
+    signingKey: await testSigningKey(),
+    pool: harness.pool,
+    gateway,
+    config,
+    namespace: harness.namespace,
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  dispatcher = startOutboxDispatcher({ pool: harness.pool, gateway, config });
+
+  const account = (name: string, roles: Parameters<typeof signerAccount>[1]['roles']) =>
+    signerAccount(harness.pool, { username: `mrb-${run}-${name}`, roles });
+  people.operator = await account('op', ['operator']);
+  people.engineer = await account('qe', ['quality-engineer']);
+  people.manager = await account('qm', ['quality-manager']);
+  await seedGenealogy();
+
+  // A camera fails a part of the lot: the lot case holds it and waits for its disposition.
+  const ingest = await http('POST', '/v1/inspections', {
+    eventId: `${run}-evt-1`,
+    site: SITE,
+    line: 'L1',
+    station: 'S2',
+    partId: `P-${run}`,
+    sku: 'BRKT-200',
+    lotId,
+    workOrder: order,
+    result: 'fail',
+    defects: [{ class: 'scratch', score: 0.93 }],
+    modelVersion: 'vision-1.0.0',
+    recipeVersion: 'BRKT-200@3',
+    inspectedAt: new Date().toISOString(),
+  });
+  expect(ingest.status).toBe(202);
+  await eventually(
+    `lot ${lotId} awaiting its disposition`,
+    async () => (await http('GET', `/v1/lots/${lotId}`)).json<LotView>(),
+    (view) => view.live?.stage === 'awaiting-disposition',
+  );
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await dispatcher?.stop();
+  await app?.close();
+  if (worker) {
+    worker.shutdown();
+    await running;
+  }
+  await harness.tearDown();
+}, 60_000);
+
+/** A tab of its own (the token lives in the tab's sessionStorage), signed in through the page's form. */
+async function signedIn(who: Account, path: string): Promise<Page> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${baseUrl}/ui/sign-in`);
+  await page.getByLabel('User name').fill(who.id.replace(/^local:/, ''));
+  await page.getByLabel('Password').fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#user-name').waitFor();
+  await page.goto(`${baseUrl}${path}`);
+  return page;
+}
+
+/** axe-core in the page: the serious and critical violations, by rule, with the elements they name. */
+async function accessibilityViolations(page: Page): Promise<string[]> {
+  // Evaluated through the DevTools protocol: the page's CSP (script-src 'self') refuses an injected <script>.
+  await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () => {
+    const axe = (
+      window as unknown as {
+        axe: {
+          run(): Promise<{ violations: Array<{ id: string; impact: string; nodes: Array<{ target: unknown }> }> }>;
+        };
+      }
+    ).axe;
+    return (await axe.run()).violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      targets: v.nodes.map((n) => JSON.stringify(n.target)),
+    }));
+  });
+  return violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact} ${v.id}: ${v.targets.join(' ')}`);
+}
+
+test('a lot is traced from the search box to its supplier lots and customers, and a mock recall runs from there', async () => {
+  const page = await signedIn(people.engineer, `/ui/trace?site=${SITE}`);
+  await page.getByLabel('Search by').selectOption('lot');
+  await page.getByLabel('MES lot id').fill(lotId);
+  await page.getByRole('button', { name: 'Trace' }).click();
+
+  const sources = page.locator('#trace-sources');
+  await sources.getByText(SUPPLIER_LOTS[0]!.supplierBatch).waitFor({ timeout: 20_000 });
+  const sourceText = await sources.innerText();
+  for (const s of SUPPLIER_LOTS) {
+    expect(sourceText).toContain(s.supplierBatch);
+    expect(sourceText).toContain(s.supplier);
+  }
+  const deliveries = await page.locator('#trace-deliveries').innerText();
+  for (const c of CUSTOMERS) {
+    expect(deliveries).toContain(c.customer);
+    expect(deliveries).toContain(`${c.delivery} / ${c.item}`);
+  }
+  // The cameras' finding is on the lot: one failed inspection, its class.
+  expect(await page.locator('#trace-start').innerText()).toMatch(/1 failed of 1 \(scratch 1\)/);
+  // The graph is drawn and says what it holds: the lot, two supplier lots; the work order; two deliveries.
+  expect(await page.locator('#trace-graph-chart').getAttribute('aria-label')).toMatch(
+    /3 lots, 1 work orders, 2 deliveries/,
+  );
+  expect(await page.locator('#trace-graph-chart canvas').count()).toBeGreaterThan(0);
+  expect(new URL(page.url()).searchParams.get('q')).toBe(lotId);
+  expect(await accessibilityViolations(page)).toEqual([]);
+
+  // The lot links to its page.
+  await page.locator('#trace-start').getByRole('link', { name: lotId }).click();
+  await page.locator('#disposition').waitFor();
+  expect(new URL(page.url()).pathname).toBe(`/ui/lots/${lotId}`);
+  await page.goBack();
+
+  // A mock recall of the same lot, started here; its stages appear when it is done.
+  await page.getByLabel('Reason').fill(`drill ${run}`);
+  await page.getByRole('button', { name: 'Start mock recall' }).click();
+  await page.locator('#recall-state[data-state="completed"]').waitFor({ timeout: 45_000 });
+  const recallId = new URL(page.url()).searchParams.get('recall');
+  expect(recallId).toBeTruthy();
+  const recall = (await http('GET', `/v1/recalls/${recallId}`)).json<RecallView>();
+  expect(recall).toMatchObject({ kind: 'mock', state: 'completed', requestedBy: people.engineer.id });
+  const stages = await page.locator('#recall-stages').innerText();
+  for (const s of recall.stages) expect(stages).toContain(s.name);
+  expect(recall.stages.map((s) => s.name)).toContain('trace');
+  await page.context().close();
+}, 90_000);
+
+test('an operator sees the held lot but no decision form, and the API refuses their disposition', async () => {
+  const page = await signedIn(people.operator, `/ui/lots/${lotId}?site=${SITE}`);
+  await page.locator('#decision-not-allowed').waitFor({ timeout: 20_000 });
+  expect(await page.locator('#decision-form').count()).toBe(0);
+  expect(await page.locator('#decision-not-allowed').innerText()).toMatch(/Quality engineers and quality managers/);
+  expect(await page.locator('[data-figure="lot-stage"]').innerText()).toBe('awaiting-disposition');
+  expect(await accessibilityViolations(page)).toEqual([]);
+  await page.context().close();
+
+  const refused = await http(
+    'POST',
+    `/v1/lots/${lotId}/disposition`,
+    { decision: 'scrap', reason: 'operator tries', signature: people.operator.signature() },
+    { ...people.operator.headers, 'Idempotency-Key': `${run}-operator` },
+  );
+  expect(refused.status).toBe(403);
+}, 60_000);
+
+test('a quality engineer signs a use-as-is in the console; a quality manager countersigns it there', async () => {
+  const reason = `MRB ${run}: cosmetic only, customer deviation D-12`;
+  const engineer = await signedIn(people.engineer, `/ui/lots/${lotId}?site=${SITE}`);
+  await engineer.locator('#decision-form').waitFor({ timeout: 20_000 });
+  await engineer.getByLabel('Decision').selectOption('use-as-is');
+  await engineer.getByLabel('Reason').fill(reason);
+  await engineer.getByLabel('Meaning of your signature').selectOption('responsibility');
+  // A wrong password signs nothing: the API's problem is shown as an alert, and the form stays.
+  await engineer.getByLabel(/re-entered to sign/).fill('not-my-password');
+  await engineer.getByRole('button', { name: 'Sign disposition' }).click();
+  await engineer.locator('#decision-error [role="alert"]').waitFor();
+  expect(await engineer.locator('#decision-error').innerText()).toMatch(/HTTP 401/);
+  await engineer.getByLabel(/re-entered to sign/).fill(people.engineer.password);
+  await engineer.getByRole('button', { name: 'Sign disposition' }).click();
+
+  const required = engineer.locator('#second-signature-required');
+  await required.waitFor({ timeout: 20_000 });
+  expect(await required.innerText()).toContain(people.engineer.id);
+  expect(await required.innerText()).toMatch(/quality manager other than the first signer must countersign/);
+  expect(await engineer.locator('#countersign-not-allowed').innerText()).toMatch(
+    /You signed this decision: the second signature must be another quality manager/,
+  );
+  expect(await accessibilityViolations(engineer)).toEqual([]);
+  await engineer.context().close();
+
+  const waiting = (await http('GET', `/v1/lots/${lotId}`)).json<LotView>();
+  expect(waiting.live).toMatchObject({
+    stage: 'awaiting-second-signature',
+    decision: { decision: 'use-as-is', reason },
+  });
+
+  const manager = await signedIn(people.manager, `/ui/lots/${lotId}?site=${SITE}`);
+  await manager.locator('#countersign-form').waitFor({ timeout: 20_000 });
+  expect(await manager.locator('#lot-signatures').innerText()).toContain(people.engineer.id);
+  await manager.getByLabel('Meaning of your signature').selectOption('approval');
+  await manager.getByLabel(/re-entered to sign/).fill(people.manager.password);
+  await manager.getByRole('button', { name: 'Countersign' }).click();
+  await manager.getByText(/Countersigned: use-as-is/).waitFor({ timeout: 30_000 });
+  await manager.context().close();
+
+  // The case's record holds both signatures, each by its signer, with its meaning, each verifying.
+  const closed = await eventually(
+    'the countersigned case closed',
+    async () => (await http('GET', `/v1/lots/${lotId}`)).json<LotView>(),
+    (view) => view.cases[0]?.stage === 'closed',
+  );
+  expect(closed.cases[0]!.disposition!.signatures.map((s) => [s.signer.id, s.meaning, s.valid])).toEqual([
+    [people.engineer.id, 'responsibility', true],
+    [people.manager.id, 'approval', true],
+  ]);
+}, 90_000);

@@ -50,8 +50,10 @@ export async function traceView(ctx: ViewContext): Promise<void> {
   document.title = `Traceability${search.q ? ` · ${search.q}` : ''} · Holdfast quality`;
 
   const results = h('div', { id: 'trace-results', 'aria-live': 'polite' });
+  // A recall being watched comes first; the form to start one follows the trace it would recall.
   const recallPanel = h('div', { id: 'recall-area' });
-  replace(main, h('h1', null, 'Traceability'), searchForm(ctx, search), recallPanel, results);
+  const recallStart = h('div', { id: 'recall-start' });
+  replace(main, h('h1', null, 'Traceability'), searchForm(ctx, search), recallPanel, results, recallStart);
 
   if (recallId) {
     void watchRecall(recallPanel, recallId, ctx).catch((err: unknown) => {
@@ -95,7 +97,7 @@ export async function traceView(ctx: ViewContext): Promise<void> {
   }
   if (signal.aborted) return;
   drawResults(results, search, backward, forward, ctx);
-  if (!recallId) replace(recallPanel, recallForm(search, ctx));
+  if (!recallId) replace(recallStart, recallForm(search, ctx));
 }
 
 function searchForm(ctx: ViewContext, search: Search): HTMLElement {
@@ -280,9 +282,7 @@ function drawResults(
         columns: lotColumns(filters, false),
       }),
     ),
-    h(
-      'div',
-      { class: 'columns' },
+    [
       panel(
         'trace-sources',
         'Where it came from',
@@ -322,7 +322,7 @@ function drawResults(
           columns: lotColumns(filters, false),
         }),
       ),
-    ),
+    ],
   );
   drawGenealogy(graph, search, backward, forward, ctx, signal);
 }
@@ -456,7 +456,7 @@ function drawGenealogy(
           layout: 'none',
           roam: true,
           categories: CATEGORIES.map((name, i) => ({ name, itemStyle: { color: PALETTE[[0, 2, 5, 6, 4][i]!] } })),
-          label: { show: true, position: 'bottom', fontSize: 11, color: '#1d232a' },
+          label: { show: true, position: 'bottom', fontSize: 11, lineHeight: 14, color: '#1d232a' },
           edgeSymbol: ['none', 'arrow'],
           edgeSymbolSize: 7,
           edgeLabel: { show: false },

@@ -13,6 +13,7 @@
  * (infra/temporal/connection), HOLDFAST_PAYLOAD_KEYS and HOLDFAST_PAYLOAD_KEY_ID (infra/temporal/payload-codec),
  * OTEL_EXPORTER_OTLP_ENDPOINT.
  */
+import { writeFile } from 'node:fs/promises';
 import type { Connection } from '@temporalio/client';
 import { auditAnchorFile, startAuditAnchoring } from '../infra/audit/audit-anchor';
 import { parseDurationMs } from '../infra/config/duration';
@@ -37,6 +38,7 @@ import { createAccounts } from '../infra/identity/accounts';
 import { loadOrCreateSigningKey, signatureKeyFile, signingKeyFile } from '../infra/identity/signing-key';
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import { buildApp } from './app';
+import { uiBundle } from './support/ui-bundle';
 
 const TEMPORAL_RETRY_MAX_MS = 30_000;
 const logger = createLogger('api');
@@ -167,7 +169,12 @@ async function main(): Promise<void> {
     : undefined;
   if (firstPassword) {
     app.log.warn(`first start: sign in as admin with password ${firstPassword} (shown once; docs/identity.md)`);
+    // `npm start` only (it names the file, in its data directory): its banner shows the demo's way in on every start.
+    const keepIn = process.env.HOLDFAST_FIRST_ADMIN_PASSWORD_FILE;
+    if (keepIn) await writeFile(keepIn, `${firstPassword}\n`, { mode: 0o600 });
   }
+  // The dashboard's bundle is built now, not by the first person who opens the page.
+  uiBundle().catch((err: unknown) => app.log.error({ err }, 'dashboard bundle failed to build; /ui will retry'));
   app.log.info(
     `Holdfast API on http://${config.api.host}:${port} (docs at /docs, metrics at /metrics, health at /health)` +
       (tracing ? '; tracing on' : ''),

@@ -85,6 +85,14 @@ async function render(): Promise<void> {
     }
   }
   const filters = filtersOf(url.searchParams, me);
+  // The address bar always shows the whole view (defaults written in), so copying it shares what is on the screen.
+  if (path.length === 0 || path[0] === 'sign-in') path.splice(0, path.length, 'now');
+  const shown = new URL(href(path.map(encodeURIComponent).join('/'), filters), location.href);
+  for (const [k, v] of url.searchParams) if (!shown.searchParams.has(k)) shown.searchParams.set(k, v);
+  if (shown.pathname + shown.search !== url.pathname + url.search) {
+    history.replaceState(null, '', shown.pathname + shown.search + url.hash);
+  }
+  const params = shown.searchParams;
   const view = viewFor(path);
   const main = h('main', { id: 'main', tabindex: '-1' });
   replace(app, header(me, filters, path), filtersBar(me, filters, url), main);
@@ -101,7 +109,7 @@ async function render(): Promise<void> {
   const ctx: ViewContext = {
     main,
     path,
-    params: url.searchParams,
+    params,
     filters,
     me,
     live,

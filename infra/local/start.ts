@@ -4,7 +4,7 @@
  * MES simulator → worker → API. See infra/local/README.md for ports, the data directory and environment variables.
  */
 import { redactUrl } from './redact-url';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -93,6 +93,9 @@ export interface LocalProcessSpec {
   /** Prometheus scrape endpoints, shown in the banner (docs/operations.md). */
   metricsUrls?: string[];
 }
+
+/** In the data directory: admin's first-start password, written by the API (api/server.ts) for the banner. */
+export const FIRST_ADMIN_PASSWORD_FILE = 'first-admin-password';
 
 /** The processes `npm start` runs, in start order. */
 export function defaultLocalProcesses(config: HoldfastConfig, at: Partial<LocalPorts> = {}): LocalProcessSpec[] {
@@ -413,6 +416,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       ...payloadKeys,
       // Only the camera simulator reads it (its ground truth for shadow stations goes to the API's verdicts route).
       HOLDFAST_API_KEYS: cameraSimKeys,
+      // Only the API reads it: where the first start keeps admin's password, for the banner.
+      HOLDFAST_FIRST_ADMIN_PASSWORD_FILE: join(dataDir, FIRST_ADMIN_PASSWORD_FILE),
     };
 
     for (const spec of processes) {
@@ -732,10 +737,18 @@ export function banner(stack: LocalStack, config: HoldfastConfig): string {
   const metrics = stack.processes.flatMap((p) => (p.metricsUrls ?? []).map((url) => `  ${p.name.padEnd(18)}${url}`));
   if (metrics.length > 0) lines.push('', 'Prometheus metrics (docs/operations.md):', '', ...metrics);
   const apiBase = api ?? `http://${config.api.host}:${config.api.port}`;
-  lines.push('', "Sign in (the first start printed admin's one-time password above; accounts: npm run users):", '');
+  const passwordFile = join(stack.dataDir, FIRST_ADMIN_PASSWORD_FILE);
+  const password = existsSync(passwordFile) ? readFileSync(passwordFile, 'utf8').trim() : undefined;
+  lines.push('', `Quality dashboard: ${apiBase}/ui`, '');
+  lines.push(
+    password
+      ? `  Sign in as admin, password ${password} (set at the first start, kept in ${passwordFile}; accounts: npm run users)`
+      : '  Sign in as admin with the password the first start printed (accounts: npm run users)',
+  );
+  lines.push('', 'Or call the API with a token:', '');
   lines.push(
     `  TOKEN=$(curl -sS ${apiBase}/v1/auth/token -H 'content-type: application/json' ` +
-      `-d '{"username":"admin","password":"…"}' | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')`,
+      `-d '{"username":"admin","password":"${password ?? '…'}"}' | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')`,
   );
   lines.push('', 'Post a failed inspection:', '');
   lines.push(`  ${exampleCurl(apiBase)}`, '');

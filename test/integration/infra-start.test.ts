@@ -10,6 +10,7 @@ import {
   restartPolicyFrom,
   startLocalStack,
   type LocalProcessSpec,
+  FIRST_ADMIN_PASSWORD_FILE,
   type LocalStack,
 } from '../../infra/local/start';
 import { parseConfig } from '../../infra/config/load';
@@ -385,8 +386,12 @@ describe('banner', () => {
       log: () => undefined,
     });
 
+    // The API writes it at the first start (api/server.ts); the banner shows the dashboard's way in.
+    writeFileSync(join(dir, 'data', FIRST_ADMIN_PASSWORD_FILE), 'first-start-secret\n');
     const text = banner(stack, config);
 
+    expect(text).toContain('Quality dashboard: http://127.0.0.1:3000/ui');
+    expect(text).toContain('Sign in as admin, password first-start-secret');
     expect(text).toContain('Prometheus metrics');
     expect(text).toContain('  api               http://127.0.0.1:3000/metrics');
 

@@ -1,18 +1,14 @@
 /**
  * The traceability view and the MRB console in a real browser: Debian's Chromium driven by playwright-core against
- * the API on a real port, a real Temporal worker running the lot case (fake MES and ERP behind it, as
- * api-workflows.test.ts), real local accounts signing in through the page's form, and a genealogy written through the
- * genealogy store as the syncs write it. The expected supplier lots, customers and signers are this file's own seed,
- * never read back from the code under test.
+ * the dashboard rig (test/support/dashboard-rig.ts: the API on a real port, local accounts per role signed in through
+ * the page's form) with a real Temporal worker running the lot case (fake MES and ERP behind it, as
+ * api-workflows.test.ts), and a genealogy written through the genealogy store as the syncs write it. The expected
+ * supplier lots, customers and signers are this file's own seed, never read back from the code under test.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import type { Worker } from '@temporalio/worker';
-import type { FastifyInstance } from 'fastify';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { z } from 'zod';
-import { buildApp } from '../../api/app';
 import type { LotViewSchema } from '../../api/schemas/lot.schema';
 import type { RecallViewSchema } from '../../api/schemas/recall.schema';
 import { createAuditTrail } from '../../infra/audit/audit-trail';
@@ -23,18 +19,19 @@ import { type OutboxDispatcher, startOutboxDispatcher } from '../../infra/outbox
 import { createRecallStore } from '../../infra/recall/recall-store';
 import { createTemporalWorkflowGateway } from '../../infra/temporal/gateway';
 import { type ApiClient, apiClient } from '../support/api-client';
+import {
+  type DashboardRig,
+  type RigRole,
+  screenshot,
+  seriousAccessibilityViolations,
+  startDashboardRig,
+} from '../support/dashboard-rig';
 import { eventually } from '../support/eventually';
 import { FakeErp, FakeMes, RecordingEscalation } from '../support/fake-ports';
-import { signerAccount, testSigningKey } from '../support/identity';
 import { WorkflowHarness } from '../support/workflow-harness';
 
 type LotView = z.infer<typeof LotViewSchema>;
 type RecallView = z.infer<typeof RecallViewSchema>;
-type Account = Awaited<ReturnType<typeof signerAccount>>;
-
-/** Debian's package (npm run system-packages installs it); HOLDFAST_CHROMIUM names another build. */
-const CHROMIUM = process.env.HOLDFAST_CHROMIUM ?? '/usr/bin/chromium';
-const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const SITE = 'PLANT1';
 const run = randomUUID().slice(0, 8);
 const lotId = `MRB-${run}`;
@@ -54,12 +51,9 @@ const CUSTOMERS = [
 const harness = new WorkflowHarness();
 let worker: Worker;
 let running: Promise<void>;
-let app: FastifyInstance;
+let rig: DashboardRig;
 let dispatcher: OutboxDispatcher;
-let baseUrl: string;
-let browser: Browser;
-const http: ApiClient = apiClient(() => baseUrl);
-const people = {} as Record<'operator' | 'engineer' | 'manager', Account>;
+const http: ApiClient = apiClient(() => rig.baseUrl);
 
 async function seedGenealogy(): Promise<void> {
   const store = createGenealogyStore(createAuditTrail(harness.pool));
@@ -128,11 +122,6 @@ async function seedGenealogy(): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `no Chromium at ${CHROMIUM}: run \`npm run system-packages\` (Debian's chromium) or set HOLDFAST_CHROMIUM`,
-    );
-  }
   await harness.setUp();
   const mes = new FakeMes();
   mes.addLot({ lotId, quantity: 50, workOrder: order });
@@ -150,22 +139,8 @@ beforeAll(async () => {
     outbox: { ...harness.config.outbox, pollInterval: '200ms' },
   };
   const gateway = createTemporalWorkflowGateway(harness.client, { taskQueue: started.taskQueue });
-  app = await buildApp({
-    signingKey: await testSigningKey(),
-    pool: harness.pool,
-    gateway,
-    config,
-    namespace: harness.namespace,
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  rig = await startDashboardRig({ gateway, config });
   dispatcher = startOutboxDispatcher({ pool: harness.pool, gateway, config });
-
-  const account = (name: string, roles: Parameters<typeof signerAccount>[1]['roles']) =>
-    signerAccount(harness.pool, { username: `mrb-${run}-${name}`, roles });
-  people.operator = await account('op', ['operator']);
-  people.engineer = await account('qe', ['quality-engineer']);
-  people.manager = await account('qm', ['quality-manager']);
   await seedGenealogy();
 
   // A camera fails a part of the lot: the lot case holds it and waits for its disposition.
@@ -190,13 +165,11 @@ beforeAll(async () => {
     async () => (await http('GET', `/v1/lots/${lotId}`)).json<LotView>(),
     (view) => view.live?.stage === 'awaiting-disposition',
   );
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
   await dispatcher?.stop();
-  await app?.close();
+  await rig?.close();
   if (worker) {
     worker.shutdown();
     await running;
@@ -204,44 +177,33 @@ afterAll(async () => {
   await harness.tearDown();
 }, 60_000);
 
-/** A tab of its own (the token lives in the tab's sessionStorage), signed in through the page's form. */
-async function signedIn(who: Account, path: string): Promise<Page> {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${baseUrl}/ui/sign-in`);
-  await page.getByLabel('User name').fill(who.id.replace(/^local:/, ''));
-  await page.getByLabel('Password').fill(who.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('#user-name').waitFor();
-  await page.goto(`${baseUrl}${path}`);
+/** The rig's person for a role: their local account id (as signatures name it) and password. */
+const person = (role: RigRole) => ({ ...rig.users[role], id: `local:${rig.users[role].username}` });
+
+/** A page signed in through the form (its own tab: the token lives in the tab's sessionStorage), then at `path`. */
+async function signedIn(role: RigRole, path: string): Promise<Page> {
+  const page = await rig.signedInPage(role);
+  await page.goto(`${rig.baseUrl}${path}`);
   return page;
 }
 
-/** axe-core in the page: the serious and critical violations, by rule, with the elements they name. */
+/** The serious and critical violations, one line each (an empty list reads best in a failure). */
 async function accessibilityViolations(page: Page): Promise<string[]> {
-  // Evaluated through the DevTools protocol: the page's CSP (script-src 'self') refuses an injected <script>.
-  await page.evaluate(AXE_SOURCE);
-  const violations = await page.evaluate(async () => {
-    const axe = (
-      globalThis as unknown as {
-        axe: {
-          run(): Promise<{ violations: Array<{ id: string; impact: string; nodes: Array<{ target: unknown }> }> }>;
-        };
-      }
-    ).axe;
-    return (await axe.run()).violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      targets: v.nodes.map((n) => JSON.stringify(n.target)),
-    }));
+  return (await seriousAccessibilityViolations(page)).map((v) => `${v.impact} ${v.id}: ${v.targets.join(' ')}`);
+}
+
+/** A bearer token from POST /v1/auth/token, as any client of the API gets one. */
+async function tokenOf(role: RigRole): Promise<{ authorization: string }> {
+  const res = await http('POST', '/v1/auth/token', {
+    username: rig.users[role].username,
+    password: rig.users[role].password,
   });
-  return violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.impact} ${v.id}: ${v.targets.join(' ')}`);
+  expect(res.status).toBe(200);
+  return { authorization: `Bearer ${res.json<{ access_token: string }>().access_token}` };
 }
 
 test('a lot is traced from the search box to its supplier lots and customers, and a mock recall runs from there', async () => {
-  const page = await signedIn(people.engineer, `/ui/trace?site=${SITE}`);
+  const page = await signedIn('quality-engineer', `/ui/trace?site=${SITE}`);
   await page.getByLabel('Search by').selectOption('lot');
   await page.getByLabel('MES lot id').fill(lotId);
   await page.getByRole('button', { name: 'Trace' }).click();
@@ -267,6 +229,7 @@ test('a lot is traced from the search box to its supplier lots and customers, an
   expect(await page.locator('#trace-graph-chart canvas').count()).toBeGreaterThan(0);
   expect(new URL(page.url()).searchParams.get('q')).toBe(lotId);
   expect(await accessibilityViolations(page)).toEqual([]);
+  await screenshot(page, 'trace');
 
   // The lot links to its page.
   await page.locator('#trace-start').getByRole('link', { name: lotId }).click();
@@ -281,34 +244,38 @@ test('a lot is traced from the search box to its supplier lots and customers, an
   const recallId = new URL(page.url()).searchParams.get('recall');
   expect(recallId).toBeTruthy();
   const recall = (await http('GET', `/v1/recalls/${recallId}`)).json<RecallView>();
-  expect(recall).toMatchObject({ kind: 'mock', state: 'completed', requestedBy: people.engineer.id });
+  expect(recall).toMatchObject({ kind: 'mock', state: 'completed', requestedBy: person('quality-engineer').id });
   const stages = await page.locator('#recall-stages').innerText();
   for (const s of recall.stages) expect(stages).toContain(s.name);
   expect(recall.stages.map((s) => s.name)).toContain('trace');
-  await page.context().close();
+  await page.close();
 }, 90_000);
 
 test('an operator sees the held lot but no decision form, and the API refuses their disposition', async () => {
-  const page = await signedIn(people.operator, `/ui/lots/${lotId}?site=${SITE}`);
+  const page = await signedIn('operator', `/ui/lots/${lotId}?site=${SITE}`);
   await page.locator('#decision-not-allowed').waitFor({ timeout: 20_000 });
   expect(await page.locator('#decision-form').count()).toBe(0);
   expect(await page.locator('#decision-not-allowed').innerText()).toMatch(/Quality engineers and quality managers/);
   expect(await page.locator('[data-figure="lot-stage"]').innerText()).toBe('awaiting-disposition');
   expect(await accessibilityViolations(page)).toEqual([]);
-  await page.context().close();
+  await page.close();
 
   const refused = await http(
     'POST',
     `/v1/lots/${lotId}/disposition`,
-    { decision: 'scrap', reason: 'operator tries', signature: people.operator.signature() },
-    { ...people.operator.headers, 'Idempotency-Key': `${run}-operator` },
+    {
+      decision: 'scrap',
+      reason: 'operator tries',
+      signature: { meaning: 'approval', password: person('operator').password },
+    },
+    { ...(await tokenOf('operator')), 'Idempotency-Key': `${run}-operator` },
   );
   expect(refused.status).toBe(403);
 }, 60_000);
 
 test('a quality engineer signs a use-as-is in the console; a quality manager countersigns it there', async () => {
   const reason = `MRB ${run}: cosmetic only, customer deviation D-12`;
-  const engineer = await signedIn(people.engineer, `/ui/lots/${lotId}?site=${SITE}`);
+  const engineer = await signedIn('quality-engineer', `/ui/lots/${lotId}?site=${SITE}`);
   await engineer.locator('#decision-form').waitFor({ timeout: 20_000 });
   await engineer.getByLabel('Decision').selectOption('use-as-is');
   await engineer.getByLabel('Reason').fill(reason);
@@ -318,18 +285,18 @@ test('a quality engineer signs a use-as-is in the console; a quality manager cou
   await engineer.getByRole('button', { name: 'Sign disposition' }).click();
   await engineer.locator('#decision-error [role="alert"]').waitFor();
   expect(await engineer.locator('#decision-error').innerText()).toMatch(/HTTP 401/);
-  await engineer.getByLabel(/re-entered to sign/).fill(people.engineer.password);
+  await engineer.getByLabel(/re-entered to sign/).fill(person('quality-engineer').password);
   await engineer.getByRole('button', { name: 'Sign disposition' }).click();
 
   const required = engineer.locator('#second-signature-required');
   await required.waitFor({ timeout: 20_000 });
-  expect(await required.innerText()).toContain(people.engineer.id);
+  expect(await required.innerText()).toContain(person('quality-engineer').id);
   expect(await required.innerText()).toMatch(/quality manager other than the first signer must countersign/);
   expect(await engineer.locator('#countersign-not-allowed').innerText()).toMatch(
     /You signed this decision: the second signature must be another quality manager/,
   );
   expect(await accessibilityViolations(engineer)).toEqual([]);
-  await engineer.context().close();
+  await engineer.close();
 
   const waiting = (await http('GET', `/v1/lots/${lotId}`)).json<LotView>();
   expect(waiting.live).toMatchObject({
@@ -337,14 +304,16 @@ test('a quality engineer signs a use-as-is in the console; a quality manager cou
     decision: { decision: 'use-as-is', reason },
   });
 
-  const manager = await signedIn(people.manager, `/ui/lots/${lotId}?site=${SITE}`);
+  const manager = await signedIn('quality-manager', `/ui/lots/${lotId}?site=${SITE}`);
   await manager.locator('#countersign-form').waitFor({ timeout: 20_000 });
-  expect(await manager.locator('#lot-signatures').innerText()).toContain(people.engineer.id);
+  expect(await manager.locator('#lot-signatures').innerText()).toContain(person('quality-engineer').id);
+  expect(await accessibilityViolations(manager)).toEqual([]);
+  await screenshot(manager, 'mrb-console');
   await manager.getByLabel('Meaning of your signature').selectOption('approval');
-  await manager.getByLabel(/re-entered to sign/).fill(people.manager.password);
+  await manager.getByLabel(/re-entered to sign/).fill(person('quality-manager').password);
   await manager.getByRole('button', { name: 'Countersign' }).click();
   await manager.getByText(/Countersigned: use-as-is/).waitFor({ timeout: 30_000 });
-  await manager.context().close();
+  await manager.close();
 
   // The case's record holds both signatures, each by its signer, with its meaning, each verifying.
   const closed = await eventually(
@@ -353,7 +322,7 @@ test('a quality engineer signs a use-as-is in the console; a quality manager cou
     (view) => view.cases[0]?.stage === 'closed',
   );
   expect(closed.cases[0]!.disposition!.signatures.map((s) => [s.signer.id, s.meaning, s.valid])).toEqual([
-    [people.engineer.id, 'responsibility', true],
-    [people.manager.id, 'approval', true],
+    [person('quality-engineer').id, 'responsibility', true],
+    [person('quality-manager').id, 'approval', true],
   ]);
 }, 90_000);

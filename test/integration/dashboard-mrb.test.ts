@@ -248,6 +248,16 @@ test('a lot is traced from the search box to its supplier lots and customers, an
   const stages = await page.locator('#recall-stages').innerText();
   for (const s of recall.stages) expect(stages).toContain(s.name);
   expect(recall.stages.map((s) => s.name)).toContain('trace');
+
+  // From a supplier's batch (two fields), forward: the lot made of it and the customers who got that lot.
+  await page.locator('#trace-by').selectOption('supplier-lot');
+  await page.locator('#trace-q').fill(SUPPLIER_LOTS[1]!.supplier);
+  await page.locator('#trace-q2').fill(SUPPLIER_LOTS[1]!.supplierBatch);
+  await page.getByRole('button', { name: 'Trace' }).click();
+  await page.locator('#trace-made-into').getByRole('link', { name: lotId }).waitFor({ timeout: 20_000 });
+  const reached = await page.locator('#trace-deliveries').innerText();
+  for (const c of CUSTOMERS) expect(reached).toContain(c.customer);
+  expect(new URL(page.url()).searchParams.get('q2')).toBe(SUPPLIER_LOTS[1]!.supplierBatch);
   await page.close();
 }, 90_000);
 

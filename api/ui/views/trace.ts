@@ -217,6 +217,9 @@ function reachedVia(l: TracedLot): string {
   return l.reachedVia.map((e) => `${e.kind} from ${nodeLabel(e.from)}`).join('; ') || '–';
 }
 
+/** A part of a genealogy node id, escaped as the genealogy spells it (infra/genealogy/genealogy-keys.ts). */
+const keyPart = (value: string): string => value.replace(/%/g, '%25').replace(/\//g, '%2F');
+
 /** A genealogy node id (lot:…, wo:…, delivery:…) as a person reads it (docs/traceability.md#node-ids). */
 function nodeLabel(node: string): string {
   const unescape = (p: string) => p.replace(/%2F/g, '/').replace(/%25/g, '%');
@@ -425,7 +428,7 @@ function drawGenealogy(
       addLink(e.from, `lot:${l.lotKey}`, e.kind);
     }
     for (const d of l.deliveries) {
-      const id = `delivery:${d.delivery}/${d.item}`;
+      const id = `delivery:${keyPart(d.delivery)}/${keyPart(d.item)}`;
       addNode(id, { name: `${d.customer}\n${d.delivery}/${d.item}`, category: 4, x: 2 * l.depth + 1, failed: 0 });
       addLink(`lot:${l.lotKey}`, id, 'delivered');
     }

@@ -295,6 +295,8 @@ test('a quality engineer signs a use-as-is in the console; a quality manager cou
   await engineer.getByRole('button', { name: 'Sign disposition' }).click();
   await engineer.locator('#decision-error [role="alert"]').waitFor();
   expect(await engineer.locator('#decision-error').innerText()).toMatch(/HTTP 401/);
+  // A refused signature password is not a signed-out session: the person and the form stay.
+  expect(await engineer.locator('#user-name').textContent()).toBe(rig.users['quality-engineer'].displayName);
   await engineer.getByLabel(/re-entered to sign/).fill(person('quality-engineer').password);
   await engineer.getByRole('button', { name: 'Sign disposition' }).click();
 

@@ -50,10 +50,6 @@ export async function lotView(ctx: ViewContext): Promise<void> {
   const body = h('div', { id: 'lot-body' });
   replace(main, h('h1', null, `Lot ${lotId}`, h('span', { class: 'tile-hint' }, ` at ${filters.site}`)), status, body);
 
-  // Object URLs of the frames shown: freed when the view is left.
-  const frames: string[] = [];
-  signal.addEventListener('abort', () => frames.splice(0).forEach((u) => URL.revokeObjectURL(u)), { once: true });
-
   const site = filters.site || undefined;
   const lotPath = `/v1/lots/${encodeURIComponent(lotId)}`;
   let drawing: AbortController | undefined;
@@ -78,7 +74,7 @@ export async function lotView(ctx: ViewContext): Promise<void> {
       summary(lot.value),
       decisionPanel(lot.value, ctx, (done) => void load(done)),
       casesPanel(lot.value),
-      defectsPanel(defects, frames, drawing.signal),
+      defectsPanel(defects, drawing.signal),
       genealogyPanel(genealogy, lotId, ctx),
     );
   };
@@ -420,13 +416,12 @@ function casesPanel(lot: LotView): HTMLElement {
   );
 }
 
-function defectsPanel(
-  result: PromiseSettledResult<LotDefectsResponse>,
-  frames: string[],
-  signal: AbortSignal,
-): HTMLElement {
+function defectsPanel(result: PromiseSettledResult<LotDefectsResponse>, signal: AbortSignal): HTMLElement {
   if (result.status === 'rejected')
     return panel('lot-defects', 'Defects', problemAlert(result.reason, 'defects-error'));
+  // Object URLs of the frames drawn: freed with the drawing (a redraw, or the view left).
+  const frames: string[] = [];
+  signal.addEventListener('abort', () => frames.splice(0).forEach((u) => URL.revokeObjectURL(u)), { once: true });
   const defects = result.value.defects;
   const shown = defects.slice(0, FRAMES_SHOWN);
   return panel(

@@ -518,7 +518,18 @@ function genealogyPanel(result: PromiseSettledResult<LotGenealogy>, lotId: strin
         columns: [
           { label: 'Lot', cell: (l) => name(l) },
           { label: 'Material', cell: (l) => l.material ?? '–' },
-          { label: 'Supplier', cell: (l) => [l.supplier, l.supplierBatch].filter(Boolean).join(' / ') || '–' },
+          {
+            label: 'Supplier',
+            // A supplier's batch traces forward on its own: which other lots it went into.
+            cell: (l) =>
+              l.supplier && l.supplierBatch
+                ? h(
+                    'a',
+                    { href: href('trace', ctx.filters, { by: 'supplier-lot', q: l.supplier, q2: l.supplierBatch }) },
+                    `${l.supplier} / ${l.supplierBatch}`,
+                  )
+                : (l.supplier ?? '–'),
+          },
           { label: 'Failed inspections', cell: (l) => l.inspections.fail, numeric: true },
         ],
       }),

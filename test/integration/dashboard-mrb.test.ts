@@ -267,6 +267,11 @@ test('an operator sees the held lot but no decision form, and the API refuses th
   expect(await page.locator('#decision-form').count()).toBe(0);
   expect(await page.locator('#decision-not-allowed').innerText()).toMatch(/Quality engineers and quality managers/);
   expect(await page.locator('[data-figure="lot-stage"]').innerText()).toBe('awaiting-disposition');
+  // The lot's genealogy on its page: its supplier batches (each a link to its own trace) and its customers.
+  const genealogy = page.locator('#lot-genealogy');
+  for (const l of SUPPLIER_LOTS)
+    await genealogy.getByRole('link', { name: `${l.supplier} / ${l.supplierBatch}` }).waitFor();
+  for (const c of CUSTOMERS) expect(await genealogy.innerText()).toContain(c.customer);
   expect(await accessibilityViolations(page)).toEqual([]);
   await page.close();
 

@@ -41,6 +41,7 @@ import metricsRoutes from './routes/metrics';
 import qualityRuleRoutes from './routes/quality-rules';
 import meRoutes from './routes/me';
 import uiRoutes from './routes/ui';
+import dashboardRoutes from './routes/dashboard';
 
 export type { ApiDeps } from './deps';
 
@@ -128,6 +129,7 @@ export async function buildApp(deps: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(qualityRuleRoutes, opts);
   await app.register(meRoutes, opts);
   await app.register(uiRoutes, opts);
+  await app.register(dashboardRoutes, { ...opts, metrics });
   const { payloadCodec } = opts.deps;
   if (payloadCodec) await app.register(codecRoutes, { deps: { ...opts.deps, payloadCodec } });
   return app;

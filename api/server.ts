@@ -9,7 +9,8 @@
  * OTLP endpoint is configured (infra/observability/tracing.ts). The audit chain's head is anchored to a file in the
  * data directory every `audit.anchorInterval` (docs/audit-trail.md#anchors).
  *
- * Env: DATABASE_URL (required), API_PORT (overrides api.port), HOLDFAST_CONFIG, HOLDFAST_DATA_DIR, TEMPORAL_*
+ * Env: DATABASE_URL (required), API_PORT (overrides api.port), HOLDFAST_DASHBOARD_HEALTH_ENDPOINTS (overrides
+ * api.dashboard.healthEndpoints), HOLDFAST_CONFIG, HOLDFAST_DATA_DIR, TEMPORAL_*
  * (infra/temporal/connection), HOLDFAST_PAYLOAD_KEYS and HOLDFAST_PAYLOAD_KEY_ID (infra/temporal/payload-codec),
  * OTEL_EXPORTER_OTLP_ENDPOINT.
  */
@@ -17,7 +18,7 @@ import { writeFile } from 'node:fs/promises';
 import type { Connection } from '@temporalio/client';
 import { auditAnchorFile, startAuditAnchoring } from '../infra/audit/audit-anchor';
 import { parseDurationMs } from '../infra/config/duration';
-import { loadConfig } from '../infra/config/load';
+import { loadConfig, withDashboardHealthEndpoints } from '../infra/config/load';
 import { migrate } from '../infra/db/migrate';
 import { createPool } from '../infra/db/pool';
 import { syncSiteShifts } from '../infra/analytics/shift-calendar';
@@ -44,7 +45,7 @@ const TEMPORAL_RETRY_MAX_MS = 30_000;
 const logger = createLogger('api');
 
 async function main(): Promise<void> {
-  const config = loadConfig();
+  const config = withDashboardHealthEndpoints(loadConfig());
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is not set (postgres://user:password@host:port/database)');
   const port = process.env.API_PORT ? Number(process.env.API_PORT) : config.api.port;

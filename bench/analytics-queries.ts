@@ -4,6 +4,8 @@
  * read from the raw inspections instead of the aggregates.
  */
 import type pg from 'pg';
+import { defectHeatmap } from '../infra/analytics/defect-heatmap';
+import { controlChart } from '../infra/quality-rules/control-chart';
 import { defectPareto, firstPassYield, lotQuality } from '../infra/analytics/metrics';
 
 export interface Window {
@@ -88,4 +90,48 @@ export async function rawFpyByLineAndShift(db: Queryable, w: Window): Promise<Fp
     units: Number(r.units),
     firstPassGood: Number(r.first_pass_good),
   }));
+}
+
+/**
+ * What the dashboard's GET /v1/metrics/defect-heatmap?by=supplier runs for the window: the defect rate of each
+ * supplier's lots per shift date, the heaviest of its keys (work orders' lots joined, suppliers looked up).
+ */
+export async function supplierHeatmap(db: Queryable, w: Window): Promise<number> {
+  const map = await defectHeatmap(db, {
+    site: w.site,
+    by: 'supplier',
+    from: w.from.toISOString(),
+    to: w.to.toISOString(),
+  });
+  return map.cells.length;
+}
+
+/** The longest range the dashboard draws a chart over (CHART_MAX_DAYS in api/schemas/dashboard.schema.ts). */
+const CHART_DAYS = 2;
+
+/**
+ * What the dashboard's GET /v1/quality-rules/{site}/{ruleId}/chart runs at its widest: a line-wide p-chart (subgroups
+ * of 50 parts, limits set) drawn again from the line's first inspections over the 2 days ending with the window.
+ */
+export async function lineChartWeek(db: Queryable, w: Window, line: string): Promise<number> {
+  const to = w.to.toISOString();
+  const from = new Date(w.to.getTime() - CHART_DAYS * 86_400_000).toISOString();
+  const chart = await controlChart(
+    db,
+    {
+      site: w.site,
+      ruleId: 'bench-p-chart',
+      version: 1,
+      line,
+      station: null,
+      definition: { kind: 'p-chart', subgroup: { parts: 50 }, runRules: [1, 2, 3, 4] },
+      limits: { centre: 0.03, baseline: { from, to, subgroups: 1, units: 50, count: 1 } },
+      active: true,
+      changedBy: 'bench',
+      reason: 'bench',
+      changedAt: from,
+    },
+    { from, to, now: to },
+  );
+  return chart.points.length;
 }

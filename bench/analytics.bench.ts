@@ -45,6 +45,8 @@ import {
   paretoByLineAndShift,
   rawFpyByLineAndShift,
   supplierByLineAndShift,
+  supplierHeatmap,
+  lineChartWeek,
   type FpyRow,
   type Window,
 } from './analytics-queries';
@@ -425,7 +427,14 @@ runBenchmark('analytics', async (bench) => {
   for (let run = 1; run <= runs; run++) {
     const figures: Record<string, number> = {};
     const random = seededRandom(seed * 65_537 + run);
-    const samples = { fpy: [] as number[], pareto: [] as number[], supplier: [] as number[], raw: [] as number[] };
+    const samples = {
+      fpy: [] as number[],
+      pareto: [] as number[],
+      supplier: [] as number[],
+      heatmap: [] as number[],
+      chart: [] as number[],
+      raw: [] as number[],
+    };
     for (let i = 0; i < queries; i++) {
       const w = windowsFrom(random);
       await timed(samples.fpy, `fpy ${w.site} ${w.from.toISOString()}`, () => fpyByLineAndShift(pool, w));
@@ -433,6 +442,10 @@ runBenchmark('analytics', async (bench) => {
       await timed(samples.supplier, `supplier ${w.site} ${w.from.toISOString()}`, () =>
         supplierByLineAndShift(pool, w),
       );
+      await timed(samples.heatmap, `heatmap ${w.site} ${w.from.toISOString()}`, () => supplierHeatmap(pool, w));
+      const lines = plant.sites.find((s) => s.id === w.site)!.lines;
+      const line = lines[i % lines.length]!.id;
+      await timed(samples.chart, `chart ${w.site}/${line} ${w.to.toISOString()}`, () => lineChartWeek(pool, w, line));
     }
     for (let i = 0; i < rawQueries; i++) {
       const w = windowsFrom(random);
@@ -569,6 +582,8 @@ runBenchmark('analytics', async (bench) => {
       fpy_p50_ms: median('fpy_p50_ms'),
       pareto_p50_ms: median('pareto_p50_ms'),
       supplier_p50_ms: median('supplier_p50_ms'),
+      heatmap_p50_ms: median('heatmap_p50_ms'),
+      chart_p50_ms: median('chart_p50_ms'),
       raw_fpy_p50_ms: median('raw_p50_ms'),
       raw_fpy_p99_ms: median('raw_p99_ms'),
       ingest_with_per_s: jsonFigure(spreads.ingest_with_per_s?.median ?? NaN, 0),
@@ -578,6 +593,8 @@ runBenchmark('analytics', async (bench) => {
       fpy_p99_ms: median('fpy_p99_ms'),
       pareto_p99_ms: median('pareto_p99_ms'),
       supplier_p99_ms: median('supplier_p99_ms'),
+      heatmap_p99_ms: median('heatmap_p99_ms'),
+      chart_p99_ms: median('chart_p99_ms'),
       ingest_ratio: jsonFigure(spreads.ingest_ratio?.median ?? NaN, 3),
       ...(profile ? { profile: profiles } : {}),
       peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),

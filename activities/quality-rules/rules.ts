@@ -375,9 +375,12 @@ export function standardise(
   return { ...g, x, centre, sigma, lcl, ucl: kind === 'p-chart' ? Math.min(1, ucl) : ucl, z };
 }
 
+/** What a part adds to its subgroup's count: 1 when nonconforming (p-chart), its defects (u-chart). */
+const chartCount = (def: ChartDefinition, p: PartPoint): number =>
+  def.kind === 'p-chart' ? (p.nonconforming ? 1 : 0) : Object.values(p.defects).reduce((a, b) => a + b, 0);
+
 function chart(def: ChartDefinition, limits: ChartLimits | null, s: RuleState, p: PartPoint): Tripped | undefined {
-  const count =
-    def.kind === 'p-chart' ? (p.nonconforming ? 1 : 0) : Object.values(p.defects).reduce((a, b) => a + b, 0);
+  const count = chartCount(def, p);
   const ms = Date.parse(p.at);
   const open = s.open ?? null;
   let closed: OpenSubgroup | null = null;
@@ -506,8 +509,7 @@ export function baselineLimits(
   type Open = { bucket: number | null; n: number; count: number };
   const cur: { open: Open | null } = { open: null };
   for (const p of points) {
-    const count =
-      def.kind === 'p-chart' ? (p.nonconforming ? 1 : 0) : Object.values(p.defects).reduce((a, b) => a + b, 0);
+    const count = chartCount(def, p);
     const open = cur.open;
     if ('parts' in def.subgroup) {
       const next = open ? { ...open, n: open.n + 1, count: open.count + count } : { bucket: null, n: 1, count };
@@ -534,4 +536,79 @@ export function baselineLimits(
   if (units === 0) return undefined;
   const count = groups.reduce((a, g) => a + g.count, 0);
   return { centre: count / units, baseline: { ...period, subgroups: groups.length, units, count } };
+}
+
+/** A chart's subgroup for display: standardised when the chart has limits, else only its size and statistic. */
+export type ChartSubgroup = Omit<SubgroupPoint, 'centre' | 'sigma' | 'lcl' | 'ucl' | 'z'> &
+  Partial<Pick<SubgroupPoint, 'centre' | 'sigma' | 'lcl' | 'ucl' | 'z'>>;
+
+/**
+ * The closed subgroups of a chart over parts in inspection-time order, as the dashboard draws it
+ * (docs/dashboard.md#control-charts; infra/quality-rules/control-chart.ts forms the same subgroups in SQL, and the tests
+ * hold it to this): the subgrouping and the standardisation the evaluator uses (`chart`, `standardise`). A time subgroup is its UTC bucket
+ * (complete when a later part arrived, or when its end is not after `until`); a parts subgroup closes at each nth part,
+ * counted from the first part, or afresh from any part in `starts` (the first parts of subgroups the evaluator closed,
+ * so the drawing keeps its boundaries); parts before such a restart that did not fill a subgroup are left out.
+ */
+export function chartSubgroups(
+  def: ChartDefinition,
+  limits: ChartLimits | null,
+  points: readonly PartPoint[],
+  opts: { starts?: ReadonlySet<string>; until?: string } = {},
+): ChartSubgroup[] {
+  const out: ChartSubgroup[] = [];
+  const cur: { open: OpenSubgroup | null } = { open: null };
+  const close = (g: OpenSubgroup) => {
+    const { bucket: _bucket, ...rest } = g;
+    const x = rest.count / rest.n;
+    out.push(limits ? standardise(def.kind, limits, rest) : { ...rest, x });
+  };
+  for (const p of points) {
+    const count = chartCount(def, p);
+    const fresh = (bucket: number | null): OpenSubgroup => ({
+      key: bucket === null ? p.id : new Date(bucket).toISOString(),
+      bucket,
+      firstId: p.id,
+      lastId: p.id,
+      from: p.at,
+      to: p.at,
+      n: 1,
+      count,
+      ...where(p),
+    });
+    const open = cur.open;
+    const add = (g: OpenSubgroup): OpenSubgroup => ({
+      ...g,
+      lastId: p.id,
+      to: p.at,
+      n: g.n + 1,
+      count: g.count + count,
+      ...where(p),
+    });
+    if ('parts' in def.subgroup) {
+      const next = open === null || opts.starts?.has(p.id) ? fresh(null) : add(open);
+      if (next.n >= def.subgroup.parts) {
+        close(next);
+        cur.open = null;
+      } else cur.open = next;
+    } else {
+      const size = def.subgroup.seconds * 1000;
+      const bucket = Math.floor(Date.parse(p.at) / size) * size;
+      if (open !== null && open.bucket === bucket) cur.open = add(open);
+      else {
+        if (open !== null) close(open);
+        cur.open = fresh(bucket);
+      }
+    }
+  }
+  const last = cur.open;
+  if (
+    last !== null &&
+    'seconds' in def.subgroup &&
+    opts.until !== undefined &&
+    (last.bucket ?? 0) + def.subgroup.seconds * 1000 <= Date.parse(opts.until)
+  ) {
+    close(last);
+  }
+  return out;
 }

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { Identifier } from '../../infra/ingest/inspection.schema';
+import { Instant, fromNotAfterTo } from './recall.schema';
 
 export const DashboardSiteQuerySchema = z.strictObject({
   site: Identifier,
@@ -121,12 +122,16 @@ export type LiveEvent =
         inspectedAt: string;
       }>;
     }
-  | { type: 'lot-case'; site: string; lotId: string; stage: string };
+  | { type: 'lot-case'; site: string; line: string; lotId: string; stage: string };
 
 /** `GET /v1/lots/{lotId}/defects?site=`: the lot's failed inspections for the MRB console. */
+export const LOT_DEFECTS_LIMIT = 200;
 export const LotDefectsResponseSchema = z.object({
   site: z.string(),
   lotId: z.string(),
+  /** The lot's failed production inspections in all; `defects` holds the newest `limit` of them. */
+  total: z.number().int(),
+  limit: z.number().int(),
   defects: z.array(
     z.object({
       eventId: z.string(),
@@ -144,14 +149,32 @@ export const LotDefectsResponseSchema = z.object({
 });
 export type LotDefectsResponse = z.infer<typeof LotDefectsResponseSchema>;
 
+/** The longest range one chart covers: a p- or u-chart is drawn again from the parts in it. */
+export const CHART_MAX_DAYS = 2;
+
+export const ControlChartQuerySchema = z
+  .strictObject({
+    from: Instant.optional().describe('default: 24 hours before `to`'),
+    to: Instant.optional().describe('default: now'),
+  })
+  .superRefine(fromNotAfterTo);
+
 /** `GET /v1/quality-rules/{site}/{ruleId}/chart?from=&to=`: a control chart's points, limits and trips. */
 export const ControlChartResponseSchema = z.object({
   site: z.string(),
   ruleId: z.string(),
+  /** The rule's current version: its definition and limits draw the chart. */
+  version: z.number().int(),
+  kind: z.string(),
+  line: z.string(),
+  station: z.string().nullable(),
+  from: z.string(),
+  to: z.string(),
   title: z.string(),
   /** What each point is (p, np, u, c, count per window, …), as the rule defines it. */
   statistic: z.string(),
   centre: z.number().nullable(),
+  /** The chart's limits where they are the same for every point (subgroups of a fixed size, a threshold); else null. */
   upperLimit: z.number().nullable(),
   lowerLimit: z.number().nullable(),
   points: z.array(
@@ -160,7 +183,14 @@ export const ControlChartResponseSchema = z.object({
       value: z.number(),
       /** The subgroup size behind the point (inspections), when the statistic has one. */
       n: z.number().int().nullable(),
-      /** The rule tests this point tripped (e.g. `beyond-limits`, `run-of-8`), empty when none. */
+      /** This point's own 3σ limits and standardised value (p- and u-charts with limits: they vary with n). */
+      upperLimit: z.number().nullable(),
+      lowerLimit: z.number().nullable(),
+      z: z.number().nullable(),
+      /**
+       * The rule tests this point tripped, empty when none: the run rules `beyond-3-sigma`, `2-of-3-beyond-2-sigma`,
+       * `4-of-5-beyond-1-sigma`, `run-of-8` on p- and u-charts; the rule's kind on an hourly chart of another rule.
+       */
       tripped: z.array(z.string()),
       /** The escalation it raised, to link to. */
       escalationId: z.string().nullable(),
@@ -174,11 +204,32 @@ export type ControlChartResponse = z.infer<typeof ControlChartResponseSchema>;
  * per key and shift date, from the aggregates kept at ingest.
  */
 export const HEATMAP_DIMENSIONS = ['product', 'line', 'shift', 'component-lot', 'supplier'] as const;
+/** The longest range one heat map covers: the analytics benchmark's 30-day window, and a day to spare. */
+export const HEATMAP_MAX_DAYS = 31;
+
+export const DefectHeatmapQuerySchema = z
+  .strictObject({
+    site: Identifier,
+    by: z.enum(HEATMAP_DIMENSIONS),
+    line: Identifier.optional(),
+    from: Instant.optional().describe('hours starting at or after this instant; default: 30 days before `to`'),
+    to: Instant.optional().describe('hours starting before this instant; default: now'),
+  })
+  .superRefine(fromNotAfterTo);
+
 export const DefectHeatmapResponseSchema = z.object({
   site: z.string(),
   by: z.enum(HEATMAP_DIMENSIONS),
+  line: z.string().nullable(),
+  /** The range read: hours starting in [from, to). */
+  from: z.string(),
+  to: z.string(),
+  /** Shift dates with any cell, ascending. */
   days: z.array(z.string()),
+  /** The keys shown, most units first: at most `keyLimit` of the `totalKeys` with units in the range. */
   keys: z.array(z.string()),
+  keyLimit: z.number().int(),
+  totalKeys: z.number().int(),
   cells: z.array(
     z.object({
       key: z.string(),

@@ -46,7 +46,8 @@ function filtersOf(params: URLSearchParams, me: MeResponse): Filters {
 function navigate(url: string, replaceState = false): void {
   if (replaceState) history.replaceState(null, '', url);
   else history.pushState(null, '', url);
-  void render();
+  // A new view is announced as a new page would be: focus moves to its content, and Tab goes on from there.
+  void render().then(() => document.getElementById('main')?.focus({ preventScroll: true }));
 }
 
 async function render(): Promise<void> {

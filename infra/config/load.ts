@@ -75,3 +75,29 @@ export function sitePolicy(config: HoldfastConfig, site: SiteConfig): SitePolicy
     presets: config.activityPresets,
   };
 }
+
+/**
+ * How `npm start` tells the API where the processes it started answer GET /health (infra/local/start.ts): JSON in
+ * the form of `api.dashboard.healthEndpoints`, which it replaces when set.
+ */
+export const DASHBOARD_HEALTH_ENDPOINTS_ENV = 'HOLDFAST_DASHBOARD_HEALTH_ENDPOINTS';
+
+/** The config with `api.dashboard.healthEndpoints` from the environment, when set there; a bad value is a ConfigError. */
+export function withDashboardHealthEndpoints(
+  config: HoldfastConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): HoldfastConfig {
+  const raw = env[DASHBOARD_HEALTH_ENDPOINTS_ENV];
+  if (raw === undefined || raw === '') return config;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    throw new ConfigError(`${DASHBOARD_HEALTH_ENDPOINTS_ENV} is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = HoldfastConfig.shape.api.unwrap().shape.dashboard.unwrap().shape.healthEndpoints.safeParse(value);
+  if (!parsed.success) {
+    throw new ConfigError(`${DASHBOARD_HEALTH_ENDPOINTS_ENV} is invalid:\n${formatIssues(parsed.error)}`);
+  }
+  return { ...config, api: { ...config.api, dashboard: { ...config.api.dashboard, healthEndpoints: parsed.data } } };
+}

@@ -469,6 +469,19 @@ const Site = z.strictObject({
   erpFeed: ErpFeed.optional(),
 });
 
+/** An http or https origin, written as the URL standard serialises it (no path, query, user or fragment). */
+const ImageOrigin = z
+  .string()
+  .refine(
+    (v) => {
+      if (!URL.canParse(v)) return false;
+      const u = new URL(v);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === v.replace(/\/$/, '');
+    },
+    { message: 'must be an http or https origin (scheme://host[:port]) without path, query or credentials' },
+  )
+  .transform((v) => new URL(v).origin);
+
 export const HoldfastConfig = z
   .strictObject({
     temporal: Temporal.prefault({}),
@@ -508,6 +521,16 @@ export const HoldfastConfig = z
          */
         codecAccess: z.enum(['signed-in', 'local-ui']).default('signed-in'),
         bodyLimitBytes: z.number().int().positive().default(1_048_576),
+        dashboard: z
+          .strictObject({
+            /**
+             * Origins (scheme, host, port: `http://camera-store.plant1:8080`) whose frame images the API may fetch and
+             * serve to signed-in readers (GET /v1/defects/{id}/image, docs/dashboard.md#mrb-console-data). Exact
+             * origin match, http and https only. Default: none, so the API fetches nothing a frame's imageRef names.
+             */
+            imageOrigins: z.array(ImageOrigin).default([]),
+          })
+          .prefault({}),
         maxBatch: z.number().int().positive().default(500),
         /**
          * Requests per caller per window (OWASP API4): a person by their id, a machine by its key, anyone else by
@@ -526,6 +549,25 @@ export const HoldfastConfig = z
                 timeWindow: Duration.default('1m'),
               })
               .prefault({}),
+          })
+          .prefault({}),
+        /** The dashboard's own reads (docs/dashboard.md#now). */
+        dashboard: z
+          .strictObject({
+            /**
+             * Other processes' GET /health, probed for the dashboard's connector tiles (at most 500 ms each, answers
+             * kept 5 s). `name` is the tile (MES, ERP, PLC, MQTT broker); `check` the entry of the answer's `checks`
+             * that decides it (e.g. `connector:mes-sim`), else the answer's status. `npm start` fills it for the
+             * processes it starts (HOLDFAST_DASHBOARD_HEALTH_ENDPOINTS); a tile with no endpoint shows unknown.
+             */
+            healthEndpoints: z
+              .array(z.strictObject({ name: z.string().min(1), url: z.url(), check: z.string().min(1).optional() }))
+              .default([]),
+            /**
+             * How long one GET /v1/live stream stays open: then it ends and the page opens another, with the token it
+             * holds then (a stream never outlives its credentials by more than this).
+             */
+            liveMaxDuration: Duration.default('15m'),
           })
           .prefault({}),
       })

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { configPath, loadConfig } from '../config/load';
+import { configPath, DASHBOARD_HEALTH_ENDPOINTS_ENV, loadConfig } from '../config/load';
 import type { HoldfastConfig } from '../config/schema';
 import { parseConnectorSettings } from '../connectors/define';
 import { embeddedBrokerTls, MqttConnectorConfig } from '../connectors/mqtt/mqtt.connector';
@@ -135,7 +135,12 @@ export function defaultLocalProcesses(config: HoldfastConfig, at: Partial<LocalP
       name: 'api',
       entry: 'api/server.ts',
       readiness: { kind: 'http', url: `${apiBase}/health` },
-      env: { API_PORT: String(config.api.port) },
+      env: {
+        API_PORT: String(config.api.port),
+        [DASHBOARD_HEALTH_ENDPOINTS_ENV]: JSON.stringify(
+          dashboardHealthEndpoints(config, `http://${workerEndpoints.host}:${workerEndpoints.port}`, inferenceBase),
+        ),
+      },
       url: apiBase,
       metricsUrls: [`${apiBase}/metrics`],
     },
@@ -163,6 +168,27 @@ export function defaultLocalProcesses(config: HoldfastConfig, at: Partial<LocalP
       url: `http://127.0.0.1:${ports.cameraSim}/truth`,
       metricsUrls: [`http://127.0.0.1:${ports.cameraSim}/metrics`],
     },
+  ];
+}
+
+/**
+ * The dashboard's connector tiles (api.dashboard.healthEndpoints) for the processes `npm start` runs: MES and ERP
+ * from the worker's /health (its connector checks, `connector:<name>`), the PLC (reject station) and MQTT broker from
+ * the inference worker's.
+ */
+export function dashboardHealthEndpoints(
+  config: HoldfastConfig,
+  workerBase: string,
+  inferenceBase: string,
+): { name: string; url: string; check: string }[] {
+  const distinct = (names: string[]) => [...new Set(names)];
+  const tiles = (tile: string, connectors: string[], url: string) =>
+    connectors.map((c) => ({ name: tile, url, check: `connector:${c}` }));
+  return [
+    ...tiles('MES', distinct(config.sites.map((s) => s.mes)), `${workerBase}/health`),
+    ...tiles('ERP', distinct(config.sites.map((s) => s.erp)), `${workerBase}/health`),
+    { name: 'PLC', url: `${inferenceBase}/health`, check: 'reject-station' },
+    { name: 'MQTT broker', url: `${inferenceBase}/health`, check: 'mqtt' },
   ];
 }
 

@@ -146,7 +146,7 @@ interface InspectionFeedRow {
  * (docs/analytics.md#shared-definitions), else, for a row stored without one, no earlier production inspection of the
  * part at the station. `i` is the inspection's alias.
  */
-const FIRST_INSPECTION = `(i.mode = 'production' AND COALESCE(i.inspection_kind,
+export const FIRST_INSPECTION = `(i.mode = 'production' AND COALESCE(i.inspection_kind,
     CASE WHEN EXISTS (SELECT 1 FROM holdfast.inspection e
                        WHERE e.site = i.site AND e.part_id = i.part_id AND e.station = i.station
                          AND e.mode = 'production' AND (e.inspected_at, e.event_id) < (i.inspected_at, i.event_id))

@@ -120,8 +120,24 @@ export interface ChangeoverView {
   status?: ChangeoverStatus;
 }
 
+/** A changeover running now, as Temporal's visibility lists it. */
+export interface RunningChangeover {
+  workflowId: string;
+  runId: string;
+  line: string;
+  workOrder: string;
+  /** The stage it last recorded (the ChangeoverState search attribute). */
+  stage: string;
+  startedAt: string;
+}
+
 /** What the API and the MES intake do with changeovers. */
 export interface ChangeoverControl extends ChangeoverTrigger {
+  /**
+   * The changeovers running at a site (or line), at most 100, oldest first, within `timeoutMs`. Absent: this control
+   * lists none (the dashboard then shows what PostgreSQL knows).
+   */
+  running?(site: string, line: string | undefined, timeoutMs: number): Promise<RunningChangeover[]>;
   start(request: ChangeoverRequest): Promise<ChangeoverStart>;
   /** Undefined: no changeover of this line and order. */
   view(site: string, line: string, workOrder: string): Promise<ChangeoverView | undefined>;
@@ -187,6 +203,32 @@ export function createTemporalChangeoverControl(
 
   return {
     start,
+
+    async running(site, line, timeoutMs) {
+      const query = [
+        `WorkflowType = ${visibilityLiteral(CHANGEOVER_WORKFLOW_TYPE)}`,
+        `ExecutionStatus = 'Running'`,
+        `${SearchAttributes.site.name} = ${visibilityLiteral(site)}`,
+        ...(line !== undefined ? [`${SearchAttributes.line.name} = ${visibilityLiteral(line)}`] : []),
+      ].join(' AND ');
+      const found = await within(timeoutMs, async () => {
+        const listed: RunningChangeover[] = [];
+        for await (const wf of client.workflow.list({ query, pageSize: 100 })) {
+          const attrs = wf.typedSearchAttributes;
+          listed.push({
+            workflowId: wf.workflowId,
+            runId: wf.runId,
+            line: attrs.get(SearchAttributes.line) ?? '',
+            workOrder: attrs.get(SearchAttributes.workOrder)?.[0] ?? '',
+            stage: attrs.get(SearchAttributes.changeoverState) ?? 'running',
+            startedAt: wf.startTime.toISOString(),
+          });
+          if (listed.length >= 100) break;
+        }
+        return listed;
+      });
+      return found.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.workflowId.localeCompare(b.workflowId));
+    },
 
     async orderStarted(event: JobOrderEvent) {
       const site = config.sites.find((s) => s.id === event.site);
@@ -283,6 +325,11 @@ export function createDeferredChangeoverControl(): {
       start: async (request) => target().start(request),
       orderStarted: async (event) => target().orderStarted(event),
       view: async (site, line, workOrder) => target().view(site, line, workOrder),
+      running: async (site, line, timeoutMs) => {
+        const real = target();
+        if (!real.running) throw new TemporalUnavailableError('this control lists no changeovers');
+        return real.running(site, line, timeoutMs);
+      },
       approveFirstArticle: async (site, line, workOrder, approval) =>
         target().approveFirstArticle(site, line, workOrder, approval),
       cancel: async (site, line, workOrder) => target().cancel(site, line, workOrder),
@@ -291,4 +338,10 @@ export function createDeferredChangeoverControl(): {
       real = control;
     },
   };
+}
+
+/** A string literal of Temporal's visibility query language; configured names never need escaping, so none is done. */
+function visibilityLiteral(value: string): string {
+  if (/['"\\]/.test(value)) throw new Error(`not usable in a visibility query: ${JSON.stringify(value)}`);
+  return `'${value}'`;
 }

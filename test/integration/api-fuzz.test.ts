@@ -116,6 +116,8 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   'POST /v1/inspections': () => ({ body: failedInspection(LOT, { result: 'pass', defects: [] }) }),
   'GET /v1/defects/:id': () => ({ params: { id: `cam-${run}` } }),
   'GET /v1/lots/:lotId': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1' } }),
+  'GET /v1/lots/:lotId/defects': () => ({ params: { lotId: LOT }, query: { site: 'PLANT1' } }),
+  'GET /v1/defects/:id/image': () => ({ params: { id: `cam-${run}` } }),
   'POST /v1/lots/:lotId/disposition': () => ({
     params: { lotId: LOT },
     headers: { 'idempotency-key': `${run}-${randomUUID()}` },
@@ -177,6 +179,15 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
       toShiftDate: '2026-01-31',
     },
   }),
+  'GET /v1/metrics/defect-heatmap': () => ({
+    query: {
+      site: 'PLANT1',
+      by: 'component-lot',
+      line: 'L1',
+      from: '2026-01-01T00:00:00Z',
+      to: '2026-01-31T00:00:00Z',
+    },
+  }),
   'POST /v1/lines/:site/:line/changeover': () => ({
     params: { site: 'PLANT1', line: 'L1' },
     headers: { 'idempotency-key': `${run}-${randomUUID()}` },
@@ -226,6 +237,10 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   'POST /v1/quality-rules/:site/:ruleId/limits': () => ({
     params: { site: 'PLANT1', ruleId: `${run}-fuzz` },
     body: { from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z', reason: 'baseline January' },
+  }),
+  'GET /v1/quality-rules/:site/:ruleId/chart': () => ({
+    params: { site: 'PLANT1', ruleId: `${run}-fuzz` },
+    query: { from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z' },
   }),
   'GET /v1/quality-escalations': () => ({ query: { site: 'PLANT1', state: 'held', limit: '10' } }),
   'POST /v1/quality-escalations/:id/release': () => ({
@@ -300,6 +315,10 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
       acknowledgedAt: '2026-12-06T10:00:00Z',
     },
   }),
+  'GET /v1/dashboard/now': () => ({ query: { site: 'PLANT1', line: 'L1' } }),
+  // A site the configuration does not have: 404 before the stream opens. A stream of a real site would never end,
+  // and inject waits for the end (test/integration/dashboard-now.test.ts reads the stream itself).
+  'GET /v1/live': () => ({ query: { site: `NOSITE-${run}`, line: 'L1' } }),
   'POST /codec/encode': () => ({
     headers: { 'x-namespace': 'default' },
     body: { payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: 'e30=' }] },

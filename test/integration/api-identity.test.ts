@@ -186,6 +186,10 @@ describe('role × route', () => {
     metricsFpy: { method: 'GET', url: '/v1/metrics/fpy?site=PLANT1&line=L1&groupBy=station,shift&bucket=day' },
     metricsDefects: { method: 'GET', url: '/v1/metrics/defects?site=PLANT1&groupBy=line&bucket=shift' },
     metricsLotQuality: { method: 'GET', url: '/v1/metrics/lot-quality?site=PLANT1&by=supplier' },
+    metricsHeatmap: { method: 'GET', url: '/v1/metrics/defect-heatmap?site=PLANT1&by=line' },
+    lotDefects: { method: 'GET', url: `${lot}/defects` },
+    defectImage: { method: 'GET', url: `/v1/defects/${run}-1/image` },
+    qualityRuleChart: { method: 'GET', url: `/v1/quality-rules/PLANT1/${run}-R/chart` },
     adviceAccept: {
       method: 'POST',
       url: `/v1/lines/PLANT1/L1/advice/00000000-0000-4000-8000-000000000000/accept`,
@@ -234,6 +238,9 @@ describe('role × route', () => {
     },
     scarAccept: { method: 'POST', url: '/v1/scars/999999999/accept', payload: () => ({ reason: 'r', signature }) },
     scarReject: { method: 'POST', url: '/v1/scars/999999999/reject', payload: () => ({ reason: 'r', signature }) },
+    dashboardNow: { method: 'GET', url: '/v1/dashboard/now?site=PLANT1' },
+    // Server-sent events: read as a stream (inject would wait for an end that never comes).
+    live: { method: 'GET', url: '/v1/live?site=PLANT1&line=L1', stream: true },
     health: { method: 'GET', url: '/health' },
     metrics: { method: 'GET', url: '/metrics' },
     docs: { method: 'GET', url: '/docs/json' },
@@ -266,6 +273,18 @@ describe('role × route', () => {
   const feedReaders = { erpFeed: 'through', costOfQuality: 200 } as const;
   /** First-pass yield, the defect Pareto and lot quality: every reader of the site. */
   const metricsReaders = { metricsFpy: 200, metricsDefects: 200, metricsLotQuality: 200 } as const;
+  /** The dashboard's Now view and live updates: every reader of the site. */
+  const dashboardReaders = { dashboardNow: 200, live: 200 } as const;
+  /**
+   * The dashboard's own reads: every reader of the site. The seeded inspection has no image (404 past access); the
+   * rule exists once a quality engineer has stored it (404 before).
+   */
+  const dashboardReaders = {
+    metricsHeatmap: 200,
+    lotDefects: 200,
+    defectImage: 'through',
+    qualityRuleChart: 'through',
+  } as const;
   /**
    * A changeover's status, the line's defect rates, its scheduling advice, the quality rules and escalations: every
    * reader of the line's site (this app has no changeover control: 503 past access).
@@ -321,6 +340,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...metricsReaders,
+        ...dashboardReaders,
         ...changeoverReaders,
         ...feedReaders,
         changeoverCancel: 'through',
@@ -339,6 +359,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...metricsReaders,
+        ...dashboardReaders,
         verdicts: 200,
         disposition: 'through',
         retry: 'through',
@@ -361,6 +382,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...metricsReaders,
+        ...dashboardReaders,
         verdicts: 200,
         disposition: 'through',
         countersign: 'through',
@@ -386,6 +408,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...metricsReaders,
+        ...dashboardReaders,
         retry: 'through',
         ...changeoverReaders,
         ...feedReaders,
@@ -404,6 +427,7 @@ describe('role × route', () => {
         ...traced,
         ...records,
         ...metricsReaders,
+        ...dashboardReaders,
         audit: 200,
         ...changeoverReaders,
         ...feedReaders,
@@ -416,6 +440,7 @@ describe('role × route', () => {
       () => asAdmin(),
       {
         ...row(200),
+        ...dashboardReaders,
         ingest: 202,
         disposition: 'through',
         countersign: 'through',
@@ -462,7 +487,13 @@ describe('role × route', () => {
             : {}),
         },
         ...('payload' in route ? { payload: route.payload() } : {}),
+        ...('stream' in route ? { payloadAsStream: true } : {}),
       });
+      if ('stream' in route) {
+        // An open stream is left to the app's close (it ends every stream); a refusal is read whole.
+        if (res.statusCode === 200) expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+        else res.body = (await res.stream().toArray()).join('');
+      }
       if (status === 'through') expect([name, through(res)]).toEqual([name, true]);
       else expect([name, res.statusCode]).toEqual([name, status]);
       // A refused password is the token endpoint's own answer, not a challenge for credentials.

@@ -25,11 +25,22 @@ afterAll(async () => {
   await rig?.close();
 });
 
+/** Records policy refusals, script errors and failed requests, but for the refused sign-in the first test asks for. */
 function watchConsole(page: Page): Page {
   page.on('console', (message) => {
-    if (message.type() === 'error') consoleProblems.push(message.text());
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
+      consoleProblems.push(message.text());
+    }
   });
   page.on('pageerror', (error) => consoleProblems.push(error.message));
+  page.on('requestfailed', (request) => {
+    // Reads cancelled by leaving a view are the page's own doing.
+    if (request.failure()?.errorText !== 'net::ERR_ABORTED') consoleProblems.push(`${request.url()} failed`);
+  });
+  page.on('response', (response) => {
+    const refusedSignIn = response.status() === 401 && response.url().endsWith('/v1/auth/token');
+    if (response.status() >= 400 && !refusedSignIn) consoleProblems.push(`${response.url()}: ${response.status()}`);
+  });
   return page;
 }
 
@@ -151,7 +162,7 @@ test("Now shows the API's and PostgreSQL's figures, and a posted defect appears 
 }, 90_000);
 
 test('filters live in the URL: a shared link opens the same view, and the form rewrites it', async () => {
-  const page = await rig.signedInPage('quality-engineer');
+  const page = watchConsole(await rig.signedInPage('quality-engineer'));
   await page.goto(`${rig.baseUrl}/ui/now?site=PLANT1&line=L1&from=2026-01-01&to=2026-01-31`);
   await page.locator('[data-figure="open-lot-cases"]').waitFor();
   await expect(page.getByLabel('Line').inputValue()).resolves.toBe('L1');
@@ -162,14 +173,17 @@ test('filters live in the URL: a shared link opens the same view, and the form r
   const url = new URL(page.url());
   expect(url.searchParams.get('from')).toBe('2026-01-01');
   expect(url.searchParams.get('site')).toBe('PLANT1');
-  // Keyboard: the skip link is the first stop and moves focus to the content.
+  // After a view change focus is on the content, as after a page load; on a fresh load the skip link is the first stop.
+  await expect(page.evaluate('document.activeElement.id')).resolves.toBe('main');
+  await page.reload();
+  await page.locator('[data-figure="open-lot-cases"]').waitFor();
   await page.keyboard.press('Tab');
   await expect(page.evaluate('document.activeElement.className')).resolves.toBe('skip-link');
   await page.close();
 }, 60_000);
 
 test('on a tablet at the line the page reflows without sideways scrolling', async () => {
-  const page = await rig.signedInPage('operator', { width: 820, height: 1180 });
+  const page = watchConsole(await rig.signedInPage('operator', { width: 820, height: 1180 }));
   await page.goto(`${rig.baseUrl}/ui/now?site=PLANT1`);
   await page.locator('[data-figure="open-lot-cases"]').waitFor();
   const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');

@@ -8,11 +8,10 @@
  * (one hold and one notification per lot, one item, quality event and 344 posting per failed part), read back from
  * the simulators over their own HTTP APIs.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Pool } from 'pg';
-import { parseDocument } from 'yaml';
 import { loadConfig } from '../../infra/config/load';
 import type { HoldfastConfig } from '../../infra/config/schema';
 import { loadNodeOpcua } from '../../infra/connectors/opcua/node-opcua.driver';
@@ -22,15 +21,14 @@ import {
   type StationAddress,
 } from '../../infra/connectors/opcua/reject-station.address';
 import { createPool } from '../../infra/db/pool';
-import { findFreePort } from '../../infra/local/managed-process';
-import { startLocalStack, type LocalPorts, type LocalStack } from '../../infra/local/start';
+import { startLocalStack, type LocalStack } from '../../infra/local/start';
+import { type StackPorts, stackEnv, writeStackConfig } from '../support/local-stack';
 import { cameraStationsFor } from '../../infra/simulators/camera/camera.plan';
 import { DEMO_LOTS } from '../../infra/simulators/demo-plant';
 import { QUALITY_NOTIFICATION_SERVICE, SAP_SERVICES } from '../../infra/vendor-apis/sap-s4/metadata';
 import type { LotCaseState } from '../../workflows/contracts';
 import { eventually } from '../support/eventually';
 import { getJson, sapStock } from '../support/plant';
-import { readTestEnv } from '../support/test-env';
 import { isRunning } from '../support/process-alive';
 import { loadOrCreateSigningKey } from '../../infra/identity/signing-key';
 import { asAdmin } from '../support/identity';
@@ -97,7 +95,7 @@ let work: string;
 let stack: LocalStack | undefined;
 let pool: Pool | undefined;
 let config: HoldfastConfig;
-let ports: LocalPorts & { api: number; inferenceHttp: number };
+let ports: StackPorts;
 const logTail: string[] = [];
 const restartLines: string[] = [];
 let camerasDone = false;
@@ -109,49 +107,9 @@ const log = (line: string) => {
 };
 const startedAt = Date.now();
 
-/** temporal.yaml with every port this stack binds moved to a free one. */
-async function writeConfig(dir: string): Promise<string> {
-  const free = async () => findFreePort();
-  ports = {
-    postgres: await free(),
-    sapSim: await free(),
-    mesSim: await free(),
-    linePlc: await free(),
-    // Bound by the simulator itself (0: any free port); nothing here reads it.
-    linePlcMetrics: 0,
-    cameraSim: await free(),
-    api: await free(),
-    inferenceHttp: await free(),
-  };
-  const doc = parseDocument(readFileSync(join(ROOT, 'temporal.yaml'), 'utf8'));
-  doc.setIn(['temporal', 'devServer', 'port'], await free());
-  doc.setIn(['temporal', 'devServer', 'uiPort'], await free());
-  doc.setIn(['api', 'port'], ports.api);
-  // Bound by the worker itself on any free port (0): a port picked here could be taken before a restarted worker binds.
-  doc.setIn(['observability', 'worker', 'port'], 0);
-  doc.setIn(['observability', 'worker', 'temporalSdkPort'], 0);
-  doc.setIn(['connectors', 'line-mqtt', 'embeddedPort'], await free());
-  doc.setIn(['connectors', 'line-plc', 'endpointUrl'], `opc.tcp://127.0.0.1:${ports.linePlc}`);
-  doc.setIn(['vision', 'http', 'port'], ports.inferenceHttp);
-  doc.setIn(['connectors', 'mes-sim', 'baseUrl'], `http://127.0.0.1:${ports.mesSim}`);
-  doc.setIn(['connectors', 'sap-sim', 'baseUrl'], `http://127.0.0.1:${ports.sapSim}`);
-  const file = join(dir, 'temporal.yaml');
-  writeFileSync(file, doc.toString());
-  return file;
-}
-
-/** This process's environment without anything that would point the stack at another PostgreSQL, Temporal or broker. */
-function stackEnv(configFile: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (/^(DATABASE_URL|TEMPORAL_|MQTT_URL|SAP_|HOLDFAST_DATA_DIR|CAMERA_SIM_|LINE_PLC_|API_PORT)/.test(name)) {
-      delete env[name];
-    }
-  }
-  return {
-    ...env,
-    HOLDFAST_CONFIG: configFile,
-    HOLDFAST_TEMPORAL_CLI: readTestEnv().temporalCliPath,
+/** The stack's environment: the cameras' plan for this test, and the HMI's certificates trusted by the PLC. */
+function launcherEnv(configFile: string): NodeJS.ProcessEnv {
+  return stackEnv(configFile, {
     CAMERA_SIM_RATE: String(CAMERA_RATE),
     CAMERA_SIM_FRAMES: String(FRAMES_PER_STATION),
     // Twice the default: about 1.6 reject signals a second, so the few seconds without a worker always see some.
@@ -159,7 +117,7 @@ function stackEnv(configFile: string): NodeJS.ProcessEnv {
     CAMERA_SIM_SEED: '7',
     // The monitor below reads RejectCount as an HMI would: the simulated PLC trusts its certificate.
     LINE_PLC_TRUSTED_CLIENT_PKI_DIRS: join(work, 'monitor-pki'),
-  };
+  });
 }
 
 function failWithLogs(err: unknown): never {
@@ -173,13 +131,15 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'holdfast-launcher-'));
   // PostgreSQL runs as the postgres OS user when we are root: it must be able to enter this directory.
   chmodSync(work, 0o755);
-  const configFile = await writeConfig(work);
+  const written = await writeStackConfig(work);
+  ports = written.ports;
+  const configFile = written.file;
   config = loadConfig(configFile);
   // The processes' token key, made first so that the poster can sign an admin's token the API trusts.
   admin = await asAdmin(await loadOrCreateSigningKey(join(work, 'data', 'identity', 'signing-key.json')));
   stack = await startLocalStack({
     config,
-    env: stackEnv(configFile),
+    env: launcherEnv(configFile),
     dataDir: join(work, 'data'),
     ports,
     log,

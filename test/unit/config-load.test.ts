@@ -222,6 +222,30 @@ describe('temporal.yaml loading', () => {
   });
 });
 
+describe('api.dashboard.imageOrigins', () => {
+  const withOrigins = (list: string) =>
+    withLine('  codecAccess: local-ui\n', `  codecAccess: local-ui\n  dashboard:\n    imageOrigins: ${list}\n`);
+
+  it('is empty by default: the API fetches no frame image', () => {
+    expect(parseConfig(repoYaml).api.dashboard.imageOrigins).toEqual([]);
+  });
+
+  it('takes http and https origins, written as the URL standard serialises them', () => {
+    const config = parseConfig(withOrigins(`['http://camera-store.plant1:8080', 'https://images.plant1/']`));
+    expect(config.api.dashboard.imageOrigins).toEqual(['http://camera-store.plant1:8080', 'https://images.plant1']);
+  });
+
+  it.each([
+    ['a path', 'http://images.plant1/frames'],
+    ['credentials', 'http://user:pw@images.plant1'],
+    ['another scheme', 'ftp://images.plant1'],
+    ['a file URL', 'file:///srv/frames'],
+    ['no URL at all', 'images.plant1'],
+  ])('refuses %s, naming the key', (_what, origin) => {
+    expect(parseError(withOrigins(`['${origin}']`)).message).toMatch(/api\.dashboard\.imageOrigins\.0/);
+  });
+});
+
 describe('resolveEnvRef', () => {
   it('returns the variable behind ${env:NAME}', () => {
     expect(resolveEnvRef('${env:SAP_PASSWORD}', 'connectors.sap-sim.password', { SAP_PASSWORD: 's3cret' })).toBe(

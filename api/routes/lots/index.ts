@@ -39,6 +39,8 @@ import { type Signer, authenticateSigner, verifiedSignatures } from '../../servi
 import { authorizeSite, mayActAt } from '../../../infra/identity/route-access';
 import { READERS } from '../../support/access';
 import { temporalUiWorkflowUrl } from '../../support/temporal-ui';
+import { LOT_DEFECTS_LIMIT, type LotDefectsResponse, LotDefectsResponseSchema } from '../../schemas/dashboard.schema';
+import { allowedImageOrigin } from '../../services/frame-image';
 
 const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   const uiUrl = (workflowId: string, runId?: string) =>
@@ -89,6 +91,69 @@ const lotRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }
         view.temporalAvailable = false;
       }
       return view;
+    },
+  });
+
+  app.get('/v1/lots/:lotId/defects', {
+    config: { access: { roles: READERS, machine: ['lots:read'] } },
+    schema: {
+      summary: "A lot's failed inspections with their defects and frame images, newest first (the MRB console)",
+      description:
+        `The newest ${LOT_DEFECTS_LIMIT} failed production inspections of the lot (\`total\` counts them all), each ` +
+        'with its defects and the frame’s image reference as stored. `imageUrl` is set when the API may fetch that ' +
+        'image (its origin is in api.dashboard.imageOrigins): GET it with the same credentials. `site` is needed only ' +
+        'when the lot id has been seen at more than one site. docs/dashboard.md#mrb-console-data.',
+      tags: ['lots'],
+      params: LotParamsSchema,
+      querystring: LotQuerySchema,
+      response: {
+        200: LotDefectsResponseSchema,
+        400: ProblemSchema,
+        401: ProblemSchema,
+        403: ProblemSchema,
+        404: ProblemSchema,
+      },
+    },
+    handler: async (request): Promise<LotDefectsResponse> => {
+      const { lotId } = request.params;
+      const site = await resolveSite(deps, lotId, request.query.site, request);
+      authorizeSite(request, { site });
+      const failed = `site = $1 AND lot_id = $2 AND result = 'fail' AND mode = 'production'`;
+      const [rows, total] = await Promise.all([
+        deps.pool.query<{
+          event_id: string;
+          line: string;
+          station: string;
+          part_id: string;
+          inspected_at: Date;
+          defects: { class: string; score: number }[];
+          image_ref: string | null;
+        }>(
+          `SELECT event_id, line, station, part_id, inspected_at, defects, image_ref FROM holdfast.inspection
+            WHERE ${failed} ORDER BY inspected_at DESC, event_id DESC LIMIT $3`,
+          [site, lotId, LOT_DEFECTS_LIMIT],
+        ),
+        deps.pool.query<{ n: string }>(`SELECT count(*) AS n FROM holdfast.inspection WHERE ${failed}`, [site, lotId]),
+      ]);
+      const origins = deps.config.api.dashboard.imageOrigins;
+      return {
+        site,
+        lotId,
+        total: Number(total.rows[0]?.n ?? 0),
+        limit: LOT_DEFECTS_LIMIT,
+        defects: rows.rows.map((r) => ({
+          eventId: r.event_id,
+          line: r.line,
+          station: r.station,
+          partId: r.part_id,
+          inspectedAt: r.inspected_at.toISOString(),
+          defects: r.defects,
+          imageUrl: allowedImageOrigin(r.image_ref, origins)
+            ? `/v1/defects/${encodeURIComponent(r.event_id)}/image`
+            : null,
+          imageRef: r.image_ref,
+        })),
+      };
     },
   });
 

@@ -1,6 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { defectPareto, firstPassYield, lotQuality } from '../../../infra/analytics/metrics';
+import { HEATMAP_KEY_LIMIT, defectHeatmap } from '../../../infra/analytics/defect-heatmap';
+import { ProblemError, validationProblem } from '../../../infra/http/problem-details';
 import { ProblemSchema } from '../../../infra/http/schemas';
 import type { AccessTarget } from '../../../infra/identity/access';
 import type { ApiDeps } from '../../deps';
@@ -12,6 +14,11 @@ import {
   LotQualityQuerySchema,
   LotQualityResponseSchema,
 } from '../../schemas/metrics.schema';
+import {
+  DefectHeatmapQuerySchema,
+  DefectHeatmapResponseSchema,
+  HEATMAP_MAX_DAYS,
+} from '../../schemas/dashboard.schema';
 import { READERS } from '../../support/access';
 
 /** The narrowest place the filters name: a reader of the site, the line or the station may call. */
@@ -22,6 +29,7 @@ const filteredTarget = (request: FastifyRequest): AccessTarget[] => {
 
 const access = { access: { roles: READERS, machine: ['lots:read' as const] }, accessTargets: filteredTarget };
 const problems = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema };
+const DAY_MS = 86_400_000;
 
 const metricsRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.get('/v1/metrics/fpy', {
@@ -79,6 +87,49 @@ const metricsRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { de
       const { groupBy = [], ...q } = request.query;
       const result = await lotQuality(deps.pool, { ...q, groupBy });
       return { site: q.site, by: q.by, groupBy, ...result };
+    },
+  });
+
+  app.get('/v1/metrics/defect-heatmap', {
+    config: access,
+    schema: {
+      summary: 'Defect rate per product, line, shift, component lot or supplier and shift date (a heat map)',
+      description:
+        'Defective units (first inspection failed) ÷ units first inspected, per key and shift date, over the hours ' +
+        `starting in [from, to) (default: the 30 days before now; at most ${HEATMAP_MAX_DAYS} days). The ` +
+        `${HEATMAP_KEY_LIMIT} keys with the most units are shown; totalKeys says how many there were. Lots and ` +
+        "suppliers count a part for each lot of its work order's material-lot context, as /v1/metrics/lot-quality " +
+        'does. Read from the aggregates kept at ingest. docs/dashboard.md#heat-map.',
+      tags: ['metrics'],
+      querystring: DefectHeatmapQuerySchema,
+      response: { 200: DefectHeatmapResponseSchema, ...problems },
+    },
+    handler: async (request) => {
+      const { site, by, line } = request.query;
+      const to = new Date(request.query.to ?? Date.now());
+      const from = new Date(request.query.from ?? to.getTime() - 30 * DAY_MS);
+      if (to.getTime() - from.getTime() > HEATMAP_MAX_DAYS * DAY_MS) {
+        const field = request.query.from !== undefined ? 'querystring.from' : 'querystring.to';
+        throw new ProblemError(
+          validationProblem([{ field, message: `the range may span at most ${HEATMAP_MAX_DAYS} days` }]),
+        );
+      }
+      const map = await defectHeatmap(deps.pool, {
+        site,
+        by,
+        line,
+        from: from.toISOString(),
+        to: to.toISOString(),
+      });
+      return {
+        site,
+        by,
+        line: line ?? null,
+        from: from.toISOString(),
+        to: to.toISOString(),
+        keyLimit: HEATMAP_KEY_LIMIT,
+        ...map,
+      };
     },
   });
 };

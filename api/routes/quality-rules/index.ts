@@ -39,6 +39,8 @@ import {
   verifiedEscalationSignatures,
 } from '../../services/escalation-signature';
 import { READERS } from '../../support/access';
+import { CHART_MAX_DAYS, ControlChartQuerySchema, ControlChartResponseSchema } from '../../schemas/dashboard.schema';
+import { controlChart } from '../../../infra/quality-rules/control-chart';
 
 /** Who changes rules, recomputes limits and releases escalations: people, never machine keys. */
 const QUALITY = ['quality-engineer', 'quality-manager'] as const;
@@ -55,6 +57,8 @@ async function escalationView(deps: ApiDeps, e: StoredEscalation): Promise<Escal
   const { signature: _signature, ...rest } = e;
   return { ...rest, signatures: await verifiedEscalationSignatures(deps, e) };
 }
+
+const HOUR_MS = 3_600_000;
 
 const conflict = (slug: string, title: string, detail: string) =>
   new ProblemError({ type: problemType(slug), title, status: 409, detail });
@@ -187,6 +191,59 @@ const qualityRuleRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, 
         }
         throw err;
       }
+    },
+  });
+
+  app.get('/v1/quality-rules/:site/:ruleId/chart', {
+    // The site from the path; the rule's line once the rule is read (authorizeSite).
+    config: { access: { roles: READERS, machine: ['lots:read'] }, accessTargets: siteOfParams },
+    schema: {
+      summary:
+        'A rule as a control chart: its points over a range, centre line and limits, and the points that tripped it',
+      description:
+        'p- and u-charts: the subgroups of first production inspections in the rule’s scope in [from, to), drawn with ' +
+        'the evaluator’s own subgrouping and limits (each subgroup’s 3σ limits and z from its own size); the ' +
+        'subgroups the evaluator recorded (trip evidence, its state) with its own values. Other rules: their ' +
+        'statistic per UTC hour from the aggregates kept at ingest. Tripped points name the run rules broken and ' +
+        `link the escalation they raised. Default range: the 24 hours before now; at most ${CHART_MAX_DAYS} days. ` +
+        'docs/dashboard.md#control-charts.',
+      tags: ['quality-rules'],
+      params: RuleParamsSchema,
+      querystring: ControlChartQuerySchema,
+      response: {
+        200: ControlChartResponseSchema,
+        400: ProblemSchema,
+        401: ProblemSchema,
+        403: ProblemSchema,
+        404: ProblemSchema,
+      },
+    },
+    handler: async (request) => {
+      const { site, ruleId } = request.params;
+      const now = new Date();
+      const to = new Date(request.query.to ?? now.getTime());
+      const from = new Date(request.query.from ?? to.getTime() - 24 * HOUR_MS);
+      if (to.getTime() - from.getTime() > CHART_MAX_DAYS * 24 * HOUR_MS) {
+        const field = request.query.from !== undefined ? 'querystring.from' : 'querystring.to';
+        throw new ProblemError(
+          validationProblem([{ field, message: `the range may span at most ${CHART_MAX_DAYS} days` }]),
+        );
+      }
+      const rule = (await currentRules(deps.pool, site)).find((r) => r.ruleId === ruleId);
+      if (!rule) throw notFound(`no rule ${ruleId} at site ${site}`);
+      authorizeSite(request, { site, line: rule.line, ...(rule.station ? { station: rule.station } : {}) });
+      const range = { from: from.toISOString(), to: to.toISOString() };
+      const chart = await controlChart(deps.pool, rule, { ...range, now: now.toISOString() });
+      return {
+        site,
+        ruleId,
+        version: rule.version,
+        kind: rule.definition.kind,
+        line: rule.line,
+        station: rule.station,
+        ...range,
+        ...chart,
+      };
     },
   });
 

@@ -1,0 +1,75 @@
+/**
+ * The README's promise for a fresh clone: after `npm start` (the whole stack, on free ports and a new data directory,
+ * as a first start), the banner's link opens the dashboard, the credentials it shows sign in, and the camera
+ * simulator's defects appear on the page, live, within a minute.
+ */
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
+import { loadConfig } from '../../infra/config/load';
+import { banner, startLocalStack, type LocalStack } from '../../infra/local/start';
+import { CHROMIUM, seriousAccessibilityViolations } from '../support/dashboard-rig';
+import { stackEnv, writeStackConfig } from '../support/local-stack';
+
+jest.setTimeout(240_000);
+
+let work: string;
+let stack: LocalStack | undefined;
+let browser: Browser | undefined;
+let bannerText: string;
+const logTail: string[] = [];
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'holdfast-dashboard-start-'));
+  // PostgreSQL runs as the postgres OS user when we are root: it must be able to enter this directory.
+  chmodSync(work, 0o755);
+  const { file } = await writeStackConfig(work);
+  const config = loadConfig(file);
+  stack = await startLocalStack({
+    config,
+    env: stackEnv(file),
+    dataDir: join(work, 'data'),
+    log: (line) => {
+      logTail.push(line);
+      if (logTail.length > 200) logTail.shift();
+    },
+  }).catch((err: unknown) => {
+    throw new Error(`npm start failed: ${String(err)}\n${logTail.slice(-40).join('\n')}`);
+  });
+  bannerText = banner(stack, config);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+}, 60_000);
+
+test("the banner's link and credentials open the dashboard, and the cameras' defects appear within a minute", async () => {
+  const link = /Quality dashboard: (\S+)/.exec(bannerText)?.[1];
+  const password = /Sign in as admin, password (\S+)/.exec(bannerText)?.[1];
+  expect(link).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/ui$/);
+  expect(password).toBeDefined();
+
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(link!);
+  await page.getByLabel('User name').fill('admin');
+  await page.getByLabel('Password').fill(password!);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#live-status[data-state="live"]').waitFor({ timeout: 15_000 });
+  const signedInAt = Date.now();
+
+  // A defect found after the page was open: it can only have come over the live stream.
+  const shown = page.locator('#live-defects li');
+  const before = new Set<string | null>();
+  for (let i = 0; i < (await shown.count()); i++) before.add(await shown.nth(i).getAttribute('data-event-id'));
+  const fresh = page.locator('#live-defects li.fresh').first();
+  await fresh.waitFor({ timeout: 60_000 });
+  const eventId = await fresh.getAttribute('data-event-id');
+  expect(before.has(eventId)).toBe(false);
+  expect(Date.now() - signedInAt).toBeLessThanOrEqual(60_000);
+  expect(await seriousAccessibilityViolations(page)).toEqual([]);
+  await page.close();
+});

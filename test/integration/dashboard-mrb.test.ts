@@ -6,6 +6,8 @@
  * supplier lots, customers and signers are this file's own seed, never read back from the code under test.
  */
 import { randomUUID } from 'node:crypto';
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Worker } from '@temporalio/worker';
 import type { Page } from 'playwright-core';
 import type { z } from 'zod';
@@ -48,7 +50,28 @@ const CUSTOMERS = [
   { customer: `GLOBEX-${run}`, delivery: `82${run.slice(0, 6)}`, item: '000010' },
 ];
 
+/** A 1×1 PNG: what the camera's image store holds for each frame. */
+const FRAME_PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
+/** An image store the API is not configured to read from (nothing listens there). */
+const OTHER_STORE = 'http://127.0.0.1:9';
+
+/** The camera's image store: serves the frame at any /frames/ path and counts the requests it answered. */
+async function startImageStore(): Promise<{ server: Server; origin: string; requests: string[] }> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(req.url ?? '');
+    if (!req.url?.startsWith('/frames/')) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'image/png', 'content-length': FRAME_PNG.length }).end(FRAME_PNG);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
+}
+
 const harness = new WorkflowHarness();
+let imageStore: Awaited<ReturnType<typeof startImageStore>>;
 let worker: Worker;
 let running: Promise<void>;
 let rig: DashboardRig;
@@ -133,33 +156,45 @@ beforeAll(async () => {
   });
   worker = started.worker;
   running = worker.run();
+  imageStore = await startImageStore();
   const config: HoldfastConfig = {
     ...harness.config,
     taskQueues: { ...harness.config.taskQueues, quality: started.taskQueue },
     outbox: { ...harness.config.outbox, pollInterval: '200ms' },
+    api: {
+      ...harness.config.api,
+      dashboard: { ...harness.config.api.dashboard, imageOrigins: [imageStore.origin] },
+    },
   };
   const gateway = createTemporalWorkflowGateway(harness.client, { taskQueue: started.taskQueue });
   rig = await startDashboardRig({ gateway, config });
   dispatcher = startOutboxDispatcher({ pool: harness.pool, gateway, config });
   await seedGenealogy();
 
-  // A camera fails a part of the lot: the lot case holds it and waits for its disposition.
-  const ingest = await http('POST', '/v1/inspections', {
-    eventId: `${run}-evt-1`,
-    site: SITE,
-    line: 'L1',
-    station: 'S2',
-    partId: `P-${run}`,
-    sku: 'BRKT-200',
-    lotId,
-    workOrder: order,
-    result: 'fail',
-    defects: [{ class: 'scratch', score: 0.93 }],
-    modelVersion: 'vision-1.0.0',
-    recipeVersion: 'BRKT-200@3',
-    inspectedAt: new Date().toISOString(),
-  });
-  expect(ingest.status).toBe(202);
+  // A camera fails two parts of the lot: the lot case holds it and waits for its disposition. The first frame is in
+  // the image store the API may read; the second names a store it may not (its reference is shown instead).
+  for (const [n, imageRef] of [
+    [1, `${imageStore.origin}/frames/${run}-1.png`],
+    [2, `${OTHER_STORE}/frames/${run}-2.png`],
+  ] as const) {
+    const ingest = await http('POST', '/v1/inspections', {
+      eventId: `${run}-evt-${n}`,
+      site: SITE,
+      line: 'L1',
+      station: 'S2',
+      partId: `P-${run}-${n}`,
+      sku: 'BRKT-200',
+      lotId,
+      workOrder: order,
+      result: 'fail',
+      defects: [{ class: 'scratch', score: 0.93 }],
+      modelVersion: 'vision-1.0.0',
+      recipeVersion: 'BRKT-200@3',
+      imageRef,
+      inspectedAt: new Date().toISOString(),
+    });
+    expect(ingest.status).toBe(202);
+  }
   await eventually(
     `lot ${lotId} awaiting its disposition`,
     async () => (await http('GET', `/v1/lots/${lotId}`)).json<LotView>(),
@@ -168,6 +203,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await new Promise((resolve) => (imageStore ? imageStore.server.close(resolve) : resolve(undefined)));
   await dispatcher?.stop();
   await rig?.close();
   if (worker) {
@@ -221,7 +257,7 @@ test('a lot is traced from the search box to its supplier lots and customers, an
     expect(deliveries).toContain(`${c.delivery} / ${c.item}`);
   }
   // The cameras' finding is on the lot: one failed inspection, its class.
-  expect(await page.locator('#trace-start').innerText()).toMatch(/1 failed of 1 \(scratch 1\)/);
+  expect(await page.locator('#trace-start').innerText()).toMatch(/2 failed of 2 \(scratch 2\)/);
   // The graph is drawn and says what it holds: the lot, two supplier lots; the work order; two deliveries.
   expect(await page.locator('#trace-graph-chart').getAttribute('aria-label')).toMatch(
     /3 lots, 1 work orders, 2 deliveries/,
@@ -267,6 +303,16 @@ test('an operator sees the held lot but no decision form, and the API refuses th
   expect(await page.locator('#decision-form').count()).toBe(0);
   expect(await page.locator('#decision-not-allowed').innerText()).toMatch(/Quality engineers and quality managers/);
   expect(await page.locator('[data-figure="lot-stage"]').innerText()).toBe('awaiting-disposition');
+  // The cameras' frames: the readable one fetched through the API with the page's token and shown from a blob: URL,
+  // the other one's reference shown as text.
+  const frame = page.getByRole('img', { name: new RegExp(`Frame of Part P-${run}-1 at L1/S2`) });
+  await frame.waitFor({ timeout: 20_000 });
+  expect(await frame.getAttribute('src')).toMatch(/^blob:/);
+  expect(await frame.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(1);
+  expect(imageStore.requests).toContain(`/frames/${run}-1.png`);
+  const unread = page.locator(`[data-event-id="${run}-evt-2"]`);
+  expect(await unread.innerText()).toContain(`Frame stored at ${OTHER_STORE}/frames/${run}-2.png`);
+  expect(await unread.locator('img').count()).toBe(0);
   // The lot's genealogy on its page: its supplier batches (each a link to its own trace) and its customers.
   const genealogy = page.locator('#lot-genealogy');
   for (const l of SUPPLIER_LOTS)

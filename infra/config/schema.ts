@@ -521,16 +521,6 @@ export const HoldfastConfig = z
          */
         codecAccess: z.enum(['signed-in', 'local-ui']).default('signed-in'),
         bodyLimitBytes: z.number().int().positive().default(1_048_576),
-        dashboard: z
-          .strictObject({
-            /**
-             * Origins (scheme, host, port: `http://camera-store.plant1:8080`) whose frame images the API may fetch and
-             * serve to signed-in readers (GET /v1/defects/{id}/image, docs/dashboard.md#mrb-console-data). Exact
-             * origin match, http and https only. Default: none, so the API fetches nothing a frame's imageRef names.
-             */
-            imageOrigins: z.array(ImageOrigin).default([]),
-          })
-          .prefault({}),
         maxBatch: z.number().int().positive().default(500),
         /**
          * Requests per caller per window (OWASP API4): a person by their id, a machine by its key, anyone else by
@@ -568,6 +558,12 @@ export const HoldfastConfig = z
              * holds then (a stream never outlives its credentials by more than this).
              */
             liveMaxDuration: Duration.default('15m'),
+            /**
+             * Origins (scheme, host, port: `http://camera-store.plant1:8080`) whose frame images the API may fetch and
+             * serve to signed-in readers (GET /v1/defects/{id}/image, docs/dashboard.md#mrb-console-data). Exact
+             * origin match, http and https only. Default: none, so the API fetches nothing a frame's imageRef names.
+             */
+            imageOrigins: z.array(ImageOrigin).default([]),
           })
           .prefault({}),
       })

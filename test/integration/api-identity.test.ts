@@ -273,13 +273,14 @@ describe('role × route', () => {
   const feedReaders = { erpFeed: 'through', costOfQuality: 200 } as const;
   /** First-pass yield, the defect Pareto and lot quality: every reader of the site. */
   const metricsReaders = { metricsFpy: 200, metricsDefects: 200, metricsLotQuality: 200 } as const;
-  /** The dashboard's Now view and live updates: every reader of the site. */
-  const dashboardReaders = { dashboardNow: 200, live: 200 } as const;
   /**
-   * The dashboard's own reads: every reader of the site. The seeded inspection has no image (404 past access); the
-   * rule exists once a quality engineer has stored it (404 before).
+   * The dashboard's own reads (its Now view, live updates, heat map, control charts, a lot's defects and frames):
+   * every reader of the site. The seeded inspection has no image (404 past access); the rule exists once a quality
+   * engineer has stored it (404 before).
    */
   const dashboardReaders = {
+    dashboardNow: 200,
+    live: 200,
     metricsHeatmap: 200,
     lotDefects: 200,
     defectImage: 'through',

@@ -163,7 +163,10 @@ beforeAll(async () => {
   imageOrigin = await listen(imageStore);
   otherOrigin = await listen(otherStore);
   const base = loadConfig();
-  const config: HoldfastConfig = { ...base, api: { ...base.api, dashboard: { imageOrigins: [imageOrigin] } } };
+  const config: HoldfastConfig = {
+    ...base,
+    api: { ...base.api, dashboard: { ...base.api.dashboard, imageOrigins: [imageOrigin] } },
+  };
   const gateway = new Proxy({} as WorkflowGateway, {
     get: (_, name) => () => Promise.reject(new Error(`reads must not call the gateway (${String(name)})`)),
   });

@@ -216,12 +216,32 @@ afterAll(async () => {
 /** The rig's person for a role: their local account id (as signatures name it) and password. */
 const person = (role: RigRole) => ({ ...rig.users[role], id: `local:${rig.users[role].username}` });
 
+/**
+ * What went wrong in the browser: script errors, refusals by the page's content security policy and failed answers,
+ * but the one each test provokes (a wrong signature password, 401).
+ */
+const pageProblems: string[] = [];
+
 /** A page signed in through the form (its own tab: the token lives in the tab's sessionStorage), then at `path`. */
 async function signedIn(role: RigRole, path: string): Promise<Page> {
   const page = await rig.signedInPage(role);
+  page.on('pageerror', (error) => pageProblems.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
+      pageProblems.push(message.text());
+    }
+  });
+  page.on('response', (response) => {
+    const refusedSignature = response.status() === 401 && response.url().endsWith('/disposition');
+    if (response.status() >= 400 && !refusedSignature) pageProblems.push(`${response.url()}: ${response.status()}`);
+  });
   await page.goto(`${rig.baseUrl}${path}`);
   return page;
 }
+
+afterEach(() => {
+  expect(pageProblems.splice(0)).toEqual([]);
+});
 
 /** The serious and critical violations, one line each (an empty list reads best in a failure). */
 async function accessibilityViolations(page: Page): Promise<string[]> {

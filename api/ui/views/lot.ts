@@ -68,7 +68,8 @@ export async function lotView(ctx: ViewContext): Promise<void> {
     }
     drawing?.abort();
     drawing = new AbortController();
-    replace(status, message ?? null);
+    // A live redraw keeps the last outcome on screen; a new one replaces it.
+    if (message !== undefined) replace(status, message);
     replace(
       body,
       summary(lot.value),

@@ -14,6 +14,8 @@ export class ApiError extends Error {
 /** Fired when the token is missing or refused, so the shell shows the sign-in form. */
 export const SIGNED_OUT = 'holdfast:signed-out';
 
+const SIGNATURE_REFUSED = 'urn:holdfast:problem:signature-credentials-refused';
+
 export function authHeaders(): Record<string, string> {
   const t = token();
   return t ? { authorization: `Bearer ${t}` } : {};
@@ -24,12 +26,15 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
     ...init,
     headers: { accept: 'application/json', ...authHeaders(), ...(init.headers as Record<string, string>) },
   });
-  if (res.status === 401) {
-    signOut();
-    window.dispatchEvent(new Event(SIGNED_OUT));
-  }
   if (!res.ok) {
-    const problem = (await res.json().catch(() => ({}))) as ConstructorParameters<typeof ApiError>[1];
+    const problem = (await res.json().catch(() => ({}))) as ConstructorParameters<typeof ApiError>[1] & {
+      type?: string;
+    };
+    // A wrong password re-entered for a signature is a 401 too, but the session is still good (docs/e-signatures.md).
+    if (res.status === 401 && problem.type !== SIGNATURE_REFUSED) {
+      signOut();
+      window.dispatchEvent(new Event(SIGNED_OUT));
+    }
     throw new ApiError(res.status, problem);
   }
   return res;

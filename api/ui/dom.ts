@@ -78,7 +78,8 @@ export function table<T>(opts: {
   if (opts.rows.length === 0) return h('p', { class: 'empty', id: opts.id }, opts.empty ?? 'Nothing to show.');
   return h(
     'div',
-    { class: 'table-wrap' },
+    // Focusable, so a keyboard can scroll a table wider than the screen (WCAG 2.1.1).
+    { class: 'table-wrap', tabindex: '0' },
     h(
       'table',
       { id: opts.id },

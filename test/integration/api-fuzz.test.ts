@@ -315,6 +315,7 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
       acknowledgedAt: '2026-12-06T10:00:00Z',
     },
   }),
+  'GET /v1/me': () => ({}),
   'GET /v1/dashboard/now': () => ({ query: { site: 'PLANT1', line: 'L1' } }),
   // A site the configuration does not have: 404 before the stream opens. A stream of a real site would never end,
   // and inject waits for the end (test/integration/dashboard-now.test.ts reads the stream itself).

@@ -238,6 +238,7 @@ describe('role × route', () => {
     },
     scarAccept: { method: 'POST', url: '/v1/scars/999999999/accept', payload: () => ({ reason: 'r', signature }) },
     scarReject: { method: 'POST', url: '/v1/scars/999999999/reject', payload: () => ({ reason: 'r', signature }) },
+    me: { method: 'GET', url: '/v1/me' },
     dashboardNow: { method: 'GET', url: '/v1/dashboard/now?site=PLANT1' },
     // Server-sent events: read as a stream (inject would wait for an end that never comes).
     live: { method: 'GET', url: '/v1/live?site=PLANT1&line=L1', stream: true },
@@ -279,6 +280,7 @@ describe('role × route', () => {
    * engineer has stored it (404 before).
    */
   const dashboardReaders = {
+    me: 200,
     dashboardNow: 200,
     live: 200,
     metricsHeatmap: 200,
@@ -459,7 +461,8 @@ describe('role × route', () => {
       'a PLANT2 quality engineer',
       () => bearerFor({ roles: ['quality-engineer'], sites: ['PLANT2'] }),
       // An escalation's site is known only once it is read: one that does not exist is 404 for every quality person.
-      { ...row(403), escalationRelease: 404, ...supplierDeciders, ...open },
+      // Who they are is theirs to read at any site.
+      { ...row(403), escalationRelease: 404, ...supplierDeciders, ...open, me: 200 },
     ],
   ];
 

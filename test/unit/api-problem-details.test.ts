@@ -149,6 +149,7 @@ describe('problem+json error contract', () => {
         '/v1/lots/{lotId}/disposition',
         '/v1/lots/{lotId}/disposition/countersign',
         '/v1/lots/{lotId}/retry',
+        '/v1/me',
         '/v1/lots/{lotId}/genealogy',
         '/v1/trace/backward',
         '/v1/trace/forward',

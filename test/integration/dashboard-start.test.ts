@@ -24,12 +24,13 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'holdfast-dashboard-start-'));
   // PostgreSQL runs as the postgres OS user when we are root: it must be able to enter this directory.
   chmodSync(work, 0o755);
-  const { file } = await writeStackConfig(work);
+  const { file, ports } = await writeStackConfig(work);
   const config = loadConfig(file);
   stack = await startLocalStack({
     config,
     env: stackEnv(file),
     dataDir: join(work, 'data'),
+    ports,
     log: (line) => {
       logTail.push(line);
       if (logTail.length > 200) logTail.shift();

@@ -157,7 +157,6 @@ test("Now shows the API's and PostgreSQL's figures, and a posted defect appears 
   expect(await item.textContent()).toContain('scratch');
   await expect(item.getByRole('link', { name: lotId }).getAttribute('href')).resolves.toContain(`/ui/lots/${lotId}`);
   expect(await seriousAccessibilityViolations(page)).toEqual([]);
-  await screenshot(page, 'now');
   await page.close();
 }, 90_000);
 

@@ -13,8 +13,15 @@ const ROOT = resolve(__dirname, '../..');
 
 export type StackPorts = LocalPorts & { api: number; inferenceHttp: number };
 
-/** Writes `<dir>/temporal.yaml` on free ports; its path and the ports. */
-export async function writeStackConfig(dir: string): Promise<{ file: string; ports: StackPorts }> {
+/**
+ * Writes `<dir>/temporal.yaml` on free ports; its path and the ports. The worker's metrics and health listen on any
+ * free port it finds itself (0) unless `workerOnFreePorts` picks them here: a test that restarts the worker must let it
+ * bind anew, one that reads the worker's health through the API (the dashboard's connector tiles) must know where.
+ */
+export async function writeStackConfig(
+  dir: string,
+  opts: { workerOnFreePorts?: boolean } = {},
+): Promise<{ file: string; ports: StackPorts }> {
   const free = async () => findFreePort();
   const ports: StackPorts = {
     postgres: await free(),
@@ -31,9 +38,8 @@ export async function writeStackConfig(dir: string): Promise<{ file: string; por
   doc.setIn(['temporal', 'devServer', 'port'], await free());
   doc.setIn(['temporal', 'devServer', 'uiPort'], await free());
   doc.setIn(['api', 'port'], ports.api);
-  // Bound by the worker itself on any free port (0): a port picked here could be taken before a restarted worker binds.
-  doc.setIn(['observability', 'worker', 'port'], 0);
-  doc.setIn(['observability', 'worker', 'temporalSdkPort'], 0);
+  doc.setIn(['observability', 'worker', 'port'], opts.workerOnFreePorts ? await free() : 0);
+  doc.setIn(['observability', 'worker', 'temporalSdkPort'], opts.workerOnFreePorts ? await free() : 0);
   doc.setIn(['connectors', 'line-mqtt', 'embeddedPort'], await free());
   doc.setIn(['connectors', 'line-plc', 'endpointUrl'], `opc.tcp://127.0.0.1:${ports.linePlc}`);
   doc.setIn(['vision', 'http', 'port'], ports.inferenceHttp);

@@ -140,7 +140,8 @@ function drawFigures(target: HTMLElement, now: NowResponse, ctx: ViewContext, si
       panel(
         'lot-cases-by-stage',
         'Open lot cases by stage',
-        stageChart,
+        // No open case: the table's sentence says so, an empty chart would say nothing.
+        now.lotCases.byStage.length > 0 ? stageChart : null,
         table({
           caption: 'Open lot cases by stage',
           rows: now.lotCases.byStage,
@@ -227,6 +228,7 @@ function drawFigures(target: HTMLElement, now: NowResponse, ctx: ViewContext, si
       }),
     ),
   );
+  if (now.lotCases.byStage.length === 0) return;
   drawChart(
     stageChart,
     `Open lot cases by stage: ${now.lotCases.byStage.map((s) => `${s.stage} ${s.count}`).join(', ') || 'none'}`,

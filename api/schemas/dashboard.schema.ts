@@ -77,6 +77,18 @@ const ConnectorTileSchema = z.object({
 });
 export type ConnectorTile = z.infer<typeof ConnectorTileSchema>;
 
+/** A failed inspection as the live feed shows it: in the Now view's first answer and in each `inspections` event. */
+export const LiveDefectSchema = z.object({
+  eventId: z.string(),
+  line: z.string(),
+  station: z.string(),
+  lotId: z.string(),
+  partId: z.string(),
+  defectClasses: z.array(z.string()),
+  inspectedAt: z.string(),
+});
+export type LiveDefect = z.infer<typeof LiveDefectSchema>;
+
 export const NowResponseSchema = z.object({
   site: z.string(),
   line: z.string().nullable(),
@@ -97,17 +109,7 @@ export const NowResponseSchema = z.object({
     deferredOldestAgeSeconds: z.number().int().nullable(),
   }),
   /** The latest failed inspections (newest first, at most 20), so the live feed starts filled. */
-  latestDefects: z.array(
-    z.object({
-      eventId: z.string(),
-      line: z.string(),
-      station: z.string(),
-      lotId: z.string(),
-      partId: z.string(),
-      defectClasses: z.array(z.string()),
-      inspectedAt: z.string(),
-    }),
-  ),
+  latestDefects: z.array(LiveDefectSchema),
 });
 export type NowResponse = z.infer<typeof NowResponseSchema>;
 
@@ -122,15 +124,7 @@ export type LiveEvent =
       lines: string[];
       inspections: number;
       failed: number;
-      defects: Array<{
-        eventId: string;
-        line: string;
-        station: string;
-        lotId: string;
-        partId: string;
-        defectClasses: string[];
-        inspectedAt: string;
-      }>;
+      defects: LiveDefect[];
     }
   | { type: 'lot-case'; site: string; line: string; lotId: string; stage: string };
 

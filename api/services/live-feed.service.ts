@@ -9,19 +9,10 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { type ChannelListener, createChannelListener } from '../../infra/db/channel-listener';
-import type { LiveEvent } from '../schemas/dashboard.schema';
+import { type LiveEvent, LiveDefectSchema } from '../schemas/dashboard.schema';
 
 export const LIVE_CHANNEL = 'holdfast_live';
 
-const DefectSchema = z.object({
-  eventId: z.string(),
-  line: z.string(),
-  station: z.string(),
-  lotId: z.string(),
-  partId: z.string(),
-  defectClasses: z.array(z.string()),
-  inspectedAt: z.string(),
-});
 const NotificationSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('inspections'),
@@ -29,7 +20,7 @@ const NotificationSchema = z.discriminatedUnion('type', [
     lines: z.array(z.string()),
     inspections: z.number().int(),
     failed: z.number().int(),
-    defects: z.array(DefectSchema),
+    defects: z.array(LiveDefectSchema),
   }),
   z.object({ type: z.literal('lot-case'), site: z.string(), line: z.string(), lotId: z.string(), stage: z.string() }),
 ]);

@@ -3,13 +3,12 @@
  * parked for attention, changeovers, recalls and drills running, connector health, the outbox and deferred-frame
  * backlogs, and the defects as the cameras find them (live).
  */
-import type { LiveEvent, NowResponse } from '../../schemas/dashboard.schema';
+import type { LiveDefect, LiveEvent, NowResponse } from '../../schemas/dashboard.schema';
 import { getJson } from '../api-client';
 import { drawChart } from '../charts';
 import { age, h, panel, replace, table, tile, when } from '../dom';
 import { type ViewContext, href, lotHref } from '../view';
 
-type LiveDefect = NowResponse['latestDefects'][number];
 const FEED_SIZE = 20;
 
 export async function nowView(ctx: ViewContext): Promise<void> {

@@ -49,6 +49,19 @@ const walls = {
     },
     { to: 'workflows/(?!contracts$)', why: 'the API shares only workflows/contracts with the workflows' },
   ],
+  'api/ui': [
+    { to: 'infra', why: 'the dashboard runs in the browser, not in Node' },
+    { to: 'workflows', why: 'the dashboard runs in the browser: workflow contracts as types only', typesAllowed: true },
+    {
+      to: 'schemas',
+      why: 'the page shares the API schemas as types only (zod stays on the server)',
+      typesAllowed: true,
+    },
+    {
+      to: '(routes|services|repositories|support|app|server|deps)',
+      why: 'the page reaches the server over HTTP only',
+    },
+  ],
   workers: [{ to: '(api|bench|test)', why: 'workers are composition roots of their own process' }],
   models: [
     { to: '(workflows|activities|workers|api|bench|test)', why: 'models/ is model artefacts and their tooling' },
@@ -80,15 +93,22 @@ function ruleFor(folder) {
     });
   }
   const paths =
-    top === 'workflows'
+    folder === 'api/ui'
       ? builtinModules
-          .filter((m) => !sandboxBuiltins.includes(m))
           .flatMap((m) => [m, `node:${m}`])
           .map((name) => ({
             name,
-            message: `[wall ${folder}] Node built-ins other than ${sandboxBuiltins.join(', ')} are not deterministic in the workflow sandbox.`,
+            message: `[wall ${folder}] the dashboard runs in the browser: no Node built-ins (see api/README.md).`,
           }))
-      : [];
+      : top === 'workflows'
+        ? builtinModules
+            .filter((m) => !sandboxBuiltins.includes(m))
+            .flatMap((m) => [m, `node:${m}`])
+            .map((name) => ({
+              name,
+              message: `[wall ${folder}] Node built-ins other than ${sandboxBuiltins.join(', ')} are not deterministic in the workflow sandbox.`,
+            }))
+        : [];
   return ['error', { paths, patterns }];
 }
 

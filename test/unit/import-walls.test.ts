@@ -44,6 +44,11 @@ const fixtures: Fixture[] = [
     allowed: "import { ingestInspections as allowed } from '../infra/ingest/ingest.service';",
   },
   {
+    folder: 'api/ui',
+    forbidden: "import { uiBundle as forbidden } from '../support/ui-bundle';",
+    allowed: "import { h as allowed } from './dom';",
+  },
+  {
     folder: 'workers',
     forbidden: "import { buildApp as forbidden } from '../api/app';",
     allowed: "import { createActivities as allowed } from '../activities';",

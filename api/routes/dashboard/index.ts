@@ -103,9 +103,21 @@ const dashboardRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps; metrics?: Registry
       },
     });
   }
-  // Open streams would hold the server open: they end first (the pages reconnect to another process), then the
-  // shared LISTEN connection closes.
-  app.addHook('preClose', async () => feed.endAll());
+  // Open streams would hold the server open: they end first (the pages reconnect to another process), and the close
+  // goes on once their responses are out, so that the server finds their connections idle and closes them; then the
+  // LISTEN connection closes.
+  const responses = new Set<Promise<void>>();
+  app.addHook('preClose', async () => {
+    feed.endAll();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...responses]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, 2_000);
+      }),
+    ]);
+    clearTimeout(timer);
+  });
   app.addHook('onClose', async () => feed.close());
 
   app.get('/v1/dashboard/now', {
@@ -241,6 +253,9 @@ const dashboardRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps; metrics?: Registry
       lifetime = setTimeout(() => stream.end(), liveMaxMs);
       // The first bytes make fastify send the headers, so the client knows the stream is open.
       write(`retry: ${LIVE_RETRY_MS}\n: live updates of ${site}${line !== undefined ? `/${line}` : ''}\n\n`);
+      const closed = new Promise<void>((resolve) => reply.raw.once('close', () => resolve()));
+      responses.add(closed);
+      void closed.then(() => responses.delete(closed));
       const untyped: FastifyReply = reply;
       return untyped
         .header('content-type', 'text/event-stream; charset=utf-8')

@@ -112,6 +112,10 @@ const VALID_REQUESTS: Record<string, () => ValidRequest> = {
   'GET /health': () => ({}),
   'GET /metrics': () => ({}),
   'GET /docs/json': () => ({}),
+  // The dashboard's shell and bundle (public, no data): any path under /ui is the shell; an unknown asset is a 404.
+  'GET /ui': () => ({}),
+  'GET /ui/*': () => ({}),
+  'GET /ui/assets/:file': () => ({ params: { file: 'app.css' } }),
   'POST /v1/auth/token': () => ({ body: { username: `${run}-nobody`, password: 'not-the-password' } }),
   'POST /v1/inspections': () => ({ body: failedInspection(LOT, { result: 'pass', defects: [] }) }),
   'GET /v1/defects/:id': () => ({ params: { id: `cam-${run}` } }),

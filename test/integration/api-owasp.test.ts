@@ -18,7 +18,7 @@ import { buildApp } from '../../api/app';
 import { loadConfig } from '../../infra/config/load';
 import { createPool } from '../../infra/db/pool';
 import type { WorkflowGateway } from '../../infra/temporal/gateway';
-import { DOCS_UI_CSP } from '../../infra/http/security-headers';
+import { DOCS_UI_CSP, UI_CSP } from '../../infra/http/security-headers';
 import { type ListedRoute, registeredRoutes } from '../../infra/http/openapi';
 import { openFrameHttp } from '../../infra/inference/frame-http';
 import { createAuthenticator } from '../../infra/identity/authenticate';
@@ -105,6 +105,14 @@ describe('API8 security misconfiguration', () => {
     expect(res.headers['content-security-policy']).toBe(DOCS_UI_CSP);
     expect(res.headers['content-security-policy']).toContain("script-src 'self'");
     expect(res.headers['content-security-policy']).not.toMatch(/https?:|\*/);
+  });
+
+  it('gives the dashboard under /ui its own policy: this origin only, nothing inline', async () => {
+    for (const url of ['/ui', '/ui/lots/L-1', '/ui/assets/no-such.js']) {
+      const res = await app.inject({ method: 'GET', url });
+      expect(res.headers['content-security-policy']).toBe(UI_CSP);
+    }
+    expect(UI_CSP).not.toMatch(/unsafe-inline|unsafe-eval|https?:|\*/);
   });
 
   it('answers a failing route with a bare 500 problem: no stack, no internal message', async () => {
@@ -301,6 +309,10 @@ describe('API9 improper inventory', () => {
     // Browser CORS preflights of the codec endpoint: a browser detail, not an operation.
     'OPTIONS /codec/decode': 'CORS preflight for the Temporal Web UI',
     'OPTIONS /codec/encode': 'CORS preflight for the Temporal Web UI',
+    // The dashboard: a page and its bundle for people's browsers, not operations of the API.
+    'GET /ui': 'the quality dashboard page',
+    'GET /ui/*': 'the quality dashboard page, at a view',
+    'GET /ui/assets/:file': "the quality dashboard's bundle",
   };
 
   const openApiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');

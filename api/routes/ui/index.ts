@@ -1,7 +1,8 @@
 /**
  * The quality dashboard (docs/dashboard.md): `/ui` and every path under it answer the same HTML shell (the browser
  * app routes on the path, so a shared link opens the same view), `/ui/assets/*` the bundle. Public, as a sign-in page
- * is: the shell and the code hold no plant data; every figure comes from an authenticated route.
+ * is: the shell and the code hold no plant data; every figure comes from an authenticated route. Their content
+ * security policy is infra/http/security-headers.ts's UI_CSP.
  */
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
@@ -9,14 +10,6 @@ import { z } from 'zod';
 import { notFound } from '../../../infra/http/problem-details';
 import { uiBundle } from '../../support/ui-bundle';
 import type { ApiDeps } from '../../deps';
-
-/**
- * The page's own policy: scripts, styles and connections to this origin only; images also as blob: (frames fetched
- * with the bearer token) and data: (charts saved as images).
- */
-export const UI_CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; " +
-  "font-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 const SHELL = `<!doctype html>
 <html lang="en">
@@ -37,12 +30,6 @@ const SHELL = `<!doctype html>
 `;
 
 const uiRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app) => {
-  // After the app-wide security headers' hook (registered first), so this policy is the one sent.
-  app.addHook('onSend', async (_request, reply, payload) => {
-    reply.header('content-security-policy', UI_CSP);
-    return payload;
-  });
-
   const shell = async (_request: unknown, reply: FastifyReply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(SHELL);
   app.get('/ui', { config: { access: 'public' }, schema: { hide: true } }, shell);

@@ -40,6 +40,7 @@ import { loadOrCreateSigningKey, signatureKeyFile, signingKeyFile } from '../inf
 import { createAuditTrail } from '../infra/audit/audit-trail';
 import { buildApp } from './app';
 import { uiBundle } from './support/ui-bundle';
+import { closeApp } from '../infra/http/close-app';
 
 const TEMPORAL_RETRY_MAX_MS = 30_000;
 const logger = createLogger('api');
@@ -146,7 +147,7 @@ async function main(): Promise<void> {
       clearTimeout(retryTimer);
       // Stop taking work first: the dispatcher finishes its batch, the app drains in-flight requests.
       await dispatcher.stop();
-      await app.close();
+      await closeApp(app);
       // After the last request, so the records of this run's last requests are anchored too.
       await anchoring.stop();
       await pool.end();

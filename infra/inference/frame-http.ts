@@ -46,6 +46,7 @@ import { registerHealthRoute } from '../observability/health-route';
 import { exposeMetrics } from '../observability/http-metrics';
 import type { DeferredFrameAdmin } from './deferred-frames';
 import type { FrameOutcome, InferencePipeline } from './inference-pipeline';
+import { closeApp } from '../http/close-app';
 
 export interface FrameHttpOptions {
   config: HoldfastConfig;
@@ -409,6 +410,6 @@ export async function openFrameHttp(opts: FrameHttpOptions): Promise<FrameHttpSe
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${bound.port}`,
     routes: registeredRoutes(app),
-    close: () => app.close(),
+    close: () => closeApp(app),
   };
 }

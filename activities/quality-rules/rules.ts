@@ -216,6 +216,21 @@ const evidenceOf = (p: PartPoint): EvidencePoint => ({
 
 const where = (p: PartPoint) => ({ workOrder: p.workOrder, lotId: p.lotId, station: p.station });
 
+/** A subgroup opened by part `p` (keyed by the part for subgroups of N parts, by the bucket's start for time ones). */
+function newSubgroup(p: PartPoint, count: number, bucket: number | null): OpenSubgroup {
+  return {
+    key: bucket === null ? p.id : new Date(bucket).toISOString(),
+    bucket,
+    firstId: p.id,
+    lastId: p.id,
+    from: p.at,
+    to: p.at,
+    n: 1,
+    count,
+    ...where(p),
+  };
+}
+
 type Tripped = Omit<RuleTrip, 'trippedBy'>;
 
 function step(def: RuleDefinition, limits: ChartLimits | null, s: RuleState, p: PartPoint): Tripped | undefined {
@@ -385,17 +400,7 @@ function chart(def: ChartDefinition, limits: ChartLimits | null, s: RuleState, p
   const open = s.open ?? null;
   let closed: OpenSubgroup | null = null;
   let next: OpenSubgroup | null = open;
-  const fresh = (bucket: number | null): OpenSubgroup => ({
-    key: bucket === null ? p.id : new Date(bucket).toISOString(),
-    bucket,
-    firstId: p.id,
-    lastId: p.id,
-    from: p.at,
-    to: p.at,
-    n: 1,
-    count,
-    ...where(p),
-  });
+  const fresh = (bucket: number | null) => newSubgroup(p, count, bucket);
   const add = (g: OpenSubgroup): OpenSubgroup => ({
     ...g,
     lastId: p.id,
@@ -565,17 +570,7 @@ export function chartSubgroups(
   };
   for (const p of points) {
     const count = chartCount(def, p);
-    const fresh = (bucket: number | null): OpenSubgroup => ({
-      key: bucket === null ? p.id : new Date(bucket).toISOString(),
-      bucket,
-      firstId: p.id,
-      lastId: p.id,
-      from: p.at,
-      to: p.at,
-      n: 1,
-      count,
-      ...where(p),
-    });
+    const fresh = (bucket: number | null) => newSubgroup(p, count, bucket);
     const open = cur.open;
     const add = (g: OpenSubgroup): OpenSubgroup => ({
       ...g,

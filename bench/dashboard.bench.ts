@@ -116,7 +116,8 @@ runBenchmark('dashboard', async (bench) => {
     ).rows,
   );
   // The plant's sites: the ones with a year of history.
-  const sites = config.sites.map((s) => s.id).filter((id) => id !== loadConfig().sites[0]!.id);
+  const ownSite = loadConfig().sites[0]!.id;
+  const sites = config.sites.map((s) => s.id).filter((id) => id !== ownSite);
   const history = (await pool.query<{ total: string }>(`SELECT count(*) AS total FROM holdfast.inspection`)).rows[0]!;
   say(`${history.total} inspections at ${sites.join(', ')}`);
 

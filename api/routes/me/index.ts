@@ -8,6 +8,7 @@ import { ROLES, sitesOf } from '../../../infra/identity/principal';
 import { LOCAL_ISSUER } from '../../../infra/identity/authenticate';
 import { MeResponseSchema } from '../../schemas/dashboard.schema';
 import type { ApiDeps } from '../../deps';
+import { temporalUiNamespaceUrl } from '../../support/temporal-ui';
 
 const meRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.get('/v1/me', {
@@ -41,7 +42,7 @@ const meRoutes: FastifyPluginAsyncZod<{ deps: ApiDeps }> = async (app, { deps })
         roles: [...principal.roles],
         sites,
         method: principal.kind === 'user' && principal.issuer !== LOCAL_ISSUER ? ('oidc' as const) : ('local' as const),
-        temporalUiUrl: `${deps.config.api.temporalUiUrl.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(deps.namespace)}`,
+        temporalUiUrl: temporalUiNamespaceUrl(deps.config.api.temporalUiUrl, deps.namespace),
       };
     },
   });
